@@ -1,0 +1,205 @@
+package ckpt
+
+import (
+	"fmt"
+	"io"
+	"sort"
+)
+
+// Inventory is an image's metadata gathered per process: what `crsub show`
+// prints. Payloads are skipped (and verified), never held.
+type Inventory struct {
+	Header    Header          `json:"header"`
+	Version   string          `json:"format_version"`
+	Tree      Tree            `json:"tree"`
+	Processes []*ProcessView  `json:"processes"`
+	Records   []RecordSummary `json:"records,omitempty"`
+	Bytes     int64           `json:"bytes"`
+}
+
+// ProcessView is everything the image holds about one process.
+type ProcessView struct {
+	Process Process  `json:"process"`
+	Threads []Thread `json:"threads"`
+	MM      *MM      `json:"mm,omitempty"`
+	VMAs    []VMA    `json:"vmas"`
+	Fds     []FdView `json:"fds"`
+	Signals *Signals `json:"signals,omitempty"`
+	// PagesStored counts the pages stored for all VMAs.
+	PagesStored uint64 `json:"pages_stored"`
+	objref      Objref
+}
+
+// FdView is an fd-table entry joined with its file (and pipe, for a pipe end).
+type FdView struct {
+	Fd      int    `json:"fd"`
+	Cloexec bool   `json:"cloexec"`
+	Objref  Objref `json:"objref"`
+	File    File   `json:"file"`
+	Pipe    *Pipe  `json:"pipe,omitempty"`
+	// Buffered is the number of bytes stored for the file's pipe.
+	Buffered int64 `json:"buffered,omitempty"`
+}
+
+// RecordSummary is one raw record as `crsub show --records` lists it.
+type RecordSummary struct {
+	Index      int      `json:"index"`
+	Offset     int64    `json:"offset"`
+	Type       string   `json:"type"`
+	Length     int64    `json:"length"` // metadata plus payload bytes
+	Objref     Objref   `json:"objref,omitempty"`
+	Deps       []Objref `json:"deps,omitempty"`
+	PayloadLen int64    `json:"payload_len,omitempty"`
+}
+
+// Inspect reads a whole image and gathers its metadata. Unknown record types
+// are listed in Records but otherwise skipped.
+func Inspect(src io.Reader) (*Inventory, error) {
+	r, err := NewReader(src)
+	if err != nil {
+		return nil, err
+	}
+	major, minor := r.Version()
+	inv := &Inventory{Header: r.Header(), Version: fmt.Sprintf("%d.%d", major, minor)}
+	inv.Records = append(inv.Records, RecordSummary{Index: 0, Offset: preambleSize, Type: TypeHeader.String()})
+	byPid := map[int]*ProcessView{}
+	files := map[Objref]*File{}
+	pipes := map[Objref]*Pipe{}
+	pipeBytes := map[Objref]int64{}
+	type pipeRef struct {
+		pipe  *Pipe
+		bytes int64
+	}
+	pipeOfFile := map[Objref]pipeRef{}
+	view := func(rec *Record, pid int) (*ProcessView, error) {
+		pv := byPid[pid]
+		if pv == nil {
+			return nil, fmt.Errorf("ckpt: record %d (%s) at offset %d names pid %d, which has no process record before it", rec.Index, rec.Type, rec.Offset, pid)
+		}
+		return pv, nil
+	}
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		inv.Records = append(inv.Records, RecordSummary{Index: rec.Index, Offset: rec.Offset, Type: rec.Type.String(),
+			Length: int64(len(rec.Meta)) + rec.PayloadLen, Objref: rec.Objref, Deps: rec.Deps, PayloadLen: rec.PayloadLen})
+		switch rec.Type {
+		case TypeTree:
+			if err := rec.Decode(&inv.Tree); err != nil {
+				return nil, err
+			}
+		case TypeProcess:
+			pv := &ProcessView{objref: rec.Objref}
+			if err := rec.Decode(&pv.Process); err != nil {
+				return nil, err
+			}
+			byPid[pv.Process.Pid] = pv
+			inv.Processes = append(inv.Processes, pv)
+		case TypeThread:
+			var th Thread
+			if err := rec.Decode(&th); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, th.Pid)
+			if err != nil {
+				return nil, err
+			}
+			pv.Threads = append(pv.Threads, th)
+		case TypeMM:
+			var mm MM
+			if err := rec.Decode(&mm); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, mm.Pid)
+			if err != nil {
+				return nil, err
+			}
+			pv.MM = &mm
+		case TypeVMA:
+			var v VMA
+			if err := rec.Decode(&v); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, v.Pid)
+			if err != nil {
+				return nil, err
+			}
+			pv.VMAs = append(pv.VMAs, v)
+		case TypePages:
+			var pg Pages
+			if err := rec.Decode(&pg); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, pg.Pid)
+			if err != nil {
+				return nil, err
+			}
+			if len(pv.VMAs) == 0 || pv.VMAs[len(pv.VMAs)-1].Start != pg.VMAStart {
+				return nil, fmt.Errorf("ckpt: record %d (pages) at offset %d: pages for the VMA at %#x do not follow its VMA record", rec.Index, rec.Offset, pg.VMAStart)
+			}
+			pv.PagesStored += pg.Count()
+		case TypeSignals:
+			var s Signals
+			if err := rec.Decode(&s); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, s.Pid)
+			if err != nil {
+				return nil, err
+			}
+			pv.Signals = &s
+		case TypeFile:
+			var f File
+			if err := rec.Decode(&f); err != nil {
+				return nil, err
+			}
+			files[rec.Objref] = &f
+		case TypePipe:
+			var p Pipe
+			if err := rec.Decode(&p); err != nil {
+				return nil, err
+			}
+			pipes[rec.Objref] = &p
+			pipeBytes[rec.Objref] = rec.PayloadLen
+		case TypeFd:
+			var fd Fd
+			if err := rec.Decode(&fd); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, fd.Pid)
+			if err != nil {
+				return nil, err
+			}
+			f := files[fd.File]
+			if f == nil {
+				return nil, fmt.Errorf("ckpt: record %d (fd %d of pid %d) at offset %d refers to file objref %d, which is not a file record", rec.Index, fd.Fd, fd.Pid, rec.Offset, fd.File)
+			}
+			fv := FdView{Fd: fd.Fd, Cloexec: fd.Cloexec, Objref: fd.File, File: *f}
+			pv.Fds = append(pv.Fds, fv)
+		}
+		// Pipe ends depend on their pipe; remember which for the fd view.
+		if rec.Type == TypeFile {
+			for _, d := range rec.Deps {
+				if p, ok := pipes[d]; ok {
+					pipeOfFile[rec.Objref] = pipeRef{p, pipeBytes[d]}
+				}
+			}
+		}
+	}
+	inv.Bytes = r.Offset()
+	for _, pv := range inv.Processes {
+		for i := range pv.Fds {
+			if pr, ok := pipeOfFile[pv.Fds[i].Objref]; ok {
+				pv.Fds[i].Pipe = pr.pipe
+				pv.Fds[i].Buffered = pr.bytes
+			}
+		}
+		sort.Slice(pv.Fds, func(i, j int) bool { return pv.Fds[i].Fd < pv.Fds[j].Fd })
+	}
+	return inv, nil
+}

@@ -1,0 +1,303 @@
+package ckpt
+
+import "time"
+
+// Header is the metadata of the first record: enough for a reader to decide
+// whether it can restart the image on this machine.
+type Header struct {
+	Arch          string    `json:"arch"`           // GOARCH-style name, "amd64"
+	KernelRelease string    `json:"kernel_release"` // uname -r of the checkpointing machine
+	PageSize      int       `json:"page_size"`
+	Created       time.Time `json:"created"`
+	Writer        string    `json:"writer"` // "crsub v0.1.0"
+	// XStateSize and XFeatures describe the FPU/vector register save area
+	// (XCR0); a restart on a CPU with another layout must refuse.
+	XStateSize int    `json:"xstate_size,omitempty"`
+	XFeatures  uint64 `json:"xfeatures,omitempty"`
+	// Parent names the image this one is incremental to, if any.
+	Parent string `json:"parent,omitempty"`
+}
+
+// Trailer is the metadata of the last record. Records counts every record
+// before the trailer, the header record included; Bytes is the stream offset
+// at which the trailer record starts.
+type Trailer struct {
+	Records int   `json:"records"`
+	Bytes   int64 `json:"bytes"`
+}
+
+// ErrorRecord says why a writer gave up; a reader returns it as an error.
+type ErrorRecord struct {
+	Message string `json:"message"`
+}
+
+// Tree lists every task in the image, root first, parents before children,
+// so a restart can plan before it reads any per-task state.
+type Tree struct {
+	Processes []TreeProcess `json:"processes"`
+}
+
+// TreeProcess is one process of the tree.
+type TreeProcess struct {
+	Pid      int    `json:"pid"`
+	Ppid     int    `json:"ppid"` // 0 for the root: its parent is not in the image
+	Pgid     int    `json:"pgid"`
+	Sid      int    `json:"sid"`
+	Tids     []int  `json:"tids"` // main thread first
+	Comm     string `json:"comm"`
+	Zombie   bool   `json:"zombie,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"` // wait status of a zombie
+}
+
+// Process is one process's own state (record TypeProcess). Its objref is the
+// process's; every per-process record depends on it.
+type Process struct {
+	Pid         int               `json:"pid"`
+	Comm        string            `json:"comm"`
+	Cwd         string            `json:"cwd"`
+	Root        string            `json:"root"`
+	Umask       uint32            `json:"umask"`
+	Personality uint32            `json:"personality"`
+	NoNewPrivs  bool              `json:"no_new_privs,omitempty"`
+	Creds       Creds             `json:"creds"`
+	Rlimits     []Rlimit          `json:"rlimits"`
+	Itimers     [3]Itimer         `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+	Dumpable    int               `json:"dumpable,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// Creds are a process's user and group ids and capabilities.
+type Creds struct {
+	Uid    [4]uint32 `json:"uid"` // real, effective, saved, filesystem
+	Gid    [4]uint32 `json:"gid"`
+	Groups []uint32  `json:"groups,omitempty"`
+	CapInh uint64    `json:"cap_inh"`
+	CapPrm uint64    `json:"cap_prm"`
+	CapEff uint64    `json:"cap_eff"`
+	CapBnd uint64    `json:"cap_bnd"`
+	CapAmb uint64    `json:"cap_amb"`
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// Itimer is an interval timer's state, in microseconds.
+type Itimer struct {
+	IntervalUsec int64 `json:"interval_us"`
+	ValueUsec    int64 `json:"value_us"`
+}
+
+// Thread is one thread's state (record TypeThread, depends on its process).
+type Thread struct {
+	Pid int `json:"pid"`
+	Tid int `json:"tid"`
+	// Regs is the NT_PRSTATUS register set (struct user_regs_struct, 27
+	// 64-bit words on x86_64, including fs_base and gs_base).
+	Regs   []uint64 `json:"regs"`
+	XState []byte   `json:"xstate"` // NT_X86_XSTATE area
+	// Syscall describes a system call the thread was inside when frozen.
+	Syscall       *InterruptedSyscall `json:"syscall,omitempty"`
+	SigMask       uint64              `json:"sigmask"`
+	Pending       []Siginfo           `json:"pending,omitempty"`
+	AltStack      AltStack            `json:"altstack"`
+	Rseq          *Rseq               `json:"rseq,omitempty"`
+	ClearChildTid uint64              `json:"clear_child_tid,omitempty"`
+	RobustList    uint64              `json:"robust_list,omitempty"`
+	RobustLen     uint64              `json:"robust_len,omitempty"`
+	Comm          string              `json:"comm,omitempty"`
+}
+
+// InterruptedSyscall is a system call a thread was stopped in: Nr is
+// orig_rax, Ret the value in rax at the stop (a -ERESTART* code when the
+// kernel would have restarted it).
+type InterruptedSyscall struct {
+	Nr   int64     `json:"nr"`
+	Ret  int64     `json:"ret"`
+	Args [6]uint64 `json:"args"`
+}
+
+// Siginfo is a queued signal's raw 128-byte siginfo_t.
+type Siginfo struct {
+	Signo int    `json:"signo"`
+	Raw   []byte `json:"raw"`
+}
+
+// AltStack is a thread's sigaltstack.
+type AltStack struct {
+	SP    uint64 `json:"sp"`
+	Flags int32  `json:"flags"`
+	Size  uint64 `json:"size"`
+}
+
+// Rseq is a thread's restartable-sequences registration.
+type Rseq struct {
+	Addr      uint64 `json:"addr"`
+	Len       uint32 `json:"len"`
+	Flags     uint32 `json:"flags"`
+	Signature uint32 `json:"signature"`
+}
+
+// Signals holds a process's dispositions and its shared pending queue
+// (record TypeSignals, depends on the process).
+type Signals struct {
+	Pid           int         `json:"pid"`
+	Actions       []SigAction `json:"actions"` // only non-default dispositions
+	SharedPending []Siginfo   `json:"shared_pending,omitempty"`
+}
+
+// SigAction is one signal's disposition as the kernel's struct sigaction.
+type SigAction struct {
+	Signo    int    `json:"signo"`
+	Handler  uint64 `json:"handler"` // SIG_DFL 0, SIG_IGN 1, else an address
+	Flags    uint64 `json:"flags"`
+	Restorer uint64 `json:"restorer"`
+	Mask     uint64 `json:"mask"`
+}
+
+// MM is an address space's fields (record TypeMM, depends on its process;
+// defines the mm objref every VMA record depends on).
+type MM struct {
+	Pid        int          `json:"pid"`
+	StartCode  uint64       `json:"start_code"`
+	EndCode    uint64       `json:"end_code"`
+	StartData  uint64       `json:"start_data"`
+	EndData    uint64       `json:"end_data"`
+	StartBrk   uint64       `json:"start_brk"`
+	Brk        uint64       `json:"brk"`
+	StartStack uint64       `json:"start_stack"`
+	ArgStart   uint64       `json:"arg_start"`
+	ArgEnd     uint64       `json:"arg_end"`
+	EnvStart   uint64       `json:"env_start"`
+	EnvEnd     uint64       `json:"env_end"`
+	Auxv       []uint64     `json:"auxv"` // type, value pairs, ending with AT_NULL
+	Exe        FileIdentity `json:"exe"`
+	// Layout lists every area of the address space, in address order, so
+	// that a restart can plan (choose scratch memory free in the target,
+	// place the vDSO) before the first VMA record arrives.
+	Layout []Area `json:"layout"`
+}
+
+// Area is an address range and what it holds (a VMA kind).
+type Area struct {
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end"`
+	Kind  string `json:"kind"`
+}
+
+// FileIdentity identifies a file on disk so a restart can tell whether it
+// changed since the checkpoint.
+type FileIdentity struct {
+	Path  string `json:"path"`
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime_ns"`
+}
+
+// VMA kinds.
+const (
+	VMAAnon       = "anon"
+	VMAFile       = "file"
+	VMAHeap       = "heap"
+	VMAStack      = "stack"
+	VMAVdso       = "vdso"
+	VMAVvar       = "vvar"
+	VMAVvarVclock = "vvar_vclock"
+	VMAVsyscall   = "vsyscall"
+)
+
+// VMA is one memory area (record TypeVMA, depends on the mm; a file mapping
+// names its file by identity). The pages stored for it follow in Pages
+// records.
+type VMA struct {
+	Pid       int           `json:"pid"`
+	Start     uint64        `json:"start"`
+	End       uint64        `json:"end"`
+	Prot      int           `json:"prot"`  // PROT_READ|PROT_WRITE|PROT_EXEC
+	Flags     int           `json:"flags"` // MAP_PRIVATE or MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN
+	Kind      string        `json:"kind"`
+	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
+	File      *FileIdentity `json:"file,omitempty"`
+	MadvFlags []string      `json:"madv,omitempty"` // VmFlags worth restoring (dontdump, hugepage…)
+	// Stored is the number of pages the Pages records for this VMA hold.
+	Stored uint64 `json:"stored"`
+}
+
+// Pages holds stored pages of one VMA (record TypePages, depends on the mm;
+// follows its VMA record). Its payload is the pages of Runs, in order,
+// PageSize bytes each. A large VMA's pages come in several records so that
+// neither writer nor reader holds more than one record's worth.
+type Pages struct {
+	Pid      int       `json:"pid"`
+	VMAStart uint64    `json:"vma_start"`
+	Runs     []PageRun `json:"runs"`
+}
+
+// PageRun is Count consecutive stored pages starting at page Index of a VMA.
+type PageRun struct {
+	Index uint64 `json:"index"`
+	Count uint64 `json:"count"`
+}
+
+// Count is how many pages the record's payload holds.
+func (p *Pages) Count() uint64 {
+	var n uint64
+	for _, r := range p.Runs {
+		n += r.Count
+	}
+	return n
+}
+
+// File kinds.
+const (
+	FileRegular   = "regular"
+	FileDirectory = "directory"
+	FileCharDev   = "chardev"
+	FilePipe      = "pipe"
+	FileFIFO      = "fifo"
+	FileSocket    = "socket"
+	FileTTY       = "tty"
+)
+
+// File is an open file description (record TypeFile; defines the file
+// objref that fd entries depend on; a pipe end depends on its pipe). A
+// deleted regular file's contents travel as payload.
+type File struct {
+	Kind     string       `json:"kind"`
+	Path     string       `json:"path,omitempty"`
+	Flags    int          `json:"flags"` // open(2) flags: access mode, O_APPEND, O_NONBLOCK…
+	Pos      int64        `json:"pos"`
+	Mode     uint32       `json:"mode"` // st_mode
+	Rdev     uint64       `json:"rdev,omitempty"`
+	Identity FileIdentity `json:"identity"`
+	Deleted  bool         `json:"deleted,omitempty"`
+	// PipeEnd is "read" or "write" for pipe and FIFO ends.
+	PipeEnd string `json:"pipe_end,omitempty"`
+	// External marks a file whose other side is outside the image (a
+	// terminal, a pipe to a process that was not checkpointed): a restart
+	// needs a substitute for every fd bound to it.
+	External       bool   `json:"external,omitempty"`
+	ExternalReason string `json:"external_reason,omitempty"`
+	// Supplied marks a file object that the image filter removed on
+	// purpose: the fd slot stays and is filled at restart by a substitute.
+	Supplied bool `json:"supplied,omitempty"`
+}
+
+// Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.
+type Pipe struct {
+	Inode uint64 `json:"inode"`
+	Size  int    `json:"size"` // F_GETPIPE_SZ
+}
+
+// Fd is one fd-table entry (record TypeFd, depends on its process and on its
+// file).
+type Fd struct {
+	Pid     int    `json:"pid"`
+	Fd      int    `json:"fd"`
+	Cloexec bool   `json:"cloexec,omitempty"`
+	File    Objref `json:"file"`
+}

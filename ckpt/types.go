@@ -1,0 +1,61 @@
+package ckpt
+
+import "fmt"
+
+// Objref names a shared object (a process, an mm, a file description, a
+// pipe…) within one image. Zero means "no object".
+type Objref uint64
+
+// Type is a record type. Types are grouped by range, as in Linux-CR: generic,
+// tasks, files, memory, signals. A reader skips types it does not know.
+type Type uint32
+
+// Record types.
+const (
+	TypeHeader  Type = 0x0001 // first record: where and how the image was made
+	TypeTrailer Type = 0x0002 // last record: counts that prove the stream is whole
+	TypeError   Type = 0x0003 // the writer failed; the message says why
+
+	TypeTree    Type = 0x0100 // the task tree, before any per-task state
+	TypeProcess Type = 0x0101 // one process: ids, credentials, cwd, limits (defines the process objref)
+	TypeThread  Type = 0x0102 // one thread: registers, signal mask, pending signals
+
+	TypeFile Type = 0x0200 // an open file description (defines a file objref)
+	TypePipe Type = 0x0201 // a pipe with its buffered data as payload
+	TypeFd   Type = 0x0210 // one fd-table entry: a number in a process bound to a file
+
+	TypeMM    Type = 0x0300 // an address space's fields: brk, arg/env, auxv, exe
+	TypeVMA   Type = 0x0301 // one memory area
+	TypePages Type = 0x0302 // stored pages of the VMA before it, as payload
+
+	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
+)
+
+var typeNames = map[Type]string{
+	TypeHeader:  "header",
+	TypeTrailer: "trailer",
+	TypeError:   "error",
+	TypeTree:    "tree",
+	TypeProcess: "process",
+	TypeThread:  "thread",
+	TypeFile:    "file",
+	TypePipe:    "pipe",
+	TypeFd:      "fd",
+	TypeMM:      "mm",
+	TypeVMA:     "vma",
+	TypePages:   "pages",
+	TypeSignals: "signals",
+}
+
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type-%#x", uint32(t))
+}
+
+// Known reports whether this version of the package knows the type.
+func (t Type) Known() bool {
+	_, ok := typeNames[t]
+	return ok
+}

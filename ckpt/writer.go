@@ -1,0 +1,208 @@
+package ckpt
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// Writer emits an image record by record. It never seeks. Close writes the
+// trailer; an image without one is reported as truncated by every reader.
+type Writer struct {
+	w        io.Writer
+	offset   int64
+	records  int
+	nextRef  Objref
+	defined  map[Objref]bool
+	closed   bool
+	scratch  [recordHeaderSize]byte
+	crcBytes [payloadCRCSize]byte
+}
+
+// NewWriter writes the preamble and the header record.
+func NewWriter(w io.Writer, h Header) (*Writer, error) {
+	cw := &Writer{w: w, nextRef: 1, defined: make(map[Objref]bool)}
+	pre := make([]byte, preambleSize)
+	copy(pre, Magic)
+	binary.LittleEndian.PutUint16(pre[8:], MajorVersion)
+	binary.LittleEndian.PutUint16(pre[10:], MinorVersion)
+	if err := cw.write(pre); err != nil {
+		return nil, err
+	}
+	if err := cw.Write(TypeHeader, 0, nil, &h); err != nil {
+		return nil, err
+	}
+	return cw, nil
+}
+
+// NewObjref returns an objref not yet used in this image.
+func (w *Writer) NewObjref() Objref {
+	r := w.nextRef
+	w.nextRef++
+	return r
+}
+
+// Write emits a record without payload. meta is encoded as JSON (a
+// json.RawMessage or []byte passes through as-is).
+func (w *Writer) Write(t Type, objref Objref, deps []Objref, meta any) error {
+	return w.WriteWithPayload(t, objref, deps, meta, 0, nil)
+}
+
+// WriteWithPayload emits a record whose payload of exactly n bytes is
+// produced by fill, which writes it to the io.Writer it is given. The payload
+// streams straight to the destination; nothing is buffered.
+func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any, n int64, fill func(io.Writer) error) error {
+	if w.closed {
+		return errors.New("ckpt: write after close")
+	}
+	metaBytes, err := encodeMeta(meta)
+	if err != nil {
+		return fmt.Errorf("ckpt: encoding %s record: %w", t, err)
+	}
+	if n < 0 || (n > 0 && fill == nil) {
+		return fmt.Errorf("ckpt: %s record: payload of %d bytes without a source", t, n)
+	}
+	if err := w.writeHeader(t, objref, deps, metaBytes, n > 0, uint64(n)); err != nil {
+		return err
+	}
+	if n > 0 {
+		pw := &payloadWriter{w: w, left: n}
+		if err := fill(pw); err != nil {
+			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
+		}
+		if pw.left != 0 {
+			return fmt.Errorf("ckpt: %s record payload: %d of %d bytes written", t, n-pw.left, n)
+		}
+		binary.LittleEndian.PutUint32(w.crcBytes[:], pw.crc)
+		if err := w.write(w.crcBytes[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CopyRecord re-emits a record read from another image, with its metadata
+// replaced by meta when meta is not nil. The payload is copied with io.Copy
+// (its checksum verified on the way by the reader) without being decoded.
+func (w *Writer) CopyRecord(rec *Record, deps []Objref, meta []byte) error {
+	if meta == nil {
+		meta = rec.Meta
+	}
+	if deps == nil {
+		deps = rec.Deps
+	}
+	if rec.PayloadLen == 0 {
+		return w.WriteWithPayload(rec.Type, rec.Objref, deps, json.RawMessage(meta), 0, nil)
+	}
+	return w.WriteWithPayload(rec.Type, rec.Objref, deps, json.RawMessage(meta), rec.PayloadLen, func(pw io.Writer) error {
+		_, err := io.Copy(pw, rec.Payload())
+		return err
+	})
+}
+
+func (w *Writer) writeHeader(t Type, objref Objref, deps []Objref, meta []byte, hasPayload bool, payloadLen uint64) error {
+	if len(meta) > MaxMetaSize {
+		return fmt.Errorf("ckpt: %s record: metadata of %d bytes exceeds %d", t, len(meta), MaxMetaSize)
+	}
+	if len(deps) > MaxDeps {
+		return fmt.Errorf("ckpt: %s record: %d dependencies exceed %d", t, len(deps), MaxDeps)
+	}
+	for _, d := range deps {
+		if !w.defined[d] {
+			return fmt.Errorf("ckpt: %s record depends on objref %d, which no earlier record defines", t, d)
+		}
+	}
+	if objref != 0 {
+		if w.defined[objref] {
+			return fmt.Errorf("ckpt: %s record redefines objref %d", t, objref)
+		}
+		w.defined[objref] = true
+		if objref >= w.nextRef {
+			w.nextRef = objref + 1
+		}
+	}
+	h := recordHeader{Type: t, Objref: objref, NumDeps: uint32(len(deps)), MetaLen: uint32(len(meta)), PayloadLen: payloadLen}
+	if hasPayload {
+		h.Flags |= flagPayload
+	}
+	h.marshal(w.scratch[:])
+	depBytes := encodeDeps(deps)
+	h.CRC = headerCRC(w.scratch[:], depBytes, meta)
+	h.marshal(w.scratch[:])
+	for _, b := range [][]byte{w.scratch[:], depBytes, meta} {
+		if err := w.write(b); err != nil {
+			return err
+		}
+	}
+	w.records++
+	return nil
+}
+
+// Close writes the trailer. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	tr := Trailer{Records: w.records, Bytes: w.offset}
+	if err := w.Write(TypeTrailer, 0, nil, &tr); err != nil {
+		return err
+	}
+	w.closed = true
+	return nil
+}
+
+// Abort records why the writer gave up, so a reader reports the cause rather
+// than a bare truncation. The image stays invalid.
+func (w *Writer) Abort(cause error) error {
+	if w.closed {
+		return nil
+	}
+	err := w.Write(TypeError, 0, nil, &ErrorRecord{Message: cause.Error()})
+	w.closed = true
+	return err
+}
+
+// Offset is the number of bytes written so far.
+func (w *Writer) Offset() int64 { return w.offset }
+
+func (w *Writer) write(b []byte) error {
+	n, err := w.w.Write(b)
+	w.offset += int64(n)
+	if err != nil {
+		return fmt.Errorf("ckpt: writing image at offset %d: %w", w.offset, err)
+	}
+	return nil
+}
+
+type payloadWriter struct {
+	w    *Writer
+	left int64
+	crc  uint32
+}
+
+func (p *payloadWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > p.left {
+		return 0, fmt.Errorf("payload longer than the %d bytes announced", p.left+0)
+	}
+	if err := p.w.write(b); err != nil {
+		return 0, err
+	}
+	p.crc = crc32.Update(p.crc, castagnoli, b)
+	p.left -= int64(len(b))
+	return len(b), nil
+}
+
+func encodeMeta(meta any) ([]byte, error) {
+	switch m := meta.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return m, nil
+	case []byte:
+		return m, nil
+	}
+	return json.Marshal(meta)
+}

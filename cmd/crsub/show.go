@@ -1,0 +1,250 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+)
+
+func runShow(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("show", "[--json] [--records] IMAGE|-", stderr)
+	asJSON := fs.Bool("json", false, "print the image's contents as JSON, for scripts")
+	records := fs.Bool("records", false, "list the raw records: offset, type, length, objref, dependencies")
+	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"needs exactly one IMAGE (or - for standard input)"}
+	}
+	in, closeIn, err := openInput(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	inv, err := ckpt.Inspect(in)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *asJSON:
+		if !*records {
+			inv.Records = nil
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(inv)
+	case *records:
+		return printRecords(stdout, inv)
+	default:
+		return printInventory(stdout, inv)
+	}
+}
+
+// openInput opens an image file, or standard input for "-".
+func openInput(name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func printRecords(w io.Writer, inv *ckpt.Inventory) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "INDEX\tOFFSET\tTYPE\tLENGTH\tPAYLOAD\tOBJREF\tDEPS")
+	for _, r := range inv.Records {
+		obj := "-"
+		if r.Objref != 0 {
+			obj = fmt.Sprint(r.Objref)
+		}
+		deps := make([]string, len(r.Deps))
+		for i, d := range r.Deps {
+			deps[i] = fmt.Sprint(d)
+		}
+		fmt.Fprintf(tw, "%d\t%#x\t%s\t%d\t%d\t%s\t%s\n", r.Index, r.Offset, r.Type, r.Length, r.PayloadLen, obj, strings.Join(deps, ","))
+	}
+	return tw.Flush()
+}
+
+func printInventory(w io.Writer, inv *ckpt.Inventory) error {
+	h := inv.Header
+	fmt.Fprintf(w, "crsub image, format %s, %d bytes, %d records\n", inv.Version, inv.Bytes, len(inv.Records))
+	fmt.Fprintf(w, "  created  %s by %s\n", h.Created.Format("2006-01-02 15:04:05.000 MST"), h.Writer)
+	fmt.Fprintf(w, "  machine  %s, Linux %s, page size %d", h.Arch, h.KernelRelease, h.PageSize)
+	if h.XStateSize != 0 {
+		fmt.Fprintf(w, ", xstate %d bytes (xfeatures %#x)", h.XStateSize, h.XFeatures)
+	}
+	fmt.Fprintln(w)
+	if h.Parent != "" {
+		fmt.Fprintf(w, "  parent   %s\n", h.Parent)
+	}
+
+	fmt.Fprintln(w, "\nTask tree:")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PID\tPPID\tPGID\tSID\tTHREADS\tCOMM")
+	for _, p := range inv.Tree.Processes {
+		comm := p.Comm
+		if p.Zombie {
+			comm += " (zombie)"
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%s\n", p.Pid, p.Ppid, p.Pgid, p.Sid, len(p.Tids), comm)
+	}
+	tw.Flush()
+
+	for _, pv := range inv.Processes {
+		printProcess(w, inv.Header.PageSize, pv)
+	}
+	return nil
+}
+
+func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
+	p := pv.Process
+	fmt.Fprintf(w, "\nProcess %d (%s)\n", p.Pid, p.Comm)
+	fmt.Fprintf(w, "  cwd %s, root %s, umask %04o, personality %#x\n", p.Cwd, p.Root, p.Umask, p.Personality)
+	fmt.Fprintf(w, "  uid %v, gid %v\n", p.Creds.Uid, p.Creds.Gid)
+	if pv.MM != nil {
+		fmt.Fprintf(w, "  exe %s\n  brk %#x-%#x, args %#x-%#x, env %#x-%#x\n", pv.MM.Exe.Path, pv.MM.StartBrk, pv.MM.Brk, pv.MM.ArgStart, pv.MM.ArgEnd, pv.MM.EnvStart, pv.MM.EnvEnd)
+	}
+
+	fmt.Fprintln(w, "  Threads:")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "    TID\tRIP\tRSP\tSIGMASK\tPENDING\tSTATE")
+	for _, t := range pv.Threads {
+		var rip, rsp uint64
+		if len(t.Regs) > 19 {
+			rip, rsp = t.Regs[16], t.Regs[19]
+		}
+		state := "running"
+		if t.Syscall != nil {
+			state = fmt.Sprintf("in syscall %d, returned %d", t.Syscall.Nr, t.Syscall.Ret)
+		}
+		fmt.Fprintf(tw, "    %d\t%#x\t%#x\t%s\t%d\t%s\n", t.Tid, rip, rsp, sigset(t.SigMask), len(t.Pending), state)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "  Memory map:")
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "    START\tEND\tPROT\tSHARING\tKIND\tSTORED\tBACKING")
+	var stored uint64
+	for _, v := range pv.VMAs {
+		backing := ""
+		if v.File != nil {
+			backing = fmt.Sprintf("%s @%#x", v.File.Path, v.Pgoff)
+		}
+		sharing := "private"
+		if v.Flags&unix.MAP_SHARED != 0 {
+			sharing = "shared"
+		}
+		n := v.Stored
+		stored += n
+		fmt.Fprintf(tw, "    %#x\t%#x\t%s\t%s\t%s\t%d/%d\t%s\n", v.Start, v.End, protString(v.Prot), sharing, v.Kind, n, (v.End-v.Start)/uint64(max(pageSize, 1)), backing)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "    %d pages stored (%d KiB)\n", stored, stored*uint64(pageSize)/1024)
+
+	fmt.Fprintln(w, "  File descriptors:")
+	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "    FD\tKIND\tFLAGS\tOFFSET\tCLOEXEC\tTARGET")
+	for _, fd := range pv.Fds {
+		f := fd.File
+		target := f.Path
+		switch {
+		case f.Supplied:
+			target = "(supplied at restart)"
+		case f.Kind == ckpt.FilePipe && fd.Pipe != nil:
+			target = fmt.Sprintf("pipe:[%d] %s end, %d bytes buffered", fd.Pipe.Inode, f.PipeEnd, fd.Buffered)
+		}
+		if f.Deleted {
+			target += " (deleted)"
+		}
+		if f.External {
+			target += " [external: " + f.ExternalReason + "]"
+		}
+		fmt.Fprintf(tw, "    %d\t%s\t%s\t%d\t%v\t%s\n", fd.Fd, f.Kind, openFlags(f.Flags), f.Pos, fd.Cloexec, target)
+	}
+	tw.Flush()
+
+	if s := pv.Signals; s != nil {
+		fmt.Fprintln(w, "  Signal dispositions:")
+		for _, a := range s.Actions {
+			h := fmt.Sprintf("handler %#x", a.Handler)
+			switch a.Handler {
+			case 0:
+				h = "default"
+			case 1:
+				h = "ignored"
+			}
+			fmt.Fprintf(w, "    %-9s %s, flags %#x, mask %s\n", unix.SignalName(syscall.Signal(a.Signo)), h, a.Flags, sigset(a.Mask))
+		}
+		if len(s.SharedPending) > 0 {
+			names := make([]string, len(s.SharedPending))
+			for i, si := range s.SharedPending {
+				names[i] = unix.SignalName(syscall.Signal(si.Signo))
+			}
+			fmt.Fprintf(w, "    pending (process-wide): %s\n", strings.Join(names, " "))
+		}
+	}
+}
+
+func protString(prot int) string {
+	b := []byte("---")
+	if prot&unix.PROT_READ != 0 {
+		b[0] = 'r'
+	}
+	if prot&unix.PROT_WRITE != 0 {
+		b[1] = 'w'
+	}
+	if prot&unix.PROT_EXEC != 0 {
+		b[2] = 'x'
+	}
+	return string(b)
+}
+
+func openFlags(flags int) string {
+	var parts []string
+	switch flags & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		parts = append(parts, "rdonly")
+	case unix.O_WRONLY:
+		parts = append(parts, "wronly")
+	case unix.O_RDWR:
+		parts = append(parts, "rdwr")
+	}
+	for _, f := range []struct {
+		bit  int
+		name string
+	}{{unix.O_APPEND, "append"}, {unix.O_NONBLOCK, "nonblock"}, {unix.O_DIRECT, "direct"}, {unix.O_SYNC, "sync"}, {unix.O_NOATIME, "noatime"}, {unix.O_PATH, "path"}} {
+		if flags&f.bit == f.bit {
+			parts = append(parts, f.name)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func sigset(mask uint64) string {
+	if mask == 0 {
+		return "-"
+	}
+	var names []string
+	for sig := 1; sig <= 64; sig++ {
+		if mask&(1<<(sig-1)) != 0 {
+			name := unix.SignalName(syscall.Signal(sig))
+			if name == "" {
+				name = fmt.Sprintf("SIG%d", sig)
+			}
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ",")
+}
