@@ -33,6 +33,8 @@ func (e usageError) Error() string { return e.msg }
 
 func commands() map[string]command {
 	list := []command{
+		{"checkpoint", "write an image of a running process", runCheckpoint},
+		{"restart", "restart a process from an image", runRestart},
 		{"show", "print what an image holds (a readelf for images)", runShow},
 		{"version", "print crsub's version", runVersion},
 	}

@@ -25,7 +25,7 @@ func sampleImage(t *testing.T) ([]byte, *ckpt.Inventory) {
 	proc := ckpt.Process{Pid: 4242, Comm: "logger", Cwd: "/srv", Root: "/", Umask: 0o27, Rlimits: []ckpt.Rlimit{{Resource: 7, Cur: 1024, Max: 4096}}}
 	thread := ckpt.Thread{Pid: 4242, Tid: 4242, Regs: make([]uint64, 27), XState: []byte{1, 2, 3}, SigMask: 1 << 1, Syscall: &ckpt.InterruptedSyscall{Nr: 0, Ret: -512}}
 	mm := ckpt.MM{Pid: 4242, StartBrk: 0x1000000, Brk: 0x1021000, Exe: ckpt.FileIdentity{Path: "/usr/bin/logger", Inode: 12}}
-	vma := ckpt.VMA{Pid: 4242, Start: 0x1000000, End: 0x1021000, Prot: 3, Flags: 0x22, Kind: ckpt.VMAHeap, Stored: 2}
+	vma := ckpt.VMA{Pid: 4242, Start: 0x1000000, End: 0x1021000, Prot: 3, Flags: 0x22, Kind: ckpt.VMAHeap}
 	pagesRec := ckpt.Pages{Pid: 4242, VMAStart: 0x1000000, Runs: []ckpt.PageRun{{Index: 0, Count: 2}}}
 	pipe := ckpt.Pipe{Inode: 777, Size: 65536}
 	pipeEnd := ckpt.File{Kind: ckpt.FilePipe, PipeEnd: "read"}
@@ -61,7 +61,7 @@ func sampleImage(t *testing.T) ([]byte, *ckpt.Inventory) {
 	want := &ckpt.Inventory{
 		Header: hdr, Version: "1.0", Tree: tree, Bytes: int64(buf.Len()),
 		Processes: []*ckpt.ProcessView{{
-			Process: proc, Threads: []ckpt.Thread{thread}, MM: &mm, VMAs: []ckpt.VMA{vma}, Signals: &sig, PagesStored: 2,
+			Process: proc, Threads: []ckpt.Thread{thread}, MM: &mm, VMAs: []ckpt.VMAView{{VMA: vma, Stored: 2}}, Signals: &sig, PagesStored: 2,
 			Fds: []ckpt.FdView{
 				{Fd: 0, Cloexec: true, Objref: endref, File: pipeEnd, Pipe: &pipe, Buffered: 5},
 				{Fd: 1, Objref: logref, File: logFile},

@@ -1,0 +1,257 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/buildinfo"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/remote"
+)
+
+// processState is everything collected from a frozen process except its
+// memory contents and files, which stream straight to the image.
+type processState struct {
+	header  ckpt.Header
+	tree    ckpt.Tree
+	process ckpt.Process
+	threads []ckpt.Thread
+	signals ckpt.Signals
+	mm      ckpt.MM
+	maps    []procfs.Mapping
+}
+
+// rlimitCount is RLIM_NLIMITS: RLIMIT_CPU (0) to RLIMIT_RTTIME (15).
+const rlimitCount = 16
+
+// Restart codes the kernel leaves in rax of a task stopped inside a system
+// call it means to restart.
+const (
+	errRestartSys          = 512
+	errRestartNoIntr       = 513
+	errRestartNoHand       = 514
+	errRestartRestartBlock = 516
+)
+
+func (s *session) collect() (*processState, error) {
+	pid := s.pid
+	st := &processState{}
+	stat, err := procfs.ReadStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	status, err := procfs.ReadStatus(pid)
+	if err != nil {
+		return nil, err
+	}
+	var uname unix.Utsname
+	_ = unix.Uname(&uname)
+	st.header = ckpt.Header{Arch: runtime.GOARCH, KernelRelease: unix.ByteSliceToString(uname.Release[:]), PageSize: os.Getpagesize(), Created: time.Now().UTC(), Writer: buildinfo.Writer()}
+	st.tree.Processes = []ckpt.TreeProcess{{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Tids: []int{pid}, Comm: stat.Comm}}
+
+	p := &st.process
+	p.Pid = pid
+	p.Comm = stat.Comm
+	p.Umask = status.Umask
+	p.NoNewPrivs = status.NoNewPrivs
+	p.Creds = ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm, CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
+	if p.Cwd, err = procfs.Cwd(pid); err != nil {
+		return nil, err
+	}
+	if p.Root, err = procfs.Root(pid); err != nil {
+		return nil, err
+	}
+	if p.Personality, err = procfs.Personality(pid); err != nil {
+		return nil, err
+	}
+	for res := 0; res < rlimitCount; res++ {
+		var lim unix.Rlimit
+		if err := unix.Prlimit(pid, res, nil, &lim); err != nil {
+			return nil, fmt.Errorf("prlimit %d: %w", res, err)
+		}
+		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: res, Cur: lim.Cur, Max: lim.Max})
+	}
+
+	t := s.tracee
+	regs, err := t.Regs()
+	if err != nil {
+		return nil, err
+	}
+	xstate, err := t.XState()
+	if err != nil {
+		return nil, err
+	}
+	layout, err := ptrace.ParseXStateLayout(xstate)
+	if err != nil {
+		return nil, err
+	}
+	st.header.XStateSize, st.header.XFeatures = layout.Size, layout.XCR0
+	th := ckpt.Thread{Pid: pid, Tid: pid, Regs: regsToWords(&regs), XState: xstate, Comm: stat.Comm}
+	if th.SigMask, err = t.SigMask(); err != nil {
+		return nil, err
+	}
+	if th.Pending, err = pending(t, false); err != nil {
+		return nil, err
+	}
+	if st.signals.SharedPending, err = pending(t, true); err != nil {
+		return nil, err
+	}
+	if int64(regs.Orig_rax) >= 0 {
+		th.Syscall = &ckpt.InterruptedSyscall{Nr: int64(regs.Orig_rax), Ret: int64(regs.Rax), Args: [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}}
+	}
+	if rs, err := t.Rseq(); err == nil && rs.Address != 0 {
+		th.Rseq = &ckpt.Rseq{Addr: rs.Address, Len: rs.Size, Flags: rs.Flags, Signature: rs.Signature}
+	}
+	var head, hlen uint64
+	if _, _, e := unix.Syscall(unix.SYS_GET_ROBUST_LIST, uintptr(pid), uintptrOf(&head), uintptrOf(&hlen)); e != 0 {
+		return nil, os.NewSyscallError("get_robust_list", e)
+	}
+	th.RobustList, th.RobustLen = head, hlen
+
+	// What /proc does not show is asked of the process itself.
+	if err := s.inject(st, &th); err != nil {
+		return nil, err
+	}
+	st.threads = []ckpt.Thread{th}
+	st.signals.Pid = pid
+
+	// Memory layout last: injection maps and unmaps its own page.
+	if st.maps, err = procfs.ReadMaps(pid); err != nil {
+		return nil, err
+	}
+	if err := s.collectMM(st, &stat); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// inject runs system calls inside the frozen process to read state that
+// only the process itself can see, then puts everything back.
+func (s *session) inject(st *processState, th *ckpt.Thread) (err error) {
+	r, err := remote.New(s.tracee)
+	if err != nil {
+		return fmt.Errorf("preparing system calls in the process: %w", err)
+	}
+	defer func() {
+		if rerr := r.Restore(); rerr != nil && err == nil {
+			err = fmt.Errorf("restoring the process after system calls in it: %w", rerr)
+		}
+	}()
+	if _, err := r.MapPage(0); err != nil {
+		return fmt.Errorf("mapping a scratch page in the process: %w", err)
+	}
+	scratch := r.ScratchAddr()
+	buf := make([]byte, 64)
+	call := func(what string, nr int, args ...uint64) (uint64, error) {
+		v, err := r.Syscall(nr, args...)
+		if err != nil {
+			return 0, fmt.Errorf("%s in the process: %w", what, err)
+		}
+		return v, nil
+	}
+
+	// Signal dispositions: struct kernel_sigaction is handler, flags,
+	// restorer, mask.
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		if _, err := call("rt_sigaction", unix.SYS_RT_SIGACTION, uint64(sig), 0, scratch, 8); err != nil {
+			return err
+		}
+		if err := r.ReadMem(scratch, buf[:32]); err != nil {
+			return err
+		}
+		a := ckpt.SigAction{Signo: sig, Handler: le(buf[0:]), Flags: le(buf[8:]), Restorer: le(buf[16:]), Mask: le(buf[24:])}
+		if a != (ckpt.SigAction{Signo: sig}) {
+			st.signals.Actions = append(st.signals.Actions, a)
+		}
+	}
+	// sigaltstack: stack_t is sp, flags (int, padded), size.
+	if _, err := call("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:24]); err != nil {
+		return err
+	}
+	th.AltStack = ckpt.AltStack{SP: le(buf[0:]), Flags: int32(binary.LittleEndian.Uint32(buf[8:])), Size: le(buf[16:])}
+	// clear_child_tid is readable only from inside.
+	if _, err := call("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:8]); err != nil {
+		return err
+	}
+	th.ClearChildTid = le(buf)
+	// Interval timers: struct itimerval is interval then value, each a
+	// timeval of seconds and microseconds.
+	for which := 0; which < 3; which++ {
+		if _, err := call("getitimer", unix.SYS_GETITIMER, uint64(which), scratch); err != nil {
+			return err
+		}
+		if err := r.ReadMem(scratch, buf[:32]); err != nil {
+			return err
+		}
+		st.process.Itimers[which] = ckpt.Itimer{
+			IntervalUsec: int64(le(buf[0:]))*1e6 + int64(le(buf[8:])),
+			ValueUsec:    int64(le(buf[16:]))*1e6 + int64(le(buf[24:])),
+		}
+	}
+	brk, err := call("brk", unix.SYS_BRK, 0)
+	if err != nil {
+		return err
+	}
+	st.mm.Brk = brk
+	return nil
+}
+
+func (s *session) collectMM(st *processState, stat *procfs.Stat) error {
+	mm := &st.mm
+	mm.Pid = s.pid
+	mm.StartCode, mm.EndCode = stat.StartCode, stat.EndCode
+	mm.StartData, mm.EndData = stat.StartData, stat.EndData
+	mm.StartBrk, mm.StartStack = stat.StartBrk, stat.StartStack
+	mm.ArgStart, mm.ArgEnd = stat.ArgStart, stat.ArgEnd
+	mm.EnvStart, mm.EnvEnd = stat.EnvStart, stat.EnvEnd
+	_, raw, err := procfs.ReadAuxv(s.pid)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+16 <= len(raw); i += 16 {
+		mm.Auxv = append(mm.Auxv, le(raw[i:]), le(raw[i+8:]))
+	}
+	exe, err := procfs.Exe(s.pid)
+	if err != nil {
+		return err
+	}
+	if mm.Exe, err = identity(exe); err != nil {
+		return fmt.Errorf("executable: %w", err)
+	}
+	for i := range st.maps {
+		m := &st.maps[i]
+		mm.Layout = append(mm.Layout, ckpt.Area{Start: m.Start, End: m.End, Kind: areaKind(m)})
+	}
+	return nil
+}
+
+func pending(t *ptrace.Tracee, shared bool) ([]ckpt.Siginfo, error) {
+	infos, err := t.PendingSignals(shared)
+	if err != nil {
+		return nil, err
+	}
+	var out []ckpt.Siginfo
+	for i := range infos {
+		out = append(out, ckpt.Siginfo{Signo: infos[i].Signo(), Raw: append([]byte(nil), infos[i][:]...)})
+	}
+	return out, nil
+}
+
+func le(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+

@@ -1,0 +1,32 @@
+package checkpoint
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options controls a checkpoint. Start from DefaultOptions.
+type Options struct {
+	// Log receives progress and warnings; nil means silent.
+	Log *slog.Logger
+	// LeaveRunning lets the process run on after the checkpoint instead of
+	// killing it.
+	LeaveRunning bool
+	// Commit, if set, runs once the whole image has been written and before
+	// the process is killed: the place to flush, fsync and rename an image
+	// file. If it fails, the process is left running and Checkpoint fails.
+	Commit func() error
+}
+
+// DefaultOptions returns the options of a plain checkpoint: silent, the
+// process killed once the image is complete.
+func DefaultOptions() Options { return Options{} }
+
+// Stats reports what a checkpoint did and how long the process was frozen.
+type Stats struct {
+	Frozen      time.Duration // from the first thread stopped to release
+	Total       time.Duration
+	Bytes       int64  // image size
+	PagesStored uint64 // memory pages written
+	BytesRead   uint64 // bytes copied out of the process's memory
+}

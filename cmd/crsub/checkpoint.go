@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/crsub/crsub/checkpoint"
+)
+
+func runCheckpoint(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("checkpoint", "--pid PID -o FILE|- [--leave-running]", stderr)
+	pid := fs.Int("pid", 0, "process to checkpoint")
+	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
+	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it")
+	stats := fs.String("stats", "", "report frozen and total time: \"text\" or \"json\", on standard error")
+	verbose := fs.BoolP("verbose", "v", false, "log progress")
+	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	case *pid <= 0:
+		return usageError{"needs --pid PID"}
+	case *output == "":
+		return usageError{"needs -o FILE (or -o - for standard output)"}
+	case *stats != "" && *stats != "text" && *stats != "json":
+		return usageError{fmt.Sprintf("--stats takes text or json, not %q", *stats)}
+	}
+	opts := checkpoint.DefaultOptions()
+	opts.Log = newLogger(stderr, *verbose)
+	opts.LeaveRunning = *leave
+
+	var out io.Writer = os.Stdout
+	var tmp *os.File
+	if *output != "-" {
+		// Write beside the destination and rename only once the image is
+		// complete and on disk: a reader never sees half an image, and the
+		// process is killed only after the rename.
+		var err error
+		tmp, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".tmp-*")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if tmp != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+			}
+		}()
+		if err := tmp.Chmod(0o600); err != nil {
+			return err
+		}
+		out = tmp
+		opts.Commit = func() error {
+			if err := tmp.Sync(); err != nil {
+				return fmt.Errorf("syncing the image: %w", err)
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp.Name(), *output); err != nil {
+				os.Remove(tmp.Name())
+				tmp = nil
+				return err
+			}
+			tmp = nil
+			return syncDir(filepath.Dir(*output))
+		}
+	}
+	st, err := checkpoint.Checkpoint(context.Background(), *pid, out, opts)
+	if err != nil {
+		return err
+	}
+	switch *stats {
+	case "text":
+		fmt.Fprintf(stderr, "frozen %v, total %v, image %d bytes, %d pages\n", st.Frozen, st.Total, st.Bytes, st.PagesStored)
+	case "json":
+		return json.NewEncoder(stderr).Encode(map[string]any{
+			"frozen_ns": st.Frozen.Nanoseconds(), "total_ns": st.Total.Nanoseconds(),
+			"bytes": st.Bytes, "pages": st.PagesStored,
+		})
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,56 @@
+package files
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// isTerminal recognises terminals by device number: their other side (a
+// terminal emulator, sshd, a serial line) is never part of a checkpoint.
+func isTerminal(rdev uint64) bool {
+	major, minor := unix.Major(rdev), unix.Minor(rdev)
+	switch {
+	case major == 4: // virtual consoles and serial ttys
+		return true
+	case major == 5 && minor <= 2: // /dev/tty, /dev/console, /dev/ptmx
+		return true
+	case major >= 136 && major <= 143: // pseudo-terminal slaves
+		return true
+	}
+	return false
+}
+
+var charDevKind = &Kind{
+	Name: ckpt.FileCharDev,
+	Claims: func(fd *Fd) bool {
+		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFCHR
+	},
+	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		f := ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
+		if isTerminal(fd.Stat.Rdev) {
+			f.Kind = ckpt.FileTTY
+			f.External = true
+			f.ExternalReason = "terminal " + fd.Link.Path
+		}
+		ref := c.W.NewObjref()
+		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	},
+	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		var st unix.Stat_t
+		if err := unix.Stat(f.Path, &st); err != nil {
+			return -1, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != f.Rdev {
+			return -1, fmt.Errorf("%s is no longer the character device %d:%d", f.Path, unix.Major(f.Rdev), unix.Minor(f.Rdev))
+		}
+		fd, err := t.Open(f.Path, reopenFlags(f.Flags), 0)
+		if err != nil {
+			return -1, fmt.Errorf("open %s: %w", f.Path, err)
+		}
+		return fd, nil
+	},
+}

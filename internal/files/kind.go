@@ -1,0 +1,159 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// Fd is what a kind's checkpoint side learns about one fd of the target.
+type Fd struct {
+	Pid     int
+	Num     int
+	Link    procfs.FdLink
+	Info    procfs.FdInfo
+	Stat    unix.Stat_t // of the open file, through Copy
+	Cloexec bool
+	// Copy is a duplicate of the target's fd in this process (pidfd_getfd),
+	// owned by the checkpoint driver.
+	Copy *os.File
+}
+
+// DumpContext is the state a checkpoint shares across the fds of the
+// processes it dumps.
+type DumpContext struct {
+	W   *ckpt.Writer
+	Log *slog.Logger
+	// Pipes maps a pipe's inode to its objref once its record is written.
+	Pipes map[uint64]ckpt.Objref
+	// PipeEnds counts, per pipe inode, the read and write ends held by
+	// the checkpointed processes: a pipe with an end outside them is
+	// external.
+	PipeEnds map[uint64]*PipeEnds
+}
+
+// PipeEnds counts the ends of one pipe seen in the checkpointed processes.
+type PipeEnds struct{ Read, Write int }
+
+// Target is the restart driver's handle on a process being rebuilt: the
+// operations a kind needs to recreate its file there.
+type Target interface {
+	Pid() int
+	// Syscall runs a system call inside the target.
+	Syscall(nr int, args ...uint64) (uint64, error)
+	// Open opens path inside the target and returns the target's fd.
+	Open(path string, flags int, mode uint32) (int, error)
+	// Pipe2 creates a pipe inside the target.
+	Pipe2(flags int) (read, write int, err error)
+	// Copy duplicates a target fd into this process.
+	Copy(fd int) (*os.File, error)
+	// Hold tells the driver that the target fd *fd keeps an object that
+	// is not in place yet: if the driver needs that number for another
+	// fd, it moves the object elsewhere and updates *fd. Unhold ends it.
+	Hold(fd *int)
+	Unhold(fd *int)
+	// Warn reports something the user should know that does not stop the
+	// restart.
+	Warn(msg string, args ...any)
+}
+
+// RestoreContext is the state a restart shares across files.
+type RestoreContext struct {
+	// Pipes maps a pipe objref to the ends created for it in the target.
+	Pipes map[ckpt.Objref]*RestoredPipe
+}
+
+// RestoredPipe is a pipe recreated inside a target.
+type RestoredPipe struct {
+	Pid         int
+	Read, Write int // target fds, or -1 once handed out
+}
+
+// Kind is one kind of file: how to recognise it, dump it and restore it.
+type Kind struct {
+	Name string
+	// Claims reports whether the kind handles fd.
+	Claims func(fd *Fd) bool
+	// Dump writes the records that define fd's file (and any object it
+	// needs, first) and returns the file's objref.
+	Dump func(c *DumpContext, fd *Fd) (ckpt.Objref, error)
+	// Restore recreates the file inside t and returns the target fd that
+	// holds it (any number: the driver moves it into place).
+	Restore func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error)
+}
+
+// Kinds lists every supported kind; the first whose Claims matches wins.
+var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind}
+
+// KindFor returns the kind handling fd.
+func KindFor(fd *Fd) (*Kind, error) {
+	for _, k := range Kinds {
+		if k.Claims(fd) {
+			return k, nil
+		}
+	}
+	return nil, &UnsupportedError{Fd: fd.Num, What: describe(fd)}
+}
+
+// ByName returns the kind that restores files of a record's kind.
+func ByName(name string) (*Kind, error) {
+	for _, k := range Kinds {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("no restorer for file kind %q", name)
+}
+
+// UnsupportedError reports an fd kind crsub cannot checkpoint yet: a
+// checkpoint fails rather than silently dropping it.
+type UnsupportedError struct {
+	Fd   int
+	What string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("fd %d (%s): this kind of file is not supported yet", e.Fd, e.What)
+}
+
+// ErrExternal is wrapped by restart errors about an external file that has
+// no substitute.
+var ErrExternal = errors.New("external file needs a substitute")
+
+func describe(fd *Fd) string {
+	switch fd.Link.Kind {
+	case procfs.FdFile:
+		return fmt.Sprintf("%s, mode %#o", fd.Link.Path, fd.Stat.Mode&unix.S_IFMT)
+	case procfs.FdAnonInode:
+		return "anon_inode:" + fd.Link.Path
+	}
+	return fd.Link.Kind.String()
+}
+
+func fileType(st *unix.Stat_t) uint32 { return st.Mode & unix.S_IFMT }
+
+func identityOf(path string, st *unix.Stat_t) ckpt.FileIdentity {
+	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}
+}
+
+// openFlags strips what must not happen again when a file is reopened.
+func reopenFlags(flags int) int {
+	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC)
+}
+
+// seek sets a target fd's offset.
+func seek(t Target, fd int, pos int64) error {
+	if pos == 0 {
+		return nil
+	}
+	if _, err := t.Syscall(unix.SYS_LSEEK, uint64(fd), uint64(pos), unix.SEEK_SET); err != nil {
+		return fmt.Errorf("lseek to %d: %w", pos, err)
+	}
+	return nil
+}

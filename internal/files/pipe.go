@@ -1,0 +1,167 @@
+package files
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// A pipe is two records: the pipe object, with the bytes buffered in it as
+// payload, and one file record per end, depending on it. A pipe with an end
+// held outside the checkpointed processes is external: its bytes belong to
+// someone else and a restart needs a substitute for it.
+var pipeKind = &Kind{
+	Name:    ckpt.FilePipe,
+	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdPipe },
+	Dump:    dumpPipeEnd,
+	Restore: restorePipeEnd,
+}
+
+func pipeEnd(flags int) string {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY {
+		return "read"
+	}
+	return "write"
+}
+
+func dumpPipeEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	ino := fd.Link.Inode
+	f := ckpt.File{Kind: ckpt.FilePipe, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, PipeEnd: pipeEnd(int(fd.Info.Flags)), Identity: ckpt.FileIdentity{Inode: ino}}
+	ends := c.PipeEnds[ino]
+	ref := c.W.NewObjref()
+	if ends == nil || ends.Read == 0 || ends.Write == 0 {
+		f.External = true
+		f.ExternalReason = fmt.Sprintf("pipe:[%d] has its other end outside the checkpoint", ino)
+		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	}
+	pipeRef, ok := c.Pipes[ino]
+	if !ok {
+		var err error
+		if pipeRef, err = dumpPipe(c, fd); err != nil {
+			return 0, err
+		}
+		c.Pipes[ino] = pipeRef
+	}
+	return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{pipeRef}, &f)
+}
+
+// dumpPipe writes the pipe object with its buffered bytes, read without
+// consuming them.
+func dumpPipe(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	size, err := unix.FcntlInt(fd.Copy.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		return 0, fmt.Errorf("fd %d: F_GETPIPE_SZ: %w", fd.Num, err)
+	}
+	reader := fd.Copy
+	if pipeEnd(int(fd.Info.Flags)) == "write" {
+		// A write end cannot be peeked; /proc gives a read end of the
+		// same pipe without touching the target.
+		r, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", fd.Pid, fd.Num), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("fd %d: a read end for the pipe: %w", fd.Num, err)
+		}
+		defer r.Close()
+		reader = r
+	}
+	rfd, err := unix.FcntlInt(reader.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("fd %d: %w", fd.Num, err)
+	}
+	owned := sys.NewFD(rfd)
+	defer owned.Close()
+	data, err := sys.PeekPipe(owned, size)
+	if err != nil {
+		return 0, fmt.Errorf("fd %d: reading the pipe's buffer: %w", fd.Num, err)
+	}
+	ref := c.W.NewObjref()
+	p := ckpt.Pipe{Inode: fd.Link.Inode, Size: size}
+	return ref, c.W.WriteWithPayload(ckpt.TypePipe, ref, nil, &p, int64(len(data)), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// RestorePipe recreates a pipe record inside t and refills it.
+func (c *RestoreContext) RestorePipe(t Target, rec *ckpt.Record) error {
+	var p ckpt.Pipe
+	if err := rec.Decode(&p); err != nil {
+		return err
+	}
+	r, w, err := t.Pipe2(0)
+	if err != nil {
+		return fmt.Errorf("pipe:[%d]: %w", p.Inode, err)
+	}
+	rp := &RestoredPipe{Pid: t.Pid(), Read: r, Write: w}
+	c.Pipes[rec.Objref] = rp
+	t.Hold(&rp.Read)
+	t.Hold(&rp.Write)
+	wcopy, err := t.Copy(w)
+	if err != nil {
+		return fmt.Errorf("pipe:[%d]: %w", p.Inode, err)
+	}
+	defer wcopy.Close()
+	if p.Size > 0 {
+		if _, err := unix.FcntlInt(wcopy.Fd(), unix.F_SETPIPE_SZ, p.Size); err != nil {
+			return fmt.Errorf("pipe:[%d]: F_SETPIPE_SZ %d: %w", p.Inode, p.Size, err)
+		}
+	}
+	if rec.PayloadLen > int64(max(p.Size, 65536)) {
+		return fmt.Errorf("pipe:[%d]: %d bytes buffered exceed its size %d", p.Inode, rec.PayloadLen, p.Size)
+	}
+	if _, err := io.Copy(wcopy, rec.Payload()); err != nil {
+		return fmt.Errorf("pipe:[%d]: refilling %d bytes: %w", p.Inode, rec.PayloadLen, err)
+	}
+	return nil
+}
+
+func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	var pipe *RestoredPipe
+	for _, d := range rec.Deps {
+		if p, ok := c.Pipes[d]; ok {
+			pipe = p
+		}
+	}
+	if pipe == nil {
+		return -1, fmt.Errorf("pipe:[%d] %s end: its pipe record is missing", f.Identity.Inode, f.PipeEnd)
+	}
+	end := &pipe.Write
+	if f.PipeEnd == "read" {
+		end = &pipe.Read
+	}
+	t.Unhold(end)
+	fd := *end
+	if fd < 0 {
+		// A second description of the same end: a new fd on the pipe.
+		return -1, fmt.Errorf("pipe:[%d]: a second open file description of the %s end is not supported yet", f.Identity.Inode, f.PipeEnd)
+	}
+	*end = -1
+	if nb := f.Flags & unix.O_NONBLOCK; nb != 0 {
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(nb)); err != nil {
+			return -1, fmt.Errorf("fcntl F_SETFL: %w", err)
+		}
+	}
+	return fd, nil
+}
+
+// Unused lists target fds of restored pipes that no file took (an end the
+// image did not hold); the driver closes them.
+func (c *RestoreContext) Unused(pid int) []int {
+	var fds []int
+	for _, p := range c.Pipes {
+		if p.Pid != pid {
+			continue
+		}
+		for _, fd := range []int{p.Read, p.Write} {
+			if fd >= 0 {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	return fds
+}

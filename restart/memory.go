@@ -1,0 +1,361 @@
+package restart
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+const (
+	scratchSize = 64 << 10
+	// pageBufSize bounds how much of a pages record is in memory at once.
+	pageBufSize = 4 << 20
+)
+
+var pageSize = uint64(os.Getpagesize())
+
+type span struct{ start, end uint64 }
+
+// findFree returns the lowest address at or above 16 MiB where size bytes
+// overlap none of the spans.
+func findFree(size uint64, busy []span) (uint64, error) {
+	sort.Slice(busy, func(i, j int) bool { return busy[i].start < busy[j].start })
+	addr := uint64(16 << 20)
+	for _, b := range busy {
+		if b.end <= addr {
+			continue
+		}
+		if b.start >= addr+size {
+			break
+		}
+		addr = (b.end + pageSize - 1) &^ (pageSize - 1)
+	}
+	if addr+size > 1<<47 {
+		return 0, fmt.Errorf("no %d free bytes in the address space", size)
+	}
+	return addr, nil
+}
+
+// prepareMemory empties the new task's address space (a copy of this
+// process) but for a code page, a scratch buffer and the vDSO, and moves
+// the vDSO where the image had it.
+func (t *task) prepareMemory(mm *ckpt.MM) error {
+	t.mm = mm
+	stubMaps, err := procfs.ReadMaps(t.pid)
+	if err != nil {
+		return err
+	}
+	var busy []span
+	for _, a := range mm.Layout {
+		busy = append(busy, span{a.Start, a.End})
+	}
+	for _, m := range stubMaps {
+		busy = append(busy, span{m.Start, m.End})
+	}
+	base, err := findFree(pageSize+scratchSize, busy)
+	if err != nil {
+		return err
+	}
+	if t.remote, err = newRemote(t.tracee); err != nil {
+		return fmt.Errorf("running system calls in the new task: %w", err)
+	}
+	if _, err := t.remote.MapPage(base); err != nil {
+		return fmt.Errorf("mapping a code page at %#x: %w", base, err)
+	}
+	t.codePage = base
+	// A C library in this process registered rseq for the thread the new
+	// task was copied from; the kernel would write to that area, about to
+	// be unmapped, on every return to user mode.
+	if rs, err := t.tracee.Rseq(); err == nil && rs.Address != 0 {
+		const rseqFlagUnregister = 1
+		if _, err := t.Syscall(unix.SYS_RSEQ, rs.Address, uint64(rs.Size), rseqFlagUnregister, uint64(rs.Signature)); err != nil {
+			return fmt.Errorf("unregistering the inherited rseq area: %w", err)
+		}
+	}
+	t.scratch, t.scratchSize = base+pageSize, scratchSize
+	if _, err := t.Syscall(unix.SYS_MMAP, t.scratch, scratchSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+		return fmt.Errorf("mapping the scratch buffer at %#x: %w", t.scratch, err)
+	}
+	for _, m := range stubMaps {
+		switch m.Kind {
+		case procfs.KindVdso, procfs.KindVvar, procfs.KindVvarVclock, procfs.KindVsyscall:
+			continue
+		}
+		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
+			return fmt.Errorf("unmapping %#x-%#x of the new task: %w", m.Start, m.End, err)
+		}
+	}
+	if err := t.placeVdso(mm, stubMaps, busy); err != nil {
+		return err
+	}
+	if err := t.closeInheritedFds(); err != nil {
+		return err
+	}
+	t.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.pid), os.O_RDWR, 0)
+	return err
+}
+
+func isVdsoKind(kind string) bool {
+	return kind == ckpt.VMAVdso || kind == ckpt.VMAVvar || kind == ckpt.VMAVvarVclock
+}
+
+// placeVdso moves this kernel's vDSO areas ([vvar], [vvar_vclock], [vdso])
+// to the image's addresses, keeping their relative layout: code in the
+// restored process calls into the vDSO at the addresses it had.
+func (t *task) placeVdso(mm *ckpt.MM, stubMaps []procfs.Mapping, busy []span) error {
+	var cur []span
+	for _, m := range stubMaps {
+		if m.Kind == procfs.KindVdso || m.Kind == procfs.KindVvar || m.Kind == procfs.KindVvarVclock {
+			cur = append(cur, span{m.Start, m.End})
+		}
+	}
+	var want []span
+	for _, a := range mm.Layout {
+		if isVdsoKind(a.Kind) {
+			want = append(want, span{a.Start, a.End})
+		}
+	}
+	if len(want) == 0 {
+		for _, c := range cur {
+			if _, err := t.Syscall(unix.SYS_MUNMAP, c.start, c.end-c.start); err != nil {
+				return fmt.Errorf("unmapping the vDSO: %w", err)
+			}
+		}
+		return nil
+	}
+	if len(cur) != len(want) {
+		return fmt.Errorf("the image has %d vDSO areas, this kernel %d", len(want), len(cur))
+	}
+	for i := range cur {
+		if cur[i].end-cur[i].start != want[i].end-want[i].start || cur[i].start-cur[0].start != want[i].start-want[0].start {
+			return fmt.Errorf("the image's vDSO layout differs from this kernel's (area %d: %#x bytes at +%#x, here %#x bytes at +%#x)", i,
+				want[i].end-want[i].start, want[i].start-want[0].start, cur[i].end-cur[i].start, cur[i].start-cur[0].start)
+		}
+	}
+	from, to := cur[0].start, want[0].start
+	size := cur[len(cur)-1].end - from
+	if from == to {
+		return nil
+	}
+	move := func(from, to uint64) error {
+		for _, c := range cur {
+			off := c.start - cur[0].start
+			if _, err := t.Syscall(unix.SYS_MREMAP, from+off, c.end-c.start, c.end-c.start, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, to+off); err != nil {
+				return fmt.Errorf("moving the vDSO area at %#x to %#x: %w", from+off, to+off, err)
+			}
+		}
+		return nil
+	}
+	if from < to+size && to < from+size {
+		// Overlapping ranges: go through a free place first.
+		tmp, err := findFree(size, append(busy, span{t.codePage, t.scratch + t.scratchSize}))
+		if err != nil {
+			return err
+		}
+		if err := move(from, tmp); err != nil {
+			return err
+		}
+		from = tmp
+	}
+	return move(from, to)
+}
+
+// closeInheritedFds closes what the new task inherited from this process,
+// except the fds the caller preserves.
+func (t *task) closeInheritedFds() error {
+	keep := make([]int, 0, len(t.preserved))
+	for fd := range t.preserved {
+		keep = append(keep, fd)
+	}
+	sort.Ints(keep)
+	lo := uint64(0)
+	closeRange := func(first, last uint64) error {
+		if _, err := t.Syscall(unix.SYS_CLOSE_RANGE, first, last, 0); err != nil {
+			return fmt.Errorf("closing inherited fds %d-%d: %w", first, last, err)
+		}
+		return nil
+	}
+	for _, k := range keep {
+		if uint64(k) > lo {
+			if err := closeRange(lo, uint64(k)-1); err != nil {
+				return err
+			}
+		}
+		lo = uint64(k) + 1
+	}
+	return closeRange(lo, 1<<32-1)
+}
+
+// mapVMA creates one memory area at its address. Areas that receive pages
+// are mapped writable first and get their own protection in finishMemory.
+func (t *task) mapVMA(v *ckpt.VMA) error {
+	if t.mm == nil {
+		return fmt.Errorf("VMA before its mm record")
+	}
+	switch {
+	case isVdsoKind(v.Kind):
+		return nil // placed with the layout
+	case v.Kind == ckpt.VMAVsyscall:
+		return nil // fixed by the kernel
+	}
+	if v.End <= v.Start || v.Start%pageSize != 0 || v.End%pageSize != 0 {
+		return fmt.Errorf("bad VMA bounds %#x-%#x", v.Start, v.End)
+	}
+	length := v.End - v.Start
+	sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
+	prot := uint64(v.Prot)
+	if !sharedFile {
+		prot |= unix.PROT_READ | unix.PROT_WRITE
+	}
+	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	if v.File == nil {
+		if _, err := t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags|unix.MAP_ANONYMOUS, ^uint64(0), 0); err != nil {
+			return fmt.Errorf("mmap: %w", err)
+		}
+		t.vmas = append(t.vmas, *v)
+		return nil
+	}
+	if err := checkIdentity(v.File, "mapped file"); err != nil {
+		return err
+	}
+	oflags := unix.O_RDONLY
+	if sharedFile && v.Prot&unix.PROT_WRITE != 0 {
+		oflags = unix.O_RDWR
+	}
+	fd, err := t.Open(v.File.Path, oflags, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", v.File.Path, err)
+	}
+	_, err = t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags, uint64(fd), v.Pgoff)
+	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("mmap of %s: %w", v.File.Path, err)
+	}
+	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// checkIdentity refuses a file that is not the one checkpointed: its pages
+// would be wrong.
+func checkIdentity(id *ckpt.FileIdentity, what string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(id.Path, &st); err != nil {
+		return fmt.Errorf("%s %s: %w", what, id.Path, err)
+	}
+	if st.Dev != id.Dev || st.Ino != id.Inode || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
+		return fmt.Errorf("%s %s changed since the checkpoint (inode %d→%d, size %d→%d, mtime %d→%d)", what, id.Path, id.Inode, st.Ino, id.Size, st.Size, id.Mtime, st.Mtim.Nano())
+	}
+	return nil
+}
+
+// fillPages writes a pages record's payload into the VMA it follows.
+func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
+	if len(t.vmas) == 0 || t.vmas[len(t.vmas)-1].Start != pg.VMAStart {
+		return fmt.Errorf("pages for %#x do not follow their VMA", pg.VMAStart)
+	}
+	v := t.vmas[len(t.vmas)-1]
+	if want := int64(pg.Count() * pageSize); want != rec.PayloadLen {
+		return fmt.Errorf("payload of %d bytes, the runs need %d", rec.PayloadLen, want)
+	}
+	if t.s.pageBuf == nil {
+		t.s.pageBuf = make([]byte, pageBufSize)
+	}
+	payload := rec.Payload()
+	for _, run := range pg.Runs {
+		addr := v.Start + run.Index*pageSize
+		n := run.Count * pageSize
+		if run.Count == 0 || addr < v.Start || addr+n > v.End || addr+n < addr {
+			return fmt.Errorf("run of %d pages at page %d lies outside the VMA %#x-%#x", run.Count, run.Index, v.Start, v.End)
+		}
+		for n > 0 {
+			chunk := t.s.pageBuf[:min(n, uint64(len(t.s.pageBuf)))]
+			if _, err := io.ReadFull(payload, chunk); err != nil {
+				return err
+			}
+			if _, err := t.mem.WriteAt(chunk, int64(addr)); err != nil {
+				return fmt.Errorf("writing pages at %#x: %w", addr, err)
+			}
+			addr += uint64(len(chunk))
+			n -= uint64(len(chunk))
+		}
+	}
+	return nil
+}
+
+// finishMemory gives every area its own protection and sets the mm fields.
+func (t *task) finishMemory() error {
+	for _, v := range t.vmas {
+		sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
+		if sharedFile || v.Prot == unix.PROT_READ|unix.PROT_WRITE {
+			continue
+		}
+		if _, err := t.Syscall(unix.SYS_MPROTECT, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
+			return fmt.Errorf("mprotect %#x-%#x: %w", v.Start, v.End, err)
+		}
+	}
+	return t.setMM()
+}
+
+// setMM sets brk, arg/env bounds, auxv and the executable in one
+// prctl(PR_SET_MM, PR_SET_MM_MAP): the only form that works without
+// CAP_SYS_RESOURCE.
+func (t *task) setMM() error {
+	mm := t.mm
+	if err := checkIdentity(&mm.Exe, "executable"); err != nil {
+		return err
+	}
+	exeFd, err := t.Open(mm.Exe.Path, unix.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open executable %s: %w", mm.Exe.Path, err)
+	}
+	defer t.Syscall(unix.SYS_CLOSE, uint64(exeFd))
+	const mapSize = 104
+	auxvAddr := t.scratch + 256
+	auxv := make([]byte, 8*len(mm.Auxv))
+	for i, v := range mm.Auxv {
+		putLE64(auxv[8*i:], v)
+	}
+	if uint64(len(auxv))+256 > t.scratchSize {
+		return fmt.Errorf("auxv of %d bytes is too large", len(auxv))
+	}
+	b := make([]byte, mapSize)
+	for i, v := range []uint64{mm.StartCode, mm.EndCode, mm.StartData, mm.EndData, mm.StartBrk, mm.Brk, mm.StartStack, mm.ArgStart, mm.ArgEnd, mm.EnvStart, mm.EnvEnd, auxvAddr} {
+		putLE64(b[8*i:], v)
+	}
+	putLE32(b[96:], uint32(len(auxv)))
+	putLE32(b[100:], uint32(exeFd))
+	if err := t.remote.WriteMem(t.scratch, b); err != nil {
+		return err
+	}
+	if err := t.remote.WriteMem(auxvAddr, auxv); err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, t.scratch, mapSize, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_MM_MAP): %w", err)
+	}
+	return nil
+}
+
+func putLE64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func putLE32(b []byte, v uint32) {
+	for i := 0; i < 4; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+
+func le64(b []byte) uint64 { return uint64(le32(b)) | uint64(le32(b[4:]))<<32 }

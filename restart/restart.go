@@ -1,0 +1,333 @@
+package restart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
+)
+
+// Process is a restored process tree, running.
+type Process struct {
+	// Pid is the root process's pid, the same as when it was checkpointed.
+	Pid int
+	// Pids lists every restored process, root first.
+	Pids []int
+}
+
+// Wait waits for the root process to exit and returns its wait status. The
+// restored root is a child of the calling process.
+func (p *Process) Wait() (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(p.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, os.NewSyscallError("wait4", err)
+		}
+		return ws, nil
+	}
+}
+
+// Signal sends sig to the root process.
+func (p *Process) Signal(sig unix.Signal) error {
+	return unix.Kill(p.Pid, sig)
+}
+
+// Restart reads an image from r and restores the processes it holds. They
+// run when Restart returns; on error nothing it created is left behind.
+func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
+	type result struct {
+		p   *Process
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The tracer thread must issue every ptrace request; it is never
+		// unlocked, so it dies with this goroutine.
+		runtime.LockOSThread()
+		p, err := run(ctx, r, opts)
+		done <- result{p, err}
+	}()
+	res := <-done
+	if res.err != nil {
+		return nil, fmt.Errorf("restart: %w", res.err)
+	}
+	return res.p, nil
+}
+
+// restorer is one restart in progress.
+type restorer struct {
+	opts   Options
+	log    *slog.Logger
+	header ckpt.Header
+	tree   ckpt.Tree
+	tasks  []*task
+	files  *files.RestoreContext
+	// pageBuf carries page data from the image to a task.
+	pageBuf []byte
+}
+
+func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
+	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	rd, err := ckpt.NewReader(src)
+	if err != nil {
+		return nil, err
+	}
+	s.header = rd.Header()
+
+	// Plan: the tree comes first, before any per-task state.
+	if err := s.plan(rd); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// Create tasks. From here on, a failure kills them all.
+	defer func() {
+		if err != nil {
+			s.killAll()
+		}
+	}()
+	if err := s.createTasks(); err != nil {
+		return nil, err
+	}
+	if opts.TasksCreated != nil {
+		if err := opts.TasksCreated(s.pids()); err != nil {
+			return nil, fmt.Errorf("tasks-created hook: %w", err)
+		}
+	}
+
+	// Rebuild memory and files, record by record, as the image streams.
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break // trailer verified
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.apply(rec); err != nil {
+			return nil, fmt.Errorf("image record %d (%s): %w", rec.Index, describe(rec), err)
+		}
+	}
+
+	// Signals, process and thread state, then registers, then release.
+	for _, t := range s.tasks {
+		if err := t.finish(s.files); err != nil {
+			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
+		}
+	}
+	if opts.BeforeRelease != nil {
+		if err := opts.BeforeRelease(s.pids()); err != nil {
+			return nil, fmt.Errorf("before-release hook: %w", err)
+		}
+	}
+	for _, t := range s.tasks {
+		if err := t.release(); err != nil {
+			return nil, fmt.Errorf("pid %d: releasing: %w", t.pid, err)
+		}
+	}
+	s.log.Info("restart complete", "pids", s.pids())
+	return &Process{Pid: s.tasks[0].pid, Pids: s.pids()}, nil
+}
+
+func (s *restorer) plan(rd *ckpt.Reader) error {
+	h := s.header
+	if h.Arch != runtime.GOARCH {
+		return fmt.Errorf("image is for %s, this machine is %s", h.Arch, runtime.GOARCH)
+	}
+	if h.PageSize != os.Getpagesize() {
+		return fmt.Errorf("image has %d-byte pages, this machine %d", h.PageSize, os.Getpagesize())
+	}
+	rec, err := rd.Next()
+	if err == io.EOF {
+		return errors.New("image holds no task tree")
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Type != ckpt.TypeTree {
+		return fmt.Errorf("image record %d is %s, want the task tree first", rec.Index, rec.Type)
+	}
+	if err := rec.Decode(&s.tree); err != nil {
+		return err
+	}
+	switch {
+	case len(s.tree.Processes) == 0:
+		return errors.New("image's task tree is empty")
+	case len(s.tree.Processes) > 1:
+		return fmt.Errorf("image holds %d processes; restoring process trees is not supported yet", len(s.tree.Processes))
+	case len(s.tree.Processes[0].Tids) != 1:
+		return fmt.Errorf("pid %d has %d threads; restoring multi-threaded processes is not supported yet", s.tree.Processes[0].Pid, len(s.tree.Processes[0].Tids))
+	}
+	return nil
+}
+
+func (s *restorer) createTasks() error {
+	for _, p := range s.tree.Processes {
+		t, err := createTask(p.Pid, s)
+		if err != nil {
+			return err
+		}
+		s.tasks = append(s.tasks, t)
+	}
+	return nil
+}
+
+func (s *restorer) pids() []int {
+	out := make([]int, len(s.tasks))
+	for i, t := range s.tasks {
+		out[i] = t.pid
+	}
+	return out
+}
+
+func (s *restorer) killAll() {
+	for _, t := range s.tasks {
+		t.kill()
+	}
+}
+
+func (s *restorer) task(pid int) (*task, error) {
+	for _, t := range s.tasks {
+		if t.pid == pid {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("pid %d is not in the image's task tree", pid)
+}
+
+// apply restores one record into its task.
+func (s *restorer) apply(rec *ckpt.Record) error {
+	switch rec.Type {
+	case ckpt.TypeProcess:
+		var p ckpt.Process
+		if err := rec.Decode(&p); err != nil {
+			return err
+		}
+		t, err := s.task(p.Pid)
+		if err != nil {
+			return err
+		}
+		t.process = &p
+	case ckpt.TypeThread:
+		var th ckpt.Thread
+		if err := rec.Decode(&th); err != nil {
+			return err
+		}
+		t, err := s.task(th.Pid)
+		if err != nil {
+			return err
+		}
+		if th.Tid != th.Pid {
+			return fmt.Errorf("thread %d: only single-threaded processes are supported yet", th.Tid)
+		}
+		t.thread = &th
+	case ckpt.TypeSignals:
+		var sig ckpt.Signals
+		if err := rec.Decode(&sig); err != nil {
+			return err
+		}
+		t, err := s.task(sig.Pid)
+		if err != nil {
+			return err
+		}
+		t.signals = &sig
+	case ckpt.TypeMM:
+		var mm ckpt.MM
+		if err := rec.Decode(&mm); err != nil {
+			return err
+		}
+		t, err := s.task(mm.Pid)
+		if err != nil {
+			return err
+		}
+		return t.prepareMemory(&mm)
+	case ckpt.TypeVMA:
+		var v ckpt.VMA
+		if err := rec.Decode(&v); err != nil {
+			return err
+		}
+		t, err := s.task(v.Pid)
+		if err != nil {
+			return err
+		}
+		return t.mapVMA(&v)
+	case ckpt.TypePages:
+		var pg ckpt.Pages
+		if err := rec.Decode(&pg); err != nil {
+			return err
+		}
+		t, err := s.task(pg.Pid)
+		if err != nil {
+			return err
+		}
+		return t.fillPages(&pg, rec)
+	case ckpt.TypePipe:
+		// A pipe lives in the first task; tasks that share it get it
+		// when trees are supported.
+		return s.files.RestorePipe(s.tasks[0], rec)
+	case ckpt.TypeFile:
+		return s.restoreFile(rec)
+	case ckpt.TypeFd:
+		var fd ckpt.Fd
+		if err := rec.Decode(&fd); err != nil {
+			return err
+		}
+		t, err := s.task(fd.Pid)
+		if err != nil {
+			return err
+		}
+		return t.placeFd(&fd)
+	default:
+		if !rec.Type.Known() {
+			s.log.Debug("skipping a record of a newer format", "record", rec.Index, "type", rec.Type)
+			return nil
+		}
+		return fmt.Errorf("unexpected %s record", rec.Type)
+	}
+	return nil
+}
+
+// describe names a record for error messages.
+func describe(rec *ckpt.Record) string {
+	switch rec.Type {
+	case ckpt.TypeFd:
+		var fd ckpt.Fd
+		if rec.Decode(&fd) == nil {
+			return fmt.Sprintf("fd %d of pid %d", fd.Fd, fd.Pid)
+		}
+	case ckpt.TypeFile:
+		var f ckpt.File
+		if rec.Decode(&f) == nil {
+			if f.Path != "" {
+				return fmt.Sprintf("%s %s", f.Kind, f.Path)
+			}
+			return f.Kind
+		}
+	case ckpt.TypeVMA:
+		var v ckpt.VMA
+		if rec.Decode(&v) == nil {
+			return fmt.Sprintf("vma %#x-%#x", v.Start, v.End)
+		}
+	}
+	return rec.Type.String()
+}

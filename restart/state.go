@@ -1,0 +1,383 @@
+package restart
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/remote"
+)
+
+func newRemote(t *ptrace.Tracee) (*remote.Remote, error) { return remote.New(t) }
+
+// restoreFile recreates a file record inside the task that will hold it.
+// A file that cannot be restored is not an error yet: the error is kept and
+// reported with the first fd that needs the file, so it can name the fd.
+func (s *restorer) restoreFile(rec *ckpt.Record) error {
+	var f ckpt.File
+	if err := rec.Decode(&f); err != nil {
+		return err
+	}
+	t := s.tasks[0]
+	of := &openFile{fd: -1}
+	t.files[rec.Objref] = of
+	switch {
+	case f.Supplied:
+		of.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
+		return nil
+	case f.External:
+		of.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
+		return nil
+	}
+	kind, err := files.ByName(f.Kind)
+	if err != nil {
+		return err
+	}
+	fd, err := kind.Restore(s.files, t, rec, &f)
+	if err != nil {
+		of.err = err
+		return nil
+	}
+	of.fd = fd
+	t.Hold(&of.fd)
+	return nil
+}
+
+// placeFd puts a restored file at its fd number.
+func (t *task) placeFd(fd *ckpt.Fd) error {
+	if t.preserved[fd.Fd] {
+		t.s.log.Info("keeping the caller's preserved fd instead of the image's", "pid", t.pid, "fd", fd.Fd)
+		return nil
+	}
+	of := t.files[fd.File]
+	if of == nil {
+		return fmt.Errorf("fd %d refers to file objref %d, which was not restored", fd.Fd, fd.File)
+	}
+	if of.err != nil {
+		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, of.err, fd.Fd, fd.Fd, fd.Fd)
+	}
+	if t.placed[fd.Fd] {
+		return fmt.Errorf("fd %d appears twice", fd.Fd)
+	}
+	// Another object waiting at this number moves out of the way.
+	for held := range t.held {
+		if *held == fd.Fd && held != &of.fd {
+			moved, err := t.Syscall(unix.SYS_FCNTL, uint64(fd.Fd), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("moving fd %d out of the way: %w", fd.Fd, err)
+			}
+			*held = int(moved)
+		}
+	}
+	src := of.fd
+	cloexec := uint64(0)
+	if fd.Cloexec {
+		cloexec = unix.O_CLOEXEC
+	}
+	if src == fd.Fd {
+		flag := uint64(0)
+		if fd.Cloexec {
+			flag = unix.FD_CLOEXEC
+		}
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(src), unix.F_SETFD, flag); err != nil {
+			return err
+		}
+	} else if _, err := t.Syscall(unix.SYS_DUP3, uint64(src), uint64(fd.Fd), cloexec); err != nil {
+		return fmt.Errorf("dup3 %d to %d: %w", src, fd.Fd, err)
+	}
+	t.placed[fd.Fd] = true
+	if !of.placed {
+		of.placed = true
+		t.Unhold(&of.fd)
+		if src != fd.Fd {
+			if _, err := t.Syscall(unix.SYS_CLOSE, uint64(src)); err != nil {
+				return err
+			}
+		}
+		of.fd = fd.Fd
+	}
+	return nil
+}
+
+// finish restores everything but registers: memory protections and mm
+// fields, leftover fds, process state, signals and thread state.
+func (t *task) finish(fc *files.RestoreContext) error {
+	if t.process == nil || t.thread == nil || t.signals == nil || t.mm == nil {
+		return errors.New("the image lacks a process, thread, signals or mm record for it")
+	}
+	if n := len(t.thread.Regs); n != int(unsafe.Sizeof(ptrace.Regs{})/8) {
+		return fmt.Errorf("thread %d: %d register words, want %d", t.thread.Tid, n, unsafe.Sizeof(ptrace.Regs{})/8)
+	}
+	if err := t.finishMemory(); err != nil {
+		return err
+	}
+	for _, fd := range fc.Unused(t.pid) {
+		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(fd)); err != nil {
+			return err
+		}
+	}
+	for held := range t.held {
+		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(*held)); err != nil {
+			return err
+		}
+		delete(t.held, held)
+	}
+	if err := t.restoreProcess(); err != nil {
+		return err
+	}
+	if err := t.restoreSignals(); err != nil {
+		return err
+	}
+	if err := t.restoreThread(); err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_MUNMAP, t.scratch, t.scratchSize); err != nil {
+		return fmt.Errorf("unmapping the scratch buffer: %w", err)
+	}
+	return nil
+}
+
+func (t *task) restoreProcess() error {
+	p := t.process
+	if _, err := t.Syscall(unix.SYS_UMASK, uint64(p.Umask)); err != nil {
+		return fmt.Errorf("umask: %w", err)
+	}
+	if p.Root != "" && p.Root != "/" {
+		return fmt.Errorf("root directory %s: chroot is not supported yet", p.Root)
+	}
+	addr, err := t.putString(0, p.Cwd)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_CHDIR, addr); err != nil {
+		return fmt.Errorf("chdir %s: %w", p.Cwd, err)
+	}
+	if _, err := t.Syscall(unix.SYS_PERSONALITY, uint64(p.Personality)); err != nil {
+		return fmt.Errorf("personality %#x: %w", p.Personality, err)
+	}
+	comm := p.Comm
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	if addr, err = t.putString(0, comm); err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
+		return fmt.Errorf("comm: %w", err)
+	}
+	for _, r := range p.Rlimits {
+		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
+		if err := unix.Prlimit(t.pid, r.Resource, &lim, nil); err != nil {
+			t.Warn("cannot restore a resource limit", "resource", r.Resource, "cur", r.Cur, "max", r.Max, "err", err)
+		}
+	}
+	for which, it := range p.Itimers {
+		if it == (ckpt.Itimer{}) {
+			continue
+		}
+		b := make([]byte, 32)
+		putLE64(b[0:], uint64(it.IntervalUsec/1e6))
+		putLE64(b[8:], uint64(it.IntervalUsec%1e6))
+		value := it.ValueUsec
+		if value == 0 {
+			value = 1 // an armed timer with nothing left fires at once
+		}
+		putLE64(b[16:], uint64(value/1e6))
+		putLE64(b[24:], uint64(value%1e6))
+		if err := t.remote.WriteMem(t.scratch, b); err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SETITIMER, uint64(which), t.scratch, 0); err != nil {
+			return fmt.Errorf("setitimer %d: %w", which, err)
+		}
+	}
+	if p.NoNewPrivs {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	return t.restoreCreds()
+}
+
+func (t *task) restoreCreds() error {
+	c := t.process.Creds
+	if c.Uid == [4]uint32{} && c.Gid == [4]uint32{} && len(c.Groups) == 0 {
+		return nil // root, as the restart runs
+	}
+	groups := make([]byte, 4*len(c.Groups))
+	for i, g := range c.Groups {
+		putLE32(groups[4*i:], g)
+	}
+	if len(groups) > 0 {
+		if err := t.remote.WriteMem(t.scratch, groups); err != nil {
+			return err
+		}
+	}
+	if _, err := t.Syscall(unix.SYS_SETGROUPS, uint64(len(c.Groups)), t.scratch); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if _, err := t.Syscall(unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
+	}
+	if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
+	}
+	return nil
+}
+
+func (t *task) restoreSignals() error {
+	actions := map[int]ckpt.SigAction{}
+	for _, a := range t.signals.Actions {
+		actions[a.Signo] = a
+	}
+	b := make([]byte, 32)
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		// Every signal is set: the new task inherited this process's
+		// handlers, which mean nothing in the restored one.
+		a := actions[sig]
+		putLE64(b[0:], a.Handler)
+		putLE64(b[8:], a.Flags)
+		putLE64(b[16:], a.Restorer)
+		putLE64(b[24:], a.Mask)
+		if err := t.remote.WriteMem(t.scratch, b); err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), t.scratch, 0, 8); err != nil {
+			return fmt.Errorf("rt_sigaction %d: %w", sig, err)
+		}
+	}
+	for _, si := range t.signals.SharedPending {
+		if err := t.queue(unix.SYS_RT_SIGQUEUEINFO, si, uint64(t.pid), uint64(si.Signo)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queue re-queues a pending signal from inside the task, where the kernel
+// accepts any siginfo.
+func (t *task) queue(nr int, si ckpt.Siginfo, args ...uint64) error {
+	if len(si.Raw) != 128 {
+		return fmt.Errorf("pending signal %d: siginfo of %d bytes", si.Signo, len(si.Raw))
+	}
+	if err := t.remote.WriteMem(t.scratch, si.Raw); err != nil {
+		return err
+	}
+	if _, err := t.Syscall(nr, append(args, t.scratch)...); err != nil {
+		return fmt.Errorf("queueing pending signal %d: %w", si.Signo, err)
+	}
+	return nil
+}
+
+func (t *task) restoreThread() error {
+	th := t.thread
+	b := make([]byte, 24)
+	putLE64(b[0:], th.AltStack.SP)
+	putLE32(b[8:], uint32(th.AltStack.Flags))
+	putLE64(b[16:], th.AltStack.Size)
+	if th.AltStack.Flags&ssDisable != 0 {
+		putLE64(b[0:], 0)
+		putLE64(b[16:], 0)
+	}
+	if err := t.remote.WriteMem(t.scratch, b); err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_SIGALTSTACK, t.scratch, 0); err != nil {
+		return fmt.Errorf("sigaltstack: %w", err)
+	}
+	if _, err := t.Syscall(unix.SYS_SET_TID_ADDRESS, th.ClearChildTid); err != nil {
+		return fmt.Errorf("set_tid_address: %w", err)
+	}
+	if th.RobustList != 0 {
+		if _, err := t.Syscall(unix.SYS_SET_ROBUST_LIST, th.RobustList, th.RobustLen); err != nil {
+			return fmt.Errorf("set_robust_list: %w", err)
+		}
+	}
+	if r := th.Rseq; r != nil {
+		if _, err := t.Syscall(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Signature)); err != nil {
+			return fmt.Errorf("rseq registration at %#x: %w", r.Addr, err)
+		}
+	}
+	for _, si := range th.Pending {
+		if err := t.queue(unix.SYS_RT_TGSIGQUEUEINFO, si, uint64(t.pid), uint64(th.Tid), uint64(si.Signo)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart codes the kernel leaves in rax of a task stopped inside a system
+// call it means to restart.
+const (
+	errRestartSys          = 512
+	errRestartNoIntr       = 513
+	errRestartNoHand       = 514
+	errRestartRestartBlock = 516
+)
+
+// restartSyscall makes a thread that was frozen inside a system call go on
+// as the kernel would have after a signal without handler: run the call
+// again. The kernel's own restart state (the restart block) did not
+// survive, so calls that used it are re-issued with what is left of their
+// time, which the kernel wrote back to user memory when it interrupted
+// them; where nothing says what is left, the call returns EINTR, as it may.
+func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
+	if sc == nil {
+		return
+	}
+	// Nothing for the kernel to restart on the way out: the rewind below
+	// does it.
+	regs.Orig_rax = ^uint64(0)
+	rerun := func() {
+		regs.Rax = uint64(sc.Nr)
+		regs.Rip -= 2 // back to the syscall instruction
+	}
+	eintr := func() { e := -int64(unix.EINTR); regs.Rax = uint64(e) }
+	switch -sc.Ret {
+	case errRestartSys, errRestartNoIntr, errRestartNoHand:
+		rerun()
+	case errRestartRestartBlock:
+		switch sc.Nr {
+		case unix.SYS_NANOSLEEP:
+			// nanosleep(req, rem): rem holds what was left.
+			if rem := sc.Args[1]; rem != 0 {
+				rerun()
+				regs.Rdi, regs.Rsi = rem, rem
+			} else {
+				eintr()
+			}
+		case unix.SYS_CLOCK_NANOSLEEP:
+			// clock_nanosleep(clock, flags, req, rem)
+			switch {
+			case sc.Args[1]&unix.TIMER_ABSTIME != 0:
+				rerun()
+			case sc.Args[3] != 0:
+				rerun()
+				regs.Rdx = sc.Args[3]
+			default:
+				eintr()
+			}
+		default:
+			eintr()
+		}
+	}
+}
+
+// wordsToRegs rebuilds struct user_regs_struct from the image's words.
+func wordsToRegs(words []uint64) ptrace.Regs {
+	var r ptrace.Regs
+	dst := unsafe.Slice((*uint64)(unsafe.Pointer(&r)), unsafe.Sizeof(r)/8)
+	copy(dst, words)
+	return r
+}
+
+// ssDisable is SS_DISABLE from <signal.h>: no alternate signal stack.
+const ssDisable = 2

@@ -1,0 +1,221 @@
+package restart
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/remote"
+	"github.com/crsub/crsub/internal/stub"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// task is one process being rebuilt. It implements files.Target.
+type task struct {
+	pid    int
+	s      *restorer
+	tracee *ptrace.Tracee
+	remote *remote.Remote
+	pidfd  *sys.FD
+	mem    *os.File // /proc/PID/mem, for writing pages
+
+	process *ckpt.Process
+	thread  *ckpt.Thread
+	signals *ckpt.Signals
+	mm      *ckpt.MM
+	vmas    []ckpt.VMA
+
+	scratch     uint64 // scratch buffer inside the task
+	scratchSize uint64
+	codePage    uint64
+
+	files     map[ckpt.Objref]*openFile
+	held      map[*int]bool // target fds holding objects not placed yet
+	placed    map[int]bool
+	preserved map[int]bool
+	released  bool
+}
+
+// openFile is a file restored in a task, before and after its fds are
+// placed.
+type openFile struct {
+	fd     int // target fd: temporary until placed, then the first placed number
+	placed bool
+	err    error // why it could not be restored; reported with the fd that needs it
+}
+
+// createTask makes the task that will become pid: a stopped, traced stub
+// with exactly that pid, waiting out a zombie that still holds it.
+func createTask(pid int, s *restorer) (*task, error) {
+	deadline := time.Now().Add(s.opts.PidWait)
+	var child int
+	for {
+		var err error
+		child, err = stub.Spawn(pid)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, stub.ErrPidInUse) {
+			return nil, fmt.Errorf("creating pid %d: %w", pid, err)
+		}
+		if st, serr := procfs.ReadStat(pid); serr == nil && st.State != 'Z' && st.State != 'X' {
+			return nil, fmt.Errorf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", pid, st.Comm, st.State)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("pid %d is still held by an unreaped process after %v", pid, s.opts.PidWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t := &task{pid: child, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]bool{}, preserved: map[int]bool{}}
+	for _, fd := range s.opts.Preserve {
+		t.preserved[fd] = true
+	}
+	var err error
+	if t.tracee, err = ptrace.Seize(child); err != nil {
+		t.kill()
+		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
+	}
+	if t.pidfd, err = sys.PidfdOpen(child); err != nil {
+		t.kill()
+		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	xs, err := t.tracee.XState()
+	if err != nil {
+		t.kill()
+		return nil, err
+	}
+	layout, err := ptrace.ParseXStateLayout(xs)
+	if err != nil {
+		t.kill()
+		return nil, err
+	}
+	if h := s.header; h.XStateSize != 0 && (h.XStateSize != layout.Size || h.XFeatures != layout.XCR0) {
+		t.kill()
+		return nil, fmt.Errorf("the image's FPU state layout (%d bytes, XCR0 %#x) differs from this CPU's (%d bytes, XCR0 %#x)", h.XStateSize, h.XFeatures, layout.Size, layout.XCR0)
+	}
+	return t, nil
+}
+
+// kill ends the task and reaps it: nothing half-restored survives.
+func (t *task) kill() {
+	if t.released {
+		return
+	}
+	_ = unix.Kill(t.pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(t.pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		break
+	}
+	t.closeHandles()
+}
+
+func (t *task) closeHandles() {
+	if t.mem != nil {
+		t.mem.Close()
+		t.mem = nil
+	}
+	if t.pidfd != nil {
+		t.pidfd.Close()
+		t.pidfd = nil
+	}
+}
+
+// Pid implements files.Target.
+func (t *task) Pid() int { return t.pid }
+
+// Syscall implements files.Target.
+func (t *task) Syscall(nr int, args ...uint64) (uint64, error) {
+	if t.remote == nil {
+		return 0, errors.New("no system calls before the address space is prepared")
+	}
+	return t.remote.Syscall(nr, args...)
+}
+
+// Warn implements files.Target.
+func (t *task) Warn(msg string, args ...any) {
+	t.s.log.Warn(msg, append([]any{"pid", t.pid}, args...)...)
+}
+
+// putString writes a NUL-terminated string into the scratch buffer.
+func (t *task) putString(off uint64, s string) (uint64, error) {
+	if uint64(len(s))+1 > t.scratchSize-off {
+		return 0, fmt.Errorf("string of %d bytes does not fit the scratch buffer", len(s))
+	}
+	addr := t.scratch + off
+	return addr, t.remote.WriteMem(addr, append([]byte(s), 0))
+}
+
+// atFdcwd is AT_FDCWD as a register value.
+var atFdcwd = func() uint64 { v := int64(unix.AT_FDCWD); return uint64(v) }()
+
+// Open implements files.Target.
+func (t *task) Open(path string, flags int, mode uint32) (int, error) {
+	addr, err := t.putString(0, path)
+	if err != nil {
+		return -1, err
+	}
+	fd, err := t.Syscall(unix.SYS_OPENAT, atFdcwd, addr, uint64(flags|unix.O_CLOEXEC), uint64(mode))
+	if err != nil {
+		return -1, err
+	}
+	return int(fd), nil
+}
+
+// Pipe2 implements files.Target.
+func (t *task) Pipe2(flags int) (int, int, error) {
+	if _, err := t.Syscall(unix.SYS_PIPE2, t.scratch, uint64(flags|unix.O_CLOEXEC)); err != nil {
+		return -1, -1, err
+	}
+	b := make([]byte, 8)
+	if err := t.remote.ReadMem(t.scratch, b); err != nil {
+		return -1, -1, err
+	}
+	return int(int32(le32(b))), int(int32(le32(b[4:]))), nil
+}
+
+// Copy implements files.Target.
+func (t *task) Copy(fd int) (*os.File, error) {
+	c, err := sys.PidfdGetfd(t.pidfd, fd)
+	if err != nil {
+		return nil, err
+	}
+	return c.File(fmt.Sprintf("pid %d fd %d", t.pid, fd)), nil
+}
+
+// Hold implements files.Target.
+func (t *task) Hold(fd *int) { t.held[fd] = true }
+
+// Unhold implements files.Target.
+func (t *task) Unhold(fd *int) { delete(t.held, fd) }
+
+// release sets the final registers and lets the task run.
+func (t *task) release() error {
+	th := t.thread
+	regs := wordsToRegs(th.Regs)
+	restartSyscall(&regs, th.Syscall)
+	if err := t.remote.Finish(regs); err != nil {
+		return fmt.Errorf("registers: %w", err)
+	}
+	if err := t.tracee.SetXState(th.XState); err != nil {
+		return fmt.Errorf("FPU state: %w", err)
+	}
+	if err := t.tracee.SetSigMask(th.SigMask); err != nil {
+		return fmt.Errorf("signal mask: %w", err)
+	}
+	if err := t.tracee.Detach(); err != nil {
+		return err
+	}
+	t.released = true
+	t.closeHandles()
+	return nil
+}
