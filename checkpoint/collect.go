@@ -254,4 +254,3 @@ func pending(t *ptrace.Tracee, shared bool) ([]ckpt.Siginfo, error) {
 }
 
 func le(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
-

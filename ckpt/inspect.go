@@ -19,15 +19,21 @@ type Inventory struct {
 
 // ProcessView is everything the image holds about one process.
 type ProcessView struct {
-	Process Process  `json:"process"`
-	Threads []Thread `json:"threads"`
-	MM      *MM      `json:"mm,omitempty"`
-	VMAs    []VMA    `json:"vmas"`
-	Fds     []FdView `json:"fds"`
-	Signals *Signals `json:"signals,omitempty"`
+	Process Process   `json:"process"`
+	Threads []Thread  `json:"threads"`
+	MM      *MM       `json:"mm,omitempty"`
+	VMAs    []VMAView `json:"vmas"`
+	Fds     []FdView  `json:"fds"`
+	Signals *Signals  `json:"signals,omitempty"`
 	// PagesStored counts the pages stored for all VMAs.
 	PagesStored uint64 `json:"pages_stored"`
 	objref      Objref
+}
+
+// VMAView is a VMA with the number of pages stored for it.
+type VMAView struct {
+	VMA
+	Stored uint64 `json:"stored"`
 }
 
 // FdView is an fd-table entry joined with its file (and pipe, for a pipe end).
@@ -129,7 +135,7 @@ func Inspect(src io.Reader) (*Inventory, error) {
 			if err != nil {
 				return nil, err
 			}
-			pv.VMAs = append(pv.VMAs, v)
+			pv.VMAs = append(pv.VMAs, VMAView{VMA: v})
 		case TypePages:
 			var pg Pages
 			if err := rec.Decode(&pg); err != nil {
@@ -142,6 +148,7 @@ func Inspect(src io.Reader) (*Inventory, error) {
 			if len(pv.VMAs) == 0 || pv.VMAs[len(pv.VMAs)-1].Start != pg.VMAStart {
 				return nil, fmt.Errorf("ckpt: record %d (pages) at offset %d: pages for the VMA at %#x do not follow its VMA record", rec.Index, rec.Offset, pg.VMAStart)
 			}
+			pv.VMAs[len(pv.VMAs)-1].Stored += pg.Count()
 			pv.PagesStored += pg.Count()
 		case TypeSignals:
 			var s Signals

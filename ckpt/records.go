@@ -223,8 +223,6 @@ type VMA struct {
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
 	MadvFlags []string      `json:"madv,omitempty"` // VmFlags worth restoring (dontdump, hugepage…)
-	// Stored is the number of pages the Pages records for this VMA hold.
-	Stored uint64 `json:"stored"`
 }
 
 // Pages holds stored pages of one VMA (record TypePages, depends on the mm;
