@@ -185,12 +185,12 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 			case 1:
 				h = "ignored"
 			}
-			fmt.Fprintf(w, "    %-9s %s, flags %#x, mask %s\n", unix.SignalName(syscall.Signal(a.Signo)), h, a.Flags, sigset(a.Mask))
+			fmt.Fprintf(w, "    %-9s %s, flags %#x, mask %s\n", signalName(a.Signo), h, a.Flags, sigset(a.Mask))
 		}
 		if len(s.SharedPending) > 0 {
 			names := make([]string, len(s.SharedPending))
 			for i, si := range s.SharedPending {
-				names[i] = unix.SignalName(syscall.Signal(si.Signo))
+				names[i] = signalName(si.Signo)
 			}
 			fmt.Fprintf(w, "    pending (process-wide): %s\n", strings.Join(names, " "))
 		}
@@ -239,12 +239,20 @@ func sigset(mask uint64) string {
 	var names []string
 	for sig := 1; sig <= 64; sig++ {
 		if mask&(1<<(sig-1)) != 0 {
-			name := unix.SignalName(syscall.Signal(sig))
-			if name == "" {
-				name = fmt.Sprintf("SIG%d", sig)
-			}
-			names = append(names, name)
+			names = append(names, signalName(sig))
 		}
 	}
 	return strings.Join(names, ",")
+}
+
+// signalName names a signal, realtime ones relative to SIGRTMIN (32 in the
+// kernel's numbering).
+func signalName(sig int) string {
+	if name := unix.SignalName(syscall.Signal(sig)); name != "" {
+		return name
+	}
+	if sig >= 32 && sig <= 64 {
+		return fmt.Sprintf("SIGRTMIN+%d", sig-32)
+	}
+	return fmt.Sprintf("SIG%d", sig)
 }
