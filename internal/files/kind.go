@@ -36,6 +36,8 @@ type DumpContext struct {
 	// the checkpointed processes: a pipe with an end outside them is
 	// external.
 	PipeEnds map[uint64]*PipeEnds
+	// Fifos records the FIFOs (by inode) whose buffered bytes are written.
+	Fifos map[uint64]bool
 }
 
 // PipeEnds counts the ends of one pipe seen in the checkpointed processes.
@@ -89,7 +91,7 @@ type Kind struct {
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
-var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind}
+var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind}
 
 // KindFor returns the kind handling fd.
 func KindFor(fd *Fd) (*Kind, error) {
