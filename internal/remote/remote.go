@@ -1,0 +1,403 @@
+package remote
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/ptrace"
+)
+
+// syscallInstruction is the x86_64 "syscall" opcode.
+const syscallInstruction = "\x0f\x05"
+
+const (
+	flagTrap      = 0x100 // TF: a single-step trap after the syscall would be a stray SIGTRAP
+	flagDirection = 0x400 // DF: the ABI promises it clear at a syscall
+
+	// scratchOffset keeps scratch memory clear of the instruction and
+	// 16-byte aligned.
+	scratchOffset = 16
+
+	// blockAll is what PTRACE_SETSIGMASK makes of "block everything": the
+	// kernel keeps SIGKILL and SIGSTOP deliverable.
+	blockAll = ^uint64(0)
+)
+
+var (
+	// ErrDone is returned by every method after Restore or Finish.
+	ErrDone = errors.New("remote: already restored or finished")
+	// ErrPageMapped is returned by a second MapPage.
+	ErrPageMapped = errors.New("remote: page already mapped")
+)
+
+// SignalError reports that the tracee took a signal that cannot be blocked
+// while a call was being injected. With everything else blocked this is a
+// signal the kernel forced because of the injected call itself, such as the
+// SIGSYS of a seccomp filter (seize with ptrace.SuspendSeccomp to avoid
+// that). The signal is discarded and the call's result is unknown.
+type SignalError struct {
+	Signal unix.Signal
+}
+
+func (e *SignalError) Error() string {
+	return fmt.Sprintf("tracee took signal %v during an injected system call", e.Signal)
+}
+
+// Remote injects system calls into one stopped thread. Its methods must be
+// called from the OS thread that seized the tracee.
+type Remote struct {
+	t        *ptrace.Tracee
+	mem      *os.File
+	saved    ptrace.Regs
+	mask     uint64
+	code     [8]byte // at saved.Rip
+	poked    bool    // code at saved.Rip currently holds syscallInstruction
+	page     uint64
+	pageSize uint64
+	done     bool
+}
+
+// New prepares injection into a thread that is in a ptrace stop (as Seize
+// leaves it). It saves the registers, the signal mask and the 8 code bytes
+// at the instruction pointer, and blocks all signals for the duration.
+// The registers are as the kernel would resume the thread: see Regs.
+func New(t *ptrace.Tracee) (*Remote, error) {
+	regs, err := t.Regs()
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	mask, err := t.SigMask()
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	mem, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.Tid), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	r := &Remote{t: t, mem: mem, saved: regs, mask: mask, pageSize: uint64(os.Getpagesize())}
+	if err := r.leaveRseqSection(); err != nil {
+		mem.Close()
+		return nil, err
+	}
+	if err := r.ReadMem(r.saved.Rip, r.code[:]); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("remote: code at the instruction pointer: %w", err)
+	}
+	if err := t.SetSigMask(blockAll); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	return r, nil
+}
+
+// leaveRseqSection moves a thread stopped in user mode inside an rseq
+// critical section to the section's abort handler. The kernel does the same
+// when the thread next returns to user mode after having been scheduled out,
+// as it was to stop; but it decides on the instruction pointer it then sees,
+// which injection replaces. Left alone, the first injected call would be
+// diverted to the abort handler (or, if code at the instruction pointer is
+// borrowed, be a system call inside the section, which a DEBUG_RSEQ kernel
+// punishes with SIGSEGV), and Restore would return the thread into a
+// section the kernel had stopped guarding.
+func (r *Remote) leaveRseqSection() error {
+	if int64(r.saved.Orig_rax) >= 0 {
+		// In a system call: sections must not make any, and the
+		// restart logic depends on rip, so leave it to the kernel.
+		return nil
+	}
+	cfg, err := r.t.Rseq()
+	if err != nil {
+		return fmt.Errorf("remote: %w", err)
+	}
+	if cfg.Address == 0 {
+		return nil
+	}
+	le := binary.LittleEndian
+	var field [8]byte // struct rseq.rseq_cs
+	if err := r.ReadMem(cfg.Address+8, field[:]); err != nil {
+		return fmt.Errorf("remote: rseq area: %w", err)
+	}
+	descAddr := le.Uint64(field[:])
+	if descAddr == 0 {
+		return nil
+	}
+	var desc [32]byte // struct rseq_cs
+	if err := r.ReadMem(descAddr, desc[:]); err != nil {
+		return fmt.Errorf("remote: rseq critical section descriptor: %w", err)
+	}
+	start, length, abort := le.Uint64(desc[8:]), le.Uint64(desc[16:]), le.Uint64(desc[24:])
+	if r.saved.Rip-start >= length {
+		return nil
+	}
+	var signature [4]byte
+	if err := r.ReadMem(abort-4, signature[:]); err != nil {
+		return fmt.Errorf("remote: rseq abort signature: %w", err)
+	}
+	if got := le.Uint32(signature[:]); got != cfg.Signature {
+		return fmt.Errorf("remote: thread %d in rseq critical section [%#x, %#x): abort handler %#x signed %#x, registered %#x", r.t.Tid, start, start+length, abort, got, cfg.Signature)
+	}
+	r.saved.Rip = abort
+	return nil
+}
+
+// Regs returns the registers the thread had when New was called, except
+// that a thread stopped inside an rseq critical section is at its abort
+// handler, where the kernel would have resumed it. Restore puts these back.
+func (r *Remote) Regs() ptrace.Regs { return r.saved }
+
+// Syscall runs system call nr with up to six arguments in the tracee and
+// returns its result. A result in -4095..-1 is returned as a wrapped
+// unix.Errno. The other registers are those New saved, so calls that use
+// the stack (or registers beyond the arguments) see the thread's own. If
+// the tracee dies, the error wraps ptrace.ErrExited only when the death was
+// seen while waiting; a failed memory access or ESRCH come first if it died
+// before, and Tracee.Wait then reports the death.
+func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
+	if r.done {
+		return 0, ErrDone
+	}
+	if len(args) > 6 {
+		return 0, fmt.Errorf("remote: syscall %d with %d arguments, at most 6", nr, len(args))
+	}
+	ret, err := r.run(nr, args)
+	if err != nil {
+		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, err)
+	}
+	if v := int64(ret); v >= -4095 && v < 0 {
+		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, unix.Errno(-v))
+	}
+	return ret, nil
+}
+
+func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
+	regs := r.saved
+	// orig_rax = -1 keeps the kernel from restarting the call the thread
+	// was interrupted in on top of the injected one.
+	regs.Orig_rax = math.MaxUint64
+	regs.Rax = uint64(nr)
+	regs.Eflags &^= flagTrap | flagDirection
+	argRegs := []*uint64{&regs.Rdi, &regs.Rsi, &regs.Rdx, &regs.R10, &regs.R8, &regs.R9}
+	for i, a := range args {
+		*argRegs[i] = a
+	}
+	regs.Rip = r.page
+	if r.page == 0 {
+		regs.Rip = r.saved.Rip
+		if err := r.WriteMem(r.saved.Rip, []byte(syscallInstruction)); err != nil {
+			return 0, fmt.Errorf("borrow code at %#x: %w", r.saved.Rip, err)
+		}
+		r.poked = true
+		defer func() {
+			err = errors.Join(err, r.unpoke())
+		}()
+	}
+	if err := r.t.SetRegs(regs); err != nil {
+		return 0, err
+	}
+
+	entry, err := r.resumeUntil(ptrace.SyscallEntry)
+	if err != nil {
+		return 0, err
+	}
+	if entry.Nr != uint64(nr) || entry.InstructionPointer != regs.Rip+2 {
+		return 0, fmt.Errorf("entry stop at syscall %d, ip %#x; want %d, ip %#x", entry.Nr, entry.InstructionPointer, nr, regs.Rip+2)
+	}
+	exit, err := r.resumeUntil(ptrace.SyscallExit)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(exit.ReturnValue), nil
+}
+
+// resumeUntil resumes the thread until the syscall stop op, passing on
+// job-control stops and ignoring ptrace interrupts left pending by Seize.
+func (r *Remote) resumeUntil(op ptrace.SyscallOp) (ptrace.SyscallInfo, error) {
+	sig := 0
+	for {
+		if err := r.t.Syscall(sig); err != nil {
+			return ptrace.SyscallInfo{}, err
+		}
+		sig = 0
+		ws, err := r.t.Wait()
+		if err != nil {
+			return ptrace.SyscallInfo{}, err
+		}
+		switch ptrace.KindOf(ws) {
+		case ptrace.SyscallStop:
+			info, err := r.t.SyscallInfo()
+			if err != nil {
+				return info, err
+			}
+			if info.Op != op {
+				return info, fmt.Errorf("syscall %s stop while waiting for %s", info.Op, op)
+			}
+			return info, nil
+		case ptrace.SignalDeliveryStop:
+			if s := ws.StopSignal(); s != unix.SIGSTOP {
+				return ptrace.SyscallInfo{}, &SignalError{Signal: s}
+			}
+			// Delivering SIGSTOP puts the process in a group stop, which
+			// the kernel reports as a GroupStop and keeps after Detach,
+			// just as if it had come a moment later.
+			sig = int(unix.SIGSTOP)
+		case ptrace.InterruptStop, ptrace.GroupStop:
+		default:
+			return ptrace.SyscallInfo{}, &ptrace.UnexpectedStopError{Tid: r.t.Tid, Status: ws}
+		}
+	}
+}
+
+func (r *Remote) unpoke() error {
+	if !r.poked {
+		return nil
+	}
+	if err := r.WriteMem(r.saved.Rip, r.code[:len(syscallInstruction)]); err != nil {
+		return fmt.Errorf("put back code at %#x: %w", r.saved.Rip, err)
+	}
+	r.poked = false
+	return nil
+}
+
+// MapPage maps one private read-write-execute page in the tracee, at hint
+// exactly (MAP_FIXED_NOREPLACE) unless hint is 0, writes a syscall
+// instruction at its start and runs every later call from it. The rest of
+// the page is scratch memory (ScratchAddr, ScratchSize).
+func (r *Remote) MapPage(hint uint64) (uint64, error) {
+	if r.done {
+		return 0, ErrDone
+	}
+	if r.page != 0 {
+		return 0, fmt.Errorf("%w at %#x", ErrPageMapped, r.page)
+	}
+	flags := uint64(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS)
+	if hint != 0 {
+		flags |= unix.MAP_FIXED_NOREPLACE
+	}
+	const noFd = math.MaxUint64 // -1
+	addr, err := r.Syscall(unix.SYS_MMAP, hint, r.pageSize, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC, flags, noFd, 0)
+	if err != nil {
+		return 0, fmt.Errorf("remote: map page at %#x: %w", hint, err)
+	}
+	if hint != 0 && addr != hint {
+		_, _ = r.Syscall(unix.SYS_MUNMAP, addr, r.pageSize)
+		return 0, fmt.Errorf("remote: map page at %#x: kernel chose %#x", hint, addr)
+	}
+	if err := r.WriteMem(addr, []byte(syscallInstruction)); err != nil {
+		_, _ = r.Syscall(unix.SYS_MUNMAP, addr, r.pageSize)
+		return 0, fmt.Errorf("remote: map page at %#x: %w", addr, err)
+	}
+	r.page = addr
+	return addr, nil
+}
+
+// Page returns the address of the mapped page, 0 before MapPage.
+func (r *Remote) Page() uint64 { return r.page }
+
+// ScratchAddr returns the start of the page's scratch memory, 0 before
+// MapPage.
+func (r *Remote) ScratchAddr() uint64 {
+	if r.page == 0 {
+		return 0
+	}
+	return r.page + scratchOffset
+}
+
+// ScratchSize returns how many bytes of scratch memory follow ScratchAddr.
+func (r *Remote) ScratchSize() int {
+	if r.page == 0 {
+		return 0
+	}
+	return int(r.pageSize - scratchOffset)
+}
+
+// ReadMem reads len(b) bytes of tracee memory at addr through /proc/TID/mem.
+func (r *Remote) ReadMem(addr uint64, b []byte) error {
+	if r.done {
+		return ErrDone
+	}
+	if addr > math.MaxInt64 {
+		return fmt.Errorf("remote: read %d bytes at %#x: address out of range", len(b), addr)
+	}
+	if _, err := r.mem.ReadAt(b, int64(addr)); err != nil {
+		return fmt.Errorf("remote: read %d bytes at %#x: %w", len(b), addr, err)
+	}
+	return nil
+}
+
+// WriteMem writes b into tracee memory at addr through /proc/TID/mem. The
+// kernel forces the write into private read-only mappings too, copying the
+// page on write.
+func (r *Remote) WriteMem(addr uint64, b []byte) error {
+	if r.done {
+		return ErrDone
+	}
+	if addr > math.MaxInt64 {
+		return fmt.Errorf("remote: write %d bytes at %#x: address out of range", len(b), addr)
+	}
+	if _, err := r.mem.WriteAt(b, int64(addr)); err != nil {
+		return fmt.Errorf("remote: write %d bytes at %#x: %w", len(b), addr, err)
+	}
+	return nil
+}
+
+// Restore undoes everything for a checkpoint that leaves the process
+// running: it unmaps the page, puts back the code bytes, the signal mask
+// New found and the registers Regs reports. After Detach the thread
+// carries on as if never stopped; a system call it was blocked in is
+// restarted by the kernel. Restore tries every step even if one fails.
+func (r *Remote) Restore() error {
+	if r.done {
+		return ErrDone
+	}
+	var errs []error
+	if r.page != 0 {
+		// Running munmap from the page itself is fine: the thread stops at
+		// the syscall exit before it could return into the page.
+		if _, err := r.Syscall(unix.SYS_MUNMAP, r.page, r.pageSize); err != nil {
+			errs = append(errs, fmt.Errorf("unmap page %#x: %w", r.page, err))
+		}
+		r.page = 0
+	}
+	errs = append(errs, r.unpoke())
+	errs = append(errs, r.finish(r.saved))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remote: restore thread %d: %w", r.t.Tid, err)
+	}
+	return nil
+}
+
+// Finish ends injection into a rebuilt thread: it unmaps the page with the
+// very last call (issued from the page, so the thread must not return to
+// it), restores the signal mask New found, and sets final as the registers.
+// The caller then sets the signal mask it wants and detaches. A final
+// orig_rax naming a system call with rax -ERESTARTSYS, -ERESTARTNOINTR or
+// -ERESTARTNOHAND makes the kernel re-issue that call at Detach; orig_rax
+// -1 resumes at rip as is.
+func (r *Remote) Finish(final ptrace.Regs) error {
+	if r.done {
+		return ErrDone
+	}
+	var errs []error
+	if r.page != 0 {
+		if _, err := r.Syscall(unix.SYS_MUNMAP, r.page, r.pageSize); err != nil {
+			errs = append(errs, fmt.Errorf("unmap page %#x: %w", r.page, err))
+		}
+		r.page = 0
+	}
+	errs = append(errs, r.unpoke())
+	errs = append(errs, r.finish(final))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remote: finish thread %d: %w", r.t.Tid, err)
+	}
+	return nil
+}
+
+func (r *Remote) finish(regs ptrace.Regs) error {
+	r.done = true
+	return errors.Join(r.t.SetSigMask(r.mask), r.t.SetRegs(regs), r.mem.Close())
+}

@@ -1,0 +1,95 @@
+package stub
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrPidInUse is returned (wrapping unix.EEXIST) when the requested pid
+// belongs to a live process or a zombie not yet reaped.
+var ErrPidInUse = errors.New("pid in use")
+
+// cloneArgs is struct clone_args up to set_tid_size (CLONE_ARGS_SIZE_VER1).
+type cloneArgs struct {
+	Flags      uint64
+	Pidfd      uint64
+	ChildTid   uint64
+	ParentTid  uint64
+	ExitSignal uint64
+	Stack      uint64
+	StackSize  uint64
+	TLS        uint64
+	SetTid     uint64
+	SetTidSize uint64
+}
+
+// forkState is everything spawn touches, allocated by the caller so that
+// spawn, running in the child too, neither allocates nor grows its stack.
+type forkState struct {
+	args    cloneArgs
+	tid     int32 // set_tid array of one pid_t
+	all     uint64
+	oldMask uint64
+}
+
+// Spawn creates a single-threaded child process with pid exactly pid (any
+// pid if pid is 0) in the caller's pid namespace, cgroup and namespaces. The
+// child blocks all signals and loops on pause() until it is seized; it is
+// reaped by wait4 like any child (exit signal SIGCHLD). Spawn must be called
+// with the goroutine locked to its OS thread (runtime.LockOSThread), and
+// that thread should seize the child. Choosing the pid needs
+// CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace.
+func Spawn(pid int) (int, error) {
+	if pid < 0 || pid > 1<<22 {
+		return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
+	}
+	st := &forkState{all: ^uint64(0)}
+	st.args.ExitSignal = uint64(unix.SIGCHLD)
+	if pid != 0 {
+		st.tid = int32(pid)
+		st.args.SetTid = uint64(uintptr(unsafe.Pointer(&st.tid)))
+		st.args.SetTidSize = 1
+	}
+	child, errno := spawn(st)
+	runtime.KeepAlive(st)
+	switch errno {
+	case 0:
+		return child, nil
+	case unix.EEXIST:
+		return 0, fmt.Errorf("stub: spawn at pid %d: %w: %w", pid, ErrPidInUse, os.NewSyscallError("clone3", errno))
+	}
+	return 0, fmt.Errorf("stub: spawn at pid %d: %w", pid, os.NewSyscallError("clone3", errno))
+}
+
+// spawn forks with all signals blocked. In the child it must run nothing
+// but raw system calls: the child has one thread and a copy of a runtime
+// that thinks it has many, so a stack check, an allocation or a signal
+// handler would wedge or crash it. Hence nosplit, norace, no calls other
+// than syscall.RawSyscall6 (itself nosplit down to the SYSCALL
+// instruction), and no pointers written.
+//
+//go:nosplit
+//go:norace
+func spawn(st *forkState) (int, syscall.Errno) {
+	// Blocked before the clone so the child is born with everything blocked
+	// and no signal reaches a Go handler in it; the parent's thread gets
+	// its mask back right after.
+	_, _, errno := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&st.all)), uintptr(unsafe.Pointer(&st.oldMask)), 8, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	child, _, errno := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&st.args)), unsafe.Sizeof(st.args), 0, 0, 0, 0)
+	if errno == 0 && child == 0 {
+		for {
+			syscall.RawSyscall6(unix.SYS_PAUSE, 0, 0, 0, 0, 0, 0)
+		}
+	}
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&st.oldMask)), 0, 8, 0, 0)
+	return int(child), errno
+}
