@@ -3,6 +3,8 @@ package restart
 import (
 	"log/slog"
 	"time"
+
+	"github.com/crsub/crsub/substitute"
 )
 
 // Options controls a restart. Start from DefaultOptions.
@@ -12,7 +14,14 @@ type Options struct {
 	// Preserve lists fds of the calling process that the restored process
 	// keeps at the same numbers, instead of what the image holds there
 	// (see package preserve).
+	// Fds marked with preserve.Set in the calling process are kept too.
 	Preserve []int
+	// Substitutes replaces, per fd number of the root process, what the
+	// image holds there with a source opened at restart. The source takes
+	// the image fd's access mode, O_APPEND, O_NONBLOCK and FD_CLOEXEC
+	// unless its spec says otherwise. A substitute for an fd the image
+	// does not have is an error.
+	Substitutes map[int]substitute.Source
 	// PidWait bounds how long a restart waits for an original pid still
 	// held by a zombie that is about to be reaped.
 	PidWait time.Duration

@@ -13,6 +13,8 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/preserve"
+	"github.com/crsub/crsub/substitute"
 )
 
 // Process is a restored process tree, running.
@@ -21,6 +23,8 @@ type Process struct {
 	Pid int
 	// Pids lists every restored process, root first.
 	Pids []int
+	// Substituted describes what was placed at each substituted fd.
+	Substituted map[int]substitute.Opened
 }
 
 // Wait waits for the root process to exit and returns its wait status. The
@@ -76,12 +80,21 @@ type restorer struct {
 	files  *files.RestoreContext
 	// pageBuf carries page data from the image to a task.
 	pageBuf []byte
+	// preserved lists the caller's fds kept in the root process.
+	preserved map[int]bool
+	// children are processes started for substitutes (exec:), stopped
+	// if the restart fails.
+	children []*os.Process
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
 	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.preserved = map[int]bool{}
+	for _, fd := range append(opts.Preserve, preserve.List()...) {
+		s.preserved[fd] = true
 	}
 	rd, err := ckpt.NewReader(src)
 	if err != nil {
@@ -129,6 +142,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 
+	// Every substitute and preserved fd asked for must have matched.
+	if err := s.checkSubstitutions(); err != nil {
+		return nil, err
+	}
+
 	// Signals, process and thread state, then registers, then release.
 	for _, t := range s.tasks {
 		if err := t.finish(s.files); err != nil {
@@ -146,7 +164,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 	s.log.Info("restart complete", "pids", s.pids())
-	return &Process{Pid: s.tasks[0].pid, Pids: s.pids()}, nil
+	return &Process{Pid: s.tasks[0].pid, Pids: s.pids(), Substituted: s.tasks[0].substituted}, nil
 }
 
 func (s *restorer) plan(rd *ckpt.Reader) error {
@@ -203,6 +221,10 @@ func (s *restorer) pids() []int {
 func (s *restorer) killAll() {
 	for _, t := range s.tasks {
 		t.kill()
+	}
+	for _, p := range s.children {
+		_ = p.Kill()
+		_, _ = p.Wait()
 	}
 }
 

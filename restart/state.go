@@ -11,86 +11,102 @@ import (
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
+	"github.com/crsub/crsub/substitute"
 )
 
 func newRemote(t *ptrace.Tracee) (*remote.Remote, error) { return remote.New(t) }
 
-// restoreFile recreates a file record inside the task that will hold it.
-// A file that cannot be restored is not an error yet: the error is kept and
-// reported with the first fd that needs the file, so it can name the fd.
+// restoreFile handles a file record. A file with a payload (a deleted
+// file's contents) is restored now, as its bytes stream by; any other waits
+// until an fd that is not substituted needs it, so that a replaced file (a
+// rotated log, a gone socket) is never opened. A file that cannot be
+// restored is not an error yet: the error is reported with the fd that
+// needs it, so it can name the fd.
 func (s *restorer) restoreFile(rec *ckpt.Record) error {
 	var f ckpt.File
 	if err := rec.Decode(&f); err != nil {
 		return err
 	}
 	t := s.tasks[0]
-	of := &openFile{fd: -1}
+	of := &openFile{fd: -1, file: f, deps: rec.Deps, pending: true}
 	t.files[rec.Objref] = of
-	switch {
-	case f.Supplied:
-		of.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
-		return nil
-	case f.External:
-		of.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
-		return nil
+	if rec.PayloadLen > 0 && !f.Supplied && !f.External {
+		t.openNow(of, rec)
 	}
-	kind, err := files.ByName(f.Kind)
-	if err != nil {
-		return err
-	}
-	fd, err := kind.Restore(s.files, t, rec, &f)
-	if err != nil {
-		of.err = err
-		return nil
-	}
-	of.fd = fd
-	t.Hold(&of.fd)
 	return nil
 }
 
-// placeFd puts a restored file at its fd number.
-func (t *task) placeFd(fd *ckpt.Fd) error {
-	if t.preserved[fd.Fd] {
-		t.s.log.Info("keeping the caller's preserved fd instead of the image's", "pid", t.pid, "fd", fd.Fd)
-		return nil
+// openNow restores a pending file inside the task.
+func (t *task) openNow(of *openFile, rec *ckpt.Record) {
+	of.pending = false
+	f := &of.file
+	switch {
+	case f.Supplied:
+		of.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
+		return
+	case f.External:
+		of.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
+		return
 	}
+	kind, err := files.ByName(f.Kind)
+	if err != nil {
+		of.err = err
+		return
+	}
+	fd, err := kind.Restore(t.s.files, t, rec, f)
+	if err != nil {
+		of.err = err
+		return
+	}
+	of.fd = fd
+	t.Hold(&of.fd)
+}
+
+// placeFd puts what belongs at an fd number there: the caller's preserved
+// fd, a substitute, or the restored file.
+func (t *task) placeFd(fd *ckpt.Fd) error {
 	of := t.files[fd.File]
 	if of == nil {
 		return fmt.Errorf("fd %d refers to file objref %d, which was not restored", fd.Fd, fd.File)
 	}
-	if of.err != nil {
-		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, of.err, fd.Fd, fd.Fd, fd.Fd)
-	}
-	if t.placed[fd.Fd] {
+	if _, dup := t.placed[fd.Fd]; dup {
 		return fmt.Errorf("fd %d appears twice", fd.Fd)
 	}
-	// Another object waiting at this number moves out of the way.
-	for held := range t.held {
-		if *held == fd.Fd && held != &of.fd {
-			moved, err := t.Syscall(unix.SYS_FCNTL, uint64(fd.Fd), unix.F_DUPFD_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("moving fd %d out of the way: %w", fd.Fd, err)
-			}
-			*held = int(moved)
+	switch src, ok := t.substitutes[fd.Fd]; {
+	case ok:
+		if err := t.placeSubstitute(fd, &of.file, src); err != nil {
+			return err
 		}
-	}
-	src := of.fd
-	cloexec := uint64(0)
-	if fd.Cloexec {
-		cloexec = unix.O_CLOEXEC
-	}
-	if src == fd.Fd {
+		t.placed[fd.Fd] = fd.File
+		return nil
+	case t.preserved[fd.Fd]:
+		// The caller's own fd stays; only the image's close-on-exec flag
+		// applies, as a launcher handing fds across exec clears it.
 		flag := uint64(0)
 		if fd.Cloexec {
 			flag = unix.FD_CLOEXEC
 		}
-		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(src), unix.F_SETFD, flag); err != nil {
-			return err
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd.Fd), unix.F_SETFD, flag); err != nil {
+			return fmt.Errorf("preserved fd %d: %w", fd.Fd, err)
 		}
-	} else if _, err := t.Syscall(unix.SYS_DUP3, uint64(src), uint64(fd.Fd), cloexec); err != nil {
-		return fmt.Errorf("dup3 %d to %d: %w", src, fd.Fd, err)
+		t.s.log.Info("keeping the caller's preserved fd instead of the image's", "pid", t.pid, "fd", fd.Fd)
+		t.placed[fd.Fd] = fd.File
+		return nil
 	}
-	t.placed[fd.Fd] = true
+	if of.pending {
+		t.openNow(of, &ckpt.Record{Deps: of.deps})
+	}
+	if of.err != nil {
+		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, of.err, fd.Fd, fd.Fd, fd.Fd)
+	}
+	if err := t.makeRoom(fd.Fd, &of.fd); err != nil {
+		return err
+	}
+	src := of.fd
+	if err := t.dupTo(src, fd.Fd, fd.Cloexec); err != nil {
+		return err
+	}
+	t.placed[fd.Fd] = fd.File
 	if !of.placed {
 		of.placed = true
 		t.Unhold(&of.fd)
@@ -100,6 +116,122 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 			}
 		}
 		of.fd = fd.Fd
+	}
+	return nil
+}
+
+// makeRoom moves any other object still waiting at number out of the way.
+func (t *task) makeRoom(number int, keep *int) error {
+	for held := range t.held {
+		if *held == number && held != keep {
+			moved, err := t.Syscall(unix.SYS_FCNTL, uint64(number), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("moving fd %d out of the way: %w", number, err)
+			}
+			if _, err := t.Syscall(unix.SYS_CLOSE, uint64(number)); err != nil {
+				return err
+			}
+			*held = int(moved)
+		}
+	}
+	return nil
+}
+
+// dupTo makes target fd number refer to src's file, with the close-on-exec
+// flag given.
+func (t *task) dupTo(src, number int, cloexec bool) error {
+	if src == number {
+		flag := uint64(0)
+		if cloexec {
+			flag = unix.FD_CLOEXEC
+		}
+		_, err := t.Syscall(unix.SYS_FCNTL, uint64(src), unix.F_SETFD, flag)
+		return err
+	}
+	flags := uint64(0)
+	if cloexec {
+		flags = unix.O_CLOEXEC
+	}
+	if _, err := t.Syscall(unix.SYS_DUP3, uint64(src), uint64(number), flags); err != nil {
+		return fmt.Errorf("dup3 %d to %d: %w", src, number, err)
+	}
+	return nil
+}
+
+// placeSubstitute opens src here with the image fd's flags and hands it to
+// the task, which takes it with pidfd_getfd.
+func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Source) error {
+	opts := substitute.DefaultOpenOptions()
+	opts.Flags = image.Flags
+	opts.FDFlags = 0
+	if fd.Cloexec {
+		opts.FDFlags = unix.FD_CLOEXEC
+	}
+	local, opened, err := src.Open(opts)
+	if err != nil {
+		return fmt.Errorf("fd %d: substitute %s: %w", fd.Fd, src, err)
+	}
+	defer unix.Close(local)
+	if opened.Process != nil {
+		t.s.children = append(t.s.children, opened.Process)
+	}
+	if t.callerPidfd < 0 {
+		pfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(unix.Getpid()), 0)
+		if err != nil {
+			return fmt.Errorf("fd %d: a pidfd of crsub inside the task: %w", fd.Fd, err)
+		}
+		t.callerPidfd = int(pfd)
+		t.Hold(&t.callerPidfd)
+	}
+	got, err := t.Syscall(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(local), 0)
+	if err != nil {
+		return fmt.Errorf("fd %d: handing substitute %s to the task: %w", fd.Fd, src, err)
+	}
+	taken := int(got)
+	t.Hold(&taken)
+	defer t.Unhold(&taken)
+	if err := t.makeRoom(fd.Fd, &taken); err != nil {
+		return err
+	}
+	if err := t.dupTo(taken, fd.Fd, fd.Cloexec); err != nil {
+		return err
+	}
+	if taken != fd.Fd {
+		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(taken)); err != nil {
+			return err
+		}
+	}
+	t.substituted[fd.Fd] = opened
+	t.s.log.Info("substituted", "pid", t.pid, "fd", fd.Fd, "source", opened.Desc)
+	return nil
+}
+
+// checkSubstitutions fails a restart whose substitutes or explicitly
+// preserved fds name an fd the image does not have, or replace only some
+// of the fds sharing one open file.
+func (s *restorer) checkSubstitutions() error {
+	t := s.tasks[0]
+	for fd := range t.substitutes {
+		if _, ok := t.placed[fd]; !ok {
+			return fmt.Errorf("substitute for fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+		}
+	}
+	for _, fd := range s.opts.Preserve {
+		if _, ok := t.placed[fd]; !ok {
+			return fmt.Errorf("inherited fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+		}
+	}
+	for fd, ref := range t.placed {
+		_, sub := t.substitutes[fd]
+		if !sub && !t.preserved[fd] {
+			continue
+		}
+		for other, oref := range t.placed {
+			_, osub := t.substitutes[other]
+			if oref == ref && !osub && !t.preserved[other] {
+				return fmt.Errorf("fd %d shares its open file with fd %d in pid %d: replace fd %d too (--fd %d=SPEC or --inherit-fd %d)", fd, other, t.pid, other, other, other)
+			}
+		}
 	}
 	return nil
 }
@@ -122,8 +254,10 @@ func (t *task) finish(fc *files.RestoreContext) error {
 		}
 	}
 	for held := range t.held {
-		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(*held)); err != nil {
-			return err
+		if *held >= 0 {
+			if _, err := t.Syscall(unix.SYS_CLOSE, uint64(*held)); err != nil {
+				return err
+			}
 		}
 		delete(t.held, held)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/crsub/crsub/internal/remote"
 	"github.com/crsub/crsub/internal/stub"
 	"github.com/crsub/crsub/internal/sys"
+	"github.com/crsub/crsub/substitute"
 )
 
 // task is one process being rebuilt. It implements files.Target.
@@ -35,11 +36,16 @@ type task struct {
 	scratchSize uint64
 	codePage    uint64
 
-	files     map[ckpt.Objref]*openFile
-	held      map[*int]bool // target fds holding objects not placed yet
-	placed    map[int]bool
-	preserved map[int]bool
-	released  bool
+	files       map[ckpt.Objref]*openFile
+	held        map[*int]bool // target fds holding objects not placed yet
+	placed      map[int]ckpt.Objref
+	preserved   map[int]bool
+	substitutes map[int]substitute.Source
+	substituted map[int]substitute.Opened
+	// callerPidfd is a pidfd of this process inside the task, through
+	// which it takes substitutes with pidfd_getfd.
+	callerPidfd int
+	released    bool
 }
 
 // openFile is a file restored in a task, before and after its fds are
@@ -48,6 +54,11 @@ type openFile struct {
 	fd     int // target fd: temporary until placed, then the first placed number
 	placed bool
 	err    error // why it could not be restored; reported with the fd that needs it
+	// file is the record's metadata; a file without payload is opened
+	// only when an fd that is not substituted needs it.
+	file    ckpt.File
+	deps    []ckpt.Objref
+	pending bool
 }
 
 // createTask makes the task that will become pid: a stopped, traced stub
@@ -72,9 +83,12 @@ func createTask(pid int, s *restorer) (*task, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t := &task{pid: child, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]bool{}, preserved: map[int]bool{}}
-	for _, fd := range s.opts.Preserve {
-		t.preserved[fd] = true
+	t := &task{pid: child, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
+		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: -1}
+	if len(s.tasks) == 0 {
+		// Preserved fds and substitutes are for the root process.
+		t.preserved = s.preserved
+		t.substitutes = s.opts.Substitutes
 	}
 	var err error
 	if t.tracee, err = ptrace.Seize(child); err != nil {

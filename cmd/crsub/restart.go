@@ -7,16 +7,23 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/preserve"
 	"github.com/crsub/crsub/restart"
+	"github.com/crsub/crsub/substitute"
 )
 
 func runRestart(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("restart", "-i IMAGE|- [--detach] [--pidfile FILE]", stderr)
+	fs := newFlags("restart", "-i IMAGE|- [--fd N=SPEC]... [--inherit-fd N]... [--detach] [--pidfile FILE]", stderr)
 	input := fs.StringP("input", "i", "", "image file to restart, or - for standard input")
 	detach := fs.Bool("detach", false, "return once the process runs instead of waiting for it")
 	pidfile := fs.String("pidfile", "", "write the restored root pid to FILE")
+	fdSpecs := fs.StringArray("fd", nil, "give fd N a new source instead of the image's: N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
+	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -34,6 +41,30 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	defer closeIn()
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
+	opts.Substitutes = map[int]substitute.Source{}
+	for _, spec := range *fdSpecs {
+		num, src, err := parseFdSpec(spec)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if _, dup := opts.Substitutes[num]; dup {
+			return usageError{fmt.Sprintf("--fd %d given twice", num)}
+		}
+		opts.Substitutes[num] = src
+	}
+	for _, fd := range *inherit {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return usageError{fmt.Sprintf("--inherit-fd %d: crsub has no fd %d", fd, fd)}
+		}
+		if _, dup := opts.Substitutes[fd]; dup {
+			return usageError{fmt.Sprintf("fd %d has both --fd and --inherit-fd", fd)}
+		}
+		opts.Preserve = append(opts.Preserve, fd)
+	}
+	// A launcher hands preserved fds across exec in the environment.
+	if _, err := preserve.FromEnviron(os.Environ()); err != nil {
+		return err
+	}
 
 	// Catch the signals to forward before the process exists, so none is
 	// lost between its release and the forwarding loop.
@@ -45,6 +76,11 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	p, err := restart.Restart(context.Background(), in, opts)
 	if err != nil {
 		return err
+	}
+	for num, o := range p.Substituted {
+		if o.Port != 0 || o.Addr != "" {
+			fmt.Fprintf(stderr, "crsub restart: fd %d: %s\n", num, o.Desc)
+		}
 	}
 	if *pidfile != "" {
 		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(p.Pid)+"\n"), 0o644); err != nil {
@@ -70,4 +106,21 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 		return exitStatus(128 + int(ws.Signal()))
 	}
 	return exitStatus(1)
+}
+
+// parseFdSpec splits N=SPEC.
+func parseFdSpec(s string) (int, substitute.Source, error) {
+	numText, spec, ok := strings.Cut(s, "=")
+	if !ok {
+		return 0, substitute.Source{}, fmt.Errorf("--fd %q: want N=SPEC, e.g. 1=file:/var/log/app.log,append", s)
+	}
+	num, err := strconv.Atoi(numText)
+	if err != nil || num < 0 {
+		return 0, substitute.Source{}, fmt.Errorf("--fd %q: %q is not an fd number", s, numText)
+	}
+	src, err := substitute.Parse(spec)
+	if err != nil {
+		return 0, substitute.Source{}, fmt.Errorf("--fd %d: %w", num, err)
+	}
+	return num, src, nil
 }
