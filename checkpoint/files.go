@@ -67,12 +67,13 @@ func (s *session) dumpFiles(cw *ckpt.Writer, procRef ckpt.Objref) error {
 			}
 		}
 		done = append(done, dumpedFd{fd, ref})
+		ctx.Dumped = append(ctx.Dumped, files.Dumped{Fd: fd, Ref: ref})
 		rec := ckpt.Fd{Pid: s.pid, Fd: fd.Num, Cloexec: fd.Cloexec, File: ref}
 		if err := cw.Write(ckpt.TypeFd, 0, []ckpt.Objref{procRef, ref}, &rec); err != nil {
 			return err
 		}
 	}
-	return nil
+	return ctx.Finish()
 }
 
 // dumpedFd is an fd whose file record is written.

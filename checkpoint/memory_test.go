@@ -10,17 +10,18 @@ import (
 )
 
 func TestSplitRuns(t *testing.T) {
+	type run = ckpt.PageRun
 	for _, tc := range []struct {
 		name string
-		runs []ckpt.PageRun
+		runs []run
 		max  uint64
-		want [][]ckpt.PageRun
+		want [][]run
 	}{
 		{"empty", nil, 4, nil},
-		{"fits", []ckpt.PageRun{{0, 2}, {5, 1}}, 4, [][]ckpt.PageRun{{{0, 2}, {5, 1}}}},
-		{"exact", []ckpt.PageRun{{0, 4}}, 4, [][]ckpt.PageRun{{{0, 4}}}},
-		{"splits a run", []ckpt.PageRun{{10, 10}}, 4, [][]ckpt.PageRun{{{10, 4}}, {{14, 4}}, {{18, 2}}}},
-		{"splits across runs", []ckpt.PageRun{{0, 3}, {7, 3}}, 4, [][]ckpt.PageRun{{{0, 3}, {7, 1}}, {{8, 2}}}},
+		{"fits", []run{{Index: 0, Count: 2}, {Index: 5, Count: 1}}, 4, [][]run{{{Index: 0, Count: 2}, {Index: 5, Count: 1}}}},
+		{"exact", []run{{Index: 0, Count: 4}}, 4, [][]run{{{Index: 0, Count: 4}}}},
+		{"splits a run", []run{{Index: 10, Count: 10}}, 4, [][]run{{{Index: 10, Count: 4}}, {{Index: 14, Count: 4}}, {{Index: 18, Count: 2}}}},
+		{"splits across runs", []run{{Index: 0, Count: 3}, {Index: 7, Count: 3}}, 4, [][]run{{{Index: 0, Count: 3}, {Index: 7, Count: 1}}, {{Index: 8, Count: 2}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, splitRuns(tc.runs, tc.max)); diff != "" {

@@ -259,6 +259,7 @@ const (
 	FileFIFO      = "fifo"
 	FileSocket    = "socket"
 	FileTTY       = "tty"
+	FileEpoll     = "epoll"
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -298,4 +299,17 @@ type Fd struct {
 	Fd      int    `json:"fd"`
 	Cloexec bool   `json:"cloexec,omitempty"`
 	File    Objref `json:"file"`
+}
+
+// EpollWatch is one file registered with an epoll instance (record
+// TypeEpollWatch, depends on the epoll file and on the watched file). Watches
+// come after the fd table, so every file they name exists at restart; when
+// the watched file is replaced by a substitute, the watch follows it.
+type EpollWatch struct {
+	Pid    int    `json:"pid"`
+	Epoll  Objref `json:"epoll"`
+	Target Objref `json:"target"`
+	Fd     int    `json:"fd"` // the fd number the file was registered under
+	Events uint32 `json:"events"`
+	Data   uint64 `json:"data"`
 }

@@ -24,6 +24,8 @@ const (
 	TypePipe Type = 0x0201 // a pipe with its buffered data as payload
 	TypeFd   Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
+	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
+
 	TypeMM    Type = 0x0300 // an address space's fields: brk, arg/env, auxv, exe
 	TypeVMA   Type = 0x0301 // one memory area
 	TypePages Type = 0x0302 // stored pages of the VMA before it, as payload
@@ -32,19 +34,20 @@ const (
 )
 
 var typeNames = map[Type]string{
-	TypeHeader:  "header",
-	TypeTrailer: "trailer",
-	TypeError:   "error",
-	TypeTree:    "tree",
-	TypeProcess: "process",
-	TypeThread:  "thread",
-	TypeFile:    "file",
-	TypePipe:    "pipe",
-	TypeFd:      "fd",
-	TypeMM:      "mm",
-	TypeVMA:     "vma",
-	TypePages:   "pages",
-	TypeSignals: "signals",
+	TypeHeader:     "header",
+	TypeTrailer:    "trailer",
+	TypeError:      "error",
+	TypeTree:       "tree",
+	TypeProcess:    "process",
+	TypeThread:     "thread",
+	TypeFile:       "file",
+	TypePipe:       "pipe",
+	TypeFd:         "fd",
+	TypeEpollWatch: "epoll-watch",
+	TypeMM:         "mm",
+	TypeVMA:        "vma",
+	TypePages:      "pages",
+	TypeSignals:    "signals",
 }
 
 func (t Type) String() string {

@@ -320,6 +320,11 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		return t.placeFd(&fd)
 	default:
+		if restore, ok := files.Records[rec.Type]; ok {
+			// Records kinds restore on their own name their process by
+			// their fds' files; with one process it is the root.
+			return restore(s.files, s.tasks[0], rec)
+		}
 		if !rec.Type.Known() {
 			s.log.Debug("skipping a record of a newer format", "record", rec.Index, "type", rec.Type)
 			return nil

@@ -206,6 +206,24 @@ func (t *task) Copy(fd int) (*os.File, error) {
 	return c.File(fmt.Sprintf("pid %d fd %d", t.pid, fd)), nil
 }
 
+// FdOf implements files.Target.
+func (t *task) FdOf(ref ckpt.Objref) (int, bool) {
+	for fd, r := range t.placed {
+		if r == ref {
+			return fd, true
+		}
+	}
+	return -1, false
+}
+
+// Scratch implements files.Target.
+func (t *task) Scratch(b []byte) (uint64, error) {
+	if uint64(len(b)) > t.scratchSize {
+		return 0, fmt.Errorf("%d bytes do not fit the scratch buffer", len(b))
+	}
+	return t.scratch, t.remote.WriteMem(t.scratch, b)
+}
+
 // Hold implements files.Target.
 func (t *task) Hold(fd *int) { t.held[fd] = true }
 

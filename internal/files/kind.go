@@ -38,6 +38,28 @@ type DumpContext struct {
 	PipeEnds map[uint64]*PipeEnds
 	// Fifos records the FIFOs (by inode) whose buffered bytes are written.
 	Fifos map[uint64]bool
+	// Dumped lists the fds whose file records are written, with their
+	// objrefs: what records written after the fd table refer to.
+	Dumped []Dumped
+	// after holds what kinds write once the whole fd table is written.
+	after []func(*DumpContext) error
+}
+
+// Dumped is an fd whose file record is in the image.
+type Dumped struct {
+	Fd  *Fd
+	Ref ckpt.Objref
+}
+
+// Finish writes the records that come after the fd table (epoll watches).
+func (c *DumpContext) Finish() error {
+	for _, f := range c.after {
+		if err := f(c); err != nil {
+			return err
+		}
+	}
+	c.after = nil
+	return nil
 }
 
 // PipeEnds counts the ends of one pipe seen in the checkpointed processes.
@@ -60,6 +82,11 @@ type Target interface {
 	// fd, it moves the object elsewhere and updates *fd. Unhold ends it.
 	Hold(fd *int)
 	Unhold(fd *int)
+	// FdOf returns the fd number that holds a file objref once placed.
+	FdOf(ref ckpt.Objref) (int, bool)
+	// Scratch copies b into memory of the target and returns its address;
+	// it stays valid until the next call.
+	Scratch(b []byte) (uint64, error)
 	// Warn reports something the user should know that does not stop the
 	// restart.
 	Warn(msg string, args ...any)
@@ -91,7 +118,13 @@ type Kind struct {
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
-var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind}
+var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind}
+
+// Records maps record types that kinds restore on their own (written
+// after the fd table) to their restorers.
+var Records = map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{
+	ckpt.TypeEpollWatch: restoreWatch,
+}
 
 // KindFor returns the kind handling fd.
 func KindFor(fd *Fd) (*Kind, error) {

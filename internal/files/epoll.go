@@ -1,0 +1,108 @@
+package files
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// An epoll instance is a file record of its own plus one watch record per
+// registered file, written after the whole fd table (as Linux-CR did), so
+// that the watched files, epoll instances included, exist when a restart
+// registers them again.
+var epollKind = &Kind{
+	Name:   ckpt.FileEpoll,
+	Claims: func(fd *Fd) bool { return fd.Link.Kind == procfs.FdEpoll },
+	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		f := ckpt.File{Kind: ckpt.FileEpoll, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}}
+		ref := c.W.NewObjref()
+		if err := c.W.Write(ckpt.TypeFile, ref, nil, &f); err != nil {
+			return 0, err
+		}
+		c.after = append(c.after, func(c *DumpContext) error { return dumpWatches(c, fd, ref) })
+		return ref, nil
+	},
+	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		fd, err := t.Syscall(unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC)
+		if err != nil {
+			return -1, fmt.Errorf("epoll_create1: %w", err)
+		}
+		return int(fd), nil
+	},
+}
+
+// dumpWatches writes an epoll instance's watches. fdinfo names each target
+// by the fd number it was registered under, which may since have been
+// closed or reused: the file is found among the process's fds by inode and
+// confirmed with kcmp(KCMP_EPOLL_TFD).
+func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
+	for _, w := range ep.Info.Epoll {
+		var target ckpt.Objref
+		for _, cand := range c.Dumped {
+			if cand.Fd.Stat.Ino != w.Ino {
+				continue
+			}
+			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD)})
+			if err != nil {
+				return fmt.Errorf("fd %d (epoll): identifying the file registered as fd %d: %w", ep.Num, w.TFD, err)
+			}
+			if same == 0 {
+				target = cand.Ref
+				break
+			}
+		}
+		if target == 0 {
+			return fmt.Errorf("fd %d (epoll): the file registered as fd %d (inode %d) is held by no fd of the process; not supported yet", ep.Num, w.TFD, w.Ino)
+		}
+		rec := ckpt.EpollWatch{Pid: ep.Pid, Epoll: epRef, Target: target, Fd: w.TFD, Events: w.Events, Data: w.Data}
+		if err := c.W.Write(ckpt.TypeEpollWatch, 0, []ckpt.Objref{epRef, target}, &rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreWatch registers a watched file again, at whatever fd now holds it
+// (a substitute, when the file was replaced).
+func restoreWatch(c *RestoreContext, t Target, rec *ckpt.Record) error {
+	var w ckpt.EpollWatch
+	if err := rec.Decode(&w); err != nil {
+		return err
+	}
+	epfd, ok := t.FdOf(w.Epoll)
+	if !ok {
+		return fmt.Errorf("epoll watch of fd %d: the epoll instance has no fd", w.Fd)
+	}
+	tfd, ok := t.FdOf(w.Target)
+	if !ok {
+		return fmt.Errorf("epoll watch of fd %d: the watched file has no fd", w.Fd)
+	}
+	// struct epoll_event is packed on x86_64: u32 events, u64 data.
+	ev := make([]byte, 12)
+	putLE32(ev, w.Events)
+	putLE64(ev[4:], w.Data)
+	addr, err := t.Scratch(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_EPOLL_CTL, uint64(epfd), unix.EPOLL_CTL_ADD, uint64(tfd), addr); err != nil {
+		return fmt.Errorf("epoll_ctl(fd %d, ADD fd %d (registered as %d), events %#x): %w", epfd, tfd, w.Fd, w.Events, err)
+	}
+	return nil
+}
+
+func putLE32(b []byte, v uint32) {
+	for i := 0; i < 4; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func putLE64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}
