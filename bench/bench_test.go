@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/restart"
+)
+
+// subject touches MiB mebibytes of memory with a pattern, creates the
+// file argv[2] when ready, and sleeps. Each page gets distinct bytes so
+// none is skipped as zero.
+const subject = `#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	size_t n = (size_t)atol(argv[1]) << 20;
+	unsigned char *p = n ? malloc(n) : NULL;
+	for (size_t i = 0; i < n; i += 8) *(size_t *)(p + i) = i * 2654435761u;
+	close(open(argv[2], O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+`
+
+func build(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	src := filepath.Join(dir, "subject.c")
+	if err := os.WriteFile(src, []byte(subject), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(dir, "subject")
+	if out, err := exec.Command("cc", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		b.Skipf("cc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// start runs the subject with /dev/null as its only files, so its image
+// has nothing external, and waits until it has touched its memory.
+func start(b *testing.B, bin string, mib int) *os.Process {
+	b.Helper()
+	ready := filepath.Join(b.TempDir(), "ready")
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	p, err := os.StartProcess(bin, []string{bin, strconv.Itoa(mib), ready}, &os.ProcAttr{Files: []*os.File{null, null, null}, Sys: &syscall.SysProcAttr{Setsid: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			p.Kill()
+			p.Wait()
+			b.Fatal("subject not ready after 60 s")
+		}
+	}
+}
+
+// memcpyBaseline copies n bytes between two buffers touched beforehand.
+func memcpyBaseline(n int) time.Duration {
+	src := bytes.Repeat([]byte{1}, n)
+	dst := bytes.Repeat([]byte{2}, n)
+	start := time.Now()
+	copy(dst, src)
+	return time.Since(start)
+}
+
+func run(b *testing.B, mib int) {
+	bin := build(b)
+	shm := "/dev/shm"
+	if _, err := os.Stat(shm); err != nil {
+		shm = b.TempDir()
+	}
+	bytesCopied := max(mib<<20, 4096)
+	var ckptTotal, frozenTotal, restartTotal, memcpyTotal time.Duration
+	var imageSize int64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		memcpyTotal += memcpyBaseline(bytesCopied)
+		p := start(b, bin, mib)
+		img := filepath.Join(shm, fmt.Sprintf("crsub-bench-%d.img", p.Pid))
+		f, err := os.OpenFile(img, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		st, err := checkpoint.Checkpoint(context.Background(), p.Pid, f, checkpoint.DefaultOptions())
+		ckptTotal += time.Since(t0)
+		b.StopTimer()
+		if err != nil {
+			p.Kill()
+			p.Wait()
+			b.Fatal(err)
+		}
+		frozenTotal += st.Frozen
+		imageSize = st.Bytes
+		p.Wait() // reap the original so its pid is free
+		if _, err := f.Seek(0, 0); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 = time.Now()
+		rp, err := restart.Restart(context.Background(), f, restart.DefaultOptions())
+		restartTotal += time.Since(t0)
+		b.StopTimer()
+		f.Close()
+		os.Remove(img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if state := procState(rp.Pid); state != "S" && state != "R" {
+			b.Fatalf("restored pid %d is in state %q", rp.Pid, state)
+		}
+		rp.Signal(syscall.SIGKILL)
+		rp.Wait()
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(memcpyTotal), "memcpy-ms")
+	b.ReportMetric(ms(ckptTotal), "checkpoint-ms")
+	b.ReportMetric(ms(frozenTotal), "frozen-ms")
+	b.ReportMetric(ms(restartTotal), "restart-ms")
+	b.ReportMetric(float64(ckptTotal)/float64(memcpyTotal), "checkpoint/memcpy")
+	b.ReportMetric(float64(restartTotal)/float64(memcpyTotal), "restart/memcpy")
+	b.ReportMetric(float64(imageSize)/(1<<20), "image-MiB")
+	b.ReportMetric(float64(int64(mib)<<20)/(float64(ckptTotal)/n)*1e9/(1<<30), "checkpoint-GiB/s")
+}
+
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return fields[0]
+}
+
+func BenchmarkOnePage(b *testing.B) { run(b, 0) }
+
+func Benchmark1GiB(b *testing.B) { run(b, 1024) }
+
+// TestMain keeps fds this process inherited (from make, a CI runner…) out
+// of the subjects: they would be external files in their images.
+func TestMain(m *testing.M) {
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	os.Exit(m.Run())
+}
