@@ -284,6 +284,22 @@ type File struct {
 	// Supplied marks a file object that the image filter removed on
 	// purpose: the fd slot stays and is filled at restart by a substitute.
 	Supplied bool `json:"supplied,omitempty"`
+	// Socket describes a socket file.
+	Socket *Socket `json:"socket,omitempty"`
+}
+
+// Socket is what a socket file needs beyond a file: its family, type,
+// state, addresses and options.
+type Socket struct {
+	Family   int    `json:"family"` // AF_INET, AF_INET6, AF_UNIX
+	Type     int    `json:"type"`   // SOCK_STREAM, SOCK_DGRAM…
+	Protocol int    `json:"protocol"`
+	State    string `json:"state"`           // "listen", …
+	Local    string `json:"local,omitempty"` // host:port, or a unix path
+	Peer     string `json:"peer,omitempty"`
+	Backlog  int    `json:"backlog,omitempty"`
+	// Options holds integer socket options by name ("SO_REUSEADDR"…).
+	Options map[string]int `json:"options,omitempty"`
 }
 
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.

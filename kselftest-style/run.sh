@@ -282,6 +282,8 @@ start_crsub() {
 run_one() {
 	local name=$1 cmd hint="" orig_comm orig_sig n st rc
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
+	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
+	local extra=() line
 	RESULT=fail REASON=""
 
 	if ! is_subject "$name"; then
@@ -389,7 +391,25 @@ run_one() {
 		# 4. restart: crsub stays the parent. Wait for the same pid to be
 		# back and settled (same comm, sleeping, untraced, same signal
 		# masks/handlers), so our SIGTERM cannot land mid-restore.
-		start_crsub "$D/restart.log" restart -i "$D/img"
+		# A subject may change the world between checkpoint and restart
+		# (rotate its log) and restart with extra arguments (--fd N=SPEC),
+		# one per line, $CR_DIR expanded.
+		if [[ -f $prerestart ]]; then
+			run_snippet "$prerestart" "$D/runner.log"
+			rc=$?
+			note "prerestart exit=$rc"
+			if ((rc != 0)); then
+				REASON="${prerestart##*/} failed (exit=$rc)"
+				return
+			fi
+		fi
+		if [[ -f $restart_args ]]; then
+			while IFS= read -r line; do
+				[[ -z $line || $line == \#* ]] && continue
+				extra+=("${line//\$CR_DIR/$D}")
+			done <"$restart_args"
+		fi
+		start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
 		n=$(deadline "$READY_TIMEOUT")
 		while :; do
 			if [[ -e /proc/$TARGET && $(proc_comm "$TARGET") == "$orig_comm" &&

@@ -162,6 +162,11 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 		switch {
 		case f.Supplied:
 			target = "(supplied at restart)"
+		case f.Socket != nil:
+			target = fmt.Sprintf("%s %s", f.Socket.State, f.Socket.Local)
+			if f.Socket.Peer != "" {
+				target += " -> " + f.Socket.Peer
+			}
 		case f.Kind == ckpt.FilePipe && fd.Pipe != nil:
 			target = fmt.Sprintf("pipe:[%d] %s end, %d bytes buffered", fd.Pipe.Inode, f.PipeEnd, fd.Buffered)
 		}

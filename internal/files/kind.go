@@ -118,7 +118,7 @@ type Kind struct {
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
-var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind}
+var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind, inetListenKind}
 
 // Records maps record types that kinds restore on their own (written
 // after the fd table) to their restorers.

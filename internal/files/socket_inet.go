@@ -1,0 +1,178 @@
+package files
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// Listening TCP sockets, IPv4 and IPv6, are recreated by address: bound to
+// the same address and port with the same options, listening again.
+// Connections waiting in the accept queue at checkpoint time are not kept.
+// Other sockets are not supported yet and fail the checkpoint by name.
+var inetListenKind = &Kind{
+	Name: "socket",
+	Claims: func(fd *Fd) bool {
+		return fd.Link.Kind == procfs.FdSocket
+	},
+	Dump:    dumpSocket,
+	Restore: restoreInetListen,
+}
+
+// socketOptions are the integer options kept across a restart.
+var socketOptions = []struct {
+	name         string
+	level, which int
+}{
+	{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR},
+	{"SO_REUSEPORT", unix.SOL_SOCKET, unix.SO_REUSEPORT},
+	{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+	{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF},
+	{"SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF},
+	{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY},
+	{"TCP_DEFER_ACCEPT", unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT},
+	{"TCP_FASTOPEN", unix.IPPROTO_TCP, unix.TCP_FASTOPEN},
+}
+
+func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	s := int(fd.Copy.Fd())
+	family, err1 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	typ, err2 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
+	proto, err3 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	listening, err4 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	for _, err := range []error{err1, err2, err3, err4} {
+		if err != nil {
+			return 0, fmt.Errorf("socket:[%d]: getsockopt: %w", fd.Link.Inode, err)
+		}
+	}
+	what := fmt.Sprintf("socket:[%d], family %d, type %d", fd.Link.Inode, family, typ)
+	if (family != unix.AF_INET && family != unix.AF_INET6) || typ != unix.SOCK_STREAM || listening != 1 {
+		return 0, &UnsupportedError{Fd: fd.Num, What: what + " (only listening TCP sockets are supported yet)"}
+	}
+	sa, err := unix.Getsockname(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: getsockname: %w", what, err)
+	}
+	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: listenBacklog, Options: map[string]int{}}
+	for _, o := range socketOptions {
+		v, err := unix.GetsockoptInt(s, o.level, o.which)
+		if err != nil {
+			continue // not every option exists for every family
+		}
+		sock.Options[o.name] = v
+	}
+	if family == unix.AF_INET6 {
+		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
+			sock.Options["IPV6_V6ONLY"] = v
+		}
+	}
+	f := ckpt.File{Kind: "socket", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+	ref := c.W.NewObjref()
+	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+}
+
+// listenBacklog is used for restored listeners: the kernel does not report
+// a socket's backlog outside sock_diag, and caps it at somaxconn anyway.
+const listenBacklog = 4096
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	}
+	return fmt.Sprint(sa)
+}
+
+// rawSockaddr encodes host:port as struct sockaddr_in or sockaddr_in6.
+func rawSockaddr(family int, addr string) ([]byte, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("socket address %q: %w", addr, err)
+	}
+	if family == unix.AF_INET {
+		b := make([]byte, 16)
+		binary.LittleEndian.PutUint16(b, unix.AF_INET)
+		binary.BigEndian.PutUint16(b[2:], ap.Port())
+		a4 := ap.Addr().Unmap().As4()
+		copy(b[4:], a4[:])
+		return b, nil
+	}
+	b := make([]byte, 28)
+	binary.LittleEndian.PutUint16(b, unix.AF_INET6)
+	binary.BigEndian.PutUint16(b[2:], ap.Port())
+	a16 := ap.Addr().As16()
+	copy(b[8:], a16[:])
+	return b, nil
+}
+
+func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	s := f.Socket
+	if s == nil || s.State != "listen" {
+		return -1, fmt.Errorf("socket:[%d]: no listening socket state in the image", f.Identity.Inode)
+	}
+	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), uint64(s.Type|unix.SOCK_CLOEXEC), uint64(s.Protocol))
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := int(fdv)
+	fail := func(err error) (int, error) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	options := socketOptions
+	if s.Family == unix.AF_INET6 {
+		options = append(options, struct {
+			name         string
+			level, which int
+		}{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY})
+	}
+	val := make([]byte, 4)
+	for _, o := range options {
+		v, ok := s.Options[o.name]
+		if !ok {
+			continue
+		}
+		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
+			v /= 2 // the kernel doubles what it is given and reports the double
+		}
+		binary.LittleEndian.PutUint32(val, uint32(v))
+		addr, err := t.Scratch(val)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(o.level), uint64(o.which), addr, 4); err != nil {
+			return fail(fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err))
+		}
+	}
+	raw, err := rawSockaddr(s.Family, s.Local)
+	if err != nil {
+		return fail(err)
+	}
+	addr, err := t.Scratch(raw)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw))); err != nil {
+		return fail(fmt.Errorf("bind %s: %w", s.Local, err))
+	}
+	backlog := s.Backlog
+	if backlog <= 0 {
+		backlog = listenBacklog
+	}
+	if _, err := t.Syscall(unix.SYS_LISTEN, uint64(fd), uint64(backlog)); err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", s.Local, err))
+	}
+	if f.Flags&unix.O_NONBLOCK != 0 {
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+			return fail(err)
+		}
+	}
+	return fd, nil
+}
