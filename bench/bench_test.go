@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/restart"
 )
 
 // subject touches MiB mebibytes of memory with a pattern, creates the
-// file argv[2] when ready, and sleeps. Each page gets distinct bytes so
+// file "ready" when done, and sleeps. Each page gets distinct bytes so
 // none is skipped as zero.
 const subject = `#include <fcntl.h>
 #include <stdio.h>
@@ -30,50 +28,10 @@ int main(int argc, char **argv) {
 	size_t n = (size_t)atol(argv[1]) << 20;
 	unsigned char *p = n ? malloc(n) : NULL;
 	for (size_t i = 0; i < n; i += 8) *(size_t *)(p + i) = i * 2654435761u;
-	close(open(argv[2], O_CREAT | O_WRONLY, 0600));
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }
 `
-
-func build(b *testing.B) string {
-	b.Helper()
-	dir := b.TempDir()
-	src := filepath.Join(dir, "subject.c")
-	if err := os.WriteFile(src, []byte(subject), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	bin := filepath.Join(dir, "subject")
-	if out, err := exec.Command("cc", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
-		b.Skipf("cc: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// start runs the subject with /dev/null as its only files, so its image
-// has nothing external, and waits until it has touched its memory.
-func start(b *testing.B, bin string, mib int) *os.Process {
-	b.Helper()
-	ready := filepath.Join(b.TempDir(), "ready")
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer null.Close()
-	p, err := os.StartProcess(bin, []string{bin, strconv.Itoa(mib), ready}, &os.ProcAttr{Files: []*os.File{null, null, null}, Sys: &syscall.SysProcAttr{Setsid: true}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			return p
-		}
-		if time.Now().After(deadline) {
-			p.Kill()
-			p.Wait()
-			b.Fatal("subject not ready after 60 s")
-		}
-	}
-}
 
 // memcpyBaseline copies n bytes between two buffers touched beforehand.
 func memcpyBaseline(n int) time.Duration {
@@ -85,7 +43,7 @@ func memcpyBaseline(n int) time.Duration {
 }
 
 func run(b *testing.B, mib int) {
-	bin := build(b)
+	bin := crtest.Build(b, subject)
 	shm := "/dev/shm"
 	if _, err := os.Stat(shm); err != nil {
 		shm = b.TempDir()
@@ -96,7 +54,7 @@ func run(b *testing.B, mib int) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		memcpyTotal += memcpyBaseline(bytesCopied)
-		p := start(b, bin, mib)
+		p := crtest.Start(b, b.TempDir(), bin, strconv.Itoa(mib))
 		img := filepath.Join(shm, fmt.Sprintf("crsub-bench-%d.img", p.Pid))
 		f, err := os.OpenFile(img, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
 		if err != nil {
@@ -160,9 +118,8 @@ func BenchmarkOnePage(b *testing.B) { run(b, 0) }
 
 func Benchmark1GiB(b *testing.B) { run(b, 1024) }
 
-// TestMain keeps fds this process inherited (from make, a CI runner…) out
-// of the subjects: they would be external files in their images.
+// TestMain keeps fds this process inherited out of the subjects.
 func TestMain(m *testing.M) {
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	crtest.CloseInherited()
 	os.Exit(m.Run())
 }

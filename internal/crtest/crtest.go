@@ -1,0 +1,107 @@
+// Package crtest runs real subject processes for the engines' integration
+// tests: it compiles a C program, starts it with nothing but the files it
+// is given, waits until it says it is ready, and cleans up after it.
+package crtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// RequireRoot skips a test that needs ptrace and clone3 set_tid.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+// Build compiles C source into an executable in a temporary directory.
+func Build(t testing.TB, source string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "subject.c")
+	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "subject")
+	if out, err := exec.Command("cc", "-O1", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Skipf("cc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Start runs bin with args in dir, stdio on /dev/null, in its own session,
+// and waits until the file "ready" appears in dir. The process is killed
+// and reaped when the test ends, if it still exists.
+func Start(t testing.TB, dir, bin string, args ...string) *os.Process {
+	t.Helper()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	p, err := os.StartProcess(bin, append([]string{bin}, args...), &os.ProcAttr{Dir: dir, Files: []*os.File{null, null, null}, Sys: &syscall.SysProcAttr{Setsid: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.Kill()
+		_, _ = p.Wait()
+	})
+	WaitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "ready")); return err == nil }, "subject ready")
+	return p
+}
+
+// WaitFor polls cond for up to ten seconds.
+func WaitFor(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// Status returns a field of /proc/PID/status ("State", "TracerPid"…), or
+// "" if the process is gone.
+func Status(pid int, field string) string {
+	b, err := os.ReadFile("/proc/" + itoa(pid) + "/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// Gone reports whether no process has pid.
+func Gone(pid int) bool { return unix.Kill(pid, 0) == unix.ESRCH }
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// CloseInherited marks every fd above stdio close-on-exec, so subjects do
+// not inherit what the test binary inherited (they would be external
+// files in their images). Call it from TestMain.
+func CloseInherited() {
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+}

@@ -1,0 +1,229 @@
+package restart_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/internal/crtest"
+	"github.com/crsub/crsub/restart"
+	"github.com/crsub/crsub/substitute"
+)
+
+func TestMain(m *testing.M) {
+	crtest.CloseInherited()
+	os.Exit(m.Run())
+}
+
+// subject opens what its mode asks for, says ready, and waits. On SIGUSR1
+// it writes "alive" to the file "usr1" in its directory.
+const subject = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static void on_usr1(int sig) {
+	int fd = open("usr1", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	(void)sig;
+	write(fd, "alive", 5);
+	close(fd);
+}
+int main(int argc, char **argv) {
+	const char *mode = argv[1];
+	signal(SIGUSR1, on_usr1);
+	if (!strcmp(mode, "socketpair")) {
+		int sv[2];
+		socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	} else if (!strcmp(mode, "mapfile")) {
+		int fd = open("data", O_RDWR | O_CREAT, 0600);
+		ftruncate(fd, 8192);
+		if (mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED) return 1;
+		close(fd);
+	} else if (!strcmp(mode, "openfile")) {
+		int fd = open("data", O_RDWR | O_CREAT, 0600);
+		write(fd, "0123456789", 10);
+		dup2(fd, 5);
+		close(fd);
+	} else if (!strcmp(mode, "applog")) {
+		int fd = open("app.log", O_WRONLY | O_APPEND | O_CREAT, 0600);
+		write(fd, "before\n", 7);
+		dup2(fd, 5);
+		close(fd);
+	}
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+`
+
+func checkpointToMemory(t *testing.T, p *os.Process) *bytes.Buffer {
+	t.Helper()
+	var img bytes.Buffer
+	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions()); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return &img
+}
+
+func TestCheckpointFailureLeavesTargetRunning(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "socketpair")
+	var img bytes.Buffer
+	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions())
+	if err == nil || !strings.Contains(err.Error(), "fd 3 (socket") || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("checkpoint with a unix socket: %v; want an error naming fd 3 and its kind", err)
+	}
+	if got := crtest.Status(p.Pid, "TracerPid"); got != "0" {
+		t.Errorf("after the failed checkpoint TracerPid is %q, want 0", got)
+	}
+	if state := crtest.Status(p.Pid, "State"); !strings.HasPrefix(state, "S") {
+		t.Errorf("after the failed checkpoint the state is %q, want S", state)
+	}
+	// It still runs its own code.
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "usr1")); return string(b) == "alive" }, "the target's SIGUSR1 handler")
+}
+
+func TestRestartRefusesChangedMappedFile(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "mapfile")
+	img := checkpointToMemory(t, p)
+	if err := os.WriteFile(filepath.Join(dir, "data"), make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
+	if err == nil || !strings.Contains(err.Error(), "changed since the checkpoint") || !strings.Contains(err.Error(), "image record") {
+		t.Fatalf("restart with a changed mapped file: %v", err)
+	}
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("pid %d exists after a failed restart", p.Pid)
+	}
+}
+
+func TestRestartMissingFileSuggestsSubstitute(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "openfile")
+	img := checkpointToMemory(t, p)
+	if err := os.Remove(filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := restart.Restart(context.Background(), bytes.NewReader(img.Bytes()), restart.DefaultOptions())
+	for _, want := range []string{"fd 5", filepath.Join(dir, "data"), "--fd 5="} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("restart with fd 5's file gone: %v; want it to mention %q", err, want)
+		}
+	}
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("pid %d exists after a failed restart", p.Pid)
+	}
+	// With a substitute, the same image restarts.
+	opts := restart.DefaultOptions()
+	opts.Substitutes = map[int]substitute.Source{5: mustParse(t, "null")}
+	rp, err := restart.Restart(context.Background(), bytes.NewReader(img.Bytes()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if target, _ := os.Readlink("/proc/" + itoa(rp.Pid) + "/fd/5"); target != "/dev/null" {
+		t.Errorf("fd 5 is %q, want /dev/null", target)
+	}
+}
+
+func TestRestartRefusesUnmatchedSubstitute(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "plain")
+	img := checkpointToMemory(t, p)
+	opts := restart.DefaultOptions()
+	opts.Substitutes = map[int]substitute.Source{9: mustParse(t, "null")}
+	_, err := restart.Restart(context.Background(), img, opts)
+	if err == nil || !strings.Contains(err.Error(), "no fd 9") {
+		t.Fatalf("restart with a substitute for a missing fd: %v", err)
+	}
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("pid %d exists after a failed restart", p.Pid)
+	}
+}
+
+// A log that grew between checkpoint and restart goes on appending.
+func TestRestartGrownAppendLog(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "applog")
+	img := checkpointToMemory(t, p)
+	logPath := filepath.Join(dir, "app.log")
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("someone else\n")
+	f.Close()
+	rp, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	// Write through the restored fd: it must land at the end.
+	w, err := os.OpenFile("/proc/"+itoa(rp.Pid)+"/fd/5", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("after\n")
+	w.Close()
+	b, _ := os.ReadFile(logPath)
+	if string(b) != "before\nsomeone else\nafter\n" {
+		t.Errorf("log is %q", b)
+	}
+}
+
+func TestRestartPidInUse(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	bin := crtest.Build(t, subject)
+	p := crtest.Start(t, dir, bin, "plain")
+	var img bytes.Buffer
+	opts := checkpoint.DefaultOptions()
+	opts.LeaveRunning = true
+	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, opts); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := restart.Restart(context.Background(), &img, restart.DefaultOptions())
+	if err == nil || !strings.Contains(err.Error(), "in use by") {
+		t.Fatalf("restart while the original runs: %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("a pid held by a live process took %v to report", time.Since(start))
+	}
+	if state := crtest.Status(p.Pid, "State"); !strings.HasPrefix(state, "S") {
+		t.Errorf("the original is in state %q after the refused restart", state)
+	}
+}
+
+func mustParse(t *testing.T, spec string) substitute.Source {
+	t.Helper()
+	s, err := substitute.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
