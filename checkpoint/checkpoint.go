@@ -45,12 +45,13 @@ func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats
 
 // session is one checkpoint in progress.
 type session struct {
-	pid    int
-	opts   Options
-	log    *slog.Logger
-	stats  *Stats
-	tracee *ptrace.Tracee
-	frozen time.Time
+	pid   int
+	opts  Options
+	log   *slog.Logger
+	stats *Stats
+	// tracees are the process's threads, main thread first.
+	tracees []*ptrace.Tracee
+	frozen  time.Time
 }
 
 func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, error) {
@@ -72,9 +73,6 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if stat.State == 'Z' {
 		return nil, fmt.Errorf("pid %d is a zombie", pid)
 	}
-	if stat.NumThreads != 1 {
-		return nil, fmt.Errorf("pid %d (%s) has %d threads; multi-threaded processes are not supported yet", pid, stat.Comm, stat.NumThreads)
-	}
 	if err := refuseUnsupportedTree(pid); err != nil {
 		return nil, err
 	}
@@ -88,20 +86,17 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.tracee, err = ptrace.Seize(pid)
-	if err != nil {
-		return nil, fmt.Errorf("freezing: %w", err)
-	}
 	s.frozen = time.Now()
 	committed := false
 	defer func() {
 		if !committed {
 			// Whatever failed, the process goes on as if nothing happened.
-			if err := s.tracee.Detach(); err != nil {
-				s.log.Warn("releasing the process after a failed checkpoint", "pid", pid, "err", err)
-			}
+			s.thaw()
 		}
 	}()
+	if err := s.freeze(); err != nil {
+		return nil, fmt.Errorf("freezing: %w", err)
+	}
 
 	state, err := s.collect()
 	if err != nil {
@@ -133,14 +128,12 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	committed = true
 	if opts.LeaveRunning {
-		err = s.tracee.Detach()
+		err = s.thaw()
 	} else {
 		// The image is complete and committed: only now may the
 		// original go.
+		// A stopped tracee dies of SIGKILL without being let go.
 		err = unix.Kill(pid, unix.SIGKILL)
-		if err == nil {
-			_ = s.tracee.Detach() // fails once the kill has landed; harmless
-		}
 	}
 	s.stats.Frozen = time.Since(s.frozen)
 	s.stats.Total = time.Since(start)
@@ -149,6 +142,58 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	s.log.Info("checkpoint complete", "pid", pid, "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
 	return s.stats, nil
+}
+
+// freeze seizes every thread. Threads created meanwhile are caught by
+// listing the threads again until a pass finds no new one: a seized thread
+// cannot create more.
+func (s *session) freeze() error {
+	seized := map[int]bool{}
+	for {
+		tids, err := procfs.Tids(s.pid)
+		if err != nil {
+			return err
+		}
+		added := false
+		for _, tid := range tids {
+			if seized[tid] {
+				continue
+			}
+			t, err := ptrace.Seize(tid)
+			if err != nil {
+				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", s.pid, tid)); serr != nil {
+					continue // the thread exited meanwhile
+				}
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+			seized[tid] = true
+			added = true
+			if tid == s.pid {
+				s.tracees = append([]*ptrace.Tracee{t}, s.tracees...)
+			} else {
+				s.tracees = append(s.tracees, t)
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	if len(s.tracees) == 0 || s.tracees[0].Tid != s.pid {
+		return fmt.Errorf("the main thread of pid %d is gone", s.pid)
+	}
+	return nil
+}
+
+// thaw lets every seized thread go.
+func (s *session) thaw() error {
+	var first error
+	for _, t := range s.tracees {
+		if err := t.Detach(); err != nil && first == nil {
+			first = err
+			s.log.Warn("releasing a thread", "tid", t.Tid, "err", err)
+		}
+	}
+	return first
 }
 
 // refuseUnsupportedTree fails early for processes with children: trees

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -79,7 +80,34 @@ func (s *session) collect() (*processState, error) {
 		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: res, Cur: lim.Cur, Max: lim.Max})
 	}
 
-	t := s.tracee
+	var tids []int
+	for i, t := range s.tracees {
+		th, err := s.collectThread(st, t, i == 0)
+		if err != nil {
+			return nil, fmt.Errorf("thread %d: %w", t.Tid, err)
+		}
+		st.threads = append(st.threads, *th)
+		tids = append(tids, t.Tid)
+	}
+	st.tree.Processes[0].Tids = tids
+	st.signals.Pid = pid
+	if st.signals.SharedPending, err = pending(s.tracees[0], true); err != nil {
+		return nil, err
+	}
+
+	// Memory layout last: injection maps and unmaps its own page.
+	if st.maps, err = procfs.ReadMaps(pid); err != nil {
+		return nil, err
+	}
+	if err := s.collectMM(st, &stat); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// collectThread reads one thread's registers and per-thread state. The
+// main thread also answers for the process: dispositions, timers, brk.
+func (s *session) collectThread(st *processState, t *ptrace.Tracee, main bool) (*ckpt.Thread, error) {
 	regs, err := t.Regs()
 	if err != nil {
 		return nil, err
@@ -93,14 +121,14 @@ func (s *session) collect() (*processState, error) {
 		return nil, err
 	}
 	st.header.XStateSize, st.header.XFeatures = layout.Size, layout.XCR0
-	th := ckpt.Thread{Pid: pid, Tid: pid, Regs: regsToWords(&regs), XState: xstate, Comm: stat.Comm}
+	th := &ckpt.Thread{Pid: s.pid, Tid: t.Tid, Regs: regsToWords(&regs), XState: xstate}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", s.pid, t.Tid)); err == nil {
+		th.Comm = strings.TrimSuffix(string(comm), "\n")
+	}
 	if th.SigMask, err = t.SigMask(); err != nil {
 		return nil, err
 	}
 	if th.Pending, err = pending(t, false); err != nil {
-		return nil, err
-	}
-	if st.signals.SharedPending, err = pending(t, true); err != nil {
 		return nil, err
 	}
 	if int64(regs.Orig_rax) >= 0 {
@@ -110,32 +138,21 @@ func (s *session) collect() (*processState, error) {
 		th.Rseq = &ckpt.Rseq{Addr: rs.Address, Len: rs.Size, Flags: rs.Flags, Signature: rs.Signature}
 	}
 	var head, hlen uint64
-	if _, _, e := unix.Syscall(unix.SYS_GET_ROBUST_LIST, uintptr(pid), uintptrOf(&head), uintptrOf(&hlen)); e != 0 {
+	if _, _, e := unix.Syscall(unix.SYS_GET_ROBUST_LIST, uintptr(t.Tid), uintptrOf(&head), uintptrOf(&hlen)); e != 0 {
 		return nil, os.NewSyscallError("get_robust_list", e)
 	}
 	th.RobustList, th.RobustLen = head, hlen
-
-	// What /proc does not show is asked of the process itself.
-	if err := s.inject(st, &th); err != nil {
+	// What /proc does not show is asked of the thread itself.
+	if err := s.inject(st, t, th, main); err != nil {
 		return nil, err
 	}
-	st.threads = []ckpt.Thread{th}
-	st.signals.Pid = pid
-
-	// Memory layout last: injection maps and unmaps its own page.
-	if st.maps, err = procfs.ReadMaps(pid); err != nil {
-		return nil, err
-	}
-	if err := s.collectMM(st, &stat); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return th, nil
 }
 
 // inject runs system calls inside the frozen process to read state that
 // only the process itself can see, then puts everything back.
-func (s *session) inject(st *processState, th *ckpt.Thread) (err error) {
-	r, err := remote.New(s.tracee)
+func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, main bool) (err error) {
+	r, err := remote.New(t)
 	if err != nil {
 		return fmt.Errorf("preparing system calls in the process: %w", err)
 	}
@@ -157,6 +174,26 @@ func (s *session) inject(st *processState, th *ckpt.Thread) (err error) {
 		return v, nil
 	}
 
+	// sigaltstack: stack_t is sp, flags (int, padded), size.
+	if _, err := call("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:24]); err != nil {
+		return err
+	}
+	th.AltStack = ckpt.AltStack{SP: le(buf[0:]), Flags: int32(binary.LittleEndian.Uint32(buf[8:])), Size: le(buf[16:])}
+	// clear_child_tid is readable only from inside.
+	if _, err := call("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:8]); err != nil {
+		return err
+	}
+	th.ClearChildTid = le(buf)
+	if !main {
+		return nil
+	}
+
 	// Signal dispositions: struct kernel_sigaction is handler, flags,
 	// restorer, mask.
 	for sig := 1; sig <= 64; sig++ {
@@ -174,22 +211,6 @@ func (s *session) inject(st *processState, th *ckpt.Thread) (err error) {
 			st.signals.Actions = append(st.signals.Actions, a)
 		}
 	}
-	// sigaltstack: stack_t is sp, flags (int, padded), size.
-	if _, err := call("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch); err != nil {
-		return err
-	}
-	if err := r.ReadMem(scratch, buf[:24]); err != nil {
-		return err
-	}
-	th.AltStack = ckpt.AltStack{SP: le(buf[0:]), Flags: int32(binary.LittleEndian.Uint32(buf[8:])), Size: le(buf[16:])}
-	// clear_child_tid is readable only from inside.
-	if _, err := call("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch); err != nil {
-		return err
-	}
-	if err := r.ReadMem(scratch, buf[:8]); err != nil {
-		return err
-	}
-	th.ClearChildTid = le(buf)
 	// Interval timers: struct itimerval is interval then value, each a
 	// timeval of seconds and microseconds.
 	for which := 0; which < 3; which++ {

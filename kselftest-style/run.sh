@@ -30,6 +30,7 @@ case $CRSUB in	# relative: to the current dir, else to the repository root
 */*) [[ -e $PWD/$CRSUB || ! -e $HERE/../$CRSUB ]] && CRSUB=$PWD/$CRSUB || CRSUB=$(cd "$HERE/.." && pwd)/$CRSUB ;;
 *) CRSUB=$(command -v "$CRSUB" || echo "$CRSUB") ;;
 esac
+export CRSUB	# .prerestart/.poke/.check snippets may run crsub themselves
 READY_TIMEOUT=${CR_READY_TIMEOUT:-10}
 CR_TIMEOUT=${CR_TIMEOUT:-60}
 CHECK_TIMEOUT=${CR_CHECK_TIMEOUT:-30}

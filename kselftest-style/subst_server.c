@@ -119,7 +119,7 @@ int main(void)
 			ksft_exit_fail_msg("reply %d: %s", k, buf);
 		close(c);
 	}
-	ksft_print_msg("setup ok: served %u on port %d\n", served, old_port);
+	ksft_print_msg("setup ok: served %u on port %d", served, old_port);
 
 	/* The loop the checkpoint interrupts: epoll_pwait lets SIGTERM in. */
 	sigprocmask(SIG_BLOCK, NULL, &unblocked);
@@ -139,7 +139,7 @@ int main(void)
 		serve_one(epfd);
 	}
 
-	ksft_test_result(served == 5, "served 5 connections, counting on across the restart (%u)\n", served);
+	ksft_test_result(served == 5, "served 5 connections, counting on across the restart (%u)", served);
 	ksft_test_result(port_of(LISTEN_FD) > 0 && port_of(LISTEN_FD) != old_port,
 			 "fd %d listens on a new port (%d, was %d)\n", LISTEN_FD, port_of(LISTEN_FD), old_port);
 	ksft_test_result(fstat(LOG_FD, &after) == 0 && after.st_ino != before.st_ino,

@@ -193,8 +193,8 @@ func (s *restorer) plan(rd *ckpt.Reader) error {
 		return errors.New("image's task tree is empty")
 	case len(s.tree.Processes) > 1:
 		return fmt.Errorf("image holds %d processes; restoring process trees is not supported yet", len(s.tree.Processes))
-	case len(s.tree.Processes[0].Tids) != 1:
-		return fmt.Errorf("pid %d has %d threads; restoring multi-threaded processes is not supported yet", s.tree.Processes[0].Pid, len(s.tree.Processes[0].Tids))
+	case len(s.tree.Processes[0].Tids) == 0 || s.tree.Processes[0].Tids[0] != s.tree.Processes[0].Pid:
+		return fmt.Errorf("pid %d: the tree does not list its main thread first", s.tree.Processes[0].Pid)
 	}
 	return nil
 }
@@ -259,10 +259,9 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		if err != nil {
 			return err
 		}
-		if th.Tid != th.Pid {
-			return fmt.Errorf("thread %d: only single-threaded processes are supported yet", th.Tid)
+		if err := t.addThread(&th); err != nil {
+			return err
 		}
-		t.thread = &th
 	case ckpt.TypeSignals:
 		var sig ckpt.Signals
 		if err := rec.Decode(&sig); err != nil {

@@ -267,8 +267,16 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.restoreSignals(); err != nil {
 		return err
 	}
-	if err := t.restoreThread(); err != nil {
+	if err := t.createThreads(); err != nil {
 		return err
+	}
+	if err := t.restoreThread(t.remote, t.thread); err != nil {
+		return err
+	}
+	for _, x := range t.threads {
+		if err := t.restoreThread(x.remote, x.image); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
 	}
 	if _, err := t.Syscall(unix.SYS_MUNMAP, t.scratch, t.scratchSize); err != nil {
 		return fmt.Errorf("unmapping the scratch buffer: %w", err)
@@ -411,8 +419,10 @@ func (t *task) queue(nr int, si ckpt.Siginfo, args ...uint64) error {
 	return nil
 }
 
-func (t *task) restoreThread() error {
-	th := t.thread
+// restoreThread restores a thread's own state by system calls run in that
+// thread (r), with the task's scratch buffer, which all threads share.
+func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
+	call := func(nr int, args ...uint64) (uint64, error) { return r.Syscall(nr, args...) }
 	b := make([]byte, 24)
 	putLE64(b[0:], th.AltStack.SP)
 	putLE32(b[8:], uint32(th.AltStack.Flags))
@@ -424,25 +434,36 @@ func (t *task) restoreThread() error {
 	if err := t.remote.WriteMem(t.scratch, b); err != nil {
 		return err
 	}
-	if _, err := t.Syscall(unix.SYS_SIGALTSTACK, t.scratch, 0); err != nil {
+	if _, err := call(unix.SYS_SIGALTSTACK, t.scratch, 0); err != nil {
 		return fmt.Errorf("sigaltstack: %w", err)
 	}
-	if _, err := t.Syscall(unix.SYS_SET_TID_ADDRESS, th.ClearChildTid); err != nil {
+	if _, err := call(unix.SYS_SET_TID_ADDRESS, th.ClearChildTid); err != nil {
 		return fmt.Errorf("set_tid_address: %w", err)
 	}
 	if th.RobustList != 0 {
-		if _, err := t.Syscall(unix.SYS_SET_ROBUST_LIST, th.RobustList, th.RobustLen); err != nil {
+		if _, err := call(unix.SYS_SET_ROBUST_LIST, th.RobustList, th.RobustLen); err != nil {
 			return fmt.Errorf("set_robust_list: %w", err)
 		}
 	}
 	if r := th.Rseq; r != nil {
-		if _, err := t.Syscall(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Signature)); err != nil {
+		if _, err := call(unix.SYS_RSEQ, r.Addr, uint64(r.Len), 0, uint64(r.Signature)); err != nil {
 			return fmt.Errorf("rseq registration at %#x: %w", r.Addr, err)
 		}
 	}
+	// Queued from the main thread: the kernel takes an arbitrary siginfo
+	// only from the thread group's leader.
 	for _, si := range th.Pending {
 		if err := t.queue(unix.SYS_RT_TGSIGQUEUEINFO, si, uint64(t.pid), uint64(th.Tid), uint64(si.Signo)); err != nil {
 			return err
+		}
+	}
+	if th.Tid != t.pid && th.Comm != "" {
+		addr, err := t.putString(0, th.Comm)
+		if err != nil {
+			return err
+		}
+		if _, err := call(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
+			return fmt.Errorf("thread name: %w", err)
 		}
 	}
 	return nil

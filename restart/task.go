@@ -27,7 +27,8 @@ type task struct {
 	mem    *os.File // /proc/PID/mem, for writing pages
 
 	process *ckpt.Process
-	thread  *ckpt.Thread
+	thread  *ckpt.Thread // the main thread
+	threads []*thread    // the others, created late in the restart
 	signals *ckpt.Signals
 	mm      *ckpt.MM
 	vmas    []ckpt.VMA
@@ -230,24 +231,44 @@ func (t *task) Hold(fd *int) { t.held[fd] = true }
 // Unhold implements files.Target.
 func (t *task) Unhold(fd *int) { delete(t.held, fd) }
 
-// release sets the final registers and lets the task run.
+// release sets every thread's final registers and lets them run: the
+// other threads first, the main thread, whose code page goes with its last
+// system call, last.
 func (t *task) release() error {
-	th := t.thread
-	regs := wordsToRegs(th.Regs)
-	restartSyscall(&regs, th.Syscall)
-	if err := t.remote.Finish(regs); err != nil {
-		return fmt.Errorf("registers: %w", err)
+	for _, x := range t.threads {
+		if err := setFinalState(x.remote, x.tracee, x.image); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
 	}
-	if err := t.tracee.SetXState(th.XState); err != nil {
-		return fmt.Errorf("FPU state: %w", err)
+	if err := setFinalState(t.remote, t.tracee, t.thread); err != nil {
+		return err
 	}
-	if err := t.tracee.SetSigMask(th.SigMask); err != nil {
-		return fmt.Errorf("signal mask: %w", err)
+	for _, x := range t.threads {
+		if err := x.tracee.Detach(); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
 	}
 	if err := t.tracee.Detach(); err != nil {
 		return err
 	}
 	t.released = true
 	t.closeHandles()
+	return nil
+}
+
+// setFinalState ends injection into a thread with its image registers,
+// FPU state and signal mask.
+func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) error {
+	regs := wordsToRegs(th.Regs)
+	restartSyscall(&regs, th.Syscall)
+	if err := r.Finish(regs); err != nil {
+		return fmt.Errorf("registers: %w", err)
+	}
+	if err := tr.SetXState(th.XState); err != nil {
+		return fmt.Errorf("FPU state: %w", err)
+	}
+	if err := tr.SetSigMask(th.SigMask); err != nil {
+		return fmt.Errorf("signal mask: %w", err)
+	}
 	return nil
 }
