@@ -10,6 +10,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 const (
@@ -280,7 +281,7 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 			if _, err := io.ReadFull(payload, chunk); err != nil {
 				return err
 			}
-			if _, err := t.mem.WriteAt(chunk, int64(addr)); err != nil {
+			if err := t.writePages(addr, chunk); err != nil {
 				return fmt.Errorf("writing pages at %#x: %w", addr, err)
 			}
 			addr += uint64(len(chunk))
@@ -288,6 +289,18 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 		}
 	}
 	return nil
+}
+
+// writePages copies b into the task at addr. Areas are mapped writable
+// while they are filled, so process_vm_writev (which pins pages in batches)
+// can do it; /proc/PID/mem, page by page, is the fallback for the rest.
+func (t *task) writePages(addr uint64, b []byte) error {
+	n, err := sys.ProcessVMWritev(t.pid, [][]byte{b}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}})
+	if err == nil && n == len(b) {
+		return nil
+	}
+	_, err = t.mem.WriteAt(b[n:], int64(addr)+int64(n))
+	return err
 }
 
 // finishMemory gives every area its own protection and sets the mm fields.
