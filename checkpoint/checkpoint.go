@@ -9,19 +9,21 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 )
 
-// Checkpoint writes an image of process pid to w. The process is frozen
-// while its state is copied; afterwards it is killed, or, with
-// opts.LeaveRunning, let go exactly as it was. On error the process is left
-// running.
+// Checkpoint writes an image of the process tree rooted at pid to w: the
+// process, its threads, and all its descendants. The tree is frozen while
+// its state is copied; afterwards it is killed, or, with
+// opts.LeaveRunning, let go exactly as it was. On error it is left running.
 func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats, error) {
 	type result struct {
 		stats *Stats
@@ -45,18 +47,30 @@ func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats
 
 // session is one checkpoint in progress.
 type session struct {
-	pid   int
-	opts  Options
-	log   *slog.Logger
-	stats *Stats
+	root   int
+	opts   Options
+	log    *slog.Logger
+	stats  *Stats
+	frozen time.Time
+	// procs are the live processes of the tree, parents before children.
+	procs []*proc
+	// zombies are dead children not yet reaped by their parents.
+	zombies []ckpt.TreeProcess
+	files   *files.DumpContext
+}
+
+// proc is one frozen process of the tree.
+type proc struct {
+	pid, ppid int
 	// tracees are the process's threads, main thread first.
 	tracees []*ptrace.Tracee
-	frozen  time.Time
+	state   *processState
+	fds     []*files.Fd
 }
 
 func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, error) {
 	start := time.Now()
-	s := &session{pid: pid, opts: opts, log: opts.Log, stats: &Stats{}}
+	s := &session{root: pid, opts: opts, log: opts.Log, stats: &Stats{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -73,43 +87,41 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if stat.State == 'Z' {
 		return nil, fmt.Errorf("pid %d is a zombie", pid)
 	}
-	if err := refuseUnsupportedTree(pid); err != nil {
-		return nil, err
-	}
-	mem, err := newMemoryDumper(pid, s.stats)
+	mem, err := newMemoryDumper(s.stats)
 	if err != nil {
 		return nil, err
 	}
-	defer mem.Close()
 	bw := bufio.NewWriterSize(out, 1<<20)
-
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+
 	s.frozen = time.Now()
 	committed := false
 	defer func() {
 		if !committed {
-			// Whatever failed, the process goes on as if nothing happened.
+			// Whatever failed, the tree goes on as if nothing happened.
 			s.thaw()
 		}
+		for _, p := range s.procs {
+			p.closeFds()
+		}
 	}()
-	if err := s.freeze(); err != nil {
+	if err := s.freezeTree(); err != nil {
 		return nil, fmt.Errorf("freezing: %w", err)
 	}
-
-	state, err := s.collect()
+	header, err := s.collect()
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cw, err := ckpt.NewWriter(bw, state.header)
+	cw, err := ckpt.NewWriter(bw, *header)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.write(cw, state, mem); err != nil {
+	if err := s.write(cw, mem); err != nil {
 		_ = cw.Abort(err)
 		_ = bw.Flush()
 		return nil, err
@@ -131,26 +143,71 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		err = s.thaw()
 	} else {
 		// The image is complete and committed: only now may the
-		// original go.
-		// A stopped tracee dies of SIGKILL without being let go.
-		err = unix.Kill(pid, unix.SIGKILL)
+		// originals go. A stopped tracee dies of SIGKILL without being let
+		// go.
+		for _, p := range s.procs {
+			if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {
+				err = fmt.Errorf("pid %d: %w", p.pid, kerr)
+			}
+		}
 	}
 	s.stats.Frozen = time.Since(s.frozen)
 	s.stats.Total = time.Since(start)
 	if err != nil {
-		return s.stats, fmt.Errorf("releasing pid %d: %w", pid, err)
+		return s.stats, fmt.Errorf("releasing: %w", err)
 	}
-	s.log.Info("checkpoint complete", "pid", pid, "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
+	s.log.Info("checkpoint complete", "pid", pid, "processes", len(s.procs), "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
 	return s.stats, nil
+}
+
+// freezeTree freezes the root, then each child it finds, breadth first. A
+// process is frozen before its children are listed, so no process can be
+// forked behind the walk's back.
+func (s *session) freezeTree() error {
+	queue := []*proc{{pid: s.root}}
+	seen := map[int]bool{s.root: true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if err := p.freeze(); err != nil {
+			return fmt.Errorf("pid %d: %w", p.pid, err)
+		}
+		s.procs = append(s.procs, p)
+		var kids []int
+		for _, t := range p.tracees {
+			k, err := procfs.Children(p.pid, t.Tid)
+			if err != nil {
+				return fmt.Errorf("pid %d: %w", p.pid, err)
+			}
+			kids = append(kids, k...)
+		}
+		sort.Ints(kids)
+		for _, k := range kids {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			st, err := procfs.ReadStat(k)
+			if err != nil {
+				return fmt.Errorf("child %d of pid %d: %w", k, p.pid, err)
+			}
+			if st.State == 'Z' {
+				s.zombies = append(s.zombies, ckpt.TreeProcess{Pid: k, Ppid: p.pid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)})
+				continue
+			}
+			queue = append(queue, &proc{pid: k, ppid: p.pid})
+		}
+	}
+	return nil
 }
 
 // freeze seizes every thread. Threads created meanwhile are caught by
 // listing the threads again until a pass finds no new one: a seized thread
 // cannot create more.
-func (s *session) freeze() error {
+func (p *proc) freeze() error {
 	seized := map[int]bool{}
 	for {
-		tids, err := procfs.Tids(s.pid)
+		tids, err := procfs.Tids(p.pid)
 		if err != nil {
 			return err
 		}
@@ -161,59 +218,111 @@ func (s *session) freeze() error {
 			}
 			t, err := ptrace.Seize(tid)
 			if err != nil {
-				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", s.pid, tid)); serr != nil {
+				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.pid, tid)); serr != nil {
 					continue // the thread exited meanwhile
 				}
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}
 			seized[tid] = true
 			added = true
-			if tid == s.pid {
-				s.tracees = append([]*ptrace.Tracee{t}, s.tracees...)
+			if tid == p.pid {
+				p.tracees = append([]*ptrace.Tracee{t}, p.tracees...)
 			} else {
-				s.tracees = append(s.tracees, t)
+				p.tracees = append(p.tracees, t)
 			}
 		}
 		if !added {
 			break
 		}
 	}
-	if len(s.tracees) == 0 || s.tracees[0].Tid != s.pid {
-		return fmt.Errorf("the main thread of pid %d is gone", s.pid)
+	if len(p.tracees) == 0 || p.tracees[0].Tid != p.pid {
+		return fmt.Errorf("the main thread is gone")
 	}
 	return nil
 }
 
-// thaw lets every seized thread go.
+// thaw lets every seized thread of the tree go.
 func (s *session) thaw() error {
 	var first error
-	for _, t := range s.tracees {
-		if err := t.Detach(); err != nil && first == nil {
-			first = err
-			s.log.Warn("releasing a thread", "tid", t.Tid, "err", err)
+	for _, p := range s.procs {
+		for _, t := range p.tracees {
+			if err := t.Detach(); err != nil && first == nil {
+				first = err
+				s.log.Warn("releasing a thread", "pid", p.pid, "tid", t.Tid, "err", err)
+			}
 		}
 	}
 	return first
 }
 
-// refuseUnsupportedTree fails early for processes with children: trees
-// are a feature of their own.
-func refuseUnsupportedTree(pid int) error {
-	kids, err := procfs.Children(pid, pid)
-	if err != nil {
-		return err
+// collect gathers every process's state and examines every fd, before
+// anything is written: whether a pipe is external depends on all of them.
+func (s *session) collect() (*ckpt.Header, error) {
+	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{}}
+	for _, p := range s.procs {
+		st, err := s.collectProcess(p)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d: %w", p.pid, err)
+		}
+		p.state = st
+		if err := s.examineFds(p); err != nil {
+			return nil, fmt.Errorf("pid %d: %w", p.pid, err)
+		}
 	}
-	if len(kids) > 0 {
-		return fmt.Errorf("pid %d has child processes %v; process trees are not supported yet", pid, kids)
+	if err := s.refuseSharedAnon(); err != nil {
+		return nil, err
+	}
+	h := s.procs[0].state.header
+	return &h, nil
+}
+
+// refuseSharedAnon fails a tree whose processes share anonymous memory:
+// restoring it as one object is not supported yet, and restoring copies
+// would silently break the sharing.
+func (s *session) refuseSharedAnon() error {
+	owner := map[uint64]int{}
+	for _, p := range s.procs {
+		for _, m := range p.state.maps {
+			if !m.Shared || m.Kind != procfs.KindAnon || m.Inode == 0 {
+				continue
+			}
+			if other, ok := owner[m.Inode]; ok && other != p.pid {
+				return fmt.Errorf("pids %d and %d share anonymous memory (%#x-%#x in %d); not supported yet", other, p.pid, m.Start, m.End, p.pid)
+			}
+			owner[m.Inode] = p.pid
+		}
 	}
 	return nil
 }
 
-func (s *session) write(cw *ckpt.Writer, st *processState, mem *memoryDumper) error {
-	procRef := cw.NewObjref()
-	if err := cw.Write(ckpt.TypeTree, 0, nil, &st.tree); err != nil {
+func (s *session) tree() ckpt.Tree {
+	var t ckpt.Tree
+	for _, p := range s.procs {
+		tp := p.state.tree
+		tp.Ppid = p.ppid
+		t.Processes = append(t.Processes, tp)
+	}
+	t.Processes = append(t.Processes, s.zombies...)
+	return t
+}
+
+func (s *session) write(cw *ckpt.Writer, mem *memoryDumper) error {
+	tree := s.tree()
+	if err := cw.Write(ckpt.TypeTree, 0, nil, &tree); err != nil {
 		return err
 	}
+	s.files.W = cw
+	for _, p := range s.procs {
+		if err := s.writeProcess(cw, p, mem); err != nil {
+			return fmt.Errorf("pid %d: %w", p.pid, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) writeProcess(cw *ckpt.Writer, p *proc, mem *memoryDumper) error {
+	st := p.state
+	procRef := cw.NewObjref()
 	if err := cw.Write(ckpt.TypeProcess, procRef, nil, &st.process); err != nil {
 		return err
 	}
@@ -229,10 +338,14 @@ func (s *session) write(cw *ckpt.Writer, st *processState, mem *memoryDumper) er
 	if err := cw.Write(ckpt.TypeMM, mmRef, []ckpt.Objref{procRef}, &st.mm); err != nil {
 		return err
 	}
+	if err := mem.open(p.pid); err != nil {
+		return err
+	}
+	defer mem.Close()
 	for i := range st.maps {
 		if err := mem.dump(cw, mmRef, &st.maps[i]); err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 	}
-	return s.dumpFiles(cw, procRef)
+	return s.dumpFiles(cw, p, procRef)
 }

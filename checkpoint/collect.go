@@ -21,7 +21,7 @@ import (
 // memory contents and files, which stream straight to the image.
 type processState struct {
 	header  ckpt.Header
-	tree    ckpt.Tree
+	tree    ckpt.TreeProcess
 	process ckpt.Process
 	threads []ckpt.Thread
 	signals ckpt.Signals
@@ -41,8 +41,8 @@ const (
 	errRestartRestartBlock = 516
 )
 
-func (s *session) collect() (*processState, error) {
-	pid := s.pid
+func (s *session) collectProcess(pr *proc) (*processState, error) {
+	pid := pr.pid
 	st := &processState{}
 	stat, err := procfs.ReadStat(pid)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *session) collect() (*processState, error) {
 	var uname unix.Utsname
 	_ = unix.Uname(&uname)
 	st.header = ckpt.Header{Arch: runtime.GOARCH, KernelRelease: unix.ByteSliceToString(uname.Release[:]), PageSize: os.Getpagesize(), Created: time.Now().UTC(), Writer: buildinfo.Writer()}
-	st.tree.Processes = []ckpt.TreeProcess{{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Tids: []int{pid}, Comm: stat.Comm}}
+	st.tree = ckpt.TreeProcess{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Comm: stat.Comm}
 
 	p := &st.process
 	p.Pid = pid
@@ -81,17 +81,17 @@ func (s *session) collect() (*processState, error) {
 	}
 
 	var tids []int
-	for i, t := range s.tracees {
-		th, err := s.collectThread(st, t, i == 0)
+	for i, t := range pr.tracees {
+		th, err := s.collectThread(st, pid, t, i == 0)
 		if err != nil {
 			return nil, fmt.Errorf("thread %d: %w", t.Tid, err)
 		}
 		st.threads = append(st.threads, *th)
 		tids = append(tids, t.Tid)
 	}
-	st.tree.Processes[0].Tids = tids
+	st.tree.Tids = tids
 	st.signals.Pid = pid
-	if st.signals.SharedPending, err = pending(s.tracees[0], true); err != nil {
+	if st.signals.SharedPending, err = pending(pr.tracees[0], true); err != nil {
 		return nil, err
 	}
 
@@ -99,7 +99,7 @@ func (s *session) collect() (*processState, error) {
 	if st.maps, err = procfs.ReadMaps(pid); err != nil {
 		return nil, err
 	}
-	if err := s.collectMM(st, &stat); err != nil {
+	if err := collectMM(pid, st, &stat); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -107,7 +107,7 @@ func (s *session) collect() (*processState, error) {
 
 // collectThread reads one thread's registers and per-thread state. The
 // main thread also answers for the process: dispositions, timers, brk.
-func (s *session) collectThread(st *processState, t *ptrace.Tracee, main bool) (*ckpt.Thread, error) {
+func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, main bool) (*ckpt.Thread, error) {
 	regs, err := t.Regs()
 	if err != nil {
 		return nil, err
@@ -121,8 +121,8 @@ func (s *session) collectThread(st *processState, t *ptrace.Tracee, main bool) (
 		return nil, err
 	}
 	st.header.XStateSize, st.header.XFeatures = layout.Size, layout.XCR0
-	th := &ckpt.Thread{Pid: s.pid, Tid: t.Tid, Regs: regsToWords(&regs), XState: xstate}
-	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", s.pid, t.Tid)); err == nil {
+	th := &ckpt.Thread{Pid: pid, Tid: t.Tid, Regs: regsToWords(&regs), XState: xstate}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, t.Tid)); err == nil {
 		th.Comm = strings.TrimSuffix(string(comm), "\n")
 	}
 	if th.SigMask, err = t.SigMask(); err != nil {
@@ -233,22 +233,22 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 	return nil
 }
 
-func (s *session) collectMM(st *processState, stat *procfs.Stat) error {
+func collectMM(pid int, st *processState, stat *procfs.Stat) error {
 	mm := &st.mm
-	mm.Pid = s.pid
+	mm.Pid = pid
 	mm.StartCode, mm.EndCode = stat.StartCode, stat.EndCode
 	mm.StartData, mm.EndData = stat.StartData, stat.EndData
 	mm.StartBrk, mm.StartStack = stat.StartBrk, stat.StartStack
 	mm.ArgStart, mm.ArgEnd = stat.ArgStart, stat.ArgEnd
 	mm.EnvStart, mm.EnvEnd = stat.EnvStart, stat.EnvEnd
-	_, raw, err := procfs.ReadAuxv(s.pid)
+	_, raw, err := procfs.ReadAuxv(pid)
 	if err != nil {
 		return err
 	}
 	for i := 0; i+16 <= len(raw); i += 16 {
 		mm.Auxv = append(mm.Auxv, le(raw[i:]), le(raw[i+8:]))
 	}
-	exe, err := procfs.Exe(s.pid)
+	exe, err := procfs.Exe(pid)
 	if err != nil {
 		return err
 	}

@@ -12,37 +12,30 @@ import (
 	"github.com/crsub/crsub/internal/sys"
 )
 
-// dumpFiles writes the fd table: one file record per open file description
-// (fds that share one, through dup, share the record) and one fd record per
-// fd.
-func (s *session) dumpFiles(cw *ckpt.Writer, procRef ckpt.Objref) error {
-	pidfd, err := sys.PidfdOpen(s.pid)
+// examineFds looks at every fd of a process before anything is written:
+// its /proc link, fdinfo and a copy of it here; and counts pipe ends, since
+// a pipe is external only if one of its ends is outside the whole tree.
+func (s *session) examineFds(p *proc) error {
+	pidfd, err := sys.PidfdOpen(p.pid)
 	if err != nil {
 		return err
 	}
 	defer pidfd.Close()
-	nums, err := procfs.Fds(s.pid)
+	nums, err := procfs.Fds(p.pid)
 	if err != nil {
 		return err
 	}
-	fds := make([]*files.Fd, 0, len(nums))
-	defer func() {
-		for _, fd := range fds {
-			fd.Copy.Close()
-		}
-	}()
-	ctx := &files.DumpContext{W: cw, Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{}}
 	for _, n := range nums {
-		fd, err := s.examineFd(pidfd, n)
+		fd, err := examineFd(p.pid, pidfd, n)
 		if err != nil {
 			return err
 		}
-		fds = append(fds, fd)
+		p.fds = append(p.fds, fd)
 		if fd.Link.Kind == procfs.FdPipe {
-			ends := ctx.PipeEnds[fd.Link.Inode]
+			ends := s.files.PipeEnds[fd.Link.Inode]
 			if ends == nil {
 				ends = &files.PipeEnds{}
-				ctx.PipeEnds[fd.Link.Inode] = ends
+				s.files.PipeEnds[fd.Link.Inode] = ends
 			}
 			if int(fd.Info.Flags)&unix.O_ACCMODE == unix.O_RDONLY {
 				ends.Read++
@@ -51,9 +44,24 @@ func (s *session) dumpFiles(cw *ckpt.Writer, procRef ckpt.Objref) error {
 			}
 		}
 	}
-	var done []dumpedFd
-	for _, fd := range fds {
-		ref, err := sharedDescription(s.pid, fd, done)
+	return nil
+}
+
+func (p *proc) closeFds() {
+	for _, fd := range p.fds {
+		fd.Copy.Close()
+	}
+	p.fds = nil
+}
+
+// dumpFiles writes a process's fd table: one file record per open file
+// description, shared by the fds (in this or an earlier process) that
+// refer to it, and one fd record per fd; then what comes after the fd
+// table (epoll watches).
+func (s *session) dumpFiles(cw *ckpt.Writer, p *proc, procRef ckpt.Objref) error {
+	ctx := s.files
+	for _, fd := range p.fds {
+		ref, err := sharedDescription(fd, ctx.Dumped)
 		if err != nil {
 			return err
 		}
@@ -66,9 +74,8 @@ func (s *session) dumpFiles(cw *ckpt.Writer, procRef ckpt.Objref) error {
 				return fmt.Errorf("fd %d (%s): %w", fd.Num, kind.Name, err)
 			}
 		}
-		done = append(done, dumpedFd{fd, ref})
 		ctx.Dumped = append(ctx.Dumped, files.Dumped{Fd: fd, Ref: ref})
-		rec := ckpt.Fd{Pid: s.pid, Fd: fd.Num, Cloexec: fd.Cloexec, File: ref}
+		rec := ckpt.Fd{Pid: p.pid, Fd: fd.Num, Cloexec: fd.Cloexec, File: ref}
 		if err := cw.Write(ckpt.TypeFd, 0, []ckpt.Objref{procRef, ref}, &rec); err != nil {
 			return err
 		}
@@ -76,25 +83,20 @@ func (s *session) dumpFiles(cw *ckpt.Writer, procRef ckpt.Objref) error {
 	return ctx.Finish()
 }
 
-// dumpedFd is an fd whose file record is written.
-type dumpedFd struct {
-	fd  *files.Fd
-	ref ckpt.Objref
-}
-
-// sharedDescription returns the objref of an earlier fd that refers to the
-// same open file description as fd (kcmp KCMP_FILE), or 0.
-func sharedDescription(pid int, fd *files.Fd, earlier []dumpedFd) (ckpt.Objref, error) {
+// sharedDescription returns the objref of an earlier fd, of any process of
+// the tree, that refers to the same open file description as fd (kcmp
+// KCMP_FILE), or 0.
+func sharedDescription(fd *files.Fd, earlier []files.Dumped) (ckpt.Objref, error) {
 	for _, e := range earlier {
-		if e.fd.Stat.Ino != fd.Stat.Ino || e.fd.Stat.Dev != fd.Stat.Dev {
+		if e.Fd.Stat.Ino != fd.Stat.Ino || e.Fd.Stat.Dev != fd.Stat.Dev {
 			continue
 		}
-		same, err := sys.Kcmp(pid, pid, sys.KcmpFile, uintptr(e.fd.Num), uintptr(fd.Num))
+		same, err := sys.Kcmp(e.Fd.Pid, fd.Pid, sys.KcmpFile, uintptr(e.Fd.Num), uintptr(fd.Num))
 		if err != nil {
-			return 0, fmt.Errorf("fd %d: comparing with fd %d: %w", fd.Num, e.fd.Num, err)
+			return 0, fmt.Errorf("fd %d: comparing with fd %d of pid %d: %w", fd.Num, e.Fd.Num, e.Fd.Pid, err)
 		}
 		if same == 0 {
-			return e.ref, nil
+			return e.Ref, nil
 		}
 	}
 	return 0, nil
@@ -102,12 +104,12 @@ func sharedDescription(pid int, fd *files.Fd, earlier []dumpedFd) (ckpt.Objref, 
 
 // examineFd gathers what the kinds need about one fd: its /proc link and
 // fdinfo, and a copy of it in this process.
-func (s *session) examineFd(pidfd *sys.FD, n int) (*files.Fd, error) {
-	target, err := procfs.FdTarget(s.pid, n)
+func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
+	target, err := procfs.FdTarget(pid, n)
 	if err != nil {
 		return nil, fmt.Errorf("fd %d: %w", n, err)
 	}
-	info, err := procfs.ReadFdInfo(s.pid, n)
+	info, err := procfs.ReadFdInfo(pid, n)
 	if err != nil {
 		return nil, fmt.Errorf("fd %d: %w", n, err)
 	}
@@ -116,7 +118,7 @@ func (s *session) examineFd(pidfd *sys.FD, n int) (*files.Fd, error) {
 		return nil, fmt.Errorf("fd %d (%s): taking a copy: %w", n, target, err)
 	}
 	copyFile := copyFD.File(target)
-	fd := &files.Fd{Pid: s.pid, Num: n, Link: procfs.ParseFdTarget(target), Info: info, Copy: copyFile,
+	fd := &files.Fd{Pid: pid, Num: n, Link: procfs.ParseFdTarget(target), Info: info, Copy: copyFile,
 		Cloexec: info.Flags&unix.O_CLOEXEC != 0}
 	fd.Info.Flags &^= unix.O_CLOEXEC
 	if err := unix.Fstat(int(copyFile.Fd()), &fd.Stat); err != nil {

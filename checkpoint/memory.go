@@ -49,13 +49,9 @@ type memoryDumper struct {
 	stats    *Stats
 }
 
-func newMemoryDumper(pid int, stats *Stats) (*memoryDumper, error) {
-	pm, err := procfs.OpenPagemap(pid)
-	if err != nil {
-		return nil, err
-	}
+func newMemoryDumper(stats *Stats) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
-	d := &memoryDumper{pid: pid, pageSize: ps, pagemap: pm, buf: make([]byte, chunkPages*ps), zero: make([]byte, ps), stats: stats}
+	d := &memoryDumper{pageSize: ps, buf: make([]byte, chunkPages*ps), zero: make([]byte, ps), stats: stats}
 	// Touch the buffer now: first-touch page faults are slow on this kind
 	// of machine and must not be paid while the target is frozen.
 	for i := 0; i < len(d.buf); i += int(ps) {
@@ -64,7 +60,25 @@ func newMemoryDumper(pid int, stats *Stats) (*memoryDumper, error) {
 	return d, nil
 }
 
-func (d *memoryDumper) Close() error { return d.pagemap.Close() }
+// open points the dumper at process pid.
+func (d *memoryDumper) open(pid int) error {
+	pm, err := procfs.OpenPagemap(pid)
+	if err != nil {
+		return err
+	}
+	d.pid, d.pagemap = pid, pm
+	return nil
+}
+
+// Close lets go of the current process's pagemap.
+func (d *memoryDumper) Close() error {
+	if d.pagemap == nil {
+		return nil
+	}
+	err := d.pagemap.Close()
+	d.pagemap = nil
+	return err
+}
 
 // vmaRecord describes a mapping; file mappings are named by identity so a
 // restart can refuse a file that changed.

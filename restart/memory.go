@@ -98,6 +98,9 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if err := t.closeInheritedFds(); err != nil {
 		return err
 	}
+	if err := t.joinSession(); err != nil {
+		return err
+	}
 	t.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.pid), os.O_RDWR, 0)
 	return err
 }

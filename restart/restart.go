@@ -85,6 +85,10 @@ type restorer struct {
 	// children are processes started for substitutes (exec:), stopped
 	// if the restart fails.
 	children []*os.Process
+	// opened holds every file record by objref.
+	opened map[ckpt.Objref]*globalFile
+	// current is the task whose records are being read.
+	current *task
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -92,6 +96,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.opened = map[ckpt.Objref]*globalFile{}
+	s.files.Transfer = s.transfer
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
@@ -147,8 +153,17 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil, err
 	}
 
-	// Signals, process and thread state, then registers, then release.
-	for _, t := range s.tasks {
+	// Zombies, process groups, then signals, process and thread state,
+	// then registers, then release.
+	if err := s.createZombies(); err != nil {
+		return nil, err
+	}
+	for _, t := range s.live() {
+		if err := t.joinGroup(); err != nil {
+			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
+		}
+	}
+	for _, t := range s.live() {
 		if err := t.finish(s.files); err != nil {
 			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
 		}
@@ -158,9 +173,12 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("before-release hook: %w", err)
 		}
 	}
-	for _, t := range s.tasks {
-		if err := t.release(); err != nil {
-			return nil, fmt.Errorf("pid %d: releasing: %w", t.pid, err)
+	// Children first: a parent released first could see a child that is
+	// still stopped.
+	live := s.live()
+	for i := len(live) - 1; i >= 0; i-- {
+		if err := live[i].release(); err != nil {
+			return nil, fmt.Errorf("pid %d: releasing: %w", live[i].pid, err)
 		}
 	}
 	s.log.Info("restart complete", "pids", s.pids())
@@ -188,26 +206,32 @@ func (s *restorer) plan(rd *ckpt.Reader) error {
 	if err := rec.Decode(&s.tree); err != nil {
 		return err
 	}
-	switch {
-	case len(s.tree.Processes) == 0:
+	if len(s.tree.Processes) == 0 {
 		return errors.New("image's task tree is empty")
-	case len(s.tree.Processes) > 1:
-		return fmt.Errorf("image holds %d processes; restoring process trees is not supported yet", len(s.tree.Processes))
-	case len(s.tree.Processes[0].Tids) == 0 || s.tree.Processes[0].Tids[0] != s.tree.Processes[0].Pid:
-		return fmt.Errorf("pid %d: the tree does not list its main thread first", s.tree.Processes[0].Pid)
 	}
+	return checkTree(&s.tree)
+}
+
+// createTasks creates the root task; the others are forked by their
+// parents as their records arrive (see tree.go).
+func (s *restorer) createTasks() error {
+	t, err := createTask(s.tree.Processes[0].Pid, s)
+	if err != nil {
+		return err
+	}
+	s.tasks = append(s.tasks, t)
 	return nil
 }
 
-func (s *restorer) createTasks() error {
-	for _, p := range s.tree.Processes {
-		t, err := createTask(p.Pid, s)
-		if err != nil {
-			return err
+// live lists the tasks that are not zombies, in creation order.
+func (s *restorer) live() []*task {
+	var out []*task
+	for _, t := range s.tasks {
+		if !t.released {
+			out = append(out, t)
 		}
-		s.tasks = append(s.tasks, t)
 	}
-	return nil
+	return out
 }
 
 func (s *restorer) pids() []int {
@@ -245,11 +269,12 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		if err := rec.Decode(&p); err != nil {
 			return err
 		}
-		t, err := s.task(p.Pid)
+		t, err := s.startProcess(p.Pid)
 		if err != nil {
 			return err
 		}
 		t.process = &p
+		s.current = t
 	case ckpt.TypeThread:
 		var th ckpt.Thread
 		if err := rec.Decode(&th); err != nil {
@@ -303,9 +328,12 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		return t.fillPages(&pg, rec)
 	case ckpt.TypePipe:
-		// A pipe lives in the first task; tasks that share it get it
-		// when trees are supported.
-		return s.files.RestorePipe(s.tasks[0], rec)
+		// A pipe is made in the process whose records are being read;
+		// others that hold it get copies of its ends.
+		if s.current == nil {
+			return errors.New("pipe record before any process record")
+		}
+		return s.files.RestorePipe(s.current, rec)
 	case ckpt.TypeFile:
 		return s.restoreFile(rec)
 	case ckpt.TypeFd:
@@ -320,9 +348,12 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		return t.placeFd(&fd)
 	default:
 		if restore, ok := files.Records[rec.Type]; ok {
-			// Records kinds restore on their own name their process by
-			// their fds' files; with one process it is the root.
-			return restore(s.files, s.tasks[0], rec)
+			// Records kinds restore on their own belong to the process
+			// whose records are being read.
+			if s.current == nil {
+				return fmt.Errorf("%s record before any process record", rec.Type)
+			}
+			return restore(s.files, s.current, rec)
 		}
 		if !rec.Type.Known() {
 			s.log.Debug("skipping a record of a newer format", "record", rec.Index, "type", rec.Type)

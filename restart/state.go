@@ -17,56 +17,102 @@ import (
 func newRemote(t *ptrace.Tracee) (*remote.Remote, error) { return remote.New(t) }
 
 // restoreFile handles a file record. A file with a payload (a deleted
-// file's contents) is restored now, as its bytes stream by; any other waits
-// until an fd that is not substituted needs it, so that a replaced file (a
-// rotated log, a gone socket) is never opened. A file that cannot be
-// restored is not an error yet: the error is reported with the fd that
-// needs it, so it can name the fd.
+// file's contents) is restored now, in the process whose records are being
+// read, as its bytes stream by; any other waits until an fd that is not
+// substituted needs it, so that a replaced file (a rotated log, a gone
+// socket) is never opened. A file that cannot be restored is not an error
+// yet: the error is reported with the fd that needs it, so it can name the
+// fd.
 func (s *restorer) restoreFile(rec *ckpt.Record) error {
 	var f ckpt.File
 	if err := rec.Decode(&f); err != nil {
 		return err
 	}
-	t := s.tasks[0]
-	of := &openFile{fd: -1, file: f, deps: rec.Deps, pending: true}
-	t.files[rec.Objref] = of
+	if s.current == nil {
+		return errors.New("file record before any process record")
+	}
+	g := &globalFile{file: f, deps: rec.Deps, pending: true}
+	s.opened[rec.Objref] = g
 	if rec.PayloadLen > 0 && !f.Supplied && !f.External {
-		t.openNow(of, rec)
+		s.current.openNow(g, rec.Objref, rec)
 	}
 	return nil
 }
 
+// globalFile is a file record of the image: where it was opened first, or
+// why it could not be.
+type globalFile struct {
+	file    ckpt.File
+	deps    []ckpt.Objref
+	pending bool  // not opened yet
+	err     error // why it could not be restored
+	owner   *task // the task that opened it; others get copies
+}
+
 // openNow restores a pending file inside the task.
-func (t *task) openNow(of *openFile, rec *ckpt.Record) {
-	of.pending = false
-	f := &of.file
+func (t *task) openNow(g *globalFile, ref ckpt.Objref, rec *ckpt.Record) {
+	g.pending = false
+	f := &g.file
 	switch {
 	case f.Supplied:
-		of.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
+		g.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
 		return
 	case f.External:
-		of.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
+		g.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
 		return
 	}
 	kind, err := files.ByName(f.Kind)
 	if err != nil {
-		of.err = err
+		g.err = err
 		return
 	}
 	fd, err := kind.Restore(t.s.files, t, rec, f)
 	if err != nil {
-		of.err = err
+		g.err = err
 		return
 	}
-	of.fd = fd
+	g.owner = t
+	of := &openFile{fd: fd}
+	t.files[ref] = of
 	t.Hold(&of.fd)
+}
+
+// fileFor returns the task's own fd for a file: opened here, or a copy of
+// the one another process of the tree opened, sharing its open file
+// description as the image says.
+func (t *task) fileFor(ref ckpt.Objref, g *globalFile) (*openFile, error) {
+	if of := t.files[ref]; of != nil {
+		return of, nil
+	}
+	if g.pending {
+		t.openNow(g, ref, &ckpt.Record{Deps: g.deps})
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	if of := t.files[ref]; of != nil {
+		return of, nil
+	}
+	local, err := g.owner.Copy(g.owner.files[ref].fd)
+	if err != nil {
+		return nil, fmt.Errorf("copying the file from pid %d: %w", g.owner.pid, err)
+	}
+	defer local.Close()
+	fd, err := t.takeLocal(int(local.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	of := &openFile{fd: fd}
+	t.files[ref] = of
+	t.Hold(&of.fd)
+	return of, nil
 }
 
 // placeFd puts what belongs at an fd number there: the caller's preserved
 // fd, a substitute, or the restored file.
 func (t *task) placeFd(fd *ckpt.Fd) error {
-	of := t.files[fd.File]
-	if of == nil {
+	g := t.s.opened[fd.File]
+	if g == nil {
 		return fmt.Errorf("fd %d refers to file objref %d, which was not restored", fd.Fd, fd.File)
 	}
 	if _, dup := t.placed[fd.Fd]; dup {
@@ -74,7 +120,7 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 	}
 	switch src, ok := t.substitutes[fd.Fd]; {
 	case ok:
-		if err := t.placeSubstitute(fd, &of.file, src); err != nil {
+		if err := t.placeSubstitute(fd, &g.file, src); err != nil {
 			return err
 		}
 		t.placed[fd.Fd] = fd.File
@@ -93,11 +139,9 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 		t.placed[fd.Fd] = fd.File
 		return nil
 	}
-	if of.pending {
-		t.openNow(of, &ckpt.Record{Deps: of.deps})
-	}
-	if of.err != nil {
-		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, of.err, fd.Fd, fd.Fd, fd.Fd)
+	of, err := t.fileFor(fd.File, g)
+	if err != nil {
+		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, err, fd.Fd, fd.Fd, fd.Fd)
 	}
 	if err := t.makeRoom(fd.Fd, &of.fd); err != nil {
 		return err
@@ -175,19 +219,10 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	if opened.Process != nil {
 		t.s.children = append(t.s.children, opened.Process)
 	}
-	if t.callerPidfd < 0 {
-		pfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(unix.Getpid()), 0)
-		if err != nil {
-			return fmt.Errorf("fd %d: a pidfd of crsub inside the task: %w", fd.Fd, err)
-		}
-		t.callerPidfd = int(pfd)
-		t.Hold(&t.callerPidfd)
-	}
-	got, err := t.Syscall(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(local), 0)
+	taken, err := t.takeLocal(local)
 	if err != nil {
 		return fmt.Errorf("fd %d: handing substitute %s to the task: %w", fd.Fd, src, err)
 	}
-	taken := int(got)
 	t.Hold(&taken)
 	defer t.Unhold(&taken)
 	if err := t.makeRoom(fd.Fd, &taken); err != nil {
@@ -204,6 +239,25 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	t.substituted[fd.Fd] = opened
 	t.s.log.Info("substituted", "pid", t.pid, "fd", fd.Fd, "source", opened.Desc)
 	return nil
+}
+
+// takeLocal makes the task take a copy of one of crsub's own fds: it runs
+// pidfd_getfd on a pidfd of crsub, so any kind of file (sockets too)
+// crosses over with its open file description.
+func (t *task) takeLocal(local int) (int, error) {
+	if t.callerPidfd < 0 {
+		pfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(unix.Getpid()), 0)
+		if err != nil {
+			return -1, fmt.Errorf("a pidfd of crsub inside the task: %w", err)
+		}
+		t.callerPidfd = int(pfd)
+		t.Hold(&t.callerPidfd)
+	}
+	got, err := t.Syscall(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(local), 0)
+	if err != nil {
+		return -1, err
+	}
+	return int(got), nil
 }
 
 // checkSubstitutions fails a restart whose substitutes or explicitly
@@ -247,11 +301,6 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	}
 	if err := t.finishMemory(); err != nil {
 		return err
-	}
-	for _, fd := range fc.Unused(t.pid) {
-		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(fd)); err != nil {
-			return err
-		}
 	}
 	for held := range t.held {
 		if *held >= 0 {

@@ -54,12 +54,6 @@ type task struct {
 type openFile struct {
 	fd     int // target fd: temporary until placed, then the first placed number
 	placed bool
-	err    error // why it could not be restored; reported with the fd that needs it
-	// file is the record's metadata; a file without payload is opened
-	// only when an fd that is not substituted needs it.
-	file    ckpt.File
-	deps    []ckpt.Objref
-	pending bool
 }
 
 // createTask makes the task that will become pid: a stopped, traced stub
@@ -84,13 +78,10 @@ func createTask(pid int, s *restorer) (*task, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t := &task{pid: child, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
-		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: -1}
-	if len(s.tasks) == 0 {
-		// Preserved fds and substitutes are for the root process.
-		t.preserved = s.preserved
-		t.substitutes = s.opts.Substitutes
-	}
+	t := newTask(child, s)
+	// Preserved fds and substitutes are for the root process.
+	t.preserved = s.preserved
+	t.substitutes = s.opts.Substitutes
 	var err error
 	if t.tracee, err = ptrace.Seize(child); err != nil {
 		t.kill()
@@ -115,6 +106,11 @@ func createTask(pid int, s *restorer) (*task, error) {
 		return nil, fmt.Errorf("the image's FPU state layout (%d bytes, XCR0 %#x) differs from this CPU's (%d bytes, XCR0 %#x)", h.XStateSize, h.XFeatures, layout.Size, layout.XCR0)
 	}
 	return t, nil
+}
+
+func newTask(pid int, s *restorer) *task {
+	return &task{pid: pid, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
+		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: -1}
 }
 
 // kill ends the task and reaps it: nothing half-restored survives.

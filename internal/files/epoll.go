@@ -43,7 +43,7 @@ func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
 	for _, w := range ep.Info.Epoll {
 		var target ckpt.Objref
 		for _, cand := range c.Dumped {
-			if cand.Fd.Stat.Ino != w.Ino {
+			if cand.Fd.Pid != ep.Pid || cand.Fd.Stat.Ino != w.Ino {
 				continue
 			}
 			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD)})

@@ -96,6 +96,9 @@ type Target interface {
 type RestoreContext struct {
 	// Pipes maps a pipe objref to the ends created for it in the target.
 	Pipes map[ckpt.Objref]*RestoredPipe
+	// Transfer gives target `to` its own copy of fd of process fromPid, one
+	// more fd on the same open file description.
+	Transfer func(fromPid, fd int, to Target) (int, error)
 }
 
 // RestoredPipe is a pipe recreated inside a target.
@@ -118,7 +121,7 @@ type Kind struct {
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
-var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind, inetListenKind}
+var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind, inetListenKind, eventfdKind, timerfdKind, signalfdKind, inotifyKind}
 
 // Records maps record types that kinds restore on their own (written
 // after the fd table) to their restorers.

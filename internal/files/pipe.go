@@ -134,6 +134,18 @@ func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	if f.PipeEnd == "read" {
 		end = &pipe.Read
 	}
+	if pipe.Pid != t.Pid() {
+		// The pipe was made in another process of the tree: this one gets
+		// its own fd on the same end, which the maker closes later.
+		if *end < 0 {
+			return -1, fmt.Errorf("pipe:[%d]: its %s end was given away", f.Identity.Inode, f.PipeEnd)
+		}
+		fd, err := c.Transfer(pipe.Pid, *end, t)
+		if err != nil {
+			return -1, fmt.Errorf("pipe:[%d] %s end from pid %d: %w", f.Identity.Inode, f.PipeEnd, pipe.Pid, err)
+		}
+		return fd, setNonblock(t, fd, f.Flags)
+	}
 	t.Unhold(end)
 	fd := *end
 	if fd < 0 {
@@ -141,27 +153,15 @@ func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, fmt.Errorf("pipe:[%d]: a second open file description of the %s end is not supported yet", f.Identity.Inode, f.PipeEnd)
 	}
 	*end = -1
-	if nb := f.Flags & unix.O_NONBLOCK; nb != 0 {
-		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(nb)); err != nil {
-			return -1, fmt.Errorf("fcntl F_SETFL: %w", err)
-		}
-	}
-	return fd, nil
+	return fd, setNonblock(t, fd, f.Flags)
 }
 
-// Unused lists target fds of restored pipes that no file took (an end the
-// image did not hold); the driver closes them.
-func (c *RestoreContext) Unused(pid int) []int {
-	var fds []int
-	for _, p := range c.Pipes {
-		if p.Pid != pid {
-			continue
-		}
-		for _, fd := range []int{p.Read, p.Write} {
-			if fd >= 0 {
-				fds = append(fds, fd)
-			}
+// setNonblock gives a new pipe end the image's O_NONBLOCK.
+func setNonblock(t Target, fd, flags int) error {
+	if nb := flags & unix.O_NONBLOCK; nb != 0 {
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(nb)); err != nil {
+			return fmt.Errorf("fcntl F_SETFL: %w", err)
 		}
 	}
-	return fds
+	return nil
 }

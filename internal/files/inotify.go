@@ -1,0 +1,250 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// An inotify instance is its watches: each watched file's path, its mask
+// and its watch descriptor. fdinfo names a watched file by a file handle;
+// the checkpoint opens it (open_by_handle_at, which needs
+// CAP_DAC_READ_SEARCH) to learn its path. Events queued and not read at
+// checkpoint time are dropped, with a warning.
+//
+// A restart adds the watches again in watch-descriptor order. The kernel
+// numbers a new instance's watches 1, 2, 3… (cyclically, never reusing a
+// number at once), so the numbers a program freed before the checkpoint are
+// used up by adding and removing a watch; the IN_IGNORED events that leaves
+// are read out of the queue before the program runs.
+var inotifyKind = &Kind{
+	Name:    "inotify",
+	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdInotify },
+	Dump:    dumpInotify,
+	Restore: restoreInotify,
+}
+
+// maxBurnedWatches bounds the watch descriptors a restart uses up to reach
+// a program's numbers: each costs two injected system calls.
+const maxBurnedWatches = 1 << 16
+
+func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	// FIONREAD (TIOCINQ on Linux) counts the bytes of queued events.
+	if n, err := unix.IoctlGetInt(int(fd.Copy.Fd()), unix.TIOCINQ); err == nil && n > 0 {
+		c.Log.Warn("inotify: events not read yet are dropped", "pid", fd.Pid, "fd", fd.Num, "bytes", n)
+	}
+	watches := slices.Clone(fd.Info.Inotify)
+	slices.SortFunc(watches, func(a, b procfs.InotifyWatch) int { return a.WD - b.WD })
+	st := &ckpt.InotifyState{}
+	var mounts []procfs.Mount
+	for _, w := range watches {
+		if mounts == nil {
+			var err error
+			if mounts, err = procfs.ReadMountinfo(os.Getpid()); err != nil {
+				return 0, err
+			}
+		}
+		path, err := watchPath(w, mounts)
+		if err != nil {
+			return 0, fmt.Errorf("inotify watch %d (inode %d on %d:%d): %w", w.WD, w.Ino, unix.Major(w.Dev), unix.Minor(w.Dev), err)
+		}
+		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino})
+	}
+	f := ckpt.File{Kind: "inotify", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
+	ref := c.W.NewObjref()
+	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+}
+
+// watchPath finds the path of a watched file from its file handle, through
+// a mount of its filesystem: whole-filesystem mounts first, as a bind mount
+// of a subdirectory cannot name files outside it.
+func watchPath(w procfs.InotifyWatch, mounts []procfs.Mount) (string, error) {
+	if w.Handle == nil {
+		return "", errors.New("fdinfo gives no file handle for it (the filesystem cannot export one): not supported yet")
+	}
+	cands := mountsOf(w.Dev, mounts)
+	if len(cands) == 0 {
+		return "", errors.New("no mount of its filesystem is visible")
+	}
+	handle := unix.NewFileHandle(w.Handle.Type, w.Handle.Handle)
+	var errs []error
+	for _, m := range cands {
+		path, err := pathByHandle(m.MountPoint, handle)
+		if err == nil {
+			var st unix.Stat_t
+			if err = unix.Lstat(path, &st); err == nil && (st.Ino != w.Ino || st.Dev != w.Dev) {
+				err = fmt.Errorf("%s is inode %d on %d:%d", path, st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev))
+			}
+		}
+		if err == nil {
+			return path, nil
+		}
+		errs = append(errs, fmt.Errorf("through %s: %w", m.MountPoint, err))
+	}
+	return "", errors.Join(errs...)
+}
+
+// mountsOf lists the mounts of device dev, those of the filesystem's root
+// first.
+func mountsOf(dev uint64, mounts []procfs.Mount) []procfs.Mount {
+	var root, other []procfs.Mount
+	for _, m := range mounts {
+		switch {
+		case m.Dev != dev:
+		case m.Root == "/":
+			root = append(root, m)
+		default:
+			other = append(other, m)
+		}
+	}
+	return append(root, other...)
+}
+
+func pathByHandle(mountPoint string, h unix.FileHandle) (string, error) {
+	mfd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", os.NewSyscallError("open", err)
+	}
+	defer unix.Close(mfd)
+	fd, err := unix.OpenByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return "", os.NewSyscallError("open_by_handle_at", err)
+	}
+	defer unix.Close(fd)
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(path, " (deleted)") || !strings.HasPrefix(path, "/") {
+		return "", fmt.Errorf("the watched file has no path (%s): not supported yet", path)
+	}
+	return path, nil
+}
+
+func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	st := f.Inotify
+	if st == nil {
+		return -1, errors.New("inotify: no watches in the image")
+	}
+	flags := uint64(unix.IN_CLOEXEC)
+	if f.Flags&unix.O_NONBLOCK != 0 {
+		flags |= unix.IN_NONBLOCK
+	}
+	fdv, err := t.Syscall(unix.SYS_INOTIFY_INIT1, flags)
+	if err != nil {
+		return -1, fmt.Errorf("inotify_init1: %w", err)
+	}
+	fd := int(fdv)
+	fail := func(err error) (int, error) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	add := func(w *ckpt.InotifyWatch) (int, error) {
+		addr, err := t.Scratch(append([]byte(w.Path), 0))
+		if err != nil {
+			return -1, err
+		}
+		// The path is the watched file's own, not a link to follow.
+		wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, uint64(fd), addr, uint64(w.Mask|unix.IN_DONT_FOLLOW))
+		return int(wd), err
+	}
+	rm := func(wd int) error {
+		_, err := t.Syscall(unix.SYS_INOTIFY_RM_WATCH, uint64(fd), uint64(wd))
+		return err
+	}
+	drain := func() error {
+		cp, err := t.Copy(fd)
+		if err != nil {
+			return err
+		}
+		defer cp.Close()
+		return drainInotify(int(cp.Fd()))
+	}
+	for i := range st.Watches {
+		w := &st.Watches[i]
+		var s unix.Stat_t
+		if err := unix.Lstat(w.Path, &s); err != nil {
+			return fail(fmt.Errorf("inotify watch %d: %w", w.WD, err))
+		}
+		if s.Ino != w.Inode || s.Dev != w.Dev {
+			t.Warn("inotify: watched file was replaced since the checkpoint; watching the new one", "path", w.Path, "wd", w.WD)
+		}
+	}
+	if err := addWatches(st.Watches, add, rm, drain); err != nil {
+		return fail(fmt.Errorf("inotify: %w", err))
+	}
+	return fd, nil
+}
+
+// addWatches adds watches (in wd order) to a new inotify instance so that
+// each gets its own watch descriptor, using up the numbers in between by
+// adding and removing it, and reads the IN_IGNORED events that leaves out of
+// the queue (drain) before it overflows and at the end.
+func addWatches(watches []ckpt.InotifyWatch, add func(*ckpt.InotifyWatch) (int, error), rm func(int) error, drain func() error) error {
+	watches = slices.Clone(watches)
+	slices.SortStableFunc(watches, func(a, b ckpt.InotifyWatch) int { return a.WD - b.WD })
+	done := map[int]bool{}
+	burned := 0
+	for i := range watches {
+		w := &watches[i]
+		if done[w.WD] {
+			return fmt.Errorf("watch descriptor %d appears twice", w.WD)
+		}
+		for {
+			wd, err := add(w)
+			if err != nil {
+				return fmt.Errorf("inotify_add_watch(%s, %#x) for wd %d: %w", w.Path, w.Mask, w.WD, err)
+			}
+			if wd == w.WD {
+				break
+			}
+			if wd > w.WD || done[wd] {
+				return fmt.Errorf("watch of %s got watch descriptor %d instead of %d", w.Path, wd, w.WD)
+			}
+			if burned >= maxBurnedWatches {
+				return fmt.Errorf("watch of %s: reaching watch descriptor %d needs more than %d unused numbers", w.Path, w.WD, maxBurnedWatches)
+			}
+			if err := rm(wd); err != nil {
+				return fmt.Errorf("inotify_rm_watch(%d): %w", wd, err)
+			}
+			burned++
+			if burned%4096 == 0 {
+				if err := drain(); err != nil {
+					return fmt.Errorf("reading IN_IGNORED events: %w", err)
+				}
+			}
+		}
+		done[w.WD] = true
+	}
+	if burned > 0 {
+		if err := drain(); err != nil {
+			return fmt.Errorf("reading IN_IGNORED events: %w", err)
+		}
+	}
+	return nil
+}
+
+// drainInotify reads every queued event of an inotify fd without blocking.
+func drainInotify(fd int) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+		if err != nil {
+			return os.NewSyscallError("ioctl(FIONREAD)", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := unix.Read(fd, buf); err != nil && err != unix.EINTR {
+			return os.NewSyscallError("read", err)
+		}
+	}
+}

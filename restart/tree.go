@@ -1,0 +1,265 @@
+package restart
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/remote"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// A process tree is rebuilt parents first. The root is created by crsub;
+// every other process is forked, with its own pid, by its parent once the
+// parent's address space and files are in place (its records come after
+// the parent's in the image). A child starts as a copy of its parent and is
+// then rebuilt like any task, so it is the parent's child, in the parent's
+// session, exactly as the kernel made it the first time.
+
+// checkTree validates the plan: parents before children, pids unique.
+func checkTree(tree *ckpt.Tree) error {
+	seen := map[int]bool{}
+	for i, p := range tree.Processes {
+		if seen[p.Pid] {
+			return fmt.Errorf("pid %d appears twice in the task tree", p.Pid)
+		}
+		seen[p.Pid] = true
+		if i == 0 {
+			if p.Zombie {
+				return fmt.Errorf("the root, pid %d, is a zombie", p.Pid)
+			}
+			continue
+		}
+		if !seen[p.Ppid] {
+			return fmt.Errorf("pid %d comes before its parent %d in the task tree", p.Pid, p.Ppid)
+		}
+		if !p.Zombie && (len(p.Tids) == 0 || p.Tids[0] != p.Pid) {
+			return fmt.Errorf("pid %d: the tree does not list its main thread first", p.Pid)
+		}
+	}
+	return nil
+}
+
+func (s *restorer) treeProcess(pid int) *ckpt.TreeProcess {
+	for i := range s.tree.Processes {
+		if s.tree.Processes[i].Pid == pid {
+			return &s.tree.Processes[i]
+		}
+	}
+	return nil
+}
+
+// startProcess makes the task for a process record current, forking it
+// from its parent unless it is the root.
+func (s *restorer) startProcess(pid int) (*task, error) {
+	if t, err := s.task(pid); err == nil {
+		return t, nil
+	}
+	tp := s.treeProcess(pid)
+	if tp == nil || tp.Zombie {
+		return nil, fmt.Errorf("pid %d is not a live process of the task tree", pid)
+	}
+	parent, err := s.task(tp.Ppid)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: its parent %d has not been restored before it", pid, tp.Ppid)
+	}
+	t, err := parent.fork(pid)
+	if err != nil {
+		return nil, err
+	}
+	s.tasks = append(s.tasks, t)
+	return t, nil
+}
+
+// fork creates a child of this task with exactly pid: clone3 with set_tid
+// run inside the task. The child returns from clone3 into the code page,
+// where it spins until seized.
+func (t *task) fork(pid int) (*task, error) {
+	if t.remote == nil {
+		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
+	}
+	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
+		return nil, err
+	}
+	args := make([]byte, cloneArgsSize+4)
+	le := binary.LittleEndian
+	le.PutUint64(args[32:], uint64(unix.SIGCHLD))    // exit_signal
+	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
+	le.PutUint64(args[72:], 1)                       // set_tid_size
+	le.PutUint32(args[cloneArgsSize:], uint32(pid))
+	if err := t.remote.WriteMem(t.scratch, args); err != nil {
+		return nil, err
+	}
+	got, err := t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("pid %d is in use; it must be free to restore the checkpointed process", pid)
+		}
+		return nil, fmt.Errorf("pid %d: clone3 in its parent %d: %w", pid, t.pid, err)
+	}
+	if int(got) != pid {
+		_ = unix.Kill(int(got), unix.SIGKILL)
+		return nil, fmt.Errorf("pid %d: clone3 gave pid %d", pid, got)
+	}
+	c := newTask(pid, t.s)
+	if c.tracee, err = ptrace.Seize(pid); err != nil {
+		c.kill()
+		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
+	}
+	if c.pidfd, err = sys.PidfdOpen(pid); err != nil {
+		c.kill()
+		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return c, nil
+}
+
+// joinSession makes the task a session or process-group leader if it was
+// one, right after its address space is prepared and before it forks any
+// child, so its children inherit the session and group.
+func (t *task) joinSession() error {
+	tp := t.s.treeProcess(t.pid)
+	if tp == nil {
+		return nil
+	}
+	if tp.Sid == t.pid {
+		if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
+		return nil
+	}
+	if tp.Pgid == t.pid {
+		if _, err := t.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
+			return fmt.Errorf("setpgid: %w", err)
+		}
+	}
+	return nil
+}
+
+// joinGroup puts the task in its process group once every task exists (the
+// group's leader may be a sibling created after it).
+func (t *task) joinGroup() error {
+	tp := t.s.treeProcess(t.pid)
+	if tp == nil || tp.Pgid == t.pid || tp.Sid == t.pid {
+		return nil
+	}
+	cur, err := t.Syscall(unix.SYS_GETPGID, 0)
+	if err != nil {
+		return err
+	}
+	if int(cur) == tp.Pgid {
+		return nil
+	}
+	if t.s.treeProcess(tp.Pgid) == nil {
+		// The group's leader is outside the tree: the restored process
+		// stays in the group it inherited.
+		t.s.log.Warn("process group leader is not in the image; keeping the inherited group", "pid", t.pid, "pgid", tp.Pgid)
+		return nil
+	}
+	if _, err := t.Syscall(unix.SYS_SETPGID, 0, uint64(tp.Pgid)); err != nil {
+		return fmt.Errorf("setpgid %d: %w", tp.Pgid, err)
+	}
+	return nil
+}
+
+// createZombies makes each zombie of the image again: forked by its parent,
+// it exits with its recorded status and stays unreaped for its parent.
+func (s *restorer) createZombies() error {
+	for _, tp := range s.tree.Processes {
+		if !tp.Zombie {
+			continue
+		}
+		parent, err := s.task(tp.Ppid)
+		if err != nil {
+			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+		}
+		z, err := parent.fork(tp.Pid)
+		if err != nil {
+			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+		}
+		s.tasks = append(s.tasks, z)
+		if err := z.die(tp.Comm, tp.ExitCode); err != nil {
+			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+		}
+	}
+	return nil
+}
+
+// die ends the task with a wait status: exit_group for a normal exit, or
+// its signal, with default action and no core dump, for a killed one. As
+// its tracer crsub sees the death first; the zombie then waits for its
+// real parent.
+func (t *task) die(comm string, status int) error {
+	r, err := remote.New(t.tracee)
+	if err != nil {
+		return err
+	}
+	t.remote = r
+	if _, err := r.MapPage(0); err != nil {
+		return err
+	}
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	if err := r.WriteMem(r.ScratchAddr(), append([]byte(comm), 0)); err != nil {
+		return err
+	}
+	if _, err := r.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, r.ScratchAddr()); err != nil {
+		return fmt.Errorf("zombie's name: %w", err)
+	}
+	if sig := status & 0x7f; sig != 0 {
+		zero := unix.Rlimit{}
+		_ = unix.Prlimit(t.pid, unix.RLIMIT_CORE, &zero, nil)
+		if err := r.WriteMem(r.ScratchAddr(), make([]byte, 32)); err != nil {
+			return err
+		}
+		if _, err := r.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), r.ScratchAddr(), 0, 8); err != nil {
+			return fmt.Errorf("resetting signal %d: %w", sig, err)
+		}
+		_, err = r.Syscall(unix.SYS_KILL, uint64(t.pid), uint64(sig))
+		if err == nil {
+			// The signal is blocked during injection; unblocking happens
+			// with the mask reset at detach.
+			err = r.Finish(mustRegs(t.tracee))
+			if err == nil {
+				_ = t.tracee.SetSigMask(0)
+				err = t.tracee.Detach()
+			}
+		}
+	} else {
+		_, err = r.Syscall(unix.SYS_EXIT_GROUP, uint64(status>>8&0xff))
+	}
+	if err != nil && !errors.Is(err, ptrace.ErrExited) {
+		return fmt.Errorf("exiting with status %#x: %w", status, err)
+	}
+	t.released = true
+	t.closeHandles()
+	return nil
+}
+
+func mustRegs(t *ptrace.Tracee) ptrace.Regs {
+	r, _ := t.Regs()
+	return r
+}
+
+// transfer gives target `to` a copy of fd of another task of the tree.
+func (s *restorer) transfer(fromPid, fd int, to files.Target) (int, error) {
+	from, err := s.task(fromPid)
+	if err != nil {
+		return -1, err
+	}
+	local, err := from.Copy(fd)
+	if err != nil {
+		return -1, err
+	}
+	defer local.Close()
+	t, ok := to.(*task)
+	if !ok {
+		return -1, fmt.Errorf("cannot hand an fd to %T", to)
+	}
+	return t.takeLocal(int(local.Fd()))
+}
