@@ -264,6 +264,40 @@ func TestWriterRefusesForwardReference(t *testing.T) {
 	}
 }
 
+// A payload whose source fails midway must not hide the error record that
+// follows it.
+func TestAbortAfterFailedPayload(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, testHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.WriteWithPayload(TypePipe, w.NewObjref(), nil, &Pipe{}, 100, func(pw io.Writer) error {
+		pw.Write([]byte("partial"))
+		return errors.New("source vanished")
+	})
+	if err == nil {
+		t.Fatal("a failed payload source was not reported")
+	}
+	if err := w.Abort(err); err != nil {
+		t.Fatal(err)
+	}
+	_, err = readAll(t, buf.Bytes())
+	if err == nil || !strings.Contains(err.Error(), "source vanished") {
+		t.Errorf("reader reports %v, want the recorded failure", err)
+	}
+}
+
+func TestVersionBeforeReserved(t *testing.T) {
+	img := buildImage(t)
+	future := bytes.Clone(img)
+	binary.LittleEndian.PutUint16(future[8:], MajorVersion+1)
+	binary.LittleEndian.PutUint32(future[12:], 0xdead)
+	if _, err := readAll(t, future); !errors.Is(err, ErrVersion) {
+		t.Errorf("future major version with reserved bytes used: %v, want ErrVersion", err)
+	}
+}
+
 func TestErrorRecord(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, testHeader())

@@ -86,13 +86,14 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if string(pre[:8]) != Magic {
 		return nil, fmt.Errorf("ckpt: bad magic %q: %w", pre[:8], ErrNotImage)
 	}
-	if reserved := binary.LittleEndian.Uint32(pre[12:]); reserved != 0 {
-		return nil, cr.corrupt(-1, 0, fmt.Errorf("reserved preamble field is %#x, want 0", reserved))
-	}
+	// The version first: another major version may use the reserved bytes.
 	major := binary.LittleEndian.Uint16(pre[8:])
 	cr.minor = int(binary.LittleEndian.Uint16(pre[10:]))
 	if major != MajorVersion {
 		return nil, fmt.Errorf("ckpt: image format %d.%d, this reader supports %d.x: %w", major, cr.minor, MajorVersion, ErrVersion)
+	}
+	if reserved := binary.LittleEndian.Uint32(pre[12:]); reserved != 0 {
+		return nil, cr.corrupt(-1, 0, fmt.Errorf("reserved preamble field is %#x, want 0", reserved))
 	}
 	rec, err := cr.Next()
 	if err != nil {

@@ -286,6 +286,55 @@ type File struct {
 	Supplied bool `json:"supplied,omitempty"`
 	// Socket describes a socket file.
 	Socket *Socket `json:"socket,omitempty"`
+	// Eventfd, Timerfd, Signalfd and Inotify describe the anonymous-inode
+	// file of their kind ("eventfd", "timerfd", "signalfd", "inotify");
+	// its O_NONBLOCK is in Flags.
+	Eventfd  *EventfdState  `json:"eventfd,omitempty"`
+	Timerfd  *TimerfdState  `json:"timerfd,omitempty"`
+	Signalfd *SignalfdState `json:"signalfd,omitempty"`
+	Inotify  *InotifyState  `json:"inotify,omitempty"`
+}
+
+// EventfdState is an eventfd's counter and mode.
+type EventfdState struct {
+	Count     uint64 `json:"count"`
+	Semaphore bool   `json:"semaphore,omitempty"` // EFD_SEMAPHORE
+}
+
+// TimerfdState is a timerfd's clock and setting, read with timerfd_gettime
+// at checkpoint time. Times are in nanoseconds; Value 0 means disarmed.
+type TimerfdState struct {
+	ClockID      int `json:"clockid"`
+	SettimeFlags int `json:"settime_flags,omitempty"` // TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET
+	// Value is the time that was left until the next expiry; a relative
+	// timer is restarted with it. Deadline is that expiry on ClockID, which
+	// an absolute timer (TFD_TIMER_ABSTIME) is restarted with.
+	Value    int64 `json:"value_ns"`
+	Deadline int64 `json:"deadline_ns,omitempty"`
+	Interval int64 `json:"interval_ns,omitempty"`
+	// Ticks counts the expirations not read yet.
+	Ticks uint64 `json:"ticks,omitempty"`
+}
+
+// SignalfdState is a signalfd's mask (bit n-1 is signal n).
+type SignalfdState struct {
+	Sigmask uint64 `json:"sigmask"`
+}
+
+// InotifyState is an inotify instance's watches, in watch-descriptor order.
+// Events not read at checkpoint time are not kept.
+type InotifyState struct {
+	Watches []InotifyWatch `json:"watches,omitempty"`
+}
+
+// InotifyWatch is one watch: the watched file by path (and identity, to
+// tell whether it was replaced), its mask and its watch descriptor.
+type InotifyWatch struct {
+	WD    int    `json:"wd"`
+	Path  string `json:"path"`
+	Mask  uint32 `json:"mask"`
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
 }
 
 // Socket is what a socket file needs beyond a file: its family, type,

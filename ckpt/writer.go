@@ -18,6 +18,7 @@ type Writer struct {
 	nextRef  Objref
 	defined  map[Objref]bool
 	closed   bool
+	broken   bool // the destination failed mid-record: nothing more can be written
 	scratch  [recordHeaderSize]byte
 	crcBytes [payloadCRCSize]byte
 }
@@ -70,11 +71,24 @@ func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any
 	}
 	if n > 0 {
 		pw := &payloadWriter{w: w, left: n}
-		if err := fill(pw); err != nil {
-			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
+		err := fill(pw)
+		if err == nil && pw.left != 0 {
+			err = fmt.Errorf("%d of %d bytes written", n-pw.left, n)
 		}
-		if pw.left != 0 {
-			return fmt.Errorf("ckpt: %s record payload: %d of %d bytes written", t, n-pw.left, n)
+		if err != nil {
+			// Finish the record with zeros so the stream stays readable and
+			// an error record written by Abort after it is what readers
+			// report, not a truncation.
+			if pw.werr == nil {
+				if perr := pw.pad(); perr == nil {
+					binary.LittleEndian.PutUint32(w.crcBytes[:], pw.crc)
+					_ = w.write(w.crcBytes[:])
+				}
+			}
+			if pw.werr != nil {
+				w.broken = true
+			}
+			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
 		}
 		binary.LittleEndian.PutUint32(w.crcBytes[:], pw.crc)
 		if err := w.write(w.crcBytes[:]); err != nil {
@@ -157,7 +171,7 @@ func (w *Writer) Close() error {
 // Abort records why the writer gave up, so a reader reports the cause rather
 // than a bare truncation. The image stays invalid.
 func (w *Writer) Abort(cause error) error {
-	if w.closed {
+	if w.closed || w.broken {
 		return nil
 	}
 	err := w.Write(TypeError, 0, nil, &ErrorRecord{Message: cause.Error()})
@@ -181,13 +195,15 @@ type payloadWriter struct {
 	w    *Writer
 	left int64
 	crc  uint32
+	werr error // the destination's own failure
 }
 
 func (p *payloadWriter) Write(b []byte) (int, error) {
 	if int64(len(b)) > p.left {
-		return 0, fmt.Errorf("payload longer than the %d bytes announced", p.left+0)
+		return 0, fmt.Errorf("payload longer than the %d bytes announced", p.left)
 	}
 	if err := p.w.write(b); err != nil {
+		p.werr = err
 		return 0, err
 	}
 	p.crc = crc32.Update(p.crc, castagnoli, b)
@@ -205,4 +221,15 @@ func encodeMeta(meta any) ([]byte, error) {
 		return m, nil
 	}
 	return json.Marshal(meta)
+}
+
+// pad fills the rest of the announced payload with zeros.
+func (p *payloadWriter) pad() error {
+	zeros := make([]byte, min(p.left, 1<<16))
+	for p.left > 0 {
+		if _, err := p.Write(zeros[:min(p.left, int64(len(zeros)))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -368,16 +368,13 @@ func (t *task) restoreProcess() error {
 		}
 	}
 	for which, it := range p.Itimers {
-		if it == (ckpt.Itimer{}) {
-			continue
+		if it.ValueUsec == 0 {
+			continue // disarmed, whatever its interval
 		}
 		b := make([]byte, 32)
 		putLE64(b[0:], uint64(it.IntervalUsec/1e6))
 		putLE64(b[8:], uint64(it.IntervalUsec%1e6))
 		value := it.ValueUsec
-		if value == 0 {
-			value = 1 // an armed timer with nothing left fires at once
-		}
 		putLE64(b[16:], uint64(value/1e6))
 		putLE64(b[24:], uint64(value%1e6))
 		if err := t.remote.WriteMem(t.scratch, b); err != nil {
