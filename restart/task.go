@@ -59,30 +59,25 @@ type openFile struct {
 // createTask makes the task that will become pid: a stopped, traced stub
 // with exactly that pid, waiting out a zombie that still holds it.
 func createTask(pid int, s *restorer) (*task, error) {
-	deadline := time.Now().Add(s.opts.PidWait)
 	var child int
-	for {
+	err := s.whenPidFree(pid, func() error {
 		var err error
 		child, err = stub.Spawn(pid)
-		if err == nil {
-			break
+		if errors.Is(err, stub.ErrPidInUse) {
+			return errPidInUse
 		}
-		if !errors.Is(err, stub.ErrPidInUse) {
-			return nil, fmt.Errorf("creating pid %d: %w", pid, err)
+		if err != nil {
+			return fmt.Errorf("creating pid %d: %w", pid, err)
 		}
-		if st, serr := procfs.ReadStat(pid); serr == nil && st.State != 'Z' && st.State != 'X' {
-			return nil, fmt.Errorf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", pid, st.Comm, st.State)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("pid %d is still held by an unreaped process after %v", pid, s.opts.PidWait)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	t := newTask(child, s)
 	// Preserved fds and substitutes are for the root process.
 	t.preserved = s.preserved
 	t.substitutes = s.opts.Substitutes
-	var err error
 	if t.tracee, err = ptrace.Seize(child); err != nil {
 		t.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
@@ -111,6 +106,30 @@ func createTask(pid int, s *restorer) (*task, error) {
 func newTask(pid int, s *restorer) *task {
 	return &task{pid: pid, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
 		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: -1}
+}
+
+// errPidInUse is what a create function returns when the pid is taken.
+var errPidInUse = errors.New("pid in use")
+
+// whenPidFree runs create until it stops reporting errPidInUse: a pid held
+// by a zombie about to be reaped (pid 1 reaps slowly on some machines) is
+// waited for, up to Options.PidWait; a pid held by a live process is an
+// error naming it.
+func (s *restorer) whenPidFree(pid int, create func() error) error {
+	deadline := time.Now().Add(s.opts.PidWait)
+	for {
+		err := create()
+		if !errors.Is(err, errPidInUse) {
+			return err
+		}
+		if st, serr := procfs.ReadStat(pid); serr == nil && st.State != 'Z' && st.State != 'X' {
+			return fmt.Errorf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", pid, st.Comm, st.State)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d is still held by an unreaped process after %v", pid, s.opts.PidWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // kill ends the task and reaps it: nothing half-restored survives.

@@ -95,12 +95,20 @@ func (t *task) fork(pid int) (*task, error) {
 	if err := t.remote.WriteMem(t.scratch, args); err != nil {
 		return nil, err
 	}
-	got, err := t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
-	if err != nil {
+	var got uint64
+	err := t.s.whenPidFree(pid, func() error {
+		var err error
+		got, err = t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("pid %d is in use; it must be free to restore the checkpointed process", pid)
+			return errPidInUse
 		}
-		return nil, fmt.Errorf("pid %d: clone3 in its parent %d: %w", pid, t.pid, err)
+		if err != nil {
+			return fmt.Errorf("pid %d: clone3 in its parent %d: %w", pid, t.pid, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if int(got) != pid {
 		_ = unix.Kill(int(got), unix.SIGKILL)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -30,8 +31,8 @@ func TestTimespecNs(t *testing.T) {
 		{unix.Timespec{}, 0, false},
 		{unix.Timespec{Sec: 0, Nsec: 250_000_000}, 250_000_000, false},
 		{unix.Timespec{Sec: 3600, Nsec: 1}, 3_600_000_000_001, false},
-		{unix.Timespec{Sec: math.MaxInt64 / 1e9, Nsec: math.MaxInt64 % 1e9}, math.MaxInt64, false},
-		{unix.Timespec{Sec: math.MaxInt64 / 1e9, Nsec: math.MaxInt64%1e9 + 1}, 0, true},
+		{unix.Timespec{Sec: math.MaxInt64 / 1_000_000_000, Nsec: math.MaxInt64 % 1_000_000_000}, math.MaxInt64, false},
+		{unix.Timespec{Sec: math.MaxInt64 / 1_000_000_000, Nsec: math.MaxInt64%1_000_000_000 + 1}, 0, true},
 		{unix.Timespec{Sec: math.MaxInt64}, 0, true},
 		{unix.Timespec{Sec: -1}, 0, true},
 		{unix.Timespec{Nsec: 1e9}, 0, true},
@@ -307,10 +308,10 @@ func (l *localTarget) Copy(fd int) (*os.File, error) {
 	return os.NewFile(uintptr(c), "copy"), nil
 }
 
-func (l *localTarget) Hold(*int)                         {}
-func (l *localTarget) Unhold(*int)                       {}
-func (l *localTarget) FdOf(ckpt.Objref) (int, bool)      { return -1, false }
-func (l *localTarget) Warn(msg string, args ...any)      { l.warns = append(l.warns, fmt.Sprint(msg, args)) }
+func (l *localTarget) Hold(*int)                    {}
+func (l *localTarget) Unhold(*int)                  {}
+func (l *localTarget) FdOf(ckpt.Objref) (int, bool) { return -1, false }
+func (l *localTarget) Warn(msg string, args ...any) { l.warns = append(l.warns, fmt.Sprint(msg, args)) }
 func (l *localTarget) Scratch(b []byte) (uint64, error) {
 	if l.scratch == nil {
 		l.scratch = make([]byte, 8192)
@@ -503,6 +504,47 @@ func TestTimerfdRoundTrip(t *testing.T) {
 	}
 }
 
+// noTicks is a target whose kernel has no TFD_IOC_SET_TICKS.
+type noTicks struct{ localTarget }
+
+func (n *noTicks) Syscall(nr int, args ...uint64) (uint64, error) {
+	if nr == unix.SYS_IOCTL {
+		return 0, unix.ENOTTY
+	}
+	return n.localTarget.Syscall(nr, args...)
+}
+
+func TestTimerfdWithoutSetTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		st        ckpt.TimerfdState
+		wantRead  uint64 // 0: nothing to read
+		wantWarns int
+	}{
+		{"expired once", ckpt.TimerfdState{ClockID: unix.CLOCK_MONOTONIC, Ticks: 1}, 1, 0},
+		{"expired, read late", ckpt.TimerfdState{ClockID: unix.CLOCK_MONOTONIC, Ticks: 3}, 1, 1},
+		{"armed", ckpt.TimerfdState{ClockID: unix.CLOCK_MONOTONIC, Value: 3600e9, Interval: 3600e9, Ticks: 2}, 0, 1},
+	} {
+		nt := &noTicks{}
+		f := &ckpt.File{Kind: "timerfd", Flags: unix.O_NONBLOCK, Timerfd: &tc.st}
+		fd, err := timerfdKind.Restore(&RestoreContext{}, nt, &ckpt.Record{}, f)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		unix.Poll(pfd, 100)
+		var got uint64
+		if pfd[0].Revents&unix.POLLIN != 0 {
+			got = readU64(t, fd)
+		}
+		unix.Close(fd)
+		if got != tc.wantRead || len(nt.warns) != tc.wantWarns {
+			t.Errorf("%s: read %d expirations, %d warnings %q; want %d, %d", tc.name, got, len(nt.warns), nt.warns, tc.wantRead, tc.wantWarns)
+		}
+	}
+}
+
 func TestSignalfdRoundTrip(t *testing.T) {
 	var set unix.Sigset_t
 	set.Val[0] = 1<<(unix.SIGUSR1-1) | 1<<(unix.SIGWINCH-1)
@@ -551,6 +593,9 @@ func TestInotifyRoundTrip(t *testing.T) {
 		}
 	}
 	drainInotify(fd)
+	if info, err := procfs.ReadFdInfo(os.Getpid(), fd); err != nil || len(info.Inotify) == 0 || info.Inotify[0].Handle == nil {
+		t.Skipf("no file handles for %s in fdinfo (%v)", dir, err)
+	}
 	if _, err := unix.OpenByHandleAt(unix.AT_FDCWD, unix.NewFileHandle(1, make([]byte, 8)), unix.O_PATH); err == unix.EPERM {
 		t.Skip("open_by_handle_at needs CAP_DAC_READ_SEARCH")
 	}
@@ -576,7 +621,8 @@ func TestInotifyRoundTrip(t *testing.T) {
 	for _, w := range info.Inotify {
 		wds = append(wds, w.WD)
 	}
-	if diff := cmp.Diff([]int{1, 3, 6}, wds, cmpSorted); diff != "" {
+	slices.Sort(wds)
+	if diff := cmp.Diff([]int{1, 3, 6}, wds); diff != "" {
 		t.Errorf("restored watch descriptors (-want +got):\n%s", diff)
 	}
 	if err := os.WriteFile(paths[5], []byte("x"), 0o644); err != nil {
@@ -591,15 +637,3 @@ func TestInotifyRoundTrip(t *testing.T) {
 		t.Errorf("event for wd %d, want 6", wd)
 	}
 }
-
-var cmpSorted = cmp.Transformer("sort", func(in []int) []int {
-	out := append([]int(nil), in...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-})
