@@ -3,6 +3,7 @@ package restart_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -227,3 +228,42 @@ func mustParse(t *testing.T, spec string) substitute.Source {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A hook that fails aborts the restart and leaves no task behind; one that
+// succeeds sees the tasks stopped.
+func TestHooks(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "plain")
+	img := checkpointToMemory(t, p)
+
+	opts := restart.DefaultOptions()
+	opts.TasksCreated = func(pids []int) error {
+		if len(pids) != 1 || pids[0] != p.Pid {
+			t.Errorf("tasks-created hook got pids %v", pids)
+		}
+		if st := crtest.Status(p.Pid, "State"); !strings.HasPrefix(st, "t") {
+			t.Errorf("task in state %q during the hook, want stopped", st)
+		}
+		return errors.New("veto")
+	}
+	_, err := restart.Restart(context.Background(), bytes.NewReader(img.Bytes()), opts)
+	if err == nil || !strings.Contains(err.Error(), "veto") {
+		t.Fatalf("restart with a failing hook: %v", err)
+	}
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("pid %d exists after a vetoed restart", p.Pid)
+	}
+
+	var released []int
+	opts = restart.DefaultOptions()
+	opts.BeforeRelease = func(pids []int) error { released = pids; return nil }
+	rp, err := restart.Restart(context.Background(), bytes.NewReader(img.Bytes()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if len(released) != 1 || released[0] != p.Pid {
+		t.Errorf("before-release hook got %v", released)
+	}
+}

@@ -25,8 +25,11 @@ type Options struct {
 	// PidWait bounds how long a restart waits for an original pid still
 	// held by a zombie that is about to be reaped.
 	PidWait time.Duration
-	// TasksCreated, if set, runs once every task exists (stopped, none of
-	// its state restored); an error aborts the restart.
+	// TasksCreated, if set, runs once every task of the tree exists, all
+	// stopped: memory and files are rebuilt (children are forked by their
+	// rebuilt parents), but no process, signal, thread or register state
+	// is, and nothing has run. An error aborts the restart, killing every
+	// task.
 	TasksCreated func(pids []int) error
 	// BeforeRelease, if set, runs when every task is fully restored, just
 	// before they run; an error aborts the restart.

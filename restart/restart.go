@@ -125,11 +125,6 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	if err := s.createTasks(); err != nil {
 		return nil, err
 	}
-	if opts.TasksCreated != nil {
-		if err := opts.TasksCreated(s.pids()); err != nil {
-			return nil, fmt.Errorf("tasks-created hook: %w", err)
-		}
-	}
 
 	// Rebuild memory and files, record by record, as the image streams.
 	for {
@@ -157,6 +152,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// then registers, then release.
 	if err := s.createZombies(); err != nil {
 		return nil, err
+	}
+	if opts.TasksCreated != nil {
+		if err := opts.TasksCreated(s.pids()); err != nil {
+			return nil, fmt.Errorf("tasks-created hook: %w", err)
+		}
 	}
 	for _, t := range s.live() {
 		if err := t.joinGroup(); err != nil {

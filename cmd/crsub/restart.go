@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	pidfile := fs.String("pidfile", "", "write the restored root pid to FILE")
 	fdSpecs := fs.StringArray("fd", nil, "give fd N a new source instead of the image's: N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
+	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
+	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -60,6 +63,12 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Sprintf("fd %d has both --fd and --inherit-fd", fd)}
 		}
 		opts.Preserve = append(opts.Preserve, fd)
+	}
+	if *hookCreated != "" {
+		opts.TasksCreated = hookCommand("--hook-tasks-created", *hookCreated, stderr)
+	}
+	if *hookRelease != "" {
+		opts.BeforeRelease = hookCommand("--hook-before-release", *hookRelease, stderr)
 	}
 	// A launcher hands preserved fds across exec in the environment.
 	if _, err := preserve.FromEnviron(os.Environ()); err != nil {
@@ -123,4 +132,22 @@ func parseFdSpec(s string) (int, substitute.Source, error) {
 		return 0, substitute.Source{}, fmt.Errorf("--fd %d: %w", num, err)
 	}
 	return num, src, nil
+}
+
+// hookCommand runs a shell command with the restored pids in CRSUB_PIDS
+// (space-separated, root first); its output goes to crsub's stderr.
+func hookCommand(flag, command string, stderr io.Writer) func([]int) error {
+	return func(pids []int) error {
+		list := make([]string, len(pids))
+		for i, p := range pids {
+			list[i] = strconv.Itoa(p)
+		}
+		cmd := exec.Command("/bin/sh", "-c", command)
+		cmd.Env = append(os.Environ(), "CRSUB_PIDS="+strings.Join(list, " "))
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s %q: %w", flag, command, err)
+		}
+		return nil
+	}
 }
