@@ -32,6 +32,9 @@ test: vet unit kselftest
 # Short fuzzing of every decoder and parser (not part of test).
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=30s ./ckpt/
+	$(GO) test -run='^$$' -fuzz=FuzzFilter -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
+	$(GO) test -run='^$$' -fuzz=FuzzFilterGenerated -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./substitute/
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...

@@ -342,10 +342,8 @@ func (s *session) writeProcess(cw *ckpt.Writer, p *proc, mem *memoryDumper) erro
 		return err
 	}
 	defer mem.Close()
-	for i := range st.maps {
-		if err := mem.dump(cw, mmRef, &st.maps[i]); err != nil {
-			return fmt.Errorf("memory: %w", err)
-		}
+	if err := mem.dumpAll(cw, mmRef, st.maps); err != nil {
+		return fmt.Errorf("memory: %w", err)
 	}
 	return s.dumpFiles(cw, p, procRef)
 }

@@ -44,18 +44,22 @@ type memoryDumper struct {
 	pageSize uint64
 	pagemap  *os.File
 	entries  []uint64
-	buf      []byte // chunkPages pages, touched before the freeze
+	runs     []ckpt.PageRun
+	bufs     [2][]byte // chunkPages pages each, touched before the freeze
 	zero     []byte
 	stats    *Stats
 }
 
 func newMemoryDumper(stats *Stats) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
-	d := &memoryDumper{pageSize: ps, buf: make([]byte, chunkPages*ps), zero: make([]byte, ps), stats: stats}
-	// Touch the buffer now: first-touch page faults are slow on this kind
+	d := &memoryDumper{pageSize: ps, zero: make([]byte, ps), stats: stats}
+	// Touch the buffers now: first-touch page faults are slow on this kind
 	// of machine and must not be paid while the target is frozen.
-	for i := 0; i < len(d.buf); i += int(ps) {
-		d.buf[i] = 1
+	for b := range d.bufs {
+		d.bufs[b] = make([]byte, chunkPages*ps)
+		for i := 0; i < len(d.bufs[b]); i += int(ps) {
+			d.bufs[b][i] = 1
+		}
 	}
 	return d, nil
 }
@@ -149,14 +153,97 @@ func wantPage(m *procfs.Mapping, e procfs.PagemapEntry) bool {
 	}
 }
 
-// dump writes a VMA record and the pages records holding its stored pages.
-func (d *memoryDumper) dump(w *ckpt.Writer, mmRef ckpt.Objref, m *procfs.Mapping) error {
-	v, err := vmaRecord(d.pid, m)
-	if err != nil {
-		return err
+// dumpAll writes every mapping's VMA record and the pages records holding
+// its stored pages. Copying out of the process and writing the image
+// overlap: a goroutine fills one buffer (pagemap, process_vm_readv, zero
+// check) while this one writes the other.
+func (d *memoryDumper) dumpAll(w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.Mapping) error {
+	type item struct {
+		vma   *ckpt.VMA  // a VMA record to write, or
+		pages ckpt.Pages // a pages record, its payload in data
+		data  []byte
+		buf   int // which buffer data lives in, to hand back
+		err   error
 	}
+	items := make(chan item, 2)
+	free := make(chan int, len(d.bufs))
+	for i := range d.bufs {
+		free <- i
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(items)
+		send := func(it item) bool {
+			select {
+			case items <- it:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		for i := range maps {
+			m := &maps[i]
+			v, err := vmaRecord(d.pid, m)
+			if err == nil {
+				err = d.candidates(m)
+			}
+			if err != nil {
+				send(item{err: err})
+				return
+			}
+			if !send(item{vma: v}) {
+				return
+			}
+			for _, runs := range splitRuns(d.runs, chunkPages) {
+				var b int
+				select {
+				case b = <-free:
+				case <-stop:
+					return
+				}
+				data, kept, err := d.read(m, runs, d.bufs[b])
+				if err != nil {
+					send(item{err: err})
+					return
+				}
+				if len(kept) == 0 {
+					free <- b
+					continue
+				}
+				if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, data: data, buf: b}) {
+					return
+				}
+			}
+		}
+	}()
+	for it := range items {
+		switch {
+		case it.err != nil:
+			return it.err
+		case it.vma != nil:
+			if err := w.Write(ckpt.TypeVMA, 0, []ckpt.Objref{mmRef}, it.vma); err != nil {
+				return err
+			}
+		default:
+			d.stats.PagesStored += it.pages.Count()
+			err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
+				_, err := pw.Write(it.data)
+				return err
+			})
+			free <- it.buf
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// candidates sets d.runs to the pages of m worth storing, from pagemap.
+func (d *memoryDumper) candidates(m *procfs.Mapping) error {
+	d.runs = d.runs[:0]
 	npages := (m.End - m.Start) / d.pageSize
-	var candidates []ckpt.PageRun
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)
 		start := m.Start + first*d.pageSize
@@ -172,33 +259,11 @@ func (d *memoryDumper) dump(w *ckpt.Writer, mmRef ckpt.Objref, m *procfs.Mapping
 				continue
 			}
 			idx := first + uint64(i)
-			if k := len(candidates); k > 0 && candidates[k-1].Index+candidates[k-1].Count == idx {
-				candidates[k-1].Count++
+			if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == idx {
+				d.runs[k-1].Count++
 			} else {
-				candidates = append(candidates, ckpt.PageRun{Index: idx, Count: 1})
+				d.runs = append(d.runs, ckpt.PageRun{Index: idx, Count: 1})
 			}
-		}
-	}
-	if err := w.Write(ckpt.TypeVMA, 0, []ckpt.Objref{mmRef}, v); err != nil {
-		return err
-	}
-	// Read candidates chunk by chunk, drop all-zero pages, emit the rest.
-	for _, runs := range splitRuns(candidates, chunkPages) {
-		data, kept, err := d.read(m, runs)
-		if err != nil {
-			return err
-		}
-		if len(kept) == 0 {
-			continue
-		}
-		pg := ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}
-		d.stats.PagesStored += pg.Count()
-		err = w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &pg, int64(len(data)), func(pw io.Writer) error {
-			_, err := pw.Write(data)
-			return err
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil
@@ -206,9 +271,9 @@ func (d *memoryDumper) dump(w *ckpt.Writer, mmRef ckpt.Objref, m *procfs.Mapping
 
 // read copies the pages of runs (at most chunkPages) with process_vm_readv
 // and returns the non-zero ones, compacted, with their runs.
-func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun) ([]byte, []ckpt.PageRun, error) {
+func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
 	total := runsCount(runs)
-	buf := d.buf[:total*d.pageSize]
+	buf = buf[:total*d.pageSize]
 	remote := make([]unix.RemoteIovec, 0, len(runs))
 	for _, r := range runs {
 		remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + r.Index*d.pageSize), Len: int(r.Count * d.pageSize)})

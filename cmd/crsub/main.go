@@ -36,6 +36,7 @@ func commands() map[string]command {
 		{"checkpoint", "write an image of a running process", runCheckpoint},
 		{"restart", "restart a process from an image", runRestart},
 		{"show", "print what an image holds (a readelf for images)", runShow},
+		{"filter", "drop or replace fds in an image, and what only they used", runFilter},
 		{"version", "print crsub's version", runVersion},
 	}
 	m := map[string]command{}
