@@ -42,6 +42,26 @@ func memcpyBaseline(n int) time.Duration {
 	return time.Since(start)
 }
 
+// shmWriteBaseline writes n bytes into a fresh file in dir: the floor for
+// any checkpoint into that directory, since the filesystem must allocate
+// every page (slow for memory this VM touches the first time).
+func shmWriteBaseline(b *testing.B, dir string, n int) time.Duration {
+	buf := bytes.Repeat([]byte{3}, 16<<20)
+	f, err := os.CreateTemp(dir, "crsub-bench-baseline")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	start := time.Now()
+	for left := n; left > 0; left -= len(buf) {
+		if _, err := f.Write(buf[:min(left, len(buf))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
 func run(b *testing.B, mib int) {
 	bin := crtest.Build(b, subject)
 	shm := "/dev/shm"
@@ -49,11 +69,12 @@ func run(b *testing.B, mib int) {
 		shm = b.TempDir()
 	}
 	bytesCopied := max(mib<<20, 4096)
-	var ckptTotal, frozenTotal, restartTotal, memcpyTotal time.Duration
+	var ckptTotal, frozenTotal, restartTotal, memcpyTotal, shmTotal time.Duration
 	var imageSize int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		memcpyTotal += memcpyBaseline(bytesCopied)
+		shmTotal += shmWriteBaseline(b, shm, bytesCopied)
 		p := crtest.Start(b, b.TempDir(), bin, strconv.Itoa(mib))
 		img := filepath.Join(shm, fmt.Sprintf("crsub-bench-%d.img", p.Pid))
 		f, err := os.OpenFile(img, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
@@ -100,6 +121,8 @@ func run(b *testing.B, mib int) {
 	b.ReportMetric(ms(restartTotal), "restart-ms")
 	b.ReportMetric(float64(ckptTotal)/float64(memcpyTotal), "checkpoint/memcpy")
 	b.ReportMetric(float64(restartTotal)/float64(memcpyTotal), "restart/memcpy")
+	b.ReportMetric(ms(shmTotal), "shm-write-ms")
+	b.ReportMetric(float64(ckptTotal)/float64(shmTotal), "checkpoint/shm-write")
 	b.ReportMetric(float64(imageSize)/(1<<20), "image-MiB")
 	b.ReportMetric(float64(int64(mib)<<20)/(float64(ckptTotal)/n)*1e9/(1<<30), "checkpoint-GiB/s")
 }

@@ -14,8 +14,11 @@ import (
 	"github.com/crsub/crsub/internal/procfs"
 )
 
-// chunkPages bounds one pages record (and the copy buffer): 16 MiB.
+// chunkPages bounds one pages record (and each copy buffer): 16 MiB.
 const chunkPages = 4096
+
+// minChunkPages is the smallest copy buffer: 256 KiB.
+const minChunkPages = 64
 
 // areaKind maps a /proc maps kind to the image's.
 func areaKind(m *procfs.Mapping) string {
@@ -45,18 +48,22 @@ type memoryDumper struct {
 	pagemap  *os.File
 	entries  []uint64
 	runs     []ckpt.PageRun
-	bufs     [2][]byte // chunkPages pages each, touched before the freeze
+	bufs     [2][]byte // chunk pages each, touched before the freeze
+	chunk    uint64    // pages per copy buffer and pages record
 	zero     []byte
 	stats    *Stats
 }
 
-func newMemoryDumper(stats *Stats) (*memoryDumper, error) {
+// newMemoryDumper prepares copy buffers sized for a process that maps
+// about mapped bytes: a small process does not pay for touching 32 MiB.
+func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
-	d := &memoryDumper{pageSize: ps, zero: make([]byte, ps), stats: stats}
+	chunk := min(max(mapped/ps, minChunkPages), chunkPages)
+	d := &memoryDumper{pageSize: ps, chunk: chunk, zero: make([]byte, ps), stats: stats}
 	// Touch the buffers now: first-touch page faults are slow on this kind
 	// of machine and must not be paid while the target is frozen.
 	for b := range d.bufs {
-		d.bufs[b] = make([]byte, chunkPages*ps)
+		d.bufs[b] = make([]byte, chunk*ps)
 		for i := 0; i < len(d.bufs[b]); i += int(ps) {
 			d.bufs[b][i] = 1
 		}
@@ -195,7 +202,7 @@ func (d *memoryDumper) dumpAll(w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.
 			if !send(item{vma: v}) {
 				return
 			}
-			for _, runs := range splitRuns(d.runs, chunkPages) {
+			for _, runs := range splitRuns(d.runs, d.chunk) {
 				var b int
 				select {
 				case b = <-free:
@@ -269,7 +276,7 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	return nil
 }
 
-// read copies the pages of runs (at most chunkPages) with process_vm_readv
+// read copies the pages of runs (at most d.chunk) with process_vm_readv
 // and returns the non-zero ones, compacted, with their runs.
 func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
 	total := runsCount(runs)
