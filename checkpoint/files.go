@@ -125,5 +125,11 @@ func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 		copyFile.Close()
 		return nil, fmt.Errorf("fd %d (%s): %w", n, target, os.NewSyscallError("fstat", err))
 	}
+	if fd.Link.Kind == procfs.FdSocket {
+		if err := files.ExamineSocket(fd); err != nil {
+			copyFile.Close()
+			return nil, fmt.Errorf("fd %d: %w", n, err)
+		}
+	}
 	return fd, nil
 }

@@ -23,6 +23,37 @@ type Fd struct {
 	// Copy is a duplicate of the target's fd in this process (pidfd_getfd),
 	// owned by the checkpoint driver.
 	Copy *os.File
+	// Socket is set for sockets: what kinds claim them by.
+	Socket *SocketInfo
+}
+
+// SocketInfo is what identifies a socket's kind.
+type SocketInfo struct {
+	Family, Type, Protocol int
+	Listening              bool
+}
+
+// ExamineSocket fills fd.Socket from the copy of a socket fd.
+func ExamineSocket(fd *Fd) error {
+	s := int(fd.Copy.Fd())
+	var info SocketInfo
+	var err error
+	if info.Family, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
+		return fmt.Errorf("socket:[%d]: SO_DOMAIN: %w", fd.Link.Inode, err)
+	}
+	if info.Type, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		return fmt.Errorf("socket:[%d]: SO_TYPE: %w", fd.Link.Inode, err)
+	}
+	if info.Protocol, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil {
+		return fmt.Errorf("socket:[%d]: SO_PROTOCOL: %w", fd.Link.Inode, err)
+	}
+	listening, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
+	}
+	info.Listening = listening == 1
+	fd.Socket = &info
+	return nil
 }
 
 // DumpContext is the state a checkpoint shares across the fds of the
@@ -121,7 +152,23 @@ type Kind struct {
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
-var Kinds = []*Kind{regularKind, directoryKind, charDevKind, pipeKind, fifoKind, epollKind, inetListenKind, eventfdKind, timerfdKind, signalfdKind, inotifyKind}
+//
+// Kinds of sockets claim by fd.Socket (family, type, listening); any other
+// socket falls through to otherSocketKind, which fails by name.
+var Kinds = []*Kind{
+	regularKind,
+	directoryKind,
+	charDevKind,
+	pipeKind,
+	fifoKind,
+	epollKind,
+	inetListenKind,
+	eventfdKind,
+	timerfdKind,
+	signalfdKind,
+	inotifyKind,
+	otherSocketKind,
+}
 
 // Records maps record types that kinds restore on their own (written
 // after the fd table) to their restorers.

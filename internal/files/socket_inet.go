@@ -18,10 +18,28 @@ import (
 var inetListenKind = &Kind{
 	Name: "socket",
 	Claims: func(fd *Fd) bool {
-		return fd.Link.Kind == procfs.FdSocket
+		s := fd.Socket
+		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM && s.Listening
 	},
 	Dump:    dumpSocket,
 	Restore: restoreInetListen,
+}
+
+// otherSocketKind claims every socket no other kind did, to fail the
+// checkpoint naming what it is.
+var otherSocketKind = &Kind{
+	Name:   "unsupported socket",
+	Claims: func(fd *Fd) bool { return fd.Link.Kind == procfs.FdSocket },
+	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		what := fmt.Sprintf("socket:[%d]", fd.Link.Inode)
+		if s := fd.Socket; s != nil {
+			what += fmt.Sprintf(", family %d, type %d", s.Family, s.Type)
+		}
+		return 0, &UnsupportedError{Fd: fd.Num, What: what}
+	},
+	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		return -1, fmt.Errorf("no restorer for this socket")
+	},
 }
 
 // socketOptions are the integer options kept across a restart.
@@ -41,19 +59,8 @@ var socketOptions = []struct {
 
 func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
-	family, err1 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	typ, err2 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
-	proto, err3 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	listening, err4 := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	for _, err := range []error{err1, err2, err3, err4} {
-		if err != nil {
-			return 0, fmt.Errorf("socket:[%d]: getsockopt: %w", fd.Link.Inode, err)
-		}
-	}
-	what := fmt.Sprintf("socket:[%d], family %d, type %d", fd.Link.Inode, family, typ)
-	if (family != unix.AF_INET && family != unix.AF_INET6) || typ != unix.SOCK_STREAM || listening != 1 {
-		return 0, &UnsupportedError{Fd: fd.Num, What: what + " (only listening TCP sockets are supported yet)"}
-	}
+	family, typ, proto := fd.Socket.Family, fd.Socket.Type, fd.Socket.Protocol
+	what := fmt.Sprintf("socket:[%d]", fd.Link.Inode)
 	sa, err := unix.Getsockname(s)
 	if err != nil {
 		return 0, fmt.Errorf("%s: getsockname: %w", what, err)
