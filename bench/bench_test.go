@@ -146,3 +146,38 @@ func TestMain(m *testing.M) {
 	crtest.CloseInherited()
 	os.Exit(m.Run())
 }
+
+// BenchmarkSnapshot1GiB measures the frozen time of an in-memory
+// checkpoint of a process left running (crsub checkpoint --leave-running):
+// the state is copied into memory prepared before the freeze, and the image
+// written after the process runs again.
+func BenchmarkSnapshot1GiB(b *testing.B) {
+	bin := crtest.Build(b, subject)
+	var frozen, total, memcpyTotal time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		memcpyTotal += memcpyBaseline(1 << 30)
+		p := crtest.Start(b, b.TempDir(), bin, "1024")
+		opts := checkpoint.DefaultOptions()
+		opts.LeaveRunning = true
+		b.StartTimer()
+		t0 := time.Now()
+		img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
+		total += time.Since(t0)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		frozen += img.Stats.Frozen
+		if state := procState(p.Pid); state != "S" {
+			b.Fatalf("process in state %q after the snapshot", state)
+		}
+		p.Kill()
+		p.Wait()
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(memcpyTotal.Microseconds())/1000/n, "memcpy-ms")
+	b.ReportMetric(float64(frozen.Microseconds())/1000/n, "frozen-ms")
+	b.ReportMetric(float64(total.Microseconds())/1000/n, "snapshot-ms")
+	b.ReportMetric(float64(frozen)/float64(memcpyTotal), "frozen/memcpy")
+}

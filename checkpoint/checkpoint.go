@@ -87,7 +87,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if stat.State == 'Z' {
 		return nil, fmt.Errorf("pid %d is a zombie", pid)
 	}
-	mem, err := newMemoryDumper(s.stats, mappedEstimate(pid))
+	mem, err := newMemoryDumper(s.stats, uint64(residentEstimate(pid)))
 	if err != nil {
 		return nil, err
 	}
@@ -158,23 +158,6 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	s.log.Info("checkpoint complete", "pid", pid, "processes", len(s.procs), "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
 	return s.stats, nil
-}
-
-// mappedEstimate is how much private memory pid maps, read before the
-// freeze to size the copy buffers (a tree's children are not known yet;
-// the buffers only bound the chunk size).
-func mappedEstimate(pid int) uint64 {
-	maps, err := procfs.ReadMaps(pid)
-	if err != nil {
-		return 0
-	}
-	var n uint64
-	for _, m := range maps {
-		if m.Kind != procfs.KindFile || !m.Shared {
-			n += m.End - m.Start
-		}
-	}
-	return n
 }
 
 // freezeTree freezes the root, then each child it finds, breadth first. A

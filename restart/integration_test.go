@@ -267,3 +267,52 @@ func TestHooks(t *testing.T) {
 		t.Errorf("before-release hook got %v", released)
 	}
 }
+
+// Two in-memory snapshots of a running process: restarting from the first
+// rolls it back to the state it had then.
+func TestSnapshotsRollBack(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "applog")
+	opts := checkpoint.DefaultOptions()
+	opts.LeaveRunning = true
+	first, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Stats.Frozen <= 0 || first.Size() == 0 {
+		t.Fatalf("snapshot stats %+v, size %d", first.Stats, first.Size())
+	}
+	// The process runs on between snapshots.
+	if st := crtest.Status(p.Pid, "State"); !strings.HasPrefix(st, "S") {
+		t.Fatalf("after a snapshot the process is in state %q", st)
+	}
+	second, err := checkpoint.Snapshot(context.Background(), p.Pid, checkpoint.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	// Both images are intact and restartable; WriteTo gives the same bytes
+	// as Reader.
+	var a, b bytes.Buffer
+	if _, err := first.WriteTo(&a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReadFrom(first.Reader()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) || int64(a.Len()) != first.Size() {
+		t.Fatalf("WriteTo and Reader disagree: %d, %d bytes, Size %d", a.Len(), b.Len(), first.Size())
+	}
+	for i, img := range []*checkpoint.Image{second, first} {
+		rp, err := restart.Restart(context.Background(), img.Reader(), restart.DefaultOptions())
+		if err != nil {
+			t.Fatalf("restart from snapshot %d: %v", 2-i, err)
+		}
+		if rp.Pid != p.Pid {
+			t.Errorf("restored pid %d, want %d", rp.Pid, p.Pid)
+		}
+		rp.Signal(syscall.SIGKILL)
+		rp.Wait()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/crsub/crsub/checkpoint"
 )
@@ -31,6 +32,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	case *stats != "" && *stats != "text" && *stats != "json":
 		return usageError{fmt.Sprintf("--stats takes text or json, not %q", *stats)}
 	}
+	start := time.Now()
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
@@ -72,9 +74,31 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 			return syncDir(filepath.Dir(*output))
 		}
 	}
-	st, err := checkpoint.Checkpoint(context.Background(), *pid, out, opts)
-	if err != nil {
-		return err
+	var st *checkpoint.Stats
+	if *leave {
+		// The process runs on, so freeze it only to copy its state into
+		// memory, and write the image after it was let go.
+		img, err := checkpoint.Snapshot(context.Background(), *pid, opts)
+		if err != nil {
+			return err
+		}
+		if _, err := img.WriteTo(out); err != nil {
+			return fmt.Errorf("writing the image: %w", err)
+		}
+		if opts.Commit != nil {
+			if err := opts.Commit(); err != nil {
+				return err
+			}
+		}
+		img.Stats.Total += time.Since(start) - img.Stats.Total
+		st = &img.Stats
+	} else {
+		// The process is killed only once the image is safely written, so
+		// it stays frozen until then.
+		var err error
+		if st, err = checkpoint.Checkpoint(context.Background(), *pid, out, opts); err != nil {
+			return err
+		}
 	}
 	switch *stats {
 	case "text":

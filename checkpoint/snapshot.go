@@ -1,0 +1,135 @@
+package checkpoint
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Image is a checkpoint held in memory: the frozen phase only copies the
+// process's state into memory touched before the freeze, and the image is
+// written out (WriteTo) or restarted (Reader) afterwards, while the process
+// runs again. Several images can be kept at once, to roll a process back to
+// an earlier one.
+type Image struct {
+	chunks [][]byte
+	size   int64
+	// Stats tells how long the process was frozen and how long the whole
+	// checkpoint took.
+	Stats Stats
+}
+
+// Size is the image's length in bytes.
+func (im *Image) Size() int64 { return im.size }
+
+// WriteTo writes the image to w.
+func (im *Image) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, c := range im.chunks {
+		k, err := w.Write(c)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Reader returns a reader of the image, for restart.Restart. Each call
+// starts from the beginning; readers do not consume the image.
+func (im *Image) Reader() io.Reader {
+	readers := make([]io.Reader, len(im.chunks))
+	for i, c := range im.chunks {
+		readers[i] = bytes.NewReader(c)
+	}
+	return io.MultiReader(readers...)
+}
+
+// memoryWriter collects an image in chunks. The first chunks are allocated
+// and touched before the freeze, sized from the process's resident
+// memory, so the frozen copy does not pay first-touch page faults.
+type memoryWriter struct {
+	im    *Image
+	spare [][]byte // touched, unused chunks
+}
+
+const imageChunk = 8 << 20
+
+func newMemoryWriter(expect int64) *memoryWriter {
+	w := &memoryWriter{im: &Image{}}
+	for n := int64(0); n < expect; n += imageChunk {
+		c := make([]byte, imageChunk)
+		for i := 0; i < len(c); i += 4096 {
+			c[i] = 1
+		}
+		w.spare = append(w.spare, c[:0])
+	}
+	return w
+}
+
+func (w *memoryWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		last := len(w.im.chunks) - 1
+		if last < 0 || len(w.im.chunks[last]) == cap(w.im.chunks[last]) {
+			var c []byte
+			if len(w.spare) > 0 {
+				c, w.spare = w.spare[0], w.spare[1:]
+			} else {
+				c = make([]byte, 0, imageChunk)
+			}
+			w.im.chunks = append(w.im.chunks, c)
+			last++
+		}
+		c := w.im.chunks[last]
+		k := copy(c[len(c):cap(c)], b)
+		w.im.chunks[last] = c[:len(c)+k]
+		b = b[k:]
+	}
+	w.im.size += int64(n)
+	return n, nil
+}
+
+// Snapshot checkpoints the process tree rooted at pid into memory. The
+// tree is frozen only while its state is copied into memory prepared
+// beforehand; then it is killed or, with opts.LeaveRunning, let go, and
+// the image can be written at leisure. With the default (kill) the caller
+// owns the only copy of the process: write the image before relying on it.
+// opts.Commit is not used.
+func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
+	w := newMemoryWriter(residentEstimate(pid) + 4<<20)
+	opts.Commit = nil
+	st, err := Checkpoint(ctx, pid, w, opts)
+	if err != nil {
+		return nil, err
+	}
+	w.im.Stats = *st
+	w.spare = nil
+	return w.im, nil
+}
+
+// residentEstimate is how many bytes of private memory pid holds now
+// (smaps_rollup's Anonymous), to prepare about as much for its image.
+func residentEstimate(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Anonymous:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
