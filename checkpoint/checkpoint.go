@@ -269,30 +269,8 @@ func (s *session) collect() (*ckpt.Header, error) {
 			return nil, fmt.Errorf("pid %d: %w", p.pid, err)
 		}
 	}
-	if err := s.refuseSharedAnon(); err != nil {
-		return nil, err
-	}
 	h := s.procs[0].state.header
 	return &h, nil
-}
-
-// refuseSharedAnon fails a tree whose processes share anonymous memory:
-// restoring it as one object is not supported yet, and restoring copies
-// would silently break the sharing.
-func (s *session) refuseSharedAnon() error {
-	owner := map[uint64]int{}
-	for _, p := range s.procs {
-		for _, m := range p.state.maps {
-			if !m.Shared || m.Kind != procfs.KindAnon || m.Inode == 0 {
-				continue
-			}
-			if other, ok := owner[m.Inode]; ok && other != p.pid {
-				return fmt.Errorf("pids %d and %d share anonymous memory (%#x-%#x in %d); not supported yet", other, p.pid, m.Start, m.End, p.pid)
-			}
-			owner[m.Inode] = p.pid
-		}
-	}
-	return nil
 }
 
 func (s *session) tree() ckpt.Tree {

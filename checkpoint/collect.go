@@ -99,6 +99,14 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if st.maps, err = procfs.ReadMaps(pid); err != nil {
 		return nil, err
 	}
+	for i := range st.maps {
+		m := &st.maps[i]
+		// Shared anonymous memory is an unlinked shmem file the kernel
+		// names "/dev/zero (deleted)"; its inode identifies the object.
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
+			m.Kind = procfs.KindAnon
+		}
+	}
 	if err := collectMM(pid, st, &stat); err != nil {
 		return nil, err
 	}

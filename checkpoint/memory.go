@@ -49,9 +49,14 @@ type memoryDumper struct {
 	entries  []uint64
 	runs     []ckpt.PageRun
 	bufs     [2][]byte // chunk pages each, touched before the freeze
-	chunk    uint64    // pages per copy buffer and pages record
-	zero     []byte
-	stats    *Stats
+	// shmemDone records the shared memory objects whose contents are
+	// stored already (by inode), across the whole tree.
+	shmemDone map[uint64]bool
+	// shmemFile reads the current shared anonymous VMA's object.
+	shmemFile *os.File
+	chunk     uint64 // pages per copy buffer and pages record
+	zero      []byte
+	stats     *Stats
 }
 
 // newMemoryDumper prepares copy buffers sized for a process that maps
@@ -59,7 +64,7 @@ type memoryDumper struct {
 func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
 	chunk := min(max(mapped/ps, minChunkPages), chunkPages)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, zero: make([]byte, ps), stats: stats}
+	d := &memoryDumper{pageSize: ps, chunk: chunk, zero: make([]byte, ps), stats: stats, shmemDone: map[uint64]bool{}}
 	// Touch the buffers now: first-touch page faults are slow on this kind
 	// of machine and must not be paid while the target is frozen.
 	for b := range d.bufs {
@@ -83,6 +88,10 @@ func (d *memoryDumper) open(pid int) error {
 
 // Close lets go of the current process's pagemap.
 func (d *memoryDumper) Close() error {
+	if d.shmemFile != nil {
+		d.shmemFile.Close()
+		d.shmemFile = nil
+	}
 	if d.pagemap == nil {
 		return nil
 	}
@@ -129,6 +138,10 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 		return nil, fmt.Errorf("mapping %#x-%#x (%s): unsupported special mapping", m.Start, m.End, m.Path)
 	default:
 		v.Flags |= unix.MAP_ANONYMOUS
+		if m.Shared {
+			v.Shmem = m.Inode
+			v.Pgoff = m.Offset
+		}
 	}
 	return v, nil
 }
@@ -247,10 +260,33 @@ func (d *memoryDumper) dumpAll(w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.
 	return nil
 }
 
-// candidates sets d.runs to the pages of m worth storing, from pagemap.
+// candidates sets d.runs to the pages of m worth storing, from pagemap. A
+// shared anonymous object is stored whole (all zero pages skipped) with
+// the first VMA that maps it, read through /proc/PID/map_files: a page only
+// another process touched is not present here, and reading the object
+// there does not fault holes in.
 func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	d.runs = d.runs[:0]
 	npages := (m.End - m.Start) / d.pageSize
+	if d.shmemFile != nil {
+		d.shmemFile.Close()
+		d.shmemFile = nil
+	}
+	if m.Shared && m.Kind == procfs.KindAnon {
+		if d.shmemDone[m.Inode] {
+			return nil
+		}
+		d.shmemDone[m.Inode] = true
+		f, err := os.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", d.pid, m.Start, m.End))
+		if err != nil {
+			return fmt.Errorf("shared memory at %#x-%#x: %w", m.Start, m.End, err)
+		}
+		d.shmemFile = f
+		if npages > 0 {
+			d.runs = append(d.runs, ckpt.PageRun{Index: 0, Count: npages})
+		}
+		return nil
+	}
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)
 		start := m.Start + first*d.pageSize
@@ -285,7 +321,18 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 	for _, r := range runs {
 		remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + r.Index*d.pageSize), Len: int(r.Count * d.pageSize)})
 	}
-	if err := readRemote(d.pid, buf, remote); err != nil {
+	if d.shmemFile != nil {
+		// Runs of a shared object are read from the object; m.Offset is
+		// where the VMA starts in it.
+		pos := 0
+		for _, r := range runs {
+			n := int(r.Count * d.pageSize)
+			if _, err := d.shmemFile.ReadAt(buf[pos:pos+n], int64(m.Offset+r.Index*d.pageSize)); err != nil {
+				return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
+			}
+			pos += n
+		}
+	} else if err := readRemote(d.pid, buf, remote); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	d.stats.BytesRead += uint64(len(buf))

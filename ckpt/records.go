@@ -223,6 +223,11 @@ type VMA struct {
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
 	MadvFlags []string      `json:"madv,omitempty"` // VmFlags worth restoring (dontdump, hugepage…)
+	// Shmem identifies the shared memory object behind a shared anonymous
+	// mapping (its inode at checkpoint time): every VMA with the same value,
+	// in any process, maps one object. Its contents are stored once, with
+	// the first such VMA; Pgoff is the offset into the object.
+	Shmem uint64 `json:"shmem,omitempty"`
 }
 
 // Pages holds stored pages of one VMA (record TypePages, depends on the mm;

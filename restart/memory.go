@@ -218,6 +218,17 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
 	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	if v.Shmem != 0 && v.File == nil {
+		if owner, ok := t.s.shmem[v.Shmem]; ok {
+			return t.mapShared(v, owner, prot, flags)
+		}
+		// The first mapping of a shared object creates it; its pages
+		// follow this record.
+		if v.Pgoff != 0 {
+			return fmt.Errorf("shared memory object first mapped at offset %#x: not supported yet", v.Pgoff)
+		}
+		t.s.shmem[v.Shmem] = shmemOwner{pid: t.pid, start: v.Start, end: v.End}
+	}
 	if v.File == nil {
 		if _, err := t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags|unix.MAP_ANONYMOUS, ^uint64(0), 0); err != nil {
 			return fmt.Errorf("mmap: %w", err)
@@ -242,6 +253,32 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	}
 	if err != nil {
 		return fmt.Errorf("mmap of %s: %w", v.File.Path, err)
+	}
+	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// shmemOwner is where a shared memory object was created at restart: its
+// /proc/PID/map_files entry opens the object for other mappings of it.
+type shmemOwner struct {
+	pid        int
+	start, end uint64
+}
+
+// mapShared maps an object another VMA (of this or another process of the
+// tree) created already, through that VMA's map_files entry.
+func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
+	path := fmt.Sprintf("/proc/%d/map_files/%x-%x", owner.pid, owner.start, owner.end)
+	fd, err := t.Open(path, unix.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("opening shared memory of pid %d (%s): %w", owner.pid, path, err)
+	}
+	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
+	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("mapping shared memory of pid %d: %w", owner.pid, err)
 	}
 	t.vmas = append(t.vmas, *v)
 	return nil

@@ -89,6 +89,9 @@ type restorer struct {
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
 	current *task
+	// shmem maps a shared memory object (its inode at checkpoint) to the
+	// mapping that recreated it.
+	shmem map[uint64]shmemOwner
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -97,6 +100,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.opened = map[ckpt.Objref]*globalFile{}
+	s.shmem = map[uint64]shmemOwner{}
 	s.files.Transfer = s.transfer
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
