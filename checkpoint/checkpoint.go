@@ -23,7 +23,13 @@ import (
 // Checkpoint writes an image of the process tree rooted at pid to w: the
 // process, its threads, and all its descendants. The tree is frozen while
 // its state is copied; afterwards it is killed, or, with
-// opts.LeaveRunning, let go exactly as it was. On error it is left running.
+// opts.LeaveRunning, let go exactly as it was. On error, or when ctx is
+// cancelled, it is left running.
+//
+// If pid is a child of the calling process, nothing else in the process
+// may wait for it (os/exec's Cmd.Wait, wait4) during the checkpoint: a
+// wait by any thread takes the ptrace stops the checkpoint waits for, and
+// the checkpoint then hangs.
 func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats, error) {
 	type result struct {
 		stats *Stats
@@ -121,7 +127,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err != nil {
 		return nil, err
 	}
-	if err := s.write(cw, mem); err != nil {
+	if err := s.write(ctx, cw, mem); err != nil {
 		_ = cw.Abort(err)
 		_ = bw.Flush()
 		return nil, err
@@ -284,21 +290,21 @@ func (s *session) tree() ckpt.Tree {
 	return t
 }
 
-func (s *session) write(cw *ckpt.Writer, mem *memoryDumper) error {
+func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper) error {
 	tree := s.tree()
 	if err := cw.Write(ckpt.TypeTree, 0, nil, &tree); err != nil {
 		return err
 	}
 	s.files.W = cw
 	for _, p := range s.procs {
-		if err := s.writeProcess(cw, p, mem); err != nil {
+		if err := s.writeProcess(ctx, cw, p, mem); err != nil {
 			return fmt.Errorf("pid %d: %w", p.pid, err)
 		}
 	}
 	return nil
 }
 
-func (s *session) writeProcess(cw *ckpt.Writer, p *proc, mem *memoryDumper) error {
+func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, mem *memoryDumper) error {
 	st := p.state
 	procRef := cw.NewObjref()
 	if err := cw.Write(ckpt.TypeProcess, procRef, nil, &st.process); err != nil {
@@ -320,7 +326,7 @@ func (s *session) writeProcess(cw *ckpt.Writer, p *proc, mem *memoryDumper) erro
 		return err
 	}
 	defer mem.Close()
-	if err := mem.dumpAll(cw, mmRef, st.maps); err != nil {
+	if err := mem.dumpAll(ctx, cw, mmRef, st.maps); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
 	return s.dumpFiles(cw, p, procRef)

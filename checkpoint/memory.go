@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -177,7 +178,7 @@ func wantPage(m *procfs.Mapping, e procfs.PagemapEntry) bool {
 // its stored pages. Copying out of the process and writing the image
 // overlap: a goroutine fills one buffer (pagemap, process_vm_readv, zero
 // check) while this one writes the other.
-func (d *memoryDumper) dumpAll(w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.Mapping) error {
+func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.Mapping) error {
 	type item struct {
 		vma   *ckpt.VMA  // a VMA record to write, or
 		pages ckpt.Pages // a pages record, its payload in data
@@ -238,6 +239,9 @@ func (d *memoryDumper) dumpAll(w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.
 		}
 	}()
 	for it := range items {
+		if err := ctx.Err(); err != nil {
+			return err // the deferred close stops the reader
+		}
 		switch {
 		case it.err != nil:
 			return it.err

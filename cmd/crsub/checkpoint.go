@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/crsub/crsub/checkpoint"
@@ -33,6 +35,10 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("--stats takes text or json, not %q", *stats)}
 	}
 	start := time.Now()
+	// An interrupted checkpoint must still put the process back as it
+	// was: the signal cancels it instead of killing crsub mid-way.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
@@ -78,7 +84,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	if *leave {
 		// The process runs on, so freeze it only to copy its state into
 		// memory, and write the image after it was let go.
-		img, err := checkpoint.Snapshot(context.Background(), *pid, opts)
+		img, err := checkpoint.Snapshot(ctx, *pid, opts)
 		if err != nil {
 			return err
 		}
@@ -96,7 +102,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		// The process is killed only once the image is safely written, so
 		// it stays frozen until then.
 		var err error
-		if st, err = checkpoint.Checkpoint(context.Background(), *pid, out, opts); err != nil {
+		if st, err = checkpoint.Checkpoint(ctx, *pid, out, opts); err != nil {
 			return err
 		}
 	}
