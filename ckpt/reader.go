@@ -199,7 +199,7 @@ func (r *Reader) Next() (*Record, error) {
 	case TypeError:
 		var e ErrorRecord
 		_ = rec.Decode(&e)
-		return nil, fmt.Errorf("ckpt: the image records a failed checkpoint (record %d): %s", rec.Index, e.Message)
+		return nil, fmt.Errorf("ckpt: image record %d is an error record, left by the tool that wrote the image: %s", rec.Index, e.Message)
 	}
 	return rec, nil
 }

@@ -125,13 +125,34 @@ func describeOthers(pid int, others []fdRef) (names string, plural bool) {
 }
 
 func sharedError(pid, fd int, others []fdRef) error {
-	names, plural := describeOthers(pid, others)
+	e := &SharedError{Pid: pid, Fd: fd}
+	for _, o := range others {
+		e.Others = append(e.Others, ProcessFd{Pid: o.pid, Fd: o.fd})
+	}
+	return e
+}
+
+// ProcessFd is one fd of one process.
+type ProcessFd struct{ Pid, Fd int }
+
+// SharedError says which fds share the open file of a rule's fd and have
+// no rule of their own. It wraps ErrShared.
+type SharedError struct {
+	Pid, Fd int
+	Others  []ProcessFd
+}
+
+func (e *SharedError) Error() string {
+	others := make([]fdRef, len(e.Others))
+	for i, o := range e.Others {
+		others[i] = fdRef{o.Pid, o.Fd}
+	}
+	names, plural := describeOthers(e.Pid, others)
 	add := "a rule for " + names
 	if plural {
 		add = "rules for " + names
 	}
-	return &detailError{
-		msg:      fmt.Sprintf("fd %d of pid %d shares its open file with %s: add %s too", fd, pid, names, add),
-		sentinel: ErrShared,
-	}
+	return fmt.Sprintf("fd %d of pid %d shares its open file with %s: add %s too", e.Fd, e.Pid, names, add)
 }
+
+func (e *SharedError) Unwrap() error { return ErrShared }

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/preserve"
 	"github.com/crsub/crsub/substitute"
@@ -106,6 +108,14 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
 	}
+	src, stopFilter := s.filterInline(src)
+	defer func() {
+		// A rule the image does not allow is the reason the restart
+		// failed, whatever the reader saw of it: say it in restart's terms.
+		if ferr := stopFilter(); ferr != nil && err != nil {
+			err = substituteError(ferr)
+		}
+	}()
 	rd, err := ckpt.NewReader(src)
 	if err != nil {
 		return nil, err
@@ -214,6 +224,70 @@ func (s *restorer) plan(rd *ckpt.Reader) error {
 		return errors.New("image's task tree is empty")
 	}
 	return checkTree(&s.tree)
+}
+
+// filterInline runs the image through the image filter, replacing every
+// fd of the root that gets a substitute or is inherited from the caller, so
+// the restart sees exactly what `crsub filter --replace` would give it: the
+// replaced files are "supplied at restart", never opened, and a rule that
+// matches nothing, or covers only some fds of a shared open file, fails.
+// The filter runs in a goroutine writing into a pipe the restart reads.
+func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
+	var rules []imagefilter.Rule
+	for fd := range s.opts.Substitutes {
+		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
+	}
+	for _, fd := range s.opts.Preserve {
+		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
+	}
+	if len(rules) == 0 {
+		return src, func() error { return nil }
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		fopts := imagefilter.DefaultOptions()
+		fopts.Log = s.log
+		_, err := imagefilter.Filter(pw, src, rules, fopts)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	return pr, func() error {
+		pr.CloseWithError(errors.New("restart: done reading"))
+		if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			var re *imagefilter.RuleError
+			if errors.As(err, &re) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// substituteError words an image filter's rule error for restart's
+// options: --fd and --inherit-fd rather than filter rules.
+func substituteError(err error) error {
+	var shared *imagefilter.SharedError
+	if errors.As(err, &shared) {
+		var others []string
+		for _, o := range shared.Others {
+			others = append(others, fmt.Sprintf("--fd %d=SPEC (or --inherit-fd %d)", o.Fd, o.Fd))
+		}
+		return fmt.Errorf("fd %d of pid %d shares its open file with %s; replace them together: add %s", shared.Fd, shared.Pid, describeFds(shared.Others), strings.Join(others, ", "))
+	}
+	var re *imagefilter.RuleError
+	if errors.As(err, &re) && errors.Is(err, imagefilter.ErrNoMatch) {
+		return fmt.Errorf("substitute for fd %d: %w", re.Rule.Fd, err)
+	}
+	return err
+}
+
+func describeFds(fds []imagefilter.ProcessFd) string {
+	var parts []string
+	for _, f := range fds {
+		parts = append(parts, fmt.Sprintf("fd %d", f.Fd))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // createTasks creates the root task; the others are forked by their
