@@ -35,7 +35,7 @@ func dumpPipeEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	f := ckpt.File{Kind: ckpt.FilePipe, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, PipeEnd: pipeEnd(int(fd.Info.Flags)), Identity: ckpt.FileIdentity{Inode: ino}}
 	ends := c.PipeEnds[ino]
 	ref := c.W.NewObjref()
-	if ends == nil || ends.Read == 0 || ends.Write == 0 {
+	if (ends == nil || ends.Read == 0 || ends.Write == 0) && !otherEndClosed(fd) {
 		f.External = true
 		f.ExternalReason = fmt.Sprintf("pipe:[%d] has its other end outside the checkpoint", ino)
 		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
@@ -49,6 +49,21 @@ func dumpPipeEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		c.Pipes[ino] = pipeRef
 	}
 	return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{pipeRef}, &f)
+}
+
+// otherEndClosed reports whether a pipe end has no peer at all (rather than
+// one outside the checkpoint): the read end of a pipe without writers polls
+// POLLHUP, the write end of one without readers POLLERR. GNU make, for one,
+// gives recipes such a pipe as stdin.
+func otherEndClosed(fd *Fd) bool {
+	fds := []unix.PollFd{{Fd: int32(fd.Copy.Fd()), Events: unix.POLLIN | unix.POLLOUT}}
+	if n, err := unix.Poll(fds, 0); err != nil || n != 1 {
+		return false
+	}
+	if pipeEnd(int(fd.Info.Flags)) == "read" {
+		return fds[0].Revents&unix.POLLHUP != 0
+	}
+	return fds[0].Revents&unix.POLLERR != 0
 }
 
 // dumpPipe writes the pipe object with its buffered bytes, read without
