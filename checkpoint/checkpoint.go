@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"sort"
 	"time"
 
@@ -31,24 +30,11 @@ import (
 // wait by any thread takes the ptrace stops the checkpoint waits for, and
 // the checkpoint then hangs.
 func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats, error) {
-	type result struct {
-		stats *Stats
-		err   error
+	stats, err := ptrace.OnTracerThread(func() (*Stats, error) { return run(ctx, pid, w, opts) })
+	if err != nil {
+		return stats, fmt.Errorf("checkpoint of pid %d: %w", pid, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		// Every ptrace request must come from the thread that seized the
-		// tracee. The thread is never unlocked: it exits with the
-		// goroutine, so no other goroutine inherits a tracer thread.
-		runtime.LockOSThread()
-		s, err := run(ctx, pid, w, opts)
-		done <- result{s, err}
-	}()
-	r := <-done
-	if r.err != nil {
-		return r.stats, fmt.Errorf("checkpoint of pid %d: %w", pid, r.err)
-	}
-	return r.stats, nil
+	return stats, nil
 }
 
 // session is one checkpoint in progress.

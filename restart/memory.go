@@ -243,18 +243,26 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if sharedFile && v.Prot&unix.PROT_WRITE != 0 {
 		oflags = unix.O_RDWR
 	}
-	fd, err := t.Open(v.File.Path, oflags, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", v.File.Path, err)
+	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags); err != nil {
+		return err
 	}
-	_, err = t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags, uint64(fd), v.Pgoff)
+	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// mmapFile maps path, opened inside the task, over v's range at v.Pgoff.
+func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64) error {
+	fd, err := t.Open(path, oflags, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
 	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("mmap of %s: %w", v.File.Path, err)
+		return fmt.Errorf("mmap of %s: %w", path, err)
 	}
-	t.vmas = append(t.vmas, *v)
 	return nil
 }
 
@@ -269,16 +277,8 @@ type shmemOwner struct {
 // tree) created already, through that VMA's map_files entry.
 func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
 	path := fmt.Sprintf("/proc/%d/map_files/%x-%x", owner.pid, owner.start, owner.end)
-	fd, err := t.Open(path, unix.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("opening shared memory of pid %d (%s): %w", owner.pid, path, err)
-	}
-	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
-	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("mapping shared memory of pid %d: %w", owner.pid, err)
+	if err := t.mmapFile(path, unix.O_RDWR, v, prot, flags); err != nil {
+		return fmt.Errorf("shared memory of pid %d: %w", owner.pid, err)
 	}
 	t.vmas = append(t.vmas, *v)
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/preserve"
 	"github.com/crsub/crsub/substitute"
 )
@@ -53,23 +54,11 @@ func (p *Process) Signal(sig unix.Signal) error {
 // Restart reads an image from r and restores the processes it holds. They
 // run when Restart returns; on error nothing it created is left behind.
 func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
-	type result struct {
-		p   *Process
-		err error
+	p, err := ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
+	if err != nil {
+		return nil, fmt.Errorf("restart: %w", err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		// The tracer thread must issue every ptrace request; it is never
-		// unlocked, so it dies with this goroutine.
-		runtime.LockOSThread()
-		p, err := run(ctx, r, opts)
-		done <- result{p, err}
-	}()
-	res := <-done
-	if res.err != nil {
-		return nil, fmt.Errorf("restart: %w", res.err)
-	}
-	return res.p, nil
+	return p, nil
 }
 
 // restorer is one restart in progress.
