@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -313,4 +314,45 @@ func TestSnapshotsRollBack(t *testing.T) {
 		rp.Signal(syscall.SIGKILL)
 		rp.Wait()
 	}
+}
+
+// A checkpoint streamed straight into a restart: the restart must wait for
+// the pid, still held by the frozen original until its whole image is
+// written, while taking the stream in (else both wait for each other).
+func TestStreamedCheckpointToRestart(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	// 8 MiB of memory: far more than a pipe holds.
+	p := crtest.Start(t, dir, crtest.Build(t, `#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+	char *m = malloc(8 << 20);
+	memset(m, 7, 8 << 20);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}`))
+	pr, pw := io.Pipe()
+	ckptErr := make(chan error, 1)
+	go func() {
+		_, err := checkpoint.Checkpoint(context.Background(), p.Pid, pw, checkpoint.DefaultOptions())
+		if err == nil {
+			p.Wait() // only now: a wait during the checkpoint takes its ptrace stops
+		}
+		pw.CloseWithError(err)
+		ckptErr <- err
+	}()
+	rp, err := restart.Restart(context.Background(), pr, restart.DefaultOptions())
+	if cerr := <-ckptErr; cerr != nil {
+		t.Fatalf("checkpoint: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if rp.Pid != p.Pid {
+		t.Errorf("restored pid %d, want %d", rp.Pid, p.Pid)
+	}
+	crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(rp.Pid, "State"), "S") }, "the restored process in pause")
 }

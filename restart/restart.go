@@ -80,6 +80,9 @@ type restorer struct {
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
 	current *task
+	// spool reads the image ahead while a pid is held by the frozen
+	// original of a streaming checkpoint.
+	spool *spool
 	// shmem maps a shared memory object (its inode at checkpoint) to the
 	// mapping that recreated it.
 	shmem map[uint64]shmemOwner
@@ -97,7 +100,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
 	}
-	src, stopFilter := s.filterInline(src)
+	s.spool = newSpool(src)
+	defer s.spool.close()
+	src, stopFilter := s.filterInline(s.spool)
 	defer func() {
 		// A rule the image does not allow is the reason the restart
 		// failed, whatever the reader saw of it: say it in restart's terms.

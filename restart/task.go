@@ -122,7 +122,23 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 		if !errors.Is(err, errPidInUse) {
 			return err
 		}
-		if st, serr := procfs.ReadStat(pid); serr == nil && st.State != 'Z' && st.State != 'X' {
+		st, serr := procfs.ReadStat(pid)
+		switch {
+		case serr != nil || st.State == 'Z' || st.State == 'X':
+			// Gone or dying: about to be free.
+		case st.State == 't':
+			// Frozen by a checkpointer, which kills it once its image is
+			// written: for a streaming checkpoint, that is this image.
+			// Take the stream in meanwhile, and wait as long as it flows.
+			if s.spool != nil {
+				if err := s.spool.start(); err != nil {
+					return fmt.Errorf("pid %d is held by its frozen original; reading the image ahead: %w", pid, err)
+				}
+				if s.spool.draining() {
+					deadline = time.Now().Add(s.opts.PidWait)
+				}
+			}
+		default:
 			return fmt.Errorf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", pid, st.Comm, st.State)
 		}
 		if time.Now().After(deadline) {

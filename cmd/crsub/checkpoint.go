@@ -39,6 +39,9 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	// was: the signal cancels it instead of killing crsub mid-way.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// A reader of -o - that goes away must be an error the checkpoint
+	// handles (letting the process go), not a signal that kills crsub.
+	signal.Ignore(syscall.SIGPIPE)
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
