@@ -56,6 +56,10 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	_ = unix.Uname(&uname)
 	st.header = ckpt.Header{Arch: runtime.GOARCH, KernelRelease: unix.ByteSliceToString(uname.Release[:]), PageSize: os.Getpagesize(), Created: time.Now().UTC(), Writer: buildinfo.Writer()}
 	st.tree = ckpt.TreeProcess{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Comm: stat.Comm}
+	if n := len(status.NSpid); n > 1 {
+		// Inside a pid namespace of its own: its pid there is the last.
+		st.tree.NsPid = status.NSpid[n-1]
+	}
 
 	p := &st.process
 	p.Pid = pid
@@ -90,6 +94,15 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		tids = append(tids, t.Tid)
 	}
 	st.tree.Tids = tids
+	if st.tree.NsPid != 0 {
+		for _, tid := range tids {
+			ts, err := procfs.ReadTaskStatus(pid, tid)
+			if err != nil || len(ts.NSpid) < 2 {
+				return nil, fmt.Errorf("thread %d: its id in its pid namespace: %v", tid, err)
+			}
+			st.tree.NsTids = append(st.tree.NsTids, ts.NSpid[len(ts.NSpid)-1])
+		}
+	}
 	st.signals.Pid = pid
 	if st.signals.SharedPending, err = pending(pr.tracees[0], true); err != nil {
 		return nil, err

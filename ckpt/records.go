@@ -47,6 +47,11 @@ type TreeProcess struct {
 	Comm     string `json:"comm"`
 	Zombie   bool   `json:"zombie,omitempty"`
 	ExitCode int    `json:"exit_code,omitempty"` // wait status of a zombie
+	// NsPid and NsTids are the process's pid and thread ids in its own pid
+	// namespace, when it was checkpointed inside one (the root then is 1
+	// there); restart --pidns gives them back.
+	NsPid  int   `json:"ns_pid,omitempty"`
+	NsTids []int `json:"ns_tids,omitempty"`
 }
 
 // Process is one process's own state (record TypeProcess). Its objref is the

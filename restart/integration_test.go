@@ -356,3 +356,60 @@ int main(void) {
 	}
 	crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(rp.Pid, "State"), "S") }, "the restored process in pause")
 }
+
+// Restored into a new pid namespace, the root is pid 1 there, its child
+// keeps its pid, and the child still sees the root as its parent.
+func TestPidNamespace(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+static void report(int sig) {
+	char b[64];
+	int n = snprintf(b, sizeof b, "%d %d\n", getpid(), getppid());
+	int fd = open(getpid() == 1 || getppid() != 1 ? "root" : "child", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	(void)sig;
+	write(fd, b, n);
+	close(fd);
+}
+int main(void) {
+	signal(SIGUSR1, report);
+	pid_t c = fork();
+	if (c == 0) {
+		for (;;) pause();
+	}
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}`))
+	img := checkpointToMemory(t, p)
+	opts := restart.DefaultOptions()
+	opts.PidNamespace = true
+	rp, err := restart.Restart(context.Background(), img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if len(rp.Pids) != 2 {
+		t.Fatalf("restored pids %v", rp.Pids)
+	}
+	for _, pid := range rp.Pids {
+		syscall.Kill(pid, syscall.SIGUSR1)
+	}
+	read := func(name string) string {
+		var s string
+		crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, name)); s = string(b); return s != "" }, name+" report")
+		return strings.TrimSpace(s)
+	}
+	if got := read("root"); !strings.HasPrefix(got, "1 ") {
+		t.Errorf("root reports pid/ppid %q, want pid 1", got)
+	}
+	if got := read("child"); got == "" || !strings.HasSuffix(got, " 1") {
+		t.Errorf("child reports pid/ppid %q, want its parent to be 1", got)
+	}
+	if ns := crtest.Status(rp.Pid, "NSpid"); !strings.HasSuffix(ns, "\t1") && !strings.HasSuffix(ns, " 1") {
+		t.Errorf("root's NSpid %q, want 1 innermost", ns)
+	}
+}

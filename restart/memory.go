@@ -48,7 +48,7 @@ func findFree(size uint64, busy []span) (uint64, error) {
 // the vDSO where the image had it.
 func (t *task) prepareMemory(mm *ckpt.MM) error {
 	t.mm = mm
-	stubMaps, err := procfs.ReadMaps(t.pid)
+	stubMaps, err := procfs.ReadMaps(t.host)
 	if err != nil {
 		return err
 	}
@@ -98,10 +98,13 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if err := t.closeInheritedFds(); err != nil {
 		return err
 	}
+	if t.callerPidfd >= 0 {
+		t.Hold(&t.callerPidfd)
+	}
 	if err := t.joinSession(); err != nil {
 		return err
 	}
-	t.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.pid), os.O_RDWR, 0)
+	t.mem, err = os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.host), os.O_RDWR, 0)
 	return err
 }
 
@@ -173,9 +176,12 @@ func (t *task) placeVdso(mm *ckpt.MM, stubMaps []procfs.Mapping, busy []span) er
 // closeInheritedFds closes what the new task inherited from this process,
 // except the fds the caller preserves.
 func (t *task) closeInheritedFds() error {
-	keep := make([]int, 0, len(t.preserved))
+	keep := make([]int, 0, len(t.preserved)+1)
 	for fd := range t.preserved {
 		keep = append(keep, fd)
+	}
+	if t.callerPidfd >= 0 && !t.preserved[t.callerPidfd] {
+		keep = append(keep, t.callerPidfd)
 	}
 	sort.Ints(keep)
 	lo := uint64(0)
@@ -227,7 +233,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		if v.Pgoff != 0 {
 			return fmt.Errorf("shared memory object first mapped at offset %#x: not supported yet", v.Pgoff)
 		}
-		t.s.shmem[v.Shmem] = shmemOwner{pid: t.pid, start: v.Start, end: v.End}
+		t.s.shmem[v.Shmem] = shmemOwner{pid: t.host, start: v.Start, end: v.End}
 	}
 	if v.File == nil {
 		if _, err := t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags|unix.MAP_ANONYMOUS, ^uint64(0), 0); err != nil {
@@ -335,7 +341,7 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 // while they are filled, so process_vm_writev (which pins pages in batches)
 // can do it; /proc/PID/mem, page by page, is the fallback for the rest.
 func (t *task) writePages(addr uint64, b []byte) error {
-	n, err := sys.ProcessVMWritev(t.pid, [][]byte{b}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}})
+	n, err := sys.ProcessVMWritev(t.host, [][]byte{b}, []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}})
 	if err == nil && n == len(b) {
 		return nil
 	}

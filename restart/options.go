@@ -22,6 +22,11 @@ type Options struct {
 	// unless its spec says otherwise. A substitute for an fd the image
 	// does not have is an error.
 	Substitutes map[int]substitute.Source
+	// PidNamespace restores the tree into a new pid namespace: the root
+	// is pid 1 there, the others keep their pids (or the ones they had in
+	// their own namespace, if they were checkpointed inside one). Their
+	// pids as crsub sees them are then new.
+	PidNamespace bool
 	// PidWait bounds how long a restart waits for an original pid still
 	// held by a zombie that is about to be reaped.
 	PidWait time.Duration

@@ -16,6 +16,7 @@ import (
 	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/sys"
 	"github.com/crsub/crsub/preserve"
 	"github.com/crsub/crsub/substitute"
 )
@@ -80,6 +81,9 @@ type restorer struct {
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
 	current *task
+	// selfPidfd is a pidfd of crsub, open before the first task is
+	// created so that every task inherits it.
+	selfPidfd int
 	// spool reads the image ahead while a pid is held by the frozen
 	// original of a streaming checkpoint.
 	spool *spool
@@ -100,6 +104,12 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
 	}
+	self, err := sys.PidfdOpen(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	s.selfPidfd = self.Int()
 	s.spool = newSpool(src)
 	defer s.spool.close()
 	src, stopFilter := s.filterInline(s.spool)
@@ -190,7 +200,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 	s.log.Info("restart complete", "pids", s.pids())
-	return &Process{Pid: s.tasks[0].pid, Pids: s.pids(), Substituted: s.tasks[0].substituted}, nil
+	return &Process{Pid: s.tasks[0].host, Pids: s.pids(), Substituted: s.tasks[0].substituted}, nil
 }
 
 func (s *restorer) plan(rd *ckpt.Reader) error {
@@ -306,12 +316,46 @@ func (s *restorer) live() []*task {
 	return out
 }
 
+// pids lists the tasks' pids as crsub sees them.
 func (s *restorer) pids() []int {
 	out := make([]int, len(s.tasks))
 	for i, t := range s.tasks {
-		out[i] = t.pid
+		out[i] = t.host
 	}
 	return out
+}
+
+// innerPid is the pid a process of the image has inside the restored tree's
+// pid namespace: its own, unless the tree gets a new namespace, where the
+// root is 1 and the others keep theirs (or the ones they had in the
+// namespace they were checkpointed in).
+func (s *restorer) innerPid(pid int) int {
+	if !s.opts.PidNamespace {
+		return pid
+	}
+	tp := s.treeProcess(pid)
+	switch {
+	case tp != nil && tp.NsPid != 0:
+		return tp.NsPid
+	case pid == s.tree.Processes[0].Pid:
+		return 1
+	}
+	return pid
+}
+
+// innerTid is innerPid for a thread of process pid.
+func (s *restorer) innerTid(pid, tid int) int {
+	if tid == pid {
+		return s.innerPid(pid)
+	}
+	if tp := s.treeProcess(pid); s.opts.PidNamespace && tp != nil && tp.NsPid != 0 {
+		for i, t := range tp.Tids {
+			if t == tid && i < len(tp.NsTids) {
+				return tp.NsTids[i]
+			}
+		}
+	}
+	return tid
 }
 
 func (s *restorer) killAll() {

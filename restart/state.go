@@ -243,15 +243,12 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 
 // takeLocal makes the task take a copy of one of crsub's own fds: it runs
 // pidfd_getfd on a pidfd of crsub, so any kind of file (sockets too)
-// crosses over with its open file description.
+// crosses over with its open file description. The pidfd is inherited from
+// crsub (a task could not open one inside a new pid namespace, where crsub
+// has no pid).
 func (t *task) takeLocal(local int) (int, error) {
 	if t.callerPidfd < 0 {
-		pfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(unix.Getpid()), 0)
-		if err != nil {
-			return -1, fmt.Errorf("a pidfd of crsub inside the task: %w", err)
-		}
-		t.callerPidfd = int(pfd)
-		t.Hold(&t.callerPidfd)
+		return -1, errors.New("the task has no pidfd of crsub")
 	}
 	got, err := t.Syscall(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(local), 0)
 	if err != nil {
@@ -363,7 +360,7 @@ func (t *task) restoreProcess() error {
 	}
 	for _, r := range p.Rlimits {
 		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
-		if err := unix.Prlimit(t.pid, r.Resource, &lim, nil); err != nil {
+		if err := unix.Prlimit(t.host, r.Resource, &lim, nil); err != nil {
 			t.Warn("cannot restore a resource limit", "resource", r.Resource, "cur", r.Cur, "max", r.Max, "err", err)
 		}
 	}
@@ -443,7 +440,7 @@ func (t *task) restoreSignals() error {
 		}
 	}
 	for _, si := range t.signals.SharedPending {
-		if err := t.queue(unix.SYS_RT_SIGQUEUEINFO, si, uint64(t.pid), uint64(si.Signo)); err != nil {
+		if err := t.queue(unix.SYS_RT_SIGQUEUEINFO, si, uint64(t.inner()), uint64(si.Signo)); err != nil {
 			return err
 		}
 	}
@@ -499,7 +496,7 @@ func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
 	// Queued from the main thread: the kernel takes an arbitrary siginfo
 	// only from the thread group's leader.
 	for _, si := range th.Pending {
-		if err := t.queue(unix.SYS_RT_TGSIGQUEUEINFO, si, uint64(t.pid), uint64(th.Tid), uint64(si.Signo)); err != nil {
+		if err := t.queue(unix.SYS_RT_TGSIGQUEUEINFO, si, uint64(t.inner()), uint64(t.s.innerTid(t.pid, th.Tid)), uint64(si.Signo)); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,8 @@ import (
 
 // task is one process being rebuilt. It implements files.Target.
 type task struct {
-	pid    int
+	pid    int // as in the image
+	host   int // as crsub sees it: for ptrace, /proc and signals from here
 	s      *restorer
 	tracee *ptrace.Tracee
 	remote *remote.Remote
@@ -60,21 +61,26 @@ type openFile struct {
 // with exactly that pid, waiting out a zombie that still holds it.
 func createTask(pid int, s *restorer) (*task, error) {
 	var child int
-	err := s.whenPidFree(pid, func() error {
-		var err error
-		child, err = stub.Spawn(pid)
-		if errors.Is(err, stub.ErrPidInUse) {
-			return errPidInUse
-		}
-		if err != nil {
-			return fmt.Errorf("creating pid %d: %w", pid, err)
-		}
-		return nil
-	})
+	var err error
+	if s.opts.PidNamespace {
+		child, err = stub.SpawnInit()
+	} else {
+		err = s.whenPidFree(pid, func() error {
+			var err error
+			child, err = stub.Spawn(pid)
+			if errors.Is(err, stub.ErrPidInUse) {
+				return errPidInUse
+			}
+			if err != nil {
+				return fmt.Errorf("creating pid %d: %w", pid, err)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
-	t := newTask(child, s)
+	t := newTask(pid, child, s)
 	// Preserved fds and substitutes are for the root process.
 	t.preserved = s.preserved
 	t.substitutes = s.opts.Substitutes
@@ -103,10 +109,14 @@ func createTask(pid int, s *restorer) (*task, error) {
 	return t, nil
 }
 
-func newTask(pid int, s *restorer) *task {
-	return &task{pid: pid, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
-		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: -1}
+func newTask(pid, host int, s *restorer) *task {
+	return &task{pid: pid, host: host, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
+		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: s.selfPidfd}
 }
+
+// inner is the task's pid as it sees itself: in a new pid namespace, the
+// one it gets there.
+func (t *task) inner() int { return t.s.innerPid(t.pid) }
 
 // errPidInUse is what a create function returns when the pid is taken.
 var errPidInUse = errors.New("pid in use")
@@ -153,10 +163,10 @@ func (t *task) kill() {
 	if t.released {
 		return
 	}
-	_ = unix.Kill(t.pid, unix.SIGKILL)
+	_ = unix.Kill(t.host, unix.SIGKILL)
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(t.pid, &ws, unix.WALL, nil)
+		_, err := unix.Wait4(t.host, &ws, unix.WALL, nil)
 		if err == unix.EINTR {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
 )
@@ -71,7 +72,8 @@ func (t *task) createThreads() error {
 		le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
 		le.PutUint64(args[72:], 1)                       // set_tid_size
 		tidBytes := make([]byte, 4)
-		le.PutUint32(tidBytes, uint32(tid))
+		inner := t.s.innerTid(t.pid, tid)
+		le.PutUint32(tidBytes, uint32(inner))
 		if err := t.remote.WriteMem(t.scratch, append(args, tidBytes...)); err != nil {
 			return err
 		}
@@ -82,10 +84,16 @@ func (t *task) createThreads() error {
 			}
 			return fmt.Errorf("thread %d: clone3: %w", tid, err)
 		}
-		if int(got) != tid {
-			return fmt.Errorf("thread %d: clone3 gave tid %d", tid, got)
+		if int(got) != inner {
+			return fmt.Errorf("thread %d: clone3 gave tid %d, want %d", tid, got, inner)
 		}
-		if x.tracee, err = ptrace.Seize(tid); err != nil {
+		host := inner
+		if t.s.opts.PidNamespace {
+			if host, err = hostTid(t.host, inner); err != nil {
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+		}
+		if x.tracee, err = ptrace.Seize(host); err != nil {
 			return fmt.Errorf("thread %d: taking it over: %w", tid, err)
 		}
 		if x.remote, err = remote.New(x.tracee); err != nil {
@@ -93,4 +101,19 @@ func (t *task) createThreads() error {
 		}
 	}
 	return nil
+}
+
+// hostTid finds the thread of process host whose id in its namespace is
+// inner.
+func hostTid(host, inner int) (int, error) {
+	tids, err := procfs.Tids(host)
+	if err != nil {
+		return 0, err
+	}
+	for _, tid := range tids {
+		if st, err := procfs.ReadTaskStatus(host, tid); err == nil && len(st.NSpid) > 0 && st.NSpid[len(st.NSpid)-1] == inner {
+			return tid, nil
+		}
+	}
+	return 0, fmt.Errorf("process %d has no thread %d in its namespace", host, inner)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
 	"github.com/crsub/crsub/internal/sys"
@@ -91,7 +92,8 @@ func (t *task) fork(pid int) (*task, error) {
 	le.PutUint64(args[32:], uint64(unix.SIGCHLD))    // exit_signal
 	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
 	le.PutUint64(args[72:], 1)                       // set_tid_size
-	le.PutUint32(args[cloneArgsSize:], uint32(pid))
+	inner := t.s.innerPid(pid)
+	le.PutUint32(args[cloneArgsSize:], uint32(inner))
 	if err := t.remote.WriteMem(t.scratch, args); err != nil {
 		return nil, err
 	}
@@ -110,20 +112,46 @@ func (t *task) fork(pid int) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	if int(got) != pid {
-		_ = unix.Kill(int(got), unix.SIGKILL)
-		return nil, fmt.Errorf("pid %d: clone3 gave pid %d", pid, got)
+	if int(got) != inner {
+		return nil, fmt.Errorf("pid %d: clone3 gave pid %d, want %d", pid, got, inner)
 	}
-	c := newTask(pid, t.s)
-	if c.tracee, err = ptrace.Seize(pid); err != nil {
+	host := inner
+	if t.s.opts.PidNamespace {
+		if host, err = hostPid(t.host, inner); err != nil {
+			return nil, fmt.Errorf("pid %d: %w", pid, err)
+		}
+	}
+	c := newTask(pid, host, t.s)
+	if c.tracee, err = ptrace.Seize(host); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}
-	if c.pidfd, err = sys.PidfdOpen(pid); err != nil {
+	if c.pidfd, err = sys.PidfdOpen(host); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	return c, nil
+}
+
+// hostPid finds, among the children of process parent (pids as crsub sees
+// them), the one whose pid in its own namespace is inner.
+func hostPid(parent, inner int) (int, error) {
+	tids, err := procfs.Tids(parent)
+	if err != nil {
+		return 0, err
+	}
+	for _, tid := range tids {
+		kids, err := procfs.Children(parent, tid)
+		if err != nil {
+			continue
+		}
+		for _, k := range kids {
+			if st, err := procfs.ReadStatus(k); err == nil && len(st.NSpid) > 0 && st.NSpid[len(st.NSpid)-1] == inner {
+				return k, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no child of %d has pid %d in its namespace", parent, inner)
 }
 
 // joinSession makes the task a session or process-group leader if it was
@@ -159,7 +187,8 @@ func (t *task) joinGroup() error {
 	if err != nil {
 		return err
 	}
-	if int(cur) == tp.Pgid {
+	pgid := t.s.innerPid(tp.Pgid)
+	if int(cur) == pgid {
 		return nil
 	}
 	if t.s.treeProcess(tp.Pgid) == nil {
@@ -168,8 +197,8 @@ func (t *task) joinGroup() error {
 		t.s.log.Warn("process group leader is not in the image; keeping the inherited group", "pid", t.pid, "pgid", tp.Pgid)
 		return nil
 	}
-	if _, err := t.Syscall(unix.SYS_SETPGID, 0, uint64(tp.Pgid)); err != nil {
-		return fmt.Errorf("setpgid %d: %w", tp.Pgid, err)
+	if _, err := t.Syscall(unix.SYS_SETPGID, 0, uint64(pgid)); err != nil {
+		return fmt.Errorf("setpgid %d: %w", pgid, err)
 	}
 	return nil
 }
@@ -221,14 +250,14 @@ func (t *task) die(comm string, status int) error {
 	}
 	if sig := status & 0x7f; sig != 0 {
 		zero := unix.Rlimit{}
-		_ = unix.Prlimit(t.pid, unix.RLIMIT_CORE, &zero, nil)
+		_ = unix.Prlimit(t.host, unix.RLIMIT_CORE, &zero, nil)
 		if err := r.WriteMem(r.ScratchAddr(), make([]byte, 32)); err != nil {
 			return err
 		}
 		if _, err := r.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), r.ScratchAddr(), 0, 8); err != nil {
 			return fmt.Errorf("resetting signal %d: %w", sig, err)
 		}
-		_, err = r.Syscall(unix.SYS_KILL, uint64(t.pid), uint64(sig))
+		_, err = r.Syscall(unix.SYS_KILL, uint64(t.inner()), uint64(sig))
 		if err == nil {
 			// The signal is blocked during injection; unblocking happens
 			// with the mask reset at detach.

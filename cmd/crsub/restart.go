@@ -27,6 +27,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
+	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -44,6 +45,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	defer closeIn()
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
+	opts.PidNamespace = *pidns
 	opts.Substitutes = map[int]substitute.Source{}
 	for _, spec := range *fdSpecs {
 		num, src, err := parseFdSpec(spec)

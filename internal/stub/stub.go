@@ -67,6 +67,23 @@ func Spawn(pid int) (int, error) {
 	return 0, fmt.Errorf("stub: spawn at pid %d: %w", pid, os.NewSyscallError("clone3", errno))
 }
 
+// SpawnInit creates the stub as pid 1 of a new pid namespace
+// (CLONE_NEWPID) and returns its pid in the caller's namespace. Its
+// children can then be given any pid in the new namespace with set_tid.
+// Like Spawn, it must be called on a locked OS thread, which seizes the
+// child.
+func SpawnInit() (int, error) {
+	st := &forkState{all: ^uint64(0)}
+	st.args.ExitSignal = uint64(unix.SIGCHLD)
+	st.args.Flags = unix.CLONE_NEWPID
+	child, errno := spawn(st)
+	runtime.KeepAlive(st)
+	if errno != 0 {
+		return 0, fmt.Errorf("stub: spawn in a new pid namespace: %w", os.NewSyscallError("clone3", errno))
+	}
+	return child, nil
+}
+
 // spawn forks with all signals blocked. In the child it must run nothing
 // but raw system calls: the child has one thread and a copy of a runtime
 // that thinks it has many, so a stack check, an allocation or a signal
