@@ -79,10 +79,12 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if stat.State == 'Z' {
 		return nil, fmt.Errorf("pid %d is a zombie", pid)
 	}
-	mem, err := newMemoryDumper(s.stats, uint64(residentEstimate(pid)))
+	resident := residentEstimate(pid)
+	mem, err := newMemoryDumper(s.stats, uint64(resident))
 	if err != nil {
 		return nil, err
 	}
+	mem.progress, mem.expect = opts.Progress, resident
 	bw := bufio.NewWriterSize(out, 1<<20)
 	if err := ctx.Err(); err != nil {
 		return nil, err

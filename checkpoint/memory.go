@@ -58,6 +58,10 @@ type memoryDumper struct {
 	chunk     uint64 // pages per copy buffer and pages record
 	zero      []byte
 	stats     *Stats
+	// progress, if set, hears of every chunk copied; expect is the total
+	// it is told to expect.
+	progress func(done, total int64)
+	expect   int64
 }
 
 // newMemoryDumper prepares copy buffers sized for a process that maps
@@ -251,6 +255,9 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			}
 		default:
 			d.stats.PagesStored += it.pages.Count()
+			if d.progress != nil {
+				d.progress(int64(d.stats.BytesRead), d.expect)
+			}
 			err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
 				_, err := pw.Write(it.data)
 				return err

@@ -12,6 +12,9 @@ type Options struct {
 	// LeaveRunning lets the process run on after the checkpoint instead of
 	// killing it.
 	LeaveRunning bool
+	// Progress, if set, is called as memory is copied, with the bytes
+	// copied so far and an estimate of the total (which may be exceeded).
+	Progress func(done, total int64)
 	// Commit, if set, runs once the whole image has been written and before
 	// the process is killed: the place to flush, fsync and rename an image
 	// file. If it fails, the process is left running and Checkpoint fails.

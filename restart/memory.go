@@ -332,6 +332,10 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 			}
 			addr += uint64(len(chunk))
 			n -= uint64(len(chunk))
+			if t.s.opts.Progress != nil {
+				t.s.pagesRead += int64(len(chunk))
+				t.s.opts.Progress(t.s.pagesRead)
+			}
 		}
 	}
 	return nil

@@ -27,6 +27,9 @@ type Options struct {
 	// their own namespace, if they were checkpointed inside one). Their
 	// pids as crsub sees them are then new.
 	PidNamespace bool
+	// Progress, if set, is called as the image is read, with the bytes read
+	// so far.
+	Progress func(done int64)
 	// PidWait bounds how long a restart waits for an original pid still
 	// held by a zombie that is about to be reaped.
 	PidWait time.Duration

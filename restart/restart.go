@@ -81,6 +81,8 @@ type restorer struct {
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
 	current *task
+	// pagesRead counts page bytes restored, for Options.Progress.
+	pagesRead int64
 	// selfPidfd is a pidfd of crsub, open before the first task is
 	// created so that every task inherits it.
 	selfPidfd int

@@ -20,6 +20,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
 	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it")
 	stats := fs.String("stats", "", "report frozen and total time: \"text\" or \"json\", on standard error")
+	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -45,6 +46,9 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
+	bar := newProgress(stderr, "checkpoint: copied", *quiet)
+	defer bar.done()
+	opts.Progress = bar.update
 
 	var out io.Writer = os.Stdout
 	var tmp *os.File

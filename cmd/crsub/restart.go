@@ -28,6 +28,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
+	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
 		return err
@@ -46,6 +47,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	bar := newProgress(stderr, "restart: restored", *quiet)
+	opts.Progress = func(done int64) { bar.update(done, 0) }
 	opts.Substitutes = map[int]substitute.Source{}
 	for _, spec := range *fdSpecs {
 		num, src, err := parseFdSpec(spec)
@@ -85,6 +88,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 		defer signal.Stop(sigs)
 	}
 	p, err := restart.Restart(context.Background(), in, opts)
+	bar.done()
 	if err != nil {
 		return err
 	}
