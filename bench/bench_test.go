@@ -33,12 +33,17 @@ int main(int argc, char **argv) {
 }
 `
 
-// memcpyBaseline copies n bytes between two buffers touched beforehand.
+// memcpyBaseline copies n bytes between buffers touched beforehand (at most
+// 1 GiB each, copied again as often as n needs, so a 4 GiB run does not need
+// 8 GiB of baseline buffers).
 func memcpyBaseline(n int) time.Duration {
-	src := bytes.Repeat([]byte{1}, n)
-	dst := bytes.Repeat([]byte{2}, n)
+	size := min(n, 1<<30)
+	src := bytes.Repeat([]byte{1}, size)
+	dst := bytes.Repeat([]byte{2}, size)
 	start := time.Now()
-	copy(dst, src)
+	for left := n; left > 0; left -= size {
+		copy(dst[:min(left, size)], src)
+	}
 	return time.Since(start)
 }
 
@@ -139,7 +144,11 @@ func procState(pid int) string {
 
 func BenchmarkOnePage(b *testing.B) { run(b, 0) }
 
+func Benchmark64MiB(b *testing.B) { run(b, 64) }
+
 func Benchmark1GiB(b *testing.B) { run(b, 1024) }
+
+func Benchmark4GiB(b *testing.B) { run(b, 4096) }
 
 // TestMain keeps fds this process inherited out of the subjects.
 func TestMain(m *testing.M) {
@@ -147,17 +156,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// BenchmarkSnapshot1GiB measures the frozen time of an in-memory
-// checkpoint of a process left running (crsub checkpoint --leave-running):
-// the state is copied into memory prepared before the freeze, and the image
-// written after the process runs again.
-func BenchmarkSnapshot1GiB(b *testing.B) {
+// snapshot measures the frozen time of an in-memory checkpoint of a
+// process left running (crsub checkpoint --leave-running): the state is
+// copied into memory prepared before the freeze, and the image written
+// after the process runs again.
+func snapshot(b *testing.B, mib int) {
 	bin := crtest.Build(b, subject)
 	var frozen, total, memcpyTotal time.Duration
+	var size int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		memcpyTotal += memcpyBaseline(1 << 30)
-		p := crtest.Start(b, b.TempDir(), bin, "1024")
+		memcpyTotal += memcpyBaseline(mib << 20)
+		p := crtest.Start(b, b.TempDir(), bin, strconv.Itoa(mib))
 		opts := checkpoint.DefaultOptions()
 		opts.LeaveRunning = true
 		b.StartTimer()
@@ -169,7 +179,8 @@ func BenchmarkSnapshot1GiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		frozen += img.Stats.Frozen
-		if state := procState(p.Pid); state != "S" {
+		size = img.Size()
+		if state := procState(p.Pid); state != "S" && state != "R" {
 			b.Fatalf("process in state %q after the snapshot", state)
 		}
 		p.Kill()
@@ -180,4 +191,11 @@ func BenchmarkSnapshot1GiB(b *testing.B) {
 	b.ReportMetric(float64(frozen.Microseconds())/1000/n, "frozen-ms")
 	b.ReportMetric(float64(total.Microseconds())/1000/n, "snapshot-ms")
 	b.ReportMetric(float64(frozen)/float64(memcpyTotal), "frozen/memcpy")
+	b.ReportMetric(float64(size)/(1<<20), "image-MiB")
 }
+
+func BenchmarkSnapshot64MiB(b *testing.B) { snapshot(b, 64) }
+
+func BenchmarkSnapshot1GiB(b *testing.B) { snapshot(b, 1024) }
+
+func BenchmarkSnapshot4GiB(b *testing.B) { snapshot(b, 4096) }
