@@ -4,7 +4,10 @@
 # exactly once, in order (pipeline.check).
 . "${BASH_SOURCE%/*}/cr.sh"
 mkfifo "$CR_DIR/tick" || ksft_exit_fail_msg "mkfifo failed"
-exec bash -c '
+# Its own session (setsid execs in place: the subject is no group leader),
+# so that the runner's final SIGTERM takes the whole pipeline down.
+exec setsid bash -c '
+	trap "trap - TERM; kill -TERM 0" TERM
 	i=0
 	exec 3<>"$1"
 	while :; do
