@@ -5,9 +5,8 @@
 . "${BASH_SOURCE%/*}/cr.sh"
 mkfifo "$CR_DIR/tick" || ksft_exit_fail_msg "mkfifo failed"
 # Its own session (setsid execs in place: the subject is no group leader),
-# so that the runner's final SIGTERM takes the whole pipeline down.
+# so that the runner's final SIGTERM to the group takes all stages down.
 exec setsid bash -c '
-	trap "trap - TERM; kill -TERM 0" TERM
 	i=0
 	exec 3<>"$1"
 	while :; do

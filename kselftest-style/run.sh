@@ -241,6 +241,15 @@ close_fds() {
 	done 2>/dev/null
 }
 
+# proc_pgid PID: the process group of PID (field 5 of /proc/PID/stat).
+proc_pgid() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	st=${st##*) }
+	set -- $st
+	echo "$3"
+}
+
 # run_snippet FILE LOG: bash FILE with $PID/$CR_DIR, bounded; returns status.
 run_snippet() {
 	local pid end
@@ -458,7 +467,13 @@ run_one() {
 	if [[ -f $check ]]; then
 		run_snippet "$check" "$D/check.log"
 		rc=$?
-		kill -TERM "$TARGET" 2>/dev/null
+		# Checked from outside, the subject's end is only cleanup: a subject
+		# leading its own process group (a shell pipeline) goes with it.
+		if [[ $(proc_pgid "$TARGET") == "$TARGET" ]]; then
+			kill -TERM -- "-$TARGET" 2>/dev/null
+		else
+			kill -TERM "$TARGET" 2>/dev/null
+		fi
 		if ! wait_child "$waitpid" "$CR_TIMEOUT"; then
 			REASON="TIMEOUT: $what did not exit within ${CR_TIMEOUT}s of SIGTERM"
 			return
