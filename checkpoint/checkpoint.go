@@ -72,6 +72,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if pid == os.Getpid() {
 		return nil, errors.New("crsub cannot checkpoint itself")
 	}
+	if pid == 1 {
+		return nil, errors.New("refusing to checkpoint pid 1, the init of this pid namespace, and everything under it")
+	}
 	stat, err := procfs.ReadStat(pid)
 	if err != nil {
 		return nil, err
@@ -179,6 +182,9 @@ func (s *session) freezeTree() error {
 		for _, k := range kids {
 			if seen[k] {
 				continue
+			}
+			if k == os.Getpid() {
+				return fmt.Errorf("the tree of pid %d contains this crsub process (pid %d); checkpoint a process that is not an ancestor of crsub", s.root, k)
 			}
 			seen[k] = true
 			st, err := procfs.ReadStat(k)
