@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -162,6 +163,17 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 		switch {
 		case f.Supplied:
 			target = "(supplied at restart)"
+		case f.Eventfd != nil:
+			target = fmt.Sprintf("count %d", f.Eventfd.Count)
+			if f.Eventfd.Semaphore {
+				target += ", semaphore"
+			}
+		case f.Timerfd != nil:
+			target = fmt.Sprintf("clock %d, next in %v, interval %v", f.Timerfd.ClockID, time.Duration(f.Timerfd.Value), time.Duration(f.Timerfd.Interval))
+		case f.Signalfd != nil:
+			target = "signals " + sigset(f.Signalfd.Sigmask)
+		case f.Inotify != nil:
+			target = fmt.Sprintf("%d watches", len(f.Inotify.Watches))
 		case f.Socket != nil:
 			target = fmt.Sprintf("%s %s", f.Socket.State, f.Socket.Local)
 			if f.Socket.Peer != "" {
