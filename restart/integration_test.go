@@ -413,3 +413,50 @@ int main(void) {
 		t.Errorf("root's NSpid %q, want 1 innermost", ns)
 	}
 }
+
+// A substitute for an fd of a child process, named by its pid.
+func TestChildSubstitute(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, `#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+	int ready[2];
+	pipe(ready);
+	pid_t c = fork();
+	if (c == 0) {
+		int fd = open("child.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 5);
+		close(fd);
+		write(ready[1], "x", 1);
+		for (;;) pause();
+	}
+	char b;
+	read(ready[0], &b, 1);
+	close(ready[0]);
+	close(ready[1]);
+	FILE *f = fopen("child.pid", "w");
+	fprintf(f, "%d", c);
+	fclose(f);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}`))
+	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(string(b))
+	img := checkpointToMemory(t, p)
+	os.Remove(filepath.Join(dir, "child.log")) // gone: only a substitute can restart it
+	opts := restart.DefaultOptions()
+	opts.ProcessSubstitutes = map[int]map[int]substitute.Source{child: {5: mustParse(t, "file:"+filepath.Join(dir, "new.log")+",create")}}
+	rp, err := restart.Restart(context.Background(), img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(child, syscall.SIGKILL); rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if target, _ := os.Readlink("/proc/" + itoa(child) + "/fd/5"); target != filepath.Join(dir, "new.log") {
+		t.Errorf("child's fd 5 is %q, want the substitute", target)
+	}
+}

@@ -22,6 +22,9 @@ type Options struct {
 	// unless its spec says otherwise. A substitute for an fd the image
 	// does not have is an error.
 	Substitutes map[int]substitute.Source
+	// ProcessSubstitutes does the same for other processes of the tree:
+	// fd numbers by pid (as in the image).
+	ProcessSubstitutes map[int]map[int]substitute.Source
 	// PidNamespace restores the tree into a new pid namespace: the root
 	// is pid 1 there, the others keep their pids (or the ones they had in
 	// their own namespace, if they were checkpointed inside one). Their

@@ -243,6 +243,11 @@ func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 	for fd := range s.opts.Substitutes {
 		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
 	}
+	for pid, subs := range s.opts.ProcessSubstitutes {
+		for fd := range subs {
+			rules = append(rules, imagefilter.Rule{Pid: pid, Fd: fd, Action: imagefilter.Replace})
+		}
+	}
 	for _, fd := range s.opts.Preserve {
 		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
 	}

@@ -261,12 +261,19 @@ func (t *task) takeLocal(local int) (int, error) {
 // preserved fds name an fd the image does not have, or replace only some
 // of the fds sharing one open file.
 func (s *restorer) checkSubstitutions() error {
-	t := s.tasks[0]
-	for fd := range t.substitutes {
-		if _, ok := t.placed[fd]; !ok {
-			return fmt.Errorf("substitute for fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+	for pid := range s.opts.ProcessSubstitutes {
+		if _, err := s.task(pid); err != nil {
+			return fmt.Errorf("substitutes for pid %d: %w", pid, err)
 		}
 	}
+	for _, t := range s.tasks {
+		for fd := range t.substitutes {
+			if _, ok := t.placed[fd]; !ok {
+				return fmt.Errorf("substitute for fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+			}
+		}
+	}
+	t := s.tasks[0]
 	for _, fd := range s.opts.Preserve {
 		if _, ok := t.placed[fd]; !ok {
 			return fmt.Errorf("inherited fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)

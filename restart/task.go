@@ -84,6 +84,9 @@ func createTask(pid int, s *restorer) (*task, error) {
 	// Preserved fds and substitutes are for the root process.
 	t.preserved = s.preserved
 	t.substitutes = s.opts.Substitutes
+	if t.substitutes == nil {
+		t.substitutes = s.opts.ProcessSubstitutes[pid]
+	}
 	if t.tracee, err = ptrace.Seize(child); err != nil {
 		t.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)

@@ -122,6 +122,9 @@ func (t *task) fork(pid int) (*task, error) {
 		}
 	}
 	c := newTask(pid, host, t.s)
+	if subs := t.s.opts.ProcessSubstitutes[pid]; subs != nil {
+		c.substitutes = subs
+	}
 	if c.tracee, err = ptrace.Seize(host); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)

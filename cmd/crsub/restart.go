@@ -23,7 +23,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	input := fs.StringP("input", "i", "", "image file to restart, or - for standard input")
 	detach := fs.Bool("detach", false, "return once the process runs instead of waiting for it")
 	pidfile := fs.String("pidfile", "", "write the restored root pid to FILE")
-	fdSpecs := fs.StringArray("fd", nil, "give fd N a new source instead of the image's: N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
+	fdSpecs := fs.StringArray("fd", nil, "give fd N (of process PID; default the root) a new source instead of the image's: [PID:]N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
@@ -50,15 +50,23 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr, "restart: restored", *quiet)
 	opts.Progress = func(done int64) { bar.update(done, 0) }
 	opts.Substitutes = map[int]substitute.Source{}
+	opts.ProcessSubstitutes = map[int]map[int]substitute.Source{}
 	for _, spec := range *fdSpecs {
-		num, src, err := parseFdSpec(spec)
+		pid, num, src, err := parseFdSpec(spec)
 		if err != nil {
 			return usageError{err.Error()}
 		}
-		if _, dup := opts.Substitutes[num]; dup {
-			return usageError{fmt.Sprintf("--fd %d given twice", num)}
+		subs := opts.Substitutes
+		if pid != 0 {
+			if opts.ProcessSubstitutes[pid] == nil {
+				opts.ProcessSubstitutes[pid] = map[int]substitute.Source{}
+			}
+			subs = opts.ProcessSubstitutes[pid]
 		}
-		opts.Substitutes[num] = src
+		if _, dup := subs[num]; dup {
+			return usageError{fmt.Sprintf("--fd %s given twice", strings.SplitN(spec, "=", 2)[0])}
+		}
+		subs[num] = src
 	}
 	for _, fd := range *inherit {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
@@ -123,21 +131,29 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	return exitStatus(1)
 }
 
-// parseFdSpec splits N=SPEC.
-func parseFdSpec(s string) (int, substitute.Source, error) {
-	numText, spec, ok := strings.Cut(s, "=")
+// parseFdSpec splits [PID:]N=SPEC; pid 0 means the root process.
+func parseFdSpec(s string) (int, int, substitute.Source, error) {
+	target, spec, ok := strings.Cut(s, "=")
 	if !ok {
-		return 0, substitute.Source{}, fmt.Errorf("--fd %q: want N=SPEC, e.g. 1=file:/var/log/app.log,append", s)
+		return 0, 0, substitute.Source{}, fmt.Errorf("--fd %q: want [PID:]N=SPEC, e.g. 1=file:/var/log/app.log,append", s)
 	}
-	num, err := strconv.Atoi(numText)
+	pid := 0
+	if p, n, ok := strings.Cut(target, ":"); ok {
+		var err error
+		if pid, err = strconv.Atoi(p); err != nil || pid <= 0 {
+			return 0, 0, substitute.Source{}, fmt.Errorf("--fd %q: %q is not a pid", s, p)
+		}
+		target = n
+	}
+	num, err := strconv.Atoi(target)
 	if err != nil || num < 0 {
-		return 0, substitute.Source{}, fmt.Errorf("--fd %q: %q is not an fd number", s, numText)
+		return 0, 0, substitute.Source{}, fmt.Errorf("--fd %q: %q is not an fd number", s, target)
 	}
 	src, err := substitute.Parse(spec)
 	if err != nil {
-		return 0, substitute.Source{}, fmt.Errorf("--fd %d: %w", num, err)
+		return 0, 0, substitute.Source{}, fmt.Errorf("--fd %s: %w", target, err)
 	}
-	return num, src, nil
+	return pid, num, src, nil
 }
 
 // hookCommand runs a shell command with the restored pids in CRSUB_PIDS
