@@ -427,8 +427,10 @@ int main(void) {
 	pid_t c = fork();
 	if (c == 0) {
 		int fd = open("child.log", O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 5);
-		close(fd);
+		if (fd != 5) {
+			dup2(fd, 5);
+			close(fd);
+		}
 		write(ready[1], "x", 1);
 		for (;;) pause();
 	}
@@ -449,6 +451,10 @@ int main(void) {
 	child, _ := strconv.Atoi(string(b))
 	img := checkpointToMemory(t, p)
 	os.Remove(filepath.Join(dir, "child.log")) // gone: only a substitute can restart it
+	// The killed child is reaped by pid 1, slowly on some machines.
+	for deadline := time.Now().Add(30 * time.Second); !crtest.Gone(child) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	opts := restart.DefaultOptions()
 	opts.ProcessSubstitutes = map[int]map[int]substitute.Source{child: {5: mustParse(t, "file:"+filepath.Join(dir, "new.log")+",create")}}
 	rp, err := restart.Restart(context.Background(), img, opts)

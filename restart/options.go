@@ -48,5 +48,5 @@ type Options struct {
 }
 
 // DefaultOptions returns the options of a plain restart: silent, no fd
-// preserved, up to five seconds of waiting for a pid to be freed.
-func DefaultOptions() Options { return Options{PidWait: 5 * time.Second} }
+// preserved, up to ten seconds of waiting for a pid to be freed.
+func DefaultOptions() Options { return Options{PidWait: 10 * time.Second} }
