@@ -88,6 +88,21 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, err
 	}
 	mem.progress, mem.expect = opts.Progress, resident
+	var parentSize int64
+	var parentCreated time.Time
+	if opts.Parent != "" {
+		ix, ph, err := ckpt.OpenChain(opts.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("parent image: %w", err)
+		}
+		defer ix.Close()
+		st, err := os.Stat(opts.Parent)
+		if err != nil {
+			return nil, err
+		}
+		mem.parent, mem.pbuf = ix, make([]byte, os.Getpagesize())
+		parentSize, parentCreated = st.Size(), ph.Created
+	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -110,6 +125,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	header, err := s.collect()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Parent != "" {
+		header.Parent, header.ParentSize, header.ParentCreated = opts.Parent, parentSize, parentCreated
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -58,6 +58,10 @@ type memoryDumper struct {
 	chunk     uint64 // pages per copy buffer and pages record
 	zero      []byte
 	stats     *Stats
+	// parent, if set, holds the pages of the image chain this image is
+	// incremental to; pbuf reads one of them.
+	parent *ckpt.PageIndex
+	pbuf   []byte
 	// progress, if set, hears of every chunk copied; expect is the total
 	// it is told to expect.
 	progress func(done, total int64)
@@ -320,7 +324,43 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 			}
 		}
 	}
+	d.addParentPages(m, npages)
 	return nil
+}
+
+// addParentPages adds to d.runs the pages of m that the parent chain stores
+// but that are not candidates now (dropped, or never touched again): they
+// read as zeros here and must be stored so, or a restart would take the
+// parent's stale contents.
+func (d *memoryDumper) addParentPages(m *procfs.Mapping, npages uint64) {
+	if d.parent == nil {
+		return
+	}
+	inParent := d.parent.Range(d.pid, m.Start, m.End)
+	if len(inParent) == 0 {
+		return
+	}
+	want := make([]bool, npages)
+	for _, r := range d.runs {
+		for i := r.Index; i < r.Index+r.Count; i++ {
+			want[i] = true
+		}
+	}
+	for _, addr := range inParent {
+		want[(addr-m.Start)/d.pageSize] = true
+	}
+	d.runs = d.runs[:0]
+	for idx, w := range want {
+		if !w {
+			continue
+		}
+		i := uint64(idx)
+		if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == i {
+			d.runs[k-1].Count++
+		} else {
+			d.runs = append(d.runs, ckpt.PageRun{Index: i, Count: 1})
+		}
+	}
 }
 
 // read copies the pages of runs (at most d.chunk) with process_vm_readv
@@ -354,10 +394,19 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 		for i := uint64(0); i < r.Count; i++ {
 			page := buf[pos : pos+int(d.pageSize)]
 			pos += int(d.pageSize)
-			if bytes.Equal(page, d.zero) {
+			idx := r.Index + i
+			addr := m.Start + idx*d.pageSize
+			if d.parent != nil && d.shmemFile == nil && d.parent.Has(d.pid, addr) {
+				if err := d.parent.ReadPage(d.pid, addr, d.pbuf); err != nil {
+					return nil, nil, fmt.Errorf("parent image: %w", err)
+				}
+				if bytes.Equal(page, d.pbuf) {
+					continue // unchanged: the parent has it
+				}
+				// Changed, even if to zeros: stored.
+			} else if bytes.Equal(page, d.zero) {
 				continue
 			}
-			idx := r.Index + i
 			if k := len(kept); k > 0 && kept[k-1].Index+kept[k-1].Count == idx {
 				kept[k-1].Count++
 			} else {

@@ -12,6 +12,11 @@ type Options struct {
 	// LeaveRunning lets the process run on after the checkpoint instead of
 	// killing it.
 	LeaveRunning bool
+	// Parent, if set, is the path of an earlier image of the same tree:
+	// only pages whose contents differ from that image's chain are stored,
+	// and restart takes the others from it. Record it as an absolute path,
+	// or relative to the new image's directory.
+	Parent string
 	// Progress, if set, is called as memory is copied, with the bytes
 	// copied so far and an estimate of the total (which may be exceeded).
 	Progress func(done, total int64)

@@ -107,6 +107,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestPayloadOffset(t *testing.T) {
+	img := buildImage(t)
+	r, err := NewReader(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			t.Fatal("no pipe record")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == TypePipe {
+			off := rec.PayloadOffset()
+			if got := string(img[off : off+rec.PayloadLen]); got != "hello" {
+				t.Errorf("payload at offset %d is %q, want hello", off, got)
+			}
+			return
+		}
+	}
+}
+
 func TestTypedDecode(t *testing.T) {
 	r, err := NewReader(bytes.NewReader(buildImage(t)))
 	if err != nil {

@@ -25,6 +25,12 @@ type Record struct {
 	payload *payloadReader
 }
 
+// PayloadOffset is the byte offset of the payload in the stream: with
+// PayloadLen, where a tool can find the payload again in an image file.
+func (r *Record) PayloadOffset() int64 {
+	return r.Offset + recordHeaderSize + 8*int64(len(r.Deps)) + int64(len(r.Meta))
+}
+
 // Decode decodes the metadata into v.
 func (r *Record) Decode(v any) error {
 	if err := json.Unmarshal(r.Meta, v); err != nil {

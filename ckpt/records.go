@@ -14,8 +14,12 @@ type Header struct {
 	// (XCR0); a restart on a CPU with another layout must refuse.
 	XStateSize int    `json:"xstate_size,omitempty"`
 	XFeatures  uint64 `json:"xfeatures,omitempty"`
-	// Parent names the image this one is incremental to, if any.
-	Parent string `json:"parent,omitempty"`
+	// Parent names the image this one is incremental to, if any: its pages
+	// not stored here are the parent's. ParentSize and ParentCreated
+	// identify it, so a restart can refuse another file at that path.
+	Parent        string    `json:"parent,omitempty"`
+	ParentSize    int64     `json:"parent_size,omitempty"`
+	ParentCreated time.Time `json:"parent_created,omitzero"`
 }
 
 // Trailer is the metadata of the last record. Records counts every record

@@ -466,3 +466,104 @@ int main(void) {
 		t.Errorf("child's fd 5 is %q, want the substitute", target)
 	}
 }
+
+// An incremental image stores only what changed since its parent; restart
+// takes the rest from the parent, and refuses a missing parent.
+func TestIncrementalImage(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, `#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define PAGES 1024
+static unsigned char *m;
+static void note(const char *name, const char *what) {
+	int fd = open(name, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	write(fd, what, strlen(what));
+	close(fd);
+}
+static void mutate(int sig) {
+	(void)sig;
+	memset(m + 10 * 4096, 0xaa, 4096);           /* changed */
+	memset(m + 20 * 4096, 0, 4096);              /* zeroed */
+	madvise(m + 30 * 4096, 4096, MADV_DONTNEED); /* dropped */
+	note("mutated", "yes");
+}
+static void verify(int sig) {
+	(void)sig;
+	for (int i = 0; i < PAGES; i++) {
+		unsigned char want = i == 10 ? 0xaa : (i == 20 || i == 30) ? 0 : (unsigned char)(i % 251 + 1);
+		for (int j = 0; j < 4096; j++)
+			if (m[i * 4096 + j] != want) {
+				note("result", "bad");
+				return;
+			}
+	}
+	note("result", "ok");
+}
+int main(void) {
+	m = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < PAGES; i++)
+		memset(m + i * 4096, i % 251 + 1, 4096);
+	signal(SIGUSR1, mutate);
+	signal(SIGUSR2, verify);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}`))
+	opts := checkpoint.DefaultOptions()
+	opts.LeaveRunning = true
+	base, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	basePath := filepath.Join(dir, "base.img")
+	f, err := os.Create(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	p.Signal(syscall.SIGUSR1)
+	crtest.WaitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "mutated")); return err == nil }, "the mutation")
+
+	opts = checkpoint.DefaultOptions()
+	opts.Parent = basePath
+	var incr bytes.Buffer
+	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &incr, opts); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if int64(incr.Len()) > base.Size()/4 {
+		t.Errorf("incremental image is %d bytes, its parent %d: not much smaller", incr.Len(), base.Size())
+	}
+
+	ropts := restart.DefaultOptions()
+	ropts.ImageDir = dir
+	rp, err := restart.Restart(context.Background(), bytes.NewReader(incr.Bytes()), ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.Signal(syscall.SIGUSR2)
+	var result string
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "result")); result = string(b); return result != "" }, "the verdict")
+	rp.Signal(syscall.SIGKILL)
+	rp.Wait()
+	if result != "ok" {
+		t.Errorf("restored memory: %s", result)
+	}
+
+	if err := os.Rename(basePath, basePath+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = restart.Restart(context.Background(), bytes.NewReader(incr.Bytes()), ropts)
+	if err == nil || !strings.Contains(err.Error(), "incremental to") {
+		t.Errorf("restart without its parent: %v", err)
+	}
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("pid %d exists after a refused restart", p.Pid)
+	}
+}

@@ -240,7 +240,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 			return fmt.Errorf("mmap: %w", err)
 		}
 		t.vmas = append(t.vmas, *v)
-		return nil
+		return t.fillFromParent(v)
 	}
 	if err := checkIdentity(v.File, "mapped file"); err != nil {
 		return err
@@ -253,6 +253,42 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		return err
 	}
 	t.vmas = append(t.vmas, *v)
+	if sharedFile {
+		return nil
+	}
+	return t.fillFromParent(v)
+}
+
+// fillFromParent writes the pages an incremental image did not store
+// because they had not changed: the parent chain's. The image's own pages,
+// which follow, overwrite what changed. A shared anonymous object is
+// always stored whole, so it takes nothing from the chain.
+func (t *task) fillFromParent(v *ckpt.VMA) error {
+	ix := t.s.parent
+	if ix == nil || v.Shmem != 0 {
+		return nil
+	}
+	if t.s.pageBuf == nil {
+		t.s.pageBuf = make([]byte, pageBufSize)
+	}
+	buf := t.s.pageBuf
+	addrs := ix.Range(t.pid, v.Start, v.End)
+	for len(addrs) > 0 {
+		// One run of consecutive pages, at most a buffer's worth.
+		n := 1
+		for n < len(addrs) && addrs[n] == addrs[0]+uint64(n)*pageSize && uint64(n+1)*pageSize <= uint64(len(buf)) {
+			n++
+		}
+		for i := 0; i < n; i++ {
+			if err := ix.ReadPage(t.pid, addrs[i], buf[uint64(i)*pageSize:]); err != nil {
+				return err
+			}
+		}
+		if err := t.writePages(addrs[0], buf[:uint64(n)*pageSize]); err != nil {
+			return fmt.Errorf("pages from the parent image at %#x: %w", addrs[0], err)
+		}
+		addrs = addrs[n:]
+	}
 	return nil
 }
 

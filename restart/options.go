@@ -25,6 +25,11 @@ type Options struct {
 	// ProcessSubstitutes does the same for other processes of the tree:
 	// fd numbers by pid (as in the image).
 	ProcessSubstitutes map[int]map[int]substitute.Source
+	// Parent overrides where the image's parent image is (the header
+	// names it); ImageDir is the image's directory, against which a
+	// relative parent path is resolved.
+	Parent   string
+	ImageDir string
 	// PidNamespace restores the tree into a new pid namespace: the root
 	// is pid 1 there, the others keep their pids (or the ones they had in
 	// their own namespace, if they were checkpointed inside one). Their

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -81,6 +82,9 @@ type restorer struct {
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
 	current *task
+	// parent holds the pages of the image chain an incremental image
+	// takes its unchanged pages from.
+	parent *ckpt.PageIndex
 	// pagesRead counts page bytes restored, for Options.Progress.
 	pagesRead int64
 	// selfPidfd is a pidfd of crsub, open before the first task is
@@ -127,6 +131,12 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil, err
 	}
 	s.header = rd.Header()
+	if err := s.openParent(); err != nil {
+		return nil, err
+	}
+	if s.parent != nil {
+		defer s.parent.Close()
+	}
 
 	// Plan: the tree comes first, before any per-task state.
 	if err := s.plan(rd); err != nil {
@@ -230,6 +240,38 @@ func (s *restorer) plan(rd *ckpt.Reader) error {
 		return errors.New("image's task tree is empty")
 	}
 	return checkTree(&s.tree)
+}
+
+// openParent opens the chain of images an incremental image refers to,
+// refusing a missing one, or one that is not what the image was made
+// against.
+func (s *restorer) openParent() error {
+	h := s.header
+	if h.Parent == "" {
+		return nil
+	}
+	path := s.opts.Parent
+	if path == "" {
+		path = h.Parent
+		if !filepath.IsAbs(path) && s.opts.ImageDir != "" {
+			path = filepath.Join(s.opts.ImageDir, path)
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("the image is incremental to %s: %w", h.Parent, err)
+	}
+	ix, ph, err := ckpt.OpenChain(path)
+	if err != nil {
+		return fmt.Errorf("the image is incremental to %s: %w", h.Parent, err)
+	}
+	if st.Size() != h.ParentSize || !ph.Created.Equal(h.ParentCreated) {
+		ix.Close()
+		return fmt.Errorf("parent image %s is not the one this image was made against (size %d, created %s; want size %d, created %s)",
+			path, st.Size(), ph.Created.Format("2006-01-02 15:04:05.000"), h.ParentSize, h.ParentCreated.Format("2006-01-02 15:04:05.000"))
+	}
+	s.parent = ix
+	return nil
 }
 
 // filterInline runs the image through the image filter, replacing every

@@ -20,6 +20,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
 	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it")
 	stats := fs.String("stats", "", "report frozen and total time: \"text\" or \"json\", on standard error")
+	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
@@ -46,6 +47,13 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
+	if *parent != "" {
+		abs, err := filepath.Abs(*parent)
+		if err != nil {
+			return err
+		}
+		opts.Parent = abs
+	}
 	bar := newProgress(stderr, "checkpoint: copied", *quiet)
 	defer bar.done()
 	opts.Progress = bar.update

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
+	parent := fs.String("parent", "", "the parent image of an incremental image, if not where the image says")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -47,6 +49,10 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	opts.Parent = *parent
+	if *input != "-" {
+		opts.ImageDir = filepath.Dir(*input)
+	}
 	bar := newProgress(stderr, "restart: restored", *quiet)
 	opts.Progress = func(done int64) { bar.update(done, 0) }
 	opts.Substitutes = map[int]substitute.Source{}

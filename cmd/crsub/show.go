@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -45,7 +46,11 @@ func runShow(args []string, stdout, stderr io.Writer) error {
 	case *records:
 		return printRecords(stdout, inv)
 	default:
-		return printInventory(stdout, inv)
+		dir := ""
+		if fs.Arg(0) != "-" {
+			dir = filepath.Dir(fs.Arg(0))
+		}
+		return printInventory(stdout, inv, dir)
 	}
 }
 
@@ -78,7 +83,29 @@ func printRecords(w io.Writer, inv *ckpt.Inventory) error {
 	return tw.Flush()
 }
 
-func printInventory(w io.Writer, inv *ckpt.Inventory) error {
+// chainStatus says whether an incremental image's parent chain is there
+// and intact.
+func chainStatus(h ckpt.Header, dir string) string {
+	path := h.Parent
+	if !filepath.IsAbs(path) && dir != "" {
+		path = filepath.Join(dir, path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "MISSING: " + err.Error()
+	}
+	ix, ph, err := ckpt.OpenChain(path)
+	if err != nil {
+		return "BROKEN: " + err.Error()
+	}
+	defer ix.Close()
+	if st.Size() != h.ParentSize || !ph.Created.Equal(h.ParentCreated) {
+		return "MISMATCHED: that file is another image"
+	}
+	return fmt.Sprintf("ok, a chain of %d image(s) holding %d pages", len(ix.Chain), ix.Pages())
+}
+
+func printInventory(w io.Writer, inv *ckpt.Inventory, imageDir string) error {
 	h := inv.Header
 	fmt.Fprintf(w, "crsub image, format %s, %d bytes, %d records\n", inv.Version, inv.Bytes, len(inv.Records))
 	fmt.Fprintf(w, "  created  %s by %s\n", h.Created.Format("2006-01-02 15:04:05.000 MST"), h.Writer)
@@ -88,7 +115,7 @@ func printInventory(w io.Writer, inv *ckpt.Inventory) error {
 	}
 	fmt.Fprintln(w)
 	if h.Parent != "" {
-		fmt.Fprintf(w, "  parent   %s\n", h.Parent)
+		fmt.Fprintf(w, "  parent   %s (%d bytes, created %s): %s\n", h.Parent, h.ParentSize, h.ParentCreated.Format("2006-01-02 15:04:05.000"), chainStatus(h, imageDir))
 	}
 
 	fmt.Fprintln(w, "\nTask tree:")
