@@ -32,15 +32,6 @@ type processState struct {
 // rlimitCount is RLIM_NLIMITS: RLIMIT_CPU (0) to RLIMIT_RTTIME (15).
 const rlimitCount = 16
 
-// Restart codes the kernel leaves in rax of a task stopped inside a system
-// call it means to restart.
-const (
-	errRestartSys          = 512
-	errRestartNoIntr       = 513
-	errRestartNoHand       = 514
-	errRestartRestartBlock = 516
-)
-
 func (s *session) collectProcess(pr *proc) (*processState, error) {
 	pid := pr.pid
 	st := &processState{}

@@ -549,7 +549,11 @@ int main(void) {
 	}
 	rp.Signal(syscall.SIGUSR2)
 	var result string
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "result")); result = string(b); return result != "" }, "the verdict")
+	crtest.WaitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "result"))
+		result = string(b)
+		return result != ""
+	}, "the verdict")
 	rp.Signal(syscall.SIGKILL)
 	rp.Wait()
 	if result != "ok" {
