@@ -234,7 +234,9 @@ func (p *proc) freeze() error {
 			if seized[tid] {
 				continue
 			}
-			t, err := ptrace.Seize(tid)
+			// Seccomp filters are suspended while traced: the system calls
+			// run inside the process must not be refused or kill it.
+			t, err := ptrace.Seize(tid, ptrace.SuspendSeccomp)
 			if err != nil {
 				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.pid, tid)); serr != nil {
 					continue // the thread exited meanwhile

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -57,6 +58,23 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	p.Comm = stat.Comm
 	p.Umask = status.Umask
 	p.NoNewPrivs = status.NoNewPrivs
+	p.Seccomp = status.Seccomp
+	switch status.Seccomp {
+	case 0:
+	case 2:
+		for i := 0; ; i++ {
+			f, err := pr.tracees[0].SeccompFilter(i)
+			if errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			p.SeccompFilters = append([][]byte{f}, p.SeccompFilters...)
+		}
+	default:
+		return nil, fmt.Errorf("seccomp mode %d (strict) is not supported", status.Seccomp)
+	}
 	p.Creds = ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm, CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
 	if p.Cwd, err = procfs.Cwd(pid); err != nil {
 		return nil, err

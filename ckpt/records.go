@@ -61,18 +61,23 @@ type TreeProcess struct {
 // Process is one process's own state (record TypeProcess). Its objref is the
 // process's; every per-process record depends on it.
 type Process struct {
-	Pid         int               `json:"pid"`
-	Comm        string            `json:"comm"`
-	Cwd         string            `json:"cwd"`
-	Root        string            `json:"root"`
-	Umask       uint32            `json:"umask"`
-	Personality uint32            `json:"personality"`
-	NoNewPrivs  bool              `json:"no_new_privs,omitempty"`
-	Creds       Creds             `json:"creds"`
-	Rlimits     []Rlimit          `json:"rlimits"`
-	Itimers     [3]Itimer         `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
-	Dumpable    int               `json:"dumpable,omitempty"`
-	Extra       map[string]string `json:"extra,omitempty"`
+	Pid         int       `json:"pid"`
+	Comm        string    `json:"comm"`
+	Cwd         string    `json:"cwd"`
+	Root        string    `json:"root"`
+	Umask       uint32    `json:"umask"`
+	Personality uint32    `json:"personality"`
+	NoNewPrivs  bool      `json:"no_new_privs,omitempty"`
+	Creds       Creds     `json:"creds"`
+	Rlimits     []Rlimit  `json:"rlimits"`
+	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+	Dumpable    int       `json:"dumpable,omitempty"`
+	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
+	// are its filters as raw struct sock_filter arrays, oldest first, as
+	// the main thread had them.
+	Seccomp        int               `json:"seccomp,omitempty"`
+	SeccompFilters [][]byte          `json:"seccomp_filters,omitempty"`
+	Extra          map[string]string `json:"extra,omitempty"`
 }
 
 // Creds are a process's user and group ids and capabilities.

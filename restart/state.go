@@ -320,6 +320,12 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.restoreSignals(); err != nil {
 		return err
 	}
+	// Seccomp filters last but for the threads, which inherit them: the
+	// tasks are traced with seccomp suspended, so the system calls still
+	// to run in them are not filtered.
+	if err := t.installSeccomp(); err != nil {
+		return err
+	}
 	if err := t.createThreads(); err != nil {
 		return err
 	}
@@ -514,6 +520,30 @@ func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
 		}
 		if _, err := call(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
 			return fmt.Errorf("thread name: %w", err)
+		}
+	}
+	return nil
+}
+
+// installSeccomp installs the process's seccomp filters, oldest first, as
+// the process itself would have (with no_new_privs already restored, or as
+// root).
+func (t *task) installSeccomp() error {
+	for i, f := range t.process.SeccompFilters {
+		if len(f) == 0 || len(f)%8 != 0 || len(f)/8 > 4096 {
+			return fmt.Errorf("seccomp filter %d: %d bytes is no BPF program", i, len(f))
+		}
+		// struct sock_fprog: u16 len, padding, then a pointer to the
+		// instructions, which follow it in the scratch buffer.
+		prog := make([]byte, 16, 16+len(f))
+		putLE32(prog, uint32(len(f)/8))
+		putLE64(prog[8:], t.scratch+16)
+		if _, err := t.Scratch(append(prog, f...)); err != nil {
+			return err
+		}
+		const seccompSetModeFilter = 1
+		if _, err := t.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, t.scratch); err != nil {
+			return fmt.Errorf("installing seccomp filter %d: %w", i, err)
 		}
 	}
 	return nil

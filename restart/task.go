@@ -87,7 +87,7 @@ func createTask(pid int, s *restorer) (*task, error) {
 	if t.substitutes == nil {
 		t.substitutes = s.opts.ProcessSubstitutes[pid]
 	}
-	if t.tracee, err = ptrace.Seize(child); err != nil {
+	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp); err != nil {
 		t.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

@@ -125,7 +125,7 @@ func (t *task) fork(pid int) (*task, error) {
 	if subs := t.s.opts.ProcessSubstitutes[pid]; subs != nil {
 		c.substitutes = subs
 	}
-	if c.tracee, err = ptrace.Seize(host); err != nil {
+	if c.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

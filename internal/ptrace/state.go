@@ -236,3 +236,24 @@ func (t *Tracee) SyscallInfo() (SyscallInfo, error) {
 	}
 	return info, nil
 }
+
+// SeccompFilter reads the index-th seccomp filter of the thread (0 is the
+// most recently installed) as raw struct sock_filter instructions (8 bytes
+// each), with PTRACE_SECCOMP_GET_FILTER. It reports ENOENT past the last
+// one.
+func (t *Tracee) SeccompFilter(index int) ([]byte, error) {
+	if err := t.onTracer(); err != nil {
+		return nil, err
+	}
+	n, err := ptrace(unix.PTRACE_SECCOMP_GET_FILTER, t.Tid, uintptr(index), 0)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp filter %d of thread %d: %w", index, t.Tid, err)
+	}
+	buf := make([]byte, 8*n)
+	if n > 0 {
+		if _, err := ptrace(unix.PTRACE_SECCOMP_GET_FILTER, t.Tid, uintptr(index), uintptr(unsafe.Pointer(&buf[0]))); err != nil {
+			return nil, fmt.Errorf("seccomp filter %d of thread %d: %w", index, t.Tid, err)
+		}
+	}
+	return buf, nil
+}
