@@ -25,6 +25,9 @@ type ProcessView struct {
 	VMAs    []VMAView `json:"vmas"`
 	Fds     []FdView  `json:"fds"`
 	Signals *Signals  `json:"signals,omitempty"`
+	// EpollWatches are the files registered with the process's epoll
+	// instances.
+	EpollWatches []EpollWatch `json:"epoll_watches,omitempty"`
 	// PagesStored counts the pages stored for all VMAs.
 	PagesStored uint64 `json:"pages_stored"`
 	objref      Objref
@@ -173,6 +176,16 @@ func Inspect(src io.Reader) (*Inventory, error) {
 			}
 			pipes[rec.Objref] = &p
 			pipeBytes[rec.Objref] = rec.PayloadLen
+		case TypeEpollWatch:
+			var ew EpollWatch
+			if err := rec.Decode(&ew); err != nil {
+				return nil, err
+			}
+			pv, err := view(rec, ew.Pid)
+			if err != nil {
+				return nil, err
+			}
+			pv.EpollWatches = append(pv.EpollWatches, ew)
 		case TypeFd:
 			var fd Fd
 			if err := rec.Decode(&fd); err != nil {

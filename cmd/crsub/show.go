@@ -201,6 +201,8 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 			target = "signals " + sigset(f.Signalfd.Sigmask)
 		case f.Inotify != nil:
 			target = fmt.Sprintf("%d watches", len(f.Inotify.Watches))
+		case f.Kind == ckpt.FileEpoll:
+			target = epollTarget(pv, fd.Objref)
 		case f.Socket != nil:
 			target = fmt.Sprintf("%s %s", f.Socket.State, f.Socket.Local)
 			if f.Socket.Peer != "" {
@@ -239,6 +241,29 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 			fmt.Fprintf(w, "    pending (process-wide): %s\n", strings.Join(names, " "))
 		}
 	}
+}
+
+// epollTarget lists what an epoll instance watches, by the fd numbers the
+// files have in the process.
+func epollTarget(pv *ckpt.ProcessView, epoll ckpt.Objref) string {
+	var parts []string
+	for _, w := range pv.EpollWatches {
+		if w.Epoll != epoll {
+			continue
+		}
+		where := "no fd"
+		for _, fd := range pv.Fds {
+			if fd.Objref == w.Target {
+				where = fmt.Sprintf("fd %d", fd.Fd)
+				break
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s events %#x data %#x", where, w.Events, w.Data))
+	}
+	if len(parts) == 0 {
+		return "no watches"
+	}
+	return "watches " + strings.Join(parts, "; ")
 }
 
 func protString(prot int) string {
