@@ -122,6 +122,9 @@ func (t *task) fork(pid int) (*task, error) {
 		}
 	}
 	c := newTask(pid, host, t.s)
+	// The child inherited the parent's fd table: its pidfd of crsub is
+	// wherever the parent's is now (moved if an image fd needed the number).
+	c.callerPidfd = t.callerPidfd
 	if subs := t.s.opts.ProcessSubstitutes[pid]; subs != nil {
 		c.substitutes = subs
 	}
