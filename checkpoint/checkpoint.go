@@ -76,6 +76,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, errors.New("refusing to checkpoint pid 1, the init of this pid namespace, and everything under it")
 	}
 	stat, err := procfs.ReadStat(pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no process has pid %d", pid)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -41,11 +41,6 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	case *input == "":
 		return usageError{"needs -i IMAGE (or -i - for standard input)"}
 	}
-	in, closeIn, err := openInput(*input)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
@@ -89,6 +84,11 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	if *hookRelease != "" {
 		opts.BeforeRelease = hookCommand("--hook-before-release", *hookRelease, stderr)
 	}
+	in, closeIn, err := openInput(*input)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
 	// A launcher hands preserved fds across exec in the environment.
 	if _, err := preserve.FromEnviron(os.Environ()); err != nil {
 		return err
