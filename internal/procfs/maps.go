@@ -121,21 +121,7 @@ func ParseMaps(r io.Reader) ([]Mapping, error) {
 	return ms, nil
 }
 
-func parseMaps(r io.Reader) ([]Mapping, error) {
-	var out []Mapping
-	s := newLineScanner(r)
-	for n := 1; s.Scan(); n++ {
-		m, err := parseMapsLine(s.Text())
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		out = append(out, m)
-	}
-	if err := s.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
+func parseMaps(r io.Reader) ([]Mapping, error) { return parseLines(r, parseMapsLine) }
 
 // nextField splits off the first space-separated field of s.
 func nextField(s string) (field, rest string) {

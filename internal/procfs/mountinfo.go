@@ -57,21 +57,7 @@ func FindMount(mounts []Mount, id int) (Mount, bool) {
 	return Mount{}, false
 }
 
-func parseMountinfo(r io.Reader) ([]Mount, error) {
-	var out []Mount
-	s := newLineScanner(r)
-	for n := 1; s.Scan(); n++ {
-		m, err := parseMountinfoLine(s.Text())
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		out = append(out, m)
-	}
-	if err := s.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
+func parseMountinfo(r io.Reader) ([]Mount, error) { return parseLines(r, parseMountinfoLine) }
 
 func parseMountinfoLine(line string) (Mount, error) {
 	var m Mount

@@ -129,3 +129,21 @@ func parseMajorMinor(s string, base int) (uint64, error) {
 	}
 	return unix.Mkdev(uint32(ma), uint32(mi)), nil
 }
+
+// parseLines parses r one line at a time with parse, naming the line of
+// the first error.
+func parseLines[T any](r io.Reader, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	s := newLineScanner(r)
+	for n := 1; s.Scan(); n++ {
+		v, err := parse(s.Text())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		out = append(out, v)
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
