@@ -281,7 +281,8 @@ func (s *session) thaw() error {
 // collect gathers every process's state and examines every fd, before
 // anything is written: whether a pipe is external depends on all of them.
 func (s *session) collect() (*ckpt.Header, error) {
-	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{}}
+	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
+		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {

@@ -31,6 +31,11 @@ func (s *session) examineFds(p *proc) error {
 			return err
 		}
 		p.fds = append(p.fds, fd)
+		if fd.Link.Kind == procfs.FdSocket {
+			if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
+				s.files.Sockets[fd.Link.Inode] = fd
+			}
+		}
 		if fd.Link.Kind == procfs.FdPipe {
 			ends := s.files.PipeEnds[fd.Link.Inode]
 			if ends == nil {

@@ -271,14 +271,15 @@ func (p *Pages) Count() uint64 {
 
 // File kinds.
 const (
-	FileRegular   = "regular"
-	FileDirectory = "directory"
-	FileCharDev   = "chardev"
-	FilePipe      = "pipe"
-	FileFIFO      = "fifo"
-	FileSocket    = "socket"
-	FileTTY       = "tty"
-	FileEpoll     = "epoll"
+	FileRegular    = "regular"
+	FileDirectory  = "directory"
+	FileCharDev    = "chardev"
+	FilePipe       = "pipe"
+	FileFIFO       = "fifo"
+	FileSocket     = "socket"
+	FileTTY        = "tty"
+	FileEpoll      = "epoll"
+	FileUnixSocket = "unix-socket"
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -368,6 +369,9 @@ type Socket struct {
 	Backlog  int    `json:"backlog,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
+	// PairEnd says which end of its unix pair (record TypeUnixPair, which
+	// the file depends on) a connected unix socket is: 0 or 1.
+	PairEnd int `json:"pair_end,omitempty"`
 }
 
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.
@@ -396,4 +400,15 @@ type EpollWatch struct {
 	Fd     int    `json:"fd"` // the fd number the file was registered under
 	Events uint32 `json:"events"`
 	Data   uint64 `json:"data"`
+}
+
+// UnixPair is two connected unix sockets (record TypeUnixPair; the file
+// records of both ends depend on it). Its payload is the bytes queued for
+// reading at end 0, then at end 1; Messages gives, for datagram and
+// seqpacket sockets, each message's length, so their boundaries survive.
+type UnixPair struct {
+	Type     int       `json:"type"` // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+	Inodes   [2]uint64 `json:"inodes"`
+	Bytes    [2]int64  `json:"bytes"`
+	Messages [2][]int  `json:"messages,omitempty"`
 }

@@ -20,9 +20,10 @@ const (
 	TypeProcess Type = 0x0101 // one process: ids, credentials, cwd, limits (defines the process objref)
 	TypeThread  Type = 0x0102 // one thread: registers, signal mask, pending signals
 
-	TypeFile Type = 0x0200 // an open file description (defines a file objref)
-	TypePipe Type = 0x0201 // a pipe with its buffered data as payload
-	TypeFd   Type = 0x0210 // one fd-table entry: a number in a process bound to a file
+	TypeFile     Type = 0x0200 // an open file description (defines a file objref)
+	TypePipe     Type = 0x0201 // a pipe with its buffered data as payload
+	TypeUnixPair Type = 0x0203 // a connected pair of unix sockets with both queues as payload
+	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
 
@@ -42,6 +43,7 @@ var typeNames = map[Type]string{
 	TypeThread:     "thread",
 	TypeFile:       "file",
 	TypePipe:       "pipe",
+	TypeUnixPair:   "unix-pair",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
 	TypeMM:         "mm",

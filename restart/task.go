@@ -269,6 +269,15 @@ func (t *task) Scratch(b []byte) (uint64, error) {
 	return t.scratch, t.remote.WriteMem(t.scratch, b)
 }
 
+// ReadScratch implements files.Target.
+func (t *task) ReadScratch(n int) ([]byte, error) {
+	if uint64(n) > t.scratchSize {
+		return nil, fmt.Errorf("%d bytes are more than the scratch buffer", n)
+	}
+	b := make([]byte, n)
+	return b, t.remote.ReadMem(t.scratch, b)
+}
+
 // Hold implements files.Target.
 func (t *task) Hold(fd *int) { t.held[fd] = true }
 

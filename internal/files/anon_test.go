@@ -323,6 +323,13 @@ func (l *localTarget) Scratch(b []byte) (uint64, error) {
 	return uint64(uintptr(unsafe.Pointer(&l.scratch[0]))), nil
 }
 
+func (l *localTarget) ReadScratch(n int) ([]byte, error) {
+	if n > len(l.scratch) {
+		return nil, errors.New("too big")
+	}
+	return append([]byte(nil), l.scratch[:n]...), nil
+}
+
 // roundTrip dumps fd (a descriptor of this process) with its kind, reads
 // the file record back and restores it here, returning the record and the
 // new descriptor.

@@ -69,6 +69,11 @@ type DumpContext struct {
 	PipeEnds map[uint64]*PipeEnds
 	// Fifos records the FIFOs (by inode) whose buffered bytes are written.
 	Fifos map[uint64]bool
+	// Sockets maps every socket inode held in the checkpointed processes
+	// to one fd holding it (filled before anything is dumped), and Pairs a
+	// unix pair (by its lower inode) to its record, once written.
+	Sockets map[uint64]*Fd
+	Pairs   map[uint64]ckpt.Objref
 	// Dumped lists the fds whose file records are written, with their
 	// objrefs: what records written after the fd table refer to.
 	Dumped []Dumped
@@ -118,6 +123,9 @@ type Target interface {
 	// Scratch copies b into memory of the target and returns its address;
 	// it stays valid until the next call.
 	Scratch(b []byte) (uint64, error)
+	// ReadScratch reads back the first n bytes of that memory, where a
+	// system call left its results.
+	ReadScratch(n int) ([]byte, error)
 	// Warn reports something the user should know that does not stop the
 	// restart.
 	Warn(msg string, args ...any)
@@ -163,6 +171,7 @@ var Kinds = []*Kind{
 	fifoKind,
 	epollKind,
 	inetListenKind,
+	unixPairKind,
 	eventfdKind,
 	timerfdKind,
 	signalfdKind,
@@ -174,6 +183,7 @@ var Kinds = []*Kind{
 // after the fd table) to their restorers.
 var Records = map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{
 	ckpt.TypeEpollWatch: restoreWatch,
+	ckpt.TypeUnixPair:   restoreUnixPair,
 }
 
 // KindFor returns the kind handling fd.

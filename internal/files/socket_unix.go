@@ -1,0 +1,262 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// Connected unix sockets whose two ends are both held in the checkpointed
+// tree (socketpair(2), or a connection between two of its processes) are a
+// pair object, carrying what is queued in each direction, and two file
+// records that depend on it, as pipes are. A unix socket connected to a
+// process outside the tree is external. Listening and unconnected unix
+// sockets are not supported yet and fail by name.
+var unixPairKind = &Kind{
+	Name: ckpt.FileUnixSocket,
+	Claims: func(fd *Fd) bool {
+		return fd.Socket != nil && fd.Socket.Family == unix.AF_UNIX && !fd.Socket.Listening
+	},
+	Dump:    dumpUnixEnd,
+	Restore: restoreUnixEnd,
+}
+
+// maxUnixQueue bounds what one direction of a pair may hold in an image.
+const maxUnixQueue = 64 << 20
+
+func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	ino := fd.Link.Inode
+	d, err := sys.UnixSocketDiag(ino)
+	if err != nil {
+		return 0, err
+	}
+	what := fmt.Sprintf("unix socket:[%d]", ino)
+	if d.Peer == 0 {
+		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer (bound or unconnected)"}
+	}
+	if n := fd.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
+		return 0, fmt.Errorf("%s has %s fds in flight (SCM_RIGHTS not yet received): not supported", what, n[0])
+	}
+	end := 0
+	if d.Peer < ino {
+		end = 1
+	}
+	f := ckpt.File{Kind: ckpt.FileUnixSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: ino},
+		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "connected", PairEnd: end}}
+	ref := c.W.NewObjref()
+	peer := c.Sockets[d.Peer]
+	if peer == nil {
+		f.External = true
+		f.ExternalReason = fmt.Sprintf("%s is connected to a process outside the checkpoint (peer socket:[%d])", what, d.Peer)
+		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	}
+	key := min(ino, d.Peer)
+	pairRef, ok := c.Pairs[key]
+	if !ok {
+		ends := [2]*Fd{fd, peer}
+		if end == 1 {
+			ends = [2]*Fd{peer, fd}
+		}
+		if pairRef, err = dumpUnixPair(c, fd.Socket.Type, ends); err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		c.Pairs[key] = pairRef
+	}
+	return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{pairRef}, &f)
+}
+
+// dumpUnixPair writes the pair object with what each end has queued.
+func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
+	p := ckpt.UnixPair{Type: typ}
+	var data [2][]byte
+	for i, e := range ends {
+		p.Inodes[i] = e.Link.Inode
+		var err error
+		if typ == unix.SOCK_STREAM {
+			data[i], err = peekStream(e)
+		} else {
+			data[i], p.Messages[i], err = peekMessages(e, ends[1-i])
+		}
+		if err != nil {
+			return 0, err
+		}
+		p.Bytes[i] = int64(len(data[i]))
+	}
+	ref := c.W.NewObjref()
+	return ref, c.W.WriteWithPayload(ckpt.TypeUnixPair, ref, nil, &p, p.Bytes[0]+p.Bytes[1], func(w io.Writer) error {
+		for _, d := range data {
+			if _, err := w.Write(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// peekStream copies a stream socket's receive queue without consuming it:
+// a unix stream peek walks across all queued buffers.
+func peekStream(e *Fd) ([]byte, error) {
+	s := int(e.Copy.Fd())
+	n, err := unix.IoctlGetInt(s, unix.SIOCINQ)
+	if err != nil {
+		return nil, fmt.Errorf("SIOCINQ: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	if n > maxUnixQueue {
+		return nil, fmt.Errorf("%d bytes queued, more than the %d crsub stores", n, maxUnixQueue)
+	}
+	buf := make([]byte, n)
+	for {
+		k, _, err := unix.Recvfrom(s, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("peeking the queue: %w", err)
+		}
+		if k != n {
+			return nil, fmt.Errorf("peeked %d of the %d bytes queued", k, n)
+		}
+		return buf, nil
+	}
+}
+
+// peekMessages copies a datagram or seqpacket socket's queued messages:
+// MSG_PEEK shows only the first, so they are read out and sent again, in
+// order, from the peer, which leaves the queue as it was (the process is
+// frozen meanwhile).
+func peekMessages(e, peer *Fd) ([]byte, []int, error) {
+	s, p := int(e.Copy.Fd()), int(peer.Copy.Fd())
+	var data []byte
+	var sizes []int
+	buf := make([]byte, 1<<16)
+	oob := make([]byte, 256)
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && (oobn > 0 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0) {
+			err = fmt.Errorf("a queued message carries ancillary data or is larger than %d bytes", len(buf))
+		}
+		if err != nil {
+			requeue(p, data, sizes)
+			return nil, nil, err
+		}
+		data = append(data, buf[:n]...)
+		sizes = append(sizes, n)
+		if len(data) > maxUnixQueue {
+			requeue(p, data, sizes)
+			return nil, nil, fmt.Errorf("more than %d bytes queued", maxUnixQueue)
+		}
+	}
+	if err := requeue(p, data, sizes); err != nil {
+		return nil, nil, fmt.Errorf("putting %d queued messages back: %w", len(sizes), err)
+	}
+	return data, sizes, nil
+}
+
+// requeue sends messages from fd, one per size, in order.
+func requeue(fd int, data []byte, sizes []int) error {
+	for _, n := range sizes {
+		if _, err := unix.SendmsgN(fd, data[:n], nil, nil, unix.MSG_DONTWAIT); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// restoreUnixPair recreates a pair record inside t and refills both
+// queues; the file records of its ends take its two fds as pipe ends do
+// (end 0 in Read, end 1 in Write).
+func restoreUnixPair(c *RestoreContext, t Target, rec *ckpt.Record) error {
+	var p ckpt.UnixPair
+	if err := rec.Decode(&p); err != nil {
+		return err
+	}
+	if p.Bytes[0] < 0 || p.Bytes[1] < 0 || p.Bytes[0]+p.Bytes[1] != rec.PayloadLen {
+		return fmt.Errorf("unix pair: queue lengths %v do not add up to the payload's %d bytes", p.Bytes, rec.PayloadLen)
+	}
+	addr, err := t.Scratch(make([]byte, 8))
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(p.Type|unix.SOCK_CLOEXEC), 0, addr); err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	b, err := t.ReadScratch(8)
+	if err != nil {
+		return err
+	}
+	sv := [2]int{int(int32(le32(b))), int(int32(le32(b[4:])))}
+	rp := &RestoredPipe{Pid: t.Pid(), Read: sv[0], Write: sv[1]}
+	c.Pipes[rec.Objref] = rp
+	t.Hold(&rp.Read)
+	t.Hold(&rp.Write)
+	payload := rec.Payload()
+	for i := 0; i < 2; i++ {
+		data := make([]byte, p.Bytes[i])
+		if _, err := io.ReadFull(payload, data); err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			continue
+		}
+		// What end i had queued is sent again from the other end.
+		from, err := t.Copy(sv[1-i])
+		if err != nil {
+			return err
+		}
+		sizes := p.Messages[i]
+		if p.Type == unix.SOCK_STREAM {
+			sizes = []int{len(data)}
+		}
+		total := 0
+		for _, n := range sizes {
+			total += n
+		}
+		if total != len(data) {
+			from.Close()
+			return fmt.Errorf("unix pair: message sizes add up to %d, the queue holds %d", total, len(data))
+		}
+		err = requeue(int(from.Fd()), data, sizes)
+		from.Close()
+		if err != nil {
+			return fmt.Errorf("unix pair: refilling end %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func restoreUnixEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	if f.Socket == nil {
+		return -1, errors.New("unix socket without socket state")
+	}
+	which := "read"
+	if f.Socket.PairEnd == 1 {
+		which = "write"
+	}
+	pf := *f
+	pf.PipeEnd = which
+	fd, err := restorePipeEnd(c, t, rec, &pf)
+	if err != nil {
+		return -1, fmt.Errorf("unix socket:[%d] (end %s of its pair): %w", f.Identity.Inode, strconv.Itoa(f.Socket.PairEnd), err)
+	}
+	return fd, nil
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}

@@ -1,0 +1,113 @@
+package sys
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// UnixDiag is what sock_diag says of one unix socket.
+type UnixDiag struct {
+	Type  int    // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+	State int    // TCP_ESTABLISHED (1), TCP_LISTEN (10)…
+	Peer  uint64 // the peer's inode, 0 without one
+	// RQueue is the bytes queued for reading (for a listener, the
+	// pending connections).
+	RQueue uint32
+}
+
+const (
+	sockDiagByFamily = 20
+	udiagShowPeer    = 0x4
+	udiagShowRqlen   = 0x10
+	unixDiagPeer     = 2
+	unixDiagRqlen    = 4
+)
+
+// UnixSocketDiag asks sock_diag (NETLINK_SOCK_DIAG) about the unix socket
+// with inode ino: its peer and queue length, which /proc does not show.
+func UnixSocketDiag(ino uint64) (UnixDiag, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return UnixDiag{}, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
+	}
+	defer unix.Close(fd)
+	// struct nlmsghdr, then struct unix_diag_req.
+	req := make([]byte, 16+24)
+	le := binary.LittleEndian
+	le.PutUint32(req[0:], uint32(len(req)))
+	le.PutUint16(req[4:], sockDiagByFamily)
+	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	req[16] = unix.AF_UNIX
+	le.PutUint32(req[20:], ^uint32(0)) // every state
+	le.PutUint32(req[24:], uint32(ino))
+	le.PutUint32(req[28:], udiagShowPeer|udiagShowRqlen)
+	le.PutUint32(req[32:], ^uint32(0)) // no cookie
+	le.PutUint32(req[36:], ^uint32(0))
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return UnixDiag{}, os.NewSyscallError("sendto(sock_diag)", err)
+	}
+	buf := make([]byte, 8192)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return UnixDiag{}, os.NewSyscallError("recvfrom(sock_diag)", err)
+		}
+		return parseUnixDiag(buf[:n], ino)
+	}
+}
+
+// parseUnixDiag reads a sock_diag answer for one unix socket.
+func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
+	le := binary.LittleEndian
+	for len(b) >= 16 {
+		msgLen := int(le.Uint32(b))
+		typ := le.Uint16(b[4:])
+		if msgLen < 16 || msgLen > len(b) {
+			return UnixDiag{}, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
+		}
+		msg := b[16:msgLen]
+		b = b[(msgLen+3)&^3:]
+		switch typ {
+		case unix.NLMSG_ERROR:
+			if len(msg) >= 4 {
+				if e := int32(le.Uint32(msg)); e != 0 {
+					return UnixDiag{}, fmt.Errorf("sock_diag of unix socket %d: %w", ino, unix.Errno(-e))
+				}
+			}
+			continue
+		case unix.NLMSG_DONE:
+			continue
+		}
+		// struct unix_diag_msg: family, type, state, pad, ino, cookie[2].
+		if len(msg) < 16 {
+			return UnixDiag{}, fmt.Errorf("sock_diag: short unix_diag_msg")
+		}
+		d := UnixDiag{Type: int(msg[1]), State: int(msg[2])}
+		if got := uint64(le.Uint32(msg[4:])); got != ino {
+			return UnixDiag{}, fmt.Errorf("sock_diag: answer for inode %d, asked %d", got, ino)
+		}
+		for attrs := msg[16:]; len(attrs) >= 4; {
+			alen := int(le.Uint16(attrs))
+			atype := le.Uint16(attrs[2:])
+			if alen < 4 || alen > len(attrs) {
+				return UnixDiag{}, fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(attrs))
+			}
+			val := attrs[4:alen]
+			switch {
+			case atype == unixDiagPeer && len(val) >= 4:
+				d.Peer = uint64(le.Uint32(val))
+			case atype == unixDiagRqlen && len(val) >= 4:
+				d.RQueue = le.Uint32(val)
+			}
+			attrs = attrs[(alen+3)&^3:]
+		}
+		return d, nil
+	}
+	return UnixDiag{}, fmt.Errorf("sock_diag: no answer for unix socket %d", ino)
+}

@@ -1,0 +1,44 @@
+package sys
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestUnixSocketDiag(t *testing.T) {
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_SEQPACKET} {
+		sv, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(sv[0])
+		defer unix.Close(sv[1])
+		if _, err := unix.Write(sv[1], []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		var st0, st1 unix.Stat_t
+		unix.Fstat(sv[0], &st0)
+		unix.Fstat(sv[1], &st1)
+		d, err := UnixSocketDiag(st0.Ino)
+		if err != nil {
+			if err == unix.EPERM {
+				t.Skip(err)
+			}
+			t.Fatal(err)
+		}
+		if d.Type != typ || d.Peer != st1.Ino {
+			t.Errorf("type %d: diag %+v, want type %d peer %d", typ, d, typ, st1.Ino)
+		}
+		if typ == unix.SOCK_STREAM && d.RQueue != 5 {
+			t.Errorf("stream: %d bytes queued, want 5", d.RQueue)
+		}
+	}
+}
+
+func FuzzParseUnixDiag(f *testing.F) {
+	f.Add([]byte{40, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 2, 0, 9, 0, 0, 0}, uint64(7))
+	f.Fuzz(func(t *testing.T, b []byte, ino uint64) {
+		_, _ = parseUnixDiag(b, ino)
+	})
+}
