@@ -171,6 +171,8 @@ var Kinds = []*Kind{
 	fifoKind,
 	epollKind,
 	inetListenKind,
+	udpKind,
+	unixListenKind,
 	unixPairKind,
 	eventfdKind,
 	timerfdKind,

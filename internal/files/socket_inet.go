@@ -83,6 +83,37 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
 }
 
+// setSocketOptions sets the integer options the image recorded for a
+// socket (IPV6_V6ONLY too, for IPv6) on a new socket in the target.
+func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
+	options := socketOptions
+	if s.Family == unix.AF_INET6 {
+		options = append(options, struct {
+			name         string
+			level, which int
+		}{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY})
+	}
+	val := make([]byte, 4)
+	for _, o := range options {
+		v, ok := s.Options[o.name]
+		if !ok {
+			continue
+		}
+		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
+			v /= 2 // the kernel doubles what it is given and reports the double
+		}
+		binary.LittleEndian.PutUint32(val, uint32(v))
+		addr, err := t.Scratch(val)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(o.level), uint64(o.which), addr, 4); err != nil {
+			return fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err)
+		}
+	}
+	return nil
+}
+
 // listenBacklog is used for restored listeners: the kernel does not report
 // a socket's backlog outside sock_diag, and caps it at somaxconn anyway.
 const listenBacklog = 4096
@@ -133,30 +164,8 @@ func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
 	}
-	options := socketOptions
-	if s.Family == unix.AF_INET6 {
-		options = append(options, struct {
-			name         string
-			level, which int
-		}{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY})
-	}
-	val := make([]byte, 4)
-	for _, o := range options {
-		v, ok := s.Options[o.name]
-		if !ok {
-			continue
-		}
-		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
-			v /= 2 // the kernel doubles what it is given and reports the double
-		}
-		binary.LittleEndian.PutUint32(val, uint32(v))
-		addr, err := t.Scratch(val)
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(o.level), uint64(o.which), addr, 4); err != nil {
-			return fail(fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err))
-		}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		return fail(err)
 	}
 	raw, err := rawSockaddr(s.Family, s.Local)
 	if err != nil {

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+/*
+ * unix_listen_udp: a unix socket listening on a path, one on an abstract
+ * name, and two UDP sockets (one bound, one connected to it). After restart
+ * a connect to each listener is accepted, and a datagram sent on the
+ * connected UDP socket arrives on the bound one, at the same port.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <sys/un.h>
+#include "cr.h"
+
+static socklen_t unix_addr(struct sockaddr_un *sa, const char *name, int abstract)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (abstract) {
+		strncpy(sa->sun_path + 1, name, sizeof(sa->sun_path) - 2);
+		return offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name);
+	}
+	strncpy(sa->sun_path, name, sizeof(sa->sun_path) - 1);
+	return sizeof(*sa);
+}
+
+static int listener(const char *name, int abstract)
+{
+	struct sockaddr_un sa;
+	socklen_t len = unix_addr(&sa, name, abstract);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, len) || listen(s, 8))
+		ksft_exit_fail_msg("unix listener %s: %s", name, strerror(errno));
+	return s;
+}
+
+static int connect_accept(int l, const char *name, int abstract)
+{
+	struct sockaddr_un sa;
+	socklen_t len = unix_addr(&sa, name, abstract);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0), a;
+	char b = 0;
+
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, len))
+		return 0;
+	a = accept(l, NULL, NULL);
+	if (a < 0 || write(c, "k", 1) != 1 || read(a, &b, 1) != 1)
+		return 0;
+	close(a);
+	close(c);
+	return b == 'k';
+}
+
+static int port_of(int s)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	return getsockname(s, (struct sockaddr *)&sa, &len) ? -1 : ntohs(sa.sin_port);
+}
+
+int main(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char path[4096], abstract[64], buf[16] = { 0 };
+	int lp, la, ub, uc, port;
+
+	cr_init();
+	ksft_print_header();
+	ksft_set_plan(4);
+	snprintf(path, sizeof(path), "%s", cr_path("srv.sock"));
+	snprintf(abstract, sizeof(abstract), "crsub-test-%d", getpid());
+	lp = listener(path, 0);
+	la = listener(abstract, 1);
+	ub = socket(AF_INET, SOCK_DGRAM, 0);
+	uc = socket(AF_INET, SOCK_DGRAM, 0);
+	if (ub < 0 || uc < 0 || bind(ub, (struct sockaddr *)&sa, sizeof(sa)))
+		ksft_exit_fail_msg("udp: %s", strerror(errno));
+	port = port_of(ub);
+	sa.sin_port = htons(port);
+	if (connect(uc, (struct sockaddr *)&sa, sizeof(sa)) || send(uc, "a", 1, 0) != 1 || recv(ub, buf, sizeof(buf), 0) != 1)
+		ksft_exit_fail_msg("udp round trip: %s", strerror(errno));
+	if (!connect_accept(lp, path, 0) || !connect_accept(la, abstract, 1))
+		ksft_exit_fail_msg("unix listeners do not accept");
+	ksft_print_msg("setup ok: udp port %d", port);
+
+	cr_ready();
+	cr_wait_sigterm();
+
+	ksft_test_result(connect_accept(lp, path, 0), "the unix listener at its path accepts");
+	ksft_test_result(connect_accept(la, abstract, 1), "the abstract unix listener accepts");
+	ksft_test_result(port_of(ub) == port, "the bound UDP socket kept port %d (%d)", port, port_of(ub));
+	memset(buf, 0, sizeof(buf));
+	ksft_test_result(send(uc, "hello", 5, 0) == 5 && recv(ub, buf, sizeof(buf), MSG_DONTWAIT) == 5 && !strcmp(buf, "hello"),
+			 "a datagram on the connected socket arrives on the bound one");
+	ksft_finished();
+}
