@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -344,6 +345,23 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 		return err
 	}
 	defer mem.Close()
+	// Objects before what depends on them: the memfds the VMAs map.
+	mem.memfds = map[uint64]ckpt.Objref{}
+	for _, m := range st.maps {
+		if m.Kind != procfs.KindFile || !m.Deleted || !strings.HasPrefix(m.Path, "/memfd:") {
+			continue
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", p.pid, m.Start, m.End))
+		if err != nil {
+			return fmt.Errorf("memfd mapping %#x-%#x: %w", m.Start, m.End, err)
+		}
+		ref, err := files.DumpMemfd(s.files, f, m.Path)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("memfd mapping %#x-%#x: %w", m.Start, m.End, err)
+		}
+		mem.memfds[m.Start] = ref
+	}
 	if err := mem.dumpAll(ctx, cw, mmRef, st.maps); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}

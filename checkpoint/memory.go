@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"strings"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -58,6 +60,9 @@ type memoryDumper struct {
 	chunk     uint64 // pages per copy buffer and pages record
 	zero      []byte
 	stats     *Stats
+	// memfds maps the start of a VMA mapping a memfd to the memfd's
+	// object record, written before the process's VMAs.
+	memfds map[uint64]ckpt.Objref
 	// parent, if set, holds the pages of the image chain this image is
 	// incremental to; pbuf reads one of them.
 	parent *ckpt.PageIndex
@@ -140,6 +145,10 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 			return nil, fmt.Errorf("mapping %#x-%#x of %s: the path now names another file (inode %d, mapped inode %d)", m.Start, m.End, m.Path, id.Inode, m.Inode)
 		}
 		v.File = &id
+		v.Pgoff = m.Offset
+	case m.Kind == procfs.KindFile && m.Deleted && strings.HasPrefix(m.Path, "/memfd:"):
+		// The memfd object, written before this record, holds the pages
+		// of a shared mapping; a private one stores its own copies.
 		v.Pgoff = m.Offset
 	case m.Kind == procfs.KindFile && m.Deleted:
 		return nil, fmt.Errorf("mapping %#x-%#x of deleted file %s: not supported yet", m.Start, m.End, m.Path)
@@ -254,7 +263,12 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		case it.err != nil:
 			return it.err
 		case it.vma != nil:
-			if err := w.Write(ckpt.TypeVMA, 0, []ckpt.Objref{mmRef}, it.vma); err != nil {
+			deps := []ckpt.Objref{mmRef}
+			if ref, ok := d.memfds[it.vma.Start]; ok {
+				it.vma.Memfd = ref
+				deps = append(deps, ref)
+			}
+			if err := w.Write(ckpt.TypeVMA, 0, deps, it.vma); err != nil {
 				return err
 			}
 		default:

@@ -237,6 +237,8 @@ type VMA struct {
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
 	MadvFlags []string      `json:"madv,omitempty"` // VmFlags worth restoring (dontdump, hugepage…)
+	// Memfd is the memfd object this VMA maps (also a dependency).
+	Memfd Objref `json:"memfd,omitempty"`
 	// Shmem identifies the shared memory object behind a shared anonymous
 	// mapping (its inode at checkpoint time): every VMA with the same value,
 	// in any process, maps one object. Its contents are stored once, with
@@ -280,6 +282,7 @@ const (
 	FileTTY        = "tty"
 	FileEpoll      = "epoll"
 	FileUnixSocket = "unix-socket"
+	FileMemfd      = "memfd"
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -411,4 +414,14 @@ type UnixPair struct {
 	Inodes   [2]uint64 `json:"inodes"`
 	Bytes    [2]int64  `json:"bytes"`
 	Messages [2][]int  `json:"messages,omitempty"`
+}
+
+// Memfd is a memfd object (record TypeMemfd): its name, size and seals; its
+// contents are the payload. Every fd and every mapping of it depends on it,
+// so they stay one object after restart.
+type Memfd struct {
+	Name  string `json:"name"`
+	Inode uint64 `json:"inode"`
+	Size  int64  `json:"size"`
+	Seals int    `json:"seals,omitempty"` // F_GET_SEALS
 }

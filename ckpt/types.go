@@ -23,6 +23,7 @@ const (
 	TypeFile     Type = 0x0200 // an open file description (defines a file objref)
 	TypePipe     Type = 0x0201 // a pipe with its buffered data as payload
 	TypeUnixPair Type = 0x0203 // a connected pair of unix sockets with both queues as payload
+	TypeMemfd    Type = 0x0204 // a memfd: its contents as payload; fds and mappings of it depend on it
 	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
@@ -44,6 +45,7 @@ var typeNames = map[Type]string{
 	TypeFile:       "file",
 	TypePipe:       "pipe",
 	TypeUnixPair:   "unix-pair",
+	TypeMemfd:      "memfd",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
 	TypeMM:         "mm",

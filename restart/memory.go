@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -224,6 +225,29 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
 	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	if v.Memfd != 0 {
+		// The memfd object record came first; map it through a new fd on it.
+		oflags := unix.O_RDONLY
+		if v.Flags&unix.MAP_SHARED != 0 && v.Prot&unix.PROT_WRITE != 0 {
+			oflags = unix.O_RDWR
+		}
+		if v.Flags&unix.MAP_SHARED != 0 {
+			prot = uint64(v.Prot)
+		}
+		fd, err := files.MemfdIn(t.s.files, t, v.Memfd, oflags)
+		if err != nil {
+			return fmt.Errorf("memfd mapping: %w", err)
+		}
+		_, err = t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags, uint64(fd), v.Pgoff)
+		if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("mmap of memfd: %w", err)
+		}
+		t.vmas = append(t.vmas, *v)
+		return nil
+	}
 	if v.Shmem != 0 && v.File == nil {
 		if owner, ok := t.s.shmem[v.Shmem]; ok {
 			return t.mapShared(v, owner, prot, flags)

@@ -74,6 +74,9 @@ type DumpContext struct {
 	// unix pair (by its lower inode) to its record, once written.
 	Sockets map[uint64]*Fd
 	Pairs   map[uint64]ckpt.Objref
+	// Memfds maps a memfd's inode to its object record, once written (by
+	// its first fd or mapping).
+	Memfds map[uint64]ckpt.Objref
 	// Dumped lists the fds whose file records are written, with their
 	// objrefs: what records written after the fd table refer to.
 	Dumped []Dumped
@@ -135,6 +138,8 @@ type Target interface {
 type RestoreContext struct {
 	// Pipes maps a pipe objref to the ends created for it in the target.
 	Pipes map[ckpt.Objref]*RestoredPipe
+	// Memfds maps a memfd object to where it was recreated.
+	Memfds map[ckpt.Objref]*RestoredMemfd
 	// Transfer gives target `to` its own copy of fd of process fromPid, one
 	// more fd on the same open file description.
 	Transfer func(fromPid, fd int, to Target) (int, error)
@@ -164,6 +169,7 @@ type Kind struct {
 // Kinds of sockets claim by fd.Socket (family, type, listening); any other
 // socket falls through to otherSocketKind, which fails by name.
 var Kinds = []*Kind{
+	memfdKind,
 	regularKind,
 	directoryKind,
 	charDevKind,
@@ -186,6 +192,7 @@ var Kinds = []*Kind{
 var Records = map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{
 	ckpt.TypeEpollWatch: restoreWatch,
 	ckpt.TypeUnixPair:   restoreUnixPair,
+	ckpt.TypeMemfd:      restoreMemfd,
 }
 
 // KindFor returns the kind handling fd.

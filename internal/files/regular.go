@@ -18,7 +18,7 @@ const MaxDeletedFileSize = 1 << 30
 var regularKind = &Kind{
 	Name: ckpt.FileRegular,
 	Claims: func(fd *Fd) bool {
-		return (fd.Link.Kind == procfs.FdFile || fd.Link.Kind == procfs.FdMemfd) && fileType(&fd.Stat) == unix.S_IFREG
+		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFREG
 	},
 	Dump:    dumpRegular,
 	Restore: restoreRegular,
@@ -27,9 +27,6 @@ var regularKind = &Kind{
 func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	path := fd.Link.Path
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
-	if fd.Link.Kind == procfs.FdMemfd {
-		return 0, &UnsupportedError{Fd: fd.Num, What: "memfd " + path}
-	}
 	ref := c.W.NewObjref()
 	if !(fd.Link.Deleted && fd.Stat.Nlink == 0) {
 		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
