@@ -309,6 +309,12 @@ type File struct {
 	Supplied bool `json:"supplied,omitempty"`
 	// Socket describes a socket file.
 	Socket *Socket `json:"socket,omitempty"`
+	// Owner is who gets SIGIO/SIGURG for the file (F_SETOWN_EX) and with
+	// which signal (F_SETSIG), when set.
+	Owner *FileOwner `json:"owner,omitempty"`
+	// Locks are the file locks the processes of the image hold through
+	// this open file description (flock, OFD) or on its file (POSIX).
+	Locks []FileLock `json:"locks,omitempty"`
 	// Eventfd, Timerfd, Signalfd and Inotify describe the anonymous-inode
 	// file of their kind ("eventfd", "timerfd", "signalfd", "inotify");
 	// its O_NONBLOCK is in Flags.
@@ -424,4 +430,22 @@ type Memfd struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Seals int    `json:"seals,omitempty"` // F_GET_SEALS
+}
+
+// FileOwner is a file's F_SETOWN_EX owner and F_SETSIG signal.
+type FileOwner struct {
+	Type   int `json:"type"` // F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP
+	Pid    int `json:"pid"`
+	Signal int `json:"signal,omitempty"`
+}
+
+// FileLock is one lock: Kind "flock", "posix" or "ofd"; Write for an
+// exclusive lock; Start and Len (0: to the end) for record locks; Pid is
+// the holder of a POSIX lock.
+type FileLock struct {
+	Kind  string `json:"kind"`
+	Write bool   `json:"write"`
+	Start int64  `json:"start,omitempty"`
+	Len   int64  `json:"len,omitempty"`
+	Pid   int    `json:"pid,omitempty"`
 }

@@ -160,6 +160,30 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 			}
 		}
 		of.fd = fd.Fd
+		if err := files.RestoreExtras(t, fd.Fd, &g.file, t.s.innerPid); err != nil {
+			return fmt.Errorf("fd %d: %w", fd.Fd, err)
+		}
+	}
+	return nil
+}
+
+// restoreLocks takes the task's file locks again, once per file, after
+// every temporary fd is closed (closing any fd of a file drops the
+// process's POSIX locks on it).
+func (t *task) restoreLocks() error {
+	done := map[ckpt.Objref]bool{}
+	for number, ref := range t.placed {
+		g := t.s.opened[ref]
+		if g == nil || len(g.file.Locks) == 0 || done[ref] || t.preserved[number] {
+			continue
+		}
+		if _, sub := t.substitutes[number]; sub {
+			continue
+		}
+		done[ref] = true
+		if err := files.RestoreLocks(t, t.pid, number, &g.file); err != nil {
+			return fmt.Errorf("fd %d (%s): %w", number, g.file.Path, err)
+		}
 	}
 	return nil
 }
@@ -313,6 +337,9 @@ func (t *task) finish(fc *files.RestoreContext) error {
 			}
 		}
 		delete(t.held, held)
+	}
+	if err := t.restoreLocks(); err != nil {
+		return err
 	}
 	if err := t.restoreProcess(); err != nil {
 		return err

@@ -37,7 +37,7 @@ var charDevKind = &Kind{
 			f.ExternalReason = "terminal " + fd.Link.Path
 		}
 		ref := c.W.NewObjref()
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 		var st unix.Stat_t

@@ -20,7 +20,7 @@ var epollKind = &Kind{
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		f := ckpt.File{Kind: ckpt.FileEpoll, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}}
 		ref := c.W.NewObjref()
-		if err := c.W.Write(ckpt.TypeFile, ref, nil, &f); err != nil {
+		if err := c.WriteFile(fd, ref, nil, &f); err != nil {
 			return 0, err
 		}
 		c.after = append(c.after, func(c *DumpContext) error { return dumpWatches(c, fd, ref) })

@@ -27,7 +27,7 @@ func dumpEventfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	f := ckpt.File{Kind: "eventfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
 		Eventfd: &ckpt.EventfdState{Count: e.Count, Semaphore: e.Semaphore}}
 	ref := c.W.NewObjref()
-	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	return ref, c.WriteFile(fd, ref, nil, &f)
 }
 
 // eventfdCreate splits a counter into what eventfd2 takes (an unsigned

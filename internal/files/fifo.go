@@ -34,7 +34,7 @@ func dumpFIFO(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		c.Fifos = map[uint64]bool{}
 	}
 	if c.Fifos[fd.Stat.Ino] {
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	}
 	c.Fifos[fd.Stat.Ino] = true
 	// Peek through a fresh read end: opening a FIFO for reading without
@@ -58,7 +58,7 @@ func dumpFIFO(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading FIFO %s's buffer: %w", fd.Link.Path, err)
 	}
-	return ref, c.W.WriteWithPayload(ckpt.TypeFile, ref, nil, &f, int64(len(data)), func(w io.Writer) error {
+	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, int64(len(data)), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

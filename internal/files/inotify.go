@@ -60,7 +60,7 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: "inotify", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
 	ref := c.W.NewObjref()
-	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	return ref, c.WriteFile(fd, ref, nil, &f)
 }
 
 // watchPath finds the path of a watched file from its file handle, through

@@ -3,6 +3,7 @@ package files
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -88,6 +89,20 @@ type DumpContext struct {
 type Dumped struct {
 	Fd  *Fd
 	Ref ckpt.Objref
+}
+
+// WriteFile writes fd's file record, adding what any kind of file may
+// have: its SIGIO owner and its locks.
+func (c *DumpContext) WriteFile(fd *Fd, ref ckpt.Objref, deps []ckpt.Objref, f *ckpt.File) error {
+	return c.WriteFileWithPayload(fd, ref, deps, f, 0, nil)
+}
+
+// WriteFileWithPayload is WriteFile for a record carrying contents.
+func (c *DumpContext) WriteFileWithPayload(fd *Fd, ref ckpt.Objref, deps []ckpt.Objref, f *ckpt.File, n int64, fill func(io.Writer) error) error {
+	if err := FileExtras(fd, f); err != nil {
+		return err
+	}
+	return c.W.WriteWithPayload(ckpt.TypeFile, ref, deps, f, n, fill)
 }
 
 // Finish writes the records that come after the fd table (epoll watches).

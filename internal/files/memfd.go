@@ -26,7 +26,7 @@ var memfdKind = &Kind{
 		}
 		f := ckpt.File{Kind: ckpt.FileMemfd, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}}
 		ref := c.W.NewObjref()
-		return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{obj}, &f)
+		return ref, c.WriteFile(fd, ref, []ckpt.Objref{obj}, &f)
 	},
 	Restore: restoreMemfdFd,
 }

@@ -38,7 +38,7 @@ func dumpPipeEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if (ends == nil || ends.Read == 0 || ends.Write == 0) && !otherEndClosed(fd) {
 		f.External = true
 		f.ExternalReason = fmt.Sprintf("pipe:[%d] has its other end outside the checkpoint", ino)
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	}
 	pipeRef, ok := c.Pipes[ino]
 	if !ok {
@@ -48,7 +48,7 @@ func dumpPipeEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		}
 		c.Pipes[ino] = pipeRef
 	}
-	return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{pipeRef}, &f)
+	return ref, c.WriteFile(fd, ref, []ckpt.Objref{pipeRef}, &f)
 }
 
 // otherEndClosed reports whether a pipe end has no peer at all (rather than

@@ -29,13 +29,13 @@ func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
 	ref := c.W.NewObjref()
 	if !(fd.Link.Deleted && fd.Stat.Nlink == 0) {
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	}
 	f.Deleted = true
 	if fd.Stat.Size > MaxDeletedFileSize {
 		return 0, fmt.Errorf("fd %d: deleted file %s holds %d bytes, more than the %d crsub stores", fd.Num, path, fd.Stat.Size, MaxDeletedFileSize)
 	}
-	return ref, c.W.WriteWithPayload(ckpt.TypeFile, ref, nil, &f, fd.Stat.Size, func(w io.Writer) error {
+	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, fd.Stat.Size, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(fd.Copy, 0, fd.Stat.Size))
 		return err
 	})
@@ -108,7 +108,7 @@ var directoryKind = &Kind{
 		}
 		f := ckpt.File{Kind: ckpt.FileDirectory, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(fd.Link.Path, &fd.Stat)}
 		ref := c.W.NewObjref()
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 		fd, err := t.Open(f.Path, reopenFlags(f.Flags)|unix.O_DIRECTORY, 0)

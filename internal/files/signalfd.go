@@ -29,7 +29,7 @@ func dumpSignalfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	f := ckpt.File{Kind: "signalfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
 		Signalfd: &ckpt.SignalfdState{Sigmask: s.Sigmask}}
 	ref := c.W.NewObjref()
-	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	return ref, c.WriteFile(fd, ref, nil, &f)
 }
 
 // sigsetBytes is a kernel sigset_t (64 signals on x86_64) as signalfd4

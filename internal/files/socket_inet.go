@@ -80,7 +80,7 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: "socket", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
-	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	return ref, c.WriteFile(fd, ref, nil, &f)
 }
 
 // setSocketOptions sets the integer options the image recorded for a

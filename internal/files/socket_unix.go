@@ -54,7 +54,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if peer == nil {
 		f.External = true
 		f.ExternalReason = fmt.Sprintf("%s is connected to a process outside the checkpoint (peer socket:[%d])", what, d.Peer)
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	}
 	key := min(ino, d.Peer)
 	pairRef, ok := c.Pairs[key]
@@ -68,7 +68,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		}
 		c.Pairs[key] = pairRef
 	}
-	return ref, c.W.Write(ckpt.TypeFile, ref, []ckpt.Objref{pairRef}, &f)
+	return ref, c.WriteFile(fd, ref, []ckpt.Objref{pairRef}, &f)
 }
 
 // dumpUnixPair writes the pair object with what each end has queued.

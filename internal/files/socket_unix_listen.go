@@ -32,7 +32,7 @@ var unixListenKind = &Kind{
 		f := ckpt.File{Kind: "unix-listen", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
 			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: su.Name, Backlog: listenBacklog}}
 		ref := c.W.NewObjref()
-		return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: restoreUnixListen,
 }

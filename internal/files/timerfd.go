@@ -39,7 +39,7 @@ func dumpTimerfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: "timerfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Timerfd: st}
 	ref := c.W.NewObjref()
-	return ref, c.W.Write(ckpt.TypeFile, ref, nil, &f)
+	return ref, c.WriteFile(fd, ref, nil, &f)
 }
 
 // readTimerfd reads a timerfd's setting and its unread expirations. The
