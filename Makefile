@@ -7,7 +7,7 @@ CRSUB   := $(abspath $(BIN))
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build test vet unit kselftest bench demo clean fuzz
+.PHONY: all build test vet unit kselftest deps bench demo clean fuzz
 
 all: build
 
@@ -24,8 +24,13 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
-kselftest: build
+kselftest: build deps
 	$(MAKE) -C kselftest-style run_tests CRSUB=$(CRSUB)
+
+# nft holds TCP connections still between checkpoint and restart; the
+# TCP subjects need it. Installed from Debian's packages if missing.
+deps:
+	@command -v nft >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nftables; }
 
 test: vet unit kselftest
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 )
@@ -161,6 +162,11 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if opts.LeaveRunning {
 		err = s.thaw()
 	} else {
+		// Established connections are held still until their restore:
+		// their peers retransmit rather than meet a port without socket.
+		if err := netlock.Lock(s.files.TCPConns); err != nil {
+			s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
+		}
 		// The image is complete and committed: only now may the
 		// originals go. A stopped tracee dies of SIGKILL without being let
 		// go.
@@ -265,8 +271,15 @@ func (p *proc) freeze() error {
 	return nil
 }
 
-// thaw lets every seized thread of the tree go.
+// thaw lets every seized thread of the tree go, after undoing what the
+// checkpoint did to their files (a TCP socket in repair mode leaves it).
 func (s *session) thaw() error {
+	if s.files != nil {
+		for _, undo := range s.files.OnRelease {
+			undo()
+		}
+		s.files.OnRelease = nil
+	}
 	var first error
 	for _, p := range s.procs {
 		for _, t := range p.tracees {

@@ -378,6 +378,8 @@ type Socket struct {
 	Backlog  int    `json:"backlog,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
+	// TCP is an established connection's repair state.
+	TCP *TCPState `json:"tcp,omitempty"`
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which
 	// the file depends on) a connected unix socket is: 0 or 1.
 	PairEnd int `json:"pair_end,omitempty"`
@@ -448,4 +450,21 @@ type FileLock struct {
 	Start int64  `json:"start,omitempty"`
 	Len   int64  `json:"len,omitempty"`
 	Pid   int    `json:"pid,omitempty"`
+}
+
+// TCPState is what TCP_REPAIR reads of an established connection: sequence
+// numbers, what is queued (in the file record's payload: the receive
+// queue, then the send queue), window and options.
+type TCPState struct {
+	SendSeq   uint32    `json:"snd_seq"` // write_seq: after the last byte queued to send
+	RecvSeq   uint32    `json:"rcv_seq"` // rcv_nxt: after the last byte received
+	InQ       int       `json:"inq"`     // bytes received, not read
+	OutQ      int       `json:"outq"`    // bytes queued to send, not acknowledged
+	Unsent    int       `json:"unsent"`  // of OutQ, bytes not sent yet
+	MSS       int       `json:"mss"`
+	SndWscale int       `json:"snd_wscale,omitempty"`
+	RcvWscale int       `json:"rcv_wscale,omitempty"`
+	Options   int       `json:"options"` // TCPI_OPT_* from TCP_INFO
+	Timestamp uint32    `json:"timestamp,omitempty"`
+	Window    [5]uint32 `json:"window"` // struct tcp_repair_window
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
 )
 
@@ -78,6 +79,14 @@ type DumpContext struct {
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
+	// OnRelease holds what kinds must undo when the checkpointed processes
+	// run on (the checkpoint failed, or leaves them running): the driver
+	// calls each before letting them go. (When they are killed instead,
+	// closing the fd copies is all that is left to do.)
+	OnRelease []func()
+	// TCPConns are the established connections dumped: the driver holds
+	// them still (netlock) between the original's end and the restore.
+	TCPConns []netlock.Conn
 	// Dumped lists the fds whose file records are written, with their
 	// objrefs: what records written after the fd table refer to.
 	Dumped []Dumped
@@ -193,6 +202,7 @@ var Kinds = []*Kind{
 	epollKind,
 	inetListenKind,
 	udpKind,
+	tcpEstablishedKind,
 	unixListenKind,
 	unixPairKind,
 	eventfdKind,

@@ -1,0 +1,333 @@
+package files
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlock"
+)
+
+// Established TCP connections, IPv4 and IPv6, with the peer inside or
+// outside the checkpoint, are dumped and rebuilt with TCP_REPAIR: sequence
+// numbers, both queues, window, MSS, window scaling, SACK and timestamps.
+// The copy crsub holds keeps the socket in repair mode until it is closed,
+// after the original is killed, so the peer sees neither FIN nor RST; if
+// the process runs on instead, repair mode is left first.
+var tcpEstablishedKind = &Kind{
+	Name: "tcp",
+	Claims: func(fd *Fd) bool {
+		s := fd.Socket
+		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM && !s.Listening
+	},
+	Dump:    dumpTCP,
+	Restore: restoreTCP,
+}
+
+const (
+	tcpRepair         = 19
+	tcpRepairQueue    = 20
+	tcpQueueSeq       = 21
+	tcpRepairOptions  = 22
+	tcpRepairWindow   = 29
+	tcpTimestamp      = 24
+	tcpRecvQueue      = 1
+	tcpSendQueue      = 2
+	tcpRepairOffNoWP  = -1
+	tcpEstablished    = 1
+	siocOutQNSD       = 0x894B
+	tcpiOptTimestamps = 1
+	tcpiOptSack       = 2
+	tcpiOptWscale     = 4
+)
+
+func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	s := int(fd.Copy.Fd())
+	what := fmt.Sprintf("tcp socket:[%d]", fd.Link.Inode)
+	info, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, fmt.Errorf("%s: TCP_INFO: %w", what, err)
+	}
+	if info.State != tcpEstablished {
+		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (only established connections and listeners are supported)", what, info.State)}
+	}
+	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: "established", Options: map[string]int{}}
+	if sa, err := unix.Getsockname(s); err == nil {
+		sock.Local = sockaddrString(sa)
+	}
+	if sa, err := unix.Getpeername(s); err == nil {
+		sock.Peer = sockaddrString(sa)
+	}
+	for _, o := range socketOptions {
+		if v, err := unix.GetsockoptInt(s, o.level, o.which); err == nil {
+			sock.Options[o.name] = v
+		}
+	}
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
+		return 0, fmt.Errorf("%s: TCP_REPAIR: %w", what, err)
+	}
+	// From here the socket is in repair mode: it must leave it if the
+	// process runs on.
+	c.OnRelease = append(c.OnRelease, func() { _ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP) })
+	st := &ckpt.TCPState{Options: int(info.Options), MSS: 0}
+	// tcpi_snd_wscale:4 and tcpi_rcv_wscale:4 share the byte after
+	// tcpi_options, which Go's TCPInfo leaves as padding.
+	wscale := (*[8]byte)(unsafe.Pointer(info))[6]
+	st.SndWscale, st.RcvWscale = int(wscale&0xf), int(wscale>>4)
+	if st.InQ, err = unix.IoctlGetInt(s, unix.SIOCINQ); err != nil {
+		return 0, fmt.Errorf("%s: SIOCINQ: %w", what, err)
+	}
+	if st.OutQ, err = unix.IoctlGetInt(s, unix.SIOCOUTQ); err != nil {
+		return 0, fmt.Errorf("%s: SIOCOUTQ: %w", what, err)
+	}
+	if st.Unsent, err = unix.IoctlGetInt(s, siocOutQNSD); err != nil {
+		return 0, fmt.Errorf("%s: SIOCOUTQNSD: %w", what, err)
+	}
+	if st.MSS, err = unix.GetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_MAXSEG); err != nil {
+		return 0, fmt.Errorf("%s: TCP_MAXSEG: %w", what, err)
+	}
+	if ts, err := unix.GetsockoptInt(s, unix.IPPROTO_TCP, tcpTimestamp); err == nil {
+		st.Timestamp = uint32(ts)
+	}
+	var win [5]uint32
+	wlen := uint32(unsafe.Sizeof(win))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s), unix.IPPROTO_TCP, tcpRepairWindow, uintptr(unsafe.Pointer(&win)), uintptr(unsafe.Pointer(&wlen)), 0); e != 0 {
+		return 0, fmt.Errorf("%s: TCP_REPAIR_WINDOW: %w", what, e)
+	}
+	st.Window = win
+	var queues [2][]byte
+	for i, q := range []struct {
+		which int
+		seq   *uint32
+		n     int
+	}{{tcpRecvQueue, &st.RecvSeq, st.InQ}, {tcpSendQueue, &st.SendSeq, st.OutQ}} {
+		if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
+			return 0, fmt.Errorf("%s: TCP_REPAIR_QUEUE: %w", what, err)
+		}
+		seq, err := unix.GetsockoptInt(s, unix.IPPROTO_TCP, tcpQueueSeq)
+		if err != nil {
+			return 0, fmt.Errorf("%s: TCP_QUEUE_SEQ: %w", what, err)
+		}
+		*q.seq = uint32(seq)
+		if q.n > maxUnixQueue {
+			return 0, fmt.Errorf("%s: %d bytes queued", what, q.n)
+		}
+		buf := make([]byte, q.n)
+		got := 0
+		for got < q.n {
+			k, _, err := unix.Recvfrom(s, buf[got:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			if err != nil {
+				return 0, fmt.Errorf("%s: peeking queue %d: %w", what, q.which, err)
+			}
+			if k == 0 {
+				break
+			}
+			got += k
+			if k < q.n {
+				// A repair peek starts from the queue's head each time.
+				got = k
+				break
+			}
+		}
+		if got != q.n {
+			return 0, fmt.Errorf("%s: peeked %d of %d bytes of queue %d", what, got, q.n, q.which)
+		}
+		queues[i] = buf
+	}
+	sock.TCP = st
+	if local, err1 := netip.ParseAddrPort(sock.Local); err1 == nil {
+		if peer, err2 := netip.ParseAddrPort(sock.Peer); err2 == nil {
+			c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
+		}
+	}
+	f := ckpt.File{Kind: "tcp", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+	ref := c.W.NewObjref()
+	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, int64(st.InQ+st.OutQ), func(w io.Writer) error {
+		for _, q := range queues {
+			if _, err := w.Write(q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	s := f.Socket
+	if s == nil || s.TCP == nil {
+		return -1, fmt.Errorf("tcp socket without its repair state")
+	}
+	st := s.TCP
+	if int64(st.InQ+st.OutQ) != rec.PayloadLen || st.Unsent > st.OutQ || st.InQ < 0 || st.Unsent < 0 {
+		return -1, fmt.Errorf("tcp %s -> %s: queue sizes %d+%d do not match the %d bytes stored", s.Local, s.Peer, st.InQ, st.OutQ, rec.PayloadLen)
+	}
+	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, uint64(s.Protocol))
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := int(fdv)
+	fail := func(err error) (int, error) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("tcp %s -> %s: %w", s.Local, s.Peer, err)
+	}
+	setInt := func(level, opt, v int) error {
+		b := make([]byte, 4)
+		binary.LittleEndian.PutUint32(b, uint32(int32(v)))
+		addr, err := t.Scratch(b)
+		if err != nil {
+			return err
+		}
+		_, err = t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, 4)
+		return err
+	}
+	// Options first: repair mode then lets the socket bind the local port
+	// its sibling connections (accepted from one listener) share, which
+	// setting SO_REUSEADDR afterwards would undo.
+	if err := setSocketOptions(t, fd, s); err != nil {
+		return fail(err)
+	}
+	if err := setInt(unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
+		return fail(fmt.Errorf("TCP_REPAIR: %w", err))
+	}
+	// Each queue starts where its stored data starts.
+	for _, q := range []struct{ which, seq int }{
+		{tcpSendQueue, int(st.SendSeq - uint32(st.OutQ))},
+		{tcpRecvQueue, int(st.RecvSeq - uint32(st.InQ))},
+	} {
+		if err := setInt(unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
+			return fail(fmt.Errorf("TCP_REPAIR_QUEUE: %w", err))
+		}
+		if err := setInt(unix.IPPROTO_TCP, tcpQueueSeq, q.seq); err != nil {
+			return fail(fmt.Errorf("TCP_QUEUE_SEQ: %w", err))
+		}
+	}
+	for _, step := range []struct {
+		nr   int
+		addr string
+		what string
+	}{{unix.SYS_BIND, s.Local, "bind"}, {unix.SYS_CONNECT, s.Peer, "connect"}} {
+		raw, err := rawSockaddr(s.Family, step.addr)
+		if err != nil {
+			return fail(err)
+		}
+		addr, err := t.Scratch(raw)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := t.Syscall(step.nr, uint64(fd), addr, uint64(len(raw))); err != nil {
+			return fail(fmt.Errorf("%s %s: %w", step.what, step.addr, err))
+		}
+	}
+	// Options the connection negotiated: struct tcp_repair_opt pairs.
+	var opts []byte
+	addOpt := func(code, val uint32) {
+		b := make([]byte, 8)
+		binary.LittleEndian.PutUint32(b, code)
+		binary.LittleEndian.PutUint32(b[4:], val)
+		opts = append(opts, b...)
+	}
+	addOpt(2, uint32(st.MSS)) // TCPOPT_MAXSEG
+	if st.Options&tcpiOptWscale != 0 {
+		addOpt(3, uint32(st.SndWscale)|uint32(st.RcvWscale)<<16) // TCPOPT_WINDOW
+	}
+	if st.Options&tcpiOptSack != 0 {
+		addOpt(4, 0) // TCPOPT_SACK_PERM
+	}
+	if st.Options&tcpiOptTimestamps != 0 {
+		addOpt(8, 0) // TCPOPT_TIMESTAMP
+	}
+	addr, err := t.Scratch(opts)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.IPPROTO_TCP, tcpRepairOptions, addr, uint64(len(opts))); err != nil {
+		return fail(fmt.Errorf("TCP_REPAIR_OPTIONS: %w", err))
+	}
+	if st.Options&tcpiOptTimestamps != 0 {
+		if err := setInt(unix.IPPROTO_TCP, tcpTimestamp, int(st.Timestamp)); err != nil {
+			return fail(fmt.Errorf("TCP_TIMESTAMP: %w", err))
+		}
+	}
+	win := make([]byte, 20)
+	for i, v := range st.Window {
+		binary.LittleEndian.PutUint32(win[4*i:], v)
+	}
+	if addr, err = t.Scratch(win); err != nil {
+		return fail(err)
+	}
+	if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.IPPROTO_TCP, tcpRepairWindow, addr, 20); err != nil {
+		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", err))
+	}
+	// The queues: what was received and not read, and what was sent and
+	// not acknowledged, go back in repair mode; what was never sent is
+	// sent once repair mode is off.
+	payload := rec.Payload()
+	recvQ := make([]byte, st.InQ)
+	sendQ := make([]byte, st.OutQ)
+	if _, err := io.ReadFull(payload, recvQ); err != nil {
+		return fail(err)
+	}
+	if _, err := io.ReadFull(payload, sendQ); err != nil {
+		return fail(err)
+	}
+	local, err := t.Copy(fd)
+	if err != nil {
+		return fail(err)
+	}
+	defer local.Close()
+	ls := int(local.Fd())
+	sent := sendQ[:st.OutQ-st.Unsent]
+	for _, q := range []struct {
+		which int
+		data  []byte
+	}{{tcpRecvQueue, recvQ}, {tcpSendQueue, sent}} {
+		if len(q.data) == 0 {
+			continue
+		}
+		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
+			return fail(fmt.Errorf("TCP_REPAIR_QUEUE: %w", err))
+		}
+		if err := writeAll(ls, q.data); err != nil {
+			return fail(fmt.Errorf("refilling queue %d: %w", q.which, err))
+		}
+	}
+	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
+		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
+			return fail(fmt.Errorf("leaving repair mode: %w", err))
+		}
+	}
+	// The connection lives again: its peer's packets may come in.
+	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
+		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
+			if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
+			}
+		}
+	}
+	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
+		return fail(fmt.Errorf("sending the unsent queue: %w", err))
+	}
+	if err := setNonblock(t, fd, f.Flags); err != nil {
+		return fail(err)
+	}
+	return fd, nil
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+// Package netlock holds TCP connections still while they are checkpointed
+// and restored: inbound packets of a locked connection are dropped (an
+// nftables set matched in a raw-priority input chain), so its peer
+// retransmits instead of being answered with a reset by a port that has
+// no socket between the original's end and the restore. It drives the
+// nft(8) command; without it, Lock reports ErrUnavailable.
+package netlock
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// ErrUnavailable means the nft command is not installed.
+var ErrUnavailable = errors.New("nft (Debian package nftables) is not installed")
+
+// Conn is one TCP connection, as seen from the side being checkpointed.
+type Conn struct{ Local, Peer netip.AddrPort }
+
+const table = "inet crsub"
+
+func (c Conn) element() (set, elem string) {
+	set = "v4"
+	if c.Local.Addr().Is6() && !c.Local.Addr().Is4In6() {
+		set = "v6"
+	}
+	return set, fmt.Sprintf("%s . %d . %s . %d", c.Peer.Addr().Unmap(), c.Peer.Port(), c.Local.Addr().Unmap(), c.Local.Port())
+}
+
+// Lock starts dropping the inbound packets of conns.
+func Lock(conns []Conn) error {
+	if len(conns) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "add table %s\n", table)
+	fmt.Fprintf(&b, "add set %s v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n", table)
+	fmt.Fprintf(&b, "add set %s v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n", table)
+	fmt.Fprintf(&b, "add chain %s input { type filter hook input priority -300; policy accept; }\n", table)
+	fmt.Fprintf(&b, "flush chain %s input\n", table)
+	fmt.Fprintf(&b, "add rule %s input ip saddr . tcp sport . ip daddr . tcp dport @v4 drop\n", table)
+	fmt.Fprintf(&b, "add rule %s input ip6 saddr . tcp sport . ip6 daddr . tcp dport @v6 drop\n", table)
+	for _, c := range conns {
+		set, elem := c.element()
+		fmt.Fprintf(&b, "add element %s %s { %s }\n", table, set, elem)
+	}
+	return nft(b.String())
+}
+
+// Unlock lets the packets of conns through again. A connection that was
+// not locked is no error.
+func Unlock(conns []Conn) error {
+	var errs []error
+	for _, c := range conns {
+		set, elem := c.element()
+		if err := nft(fmt.Sprintf("delete element %s %s { %s }\n", table, set, elem)); err != nil && !strings.Contains(err.Error(), "No such file") {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func nft(script string) error {
+	path, err := exec.LookPath("nft")
+	if err != nil {
+		return ErrUnavailable
+	}
+	cmd := exec.Command(path, "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
