@@ -27,10 +27,14 @@ unit:
 kselftest: build deps
 	$(MAKE) -C kselftest-style run_tests CRSUB=$(CRSUB)
 
-# nft holds TCP connections still between checkpoint and restart; the
-# TCP subjects need it. Installed from Debian's packages if missing.
+# nft holds TCP connections still between checkpoint and restart (the TCP
+# subjects need it); redis-server is a subject. Both from Debian's packages,
+# installed only if missing.
 deps:
-	@command -v nft >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nftables; }
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq nftables redis-server; \
+		systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	fi
 
 test: vet unit kselftest
 
