@@ -55,6 +55,9 @@ var socketOptions = []struct {
 	{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY},
 	{"TCP_DEFER_ACCEPT", unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT},
 	{"TCP_FASTOPEN", unix.IPPROTO_TCP, unix.TCP_FASTOPEN},
+	{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+	{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+	{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
 }
 
 func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
