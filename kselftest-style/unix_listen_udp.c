@@ -65,11 +65,15 @@ int main(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	char path[4096], abstract[64], buf[16] = { 0 };
-	int lp, la, ub, uc, port;
+	struct linger lg = { .l_onoff = 1, .l_linger = 7 }, lg2;
+	socklen_t lglen = sizeof(lg2);
+	struct sockaddr_un du;
+	socklen_t dulen;
+	int lp, la, ub, uc, port, dgram, dclient;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(4);
+	ksft_set_plan(6);
 	snprintf(path, sizeof(path), "%s", cr_path("srv.sock"));
 	snprintf(abstract, sizeof(abstract), "crsub-test-%d", getpid());
 	lp = listener(path, 0);
@@ -84,6 +88,11 @@ int main(void)
 		ksft_exit_fail_msg("udp round trip: %s", strerror(errno));
 	if (!connect_accept(lp, path, 0) || !connect_accept(la, abstract, 1))
 		ksft_exit_fail_msg("unix listeners do not accept");
+	/* A bound, unconnected unix datagram socket, and SO_LINGER set. */
+	dgram = socket(AF_UNIX, SOCK_DGRAM, 0);
+	dulen = unix_addr(&du, cr_path("dgram.sock"), 0);
+	if (dgram < 0 || bind(dgram, (struct sockaddr *)&du, dulen) || setsockopt(ub, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)))
+		ksft_exit_fail_msg("unix dgram / linger: %s", strerror(errno));
 	ksft_print_msg("setup ok: udp port %d", port);
 
 	cr_ready();
@@ -95,5 +104,10 @@ int main(void)
 	memset(buf, 0, sizeof(buf));
 	ksft_test_result(send(uc, "hello", 5, 0) == 5 && recv(ub, buf, sizeof(buf), MSG_DONTWAIT) == 5 && !strcmp(buf, "hello"),
 			 "a datagram on the connected socket arrives on the bound one");
+	dclient = socket(AF_UNIX, SOCK_DGRAM, 0);
+	memset(buf, 0, sizeof(buf));
+	ksft_test_result(sendto(dclient, "dg", 2, 0, (struct sockaddr *)&du, dulen) == 2 && recv(dgram, buf, sizeof(buf), MSG_DONTWAIT) == 2,
+			 "the bound unix datagram socket receives at its path");
+	ksft_test_result(!getsockopt(ub, SOL_SOCKET, SO_LINGER, &lg2, &lglen) && lg2.l_onoff && lg2.l_linger == 7, "SO_LINGER kept");
 	ksft_finished();
 }

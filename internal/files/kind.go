@@ -204,6 +204,7 @@ var Kinds = []*Kind{
 	udpKind,
 	tcpEstablishedKind,
 	unixListenKind,
+	unixBoundKind,
 	unixPairKind,
 	eventfdKind,
 	timerfdKind,

@@ -81,9 +81,17 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			sock.Options["IPV6_V6ONLY"] = v
 		}
 	}
+	readLinger(s, sock.Options)
 	f := ckpt.File{Kind: "socket", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
+}
+
+// readLinger records SO_LINGER, which is a struct, in opts.
+func readLinger(s int, opts map[string]int) {
+	if l, err := unix.GetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && l.Onoff != 0 {
+		opts["SO_LINGER"] = int(l.Linger)
+	}
 }
 
 // setSocketOptions sets the integer options the image recorded for a
@@ -95,6 +103,18 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 			name         string
 			level, which int
 		}{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY})
+	}
+	if v, ok := s.Options["SO_LINGER"]; ok {
+		b := make([]byte, 8) // struct linger: int l_onoff, int l_linger
+		binary.LittleEndian.PutUint32(b, 1)
+		binary.LittleEndian.PutUint32(b[4:], uint32(v))
+		addr, err := t.Scratch(b)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.SOL_SOCKET, unix.SO_LINGER, addr, 8); err != nil {
+			return fmt.Errorf("setsockopt SO_LINGER=%d: %w", v, err)
+		}
 	}
 	val := make([]byte, 4)
 	for _, o := range options {

@@ -68,6 +68,7 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			sock.Options[o.name] = v
 		}
 	}
+	readLinger(s, sock.Options)
 	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return 0, fmt.Errorf("%s: TCP_REPAIR: %w", what, err)
 	}

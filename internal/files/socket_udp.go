@@ -45,6 +45,7 @@ func dumpUDP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			sock.Options["IPV6_V6ONLY"] = v
 		}
 	}
+	readLinger(s, sock.Options)
 	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
 		c.Log.Warn("queued UDP datagrams are not kept", "fd", fd.Num, "bytes", n)
 	}

@@ -59,12 +59,12 @@ func unixSockaddr(name string) ([]byte, error) {
 // clearStaleSocket removes a socket file at path that nothing listens on
 // any more (the checkpointed process's own, left behind when it was
 // killed). Anything else at the path is left alone, and bind reports it.
-func clearStaleSocket(path string) error {
+func clearStaleSocket(path string, typ int) error {
 	st, err := os.Lstat(path)
 	if err != nil || st.Mode()&os.ModeSocket == 0 {
 		return nil
 	}
-	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	s, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 		return -1, errors.New("listening unix socket without its name")
 	}
 	if s.Local[0] != '@' {
-		if err := clearStaleSocket(s.Local); err != nil {
+		if err := clearStaleSocket(s.Local, s.Type); err != nil {
 			return -1, err
 		}
 	}
@@ -114,6 +114,64 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	}
 	if err := setNonblock(t, fd, f.Flags); err != nil {
 		return fail(err)
+	}
+	return fd, nil
+}
+
+// An unconnected unix datagram socket bound to a name (a syslog-style
+// server socket) is bound to it again; datagrams queued and not read are
+// dropped, with a warning at checkpoint time.
+var unixBoundKind = &Kind{
+	Name:    "unix-bound",
+	Claims:  func(*Fd) bool { return false }, // dumped by unixPairKind, which sees it has no peer
+	Restore: restoreUnixBound,
+}
+
+func dumpUnixBound(c *DumpContext, fd *Fd, what string) (ckpt.Objref, error) {
+	s := int(fd.Copy.Fd())
+	sa, err := unix.Getsockname(s)
+	su, ok := sa.(*unix.SockaddrUnix)
+	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
+		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
+	}
+	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
+		c.Log.Warn("queued datagrams of a bound unix socket are not kept", "fd", fd.Num, "name", su.Name, "bytes", n)
+	}
+	f := ckpt.File{Kind: "unix-bound", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
+		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
+	ref := c.W.NewObjref()
+	return ref, c.WriteFile(fd, ref, nil, &f)
+}
+
+func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	s := f.Socket
+	if s == nil || s.Local == "" {
+		return -1, errors.New("bound unix socket without its name")
+	}
+	if s.Local[0] != '@' {
+		if err := clearStaleSocket(s.Local, s.Type); err != nil {
+			return -1, err
+		}
+	}
+	raw, err := unixSockaddr(s.Local)
+	if err != nil {
+		return -1, err
+	}
+	fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := int(fdv)
+	addr, err := t.Scratch(raw)
+	if err == nil {
+		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
+	}
+	if err == nil {
+		err = setNonblock(t, fd, f.Flags)
+	}
+	if err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
 	}
 	return fd, nil
 }
