@@ -43,9 +43,11 @@ int main(void) {
 		t.Fatal(err)
 	}
 	for _, pid := range f.Pids {
-		if st := crtest.Status(pid, "State"); !strings.HasPrefix(st, "S") || crtest.Status(pid, "TracerPid") != "0" {
-			t.Errorf("pid %d after Thaw: state %q, tracer %s", pid, st, crtest.Status(pid, "TracerPid"))
+		if tracer := crtest.Status(pid, "TracerPid"); tracer != "0" {
+			t.Errorf("pid %d after Thaw: traced by %s", pid, tracer)
 		}
+		// Just let go, it may run a moment before its pause again.
+		crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(pid, "State"), "S") }, "the thawed process back in pause")
 	}
 	if err := f.Thaw(); err == nil {
 		t.Error("a second Thaw succeeded")
