@@ -30,9 +30,6 @@ type processState struct {
 	maps    []procfs.Mapping
 }
 
-// rlimitCount is RLIM_NLIMITS: RLIMIT_CPU (0) to RLIMIT_RTTIME (15).
-const rlimitCount = 16
-
 func (s *session) collectProcess(pr *proc) (*processState, error) {
 	pid := pr.pid
 	st := &processState{}
@@ -85,12 +82,14 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if p.Personality, err = procfs.Personality(pid); err != nil {
 		return nil, err
 	}
-	for res := 0; res < rlimitCount; res++ {
-		var lim unix.Rlimit
-		if err := unix.Prlimit(pid, res, nil, &lim); err != nil {
-			return nil, fmt.Errorf("prlimit %d: %w", res, err)
-		}
-		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: res, Cur: lim.Cur, Max: lim.Max})
+	// From /proc: prlimit(2) on a process of another user (a server's
+	// workers) needs CAP_SYS_RESOURCE.
+	lims, err := procfs.ReadLimits(pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lims {
+		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: l.Resource, Cur: l.Cur, Max: l.Max})
 	}
 
 	var tids []int
