@@ -28,12 +28,12 @@ kselftest: build deps
 	$(MAKE) -C kselftest-style run_tests CRSUB=$(CRSUB)
 
 # nft holds TCP connections still between checkpoint and restart (the TCP
-# subjects need it); redis-server is a subject. Both from Debian's packages,
-# installed only if missing.
+# subjects need it); redis-server and nginx are subjects. From Debian's
+# packages, installed only if missing; their system services are stopped.
 deps:
-	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then \
-		apt-get update -qq && apt-get install -y -qq nftables redis-server; \
-		systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq nftables redis-server nginx-light; \
+		for s in redis-server nginx; do systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; done; \
 	fi
 
 test: vet unit kselftest
