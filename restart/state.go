@@ -627,6 +627,11 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			default:
 				eintr()
 			}
+		case unix.SYS_POLL:
+			// poll(fds, nfds, timeout_ms): what was left is unknown, so it
+			// waits its whole timeout again; a late return is what poll
+			// callers handle, an EINTR many treat as fatal (tail -f does).
+			rerun()
 		default:
 			eintr()
 		}
