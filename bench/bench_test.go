@@ -199,3 +199,83 @@ func BenchmarkSnapshot64MiB(b *testing.B) { snapshot(b, 64) }
 func BenchmarkSnapshot1GiB(b *testing.B) { snapshot(b, 1024) }
 
 func BenchmarkSnapshot4GiB(b *testing.B) { snapshot(b, 4096) }
+
+// dirtier touches MiB mebibytes like subject; then, on each SIGUSR1, it
+// writes to PERMILLE per mille of its pages (a different set each time,
+// spread over the whole range) and creates the file "dirtied.N".
+const dirtier = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static volatile sig_atomic_t go;
+static void on_usr1(int s) { (void)s; go = 1; }
+int main(int argc, char **argv) {
+	size_t n = (size_t)atol(argv[1]) << 20, permille = atol(argv[2]);
+	unsigned char *p = malloc(n);
+	for (size_t i = 0; i < n; i += 8) *(size_t *)(p + i) = i * 2654435761u;
+	signal(SIGUSR1, on_usr1);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	size_t pages = n / 4096, step = permille ? 1000 / permille : 0;
+	for (int round = 0;; round++) {
+		while (!go) pause();
+		go = 0;
+		for (size_t i = round % (step ? step : 1); step && i < pages; i += step) p[i * 4096 + 64] ^= 0x5a;
+		char name[32];
+		snprintf(name, sizeof name, "dirtied.%d", round);
+		close(open(name, O_CREAT | O_WRONLY, 0600));
+	}
+}
+`
+
+// preCopy measures the frozen time of an in-memory checkpoint after
+// rounds of pre-copy, with permille of the pages written between rounds
+// (and between the last round and the freeze).
+func preCopy(b *testing.B, mib, permille int) {
+	bin := crtest.Build(b, dirtier)
+	var frozen, full, memcpyTotal time.Duration
+	var readFrozen uint64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		memcpyTotal += memcpyBaseline(mib << 20)
+		dir := b.TempDir()
+		p := crtest.Start(b, dir, bin, strconv.Itoa(mib), strconv.Itoa(permille))
+		opts := checkpoint.DefaultOptions()
+		opts.LeaveRunning = true
+		img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		full += img.Stats.Frozen
+		dirtied := 0
+		opts.PreCopy = 2
+		opts.PreCopyRound = func(int, uint64) {
+			p.Signal(syscall.SIGUSR1)
+			name := filepath.Join(dir, fmt.Sprintf("dirtied.%d", dirtied))
+			crtest.WaitFor(b, func() bool { _, err := os.Stat(name); return err == nil }, name)
+			dirtied++
+		}
+		b.StartTimer()
+		img, err = checkpoint.Snapshot(context.Background(), p.Pid, opts)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		frozen += img.Stats.Frozen
+		readFrozen += img.Stats.BytesRead
+		p.Kill()
+		p.Wait()
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(memcpyTotal.Microseconds())/1000/n, "memcpy-ms")
+	b.ReportMetric(float64(full.Microseconds())/1000/n, "full-frozen-ms")
+	b.ReportMetric(float64(frozen.Microseconds())/1000/n, "frozen-ms")
+	b.ReportMetric(float64(frozen)/float64(full), "frozen/full-frozen")
+	b.ReportMetric(float64(frozen)/float64(memcpyTotal), "frozen/memcpy")
+	b.ReportMetric(float64(readFrozen)/n/(1<<20), "read-frozen-MiB")
+}
+
+func BenchmarkPreCopy1GiBDirty1pc(b *testing.B)  { preCopy(b, 1024, 10) }
+func BenchmarkPreCopy1GiBDirty10pc(b *testing.B) { preCopy(b, 1024, 100) }
+func BenchmarkPreCopy4GiBDirty1pc(b *testing.B)  { preCopy(b, 4096, 10) }
+func BenchmarkPreCopy4GiBDirty10pc(b *testing.B) { preCopy(b, 4096, 100) }

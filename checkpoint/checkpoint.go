@@ -93,6 +93,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, err
 	}
 	mem.progress, mem.expect = opts.Progress, resident
+	if opts.PreCopy > 0 && opts.Parent != "" {
+		return nil, errors.New("pre-copy and a parent image cannot be combined yet")
+	}
 	var parentSize int64
 	var parentCreated time.Time
 	if opts.Parent != "" {
@@ -108,7 +111,34 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		mem.parent, mem.pbuf = ix, make([]byte, os.Getpagesize())
 		parentSize, parentCreated = st.Size(), ph.Created
 	}
-	bw := bufio.NewWriterSize(out, 1<<20)
+	// An image kept in memory takes writes as they come; anything else
+	// gets them in large pieces.
+	dst, flush := out, func() error { return nil }
+	if _, ok := out.(ckpt.Deferrer); !ok {
+		bw := bufio.NewWriterSize(out, 1<<20)
+		dst, flush = bw, bw.Flush
+	}
+	if opts.PreCopy > 0 {
+		pc, err := startPreCopy(pid, s.log)
+		if err != nil {
+			return nil, err
+		}
+		defer pc.Close()
+		for range opts.PreCopy {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			before := pc.bytes
+			pc.round()
+			if opts.PreCopyRound != nil {
+				opts.PreCopyRound(pc.rounds, pc.bytes-before)
+			}
+		}
+		pc.prepareFresh()
+		mem.pre = pc
+		s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
+		s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -137,19 +167,19 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cw, err := ckpt.NewWriter(bw, *header)
+	cw, err := ckpt.NewWriter(dst, *header)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.write(ctx, cw, mem); err != nil {
 		_ = cw.Abort(err)
-		_ = bw.Flush()
+		_ = flush()
 		return nil, err
 	}
 	if err := cw.Close(); err != nil {
 		return nil, err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := flush(); err != nil {
 		return nil, fmt.Errorf("writing image: %w", err)
 	}
 	s.stats.Bytes = cw.Offset()
@@ -356,6 +386,9 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	}
 	if err := mem.open(p.pid); err != nil {
 		return err
+	}
+	if mem.pre != nil {
+		mem.track = mem.pre.procs[p.pid]
 	}
 	defer mem.Close()
 	// Objects before what depends on them: the memfds the VMAs map.

@@ -28,6 +28,10 @@ type processState struct {
 	signals ckpt.Signals
 	mm      ckpt.MM
 	maps    []procfs.Mapping
+	// dispositions has bit n-1 set for each signal n whose disposition
+	// is not plain default (caught or ignored), plus SIGCHLD, whose
+	// flags matter even at default.
+	dispositions uint64
 }
 
 func (s *session) collectProcess(pr *proc) (*processState, error) {
@@ -50,6 +54,7 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		st.tree.NsPid = status.NSpid[n-1]
 	}
 
+	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
 	p := &st.process
 	p.Pid = pid
 	p.Comm = stat.Comm
@@ -224,9 +229,10 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 	}
 
 	// Signal dispositions: struct kernel_sigaction is handler, flags,
-	// restorer, mask.
+	// restorer, mask. Each injected call costs a few ptrace round trips,
+	// so only the signals /proc shows handled or ignored are asked about.
 	for sig := 1; sig <= 64; sig++ {
-		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) || st.dispositions&(1<<(sig-1)) == 0 {
 			continue
 		}
 		if _, err := call("rt_sigaction", unix.SYS_RT_SIGACTION, uint64(sig), 0, scratch, 8); err != nil {

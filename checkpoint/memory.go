@@ -71,6 +71,24 @@ type memoryDumper struct {
 	// it is told to expect.
 	progress func(done, total int64)
 	expect   int64
+	// pre, if set, holds the pages copied before the freeze; track is the
+	// current process's part of it (nil if not tracked), and protected has
+	// a bit per page of the current mapping still write-protected, that
+	// is, not written since its copy.
+	pre       *preCopy
+	track     *tracker
+	protected []uint64
+}
+
+// isProtected says whether page idx of the current mapping is unwritten
+// since it was copied ahead.
+func (d *memoryDumper) isProtected(idx uint64) bool {
+	return idx/64 < uint64(len(d.protected)) && d.protected[idx/64]&(1<<(idx%64)) != 0
+}
+
+// tracked says whether m's pages may come from the pre-copy.
+func (d *memoryDumper) tracked(m *procfs.Mapping) bool {
+	return d.track != nil && d.shmemFile == nil && trackable(m)
 }
 
 // newMemoryDumper prepares copy buffers sized for a process that maps
@@ -96,7 +114,7 @@ func (d *memoryDumper) open(pid int) error {
 	if err != nil {
 		return err
 	}
-	d.pid, d.pagemap = pid, pm
+	d.pid, d.pagemap, d.track = pid, pm, nil
 	return nil
 }
 
@@ -201,7 +219,10 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		pages ckpt.Pages // a pages record, its payload in data
 		data  []byte
 		buf   int // which buffer data lives in, to hand back
-		err   error
+		// or, for memory copied ahead, in pieces (deferred: they stay put)
+		pieces [][]byte
+		size   int64
+		err    error
 	}
 	items := make(chan item, 2)
 	free := make(chan int, len(d.bufs))
@@ -232,6 +253,24 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			}
 			if !send(item{vma: v}) {
 				return
+			}
+			if d.tracked(m) {
+				for _, runs := range splitRuns(d.runs, d.chunk) {
+					got, err := d.pre.readTracked(d.track, m, runs, d.isProtected)
+					if err != nil {
+						send(item{err: err})
+						return
+					}
+					d.stats.BytesRead += got.read
+					d.stats.PagesPreCopied += got.reused
+					if len(got.runs) == 0 {
+						continue
+					}
+					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: got.runs}, pieces: got.pieces, size: got.size}) {
+						return
+					}
+				}
+				continue
 			}
 			for _, runs := range splitRuns(d.runs, d.chunk) {
 				var b int
@@ -269,6 +308,20 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				deps = append(deps, ref)
 			}
 			if err := w.Write(ckpt.TypeVMA, 0, deps, it.vma); err != nil {
+				return err
+			}
+		case it.pieces != nil:
+			d.stats.PagesStored += it.pages.Count()
+			pieces := it.pieces
+			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
+				for _, p := range pieces {
+					if _, err := pw.Write(p); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 		default:
@@ -316,6 +369,13 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		}
 		return nil
 	}
+	tracked := d.tracked(m)
+	if tracked {
+		d.protected = d.protected[:0]
+		for range (npages + 63) / 64 {
+			d.protected = append(d.protected, 0)
+		}
+	}
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)
 		start := m.Start + first*d.pageSize
@@ -331,6 +391,9 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 				continue
 			}
 			idx := first + uint64(i)
+			if tracked && procfs.PagemapEntry(e).UffdWP() {
+				d.protected[idx/64] |= 1 << (idx % 64)
+			}
 			if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == idx {
 				d.runs[k-1].Count++
 			} else {

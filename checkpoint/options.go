@@ -20,6 +20,20 @@ type Options struct {
 	// Progress, if set, is called as memory is copied, with the bytes
 	// copied so far and an estimate of the total (which may be exceeded).
 	Progress func(done, total int64)
+	// PreCopy, if positive, is how many rounds of copying memory while the
+	// process runs come before the freeze: the first round copies all
+	// private memory, each later one what was written during the one
+	// before, and the frozen phase only what was written since. Pages
+	// copied ahead are not copied again into an in-memory image
+	// (Snapshot), so its frozen time follows the memory written, not the
+	// memory held. Where write tracking is not available the process is
+	// copied whole while frozen, and Log says so. Not combined with
+	// Parent yet.
+	PreCopy int
+	// PreCopyRound, if set, is called after each pre-copy round with the
+	// round's number (from 1) and the bytes it copied; the next round, or
+	// the freeze, starts when it returns. For progress, or to pace rounds.
+	PreCopyRound func(round int, bytes uint64)
 	// Commit, if set, runs once the whole image has been written and before
 	// the process is killed: the place to flush, fsync and rename an image
 	// file. If it fails, the process is left running and Checkpoint fails.
@@ -36,5 +50,14 @@ type Stats struct {
 	Total       time.Duration
 	Bytes       int64  // image size
 	PagesStored uint64 // memory pages written
-	BytesRead   uint64 // bytes copied out of the process's memory
+	BytesRead   uint64 // bytes copied out of the process's memory while it was frozen
+	// PreCopyRounds and PreCopyBytes tell what the pre-copy rounds did
+	// while the process ran; PagesPreCopied is how many stored pages came
+	// from them instead of being read while frozen. PreCopySetup is how
+	// long setting up write tracking took, the tree being frozen for part
+	// of it (to create each process's userfaultfd).
+	PreCopyRounds  int
+	PreCopyBytes   uint64
+	PagesPreCopied uint64
+	PreCopySetup   time.Duration
 }

@@ -56,6 +56,17 @@ func (im *Image) Reader() io.Reader {
 type memoryWriter struct {
 	im    *Image
 	spare [][]byte // touched, unused chunks
+	// deferred are payloads to produce after the freeze, each standing in
+	// for the placeholder chunk at its index; sealed says the last chunk
+	// is such a placeholder.
+	deferred []deferredPayload
+	sealed   bool
+}
+
+type deferredPayload struct {
+	at   int
+	n    int64
+	fill func(io.Writer) error
 }
 
 const imageChunk = 8 << 20
@@ -76,7 +87,8 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		last := len(w.im.chunks) - 1
-		if last < 0 || len(w.im.chunks[last]) == cap(w.im.chunks[last]) {
+		if last < 0 || w.sealed || len(w.im.chunks[last]) == cap(w.im.chunks[last]) {
+			w.sealed = false
 			var c []byte
 			if len(w.spare) > 0 {
 				c, w.spare = w.spare[0], w.spare[1:]
@@ -95,6 +107,60 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// Defer holds the place of n bytes that fill produces in resolve.
+func (w *memoryWriter) Defer(n int64, fill func(io.Writer) error) {
+	w.deferred = append(w.deferred, deferredPayload{at: len(w.im.chunks), n: n, fill: fill})
+	w.im.chunks = append(w.im.chunks, nil)
+	w.sealed = true
+	w.im.size += n
+}
+
+// resolve produces the deferred payloads in place. Their large pieces are
+// taken as they are, not copied: they are pages copied before the freeze,
+// which nothing changes any more.
+func (w *memoryWriter) resolve() error {
+	if len(w.deferred) == 0 {
+		return nil
+	}
+	var chunks [][]byte
+	next := 0
+	for i, c := range w.im.chunks {
+		if next < len(w.deferred) && w.deferred[next].at == i {
+			d := w.deferred[next]
+			next++
+			col := &collector{}
+			if err := d.fill(col); err != nil {
+				return err
+			}
+			if col.n != d.n {
+				return fmt.Errorf("checkpoint: a deferred payload gave %d bytes, not %d", col.n, d.n)
+			}
+			chunks = append(chunks, col.chunks...)
+			continue
+		}
+		chunks = append(chunks, c)
+	}
+	w.im.chunks, w.deferred = chunks, nil
+	return nil
+}
+
+// collector keeps what is written to it: large pieces by reference,
+// small ones copied (callers reuse small buffers, such as a checksum's).
+type collector struct {
+	chunks [][]byte
+	n      int64
+}
+
+func (c *collector) Write(b []byte) (int, error) {
+	if len(b) >= 4096 {
+		c.chunks = append(c.chunks, b)
+	} else {
+		c.chunks = append(c.chunks, append([]byte(nil), b...))
+	}
+	c.n += int64(len(b))
+	return len(b), nil
+}
+
 // Snapshot checkpoints the process tree rooted at pid into memory. The
 // tree is frozen only while its state is copied into memory prepared
 // beforehand; then it is killed or, with opts.LeaveRunning, let go, and
@@ -102,11 +168,19 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 // owns the only copy of the process: write the image before relying on it.
 // opts.Commit is not used.
 func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
-	w := newMemoryWriter(residentEstimate(pid) + 4<<20)
+	expect := residentEstimate(pid)
+	if opts.PreCopy > 0 {
+		// Pages copied before the freeze are taken as they are.
+		expect = 0
+	}
+	w := newMemoryWriter(expect + 4<<20)
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
 		return nil, err
+	}
+	if err := w.resolve(); err != nil {
+		return nil, fmt.Errorf("checkpoint of pid %d: %w", pid, err)
 	}
 	w.im.Stats = *st
 	w.spare = nil

@@ -98,6 +98,52 @@ func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any
 	return nil
 }
 
+// Deferrer is a destination that can hold a place for bytes produced later,
+// such as an image kept in memory: Defer reserves n bytes at the current
+// position and the destination calls fill, once, when it wants them.
+type Deferrer interface {
+	io.Writer
+	Defer(n int64, fill func(io.Writer) error)
+}
+
+// WriteDeferredPayload is WriteWithPayload for a payload that may be
+// produced later. If the destination is a Deferrer, the record's header is
+// written now and fill runs when the destination asks (the checksum is
+// computed then); otherwise fill runs now. Whatever fill reads must stay
+// unchanged until it has run. This lets a checkpoint stop copying pages it
+// copied before a freeze while the process is frozen.
+func (w *Writer) WriteDeferredPayload(t Type, objref Objref, deps []Objref, meta any, n int64, fill func(io.Writer) error) error {
+	d, ok := w.w.(Deferrer)
+	if !ok || n <= 0 || fill == nil {
+		return w.WriteWithPayload(t, objref, deps, meta, n, fill)
+	}
+	if w.closed {
+		return errors.New("ckpt: write after close")
+	}
+	metaBytes, err := encodeMeta(meta)
+	if err != nil {
+		return fmt.Errorf("ckpt: encoding %s record: %w", t, err)
+	}
+	if err := w.writeHeader(t, objref, deps, metaBytes, true, uint64(n)); err != nil {
+		return err
+	}
+	d.Defer(n+payloadCRCSize, func(dst io.Writer) error {
+		pw := &payloadWriter{w: &Writer{w: dst}, left: n}
+		if err := fill(pw); err != nil {
+			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
+		}
+		if pw.left != 0 {
+			return fmt.Errorf("ckpt: %s record payload: %d of %d bytes written", t, n-pw.left, n)
+		}
+		var crc [payloadCRCSize]byte
+		binary.LittleEndian.PutUint32(crc[:], pw.crc)
+		_, err := dst.Write(crc[:])
+		return err
+	})
+	w.offset += n + payloadCRCSize
+	return nil
+}
+
 // CopyRecord re-emits a record read from another image, with its metadata
 // replaced by meta when meta is not nil. The payload is copied with io.Copy
 // (its checksum verified on the way by the reader) without being decoded.

@@ -21,6 +21,8 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it")
 	stats := fs.String("stats", "", "report frozen and total time: \"text\" or \"json\", on standard error")
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
+	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
+	fs.Lookup("pre-copy").NoOptDefVal = "2"
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
@@ -33,6 +35,10 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		return usageError{"needs --pid PID"}
 	case *output == "":
 		return usageError{"needs -o FILE (or -o - for standard output)"}
+	case *preCopy < 0:
+		return usageError{fmt.Sprintf("--pre-copy takes a number of rounds, not %d", *preCopy)}
+	case *preCopy > 0 && *parent != "":
+		return usageError{"--pre-copy and --parent cannot be combined yet"}
 	case *stats != "" && *stats != "text" && *stats != "json":
 		return usageError{fmt.Sprintf("--stats takes text or json, not %q", *stats)}
 	}
@@ -47,6 +53,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts := checkpoint.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
+	opts.PreCopy = *preCopy
 	if *parent != "" {
 		abs, err := filepath.Abs(*parent)
 		if err != nil {
@@ -124,10 +131,15 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	switch *stats {
 	case "text":
 		fmt.Fprintf(stderr, "frozen %v, total %v, image %d bytes, %d pages\n", st.Frozen, st.Total, st.Bytes, st.PagesStored)
+		if st.PreCopyRounds > 0 {
+			fmt.Fprintf(stderr, "pre-copy: %d rounds, %d bytes copied while running, %d pages taken from them, %d bytes read while frozen\n",
+				st.PreCopyRounds, st.PreCopyBytes, st.PagesPreCopied, st.BytesRead)
+		}
 	case "json":
 		return json.NewEncoder(stderr).Encode(map[string]any{
 			"frozen_ns": st.Frozen.Nanoseconds(), "total_ns": st.Total.Nanoseconds(),
-			"bytes": st.Bytes, "pages": st.PagesStored,
+			"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
+			"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
 		})
 	}
 	return nil

@@ -1,0 +1,127 @@
+package sys
+
+import (
+	"os"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Userfaultfd write-protect tracking and the PAGEMAP_SCAN ioctl
+// (include/uapi/linux/userfaultfd.h, include/uapi/linux/fs.h). Debian's
+// headers and x/sys predate them, so the layouts are spelled out here.
+const (
+	// SysUserfaultfd is userfaultfd(2) on x86_64.
+	SysUserfaultfd = 323
+	// UffdUserModeOnly lets a process without CAP_SYS_PTRACE create a
+	// userfaultfd whatever vm.unprivileged_userfaultfd says; asynchronous
+	// write-protect faults are resolved before the mode matters.
+	UffdUserModeOnly = 1
+
+	uffdAPI                = 0xaa
+	uffdFeatureWPAsync     = 1 << 15
+	uffdioAPI              = 0xc018aa3f
+	uffdioRegister         = 0xc020aa00
+	uffdioWriteprotect     = 0xc018aa06
+	uffdioRegisterModeWP   = 1 << 1
+	uffdioWriteprotectMode = 1 << 0
+	pagemapScan            = 0xc0606610
+)
+
+// PAGEMAP_SCAN flags and page categories.
+const (
+	ScanWPMatching   = 1 << 0 // write-protect the pages that match
+	ScanCheckWPAsync = 1 << 1 // fail with EPERM on a range not registered for async write-protect
+
+	PageWPAllowed = 1 << 0
+	PageWritten   = 1 << 1
+	PageFile      = 1 << 2
+	PagePresent   = 1 << 3
+	PageSwapped   = 1 << 4
+	PagePFNZero   = 1 << 5
+	PageHuge      = 1 << 6
+)
+
+type uffdioAPIArg struct {
+	API, Features, Ioctls uint64
+}
+
+type uffdioRegisterArg struct {
+	Start, Len, Mode, Ioctls uint64
+}
+
+type uffdioWriteprotectArg struct {
+	Start, Len, Mode uint64
+}
+
+type pmScanArg struct {
+	Size, Flags, Start, End, WalkEnd, Vec, VecLen, MaxPages       uint64
+	CategoryInverted, CategoryMask, CategoryAnyofMask, ReturnMask uint64
+}
+
+// PageRegion is one run of pages PAGEMAP_SCAN found, [Start, End), with the
+// categories asked for in the return mask.
+type PageRegion struct {
+	Start, End, Categories uint64
+}
+
+func ioctlPtr(fd int, req uintptr, arg unsafe.Pointer) (uintptr, error) {
+	return retry(func() (uintptr, error) {
+		r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg))
+		if errno != 0 {
+			return 0, errno
+		}
+		return r, nil
+	})
+}
+
+// UffdEnableWPAsync performs the UFFDIO_API handshake asking for
+// asynchronous write protection: a write to a protected page un-protects it
+// without any message, leaving a trace PAGEMAP_SCAN (PageWritten) and
+// /proc/PID/pagemap (no PagemapUffdWP bit) show.
+func UffdEnableWPAsync(uffd int) error {
+	arg := uffdioAPIArg{API: uffdAPI, Features: uffdFeatureWPAsync}
+	if _, err := ioctlPtr(uffd, uffdioAPI, unsafe.Pointer(&arg)); err != nil {
+		return os.NewSyscallError("ioctl(UFFDIO_API)", err)
+	}
+	return nil
+}
+
+// UffdRegisterWP registers [start, start+length) for write-protect tracking.
+func UffdRegisterWP(uffd int, start, length uint64) error {
+	arg := uffdioRegisterArg{Start: start, Len: length, Mode: uffdioRegisterModeWP}
+	if _, err := ioctlPtr(uffd, uffdioRegister, unsafe.Pointer(&arg)); err != nil {
+		return os.NewSyscallError("ioctl(UFFDIO_REGISTER)", err)
+	}
+	return nil
+}
+
+// UffdWriteProtect write-protects the populated pages of a registered range.
+func UffdWriteProtect(uffd int, start, length uint64) error {
+	arg := uffdioWriteprotectArg{Start: start, Len: length, Mode: uffdioWriteprotectMode}
+	if _, err := ioctlPtr(uffd, uffdioWriteprotect, unsafe.Pointer(&arg)); err != nil {
+		return os.NewSyscallError("ioctl(UFFDIO_WRITEPROTECT)", err)
+	}
+	return nil
+}
+
+// PagemapScan runs PAGEMAP_SCAN on pagemap (an open /proc/PID/pagemap) over
+// [start, end): it fills regions with the runs of pages having every
+// category of categoryMask, reports returnMask's categories for each, and
+// returns how many regions it filled and where the walk stopped (end, or
+// earlier when regions ran out).
+func PagemapScan(pagemap int, start, end, flags, categoryMask, returnMask uint64, regions []PageRegion) (int, uint64, error) {
+	if len(regions) == 0 {
+		return 0, start, nil
+	}
+	arg := pmScanArg{Size: uint64(unsafe.Sizeof(pmScanArg{})), Flags: flags, Start: start, End: end,
+		Vec: uint64(uintptr(unsafe.Pointer(&regions[0]))), VecLen: uint64(len(regions)),
+		CategoryMask: categoryMask, ReturnMask: returnMask}
+	n, err := ioctlPtr(pagemap, pagemapScan, unsafe.Pointer(&arg))
+	runtime.KeepAlive(regions)
+	if err != nil {
+		return 0, start, os.NewSyscallError("ioctl(PAGEMAP_SCAN)", err)
+	}
+	return int(n), arg.WalkEnd, nil
+}
