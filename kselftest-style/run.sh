@@ -293,7 +293,8 @@ run_one() {
 	local name=$1 cmd hint="" orig_comm orig_sig n st rc
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
-	local extra=() line
+	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
+	local extra=() cextra=() line
 	RESULT=fail REASON=""
 
 	if ! is_subject "$name"; then
@@ -367,8 +368,15 @@ run_one() {
 	note "ready: $orig_sig"
 
 	if ((!NOCR)); then
-		# 3. checkpoint: writes the image and kills the target
-		start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img"
+		# 3. checkpoint: writes the image and kills the target. A subject
+		# may ask for extra arguments (--pre-copy), one per line.
+		if [[ -f $checkpoint_args ]]; then
+			while IFS= read -r line; do
+				[[ -z $line || $line == \#* ]] && continue
+				cextra+=("${line//\$CR_DIR/$D}")
+			done <"$checkpoint_args"
+		fi
+		start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img" "${cextra[@]}"
 		if ! wait_child "$CRSUB_PID" "$CR_TIMEOUT"; then
 			REASON="TIMEOUT: crsub checkpoint still running after ${CR_TIMEOUT}s"
 			return
