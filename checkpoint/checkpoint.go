@@ -143,7 +143,6 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, err
 	}
 
-	s.frozen = time.Now()
 	committed := false
 	defer func() {
 		if !committed {
@@ -154,10 +153,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			p.closeFds()
 		}
 	}()
-	if err := s.freezeTree(); err != nil {
-		return nil, fmt.Errorf("freezing: %w", err)
-	}
-	header, err := s.collect()
+	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +209,54 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	s.log.Info("checkpoint complete", "pid", pid, "processes", len(s.procs), "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
 	return s.stats, nil
+}
+
+// acceptAttempts bounds how often freezeAndCollect lets the tree run to
+// accept waiting connections: 10 ms, then twice as long each time, about
+// 1.3 s of running in all.
+const acceptAttempts = 8
+
+// freezeAndCollect freezes the tree and collects its state. Connections
+// waiting in a listener's accept queue cannot be restored, and a server
+// usually accepts them at once: the tree is let go for a moment to do so,
+// and frozen again, before the checkpoint gives up on them.
+func (s *session) freezeAndCollect(ctx context.Context) (*ckpt.Header, error) {
+	wait, ran := 10*time.Millisecond, time.Duration(0)
+	for attempt := 1; ; attempt++ {
+		s.frozen = time.Now()
+		if err := s.freezeTree(); err != nil {
+			return nil, fmt.Errorf("freezing: %w", err)
+		}
+		header, err := s.collect()
+		var queued *files.AcceptQueueError
+		if !errors.As(err, &queued) {
+			return header, err
+		}
+		if attempt == acceptAttempts {
+			return nil, fmt.Errorf("%w (still there after letting the process run for %v)", err, ran)
+		}
+		s.log.Info("letting the process accept waiting connections", "pid", queued.Pid, "fd", queued.Fd, "waiting", queued.Waiting)
+		if err := s.release(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		ran += wait
+		wait *= 2
+	}
+}
+
+// release lets the tree go and forgets what was collected, to start over.
+func (s *session) release() error {
+	err := s.thaw()
+	for _, p := range s.procs {
+		p.closeFds()
+	}
+	s.procs, s.zombies, s.files = nil, nil, nil
+	return err
 }
 
 // freezeTree freezes the root, then each child it finds, breadth first. A

@@ -31,6 +31,9 @@ func (s *session) examineFds(p *proc) error {
 			return err
 		}
 		p.fds = append(p.fds, fd)
+		if err := files.CheckAcceptQueue(fd); err != nil {
+			return err
+		}
 		if fd.Link.Kind == procfs.FdSocket {
 			if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
 				s.files.Sockets[fd.Link.Inode] = fd

@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"log/slog"
 	"time"
+
+	"github.com/crsub/crsub/internal/files"
 )
 
 // Options controls a checkpoint. Start from DefaultOptions.
@@ -61,3 +63,8 @@ type Stats struct {
 	PagesPreCopied uint64
 	PreCopySetup   time.Duration
 }
+
+// AcceptQueueError is the error of a checkpoint that found connections
+// waiting in a listener's accept queue, and still found them after letting
+// the process run a while to accept them: they cannot be restored.
+type AcceptQueueError = files.AcceptQueueError

@@ -60,10 +60,11 @@ func Start(t testing.TB, dir, bin string, args ...string) *os.Process {
 	return p
 }
 
-// WaitFor polls cond for up to ten seconds.
+// WaitFor polls cond for up to a minute: a benchmark subject touching
+// gibibytes takes many seconds on a machine slow at first-touch faults.
 func WaitFor(t testing.TB, cond func() bool, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Fd is what a kind's checkpoint side learns about one fd of the target.
@@ -33,6 +34,9 @@ type Fd struct {
 type SocketInfo struct {
 	Family, Type, Protocol int
 	Listening              bool
+	// For a listener: the connections waiting in its accept queue, and
+	// its backlog (0 where the kernel does not say).
+	AcceptQueue, Backlog int
 }
 
 // ExamineSocket fills fd.Socket from the copy of a socket fd.
@@ -54,8 +58,54 @@ func ExamineSocket(fd *Fd) error {
 		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
 	}
 	info.Listening = listening == 1
+	if info.Listening {
+		switch {
+		case (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Protocol == unix.IPPROTO_TCP:
+			// For a listener TCP_INFO reports the accept queue as
+			// "unacked" and the backlog as "sacked".
+			ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return fmt.Errorf("socket:[%d]: TCP_INFO: %w", fd.Link.Inode, err)
+			}
+			info.AcceptQueue, info.Backlog = int(ti.Unacked), int(ti.Sacked)
+		case info.Family == unix.AF_UNIX:
+			d, err := sys.UnixSocketDiag(fd.Link.Inode)
+			if err != nil {
+				return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
+			}
+			info.AcceptQueue = int(d.RQueue)
+		}
+	}
 	fd.Socket = &info
 	return nil
+}
+
+// AcceptQueueError reports a listening socket with connections the
+// process has not accepted yet. They cannot be restored: nothing puts a
+// connection back into an accept queue, and the peer's side is not ours to
+// recreate. A checkpoint lets the process run a little to accept them, and
+// fails with this error if they stay.
+type AcceptQueueError struct {
+	Pid, Fd int
+	What    string
+	Waiting int
+}
+
+func (e *AcceptQueueError) Error() string {
+	return fmt.Sprintf("fd %d (%s): %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.Fd, e.What, e.Waiting)
+}
+
+// CheckAcceptQueue returns an *AcceptQueueError for a listener with
+// connections waiting.
+func CheckAcceptQueue(fd *Fd) error {
+	if fd.Socket == nil || !fd.Socket.Listening || fd.Socket.AcceptQueue == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("socket:[%d]", fd.Link.Inode)
+	if sa, err := unix.Getsockname(int(fd.Copy.Fd())); err == nil {
+		what = "listening on " + sockaddrString(sa)
+	}
+	return &AcceptQueueError{Pid: fd.Pid, Fd: fd.Num, What: what, Waiting: fd.Socket.AcceptQueue}
 }
 
 // DumpContext is the state a checkpoint shares across the fds of the

@@ -68,7 +68,11 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: getsockname: %w", what, err)
 	}
-	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: listenBacklog, Options: map[string]int{}}
+	backlog := listenBacklog
+	if fd.Socket.Backlog > 0 {
+		backlog = fd.Socket.Backlog
+	}
+	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: backlog, Options: map[string]int{}}
 	for _, o := range socketOptions {
 		v, err := unix.GetsockoptInt(s, o.level, o.which)
 		if err != nil {
@@ -137,8 +141,8 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 	return nil
 }
 
-// listenBacklog is used for restored listeners: the kernel does not report
-// a socket's backlog outside sock_diag, and caps it at somaxconn anyway.
+// listenBacklog is used for restored listeners whose backlog the image
+// does not have; the kernel caps it at somaxconn anyway.
 const listenBacklog = 4096
 
 func sockaddrString(sa unix.Sockaddr) string {
@@ -147,6 +151,8 @@ func sockaddrString(sa unix.Sockaddr) string {
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
 	case *unix.SockaddrInet6:
 		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrUnix:
+		return a.Name
 	}
 	return fmt.Sprint(sa)
 }
