@@ -435,20 +435,28 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 		mem.track = mem.pre.procs[p.pid]
 	}
 	defer mem.Close()
-	// Objects before what depends on them: the memfds the VMAs map.
+	// Objects before what depends on them: the memfds the VMAs map. A
+	// mapped file that was unlinked (a POSIX semaphore or shared memory
+	// object in /dev/shm, a binary replaced by an upgrade) has no name to
+	// map again either: its contents are kept the same way, and restart
+	// maps a memfd holding them.
 	mem.memfds = map[uint64]ckpt.Objref{}
 	for _, m := range st.maps {
-		if m.Kind != procfs.KindFile || !m.Deleted || !strings.HasPrefix(m.Path, "/memfd:") {
+		if m.Kind != procfs.KindFile || !m.Deleted {
 			continue
+		}
+		what := "memfd"
+		if !strings.HasPrefix(m.Path, "/memfd:") {
+			what = "deleted file " + m.Path
 		}
 		f, err := os.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", p.pid, m.Start, m.End))
 		if err != nil {
-			return fmt.Errorf("memfd mapping %#x-%#x: %w", m.Start, m.End, err)
+			return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)
 		}
 		ref, err := files.DumpMemfd(s.files, f, m.Path)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("memfd mapping %#x-%#x: %w", m.Start, m.End, err)
+			return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)
 		}
 		mem.memfds[m.Start] = ref
 	}

@@ -1,8 +1,6 @@
 package checkpoint
 
 import (
-	"strings"
-
 	"bytes"
 	"context"
 	"fmt"
@@ -164,12 +162,11 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 		}
 		v.File = &id
 		v.Pgoff = m.Offset
-	case m.Kind == procfs.KindFile && m.Deleted && strings.HasPrefix(m.Path, "/memfd:"):
-		// The memfd object, written before this record, holds the pages
-		// of a shared mapping; a private one stores its own copies.
-		v.Pgoff = m.Offset
 	case m.Kind == procfs.KindFile && m.Deleted:
-		return nil, fmt.Errorf("mapping %#x-%#x of deleted file %s: not supported yet", m.Start, m.End, m.Path)
+		// The memfd object (or deleted file's contents), written before
+		// this record, holds the pages of a shared mapping; a private one
+		// stores its own copies.
+		v.Pgoff = m.Offset
 	case m.Kind == procfs.KindOther:
 		return nil, fmt.Errorf("mapping %#x-%#x (%s): unsupported special mapping", m.Start, m.End, m.Path)
 	default:
