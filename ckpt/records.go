@@ -467,4 +467,10 @@ type TCPState struct {
 	Options   int       `json:"options"` // TCPI_OPT_* from TCP_INFO
 	Timestamp uint32    `json:"timestamp,omitempty"`
 	Window    [5]uint32 `json:"window"` // struct tcp_repair_window
+	// Half-closed connections: the peer's FIN arrived after the received
+	// data (PeerFin), this side queued its own after the data to send
+	// (LocalFin). The sequence numbers and queue sizes above leave the
+	// FINs out.
+	PeerFin  bool `json:"peer_fin,omitempty"`
+	LocalFin bool `json:"local_fin,omitempty"`
 }

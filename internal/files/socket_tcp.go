@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +14,7 @@ import (
 	"github.com/crsub/crsub/internal/netlock"
 )
 
-// Established TCP connections, IPv4 and IPv6, with the peer inside or
+// Established and half-closed TCP connections, IPv4 and IPv6, with the peer inside or
 // outside the checkpoint, are dumped and rebuilt with TCP_REPAIR: sequence
 // numbers, both queues, window, MSS, window scaling, SACK and timestamps.
 // The copy crsub holds keeps the socket in repair mode until it is closed,
@@ -40,6 +41,11 @@ const (
 	tcpSendQueue      = 2
 	tcpRepairOffNoWP  = -1
 	tcpEstablished    = 1
+	tcpFinWait1       = 4
+	tcpFinWait2       = 5
+	tcpCloseWait      = 8
+	tcpLastAck        = 9
+	tcpClosing        = 11
 	siocOutQNSD       = 0x894B
 	tcpiOptTimestamps = 1
 	tcpiOptSack       = 2
@@ -53,8 +59,17 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: TCP_INFO: %w", what, err)
 	}
-	if info.State != tcpEstablished {
-		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (only established connections and listeners are supported)", what, info.State)}
+	var peerFin, localFin bool
+	switch info.State {
+	case tcpEstablished:
+	case tcpCloseWait:
+		peerFin = true
+	case tcpFinWait1, tcpFinWait2:
+		localFin = true
+	case tcpLastAck, tcpClosing:
+		peerFin, localFin = true, true
+	default:
+		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (established, half-closed and listening sockets are supported)", what, info.State)}
 	}
 	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: "established", Options: map[string]int{}}
 	if sa, err := unix.Getsockname(s); err == nil {
@@ -89,6 +104,13 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if st.Unsent, err = unix.IoctlGetInt(s, siocOutQNSD); err != nil {
 		return 0, fmt.Errorf("%s: SIOCOUTQNSD: %w", what, err)
 	}
+	if localFin {
+		// The FIN takes the last sequence number queued: out of the
+		// queue sizes while it is unacknowledged (or unsent).
+		st.LocalFin = true
+		st.OutQ, st.Unsent = max(st.OutQ-1, 0), max(st.Unsent-1, 0)
+	}
+	st.PeerFin = peerFin // SIOCINQ leaves the peer's FIN out already
 	if st.MSS, err = unix.GetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_MAXSEG); err != nil {
 		return 0, fmt.Errorf("%s: TCP_MAXSEG: %w", what, err)
 	}
@@ -115,6 +137,10 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			return 0, fmt.Errorf("%s: TCP_QUEUE_SEQ: %w", what, err)
 		}
 		*q.seq = uint32(seq)
+		// Sequence numbers after the data: a FIN took one more.
+		if (q.which == tcpSendQueue && localFin) || (q.which == tcpRecvQueue && peerFin) {
+			*q.seq--
+		}
 		if q.n > maxUnixQueue {
 			return 0, fmt.Errorf("%s: %d bytes queued", what, q.n)
 		}
@@ -139,6 +165,11 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			return 0, fmt.Errorf("%s: peeked %d of %d bytes of queue %d", what, got, q.n, q.which)
 		}
 		queues[i] = buf
+	}
+	if peerFin && int32(st.Window[4]-st.RecvSeq) > 0 {
+		// rcv_wup, where the window was last advertised, counted the
+		// FIN; the kernel refuses one after rcv_nxt.
+		st.Window[4] = st.RecvSeq
 	}
 	sock.TCP = st
 	if local, err1 := netip.ParseAddrPort(sock.Local); err1 == nil {
@@ -254,16 +285,6 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("TCP_TIMESTAMP: %w", err))
 		}
 	}
-	win := make([]byte, 20)
-	for i, v := range st.Window {
-		binary.LittleEndian.PutUint32(win[4*i:], v)
-	}
-	if addr, err = t.Scratch(win); err != nil {
-		return fail(err)
-	}
-	if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.IPPROTO_TCP, tcpRepairWindow, addr, 20); err != nil {
-		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", err))
-	}
 	// The queues: what was received and not read, and what was sent and
 	// not acknowledged, go back in repair mode; what was never sent is
 	// sent once repair mode is off.
@@ -297,6 +318,15 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("refilling queue %d: %w", q.which, err))
 		}
 	}
+	// The window last: the kernel checks it against rcv_nxt, which the
+	// receive queue's data moved to where the window was advertised.
+	win := make([]byte, 20)
+	for i, v := range st.Window {
+		binary.LittleEndian.PutUint32(win[4*i:], v)
+	}
+	if err := unix.SetsockoptString(ls, unix.IPPROTO_TCP, tcpRepairWindow, string(win)); err != nil {
+		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", os.NewSyscallError("setsockopt", err)))
+	}
 	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
 		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
@@ -312,6 +342,17 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	}
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
 		return fail(fmt.Errorf("sending the unsent queue: %w", err))
+	}
+	// Half-closed: the FINs after the data, the peer's first.
+	if st.PeerFin {
+		if err := sendPeerFin(s, st); err != nil {
+			return fail(fmt.Errorf("replaying the peer's FIN: %w", err))
+		}
+	}
+	if st.LocalFin {
+		if err := unix.Shutdown(ls, unix.SHUT_WR); err != nil {
+			return fail(fmt.Errorf("replaying this side's FIN: %w", os.NewSyscallError("shutdown", err)))
+		}
 	}
 	if err := setNonblock(t, fd, f.Flags); err != nil {
 		return fail(err)

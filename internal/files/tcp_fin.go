@@ -1,0 +1,120 @@
+package files
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+)
+
+// sendPeerFin makes a restored connection receive again the FIN its peer
+// sent before the checkpoint: the peer will not send it again (it was
+// acknowledged), and repair mode has no way to queue one. The segment is
+// built by hand and sent from the peer's address through a raw socket, as
+// CRIU does: FIN|ACK at the sequence number after the received data,
+// acknowledging no more than this side's oldest unacknowledged byte. The
+// kernel delivers it locally, the destination being a local address.
+func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
+	local, err := netip.ParseAddrPort(s.Local)
+	if err != nil {
+		return err
+	}
+	peer, err := netip.ParseAddrPort(s.Peer)
+	if err != nil {
+		return err
+	}
+	window := st.Window[1] >> st.SndWscale // snd_wnd, as the peer sends it
+	tcp := finSegment(peer, local, st.RecvSeq, st.SendSeq-uint32(st.OutQ), uint16(min(window, 0xffff)))
+	family, proto := unix.AF_INET, unix.IPPROTO_RAW
+	var packet []byte
+	var to unix.Sockaddr
+	if local.Addr().Unmap().Is4() && peer.Addr().Unmap().Is4() {
+		ip := make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // don't fragment
+		ip[8], ip[9] = 64, unix.IPPROTO_TCP
+		src, dst := peer.Addr().Unmap().As4(), local.Addr().Unmap().As4()
+		copy(ip[12:], src[:])
+		copy(ip[16:], dst[:])
+		binary.BigEndian.PutUint16(ip[10:], checksum(ip, 0))
+		packet = append(ip, tcp...)
+		to = &unix.SockaddrInet4{Addr: dst}
+	} else {
+		family = unix.AF_INET6
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
+		ip[6], ip[7] = unix.IPPROTO_TCP, 64
+		src, dst := peer.Addr().As16(), local.Addr().As16()
+		copy(ip[8:], src[:])
+		copy(ip[24:], dst[:])
+		packet = append(ip, tcp...)
+		to = &unix.SockaddrInet6{Addr: dst}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return os.NewSyscallError("socket(SOCK_RAW)", err)
+	}
+	defer unix.Close(fd)
+	if family == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+			return os.NewSyscallError("setsockopt(IPV6_HDRINCL)", err)
+		}
+	}
+	if err := unix.Sendto(fd, packet, 0, to); err != nil {
+		return os.NewSyscallError("sendto", err)
+	}
+	return nil
+}
+
+// finSegment builds a 20-byte TCP header with FIN and ACK set, from src to
+// dst, with its checksum.
+func finSegment(src, dst netip.AddrPort, seq, ack uint32, window uint16) []byte {
+	h := make([]byte, 20)
+	be := binary.BigEndian
+	be.PutUint16(h[0:], src.Port())
+	be.PutUint16(h[2:], dst.Port())
+	be.PutUint32(h[4:], seq)
+	be.PutUint32(h[8:], ack)
+	h[12] = 5 << 4
+	h[13] = 0x11 // FIN|ACK
+	be.PutUint16(h[14:], window)
+	var pseudo []byte
+	if src.Addr().Unmap().Is4() && dst.Addr().Unmap().Is4() {
+		s, d := src.Addr().Unmap().As4(), dst.Addr().Unmap().As4()
+		pseudo = append(append(pseudo, s[:]...), d[:]...)
+		pseudo = append(pseudo, 0, unix.IPPROTO_TCP, 0, byte(len(h)))
+	} else {
+		s, d := src.Addr().As16(), dst.Addr().As16()
+		pseudo = append(append(pseudo, s[:]...), d[:]...)
+		pseudo = append(pseudo, 0, 0, 0, byte(len(h)), 0, 0, 0, unix.IPPROTO_TCP)
+	}
+	be.PutUint16(h[16:], checksum(h, sum(pseudo)))
+	return h
+}
+
+// sum is the ones' complement sum of b as big-endian 16-bit words.
+func sum(b []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	return s
+}
+
+// checksum is the Internet checksum of b, starting from partial.
+func checksum(b []byte, partial uint32) uint16 {
+	s := partial + sum(b)
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
