@@ -117,4 +117,3 @@ func checksum(b []byte, partial uint32) uint16 {
 	}
 	return ^uint16(s)
 }
-
