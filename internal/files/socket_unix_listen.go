@@ -12,8 +12,8 @@ import (
 )
 
 // A listening unix socket is bound again to its path or abstract name and
-// listens again. Connections waiting in its accept queue at checkpoint
-// time are not kept. The original's socket file is still on disk (the
+// listens again. Connections waiting in its accept queue cannot be kept: the
+// checkpoint lets the process accept them first (AcceptQueueError). The original's socket file is still on disk (the
 // process was killed, not closed): it is replaced if nothing listens there.
 var unixListenKind = &Kind{
 	Name: "unix-listen",
