@@ -67,7 +67,18 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 
 	var out io.Writer = os.Stdout
 	var tmp *os.File
+	var dev *os.File
 	if *output != "-" {
+		var err error
+		if dev, err = openInPlace(*output); err != nil {
+			return err
+		}
+	}
+	if dev != nil {
+		// A device or FIFO is written where it is; nothing to rename.
+		defer dev.Close()
+		out = dev
+	} else if *output != "-" {
 		// Write beside the destination and rename only once the image is
 		// complete and on disk: a reader never sees half an image, and the
 		// process is killed only after the rename.

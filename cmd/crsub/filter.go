@@ -70,8 +70,19 @@ func runFilter(args []string, stdout, stderr io.Writer) error {
 // writeFileAtomically writes a file beside its destination and renames it
 // into place only once it is complete and on disk, so that no reader, and no
 // crash, ever sees half an image; on failure the destination is untouched.
-// Images hold process memory: the file is private to its owner.
+// Images hold process memory: the file is private to its owner. A device or
+// FIFO (-o /dev/null) is written in place.
 func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
+	if dev, err := openInPlace(path); dev != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		if err := write(dev); err != nil {
+			dev.Close()
+			return err
+		}
+		return dev.Close()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

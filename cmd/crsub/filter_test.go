@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,5 +135,33 @@ func TestFilterUsage(t *testing.T) {
 	}
 	if _, _, err := filterCLI(t, "-i", "/nonexistent/image", "-o", "-"); err == nil {
 		t.Error("a missing input: no error")
+	}
+}
+
+// An output that is not a regular file (a FIFO here, /dev/null in use) is
+// written where it is, not replaced by a renamed file.
+func TestFilterToFIFO(t *testing.T) {
+	img, _ := sampleImage(t)
+	dir := t.TempDir()
+	in, fifo := filepath.Join(dir, "in"), filepath.Join(dir, "fifo")
+	if err := os.WriteFile(in, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- b
+	}()
+	if _, _, err := filterCLI(t, "-i", in, "-o", fifo); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, img) {
+		t.Errorf("read %d bytes from the FIFO, want the %d-byte image", len(b), len(img))
+	}
+	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("after the filter %s is %v (%v), no longer a FIFO", fifo, st.Mode(), err)
 	}
 }
