@@ -203,8 +203,13 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 			target = fmt.Sprintf("%d watches", len(f.Inotify.Watches))
 		case f.Kind == ckpt.FileEpoll:
 			target = epollTarget(pv, fd.Objref)
+		case f.Socket != nil && f.Socket.Family == unix.AF_UNIX && f.Socket.State == "connected":
+			target = fmt.Sprintf("unix connected, end %d of its pair", f.Socket.PairEnd)
 		case f.Socket != nil && f.Socket.Family == unix.AF_UNIX:
-			target = fmt.Sprintf("unix %s, end %d of its pair", f.Socket.State, f.Socket.PairEnd)
+			target = "unix " + f.Socket.State
+			if f.Socket.Local != "" {
+				target += " " + f.Socket.Local
+			}
 		case f.Socket != nil:
 			target = fmt.Sprintf("%s %s", f.Socket.State, f.Socket.Local)
 			if f.Socket.Peer != "" {

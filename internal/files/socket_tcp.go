@@ -46,6 +46,7 @@ const (
 	tcpCloseWait      = 8
 	tcpLastAck        = 9
 	tcpClosing        = 11
+	tcpClose          = 7
 	siocOutQNSD       = 0x894B
 	tcpiOptTimestamps = 1
 	tcpiOptSack       = 2

@@ -38,7 +38,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	what := fmt.Sprintf("unix socket:[%d]", ino)
 	if d.Peer == 0 {
-		return dumpUnixBound(c, fd, what)
+		return dumpUnixBound(c, fd, what, d.State)
 	}
 	if n := fd.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
 		return 0, fmt.Errorf("%s has %s fds in flight (SCM_RIGHTS not yet received): not supported", what, n[0])

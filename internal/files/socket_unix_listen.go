@@ -127,10 +127,24 @@ var unixBoundKind = &Kind{
 	Restore: restoreUnixBound,
 }
 
-func dumpUnixBound(c *DumpContext, fd *Fd, what string) (ckpt.Objref, error) {
+func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
 	sa, err := unix.Getsockname(s)
 	su, ok := sa.(*unix.SockaddrUnix)
+	// x/sys reports an unnamed socket as "@" (an abstract name's leading
+	// NUL, with nothing after it).
+	if err == nil && ok && (su.Name == "" || su.Name == "@") {
+		// Never bound: a socket made and not connected yet (the JVM
+		// keeps one), or one whose peer is gone, which reads the end of
+		// the stream and cannot be written.
+		sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "unbound"}
+		if state != tcpClose {
+			sock.State = "disconnected"
+		}
+		f := ckpt.File{Kind: "unix-bound", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+		ref := c.W.NewObjref()
+		return ref, c.WriteFile(fd, ref, nil, &f)
+	}
 	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
 		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
 	}
@@ -145,6 +159,9 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string) (ckpt.Objref, error) {
 
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
+	if s != nil && (s.State == "unbound" || s.State == "disconnected") {
+		return restoreUnixUnbound(t, f)
+	}
 	if s == nil || s.Local == "" {
 		return -1, errors.New("bound unix socket without its name")
 	}
@@ -172,6 +189,42 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 	if err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
+	}
+	return fd, nil
+}
+
+// restoreUnixUnbound makes a socket that was never bound: a new one, or, if
+// its peer was gone, one end of a pair whose other end is closed at once.
+func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
+	s := f.Socket
+	var fd int
+	if s.State == "unbound" {
+		fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
+		if err != nil {
+			return -1, fmt.Errorf("socket: %w", err)
+		}
+		fd = int(fdv)
+	} else {
+		addr, err := t.Scratch(make([]byte, 8))
+		if err != nil {
+			return -1, err
+		}
+		if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0, addr); err != nil {
+			return -1, fmt.Errorf("socketpair: %w", err)
+		}
+		b, err := t.ReadScratch(8)
+		if err != nil {
+			return -1, err
+		}
+		fd = int(int32(binary.LittleEndian.Uint32(b)))
+		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(binary.LittleEndian.Uint32(b[4:]))); err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+			return -1, fmt.Errorf("closing the peer: %w", err)
+		}
+	}
+	if err := setNonblock(t, fd, f.Flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	return fd, nil
 }
