@@ -233,6 +233,16 @@ func (r *Remote) resumeUntil(op ptrace.SyscallOp) (ptrace.SyscallInfo, error) {
 			if err != nil {
 				return info, err
 			}
+			if info.Op == ptrace.SyscallNone {
+				// Seen (rarely) at the exit of a call injected into a
+				// process whose children were being rebuilt meanwhile: a
+				// syscall stop whose kind the kernel no longer tells.
+				// Syscall stops come only at entry and exit, and this
+				// thread's entry was seen, so the registers say which.
+				if info, err = r.syscallInfoFromRegs(op); err != nil {
+					return info, err
+				}
+			}
 			if info.Op != op {
 				return info, fmt.Errorf("syscall %s stop while waiting for %s", info.Op, op)
 			}
@@ -250,6 +260,26 @@ func (r *Remote) resumeUntil(op ptrace.SyscallOp) (ptrace.SyscallInfo, error) {
 			return ptrace.SyscallInfo{}, &ptrace.UnexpectedStopError{Tid: r.t.Tid, Status: ws}
 		}
 	}
+}
+
+// syscallInfoFromRegs describes the syscall stop the thread is in from its
+// registers: at entry rax holds -ENOSYS, at exit the result.
+func (r *Remote) syscallInfoFromRegs(want ptrace.SyscallOp) (ptrace.SyscallInfo, error) {
+	regs, err := r.t.Regs()
+	if err != nil {
+		return ptrace.SyscallInfo{}, err
+	}
+	info := ptrace.SyscallInfo{InstructionPointer: regs.Rip, StackPointer: regs.Rsp, Nr: regs.Orig_rax,
+		Args: [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}}
+	switch {
+	case want == ptrace.SyscallEntry && int64(regs.Rax) == -int64(unix.ENOSYS):
+		info.Op = ptrace.SyscallEntry
+	case want == ptrace.SyscallExit:
+		info.Op = ptrace.SyscallExit
+		info.ReturnValue = int64(regs.Rax)
+		info.IsError = info.ReturnValue < 0 && info.ReturnValue >= -4095
+	}
+	return info, nil
 }
 
 func (r *Remote) unpoke() error {
