@@ -316,16 +316,32 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 	return nil
 }
 
+// closeMappedFile closes the file mmapFile kept open, if any.
+func (t *task) closeMappedFile() error {
+	if t.mapped.fd < 0 || t.released {
+		return nil
+	}
+	fd := t.mapped.fd
+	t.mapped.fd = -1
+	if _, err := t.Syscall(unix.SYS_CLOSE, uint64(fd)); err != nil {
+		return fmt.Errorf("closing %s: %w", t.mapped.path, err)
+	}
+	return nil
+}
+
 // mmapFile maps path, opened inside the task, over v's range at v.Pgoff.
 func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64) error {
-	fd, err := t.Open(path, oflags, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+	if t.mapped.fd < 0 || t.mapped.path != path || t.mapped.oflags != oflags {
+		if err := t.closeMappedFile(); err != nil {
+			return err
+		}
+		fd, err := t.Open(path, oflags, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		t.mapped.path, t.mapped.oflags, t.mapped.fd = path, oflags, fd
 	}
-	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
-	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil && err == nil {
-		err = cerr
-	}
+	_, err := t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(t.mapped.fd), v.Pgoff)
 	if err != nil {
 		return fmt.Errorf("mmap of %s: %w", path, err)
 	}

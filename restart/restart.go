@@ -428,6 +428,15 @@ func (s *restorer) task(pid int) (*task, error) {
 
 // apply restores one record into its task.
 func (s *restorer) apply(rec *ckpt.Record) error {
+	if rec.Type != ckpt.TypeVMA && rec.Type != ckpt.TypePages {
+		// The memory of the process being rebuilt is complete: the file
+		// its mappings kept open goes before any fd is placed.
+		for _, t := range s.tasks {
+			if err := t.closeMappedFile(); err != nil {
+				return err
+			}
+		}
+	}
 	switch rec.Type {
 	case ckpt.TypeProcess:
 		var p ckpt.Process

@@ -34,6 +34,15 @@ type task struct {
 	mm      *ckpt.MM
 	vmas    []ckpt.VMA
 
+	// mapped is the file the last file mapping opened, kept open inside
+	// the task for the mappings that follow (a library maps 4 or 5): one
+	// open for all of them.
+	mapped struct {
+		path   string
+		oflags int
+		fd     int // -1: none
+	}
+
 	scratch     uint64 // scratch buffer inside the task
 	scratchSize uint64
 	codePage    uint64
@@ -113,8 +122,10 @@ func createTask(pid int, s *restorer) (*task, error) {
 }
 
 func newTask(pid, host int, s *restorer) *task {
-	return &task{pid: pid, host: host, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
+	t := &task{pid: pid, host: host, s: s, files: map[ckpt.Objref]*openFile{}, held: map[*int]bool{}, placed: map[int]ckpt.Objref{},
 		preserved: map[int]bool{}, substitutes: map[int]substitute.Source{}, substituted: map[int]substitute.Opened{}, callerPidfd: s.selfPidfd}
+	t.mapped.fd = -1
+	return t
 }
 
 // inner is the task's pid as it sees itself: in a new pid namespace, the
