@@ -1,16 +1,12 @@
 package restart_test
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
-	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
-	"github.com/crsub/crsub/restart"
 )
 
 // unixLoose holds unix sockets that have no peer and no name: fd 5 a
@@ -54,18 +50,7 @@ func TestUnixSocketsWithoutPeerOrName(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, unixLoose))
-	var img bytes.Buffer
-	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions()); err != nil {
-		p.Kill()
-		p.Wait()
-		t.Fatal(err)
-	}
-	p.Wait()
-	rp, err := restart.Restart(context.Background(), &img, restart.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	rp := checkpointAndRestart(t, p)
 	rp.Signal(syscall.SIGUSR1)
 	path := filepath.Join(dir, "report")
 	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
