@@ -35,15 +35,23 @@ const halfServer = `#include <arpa/inet.h>
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(int argc, char **argv) {
-	int peer_fin = !strcmp(argv[1], "peer-fin");
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof a;
-	if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len)) return 1;
+	int peer_fin = !strcmp(argv[1], "peer-fin"), v6 = argc > 2 && !strcmp(argv[2], "ipv6"), port;
+	int l = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (v6) {
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+		socklen_t len = sizeof a;
+		if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len)) return 1;
+		port = ntohs(a.sin6_port);
+	} else {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof a;
+		if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len)) return 1;
+		port = ntohs(a.sin_port);
+	}
 	signal(SIGUSR1, on_usr1);
 	signal(SIGPIPE, SIG_IGN);
 	FILE *f = fopen("port", "w");
-	fprintf(f, "%d", ntohs(a.sin_port));
+	fprintf(f, "%d", port);
 	fclose(f);
 	int c = accept(l, NULL, NULL);
 	if (c < 0) return 2;
@@ -76,7 +84,7 @@ int main(int argc, char **argv) {
 }
 `
 
-func startHalf(t *testing.T, mode string) (*os.Process, string, *net.TCPConn) {
+func startHalf(t *testing.T, mode, family string) (*os.Process, string, *net.TCPConn) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := crtest.Build(t, halfServer)
@@ -85,10 +93,14 @@ func startHalf(t *testing.T, mode string) (*os.Process, string, *net.TCPConn) {
 	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := crtest.Start(t, dir, bin, mode)
+	p := crtest.Start(t, dir, bin, mode, family)
 	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "port")); return len(b) > 0 }, "the port")
 	port, _ := os.ReadFile(filepath.Join(dir, "port"))
-	c, err := net.Dial("tcp", "127.0.0.1:"+string(port))
+	host := "127.0.0.1"
+	if family == "ipv6" {
+		host = "[::1]"
+	}
+	c, err := net.Dial("tcp", host+":"+string(port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +130,13 @@ func checkpointAndRestart(t *testing.T, p *os.Process) *restart.Process {
 // stream, and can still answer on its own half.
 func TestHalfClosedByPeer(t *testing.T) {
 	crtest.RequireRoot(t)
-	p, _, c := startHalf(t, "peer-fin")
+	for _, family := range []string{"ipv4", "ipv6"} {
+		t.Run(family, func(t *testing.T) { testHalfClosedByPeer(t, family) })
+	}
+}
+
+func testHalfClosedByPeer(t *testing.T, family string) {
+	p, _, c := startHalf(t, "peer-fin", family)
 	defer c.Close()
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
@@ -140,7 +158,13 @@ func TestHalfClosedByPeer(t *testing.T) {
 // After restart it still receives, and writing is refused.
 func TestHalfClosedLocally(t *testing.T) {
 	crtest.RequireRoot(t)
-	p, dir, c := startHalf(t, "local-fin")
+	for _, family := range []string{"ipv4", "ipv6"} {
+		t.Run(family, func(t *testing.T) { testHalfClosedLocally(t, family) })
+	}
+}
+
+func testHalfClosedLocally(t *testing.T, family string) {
+	p, dir, c := startHalf(t, "local-fin", family)
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(c)
