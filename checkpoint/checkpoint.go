@@ -56,6 +56,9 @@ type session struct {
 // proc is one frozen process of the tree.
 type proc struct {
 	pid, ppid int
+	// stopped says the process was in a job-control stop before it was
+	// seized.
+	stopped bool
 	// tracees are the process's threads, main thread first.
 	tracees []*ptrace.Tracee
 	state   *processState
@@ -307,6 +310,9 @@ func (s *session) freezeTree() error {
 // listing the threads again until a pass finds no new one: a seized thread
 // cannot create more.
 func (p *proc) freeze() error {
+	if st, err := procfs.ReadStat(p.pid); err == nil && st.State == 'T' {
+		p.stopped = true
+	}
 	seized := map[int]bool{}
 	for {
 		tids, err := procfs.Tids(p.pid)

@@ -59,6 +59,7 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	p.Pid = pid
 	p.Comm = stat.Comm
 	p.Umask = status.Umask
+	p.Stopped = pr.stopped
 	p.NoNewPrivs = status.NoNewPrivs
 	p.Seccomp = status.Seccomp
 	switch status.Seccomp {

@@ -72,6 +72,10 @@ type Process struct {
 	Rlimits     []Rlimit  `json:"rlimits"`
 	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
 	Dumpable    int       `json:"dumpable,omitempty"`
+	// Stopped says the process was stopped by a signal (SIGSTOP, SIGTSTP…)
+	// when it was checkpointed: it is restored stopped, to be continued
+	// with SIGCONT.
+	Stopped bool `json:"stopped,omitempty"`
 	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
 	// are its filters as raw struct sock_filter arrays, oldest first, as
 	// the main thread had them.

@@ -307,6 +307,13 @@ func (t *task) release() error {
 	if err := setFinalState(t.remote, t.tracee, t.thread); err != nil {
 		return err
 	}
+	if t.process != nil && t.process.Stopped {
+		// Queued while the threads are still held, it stops the process
+		// before it runs an instruction: stopped, as it was.
+		if err := unix.Kill(t.host, unix.SIGSTOP); err != nil {
+			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
+		}
+	}
 	for _, x := range t.threads {
 		if err := x.tracee.Detach(); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
