@@ -261,6 +261,13 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 			ValueUsec:    int64(le(buf[16:]))*1e6 + int64(le(buf[24:])),
 		}
 	}
+	if _, err := call("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:4]); err != nil {
+		return err
+	}
+	st.process.ChildSubreaper = binary.LittleEndian.Uint32(buf) != 0
 	brk, err := call("brk", unix.SYS_BRK, 0)
 	if err != nil {
 		return err

@@ -76,6 +76,9 @@ type Process struct {
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.
 	Stopped bool `json:"stopped,omitempty"`
+	// ChildSubreaper is PR_SET_CHILD_SUBREAPER: orphaned descendants
+	// are reparented to this process (init-like supervisors set it).
+	ChildSubreaper bool `json:"child_subreaper,omitempty"`
 	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
 	// are its filters as raw struct sock_filter arrays, oldest first, as
 	// the main thread had them.

@@ -426,6 +426,11 @@ func (t *task) restoreProcess() error {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
 	}
+	if p.ChildSubreaper {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("child subreaper: %w", err)
+		}
+	}
 	return t.restoreCreds()
 }
 

@@ -45,3 +45,51 @@ func TestStoppedProcessStaysStopped(t *testing.T) {
 	rp.Signal(syscall.SIGCONT)
 	crtest.WaitFor(t, func() bool { return ticks() > n }, "ticks after SIGCONT")
 }
+
+// subreaper marks itself a child subreaper and, on SIGUSR1, forks a child
+// that forks a grandchild and exits: the orphaned grandchild must come to
+// this process, which writes its verdict to the file "reaper".
+const subreaper = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile sig_atomic_t go;
+static void on_usr1(int s) { (void)s; go = 1; }
+int main(void) {
+	signal(SIGUSR1, on_usr1);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	while (!go) pause();
+	int is = -1;
+	prctl(PR_GET_CHILD_SUBREAPER, &is);
+	int p[2];
+	pipe(p);
+	if (fork() == 0) {
+		if (fork() == 0) { char c; close(p[1]); read(p[0], &c, 1); _exit(0); }
+		_exit(0);
+	}
+	wait(NULL); /* the child */
+	close(p[0]);
+	close(p[1]); /* the grandchild reads EOF and exits */
+	pid_t g = wait(NULL); /* ours only if we are its subreaper */
+	FILE *f = fopen("reaper", "w");
+	fprintf(f, "subreaper=%d grandchild=%s", is, g > 0 ? "reaped" : "lost");
+	fclose(f);
+	for (;;) pause();
+}
+`
+
+func TestChildSubreaperKept(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subreaper))
+	rp := checkpointAndRestart(t, p)
+	rp.Signal(syscall.SIGUSR1)
+	path := filepath.Join(dir, "reaper")
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the verdict")
+	if b, _ := os.ReadFile(path); string(b) != "subreaper=1 grandchild=reaped" {
+		t.Fatalf("restored process: %q", b)
+	}
+}
