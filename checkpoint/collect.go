@@ -98,6 +98,20 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: l.Resource, Cur: l.Cur, Max: l.Max})
 	}
 
+	timers, err := procfs.ReadTimers(pid)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, pt := range timers {
+		notify := map[string]int{"signal": 0, "none": 1, "thread": 2}[pt.Notify]
+		x := ckpt.PosixTimer{ID: pt.ID, ClockID: pt.ClockID, Notify: notify, Signal: pt.Signal, Value: pt.SigevValue}
+		if pt.NotifyTID {
+			x.Notify |= 4 // SIGEV_THREAD_ID
+			x.Tid = pt.NotifyPID
+		}
+		p.PosixTimers = append(p.PosixTimers, x)
+	}
+
 	var tids []int
 	for i, t := range pr.tracees {
 		th, err := s.collectThread(st, pid, t, i == 0)
@@ -268,6 +282,19 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		return err
 	}
 	st.process.ChildSubreaper = binary.LittleEndian.Uint32(buf) != 0
+	// POSIX timers: their setting, through timer_gettime (struct
+	// itimerspec: interval then value, each seconds and nanoseconds).
+	for i := range st.process.PosixTimers {
+		pt := &st.process.PosixTimers[i]
+		if _, err := call(fmt.Sprintf("timer_gettime(%d)", pt.ID), unix.SYS_TIMER_GETTIME, uint64(pt.ID), scratch); err != nil {
+			return err
+		}
+		if err := r.ReadMem(scratch, buf[:32]); err != nil {
+			return err
+		}
+		pt.IntervalNsec = int64(le(buf[0:]))*1e9 + int64(le(buf[8:]))
+		pt.ValueNsec = int64(le(buf[16:]))*1e9 + int64(le(buf[24:]))
+	}
 	brk, err := call("brk", unix.SYS_BRK, 0)
 	if err != nil {
 		return err

@@ -71,6 +71,8 @@ type Process struct {
 	Creds       Creds     `json:"creds"`
 	Rlimits     []Rlimit  `json:"rlimits"`
 	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
+	// PosixTimers are the process's timer_create(2) timers.
+	PosixTimers []PosixTimer `json:"posix_timers,omitempty"`
 	Dumpable    int       `json:"dumpable,omitempty"`
 	// Stopped says the process was stopped by a signal (SIGSTOP, SIGTSTP…)
 	// when it was checkpointed: it is restored stopped, to be continued
@@ -110,6 +112,20 @@ type Rlimit struct {
 type Itimer struct {
 	IntervalUsec int64 `json:"interval_us"`
 	ValueUsec    int64 `json:"value_us"`
+}
+
+// PosixTimer is one timer_create(2) timer: how it notifies, as struct
+// sigevent says, and its setting when checkpointed.
+type PosixTimer struct {
+	ID      int    `json:"id"`
+	ClockID int    `json:"clock_id"` // negative: a CPU-time clock of a pid or tid
+	Notify  int    `json:"notify"`   // sigev_notify: SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4
+	Signal  int    `json:"signal"`
+	Value   uint64 `json:"value"`         // sigev_value
+	Tid     int    `json:"tid,omitempty"` // with SIGEV_THREAD_ID
+	// The time to the next expiry (0: disarmed) and the interval.
+	ValueNsec    int64 `json:"value_ns"`
+	IntervalNsec int64 `json:"interval_ns"`
 }
 
 // Thread is one thread's state (record TypeThread, depends on its process).

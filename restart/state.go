@@ -1,6 +1,7 @@
 package restart
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -356,6 +357,10 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.createThreads(); err != nil {
 		return err
 	}
+	// After the threads: a timer may signal one of them.
+	if err := t.restorePosixTimers(); err != nil {
+		return err
+	}
 	if err := t.restoreThread(t.remote, t.thread); err != nil {
 		return err
 	}
@@ -432,6 +437,65 @@ func (t *task) restoreProcess() error {
 		}
 	}
 	return t.restoreCreds()
+}
+
+// prTimerCreateRestoreIDs (Linux 6.15) makes timer_create take the id it
+// is given, so timers come back with the ids the process knows them by.
+const prTimerCreateRestoreIDs = 77
+
+// restorePosixTimers creates the process's timer_create timers again, with
+// their ids, notification and remaining time.
+func (t *task) restorePosixTimers() error {
+	timers := t.process.PosixTimers
+	if len(timers) == 0 {
+		return nil
+	}
+	if _, err := t.Syscall(unix.SYS_PRCTL, prTimerCreateRestoreIDs, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("POSIX timers: prctl(PR_TIMER_CREATE_RESTORE_IDS) (Linux 6.15 or newer): %w", err)
+	}
+	for _, pt := range timers {
+		// struct sigevent: sigev_value, sigev_signo, sigev_notify, then
+		// the tid for SIGEV_THREAD_ID; 64 bytes. The id follows it.
+		b := make([]byte, 72)
+		putLE64(b[0:], pt.Value)
+		putLE32(b[8:], uint32(pt.Signal))
+		putLE32(b[12:], uint32(pt.Notify))
+		if pt.Tid != 0 {
+			putLE32(b[16:], uint32(t.s.innerTid(t.pid, pt.Tid)))
+		}
+		putLE32(b[64:], uint32(pt.ID))
+		if err := t.remote.WriteMem(t.scratch, b); err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_TIMER_CREATE, uint64(uint32(int32(pt.ClockID))), t.scratch, t.scratch+64); err != nil {
+			return fmt.Errorf("POSIX timer %d: timer_create: %w", pt.ID, err)
+		}
+		id := make([]byte, 4)
+		if err := t.remote.ReadMem(t.scratch+64, id); err != nil {
+			return err
+		}
+		if got := int(int32(binary.LittleEndian.Uint32(id))); got != pt.ID {
+			return fmt.Errorf("POSIX timer %d: created as %d", pt.ID, got)
+		}
+		if pt.ValueNsec == 0 {
+			continue // disarmed
+		}
+		its := make([]byte, 32)
+		putLE64(its[0:], uint64(pt.IntervalNsec/1e9))
+		putLE64(its[8:], uint64(pt.IntervalNsec%1e9))
+		putLE64(its[16:], uint64(pt.ValueNsec/1e9))
+		putLE64(its[24:], uint64(pt.ValueNsec%1e9))
+		if err := t.remote.WriteMem(t.scratch, its); err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_TIMER_SETTIME, uint64(pt.ID), 0, t.scratch, 0); err != nil {
+			return fmt.Errorf("POSIX timer %d: timer_settime: %w", pt.ID, err)
+		}
+	}
+	if _, err := t.Syscall(unix.SYS_PRCTL, prTimerCreateRestoreIDs, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("POSIX timers: %w", err)
+	}
+	return nil
 }
 
 func (t *task) restoreCreds() error {
