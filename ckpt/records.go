@@ -73,7 +73,7 @@ type Process struct {
 	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
 	// PosixTimers are the process's timer_create(2) timers.
 	PosixTimers []PosixTimer `json:"posix_timers,omitempty"`
-	Dumpable    int       `json:"dumpable,omitempty"`
+	Dumpable    int          `json:"dumpable,omitempty"`
 	// Stopped says the process was stopped by a signal (SIGSTOP, SIGTSTP…)
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.
