@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // processState is everything collected from a frozen process except its
@@ -55,6 +57,9 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	}
 
 	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
+		st.process.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
 	p := &st.process
 	p.Pid = pid
 	p.Comm = stat.Comm
@@ -191,6 +196,7 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 		return nil, os.NewSyscallError("get_robust_list", e)
 	}
 	th.RobustList, th.RobustLen = head, hlen
+	th.Sched = readSched(t.Tid)
 	// What /proc does not show is asked of the thread itself.
 	if err := s.inject(st, t, th, main); err != nil {
 		return nil, err
@@ -301,6 +307,30 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 	}
 	st.mm.Brk = brk
 	return nil
+}
+
+// readSched reads how thread tid is scheduled; what the kernel does not
+// tell is left at its default.
+func readSched(tid int) *ckpt.Sched {
+	sc := &ckpt.Sched{}
+	if a, err := unix.SchedGetAttr(tid, 0); err == nil {
+		sc.Policy, sc.Flags, sc.Nice, sc.Priority = a.Policy, a.Flags, a.Nice, a.Priority
+		sc.Runtime, sc.Deadline, sc.Period = a.Runtime, a.Deadline, a.Period
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(tid, &set); err == nil {
+		words := set[:]
+		for len(words) > 0 && words[len(words)-1] == 0 {
+			words = words[:len(words)-1]
+		}
+		for _, w := range words {
+			sc.Affinity = append(sc.Affinity, uint64(w))
+		}
+	}
+	if prio, err := sys.IoprioGet(tid); err == nil {
+		sc.IOPrio = prio
+	}
+	return sc
 }
 
 func collectMM(pid int, st *processState, stat *procfs.Stat) error {

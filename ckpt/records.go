@@ -81,6 +81,8 @@ type Process struct {
 	// ChildSubreaper is PR_SET_CHILD_SUBREAPER: orphaned descendants
 	// are reparented to this process (init-like supervisors set it).
 	ChildSubreaper bool `json:"child_subreaper,omitempty"`
+	// OOMScoreAdj is /proc/PID/oom_score_adj.
+	OOMScoreAdj int `json:"oom_score_adj,omitempty"`
 	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
 	// are its filters as raw struct sock_filter arrays, oldest first, as
 	// the main thread had them.
@@ -146,6 +148,23 @@ type Thread struct {
 	RobustList    uint64              `json:"robust_list,omitempty"`
 	RobustLen     uint64              `json:"robust_len,omitempty"`
 	Comm          string              `json:"comm,omitempty"`
+	Sched         *Sched              `json:"sched,omitempty"`
+}
+
+// Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,
+// real-time priority and deadline parameters, its CPU affinity (mask words,
+// CPU 0 the lowest bit of the first) and its I/O priority (ioprio_get's
+// encoding).
+type Sched struct {
+	Policy   uint32   `json:"policy"`
+	Flags    uint64   `json:"flags,omitempty"`
+	Nice     int32    `json:"nice,omitempty"`
+	Priority uint32   `json:"priority,omitempty"`
+	Runtime  uint64   `json:"runtime,omitempty"`
+	Deadline uint64   `json:"deadline,omitempty"`
+	Period   uint64   `json:"period,omitempty"`
+	Affinity []uint64 `json:"affinity,omitempty"`
+	IOPrio   int      `json:"ioprio,omitempty"`
 }
 
 // InterruptedSyscall is a system call a thread was stopped in: Nr is

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +14,7 @@ import (
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
+	"github.com/crsub/crsub/internal/sys"
 	"github.com/crsub/crsub/substitute"
 )
 
@@ -369,6 +372,16 @@ func (t *task) finish(fc *files.RestoreContext) error {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
+	t.restoreSched(t.host, t.thread)
+	for _, x := range t.threads {
+		t.restoreSched(x.tracee.Tid, x.image)
+	}
+	if adj := t.process.OOMScoreAdj; adj != 0 {
+		// Lowering it below the stub's needs CAP_SYS_RESOURCE.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", t.host), []byte(strconv.Itoa(adj)), 0); err != nil {
+			t.Warn("cannot restore oom_score_adj", "value", adj, "err", err)
+		}
+	}
 	if _, err := t.Syscall(unix.SYS_MUNMAP, t.scratch, t.scratchSize); err != nil {
 		return fmt.Errorf("unmapping the scratch buffer: %w", err)
 	}
@@ -437,6 +450,37 @@ func (t *task) restoreProcess() error {
 		}
 	}
 	return t.restoreCreds()
+}
+
+// restoreSched gives thread host (as crsub sees it) its scheduling back. A
+// setting refused here (a CPU missing, a deadline not admitted) is a
+// warning: the program runs, scheduled otherwise.
+func (t *task) restoreSched(host int, th *ckpt.Thread) {
+	sc := th.Sched
+	if sc == nil {
+		return
+	}
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: sc.Policy, Flags: sc.Flags, Nice: sc.Nice, Priority: sc.Priority,
+		Runtime: sc.Runtime, Deadline: sc.Deadline, Period: sc.Period}
+	if err := unix.SchedSetAttr(host, &attr, 0); err != nil {
+		t.Warn("cannot restore a thread's scheduling", "tid", th.Tid, "policy", sc.Policy, "nice", sc.Nice, "err", err)
+	}
+	if len(sc.Affinity) > 0 {
+		var set unix.CPUSet
+		for i, w := range sc.Affinity {
+			for b := 0; b < 64; b++ {
+				if w&(1<<b) != 0 {
+					set.Set(i*64 + b)
+				}
+			}
+		}
+		if err := unix.SchedSetaffinity(host, &set); err != nil {
+			t.Warn("cannot restore a thread's CPU affinity", "tid", th.Tid, "err", err)
+		}
+	}
+	if err := sys.IoprioSet(host, sc.IOPrio); err != nil {
+		t.Warn("cannot restore a thread's I/O priority", "tid", th.Tid, "ioprio", sc.IOPrio, "err", err)
+	}
 }
 
 // prTimerCreateRestoreIDs (Linux 6.15) makes timer_create take the id it

@@ -1,0 +1,41 @@
+package sys
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ioprioWhoProcess is IOPRIO_WHO_PROCESS: the target is one thread.
+const ioprioWhoProcess = 1
+
+// IoprioGet returns thread tid's I/O scheduling class and priority, as
+// ioprio_get(2) encodes them.
+func IoprioGet(tid int) (int, error) {
+	v, err := retry(func() (int, error) {
+		r, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(r), nil
+	})
+	if err != nil {
+		return 0, os.NewSyscallError("ioprio_get", err)
+	}
+	return v, nil
+}
+
+// IoprioSet sets thread tid's I/O scheduling class and priority.
+func IoprioSet(tid, prio int) error {
+	err := retryErr(func() error {
+		_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), uintptr(prio))
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	})
+	if err != nil {
+		return os.NewSyscallError("ioprio_set", err)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+package restart_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/crtest"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// scheduled lowers its priority (nice 5), runs on CPU 0 only, takes the
+// idle I/O class and raises its oom_score_adj to 250, then waits.
+const scheduled = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	if (nice(5) != 5 || sched_setaffinity(0, sizeof set, &set) || syscall(SYS_ioprio_set, 1, 0, 3 << 13)) return 1;
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+	if (fd < 0 || write(fd, "250", 3) != 3) return 1;
+	close(fd);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+`
+
+// Nice, CPU affinity, I/O priority and oom_score_adj come back with the
+// process.
+func TestSchedulingKept(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, scheduled))
+	rp := checkpointAndRestart(t, p)
+	attr, err := unix.SchedGetAttr(rp.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(rp.Pid, &set); err != nil {
+		t.Fatal(err)
+	}
+	prio, err := sys.IoprioGet(rp.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adj, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(rp.Pid), "oom_score_adj"))
+	if attr.Nice != 5 || set.Count() != 1 || !set.IsSet(0) || prio>>13 != 3 || strings.TrimSpace(string(adj)) != "250" {
+		t.Fatalf("restored: nice %d, %d CPUs (CPU 0: %v), I/O class %d, oom_score_adj %s; want 5, CPU 0 only, idle (3), 250",
+			attr.Nice, set.Count(), set.IsSet(0), prio>>13, adj)
+	}
+}
