@@ -245,6 +245,13 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		return err
 	}
 	th.ClearChildTid = le(buf)
+	if _, err := call("prctl(PR_GET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, scratch); err != nil {
+		return err
+	}
+	if err := r.ReadMem(scratch, buf[:4]); err != nil {
+		return err
+	}
+	th.ParentDeathSignal = int(int32(binary.LittleEndian.Uint32(buf)))
 	if !main {
 		return nil
 	}

@@ -149,6 +149,9 @@ type Thread struct {
 	RobustLen     uint64              `json:"robust_len,omitempty"`
 	Comm          string              `json:"comm,omitempty"`
 	Sched         *Sched              `json:"sched,omitempty"`
+	// ParentDeathSignal is PR_GET_PDEATHSIG: the signal this thread gets
+	// when the thread that created it exits.
+	ParentDeathSignal int `json:"pdeathsig,omitempty"`
 }
 
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,

@@ -1,7 +1,6 @@
 package restart_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/restart"
 )
@@ -110,14 +108,8 @@ func startHalf(t *testing.T, mode, family string) (*os.Process, string, *net.TCP
 
 func checkpointAndRestart(t *testing.T, p *os.Process) *restart.Process {
 	t.Helper()
-	var img bytes.Buffer
-	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions()); err != nil {
-		p.Kill()
-		p.Wait()
-		t.Fatal(err)
-	}
-	p.Wait()
-	rp, err := restart.Restart(context.Background(), &img, restart.DefaultOptions())
+	img := checkpointToMemory(t, p)
+	rp, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

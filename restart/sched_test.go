@@ -1,16 +1,19 @@
 package restart_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/internal/sys"
+	"github.com/crsub/crsub/restart"
 )
 
 // scheduled lowers its priority (nice 5), runs on CPU 0 only, takes the
@@ -57,4 +60,54 @@ func TestSchedulingKept(t *testing.T) {
 		t.Fatalf("restored: nice %d, %d CPUs (CPU 0: %v), I/O class %d, oom_score_adj %s; want 5, CPU 0 only, idle (3), 250",
 			attr.Nice, set.Count(), set.IsSet(0), prio>>13, adj)
 	}
+}
+
+// deathsig forks a child that asks for SIGUSR2 when its parent dies and
+// writes "got" on it; the parent exits on SIGUSR1. After restart the
+// child must still be told.
+const deathsig = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+static void on_usr2(int s) { (void)s; close(open("got", O_CREAT | O_WRONLY, 0600)); _exit(0); }
+int main(void) {
+	signal(SIGUSR1, SIG_DFL);
+	pid_t child = fork();
+	if (child == 0) {
+		signal(SIGUSR2, on_usr2);
+		prctl(PR_SET_PDEATHSIG, SIGUSR2);
+		close(open("ready", O_CREAT | O_WRONLY, 0600));
+		for (;;) pause();
+	}
+	char b[16];
+	int fd = open("child.pid", O_CREAT | O_WRONLY, 0600);
+	write(fd, b, snprintf(b, sizeof b, "%d", child));
+	close(fd);
+	for (;;) pause();
+}
+`
+
+func TestParentDeathSignalKept(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, deathsig))
+	var child int
+	crtest.WaitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "child.pid"))
+		child, _ = strconv.Atoi(string(b))
+		return child > 0
+	}, "the child's pid")
+	img := checkpointToMemory(t, p)
+	// The killed child is reaped by pid 1, slowly on some machines.
+	for deadline := time.Now().Add(30 * time.Second); !crtest.Gone(child) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	rp, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Kill(child, unix.SIGKILL); rp.Signal(unix.SIGKILL); rp.Wait() }()
+	rp.Signal(unix.SIGUSR1) // the parent dies; the child hears of it
+	crtest.WaitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "got")); return err == nil }, "the child's parent-death signal")
 }
