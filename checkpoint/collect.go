@@ -56,6 +56,9 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		st.tree.NsPid = status.NSpid[n-1]
 	}
 
+	if err := s.checkNamespaces(pid); err != nil {
+		return nil, err
+	}
 	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
 		st.process.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
@@ -313,6 +316,33 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		return err
 	}
 	st.mm.Brk = brk
+	return nil
+}
+
+// checkNamespaces refuses a process in namespaces other than crsub's
+// (pid namespaces aside, which restart can recreate): restart would
+// rebuild it in crsub's, a different world — other mounts, other network
+// interfaces and ports, other SysV IPC objects, another hostname. A cgroup
+// namespace of its own is only a warning.
+func (s *session) checkNamespaces(pid int) error {
+	for _, ns := range []string{"mnt", "net", "ipc", "user", "uts", "time", "cgroup"} {
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // a kernel without this namespace type
+			}
+			return fmt.Errorf("%s namespace: %w", ns, err)
+		}
+		ours, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil || ours == theirs {
+			continue
+		}
+		if ns == "cgroup" {
+			s.log.Warn("the process has a cgroup namespace of its own; it is restarted in crsub's", "pid", pid, "namespace", theirs)
+			continue
+		}
+		return fmt.Errorf("the process is in a %s namespace of its own (%s, crsub is in %s): not supported; run crsub inside it (nsenter -t %d)", ns, theirs, ours, pid)
+	}
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package restart_test
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
 )
 
@@ -91,5 +94,28 @@ func TestChildSubreaperKept(t *testing.T) {
 	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the verdict")
 	if b, _ := os.ReadFile(path); string(b) != "subreaper=1 grandchild=reaped" {
 		t.Fatalf("restored process: %q", b)
+	}
+}
+
+// A process in a network namespace of its own is refused by name and left
+// running: restart would rebuild it in crsub's.
+func TestOtherNamespaceRefused(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+int main(void) {
+	if (unshare(CLONE_NEWNET)) return 1;
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}`))
+	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
+	if err == nil || !strings.Contains(err.Error(), "net namespace of its own") {
+		t.Fatalf("checkpoint error %v, want the net namespace named", err)
+	}
+	if st := crtest.Status(p.Pid, "State"); !strings.HasPrefix(st, "S") || crtest.Status(p.Pid, "TracerPid") != "0" {
+		t.Fatalf("after the refusal the process is in state %q, traced by %s", st, crtest.Status(p.Pid, "TracerPid"))
 	}
 }
