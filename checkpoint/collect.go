@@ -90,6 +90,10 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if p.Cwd, err = procfs.Cwd(pid); err != nil {
 		return nil, err
 	}
+	var cwd unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
+		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
+	}
 	if p.Root, err = procfs.Root(pid); err != nil {
 		return nil, err
 	}

@@ -61,9 +61,12 @@ type TreeProcess struct {
 // Process is one process's own state (record TypeProcess). Its objref is the
 // process's; every per-process record depends on it.
 type Process struct {
-	Pid         int       `json:"pid"`
-	Comm        string    `json:"comm"`
-	Cwd         string    `json:"cwd"`
+	Pid  int    `json:"pid"`
+	Comm string `json:"comm"`
+	Cwd  string `json:"cwd"`
+	// CwdDeleted says the working directory was removed: restart gives
+	// the process an empty, removed directory as its working directory.
+	CwdDeleted  bool      `json:"cwd_deleted,omitempty"`
 	Root        string    `json:"root"`
 	Umask       uint32    `json:"umask"`
 	Personality uint32    `json:"personality"`

@@ -396,7 +396,16 @@ func (t *task) restoreProcess() error {
 	if p.Root != "" && p.Root != "/" {
 		return fmt.Errorf("root directory %s: chroot is not supported yet", p.Root)
 	}
-	addr, err := t.putString(0, p.Cwd)
+	cwd := p.Cwd
+	if p.CwdDeleted {
+		ghost, err := files.GhostDir(p.Cwd)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(ghost)
+		cwd = ghost
+	}
+	addr, err := t.putString(0, cwd)
 	if err != nil {
 		return err
 	}

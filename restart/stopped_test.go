@@ -119,3 +119,46 @@ int main(void) {
 		t.Fatalf("after the refusal the process is in state %q, traced by %s", st, crtest.Status(p.Pid, "TracerPid"))
 	}
 }
+
+// removedDir works in a directory it then removes, and keeps it open as
+// fd 7. On SIGUSR1 it reports what its working directory and fd 7 are.
+const removedDir = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static volatile sig_atomic_t go;
+static void on_usr1(int s) { (void)s; go = 1; }
+int main(void) {
+	signal(SIGUSR1, on_usr1);
+	if (mkdir("gone", 0700) || chdir("gone") || dup2(open(".", O_RDONLY | O_DIRECTORY), 7) != 7 || rmdir("../gone")) return 1;
+	close(open("../ready", O_CREAT | O_WRONLY, 0600));
+	while (!go) pause();
+	struct stat cwd, fd;
+	int e1 = stat(".", &cwd), e2 = fstat(7, &fd);
+	int created = open("x", O_CREAT | O_WRONLY, 0600) >= 0;
+	FILE *f = fopen("/proc/self/cwd/../report", "w");
+	if (!f) f = fopen(getenv("REPORT"), "w");
+	fprintf(f, "cwd=%d/%d/%d fd=%d/%d/%d created=%d", e1, S_ISDIR(cwd.st_mode), (int)cwd.st_nlink, e2, S_ISDIR(fd.st_mode), (int)fd.st_nlink, created);
+	fclose(f);
+	for (;;) pause();
+}
+`
+
+// A removed working directory and an fd on a removed directory come back
+// as removed directories.
+func TestRemovedDirectories(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	os.Setenv("REPORT", filepath.Join(dir, "report"))
+	defer os.Unsetenv("REPORT")
+	p := crtest.Start(t, dir, crtest.Build(t, removedDir))
+	rp := checkpointAndRestart(t, p)
+	rp.Signal(syscall.SIGUSR1)
+	path := filepath.Join(dir, "report")
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
+	if b, _ := os.ReadFile(path); string(b) != "cwd=0/1/0 fd=0/1/0 created=0" {
+		t.Fatalf("restored process: %q", b)
+	}
+}

@@ -103,18 +103,45 @@ var directoryKind = &Kind{
 		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFDIR
 	},
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
-		if fd.Link.Deleted {
-			return 0, &UnsupportedError{Fd: fd.Num, What: "deleted directory " + fd.Link.Path}
-		}
 		f := ckpt.File{Kind: ckpt.FileDirectory, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(fd.Link.Path, &fd.Stat)}
+		// A removed directory is empty (rmdir wants it so): an empty one,
+		// removed again, is all it takes.
+		f.Deleted = fd.Link.Deleted
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
-		fd, err := t.Open(f.Path, reopenFlags(f.Flags)|unix.O_DIRECTORY, 0)
+		path := f.Path
+		if f.Deleted {
+			ghost, err := GhostDir(f.Path)
+			if err != nil {
+				return -1, err
+			}
+			defer os.Remove(ghost)
+			path = ghost
+		}
+		fd, err := t.Open(path, reopenFlags(f.Flags)|unix.O_DIRECTORY, 0)
 		if err != nil {
 			return -1, fmt.Errorf("open directory %s: %w", f.Path, err)
 		}
+		if f.Deleted {
+			return fd, nil // empty: no position to keep
+		}
 		return fd, seek(t, fd, f.Pos)
 	},
+}
+
+// GhostDir makes a new, empty directory standing for the removed directory
+// path: beside where it was, or in the temporary directory if its parent is
+// gone too. The caller opens it where it is needed and removes it.
+func GhostDir(path string) (string, error) {
+	parent := filepath.Dir(path)
+	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
+		parent = ""
+	}
+	ghost, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".crsub-deleted-")
+	if err != nil {
+		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
+	}
+	return ghost, nil
 }
