@@ -452,7 +452,11 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 			continue
 		}
 		what := "memfd"
-		if !strings.HasPrefix(m.Path, "/memfd:") {
+		switch {
+		case strings.HasPrefix(m.Path, "/SYSV"):
+			what = "System V shared memory " + m.Path
+			s.log.Warn("System V shared memory is restored with its contents but without its key and id: a second shmat of it will not find it", "pid", p.pid, "segment", m.Path)
+		case !strings.HasPrefix(m.Path, "/memfd:"):
 			what = "deleted file " + m.Path
 		}
 		f, err := os.Open(fmt.Sprintf("/proc/%d/map_files/%x-%x", p.pid, m.Start, m.End))
