@@ -432,8 +432,16 @@ func (t *task) restoreProcess() error {
 		}
 	}
 	for which, it := range p.Itimers {
-		if it.ValueUsec == 0 {
-			continue // disarmed, whatever its interval
+		if it.ValueUsec == 0 && it.IntervalUsec == 0 {
+			continue // disarmed
+		}
+		if it.ValueUsec == 0 && t.sharedPending([...]int{int(unix.SIGALRM), int(unix.SIGVTALRM), int(unix.SIGPROF)}[which]) {
+			// Expired with its signal still pending: the kernel re-arms a
+			// periodic timer only when that signal is taken. The signal
+			// comes back pending, the next one an interval later. (Without
+			// it pending, value 0 is a disarmed timer whose interval is
+			// kept, as setitimer does.)
+			it.ValueUsec = it.IntervalUsec
 		}
 		b := make([]byte, 32)
 		putLE64(b[0:], uint64(it.IntervalUsec/1e6))
@@ -530,8 +538,11 @@ func (t *task) restorePosixTimers() error {
 		if got := int(int32(binary.LittleEndian.Uint32(id))); got != pt.ID {
 			return fmt.Errorf("POSIX timer %d: created as %d", pt.ID, got)
 		}
-		if pt.ValueNsec == 0 {
+		if pt.ValueNsec == 0 && pt.IntervalNsec == 0 {
 			continue // disarmed
+		}
+		if pt.ValueNsec == 0 && t.sharedPending(pt.Signal) {
+			pt.ValueNsec = pt.IntervalNsec // expired, its signal pending: as for itimers
 		}
 		its := make([]byte, 32)
 		putLE64(its[0:], uint64(pt.IntervalNsec/1e9))
@@ -549,6 +560,19 @@ func (t *task) restorePosixTimers() error {
 		return fmt.Errorf("POSIX timers: %w", err)
 	}
 	return nil
+}
+
+// sharedPending says whether signal sig was pending for the whole process.
+func (t *task) sharedPending(sig int) bool {
+	if t.signals == nil {
+		return false
+	}
+	for _, si := range t.signals.SharedPending {
+		if si.Signo == sig {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *task) restoreCreds() error {

@@ -58,3 +58,54 @@ func TestPosixTimers(t *testing.T) {
 		t.Fatalf("restored process: %q", b)
 	}
 }
+
+// expiredItimer arms ITIMER_REAL every 50 ms with SIGALRM blocked, so the
+// first expiry leaves the signal pending and the timer not re-armed (the
+// kernel re-arms it when the signal is taken). On SIGUSR1 it unblocks
+// SIGALRM and counts the alarms of 400 ms.
+const expiredItimer = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+static volatile sig_atomic_t go, alarms;
+static void on_usr1(int s) { (void)s; go = 1; }
+static void on_alrm(int s) { (void)s; alarms++; }
+int main(void) {
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigprocmask(SIG_BLOCK, &alrm, NULL);
+	signal(SIGALRM, on_alrm);
+	signal(SIGUSR1, on_usr1);
+	struct itimerval it = { { 0, 50000 }, { 0, 50000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct timespec ts = { 0, 200000000 };
+	nanosleep(&ts, NULL);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	while (!go) pause();
+	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+	ts.tv_nsec = 400000000;
+	while (nanosleep(&ts, &ts)) ;
+	FILE *f = fopen("report", "w");
+	fprintf(f, "%s", alarms >= 4 ? "periodic" : "stopped");
+	fclose(f);
+	for (;;) pause();
+}
+`
+
+// An ITIMER_REAL that expired while its signal was blocked keeps going
+// after restart once the signal is taken.
+func TestExpiredItimerKeepsGoing(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, expiredItimer))
+	rp := checkpointAndRestart(t, p)
+	rp.Signal(syscall.SIGUSR1)
+	path := filepath.Join(dir, "report")
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
+	if b, _ := os.ReadFile(path); string(b) != "periodic" {
+		t.Fatalf("restored timer: %s", b)
+	}
+}
