@@ -440,6 +440,7 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	if mem.pre != nil {
 		mem.track = mem.pre.procs[p.pid]
 	}
+	mem.madvise = st.madvise
 	defer mem.Close()
 	// Objects before what depends on them: the memfds the VMAs map. A
 	// mapped file that was unlinked (a POSIX semaphore or shared memory

@@ -30,6 +30,9 @@ type processState struct {
 	signals ckpt.Signals
 	mm      ckpt.MM
 	maps    []procfs.Mapping
+	// madvise holds, by VMA start, the madvise/mlock state of the VMAs
+	// that have any (from smaps' VmFlags).
+	madvise map[uint64][]string
 	// dispositions has bit n-1 set for each signal n whose disposition
 	// is not plain default (caught or ignored), plus SIGCHLD, whose
 	// flags matter even at default.
@@ -159,6 +162,9 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
 			m.Kind = procfs.KindAnon
 		}
+	}
+	if st.madvise, err = readMadvise(pid); err != nil {
+		return nil, err
 	}
 	if err := collectMM(pid, st, &stat); err != nil {
 		return nil, err
@@ -348,6 +354,40 @@ func (s *session) checkNamespaces(pid int) error {
 		return fmt.Errorf("the process is in a %s namespace of its own (%s, crsub is in %s): not supported; run crsub inside it (nsenter -t %d)", ns, theirs, ours, pid)
 	}
 	return nil
+}
+
+// madviseFlags are the VmFlags a restart sets again, with the names the
+// image gives them: madvise(2) advice and mlock state that change what the
+// program sees (fork, core dumps, THP, locking).
+var madviseFlags = []struct {
+	flag procfs.VmFlag
+	name string
+}{
+	{procfs.VmDontCopy, ckpt.MadvDontFork},
+	{procfs.VmWipeOnFork, ckpt.MadvWipeOnFork},
+	{procfs.VmDontDump, ckpt.MadvDontDump},
+	{procfs.VmHugePage, ckpt.MadvHugePage},
+	{procfs.VmNoHugePage, ckpt.MadvNoHugePage},
+	{procfs.VmMergeable, ckpt.MadvMergeable},
+	{procfs.VmLocked, ckpt.MadvLocked},
+	{procfs.VmLockOnFault, ckpt.MadvLockOnFault},
+}
+
+// readMadvise reads smaps for the VMAs with any of madviseFlags.
+func readMadvise(pid int) (map[uint64][]string, error) {
+	entries, err := procfs.ReadSmaps(pid)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64][]string{}
+	for _, e := range entries {
+		for _, f := range madviseFlags {
+			if e.VmFlags.Has(f.flag) {
+				out[e.Start] = append(out[e.Start], f.name)
+			}
+		}
+	}
+	return out, nil
 }
 
 // readSched reads how thread tid is scheduled; what the kernel does not

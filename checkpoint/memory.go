@@ -73,6 +73,8 @@ type memoryDumper struct {
 	// current process's part of it (nil if not tracked), and protected has
 	// a bit per page of the current mapping still write-protected, that
 	// is, not written since its copy.
+	// madvise is the current process's madvise state by VMA start.
+	madvise   map[uint64][]string
 	pre       *preCopy
 	track     *tracker
 	protected []uint64
@@ -241,6 +243,9 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		for i := range maps {
 			m := &maps[i]
 			v, err := vmaRecord(d.pid, m)
+			if err == nil {
+				v.MadvFlags = d.madvise[m.Start]
+			}
 			if err == nil {
 				err = d.candidates(m)
 			}

@@ -284,7 +284,7 @@ type VMA struct {
 	Kind      string        `json:"kind"`
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
-	MadvFlags []string      `json:"madv,omitempty"` // VmFlags worth restoring (dontdump, hugepage…)
+	MadvFlags []string      `json:"madv,omitempty"` // madvise/mlock state: the Madv… names
 	// Memfd is the memfd object this VMA maps (also a dependency).
 	Memfd Objref `json:"memfd,omitempty"`
 	// Shmem identifies the shared memory object behind a shared anonymous
@@ -293,6 +293,18 @@ type VMA struct {
 	// the first such VMA; Pgoff is the offset into the object.
 	Shmem uint64 `json:"shmem,omitempty"`
 }
+
+// Names in VMA.MadvFlags.
+const (
+	MadvDontFork    = "dontfork"    // MADV_DONTFORK
+	MadvWipeOnFork  = "wipeonfork"  // MADV_WIPEONFORK
+	MadvDontDump    = "dontdump"    // MADV_DONTDUMP
+	MadvHugePage    = "hugepage"    // MADV_HUGEPAGE
+	MadvNoHugePage  = "nohugepage"  // MADV_NOHUGEPAGE
+	MadvMergeable   = "mergeable"   // MADV_MERGEABLE
+	MadvLocked      = "locked"      // mlock
+	MadvLockOnFault = "lockonfault" // mlock2(MLOCK_ONFAULT)
+)
 
 // Pages holds stored pages of one VMA (record TypePages, depends on the mm;
 // follows its VMA record). Its payload is the pages of Runs, in order,

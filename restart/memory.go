@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -432,6 +433,9 @@ func (t *task) writePages(addr uint64, b []byte) error {
 // finishMemory gives every area its own protection and sets the mm fields.
 func (t *task) finishMemory() error {
 	for _, v := range t.vmas {
+		t.restoreMadvise(&v)
+	}
+	for _, v := range t.vmas {
 		sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 		if sharedFile || v.Prot == unix.PROT_READ|unix.PROT_WRITE {
 			continue
@@ -441,6 +445,47 @@ func (t *task) finishMemory() error {
 		}
 	}
 	return t.setMM()
+}
+
+// madvice maps the image's names to madvise(2) advice.
+var madvice = map[string]int{
+	ckpt.MadvDontFork:   unix.MADV_DONTFORK,
+	ckpt.MadvWipeOnFork: unix.MADV_WIPEONFORK,
+	ckpt.MadvDontDump:   unix.MADV_DONTDUMP,
+	ckpt.MadvHugePage:   unix.MADV_HUGEPAGE,
+	ckpt.MadvNoHugePage: unix.MADV_NOHUGEPAGE,
+	ckpt.MadvMergeable:  unix.MADV_MERGEABLE,
+}
+
+// restoreMadvise gives a VMA its madvise and mlock state back, once its
+// pages are in. What the kernel refuses here (no KSM, no THP, a memlock
+// limit) is a warning: the program runs on without it.
+func (t *task) restoreMadvise(v *ckpt.VMA) {
+	length := v.End - v.Start
+	for _, name := range v.MadvFlags {
+		var err error
+		switch name {
+		case ckpt.MadvLocked, ckpt.MadvLockOnFault:
+			flags := uint64(0)
+			if slices.Contains(v.MadvFlags, ckpt.MadvLockOnFault) {
+				if name == ckpt.MadvLocked {
+					continue // one mlock2 with MLOCK_ONFAULT does both
+				}
+				flags = unix.MLOCK_ONFAULT
+			}
+			_, err = t.Syscall(unix.SYS_MLOCK2, v.Start, length, flags)
+		default:
+			advice, ok := madvice[name]
+			if !ok {
+				t.Warn("unknown madvise state in the image", "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "state", name)
+				continue
+			}
+			_, err = t.Syscall(unix.SYS_MADVISE, v.Start, length, uint64(advice))
+		}
+		if err != nil {
+			t.Warn("cannot restore a mapping's madvise state", "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End), "state", name, "err", err)
+		}
+	}
 }
 
 // setMM sets brk, arg/env bounds, auxv and the executable in one

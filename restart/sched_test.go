@@ -111,3 +111,83 @@ func TestParentDeathSignalKept(t *testing.T) {
 	rp.Signal(unix.SIGUSR1) // the parent dies; the child hears of it
 	crtest.WaitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "got")); return err == nil }, "the child's parent-death signal")
 }
+
+// madvised has three 4-page mappings: A wiped on fork, B not inherited by
+// a fork, C locked; it writes their addresses to "maps". On SIGUSR1 it
+// forks a child that sees A zeroed and B absent, and reports.
+const madvised = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile sig_atomic_t go;
+static void on_usr1(int s) { (void)s; go = 1; }
+int main(void) {
+	size_t len = 4 * 4096;
+	char *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *c = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(a, 7, len);
+	memset(b, 7, len);
+	memset(c, 7, len);
+	if (madvise(a, len, MADV_WIPEONFORK) || madvise(b, len, MADV_DONTFORK) || mlock(c, len)) return 1;
+	signal(SIGUSR1, on_usr1);
+	FILE *f = fopen("maps", "w");
+	fprintf(f, "%lx %lx %lx", (unsigned long)a, (unsigned long)b, (unsigned long)c);
+	fclose(f);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	while (!go) pause();
+	int p[2];
+	pipe(p);
+	if (fork() == 0) {
+		unsigned char v;
+		char r[64];
+		int n = snprintf(r, sizeof r, "a=%d b=%s c=%d", a[100], mincore(b, len, &v) ? "absent" : "present", c[100]);
+		write(p[1], r, n);
+		_exit(0);
+	}
+	close(p[1]);
+	char r[64] = {0};
+	read(p[0], r, sizeof r - 1);
+	wait(NULL);
+	f = fopen("report", "w");
+	fprintf(f, "%s parent a=%d b=%d", r, a[100], b[100]);
+	fclose(f);
+	for (;;) pause();
+}
+`
+
+// madvise and mlock state comes back: checked by a fork inside the
+// restored process, and in its smaps.
+func TestMadviseKept(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, madvised))
+	rp := checkpointAndRestart(t, p)
+	maps, _ := os.ReadFile(filepath.Join(dir, "maps"))
+	addrs := strings.Fields(string(maps))
+	smaps, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(rp.Pid), "smaps"))
+	for k, want := range []string{"wf", "dc", "lo"} {
+		at := strings.Index(string(smaps), addrs[k]+"-")
+		if at < 0 {
+			t.Fatalf("mapping %s is not in the restored process", addrs[k])
+		}
+		entry := string(smaps[at:])
+		if j := strings.Index(entry[1:], "VmFlags:"); j >= 0 {
+			line := entry[j+1:]
+			line = line[:strings.IndexByte(line, '\n')]
+			if !strings.Contains(line+" ", " "+want+" ") {
+				t.Errorf("mapping at %s: %s, want %s", addrs[k], line, want)
+			}
+		}
+	}
+	rp.Signal(unix.SIGUSR1)
+	path := filepath.Join(dir, "report")
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
+	if b, _ := os.ReadFile(path); string(b) != "a=0 b=absent c=7 parent a=7 b=7" {
+		t.Fatalf("restored process: %q", b)
+	}
+}
