@@ -19,6 +19,7 @@ import (
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Checkpoint writes an image of the process tree rooted at pid to w: the
@@ -215,30 +216,39 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 }
 
 // acceptAttempts bounds how often freezeAndCollect lets the tree run to
-// accept waiting connections: 10 ms, then twice as long each time, about
-// 1.3 s of running in all.
+// accept waiting connections or finish a vfork: 10 ms, then twice as long
+// each time, about 1.3 s of running in all.
 const acceptAttempts = 8
 
 // freezeAndCollect freezes the tree and collects its state. Connections
 // waiting in a listener's accept queue cannot be restored, and a server
-// usually accepts them at once: the tree is let go for a moment to do so,
-// and frozen again, before the checkpoint gives up on them.
+// usually accepts them at once; a vfork child shares its parent's memory
+// until it execs, a moment later. The tree is let go for a moment, and
+// frozen again, before the checkpoint gives up on them.
 func (s *session) freezeAndCollect(ctx context.Context) (*ckpt.Header, error) {
 	wait, ran := 10*time.Millisecond, time.Duration(0)
 	for attempt := 1; ; attempt++ {
 		s.frozen = time.Now()
-		if err := s.freezeTree(); err != nil {
+		err := s.freezeTree()
+		var header *ckpt.Header
+		if err == nil {
+			header, err = s.collect()
+		} else if !errors.As(err, new(*VforkError)) {
 			return nil, fmt.Errorf("freezing: %w", err)
 		}
-		header, err := s.collect()
 		var queued *files.AcceptQueueError
-		if !errors.As(err, &queued) {
+		var vfork *VforkError
+		switch {
+		case errors.As(err, &queued):
+			s.log.Info("letting the process accept waiting connections", "pid", queued.Pid, "fd", queued.Fd, "waiting", queued.Waiting)
+		case errors.As(err, &vfork):
+			s.log.Info("letting a vfork child exec", "pid", vfork.Pid, "parent", vfork.Parent)
+		default:
 			return header, err
 		}
 		if attempt == acceptAttempts {
-			return nil, fmt.Errorf("%w (still there after letting the process run for %v)", err, ran)
+			return nil, fmt.Errorf("%w (still so after letting the tree run for %v)", err, ran)
 		}
-		s.log.Info("letting the process accept waiting connections", "pid", queued.Pid, "fd", queued.Fd, "waiting", queued.Waiting)
 		if err := s.release(); err != nil {
 			return nil, err
 		}
@@ -309,10 +319,19 @@ func (s *session) freezeTree() error {
 // freeze seizes every thread. Threads created meanwhile are caught by
 // listing the threads again until a pass finds no new one: a seized thread
 // cannot create more.
-func (p *proc) freeze() error {
+func (p *proc) freeze() (err error) {
 	if st, err := procfs.ReadStat(p.pid); err == nil && st.State == 'T' {
 		p.stopped = true
 	}
+	defer func() {
+		if err != nil {
+			// The threads seized so far go back as they were.
+			for _, t := range p.tracees {
+				_ = t.Detach()
+			}
+			p.tracees = nil
+		}
+	}()
 	seized := map[int]bool{}
 	for {
 		tids, err := procfs.Tids(p.pid)
@@ -323,6 +342,11 @@ func (p *proc) freeze() error {
 		for _, tid := range tids {
 			if seized[tid] {
 				continue
+			}
+			// A thread waiting for a vfork child to exec does not stop
+			// until then: it is left alone, and the caller retries.
+			if child := vforkChild(p.pid, tid); child != 0 {
+				return &VforkError{Pid: child, Parent: p.pid}
 			}
 			// Seccomp filters are suspended while traced: the system calls
 			// run inside the process must not be refused or kill it.
@@ -372,9 +396,65 @@ func (s *session) thaw() error {
 	return first
 }
 
+// VforkError reports a child sharing its parent's memory: a vfork (or
+// posix_spawn) child that has not called exec yet.
+type VforkError struct{ Pid, Parent int }
+
+func (e *VforkError) Error() string {
+	return fmt.Sprintf("pid %d shares its memory with its parent %d: a vfork child before its exec", e.Pid, e.Parent)
+}
+
+// vforkChild returns the child of thread tid that shares its memory (a
+// vfork child that has not exec'd yet), or 0.
+func vforkChild(pid, tid int) int {
+	kids, err := procfs.Children(pid, tid)
+	if err != nil {
+		return 0
+	}
+	for _, k := range kids {
+		if same, err := sys.Kcmp(tid, k, sys.KcmpVM, 0, 0); err == nil && same == sys.KcmpEqual {
+			return k
+		}
+	}
+	return 0
+}
+
+// checkSharing refuses processes of the tree that share with their parent
+// what separate processes cannot have back separately: memory (a vfork
+// child, which the caller waits out), the fd table, the filesystem context
+// or the signal handlers (clone without CLONE_THREAD).
+func (s *session) checkSharing() error {
+	live := map[int]bool{}
+	for _, p := range s.procs {
+		live[p.pid] = true
+	}
+	for _, p := range s.procs {
+		if !live[p.ppid] {
+			continue
+		}
+		for _, c := range []struct {
+			typ  sys.KcmpType
+			what string
+		}{{sys.KcmpVM, ""}, {sys.KcmpFiles, "fd table"}, {sys.KcmpFS, "filesystem context (cwd, root, umask)"}, {sys.KcmpSighand, "signal handlers"}} {
+			same, err := sys.Kcmp(p.ppid, p.pid, c.typ, 0, 0)
+			if err != nil || same != sys.KcmpEqual {
+				continue
+			}
+			if c.typ == sys.KcmpVM {
+				return &VforkError{Pid: p.pid, Parent: p.ppid}
+			}
+			return fmt.Errorf("pid %d shares its %s with its parent %d (clone without CLONE_THREAD): not supported", p.pid, c.what, p.ppid)
+		}
+	}
+	return nil
+}
+
 // collect gathers every process's state and examines every fd, before
 // anything is written: whether a pipe is external depends on all of them.
 func (s *session) collect() (*ckpt.Header, error) {
+	if err := s.checkSharing(); err != nil {
+		return nil, err
+	}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
 		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}}
 	for _, p := range s.procs {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,9 +116,9 @@ int main(void) {
 	if err == nil || !strings.Contains(err.Error(), "net namespace of its own") {
 		t.Fatalf("checkpoint error %v, want the net namespace named", err)
 	}
-	if st := crtest.Status(p.Pid, "State"); !strings.HasPrefix(st, "S") || crtest.Status(p.Pid, "TracerPid") != "0" {
-		t.Fatalf("after the refusal the process is in state %q, traced by %s", st, crtest.Status(p.Pid, "TracerPid"))
-	}
+	crtest.WaitFor(t, func() bool {
+		return strings.HasPrefix(crtest.Status(p.Pid, "State"), "S") && crtest.Status(p.Pid, "TracerPid") == "0"
+	}, "the refused process asleep and untraced again")
 }
 
 // removedDir works in a directory it then removes, and keeps it open as
@@ -160,5 +161,54 @@ func TestRemovedDirectories(t *testing.T) {
 	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
 	if b, _ := os.ReadFile(path); string(b) != "cwd=0/1/0 fd=0/1/0 created=0" {
 		t.Fatalf("restored process: %q", b)
+	}
+}
+
+// A child sharing its parent's fd table (clone with CLONE_FILES), or its
+// memory (vfork, before exec), cannot be restored as two processes: the
+// checkpoint refuses by name and the tree runs on.
+func TestSharedTablesRefused(t *testing.T) {
+	crtest.RequireRoot(t)
+	for _, tc := range []struct{ mode, want string }{
+		{"files", "shares its fd table"},
+		{"vfork", "a vfork child before its exec"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static int child(void *arg) { (void)arg; for (;;) pause(); }
+int main(int argc, char **argv) {
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	if (!strcmp(argv[1], "files")) {
+		char *stack = malloc(1 << 16);
+		if (clone(child, stack + (1 << 16), CLONE_FILES | SIGCHLD, NULL) < 0) return 1;
+		for (;;) pause();
+	}
+	if (vfork() == 0) for (;;) pause(); /* never execs */
+	return 0;
+}`), tc.mode)
+			crtest.WaitFor(t, func() bool {
+				c, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/task/" + strconv.Itoa(p.Pid) + "/children")
+				return len(c) > 0
+			}, "the child")
+			_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("checkpoint error %v, want %q", err, tc.want)
+			}
+			if crtest.Gone(p.Pid) || crtest.Status(p.Pid, "TracerPid") != "0" {
+				t.Fatalf("the tree did not run on untouched")
+			}
+			c, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/task/" + strconv.Itoa(p.Pid) + "/children")
+			for _, k := range strings.Fields(string(c)) {
+				n, _ := strconv.Atoi(k)
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		})
 	}
 }

@@ -148,8 +148,9 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 		}
 		st, serr := procfs.ReadStat(pid)
 		switch {
-		case serr != nil || st.State == 'Z' || st.State == 'X':
-			// Gone or dying: about to be free.
+		case serr != nil || st.State == 'Z' || st.State == 'X' || st.Flags&pfExiting != 0 || dying(pid):
+			// Gone or dying (a checkpointer killed it a moment ago): about
+			// to be free.
 		case st.State == 't':
 			// Frozen by a checkpointer, which kills it once its image is
 			// written: for a streaming checkpoint, that is this image.
@@ -170,6 +171,16 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// pfExiting is PF_EXITING in /proc/PID/stat's flags: the task is in exit.
+const pfExiting = 0x4
+
+// dying says whether pid has a SIGKILL on its way.
+func dying(pid int) bool {
+	st, err := procfs.ReadStatus(pid)
+	const sigkill = 1 << (unix.SIGKILL - 1)
+	return err == nil && (st.ShdPnd|st.SigPnd)&sigkill != 0
 }
 
 // kill ends the task and reaps it: nothing half-restored survives.

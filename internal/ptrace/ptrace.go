@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -104,13 +105,28 @@ func Seize(tid int, opts ...Option) (*Tracee, error) {
 	return t, nil
 }
 
+// ErrNotStopping is returned by Seize for a thread that does not stop
+// within StopTimeout: one waiting for a vfork child to exec, or in an
+// uninterruptible sleep. It stays seized until the tracing thread exits,
+// which lets it go.
+var ErrNotStopping = errors.New("thread does not stop (waiting for a vfork child, or in uninterruptible sleep)")
+
+// StopTimeout bounds how long Seize waits for a thread to stop.
+const StopTimeout = 2 * time.Second
+
 // interrupt brings a seized, running thread into a ptrace stop.
 func (t *Tracee) interrupt() error {
 	if _, err := ptrace(unix.PTRACE_INTERRUPT, t.Tid, 0, 0); err != nil {
 		return err
 	}
-	for {
-		ws, err := t.Wait()
+	for first := true; ; first = false {
+		var ws unix.WaitStatus
+		var err error
+		if first {
+			ws, err = t.waitStop(StopTimeout)
+		} else {
+			ws, err = t.Wait()
+		}
 		if err != nil {
 			return err
 		}
@@ -197,6 +213,33 @@ func (t *Tracee) Wait() (unix.WaitStatus, error) {
 		return ws, &ExitError{Tid: t.Tid, Status: ws}
 	}
 	return ws, nil
+}
+
+// waitStop is Wait giving up after timeout: it polls, quickly at first
+// (a thread stops within microseconds), then backing off.
+func (t *Tracee) waitStop(timeout time.Duration) (unix.WaitStatus, error) {
+	deadline := time.Now().Add(timeout)
+	pause := 20 * time.Microsecond
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(t.Tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("wait for thread %d: %w", t.Tid, os.NewSyscallError("wait4", err))
+		case pid == t.Tid:
+			if ws.Exited() || ws.Signaled() {
+				return ws, &ExitError{Tid: t.Tid, Status: ws}
+			}
+			return ws, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("thread %d: %w", t.Tid, ErrNotStopping)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
+	}
 }
 
 // StopKind classifies a ptrace stop.
