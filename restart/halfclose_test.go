@@ -106,6 +106,18 @@ func startHalf(t *testing.T, mode, family string) (*os.Process, string, *net.TCP
 	return p, dir, c.(*net.TCPConn)
 }
 
+// askReport sends SIGUSR1 to a restored subject and returns what it writes
+// to the file name in dir: the subject's verdict on its own state.
+func askReport(t *testing.T, rp *restart.Process, dir, name string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	os.Remove(path)
+	rp.Signal(syscall.SIGUSR1)
+	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the subject's "+name)
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
 func checkpointAndRestart(t *testing.T, p *os.Process) *restart.Process {
 	t.Helper()
 	img := checkpointToMemory(t, p)

@@ -184,10 +184,7 @@ func TestMadviseKept(t *testing.T) {
 			}
 		}
 	}
-	rp.Signal(unix.SIGUSR1)
-	path := filepath.Join(dir, "report")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
-	if b, _ := os.ReadFile(path); string(b) != "a=0 b=absent c=7 parent a=7 b=7" {
-		t.Fatalf("restored process: %q", b)
+	if got := askReport(t, rp, dir, "report"); got != "a=0 b=absent c=7 parent a=7 b=7" {
+		t.Fatalf("restored process: %q", got)
 	}
 }

@@ -90,11 +90,8 @@ func TestChildSubreaperKept(t *testing.T) {
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, subreaper))
 	rp := checkpointAndRestart(t, p)
-	rp.Signal(syscall.SIGUSR1)
-	path := filepath.Join(dir, "reaper")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the verdict")
-	if b, _ := os.ReadFile(path); string(b) != "subreaper=1 grandchild=reaped" {
-		t.Fatalf("restored process: %q", b)
+	if got := askReport(t, rp, dir, "reaper"); got != "subreaper=1 grandchild=reaped" {
+		t.Fatalf("restored process: %q", got)
 	}
 }
 
@@ -156,11 +153,8 @@ func TestRemovedDirectories(t *testing.T) {
 	defer os.Unsetenv("REPORT")
 	p := crtest.Start(t, dir, crtest.Build(t, removedDir))
 	rp := checkpointAndRestart(t, p)
-	rp.Signal(syscall.SIGUSR1)
-	path := filepath.Join(dir, "report")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
-	if b, _ := os.ReadFile(path); string(b) != "cwd=0/1/0 fd=0/1/0 created=0" {
-		t.Fatalf("restored process: %q", b)
+	if got := askReport(t, rp, dir, "report"); got != "cwd=0/1/0 fd=0/1/0 created=0" {
+		t.Fatalf("restored process: %q", got)
 	}
 }
 

@@ -1,9 +1,6 @@
 package restart_test
 
 import (
-	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/crsub/crsub/internal/crtest"
@@ -51,11 +48,8 @@ func TestPosixTimers(t *testing.T) {
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, posixTimers))
 	rp := checkpointAndRestart(t, p)
-	rp.Signal(syscall.SIGUSR1)
-	path := filepath.Join(dir, "report")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
-	if b, _ := os.ReadFile(path); string(b) != "periodic=0 interval=20000000 idle=0 armed=0 ticking=1" {
-		t.Fatalf("restored process: %q", b)
+	if got := askReport(t, rp, dir, "report"); got != "periodic=0 interval=20000000 idle=0 armed=0 ticking=1" {
+		t.Fatalf("restored process: %q", got)
 	}
 }
 
@@ -102,10 +96,7 @@ func TestExpiredItimerKeepsGoing(t *testing.T) {
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, expiredItimer))
 	rp := checkpointAndRestart(t, p)
-	rp.Signal(syscall.SIGUSR1)
-	path := filepath.Join(dir, "report")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
-	if b, _ := os.ReadFile(path); string(b) != "periodic" {
-		t.Fatalf("restored timer: %s", b)
+	if got := askReport(t, rp, dir, "report"); got != "periodic" {
+		t.Fatalf("restored timer: %s", got)
 	}
 }

@@ -1,9 +1,6 @@
 package restart_test
 
 import (
-	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/crsub/crsub/internal/crtest"
@@ -51,11 +48,7 @@ func TestUnixSocketsWithoutPeerOrName(t *testing.T) {
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, unixLoose))
 	rp := checkpointAndRestart(t, p)
-	rp.Signal(syscall.SIGUSR1)
-	path := filepath.Join(dir, "report")
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the report")
-	b, _ := os.ReadFile(path)
-	if want := "1 2 read=0 write=-1/Broken pipe"; string(b) != want {
-		t.Errorf("restored sockets: %q, want %q", b, want)
+	if want, got := "1 2 read=0 write=-1/Broken pipe", askReport(t, rp, dir, "report"); got != want {
+		t.Errorf("restored sockets: %q, want %q", got, want)
 	}
 }
