@@ -30,6 +30,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	parent := fs.String("parent", "", "the parent image of an incremental image, if not where the image says")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
+	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
@@ -44,6 +45,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	opts.PidWait = *pidWait
 	opts.Parent = *parent
 	if *input != "-" {
 		opts.ImageDir = filepath.Dir(*input)
