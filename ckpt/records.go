@@ -429,11 +429,11 @@ type InotifyWatch struct {
 // Socket is what a socket file needs beyond a file: its family, type,
 // state, addresses and options.
 type Socket struct {
-	Family   int    `json:"family"` // AF_INET, AF_INET6, AF_UNIX
+	Family   int    `json:"family"` // AF_INET, AF_INET6, AF_UNIX, AF_NETLINK
 	Type     int    `json:"type"`   // SOCK_STREAM, SOCK_DGRAM…
 	Protocol int    `json:"protocol"`
 	State    string `json:"state"`           // "listen", …
-	Local    string `json:"local,omitempty"` // host:port, or a unix path
+	Local    string `json:"local,omitempty"` // host:port, a unix path, or a netlink port id
 	Peer     string `json:"peer,omitempty"`
 	Backlog  int    `json:"backlog,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
@@ -443,6 +443,8 @@ type Socket struct {
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which
 	// the file depends on) a connected unix socket is: 0 or 1.
 	PairEnd int `json:"pair_end,omitempty"`
+	// Groups are a netlink socket's multicast groups, by number.
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.

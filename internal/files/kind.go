@@ -260,6 +260,7 @@ var Kinds = []*Kind{
 	timerfdKind,
 	signalfdKind,
 	inotifyKind,
+	netlinkKind,
 	otherSocketKind,
 }
 
