@@ -141,6 +141,32 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 	fmt.Fprintf(w, "\nProcess %d (%s)\n", p.Pid, p.Comm)
 	fmt.Fprintf(w, "  cwd %s, root %s, umask %04o, personality %#x\n", p.Cwd, p.Root, p.Umask, p.Personality)
 	fmt.Fprintf(w, "  uid %v, gid %v\n", p.Creds.Uid, p.Creds.Gid)
+	var state []string
+	if p.Stopped {
+		state = append(state, "stopped by a signal")
+	}
+	if p.CwdDeleted {
+		state = append(state, "working directory removed")
+	}
+	if p.ChildSubreaper {
+		state = append(state, "child subreaper")
+	}
+	if p.OOMScoreAdj != 0 {
+		state = append(state, fmt.Sprintf("oom_score_adj %d", p.OOMScoreAdj))
+	}
+	if len(state) > 0 {
+		fmt.Fprintf(w, "  %s\n", strings.Join(state, ", "))
+	}
+	for which, it := range p.Itimers {
+		if it.ValueUsec != 0 || it.IntervalUsec != 0 {
+			fmt.Fprintf(w, "  %s: next in %v, interval %v\n", []string{"ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"}[which],
+				time.Duration(it.ValueUsec)*time.Microsecond, time.Duration(it.IntervalUsec)*time.Microsecond)
+		}
+	}
+	for _, pt := range p.PosixTimers {
+		fmt.Fprintf(w, "  POSIX timer %d: clock %d, signal %d, notify %d, next in %v, interval %v\n", pt.ID, pt.ClockID, pt.Signal, pt.Notify,
+			time.Duration(pt.ValueNsec), time.Duration(pt.IntervalNsec))
+	}
 	if pv.MM != nil {
 		fmt.Fprintf(w, "  exe %s\n  brk %#x-%#x, args %#x-%#x, env %#x-%#x\n", pv.MM.Exe.Path, pv.MM.StartBrk, pv.MM.Brk, pv.MM.ArgStart, pv.MM.ArgEnd, pv.MM.EnvStart, pv.MM.EnvEnd)
 	}
