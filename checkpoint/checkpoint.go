@@ -122,11 +122,14 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		bw := bufio.NewWriterSize(out, 1<<20)
 		dst, flush = bw, bw.Flush
 	}
+	var pc *preCopy
 	if opts.PreCopy > 0 {
-		pc, err := startPreCopy(pid, s.log)
-		if err != nil {
-			return nil, err
+		if pc, err = startPreCopy(pid, s.log); err != nil {
+			// The tree is as it was: checkpoint it the ordinary way.
+			s.log.Warn("pre-copy is not available; the memory is copied while the tree is frozen", "err", err)
 		}
+	}
+	if pc != nil {
 		defer pc.Close()
 		for range opts.PreCopy {
 			if err := ctx.Err(); err != nil {
