@@ -407,6 +407,22 @@ func (e *VforkError) Error() string {
 	return fmt.Sprintf("pid %d shares its memory with its parent %d: a vfork child before its exec", e.Pid, e.Parent)
 }
 
+// sysvSegment describes the System V shared memory segment with id (a
+// mapping's inode number is its segment's id).
+func sysvSegment(id uint64) (*ckpt.SysVShm, error) {
+	segs, err := procfs.ReadSysVShm()
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range segs {
+		if uint64(g.ID) == id {
+			const shmDest = 0o1000
+			return &ckpt.SysVShm{ID: g.ID, Key: g.Key, Mode: g.Perms & 0o777, UID: g.UID, GID: g.GID, Removed: g.Perms&shmDest != 0}, nil
+		}
+	}
+	return nil, fmt.Errorf("segment %d is not in /proc/sysvipc/shm", id)
+}
+
 // vforkChild returns the child of thread tid that shares its memory (a
 // vfork child that has not exec'd yet), or 0.
 func vforkChild(pid, tid int) int {
@@ -536,10 +552,15 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 			continue
 		}
 		what := "memfd"
+		var sysv *ckpt.SysVShm
 		switch {
 		case strings.HasPrefix(m.Path, "/SYSV"):
 			what = "System V shared memory " + m.Path
-			s.log.Warn("System V shared memory is restored with its contents but without its key and id: a second shmat of it will not find it", "pid", p.pid, "segment", m.Path)
+			seg, err := sysvSegment(m.Inode)
+			if err != nil {
+				return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)
+			}
+			sysv = seg
 		case !strings.HasPrefix(m.Path, "/memfd:"):
 			what = "deleted file " + m.Path
 		}
@@ -547,7 +568,7 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 		if err != nil {
 			return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)
 		}
-		ref, err := files.DumpMemfd(s.files, f, m.Path)
+		ref, err := files.DumpSharedObject(s.files, f, m.Path, sysv)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)

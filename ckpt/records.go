@@ -494,6 +494,20 @@ type Memfd struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Seals int    `json:"seals,omitempty"` // F_GET_SEALS
+	// SysV, set for a System V shared memory segment, says which: restart
+	// attaches the segment with that id if it still exists, or makes it
+	// again with its id, key and mode and fills it from the payload.
+	SysV *SysVShm `json:"sysv,omitempty"`
+}
+
+// SysVShm identifies a System V shared memory segment.
+type SysVShm struct {
+	ID      int    `json:"id"`
+	Key     int32  `json:"key"`
+	Mode    uint32 `json:"mode"` // permission bits
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	Removed bool   `json:"removed,omitempty"` // IPC_RMID done: it goes once detached
 }
 
 // FileOwner is a file's F_SETOWN_EX owner and F_SETSIG signal.

@@ -226,6 +226,9 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
 	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	if seg := t.s.files.SysVShm[v.Memfd]; v.Memfd != 0 && seg != nil {
+		return t.attachSysVShm(v, seg)
+	}
 	if v.Memfd != 0 {
 		// The memfd object record came first; map it through a new fd on it.
 		oflags := unix.O_RDONLY
@@ -314,6 +317,36 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 		}
 		addrs = addrs[n:]
 	}
+	return nil
+}
+
+// shmExec is SHM_EXEC, which x/sys lacks.
+const shmExec = 0o100000
+
+// attachSysVShm attaches a System V segment where v was (shmat maps it
+// whole, from its start).
+func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
+	if v.Pgoff != 0 || v.Flags&unix.MAP_SHARED == 0 {
+		return fmt.Errorf("System V segment %d mapped from offset %#x or privately: not supported", seg.ID, v.Pgoff)
+	}
+	var flags uint64
+	if v.Prot&unix.PROT_WRITE == 0 {
+		flags |= unix.SHM_RDONLY
+	}
+	if v.Prot&unix.PROT_EXEC != 0 {
+		flags |= shmExec
+	}
+	if _, err := t.Syscall(unix.SYS_SHMAT, uint64(seg.ID), v.Start, flags); err != nil {
+		return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
+	}
+	if seg.Remove {
+		// Attached now, it lives on until detached, as it did.
+		if _, err := unix.SysvShmCtl(seg.ID, unix.IPC_RMID, nil); err != nil {
+			return fmt.Errorf("removing System V segment %d again: %w", seg.ID, err)
+		}
+		seg.Remove = false
+	}
+	t.vmas = append(t.vmas, *v)
 	return nil
 }
 

@@ -214,6 +214,8 @@ type RestoreContext struct {
 	Pipes map[ckpt.Objref]*RestoredPipe
 	// Memfds maps a memfd object to where it was recreated.
 	Memfds map[ckpt.Objref]*RestoredMemfd
+	// SysVShm maps a System V segment object to the segment restored.
+	SysVShm map[ckpt.Objref]*RestoredSysVShm
 	// Transfer gives target `to` its own copy of fd of process fromPid, one
 	// more fd on the same open file description.
 	Transfer func(fromPid, fd int, to Target) (int, error)

@@ -37,6 +37,12 @@ func MemfdName(path string) string { return strings.TrimPrefix(path, "/memfd:") 
 // DumpMemfd writes the memfd object f is open on, unless written already,
 // and returns its objref.
 func DumpMemfd(c *DumpContext, f *os.File, name string) (ckpt.Objref, error) {
+	return DumpSharedObject(c, f, name, nil)
+}
+
+// DumpSharedObject is DumpMemfd for any shared memory object a mapping
+// holds: a memfd, an unlinked file, or a System V segment (sysv set).
+func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVShm) (ckpt.Objref, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0, err
@@ -51,7 +57,7 @@ func DumpMemfd(c *DumpContext, f *os.File, name string) (ckpt.Objref, error) {
 	if err != nil {
 		seals = 0 // created without MFD_ALLOW_SEALING
 	}
-	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals}
+	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals, SysV: sysv}
 	ref := c.W.NewObjref()
 	if err := c.W.WriteWithPayload(ckpt.TypeMemfd, ref, nil, &m, st.Size, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(f, 0, st.Size))
@@ -79,6 +85,9 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	}
 	if m.Size != rec.PayloadLen {
 		return fmt.Errorf("memfd %s: size %d, %d bytes stored", m.Name, m.Size, rec.PayloadLen)
+	}
+	if m.SysV != nil {
+		return restoreSysVShm(c, rec, &m)
 	}
 	name := m.Name
 	if len(name) > 249 {
@@ -152,4 +161,75 @@ func restoreMemfdFd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, fmt.Errorf("memfd %s: %w", f.Path, err)
 	}
 	return fd, seek(t, fd, f.Pos)
+}
+
+// RestoredSysVShm is a System V shared memory segment restored: the one
+// with the image's id, still there or made again.
+type RestoredSysVShm struct {
+	ID int
+	// Remove says the segment was removed (IPC_RMID) when checkpointed:
+	// done once a process of the tree has it attached again.
+	Remove bool
+}
+
+// restoreSysVShm finds or remakes the segment of an image's System V
+// shared memory object. A segment with the image's id and key that still
+// exists is the same one (killing the checkpointed processes does not
+// remove it) and is taken as it is, contents included, as a shared file
+// would be. Otherwise it is made again with that id (shm_next_id), key,
+// size and mode, and filled from the image.
+func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
+	sv := m.SysV
+	if c.SysVShm == nil {
+		c.SysVShm = map[ckpt.Objref]*RestoredSysVShm{}
+	}
+	what := fmt.Sprintf("System V shared memory segment %d (key %#x)", sv.ID, uint32(sv.Key))
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(sv.ID, unix.IPC_STAT, &desc); err == nil && desc.Perm.Key == sv.Key && int64(desc.Segsz) == m.Size && !sv.Removed {
+		c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID}
+		return nil
+	}
+	id, err := makeSysVShm(sv, int(m.Size))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if id != sv.ID {
+		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+		return fmt.Errorf("%s: made again as %d: its id is taken", what, id)
+	}
+	mem, err := unix.SysvShmAttach(id, 0, 0)
+	if err == nil {
+		_, err = io.ReadFull(rec.Payload(), mem[:m.Size])
+		if derr := unix.SysvShmDetach(mem); err == nil {
+			err = derr
+		}
+	}
+	if err == nil {
+		desc = unix.SysvShmDesc{}
+		if _, err = unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err == nil {
+			desc.Perm.Uid, desc.Perm.Gid, desc.Perm.Mode = sv.UID, sv.GID, sv.Mode
+			_, err = unix.SysvShmCtl(id, unix.IPC_SET, &desc)
+		}
+	}
+	if err != nil {
+		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+		return fmt.Errorf("%s: refilling: %w", what, err)
+	}
+	c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: id, Remove: sv.Removed}
+	return nil
+}
+
+// makeSysVShm creates a segment with the id sv had, through
+// /proc/sys/kernel/shm_next_id (CAP_SYS_ADMIN in the IPC namespace).
+func makeSysVShm(sv *ckpt.SysVShm, size int) (int, error) {
+	const next = "/proc/sys/kernel/shm_next_id"
+	if err := os.WriteFile(next, []byte(fmt.Sprint(sv.ID)), 0); err != nil {
+		return -1, err
+	}
+	defer os.WriteFile(next, []byte("-1"), 0)
+	key := int(sv.Key)
+	if sv.Removed {
+		key = unix.IPC_PRIVATE // removed, it has no key any more
+	}
+	return unix.SysvShmGet(key, size, unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
 }

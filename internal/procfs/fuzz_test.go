@@ -265,3 +265,18 @@ func FuzzParsePersonality(f *testing.F) {
 		_, _ = ParsePersonality(b)
 	})
 }
+
+func FuzzParseSysVShm(f *testing.F) {
+	addSeeds(f, "sysvipc-shm", "/proc/sysvipc/shm")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		segs, err := ParseSysVShm(b)
+		if err != nil {
+			return
+		}
+		for _, s := range segs {
+			if s.Nattch < 0 {
+				t.Fatalf("negative nattch from %q", b)
+			}
+		}
+	})
+}
