@@ -120,7 +120,6 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 			return fmt.Errorf("setsockopt SO_LINGER=%d: %w", v, err)
 		}
 	}
-	val := make([]byte, 4)
 	for _, o := range options {
 		v, ok := s.Options[o.name]
 		if !ok {
@@ -129,16 +128,23 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
 			v /= 2 // the kernel doubles what it is given and reports the double
 		}
-		binary.LittleEndian.PutUint32(val, uint32(v))
-		addr, err := t.Scratch(val)
-		if err != nil {
-			return err
-		}
-		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(o.level), uint64(o.which), addr, 4); err != nil {
+		if err := setsockoptInt(t, fd, o.level, o.which, v); err != nil {
 			return fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err)
 		}
 	}
 	return nil
+}
+
+// setsockoptInt sets an integer socket option on fd inside the target.
+func setsockoptInt(t Target, fd, level, opt, v int) error {
+	b := make([]byte, 4)
+	binary.LittleEndian.PutUint32(b, uint32(int32(v)))
+	addr, err := t.Scratch(b)
+	if err != nil {
+		return err
+	}
+	_, err = t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, 4)
+	return err
 }
 
 // listenBacklog is used for restored listeners whose backlog the image

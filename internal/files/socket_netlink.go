@@ -106,15 +106,6 @@ func restoreNetlink(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("netlink socket of protocol %d: %w", s.Protocol, err)
 	}
-	setInt := func(level, opt, v int) error {
-		b := make([]byte, 4)
-		binary.LittleEndian.PutUint32(b, uint32(int32(v)))
-		addr, err := t.Scratch(b)
-		if err == nil {
-			_, err = t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, 4)
-		}
-		return err
-	}
 	for name, v := range s.Options {
 		level, opt := unix.SOL_NETLINK, -1
 		for _, o := range netlinkOptions {
@@ -131,7 +122,7 @@ func restoreNetlink(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		if opt < 0 {
 			return fail(fmt.Errorf("unknown option %s in the image", name))
 		}
-		if err := setInt(level, opt, v); err != nil {
+		if err := setsockoptInt(t, fd, level, opt, v); err != nil {
 			return fail(fmt.Errorf("setsockopt %s=%d: %w", name, v, err))
 		}
 	}
@@ -156,7 +147,7 @@ func restoreNetlink(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		}
 	}
 	for _, g := range s.Groups {
-		if err := setInt(unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, int(g)); err != nil {
+		if err := setsockoptInt(t, fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, int(g)); err != nil {
 			return fail(fmt.Errorf("joining group %d: %w", g, err))
 		}
 	}

@@ -208,23 +208,13 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("tcp %s -> %s: %w", s.Local, s.Peer, err)
 	}
-	setInt := func(level, opt, v int) error {
-		b := make([]byte, 4)
-		binary.LittleEndian.PutUint32(b, uint32(int32(v)))
-		addr, err := t.Scratch(b)
-		if err != nil {
-			return err
-		}
-		_, err = t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, 4)
-		return err
-	}
 	// Options first: repair mode then lets the socket bind the local port
 	// its sibling connections (accepted from one listener) share, which
 	// setting SO_REUSEADDR afterwards would undo.
 	if err := setSocketOptions(t, fd, s); err != nil {
 		return fail(err)
 	}
-	if err := setInt(unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
+	if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR: %w", err))
 	}
 	// Each queue starts where its stored data starts.
@@ -232,10 +222,10 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		{tcpSendQueue, int(st.SendSeq - uint32(st.OutQ))},
 		{tcpRecvQueue, int(st.RecvSeq - uint32(st.InQ))},
 	} {
-		if err := setInt(unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
 			return fail(fmt.Errorf("TCP_REPAIR_QUEUE: %w", err))
 		}
-		if err := setInt(unix.IPPROTO_TCP, tcpQueueSeq, q.seq); err != nil {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpQueueSeq, q.seq); err != nil {
 			return fail(fmt.Errorf("TCP_QUEUE_SEQ: %w", err))
 		}
 	}
@@ -282,7 +272,7 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		return fail(fmt.Errorf("TCP_REPAIR_OPTIONS: %w", err))
 	}
 	if st.Options&tcpiOptTimestamps != 0 {
-		if err := setInt(unix.IPPROTO_TCP, tcpTimestamp, int(st.Timestamp)); err != nil {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpTimestamp, int(st.Timestamp)); err != nil {
 			return fail(fmt.Errorf("TCP_TIMESTAMP: %w", err))
 		}
 	}
