@@ -56,7 +56,6 @@ type memoryDumper struct {
 	// shmemFile reads the current shared anonymous VMA's object.
 	shmemFile *os.File
 	chunk     uint64 // pages per copy buffer and pages record
-	zero      []byte
 	stats     *Stats
 	// memfds maps the start of a VMA mapping a memfd to the memfd's
 	// object record, written before the process's VMAs.
@@ -96,16 +95,35 @@ func (d *memoryDumper) tracked(m *procfs.Mapping) bool {
 func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
 	chunk := min(max(mapped/ps, minChunkPages), chunkPages)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, zero: make([]byte, ps), stats: stats, shmemDone: map[uint64]bool{}}
-	// Touch the buffers now: first-touch page faults are slow on this kind
-	// of machine and must not be paid while the target is frozen.
+	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}}
 	for b := range d.bufs {
-		d.bufs[b] = make([]byte, chunk*ps)
-		for i := 0; i < len(d.bufs[b]); i += int(ps) {
-			d.bufs[b][i] = 1
-		}
+		d.bufs[b] = touched(int(chunk * ps))
 	}
 	return d, nil
+}
+
+// allZero says whether b holds only zeros: such pages are not stored.
+func allZero(b []byte) bool {
+	var zero [4096]byte
+	for len(b) > 0 {
+		k := min(len(b), len(zero))
+		if !bytes.Equal(b[:k], zero[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
+
+// touched allocates n bytes and touches every page: first-touch page faults
+// are slow on this kind of machine and must not be paid while the target
+// is frozen, so memory the frozen phase writes is prepared before it.
+func touched(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += os.Getpagesize() {
+		b[i] = 1
+	}
+	return b
 }
 
 // open points the dumper at process pid.
@@ -483,7 +501,7 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 					continue // unchanged: the parent has it
 				}
 				// Changed, even if to zeros: stored.
-			} else if bytes.Equal(page, d.zero) {
+			} else if allZero(page) {
 				continue
 			}
 			if k := len(kept); k > 0 && kept[k-1].Index+kept[k-1].Count == idx {

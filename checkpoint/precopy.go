@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -371,12 +370,7 @@ func (pc *preCopy) Close() {
 // prepareFresh touches room for about as many pages as the last round
 // copied, before the freeze.
 func (pc *preCopy) prepareFresh() {
-	n := max(pc.lastRound*2, 1024) * pc.pageSize
-	c := make([]byte, n)
-	for i := 0; i < len(c); i += int(pc.pageSize) {
-		c[i] = 1
-	}
-	pc.fresh = append(pc.fresh, c)
+	pc.fresh = append(pc.fresh, touched(int(max(pc.lastRound*2, 1024)*pc.pageSize)))
 	pc.freshUsed = 0
 }
 
@@ -392,18 +386,6 @@ func (pc *preCopy) alloc(n int) []byte {
 	b := pc.fresh[last][pc.freshUsed : pc.freshUsed+n]
 	pc.freshUsed += n
 	return b
-}
-
-func allZero(b []byte) bool {
-	var zero [4096]byte
-	for len(b) > 0 {
-		k := min(len(b), len(zero))
-		if !bytes.Equal(b[:k], zero[:k]) {
-			return false
-		}
-		b = b[k:]
-	}
-	return true
 }
 
 // precopied is what the frozen phase found of one chunk of a tracked

@@ -74,11 +74,7 @@ const imageChunk = 8 << 20
 func newMemoryWriter(expect int64) *memoryWriter {
 	w := &memoryWriter{im: &Image{}}
 	for n := int64(0); n < expect; n += imageChunk {
-		c := make([]byte, imageChunk)
-		for i := 0; i < len(c); i += 4096 {
-			c[i] = 1
-		}
-		w.spare = append(w.spare, c[:0])
+		w.spare = append(w.spare, touched(imageChunk)[:0])
 	}
 	return w
 }
