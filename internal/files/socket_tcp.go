@@ -336,7 +336,7 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	}
 	// Half-closed: the FINs after the data, the peer's first.
 	if st.PeerFin {
-		if err := sendPeerFin(s, st); err != nil {
+		if err := replayPeerFin(ls, s, st); err != nil {
 			return fail(fmt.Errorf("replaying the peer's FIN: %w", err))
 		}
 	}

@@ -2,13 +2,39 @@ package files
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
 )
+
+// replayPeerFin sends the peer's FIN (sendPeerFin) until the restored
+// socket ls has taken it: a segment can be lost on its way in (a packet
+// filter rule of the checkpoint's not gone yet, a busy receive path), and
+// a socket left waiting for it would block its reader for ever.
+func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
+	for try := 0; try < 20; try++ {
+		if err := sendPeerFin(s, st); err != nil {
+			return err
+		}
+		for wait := 0; wait < 10; wait++ {
+			info, err := unix.GetsockoptTCPInfo(ls, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return fmt.Errorf("TCP_INFO: %w", err)
+			}
+			if info.State != tcpEstablished {
+				return nil // CLOSE_WAIT: taken
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return errors.New("the socket did not take it (still established after 20 tries)")
+}
 
 // sendPeerFin makes a restored connection receive again the FIN its peer
 // sent before the checkpoint: the peer will not send it again (it was

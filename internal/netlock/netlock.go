@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // ErrUnavailable means the nft command is not installed.
@@ -56,7 +57,21 @@ func Unlock(conns []Conn) error {
 	var errs []error
 	for _, c := range conns {
 		set, elem := c.element()
-		if err := nft(fmt.Sprintf("delete element %s %s { %s }\n", table, set, elem)); err != nil && !strings.Contains(err.Error(), "No such file") {
+		// A connection left locked is dead: another nft transaction
+		// running at the same moment is not a reason to give up at once.
+		var err error
+		for try := 0; try < 3; try++ {
+			err = nft(fmt.Sprintf("delete element %s %s { %s }\n", table, set, elem))
+			if err == nil || strings.Contains(err.Error(), "No such file") {
+				err = nil
+				break
+			}
+			if err == ErrUnavailable {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
