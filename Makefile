@@ -21,14 +21,15 @@ FORCE:
 vet:
 	$(GO) vet ./...
 
-unit:
+unit: deps
 	$(GO) test -count=1 ./...
 
 kselftest: build deps
 	$(MAKE) -C kselftest-style run_tests CRSUB=$(CRSUB)
 
 # nft holds TCP connections still between checkpoint and restart (the TCP
-# subjects need it); redis-server and nginx are subjects. From Debian's
+# tests of unit and kselftest need it, so both depend on deps);
+# redis-server and nginx are subjects. From Debian's
 # packages, installed only if missing; their system services are stopped.
 deps:
 	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then \

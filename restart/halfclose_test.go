@@ -113,7 +113,14 @@ func askReport(t *testing.T, rp *restart.Process, dir, name string) string {
 	path := filepath.Join(dir, name)
 	os.Remove(path)
 	rp.Signal(syscall.SIGUSR1)
-	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(path); return len(b) > 0 }, "the subject's "+name)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(path); len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the subject's %s: %s", name, crtest.Describe(rp.Pid))
+		}
+	}
 	b, _ := os.ReadFile(path)
 	return string(b)
 }

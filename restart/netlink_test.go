@@ -10,8 +10,10 @@ import (
 // joined to RTNLGRP_LINK (1) and RTNLGRP_IPV4_IFADDR (5) as fd 5, and an
 // unbound one as fd 6; it writes fd 5's port id to "portid". On SIGUSR1 it
 // checks fd 5's port id and groups, asks the kernel for its links on both,
-// and reports.
-const netlinkSubject = `#include <fcntl.h>
+// and reports (a failed request as minus its errno).
+const netlinkSubject = `#include <errno.h>
+#include <fcntl.h>
+#include <sys/time.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <signal.h>
@@ -25,9 +27,13 @@ static unsigned portid(int fd) { struct sockaddr_nl a; socklen_t l = sizeof a; g
 static int ask(int fd) {
 	struct { struct nlmsghdr h; struct rtgenmsg g; } req = { { sizeof req, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0 }, { AF_UNSPEC } };
 	struct sockaddr_nl k = { .nl_family = AF_NETLINK };
-	if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&k, sizeof k) < 0) return -1;
+	if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&k, sizeof k) < 0) return -errno;
+	/* An answer that never comes is a report, not a hang. */
+	struct timeval tv = { 10, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	char buf[32768];
 	ssize_t n = recv(fd, buf, sizeof buf, 0);
+	if (n < 0) return -errno;
 	return n > 0 && ((struct nlmsghdr *)buf)->nlmsg_type == RTM_NEWLINK;
 }
 int main(void) {

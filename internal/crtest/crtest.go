@@ -86,6 +86,25 @@ func Status(pid int, field string) string {
 	return ""
 }
 
+// Describe says where a process is, for a test that gave up waiting on
+// it: its state, the kernel function it sleeps in, the system call it is
+// in (number and arguments) and its pending and blocked signals.
+func Describe(pid int) string {
+	if Gone(pid) {
+		return "pid " + itoa(pid) + " is gone"
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile("/proc/" + itoa(pid) + "/" + name)
+		if err != nil {
+			return "?"
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return "pid " + itoa(pid) + ": state " + Status(pid, "State") + ", wchan " + read("wchan") +
+		", syscall " + read("syscall") + ", pending " + Status(pid, "ShdPnd") + "/" + Status(pid, "SigPnd") +
+		", blocked " + Status(pid, "SigBlk") + ", caught " + Status(pid, "SigCgt") + ", tracer " + Status(pid, "TracerPid")
+}
+
 // Gone reports whether no process has pid.
 func Gone(pid int) bool { return unix.Kill(pid, 0) == unix.ESRCH }
 
