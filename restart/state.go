@@ -739,33 +739,45 @@ const (
 	errRestartRestartBlock = 516
 )
 
-// restartSyscall makes a thread that was frozen inside a system call go on
-// as the kernel would have after a signal without handler: run the call
-// again. The kernel's own restart state (the restart block) did not
-// survive, so calls that used it are re-issued with what is left of their
-// time, which the kernel wrote back to user memory when it interrupted
-// them; where nothing says what is left, the call returns EINTR, as it may.
+// restartSyscall leaves a thread that was frozen inside a system call in
+// the state the kernel itself leaves such a thread in: the call's number in
+// orig_rax and a restart code in rax, the instruction pointer past the
+// syscall instruction. Releasing the thread goes through the kernel's
+// signal path (PTRACE_DETACH of a stopped thread wakes it with
+// TIF_SIGPENDING), which then decides as it would have without the
+// checkpoint: a signal with a handler that arrives before the call runs
+// again makes it return EINTR (or restart, for SA_RESTART and
+// ERESTARTSYS); with no signal it runs again. Rewinding to the syscall
+// instruction ourselves would run the handler and then the call, a lost
+// wakeup for a program looping on pause() or sigsuspend() around a flag its
+// handler sets.
+//
+// The kernel's restart block did not survive the checkpoint, so calls that
+// used it are re-issued the same way with what is left of their time,
+// which the kernel wrote back to user memory when it interrupted them;
+// where nothing says what is left, the call returns EINTR, as it may.
 func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 	if sc == nil {
 		return
 	}
-	// Nothing for the kernel to restart on the way out: the rewind below
-	// does it.
+	// A completed call: nothing for the kernel to restart.
 	regs.Orig_rax = ^uint64(0)
-	rerun := func() {
-		regs.Rax = uint64(sc.Nr)
-		regs.Rip -= 2 // back to the syscall instruction
+	rerun := func(code int64) {
+		regs.Orig_rax = uint64(sc.Nr)
+		regs.Rax = uint64(-code)
 	}
 	eintr := func() { e := -int64(unix.EINTR); regs.Rax = uint64(e) }
-	switch -sc.Ret {
+	switch code := -sc.Ret; code {
 	case errRestartSys, errRestartNoIntr, errRestartNoHand:
-		rerun()
+		rerun(code)
 	case errRestartRestartBlock:
+		// ERESTARTNOHAND is what the kernel does with a restart block
+		// when a handler runs (EINTR) or none does (run again).
 		switch sc.Nr {
 		case unix.SYS_NANOSLEEP:
 			// nanosleep(req, rem): rem holds what was left.
 			if rem := sc.Args[1]; rem != 0 {
-				rerun()
+				rerun(errRestartNoHand)
 				regs.Rdi, regs.Rsi = rem, rem
 			} else {
 				eintr()
@@ -774,9 +786,9 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			// clock_nanosleep(clock, flags, req, rem)
 			switch {
 			case sc.Args[1]&unix.TIMER_ABSTIME != 0:
-				rerun()
+				rerun(errRestartNoHand)
 			case sc.Args[3] != 0:
-				rerun()
+				rerun(errRestartNoHand)
 				regs.Rdx = sc.Args[3]
 			default:
 				eintr()
@@ -785,7 +797,7 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			// poll(fds, nfds, timeout_ms): what was left is unknown, so it
 			// waits its whole timeout again; a late return is what poll
 			// callers handle, an EINTR many treat as fatal (tail -f does).
-			rerun()
+			rerun(errRestartNoHand)
 		default:
 			eintr()
 		}
