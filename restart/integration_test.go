@@ -68,6 +68,7 @@ int main(int argc, char **argv) {
 
 func checkpointToMemory(t *testing.T, p *os.Process) *bytes.Buffer {
 	t.Helper()
+	crtest.WaitBlocked(t, p.Pid)
 	var img bytes.Buffer
 	if _, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions()); err != nil {
 		t.Fatalf("checkpoint: %v", err)

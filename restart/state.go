@@ -739,18 +739,12 @@ const (
 	errRestartRestartBlock = 516
 )
 
-// restartSyscall leaves a thread that was frozen inside a system call in
-// the state the kernel itself leaves such a thread in: the call's number in
+// restartSyscall puts a thread that was frozen inside a system call back
+// in the state the kernel leaves such a thread in: the call's number in
 // orig_rax and a restart code in rax, the instruction pointer past the
-// syscall instruction. Releasing the thread goes through the kernel's
-// signal path (PTRACE_DETACH of a stopped thread wakes it with
-// TIF_SIGPENDING), which then decides as it would have without the
-// checkpoint: a signal with a handler that arrives before the call runs
-// again makes it return EINTR (or restart, for SA_RESTART and
-// ERESTARTSYS); with no signal it runs again. Rewinding to the syscall
-// instruction ourselves would run the handler and then the call, a lost
-// wakeup for a program looping on pause() or sigsuspend() around a flag its
-// handler sets.
+// syscall instruction. A signal delivered in that state ends or restarts
+// the call as the kernel decides (EINTR, or a restart for SA_RESTART and
+// ERESTARTSYS); release runs the call again from there (rewind, letGo).
 //
 // The kernel's restart block did not survive the checkpoint, so calls that
 // used it are re-issued the same way with what is left of their time,
@@ -802,6 +796,24 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			eintr()
 		}
 	}
+}
+
+// rewind turns the registers of an interrupted call (see restartSyscall)
+// into those that run it again from its syscall instruction, as the kernel
+// does when no handler runs; again is false if there is no call to run.
+func rewind(interrupted ptrace.Regs) (run ptrace.Regs, again bool) {
+	run = interrupted
+	if int64(interrupted.Orig_rax) < 0 {
+		return run, false
+	}
+	switch -int64(interrupted.Rax) {
+	case errRestartSys, errRestartNoIntr, errRestartNoHand:
+		run.Rax = interrupted.Orig_rax
+		run.Orig_rax = ^uint64(0)
+		run.Rip -= 2
+		return run, true
+	}
+	return run, false
 }
 
 // wordsToRegs rebuilds struct user_regs_struct from the image's words.

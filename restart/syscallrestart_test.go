@@ -98,7 +98,7 @@ func TestSignalBeforeInterruptedCallResumes(t *testing.T) {
 		t.Run(tc.call, func(t *testing.T) {
 			dir := t.TempDir()
 			p := crtest.Start(t, dir, bin, tc.call)
-			waitAsleep(t, p.Pid)
+			crtest.WaitBlocked(t, p.Pid)
 			img := checkpointToMemory(t, p)
 			opts := restart.DefaultOptions()
 			opts.BeforeRelease = func(pids []int) error { return syscall.Kill(pids[0], syscall.SIGUSR1) }
@@ -123,9 +123,9 @@ func TestInterruptedCallResumes(t *testing.T) {
 		t.Run(call, func(t *testing.T) {
 			dir := t.TempDir()
 			p := crtest.Start(t, dir, bin, call)
-			waitAsleep(t, p.Pid)
+			crtest.WaitBlocked(t, p.Pid)
 			rp := checkpointAndRestart(t, p)
-			waitAsleep(t, rp.Pid)
+			crtest.WaitBlocked(t, rp.Pid)
 			time.Sleep(100 * time.Millisecond)
 			if b, err := os.ReadFile(filepath.Join(dir, "report")); err == nil {
 				t.Fatalf("the restored subject left its %s at once: %q", call, b)
@@ -135,12 +135,6 @@ func TestInterruptedCallResumes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitAsleep waits until pid sleeps (in the call under test).
-func waitAsleep(t *testing.T, pid int) {
-	t.Helper()
-	crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(pid, "State"), "S") }, "the subject asleep")
 }
 
 func waitReport(t *testing.T, rp *restart.Process, dir string) string {

@@ -310,12 +310,16 @@ func (t *task) Unhold(fd *int) { delete(t.held, fd) }
 // other threads first, the main thread, whose code page goes with its last
 // system call, last.
 func (t *task) release() error {
-	for _, x := range t.threads {
-		if err := setFinalState(x.remote, x.tracee, x.image); err != nil {
+	inCall := make([]*ptrace.Regs, len(t.threads))
+	for i, x := range t.threads {
+		regs, err := setFinalState(x.remote, x.tracee, x.image)
+		if err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
+		inCall[i] = regs
 	}
-	if err := setFinalState(t.remote, t.tracee, t.thread); err != nil {
+	mainInCall, err := setFinalState(t.remote, t.tracee, t.thread)
+	if err != nil {
 		return err
 	}
 	if t.process != nil && t.process.Stopped {
@@ -325,12 +329,12 @@ func (t *task) release() error {
 			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
 		}
 	}
-	for _, x := range t.threads {
-		if err := x.tracee.Detach(); err != nil {
+	for i, x := range t.threads {
+		if err := letGo(x.tracee, inCall[i]); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
-	if err := t.tracee.Detach(); err != nil {
+	if err := letGo(t.tracee, mainInCall); err != nil {
 		return err
 	}
 	t.released = true
@@ -338,19 +342,79 @@ func (t *task) release() error {
 	return nil
 }
 
+// letGo detaches a thread. One that was frozen inside a system call
+// (interrupted holds the registers of that moment: the call in orig_rax,
+// its restart code in rax) is first run into the call again under trace
+// and let go at the call's entry stop; from there the kernel alone decides
+// what a signal does to the call, as it would have without the checkpoint.
+// Let go before that, a signal arriving before the thread is back in the
+// call would run its handler and then the call again: a lost wakeup for a
+// program looping on pause() around its handler's flag (the kernel's own
+// restart of an interrupted call, which runs just before the return to
+// user space, leaves that window open too). A signal that comes first is
+// delivered with the registers of the interrupted call, which is what the
+// kernel would have done with it.
+func letGo(tr *ptrace.Tracee, interrupted *ptrace.Regs) error {
+	if interrupted == nil {
+		return tr.Detach()
+	}
+	for {
+		if err := tr.Syscall(0); err != nil {
+			return err
+		}
+		ws, err := tr.Wait()
+		if err != nil {
+			return err
+		}
+		switch ptrace.KindOf(ws) {
+		case ptrace.SyscallStop:
+			regs, err := tr.Regs()
+			if err != nil {
+				return err
+			}
+			if regs.Orig_rax != interrupted.Orig_rax || regs.Rip != interrupted.Rip {
+				return fmt.Errorf("running into system call %d at %#x, stopped in %d at %#x",
+					int64(interrupted.Orig_rax), interrupted.Rip, int64(regs.Orig_rax), regs.Rip)
+			}
+			return tr.Detach()
+		case ptrace.SignalDeliveryStop, ptrace.GroupStop:
+			// A signal, or the stop a SIGSTOP queued by release began,
+			// before the call: as if it had interrupted the call.
+			if err := tr.SetRegs(*interrupted); err != nil {
+				return err
+			}
+			sig := 0
+			if ptrace.KindOf(ws) == ptrace.SignalDeliveryStop {
+				sig = int(ws.StopSignal())
+			}
+			return tr.DetachSignal(sig)
+		case ptrace.InterruptStop:
+			// Left pending by Seize.
+		default:
+			return &ptrace.UnexpectedStopError{Tid: tr.Tid, Status: ws}
+		}
+	}
+}
+
 // setFinalState ends injection into a thread with its image registers,
-// FPU state and signal mask.
-func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) error {
+// FPU state and signal mask. For a thread frozen inside a system call it
+// returns the registers of the interrupted call; the thread itself is set
+// to run the call again (see letGo).
+func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) (*ptrace.Regs, error) {
 	regs := wordsToRegs(th.Regs)
 	restartSyscall(&regs, th.Syscall)
-	if err := r.Finish(regs); err != nil {
-		return fmt.Errorf("registers: %w", err)
+	run, again := rewind(regs)
+	if err := r.Finish(run); err != nil {
+		return nil, fmt.Errorf("registers: %w", err)
 	}
 	if err := tr.SetXState(th.XState); err != nil {
-		return fmt.Errorf("FPU state: %w", err)
+		return nil, fmt.Errorf("FPU state: %w", err)
 	}
 	if err := tr.SetSigMask(th.SigMask); err != nil {
-		return fmt.Errorf("signal mask: %w", err)
+		return nil, fmt.Errorf("signal mask: %w", err)
 	}
-	return nil
+	if !again {
+		return nil, nil
+	}
+	return &regs, nil
 }

@@ -71,6 +71,19 @@ func WaitFor(t testing.TB, cond func() bool, what string) {
 	}
 }
 
+// WaitBlocked waits until pid no longer runs: asleep in a system call or
+// stopped. A subject is checkpointed there, not on its way from writing
+// "ready" to its pause: caught between checking its flag and calling
+// pause(), it would sleep through a signal sent as soon as it is restored
+// (a race in the subject that the checkpoint only widens).
+func WaitBlocked(t testing.TB, pid int) {
+	t.Helper()
+	WaitFor(t, func() bool {
+		state := Status(pid, "State")
+		return state != "" && !strings.HasPrefix(state, "R")
+	}, "pid "+itoa(pid)+" blocked")
+}
+
 // Status returns a field of /proc/PID/status ("State", "TracerPid"…), or
 // "" if the process is gone.
 func Status(pid int, field string) string {
@@ -88,7 +101,8 @@ func Status(pid int, field string) string {
 
 // Describe says where a process is, for a test that gave up waiting on
 // it: its state, the kernel function it sleeps in, the system call it is
-// in (number and arguments) and its pending and blocked signals.
+// in (number and arguments), its pending and blocked signals, and its
+// working directory.
 func Describe(pid int) string {
 	if Gone(pid) {
 		return "pid " + itoa(pid) + " is gone"
@@ -100,7 +114,8 @@ func Describe(pid int) string {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	return "pid " + itoa(pid) + ": state " + Status(pid, "State") + ", wchan " + read("wchan") +
+	cwd, _ := os.Readlink("/proc/" + itoa(pid) + "/cwd")
+	return "pid " + itoa(pid) + " in " + cwd + ": state " + Status(pid, "State") + ", wchan " + read("wchan") +
 		", syscall " + read("syscall") + ", pending " + Status(pid, "ShdPnd") + "/" + Status(pid, "SigPnd") +
 		", blocked " + Status(pid, "SigBlk") + ", caught " + Status(pid, "SigCgt") + ", tracer " + Status(pid, "TracerPid")
 }

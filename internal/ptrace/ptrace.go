@@ -161,11 +161,15 @@ func (t *Tracee) GroupStopSignal() int { return t.groupStop }
 // Detach lets the thread go (PTRACE_DETACH). The thread must be in a ptrace
 // stop. An interrupted system call whose registers are as the kernel left
 // them is restarted by the kernel's usual logic.
-func (t *Tracee) Detach() error {
+func (t *Tracee) Detach() error { return t.DetachSignal(0) }
+
+// DetachSignal lets the thread go, delivering sig if it is nonzero and the
+// thread is in a signal-delivery stop.
+func (t *Tracee) DetachSignal(sig int) error {
 	if err := t.onTracer(); err != nil {
 		return err
 	}
-	if _, err := ptrace(unix.PTRACE_DETACH, t.Tid, 0, 0); err != nil {
+	if _, err := ptrace(unix.PTRACE_DETACH, t.Tid, 0, uintptr(sig)); err != nil {
 		return fmt.Errorf("detach thread %d: %w", t.Tid, err)
 	}
 	return nil
