@@ -160,7 +160,11 @@ func TestMain(m *testing.M) {
 // process left running (crsub checkpoint --leave-running): the state is
 // copied into memory prepared before the freeze, and the image written
 // after the process runs again.
-func snapshot(b *testing.B, mib int) {
+func snapshot(b *testing.B, mib int) { snapshotWith(b, mib, false) }
+
+// snapshotWith is snapshot, with Options.CopyOnWrite if cow is set: the
+// frozen phase forks a copy and the memory is read from it after the thaw.
+func snapshotWith(b *testing.B, mib int, cow bool) {
 	bin := crtest.Build(b, subject)
 	var frozen, total, memcpyTotal time.Duration
 	var size int64
@@ -170,6 +174,7 @@ func snapshot(b *testing.B, mib int) {
 		p := crtest.Start(b, b.TempDir(), bin, strconv.Itoa(mib))
 		opts := checkpoint.DefaultOptions()
 		opts.LeaveRunning = true
+		opts.CopyOnWrite = cow
 		b.StartTimer()
 		t0 := time.Now()
 		img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
@@ -199,6 +204,12 @@ func BenchmarkSnapshot64MiB(b *testing.B) { snapshot(b, 64) }
 func BenchmarkSnapshot1GiB(b *testing.B) { snapshot(b, 1024) }
 
 func BenchmarkSnapshot4GiB(b *testing.B) { snapshot(b, 4096) }
+
+func BenchmarkSnapshotCopyOnWrite64MiB(b *testing.B) { snapshotWith(b, 64, true) }
+
+func BenchmarkSnapshotCopyOnWrite1GiB(b *testing.B) { snapshotWith(b, 1024, true) }
+
+func BenchmarkSnapshotCopyOnWrite4GiB(b *testing.B) { snapshotWith(b, 4096, true) }
 
 // dirtier touches MiB mebibytes like subject; then, on each SIGUSR1, it
 // writes to PERMILLE per mille of its pages (a different set each time,

@@ -64,6 +64,8 @@ type proc struct {
 	tracees []*ptrace.Tracee
 	state   *processState
 	fds     []*files.Fd
+	// cow is the process's copy-on-write copy (Options.CopyOnWrite).
+	cow *cowCopy
 }
 
 func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, error) {
@@ -122,6 +124,18 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		bw := bufio.NewWriterSize(out, 1<<20)
 		dst, flush = bw, bw.Flush
 	}
+	resolver, canDefer := out.(interface{ resolve() error })
+	if opts.CopyOnWrite {
+		switch {
+		case !opts.LeaveRunning:
+			return nil, errors.New("a copy-on-write checkpoint leaves the process running (LeaveRunning)")
+		case !canDefer:
+			return nil, errors.New("a copy-on-write checkpoint needs an in-memory image (Snapshot)")
+		case opts.PreCopy > 0 || opts.Parent != "":
+			return nil, errors.New("copy-on-write cannot be combined with pre-copy or a parent image")
+		}
+		mem.zeroPFN = zeroPagePFN()
+	}
 	var pc *preCopy
 	if opts.PreCopy > 0 {
 		if pc, err = startPreCopy(pid, s.log); err != nil {
@@ -155,6 +169,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		if !committed {
 			// Whatever failed, the tree goes on as if nothing happened.
 			s.thaw()
+			if err := s.discardCopies(); err != nil {
+				s.log.Warn("discarding copy-on-write copies", "err", err)
+			}
 		}
 		for _, p := range s.procs {
 			p.closeFds()
@@ -163,6 +180,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opts.CopyOnWrite {
+		s.forkCopies()
 	}
 	if opts.Parent != "" {
 		header.Parent, header.ParentSize, header.ParentCreated = opts.Parent, parentSize, parentCreated
@@ -194,6 +214,17 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	committed = true
 	if opts.LeaveRunning {
 		err = s.thaw()
+		s.stats.Frozen = time.Since(s.frozen)
+		// The pages of the copy-on-write copies go into the image now,
+		// while the tree runs; then the copies go.
+		if s.hasCopies() {
+			if rerr := resolver.resolve(); rerr != nil && err == nil {
+				err = rerr
+			}
+			if derr := s.discardCopies(); derr != nil && err == nil {
+				err = derr
+			}
+		}
 	} else {
 		// Established connections are held still until their restore:
 		// their peers retransmit rather than meet a port without socket.
@@ -209,7 +240,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			}
 		}
 	}
-	s.stats.Frozen = time.Since(s.frozen)
+	if !opts.LeaveRunning {
+		s.stats.Frozen = time.Since(s.frozen)
+	}
 	s.stats.Total = time.Since(start)
 	if err != nil {
 		return s.stats, fmt.Errorf("releasing: %w", err)
@@ -538,6 +571,10 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	}
 	if mem.pre != nil {
 		mem.track = mem.pre.procs[p.pid]
+	}
+	mem.cowPid, mem.cowMem = 0, nil
+	if p.cow != nil {
+		mem.cowPid, mem.cowMem = p.cow.pid, p.cow.mem
 	}
 	mem.madvise = st.madvise
 	defer mem.Close()

@@ -77,12 +77,25 @@ type memoryDumper struct {
 	pre       *preCopy
 	track     *tracker
 	protected []uint64
+	// cowPid, if set, is the current process's copy-on-write copy
+	// (cowCopy) and cowMem its /proc/PID/mem: its private pages are read
+	// from there after the thaw, into payloads the image holds a place
+	// for. zeroPFN is the shared zero page's frame, whose pages need no
+	// reading.
+	cowPid  int
+	cowMem  *os.File
+	zeroPFN uint64
 }
 
 // isProtected says whether page idx of the current mapping is unwritten
 // since it was copied ahead.
 func (d *memoryDumper) isProtected(idx uint64) bool {
 	return idx/64 < uint64(len(d.protected)) && d.protected[idx/64]&(1<<(idx%64)) != 0
+}
+
+// fromCopy says whether m's pages are read from the copy-on-write copy.
+func (d *memoryDumper) fromCopy(m *procfs.Mapping) bool {
+	return d.cowPid != 0 && cowable(m, d.madvise[m.Start])
 }
 
 // tracked says whether m's pages may come from the pre-copy.
@@ -239,7 +252,10 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		// or, for memory copied ahead, in pieces (deferred: they stay put)
 		pieces [][]byte
 		size   int64
-		err    error
+		// or, for a copy-on-write copy, read from it when the image
+		// asks (cowPid), after the thaw
+		cow bool
+		err error
 	}
 	items := make(chan item, 2)
 	free := make(chan int, len(d.bufs))
@@ -273,6 +289,15 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			}
 			if !send(item{vma: v}) {
 				return
+			}
+			if d.fromCopy(m) {
+				for _, runs := range splitRuns(d.runs, d.chunk) {
+					size := int64(runsCount(runs) * d.pageSize)
+					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: runs}, cow: true, size: size}) {
+						return
+					}
+				}
+				continue
 			}
 			if d.tracked(m) {
 				for _, runs := range splitRuns(d.runs, d.chunk) {
@@ -328,6 +353,29 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				deps = append(deps, ref)
 			}
 			if err := w.Write(ckpt.TypeVMA, 0, deps, it.vma); err != nil {
+				return err
+			}
+		case it.cow:
+			d.stats.PagesStored += it.pages.Count()
+			d.stats.PagesCopyOnWrite += it.pages.Count()
+			mem, start, runs, size, pageSize := d.cowMem, it.pages.VMAStart, it.pages.Runs, it.size, d.pageSize
+			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
+				// Through /proc/PID/mem, not process_vm_readv: that pins
+				// the pages, and pinning a page the copy shares with the
+				// process makes the kernel copy it first.
+				buf := make([]byte, size)
+				pos := 0
+				for _, r := range runs {
+					n := int(r.Count * pageSize)
+					if _, err := mem.ReadAt(buf[pos:pos+n], int64(start+r.Index*pageSize)); err != nil {
+						return fmt.Errorf("reading %#x from the copy-on-write copy: %w", start+r.Index*pageSize, err)
+					}
+					pos += n
+				}
+				_, err := pw.Write(buf)
+				return err
+			})
+			if err != nil {
 				return err
 			}
 		case it.pieces != nil:
@@ -406,9 +454,13 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		if err != nil {
 			return fmt.Errorf("pagemap of %#x-%#x: %w", m.Start, m.End, err)
 		}
+		fromCopy := d.fromCopy(m)
 		for i, e := range entries {
 			if !wantPage(m, procfs.PagemapEntry(e)) {
 				continue
+			}
+			if fromCopy && d.zeroPFN != 0 && procfs.PagemapEntry(e).PFN() == d.zeroPFN {
+				continue // read but never written: zeros
 			}
 			idx := first + uint64(i)
 			if tracked && procfs.PagemapEntry(e).UffdWP() {

@@ -36,6 +36,15 @@ type Options struct {
 	// round's number (from 1) and the bytes it copied; the next round, or
 	// the freeze, starts when it returns. For progress, or to pace rounds.
 	PreCopyRound func(round int, bytes uint64)
+	// CopyOnWrite, with LeaveRunning and an in-memory image (Snapshot),
+	// forks a copy of each frozen process inside it and reads the
+	// private memory from the copy after the thaw: the frozen phase copies
+	// page tables, not pages. The process then pays for its first write
+	// to each page, and for a moment has a child it did not make (killed
+	// and reaped before the checkpoint returns); see cowCopy. Not
+	// combined with PreCopy or Parent; where the copy cannot be made, the
+	// memory is copied while frozen and Log says so.
+	CopyOnWrite bool
 	// Commit, if set, runs once the whole image has been written and before
 	// the process is killed: the place to flush, fsync and rename an image
 	// file. If it fails, the process is left running and Checkpoint fails.
@@ -62,6 +71,9 @@ type Stats struct {
 	PreCopyBytes   uint64
 	PagesPreCopied uint64
 	PreCopySetup   time.Duration
+	// PagesCopyOnWrite is how many stored pages were read from a
+	// copy-on-write copy after the thaw (Options.CopyOnWrite).
+	PagesCopyOnWrite uint64
 }
 
 // AcceptQueueError is the error of a checkpoint that found connections

@@ -165,8 +165,9 @@ func (c *collector) Write(b []byte) (int, error) {
 // opts.Commit is not used.
 func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	expect := residentEstimate(pid)
-	if opts.PreCopy > 0 {
-		// Pages copied before the freeze are taken as they are.
+	if opts.PreCopy > 0 || opts.CopyOnWrite {
+		// Pages copied before the freeze, or read from a copy-on-write
+		// copy after it, are taken as they are.
 		expect = 0
 	}
 	w := newMemoryWriter(expect + 4<<20)

@@ -123,7 +123,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		// A rule the image does not allow is the reason the restart
 		// failed, whatever the reader saw of it: say it in restart's terms.
 		if ferr := stopFilter(); ferr != nil && err != nil {
-			err = substituteError(ferr)
+			root := 0
+			if len(s.tree.Processes) > 0 {
+				root = s.tree.Processes[0].Pid
+			}
+			err = substituteError(ferr, root)
 		}
 	}()
 	rd, err := ckpt.NewReader(src)
@@ -318,29 +322,28 @@ func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 }
 
 // substituteError words an image filter's rule error for restart's
-// options: --fd and --inherit-fd rather than filter rules.
-func substituteError(err error) error {
+// options: --fd and --inherit-fd rather than filter rules. An fd of a
+// process other than root is named with its pid, as --fd PID:N takes it.
+func substituteError(err error, root int) error {
 	var shared *imagefilter.SharedError
 	if errors.As(err, &shared) {
-		var others []string
+		var others, names []string
 		for _, o := range shared.Others {
-			others = append(others, fmt.Sprintf("--fd %d=SPEC (or --inherit-fd %d)", o.Fd, o.Fd))
+			if o.Pid == root || o.Pid == 0 {
+				names = append(names, fmt.Sprintf("fd %d", o.Fd))
+				others = append(others, fmt.Sprintf("--fd %d=SPEC (or --inherit-fd %d)", o.Fd, o.Fd))
+			} else {
+				names = append(names, fmt.Sprintf("fd %d of pid %d", o.Fd, o.Pid))
+				others = append(others, fmt.Sprintf("--fd %d:%d=SPEC", o.Pid, o.Fd))
+			}
 		}
-		return fmt.Errorf("fd %d of pid %d shares its open file with %s; replace them together: add %s", shared.Fd, shared.Pid, describeFds(shared.Others), strings.Join(others, ", "))
+		return fmt.Errorf("fd %d of pid %d shares its open file with %s; replace them together: add %s", shared.Fd, shared.Pid, strings.Join(names, ", "), strings.Join(others, ", "))
 	}
 	var re *imagefilter.RuleError
 	if errors.As(err, &re) && errors.Is(err, imagefilter.ErrNoMatch) {
 		return fmt.Errorf("substitute for fd %d: %w", re.Rule.Fd, err)
 	}
 	return err
-}
-
-func describeFds(fds []imagefilter.ProcessFd) string {
-	var parts []string
-	for _, f := range fds {
-		parts = append(parts, fmt.Sprintf("fd %d", f.Fd))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // createTasks creates the root task; the others are forked by their

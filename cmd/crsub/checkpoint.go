@@ -23,6 +23,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
 	fs.Lookup("pre-copy").NoOptDefVal = "2"
+	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
@@ -39,6 +40,10 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("--pre-copy takes a number of rounds, not %d", *preCopy)}
 	case *preCopy > 0 && *parent != "":
 		return usageError{"--pre-copy and --parent cannot be combined yet"}
+	case *cow && !*leave:
+		return usageError{"--copy-on-write needs --leave-running"}
+	case *cow && (*preCopy > 0 || *parent != ""):
+		return usageError{"--copy-on-write cannot be combined with --pre-copy or --parent"}
 	case *stats != "" && *stats != "text" && *stats != "json":
 		return usageError{fmt.Sprintf("--stats takes text or json, not %q", *stats)}
 	}
@@ -54,6 +59,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.Log = newLogger(stderr, *verbose)
 	opts.LeaveRunning = *leave
 	opts.PreCopy = *preCopy
+	opts.CopyOnWrite = *cow
 	if *parent != "" {
 		abs, err := filepath.Abs(*parent)
 		if err != nil {
@@ -146,11 +152,15 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "pre-copy: %d rounds, %d bytes copied while running, %d pages taken from them, %d bytes read while frozen\n",
 				st.PreCopyRounds, st.PreCopyBytes, st.PagesPreCopied, st.BytesRead)
 		}
+		if st.PagesCopyOnWrite > 0 {
+			fmt.Fprintf(stderr, "copy-on-write: %d pages read from the forked copy after the thaw\n", st.PagesCopyOnWrite)
+		}
 	case "json":
 		return json.NewEncoder(stderr).Encode(map[string]any{
 			"frozen_ns": st.Frozen.Nanoseconds(), "total_ns": st.Total.Nanoseconds(),
 			"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
 			"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
+			"pages_copy_on_write": st.PagesCopyOnWrite,
 		})
 	}
 	return nil

@@ -161,6 +161,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"show", "--help"}, 0},
 		{[]string{"version"}, 0},
 		{[]string{"show", "/nonexistent/image"}, 1},
+		{[]string{"checkpoint", "--pid", "1", "-o", "-", "--copy-on-write"}, 2},
+		{[]string{"checkpoint", "--pid", "1", "-o", "-", "--leave-running", "--copy-on-write", "--pre-copy"}, 2},
 	} {
 		if _, _, code := runCLI(t, tc.args...); code != tc.code {
 			t.Errorf("crsub %v: exit %d, want %d", tc.args, code, tc.code)

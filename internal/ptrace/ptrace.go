@@ -71,6 +71,7 @@ type Tracee struct {
 
 	tracer    int
 	groupStop int
+	options   int // PTRACE_O_* in effect
 }
 
 // Seize attaches to the thread tid with PTRACE_SEIZE (always with
@@ -92,7 +93,7 @@ func Seize(tid int, opts ...Option) (*Tracee, error) {
 			options |= unix.PTRACE_O_SUSPEND_SECCOMP
 		}
 	}
-	t := &Tracee{Tid: tid, tracer: unix.Gettid()}
+	t := &Tracee{Tid: tid, tracer: unix.Gettid(), options: options}
 	if _, err := ptrace(unix.PTRACE_SEIZE, tid, 0, uintptr(options)); err != nil {
 		return nil, fmt.Errorf("seize thread %d: %w", tid, err)
 	}
@@ -151,6 +152,44 @@ func (t *Tracee) interrupt() error {
 			return &UnexpectedStopError{Tid: t.Tid, Status: ws}
 		}
 	}
+}
+
+// TraceClones turns PTRACE_O_TRACECLONE on or off: while on, a process or
+// thread the tracee clones starts traced by this thread, stopped (see
+// Adopt), and the clone reports an event stop between the call's entry
+// and exit.
+func (t *Tracee) TraceClones(on bool) error {
+	if err := t.onTracer(); err != nil {
+		return err
+	}
+	options := t.options &^ unix.PTRACE_O_TRACECLONE
+	if on {
+		options |= unix.PTRACE_O_TRACECLONE
+	}
+	if _, err := ptrace(unix.PTRACE_SETOPTIONS, t.Tid, 0, uintptr(options)); err != nil {
+		return fmt.Errorf("set options of thread %d: %w", t.Tid, err)
+	}
+	t.options = options
+	return nil
+}
+
+// Adopt takes over tid, a clone of a tracee made while TraceClones was on:
+// it waits for its first stop and makes the kernel kill it if this tracing
+// thread exits, so that it never runs untraced.
+func Adopt(tid int) (*Tracee, error) {
+	t := &Tracee{Tid: tid, tracer: unix.Gettid()}
+	ws, err := t.waitStop(StopTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if k := KindOf(ws); k != InterruptStop && k != GroupStop {
+		return nil, &UnexpectedStopError{Tid: tid, Status: ws}
+	}
+	t.options = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_EXITKILL
+	if _, err := ptrace(unix.PTRACE_SETOPTIONS, tid, 0, uintptr(t.options)); err != nil {
+		return nil, fmt.Errorf("set options of thread %d: %w", tid, err)
+	}
+	return t, nil
 }
 
 // GroupStopSignal returns the signal of the job-control stop (SIGSTOP,

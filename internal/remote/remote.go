@@ -58,6 +58,7 @@ type Remote struct {
 	code     [8]byte // at saved.Rip
 	poked    bool    // code at saved.Rip currently holds syscallInstruction
 	page     uint64
+	gadget   uint64 // a syscall instruction already in the process (UseSyscallAt)
 	pageSize uint64
 	done     bool
 }
@@ -186,7 +187,9 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 		*argRegs[i] = a
 	}
 	regs.Rip = r.page
-	if r.page == 0 {
+	if r.page == 0 && r.gadget != 0 {
+		regs.Rip = r.gadget
+	} else if r.page == 0 {
 		regs.Rip = r.saved.Rip
 		if err := r.WriteMem(r.saved.Rip, []byte(syscallInstruction)); err != nil {
 			return 0, fmt.Errorf("borrow code at %#x: %w", r.saved.Rip, err)
@@ -256,6 +259,9 @@ func (r *Remote) resumeUntil(op ptrace.SyscallOp) (ptrace.SyscallInfo, error) {
 			// just as if it had come a moment later.
 			sig = int(unix.SIGSTOP)
 		case ptrace.InterruptStop, ptrace.GroupStop:
+		case ptrace.EventStop:
+			// A clone made while the tracer asked to trace clones
+			// (ptrace.Tracee.TraceClones): the call goes on to its exit.
 		default:
 			return ptrace.SyscallInfo{}, &ptrace.UnexpectedStopError{Tid: r.t.Tid, Status: ws}
 		}
@@ -292,6 +298,14 @@ func (r *Remote) unpoke() error {
 	r.poked = false
 	return nil
 }
+
+// UseSyscallAt makes calls run from a syscall instruction the process
+// already has at addr (its vDSO has some), instead of borrowing the code at
+// the thread's instruction pointer: writing there is only safe while every
+// thread of the process is stopped, and with this one thread stopped the
+// others may be running that code. The thread stops at each call's exit,
+// before it runs what follows addr.
+func (r *Remote) UseSyscallAt(addr uint64) { r.gadget = addr }
 
 // MapPage maps one private read-write-execute page in the tracee, at hint
 // exactly (MAP_FIXED_NOREPLACE) unless hint is 0, writes a syscall

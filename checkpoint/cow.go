@@ -1,0 +1,264 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/remote"
+)
+
+// A cowCopy is a copy-on-write copy of a frozen process's memory: a child
+// forked inside the process while it is frozen, held stopped under trace
+// and never let run. Its private pages stay as they were at the fork while
+// the process runs on, so they can be read after the thaw: the frozen
+// phase pays for copying page tables, not pages.
+//
+// The child shares the process's fd table, filesystem context and System V
+// semaphore undo list (CLONE_FILES, CLONE_FS, CLONE_SYSVSEM), so it holds
+// no extra reference on any file (a pipe's reader still sees the end of
+// the stream when the process closes its write end), and it has no exit
+// signal, so the process is not sent SIGCHLD. When it is discarded it is
+// killed and reaped; the last step runs a wait4 inside the process, since
+// only a parent can reap its child. Between the fork and that wait4, a
+// program that lists its children, or waits with __WALL, can see it.
+type cowCopy struct {
+	pid    int
+	tracee *ptrace.Tracee
+	mem    *os.File // /proc/PID/mem of the copy
+}
+
+// forkCopy forks a copy of frozen process p's memory.
+func forkCopy(p *proc) (_ *cowCopy, err error) {
+	t := p.tracees[0]
+	if err := t.TraceClones(true); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if oerr := t.TraceClones(false); oerr != nil && err == nil {
+			err = oerr
+		}
+	}()
+	r, err := remote.New(t)
+	if err != nil {
+		return nil, err
+	}
+	// The call runs from a page of its own: the usual borrowing of the
+	// code at the thread's instruction pointer would leave the borrowed
+	// bytes in the copy's memory.
+	if _, err := r.MapPage(0); err != nil {
+		return nil, errors.Join(fmt.Errorf("mapping a scratch page in the process: %w", err), r.Restore())
+	}
+	const flags = unix.CLONE_FILES | unix.CLONE_FS | unix.CLONE_SYSVSEM // exit signal 0
+	child, cerr := r.Syscall(unix.SYS_CLONE, flags, 0, 0, 0, 0)
+	if rerr := r.Restore(); rerr != nil && cerr == nil {
+		cerr = rerr
+	}
+	if child == 0 {
+		if cerr == nil {
+			cerr = errors.New("clone returned no child")
+		}
+		return nil, fmt.Errorf("fork inside the process: %w", cerr)
+	}
+	tr, aerr := ptrace.Adopt(int(child))
+	if aerr != nil {
+		// A child that is not ours to hold must not run the process's
+		// code: kill it (it is still a child of p, which the kernel reaps
+		// for us only if p dies; reap it in p).
+		_ = unix.Kill(int(child), unix.SIGKILL)
+		c := &cowCopy{pid: int(child)}
+		return nil, errors.Join(fmt.Errorf("holding the forked copy %d: %w", child, aerr), c.reapIn(p.pid, t))
+	}
+	c := &cowCopy{pid: int(child), tracee: tr}
+	if cerr == nil {
+		c.mem, cerr = os.Open(fmt.Sprintf("/proc/%d/mem", child))
+	}
+	if cerr != nil {
+		return nil, errors.Join(cerr, c.discard(p.pid, t))
+	}
+	return c, nil
+}
+
+// discard kills the copy and reaps it: first as its tracer, then inside
+// parent, its real parent (through held if that is seized already).
+func (c *cowCopy) discard(parent int, held *ptrace.Tracee) error {
+	if c.mem != nil {
+		c.mem.Close()
+	}
+	if err := unix.Kill(c.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("killing the forked copy %d: %w", c.pid, os.NewSyscallError("kill", err))
+	}
+	if c.tracee != nil {
+		for {
+			if _, err := c.tracee.Wait(); err != nil {
+				break // its death, or ECHILD once the kernel let it go
+			}
+		}
+	}
+	return c.reapIn(parent, held)
+}
+
+// reapIn runs wait4 for the copy inside its parent: it stops one thread of
+// the parent for the length of a system call. held, if set, is a thread of
+// the parent that is seized already (the tree is frozen).
+func (c *cowCopy) reapIn(parent int, held *ptrace.Tracee) error {
+	wait := func(t *ptrace.Tracee, gadget uint64) error {
+		r, err := remote.New(t)
+		if err != nil {
+			return err
+		}
+		if gadget != 0 {
+			r.UseSyscallAt(gadget)
+		}
+		_, err = r.Syscall(unix.SYS_WAIT4, uint64(c.pid), 0, unix.WALL, 0)
+		if errors.Is(err, unix.ECHILD) {
+			err = nil // the program reaped it itself
+		}
+		return errors.Join(err, r.Restore())
+	}
+	if held != nil {
+		if err := wait(held, 0); err != nil {
+			return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
+		}
+		return nil
+	}
+	tids, err := procfs.Tids(parent)
+	if err != nil {
+		return nil // the parent is gone, and its children went to a reaper
+	}
+	// The other threads run on: the call must not borrow their code.
+	gadget, err := syscallInstruction(parent)
+	if err != nil {
+		return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
+	}
+	for _, tid := range tids {
+		t, serr := ptrace.Seize(tid, ptrace.SuspendSeccomp)
+		if serr != nil {
+			continue
+		}
+		if err := errors.Join(wait(t, gadget), t.Detach()); err != nil {
+			return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("reaping the forked copy %d: no thread of pid %d could be stopped", c.pid, parent)
+}
+
+// syscallInstruction finds a syscall instruction (0f 05) in pid's
+// executable memory, its vDSO first.
+func syscallInstruction(pid int) (uint64, error) {
+	maps, err := procfs.ReadMaps(pid)
+	if err != nil {
+		return 0, err
+	}
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer mem.Close()
+	slices.SortStableFunc(maps, func(a, b procfs.Mapping) int {
+		if (a.Kind == procfs.KindVdso) == (b.Kind == procfs.KindVdso) {
+			return 0
+		}
+		if a.Kind == procfs.KindVdso {
+			return -1
+		}
+		return 1
+	})
+	for _, m := range maps {
+		if m.Prot&procfs.ProtExec == 0 || m.Kind == procfs.KindVsyscall {
+			continue
+		}
+		buf := make([]byte, min(m.End-m.Start, 4<<20))
+		n, _ := mem.ReadAt(buf, int64(m.Start))
+		if i := bytes.Index(buf[:n], []byte{0x0f, 0x05}); i >= 0 {
+			return m.Start + uint64(i), nil
+		}
+	}
+	return 0, errors.New("no syscall instruction found in its executable memory")
+}
+
+// cowable says whether m's pages can be read from the forked copy: private
+// memory the fork copies as it was. Shared memory goes on changing in the
+// copy too; a DONTFORK mapping is not in it and a WIPEONFORK one is empty
+// there. Those are read while the process is frozen.
+func cowable(m *procfs.Mapping, madvise []string) bool {
+	if m.Shared {
+		return false
+	}
+	switch m.Kind {
+	case procfs.KindVdso, procfs.KindVvar, procfs.KindVvarVclock, procfs.KindVsyscall:
+		return false
+	}
+	return !slices.Contains(madvise, ckpt.MadvDontFork) && !slices.Contains(madvise, ckpt.MadvWipeOnFork)
+}
+
+// forkCopies forks a copy of every process of the frozen tree; a process
+// whose copy cannot be made is copied while frozen, and the log says why.
+func (s *session) forkCopies() {
+	for _, p := range s.procs {
+		c, err := forkCopy(p)
+		if err != nil {
+			s.log.Warn("no copy-on-write copy; the process's memory is copied while it is frozen", "pid", p.pid, "err", err)
+			continue
+		}
+		p.cow = c
+	}
+}
+
+// discardCopies discards every forked copy.
+func (s *session) discardCopies() error {
+	var errs []error
+	for _, p := range s.procs {
+		if p.cow != nil {
+			errs = append(errs, p.cow.discard(p.pid, nil))
+			p.cow = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hasCopies says whether any process has a copy-on-write copy.
+func (s *session) hasCopies() bool {
+	for _, p := range s.procs {
+		if p.cow != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// zeroPagePFN finds the frame of the kernel's shared zero page, which a
+// read of never-written anonymous memory maps: such pages of a process
+// need not be read. 0 if pagemap does not tell (no CAP_SYS_ADMIN).
+func zeroPagePFN() uint64 {
+	ps := os.Getpagesize()
+	b, err := unix.Mmap(-1, 0, ps, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return 0
+	}
+	defer unix.Munmap(b)
+	if b[0] != 0 { // the read fault maps the zero page
+		return 0
+	}
+	pm, err := procfs.OpenPagemap(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	defer pm.Close()
+	addr := uint64(uintptr(unsafe.Pointer(&b[0])))
+	var e [1]uint64
+	entries, err := procfs.ReadPagemap(pm, addr, addr+uint64(ps), e[:])
+	if err != nil || len(entries) != 1 {
+		return 0
+	}
+	return procfs.PagemapEntry(entries[0]).PFN()
+}
