@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -205,12 +206,14 @@ func cowable(m *procfs.Mapping, madvise []string) bool {
 // whose copy cannot be made is copied while frozen, and the log says why.
 func (s *session) forkCopies() {
 	for _, p := range s.procs {
+		start := time.Now()
 		c, err := forkCopy(p)
 		if err != nil {
 			s.log.Warn("no copy-on-write copy; the process's memory is copied while it is frozen", "pid", p.pid, "err", err)
 			continue
 		}
 		p.cow = c
+		s.log.Info("forked a copy-on-write copy", "pid", p.pid, "copy", c.pid, "took", time.Since(start))
 	}
 }
 
