@@ -53,16 +53,7 @@ func TestCopyOnWriteWhileWriting(t *testing.T) {
 	}
 	p.Kill()
 	p.Wait()
-	rp, err := restart.Restart(context.Background(), img.Reader(), restart.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
-	v := verdict(t, rp.Pid, dir)
-	if !strings.HasPrefix(v, "ok") || strings.HasSuffix(v, " 0 rewritten") {
-		t.Fatalf("restored process: %s", v)
-	}
-	t.Logf("restored process: %s; stats %+v", v, st)
+	checkVerdict(t, restartFrom(t, img.Reader()), dir, st)
 }
 
 // Copy-on-write is refused where it cannot work, naming why, and the
@@ -168,12 +159,7 @@ func TestCopyOnWriteThreadsAndChild(t *testing.T) {
 	syscall.Kill(kids[0], syscall.SIGKILL)
 	p.Kill()
 	p.Wait()
-	rp, err := restart.Restart(context.Background(), img.Reader(), restart.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
-	if got := askReport(t, rp, dir, "report"); got != "moving=3 child=alive" {
+	if got := askReport(t, restartFrom(t, img.Reader()), dir, "report"); got != "moving=3 child=alive" {
 		t.Fatalf("the restored process: %s", got)
 	}
 }

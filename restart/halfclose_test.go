@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/restart"
 )
@@ -127,13 +128,30 @@ func askReport(t *testing.T, rp *restart.Process, dir, name string) string {
 
 func checkpointAndRestart(t *testing.T, p *os.Process) *restart.Process {
 	t.Helper()
-	img := checkpointToMemory(t, p)
+	return restartFrom(t, checkpointToMemory(t, p))
+}
+
+// restartFrom restarts the image img with default options; the restored
+// tree is killed and reaped when the test ends.
+func restartFrom(t *testing.T, img io.Reader) *restart.Process {
+	t.Helper()
 	rp, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rp.Signal(syscall.SIGKILL); rp.Wait() })
 	return rp
+}
+
+// checkVerdict has the restored writer check its memory: every page as
+// its generation says, some of them rewritten.
+func checkVerdict(t *testing.T, rp *restart.Process, dir string, st checkpoint.Stats) {
+	t.Helper()
+	v := verdict(t, rp.Pid, dir)
+	if !strings.HasPrefix(v, "ok") || strings.HasSuffix(v, " 0 rewritten") {
+		t.Fatalf("restored process: %s", v)
+	}
+	t.Logf("restored process: %s; stats %+v", v, st)
 }
 
 // The client sent data and its FIN before the checkpoint; the server had

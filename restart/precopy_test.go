@@ -13,7 +13,6 @@ import (
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/internal/procfs"
-	"github.com/crsub/crsub/restart"
 )
 
 // writer keeps rewriting random pages of a 64 MiB region while it runs;
@@ -164,16 +163,7 @@ func TestPreCopyWhileWriting(t *testing.T) {
 				p.Kill()
 			}
 			p.Wait()
-			rp, err := restart.Restart(context.Background(), img.Reader(), restart.DefaultOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
-			v := verdict(t, rp.Pid, dir)
-			if !strings.HasPrefix(v, "ok") || strings.HasSuffix(v, " 0 rewritten") {
-				t.Fatalf("restored process: %s", v)
-			}
-			t.Logf("restored process: %s; stats %+v", v, st)
+			checkVerdict(t, restartFrom(t, img.Reader()), dir, st)
 		})
 	}
 }
