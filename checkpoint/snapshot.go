@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Image is a checkpoint held in memory: the frozen phase only copies the
@@ -113,25 +116,46 @@ func (w *memoryWriter) Defer(n int64, fill func(io.Writer) error) {
 
 // resolve produces the deferred payloads in place. Their large pieces are
 // taken as they are, not copied: they are pages copied before the freeze,
-// which nothing changes any more.
+// which nothing changes any more, or pages read from a copy-on-write copy.
+// Payloads are independent of each other, so they are produced on every
+// core (reading a copy-on-write copy is mostly the kernel's time).
 func (w *memoryWriter) resolve() error {
 	if len(w.deferred) == 0 {
 		return nil
 	}
+	cols := make([]*collector, len(w.deferred))
+	errs := make([]error, len(w.deferred))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				col := &collector{}
+				if err := w.deferred[i].fill(col); err != nil {
+					errs[i] = err
+				} else if col.n != w.deferred[i].n {
+					errs[i] = fmt.Errorf("checkpoint: a deferred payload gave %d bytes, not %d", col.n, w.deferred[i].n)
+				}
+				cols[i] = col
+			}
+		}()
+	}
+	for i := range w.deferred {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	var chunks [][]byte
-	next := 0
+	d := 0
 	for i, c := range w.im.chunks {
-		if next < len(w.deferred) && w.deferred[next].at == i {
-			d := w.deferred[next]
-			next++
-			col := &collector{}
-			if err := d.fill(col); err != nil {
-				return err
-			}
-			if col.n != d.n {
-				return fmt.Errorf("checkpoint: a deferred payload gave %d bytes, not %d", col.n, d.n)
-			}
-			chunks = append(chunks, col.chunks...)
+		if d < len(w.deferred) && w.deferred[d].at == i {
+			chunks = append(chunks, cols[d].chunks...)
+			d++
 			continue
 		}
 		chunks = append(chunks, c)
