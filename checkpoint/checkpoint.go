@@ -432,6 +432,28 @@ func (s *session) thaw() error {
 	return first
 }
 
+// controllingTerminal describes the controlling terminal of a session
+// leader if it is a pty the tree holds (another terminal is someone
+// else's: its fds are external, and restart gives the session none).
+func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
+	st, err := procfs.ReadStat(p.pid)
+	if err != nil || st.Session != p.pid || st.TtyNr == 0 {
+		return nil
+	}
+	n := uint32(st.TtyNr)
+	rdev := unix.Mkdev((n>>8)&0xfff, (n&0xff)|((n>>12)&0xfff00))
+	if !s.files.InternalPtySlave(rdev) {
+		return nil
+	}
+	for _, fd := range p.fds {
+		if fd.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && fd.Stat.Rdev == rdev {
+			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid}
+		}
+	}
+	s.log.Warn("the session's controlling terminal is not restored: its leader holds no fd on it", "pid", p.pid, "tty", rdev)
+	return nil
+}
+
 // VforkError reports a child sharing its parent's memory: a vfork (or
 // posix_spawn) child that has not called exec yet.
 type VforkError struct{ Pid, Parent int }
@@ -508,7 +530,7 @@ func (s *session) collect() (*ckpt.Header, error) {
 		return nil, err
 	}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
-		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}}
+		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {
@@ -550,6 +572,7 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 
 func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, mem *memoryDumper) error {
 	st := p.state
+	st.process.Ctty = s.controllingTerminal(p)
 	procRef := cw.NewObjref()
 	if err := cw.Write(ckpt.TypeProcess, procRef, nil, &st.process); err != nil {
 		return err

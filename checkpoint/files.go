@@ -34,6 +34,9 @@ func (s *session) examineFds(p *proc) error {
 		if err := files.CheckAcceptQueue(fd); err != nil {
 			return err
 		}
+		if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
+			s.files.PtyMasters[index] = fd
+		}
 		if fd.Link.Kind == procfs.FdSocket {
 			if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
 				s.files.Sockets[fd.Link.Inode] = fd

@@ -81,6 +81,9 @@ type Process struct {
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.
 	Stopped bool `json:"stopped,omitempty"`
+	// Ctty is set for a session leader whose controlling terminal is a pty
+	// the tree holds.
+	Ctty *Ctty `json:"ctty,omitempty"`
 	// ChildSubreaper is PR_SET_CHILD_SUBREAPER: orphaned descendants
 	// are reparented to this process (init-like supervisors set it).
 	ChildSubreaper bool `json:"child_subreaper,omitempty"`
@@ -343,6 +346,8 @@ const (
 	FileEpoll      = "epoll"
 	FileUnixSocket = "unix-socket"
 	FileMemfd      = "memfd"
+	FilePtyMaster  = "pty-master"
+	FilePtySlave   = "pty-slave"
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -484,6 +489,31 @@ type UnixPair struct {
 	Inodes   [2]uint64 `json:"inodes"`
 	Bytes    [2]int64  `json:"bytes"`
 	Messages [2][]int  `json:"messages,omitempty"`
+}
+
+// Pty is a pseudo-terminal whose master the tree holds (record TypePty;
+// the file records of its master and slave descriptions depend on it).
+// Restart makes a new pair, under a new number: programs hold its fds, not
+// its name. What was queued in either direction is not kept.
+type Pty struct {
+	Index int `json:"index"` // the original /dev/pts number, for show
+	// Termios is the slave's struct termios2 (TCGETS2), raw.
+	Termios []byte `json:"termios"`
+	// Window size (TIOCGWINSZ).
+	Rows   uint16 `json:"rows"`
+	Cols   uint16 `json:"cols"`
+	XPixel uint16 `json:"xpixel,omitempty"`
+	YPixel uint16 `json:"ypixel,omitempty"`
+	Locked bool   `json:"locked,omitempty"` // TIOCGPTLCK
+	Packet bool   `json:"packet,omitempty"` // TIOCGPKT
+}
+
+// Ctty is a session's controlling terminal: Fd is one of the leader's fds
+// on the pty's slave, through which restart makes the terminal its
+// controlling terminal again, with Pgrp as the foreground process group.
+type Ctty struct {
+	Fd   int `json:"fd"`
+	Pgrp int `json:"pgrp"`
 }
 
 // Memfd is a memfd object (record TypeMemfd): its name, size and seals; its

@@ -24,6 +24,7 @@ const (
 	TypePipe     Type = 0x0201 // a pipe with its buffered data as payload
 	TypeUnixPair Type = 0x0203 // a connected pair of unix sockets with both queues as payload
 	TypeMemfd    Type = 0x0204 // a memfd: its contents as payload; fds and mappings of it depend on it
+	TypePty      Type = 0x0205 // a pseudo-terminal pair held inside the tree: settings; its ends depend on it
 	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
@@ -46,6 +47,7 @@ var typeNames = map[Type]string{
 	TypePipe:       "pipe",
 	TypeUnixPair:   "unix-pair",
 	TypeMemfd:      "memfd",
+	TypePty:        "pty",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
 	TypeMM:         "mm",

@@ -345,6 +345,7 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.restoreLocks(); err != nil {
 		return err
 	}
+	t.restoreCtty()
 	if err := t.restoreProcess(); err != nil {
 		return err
 	}

@@ -209,6 +209,37 @@ func (t *task) joinGroup() error {
 	return nil
 }
 
+// restoreCtty makes a session leader's pty its controlling terminal again,
+// with the foreground process group it had. What cannot be done (the fd
+// was given a substitute that is no terminal) is a warning: the programs
+// run, without job control.
+func (t *task) restoreCtty() {
+	c := t.process.Ctty
+	if c == nil {
+		return
+	}
+	if _, err := t.Syscall(unix.SYS_IOCTL, uint64(c.Fd), unix.TIOCSCTTY, 0); err != nil {
+		t.s.log.Warn("controlling terminal not restored", "pid", t.pid, "fd", c.Fd, "err", err)
+		return
+	}
+	member := false
+	for _, tp := range t.s.tree.Processes {
+		member = member || (tp.Pgid == c.Pgrp && !tp.Zombie)
+	}
+	if c.Pgrp <= 0 || !member {
+		return
+	}
+	b := make([]byte, 4)
+	binary.LittleEndian.PutUint32(b, uint32(t.s.innerPid(c.Pgrp)))
+	addr, err := t.Scratch(b)
+	if err == nil {
+		_, err = t.Syscall(unix.SYS_IOCTL, uint64(c.Fd), unix.TIOCSPGRP, addr)
+	}
+	if err != nil {
+		t.s.log.Warn("terminal's foreground process group not restored", "pid", t.pid, "pgrp", c.Pgrp, "err", err)
+	}
+}
+
 // createZombies makes each zombie of the image again: forked by its parent,
 // it exits with its recorded status and stays unreaped for its parent.
 func (s *restorer) createZombies() error {

@@ -140,6 +140,9 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 	p := pv.Process
 	fmt.Fprintf(w, "\nProcess %d (%s)\n", p.Pid, p.Comm)
 	fmt.Fprintf(w, "  cwd %s, root %s, umask %04o, personality %#x\n", p.Cwd, p.Root, p.Umask, p.Personality)
+	if p.Ctty != nil {
+		fmt.Fprintf(w, "  controlling terminal: the pty on fd %d, foreground group %d\n", p.Ctty.Fd, p.Ctty.Pgrp)
+	}
 	fmt.Fprintf(w, "  uid %v, gid %v\n", p.Creds.Uid, p.Creds.Gid)
 	var state []string
 	if p.Stopped {

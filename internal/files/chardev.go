@@ -30,6 +30,12 @@ var charDevKind = &Kind{
 		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFCHR
 	},
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		if index, ok := PtyIndexOfMaster(fd); ok {
+			return dumpPtyEnd(c, fd, index, true)
+		}
+		if index, ok := ptySlaveIndex(fd.Stat.Rdev); ok && c.PtyMasters[index] != nil {
+			return dumpPtyEnd(c, fd, index, false)
+		}
 		f := ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
 		if isTerminal(fd.Stat.Rdev) {
 			f.Kind = ckpt.FileTTY

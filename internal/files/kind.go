@@ -129,6 +129,12 @@ type DumpContext struct {
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
+	// PtyMasters maps the number of every pty whose master the
+	// checkpointed processes hold to one fd on that master (filled before
+	// anything is dumped), and Ptys a pty number to its object record,
+	// once written.
+	PtyMasters map[int]*Fd
+	Ptys       map[int]ckpt.Objref
 	// OnRelease holds what kinds must undo when the checkpointed processes
 	// run on (the checkpoint failed, or leaves them running): the driver
 	// calls each before letting them go. (When they are killed instead,
@@ -249,6 +255,8 @@ var Kinds = []*Kind{
 	regularKind,
 	directoryKind,
 	charDevKind,
+	ptyMasterKind,
+	ptySlaveKind,
 	pipeKind,
 	fifoKind,
 	epollKind,
@@ -272,6 +280,7 @@ var Records = map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{
 	ckpt.TypeEpollWatch: restoreWatch,
 	ckpt.TypeUnixPair:   restoreUnixPair,
 	ckpt.TypeMemfd:      restoreMemfd,
+	ckpt.TypePty:        restorePty,
 }
 
 // KindFor returns the kind handling fd.
