@@ -29,11 +29,11 @@ kselftest: build deps
 
 # nft holds TCP connections still between checkpoint and restart (the TCP
 # tests of unit and kselftest need it, so both depend on deps);
-# redis-server and nginx are subjects. From Debian's
+# redis-server, nginx and tmux are subjects. From Debian's
 # packages, installed only if missing; their system services are stopped.
 deps:
-	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then \
-		apt-get update -qq && apt-get install -y -qq nftables redis-server nginx-light; \
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq nftables redis-server nginx-light tmux; \
 		for s in redis-server nginx; do systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; done; \
 	fi
 
