@@ -387,6 +387,16 @@ type File struct {
 	Timerfd  *TimerfdState  `json:"timerfd,omitempty"`
 	Signalfd *SignalfdState `json:"signalfd,omitempty"`
 	Inotify  *InotifyState  `json:"inotify,omitempty"`
+	// Pidfd is the process a pidfd refers to.
+	Pidfd *PidfdState `json:"pidfd,omitempty"`
+}
+
+// PidfdState is the process a pidfd refers to: its pid, and its start time
+// (clock ticks after boot, /proc/PID/stat), which tells whether a process
+// outside the image with that pid is still the same one at restart.
+type PidfdState struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
 }
 
 // EventfdState is an eventfd's counter and mode.

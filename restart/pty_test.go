@@ -19,7 +19,8 @@ import (
 // SIGUSR1 the parent talks to it through the master (a line, "stat", and
 // ^C, which only reaches the child through the line discipline if the
 // terminal is its controlling terminal with its group in the foreground)
-// and writes the answers to "report".
+// and writes the answers to "report", with the lock and packet mode of two
+// more masters it holds (one never unlocked, one in packet mode).
 const ptySession = `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -94,6 +95,9 @@ int main(void) {
 	char *name = ptsname(master);
 	if (fork() == 0) child(name);
 	if (strcmp(expect("up"), "up")) return 2;
+	/* Two more masters: one never unlocked, one in packet mode. */
+	int locked = posix_openpt(O_RDWR | O_NOCTTY), packet = posix_openpt(O_RDWR | O_NOCTTY), one = 1;
+	if (locked < 0 || packet < 0 || unlockpt(packet) || ioctl(packet, TIOCPKT, &one)) return 3;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	while (!go) pause();
 	char got[3][128];
@@ -103,15 +107,18 @@ int main(void) {
 	snprintf(got[1], sizeof got[1], "%s", expect("stat:"));
 	write(master, "\x03", 1);
 	snprintf(got[2], sizeof got[2], "%s", expect("sigint"));
+	int lk = -1, pk = -1;
+	ioctl(locked, TIOCGPTLCK, &lk);
+	ioctl(packet, TIOCGPKT, &pk);
 	FILE *f = fopen("report.tmp", "w");
-	fprintf(f, "%s %s %s", got[0], got[1], got[2]);
+	fprintf(f, "%s %s %s locked=%d packet=%d", got[0], got[1], got[2], lk, pk);
 	fclose(f);
 	rename("report.tmp", "report");
 	for (;;) pause();
 }
 `
 
-const ptyWant = "got:hello stat:rows=33 cols=111 echo=0 fg=1 ctty=1 sigint"
+const ptyWant = "got:hello stat:rows=33 cols=111 echo=0 fg=1 ctty=1 sigint locked=1 packet=1"
 
 // A pty held inside the tree, master in one process and a session on its
 // slave in another, comes back as a new pair: the session still has it as

@@ -99,7 +99,8 @@ type restorer struct {
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
-	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}}}
+	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Pidfds: map[ckpt.Objref]files.PidfdTarget{}}}
+	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

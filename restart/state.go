@@ -89,7 +89,7 @@ func (t *task) fileFor(ref ckpt.Objref, g *globalFile) (*openFile, error) {
 		return of, nil
 	}
 	if g.pending {
-		t.openNow(g, ref, &ckpt.Record{Deps: g.deps})
+		t.openNow(g, ref, &ckpt.Record{Type: ckpt.TypeFile, Objref: ref, Deps: g.deps})
 	}
 	if g.err != nil {
 		return nil, g.err
@@ -346,6 +346,9 @@ func (t *task) finish(fc *files.RestoreContext) error {
 		return err
 	}
 	t.restoreCtty()
+	if err := t.openPidfds(fc); err != nil {
+		return err
+	}
 	if err := t.restoreProcess(); err != nil {
 		return err
 	}
@@ -739,6 +742,40 @@ const (
 	errRestartNoHand       = 514
 	errRestartRestartBlock = 516
 )
+
+// openPidfds puts the pidfds of the task's fds where their placeholders
+// are, now that every process they may refer to exists.
+func (t *task) openPidfds(fc *files.RestoreContext) error {
+	for n, ref := range t.placed {
+		target, ok := fc.Pidfds[ref]
+		if !ok || t.preserved[n] {
+			continue
+		}
+		if _, substituted := t.substitutes[n]; substituted {
+			continue
+		}
+		fdFlags, err := t.Syscall(unix.SYS_FCNTL, uint64(n), unix.F_GETFD)
+		if err != nil {
+			return fmt.Errorf("fd %d (pidfd of pid %d): %w", n, target.Pid, err)
+		}
+		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(t.s.innerPid(target.Pid)), target.Flags)
+		if err != nil {
+			return fmt.Errorf("fd %d: pidfd_open %d: %w", n, target.Pid, err)
+		}
+		dupFlags := uint64(0)
+		if fdFlags&unix.FD_CLOEXEC != 0 {
+			dupFlags = unix.O_CLOEXEC
+		}
+		_, err = t.Syscall(unix.SYS_DUP3, pidfd, uint64(n), dupFlags)
+		if _, cerr := t.Syscall(unix.SYS_CLOSE, pidfd); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("fd %d (pidfd of pid %d): %w", n, target.Pid, err)
+		}
+	}
+	return nil
+}
 
 // restartSyscall puts a thread that was frozen inside a system call back
 // in the state the kernel leaves such a thread in: the call's number in

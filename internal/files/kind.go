@@ -225,6 +225,11 @@ type RestoreContext struct {
 	// Transfer gives target `to` its own copy of fd of process fromPid, one
 	// more fd on the same open file description.
 	Transfer func(fromPid, fd int, to Target) (int, error)
+	// InTree says whether a pid (as the image knows it) is one of the
+	// image's processes; Pidfds holds, by file objref, the pidfds to open
+	// once every task exists, in place of their placeholders.
+	InTree func(pid int) bool
+	Pidfds map[ckpt.Objref]PidfdTarget
 }
 
 // RestoredPipe is a pipe recreated inside a target.
@@ -271,6 +276,7 @@ var Kinds = []*Kind{
 	signalfdKind,
 	inotifyKind,
 	netlinkKind,
+	pidfdKind,
 	otherSocketKind,
 }
 

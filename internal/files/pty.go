@@ -78,12 +78,28 @@ func dumpPtyEnd(c *DumpContext, fd *Fd, index int, master bool) (ckpt.Objref, er
 // slave description crsub opens from the master for the purpose.
 func dumpPty(c *DumpContext, master *Fd, index int) (ckpt.Objref, error) {
 	m := int(master.Copy.Fd())
+	p := ckpt.Pty{Index: index, Termios: make([]byte, termios2Size)}
+	if v, err := unix.IoctlGetInt(m, unix.TIOCGPTLCK); err == nil {
+		p.Locked = v != 0
+	}
+	// A locked pty (unlockpt not called yet) opens no slave: unlocked for
+	// the moment it takes, while the tree is frozen.
+	if p.Locked {
+		if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+			return 0, fmt.Errorf("unlocking: %w", err)
+		}
+	}
 	s, err := ptyPeer(m)
+	if p.Locked {
+		if lerr := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 1); lerr != nil && err == nil {
+			s.Close()
+			err = fmt.Errorf("locking again: %w", lerr)
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer s.Close()
-	p := ckpt.Pty{Index: index, Termios: make([]byte, termios2Size)}
 	if err := ioctlPtr(int(s.Fd()), unix.TCGETS2, unsafe.Pointer(&p.Termios[0])); err != nil {
 		return 0, fmt.Errorf("TCGETS2: %w", err)
 	}
@@ -92,9 +108,6 @@ func dumpPty(c *DumpContext, master *Fd, index int) (ckpt.Objref, error) {
 		return 0, fmt.Errorf("TIOCGWINSZ: %w", err)
 	}
 	p.Rows, p.Cols, p.XPixel, p.YPixel = ws.Row, ws.Col, ws.Xpixel, ws.Ypixel
-	if v, err := unix.IoctlGetInt(m, unix.TIOCGPTLCK); err == nil {
-		p.Locked = v != 0
-	}
 	if v, err := unix.IoctlGetInt(m, unix.TIOCGPKT); err == nil {
 		p.Packet = v != 0
 	}

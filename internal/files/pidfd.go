@@ -1,0 +1,78 @@
+package files
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// A pidfd (pidfd_open, clone's CLONE_PIDFD; Go's os.StartProcess keeps one
+// for each child) is the process it refers to. One of the tree's processes
+// keeps its pid at restart, but may not exist yet when the fd is restored
+// (a parent's fds come before its children): the fd holds /dev/null until
+// every task exists, then the pidfd takes its place (RestoreContext.Pidfds).
+// A pidfd of a process outside the tree is opened again if that process
+// still runs (same pid and start time). One of a process that has exited is
+// refused: nothing makes a pidfd of a dead process.
+var pidfdKind = &Kind{
+	Name:    "pidfd",
+	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdPidfd },
+	Dump:    dumpPidfd,
+	Restore: restorePidfd,
+}
+
+func dumpPidfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	p := fd.Info.Pidfd
+	if p == nil {
+		return 0, fmt.Errorf("pidfd: fdinfo has no Pid")
+	}
+	if p.Pid <= 0 {
+		return 0, fmt.Errorf("pidfd of a process that has exited: not supported")
+	}
+	st, err := procfs.ReadStat(p.Pid)
+	if err != nil {
+		return 0, fmt.Errorf("pidfd of pid %d: %w", p.Pid, err)
+	}
+	f := ckpt.File{Kind: "pidfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
+		Pidfd: &ckpt.PidfdState{Pid: p.Pid, StartTime: st.StartTime}}
+	ref := c.W.NewObjref()
+	return ref, c.WriteFile(fd, ref, nil, &f)
+}
+
+func restorePidfd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	p := f.Pidfd
+	if p == nil {
+		return -1, fmt.Errorf("pidfd: no pid in the image")
+	}
+	flags := uint64(0)
+	if f.Flags&unix.O_NONBLOCK != 0 {
+		flags = unix.PIDFD_NONBLOCK
+	}
+	if c.InTree != nil && c.InTree(p.Pid) {
+		fd, err := t.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("pidfd of pid %d: a placeholder: %w", p.Pid, err)
+		}
+		c.Pidfds[rec.Objref] = PidfdTarget{Pid: p.Pid, Flags: flags}
+		return fd, nil
+	}
+	st, err := procfs.ReadStat(p.Pid)
+	if err != nil || st.StartTime != p.StartTime {
+		return -1, fmt.Errorf("pidfd of pid %d, which is not in the image: that process is gone", p.Pid)
+	}
+	fd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(p.Pid), flags)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
+	}
+	return int(fd), nil
+}
+
+// PidfdTarget is what a pidfd placeholder becomes once every task exists:
+// pidfd_open(Pid, Flags), Pid as the image knows it.
+type PidfdTarget struct {
+	Pid   int
+	Flags uint64
+}
