@@ -1,7 +1,10 @@
 // Command go_http is a kselftest-style subject: a Go HTTP server (many
 // runtime threads, the netpoller's epoll and eventfd, signals, futexes)
-// counting hits in memory. It serves two requests to itself, writes its
-// port and then the ready file into $CR_DIR, and serves on.
+// counting hits in memory, with a child it started with os/exec (held
+// through a pidfd: Go's os.StartProcess keeps one). It serves two requests
+// to itself, writes its port and then the ready file into $CR_DIR, and
+// serves on; /child stops the child through the pidfd and reports how it
+// ended.
 package main
 
 import (
@@ -10,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 )
 
 func main() {
@@ -25,6 +30,16 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hit %d\n", hits.Add(1))
+	})
+	child := exec.Command("sleep", "1000")
+	if err := child.Start(); err != nil {
+		fmt.Println("Bail out! starting a child:", err)
+		os.Exit(1)
+	}
+	mux.HandleFunc("/child", func(w http.ResponseWriter, r *http.Request) {
+		err := child.Process.Signal(syscall.SIGTERM)
+		st, werr := child.Process.Wait()
+		fmt.Fprintf(w, "child: %v %v %v\n", err, werr, st)
 	})
 	go http.Serve(ln, mux)
 	url := fmt.Sprintf("http://%s/", ln.Addr())
