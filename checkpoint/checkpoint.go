@@ -440,8 +440,7 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	if err != nil || st.Session != p.pid || st.TtyNr == 0 {
 		return nil
 	}
-	n := uint32(st.TtyNr)
-	rdev := unix.Mkdev((n>>8)&0xfff, (n&0xff)|((n>>12)&0xfff00))
+	rdev := files.TtyDevice(st.TtyNr)
 	if !s.files.InternalPtySlave(rdev) {
 		return nil
 	}

@@ -348,6 +348,7 @@ const (
 	FileMemfd      = "memfd"
 	FilePtyMaster  = "pty-master"
 	FilePtySlave   = "pty-slave"
+	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
 )
 
 // File is an open file description (record TypeFile; defines the file

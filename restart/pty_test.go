@@ -13,9 +13,11 @@ import (
 // ptySession is a terminal emulator in miniature. The parent holds a pty's
 // master; its child is a session on the slave (its controlling terminal,
 // on fds 0-2) with echo off, a 33x111 window, and a SIGINT handler. The
-// child answers each line: "stat" with its terminal's state (window,
-// echo, whether its group is the foreground one and the terminal its
-// session's), anything else with "got:LINE"; SIGINT with "sigint". On
+// child also holds /dev/tty at fd 7, as less does. It answers each line:
+// "stat" with its terminal's state (window, echo, whether its group is the
+// foreground one and the terminal its session's), "tty" with "devtty:ok"
+// written through fd 7, anything else with "got:LINE"; SIGINT with
+// "sigint". On
 // SIGUSR1 the parent talks to it through the master (a line, "stat", and
 // ^C, which only reaches the child through the line discipline if the
 // terminal is its controlling terminal with its group in the foreground)
@@ -65,6 +67,9 @@ static void child(const char *name) {
 	tcsetattr(0, TCSANOW, &t);
 	struct winsize ws = { 33, 111, 0, 0 };
 	ioctl(0, TIOCSWINSZ, &ws);
+	int tty = open("/dev/tty", O_RDWR); /* as less does, for the keyboard */
+	if (tty < 0 || dup2(tty, 7) < 0) _exit(4);
+	close(tty);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_int; /* no SA_RESTART: the read returns */
@@ -76,6 +81,10 @@ static void child(const char *name) {
 		if (intr) { intr = 0; printf("sigint\n"); fflush(stdout); }
 		if (!fgets(line, sizeof line, stdin)) { clearerr(stdin); continue; }
 		line[strcspn(line, "\n")] = 0;
+		if (!strcmp(line, "tty")) {
+			dprintf(7, "devtty:%s\n", isatty(7) ? "ok" : "not a terminal");
+			continue;
+		}
 		if (!strcmp(line, "stat")) {
 			struct winsize w;
 			ioctl(0, TIOCGWINSZ, &w);
@@ -100,25 +109,27 @@ int main(void) {
 	if (locked < 0 || packet < 0 || unlockpt(packet) || ioctl(packet, TIOCPKT, &one)) return 3;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	while (!go) pause();
-	char got[3][128];
+	char got[4][128];
 	write(master, "hello\n", 6);
 	snprintf(got[0], sizeof got[0], "%s", expect("got:"));
 	write(master, "stat\n", 5);
 	snprintf(got[1], sizeof got[1], "%s", expect("stat:"));
+	write(master, "tty\n", 4);
+	snprintf(got[3], sizeof got[3], "%s", expect("devtty:"));
 	write(master, "\x03", 1);
 	snprintf(got[2], sizeof got[2], "%s", expect("sigint"));
 	int lk = -1, pk = -1;
 	ioctl(locked, TIOCGPTLCK, &lk);
 	ioctl(packet, TIOCGPKT, &pk);
 	FILE *f = fopen("report.tmp", "w");
-	fprintf(f, "%s %s %s locked=%d packet=%d", got[0], got[1], got[2], lk, pk);
+	fprintf(f, "%s %s %s %s locked=%d packet=%d", got[0], got[1], got[3], got[2], lk, pk);
 	fclose(f);
 	rename("report.tmp", "report");
 	for (;;) pause();
 }
 `
 
-const ptyWant = "got:hello stat:rows=33 cols=111 echo=0 fg=1 ctty=1 sigint locked=1 packet=1"
+const ptyWant = "got:hello stat:rows=33 cols=111 echo=0 fg=1 ctty=1 devtty:ok sigint locked=1 packet=1"
 
 // A pty held inside the tree, master in one process and a session on its
 // slave in another, comes back as a new pair: the session still has it as

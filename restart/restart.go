@@ -99,8 +99,9 @@ type restorer struct {
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
-	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Pidfds: map[ckpt.Objref]files.PidfdTarget{}}}
+	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Later: map[ckpt.Objref]func(files.Target) (int, error){}}}
 	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
+	s.files.InnerPid = s.innerPid
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -197,6 +198,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := t.joinGroup(); err != nil {
 			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
 		}
+	}
+	// Sessions get their terminals back before any task's files that
+	// open them (/dev/tty) are.
+	for _, t := range s.live() {
+		t.restoreCtty()
 	}
 	for _, t := range s.live() {
 		if err := t.finish(s.files); err != nil {

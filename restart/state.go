@@ -345,8 +345,7 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.restoreLocks(); err != nil {
 		return err
 	}
-	t.restoreCtty()
-	if err := t.openPidfds(fc); err != nil {
+	if err := t.openLater(fc); err != nil {
 		return err
 	}
 	if err := t.restoreProcess(); err != nil {
@@ -743,11 +742,12 @@ const (
 	errRestartRestartBlock = 516
 )
 
-// openPidfds puts the pidfds of the task's fds where their placeholders
-// are, now that every process they may refer to exists.
-func (t *task) openPidfds(fc *files.RestoreContext) error {
+// openLater puts the files that could only be opened once every task
+// exists (RestoreContext.Later: pidfds, /dev/tty) where their placeholders
+// are, keeping each fd's close-on-exec flag.
+func (t *task) openLater(fc *files.RestoreContext) error {
 	for n, ref := range t.placed {
-		target, ok := fc.Pidfds[ref]
+		open, ok := fc.Later[ref]
 		if !ok || t.preserved[n] {
 			continue
 		}
@@ -756,22 +756,22 @@ func (t *task) openPidfds(fc *files.RestoreContext) error {
 		}
 		fdFlags, err := t.Syscall(unix.SYS_FCNTL, uint64(n), unix.F_GETFD)
 		if err != nil {
-			return fmt.Errorf("fd %d (pidfd of pid %d): %w", n, target.Pid, err)
+			return fmt.Errorf("fd %d: %w", n, err)
 		}
-		pidfd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(t.s.innerPid(target.Pid)), target.Flags)
+		newFd, err := open(t)
 		if err != nil {
-			return fmt.Errorf("fd %d: pidfd_open %d: %w", n, target.Pid, err)
+			return fmt.Errorf("fd %d: %w", n, err)
 		}
 		dupFlags := uint64(0)
 		if fdFlags&unix.FD_CLOEXEC != 0 {
 			dupFlags = unix.O_CLOEXEC
 		}
-		_, err = t.Syscall(unix.SYS_DUP3, pidfd, uint64(n), dupFlags)
-		if _, cerr := t.Syscall(unix.SYS_CLOSE, pidfd); cerr != nil && err == nil {
+		_, err = t.Syscall(unix.SYS_DUP3, uint64(newFd), uint64(n), dupFlags)
+		if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(newFd)); cerr != nil && err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("fd %d (pidfd of pid %d): %w", n, target.Pid, err)
+			return fmt.Errorf("fd %d: %w", n, err)
 		}
 	}
 	return nil

@@ -214,10 +214,10 @@ func (t *task) joinGroup() error {
 // was given a substitute that is no terminal) is a warning: the programs
 // run, without job control.
 func (t *task) restoreCtty() {
-	c := t.process.Ctty
-	if c == nil {
+	if t.process == nil || t.process.Ctty == nil {
 		return
 	}
+	c := t.process.Ctty
 	if _, err := t.Syscall(unix.SYS_IOCTL, uint64(c.Fd), unix.TIOCSCTTY, 0); err != nil {
 		t.s.log.Warn("controlling terminal not restored", "pid", t.pid, "fd", c.Fd, "err", err)
 		return

@@ -24,6 +24,42 @@ func isTerminal(rdev uint64) bool {
 	return false
 }
 
+// devTty is /dev/tty, which opens the caller's controlling terminal.
+var devTty = unix.Mkdev(5, 0)
+
+// cttyInside says whether pid's controlling terminal is a pty the tree
+// holds.
+func (c *DumpContext) cttyInside(pid int) bool {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.TtyNr == 0 {
+		return false
+	}
+	return c.InternalPtySlave(TtyDevice(st.TtyNr))
+}
+
+// TtyDevice decodes /proc/PID/stat's tty_nr into a device number.
+func TtyDevice(ttyNr int) uint64 {
+	n := uint32(ttyNr)
+	return unix.Mkdev((n>>8)&0xfff, (n&0xff)|((n>>12)&0xfff00))
+}
+
+// cttyKind reopens /dev/tty, the controlling terminal, once the session
+// has its pty back.
+var cttyKind = &Kind{
+	Name:   ckpt.FileCtty,
+	Claims: func(*Fd) bool { return false },
+	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		flags := reopenFlags(f.Flags)
+		return openLater(c, t, rec.Objref, func(t Target) (int, error) {
+			fd, err := t.Open("/dev/tty", flags|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return -1, fmt.Errorf("open /dev/tty: %w", err)
+			}
+			return fd, nil
+		})
+	},
+}
+
 var charDevKind = &Kind{
 	Name: ckpt.FileCharDev,
 	Claims: func(fd *Fd) bool {
@@ -37,7 +73,11 @@ var charDevKind = &Kind{
 			return dumpPtyEnd(c, fd, index, false)
 		}
 		f := ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
-		if isTerminal(fd.Stat.Rdev) {
+		if fd.Stat.Rdev == devTty && c.cttyInside(fd.Pid) {
+			// The process's controlling terminal is a pty of the tree:
+			// opened again once the session has it back.
+			f.Kind = ckpt.FileCtty
+		} else if isTerminal(fd.Stat.Rdev) {
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path

@@ -226,10 +226,27 @@ type RestoreContext struct {
 	// more fd on the same open file description.
 	Transfer func(fromPid, fd int, to Target) (int, error)
 	// InTree says whether a pid (as the image knows it) is one of the
-	// image's processes; Pidfds holds, by file objref, the pidfds to open
-	// once every task exists, in place of their placeholders.
-	InTree func(pid int) bool
-	Pidfds map[ckpt.Objref]PidfdTarget
+	// image's processes, and InnerPid what that pid is inside the
+	// restored tree's pid namespace.
+	InTree   func(pid int) bool
+	InnerPid func(pid int) int
+	// Later holds, by file objref, files that can only be opened once
+	// every task exists and every session has its terminal again (a pidfd
+	// of a child not forked yet, /dev/tty): their fds hold /dev/null until
+	// then, and the driver puts what the function opens in t in their
+	// place.
+	Later map[ckpt.Objref]func(t Target) (int, error)
+}
+
+// openLater gives a file restored later (RestoreContext.Later) its
+// placeholder fd.
+func openLater(c *RestoreContext, t Target, ref ckpt.Objref, open func(Target) (int, error)) (int, error) {
+	fd, err := t.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("a placeholder until every task exists: %w", err)
+	}
+	c.Later[ref] = open
+	return fd, nil
 }
 
 // RestoredPipe is a pipe recreated inside a target.
@@ -262,6 +279,7 @@ var Kinds = []*Kind{
 	charDevKind,
 	ptyMasterKind,
 	ptySlaveKind,
+	cttyKind,
 	pipeKind,
 	fifoKind,
 	epollKind,

@@ -13,7 +13,7 @@ import (
 // for each child) is the process it refers to. One of the tree's processes
 // keeps its pid at restart, but may not exist yet when the fd is restored
 // (a parent's fds come before its children): the fd holds /dev/null until
-// every task exists, then the pidfd takes its place (RestoreContext.Pidfds).
+// every task exists, then the pidfd takes its place (RestoreContext.Later).
 // A pidfd of a process outside the tree is opened again if that process
 // still runs (same pid and start time). One of a process that has exited is
 // refused: nothing makes a pidfd of a dead process.
@@ -52,12 +52,17 @@ func restorePidfd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 		flags = unix.PIDFD_NONBLOCK
 	}
 	if c.InTree != nil && c.InTree(p.Pid) {
-		fd, err := t.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, fmt.Errorf("pidfd of pid %d: a placeholder: %w", p.Pid, err)
+		pid := p.Pid
+		if c.InnerPid != nil {
+			pid = c.InnerPid(pid)
 		}
-		c.Pidfds[rec.Objref] = PidfdTarget{Pid: p.Pid, Flags: flags}
-		return fd, nil
+		return openLater(c, t, rec.Objref, func(t Target) (int, error) {
+			fd, err := t.Syscall(unix.SYS_PIDFD_OPEN, uint64(pid), flags)
+			if err != nil {
+				return -1, fmt.Errorf("pidfd_open %d: %w", pid, err)
+			}
+			return int(fd), nil
+		})
 	}
 	st, err := procfs.ReadStat(p.Pid)
 	if err != nil || st.StartTime != p.StartTime {
@@ -68,11 +73,4 @@ func restorePidfd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 		return -1, fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
 	}
 	return int(fd), nil
-}
-
-// PidfdTarget is what a pidfd placeholder becomes once every task exists:
-// pidfd_open(Pid, Flags), Pid as the image knows it.
-type PidfdTarget struct {
-	Pid   int
-	Flags uint64
 }
