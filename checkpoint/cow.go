@@ -38,7 +38,7 @@ type cowCopy struct {
 }
 
 // forkCopy forks a copy of frozen process p's memory.
-func forkCopy(p *proc) (_ *cowCopy, err error) {
+func forkCopy(p *proc) (copied *cowCopy, err error) {
 	t := p.tracees[0]
 	if err := t.TraceClones(true); err != nil {
 		return nil, err
@@ -46,6 +46,12 @@ func forkCopy(p *proc) (_ *cowCopy, err error) {
 	defer func() {
 		if oerr := t.TraceClones(false); oerr != nil && err == nil {
 			err = oerr
+			if copied != nil {
+				// Its clones would stop for a tracer that does not
+				// expect them: no copy, and the process as it was.
+				err = errors.Join(err, copied.discard(p.pid, t))
+				copied = nil
+			}
 		}
 	}()
 	r, err := remote.New(t)
