@@ -71,7 +71,7 @@ func TestRewind(t *testing.T) {
 			ptrace.Regs{Rip: rip, Orig_rax: ^uint64(0), Rax: 7}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			run, again := rewind(tc.interrupted)
+			run, again := ptrace.RewindCall(tc.interrupted)
 			if diff := cmp.Diff(tc.run, run); diff != "" || again != tc.again {
 				t.Errorf("rewind: again %v, want %v; registers (-want +got):\n%s", again, tc.again, diff)
 			}

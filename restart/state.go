@@ -733,13 +733,12 @@ func (t *task) installSeccomp() error {
 	return nil
 }
 
-// Restart codes the kernel leaves in rax of a task stopped inside a system
-// call it means to restart.
+// The kernel's restart codes (ptrace.Restart*).
 const (
-	errRestartSys          = 512
-	errRestartNoIntr       = 513
-	errRestartNoHand       = 514
-	errRestartRestartBlock = 516
+	errRestartSys          = ptrace.RestartSys
+	errRestartNoIntr       = ptrace.RestartNoIntr
+	errRestartNoHand       = ptrace.RestartNoHand
+	errRestartRestartBlock = ptrace.RestartRestartBlock
 )
 
 // openLater puts the files that could only be opened once every task
@@ -782,7 +781,7 @@ func (t *task) openLater(fc *files.RestoreContext) error {
 // orig_rax and a restart code in rax, the instruction pointer past the
 // syscall instruction. A signal delivered in that state ends or restarts
 // the call as the kernel decides (EINTR, or a restart for SA_RESTART and
-// ERESTARTSYS); release runs the call again from there (rewind, letGo).
+// ERESTARTSYS); release runs the call again from there (letGo).
 //
 // The kernel's restart block did not survive the checkpoint, so calls that
 // used it are re-issued the same way with what is left of their time,
@@ -834,24 +833,6 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			eintr()
 		}
 	}
-}
-
-// rewind turns the registers of an interrupted call (see restartSyscall)
-// into those that run it again from its syscall instruction, as the kernel
-// does when no handler runs; again is false if there is no call to run.
-func rewind(interrupted ptrace.Regs) (run ptrace.Regs, again bool) {
-	run = interrupted
-	if int64(interrupted.Orig_rax) < 0 {
-		return run, false
-	}
-	switch -int64(interrupted.Rax) {
-	case errRestartSys, errRestartNoIntr, errRestartNoHand:
-		run.Rax = interrupted.Orig_rax
-		run.Orig_rax = ^uint64(0)
-		run.Rip -= 2
-		return run, true
-	}
-	return run, false
 }
 
 // wordsToRegs rebuilds struct user_regs_struct from the image's words.

@@ -342,58 +342,14 @@ func (t *task) release() error {
 	return nil
 }
 
-// letGo detaches a thread. One that was frozen inside a system call
-// (interrupted holds the registers of that moment: the call in orig_rax,
-// its restart code in rax) is first run into the call again under trace
-// and let go at the call's entry stop; from there the kernel alone decides
-// what a signal does to the call, as it would have without the checkpoint.
-// Let go before that, a signal arriving before the thread is back in the
-// call would run its handler and then the call again: a lost wakeup for a
-// program looping on pause() around its handler's flag (the kernel's own
-// restart of an interrupted call, which runs just before the return to
-// user space, leaves that window open too). A signal that comes first is
-// delivered with the registers of the interrupted call, which is what the
-// kernel would have done with it.
+// letGo detaches a thread; one frozen inside a system call (interrupted
+// holds the registers of that moment) is detached at the entry of the call
+// run again (ptrace.Tracee.DetachIntoCall).
 func letGo(tr *ptrace.Tracee, interrupted *ptrace.Regs) error {
 	if interrupted == nil {
 		return tr.Detach()
 	}
-	for {
-		if err := tr.Syscall(0); err != nil {
-			return err
-		}
-		ws, err := tr.Wait()
-		if err != nil {
-			return err
-		}
-		switch ptrace.KindOf(ws) {
-		case ptrace.SyscallStop:
-			regs, err := tr.Regs()
-			if err != nil {
-				return err
-			}
-			if regs.Orig_rax != interrupted.Orig_rax || regs.Rip != interrupted.Rip {
-				return fmt.Errorf("running into system call %d at %#x, stopped in %d at %#x",
-					int64(interrupted.Orig_rax), interrupted.Rip, int64(regs.Orig_rax), regs.Rip)
-			}
-			return tr.Detach()
-		case ptrace.SignalDeliveryStop, ptrace.GroupStop:
-			// A signal, or the stop a SIGSTOP queued by release began,
-			// before the call: as if it had interrupted the call.
-			if err := tr.SetRegs(*interrupted); err != nil {
-				return err
-			}
-			sig := 0
-			if ptrace.KindOf(ws) == ptrace.SignalDeliveryStop {
-				sig = int(ws.StopSignal())
-			}
-			return tr.DetachSignal(sig)
-		case ptrace.InterruptStop:
-			// Left pending by Seize.
-		default:
-			return &ptrace.UnexpectedStopError{Tid: tr.Tid, Status: ws}
-		}
-	}
+	return tr.DetachIntoCall(*interrupted)
 }
 
 // setFinalState ends injection into a thread with its image registers,
@@ -403,7 +359,7 @@ func letGo(tr *ptrace.Tracee, interrupted *ptrace.Regs) error {
 func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) (*ptrace.Regs, error) {
 	regs := wordsToRegs(th.Regs)
 	restartSyscall(&regs, th.Syscall)
-	run, again := rewind(regs)
+	run, again := ptrace.RewindCall(regs)
 	if err := r.Finish(run); err != nil {
 		return nil, fmt.Errorf("registers: %w", err)
 	}
