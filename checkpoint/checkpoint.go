@@ -423,7 +423,7 @@ func (s *session) thaw() error {
 	var first error
 	for _, p := range s.procs {
 		for _, t := range p.tracees {
-			if err := letGo(p, t); err != nil && first == nil {
+			if err := t.Detach(); err != nil && first == nil {
 				first = err
 				s.log.Warn("releasing a thread", "pid", p.pid, "tid", t.Tid, "err", err)
 			}
@@ -451,22 +451,6 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	}
 	s.log.Warn("the session's controlling terminal is not restored: its leader holds no fd on it", "pid", p.pid, "tty", rdev)
 	return nil
-}
-
-// letGo detaches a thread of the tree. One the freeze interrupted inside a
-// system call is run back into the call first (ptrace.DetachIntoCall), so
-// that a signal arriving as it is let go cannot fall between the kernel's
-// decision to restart the call and the call. A stopped process's threads
-// stay in their stop.
-func letGo(p *proc, t *ptrace.Tracee) error {
-	if p.stopped || t.GroupStopSignal() != 0 {
-		return t.Detach()
-	}
-	regs, err := t.Regs()
-	if err != nil {
-		return t.Detach()
-	}
-	return t.DetachIntoCall(regs)
 }
 
 // VforkError reports a child sharing its parent's memory: a vfork (or

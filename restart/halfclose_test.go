@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
 		shutdown(c, SHUT_WR);
 	}
 	close(open("accepted", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	char buf[256];
 	size_t n = 0;
 	ssize_t r;

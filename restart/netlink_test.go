@@ -50,7 +50,7 @@ int main(void) {
 	close(b);
 	unsigned before = portid(5);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	unsigned groups[4] = {0};
 	socklen_t l = sizeof groups;
 	getsockopt(5, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &l);

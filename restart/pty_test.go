@@ -108,7 +108,7 @@ int main(void) {
 	int locked = posix_openpt(O_RDWR | O_NOCTTY), packet = posix_openpt(O_RDWR | O_NOCTTY), one = 1;
 	if (locked < 0 || packet < 0 || unlockpt(packet) || ioctl(packet, TIOCPKT, &one)) return 3;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	char got[4][128];
 	write(master, "hello\n", 6);
 	snprintf(got[0], sizeof got[0], "%s", expect("got:"));

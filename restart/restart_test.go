@@ -53,32 +53,6 @@ func TestRestartSyscall(t *testing.T) {
 	}
 }
 
-func TestRewind(t *testing.T) {
-	const rip = 0x401000
-	for _, tc := range []struct {
-		name        string
-		interrupted ptrace.Regs
-		run         ptrace.Regs
-		again       bool
-	}{
-		{"pause", ptrace.Regs{Rip: rip, Orig_rax: unix.SYS_PAUSE, Rax: neg(errRestartNoHand)},
-			ptrace.Regs{Rip: rip - 2, Orig_rax: ^uint64(0), Rax: unix.SYS_PAUSE}, true},
-		{"read", ptrace.Regs{Rip: rip, Orig_rax: unix.SYS_READ, Rax: neg(errRestartSys), Rdi: 3},
-			ptrace.Regs{Rip: rip - 2, Orig_rax: ^uint64(0), Rax: unix.SYS_READ, Rdi: 3}, true},
-		{"EINTR stays", ptrace.Regs{Rip: rip, Orig_rax: ^uint64(0), Rax: neg(int64(unix.EINTR))},
-			ptrace.Regs{Rip: rip, Orig_rax: ^uint64(0), Rax: neg(int64(unix.EINTR))}, false},
-		{"not in a call", ptrace.Regs{Rip: rip, Orig_rax: ^uint64(0), Rax: 7},
-			ptrace.Regs{Rip: rip, Orig_rax: ^uint64(0), Rax: 7}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			run, again := ptrace.RewindCall(tc.interrupted)
-			if diff := cmp.Diff(tc.run, run); diff != "" || again != tc.again {
-				t.Errorf("rewind: again %v, want %v; registers (-want +got):\n%s", again, tc.again, diff)
-			}
-		})
-	}
-}
-
 func TestFindFree(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {

@@ -139,7 +139,7 @@ int main(void) {
 	fprintf(f, "%lx %lx %lx", (unsigned long)a, (unsigned long)b, (unsigned long)c);
 	fclose(f);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	int p[2];
 	pipe(p);
 	if (fork() == 0) {

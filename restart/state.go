@@ -733,12 +733,13 @@ func (t *task) installSeccomp() error {
 	return nil
 }
 
-// The kernel's restart codes (ptrace.Restart*).
+// Restart codes the kernel leaves in rax of a task stopped inside a system
+// call it means to restart.
 const (
-	errRestartSys          = ptrace.RestartSys
-	errRestartNoIntr       = ptrace.RestartNoIntr
-	errRestartNoHand       = ptrace.RestartNoHand
-	errRestartRestartBlock = ptrace.RestartRestartBlock
+	errRestartSys          = 512
+	errRestartNoIntr       = 513
+	errRestartNoHand       = 514
+	errRestartRestartBlock = 516
 )
 
 // openLater puts the files that could only be opened once every task
@@ -781,7 +782,13 @@ func (t *task) openLater(fc *files.RestoreContext) error {
 // orig_rax and a restart code in rax, the instruction pointer past the
 // syscall instruction. A signal delivered in that state ends or restarts
 // the call as the kernel decides (EINTR, or a restart for SA_RESTART and
-// ERESTARTSYS); release runs the call again from there (letGo).
+// ERESTARTSYS). PTRACE_DETACH of a stopped thread wakes it through the
+// kernel's signal path, which restarts the call or ends it with EINTR
+// exactly as without a checkpoint. (The kernel decides just before the
+// return to user space: a signal landing in the microseconds after that
+// decision runs its handler and then the call again, as after any
+// restart — a strace detach — of a program's wait; a program waiting on a
+// flag its handler sets races the same way, and sigsuspend is the cure.)
 //
 // The kernel's restart block did not survive the checkpoint, so calls that
 // used it are re-issued the same way with what is left of their time,

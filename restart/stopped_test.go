@@ -65,7 +65,7 @@ int main(void) {
 	signal(SIGUSR1, on_usr1);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	int is = -1;
 	prctl(PR_GET_CHILD_SUBREAPER, &is);
 	int p[2];
@@ -132,7 +132,7 @@ int main(void) {
 	signal(SIGUSR1, on_usr1);
 	if (mkdir("gone", 0700) || chdir("gone") || dup2(open(".", O_RDONLY | O_DIRECTORY), 7) != 7 || rmdir("../gone")) return 1;
 	close(open("../ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	struct stat cwd, fd;
 	int e1 = stat(".", &cwd), e2 = fstat(7, &fd);
 	int created = open("x", O_CREAT | O_WRONLY, 0600) >= 0;

@@ -28,7 +28,7 @@ int main(void) {
 	for (int i = 0; i < 8192; i++) { pa[i] = 'a' + i % 7; pb[i] = 'b' + i % 7; }
 	shmctl(b, IPC_RMID, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	struct shmid_ds da, db;
 	int ea = shmctl(a, IPC_STAT, &da), eb = shmctl(b, IPC_STAT, &db);
 	FILE *f = fopen("report", "w");

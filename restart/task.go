@@ -310,16 +310,12 @@ func (t *task) Unhold(fd *int) { delete(t.held, fd) }
 // other threads first, the main thread, whose code page goes with its last
 // system call, last.
 func (t *task) release() error {
-	inCall := make([]*ptrace.Regs, len(t.threads))
-	for i, x := range t.threads {
-		regs, err := setFinalState(x.remote, x.tracee, x.image)
-		if err != nil {
+	for _, x := range t.threads {
+		if err := setFinalState(x.remote, x.tracee, x.image); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
-		inCall[i] = regs
 	}
-	mainInCall, err := setFinalState(t.remote, t.tracee, t.thread)
-	if err != nil {
+	if err := setFinalState(t.remote, t.tracee, t.thread); err != nil {
 		return err
 	}
 	if t.process != nil && t.process.Stopped {
@@ -329,12 +325,12 @@ func (t *task) release() error {
 			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
 		}
 	}
-	for i, x := range t.threads {
-		if err := letGo(x.tracee, inCall[i]); err != nil {
+	for _, x := range t.threads {
+		if err := x.tracee.Detach(); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
-	if err := letGo(t.tracee, mainInCall); err != nil {
+	if err := t.tracee.Detach(); err != nil {
 		return err
 	}
 	t.released = true
@@ -342,35 +338,19 @@ func (t *task) release() error {
 	return nil
 }
 
-// letGo detaches a thread; one frozen inside a system call (interrupted
-// holds the registers of that moment) is detached at the entry of the call
-// run again (ptrace.Tracee.DetachIntoCall).
-func letGo(tr *ptrace.Tracee, interrupted *ptrace.Regs) error {
-	if interrupted == nil {
-		return tr.Detach()
-	}
-	return tr.DetachIntoCall(*interrupted)
-}
-
 // setFinalState ends injection into a thread with its image registers,
-// FPU state and signal mask. For a thread frozen inside a system call it
-// returns the registers of the interrupted call; the thread itself is set
-// to run the call again (see letGo).
-func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) (*ptrace.Regs, error) {
+// FPU state and signal mask.
+func setFinalState(r *remote.Remote, tr *ptrace.Tracee, th *ckpt.Thread) error {
 	regs := wordsToRegs(th.Regs)
 	restartSyscall(&regs, th.Syscall)
-	run, again := ptrace.RewindCall(regs)
-	if err := r.Finish(run); err != nil {
-		return nil, fmt.Errorf("registers: %w", err)
+	if err := r.Finish(regs); err != nil {
+		return fmt.Errorf("registers: %w", err)
 	}
 	if err := tr.SetXState(th.XState); err != nil {
-		return nil, fmt.Errorf("FPU state: %w", err)
+		return fmt.Errorf("FPU state: %w", err)
 	}
 	if err := tr.SetSigMask(th.SigMask); err != nil {
-		return nil, fmt.Errorf("signal mask: %w", err)
+		return fmt.Errorf("signal mask: %w", err)
 	}
-	if !again {
-		return nil, nil
-	}
-	return &regs, nil
+	return nil
 }

@@ -29,7 +29,7 @@ int main(void) {
 	struct itimerspec its = { { 0, 20000000 }, { 0, 20000000 } };
 	timer_settime(periodic, 0, &its, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	struct itimerspec p, i;
 	int ep = timer_gettime(periodic, &p), ei = timer_gettime(idle, &i);
 	int before = ticks;
@@ -78,7 +78,7 @@ int main(void) {
 	struct timespec ts = { 0, 200000000 };
 	nanosleep(&ts, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
 	ts.tv_nsec = 400000000;
 	while (nanosleep(&ts, &ts)) ;

@@ -31,7 +31,7 @@ int main(void) {
 	close(sv[0]);
 	close(sv[1]);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	while (!go) pause();
+	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
 	char c;
 	ssize_t r = read(9, &c, 1);
 	ssize_t w = write(9, "x", 1);
