@@ -13,21 +13,22 @@
 // treated alike: a record that depends on a removed object is removed, and
 // so, transitively, is every record that depends on it.
 //
-// Garbage: only file and pipe records are collected, because they are the
-// only objects that exist in an image just so that something refers to them
-// (fds to files, pipe ends to pipes); one that no surviving record depends on
-// is removed. Every other record stays unless it depends on a removed object,
+// Garbage: only file, pipe, unix-pair and pty records are collected,
+// because they are the only objects that exist in an image just so that
+// something refers to them (fds to files, pipe and socket ends to their
+// pipes and pairs, terminal descriptions to their pty); one that no
+// surviving record depends on is removed. Every other record stays unless it depends on a removed object,
 // even if nothing depends on it: a process record may legitimately have no
 // dependents (a zombie has no threads, mm or fds), and a record of a type
 // this version does not know may mean something on its own.
 //
-// Objects precede their dependents, so with rules the filter holds each file
-// and pipe record back until a surviving record depends on it, emits it
+// Objects precede their dependents, so with rules the filter holds each of
+// those records back until a surviving record depends on it, emits it
 // (with the held records it needs, in their original order) just before that
 // record, and discards whatever is still held at the end. Held payloads wait
 // in an unlinked temporary file, so memory stays bounded by metadata, not by
-// the image's size. File and pipe records may therefore move later in the
-// output, never past their first dependent. Without rules nothing is held and
+// the image's size. Those records may therefore move later in the output,
+// never past their first dependent. Without rules nothing is held and
 // the output is the input, byte for byte.
 //
 // Decisions are final when made. A file shared by several fds may only be

@@ -380,7 +380,11 @@ func suppliedMeta(meta []byte) ([]byte, error) {
 // collectible reports a record held back until something depends on it:
 // only objects that exist for others to refer to (see the package comment).
 func collectible(r *ckpt.Record) bool {
-	return r.Objref != 0 && (r.Type == ckpt.TypeFile || r.Type == ckpt.TypePipe)
+	switch r.Type {
+	case ckpt.TypeFile, ckpt.TypePipe, ckpt.TypeUnixPair, ckpt.TypePty:
+		return r.Objref != 0
+	}
+	return false
 }
 
 // generic handles any record by its dependencies alone.

@@ -910,3 +910,38 @@ func generateImage(t *testing.T, prog []byte) ([]byte, int) {
 	}
 	return b.done(), loose
 }
+
+// A pty both of whose descriptions are replaced goes with them, as a pipe
+// does; one whose slave stays keeps its record.
+func TestPtyCollected(t *testing.T) {
+	b := newBuilder(t)
+	b.add("tree", ckpt.TypeTree, false, nil, &ckpt.Tree{Processes: []ckpt.TreeProcess{{Pid: rootPid, Pgid: rootPid, Sid: rootPid, Tids: []int{rootPid}}}}, nil)
+	b.add("process", ckpt.TypeProcess, true, nil, &ckpt.Process{Pid: rootPid}, nil)
+	b.add("pty", ckpt.TypePty, true, nil, &ckpt.Pty{Index: 3, Termios: make([]byte, 44), Rows: 24, Cols: 80}, nil)
+	b.add("master", ckpt.TypeFile, true, []string{"pty"}, &ckpt.File{Kind: ckpt.FilePtyMaster, Path: "/dev/ptmx", Flags: unix.O_RDWR}, nil)
+	b.add("fd3", ckpt.TypeFd, false, []string{"process", "master"}, &ckpt.Fd{Pid: rootPid, Fd: 3, File: b.refs["master"]}, nil)
+	b.add("slave", ckpt.TypeFile, true, []string{"pty"}, &ckpt.File{Kind: ckpt.FilePtySlave, Path: "/dev/pts/3", Flags: unix.O_RDWR}, nil)
+	b.add("fd4", ckpt.TypeFd, false, []string{"process", "slave"}, &ckpt.Fd{Pid: rootPid, Fd: 4, File: b.refs["slave"]}, nil)
+	img := b.done()
+	in := b.named(img)
+
+	out, _, err := runFilter(t, img, drop(0, 3), drop(0, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readImage(t, out)
+	nameOutput(in, got)
+	if diff := cmp.Diff(without(in, "pty", "master", "fd3", "slave", "fd4"), got); diff != "" {
+		t.Errorf("both ends dropped: records (-want +got):\n%s", diff)
+	}
+
+	out, _, err = runFilter(t, img, drop(0, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = readImage(t, out)
+	nameOutput(in, got)
+	if diff := cmp.Diff(without(in, "master", "fd3"), got); diff != "" {
+		t.Errorf("master dropped: records (-want +got):\n%s", diff)
+	}
+}
