@@ -31,6 +31,7 @@ const halfServer = `#include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(int argc, char **argv) {
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
 		shutdown(c, SHUT_WR);
 	}
 	close(open("accepted", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	char buf[256];
 	size_t n = 0;
 	ssize_t r;
@@ -114,16 +115,7 @@ func askReport(t *testing.T, rp *restart.Process, dir, name string) string {
 	path := filepath.Join(dir, name)
 	os.Remove(path)
 	rp.Signal(syscall.SIGUSR1)
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		if b, _ := os.ReadFile(path); len(b) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for the subject's %s: %s", name, crtest.Describe(rp.Pid))
-		}
-	}
-	b, _ := os.ReadFile(path)
-	return string(b)
+	return string(crtest.WaitForReport(t, rp.Pid, path, time.Minute))
 }
 
 func checkpointAndRestart(t *testing.T, p *os.Process) *restart.Process {

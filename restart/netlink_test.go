@@ -21,6 +21,7 @@ const netlinkSubject = `#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 static unsigned portid(int fd) { struct sockaddr_nl a; socklen_t l = sizeof a; getsockname(fd, (struct sockaddr *)&a, &l); return a.nl_pid; }
@@ -50,7 +51,7 @@ int main(void) {
 	close(b);
 	unsigned before = portid(5);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	unsigned groups[4] = {0};
 	socklen_t l = sizeof groups;
 	getsockopt(5, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &l);

@@ -19,6 +19,7 @@ const pidfdHolder = `#define _GNU_SOURCE
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(void) {
@@ -29,7 +30,7 @@ int main(void) {
 	if (c < 0 || self < 0 || dup2(c, 5) < 0 || dup2(self, 6) < 0) return 1;
 	close(c), close(self);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	int sent = syscall(SYS_pidfd_send_signal, 5, SIGTERM, NULL, 0);
 	struct pollfd p = { 5, POLLIN, 0 };
 	int readable = poll(&p, 1, 5000);

@@ -33,6 +33,7 @@ const ptySession = `#define _GNU_SOURCE
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go, intr;
 static void on_usr1(int s) { (void)s; go = 1; }
 static void on_int(int s) { (void)s; intr = 1; }
@@ -108,7 +109,7 @@ int main(void) {
 	int locked = posix_openpt(O_RDWR | O_NOCTTY), packet = posix_openpt(O_RDWR | O_NOCTTY), one = 1;
 	if (locked < 0 || packet < 0 || unlockpt(packet) || ioctl(packet, TIOCPKT, &one)) return 3;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	char got[4][128];
 	write(master, "hello\n", 6);
 	snprintf(got[0], sizeof got[0], "%s", expect("got:"));

@@ -123,6 +123,7 @@ const madvised = `#define _GNU_SOURCE
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(void) {
@@ -139,7 +140,7 @@ int main(void) {
 	fprintf(f, "%lx %lx %lx", (unsigned long)a, (unsigned long)b, (unsigned long)c);
 	fclose(f);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	int p[2];
 	pipe(p);
 	if (fork() == 0) {

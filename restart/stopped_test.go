@@ -59,13 +59,14 @@ const subreaper = `#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(void) {
 	signal(SIGUSR1, on_usr1);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	int is = -1;
 	prctl(PR_GET_CHILD_SUBREAPER, &is);
 	int p[2];
@@ -126,13 +127,14 @@ const removedDir = `#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 int main(void) {
 	signal(SIGUSR1, on_usr1);
 	if (mkdir("gone", 0700) || chdir("gone") || dup2(open(".", O_RDONLY | O_DIRECTORY), 7) != 7 || rmdir("../gone")) return 1;
 	close(open("../ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	struct stat cwd, fd;
 	int e1 = stat(".", &cwd), e2 = fstat(7, &fd);
 	int created = open("x", O_CREAT | O_WRONLY, 0600) >= 0;

@@ -139,13 +139,5 @@ func TestInterruptedCallResumes(t *testing.T) {
 
 func waitReport(t *testing.T, rp *restart.Process, dir string) string {
 	t.Helper()
-	path := filepath.Join(dir, "report")
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if b, err := os.ReadFile(path); err == nil {
-			return string(bytes.TrimSpace(b))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no report: %s", crtest.Describe(rp.Pid))
-		}
-	}
+	return string(bytes.TrimSpace(crtest.WaitForReport(t, rp.Pid, filepath.Join(dir, "report"), 20*time.Second)))
 }

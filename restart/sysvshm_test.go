@@ -16,6 +16,7 @@ const sysvShm = `#include <fcntl.h>
 #include <string.h>
 #include <sys/shm.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 static int pattern(const char *p, char c) { for (int i = 0; i < 8192; i++) if (p[i] != (char)(c + i % 7)) return 0; return 1; }
@@ -28,7 +29,7 @@ int main(void) {
 	for (int i = 0; i < 8192; i++) { pa[i] = 'a' + i % 7; pb[i] = 'b' + i % 7; }
 	shmctl(b, IPC_RMID, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	struct shmid_ds da, db;
 	int ea = shmctl(a, IPC_STAT, &da), eb = shmctl(b, IPC_STAT, &db);
 	FILE *f = fopen("report", "w");

@@ -15,6 +15,7 @@ const posixTimers = `#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go, ticks;
 static void on_usr1(int s) { (void)s; go = 1; }
 static void on_usr2(int s, siginfo_t *si, void *c) { (void)s; (void)c; if (si->si_code == SI_TIMER) ticks++; }
@@ -29,7 +30,7 @@ int main(void) {
 	struct itimerspec its = { { 0, 20000000 }, { 0, 20000000 } };
 	timer_settime(periodic, 0, &its, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	struct itimerspec p, i;
 	int ep = timer_gettime(periodic, &p), ei = timer_gettime(idle, &i);
 	int before = ticks;
@@ -63,6 +64,7 @@ const expiredItimer = `#include <fcntl.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go, alarms;
 static void on_usr1(int s) { (void)s; go = 1; }
 static void on_alrm(int s) { (void)s; alarms++; }
@@ -78,7 +80,7 @@ int main(void) {
 	struct timespec ts = { 0, 200000000 };
 	nanosleep(&ts, NULL);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	sigprocmask(SIG_UNBLOCK, &alrm, NULL);
 	ts.tv_nsec = 400000000;
 	while (nanosleep(&ts, &ts)) ;

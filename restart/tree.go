@@ -229,13 +229,7 @@ func (t *task) restoreCtty() {
 	if c.Pgrp <= 0 || !member {
 		return
 	}
-	b := make([]byte, 4)
-	binary.LittleEndian.PutUint32(b, uint32(t.s.innerPid(c.Pgrp)))
-	addr, err := t.Scratch(b)
-	if err == nil {
-		_, err = t.Syscall(unix.SYS_IOCTL, uint64(c.Fd), unix.TIOCSPGRP, addr)
-	}
-	if err != nil {
+	if err := files.IoctlSetInt(t, c.Fd, unix.TIOCSPGRP, t.s.innerPid(c.Pgrp)); err != nil {
 		t.s.log.Warn("terminal's foreground process group not restored", "pid", t.pid, "pgrp", c.Pgrp, "err", err)
 	}
 }

@@ -17,6 +17,7 @@ const unixLoose = `#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "crtest.h"
 static volatile sig_atomic_t go;
 static void on_usr1(int s) { (void)s; go = 1; }
 static int type(int fd) { int t = -1; socklen_t l = sizeof t; getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l); return t; }
@@ -31,7 +32,7 @@ int main(void) {
 	close(sv[0]);
 	close(sv[1]);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
-	{ /* SIGUSR1 blocked but in sigsuspend: no wakeup lost between the test of go and the wait */ sigset_t go_mask, go_old; sigemptyset(&go_mask); sigaddset(&go_mask, SIGUSR1); sigprocmask(SIG_BLOCK, &go_mask, &go_old); while (!go) sigsuspend(&go_old); sigprocmask(SIG_SETMASK, &go_old, NULL); }
+	crtest_await(&go, SIGUSR1);
 	char c;
 	ssize_t r = read(9, &c, 1);
 	ssize_t w = write(9, "x", 1);

@@ -23,11 +23,31 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// Build compiles C source into an executable in a temporary directory.
+// subjectHeader is crtest.h, which subjects may include: helpers every
+// subject would otherwise write again.
+const subjectHeader = `#include <signal.h>
+/* Waits until *flag is set by the handler of sig, without the race of
+   while (!*flag) pause(): sig is blocked but inside sigsuspend, so it
+   cannot arrive between the test of the flag and the wait. */
+static void crtest_await(volatile sig_atomic_t *flag, int sig) {
+	sigset_t mask, old;
+	sigemptyset(&mask);
+	sigaddset(&mask, sig);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	while (!*flag) sigsuspend(&old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+`
+
+// Build compiles C source into an executable in a temporary directory. The
+// source may include "crtest.h" (subjectHeader).
 func Build(t testing.TB, source string) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "subject.c")
+	if err := os.WriteFile(filepath.Join(dir, "crtest.h"), []byte(subjectHeader), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +117,20 @@ func Status(pid int, field string) string {
 		}
 	}
 	return ""
+}
+
+// WaitForReport waits up to timeout for pid to write something into the
+// file path and returns it; giving up, it says where pid is (Describe).
+func WaitForReport(t testing.TB, pid int, path string, timeout time.Duration) []byte {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(path); len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %s", filepath.Base(path), Describe(pid))
+		}
+	}
 }
 
 // Describe says where a process is, for a test that gave up waiting on
