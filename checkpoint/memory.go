@@ -364,13 +364,8 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				// the pages, and pinning a page the copy shares with the
 				// process makes the kernel copy it first.
 				buf := make([]byte, size)
-				pos := 0
-				for _, r := range runs {
-					n := int(r.Count * pageSize)
-					if _, err := mem.ReadAt(buf[pos:pos+n], int64(start+r.Index*pageSize)); err != nil {
-						return fmt.Errorf("reading %#x from the copy-on-write copy: %w", start+r.Index*pageSize, err)
-					}
-					pos += n
+				if err := readRunsAt(mem, buf, start, runs, pageSize); err != nil {
+					return fmt.Errorf("the copy-on-write copy: %w", err)
 				}
 				_, err := pw.Write(buf)
 				return err
@@ -524,13 +519,8 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 	if d.shmemFile != nil {
 		// Runs of a shared object are read from the object; m.Offset is
 		// where the VMA starts in it.
-		pos := 0
-		for _, r := range runs {
-			n := int(r.Count * d.pageSize)
-			if _, err := d.shmemFile.ReadAt(buf[pos:pos+n], int64(m.Offset+r.Index*d.pageSize)); err != nil {
-				return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
-			}
-			pos += n
+		if err := readRunsAt(d.shmemFile, buf, m.Offset, runs, d.pageSize); err != nil {
+			return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
 		}
 	} else if err := readRemote(d.pid, buf, remote); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
@@ -568,6 +558,21 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 		}
 	}
 	return buf[:out], kept, nil
+}
+
+// readRunsAt fills buf with the pages of runs, page index i being at
+// offset base + i*pageSize of r.
+func readRunsAt(r io.ReaderAt, buf []byte, base uint64, runs []ckpt.PageRun, pageSize uint64) error {
+	pos := 0
+	for _, run := range runs {
+		n := int(run.Count * pageSize)
+		at := base + run.Index*pageSize
+		if _, err := r.ReadAt(buf[pos:pos+n], int64(at)); err != nil {
+			return fmt.Errorf("reading %#x: %w", at, err)
+		}
+		pos += n
+	}
+	return nil
 }
 
 // readRemote fills local from the remote iovecs, IOV_MAX at a time,

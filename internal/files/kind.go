@@ -1,6 +1,7 @@
 package files
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -212,6 +213,24 @@ type Target interface {
 	// Warn reports something the user should know that does not stop the
 	// restart.
 	Warn(msg string, args ...any)
+}
+
+// scratchInt puts the C int v in t's scratch memory and returns its
+// address, for a call that takes a pointer to an int.
+func scratchInt(t Target, v int) (uint64, error) {
+	b := make([]byte, 4)
+	binary.LittleEndian.PutUint32(b, uint32(int32(v)))
+	return t.Scratch(b)
+}
+
+// IoctlSetInt runs ioctl(fd, req, &v) inside t.
+func IoctlSetInt(t Target, fd int, req uint, v int) error {
+	addr, err := scratchInt(t, v)
+	if err != nil {
+		return err
+	}
+	_, err = t.Syscall(unix.SYS_IOCTL, uint64(fd), uint64(req), addr)
+	return err
 }
 
 // RestoreContext is the state a restart shares across files.

@@ -165,23 +165,14 @@ func restorePty(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 			err = fmt.Errorf("pty %d: %w", p.Index, err)
 		}
 	}()
-	intArg := func(v uint32) (uint64, error) {
-		b := make([]byte, 4)
-		binary.LittleEndian.PutUint32(b, v)
-		return t.Scratch(b)
-	}
 	ioctl := func(fd int, req uint, arg uint64, what string) error {
 		if _, err := t.Syscall(unix.SYS_IOCTL, uint64(fd), uint64(req), arg); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
 	}
-	zero, err := intArg(0)
-	if err != nil {
-		return err
-	}
-	if err := ioctl(master, unix.TIOCSPTLCK, zero, "unlocking"); err != nil {
-		return err
+	if err := IoctlSetInt(t, master, unix.TIOCSPTLCK, 0); err != nil {
+		return fmt.Errorf("unlocking: %w", err)
 	}
 	s, err := t.Syscall(unix.SYS_IOCTL, uint64(master), unix.TIOCGPTPEER, uint64(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
 	if err != nil {
@@ -213,12 +204,8 @@ func restorePty(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 		if !set.on {
 			continue
 		}
-		one, err := intArg(1)
-		if err != nil {
-			return err
-		}
-		if err := ioctl(master, set.req, one, set.what); err != nil {
-			return err
+		if err := IoctlSetInt(t, master, set.req, 1); err != nil {
+			return fmt.Errorf("%s: %w", set.what, err)
 		}
 	}
 	rp := &RestoredPipe{Pid: t.Pid(), Read: master, Write: slave}

@@ -137,9 +137,7 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 
 // setsockoptInt sets an integer socket option on fd inside the target.
 func setsockoptInt(t Target, fd, level, opt, v int) error {
-	b := make([]byte, 4)
-	binary.LittleEndian.PutUint32(b, uint32(int32(v)))
-	addr, err := t.Scratch(b)
+	addr, err := scratchInt(t, v)
 	if err != nil {
 		return err
 	}
