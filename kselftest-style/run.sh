@@ -369,7 +369,8 @@ run_one() {
 
 	if ((!NOCR)); then
 		# 3. checkpoint: writes the image and kills the target. A subject
-		# may ask for extra arguments (--pre-copy), one per line.
+		# may ask for extra arguments (--pre-copy), one per line; with
+		# --leave-running the runner kills the target itself afterwards.
 		if [[ -f $checkpoint_args ]]; then
 			while IFS= read -r line; do
 				[[ -z $line || $line == \#* ]] && continue
@@ -386,6 +387,15 @@ run_one() {
 		if ((rc != 0)); then
 			REASON="crsub checkpoint failed (exit=$rc)"
 			return
+		fi
+		if [[ " ${cextra[*]} " == *" --leave-running "* ]]; then
+			# The checkpoint let it run on: it must still be there, and
+			# goes now, so that restart has its pid.
+			if [[ ! -e /proc/$TARGET ]] || [[ $(proc_state "$TARGET") == Z ]]; then
+				REASON="target gone after a --leave-running checkpoint"
+				return
+			fi
+			kill -KILL "$TARGET" 2>/dev/null
 		fi
 		if ! wait_child "$SUBJ_PID" "$GONE_TIMEOUT"; then
 			REASON="target still alive ${GONE_TIMEOUT}s after checkpoint"
