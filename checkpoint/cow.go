@@ -1,7 +1,6 @@
 package checkpoint
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -142,7 +141,7 @@ func (c *cowCopy) reapIn(parent int, held *ptrace.Tracee) error {
 		return nil // the parent is gone, and its children went to a reaper
 	}
 	// The other threads run on: the call must not borrow their code.
-	gadget, err := syscallInstruction(parent)
+	gadget, err := remote.FindSyscallInstruction(parent)
 	if err != nil {
 		return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
 	}
@@ -157,40 +156,6 @@ func (c *cowCopy) reapIn(parent int, held *ptrace.Tracee) error {
 		return nil
 	}
 	return fmt.Errorf("reaping the forked copy %d: no thread of pid %d could be stopped", c.pid, parent)
-}
-
-// syscallInstruction finds a syscall instruction (0f 05) in pid's
-// executable memory, its vDSO first.
-func syscallInstruction(pid int) (uint64, error) {
-	maps, err := procfs.ReadMaps(pid)
-	if err != nil {
-		return 0, err
-	}
-	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer mem.Close()
-	slices.SortStableFunc(maps, func(a, b procfs.Mapping) int {
-		if (a.Kind == procfs.KindVdso) == (b.Kind == procfs.KindVdso) {
-			return 0
-		}
-		if a.Kind == procfs.KindVdso {
-			return -1
-		}
-		return 1
-	})
-	for _, m := range maps {
-		if m.Prot&procfs.ProtExec == 0 || m.Kind == procfs.KindVsyscall {
-			continue
-		}
-		buf := make([]byte, min(m.End-m.Start, 4<<20))
-		n, _ := mem.ReadAt(buf, int64(m.Start))
-		if i := bytes.Index(buf[:n], []byte{0x0f, 0x05}); i >= 0 {
-			return m.Start + uint64(i), nil
-		}
-	}
-	return 0, errors.New("no syscall instruction found in its executable memory")
 }
 
 // cowable says whether m's pages can be read from the forked copy: private

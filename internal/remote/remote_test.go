@@ -527,3 +527,143 @@ func TestRseqCriticalSectionAborts(t *testing.T) {
 		}
 	}
 }
+
+// trapCounter counts the SIGTRAPs its handler sees (or ignores SIGTRAP,
+// given "ignore") and prints the count when SIGUSR1 comes.
+const trapCounter = `
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+static volatile sig_atomic_t traps, done;
+static void on_trap(int s) { (void)s; traps++; }
+static void on_usr1(int s) { (void)s; done = 1; }
+int main(int argc, char **argv) {
+	signal(SIGTRAP, argc > 1 && !strcmp(argv[1], "ignore") ? SIG_IGN : on_trap);
+	signal(SIGUSR1, on_usr1);
+	sigset_t block, none;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGTRAP);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	sigemptyset(&none);
+	puts("ready");
+	fflush(stdout);
+	while (!done) sigsuspend(&none);
+	printf("traps=%d\n", traps);
+	return 0;
+}
+`
+
+// A batch gives each call's result as a single run would, leaves the
+// thread as it found it, and its SIGTRAP neither reaches the program's
+// handler nor changes its disposition; where SIGTRAP is ignored the calls
+// run one by one, with the same results.
+func TestBatch(t *testing.T) {
+	bin := ptracetest.BuildC(t, trapCounter)
+	for _, tc := range []struct {
+		arg       string
+		trapUsed  bool
+		wantTraps string
+	}{
+		{arg: "handle", trapUsed: true, wantTraps: "traps=1"},
+		{arg: "ignore", trapUsed: false, wantTraps: "traps=0"},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			ptracetest.LockThread(t)
+			cmd := exec.Command(bin, tc.arg)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ptracetest.Start(t, cmd)
+			lines := bufio.NewScanner(out)
+			if !lines.Scan() || lines.Text() != "ready" {
+				t.Fatalf("subject: %q, %v", lines.Text(), lines.Err())
+			}
+			pid := cmd.Process.Pid
+			ptracetest.WaitBlockedIn(t, pid, unix.SYS_RT_SIGSUSPEND)
+			before := signalState(t, pid)
+			tr, r := seize(t, pid)
+			saved := r.Regs()
+			if _, err := r.Batch([]Call{{Nr: unix.SYS_GETPID}}); err == nil {
+				t.Error("Batch without a mapped page succeeded")
+			}
+			if _, err := r.MapPage(0); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.trapUsable(); got != tc.trapUsed {
+				t.Errorf("trapUsable() = %v, want %v", got, tc.trapUsed)
+			}
+			scratch := r.ScratchAddr()
+			got, err := r.Batch([]Call{
+				{Nr: unix.SYS_GETPID},
+				{Nr: unix.SYS_UNAME, Args: []uint64{scratch}},
+				{Nr: unix.SYS_CLOSE, Args: []uint64{1 << 20}},
+				{Nr: unix.SYS_PRCTL, Args: []uint64{unix.PR_GET_PDEATHSIG, scratch + 512}},
+				{Nr: unix.SYS_GETPPID},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ebadf := -int64(unix.EBADF)
+			want := []uint64{uint64(pid), 0, uint64(ebadf), 0, uint64(os.Getpid())}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("batch results (-want +got):\n%s", diff)
+			}
+			sysname := make([]byte, 5)
+			if err := r.ReadMem(scratch, sysname); err != nil {
+				t.Fatal(err)
+			}
+			if string(sysname) != "Linux" {
+				t.Errorf("uname in the batch: sysname %q, want Linux", sysname)
+			}
+			// An ordinary call still works after a batch.
+			if v := syscallOK(t, r, unix.SYS_GETTID); v != uint64(pid) {
+				t.Errorf("gettid() after the batch = %d, want %d", v, pid)
+			}
+			if err := r.Restore(); err != nil {
+				t.Fatal(err)
+			}
+			regs, err := tr.Regs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(saved, regs); diff != "" {
+				t.Errorf("registers after Restore (-want +got):\n%s", diff)
+			}
+			if err := tr.Detach(); err != nil {
+				t.Fatal(err)
+			}
+			ptracetest.WaitBlockedIn(t, pid, unix.SYS_RT_SIGSUSPEND, unix.SYS_RESTART_SYSCALL)
+			if diff := cmp.Diff(before, signalState(t, pid)); diff != "" {
+				t.Errorf("signal state after the batch (-before +after):\n%s", diff)
+			}
+			if err := unix.Kill(pid, unix.SIGTRAP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := unix.Kill(pid, unix.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+			if !lines.Scan() || lines.Text() != tc.wantTraps {
+				t.Errorf("subject after the batch: %q (%v), want %q", lines.Text(), lines.Err(), tc.wantTraps)
+			}
+		})
+	}
+}
+
+// signalState is what /proc/PID/status says of pid's signals.
+func signalState(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && (strings.HasPrefix(k, "Sig") || k == "ShdPnd") {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
