@@ -218,7 +218,9 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 }
 
 // inject runs system calls inside the frozen process to read state that
-// only the process itself can see, then puts everything back.
+// only the process itself can see, then puts everything back. The calls
+// go in batches: each resume of the thread costs a trip through the
+// scheduler, which a frozen process pays for.
 func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, main bool) (err error) {
 	r, err := remote.New(t)
 	if err != nil {
@@ -232,100 +234,112 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 	if _, err := r.MapPage(0); err != nil {
 		return fmt.Errorf("mapping a scratch page in the process: %w", err)
 	}
-	scratch := r.ScratchAddr()
-	buf := make([]byte, 64)
-	call := func(what string, nr int, args ...uint64) (uint64, error) {
-		v, err := r.Syscall(nr, args...)
-		if err != nil {
-			return 0, fmt.Errorf("%s in the process: %w", what, err)
-		}
-		return v, nil
+	var qs []query
+	add := func(what string, nr int, size int, args func(out uint64) []uint64, done func(ret uint64, out []byte)) {
+		qs = append(qs, query{what: what, nr: nr, size: size, args: args, done: done})
 	}
-
 	// sigaltstack: stack_t is sp, flags (int, padded), size.
-	if _, err := call("sigaltstack", unix.SYS_SIGALTSTACK, 0, scratch); err != nil {
-		return err
-	}
-	if err := r.ReadMem(scratch, buf[:24]); err != nil {
-		return err
-	}
-	th.AltStack = ckpt.AltStack{SP: le(buf[0:]), Flags: int32(binary.LittleEndian.Uint32(buf[8:])), Size: le(buf[16:])}
+	add("sigaltstack", unix.SYS_SIGALTSTACK, 24, func(out uint64) []uint64 { return []uint64{0, out} }, func(_ uint64, b []byte) {
+		th.AltStack = ckpt.AltStack{SP: le(b[0:]), Flags: int32(binary.LittleEndian.Uint32(b[8:])), Size: le(b[16:])}
+	})
 	// clear_child_tid is readable only from inside.
-	if _, err := call("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, scratch); err != nil {
-		return err
+	add("prctl(PR_GET_TID_ADDRESS)", unix.SYS_PRCTL, 8, func(out uint64) []uint64 { return []uint64{unix.PR_GET_TID_ADDRESS, out} }, func(_ uint64, b []byte) {
+		th.ClearChildTid = le(b)
+	})
+	add("prctl(PR_GET_PDEATHSIG)", unix.SYS_PRCTL, 4, func(out uint64) []uint64 { return []uint64{unix.PR_GET_PDEATHSIG, out} }, func(_ uint64, b []byte) {
+		th.ParentDeathSignal = int(int32(binary.LittleEndian.Uint32(b)))
+	})
+	if main {
+		// Signal dispositions: struct kernel_sigaction is handler, flags,
+		// restorer, mask. Only the signals /proc shows handled or ignored
+		// are asked about.
+		for sig := 1; sig <= 64; sig++ {
+			if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) || st.dispositions&(1<<(sig-1)) == 0 {
+				continue
+			}
+			add("rt_sigaction", unix.SYS_RT_SIGACTION, 32, func(out uint64) []uint64 { return []uint64{uint64(sig), 0, out, 8} }, func(_ uint64, b []byte) {
+				a := ckpt.SigAction{Signo: sig, Handler: le(b[0:]), Flags: le(b[8:]), Restorer: le(b[16:]), Mask: le(b[24:])}
+				if a != (ckpt.SigAction{Signo: sig}) {
+					st.signals.Actions = append(st.signals.Actions, a)
+				}
+			})
+		}
+		// Interval timers: struct itimerval is interval then value, each a
+		// timeval of seconds and microseconds.
+		for which := range 3 {
+			add("getitimer", unix.SYS_GETITIMER, 32, func(out uint64) []uint64 { return []uint64{uint64(which), out} }, func(_ uint64, b []byte) {
+				st.process.Itimers[which] = ckpt.Itimer{
+					IntervalUsec: int64(le(b[0:]))*1e6 + int64(le(b[8:])),
+					ValueUsec:    int64(le(b[16:]))*1e6 + int64(le(b[24:])),
+				}
+			})
+		}
+		add("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, 4, func(out uint64) []uint64 { return []uint64{unix.PR_GET_CHILD_SUBREAPER, out} }, func(_ uint64, b []byte) {
+			st.process.ChildSubreaper = binary.LittleEndian.Uint32(b) != 0
+		})
+		// POSIX timers: their setting, through timer_gettime (struct
+		// itimerspec: interval then value, each seconds and nanoseconds).
+		for i := range st.process.PosixTimers {
+			pt := &st.process.PosixTimers[i]
+			add(fmt.Sprintf("timer_gettime(%d)", pt.ID), unix.SYS_TIMER_GETTIME, 32, func(out uint64) []uint64 { return []uint64{uint64(pt.ID), out} }, func(_ uint64, b []byte) {
+				pt.IntervalNsec = int64(le(b[0:]))*1e9 + int64(le(b[8:]))
+				pt.ValueNsec = int64(le(b[16:]))*1e9 + int64(le(b[24:]))
+			})
+		}
+		add("brk", unix.SYS_BRK, 0, func(uint64) []uint64 { return []uint64{0} }, func(ret uint64, _ []byte) {
+			st.mm.Brk = ret
+		})
 	}
-	if err := r.ReadMem(scratch, buf[:8]); err != nil {
-		return err
-	}
-	th.ClearChildTid = le(buf)
-	if _, err := call("prctl(PR_GET_PDEATHSIG)", unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, scratch); err != nil {
-		return err
-	}
-	if err := r.ReadMem(scratch, buf[:4]); err != nil {
-		return err
-	}
-	th.ParentDeathSignal = int(int32(binary.LittleEndian.Uint32(buf)))
-	if !main {
-		return nil
-	}
+	return runQueries(r, qs)
+}
 
-	// Signal dispositions: struct kernel_sigaction is handler, flags,
-	// restorer, mask. Each injected call costs a few ptrace round trips,
-	// so only the signals /proc shows handled or ignored are asked about.
-	for sig := 1; sig <= 64; sig++ {
-		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) || st.dispositions&(1<<(sig-1)) == 0 {
-			continue
+// query is a system call injected to read something: it writes size bytes
+// at the address args is given, and done takes them and the return value.
+type query struct {
+	what string
+	nr   int
+	size int
+	args func(out uint64) []uint64
+	done func(ret uint64, out []byte)
+}
+
+// runQueries runs qs in as few batches as the scratch page allows.
+func runQueries(r *remote.Remote, qs []query) error {
+	for len(qs) > 0 {
+		var calls []remote.Call
+		used := 0
+		n := 0
+		for ; n < len(qs) && n < r.MaxBatch(); n++ {
+			size := (qs[n].size + 7) &^ 7
+			if used+size > r.BatchScratch() {
+				break
+			}
+			calls = append(calls, remote.Call{Nr: qs[n].nr, Args: qs[n].args(r.ScratchAddr() + uint64(used))})
+			used += size
 		}
-		if _, err := call("rt_sigaction", unix.SYS_RT_SIGACTION, uint64(sig), 0, scratch, 8); err != nil {
+		if n == 0 {
+			return fmt.Errorf("%s: %d bytes of output do not fit the scratch page", qs[0].what, qs[0].size)
+		}
+		rets, err := r.Batch(calls)
+		if err != nil {
 			return err
 		}
-		if err := r.ReadMem(scratch, buf[:32]); err != nil {
-			return err
+		out := make([]byte, used)
+		if used > 0 {
+			if err := r.ReadMem(r.ScratchAddr(), out); err != nil {
+				return err
+			}
 		}
-		a := ckpt.SigAction{Signo: sig, Handler: le(buf[0:]), Flags: le(buf[8:]), Restorer: le(buf[16:]), Mask: le(buf[24:])}
-		if a != (ckpt.SigAction{Signo: sig}) {
-			st.signals.Actions = append(st.signals.Actions, a)
+		at := 0
+		for i, q := range qs[:n] {
+			if v := int64(rets[i]); v >= -4095 && v < 0 {
+				return fmt.Errorf("%s in the process: %w", q.what, unix.Errno(-v))
+			}
+			q.done(rets[i], out[at:at+q.size])
+			at += (q.size + 7) &^ 7
 		}
+		qs = qs[n:]
 	}
-	// Interval timers: struct itimerval is interval then value, each a
-	// timeval of seconds and microseconds.
-	for which := 0; which < 3; which++ {
-		if _, err := call("getitimer", unix.SYS_GETITIMER, uint64(which), scratch); err != nil {
-			return err
-		}
-		if err := r.ReadMem(scratch, buf[:32]); err != nil {
-			return err
-		}
-		st.process.Itimers[which] = ckpt.Itimer{
-			IntervalUsec: int64(le(buf[0:]))*1e6 + int64(le(buf[8:])),
-			ValueUsec:    int64(le(buf[16:]))*1e6 + int64(le(buf[24:])),
-		}
-	}
-	if _, err := call("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, scratch); err != nil {
-		return err
-	}
-	if err := r.ReadMem(scratch, buf[:4]); err != nil {
-		return err
-	}
-	st.process.ChildSubreaper = binary.LittleEndian.Uint32(buf) != 0
-	// POSIX timers: their setting, through timer_gettime (struct
-	// itimerspec: interval then value, each seconds and nanoseconds).
-	for i := range st.process.PosixTimers {
-		pt := &st.process.PosixTimers[i]
-		if _, err := call(fmt.Sprintf("timer_gettime(%d)", pt.ID), unix.SYS_TIMER_GETTIME, uint64(pt.ID), scratch); err != nil {
-			return err
-		}
-		if err := r.ReadMem(scratch, buf[:32]); err != nil {
-			return err
-		}
-		pt.IntervalNsec = int64(le(buf[0:]))*1e9 + int64(le(buf[8:]))
-		pt.ValueNsec = int64(le(buf[16:]))*1e9 + int64(le(buf[24:]))
-	}
-	brk, err := call("brk", unix.SYS_BRK, 0)
-	if err != nil {
-		return err
-	}
-	st.mm.Brk = brk
 	return nil
 }
 
