@@ -110,7 +110,7 @@ func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
 	chunk := min(max(mapped/ps, minChunkPages), chunkPages)
 	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}}
 	for b := range d.bufs {
-		d.bufs[b] = touched(int(chunk * ps))
+		d.bufs[b] = kernelTouched(int(chunk * ps))
 	}
 	return d, nil
 }
@@ -135,6 +135,30 @@ func touched(n int) []byte {
 	b := make([]byte, n)
 	for i := 0; i < len(b); i += os.Getpagesize() {
 		b[i] = 1
+	}
+	return b
+}
+
+// kernelTouched is touched for memory the kernel writes while the target is
+// frozen (process_vm_readv's destination). On a machine with shadow paging
+// the kernel's first write to a user page costs a fault of its own even
+// when user space touched the page before — about as much as copying the
+// page: measured here, reading 2621 scattered pages into a buffer touched
+// only from user space took 25 ms, into one the kernel had written 4.5 ms.
+// Reading /dev/zero into the buffer has the kernel write every page.
+func kernelTouched(n int) []byte {
+	b := touched(n)
+	zero, err := os.Open("/dev/zero")
+	if err != nil {
+		return b
+	}
+	defer zero.Close()
+	for at := 0; at < len(b); {
+		k, err := zero.Read(b[at:min(len(b), at+1<<20)])
+		if err != nil || k == 0 {
+			break
+		}
+		at += k
 	}
 	return b
 }

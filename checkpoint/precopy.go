@@ -370,7 +370,7 @@ func (pc *preCopy) Close() {
 // prepareFresh touches room for about as many pages as the last round
 // copied, before the freeze.
 func (pc *preCopy) prepareFresh() {
-	pc.fresh = append(pc.fresh, touched(int(max(pc.lastRound*2, 1024)*pc.pageSize)))
+	pc.fresh = append(pc.fresh, kernelTouched(int(max(pc.lastRound*2, 1024)*pc.pageSize)))
 	pc.freshUsed = 0
 }
 

@@ -59,6 +59,7 @@ func (im *Image) Reader() io.Reader {
 type memoryWriter struct {
 	im    *Image
 	spare [][]byte // touched, unused chunks
+	tail  []byte   // the last chunk written, which may have room left
 	// deferred are payloads to produce after the freeze, each standing in
 	// for the placeholder chunk at its index; sealed says the last chunk
 	// is such a placeholder.
@@ -87,19 +88,27 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	for len(b) > 0 {
 		last := len(w.im.chunks) - 1
 		if last < 0 || w.sealed || len(w.im.chunks[last]) == cap(w.im.chunks[last]) {
-			w.sealed = false
 			var c []byte
-			if len(w.spare) > 0 {
+			switch {
+			case w.sealed && len(w.tail) < cap(w.tail):
+				// A placeholder ended the last chunk: the next one goes
+				// on in the room it left. A fresh chunk each time would
+				// allocate (and clear) 8 MiB per pages record while the
+				// process is frozen.
+				c = w.tail[len(w.tail):]
+			case len(w.spare) > 0:
 				c, w.spare = w.spare[0], w.spare[1:]
-			} else {
+			default:
 				c = make([]byte, 0, imageChunk)
 			}
+			w.sealed = false
 			w.im.chunks = append(w.im.chunks, c)
 			last++
 		}
 		c := w.im.chunks[last]
 		k := copy(c[len(c):cap(c)], b)
 		w.im.chunks[last] = c[:len(c)+k]
+		w.tail = w.im.chunks[last]
 		b = b[k:]
 	}
 	w.im.size += int64(n)
