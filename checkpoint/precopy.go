@@ -419,15 +419,24 @@ func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRu
 		}
 		out.size += int64(len(piece))
 	}
+	// Pages are looked up by the block: a map access per page was a third
+	// of a 1 GiB pre-copy's frozen phase.
+	blockKey, block := ^uint64(0), (*pageBlock)(nil)
+	slotOf := func(addr uint64) uint32 {
+		if key := addr / (blockPages * ps); key != blockKey {
+			blockKey, block = key, t.blocks[key]
+		}
+		if block == nil {
+			return 0
+		}
+		return block[(addr/ps)%blockPages]
+	}
 	// First pass: which pages must be read now.
 	var stale []uint64
 	for _, r := range runs {
 		for idx := r.Index; idx < r.Index+r.Count; idx++ {
-			addr := m.Start + idx*ps
-			if protected(idx) {
-				if p := t.slot(addr, ps, false); p != nil && *p != 0 {
-					continue
-				}
+			if protected(idx) && slotOf(m.Start+idx*ps) != 0 {
+				continue
 			}
 			stale = append(stale, idx)
 		}
@@ -461,7 +470,7 @@ func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRu
 				}
 				continue
 			}
-			v := *t.slot(m.Start+idx*ps, ps, false)
+			v := slotOf(m.Start + idx*ps)
 			out.reused++
 			if v != zeroSlot {
 				add(idx, t.page(v, ps))
