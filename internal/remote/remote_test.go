@@ -661,7 +661,9 @@ func signalState(t *testing.T, pid int) map[string]string {
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && (strings.HasPrefix(k, "Sig") || k == "ShdPnd") {
+		// SigQ counts the signals queued for the whole user: not this
+		// process's state.
+		if k, v, ok := strings.Cut(line, ":"); ok && (strings.HasPrefix(k, "Sig") || k == "ShdPnd") && k != "SigQ" {
 			out[k] = strings.TrimSpace(v)
 		}
 	}
