@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 )
 
@@ -338,35 +340,26 @@ func FindSyscallInstruction(pid int) (uint64, error) {
 		}
 		return 0, false
 	}
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	maps, err := procfs.ReadMaps(pid)
 	if err != nil {
 		return 0, err
 	}
-	type area struct{ start, end uint64 }
-	var vdso []area
-	var other []area
-	for _, line := range strings.Split(string(maps), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 || !strings.Contains(fields[1], "x") {
-			continue
-		}
-		lo, hi, _ := strings.Cut(fields[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		switch name := fields[len(fields)-1]; name {
-		case "[vdso]":
-			vdso = append(vdso, area{start, end})
-		case "[vsyscall]":
-			// Its page traps any instruction but its entry points.
+	slices.SortStableFunc(maps, func(a, b procfs.Mapping) int {
+		switch {
+		case a.Kind == b.Kind || (a.Kind != procfs.KindVdso && b.Kind != procfs.KindVdso):
+			return 0
+		case a.Kind == procfs.KindVdso:
+			return -1
 		default:
-			other = append(other, area{start, end})
+			return 1
 		}
-	}
-	for _, a := range append(vdso, other...) {
-		if addr, ok := search(a.start, a.end); ok {
+	})
+	for _, m := range maps {
+		// The vsyscall page traps any instruction but its entry points.
+		if m.Prot&procfs.ProtExec == 0 || m.Kind == procfs.KindVsyscall {
+			continue
+		}
+		if addr, ok := search(m.Start, m.End); ok {
 			return addr, nil
 		}
 	}
@@ -535,7 +528,7 @@ func (r *Remote) MaxBatch() int {
 
 // Batch runs calls one after another with a single resume of the thread,
 // where Syscall stops it twice per call: each stop is a round trip through
-// the scheduler, the bulk of what reading a frozen process's state costs.
+// the scheduler, paid while the process is frozen.
 // It returns every call's result as the kernel left it in rax (-errno for
 // a failure): the calls run whether an earlier one failed or not, so they
 // must not depend on each other. It needs MapPage; the code is written

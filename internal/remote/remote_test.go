@@ -669,3 +669,34 @@ func signalState(t *testing.T, pid int) map[string]string {
 	}
 	return out
 }
+
+// The syscall instruction calls run from before MapPage is the vDSO's, so
+// no code of the program is written to.
+func TestFindSyscallInstruction(t *testing.T) {
+	cmd := startSleep(t)
+	pid := cmd.Process.Pid
+	addr, err := FindSyscallInstruction(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readProcMem(t, pid, addr, 2); string(got) != syscallInstruction {
+		t.Errorf("bytes at %#x: %x, want 0f05", addr, got)
+	}
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if !strings.HasSuffix(line, "[vdso]") {
+			continue
+		}
+		lo, hi, _ := strings.Cut(strings.Fields(line)[0], "-")
+		start, _ := strconv.ParseUint(lo, 16, 64)
+		end, _ := strconv.ParseUint(hi, 16, 64)
+		if addr < start || addr >= end {
+			t.Errorf("syscall instruction at %#x, outside the vDSO %#x-%#x", addr, start, end)
+		}
+		return
+	}
+	t.Skip("no vDSO in the process")
+}
