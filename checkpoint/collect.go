@@ -42,6 +42,13 @@ type processState struct {
 func (s *session) collectProcess(pr *proc) (*processState, error) {
 	pid := pr.pid
 	st := &processState{}
+	// smaps walks every page table, which takes a while for a large
+	// process: it is read while the process runs the injected calls below
+	// (their first resume is the slow part on a machine with shadow
+	// paging), and read again if the injection's scratch page changed the
+	// layout it saw.
+	early := make(chan madvise, 1)
+	go func() { early <- readMadvise(pid) }()
 	stat, err := procfs.ReadStat(pid)
 	if err != nil {
 		return nil, err
@@ -163,9 +170,14 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 			m.Kind = procfs.KindAnon
 		}
 	}
-	if st.madvise, err = readMadvise(pid); err != nil {
-		return nil, err
+	adv := <-early
+	if !adv.describes(st.maps) {
+		adv = readMadvise(pid)
 	}
+	if adv.err != nil {
+		return nil, adv.err
+	}
+	st.madvise = adv.flags
 	if err := collectMM(pid, st, &stat); err != nil {
 		return nil, err
 	}
@@ -387,21 +399,44 @@ var madviseFlags = []struct {
 	{procfs.VmLockOnFault, ckpt.MadvLockOnFault},
 }
 
+// madvise is what smaps says of a process's VMAs: the madviseFlags of
+// those that have any, and every VMA's range, to tell whether smaps saw
+// the layout the checkpoint stores.
+type madvise struct {
+	flags  map[uint64][]string
+	ranges map[[2]uint64]bool
+	err    error
+}
+
 // readMadvise reads smaps for the VMAs with any of madviseFlags.
-func readMadvise(pid int) (map[uint64][]string, error) {
+func readMadvise(pid int) madvise {
 	entries, err := procfs.ReadSmaps(pid)
 	if err != nil {
-		return nil, err
+		return madvise{err: err}
 	}
-	out := map[uint64][]string{}
+	out := madvise{flags: map[uint64][]string{}, ranges: map[[2]uint64]bool{}}
 	for _, e := range entries {
+		out.ranges[[2]uint64{e.Start, e.End}] = true
 		for _, f := range madviseFlags {
 			if e.VmFlags.Has(f.flag) {
-				out[e.Start] = append(out[e.Start], f.name)
+				out.flags[e.Start] = append(out.flags[e.Start], f.name)
 			}
 		}
 	}
-	return out, nil
+	return out
+}
+
+// describes says whether m read smaps with exactly the VMAs of maps.
+func (m madvise) describes(maps []procfs.Mapping) bool {
+	if m.err != nil || len(m.ranges) != len(maps) {
+		return false
+	}
+	for _, v := range maps {
+		if !m.ranges[[2]uint64{v.Start, v.End}] {
+			return false
+		}
+	}
+	return true
 }
 
 // readSched reads how thread tid is scheduled; what the kernel does not

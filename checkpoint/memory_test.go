@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -59,6 +60,27 @@ func TestWantPage(t *testing.T) {
 	} {
 		if got := wantPage(tc.m, tc.e); got != tc.want {
 			t.Errorf("%s: wantPage = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestMadviseDescribes(t *testing.T) {
+	seen := madvise{ranges: map[[2]uint64]bool{{0x1000, 0x3000}: true, {0x5000, 0x6000}: true}}
+	m := func(start, end uint64) procfs.Mapping { return procfs.Mapping{Start: start, End: end} }
+	for _, tc := range []struct {
+		name string
+		adv  madvise
+		maps []procfs.Mapping
+		want bool
+	}{
+		{"same layout", seen, []procfs.Mapping{m(0x1000, 0x3000), m(0x5000, 0x6000)}, true},
+		{"a VMA more seen (the scratch page)", seen, []procfs.Mapping{m(0x1000, 0x3000)}, false},
+		{"a VMA grown since", seen, []procfs.Mapping{m(0x1000, 0x4000), m(0x5000, 0x6000)}, false},
+		{"a VMA more now", seen, []procfs.Mapping{m(0x1000, 0x3000), m(0x5000, 0x6000), m(0x7000, 0x8000)}, false},
+		{"failed read", madvise{err: errors.New("gone")}, nil, false},
+	} {
+		if got := tc.adv.describes(tc.maps); got != tc.want {
+			t.Errorf("%s: describes = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
