@@ -13,6 +13,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // chunkPages bounds one pages record (and each copy buffer): 16 MiB.
@@ -68,12 +69,12 @@ type memoryDumper struct {
 	// it is told to expect.
 	progress func(done, total int64)
 	expect   int64
+	// madvise is the current process's madvise state by VMA start.
+	madvise map[uint64][]string
 	// pre, if set, holds the pages copied before the freeze; track is the
 	// current process's part of it (nil if not tracked), and protected has
 	// a bit per page of the current mapping still write-protected, that
 	// is, not written since its copy.
-	// madvise is the current process's madvise state by VMA start.
-	madvise   map[uint64][]string
 	pre       *preCopy
 	track     *tracker
 	protected []uint64
@@ -185,6 +186,50 @@ func (d *memoryDumper) Close() error {
 	err := d.pagemap.Close()
 	d.pagemap = nil
 	return err
+}
+
+// trackedCandidates is candidates for a mapping pre-copy tracks. It asks
+// PAGEMAP_SCAN for runs of alike pages (present or swapped, written since
+// the last round or still write-protected) where pagemap gives an entry per
+// page to go over: 5 ms instead of 22 for 4 GiB, measured here. Only a
+// private file mapping asks which pages are the file's, which costs as much
+// as pagemap.
+func (d *memoryDumper) trackedCandidates(m *procfs.Mapping) error {
+	ps := d.pageSize
+	regions := d.pre.regions
+	categories := uint64(sys.PagePresent | sys.PageSwapped | sys.PageWritten)
+	if m.Kind == procfs.KindFile {
+		categories |= sys.PageFile
+	}
+	for at := m.Start; at < m.End; {
+		n, walkEnd, err := sys.PagemapScanAny(int(d.pagemap.Fd()), at, m.End, sys.PagePresent|sys.PageSwapped, categories, regions)
+		if err != nil {
+			return fmt.Errorf("pagemap of %#x-%#x: %w", m.Start, m.End, err)
+		}
+		for _, r := range regions[:n] {
+			// Copy-on-written pages of a private file mapping are
+			// anonymous; the file holds the others.
+			if m.Kind == procfs.KindFile && r.Categories&(sys.PageFile|sys.PageSwapped) == sys.PageFile {
+				continue
+			}
+			first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
+			if r.Categories&sys.PageWritten == 0 {
+				for idx := first; idx < end; idx++ {
+					d.protected[idx/64] |= 1 << (idx % 64)
+				}
+			}
+			if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == first {
+				d.runs[k-1].Count += end - first
+			} else {
+				d.runs = append(d.runs, ckpt.PageRun{Index: first, Count: end - first})
+			}
+		}
+		if walkEnd <= at {
+			return fmt.Errorf("pagemap of %#x-%#x: the scan stopped at %#x", m.Start, m.End, walkEnd)
+		}
+		at = walkEnd
+	}
+	return nil
 }
 
 // vmaRecord describes a mapping; file mappings are named by identity so a
@@ -462,6 +507,11 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		for range (npages + 63) / 64 {
 			d.protected = append(d.protected, 0)
 		}
+		if err := d.trackedCandidates(m); err != nil {
+			return err
+		}
+		d.addParentPages(m, npages)
+		return nil
 	}
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)

@@ -112,16 +112,27 @@ func UffdWriteProtect(uffd int, start, length uint64) error {
 // returns how many regions it filled and where the walk stopped (end, or
 // earlier when regions ran out).
 func PagemapScan(pagemap int, start, end, flags, categoryMask, returnMask uint64, regions []PageRegion) (int, uint64, error) {
+	return scanPagemap(pagemap, pmScanArg{Flags: flags, Start: start, End: end, CategoryMask: categoryMask, ReturnMask: returnMask}, regions)
+}
+
+// PagemapScanAny is PagemapScan for the pages having any category of
+// anyOfMask, changing nothing. PageFile in either mask makes the kernel
+// look at every page's struct page, several times slower than the page
+// table alone.
+func PagemapScanAny(pagemap int, start, end, anyOfMask, returnMask uint64, regions []PageRegion) (int, uint64, error) {
+	return scanPagemap(pagemap, pmScanArg{Start: start, End: end, CategoryAnyofMask: anyOfMask, ReturnMask: returnMask}, regions)
+}
+
+func scanPagemap(pagemap int, arg pmScanArg, regions []PageRegion) (int, uint64, error) {
 	if len(regions) == 0 {
-		return 0, start, nil
+		return 0, arg.Start, nil
 	}
-	arg := pmScanArg{Size: uint64(unsafe.Sizeof(pmScanArg{})), Flags: flags, Start: start, End: end,
-		Vec: uint64(uintptr(unsafe.Pointer(&regions[0]))), VecLen: uint64(len(regions)),
-		CategoryMask: categoryMask, ReturnMask: returnMask}
+	arg.Size = uint64(unsafe.Sizeof(pmScanArg{}))
+	arg.Vec, arg.VecLen = uint64(uintptr(unsafe.Pointer(&regions[0]))), uint64(len(regions))
 	n, err := ioctlPtr(pagemap, pagemapScan, unsafe.Pointer(&arg))
 	runtime.KeepAlive(regions)
 	if err != nil {
-		return 0, start, os.NewSyscallError("ioctl(PAGEMAP_SCAN)", err)
+		return 0, arg.Start, os.NewSyscallError("ioctl(PAGEMAP_SCAN)", err)
 	}
 	return int(n), arg.WalkEnd, nil
 }
