@@ -88,12 +88,6 @@ type memoryDumper struct {
 	zeroPFN uint64
 }
 
-// isProtected says whether page idx of the current mapping is unwritten
-// since it was copied ahead.
-func (d *memoryDumper) isProtected(idx uint64) bool {
-	return idx/64 < uint64(len(d.protected)) && d.protected[idx/64]&(1<<(idx%64)) != 0
-}
-
 // fromCopy says whether m's pages are read from the copy-on-write copy.
 func (d *memoryDumper) fromCopy(m *procfs.Mapping) bool {
 	return d.cowPid != 0 && cowable(m, d.madvise[m.Start])
@@ -370,7 +364,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			}
 			if d.tracked(m) {
 				for _, runs := range splitRuns(d.runs, d.chunk) {
-					got, err := d.pre.readTracked(d.track, m, runs, d.isProtected)
+					got, err := d.pre.readTracked(d.track, m, runs, d.protected)
 					if err != nil {
 						send(item{err: err})
 						return

@@ -400,52 +400,38 @@ type precopied struct {
 }
 
 // readTracked is the frozen phase for runs (candidates, at most a chunk)
-// of tracked mapping m: a page still write-protected whose copy is kept is
-// taken from the page store; every other page is read now. protected says
-// whether a page (by index in m) is still write-protected.
-func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRun, protected func(idx uint64) bool) (*precopied, error) {
+// of tracked mapping m: a page still write-protected (its bit set in
+// protected, by index in m) whose copy is kept is taken from the page
+// store; every other page is read now. It goes over every page of the
+// mapping while the process is frozen, so it works block by block, without
+// a call per page.
+func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRun, protected []uint64) (*precopied, error) {
 	ps := pc.pageSize
 	out := &precopied{}
-	add := func(idx uint64, piece []byte) {
-		if k := len(out.runs); k > 0 && out.runs[k-1].Index+out.runs[k-1].Count == idx {
-			out.runs[k-1].Count++
-		} else {
-			out.runs = append(out.runs, ckpt.PageRun{Index: idx, Count: 1})
-		}
-		if k := len(out.pieces); k > 0 && follows(out.pieces[k-1], piece) {
-			out.pieces[k-1] = out.pieces[k-1][:len(out.pieces[k-1])+len(piece)]
-		} else {
-			out.pieces = append(out.pieces, piece)
-		}
-		out.size += int64(len(piece))
+	// The runs cut at block edges, each with the block of copies.
+	type segment struct {
+		idx, end uint64
+		block    *pageBlock
+		first    uint64 // idx's place in block
 	}
-	// Pages are gone over block by block: a map access per page was a
-	// third of a 1 GiB pre-copy's frozen phase. each calls visit for
-	// every page of runs with the slot value of its copy (0 for none).
-	each := func(visit func(idx uint64, slot uint32)) {
-		for _, r := range runs {
-			for idx, last := r.Index, r.Index+r.Count; idx < last; {
-				page := (m.Start + idx*ps) / ps
-				block := t.blocks[page/blockPages]
-				end := min(last, idx+blockPages-page%blockPages)
-				for i := idx; i < end; i++ {
-					var slot uint32
-					if block != nil {
-						slot = block[(page+i-idx)%blockPages]
-					}
-					visit(i, slot)
-				}
-				idx = end
-			}
+	var segs []segment
+	for _, r := range runs {
+		for idx, last := r.Index, r.Index+r.Count; idx < last; {
+			page := (m.Start + idx*ps) / ps
+			end := min(last, idx+blockPages-page%blockPages)
+			segs = append(segs, segment{idx: idx, end: end, block: t.blocks[page/blockPages], first: page % blockPages})
+			idx = end
 		}
 	}
 	// First pass: which pages must be read now.
 	var stale []uint64
-	each(func(idx uint64, slot uint32) {
-		if slot == 0 || !protected(idx) {
-			stale = append(stale, idx)
+	for _, sg := range segs {
+		for i := sg.idx; i < sg.end; i++ {
+			if sg.block == nil || sg.block[sg.first+i-sg.idx] == 0 || i/64 >= uint64(len(protected)) || protected[i/64]&(1<<(i%64)) == 0 {
+				stale = append(stale, i)
+			}
 		}
-	})
+	}
 	var fresh []byte
 	if len(stale) > 0 {
 		fresh = pc.alloc(len(stale) * int(ps))
@@ -463,22 +449,59 @@ func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRu
 		}
 		out.read = uint64(len(fresh))
 	}
-	// Second pass, in address order: the pieces.
+	// Second pass, in address order: the runs and the pieces. Copies of
+	// neighbouring pages usually sit side by side in the store: they make
+	// one piece, kept open in (chunk, off, n) until a page breaks it.
+	var chunk, off, n uint64
+	closePiece := func() {
+		if n > 0 {
+			out.pieces = append(out.pieces, t.arena[chunk][off*ps:(off+n)*ps])
+			out.size += int64(n * ps)
+			n = 0
+		}
+	}
+	addRun := func(idx uint64) {
+		if k := len(out.runs); k > 0 && out.runs[k-1].Index+out.runs[k-1].Count == idx {
+			out.runs[k-1].Count++
+		} else {
+			out.runs = append(out.runs, ckpt.PageRun{Index: idx, Count: 1})
+		}
+	}
 	next := 0
-	each(func(idx uint64, slot uint32) {
-		if next < len(stale) && stale[next] == idx {
-			page := fresh[next*int(ps) : (next+1)*int(ps)]
-			next++
-			if !allZero(page) {
-				add(idx, page)
+	for _, sg := range segs {
+		for i := sg.idx; i < sg.end; i++ {
+			if next < len(stale) && stale[next] == i {
+				page := fresh[next*int(ps) : (next+1)*int(ps)]
+				next++
+				if allZero(page) {
+					continue
+				}
+				closePiece()
+				addRun(i)
+				if k := len(out.pieces); k > 0 && follows(out.pieces[k-1], page) {
+					out.pieces[k-1] = out.pieces[k-1][:len(out.pieces[k-1])+len(page)]
+				} else {
+					out.pieces = append(out.pieces, page)
+				}
+				out.size += int64(ps)
+				continue
 			}
-			return
+			out.reused++
+			slot := sg.block[sg.first+i-sg.idx]
+			if slot == zeroSlot {
+				continue
+			}
+			addRun(i)
+			c, o := uint64(slot-1)/arenaChunkPages, uint64(slot-1)%arenaChunkPages
+			if n > 0 && c == chunk && o == off+n {
+				n++
+				continue
+			}
+			closePiece()
+			chunk, off, n = c, o, 1
 		}
-		out.reused++
-		if slot != zeroSlot {
-			add(idx, t.page(slot, ps))
-		}
-	})
+	}
+	closePiece()
 	return out, nil
 }
 

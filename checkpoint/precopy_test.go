@@ -12,7 +12,7 @@ import (
 
 // trackedFixture is a pre-copy of 64 MiB of this process's own memory:
 // every page copied, one in a hundred written since.
-func trackedFixture(t testing.TB) (*preCopy, *tracker, *procfs.Mapping, []ckpt.PageRun, func(uint64) bool, []byte) {
+func trackedFixture(t testing.TB) (*preCopy, *tracker, *procfs.Mapping, []ckpt.PageRun, []uint64, []byte) {
 	ps := uint64(os.Getpagesize())
 	const pages = 16384
 	mem, err := unix.Mmap(-1, 0, pages*int(ps), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -39,7 +39,7 @@ func trackedFixture(t testing.TB) (*preCopy, *tracker, *procfs.Mapping, []ckpt.P
 		}
 	}
 	pc.prepareFresh()
-	return pc, tr, m, []ckpt.PageRun{{Index: 0, Count: pages}}, func(idx uint64) bool { return protected[idx/64]&(1<<(idx%64)) != 0 }, mem
+	return pc, tr, m, []ckpt.PageRun{{Index: 0, Count: pages}}, protected, mem
 }
 
 // The frozen phase of a tracked mapping takes a still-protected page's
