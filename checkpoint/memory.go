@@ -101,6 +101,13 @@ func (d *memoryDumper) tracked(m *procfs.Mapping) bool {
 	return d.track != nil && d.shmemFile == nil && trackable(m)
 }
 
+func (d *memoryDumper) closeShmem() {
+	if d.shmemFile != nil {
+		d.shmemFile.Close()
+		d.shmemFile = nil
+	}
+}
+
 // readAhead returns what the pre-copy read of m while the process's state
 // was collected, nil if it did not (or m is not the mapping it read).
 func (d *memoryDumper) readAhead(m *procfs.Mapping) []*precopied {
@@ -182,10 +189,7 @@ func (d *memoryDumper) open(pid int) error {
 
 // Close lets go of the current process's pagemap.
 func (d *memoryDumper) Close() error {
-	if d.shmemFile != nil {
-		d.shmemFile.Close()
-		d.shmemFile = nil
-	}
+	d.closeShmem()
 	if d.pagemap == nil {
 		return nil
 	}
@@ -363,6 +367,9 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			if err == nil {
 				v.MadvFlags = d.madvise[m.Start]
 			}
+			// The shared object the mapping before may have read is
+			// done with (tracked says so only for private memory).
+			d.closeShmem()
 			ahead := d.readAhead(m)
 			if err == nil && ahead == nil {
 				err = d.candidates(m)
@@ -502,10 +509,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	d.runs = d.runs[:0]
 	npages := (m.End - m.Start) / d.pageSize
-	if d.shmemFile != nil {
-		d.shmemFile.Close()
-		d.shmemFile = nil
-	}
+	d.closeShmem()
 	if m.Shared && m.Kind == procfs.KindAnon {
 		if d.shmemDone[m.Inode] {
 			return nil
