@@ -57,6 +57,8 @@ type session struct {
 	pre      *preCopy
 	preChunk uint64
 	ahead    map[int]map[uint64]*aheadRead
+	// descriptions index the open file descriptions written so far.
+	descriptions descriptions
 }
 
 // proc is one frozen process of the tree.

@@ -22,8 +22,9 @@ const (
 	KcmpEpollTFD
 )
 
-// Kcmp results: the kernel orders objects by obfuscated pointer, so only
-// KcmpEqual is meaningful across calls; the rest just say "different".
+// Kcmp results. The kernel orders objects by their address, obfuscated with
+// values fixed at boot: a total order, the same for every call, meant for
+// sorting (kcmp(2)). KcmpNotEqual says no order is known.
 const (
 	KcmpEqual    = 0
 	KcmpLess     = 1
