@@ -40,12 +40,16 @@ var epollKind = &Kind{
 // closed or reused: the file is found among the process's fds by inode and
 // confirmed with kcmp(KCMP_EPOLL_TFD).
 func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
+	// The process's fds by inode: a server may watch thousands.
+	byInode := map[uint64][]Dumped{}
+	for _, d := range c.Dumped {
+		if d.Fd.Pid == ep.Pid {
+			byInode[d.Fd.Stat.Ino] = append(byInode[d.Fd.Stat.Ino], d)
+		}
+	}
 	for _, w := range ep.Info.Epoll {
 		var target ckpt.Objref
-		for _, cand := range c.Dumped {
-			if cand.Fd.Pid != ep.Pid || cand.Fd.Stat.Ino != w.Ino {
-				continue
-			}
+		for _, cand := range byInode[w.Ino] {
 			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD)})
 			if err != nil {
 				return fmt.Errorf("fd %d (epoll): identifying the file registered as fd %d: %w", ep.Num, w.TFD, err)
