@@ -119,6 +119,7 @@ ROOT=$(mktemp -d "${TMPDIR:-/tmp}/crsub-kselftest.XXXXXX") || exit 1
 SUBJ_PID=""	# the subject as started by us (our child)
 CRSUB_PID=""	# the running crsub (our child)
 TARGET=""	# pid of the subject (restored by crsub, or SUBJ_PID)
+TREE=""	# the subject's processes when it was told to end: leftovers are killed
 
 # bash reports "PID Killed ..." for background jobs that died by a signal;
 # keep that noise (and any other stderr of the runner) out of the TAP stream.
@@ -199,7 +200,7 @@ with_descendants() {
 # it is gone.
 kill_all() {
 	local p n pids
-	pids=$(with_descendants $TARGET $SUBJ_PID $CRSUB_PID)
+	pids=$(with_descendants $TARGET $SUBJ_PID $CRSUB_PID $TREE)
 	for p in $pids; do
 		alive "$p" && kill -KILL "$p" 2>/dev/null
 	done
@@ -210,7 +211,7 @@ kill_all() {
 	for p in "$SUBJ_PID" "$CRSUB_PID"; do
 		[[ -n $p ]] && wait "$p" 2>/dev/null
 	done
-	TARGET="" SUBJ_PID="" CRSUB_PID=""
+	TARGET="" SUBJ_PID="" CRSUB_PID="" TREE=""
 }
 
 on_exit() {
@@ -486,7 +487,10 @@ run_one() {
 		run_snippet "$check" "$D/check.log"
 		rc=$?
 		# Checked from outside, the subject's end is only cleanup: a subject
-		# leading its own process group (a shell pipeline) goes with it.
+		# leading its own process group (a shell pipeline) goes with it, and
+		# children it leaves behind (multiprocessing workers blocked on a
+		# queue whose writer died) are killed once it is gone.
+		TREE=$(with_descendants "$TARGET")
 		if [[ $(proc_pgid "$TARGET") == "$TARGET" ]]; then
 			kill -TERM -- "-$TARGET" 2>/dev/null
 		else
@@ -510,6 +514,7 @@ run_one() {
 		esac
 		return
 	fi
+	TREE=$(with_descendants "$TARGET")
 	kill -TERM "$TARGET" 2>/dev/null
 	if ! wait_child "$waitpid" "$CR_TIMEOUT"; then
 		REASON="TIMEOUT: $what did not exit within ${CR_TIMEOUT}s of SIGTERM"
