@@ -76,6 +76,8 @@ type Reader struct {
 	current *Record
 	done    bool
 	scratch [recordHeaderSize]byte
+	// copyBuf moves payloads for WriteTo, one payload at a time.
+	copyBuf []byte
 }
 
 // NewReader reads the preamble and the header record.
@@ -306,7 +308,13 @@ func (p *payloadReader) Read(b []byte) (int, error) {
 // its own choosing.
 func (p *payloadReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	buf := make([]byte, 1<<18)
+	// One buffer for all payloads, the reader's: a fresh 256 KiB one per
+	// payload made restoring a process with 20000 small areas allocate and
+	// clear 5 GiB.
+	if p.r.copyBuf == nil {
+		p.r.copyBuf = make([]byte, 1<<18)
+	}
+	buf := p.r.copyBuf
 	for {
 		n, err := p.Read(buf)
 		if n > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/remote"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -468,14 +469,29 @@ func (t *task) finishMemory() error {
 	for _, v := range t.vmas {
 		t.restoreMadvise(&v)
 	}
+	// In batches: a process may have tens of thousands of areas.
+	var calls []remote.Call
+	var areas []ckpt.VMA
 	for _, v := range t.vmas {
 		sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 		if sharedFile || v.Prot == unix.PROT_READ|unix.PROT_WRITE {
 			continue
 		}
-		if _, err := t.Syscall(unix.SYS_MPROTECT, v.Start, v.End-v.Start, uint64(v.Prot)); err != nil {
-			return fmt.Errorf("mprotect %#x-%#x: %w", v.Start, v.End, err)
+		calls = append(calls, remote.Call{Nr: unix.SYS_MPROTECT, Args: []uint64{v.Start, v.End - v.Start, uint64(v.Prot)}})
+		areas = append(areas, v)
+	}
+	for len(calls) > 0 {
+		n := min(len(calls), max(t.remote.MaxBatch(), 1))
+		rets, err := t.remote.Batch(calls[:n])
+		if err != nil {
+			return fmt.Errorf("mprotect: %w", err)
 		}
+		for i, ret := range rets {
+			if v := int64(ret); v >= -4095 && v < 0 {
+				return fmt.Errorf("mprotect %#x-%#x: %w", areas[i].Start, areas[i].End, unix.Errno(-v))
+			}
+		}
+		calls, areas = calls[n:], areas[n:]
 	}
 	return t.setMM()
 }
