@@ -410,7 +410,7 @@ type madvise struct {
 
 // readMadvise reads smaps for the VMAs with any of madviseFlags.
 func readMadvise(pid int) madvise {
-	entries, err := procfs.ReadSmaps(pid)
+	entries, err := procfs.ReadSmapsFlags(pid)
 	if err != nil {
 		return madvise{err: err}
 	}

@@ -80,6 +80,35 @@ func FuzzParseSmaps(f *testing.F) {
 				t.Fatalf("named fields disagree with Fields: %+v", e)
 			}
 		}
+		// What the whole parse accepts, the flags-only one reads alike.
+		fs, err := ParseSmapsFlags(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("ParseSmapsFlags refused what ParseSmaps took: %v", err)
+		}
+		if len(fs) != len(es) {
+			t.Fatalf("ParseSmapsFlags: %d mappings, ParseSmaps %d", len(fs), len(es))
+		}
+		for i := range es {
+			if diff := cmp.Diff(MappingFlags{Mapping: es[i].Mapping, VmFlags: es[i].VmFlags}, fs[i]); diff != "" {
+				t.Fatalf("mapping %d (-ParseSmaps +ParseSmapsFlags):\n%s", i, diff)
+			}
+		}
+	})
+}
+
+func FuzzParseSmapsFlags(f *testing.F) {
+	addSeeds(f, "smaps-", "/proc/self/smaps")
+	f.Add([]byte(smapsStack))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := ParseSmapsFlags(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			if m.End < m.Start {
+				t.Fatalf("bad mapping %+v", m)
+			}
+		}
 	})
 }
 

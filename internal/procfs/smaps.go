@@ -88,6 +88,67 @@ func ReadSmaps(pid int) ([]SmapsEntry, error) {
 	return es, fileError(path, err)
 }
 
+// MappingFlags is a mapping with its VmFlags, all ReadSmapsFlags reads.
+type MappingFlags struct {
+	Mapping
+	VmFlags VmFlags
+}
+
+// ReadSmapsFlags reads the mappings of /proc/PID/smaps with their VmFlags
+// and nothing else: for a process with many mappings, parsing every
+// counter of every mapping costs more than the kernel's page walk.
+func ReadSmapsFlags(pid int) ([]MappingFlags, error) {
+	path := pidPath(pid, "smaps")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("procfs: %w", err)
+	}
+	defer f.Close()
+	ms, err := parseSmapsFlags(f)
+	return ms, fileError(path, err)
+}
+
+// ParseSmapsFlags parses the mappings and VmFlags of a /proc/PID/smaps file.
+func ParseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
+	ms, err := parseSmapsFlags(r)
+	if err != nil {
+		return nil, fmt.Errorf("procfs: smaps: %w", err)
+	}
+	return ms, nil
+}
+
+func parseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
+	var out []MappingFlags
+	s := newLineScanner(r)
+	for n := 1; s.Scan(); n++ {
+		line := s.Text()
+		first, _ := nextField(line)
+		if !strings.HasSuffix(first, ":") {
+			// A mapping header (see parseSmaps).
+			m, err := parseMapsLine(line)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", n, err)
+			}
+			out = append(out, MappingFlags{Mapping: m})
+			continue
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("line %d: attribute %q before any mapping", n, first)
+		}
+		if first != "VmFlags:" {
+			continue
+		}
+		e := &out[len(out)-1]
+		for _, f := range strings.Fields(line[len(first):]) {
+			e.VmFlags = append(e.VmFlags, VmFlag(f))
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ParseSmaps parses the contents of a /proc/PID/smaps file.
 func ParseSmaps(r io.Reader) ([]SmapsEntry, error) {
 	es, err := parseSmaps(r)
