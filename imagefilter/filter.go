@@ -23,6 +23,13 @@ type Options struct {
 	// TempDir is where the payloads of held records wait, in a file that
 	// is unlinked as soon as it is created; "" means os.TempDir().
 	TempDir string
+	// ReplaceShared lets a Replace rule cover the fds that come after its
+	// own in the image and share its open file description (the same fd
+	// of the children a process forked, stderr opened as 2>&1): they go
+	// on sharing what replaces it. Without it each needs a rule of its
+	// own. A sharer before the ruled fd still needs one: its fd entry is
+	// written by then.
+	ReplaceShared bool
 }
 
 // DefaultOptions returns silent options spooling to os.TempDir().
@@ -301,6 +308,10 @@ func (f *filter) fd(r *ckpt.Record) error {
 	if rs == nil {
 		if len(file.covered) > 0 {
 			c := file.covered[0]
+			if f.opts.ReplaceShared && c.Action == Replace && file.supplied {
+				f.log.Debug("an fd shares a replaced file", "record", r.Index, "pid", fd.Pid, "fd", fd.Fd, "rule", c.Rule.String())
+				return f.generic(r)
+			}
 			return recordError(r, &RuleError{Rule: c.Rule, Pid: c.pid, Err: sharedError(c.pid, c.Fd, []fdRef{{fd.Pid, fd.Fd}})})
 		}
 		file.uncovered = append(file.uncovered, fdRef{fd.Pid, fd.Fd})

@@ -945,3 +945,47 @@ func TestPtyCollected(t *testing.T) {
 		t.Errorf("master dropped: records (-want +got):\n%s", diff)
 	}
 }
+
+// With ReplaceShared, a Replace rule covers the fds after its own that
+// share its open file: they keep pointing at it, now supplied at restart.
+// A sharer before the ruled fd still needs a rule of its own.
+func TestReplaceShared(t *testing.T) {
+	_, img := realisticImage(t)
+	run := func(rules ...Rule) ([]byte, error) {
+		var out bytes.Buffer
+		opts := DefaultOptions()
+		opts.TempDir, opts.ReplaceShared = t.TempDir(), true
+		_, err := Filter(&out, bytes.NewReader(img), rules, opts)
+		return out.Bytes(), err
+	}
+	out, err := run(replace(0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileOf := map[int]ckpt.Objref{}
+	supplied := map[ckpt.Objref]bool{}
+	for _, r := range readImage(t, out) {
+		switch r.Type {
+		case ckpt.TypeFd:
+			var fd ckpt.Fd
+			if err := json.Unmarshal([]byte(r.Meta), &fd); err != nil {
+				t.Fatal(err)
+			}
+			if fd.Pid == rootPid {
+				fileOf[fd.Fd] = fd.File
+			}
+		case ckpt.TypeFile:
+			var f ckpt.File
+			if err := json.Unmarshal([]byte(r.Meta), &f); err != nil {
+				t.Fatal(err)
+			}
+			supplied[r.Objref] = f.Supplied
+		}
+	}
+	if fileOf[1] == 0 || fileOf[2] != fileOf[1] || !supplied[fileOf[1]] {
+		t.Errorf("fds 1 and 2 name files %d and %d (supplied: %v), want one supplied file", fileOf[1], fileOf[2], supplied[fileOf[1]])
+	}
+	if _, err := run(replace(0, 2)); !errors.Is(err, ErrShared) {
+		t.Errorf("a rule for fd 2, which fd 1 shares and comes before: error %v, want ErrShared", err)
+	}
+}

@@ -289,7 +289,9 @@ func (s *restorer) openParent() error {
 // fd of the root that gets a substitute or is inherited from the caller, so
 // the restart sees exactly what `crsub filter --replace` would give it: the
 // replaced files are "supplied at restart", never opened, and a rule that
-// matches nothing, or covers only some fds of a shared open file, fails.
+// matches nothing fails. The fds that share a replaced fd's open file and
+// come after it share its substitute; one that comes before it needs a
+// rule of its own.
 // The filter runs in a goroutine writing into a pipe the restart reads.
 func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 	var rules []imagefilter.Rule
@@ -312,6 +314,9 @@ func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 	go func() {
 		fopts := imagefilter.DefaultOptions()
 		fopts.Log = s.log
+		// An fd that shares the replaced fd's open file (a child's
+		// inherited stdout, 2>&1) shares its substitute too.
+		fopts.ReplaceShared = true
 		_, err := imagefilter.Filter(pw, src, rules, fopts)
 		pw.CloseWithError(err)
 		done <- err

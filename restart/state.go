@@ -128,6 +128,7 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 			return err
 		}
 		t.placed[fd.Fd] = fd.File
+		t.supplies(fd, g)
 		return nil
 	case t.preserved[fd.Fd]:
 		// The caller's own fd stays; only the image's close-on-exec flag
@@ -141,7 +142,11 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 		}
 		t.s.log.Info("keeping the caller's preserved fd instead of the image's", "pid", t.pid, "fd", fd.Fd)
 		t.placed[fd.Fd] = fd.File
+		t.supplies(fd, g)
 		return nil
+	}
+	if g.file.Supplied && g.owner != nil {
+		t.s.log.Info("an fd that shared a replaced fd's open file shares what replaced it", "pid", t.pid, "fd", fd.Fd, "from-pid", g.owner.pid)
 	}
 	of, err := t.fileFor(fd.File, g)
 	if err != nil {
@@ -169,6 +174,17 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 		}
 	}
 	return nil
+}
+
+// supplies makes what now sits at fd (a substitute, or the caller's
+// preserved fd) the open file of a file record supplied at restart, for
+// the fds placed after it that shared the replaced one.
+func (t *task) supplies(fd *ckpt.Fd, g *globalFile) {
+	if !g.file.Supplied || g.owner != nil || t.files[fd.File] != nil {
+		return
+	}
+	g.pending, g.owner = false, t
+	t.files[fd.File] = &openFile{fd: fd.Fd, placed: true}
 }
 
 // restoreLocks takes the task's file locks again, once per file, after
@@ -286,8 +302,8 @@ func (t *task) takeLocal(local int) (int, error) {
 }
 
 // checkSubstitutions fails a restart whose substitutes or explicitly
-// preserved fds name an fd the image does not have, or replace only some
-// of the fds sharing one open file.
+// preserved fds name an fd the image does not have. (The fds sharing a
+// replaced one's open file share what replaced it: see filterInline.)
 func (s *restorer) checkSubstitutions() error {
 	for pid := range s.opts.ProcessSubstitutes {
 		if _, err := s.task(pid); err != nil {
@@ -305,18 +321,6 @@ func (s *restorer) checkSubstitutions() error {
 	for _, fd := range s.opts.Preserve {
 		if _, ok := t.placed[fd]; !ok {
 			return fmt.Errorf("inherited fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
-		}
-	}
-	for fd, ref := range t.placed {
-		_, sub := t.substitutes[fd]
-		if !sub && !t.preserved[fd] {
-			continue
-		}
-		for other, oref := range t.placed {
-			_, osub := t.substitutes[other]
-			if oref == ref && !osub && !t.preserved[other] {
-				return fmt.Errorf("fd %d shares its open file with fd %d in pid %d: replace fd %d too (--fd %d=SPEC or --inherit-fd %d)", fd, other, t.pid, other, other, other)
-			}
 		}
 	}
 	return nil
