@@ -341,6 +341,16 @@ func (s *session) freezeTree() error {
 		p := queue[0]
 		queue = queue[1:]
 		if err := p.freeze(); err != nil {
+			// A child may end between being listed and being seized (a
+			// shell's short-lived commands): it is then a zombie, or gone.
+			if p.pid != s.root {
+				if z, gone := endedChild(p); gone {
+					continue
+				} else if z != nil {
+					s.zombies = append(s.zombies, *z)
+					continue
+				}
+			}
 			return fmt.Errorf("pid %d: %w", p.pid, err)
 		}
 		s.procs = append(s.procs, p)
@@ -366,7 +376,7 @@ func (s *session) freezeTree() error {
 				return fmt.Errorf("child %d of pid %d: %w", k, p.pid, err)
 			}
 			if st.State == 'Z' {
-				s.zombies = append(s.zombies, ckpt.TreeProcess{Pid: k, Ppid: p.pid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)})
+				s.zombies = append(s.zombies, zombie(k, p.pid, st))
 				continue
 			}
 			queue = append(queue, &proc{pid: k, ppid: p.pid})
@@ -378,6 +388,35 @@ func (s *session) freezeTree() error {
 // freeze seizes every thread. Threads created meanwhile are caught by
 // listing the threads again until a pass finds no new one: a seized thread
 // cannot create more.
+func zombie(pid, ppid int, st procfs.Stat) ckpt.TreeProcess {
+	return ckpt.TreeProcess{Pid: pid, Ppid: ppid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)}
+}
+
+// endedChild tells, for a child that could not be frozen, whether it has
+// ended since it was listed: it is a zombie (returned), or gone. An exit
+// takes a moment to finish, so it is given 200 ms.
+func endedChild(p *proc) (z *ckpt.TreeProcess, gone bool) {
+	for range 20 {
+		st, err := procfs.ReadStat(p.pid)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, true
+		}
+		if err == nil && st.State == 'Z' {
+			zp := zombie(p.pid, p.ppid, st)
+			return &zp, false
+		}
+		if err == nil && st.State != 'X' && st.State != 'x' {
+			// Still alive (or exiting with threads left): give it a moment
+			// only if it is on its way out.
+			if st.State != 'R' && st.State != 'D' {
+				return nil, false
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, false
+}
+
 func (p *proc) freeze() (err error) {
 	if st, err := procfs.ReadStat(p.pid); err == nil && st.State == 'T' {
 		p.stopped = true

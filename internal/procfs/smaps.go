@@ -119,34 +119,56 @@ func ParseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
 
 func parseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
 	var out []MappingFlags
+	err := scanSmaps(r, func(m Mapping) {
+		out = append(out, MappingFlags{Mapping: m})
+	}, func(first, line string) error {
+		if first == "VmFlags:" {
+			e := &out[len(out)-1]
+			e.VmFlags = appendVmFlags(e.VmFlags, line[len(first):])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanSmaps goes over smaps: mapping for each mapping's header, attr for
+// each attribute line ("Key: value", first being "Key:") of the mapping
+// before it.
+func scanSmaps(r io.Reader, mapping func(Mapping), attr func(first, line string) error) error {
 	s := newLineScanner(r)
+	seen := false
 	for n := 1; s.Scan(); n++ {
 		line := s.Text()
 		first, _ := nextField(line)
 		if !strings.HasSuffix(first, ":") {
-			// A mapping header (see parseSmaps).
+			// A mapping header: its first field is an address range, while
+			// every attribute line starts with "Key:".
 			m, err := parseMapsLine(line)
 			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n, err)
+				return fmt.Errorf("line %d: %w", n, err)
 			}
-			out = append(out, MappingFlags{Mapping: m})
+			mapping(m)
+			seen = true
 			continue
 		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("line %d: attribute %q before any mapping", n, first)
+		if !seen {
+			return fmt.Errorf("line %d: attribute %q before any mapping", n, first)
 		}
-		if first != "VmFlags:" {
-			continue
-		}
-		e := &out[len(out)-1]
-		for _, f := range strings.Fields(line[len(first):]) {
-			e.VmFlags = append(e.VmFlags, VmFlag(f))
+		if err := attr(first, line); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 	}
-	if err := s.Err(); err != nil {
-		return nil, err
+	return s.Err()
+}
+
+func appendVmFlags(flags VmFlags, value string) VmFlags {
+	for _, f := range strings.Fields(value) {
+		flags = append(flags, VmFlag(f))
 	}
-	return out, nil
+	return flags
 }
 
 // ParseSmaps parses the contents of a /proc/PID/smaps file.
@@ -160,37 +182,22 @@ func ParseSmaps(r io.Reader) ([]SmapsEntry, error) {
 
 func parseSmaps(r io.Reader) ([]SmapsEntry, error) {
 	var out []SmapsEntry
-	s := newLineScanner(r)
-	for n := 1; s.Scan(); n++ {
-		line := s.Text()
-		first, _ := nextField(line)
-		if !strings.HasSuffix(first, ":") {
-			// A mapping header: its first field is an address range, while
-			// every attribute line starts with "Key:".
-			m, err := parseMapsLine(line)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", n, err)
-			}
-			out = append(out, SmapsEntry{Mapping: m, Fields: map[string]uint64{}})
-			continue
-		}
-		if len(out) == 0 {
-			return nil, fmt.Errorf("line %d: attribute %q before any mapping", n, first)
-		}
+	err := scanSmaps(r, func(m Mapping) {
+		out = append(out, SmapsEntry{Mapping: m, Fields: map[string]uint64{}})
+	}, func(first, line string) error {
 		e := &out[len(out)-1]
 		key := strings.TrimSuffix(first, ":")
 		val := strings.TrimSpace(line[len(first):])
 		if key == "VmFlags" {
-			for _, f := range strings.Fields(val) {
-				e.VmFlags = append(e.VmFlags, VmFlag(f))
-			}
-			continue
+			e.VmFlags = appendVmFlags(e.VmFlags, val)
+			return nil
 		}
 		if err := e.setField(key, val); err != nil {
-			return nil, fmt.Errorf("line %d: field %s: %w", n, key, err)
+			return fmt.Errorf("field %s: %w", key, err)
 		}
-	}
-	if err := s.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
