@@ -442,17 +442,10 @@ int main(void) {
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }`))
-	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, _ := strconv.Atoi(string(b))
+	child := childPid(t, dir)
 	img := checkpointToMemory(t, p)
 	os.Remove(filepath.Join(dir, "child.log")) // gone: only a substitute can restart it
-	// The killed child is reaped by pid 1, slowly on some machines.
-	for deadline := time.Now().Add(30 * time.Second); !crtest.Gone(child) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitReaped(child)
 	opts := restart.DefaultOptions()
 	opts.ProcessSubstitutes = map[int]map[int]substitute.Source{child: {5: mustParse(t, "file:"+filepath.Join(dir, "new.log")+",create")}}
 	rp, err := restart.Restart(context.Background(), img, opts)
@@ -462,6 +455,28 @@ int main(void) {
 	defer func() { syscall.Kill(child, syscall.SIGKILL); rp.Signal(syscall.SIGKILL); rp.Wait() }()
 	if target, _ := os.Readlink("/proc/" + itoa(child) + "/fd/5"); target != filepath.Join(dir, "new.log") {
 		t.Errorf("child's fd 5 is %q, want the substitute", target)
+	}
+}
+
+// childPid reads the pid a subject wrote to child.pid in dir.
+func childPid(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("child.pid: %v", err)
+	}
+	return child
+}
+
+// awaitReaped waits for a killed child, which pid 1 reaps (slowly on some
+// machines), to be gone, so restart can have its pid.
+func awaitReaped(pid int) {
+	for deadline := time.Now().Add(30 * time.Second); !crtest.Gone(pid) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

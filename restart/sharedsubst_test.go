@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/internal/sys"
@@ -66,16 +65,10 @@ func TestSubstituteSharedByChild(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
 	p := crtest.Start(t, dir, crtest.Build(t, sharedLog))
-	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	child, _ := strconv.Atoi(string(b))
+	child := childPid(t, dir)
 	img := checkpointToMemory(t, p)
 	os.Remove(filepath.Join(dir, "shared.log")) // gone: only a substitute can restart it
-	for deadline := time.Now().Add(30 * time.Second); !crtest.Gone(child) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitReaped(child)
 	opts := restart.DefaultOptions()
 	newLog := filepath.Join(dir, "new.log")
 	opts.Substitutes = map[int]substitute.Source{5: mustParse(t, "file:"+newLog+",create")}
