@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -452,6 +453,13 @@ func (p *proc) freeze() (err error) {
 			if err != nil {
 				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.pid, tid)); serr != nil {
 					continue // the thread exited meanwhile
+				}
+				if st, serr := procfs.ReadTaskStatus(p.pid, tid); serr == nil && st.TracerPid != 0 {
+					tracer := strconv.Itoa(st.TracerPid)
+					if ts, serr := procfs.ReadStat(st.TracerPid); serr == nil {
+						tracer += " (" + ts.Comm + ")"
+					}
+					return fmt.Errorf("thread %d is traced by pid %s, and a thread has one tracer: detach it first: %w", tid, tracer, err)
 				}
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,6 +99,43 @@ func TestCheckpointFailureLeavesTargetRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	crtest.WaitFor(t, func() bool { b, _ := os.ReadFile(filepath.Join(dir, "usr1")); return string(b) == "alive" }, "the target's SIGUSR1 handler")
+}
+
+// A process another tracer holds (a debugger, strace) is refused with the
+// tracer named, and stays with it.
+func TestCheckpointRefusesTracedProcess(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "plain")
+	// The tracer is a child of this test that attaches with PTRACE_SEIZE.
+	src := `#include <stdlib.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	if (ptrace(PTRACE_SEIZE, atoi(argv[1]), 0, 0) != 0) return 1;
+	write(1, "attached\n", 9);
+	for (;;) pause();
+}`
+	cmd := exec.Command(crtest.Build(t, src), strconv.Itoa(p.Pid))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if _, err := io.ReadFull(out, make([]byte, 9)); err != nil {
+		t.Fatalf("the tracer did not attach: %v", err)
+	}
+	_, err = checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
+	want := fmt.Sprintf("is traced by pid %d", cmd.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("checkpoint of a traced process: %v; want an error saying it %s", err, want)
+	}
+	if got := crtest.Status(p.Pid, "TracerPid"); got != strconv.Itoa(cmd.Process.Pid) {
+		t.Errorf("after the refusal TracerPid is %q, want the tracer %d", got, cmd.Process.Pid)
+	}
 }
 
 func TestRestartRefusesChangedMappedFile(t *testing.T) {
