@@ -315,13 +315,14 @@ type query struct {
 	done func(ret uint64, out []byte)
 }
 
-// runQueries runs qs in as few batches as the scratch page allows.
+// runQueries runs qs in batches, as many at a time as their output fits
+// the scratch memory.
 func runQueries(r *remote.Remote, qs []query) error {
 	for len(qs) > 0 {
 		var calls []remote.Call
 		used := 0
 		n := 0
-		for ; n < len(qs) && n < r.MaxBatch(); n++ {
+		for ; n < len(qs); n++ {
 			size := (qs[n].size + 7) &^ 7
 			if used+size > r.BatchScratch() {
 				break
@@ -344,8 +345,8 @@ func runQueries(r *remote.Remote, qs []query) error {
 		}
 		at := 0
 		for i, q := range qs[:n] {
-			if v := int64(rets[i]); v >= -4095 && v < 0 {
-				return fmt.Errorf("%s in the process: %w", q.what, unix.Errno(-v))
+			if err := remote.ResultError(rets[i]); err != nil {
+				return fmt.Errorf("%s in the process: %w", q.what, err)
 			}
 			q.done(rets[i], out[at:at+q.size])
 			at += (q.size + 7) &^ 7

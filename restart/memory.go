@@ -480,18 +480,14 @@ func (t *task) finishMemory() error {
 		calls = append(calls, remote.Call{Nr: unix.SYS_MPROTECT, Args: []uint64{v.Start, v.End - v.Start, uint64(v.Prot)}})
 		areas = append(areas, v)
 	}
-	for len(calls) > 0 {
-		n := min(len(calls), max(t.remote.MaxBatch(), 1))
-		rets, err := t.remote.Batch(calls[:n])
-		if err != nil {
-			return fmt.Errorf("mprotect: %w", err)
+	rets, err := t.remote.Batch(calls)
+	if err != nil {
+		return fmt.Errorf("mprotect: %w", err)
+	}
+	for i, ret := range rets {
+		if err := remote.ResultError(ret); err != nil {
+			return fmt.Errorf("mprotect %#x-%#x: %w", areas[i].Start, areas[i].End, err)
 		}
-		for i, ret := range rets {
-			if v := int64(ret); v >= -4095 && v < 0 {
-				return fmt.Errorf("mprotect %#x-%#x: %w", areas[i].Start, areas[i].End, unix.Errno(-v))
-			}
-		}
-		calls, areas = calls[n:], areas[n:]
 	}
 	return t.setMM()
 }

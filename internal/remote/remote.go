@@ -175,8 +175,8 @@ func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
-	if v := int64(ret); v >= -4095 && v < 0 {
-		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, unix.Errno(-v))
+	if err := ResultError(ret); err != nil {
+		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	return ret, nil
 }
@@ -520,21 +520,31 @@ const batchCallSize = 7*10 + 2 + 10
 // and results go after it.
 func (r *Remote) BatchScratch() int { return r.ScratchSize() / 2 }
 
-// MaxBatch is how many calls one Batch takes.
-func (r *Remote) MaxBatch() int {
-	room := r.ScratchSize() - r.BatchScratch() - 1 // the int3
-	return max(room/(batchCallSize+8), 0)
+// ResultError returns the error a raw system call result stands for (a
+// result in -4095..-1, as Batch returns them), or nil.
+func ResultError(ret uint64) error {
+	if v := int64(ret); v >= -4095 && v < 0 {
+		return unix.Errno(-v)
+	}
+	return nil
 }
 
-// Batch runs calls one after another with a single resume of the thread,
-// where Syscall stops it twice per call: each stop is a round trip through
-// the scheduler, paid while the process is frozen.
+// maxBatch is how many calls one resume of a Batch takes.
+func (r *Remote) maxBatch() int {
+	room := r.ScratchSize() - r.BatchScratch() - 1 // the int3
+	return max(room/(batchCallSize+8), 1)
+}
+
+// Batch runs calls one after another, resuming the thread once for as many
+// as the page holds, where Syscall stops it twice per call: each stop is a
+// round trip through the scheduler, paid while the process is frozen.
 // It returns every call's result as the kernel left it in rax (-errno for
-// a failure): the calls run whether an earlier one failed or not, so they
-// must not depend on each other. It needs MapPage; the code is written
-// into the page after BatchScratch and ends in int3, whose SIGTRAP stops
-// the thread. A process that ignores SIGTRAP, or has one pending, would
-// have it changed or taken, so there the calls run one by one instead.
+// a failure, see ResultError): the calls run whether an earlier one failed
+// or not, so they must not depend on each other. It needs MapPage; the
+// code is written into the page after BatchScratch and ends in int3, whose
+// SIGTRAP stops the thread. A process that ignores SIGTRAP, or has one
+// pending, would have it changed or taken, so there the calls run one by
+// one instead.
 func (r *Remote) Batch(calls []Call) ([]uint64, error) {
 	if r.done {
 		return nil, ErrDone
@@ -542,14 +552,29 @@ func (r *Remote) Batch(calls []Call) ([]uint64, error) {
 	if r.page == 0 {
 		return nil, errors.New("remote: batch without a mapped page")
 	}
-	codeAt := r.ScratchAddr() + uint64(r.BatchScratch())
-	resultsAt := r.page + r.pageSize - 8*uint64(len(calls))
-	if len(calls) > r.MaxBatch() {
-		return nil, fmt.Errorf("remote: a batch of %d calls does not fit the page", len(calls))
+	if len(calls) == 0 {
+		return nil, nil
 	}
 	if !r.trapUsable() {
 		return r.oneByOne(calls)
 	}
+	out := make([]uint64, 0, len(calls))
+	for len(calls) > 0 {
+		n := min(len(calls), r.maxBatch())
+		rets, err := r.batch(calls[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rets...)
+		calls = calls[n:]
+	}
+	return out, nil
+}
+
+// batch is Batch for at most maxBatch calls, with a single resume.
+func (r *Remote) batch(calls []Call) ([]uint64, error) {
+	codeAt := r.ScratchAddr() + uint64(r.BatchScratch())
+	resultsAt := r.page + r.pageSize - 8*uint64(len(calls))
 	code := make([]byte, 0, len(calls)*batchCallSize+1)
 	movabs := func(prefix, op byte, v uint64) {
 		code = append(code, prefix, op)

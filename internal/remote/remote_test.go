@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -616,6 +617,18 @@ func TestBatch(t *testing.T) {
 			}
 			if string(sysname) != "Linux" {
 				t.Errorf("uname in the batch: sysname %q, want Linux", sysname)
+			}
+			// More calls than one resume holds: the batch is split.
+			many := make([]Call, 3*r.maxBatch()+1)
+			for i := range many {
+				many[i] = Call{Nr: unix.SYS_GETPID}
+			}
+			pids, err := r.Batch(many)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pids) != len(many) || slices.ContainsFunc(pids, func(p uint64) bool { return p != uint64(pid) }) {
+				t.Errorf("a batch of %d getpid calls gave %v, want %d times %d", len(many), pids, len(many), pid)
 			}
 			// An ordinary call still works after a batch.
 			if v := syscallOK(t, r, unix.SYS_GETTID); v != uint64(pid) {
