@@ -72,12 +72,9 @@ type memoryDumper struct {
 	// madvise is the current process's madvise state by VMA start.
 	madvise map[uint64][]string
 	// pre, if set, holds the pages copied before the freeze; track is the
-	// current process's part of it (nil if not tracked), and protected has
-	// a bit per page of the current mapping still write-protected, that
-	// is, not written since its copy.
-	pre       *preCopy
-	track     *tracker
-	protected []uint64
+	// current process's part of it (nil if not tracked).
+	pre   *preCopy
+	track *tracker
 	// ahead is what the pre-copy read of the current process's tracked
 	// mappings while its state was collected, by mapping start.
 	ahead map[uint64]*aheadRead
@@ -108,13 +105,14 @@ func (d *memoryDumper) closeShmem() {
 	}
 }
 
-// readAhead returns what the pre-copy read of m while the process's state
-// was collected, nil if it did not (or m is not the mapping it read).
-func (d *memoryDumper) readAhead(m *procfs.Mapping) []*precopied {
-	if r := d.ahead[m.Start]; r != nil && r.end == m.End && d.tracked(m) {
-		return r.chunks
+// readTracked returns the pages of tracked mapping m to store: what the
+// pre-copy read of it while the process's state was collected, or, if it
+// did not (or m is not the mapping it read), what it reads now.
+func (d *memoryDumper) readTracked(m *procfs.Mapping) ([]*precopied, error) {
+	if r := d.ahead[m.Start]; r != nil && r.end == m.End {
+		return r.chunks, nil
 	}
-	return nil
+	return d.pre.readMapping(d.track, m, d.chunk)
 }
 
 // newMemoryDumper prepares copy buffers sized for a process that maps
@@ -195,13 +193,6 @@ func (d *memoryDumper) Close() error {
 	}
 	err := d.pagemap.Close()
 	d.pagemap = nil
-	return err
-}
-
-// trackedCandidates is candidates for a mapping pre-copy tracks.
-func (d *memoryDumper) trackedCandidates(m *procfs.Mapping) error {
-	runs, protected, err := scanTracked(d.pagemap, m, d.pageSize, d.pre.regions)
-	d.runs, d.protected = runs, protected
 	return err
 }
 
@@ -370,8 +361,12 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			// The shared object the mapping before may have read is
 			// done with (tracked says so only for private memory).
 			d.closeShmem()
-			ahead := d.readAhead(m)
-			if err == nil && ahead == nil {
+			var tracked []*precopied
+			switch {
+			case err != nil:
+			case d.tracked(m):
+				tracked, err = d.readTracked(m)
+			default:
 				err = d.candidates(m)
 			}
 			if err != nil {
@@ -391,17 +386,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				continue
 			}
 			if d.tracked(m) {
-				if ahead == nil {
-					for _, runs := range splitRuns(d.runs, d.chunk) {
-						got, err := d.pre.readTracked(d.track, m, runs, d.protected)
-						if err != nil {
-							send(item{err: err})
-							return
-						}
-						ahead = append(ahead, got)
-					}
-				}
-				for _, got := range ahead {
+				for _, got := range tracked {
 					d.stats.BytesRead += got.read
 					d.stats.PagesPreCopied += got.reused
 					if len(got.runs) == 0 {
@@ -501,8 +486,9 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 	return nil
 }
 
-// candidates sets d.runs to the pages of m worth storing, from pagemap. A
-// shared anonymous object is stored whole (all zero pages skipped) with
+// candidates sets d.runs to the pages of m worth storing, from pagemap (a
+// mapping pre-copy tracks goes through readTracked instead). A shared
+// anonymous object is stored whole (all zero pages skipped) with
 // the first VMA that maps it, read through /proc/PID/map_files: a page only
 // another process touched is not present here, and reading the object
 // there does not fault holes in.
@@ -525,14 +511,6 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		}
 		return nil
 	}
-	tracked := d.tracked(m)
-	if tracked {
-		if err := d.trackedCandidates(m); err != nil {
-			return err
-		}
-		d.addParentPages(m, npages)
-		return nil
-	}
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)
 		start := m.Start + first*d.pageSize
@@ -552,9 +530,6 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 				continue // read but never written: zeros
 			}
 			idx := first + uint64(i)
-			if tracked && procfs.PagemapEntry(e).UffdWP() {
-				d.protected[idx/64] |= 1 << (idx % 64)
-			}
 			if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == idx {
 				d.runs[k-1].Count++
 			} else {

@@ -512,6 +512,24 @@ func follows(a, b []byte) bool {
 		unsafe.Add(unsafe.Pointer(unsafe.SliceData(a)), len(a)) == unsafe.Pointer(unsafe.SliceData(b))
 }
 
+// readMapping is the frozen phase for tracked mapping m of t: the pages to
+// store, in pieces of at most chunk pages, from the page store or read now.
+func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*precopied, error) {
+	runs, protected, err := scanTracked(t.pagemap, m, pc.pageSize, pc.regions)
+	if err != nil {
+		return nil, err
+	}
+	var out []*precopied
+	for _, piece := range splitRuns(runs, chunk) {
+		got, err := pc.readTracked(t, m, piece, protected)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got)
+	}
+	return out, nil
+}
+
 // aheadRead is what the frozen phase reads of one tracked mapping, [.., end).
 type aheadRead struct {
 	end    uint64
@@ -551,21 +569,8 @@ func (pc *preCopy) readAhead(pids []int, chunk uint64) *readingAhead {
 				if !trackable(m) {
 					continue
 				}
-				runs, protected, err := scanTracked(t.pagemap, m, pc.pageSize, pc.regions)
-				if err != nil {
-					continue
-				}
-				r := &aheadRead{end: m.End}
-				for _, piece := range splitRuns(runs, chunk) {
-					got, err := pc.readTracked(t, m, piece, protected)
-					if err != nil {
-						r = nil
-						break
-					}
-					r.chunks = append(r.chunks, got)
-				}
-				if r != nil {
-					reads[m.Start] = r
+				if chunks, err := pc.readMapping(t, m, chunk); err == nil {
+					reads[m.Start] = &aheadRead{end: m.End, chunks: chunks}
 				}
 			}
 			out[pid] = reads
