@@ -406,12 +406,10 @@ func endedChild(p *proc) (z *ckpt.TreeProcess, gone bool) {
 			zp := zombie(p.pid, p.ppid, st)
 			return &zp, false
 		}
-		if err == nil && st.State != 'X' && st.State != 'x' {
-			// Still alive (or exiting with threads left): give it a moment
-			// only if it is on its way out.
-			if st.State != 'R' && st.State != 'D' {
-				return nil, false
-			}
+		// Running, in the kernel or dying, it may be on its way out; in
+		// any other state it is alive.
+		if err == nil && !strings.ContainsRune("RDXx", rune(st.State)) {
+			return nil, false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
