@@ -107,6 +107,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, err
 	}
 	mem.progress, mem.expect = opts.Progress, resident
+	if image, ok := out.(*memoryWriter); ok {
+		mem.store = image.pages
+	}
 	if opts.PreCopy > 0 && opts.Parent != "" {
 		return nil, errors.New("pre-copy and a parent image cannot be combined yet")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -51,6 +52,10 @@ type memoryDumper struct {
 	entries  []uint64
 	runs     []ckpt.PageRun
 	bufs     [2][]byte // chunk pages each, touched before the freeze
+	// store, if set, is an in-memory image's page store: pages are read
+	// into it and the image keeps them there, rather than being read
+	// into bufs and copied into the image.
+	store *pageStore
 	// shmemDone records the shared memory objects whose contents are
 	// stored already (by inode), across the whole tree.
 	shmemDone map[uint64]bool
@@ -138,41 +143,6 @@ func allZero(b []byte) bool {
 		b = b[k:]
 	}
 	return true
-}
-
-// touched allocates n bytes and touches every page: first-touch page faults
-// are slow on this kind of machine and must not be paid while the target
-// is frozen, so memory the frozen phase writes is prepared before it.
-func touched(n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i < len(b); i += os.Getpagesize() {
-		b[i] = 1
-	}
-	return b
-}
-
-// kernelTouched is touched for memory the kernel writes while the target is
-// frozen (process_vm_readv's destination). On a machine with shadow paging
-// the kernel's first write to a user page costs a fault of its own even
-// when user space touched the page before — about as much as copying the
-// page: measured here, reading 2621 scattered pages into a buffer touched
-// only from user space took 25 ms, into one the kernel had written 4.5 ms.
-// Reading /dev/zero into the buffer has the kernel write every page.
-func kernelTouched(n int) []byte {
-	b := touched(n)
-	zero, err := os.Open("/dev/zero")
-	if err != nil {
-		return b
-	}
-	defer zero.Close()
-	for at := 0; at < len(b); {
-		k, err := zero.Read(b[at:min(len(b), at+1<<20)])
-		if err != nil || k == 0 {
-			break
-		}
-		at += k
-	}
-	return b
 }
 
 // open points the dumper at process pid.
@@ -333,9 +303,24 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		// or, for a copy-on-write copy, read from it when the image
 		// asks (cowPid), after the thaw
 		cow bool
-		err error
+		// or, for pages read into the page store by a worker, what it
+		// read once done is closed
+		pending *storeRead
+		err     error
 	}
-	items := make(chan item, 2)
+	// Reads into the page store go to a worker per core, as they read
+	// nothing else of the dumper; their items wait in order.
+	items := make(chan item, 2*runtime.NumCPU())
+	reads := make(chan *storeRead)
+	defer close(reads)
+	for range runtime.NumCPU() {
+		go func() {
+			for r := range reads {
+				r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
+				close(r.done)
+			}
+		}()
+	}
 	free := make(chan int, len(d.bufs))
 	for i := range d.bufs {
 		free <- i
@@ -399,6 +384,18 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				continue
 			}
 			for _, runs := range splitRuns(d.runs, d.chunk) {
+				if dst := d.storeRoom(runs); dst != nil {
+					r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
+					select {
+					case reads <- r:
+					case <-stop:
+						return
+					}
+					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r}) {
+						return
+					}
+					continue
+				}
 				var b int
 				select {
 				case b = <-free:
@@ -454,8 +451,38 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			if err != nil {
 				return err
 			}
+		case it.pending != nil:
+			r := it.pending
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if r.err != nil {
+				return r.err
+			}
+			d.stats.BytesRead += uint64(len(r.buf))
+			if len(r.kept) == 0 {
+				continue
+			}
+			d.stats.PagesStored += runsCount(r.kept)
+			if d.progress != nil {
+				d.progress(int64(d.stats.BytesRead), d.expect)
+			}
+			it.pages.Runs = r.kept
+			data := r.data
+			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(data)), func(pw io.Writer) error {
+				_, err := pw.Write(data)
+				return err
+			})
+			if err != nil {
+				return err
+			}
 		case it.pieces != nil:
 			d.stats.PagesStored += it.pages.Count()
+			if d.progress != nil {
+				d.progress(int64(d.stats.BytesRead), d.expect)
+			}
 			pieces := it.pieces
 			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
 				for _, p := range pieces {
@@ -484,6 +511,29 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		}
 	}
 	return nil
+}
+
+// storeRoom returns room in the page store for the pages of runs, if they
+// can be read by a worker (readPrivate) and the store has room left.
+func (d *memoryDumper) storeRoom(runs []ckpt.PageRun) []byte {
+	if d.shmemFile != nil || d.parent != nil {
+		return nil
+	}
+	return d.store.take(int(runsCount(runs) * d.pageSize))
+}
+
+// storeRead is one chunk of pages a worker reads into the page store
+// (readPrivate), and what it read once done is closed.
+type storeRead struct {
+	pid      int
+	m        *procfs.Mapping
+	runs     []ckpt.PageRun
+	buf      []byte
+	pageSize uint64
+	done     chan struct{}
+	data     []byte
+	kept     []ckpt.PageRun
+	err      error
 }
 
 // candidates sets d.runs to the pages of m worth storing, from pagemap (a
@@ -579,40 +629,64 @@ func (d *memoryDumper) addParentPages(m *procfs.Mapping, npages uint64) {
 // read copies the pages of runs (at most d.chunk) with process_vm_readv
 // and returns the non-zero ones, compacted, with their runs.
 func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
-	total := runsCount(runs)
-	buf = buf[:total*d.pageSize]
-	remote := make([]unix.RemoteIovec, 0, len(runs))
-	for _, r := range runs {
-		remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + r.Index*d.pageSize), Len: int(r.Count * d.pageSize)})
-	}
+	buf = buf[:runsCount(runs)*d.pageSize]
 	if d.shmemFile != nil {
 		// Runs of a shared object are read from the object; m.Offset is
 		// where the VMA starts in it.
 		if err := readRunsAt(d.shmemFile, buf, m.Offset, runs, d.pageSize); err != nil {
 			return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
 		}
-	} else if err := readRemote(d.pid, buf, remote); err != nil {
+	} else if err := readRemote(d.pid, buf, remoteRuns(m, runs, d.pageSize)); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	d.stats.BytesRead += uint64(len(buf))
+	return compactPages(buf, runs, d.pageSize, func(idx uint64, page []byte) (bool, error) {
+		addr := m.Start + idx*d.pageSize
+		if d.parent == nil || d.shmemFile != nil || !d.parent.Has(d.pid, addr) {
+			return !allZero(page), nil
+		}
+		if err := d.parent.ReadPage(d.pid, addr, d.pbuf); err != nil {
+			return false, fmt.Errorf("parent image: %w", err)
+		}
+		// Changed, even if to zeros: stored; unchanged: the parent has it.
+		return !bytes.Equal(page, d.pbuf), nil
+	})
+}
+
+// readPrivate is read for a mapping read with process_vm_readv into an
+// image without parent, with nothing from the dumper: several run at once.
+func readPrivate(pid int, m *procfs.Mapping, runs []ckpt.PageRun, buf []byte, pageSize uint64) ([]byte, []ckpt.PageRun, error) {
+	buf = buf[:runsCount(runs)*pageSize]
+	if err := readRemote(pid, buf, remoteRuns(m, runs, pageSize)); err != nil {
+		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
+	}
+	return compactPages(buf, runs, pageSize, func(_ uint64, page []byte) (bool, error) {
+		return !allZero(page), nil
+	})
+}
+
+// remoteRuns is where runs of m are in the process's address space.
+func remoteRuns(m *procfs.Mapping, runs []ckpt.PageRun, pageSize uint64) []unix.RemoteIovec {
+	remote := make([]unix.RemoteIovec, 0, len(runs))
+	for _, r := range runs {
+		remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + r.Index*pageSize), Len: int(r.Count * pageSize)})
+	}
+	return remote
+}
+
+// compactPages moves the pages of buf (those of runs, in order) that keep
+// says to store to its front, and returns them with their runs.
+func compactPages(buf []byte, runs []ckpt.PageRun, pageSize uint64, keep func(idx uint64, page []byte) (bool, error)) ([]byte, []ckpt.PageRun, error) {
 	var kept []ckpt.PageRun
-	out := 0
-	pos := 0
+	out, pos := 0, 0
 	for _, r := range runs {
 		for i := uint64(0); i < r.Count; i++ {
-			page := buf[pos : pos+int(d.pageSize)]
-			pos += int(d.pageSize)
+			page := buf[pos : pos+int(pageSize)]
+			pos += int(pageSize)
 			idx := r.Index + i
-			addr := m.Start + idx*d.pageSize
-			if d.parent != nil && d.shmemFile == nil && d.parent.Has(d.pid, addr) {
-				if err := d.parent.ReadPage(d.pid, addr, d.pbuf); err != nil {
-					return nil, nil, fmt.Errorf("parent image: %w", err)
-				}
-				if bytes.Equal(page, d.pbuf) {
-					continue // unchanged: the parent has it
-				}
-				// Changed, even if to zeros: stored.
-			} else if allZero(page) {
+			if ok, err := keep(idx, page); err != nil {
+				return nil, nil, err
+			} else if !ok {
 				continue
 			}
 			if k := len(kept); k > 0 && kept[k-1].Index+kept[k-1].Count == idx {
@@ -620,10 +694,10 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 			} else {
 				kept = append(kept, ckpt.PageRun{Index: idx, Count: 1})
 			}
-			if out != pos-int(d.pageSize) {
+			if out != pos-int(pageSize) {
 				copy(buf[out:], page)
 			}
-			out += int(d.pageSize)
+			out += int(pageSize)
 		}
 	}
 	return buf[:out], kept, nil

@@ -57,8 +57,7 @@ type preCopy struct {
 	lastRound uint64
 	// fresh holds pages copied in the frozen phase, kept until the image
 	// is resolved.
-	fresh     [][]byte
-	freshUsed int
+	fresh *pageStore
 	// rounds and bytes are what the rounds did, for Stats.
 	rounds int
 	bytes  uint64
@@ -370,22 +369,7 @@ func (pc *preCopy) Close() {
 // prepareFresh touches room for about as many pages as the last round
 // copied, before the freeze.
 func (pc *preCopy) prepareFresh() {
-	pc.fresh = append(pc.fresh, kernelTouched(int(max(pc.lastRound*2, 1024)*pc.pageSize)))
-	pc.freshUsed = 0
-}
-
-// alloc returns n bytes of the fresh store, which is never reused while
-// the image refers to it.
-func (pc *preCopy) alloc(n int) []byte {
-	last := len(pc.fresh) - 1
-	if last < 0 || len(pc.fresh[last])-pc.freshUsed < n {
-		pc.fresh = append(pc.fresh, make([]byte, max(n, chunkPages*int(pc.pageSize))))
-		pc.freshUsed = 0
-		last++
-	}
-	b := pc.fresh[last][pc.freshUsed : pc.freshUsed+n]
-	pc.freshUsed += n
-	return b
+	pc.fresh = newPageStore(int(max(pc.lastRound*2, 1024) * pc.pageSize))
 }
 
 // precopied is what the frozen phase found of one chunk of a tracked
@@ -434,7 +418,7 @@ func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRu
 	}
 	var fresh []byte
 	if len(stale) > 0 {
-		fresh = pc.alloc(len(stale) * int(ps))
+		fresh = pc.fresh.takeOrAllocate(len(stale) * int(ps))
 		var remote []unix.RemoteIovec
 		for _, idx := range stale {
 			addr := m.Start + idx*ps

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/crsub/crsub/internal/procfs"
 )
 
 // Image is a checkpoint held in memory: the frozen phase only copies the
@@ -53,11 +55,13 @@ func (im *Image) Reader() io.Reader {
 	return io.MultiReader(readers...)
 }
 
-// memoryWriter collects an image in chunks. The first chunks are allocated
-// and touched before the freeze, sized from the process's resident
-// memory, so the frozen copy does not pay first-touch page faults.
+// memoryWriter collects an image in chunks. Its memory is prepared before
+// the freeze, so the frozen phase does not pay first-touch page faults:
+// room for the records, and a page store, sized from the tree's private
+// memory, that the memory dumper reads pages straight into.
 type memoryWriter struct {
 	im    *Image
+	pages *pageStore
 	spare [][]byte // touched, unused chunks
 	tail  []byte   // the last chunk written, which may have room left
 	// deferred are payloads to produce after the freeze, each standing in
@@ -75,9 +79,11 @@ type deferredPayload struct {
 
 const imageChunk = 8 << 20
 
-func newMemoryWriter(expect int64) *memoryWriter {
-	w := &memoryWriter{im: &Image{}}
-	for n := int64(0); n < expect; n += imageChunk {
+// newMemoryWriter prepares room for about pages bytes of pages and
+// records bytes of everything else.
+func newMemoryWriter(pages, records int64) *memoryWriter {
+	w := &memoryWriter{im: &Image{}, pages: newPageStore(int(pages))}
+	for n := int64(0); n < records; n += imageChunk {
 		w.spare = append(w.spare, touched(imageChunk)[:0])
 	}
 	return w
@@ -197,13 +203,13 @@ func (c *collector) Write(b []byte) (int, error) {
 // owns the only copy of the process: write the image before relying on it.
 // opts.Commit is not used.
 func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
-	expect := residentEstimate(pid)
-	if opts.PreCopy > 0 || opts.CopyOnWrite {
+	var expect int64
+	if opts.PreCopy == 0 && !opts.CopyOnWrite {
 		// Pages copied before the freeze, or read from a copy-on-write
 		// copy after it, are taken as they are.
-		expect = 0
+		expect = treeResidentEstimate(pid)
 	}
-	w := newMemoryWriter(expect + 4<<20)
+	w := newMemoryWriter(expect, 4<<20)
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
@@ -215,6 +221,20 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	w.im.Stats = *st
 	w.spare = nil
 	return w.im, nil
+}
+
+// treeResidentEstimate is residentEstimate summed over the tree rooted at
+// pid, as it is now.
+func treeResidentEstimate(pid int) int64 {
+	total := residentEstimate(pid)
+	tids, _ := procfs.Tids(pid)
+	for _, tid := range tids {
+		kids, _ := procfs.Children(pid, tid)
+		for _, kid := range kids {
+			total += treeResidentEstimate(kid)
+		}
+	}
+	return total
 }
 
 // residentEstimate is how many bytes of private memory pid holds now

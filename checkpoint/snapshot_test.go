@@ -13,7 +13,7 @@ import (
 // chunk per pages record used to be allocated and cleared while the
 // process was frozen.
 func TestMemoryWriterDeferred(t *testing.T) {
-	w := newMemoryWriter(0)
+	w := newMemoryWriter(0, 0)
 	var want bytes.Buffer
 	const records = 200
 	for i := range records {
