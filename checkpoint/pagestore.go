@@ -1,6 +1,10 @@
 package checkpoint
 
-import "os"
+import (
+	"os"
+	"runtime"
+	"sync"
+)
 
 // pageStore hands out memory, prepared before the freeze, that pages read
 // while the tree is frozen go into and stay in: the image refers to it
@@ -67,10 +71,36 @@ func touched(n int) []byte {
 // once the freeze came, one time in two (a GiB read in 360 ms instead of
 // 120), and is not used.
 func kernelTouched(n int) []byte {
-	b := touched(n)
+	b := make([]byte, n)
+	// The faults are as slow on both cores at once: preparing a GiB of
+	// fresh memory took 5.7 s on one goroutine, 3.2 s on two.
+	workers := runtime.NumCPU()
+	if n < 64<<20 {
+		workers = 1
+	}
+	ps := os.Getpagesize()
+	per := (n/workers + ps - 1) / ps * ps
+	var wg sync.WaitGroup
+	for at := 0; at < n; at += per {
+		wg.Add(1)
+		go func(part []byte) {
+			defer wg.Done()
+			touchByKernel(part)
+		}(b[at:min(n, at+per)])
+	}
+	wg.Wait()
+	return b
+}
+
+// touchByKernel touches every page of b from user space, then has the
+// kernel write it (reading /dev/zero into it).
+func touchByKernel(b []byte) {
+	for i := 0; i < len(b); i += os.Getpagesize() {
+		b[i] = 1
+	}
 	zero, err := os.Open("/dev/zero")
 	if err != nil {
-		return b
+		return
 	}
 	defer zero.Close()
 	for at := 0; at < len(b); {
@@ -80,5 +110,4 @@ func kernelTouched(n int) []byte {
 		}
 		at += k
 	}
-	return b
 }
