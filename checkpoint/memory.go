@@ -384,7 +384,21 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				continue
 			}
 			for _, runs := range splitRuns(d.runs, d.chunk) {
-				if dst := d.storeRoom(runs); dst != nil {
+				dst := d.store.take(int(runsCount(runs) * d.pageSize))
+				if dst != nil && (d.shmemFile != nil || d.parent != nil) {
+					// Pages of a shared object, or compared with the
+					// parent image's, are read with the dumper's state.
+					data, kept, err := d.read(m, runs, dst)
+					if err != nil {
+						send(item{err: err})
+						return
+					}
+					if len(kept) > 0 && !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, pieces: [][]byte{data}, size: int64(len(data))}) {
+						return
+					}
+					continue
+				}
+				if dst != nil {
 					r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
 					select {
 					case reads <- r:
@@ -511,15 +525,6 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		}
 	}
 	return nil
-}
-
-// storeRoom returns room in the page store for the pages of runs, if they
-// can be read by a worker (readPrivate) and the store has room left.
-func (d *memoryDumper) storeRoom(runs []ckpt.PageRun) []byte {
-	if d.shmemFile != nil || d.parent != nil {
-		return nil
-	}
-	return d.store.take(int(runsCount(runs) * d.pageSize))
 }
 
 // storeRead is one chunk of pages a worker reads into the page store
