@@ -393,6 +393,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 						send(item{err: err})
 						return
 					}
+					d.store.giveBack(dst, len(data))
 					if len(kept) > 0 && !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, pieces: [][]byte{data}, size: int64(len(data))}) {
 						return
 					}

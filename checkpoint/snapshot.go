@@ -219,7 +219,8 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 		return nil, fmt.Errorf("checkpoint of pid %d: %w", pid, err)
 	}
 	w.im.Stats = *st
-	w.spare = nil
+	// The image keeps what it refers to; the rest goes.
+	w.spare, w.pages = nil, nil
 	return w.im, nil
 }
 
