@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -124,12 +125,18 @@ func (d *memoryDumper) readTracked(m *procfs.Mapping) ([]*precopied, error) {
 // about mapped bytes: a small process does not pay for touching 32 MiB.
 func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
 	ps := uint64(os.Getpagesize())
-	chunk := min(max(mapped/ps, minChunkPages), chunkPages)
+	chunk := chunkFor(mapped)
 	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}}
 	for b := range d.bufs {
 		d.bufs[b] = kernelTouched(int(chunk * ps))
 	}
 	return d, nil
+}
+
+// chunkFor is the pages per copy buffer and pages record for a process
+// that maps about mapped bytes.
+func chunkFor(mapped uint64) uint64 {
+	return min(max(mapped/uint64(os.Getpagesize()), minChunkPages), chunkPages)
 }
 
 // allZero says whether b holds only zeros: such pages are not stored.
@@ -290,7 +297,9 @@ func wantPage(m *procfs.Mapping, e procfs.PagemapEntry) bool {
 // dumpAll writes every mapping's VMA record and the pages records holding
 // its stored pages. Copying out of the process and writing the image
 // overlap: a goroutine fills one buffer (pagemap, process_vm_readv, zero
-// check) while this one writes the other.
+// check) while this one writes the other. For an in-memory image with a
+// page store, pages are read into the store instead, by a worker per core,
+// and the image refers to them there.
 func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.Mapping) error {
 	type item struct {
 		vma   *ckpt.VMA  // a VMA record to write, or
@@ -372,7 +381,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			}
 			if d.tracked(m) {
 				for _, got := range tracked {
-					d.stats.BytesRead += got.read
+					atomic.AddUint64(&d.stats.BytesRead, got.read)
 					d.stats.PagesPreCopied += got.reused
 					if len(got.runs) == 0 {
 						continue
@@ -476,13 +485,13 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			if r.err != nil {
 				return r.err
 			}
-			d.stats.BytesRead += uint64(len(r.buf))
+			atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
 			if len(r.kept) == 0 {
 				continue
 			}
 			d.stats.PagesStored += runsCount(r.kept)
 			if d.progress != nil {
-				d.progress(int64(d.stats.BytesRead), d.expect)
+				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
 			}
 			it.pages.Runs = r.kept
 			data := r.data
@@ -496,7 +505,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		case it.pieces != nil:
 			d.stats.PagesStored += it.pages.Count()
 			if d.progress != nil {
-				d.progress(int64(d.stats.BytesRead), d.expect)
+				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
 			}
 			pieces := it.pieces
 			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
@@ -513,7 +522,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		default:
 			d.stats.PagesStored += it.pages.Count()
 			if d.progress != nil {
-				d.progress(int64(d.stats.BytesRead), d.expect)
+				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
 			}
 			err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
 				_, err := pw.Write(it.data)
@@ -645,7 +654,8 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 	} else if err := readRemote(d.pid, buf, remoteRuns(m, runs, d.pageSize)); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
-	d.stats.BytesRead += uint64(len(buf))
+	// Both the goroutine reading and the one writing the image count.
+	atomic.AddUint64(&d.stats.BytesRead, uint64(len(buf)))
 	return compactPages(buf, runs, d.pageSize, func(idx uint64, page []byte) (bool, error) {
 		addr := m.Start + idx*d.pageSize
 		if d.parent == nil || d.shmemFile != nil || !d.parent.Has(d.pid, addr) {

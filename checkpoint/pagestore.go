@@ -13,8 +13,9 @@ import (
 // uses once the store is dropped. It is not safe for concurrent use.
 type pageStore struct {
 	slabs [][]byte
-	cur   int // the slab taken from
-	used  int // bytes taken from it
+	used  []int // bytes taken from each slab
+	first int   // the first slab with room left
+	last  int   // the slab last taken from, for giveBack
 }
 
 // storeSlab is the size of a page store's slabs: 64 MiB.
@@ -27,6 +28,7 @@ func newPageStore(n int) *pageStore {
 	s := &pageStore{}
 	for left := n; left > 0; left -= storeSlab {
 		s.slabs = append(s.slabs, make([]byte, min(left, storeSlab)))
+		s.used = append(s.used, 0)
 	}
 	next := make(chan []byte)
 	var wg sync.WaitGroup
@@ -47,21 +49,23 @@ func newPageStore(n int) *pageStore {
 	return s
 }
 
-// take returns n bytes of prepared memory, or nil if not as many are left
-// in a slab.
+// take returns n bytes of prepared memory, from the first slab with as
+// much room left (smaller requests fill what larger ones left), or nil if
+// no slab has.
 func (s *pageStore) take(n int) []byte {
 	if s == nil || n <= 0 {
 		return nil
 	}
-	for i := s.cur; i < len(s.slabs); i++ {
-		used := s.used
-		if i != s.cur {
-			used = 0
+	for i := s.first; i < len(s.slabs); i++ {
+		used := s.used[i]
+		if len(s.slabs[i])-used < n {
+			continue
 		}
-		if slab := s.slabs[i]; len(slab)-used >= n {
-			s.cur, s.used = i, used+n
-			return slab[used : used+n : used+n]
+		s.used[i], s.last = used+n, i
+		for s.first < len(s.slabs) && len(s.slabs[s.first])-s.used[s.first] < os.Getpagesize() {
+			s.first++
 		}
+		return s.slabs[i][used : used+n : used+n]
 	}
 	return nil
 }
@@ -69,11 +73,21 @@ func (s *pageStore) take(n int) []byte {
 // giveBack returns b[keep:] to the store if b is the last thing taken:
 // room read into for pages that were not kept.
 func (s *pageStore) giveBack(b []byte, keep int) {
-	if s == nil || s.cur >= len(s.slabs) || keep >= len(b) || s.used < len(b) {
+	if s == nil || s.last >= len(s.slabs) || keep >= len(b) || s.used[s.last] < len(b) {
 		return
 	}
-	if &s.slabs[s.cur][s.used-len(b)] == &b[0] {
-		s.used -= len(b) - keep
+	if &s.slabs[s.last][s.used[s.last]-len(b)] == &b[0] {
+		s.used[s.last] -= len(b) - keep
+		s.first = min(s.first, s.last)
+	}
+}
+
+// reset makes all of the store's memory room again, for when nothing
+// refers to what was taken.
+func (s *pageStore) reset() {
+	if s != nil {
+		clear(s.used)
+		s.first = 0
 	}
 }
 

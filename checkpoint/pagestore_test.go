@@ -7,8 +7,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The page store hands out room slab by slab, takes back the unused end of
-// the last room taken only, and says when it has no room left.
+// The page store hands out room from the first slab that has enough,
+// takes back the unused end of the last room taken only, and says when it
+// has no room left.
 func TestPageStore(t *testing.T) {
 	const mib = 1 << 20
 	type step struct {
@@ -30,10 +31,16 @@ func TestPageStore(t *testing.T) {
 			want:  []place{{0, 0}, {0, 16 * mib}, {0, 32 * mib}, {0, 48 * mib}, {1, 0}},
 		},
 		{
-			name:  "skips the end of a slab too small",
+			name:  "a smaller request fills what a larger one left",
 			slabs: []int{20 * mib, 64 * mib},
-			steps: []step{{take: 16 * mib}, {take: 16 * mib}, {take: 4 * mib}},
-			want:  []place{{0, 0}, {1, 0}, {1, 16 * mib}},
+			steps: []step{{take: 16 * mib}, {take: 16 * mib}, {take: 4 * mib}, {take: 4 * mib}},
+			want:  []place{{0, 0}, {1, 0}, {0, 16 * mib}, {1, 16 * mib}},
+		},
+		{
+			name:  "gives back in an earlier slab",
+			slabs: []int{20 * mib, 64 * mib},
+			steps: []step{{take: 16 * mib}, {take: 16 * mib}, {take: 4 * mib}, {giveBack: 2, keep: 0}, {take: 2 * mib}},
+			want:  []place{{0, 0}, {1, 0}, {0, 16 * mib}, {}, {0, 16 * mib}},
 		},
 		{
 			name:  "gives back the end of the last room",
@@ -57,7 +64,7 @@ func TestPageStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &pageStore{}
 			for _, n := range tc.slabs {
-				s.slabs = append(s.slabs, make([]byte, n))
+				s.slabs, s.used = append(s.slabs, make([]byte, n)), append(s.used, 0)
 			}
 			rooms := make([][]byte, len(tc.steps))
 			var got []place

@@ -71,7 +71,7 @@ func TestReadTracked(t *testing.T) {
 func BenchmarkReadTracked(b *testing.B) {
 	pc, tr, m, runs, protected, _ := trackedFixture(b)
 	for b.Loop() {
-		pc.fresh.used = 0
+		pc.fresh.reset()
 		if _, err := pc.readTracked(tr, m, runs, protected); err != nil {
 			b.Fatal(err)
 		}

@@ -208,6 +208,10 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 		// Pages copied before the freeze, or read from a copy-on-write
 		// copy after it, are taken as they are.
 		expect = treeResidentEstimate(pid)
+		// Room for what the estimate missed and for the ends of slabs a
+		// chunk did not fit in: a chunk that finds no room is copied into
+		// memory the freeze has to fault in.
+		expect += int64(chunkFor(uint64(expect))*uint64(os.Getpagesize())) + expect/32
 	}
 	w := newMemoryWriter(expect, 4<<20)
 	opts.Commit = nil
