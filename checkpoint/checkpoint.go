@@ -102,14 +102,12 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, fmt.Errorf("pid %d is a zombie", pid)
 	}
 	resident := residentEstimate(pid)
-	mem, err := newMemoryDumper(s.stats, uint64(resident))
-	if err != nil {
-		return nil, err
-	}
-	mem.progress, mem.expect = opts.Progress, resident
+	var store *pageStore
 	if image, ok := out.(*memoryWriter); ok {
-		mem.store = image.pages
+		store = image.pages
 	}
+	mem := newMemoryDumper(s.stats, uint64(resident), store)
+	mem.progress, mem.expect = opts.Progress, resident
 	if opts.PreCopy > 0 && opts.Parent != "" {
 		return nil, errors.New("pre-copy and a parent image cannot be combined yet")
 	}

@@ -122,15 +122,19 @@ func (d *memoryDumper) readTracked(m *procfs.Mapping) ([]*precopied, error) {
 }
 
 // newMemoryDumper prepares copy buffers sized for a process that maps
-// about mapped bytes: a small process does not pay for touching 32 MiB.
-func newMemoryDumper(stats *Stats, mapped uint64) (*memoryDumper, error) {
+// about mapped bytes (a small process does not pay for touching 32 MiB),
+// unless store, an in-memory image's page store, has room prepared: pages
+// are read into that, and the buffers are made only if it runs out.
+func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore) *memoryDumper {
 	ps := uint64(os.Getpagesize())
 	chunk := chunkFor(mapped)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}}
-	for b := range d.bufs {
-		d.bufs[b] = kernelTouched(int(chunk * ps))
+	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store}
+	if !store.prepared() {
+		for b := range d.bufs {
+			d.bufs[b] = kernelTouched(int(chunk * ps))
+		}
 	}
-	return d, nil
+	return d
 }
 
 // chunkFor is the pages per copy buffer and pages record for a process
@@ -425,6 +429,9 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				case b = <-free:
 				case <-stop:
 					return
+				}
+				if d.bufs[b] == nil {
+					d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
 				}
 				data, kept, err := d.read(m, runs, d.bufs[b])
 				if err != nil {

@@ -49,6 +49,9 @@ func newPageStore(n int) *pageStore {
 	return s
 }
 
+// prepared says whether the store has any memory.
+func (s *pageStore) prepared() bool { return s != nil && len(s.slabs) > 0 }
+
 // take returns n bytes of prepared memory, from the first slab with as
 // much room left (smaller requests fill what larger ones left), or nil if
 // no slab has.
