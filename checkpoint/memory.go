@@ -325,7 +325,6 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 	// nothing else of the dumper; their items wait in order.
 	items := make(chan item, 2*runtime.NumCPU())
 	reads := make(chan *storeRead)
-	defer close(reads)
 	for range runtime.NumCPU() {
 		go func() {
 			for r := range reads {
@@ -341,6 +340,8 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
+		// Only the sender closes: the workers end with it.
+		defer close(reads)
 		defer close(items)
 		send := func(it item) bool {
 			select {
