@@ -203,11 +203,15 @@ func (c *collector) Write(b []byte) (int, error) {
 // owns the only copy of the process: write the image before relying on it.
 // opts.Commit is not used.
 func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
+	resident := treeResidentEstimate(pid)
+	if err := roomFor(pid, resident); err != nil {
+		return nil, err
+	}
 	var expect int64
 	if opts.PreCopy == 0 && !opts.CopyOnWrite {
 		// Pages copied before the freeze, or read from a copy-on-write
 		// copy after it, are taken as they are.
-		expect = treeResidentEstimate(pid)
+		expect = resident
 		// Room for what the estimate missed and for the ends of slabs a
 		// chunk did not fit in: a chunk that finds no room is copied into
 		// memory the freeze has to fault in.
@@ -226,6 +230,37 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	// The image keeps what it refers to; the rest goes.
 	w.spare, w.pages = nil, nil
 	return w.im, nil
+}
+
+// MemoryError is a Snapshot refused because the image would not fit in
+// the memory available: an image kept in memory is about as large as the
+// tree's private memory, and running out of memory on the way could have
+// the kernel kill the tree itself. Checkpoint, writing the image while the
+// tree is frozen, needs no such room.
+type MemoryError struct {
+	Pid             int
+	Need, Available int64 // bytes
+}
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("an in-memory image of pid %d needs about %d MiB, and %d MiB of memory are available", e.Pid, e.Need>>20, e.Available>>20)
+}
+
+// roomFor says whether an image of need bytes fits in the memory available
+// (MemAvailable, an eighth of it kept for everything else).
+func roomFor(pid int, need int64) error {
+	available, err := procfs.MemAvailable()
+	if err != nil {
+		return nil // not known: tried anyway
+	}
+	return fits(pid, need, available)
+}
+
+func fits(pid int, need, available int64) error {
+	if need > available-available/8 {
+		return &MemoryError{Pid: pid, Need: need, Available: available}
+	}
+	return nil
 }
 
 // treeResidentEstimate is residentEstimate summed over the tree rooted at

@@ -2,8 +2,10 @@ package checkpoint
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -63,5 +65,32 @@ func TestMemoryWriterDeferred(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), want.Bytes()) {
 		t.Errorf("WriteTo differs from what was written: %d bytes, want %d", out.Len(), want.Len())
+	}
+}
+
+// A snapshot is refused when its image would not leave an eighth of the
+// available memory, with the sizes in the error.
+func TestFits(t *testing.T) {
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		need, available int64
+		ok              bool
+	}{
+		{need: 1 * gib, available: 20 * gib, ok: true},
+		{need: 7 * gib, available: 8 * gib, ok: true},
+		{need: 7*gib + 1, available: 8 * gib, ok: false},
+		{need: 30 * gib, available: 20 * gib, ok: false},
+		{need: 0, available: 0, ok: true},
+	} {
+		err := fits(42, tc.need, tc.available)
+		var memErr *MemoryError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("need %d of %d: %v", tc.need, tc.available, err)
+		case !tc.ok && !errors.As(err, &memErr):
+			t.Errorf("need %d of %d: %v, want a MemoryError", tc.need, tc.available, err)
+		case !tc.ok && (memErr.Need != tc.need || memErr.Available != tc.available || !strings.Contains(err.Error(), "pid 42")):
+			t.Errorf("need %d of %d: %+v: %v", tc.need, tc.available, memErr, err)
+		}
 	}
 }

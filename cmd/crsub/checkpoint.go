@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -120,13 +121,22 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	var st *checkpoint.Stats
+	var img *checkpoint.Image
+	var memErr *checkpoint.MemoryError
 	if *leave {
 		// The process runs on, so freeze it only to copy its state into
 		// memory, and write the image after it was let go.
-		img, err := checkpoint.Snapshot(ctx, *pid, opts)
-		if err != nil {
+		var err error
+		img, err = checkpoint.Snapshot(ctx, *pid, opts)
+		if errors.As(err, &memErr) && !opts.CopyOnWrite {
+			// Written while the tree is frozen instead: a longer freeze,
+			// but no room needed.
+			fmt.Fprintf(stderr, "crsub checkpoint: %v: writing the image while the process is frozen\n", err)
+		} else if err != nil {
 			return err
 		}
+	}
+	if img != nil {
 		if _, err := img.WriteTo(out); err != nil {
 			return fmt.Errorf("writing the image: %w", err)
 		}
@@ -138,8 +148,8 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		img.Stats.Total += time.Since(start) - img.Stats.Total
 		st = &img.Stats
 	} else {
-		// The process is killed only once the image is safely written, so
-		// it stays frozen until then.
+		// The process is killed (or, left running, let go) only once the
+		// image is safely written, so it stays frozen until then.
 		var err error
 		if st, err = checkpoint.Checkpoint(ctx, *pid, out, opts); err != nil {
 			return err

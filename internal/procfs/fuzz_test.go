@@ -309,3 +309,15 @@ func FuzzParseSysVShm(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseMemAvailable(f *testing.F) {
+	f.Add([]byte("MemTotal: 1 kB\nMemAvailable:   22871040 kB\n"))
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if n, err := ParseMemAvailable(b); err == nil && (n < 0 || !bytes.Contains(b, []byte("MemAvailable:"))) {
+			t.Fatalf("%d from %q", n, b)
+		}
+	})
+}
