@@ -201,7 +201,8 @@ func (c *collector) Write(b []byte) (int, error) {
 // beforehand; then it is killed or, with opts.LeaveRunning, let go, and
 // the image can be written at leisure. With the default (kill) the caller
 // owns the only copy of the process: write the image before relying on it.
-// opts.Commit is not used.
+// opts.Commit is not used. A tree whose image would not fit in the memory
+// available is refused with a *MemoryError (Checkpoint needs no room).
 func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	resident := treeResidentEstimate(pid)
 	if err := roomFor(pid, resident); err != nil {
