@@ -387,9 +387,8 @@ func (s *session) freezeTree() error {
 	return nil
 }
 
-// freeze seizes every thread. Threads created meanwhile are caught by
-// listing the threads again until a pass finds no new one: a seized thread
-// cannot create more.
+// zombie is the tree record of pid, a child of ppid that has ended and
+// is not reaped yet.
 func zombie(pid, ppid int, st procfs.Stat) ckpt.TreeProcess {
 	return ckpt.TreeProcess{Pid: pid, Ppid: ppid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)}
 }
@@ -417,6 +416,9 @@ func endedChild(p *proc) (z *ckpt.TreeProcess, gone bool) {
 	return nil, false
 }
 
+// freeze seizes every thread. Threads created meanwhile are caught by
+// listing the threads again until a pass finds no new one: a seized thread
+// cannot create more.
 func (p *proc) freeze() (err error) {
 	if st, err := procfs.ReadStat(p.pid); err == nil && st.State == 'T' {
 		p.stopped = true
