@@ -316,8 +316,8 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		// or, for a copy-on-write copy, read from it when the image
 		// asks (cowPid), after the thaw
 		cow bool
-		// or, for pages read into the page store by a worker, what it
-		// read once done is closed
+		// or, for pages a worker reads into the page store, the read:
+		// once done, its pages are written as pieces
 		pending *storeRead
 		err     error
 	}
@@ -453,6 +453,21 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		if err := ctx.Err(); err != nil {
 			return err // the deferred close stops the reader
 		}
+		if r := it.pending; r != nil {
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if r.err != nil {
+				return r.err
+			}
+			atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
+			if len(r.kept) == 0 {
+				continue
+			}
+			it.pages.Runs, it.pieces, it.size = r.kept, [][]byte{r.data}, int64(len(r.data))
+		}
 		switch {
 		case it.err != nil:
 			return it.err
@@ -478,33 +493,6 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 					return fmt.Errorf("the copy-on-write copy: %w", err)
 				}
 				_, err := pw.Write(buf)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		case it.pending != nil:
-			r := it.pending
-			select {
-			case <-r.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			if r.err != nil {
-				return r.err
-			}
-			atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
-			if len(r.kept) == 0 {
-				continue
-			}
-			d.stats.PagesStored += runsCount(r.kept)
-			if d.progress != nil {
-				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
-			}
-			it.pages.Runs = r.kept
-			data := r.data
-			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(data)), func(pw io.Writer) error {
-				_, err := pw.Write(data)
 				return err
 			})
 			if err != nil {
