@@ -8,8 +8,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -646,22 +644,13 @@ func (r *Remote) oneByOne(calls []Call) ([]uint64, error) {
 // kernel resets the disposition of a forced signal the process ignores,
 // and a SIGTRAP already pending would be taken for the batch's.
 func (r *Remote) trapUsable() bool {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.t.Tid))
+	// /proc/TID/status: the thread's own pending signals.
+	st, err := procfs.ReadStatus(r.t.Tid)
 	if err != nil {
 		return false
 	}
 	trapBit := uint64(1) << (unix.SIGTRAP - 1)
-	for _, line := range strings.Split(string(status), "\n") {
-		key, value, ok := strings.Cut(line, ":")
-		if !ok || (key != "SigIgn" && key != "SigPnd" && key != "ShdPnd") {
-			continue
-		}
-		set, err := strconv.ParseUint(strings.TrimSpace(value), 16, 64)
-		if err != nil || set&trapBit != 0 {
-			return false
-		}
-	}
-	return true
+	return (st.SigIgn|st.SigPnd|st.ShdPnd)&trapBit == 0
 }
 
 // resumeUntilTrap resumes the thread until the batch's int3 at end-1 stops
