@@ -85,15 +85,6 @@ func (s *pageStore) giveBack(b []byte, keep int) {
 	}
 }
 
-// reset makes all of the store's memory room again, for when nothing
-// refers to what was taken.
-func (s *pageStore) reset() {
-	if s != nil {
-		clear(s.used)
-		s.first = 0
-	}
-}
-
 // takeOrAllocate is take, allocating (unprepared) memory when the prepared
 // memory is used up.
 func (s *pageStore) takeOrAllocate(n int) []byte {
@@ -108,10 +99,14 @@ func (s *pageStore) takeOrAllocate(n int) []byte {
 // is frozen, so memory the frozen phase writes is prepared before it.
 func touched(n int) []byte {
 	b := make([]byte, n)
+	touch(b)
+	return b
+}
+
+func touch(b []byte) {
 	for i := 0; i < len(b); i += os.Getpagesize() {
 		b[i] = 1
 	}
-	return b
 }
 
 // kernelTouched is touched for memory the kernel writes while the target is
@@ -135,9 +130,7 @@ func kernelTouched(n int) []byte {
 // touchByKernel touches every page of b from user space, then has the
 // kernel write it (reading /dev/zero into it).
 func touchByKernel(b []byte) {
-	for i := 0; i < len(b); i += os.Getpagesize() {
-		b[i] = 1
-	}
+	touch(b)
 	zero, err := os.Open("/dev/zero")
 	if err != nil {
 		return

@@ -71,7 +71,8 @@ func TestReadTracked(t *testing.T) {
 func BenchmarkReadTracked(b *testing.B) {
 	pc, tr, m, runs, protected, _ := trackedFixture(b)
 	for b.Loop() {
-		pc.fresh.reset()
+		// The same memory again, all of it room.
+		pc.fresh = &pageStore{slabs: pc.fresh.slabs, used: make([]int, len(pc.fresh.slabs))}
 		if _, err := pc.readTracked(tr, m, runs, protected); err != nil {
 			b.Fatal(err)
 		}
