@@ -171,16 +171,7 @@ func TestInjectAndRestoreSleep(t *testing.T) {
 		t.Errorf("close(1<<20) error = %v, want EBADF", err)
 	}
 
-	if err := r.Restore(); err != nil {
-		t.Fatal(err)
-	}
-	regs, err := tr.Regs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(saved, regs); diff != "" {
-		t.Errorf("registers after Restore (-want +got):\n%s", diff)
-	}
+	restoreAndCompare(t, r, tr, saved)
 	if _, err := r.Syscall(unix.SYS_GETPID); !errors.Is(err, ErrDone) {
 		t.Errorf("Syscall after Restore: error = %v, want ErrDone", err)
 	}
@@ -634,16 +625,7 @@ func TestBatch(t *testing.T) {
 			if v := syscallOK(t, r, unix.SYS_GETTID); v != uint64(pid) {
 				t.Errorf("gettid() after the batch = %d, want %d", v, pid)
 			}
-			if err := r.Restore(); err != nil {
-				t.Fatal(err)
-			}
-			regs, err := tr.Regs()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(saved, regs); diff != "" {
-				t.Errorf("registers after Restore (-want +got):\n%s", diff)
-			}
+			restoreAndCompare(t, r, tr, saved)
 			if err := tr.Detach(); err != nil {
 				t.Fatal(err)
 			}
@@ -712,4 +694,20 @@ func TestFindSyscallInstruction(t *testing.T) {
 		return
 	}
 	t.Skip("no vDSO in the process")
+}
+
+// restoreAndCompare restores the thread and checks that its registers are
+// saved, as they were before the calls.
+func restoreAndCompare(t *testing.T, r *Remote, tr *ptrace.Tracee, saved ptrace.Regs) {
+	t.Helper()
+	if err := r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	regs, err := tr.Regs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(saved, regs); diff != "" {
+		t.Errorf("registers after Restore (-want +got):\n%s", diff)
+	}
 }
