@@ -58,6 +58,8 @@ type session struct {
 	pre      *preCopy
 	preChunk uint64
 	ahead    map[int]map[uint64]*aheadRead
+	// early is smaps of the tree's processes, read before the freeze.
+	early *earlyMadvise
 	// descriptions index the open file descriptions written so far.
 	descriptions descriptions
 }
@@ -187,6 +189,15 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			p.closeFds()
 		}
 	}()
+	// Work the freeze would otherwise wait for is done while the tree
+	// runs: a sleeping process's page tables are brought into line (wake),
+	// smaps is read. The counters that tell whether smaps still holds are
+	// closed after the tree runs again: letting the last counter on a
+	// tracepoint go waits for an RCU grace period (~20 ms here).
+	pids := listTree(pid)
+	wake(pids)
+	s.early = readMadviseEarly(pids)
+	defer s.early.Close()
 	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
 		return nil, err

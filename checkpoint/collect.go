@@ -42,17 +42,13 @@ type processState struct {
 func (s *session) collectProcess(pr *proc) (*processState, error) {
 	pid := pr.pid
 	st := &processState{}
-	// smaps walks every page table, which takes a while for a large
-	// process: it is read while the process runs the injected calls below
-	// (their first resume is the slow part on a machine with shadow
-	// paging), and read again if the injection's scratch page changed the
-	// layout it saw.
-	early := make(chan madvise, 1)
-	go func() { early <- readMadvise(pid) }()
 	stat, err := procfs.ReadStat(pid)
 	if err != nil {
 		return nil, err
 	}
+	// smaps read before the freeze, if it still holds (madvise.go); this
+	// must come before any call is injected.
+	adv, haveAdv := s.early.take(pid, stat.StartTime)
 	status, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return nil, err
@@ -144,6 +140,13 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		tids = append(tids, t.Tid)
 	}
 	st.tree.Tids = tids
+	// Otherwise smaps is read now: while it walks the page tables, the
+	// injected calls above would have waited to map their scratch page.
+	var late chan madvise
+	if !haveAdv {
+		late = make(chan madvise, 1)
+		go func() { late <- readMadvise(pid) }()
+	}
 	if st.tree.NsPid != 0 {
 		for _, tid := range tids {
 			ts, err := procfs.ReadTaskStatus(pid, tid)
@@ -170,7 +173,9 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 			m.Kind = procfs.KindAnon
 		}
 	}
-	adv := <-early
+	if late != nil {
+		adv = <-late
+	}
 	if !adv.describes(st.maps) {
 		adv = readMadvise(pid)
 	}
@@ -381,63 +386,6 @@ func (s *session) checkNamespaces(pid int) error {
 		return fmt.Errorf("the process is in a %s namespace of its own (%s, crsub is in %s): not supported; run crsub inside it (nsenter -t %d)", ns, theirs, ours, pid)
 	}
 	return nil
-}
-
-// madviseFlags are the VmFlags a restart sets again, with the names the
-// image gives them: madvise(2) advice and mlock state that change what the
-// program sees (fork, core dumps, THP, locking).
-var madviseFlags = []struct {
-	flag procfs.VmFlag
-	name string
-}{
-	{procfs.VmDontCopy, ckpt.MadvDontFork},
-	{procfs.VmWipeOnFork, ckpt.MadvWipeOnFork},
-	{procfs.VmDontDump, ckpt.MadvDontDump},
-	{procfs.VmHugePage, ckpt.MadvHugePage},
-	{procfs.VmNoHugePage, ckpt.MadvNoHugePage},
-	{procfs.VmMergeable, ckpt.MadvMergeable},
-	{procfs.VmLocked, ckpt.MadvLocked},
-	{procfs.VmLockOnFault, ckpt.MadvLockOnFault},
-}
-
-// madvise is what smaps says of a process's VMAs: the madviseFlags of
-// those that have any, and every VMA's range, to tell whether smaps saw
-// the layout the checkpoint stores.
-type madvise struct {
-	flags  map[uint64][]string
-	ranges map[[2]uint64]bool
-	err    error
-}
-
-// readMadvise reads smaps for the VMAs with any of madviseFlags.
-func readMadvise(pid int) madvise {
-	entries, err := procfs.ReadSmapsFlags(pid)
-	if err != nil {
-		return madvise{err: err}
-	}
-	out := madvise{flags: map[uint64][]string{}, ranges: map[[2]uint64]bool{}}
-	for _, e := range entries {
-		out.ranges[[2]uint64{e.Start, e.End}] = true
-		for _, f := range madviseFlags {
-			if e.VmFlags.Has(f.flag) {
-				out.flags[e.Start] = append(out.flags[e.Start], f.name)
-			}
-		}
-	}
-	return out
-}
-
-// describes says whether m read smaps with exactly the VMAs of maps.
-func (m madvise) describes(maps []procfs.Mapping) bool {
-	if m.err != nil || len(m.ranges) != len(maps) {
-		return false
-	}
-	for _, v := range maps {
-		if !m.ranges[[2]uint64{v.Start, v.End}] {
-			return false
-		}
-	}
-	return true
 }
 
 // readSched reads how thread tid is scheduled; what the kernel does not

@@ -321,3 +321,18 @@ func FuzzParseMemAvailable(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSyscall(f *testing.F) {
+	f.Add([]byte("running\n"))
+	f.Add([]byte("-1 0x7ffd713081c8 0x7fa98bccd2ad\n"))
+	f.Add([]byte("202 0x7f1 0x80 0x0 0x0 0x0 0xffffffff 0x7ffd 0x7fa9\n"))
+	if b, err := os.ReadFile("/proc/self/syscall"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok, err := ParseSyscall(b)
+		if (err != nil || !ok) && got != (Blocked{}) {
+			t.Fatalf("%+v (ok %v, err %v) from %q", got, ok, err, b)
+		}
+	})
+}

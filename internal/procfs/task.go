@@ -87,3 +87,57 @@ func Comm(pid int) (string, error) {
 	}
 	return strings.TrimSuffix(string(b), "\n"), nil
 }
+
+// Blocked is what /proc/PID/syscall says of a thread asleep in a system
+// call: the call's number and its six arguments.
+type Blocked struct {
+	Nr   int64
+	Args [6]uint64
+}
+
+// ReadSyscall reads /proc/PID/syscall of pid's main thread. ok is false
+// when the thread is not in a system call ("running", or -1: blocked
+// outside one, as in a page fault).
+func ReadSyscall(pid int) (b Blocked, ok bool, err error) {
+	path := pidPath(pid, "syscall")
+	raw, err := readProcFile(path)
+	if err != nil {
+		return Blocked{}, false, err
+	}
+	b, ok, err = ParseSyscall(raw)
+	if err != nil {
+		return Blocked{}, false, fileError(path, err)
+	}
+	return b, ok, nil
+}
+
+// ParseSyscall parses a /proc/PID/syscall file: "running", "-1 SP PC", or
+// the number, six arguments, SP and PC ("7 0x7ffc 0x1 0xffffffff 0x0 0x0
+// 0x0 0x7ffc 0x7f12"), the arguments and addresses in hex.
+func ParseSyscall(raw []byte) (Blocked, bool, error) {
+	fields := strings.Fields(string(raw))
+	switch {
+	case len(fields) == 1 && fields[0] == "running":
+		return Blocked{}, false, nil
+	case len(fields) == 3 && fields[0] == "-1":
+		return Blocked{}, false, nil
+	case len(fields) != 9:
+		return Blocked{}, false, fmt.Errorf("syscall: %d fields, want 1, 3 or 9", len(fields))
+	}
+	var b Blocked
+	nr, err := parseUint(fields[0], 10, 32)
+	if err != nil {
+		return Blocked{}, false, fmt.Errorf("syscall: number: %w", err)
+	}
+	b.Nr = int64(nr)
+	for i := range b.Args {
+		hex, ok := strings.CutPrefix(fields[1+i], "0x")
+		if !ok {
+			return Blocked{}, false, fmt.Errorf("syscall: argument %d: %q is not hex", i+1, fields[1+i])
+		}
+		if b.Args[i], err = parseUint(hex, 16, 64); err != nil {
+			return Blocked{}, false, fmt.Errorf("syscall: argument %d: %w", i+1, err)
+		}
+	}
+	return b, true, nil
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -118,4 +119,55 @@ func TestTaskSelf(t *testing.T) {
 	if _, err := Tids(-1); err == nil {
 		t.Error("Tids(-1) succeeded")
 	}
+}
+
+func TestParseSyscall(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Blocked
+		ok      bool
+		wantErr string
+	}{
+		{"running\n", Blocked{}, false, ""},
+		{"-1 0x7ffd713081c8 0x7fa98bccd2ad\n", Blocked{}, false, ""},
+		{"202 0x7f1 0x80 0x0 0x0 0x0 0xffffffff 0x7ffd 0x7fa9\n", Blocked{Nr: 202, Args: [6]uint64{0x7f1, 0x80, 0, 0, 0, 0xffffffff}}, true, ""},
+		{"34 0x0 0x0\n", Blocked{}, false, "3 fields"},
+		{"x 0x0 0x0 0x0 0x0 0x0 0x0 0x0 0x0", Blocked{}, false, "number"},
+		{"7 0x0 12 0x0 0x0 0x0 0x0 0x0 0x0", Blocked{}, false, "argument 2: \"12\" is not hex"},
+		{"7 0x0 0xg 0x0 0x0 0x0 0x0 0x0 0x0", Blocked{}, false, "argument 2"},
+	}
+	for _, tc := range tests {
+		got, ok, err := ParseSyscall([]byte(tc.in))
+		if !wantErrContaining(t, err, tc.wantErr) {
+			continue
+		}
+		if ok != tc.ok {
+			t.Errorf("ParseSyscall(%q): ok %v, want %v", tc.in, ok, tc.ok)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ParseSyscall(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+// sleep(1), asleep in clock_nanosleep(2), shows in /proc/PID/syscall so.
+func TestReadSyscall(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var b Blocked
+	var ok bool
+	for range 200 {
+		var err error
+		if b, ok, err = ReadSyscall(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		if ok && b.Nr == unix.SYS_CLOCK_NANOSLEEP {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("sleep(1) never seen in clock_nanosleep: last %+v (in a call: %v)", b, ok)
 }

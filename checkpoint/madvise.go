@@ -1,0 +1,201 @@
+package checkpoint
+
+import (
+	"errors"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// What madvise(2) and mlock(2) set on a VMA shows only in smaps, and
+// reading smaps walks every page table of the process, holding its mmap
+// lock for reading: about 8 ms a GiB of touched memory here, during which
+// anything run inside the frozen process that maps or unmaps (the scratch
+// page of injected calls, brk) waits. So smaps is read before the freeze,
+// with a counter on every thread of the times it takes its mmap lock for
+// writing, which every change to a VMA's flags or bounds needs. A process
+// whose counters still read zero once it is frozen has the flags read
+// before; any other is read again while frozen.
+//
+// The counters count in the context of the process's own threads (and
+// those they create). A change made to its VMAs from outside is not seen:
+// the only ones the kernel has are DAMON's virtual-address schemes that
+// set MADV_HUGEPAGE or MADV_NOHUGEPAGE (process_madvise(2) takes no advice
+// that changes flags).
+
+// madviseFlags are the VmFlags a restart sets again, with the names the
+// image gives them: madvise(2) advice and mlock state that change what the
+// program sees (fork, core dumps, THP, locking).
+var madviseFlags = []struct {
+	flag procfs.VmFlag
+	name string
+}{
+	{procfs.VmDontCopy, ckpt.MadvDontFork},
+	{procfs.VmWipeOnFork, ckpt.MadvWipeOnFork},
+	{procfs.VmDontDump, ckpt.MadvDontDump},
+	{procfs.VmHugePage, ckpt.MadvHugePage},
+	{procfs.VmNoHugePage, ckpt.MadvNoHugePage},
+	{procfs.VmMergeable, ckpt.MadvMergeable},
+	{procfs.VmLocked, ckpt.MadvLocked},
+	{procfs.VmLockOnFault, ckpt.MadvLockOnFault},
+}
+
+// madvise is what smaps says of a process's VMAs: the madviseFlags of
+// those that have any, and every VMA's range, to tell whether smaps saw
+// the layout the checkpoint stores.
+type madvise struct {
+	flags  map[uint64][]string
+	ranges map[[2]uint64]bool
+	err    error
+}
+
+// readMadvise reads smaps for the VMAs with any of madviseFlags.
+func readMadvise(pid int) madvise {
+	entries, err := procfs.ReadSmapsFlags(pid)
+	if err != nil {
+		return madvise{err: err}
+	}
+	out := madvise{flags: map[uint64][]string{}, ranges: map[[2]uint64]bool{}}
+	for _, e := range entries {
+		out.ranges[[2]uint64{e.Start, e.End}] = true
+		for _, f := range madviseFlags {
+			if e.VmFlags.Has(f.flag) {
+				out.flags[e.Start] = append(out.flags[e.Start], f.name)
+			}
+		}
+	}
+	return out
+}
+
+// describes says whether m read smaps with exactly the VMAs of maps.
+func (m madvise) describes(maps []procfs.Mapping) bool {
+	if m.err != nil || len(m.ranges) != len(maps) {
+		return false
+	}
+	for _, v := range maps {
+		if !m.ranges[[2]uint64{v.Start, v.End}] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxWatchedThreads bounds the counters (an fd each) kept for one
+// process; a process with more threads has smaps read while frozen.
+const maxWatchedThreads = 256
+
+// earlyMadvise holds smaps read before the freeze, by pid.
+type earlyMadvise struct {
+	procs map[int]*earlyRead
+}
+
+// earlyRead is one process's smaps read before the freeze and the
+// counters that tell whether it still holds.
+type earlyRead struct {
+	startTime uint64 // tells the process from a later one with its pid
+	counters  []*sys.FD
+	adv       madvise
+}
+
+// readMadviseEarly reads smaps of pids, processes of the tree, which is
+// running. Processes it cannot watch are left out, to be read while frozen.
+func readMadviseEarly(pids []int) *earlyMadvise {
+	e := &earlyMadvise{procs: map[int]*earlyRead{}}
+	id, err := sys.TracepointID("mmap_lock/mmap_lock_acquire_returned")
+	if err != nil {
+		return e
+	}
+	for _, pid := range pids {
+		if r, err := watch(id, pid); err == nil {
+			e.procs[pid] = r
+		}
+	}
+	return e
+}
+
+var errTooManyThreads = errors.New("too many threads to watch")
+
+// watch puts a counter on every thread of pid, listing them again until
+// no new one shows (a thread created after its creator's counter is
+// counted by it), then reads smaps.
+func watch(id uint64, pid int) (_ *earlyRead, err error) {
+	stat, err := procfs.ReadStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	r := &earlyRead{startTime: stat.StartTime}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	watched := map[int]bool{}
+	for added := true; added; {
+		added = false
+		tids, err := procfs.Tids(pid)
+		if err != nil {
+			return nil, err
+		}
+		for _, tid := range tids {
+			if watched[tid] {
+				continue
+			}
+			if len(watched) == maxWatchedThreads {
+				return nil, errTooManyThreads
+			}
+			fd, err := sys.OpenTracepointCounter(id, "write == 1", tid)
+			if err != nil {
+				// A thread that has ended changes nothing any more.
+				if _, serr := procfs.ReadTaskStatus(pid, tid); serr != nil {
+					continue
+				}
+				return nil, err
+			}
+			r.counters = append(r.counters, fd)
+			watched[tid], added = true, true
+		}
+	}
+	r.adv = readMadvise(pid)
+	if r.adv.err != nil {
+		return nil, r.adv.err
+	}
+	return r, nil
+}
+
+// take returns what smaps said of pid before the freeze if it still
+// holds: none of pid's threads has taken its mmap lock for writing since.
+// It must be called with pid frozen and before anything runs inside it.
+func (e *earlyMadvise) take(pid int, startTime uint64) (madvise, bool) {
+	if e == nil {
+		return madvise{}, false
+	}
+	r := e.procs[pid]
+	if r == nil || r.startTime != startTime {
+		return madvise{}, false
+	}
+	for _, c := range r.counters {
+		if n, err := sys.ReadCounter(c); err != nil || n != 0 {
+			return madvise{}, false
+		}
+	}
+	return r.adv, true
+}
+
+// Close stops every counter.
+func (e *earlyMadvise) Close() {
+	if e == nil {
+		return
+	}
+	for _, r := range e.procs {
+		r.close()
+	}
+	e.procs = nil
+}
+
+func (r *earlyRead) close() {
+	for _, c := range r.counters {
+		c.Close()
+	}
+	r.counters = nil
+}

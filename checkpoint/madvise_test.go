@@ -1,0 +1,114 @@
+package checkpoint
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/crsub/crsub/internal/crtest"
+	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
+)
+
+// madviser maps a 16-page region; on SIGUSR1 it writes to every page, on
+// SIGUSR2 it marks the whole region MADV_DONTDUMP (its flags change, its
+// bounds do not), on SIGHUP a thread it creates then does the same, on
+// SIGALRM a thread it creates does nothing; then it creates the file
+// "done". A first thread, created and joined at the start, leaves its stack
+// in glibc's cache for the later ones: creating them maps nothing.
+const madviser = `#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void on(int s) { got = s; }
+static unsigned char *p;
+static void *advise(void *arg) { (void)arg; madvise(p, 16 * 4096, MADV_DONTDUMP); return 0; }
+static void *nothing(void *arg) { return arg; }
+int main(void) {
+	p = mmap(0, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p[0] = 1;
+	signal(SIGUSR1, on); signal(SIGUSR2, on); signal(SIGHUP, on); signal(SIGALRM, on);
+	pthread_t t;
+	pthread_create(&t, 0, nothing, 0);
+	pthread_join(t, 0);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) {
+		while (!got) pause();
+		if (got == SIGUSR1) for (int i = 0; i < 16 * 4096; i += 4096) p[i]++;
+		if (got == SIGUSR2) advise(0);
+		if (got == SIGHUP || got == SIGALRM) { pthread_create(&t, 0, got == SIGHUP ? advise : nothing, 0); pthread_join(t, 0); }
+		got = 0;
+		close(open("done", O_CREAT | O_WRONLY, 0600));
+	}
+}`
+
+// smaps read before the freeze holds as long as the process has not taken
+// its mmap lock for writing: writing to pages keeps it, a madvise that
+// changes a mapping's flags without moving its bounds does not, nor one
+// made by a thread created after the read (creating one does not count);
+// and it never stands for a
+// later process with the same pid.
+func TestEarlyMadvise(t *testing.T) {
+	crtest.RequireRoot(t)
+	if _, err := sys.TracepointID("mmap_lock/mmap_lock_acquire_returned"); err != nil {
+		t.Skipf("no mmap_lock tracepoint: %v", err)
+	}
+	bin := crtest.Build(t, madviser)
+	for _, tc := range []struct {
+		name       string
+		signal     syscall.Signal // 0: none
+		otherStart bool
+		want       bool
+	}{
+		{name: "nothing done", want: true},
+		{name: "pages written", signal: syscall.SIGUSR1, want: true},
+		{name: "madvise", signal: syscall.SIGUSR2, want: false},
+		{name: "a new thread", signal: syscall.SIGALRM, want: true},
+		{name: "madvise by a new thread", signal: syscall.SIGHUP, want: false},
+		{name: "another process", otherStart: true, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := crtest.Start(t, dir, bin)
+			defer func() { p.Kill(); p.Wait() }()
+			early := readMadviseEarly([]int{p.Pid})
+			defer early.Close()
+			if early.procs[p.Pid] == nil {
+				t.Fatal("smaps not read before the freeze")
+			}
+			if tc.signal != 0 {
+				p.Signal(tc.signal)
+				done := filepath.Join(dir, "done")
+				crtest.WaitFor(t, func() bool { _, err := os.Stat(done); return err == nil }, done)
+				crtest.WaitBlocked(t, p.Pid)
+			}
+			stat, err := procfs.ReadStat(p.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := stat.StartTime
+			if tc.otherStart {
+				start++
+			}
+			adv, ok := early.take(p.Pid, start)
+			if ok != tc.want {
+				t.Fatalf("take: %v, want %v", ok, tc.want)
+			}
+			if !ok {
+				return
+			}
+			now := readMadvise(p.Pid)
+			if now.err != nil {
+				t.Fatal(now.err)
+			}
+			if diff := cmp.Diff(now.flags, adv.flags); diff != "" {
+				t.Errorf("flags read before differ from smaps now (-now +before):\n%s", diff)
+			}
+		})
+	}
+}
