@@ -53,11 +53,6 @@ type session struct {
 	// zombies are dead children not yet reaped by their parents.
 	zombies []ckpt.TreeProcess
 	files   *files.DumpContext
-	// pre is the tree's pre-copy, if any, whose frozen reads start with
-	// the freeze (in pieces of preChunk pages); ahead is what they read.
-	pre      *preCopy
-	preChunk uint64
-	ahead    map[int]map[uint64]*aheadRead
 	// early is smaps of the tree's processes, read before the freeze.
 	early *earlyMadvise
 	// descriptions index the open file descriptions written so far.
@@ -168,7 +163,6 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		}
 		pc.prepareFresh()
 		mem.pre = pc
-		s.pre, s.preChunk = pc, mem.chunk
 		s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
 		s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)
 	}
@@ -289,14 +283,7 @@ func (s *session) freezeAndCollect(ctx context.Context) (*ckpt.Header, error) {
 		err := s.freezeTree()
 		var header *ckpt.Header
 		if err == nil {
-			var ahead *readingAhead
-			if s.pre != nil {
-				ahead = s.pre.readAhead(s.pids(), s.preChunk)
-			}
 			header, err = s.collect()
-			// Read while the tree was frozen, as it is still: what was
-			// read is kept only if this freeze is the one checkpointed.
-			s.ahead = ahead.wait()
 		} else if !errors.As(err, new(*VforkError)) {
 			return nil, fmt.Errorf("freezing: %w", err)
 		}
@@ -332,16 +319,8 @@ func (s *session) release() error {
 	for _, p := range s.procs {
 		p.closeFds()
 	}
-	s.procs, s.zombies, s.files, s.ahead = nil, nil, nil, nil
+	s.procs, s.zombies, s.files = nil, nil, nil
 	return err
-}
-
-func (s *session) pids() []int {
-	pids := make([]int, len(s.procs))
-	for i, p := range s.procs {
-		pids[i] = p.pid
-	}
-	return pids
 }
 
 // freezeTree freezes the root, then each child it finds, breadth first. A
@@ -676,7 +655,6 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	if mem.pre != nil {
 		mem.track = mem.pre.procs[p.pid]
 	}
-	mem.ahead = s.ahead[p.pid]
 	mem.cowPid, mem.cowMem = 0, nil
 	if p.cow != nil {
 		mem.cowPid, mem.cowMem = p.cow.pid, p.cow.mem

@@ -81,9 +81,6 @@ type memoryDumper struct {
 	// current process's part of it (nil if not tracked).
 	pre   *preCopy
 	track *tracker
-	// ahead is what the pre-copy read of the current process's tracked
-	// mappings while its state was collected, by mapping start.
-	ahead map[uint64]*aheadRead
 	// cowPid, if set, is the current process's copy-on-write copy
 	// (cowCopy) and cowMem its /proc/PID/mem: its private pages are read
 	// from there after the thaw, into payloads the image holds a place
@@ -111,13 +108,8 @@ func (d *memoryDumper) closeShmem() {
 	}
 }
 
-// readTracked returns the pages of tracked mapping m to store: what the
-// pre-copy read of it while the process's state was collected, or, if it
-// did not (or m is not the mapping it read), what it reads now.
+// readTracked returns the pages of tracked mapping m to store.
 func (d *memoryDumper) readTracked(m *procfs.Mapping) ([]*precopied, error) {
-	if r := d.ahead[m.Start]; r != nil && r.end == m.End {
-		return r.chunks, nil
-	}
 	return d.pre.readMapping(d.track, m, d.chunk)
 }
 
@@ -177,32 +169,39 @@ func (d *memoryDumper) Close() error {
 	return err
 }
 
-// scanTracked finds the pages of a mapping pre-copy tracks worth storing,
-// as runs, and which of them are still write-protected (a bit per page of
-// m), from pagemap. It asks PAGEMAP_SCAN for runs of alike pages (present
+// scanTracked finds the pages of [from, to) of a mapping pre-copy tracks
+// worth storing, as runs (indexes from m.Start), and sets the bits of
+// protected (a bit per page of m) of those still write-protected, from
+// pagemap. It asks PAGEMAP_SCAN for runs of alike pages (present
 // or swapped, written since the last round or still write-protected) where
 // pagemap gives an entry per page to go over: 5 ms instead of 22 for
 // 4 GiB, measured here. Only a private file mapping asks which pages are
 // the file's, which costs as much as pagemap. regions is room for results.
-func scanTracked(pagemap *os.File, m *procfs.Mapping, ps uint64, regions []sys.PageRegion) ([]ckpt.PageRun, []uint64, error) {
+func scanTracked(pagemap *os.File, m *procfs.Mapping, from, to, ps uint64, regions []sys.PageRegion, protected []uint64) ([]ckpt.PageRun, error) {
 	var runs []ckpt.PageRun
-	protected := make([]uint64, ((m.End-m.Start)/ps+63)/64)
 	categories := uint64(sys.PagePresent | sys.PageSwapped | sys.PageWritten)
 	if m.Kind == procfs.KindFile {
 		categories |= sys.PageFile
 	}
-	for at := m.Start; at < m.End; {
-		n, walkEnd, err := sys.PagemapScanAny(int(pagemap.Fd()), at, m.End, sys.PagePresent|sys.PageSwapped, categories, regions)
+	covered := from
+	for at := from; at < to; {
+		n, walkEnd, err := sys.PagemapScanAny(int(pagemap.Fd()), at, to, sys.PagePresent|sys.PageSwapped, categories, regions)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pagemap of %#x-%#x: %w", m.Start, m.End, err)
+			return nil, fmt.Errorf("pagemap of %#x-%#x: %w", from, to, err)
 		}
 		for _, r := range regions[:n] {
+			// The kernel may report regions past the end of its walk,
+			// which the next call reports again: a page is taken once.
+			first, end := (max(r.Start, covered)-m.Start)/ps, (r.End-m.Start)/ps
+			covered = max(covered, r.End)
+			if first >= end {
+				continue
+			}
 			// Copy-on-written pages of a private file mapping are
 			// anonymous; the file holds the others.
 			if m.Kind == procfs.KindFile && r.Categories&(sys.PageFile|sys.PageSwapped) == sys.PageFile {
 				continue
 			}
-			first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
 			if r.Categories&sys.PageWritten == 0 {
 				for idx := first; idx < end; idx++ {
 					protected[idx/64] |= 1 << (idx % 64)
@@ -215,11 +214,11 @@ func scanTracked(pagemap *os.File, m *procfs.Mapping, ps uint64, regions []sys.P
 			}
 		}
 		if walkEnd <= at {
-			return nil, nil, fmt.Errorf("pagemap of %#x-%#x: the scan stopped at %#x", m.Start, m.End, walkEnd)
+			return nil, fmt.Errorf("pagemap of %#x-%#x: the scan stopped at %#x", from, to, walkEnd)
 		}
 		at = walkEnd
 	}
-	return runs, protected, nil
+	return runs, nil
 }
 
 // vmaRecord describes a mapping; file mappings are named by identity so a

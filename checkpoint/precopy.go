@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -56,8 +58,9 @@ type preCopy struct {
 	// phase prepares about as much room for the pages written since.
 	lastRound uint64
 	// fresh holds pages copied in the frozen phase, kept until the image
-	// is resolved.
-	fresh *pageStore
+	// is resolved; readMapping's parts take from it under freshMu.
+	fresh   *pageStore
+	freshMu sync.Mutex
 	// rounds and bytes are what the rounds did, for Stats.
 	rounds int
 	bytes  uint64
@@ -418,7 +421,9 @@ func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRu
 	}
 	var fresh []byte
 	if len(stale) > 0 {
+		pc.freshMu.Lock()
 		fresh = pc.fresh.takeOrAllocate(len(stale) * int(ps))
+		pc.freshMu.Unlock()
 		var remote []unix.RemoteIovec
 		for _, idx := range stale {
 			addr := m.Start + idx*ps
@@ -498,8 +503,52 @@ func follows(a, b []byte) bool {
 
 // readMapping is the frozen phase for tracked mapping m of t: the pages to
 // store, in pieces of at most chunk pages, from the page store or read now.
+// Walking the page table and reading the pages written since the last
+// round are most of a pre-copy's frozen phase: a mapping of more than a
+// chunk is cut in parts of whole chunks, one per core.
 func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*precopied, error) {
-	runs, protected, err := scanTracked(t.pagemap, m, pc.pageSize, pc.regions)
+	ps := pc.pageSize
+	pages := (m.End - m.Start) / ps
+	protected := make([]uint64, (pages+63)/64)
+	parts := min(uint64(runtime.NumCPU()), pages/chunk)
+	if parts <= 1 {
+		return pc.readPart(t, m, m.Start, m.End, chunk, pc.regions, protected)
+	}
+	// Whole chunks, so that parts share no word of protected.
+	per := (pages/parts + chunk - 1) / chunk * chunk
+	results := make([][]*precopied, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		from := m.Start + i*per*ps
+		to := min(m.End, from+per*ps)
+		if from >= to {
+			break
+		}
+		regions := pc.regions
+		if i > 0 {
+			regions = make([]sys.PageRegion, len(pc.regions))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = pc.readPart(t, m, from, to, chunk, regions, protected)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var out []*precopied
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+// readPart is readMapping for [from, to) of m.
+func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint64, regions []sys.PageRegion, protected []uint64) ([]*precopied, error) {
+	runs, err := scanTracked(t.pagemap, m, from, to, pc.pageSize, regions, protected)
 	if err != nil {
 		return nil, err
 	}
@@ -512,65 +561,4 @@ func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*
 		out = append(out, got)
 	}
 	return out, nil
-}
-
-// aheadRead is what the frozen phase reads of one tracked mapping, [.., end).
-type aheadRead struct {
-	end    uint64
-	chunks []*precopied
-}
-
-// readingAhead is the frozen phase's reading of the tracked mappings of a
-// tree, started as soon as the tree is frozen: it needs nothing of what the
-// collection finds, and runs beside it while the collection waits for the
-// injected calls (on this kind of machine the first resume of a process
-// that sat idle costs about 9 ms a GiB). Injection maps a page of its own,
-// which no tracked mapping takes in, so what is read stays true; a mapping
-// the collection sees otherwise is read again the ordinary way.
-type readingAhead struct {
-	done chan map[int]map[uint64]*aheadRead
-}
-
-// readAhead starts reading the tracked mappings of the frozen processes
-// pids, in pieces of at most chunk pages. Until wait returns, nothing else
-// may use pc.
-func (pc *preCopy) readAhead(pids []int, chunk uint64) *readingAhead {
-	ra := &readingAhead{done: make(chan map[int]map[uint64]*aheadRead, 1)}
-	go func() {
-		out := map[int]map[uint64]*aheadRead{}
-		for _, pid := range pids {
-			t := pc.procs[pid]
-			if t == nil || t.pagemap == nil {
-				continue
-			}
-			maps, err := procfs.ReadMaps(pid)
-			if err != nil {
-				continue
-			}
-			reads := map[uint64]*aheadRead{}
-			for i := range maps {
-				m := &maps[i]
-				if !trackable(m) {
-					continue
-				}
-				if chunks, err := pc.readMapping(t, m, chunk); err == nil {
-					reads[m.Start] = &aheadRead{end: m.End, chunks: chunks}
-				}
-			}
-			out[pid] = reads
-		}
-		ra.done <- out
-	}()
-	return ra
-}
-
-// wait returns what was read, by pid and mapping start; nil after the
-// first call.
-func (ra *readingAhead) wait() map[int]map[uint64]*aheadRead {
-	if ra == nil || ra.done == nil {
-		return nil
-	}
-	out := <-ra.done
-	ra.done = nil
-	return out
 }
