@@ -108,11 +108,6 @@ func (d *memoryDumper) closeShmem() {
 	}
 }
 
-// readTracked returns the pages of tracked mapping m to store.
-func (d *memoryDumper) readTracked(m *procfs.Mapping) ([]*precopied, error) {
-	return d.pre.readMapping(d.track, m, d.chunk)
-}
-
 // newMemoryDumper prepares copy buffers sized for a process that maps
 // about mapped bytes (a small process does not pay for touching 32 MiB),
 // unless store, an in-memory image's page store, has room prepared: pages
@@ -179,44 +174,30 @@ func (d *memoryDumper) Close() error {
 // the file's, which costs as much as pagemap. regions is room for results.
 func scanTracked(pagemap *os.File, m *procfs.Mapping, from, to, ps uint64, regions []sys.PageRegion, protected []uint64) ([]ckpt.PageRun, error) {
 	var runs []ckpt.PageRun
-	categories := uint64(sys.PagePresent | sys.PageSwapped | sys.PageWritten)
+	q := sys.PagemapQuery{CategoryAnyofMask: sys.PagePresent | sys.PageSwapped, ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PageWritten}
 	if m.Kind == procfs.KindFile {
-		categories |= sys.PageFile
+		q.ReturnMask |= sys.PageFile
 	}
-	covered := from
-	for at := from; at < to; {
-		n, walkEnd, err := sys.PagemapScanAny(int(pagemap.Fd()), at, to, sys.PagePresent|sys.PageSwapped, categories, regions)
-		if err != nil {
-			return nil, fmt.Errorf("pagemap of %#x-%#x: %w", from, to, err)
+	err := sys.PagemapWalk(int(pagemap.Fd()), from, to, q, regions, func(r sys.PageRegion) {
+		// Copy-on-written pages of a private file mapping are
+		// anonymous; the file holds the others.
+		if m.Kind == procfs.KindFile && r.Categories&(sys.PageFile|sys.PageSwapped) == sys.PageFile {
+			return
 		}
-		for _, r := range regions[:n] {
-			// The kernel may report regions past the end of its walk,
-			// which the next call reports again: a page is taken once.
-			first, end := (max(r.Start, covered)-m.Start)/ps, (r.End-m.Start)/ps
-			covered = max(covered, r.End)
-			if first >= end {
-				continue
-			}
-			// Copy-on-written pages of a private file mapping are
-			// anonymous; the file holds the others.
-			if m.Kind == procfs.KindFile && r.Categories&(sys.PageFile|sys.PageSwapped) == sys.PageFile {
-				continue
-			}
-			if r.Categories&sys.PageWritten == 0 {
-				for idx := first; idx < end; idx++ {
-					protected[idx/64] |= 1 << (idx % 64)
-				}
-			}
-			if k := len(runs); k > 0 && runs[k-1].Index+runs[k-1].Count == first {
-				runs[k-1].Count += end - first
-			} else {
-				runs = append(runs, ckpt.PageRun{Index: first, Count: end - first})
+		first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
+		if r.Categories&sys.PageWritten == 0 {
+			for idx := first; idx < end; idx++ {
+				protected[idx/64] |= 1 << (idx % 64)
 			}
 		}
-		if walkEnd <= at {
-			return nil, fmt.Errorf("pagemap of %#x-%#x: the scan stopped at %#x", from, to, walkEnd)
+		if k := len(runs); k > 0 && runs[k-1].Index+runs[k-1].Count == first {
+			runs[k-1].Count += end - first
+		} else {
+			runs = append(runs, ckpt.PageRun{Index: first, Count: end - first})
 		}
-		at = walkEnd
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pagemap of %#x-%#x: %w", from, to, err)
 	}
 	return runs, nil
 }
@@ -363,7 +344,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			switch {
 			case err != nil:
 			case d.tracked(m):
-				tracked, err = d.readTracked(m)
+				tracked, err = d.pre.readMapping(d.track, m, d.chunk)
 			default:
 				err = d.candidates(m)
 			}
@@ -547,7 +528,7 @@ type storeRead struct {
 }
 
 // candidates sets d.runs to the pages of m worth storing, from pagemap (a
-// mapping pre-copy tracks goes through readTracked instead). A shared
+// mapping pre-copy tracks goes through preCopy.readMapping instead). A shared
 // anonymous object is stored whole (all zero pages skipped) with
 // the first VMA that maps it, read through /proc/PID/map_files: a page only
 // another process touched is not present here, and reading the object

@@ -231,19 +231,10 @@ func (pc *preCopy) round() {
 // them again and copies them. A mapping that is not tracked (new since the
 // setup, or moved) fails the scan and is left to the frozen phase.
 func (pc *preCopy) copyWritten(t *tracker, m *procfs.Mapping) {
-	for at := m.Start; at < m.End; {
-		n, walkEnd, err := sys.PagemapScan(int(t.pagemap.Fd()), at, m.End, sys.ScanWPMatching|sys.ScanCheckWPAsync, sys.PageWritten, sys.PageWritten, pc.regions)
-		if err != nil {
-			return
-		}
-		for _, r := range pc.regions[:n] {
-			pc.copyRange(t, m, r.Start, r.End)
-		}
-		if walkEnd <= at {
-			return
-		}
-		at = walkEnd
-	}
+	q := sys.PagemapQuery{Flags: sys.ScanWPMatching | sys.ScanCheckWPAsync, CategoryMask: sys.PageWritten, ReturnMask: sys.PageWritten}
+	_ = sys.PagemapWalk(int(t.pagemap.Fd()), m.Start, m.End, q, pc.regions, func(r sys.PageRegion) {
+		pc.copyRange(t, m, r.Start, r.End)
+	})
 }
 
 // copyRange copies the pages of [start, end) in m worth storing, and

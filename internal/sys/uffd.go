@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"unsafe"
@@ -115,12 +116,48 @@ func PagemapScan(pagemap int, start, end, flags, categoryMask, returnMask uint64
 	return scanPagemap(pagemap, pmScanArg{Flags: flags, Start: start, End: end, CategoryMask: categoryMask, ReturnMask: returnMask}, regions)
 }
 
-// PagemapScanAny is PagemapScan for the pages having any category of
-// anyOfMask, changing nothing. PageFile in either mask makes the kernel
+// PagemapQuery is what PagemapWalk asks PAGEMAP_SCAN: with Flags
+// (ScanWPMatching, ScanCheckWPAsync), the pages having every category of
+// CategoryMask and any of CategoryAnyofMask (when set), each region with
+// its categories of ReturnMask. PageFile in any mask makes the kernel
 // look at every page's struct page, several times slower than the page
 // table alone.
-func PagemapScanAny(pagemap int, start, end, anyOfMask, returnMask uint64, regions []PageRegion) (int, uint64, error) {
-	return scanPagemap(pagemap, pmScanArg{Start: start, End: end, CategoryAnyofMask: anyOfMask, ReturnMask: returnMask}, regions)
+type PagemapQuery struct {
+	Flags, CategoryMask, CategoryAnyofMask, ReturnMask uint64
+}
+
+// PagemapWalk runs PAGEMAP_SCAN on pagemap over [start, end), call after
+// call (regions is room for one call's results), and hands each region
+// found to each. The kernel can report regions past the walk_end it
+// returns, and the next call, which starts there, reports them again.
+// Without ScanWPMatching, a region is cut at walk_end, so a page is handed
+// once, from the call whose walk covered it. With it, a region reported
+// again is handed again: the later report is the one after which the pages
+// are write-protected (or they were written since), so a copy taken at the
+// first may be stale (a pre-copy test restored wrong pages when it was
+// dropped), and the part past walk_end is kept too, as nothing says it was
+// not protected.
+func PagemapWalk(pagemap int, start, end uint64, q PagemapQuery, regions []PageRegion, each func(PageRegion)) error {
+	for at := start; at < end; {
+		arg := pmScanArg{Flags: q.Flags, Start: at, End: end, CategoryMask: q.CategoryMask, CategoryAnyofMask: q.CategoryAnyofMask, ReturnMask: q.ReturnMask}
+		n, walkEnd, err := scanPagemap(pagemap, arg, regions)
+		if err != nil {
+			return err
+		}
+		for _, r := range regions[:n] {
+			if q.Flags&ScanWPMatching == 0 {
+				r.End = min(r.End, walkEnd)
+			}
+			if r.Start < r.End {
+				each(r)
+			}
+		}
+		if walkEnd <= at {
+			return fmt.Errorf("PAGEMAP_SCAN stopped at %#x", walkEnd)
+		}
+		at = walkEnd
+	}
+	return nil
 }
 
 func scanPagemap(pagemap int, arg pmScanArg, regions []PageRegion) (int, uint64, error) {

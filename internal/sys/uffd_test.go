@@ -69,6 +69,31 @@ func TestUffdWriteTracking(t *testing.T) {
 	if got := scan(0); len(got) != 0 {
 		t.Errorf("after re-protection, written: %v", got)
 	}
+	// A walk with room for one region a call goes on until the end and
+	// hands each written page once.
+	mem[1*ps] = 3
+	mem[6*ps] = 3
+	mem[7*ps] = 3
+	mem[12*ps] = 3
+	walk := func() []PageRegion {
+		var got []PageRegion
+		q := PagemapQuery{Flags: ScanWPMatching | ScanCheckWPAsync, CategoryMask: PageWritten, ReturnMask: PageWritten}
+		if err := PagemapWalk(int(pm.Fd()), start, start+16*ps, q, regions[:1], func(r PageRegion) { got = append(got, r) }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want = []PageRegion{
+		{start + 1*ps, start + 2*ps, PageWritten},
+		{start + 6*ps, start + 8*ps, PageWritten},
+		{start + 12*ps, start + 13*ps, PageWritten},
+	}
+	if diff := cmp.Diff(want, walk()); diff != "" {
+		t.Errorf("written pages, one region a call (-want +got):\n%s", diff)
+	}
+	if got := walk(); len(got) != 0 {
+		t.Errorf("after re-protection by the walk, written: %v", got)
+	}
 	// A mapping not registered is refused.
 	if _, _, err := PagemapScan(int(pm.Fd()), start-ps, start, ScanCheckWPAsync, PageWritten, PageWritten, regions); err == nil {
 		t.Errorf("scan of an unregistered page succeeded with ScanCheckWPAsync")
