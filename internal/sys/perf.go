@@ -61,13 +61,7 @@ func OpenTracepointCounter(id uint64, filter string, tid int) (*FD, error) {
 			fd.Close()
 			return nil, err
 		}
-		if _, err := retry(func() (int, error) {
-			_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(raw), unix.PERF_EVENT_IOC_SET_FILTER, uintptr(unsafe.Pointer(p)))
-			if e != 0 {
-				return 0, e
-			}
-			return 0, nil
-		}); err != nil {
+		if _, err := ioctlPtr(raw, unix.PERF_EVENT_IOC_SET_FILTER, unsafe.Pointer(p)); err != nil {
 			fd.Close()
 			return nil, os.NewSyscallError("ioctl(PERF_EVENT_IOC_SET_FILTER)", err)
 		}
