@@ -406,9 +406,8 @@ func endedChild(p *proc) (z *ckpt.TreeProcess, gone bool) {
 	return nil, false
 }
 
-// freeze seizes every thread. Threads created meanwhile are caught by
-// listing the threads again until a pass finds no new one: a seized thread
-// cannot create more.
+// freeze seizes every thread (eachThread: a seized thread cannot create
+// more).
 func (p *proc) freeze() (err error) {
 	if st, err := procfs.ReadStat(p.pid); err == nil && st.State == 'T' {
 		p.stopped = true
@@ -422,54 +421,79 @@ func (p *proc) freeze() (err error) {
 			p.tracees = nil
 		}
 	}()
-	seized := map[int]bool{}
-	for {
-		tids, err := procfs.Tids(p.pid)
+	err = eachThread(p.pid, func(tid int) (bool, error) {
+		// A thread waiting for a vfork child to exec does not stop
+		// until then: it is left alone, and the caller retries.
+		if child := vforkChild(p.pid, tid); child != 0 {
+			return false, &VforkError{Pid: child, Parent: p.pid}
+		}
+		// Seccomp filters are suspended while traced: the system calls
+		// run inside the process must not be refused or kill it.
+		t, err := ptrace.Seize(tid, ptrace.SuspendSeccomp)
 		if err != nil {
-			return err
-		}
-		added := false
-		for _, tid := range tids {
-			if seized[tid] {
-				continue
+			if threadGone(p.pid, tid) {
+				return false, nil
 			}
-			// A thread waiting for a vfork child to exec does not stop
-			// until then: it is left alone, and the caller retries.
-			if child := vforkChild(p.pid, tid); child != 0 {
-				return &VforkError{Pid: child, Parent: p.pid}
-			}
-			// Seccomp filters are suspended while traced: the system calls
-			// run inside the process must not be refused or kill it.
-			t, err := ptrace.Seize(tid, ptrace.SuspendSeccomp)
-			if err != nil {
-				if _, serr := os.Stat(fmt.Sprintf("/proc/%d/task/%d", p.pid, tid)); serr != nil {
-					continue // the thread exited meanwhile
+			if st, serr := procfs.ReadTaskStatus(p.pid, tid); serr == nil && st.TracerPid != 0 {
+				tracer := strconv.Itoa(st.TracerPid)
+				if ts, serr := procfs.ReadStat(st.TracerPid); serr == nil {
+					tracer += " (" + ts.Comm + ")"
 				}
-				if st, serr := procfs.ReadTaskStatus(p.pid, tid); serr == nil && st.TracerPid != 0 {
-					tracer := strconv.Itoa(st.TracerPid)
-					if ts, serr := procfs.ReadStat(st.TracerPid); serr == nil {
-						tracer += " (" + ts.Comm + ")"
-					}
-					return fmt.Errorf("thread %d is traced by pid %s, and a thread has one tracer: detach it first: %w", tid, tracer, err)
-				}
-				return fmt.Errorf("thread %d: %w", tid, err)
+				return false, fmt.Errorf("thread %d is traced by pid %s, and a thread has one tracer: detach it first: %w", tid, tracer, err)
 			}
-			seized[tid] = true
-			added = true
-			if tid == p.pid {
-				p.tracees = append([]*ptrace.Tracee{t}, p.tracees...)
-			} else {
-				p.tracees = append(p.tracees, t)
-			}
+			return false, fmt.Errorf("thread %d: %w", tid, err)
 		}
-		if !added {
-			break
+		if tid == p.pid {
+			p.tracees = append([]*ptrace.Tracee{t}, p.tracees...)
+		} else {
+			p.tracees = append(p.tracees, t)
 		}
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(p.tracees) == 0 || p.tracees[0].Tid != p.pid {
 		return fmt.Errorf("the main thread is gone")
 	}
 	return nil
+}
+
+// eachThread calls take for each thread of pid it has not taken yet,
+// listing the threads again until a pass finds no new one: threads created
+// meanwhile are caught as long as what take did to their creator stops
+// them or follows them (a ptrace stop, a counter inherited). take returns
+// false for a thread it leaves out (one that has ended).
+func eachThread(pid int, take func(tid int) (bool, error)) error {
+	taken := map[int]bool{}
+	for {
+		tids, err := procfs.Tids(pid)
+		if err != nil {
+			return err
+		}
+		added := false
+		for _, tid := range tids {
+			if taken[tid] {
+				continue
+			}
+			ok, err := take(tid)
+			if err != nil {
+				return err
+			}
+			if ok {
+				taken[tid], added = true, true
+			}
+		}
+		if !added {
+			return nil
+		}
+	}
+}
+
+// threadGone says whether thread tid of pid has ended.
+func threadGone(pid, tid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return err != nil
 }
 
 // thaw lets every seized thread of the tree go, after undoing what the

@@ -116,9 +116,8 @@ func readMadviseEarly(pids []int) *earlyMadvise {
 
 var errTooManyThreads = errors.New("too many threads to watch")
 
-// watch puts a counter on every thread of pid, listing them again until
-// no new one shows (a thread created after its creator's counter is
-// counted by it), then reads smaps.
+// watch puts a counter on every thread of pid (eachThread: a thread
+// created after its creator's counter is counted by it), then reads smaps.
 func watch(id uint64, pid int) (_ *earlyRead, err error) {
 	stat, err := procfs.ReadStat(pid)
 	if err != nil {
@@ -130,31 +129,23 @@ func watch(id uint64, pid int) (_ *earlyRead, err error) {
 			r.close()
 		}
 	}()
-	watched := map[int]bool{}
-	for added := true; added; {
-		added = false
-		tids, err := procfs.Tids(pid)
+	err = eachThread(pid, func(tid int) (bool, error) {
+		if len(r.counters) == maxWatchedThreads {
+			return false, errTooManyThreads
+		}
+		fd, err := sys.OpenTracepointCounter(id, "write == 1", tid)
 		if err != nil {
-			return nil, err
+			// A thread that has ended changes nothing any more.
+			if threadGone(pid, tid) {
+				return false, nil
+			}
+			return false, err
 		}
-		for _, tid := range tids {
-			if watched[tid] {
-				continue
-			}
-			if len(watched) == maxWatchedThreads {
-				return nil, errTooManyThreads
-			}
-			fd, err := sys.OpenTracepointCounter(id, "write == 1", tid)
-			if err != nil {
-				// A thread that has ended changes nothing any more.
-				if _, serr := procfs.ReadTaskStatus(pid, tid); serr != nil {
-					continue
-				}
-				return nil, err
-			}
-			r.counters = append(r.counters, fd)
-			watched[tid], added = true, true
-		}
+		r.counters = append(r.counters, fd)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	r.adv = readMadvise(pid)
 	if r.adv.err != nil {

@@ -267,13 +267,9 @@ func fits(pid int, need, available int64) error {
 // treeResidentEstimate is residentEstimate summed over the tree rooted at
 // pid, as it is now.
 func treeResidentEstimate(pid int) int64 {
-	total := residentEstimate(pid)
-	tids, _ := procfs.Tids(pid)
-	for _, tid := range tids {
-		kids, _ := procfs.Children(pid, tid)
-		for _, kid := range kids {
-			total += treeResidentEstimate(kid)
-		}
+	var total int64
+	for _, p := range listTree(pid) {
+		total += residentEstimate(p)
 	}
 	return total
 }
