@@ -46,12 +46,13 @@ const wakeWait = 100 * time.Millisecond
 // that at the first call injected into it while frozen. A process that
 // runs pays it as it runs; any other is left alone.
 func wake(pids []int) {
-	var woken []int
+	woken := map[int]int64{} // pid: the call it sleeps in
 	for _, pid := range pids {
 		if st, err := procfs.ReadStat(pid); err != nil || st.State != 'S' {
 			continue
 		}
-		if b, ok, err := procfs.ReadSyscall(pid); err != nil || !ok || !restartsUnseen(b) {
+		b, ok, err := procfs.ReadSyscall(pid)
+		if err != nil || !ok || !restartsUnseen(b) {
 			continue
 		}
 		t, err := ptrace.Seize(pid)
@@ -61,13 +62,18 @@ func wake(pids []int) {
 		// Detached from a job-control stop it got meanwhile, a process
 		// stays stopped.
 		if err := t.Detach(); err == nil && t.GroupStopSignal() == 0 {
-			woken = append(woken, pid)
+			woken[pid] = b.Nr
 		}
 	}
+	// Back asleep means back in its call: caught on its way there (its
+	// state reads as stopped or sleeping for a moment after the detach),
+	// it would be checkpointed at the system call instruction, not in the
+	// call, and a signal sent as soon as it is restored would run its
+	// handler before the call instead of ending it.
 	deadline := time.Now().Add(wakeWait)
-	for _, pid := range woken {
+	for pid, nr := range woken {
 		for time.Now().Before(deadline) {
-			if st, err := procfs.ReadStat(pid); err != nil || st.State != 'R' {
+			if b, ok, err := procfs.ReadSyscall(pid); err != nil || ok && b.Nr == nr {
 				break
 			}
 			time.Sleep(100 * time.Microsecond)

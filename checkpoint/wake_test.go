@@ -36,7 +36,7 @@ func TestRestartsUnseen(t *testing.T) {
 }
 
 // wake takes a process asleep in pause(2) through a stop and back, which
-// it does not notice; one in nanosleep(2) (clock_nanosleep in glibc) it
+// it does not notice, and returns once it is in pause again; one in nanosleep(2) (clock_nanosleep in glibc) it
 // leaves alone.
 func TestWake(t *testing.T) {
 	crtest.RequireRoot(t)
@@ -68,8 +68,8 @@ int main(int argc, char **argv) {
 			defer func() { p.Kill(); p.Wait() }()
 			crtest.WaitBlocked(t, p.Pid)
 			before := switches(p.Pid)
+			// wake returns with the process back in its call.
 			wake([]int{p.Pid})
-			crtest.WaitBlocked(t, p.Pid)
 			if woken := switches(p.Pid) > before; woken != tc.woken {
 				t.Errorf("woken: %v, want %v", woken, tc.woken)
 			}
