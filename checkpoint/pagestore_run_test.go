@@ -54,6 +54,7 @@ func TestPageStoreRunsOut(t *testing.T) {
 	w := newMemoryWriter(20<<20, 4<<20)
 	opts := DefaultOptions()
 	opts.LeaveRunning = true
+	crtest.WaitBlocked(t, p.Pid)
 	if _, err := Checkpoint(context.Background(), p.Pid, w, opts); err != nil {
 		t.Fatal(err)
 	}

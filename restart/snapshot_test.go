@@ -88,6 +88,7 @@ func TestSnapshotZeroPagesAcrossChunks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				crtest.WaitBlocked(t, p.Pid)
 				_, err = checkpoint.Checkpoint(context.Background(), p.Pid, f, opts)
 				f.Close()
 				if err != nil {
@@ -95,6 +96,7 @@ func TestSnapshotZeroPagesAcrossChunks(t *testing.T) {
 				}
 				opts.Parent = path
 			}
+			crtest.WaitBlocked(t, p.Pid)
 			img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
 			if err != nil {
 				t.Fatal(err)
