@@ -253,6 +253,12 @@ func (pc *preCopy) copyRange(t *tracker, m *procfs.Mapping, start, end uint64) {
 		var runs []unix.RemoteIovec
 		for i, e := range entries {
 			addr := at + uint64(i)*ps
+			if procfs.PagemapEntry(e).UffdWPMarker() {
+				// No page: zeros, or the file's page; nothing to
+				// store, and reading would fault one in.
+				t.set(addr, ps, zeroSlot)
+				continue
+			}
 			if !wantPage(m, procfs.PagemapEntry(e)) {
 				t.set(addr, ps, 0)
 				continue
@@ -366,9 +372,9 @@ func (pc *preCopy) prepareFresh() {
 	pc.fresh = newPageStore(int(max(pc.lastRound*2, 1024) * pc.pageSize))
 }
 
-// precopied is what the frozen phase found of one chunk of a tracked
-// mapping: the pages to store, as runs, and their contents as pieces of
-// the page store and of the fresh copies.
+// precopied is what the frozen phase found of a tracked mapping, at most a
+// chunk of stored pages: the pages to store, as runs, and their contents
+// as pieces of the page store and of the fresh copies.
 type precopied struct {
 	runs   []ckpt.PageRun
 	pieces [][]byte
@@ -377,136 +383,19 @@ type precopied struct {
 	read   uint64 // bytes read now
 }
 
-// readTracked is the frozen phase for runs (candidates, at most a chunk)
-// of tracked mapping m: a page still write-protected (its bit set in
-// protected, by index in m) whose copy is kept is taken from the page
-// store; every other page is read now. It goes over every page of the
-// mapping while the process is frozen, so it works block by block, without
-// a call per page.
-func (pc *preCopy) readTracked(t *tracker, m *procfs.Mapping, runs []ckpt.PageRun, protected []uint64) (*precopied, error) {
-	ps := pc.pageSize
-	out := &precopied{}
-	// The runs cut at block edges, each with the block of copies.
-	type segment struct {
-		idx, end uint64
-		block    *pageBlock
-		first    uint64 // idx's place in block
-	}
-	var segs []segment
-	for _, r := range runs {
-		for idx, last := r.Index, r.Index+r.Count; idx < last; {
-			page := (m.Start + idx*ps) / ps
-			end := min(last, idx+blockPages-page%blockPages)
-			segs = append(segs, segment{idx: idx, end: end, block: t.blocks[page/blockPages], first: page % blockPages})
-			idx = end
-		}
-	}
-	// First pass: which pages must be read now.
-	var stale []uint64
-	for _, sg := range segs {
-		for i := sg.idx; i < sg.end; i++ {
-			if sg.block == nil || sg.block[sg.first+i-sg.idx] == 0 || i/64 >= uint64(len(protected)) || protected[i/64]&(1<<(i%64)) == 0 {
-				stale = append(stale, i)
-			}
-		}
-	}
-	var fresh []byte
-	if len(stale) > 0 {
-		pc.freshMu.Lock()
-		fresh = pc.fresh.takeOrAllocate(len(stale) * int(ps))
-		pc.freshMu.Unlock()
-		var remote []unix.RemoteIovec
-		for _, idx := range stale {
-			addr := m.Start + idx*ps
-			if k := len(remote); k > 0 && uint64(remote[k-1].Base)+uint64(remote[k-1].Len) == addr {
-				remote[k-1].Len += int(ps)
-			} else {
-				remote = append(remote, unix.RemoteIovec{Base: uintptr(addr), Len: int(ps)})
-			}
-		}
-		if err := readRemote(t.pid, fresh, remote); err != nil {
-			return nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
-		}
-		out.read = uint64(len(fresh))
-	}
-	// Second pass, in address order: the runs and the pieces. Copies of
-	// neighbouring pages usually sit side by side in the store: they make
-	// one piece, kept open in (chunk, off, n) until a page breaks it.
-	var chunk, off, n uint64
-	closePiece := func() {
-		if n > 0 {
-			out.pieces = append(out.pieces, t.arena[chunk][off*ps:(off+n)*ps])
-			out.size += int64(n * ps)
-			n = 0
-		}
-	}
-	addRun := func(idx uint64) {
-		if k := len(out.runs); k > 0 && out.runs[k-1].Index+out.runs[k-1].Count == idx {
-			out.runs[k-1].Count++
-		} else {
-			out.runs = append(out.runs, ckpt.PageRun{Index: idx, Count: 1})
-		}
-	}
-	next := 0
-	for _, sg := range segs {
-		for i := sg.idx; i < sg.end; i++ {
-			if next < len(stale) && stale[next] == i {
-				page := fresh[next*int(ps) : (next+1)*int(ps)]
-				next++
-				if allZero(page) {
-					continue
-				}
-				closePiece()
-				addRun(i)
-				if k := len(out.pieces); k > 0 && follows(out.pieces[k-1], page) {
-					out.pieces[k-1] = out.pieces[k-1][:len(out.pieces[k-1])+len(page)]
-				} else {
-					out.pieces = append(out.pieces, page)
-				}
-				out.size += int64(ps)
-				continue
-			}
-			out.reused++
-			slot := sg.block[sg.first+i-sg.idx]
-			if slot == zeroSlot {
-				continue
-			}
-			addRun(i)
-			c, o := uint64(slot-1)/arenaChunkPages, uint64(slot-1)%arenaChunkPages
-			if n > 0 && c == chunk && o == off+n {
-				n++
-				continue
-			}
-			closePiece()
-			chunk, off, n = c, o, 1
-		}
-	}
-	closePiece()
-	return out, nil
-}
-
-// follows says whether b starts right where a ends, in the same memory.
-func follows(a, b []byte) bool {
-	// Capacity running over b means one allocation holds both.
-	return len(a) > 0 && len(b) > 0 && cap(a) >= len(a)+len(b) &&
-		unsafe.Add(unsafe.Pointer(unsafe.SliceData(a)), len(a)) == unsafe.Pointer(unsafe.SliceData(b))
-}
-
 // readMapping is the frozen phase for tracked mapping m of t: the pages to
 // store, in pieces of at most chunk pages, from the page store or read now.
 // Walking the page table and reading the pages written since the last
 // round are most of a pre-copy's frozen phase: a mapping of more than a
-// chunk is cut in parts of whole chunks, one per core.
+// chunk is cut in parts, one per core.
 func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*precopied, error) {
 	ps := pc.pageSize
 	pages := (m.End - m.Start) / ps
-	protected := make([]uint64, (pages+63)/64)
 	parts := min(uint64(runtime.NumCPU()), pages/chunk)
 	if parts <= 1 {
-		return pc.readPart(t, m, m.Start, m.End, chunk, pc.regions, protected)
+		return pc.readPart(t, m, m.Start, m.End, chunk, pc.regions)
 	}
-	// Whole chunks, so that parts share no word of protected.
-	per := (pages/parts + chunk - 1) / chunk * chunk
+	per := (pages + parts - 1) / parts
 	results := make([][]*precopied, parts)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
@@ -523,7 +412,7 @@ func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = pc.readPart(t, m, from, to, chunk, regions, protected)
+			results[i], errs[i] = pc.readPart(t, m, from, to, chunk, regions)
 		}()
 	}
 	wg.Wait()
@@ -537,19 +426,232 @@ func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*
 	return out, nil
 }
 
-// readPart is readMapping for [from, to) of m.
-func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint64, regions []sys.PageRegion, protected []uint64) ([]*precopied, error) {
-	runs, err := scanTracked(t.pagemap, m, from, to, pc.pageSize, regions, protected)
-	if err != nil {
-		return nil, err
-	}
-	var out []*precopied
-	for _, piece := range splitRuns(runs, chunk) {
-		got, err := pc.readTracked(t, m, piece, protected)
-		if err != nil {
-			return nil, err
+// A framePlan is what the frozen phase does with a stretch of pages of a
+// tracked mapping, in address order: take them from the page store, where
+// their copies sit side by side from slot on, or, with slot 0, read them
+// now.
+type framePlan struct {
+	idx, count uint64 // pages, indexes from the mapping's start
+	slot       uint32
+}
+
+// readPart is readMapping for [from, to) of m. It asks PAGEMAP_SCAN only
+// for the pages that are not what the last round left (written since,
+// swapped, or gone): most pages are not, and stretches the scan does not
+// report are present and still write-protected, so their copies stand.
+// Asking for every present page instead took twice as long in the kernel
+// and gave twice as many regions, and going over the mapping page by page
+// afterwards cost more than the scan (4 GiB, 1% written: 9.5 ms a core
+// against 3.3 ms for the scan alone, measured here).
+func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint64, regions []sys.PageRegion) ([]*precopied, error) {
+	ps := pc.pageSize
+	var plan []framePlan
+	var reused uint64
+	read := func(idx, count uint64) {
+		if k := len(plan); k > 0 && plan[k-1].slot == 0 && plan[k-1].idx+plan[k-1].count == idx {
+			plan[k-1].count += count
+			return
 		}
-		out = append(out, got)
+		plan = append(plan, framePlan{idx: idx, count: count})
+	}
+	reuse := func(idx, count uint64, slot uint32) {
+		reused += count
+		if slot == zeroSlot {
+			return
+		}
+		if k := len(plan); k > 0 && plan[k-1].slot != 0 && plan[k-1].idx+plan[k-1].count == idx &&
+			plan[k-1].slot+uint32(plan[k-1].count) == slot && uint64(slot-1)%arenaChunkPages != 0 {
+			plan[k-1].count += count
+			return
+		}
+		plan = append(plan, framePlan{idx: idx, count: count, slot: slot})
+	}
+	// kept plans [first, end) (pages of m), whose pages are as the last
+	// round left them if it kept a copy: from the copy, else read.
+	kept := func(first, end uint64) {
+		for page := (m.Start / ps) + first; first < end; {
+			block := t.blocks[page/blockPages]
+			n := min(end-first, blockPages-page%blockPages)
+			if block == nil {
+				read(first, n)
+				first, page = first+n, page+n
+				continue
+			}
+			slots := block[page%blockPages:][:n]
+			for j := uint64(0); j < n; {
+				s, k := slots[j], j+1
+				switch s {
+				case 0:
+					for k < n && slots[k] == 0 {
+						k++
+					}
+					read(first+j, k-j)
+				case zeroSlot:
+					for k < n && slots[k] == zeroSlot {
+						k++
+					}
+					reuse(first+j, k-j, zeroSlot)
+				default:
+					// Side by side in one arena chunk: one piece.
+					for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%arenaChunkPages != 0 {
+						k++
+					}
+					reuse(first+j, k-j, s)
+				}
+				j = k
+			}
+			first, page = first+n, page+n
+		}
+	}
+	q := sys.PagemapQuery{CategoryInverted: sys.PagePresent, CategoryAnyofMask: sys.PagePresent | sys.PageWritten,
+		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PageWritten}
+	if m.Kind == procfs.KindFile {
+		// The file's own pages are reported to be left out: a private
+		// file mapping holds the file's pages and copy-on-written ones.
+		q.CategoryAnyofMask |= sys.PageFile
+		q.ReturnMask |= sys.PageFile
+	}
+	at := from
+	var walkErr error
+	err := sys.PagemapWalk(int(t.pagemap.Fd()), from, to, q, regions, func(r sys.PageRegion) {
+		start := max(r.Start, at)
+		if start >= r.End {
+			return
+		}
+		kept((at-m.Start)/ps, (start-m.Start)/ps)
+		first, end := (start-m.Start)/ps, (r.End-m.Start)/ps
+		at = r.End
+		switch c := r.Categories; {
+		case c&sys.PageSwapped == 0 && (c&sys.PagePresent == 0 || c&sys.PageFile != 0):
+			// Gone, or the file's.
+		case c&sys.PageWritten != 0:
+			read(first, end-first)
+		default:
+			// Swapped out since the round, or no page but the marker
+			// write protection leaves: one never populated, or in a
+			// file mapping one dropped since the round (the file's
+			// page again). Only pagemap tells a copy's page swapped
+			// from a dropped one.
+			if walkErr == nil {
+				walkErr = pc.keptSwapped(t, m, first, end, kept)
+			}
+		}
+	})
+	if err == nil {
+		err = walkErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pagemap of %#x-%#x: %w", from, to, err)
+	}
+	kept((at-m.Start)/ps, (to-m.Start)/ps)
+
+	var stale uint64
+	var remote []unix.RemoteIovec
+	for _, p := range plan {
+		if p.slot == 0 {
+			stale += p.count
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + p.idx*ps), Len: int(p.count * ps)})
+		}
+	}
+	var fresh []byte
+	if stale > 0 {
+		pc.freshMu.Lock()
+		fresh = pc.fresh.takeOrAllocate(int(stale * ps))
+		pc.freshMu.Unlock()
+		if err := readRemote(t.pid, fresh, remote); err != nil {
+			return nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
+		}
+	}
+
+	// The plan, in pieces of at most chunk pages.
+	out := []*precopied{{reused: reused, read: stale * ps}}
+	store := func(idx, count uint64, data []byte) {
+		for count > 0 {
+			cur := out[len(out)-1]
+			if uint64(cur.size)/ps == chunk {
+				cur = &precopied{}
+				out = append(out, cur)
+			}
+			n := min(count, chunk-uint64(cur.size)/ps)
+			if k := len(cur.runs); k > 0 && cur.runs[k-1].Index+cur.runs[k-1].Count == idx {
+				cur.runs[k-1].Count += n
+			} else {
+				cur.runs = append(cur.runs, ckpt.PageRun{Index: idx, Count: n})
+			}
+			piece := data[:n*ps]
+			if k := len(cur.pieces); k > 0 && follows(cur.pieces[k-1], piece) {
+				cur.pieces[k-1] = cur.pieces[k-1][:len(cur.pieces[k-1])+len(piece)]
+			} else {
+				cur.pieces = append(cur.pieces, piece)
+			}
+			cur.size += int64(n * ps)
+			idx, count, data = idx+n, count-n, data[n*ps:]
+		}
+	}
+	for _, p := range plan {
+		if p.slot != 0 {
+			c, o := uint64(p.slot-1)/arenaChunkPages, uint64(p.slot-1)%arenaChunkPages
+			store(p.idx, p.count, t.arena[c][o*ps:(o+p.count)*ps])
+			continue
+		}
+		// Pages read now that hold only zeros are not stored.
+		data := fresh[:p.count*ps]
+		fresh = fresh[p.count*ps:]
+		for i := uint64(0); i < p.count; {
+			if allZero(data[i*ps : (i+1)*ps]) {
+				i++
+				continue
+			}
+			j := i + 1
+			for j < p.count && !allZero(data[j*ps:(j+1)*ps]) {
+				j++
+			}
+			store(p.idx+i, j-i, data[i*ps:j*ps])
+			i = j
+		}
 	}
 	return out, nil
+}
+
+// keptSwapped plans [first, end) of m (pages of m), swapped or marked by
+// the write protection, with kept for the pages still there: a marker
+// where a copy is kept stands for a page dropped since the round. Markers
+// the rounds saw have no copy (zeroSlot), so pagemap is read only when a
+// copy is at stake.
+func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64, kept func(first, end uint64)) error {
+	ps := pc.pageSize
+	copies := false
+	for page, last := m.Start/ps+first, m.Start/ps+end; page < last && !copies; {
+		n := min(last-page, blockPages-page%blockPages)
+		if block := t.blocks[page/blockPages]; block != nil {
+			for _, s := range block[page%blockPages:][:n] {
+				if s != 0 && s != zeroSlot {
+					copies = true
+					break
+				}
+			}
+		}
+		page += n
+	}
+	if !copies {
+		kept(first, end)
+		return nil
+	}
+	entries, err := procfs.ReadPagemap(t.pagemap, m.Start+first*ps, m.Start+end*ps, nil)
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if !procfs.PagemapEntry(e).UffdWPMarker() {
+			kept(first+uint64(i), first+uint64(i)+1)
+		}
+	}
+	return nil
+}
+
+// follows says whether b starts right where a ends, in the same memory.
+func follows(a, b []byte) bool {
+	// Capacity running over b means one allocation holds both.
+	return len(a) > 0 && len(b) > 0 && cap(a) >= len(a)+len(b) &&
+		unsafe.Add(unsafe.Pointer(unsafe.SliceData(a)), len(a)) == unsafe.Pointer(unsafe.SliceData(b))
 }

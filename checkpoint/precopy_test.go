@@ -1,79 +1,234 @@
 package checkpoint
 
 import (
+	"bytes"
 	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
-// trackedFixture is a pre-copy of 64 MiB of this process's own memory:
-// every page copied, one in a hundred written since.
-func trackedFixture(t testing.TB) (*preCopy, *tracker, *procfs.Mapping, []ckpt.PageRun, []uint64, []byte) {
+// trackedFixture is a pre-copy of 64 MiB of this process's own memory,
+// tracked the way a target's is: write-protected with an asynchronous
+// userfaultfd, then every page copied by a first round (one in fifty
+// holds only zeros). With file, the memory is a private mapping of a file
+// whose pages hold byte(i)|1: one page in ten is written (copied on
+// write), one in ten never touched, the others read: only the written ones
+// are the process's own.
+func trackedFixture(t testing.TB, file bool) (*preCopy, *tracker, *procfs.Mapping, []byte) {
 	ps := uint64(os.Getpagesize())
 	const pages = 16384
-	mem, err := unix.Mmap(-1, 0, pages*int(ps), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	fd, flags, kind := -1, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, procfs.KindAnon
+	if file {
+		f, err := os.CreateTemp(t.TempDir(), "mapped")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		content := make([]byte, pages*ps)
+		for i := range uint64(pages) {
+			content[i*ps] = byte(i) | 1
+		}
+		if _, err := f.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		fd, flags, kind = int(f.Fd()), unix.MAP_PRIVATE, procfs.KindFile
+	}
+	mem, err := unix.Mmap(fd, 0, pages*int(ps), unix.PROT_READ|unix.PROT_WRITE, flags)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Munmap(mem) })
-	for i := range pages {
-		mem[uint64(i)*ps] = byte(i) | 1
+	var sum byte
+	for i := range uint64(pages) {
+		switch {
+		case file && i%10 == 5:
+			// Never touched.
+		case file && i%10 != 0:
+			sum += mem[i*ps] // the file's page, present
+		case i%50 == 3:
+			mem[i*ps] = 0 // present, all zeros
+		default:
+			mem[i*ps] = byte(i) | 1
+		}
+	}
+	if file && sum == 0 {
+		t.Fatal("read nothing of the file")
+	}
+	for i := uint64(5); file && i < pages; i += 10 {
+		// Reading a neighbour may have mapped it (fault-around).
+		if err := unix.Madvise(mem[i*ps:(i+1)*ps], unix.MADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
 	}
 	start := uint64(uintptrOf(&mem[0]))
-	m := &procfs.Mapping{Start: start, End: start + pages*ps}
-	pc := &preCopy{pageSize: ps}
-	tr := &tracker{pid: os.Getpid(), blocks: map[uint64]*pageBlock{}}
-	for i := uint64(0); i < pages; i++ {
-		tr.store(start+i*ps, ps, mem[i*ps:(i+1)*ps])
+	m := &procfs.Mapping{Start: start, End: start + pages*ps, Prot: procfs.ProtRead | procfs.ProtWrite, Kind: kind}
+	ufd, _, errno := unix.Syscall(sys.SysUserfaultfd, unix.O_CLOEXEC|unix.O_NONBLOCK|sys.UffdUserModeOnly, 0, 0)
+	if errno != 0 {
+		t.Skipf("userfaultfd: %v", errno)
 	}
-	protected := make([]uint64, pages/64)
-	for i := uint64(0); i < pages; i++ {
-		if i%100 != 7 {
-			protected[i/64] |= 1 << (i % 64)
-		} else {
-			mem[i*ps+1] = 0x5a // written since its copy
-		}
+	uffd := os.NewFile(ufd, "userfaultfd")
+	if err := sys.UffdEnableWPAsync(int(ufd)); err != nil {
+		uffd.Close()
+		t.Skipf("asynchronous write protection: %v", err)
 	}
-	pc.prepareFresh()
-	return pc, tr, m, []ckpt.PageRun{{Index: 0, Count: pages}}, protected, mem
-}
-
-// The frozen phase of a tracked mapping takes a still-protected page's
-// copy and reads a written one anew.
-func TestReadTracked(t *testing.T) {
-	pc, tr, m, runs, protected, mem := trackedFixture(t)
-	got, err := pc.readTracked(tr, m, runs, protected)
+	pagemap, err := procfs.OpenPagemap(os.Getpid())
 	if err != nil {
+		uffd.Close()
 		t.Fatal(err)
 	}
-	var image []byte
-	for _, p := range got.pieces {
-		image = append(image, p...)
+	tr := &tracker{pid: os.Getpid(), uffd: uffd, pagemap: pagemap, blocks: map[uint64]*pageBlock{}}
+	t.Cleanup(tr.close)
+	if err := sys.UffdRegisterWP(int(ufd), m.Start, m.Size()); err != nil {
+		t.Fatal(err)
 	}
-	if uint64(len(image)) != uint64(len(mem)) || got.size != int64(len(mem)) {
-		t.Fatalf("pieces hold %d bytes (size %d), want %d", len(image), got.size, len(mem))
+	if err := sys.UffdWriteProtect(int(ufd), m.Start, m.Size()); err != nil {
+		t.Fatal(err)
 	}
-	ps := pc.pageSize
-	for i := uint64(0); i < uint64(len(mem))/ps; i++ {
-		if image[i*ps] != mem[i*ps] || image[i*ps+1] != mem[i*ps+1] {
-			t.Fatalf("page %d: stored %x %x, memory holds %x %x", i, image[i*ps], image[i*ps+1], mem[i*ps], mem[i*ps+1])
+	pc := &preCopy{pageSize: ps, regions: make([]sys.PageRegion, 64), buf: make([]byte, chunkPages*ps)}
+	pc.copyRange(tr, m, m.Start, m.End)
+	if want := uint64(pages); !file && pc.lastRound != want {
+		t.Fatalf("the first round copied %d pages, want %d", pc.lastRound, want)
+	}
+	if want := uint64((pages + 9) / 10); file && pc.lastRound != want {
+		t.Fatalf("the first round copied %d pages, want the %d written", pc.lastRound, want)
+	}
+	pc.prepareFresh()
+	return pc, tr, m, mem
+}
+
+// stored is the image of m that the frozen phase's results describe: the
+// contents of every stored page, by index.
+func stored(t *testing.T, got []*precopied, ps, chunk uint64) map[uint64][]byte {
+	image := map[uint64][]byte{}
+	for _, p := range got {
+		var data []byte
+		for _, piece := range p.pieces {
+			data = append(data, piece...)
+		}
+		if int64(len(data)) != p.size {
+			t.Fatalf("pieces hold %d bytes, size says %d", len(data), p.size)
+		}
+		var n uint64
+		for _, r := range p.runs {
+			for i := r.Index; i < r.Index+r.Count; i++ {
+				if _, dup := image[i]; dup {
+					t.Fatalf("page %d stored twice", i)
+				}
+				image[i] = data[n*ps : (n+1)*ps]
+				n++
+			}
+		}
+		if n*ps != uint64(len(data)) || n > chunk {
+			t.Fatalf("runs hold %d pages, pieces %d bytes, chunk %d pages", n, len(data), chunk)
 		}
 	}
-	if want := uint64(len(mem))/ps/100 + 1; got.read/ps != want {
-		t.Errorf("read %d pages now, want %d", got.read/ps, want)
+	return image
+}
+
+// The frozen phase of a tracked mapping takes a page still write-protected
+// from its copy and reads a written one anew; a page gone since its copy,
+// written to zeros, or the file's, is not stored.
+func TestReadMappingFrozen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file bool
+	}{
+		{"anonymous", false},
+		{"private file", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, tr, m, mem := trackedFixture(t, tc.file)
+			ps := pc.pageSize
+			pages := uint64(len(mem)) / ps
+			// What should be stored: by index, whether the page is the
+			// process's own (not the file's).
+			own := make([]bool, pages)
+			var written, copied uint64
+			for i := range pages {
+				own[i] = !tc.file || i%10 == 0
+				if own[i] {
+					copied++
+				}
+			}
+			for i := uint64(7); i < pages; i += 100 {
+				mem[i*ps+1] = 0x5a
+				written++
+				if !own[i] {
+					own[i] = true
+					copied++ // a copy made now
+				}
+			}
+			mem[50*ps+9] = 1 // was all zeros or the file's
+			written++
+			if !own[50] {
+				own[50] = true
+				copied++
+			}
+			clear(mem[3000*ps : 3001*ps]) // all zeros now
+			written++
+			if err := unix.Madvise(mem[1000*ps:1004*ps], unix.MADV_DONTNEED); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1000; i < 1004; i++ {
+				if own[i] {
+					own[i] = false // gone now
+					copied--
+				}
+			}
+			// Page 20's copy is made to differ from the memory: taken from
+			// the copy, it shows.
+			copy(tr.page(*tr.slot(m.Start+20*ps, ps, false), ps), bytes.Repeat([]byte{0xee}, int(ps)))
+
+			const chunk = 1000
+			got, err := pc.readMapping(tr, m, chunk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			image := stored(t, got, ps, chunk)
+			var read, reused uint64
+			for _, p := range got {
+				read += p.read
+				reused += p.reused
+			}
+			for i := range pages {
+				want := mem[i*ps : (i+1)*ps]
+				if i == 20 {
+					want = bytes.Repeat([]byte{0xee}, int(ps))
+				}
+				page, ok := image[i]
+				switch {
+				case (allZero(want) || !own[i]) && ok:
+					t.Errorf("page %d: stored (zeros %v, the process's own %v)", i, allZero(want), own[i])
+				case !allZero(want) && own[i] && !ok:
+					t.Errorf("page %d: not stored", i)
+				case ok && !bytes.Equal(page, want):
+					t.Errorf("page %d: stored %x %x, want %x %x", i, page[0], page[1], want[0], want[1])
+				}
+			}
+			if read/ps != written {
+				t.Errorf("read %d pages now, want the %d written", read/ps, written)
+			}
+			if want := copied - written; !tc.file && reused != want {
+				t.Errorf("took %d pages from the copies, want %d", reused, want)
+			}
+		})
 	}
 }
 
-func BenchmarkReadTracked(b *testing.B) {
-	pc, tr, m, runs, protected, _ := trackedFixture(b)
+func BenchmarkReadMappingFrozen(b *testing.B) {
+	pc, tr, m, mem := trackedFixture(b, false)
+	ps := pc.pageSize
+	for i := uint64(7); i < uint64(len(mem))/ps; i += 100 {
+		mem[i*ps+1] = 0x5a
+	}
 	for b.Loop() {
 		// The same memory again, all of it room.
 		pc.fresh = &pageStore{slabs: pc.fresh.slabs, used: make([]int, len(pc.fresh.slabs))}
-		if _, err := pc.readTracked(tr, m, runs, protected); err != nil {
+		if _, err := pc.readMapping(tr, m, chunkPages); err != nil {
 			b.Fatal(err)
 		}
 	}

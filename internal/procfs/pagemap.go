@@ -53,6 +53,16 @@ func (e PagemapEntry) SwapOffset() uint64 {
 	return (uint64(e) & PagemapPFNMask) >> 5
 }
 
+// UffdWPMarker says whether the entry is no page but the marker write
+// protection by a userfaultfd leaves where there is none: a page never
+// populated, or, in a file mapping, one dropped since (swap type 31,
+// SWP_PTE_MARKER, with the PTE_MARKER_UFFD_WP bit). Reading the address
+// faults in a page of zeros or the file's page. Without CAP_SYS_ADMIN the
+// type and offset read as 0 and a marker passes for a swapped page.
+func (e PagemapEntry) UffdWPMarker() bool {
+	return e.Swapped() && e.SwapType() == 31 && e.SwapOffset()&1 != 0
+}
+
 // OpenPagemap opens /proc/PID/pagemap for ReadPagemap.
 func OpenPagemap(pid int) (*os.File, error) {
 	f, err := os.Open(pidPath(pid, "pagemap"))

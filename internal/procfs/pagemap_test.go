@@ -39,6 +39,21 @@ func TestPagemapEntry(t *testing.T) {
 	if got := PagemapEntry(PagemapSwapped | 0x3<<5 | 0x2).SwapType(); got != 2 {
 		t.Errorf("SwapType = %d, want 2", got)
 	}
+	for _, tc := range []struct {
+		e    PagemapEntry
+		want bool
+	}{
+		{PagemapSwapped | PagemapUffdWP | 1<<5 | 31, true}, // as read on Linux 6.18
+		{PagemapSwapped | 1<<5 | 31, true},
+		{PagemapSwapped | 2<<5 | 31, false}, // another marker (swap-in error)
+		{PagemapSwapped | PagemapUffdWP | 1<<5 | 3, false},
+		{PagemapPresent | PagemapUffdWP | 1<<5 | 31, false},
+		{PagemapSwapped | PagemapUffdWP, false}, // without CAP_SYS_ADMIN
+	} {
+		if got := tc.e.UffdWPMarker(); got != tc.want {
+			t.Errorf("%#x: UffdWPMarker = %v, want %v", uint64(tc.e), got, tc.want)
+		}
+	}
 }
 
 func TestReadPagemapSelf(t *testing.T) {

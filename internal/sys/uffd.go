@@ -124,6 +124,9 @@ func PagemapScan(pagemap int, start, end, flags, categoryMask, returnMask uint64
 // table alone.
 type PagemapQuery struct {
 	Flags, CategoryMask, CategoryAnyofMask, ReturnMask uint64
+	// CategoryInverted flips categories before they are matched: with
+	// PagePresent, CategoryAnyofMask's PagePresent means "not present".
+	CategoryInverted uint64
 }
 
 // PagemapWalk runs PAGEMAP_SCAN on pagemap over [start, end), call after
@@ -139,7 +142,8 @@ type PagemapQuery struct {
 // not protected.
 func PagemapWalk(pagemap int, start, end uint64, q PagemapQuery, regions []PageRegion, each func(PageRegion)) error {
 	for at := start; at < end; {
-		arg := pmScanArg{Flags: q.Flags, Start: at, End: end, CategoryMask: q.CategoryMask, CategoryAnyofMask: q.CategoryAnyofMask, ReturnMask: q.ReturnMask}
+		arg := pmScanArg{Flags: q.Flags, Start: at, End: end, CategoryInverted: q.CategoryInverted,
+			CategoryMask: q.CategoryMask, CategoryAnyofMask: q.CategoryAnyofMask, ReturnMask: q.ReturnMask}
 		n, walkEnd, err := scanPagemap(pagemap, arg, regions)
 		if err != nil {
 			return err
