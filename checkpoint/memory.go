@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -51,7 +52,9 @@ type memoryDumper struct {
 	pagemap  *os.File
 	entries  []uint64
 	runs     []ckpt.PageRun
-	bufs     [2][]byte // chunk pages each, touched before the freeze
+	// guards are the guard pages of the mapping candidates went over.
+	guards []ckpt.PageRun
+	bufs   [2][]byte // chunk pages each, touched before the freeze
 	// store, if set, is an in-memory image's page store: pages are read
 	// into it and the image keeps them there, rather than being read
 	// into bufs and copied into the image.
@@ -225,6 +228,8 @@ func identity(path string) (ckpt.FileIdentity, error) {
 // check happens after reading.
 func wantPage(m *procfs.Mapping, e procfs.PagemapEntry) bool {
 	switch {
+	case e.Guard():
+		return false // no page: reading it faults
 	case m.Kind == procfs.KindVdso || m.Kind == procfs.KindVvar || m.Kind == procfs.KindVvarVclock || m.Kind == procfs.KindVsyscall:
 		return false
 	case m.Shared && m.Kind == procfs.KindFile:
@@ -306,8 +311,12 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			case err != nil:
 			case d.tracked(m):
 				tracked, err = d.pre.readMapping(d.track, m, d.chunk)
+				for _, got := range tracked {
+					v.Guards = append(v.Guards, got.guards...)
+				}
 			default:
 				err = d.candidates(m)
+				v.Guards = slices.Clone(d.guards)
 			}
 			if err != nil {
 				send(item{err: err})
@@ -495,7 +504,7 @@ type storeRead struct {
 // another process touched is not present here, and reading the object
 // there does not fault holes in.
 func (d *memoryDumper) candidates(m *procfs.Mapping) error {
-	d.runs = d.runs[:0]
+	d.runs, d.guards = d.runs[:0], d.guards[:0]
 	npages := (m.End - m.Start) / d.pageSize
 	d.closeShmem()
 	if m.Shared && m.Kind == procfs.KindAnon {
@@ -525,18 +534,17 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		}
 		fromCopy := d.fromCopy(m)
 		for i, e := range entries {
+			if procfs.PagemapEntry(e).Guard() {
+				d.guards = addPage(d.guards, first+uint64(i))
+				continue
+			}
 			if !wantPage(m, procfs.PagemapEntry(e)) {
 				continue
 			}
 			if fromCopy && d.zeroPFN != 0 && procfs.PagemapEntry(e).PFN() == d.zeroPFN {
 				continue // read but never written: zeros
 			}
-			idx := first + uint64(i)
-			if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == idx {
-				d.runs[k-1].Count++
-			} else {
-				d.runs = append(d.runs, ckpt.PageRun{Index: idx, Count: 1})
-			}
+			d.runs = addPage(d.runs, first+uint64(i))
 		}
 	}
 	d.addParentPages(m, npages)
@@ -564,17 +572,19 @@ func (d *memoryDumper) addParentPages(m *procfs.Mapping, npages uint64) {
 	for _, addr := range inParent {
 		want[(addr-m.Start)/d.pageSize] = true
 	}
+	for _, r := range d.guards {
+		// Made a guard page since: it holds nothing, and the
+		// restart's guard install drops the parent's page.
+		for i := r.Index; i < r.Index+r.Count; i++ {
+			want[i] = false
+		}
+	}
 	d.runs = d.runs[:0]
 	for idx, w := range want {
 		if !w {
 			continue
 		}
-		i := uint64(idx)
-		if k := len(d.runs); k > 0 && d.runs[k-1].Index+d.runs[k-1].Count == i {
-			d.runs[k-1].Count++
-		} else {
-			d.runs = append(d.runs, ckpt.PageRun{Index: i, Count: 1})
-		}
+		d.runs = addPage(d.runs, uint64(idx))
 	}
 }
 
@@ -706,6 +716,15 @@ func readRemote(pid int, local []byte, remote []unix.RemoteIovec) error {
 		}
 	}
 	return nil
+}
+
+// addPage adds page idx, past every page of runs, to runs.
+func addPage(runs []ckpt.PageRun, idx uint64) []ckpt.PageRun {
+	if k := len(runs); k > 0 && runs[k-1].Index+runs[k-1].Count == idx {
+		runs[k-1].Count++
+		return runs
+	}
+	return append(runs, ckpt.PageRun{Index: idx, Count: 1})
 }
 
 func runsCount(runs []ckpt.PageRun) uint64 {

@@ -65,6 +65,8 @@ type preCopy struct {
 	rounds int
 	bytes  uint64
 	setup  time.Duration
+	// guardCategory says whether PAGEMAP_SCAN reports guard pages.
+	guardCategory bool
 }
 
 // tracker follows one process.
@@ -98,7 +100,8 @@ func trackable(m *procfs.Mapping) bool {
 func startPreCopy(root int, log *slog.Logger) (*preCopy, error) {
 	start := time.Now()
 	pc := &preCopy{log: log, pageSize: uint64(os.Getpagesize()), procs: map[int]*tracker{},
-		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096)}
+		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096),
+		guardCategory: sys.PagemapKnowsGuards()}
 	s := &session{root: root, log: log, stats: &Stats{}}
 	err := s.freezeTree()
 	if err == nil {
@@ -381,6 +384,7 @@ type precopied struct {
 	size   int64
 	reused uint64 // pages taken from the rounds
 	read   uint64 // bytes read now
+	guards []ckpt.PageRun
 }
 
 // readMapping is the frozen phase for tracked mapping m of t: the pages to
@@ -511,8 +515,14 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		q.CategoryAnyofMask |= sys.PageFile
 		q.ReturnMask |= sys.PageFile
 	}
+	if pc.guardCategory {
+		// A guard page is not present either, and may have been
+		// write-protected by a round as any other entry.
+		q.ReturnMask |= sys.PageGuard
+	}
 	at := from
 	var walkErr error
+	var guards []ckpt.PageRun
 	err := sys.PagemapWalk(int(t.pagemap.Fd()), from, to, q, regions, func(r sys.PageRegion) {
 		start := max(r.Start, at)
 		if start >= r.End {
@@ -522,6 +532,10 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		first, end := (start-m.Start)/ps, (r.End-m.Start)/ps
 		at = r.End
 		switch c := r.Categories; {
+		case c&sys.PageGuard != 0:
+			for idx := first; idx < end; idx++ {
+				guards = addPage(guards, idx)
+			}
 		case c&sys.PageSwapped == 0 && (c&sys.PagePresent == 0 || c&sys.PageFile != 0):
 			// Gone, or the file's.
 		case c&sys.PageWritten != 0:
@@ -564,7 +578,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 	}
 
 	// The plan, in pieces of at most chunk pages.
-	out := []*precopied{{reused: reused, read: stale * ps}}
+	out := []*precopied{{reused: reused, read: stale * ps, guards: guards}}
 	store := func(idx, count uint64, data []byte) {
 		for count > 0 {
 			cur := out[len(out)-1]

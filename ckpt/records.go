@@ -295,6 +295,19 @@ type VMA struct {
 	// in any process, maps one object. Its contents are stored once, with
 	// the first such VMA; Pgoff is the offset into the object.
 	Shmem uint64 `json:"shmem,omitempty"`
+	// Guards are the runs of pages made guard pages
+	// (madvise(MADV_GUARD_INSTALL)): any access faults. They hold nothing
+	// and are made guard pages again once the VMA's pages are in.
+	Guards []PageRun `json:"guards,omitempty"`
+}
+
+// GuardPages is how many guard pages the VMA has.
+func (v *VMA) GuardPages() uint64 {
+	var n uint64
+	for _, g := range v.Guards {
+		n += g.Count
+	}
+	return n
 }
 
 // Names in VMA.MadvFlags.

@@ -221,6 +221,11 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		return fmt.Errorf("bad VMA bounds %#x-%#x", v.Start, v.End)
 	}
 	length := v.End - v.Start
+	for _, g := range v.Guards {
+		if g.Count == 0 || g.Index+g.Count > length/pageSize || g.Index+g.Count < g.Index {
+			return fmt.Errorf("VMA %#x-%#x: guard pages %d+%d lie outside it", v.Start, v.End, g.Index, g.Count)
+		}
+	}
 	sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 	prot := uint64(v.Prot)
 	if !sharedFile {
@@ -507,6 +512,13 @@ var madvice = map[string]int{
 // limit) is a warning: the program runs on without it.
 func (t *task) restoreMadvise(v *ckpt.VMA) {
 	length := v.End - v.Start
+	// Guard pages first: the kernel installs none in a locked mapping.
+	for _, g := range v.Guards {
+		if _, err := t.Syscall(unix.SYS_MADVISE, v.Start+g.Index*pageSize, g.Count*pageSize, unix.MADV_GUARD_INSTALL); err != nil {
+			t.Warn("cannot make guard pages again: an access there no longer faults", "vma", fmt.Sprintf("%#x-%#x", v.Start, v.End),
+				"pages", fmt.Sprintf("%d+%d", g.Index, g.Count), "err", err)
+		}
+	}
 	for _, name := range v.MadvFlags {
 		var err error
 		switch name {

@@ -199,6 +199,9 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
 		if v.File != nil {
 			backing = fmt.Sprintf("%s @%#x", v.File.Path, v.Pgoff)
 		}
+		if g := v.GuardPages(); g > 0 {
+			backing = strings.TrimSpace(fmt.Sprintf("%s (%d guard pages)", backing, g))
+		}
 		sharing := "private"
 		if v.Flags&unix.MAP_SHARED != 0 {
 			sharing = "shared"

@@ -13,6 +13,7 @@ const (
 	PagemapPresent    = 1 << 63
 	PagemapSwapped    = 1 << 62
 	PagemapFileShared = 1 << 61 // file page or shared anonymous page
+	PagemapGuard      = 1 << 58 // guard region (MADV_GUARD_INSTALL), Linux 6.15+
 	PagemapUffdWP     = 1 << 57 // write-protected by userfaultfd
 	PagemapExclusive  = 1 << 56 // page is mapped exclusively (not COW-shared)
 	PagemapSoftDirty  = 1 << 55 // always 0 on kernels without CONFIG_MEM_SOFT_DIRTY
@@ -26,6 +27,7 @@ func (e PagemapEntry) Present() bool    { return e&PagemapPresent != 0 }
 func (e PagemapEntry) Swapped() bool    { return e&PagemapSwapped != 0 }
 func (e PagemapEntry) FileShared() bool { return e&PagemapFileShared != 0 }
 func (e PagemapEntry) UffdWP() bool     { return e&PagemapUffdWP != 0 }
+func (e PagemapEntry) Guard() bool      { return e&PagemapGuard != 0 }
 func (e PagemapEntry) Exclusive() bool  { return e&PagemapExclusive != 0 }
 func (e PagemapEntry) SoftDirty() bool  { return e&PagemapSoftDirty != 0 }
 

@@ -49,10 +49,15 @@ func TestPagemapEntry(t *testing.T) {
 		{PagemapSwapped | PagemapUffdWP | 1<<5 | 3, false},
 		{PagemapPresent | PagemapUffdWP | 1<<5 | 31, false},
 		{PagemapSwapped | PagemapUffdWP, false}, // without CAP_SYS_ADMIN
+		{PagemapSwapped | PagemapGuard | 4<<5 | 31, false},
 	} {
 		if got := tc.e.UffdWPMarker(); got != tc.want {
 			t.Errorf("%#x: UffdWPMarker = %v, want %v", uint64(tc.e), got, tc.want)
 		}
+	}
+	// A guard page, as read on Linux 6.18.
+	if e := PagemapEntry(0x440000000000009f); !e.Guard() || e.Present() {
+		t.Errorf("%#x: Guard %v, Present %v; want a guard page", uint64(e), e.Guard(), e.Present())
 	}
 }
 

@@ -42,6 +42,8 @@ const (
 	PageSwapped   = 1 << 4
 	PagePFNZero   = 1 << 5
 	PageHuge      = 1 << 6
+	PageSoftDirty = 1 << 7
+	PageGuard     = 1 << 8 // a guard page (MADV_GUARD_INSTALL); Linux 6.15+
 )
 
 type uffdioAPIArg struct {
@@ -162,6 +164,20 @@ func PagemapWalk(pagemap int, start, end uint64, q PagemapQuery, regions []PageR
 		at = walkEnd
 	}
 	return nil
+}
+
+// PagemapKnowsGuards says whether PAGEMAP_SCAN reports guard pages
+// (PageGuard): an older kernel refuses the category.
+func PagemapKnowsGuards() bool {
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var probe [1]PageRegion
+	at := uint64(uintptr(unsafe.Pointer(&probe[0]))) &^ (uint64(os.Getpagesize()) - 1)
+	_, _, err = scanPagemap(int(f.Fd()), pmScanArg{Start: at, End: at + uint64(os.Getpagesize()), CategoryMask: PageGuard, ReturnMask: PageGuard}, probe[:])
+	return err == nil
 }
 
 func scanPagemap(pagemap int, arg pmScanArg, regions []PageRegion) (int, uint64, error) {
