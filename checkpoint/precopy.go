@@ -75,9 +75,12 @@ type tracker struct {
 	uffd       *os.File
 	pagemap    *os.File
 	registered []procfs.Mapping
-	blocks     map[uint64]*pageBlock
-	arena      [][]byte
-	slots      uint32 // slots handed out
+	// populated are the regions of registered that held pages when they
+	// were write-protected: what the first round copies.
+	populated []sys.PageRegion
+	blocks    map[uint64]*pageBlock
+	arena     [][]byte
+	slots     uint32 // slots handed out
 }
 
 // trackable says whether a mapping's pages are copied ahead: private
@@ -123,7 +126,7 @@ func startPreCopy(root int, log *slog.Logger) (*preCopy, error) {
 	}
 	pc.setup = time.Since(start)
 	for pid, t := range pc.procs {
-		if err := t.register(); err != nil {
+		if err := t.register(pc.regions); err != nil {
 			log.Warn("pre-copy is not available; this process's memory is copied while it is frozen", "pid", pid, "err", err)
 			t.close()
 			delete(pc.procs, pid)
@@ -169,7 +172,7 @@ func createUffd(p *proc) (_ *os.File, err error) {
 
 // register write-protects the process's private mappings. It runs while
 // the process does: a page written before its protection is copied after.
-func (t *tracker) register() error {
+func (t *tracker) register(regions []sys.PageRegion) error {
 	pm, err := procfs.OpenPagemap(t.pid)
 	if err != nil {
 		return err
@@ -188,7 +191,9 @@ func (t *tracker) register() error {
 		if err := sys.UffdRegisterWP(int(t.uffd.Fd()), m.Start, m.Size()); err != nil {
 			continue
 		}
-		if err := sys.UffdWriteProtect(int(t.uffd.Fd()), m.Start, m.Size()); err != nil {
+		before := len(t.populated)
+		if err := t.protect(&m, regions); err != nil {
+			t.populated = t.populated[:before]
 			continue
 		}
 		t.registered = append(t.registered, m)
@@ -199,6 +204,20 @@ func (t *tracker) register() error {
 	return nil
 }
 
+// protect write-protects the pages of registered mapping m that are there
+// (present or swapped) and notes them in t.populated. Protecting the whole
+// range instead (UFFDIO_WRITEPROTECT) leaves a marker in every empty entry
+// and makes the page tables to hold them: for a sparse mapping of
+// terabytes, gigabytes of page tables. A page populated later is not
+// protected, so it counts as written: the next round or the frozen phase
+// copies it. regions is room for the scan's results.
+func (t *tracker) protect(m *procfs.Mapping, regions []sys.PageRegion) error {
+	q := sys.PagemapQuery{Flags: sys.ScanWPMatching | sys.ScanCheckWPAsync, CategoryAnyofMask: sys.PagePresent | sys.PageSwapped}
+	return sys.PagemapWalk(int(t.pagemap.Fd()), m.Start, m.End, q, regions, func(r sys.PageRegion) {
+		t.populated = append(t.populated, r)
+	})
+}
+
 // round copies, in every tracked process, the pages written since the last
 // round (the first round: every page).
 func (pc *preCopy) round() {
@@ -206,23 +225,28 @@ func (pc *preCopy) round() {
 	pc.rounds++
 	pc.lastRound = 0
 	for pid, t := range pc.procs {
-		var maps []procfs.Mapping
 		if first {
-			maps = t.registered
-		} else {
-			var err error
-			if maps, err = procfs.ReadMaps(pid); err != nil {
-				// Gone: the freeze will tell.
-				continue
+			// What was there when protected, mapping by mapping.
+			i := 0
+			for _, r := range t.populated {
+				for i < len(t.registered) && t.registered[i].End <= r.Start {
+					i++
+				}
+				if i < len(t.registered) {
+					pc.copyRange(t, &t.registered[i], r.Start, min(r.End, t.registered[i].End))
+				}
 			}
+			t.populated = nil
+			continue
+		}
+		maps, err := procfs.ReadMaps(pid)
+		if err != nil {
+			// Gone: the freeze will tell.
+			continue
 		}
 		for i := range maps {
 			m := &maps[i]
 			if !trackable(m) {
-				continue
-			}
-			if first {
-				pc.copyRange(t, m, m.Start, m.End)
 				continue
 			}
 			pc.copyWritten(t, m)

@@ -51,6 +51,7 @@ func trackedFixture(t testing.TB, file bool) (*preCopy, *tracker, *procfs.Mappin
 			// Never touched.
 		case file && i%10 != 0:
 			sum += mem[i*ps] // the file's page, present
+		case !file && untouched(i):
 		case i%50 == 3:
 			mem[i*ps] = 0 // present, all zeros
 		default:
@@ -91,15 +92,28 @@ func trackedFixture(t testing.TB, file bool) (*preCopy, *tracker, *procfs.Mappin
 	if err := sys.UffdRegisterWP(int(ufd), m.Start, m.Size()); err != nil {
 		t.Fatal(err)
 	}
-	if err := sys.UffdWriteProtect(int(ufd), m.Start, m.Size()); err != nil {
-		t.Fatal(err)
-	}
-	pc := &preCopy{pageSize: ps, regions: make([]sys.PageRegion, 64), buf: make([]byte, chunkPages*ps), guardCategory: sys.PagemapKnowsGuards()}
+	pc := &preCopy{pageSize: ps, regions: make([]sys.PageRegion, 64), buf: make([]byte, chunkPages*ps),
+		guardCategory: sys.PagemapKnowsGuards(), procs: map[int]*tracker{tr.pid: tr}}
 	if !pc.guardCategory {
 		t.Skip("PAGEMAP_SCAN does not know guard pages (before Linux 6.15)")
 	}
-	pc.copyRange(tr, m, m.Start, m.End)
-	if want := uint64(pages - 1); !file && pc.lastRound != want {
+	tr.registered = []procfs.Mapping{*m}
+	if err := tr.protect(m, pc.regions); err != nil {
+		t.Fatal(err)
+	}
+	// Protection leaves the entries of pages never populated empty: no
+	// markers, no page tables made for them.
+	entries, err := procfs.ReadPagemap(pagemap, m.Start+5000*ps, m.Start+5100*ps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		if !file && e != 0 {
+			t.Fatalf("page %d, never populated: pagemap entry %#x after protection", 5000+i, e)
+		}
+	}
+	pc.round()
+	if want := uint64(pages - 1 - 100); !file && pc.lastRound != want {
 		t.Fatalf("the first round copied %d pages, want %d", pc.lastRound, want)
 	}
 	if want := uint64((pages+9)/10 - 1); file && pc.lastRound != want {
@@ -108,6 +122,10 @@ func trackedFixture(t testing.TB, file bool) (*preCopy, *tracker, *procfs.Mappin
 	pc.prepareFresh()
 	return pc, tr, m, mem
 }
+
+// untouched says whether page i of the anonymous fixture is never
+// populated.
+func untouched(i uint64) bool { return i >= 5000 && i < 5100 }
 
 // stored is the image of m that the frozen phase's results describe: the
 // contents of every stored page, by index.
@@ -158,7 +176,7 @@ func TestReadMappingFrozen(t *testing.T) {
 			own := make([]bool, pages)
 			var written, copied uint64
 			for i := range pages {
-				own[i] = (!tc.file || i%10 == 0) && i != 2000
+				own[i] = (tc.file && i%10 == 0 || !tc.file && !untouched(i)) && i != 2000
 				if own[i] {
 					copied++
 				}
@@ -187,6 +205,12 @@ func TestReadMappingFrozen(t *testing.T) {
 			written++
 			if !own[50] {
 				own[50] = true
+				copied++
+			}
+			if !tc.file {
+				mem[5050*ps+3] = 9 // populated since the protection
+				written++
+				own[5050] = true
 				copied++
 			}
 			clear(mem[3000*ps : 3001*ps]) // all zeros now
