@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // chunkPages bounds one pages record (and each copy buffer): 16 MiB.
@@ -54,7 +56,12 @@ type memoryDumper struct {
 	runs     []ckpt.PageRun
 	// guards are the guard pages of the mapping candidates went over.
 	guards []ckpt.PageRun
-	bufs   [2][]byte // chunk pages each, touched before the freeze
+	// regions is room for PAGEMAP_SCAN's results; scan says the kernel
+	// has the ioctl, guardCategory that it reports guard pages.
+	regions       []sys.PageRegion
+	scan          bool
+	guardCategory bool
+	bufs          [2][]byte // chunk pages each, touched before the freeze
 	// store, if set, is an in-memory image's page store: pages are read
 	// into it and the image keeps them there, rather than being read
 	// into bufs and copied into the image.
@@ -117,7 +124,8 @@ func (d *memoryDumper) closeShmem() {
 func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore) *memoryDumper {
 	ps := uint64(os.Getpagesize())
 	chunk := chunkFor(mapped)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store}
+	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store,
+		regions: make([]sys.PageRegion, 4096), scan: true, guardCategory: sys.PagemapKnowsGuards()}
 	if !store.prepared() {
 		for b := range d.bufs {
 			d.bufs[b] = kernelTouched(int(chunk * ps))
@@ -522,6 +530,10 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 		}
 		return nil
 	}
+	if d.scanAnonymous(m) {
+		d.addParentPages(m, npages)
+		return nil
+	}
 	for first := uint64(0); first < npages; first += chunkPages {
 		n := min(chunkPages, npages-first)
 		start := m.Start + first*d.pageSize
@@ -549,6 +561,41 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	}
 	d.addParentPages(m, npages)
 	return nil
+}
+
+// scanAnonymous sets d.runs and d.guards for private anonymous mapping m
+// from PAGEMAP_SCAN, and says whether it did: where pagemap gives an entry
+// a page to go over (6 ms a GiB here, 31 ms for 4 GiB, before the first
+// page is read), the scan gives a region for each run of pages alike (well
+// under 1 ms a GiB). A sparse mapping costs what it holds, not its size.
+// Zero pages (the shared zero page, mapped by a read) are left out: they
+// would read as zeros. It does nothing for other mappings, where whether a
+// page is the file's takes a look at every page either way, or when the
+// kernel lacks the ioctl or guard pages (PageGuard): then pagemap does it.
+func (d *memoryDumper) scanAnonymous(m *procfs.Mapping) bool {
+	if !d.scan || !d.guardCategory || m.Shared || (m.Kind != procfs.KindAnon && m.Kind != procfs.KindHeap && m.Kind != procfs.KindStack) {
+		return false
+	}
+	q := sys.PagemapQuery{CategoryAnyofMask: sys.PagePresent | sys.PageSwapped,
+		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PagePFNZero | sys.PageGuard}
+	ps := d.pageSize
+	err := sys.PagemapWalk(int(d.pagemap.Fd()), m.Start, m.End, q, d.regions, func(r sys.PageRegion) {
+		first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
+		switch {
+		case r.Categories&sys.PageGuard != 0:
+			d.guards = addRun(d.guards, first, end-first)
+		case r.Categories&(sys.PagePFNZero|sys.PagePresent) == sys.PagePFNZero|sys.PagePresent:
+		default:
+			d.runs = addRun(d.runs, first, end-first)
+		}
+	})
+	if err != nil {
+		// pagemap says what is wrong, or does it instead.
+		d.scan = !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL)
+		d.runs, d.guards = d.runs[:0], d.guards[:0]
+		return false
+	}
+	return true
 }
 
 // addParentPages adds to d.runs the pages of m that the parent chain stores
@@ -720,11 +767,16 @@ func readRemote(pid int, local []byte, remote []unix.RemoteIovec) error {
 
 // addPage adds page idx, past every page of runs, to runs.
 func addPage(runs []ckpt.PageRun, idx uint64) []ckpt.PageRun {
+	return addRun(runs, idx, 1)
+}
+
+// addRun adds count pages from idx, past every page of runs, to runs.
+func addRun(runs []ckpt.PageRun, idx, count uint64) []ckpt.PageRun {
 	if k := len(runs); k > 0 && runs[k-1].Index+runs[k-1].Count == idx {
-		runs[k-1].Count++
+		runs[k-1].Count += count
 		return runs
 	}
-	return append(runs, ckpt.PageRun{Index: idx, Count: 1})
+	return append(runs, ckpt.PageRun{Index: idx, Count: count})
 }
 
 func runsCount(runs []ckpt.PageRun) uint64 {
