@@ -96,7 +96,10 @@ func TestCandidatesAnonymous(t *testing.T) {
 		}
 		defer unix.Munmap(sparse)
 		unix.Madvise(sparse, unix.MADV_NOHUGEPAGE)
-		for _, i := range []uint64{0, 1 << 20, size/ps - 1} {
+		// Two pages either side of the middle: a run across the parts
+		// the scan is cut in on two cores.
+		half := size / ps / 2
+		for _, i := range []uint64{0, 1 << 20, half - 1, half, size/ps - 1} {
 			sparse[i*ps] = 1
 		}
 		start := uint64(uintptrOf(&sparse[0]))
@@ -104,7 +107,7 @@ func TestCandidatesAnonymous(t *testing.T) {
 		if err := d.candidates(&procfs.Mapping{Start: start, End: start + size, Prot: procfs.ProtRead | procfs.ProtWrite, Kind: procfs.KindAnon}); err != nil {
 			t.Fatal(err)
 		}
-		want := []ckpt.PageRun{{Index: 0, Count: 1}, {Index: 1 << 20, Count: 1}, {Index: size/ps - 1, Count: 1}}
+		want := []ckpt.PageRun{{Index: 0, Count: 1}, {Index: 1 << 20, Count: 1}, {Index: half - 1, Count: 2}, {Index: size/ps - 1, Count: 1}}
 		if diff := cmp.Diff(want, d.runs); diff != "" {
 			t.Errorf("pages to store (-want +got):\n%s", diff)
 		}

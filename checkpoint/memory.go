@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -576,19 +578,39 @@ func (d *memoryDumper) scanAnonymous(m *procfs.Mapping) bool {
 	if !d.scan || !d.guardCategory || m.Shared || (m.Kind != procfs.KindAnon && m.Kind != procfs.KindHeap && m.Kind != procfs.KindStack) {
 		return false
 	}
-	q := sys.PagemapQuery{CategoryAnyofMask: sys.PagePresent | sys.PageSwapped,
-		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PagePFNZero | sys.PageGuard}
-	ps := d.pageSize
-	err := sys.PagemapWalk(int(d.pagemap.Fd()), m.Start, m.End, q, d.regions, func(r sys.PageRegion) {
-		first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
-		switch {
-		case r.Categories&sys.PageGuard != 0:
-			d.guards = addRun(d.guards, first, end-first)
-		case r.Categories&(sys.PagePFNZero|sys.PagePresent) == sys.PagePFNZero|sys.PagePresent:
-		default:
-			d.runs = addRun(d.runs, first, end-first)
+	// A large mapping is scanned in parts, one per core: 4 GiB took 9.7
+	// ms on one.
+	pages := (m.End - m.Start) / d.pageSize
+	parts := max(1, min(uint64(runtime.NumCPU()), pages/chunkPages))
+	per := (pages + parts - 1) / parts
+	found := make([]scanned, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		from := m.Start + i*per*d.pageSize
+		to := min(m.End, from+per*d.pageSize)
+		if i == 0 {
+			found[0] = scanned{runs: d.runs[:0], guards: d.guards[:0]}
+			continue // on this goroutine, below
 		}
-	})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found[i].scan(d.pagemap, m, from, to, d.pageSize, make([]sys.PageRegion, len(d.regions)))
+		}()
+	}
+	found[0].scan(d.pagemap, m, m.Start, min(m.End, m.Start+per*d.pageSize), d.pageSize, d.regions)
+	wg.Wait()
+	d.runs, d.guards = found[0].runs, found[0].guards
+	err := found[0].err
+	for _, f := range found[1:] {
+		for _, r := range f.runs {
+			d.runs = addRun(d.runs, r.Index, r.Count)
+		}
+		for _, r := range f.guards {
+			d.guards = addRun(d.guards, r.Index, r.Count)
+		}
+		err = cmp.Or(err, f.err)
+	}
 	if err != nil {
 		// pagemap says what is wrong, or does it instead.
 		d.scan = !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL)
@@ -596,6 +618,28 @@ func (d *memoryDumper) scanAnonymous(m *procfs.Mapping) bool {
 		return false
 	}
 	return true
+}
+
+// scanned is what PAGEMAP_SCAN found of part of a private anonymous
+// mapping: the pages to store and the guard pages, by index in it.
+type scanned struct {
+	runs, guards []ckpt.PageRun
+	err          error
+}
+
+func (f *scanned) scan(pagemap *os.File, m *procfs.Mapping, from, to, ps uint64, regions []sys.PageRegion) {
+	q := sys.PagemapQuery{CategoryAnyofMask: sys.PagePresent | sys.PageSwapped,
+		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PagePFNZero | sys.PageGuard}
+	f.err = sys.PagemapWalk(int(pagemap.Fd()), from, to, q, regions, func(r sys.PageRegion) {
+		first, end := (r.Start-m.Start)/ps, (r.End-m.Start)/ps
+		switch {
+		case r.Categories&sys.PageGuard != 0:
+			f.guards = addRun(f.guards, first, end-first)
+		case r.Categories&(sys.PagePFNZero|sys.PagePresent) == sys.PagePFNZero|sys.PagePresent:
+		default:
+			f.runs = addRun(f.runs, first, end-first)
+		}
+	})
 }
 
 // addParentPages adds to d.runs the pages of m that the parent chain stores
