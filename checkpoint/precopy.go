@@ -557,9 +557,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		at = r.End
 		switch c := r.Categories; {
 		case c&sys.PageGuard != 0:
-			for idx := first; idx < end; idx++ {
-				guards = addPage(guards, idx)
-			}
+			guards = addRun(guards, first, end-first)
 		case c&sys.PageSwapped == 0 && (c&sys.PagePresent == 0 || c&sys.PageFile != 0):
 			// Gone, or the file's.
 		case c&sys.PageWritten != 0:
