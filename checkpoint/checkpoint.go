@@ -162,6 +162,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			}
 		}
 		pc.prepareFresh()
+		pc.guardCategory = mem.guardCategory
 		mem.pre = pc
 		s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
 		s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -65,7 +64,8 @@ type preCopy struct {
 	rounds int
 	bytes  uint64
 	setup  time.Duration
-	// guardCategory says whether PAGEMAP_SCAN reports guard pages.
+	// guardCategory says whether PAGEMAP_SCAN reports guard pages (the
+	// memory dumper's finding, set before the freeze).
 	guardCategory bool
 }
 
@@ -103,8 +103,7 @@ func trackable(m *procfs.Mapping) bool {
 func startPreCopy(root int, log *slog.Logger) (*preCopy, error) {
 	start := time.Now()
 	pc := &preCopy{log: log, pageSize: uint64(os.Getpagesize()), procs: map[int]*tracker{},
-		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096),
-		guardCategory: sys.PagemapKnowsGuards()}
+		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096)}
 	s := &session{root: root, log: log, stats: &Stats{}}
 	err := s.freezeTree()
 	if err == nil {
@@ -337,6 +336,23 @@ func (t *tracker) slot(addr, pageSize uint64, create bool) *uint32 {
 	return &b[(addr/pageSize)%blockPages]
 }
 
+// slotsOf hands each the slots of pages [first, last) (page numbers,
+// address over page size), block by block: n pages from page, with nil
+// slots where a block has none. It stops when each says false.
+func (t *tracker) slotsOf(first, last uint64, each func(page, n uint64, slots []uint32) bool) {
+	for page := first; page < last; {
+		n := min(last-page, blockPages-page%blockPages)
+		var slots []uint32
+		if block := t.blocks[page/blockPages]; block != nil {
+			slots = block[page%blockPages:][:n]
+		}
+		if !each(page, n, slots) {
+			return
+		}
+		page += n
+	}
+}
+
 func (t *tracker) set(addr, pageSize uint64, v uint32) {
 	if p := t.slot(addr, pageSize, v != 0); p != nil {
 		*p = v
@@ -417,39 +433,22 @@ type precopied struct {
 // round are most of a pre-copy's frozen phase: a mapping of more than a
 // chunk is cut in parts, one per core.
 func (pc *preCopy) readMapping(t *tracker, m *procfs.Mapping, chunk uint64) ([]*precopied, error) {
-	ps := pc.pageSize
-	pages := (m.End - m.Start) / ps
-	parts := min(uint64(runtime.NumCPU()), pages/chunk)
-	if parts <= 1 {
-		return pc.readPart(t, m, m.Start, m.End, chunk, pc.regions)
+	type result struct {
+		got []*precopied
+		err error
 	}
-	per := (pages + parts - 1) / parts
-	results := make([][]*precopied, parts)
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for i := range parts {
-		from := m.Start + i*per*ps
-		to := min(m.End, from+per*ps)
-		if from >= to {
-			break
-		}
-		regions := pc.regions
-		if i > 0 {
-			regions = make([]sys.PageRegion, len(pc.regions))
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = pc.readPart(t, m, from, to, chunk, regions)
-		}()
+	results := inParts(m.Start, m.End, pc.pageSize, chunk, pc.regions, func(from, to uint64, regions []sys.PageRegion) result {
+		got, err := pc.readPart(t, m, from, to, chunk, regions)
+		return result{got, err}
+	})
+	var out []*precopied
+	var errs []error
+	for _, r := range results {
+		out = append(out, r.got...)
+		errs = append(errs, r.err)
 	}
-	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	var out []*precopied
-	for _, r := range results {
-		out = append(out, r...)
 	}
 	return out, nil
 }
@@ -497,15 +496,13 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 	// kept plans [first, end) (pages of m), whose pages are as the last
 	// round left them if it kept a copy: from the copy, else read.
 	kept := func(first, end uint64) {
-		for page := (m.Start / ps) + first; first < end; {
-			block := t.blocks[page/blockPages]
-			n := min(end-first, blockPages-page%blockPages)
-			if block == nil {
+		base := m.Start / ps
+		t.slotsOf(base+first, base+end, func(page, n uint64, slots []uint32) bool {
+			first := page - base
+			if slots == nil {
 				read(first, n)
-				first, page = first+n, page+n
-				continue
+				return true
 			}
-			slots := block[page%blockPages:][:n]
 			for j := uint64(0); j < n; {
 				s, k := slots[j], j+1
 				switch s {
@@ -528,8 +525,8 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 				}
 				j = k
 			}
-			first, page = first+n, page+n
-		}
+			return true
+		})
 	}
 	q := sys.PagemapQuery{CategoryInverted: sys.PagePresent, CategoryAnyofMask: sys.PagePresent | sys.PageWritten,
 		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PageWritten}
@@ -581,20 +578,19 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 	}
 	kept((at-m.Start)/ps, (to-m.Start)/ps)
 
-	var stale uint64
-	var remote []unix.RemoteIovec
+	var toRead []ckpt.PageRun
 	for _, p := range plan {
 		if p.slot == 0 {
-			stale += p.count
-			remote = append(remote, unix.RemoteIovec{Base: uintptr(m.Start + p.idx*ps), Len: int(p.count * ps)})
+			toRead = append(toRead, ckpt.PageRun{Index: p.idx, Count: p.count})
 		}
 	}
+	stale := runsCount(toRead)
 	var fresh []byte
 	if stale > 0 {
 		pc.freshMu.Lock()
 		fresh = pc.fresh.takeOrAllocate(int(stale * ps))
 		pc.freshMu.Unlock()
-		if err := readRemote(t.pid, fresh, remote); err != nil {
+		if err := readRemote(t.pid, fresh, remoteRuns(m, toRead, ps)); err != nil {
 			return nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 		}
 	}
@@ -609,11 +605,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 				out = append(out, cur)
 			}
 			n := min(count, chunk-uint64(cur.size)/ps)
-			if k := len(cur.runs); k > 0 && cur.runs[k-1].Index+cur.runs[k-1].Count == idx {
-				cur.runs[k-1].Count += n
-			} else {
-				cur.runs = append(cur.runs, ckpt.PageRun{Index: idx, Count: n})
-			}
+			cur.runs = addRun(cur.runs, idx, n)
 			piece := data[:n*ps]
 			if k := len(cur.pieces); k > 0 && follows(cur.pieces[k-1], piece) {
 				cur.pieces[k-1] = cur.pieces[k-1][:len(cur.pieces[k-1])+len(piece)]
@@ -657,18 +649,15 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64, kept func(first, end uint64)) error {
 	ps := pc.pageSize
 	copies := false
-	for page, last := m.Start/ps+first, m.Start/ps+end; page < last && !copies; {
-		n := min(last-page, blockPages-page%blockPages)
-		if block := t.blocks[page/blockPages]; block != nil {
-			for _, s := range block[page%blockPages:][:n] {
-				if s != 0 && s != zeroSlot {
-					copies = true
-					break
-				}
+	t.slotsOf(m.Start/ps+first, m.Start/ps+end, func(_, _ uint64, slots []uint32) bool {
+		for _, s := range slots {
+			if s != 0 && s != zeroSlot {
+				copies = true
+				return false
 			}
 		}
-		page += n
-	}
+		return true
+	})
 	if !copies {
 		kept(first, end)
 		return nil
