@@ -278,8 +278,13 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 		err     error
 	}
 	// Reads into the page store go to a worker per core, as they read
-	// nothing else of the dumper; their items wait in order.
-	items := make(chan item, 2*runtime.NumCPU())
+	// nothing else of the dumper; their items wait in order. The queue is
+	// deep enough that the sender never waits for the writer: the writer
+	// runs on the goroutine locked to the tracing thread, and handing it
+	// each item as it comes woke that thread once per item (a pre-copied
+	// GiB comes as 17 items: 0.5-0.85 ms of the frozen phase, measured
+	// here). What the items hold is bounded apart (buffers, page store).
+	items := make(chan item, 1024)
 	reads := make(chan *storeRead)
 	for range runtime.NumCPU() {
 		go func() {

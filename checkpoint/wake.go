@@ -7,6 +7,7 @@ import (
 
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // listTree lists the processes of the tree rooted at root, parents first,
@@ -76,7 +77,7 @@ func wake(pids []int) {
 			if b, ok, err := procfs.ReadSyscall(pid); err != nil || ok && b.Nr == nr {
 				break
 			}
-			time.Sleep(100 * time.Microsecond)
+			sys.Nap(100 * time.Microsecond) // time.Sleep would take a millisecond
 		}
 	}
 }

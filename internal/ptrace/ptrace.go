@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Regs is the general-purpose register set of NT_PRSTATUS on x86_64,
@@ -258,11 +260,14 @@ func (t *Tracee) Wait() (unix.WaitStatus, error) {
 	return ws, nil
 }
 
-// waitStop is Wait giving up after timeout: it polls, quickly at first
-// (a thread stops within microseconds), then backing off.
+// waitStop is Wait giving up after timeout: it polls, every few tens of
+// microseconds at first (a thread stops within a millisecond, as soon as
+// it is scheduled), backing off after that. The pauses block this locked
+// thread (sys.Nap): time.Sleep would round them up to a millisecond.
 func (t *Tracee) waitStop(timeout time.Duration) (unix.WaitStatus, error) {
-	deadline := time.Now().Add(timeout)
-	pause := 20 * time.Microsecond
+	start := time.Now()
+	deadline := start.Add(timeout)
+	pause := 10 * time.Microsecond
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(t.Tid, &ws, unix.WALL|unix.WNOHANG, nil)
@@ -280,8 +285,12 @@ func (t *Tracee) waitStop(timeout time.Duration) (unix.WaitStatus, error) {
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("thread %d: %w", t.Tid, ErrNotStopping)
 		}
-		time.Sleep(pause)
-		pause = min(2*pause, 10*time.Millisecond)
+		sys.Nap(pause)
+		if time.Since(start) < 5*time.Millisecond {
+			pause = min(2*pause, 50*time.Microsecond)
+		} else {
+			pause = min(2*pause, 10*time.Millisecond)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package sys
 
 import (
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,4 +39,14 @@ func IoprioSet(tid, prio int) error {
 		return os.NewSyscallError("ioprio_set", err)
 	}
 	return nil
+}
+
+// Nap blocks the calling OS thread for d. Waits shorter than a
+// millisecond use it rather than time.Sleep: when the Go scheduler has
+// nothing else to run, it sleeps in epoll_wait, whose timeout counts whole
+// milliseconds, so a 20 µs time.Sleep can last a millisecond. A signal
+// ends the nap early, which is harmless to callers that poll.
+func Nap(d time.Duration) {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	_ = unix.Nanosleep(&ts, nil)
 }
