@@ -37,6 +37,9 @@ type processState struct {
 	// is not plain default (caught or ignored), plus SIGCHLD, whose
 	// flags matter even at default.
 	dispositions uint64
+	// ignored are the signals the process ignores, sharedPending those
+	// pending for it as a whole (bit n-1 for signal n).
+	ignored, sharedPending uint64
 }
 
 func (s *session) collectProcess(pr *proc) (*processState, error) {
@@ -66,6 +69,7 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		return nil, err
 	}
 	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
+	st.ignored = status.SigIgn
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
 		st.process.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
@@ -130,6 +134,25 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		p.PosixTimers = append(p.PosixTimers, x)
 	}
 
+	st.signals.Pid = pid
+	if st.signals.SharedPending, err = pending(pr.tracees[0], true); err != nil {
+		return nil, err
+	}
+	st.sharedPending = signalMask(st.signals.SharedPending)
+	// The memory layout before the calls injected below: they map a page
+	// of their own and unmap it, which leaves the layout as it was, and
+	// they look for a syscall instruction in it.
+	if st.maps, err = procfs.ReadMaps(pid); err != nil {
+		return nil, err
+	}
+	for i := range st.maps {
+		m := &st.maps[i]
+		// Shared anonymous memory is an unlinked shmem file the kernel
+		// names "/dev/zero (deleted)"; its inode identifies the object.
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
+			m.Kind = procfs.KindAnon
+		}
+	}
 	var tids []int
 	for i, t := range pr.tracees {
 		th, err := s.collectThread(st, pid, t, i == 0)
@@ -154,23 +177,6 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 				return nil, fmt.Errorf("thread %d: its id in its pid namespace: %v", tid, err)
 			}
 			st.tree.NsTids = append(st.tree.NsTids, ts.NSpid[len(ts.NSpid)-1])
-		}
-	}
-	st.signals.Pid = pid
-	if st.signals.SharedPending, err = pending(pr.tracees[0], true); err != nil {
-		return nil, err
-	}
-
-	// Memory layout last: injection maps and unmaps its own page.
-	if st.maps, err = procfs.ReadMaps(pid); err != nil {
-		return nil, err
-	}
-	for i := range st.maps {
-		m := &st.maps[i]
-		// Shared anonymous memory is an unlinked shmem file the kernel
-		// names "/dev/zero (deleted)"; its inode identifies the object.
-		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
-			m.Kind = procfs.KindAnon
 		}
 	}
 	if late != nil {
@@ -248,6 +254,7 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 			err = fmt.Errorf("restoring the process after system calls in it: %w", rerr)
 		}
 	}()
+	r.Know(remote.Known{Maps: st.maps, Signals: true, Ignored: st.ignored, Pending: st.sharedPending | signalMask(th.Pending)})
 	if _, err := r.MapPage(0); err != nil {
 		return fmt.Errorf("mapping a scratch page in the process: %w", err)
 	}
@@ -451,6 +458,17 @@ func pending(t *ptrace.Tracee, shared bool) ([]ckpt.Siginfo, error) {
 		out = append(out, ckpt.Siginfo{Signo: infos[i].Signo(), Raw: append([]byte(nil), infos[i][:]...)})
 	}
 	return out, nil
+}
+
+// signalMask has bit n-1 set for each signal n among infos.
+func signalMask(infos []ckpt.Siginfo) uint64 {
+	var mask uint64
+	for _, si := range infos {
+		if si.Signo >= 1 && si.Signo <= 64 {
+			mask |= 1 << (si.Signo - 1)
+		}
+	}
+	return mask
 }
 
 func le(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

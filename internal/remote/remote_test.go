@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/ptrace/ptracetest"
 )
@@ -709,5 +710,56 @@ func restoreAndCompare(t *testing.T, r *Remote, tr *ptrace.Tracee, saved ptrace.
 	}
 	if diff := cmp.Diff(saved, regs); diff != "" {
 		t.Errorf("registers after Restore (-want +got):\n%s", diff)
+	}
+}
+
+// What the caller tells with Know is what the Remote goes by: the syscall
+// instruction is looked for in the layout given, and the batch's SIGTRAP
+// is not used when a SIGTRAP is said to be pending or ignored.
+func TestKnow(t *testing.T) {
+	trapBit := uint64(1) << (unix.SIGTRAP - 1)
+	for _, tc := range []struct {
+		name      string
+		known     Known
+		trap      bool
+		vdsoFound bool // the syscall instruction run from is the vDSO's
+	}{
+		{name: "nothing known", known: Known{}, trap: true, vdsoFound: true},
+		{name: "signals clear", known: Known{Signals: true}, trap: true, vdsoFound: true},
+		{name: "trap pending", known: Known{Signals: true, Pending: trapBit}, trap: false, vdsoFound: true},
+		{name: "trap ignored", known: Known{Signals: true, Ignored: trapBit}, trap: false, vdsoFound: true},
+		{name: "no executable mapping", known: Known{Maps: []procfs.Mapping{}}, trap: true, vdsoFound: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ptracetest.LockThread(t)
+			cmd := startSleep(t)
+			pid := cmd.Process.Pid
+			maps, err := procfs.ReadMaps(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vdso procfs.Mapping
+			for _, m := range maps {
+				if m.Kind == procfs.KindVdso {
+					vdso = m
+				}
+			}
+			if vdso.Start == 0 {
+				t.Skip("no vDSO in the process")
+			}
+			tr, r := seize(t, pid)
+			saved := r.Regs()
+			r.Know(tc.known)
+			if got := r.trapUsable(); got != tc.trap {
+				t.Errorf("trapUsable() = %v, want %v", got, tc.trap)
+			}
+			if got := syscallOK(t, r, unix.SYS_GETPID); got != uint64(pid) {
+				t.Errorf("getpid() = %d, want %d", got, pid)
+			}
+			if inVdso := r.gadget >= vdso.Start && r.gadget < vdso.End; inVdso != tc.vdsoFound {
+				t.Errorf("calls ran from %#x; in the vDSO %#x-%#x: %v, want %v", r.gadget, vdso.Start, vdso.End, inVdso, tc.vdsoFound)
+			}
+			restoreAndCompare(t, r, tr, saved)
+		})
 	}
 }
