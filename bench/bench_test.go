@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -246,6 +247,10 @@ func preCopy(b *testing.B, mib, permille int) {
 	bin := crtest.Build(b, dirtier)
 	var frozen, full, memcpyTotal time.Duration
 	var readFrozen uint64
+	// This machine's noise comes in bursts of several milliseconds (a
+	// page-table resync when the process next runs), so medians are
+	// reported beside the means.
+	var frozenEach, ratioEach []float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		memcpyTotal += memcpyBaseline(mib << 20)
@@ -258,6 +263,7 @@ func preCopy(b *testing.B, mib, permille int) {
 			b.Fatal(err)
 		}
 		full += img.Stats.Frozen
+		fullFrozen := img.Stats.Frozen
 		dirtied := 0
 		opts.PreCopy = 2
 		opts.PreCopyRound = func(int, uint64) {
@@ -273,6 +279,8 @@ func preCopy(b *testing.B, mib, permille int) {
 			b.Fatal(err)
 		}
 		frozen += img.Stats.Frozen
+		frozenEach = append(frozenEach, float64(img.Stats.Frozen.Microseconds())/1000)
+		ratioEach = append(ratioEach, float64(img.Stats.Frozen)/float64(fullFrozen))
 		readFrozen += img.Stats.BytesRead
 		p.Kill()
 		p.Wait()
@@ -282,6 +290,8 @@ func preCopy(b *testing.B, mib, permille int) {
 	b.ReportMetric(float64(full.Microseconds())/1000/n, "full-frozen-ms")
 	b.ReportMetric(float64(frozen.Microseconds())/1000/n, "frozen-ms")
 	b.ReportMetric(float64(frozen)/float64(full), "frozen/full-frozen")
+	b.ReportMetric(median(frozenEach), "median-frozen-ms")
+	b.ReportMetric(median(ratioEach), "median-frozen/full-frozen")
 	b.ReportMetric(float64(frozen)/float64(memcpyTotal), "frozen/memcpy")
 	b.ReportMetric(float64(readFrozen)/n/(1<<20), "read-frozen-MiB")
 }
@@ -290,3 +300,15 @@ func BenchmarkPreCopy1GiBDirty1pc(b *testing.B)  { preCopy(b, 1024, 10) }
 func BenchmarkPreCopy1GiBDirty10pc(b *testing.B) { preCopy(b, 1024, 100) }
 func BenchmarkPreCopy4GiBDirty1pc(b *testing.B)  { preCopy(b, 4096, 10) }
 func BenchmarkPreCopy4GiBDirty10pc(b *testing.B) { preCopy(b, 4096, 100) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
