@@ -218,11 +218,12 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 		// measured here): a syscall instruction the process already has
 		// costs nothing.
 		r.searched = true
-		if r.known.Maps != nil {
-			r.gadget, _ = syscallInstructionIn(r.mem, r.known.Maps)
-		} else {
-			r.gadget, _ = FindSyscallInstruction(r.t.Tid)
+		maps := r.known.Maps
+		if maps == nil {
+			maps, _ = procfs.ReadMaps(r.t.Tid)
 		}
+		// Through the memory file this Remote holds already.
+		r.gadget, _ = syscallInstructionIn(r.mem, maps)
 	}
 	if r.page == 0 && r.gadget != 0 {
 		regs.Rip = r.gadget
