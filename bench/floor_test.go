@@ -17,6 +17,7 @@ import (
 
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // BenchmarkReadWritten1GiB1pc measures what a pre-copy's frozen phase
@@ -139,24 +140,17 @@ func readSplit(pid int, dst []byte, iovs []unix.RemoteIovec, threads int) (time.
 	return took, errors.Join(errs...)
 }
 
+// readIovecs reads all of iovs of pid into dst.
 func readIovecs(pid int, dst []byte, iovs []unix.RemoteIovec) error {
-	const iovMax = 1024
-	for len(iovs) > 0 {
-		batch := iovs[:min(iovMax, len(iovs))]
-		want := 0
-		for _, v := range batch {
-			want += v.Len
-		}
-		n, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &dst[0], Len: uint64(want)}}, batch, 0)
-		if err != nil {
-			return os.NewSyscallError("process_vm_readv", err)
-		}
-		if n != want {
-			return fmt.Errorf("process_vm_readv: %d bytes of %d", n, want)
-		}
-		dst, iovs = dst[want:], iovs[len(batch):]
+	want := 0
+	for _, v := range iovs {
+		want += v.Len
 	}
-	return nil
+	n, err := sys.ProcessVMReadv(pid, [][]byte{dst[:want]}, iovs)
+	if err == nil && n != want {
+		err = fmt.Errorf("process_vm_readv: %d bytes of %d", n, want)
+	}
+	return err
 }
 
 // largestMapping returns the start of pid's largest private anonymous
