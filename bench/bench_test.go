@@ -227,10 +227,16 @@ int main(int argc, char **argv) {
 	unsigned char *p = malloc(n);
 	for (size_t i = 0; i < n; i += 8) *(size_t *)(p + i) = i * 2654435761u;
 	signal(SIGUSR1, on_usr1);
+	/* SIGUSR1 stays blocked but in sigsuspend: one coming between the
+	   test of go and the wait would otherwise be slept through. */
+	sigset_t usr1, unblocked;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &unblocked);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	size_t pages = n / 4096, step = permille ? 1000 / permille : 0;
 	for (int round = 0;; round++) {
-		while (!go) pause();
+		while (!go) sigsuspend(&unblocked);
 		go = 0;
 		for (size_t i = round % (step ? step : 1); step && i < pages; i += step) p[i * 4096 + 64] ^= 0x5a;
 		char name[32];
