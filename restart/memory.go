@@ -66,7 +66,7 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if err != nil {
 		return err
 	}
-	if t.remote, err = newRemote(t.tracee); err != nil {
+	if t.remote, err = remote.New(t.tracee); err != nil {
 		return fmt.Errorf("running system calls in the new task: %w", err)
 	}
 	if _, err := t.remote.MapPage(base); err != nil {
@@ -174,35 +174,6 @@ func (t *task) placeVdso(mm *ckpt.MM, stubMaps []procfs.Mapping, busy []span) er
 		from = tmp
 	}
 	return move(from, to)
-}
-
-// closeInheritedFds closes what the new task inherited from this process,
-// except the fds the caller preserves.
-func (t *task) closeInheritedFds() error {
-	keep := make([]int, 0, len(t.preserved)+1)
-	for fd := range t.preserved {
-		keep = append(keep, fd)
-	}
-	if t.callerPidfd >= 0 && !t.preserved[t.callerPidfd] {
-		keep = append(keep, t.callerPidfd)
-	}
-	sort.Ints(keep)
-	lo := uint64(0)
-	closeRange := func(first, last uint64) error {
-		if _, err := t.Syscall(unix.SYS_CLOSE_RANGE, first, last, 0); err != nil {
-			return fmt.Errorf("closing inherited fds %d-%d: %w", first, last, err)
-		}
-		return nil
-	}
-	for _, k := range keep {
-		if uint64(k) > lo {
-			if err := closeRange(lo, uint64(k)-1); err != nil {
-				return err
-			}
-		}
-		lo = uint64(k) + 1
-	}
-	return closeRange(lo, 1<<32-1)
 }
 
 // mapVMA creates one memory area at its address. Areas that receive pages

@@ -9,12 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
@@ -152,17 +150,19 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil, err
 	}
 
-	// Create tasks. From here on, a failure kills them all.
+	// Create the root task. From here on, a failure kills every task.
 	defer func() {
 		if err != nil {
 			s.killAll()
 		}
 	}()
-	if err := s.createTasks(); err != nil {
+	if err := s.createRoot(); err != nil {
 		return nil, err
 	}
 
-	// Rebuild memory and files, record by record, as the image streams.
+	// Rebuild the tree record by record, as the image streams: each
+	// process is forked by its parent when its record arrives, then its
+	// memory and files are rebuilt inside it.
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -285,82 +285,9 @@ func (s *restorer) openParent() error {
 	return nil
 }
 
-// filterInline runs the image through the image filter, replacing every
-// fd of the root that gets a substitute or is inherited from the caller, so
-// the restart sees exactly what `crsub filter --replace` would give it: the
-// replaced files are "supplied at restart", never opened, and a rule that
-// matches nothing fails. The fds that share a replaced fd's open file and
-// come after it share its substitute; one that comes before it needs a
-// rule of its own.
-// The filter runs in a goroutine writing into a pipe the restart reads.
-func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
-	var rules []imagefilter.Rule
-	for fd := range s.opts.Substitutes {
-		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
-	}
-	for pid, subs := range s.opts.ProcessSubstitutes {
-		for fd := range subs {
-			rules = append(rules, imagefilter.Rule{Pid: pid, Fd: fd, Action: imagefilter.Replace})
-		}
-	}
-	for _, fd := range s.opts.Preserve {
-		rules = append(rules, imagefilter.Rule{Fd: fd, Action: imagefilter.Replace})
-	}
-	if len(rules) == 0 {
-		return src, func() error { return nil }
-	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		fopts := imagefilter.DefaultOptions()
-		fopts.Log = s.log
-		// An fd that shares the replaced fd's open file (a child's
-		// inherited stdout, 2>&1) shares its substitute too.
-		fopts.ReplaceShared = true
-		_, err := imagefilter.Filter(pw, src, rules, fopts)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	return pr, func() error {
-		pr.CloseWithError(errors.New("restart: done reading"))
-		if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
-			var re *imagefilter.RuleError
-			if errors.As(err, &re) {
-				return err
-			}
-		}
-		return nil
-	}
-}
-
-// substituteError words an image filter's rule error for restart's
-// options: --fd and --inherit-fd rather than filter rules. An fd of a
-// process other than root is named with its pid, as --fd PID:N takes it.
-func substituteError(err error, root int) error {
-	var shared *imagefilter.SharedError
-	if errors.As(err, &shared) {
-		var others, names []string
-		for _, o := range shared.Others {
-			if o.Pid == root || o.Pid == 0 {
-				names = append(names, fmt.Sprintf("fd %d", o.Fd))
-				others = append(others, fmt.Sprintf("--fd %d=SPEC (or --inherit-fd %d)", o.Fd, o.Fd))
-			} else {
-				names = append(names, fmt.Sprintf("fd %d of pid %d", o.Fd, o.Pid))
-				others = append(others, fmt.Sprintf("--fd %d:%d=SPEC", o.Pid, o.Fd))
-			}
-		}
-		return fmt.Errorf("fd %d of pid %d shares its open file with %s; replace them together: add %s", shared.Fd, shared.Pid, strings.Join(names, ", "), strings.Join(others, ", "))
-	}
-	var re *imagefilter.RuleError
-	if errors.As(err, &re) && errors.Is(err, imagefilter.ErrNoMatch) {
-		return fmt.Errorf("substitute for fd %d: %w", re.Rule.Fd, err)
-	}
-	return err
-}
-
-// createTasks creates the root task; the others are forked by their
+// createRoot creates the root task; the others are forked by their
 // parents as their records arrive (see tree.go).
-func (s *restorer) createTasks() error {
+func (s *restorer) createRoot() error {
 	t, err := createTask(s.tree.Processes[0].Pid, s)
 	if err != nil {
 		return err

@@ -313,21 +313,3 @@ func mustRegs(t *ptrace.Tracee) ptrace.Regs {
 	r, _ := t.Regs()
 	return r
 }
-
-// transfer gives target `to` a copy of fd of another task of the tree.
-func (s *restorer) transfer(fromPid, fd int, to files.Target) (int, error) {
-	from, err := s.task(fromPid)
-	if err != nil {
-		return -1, err
-	}
-	local, err := from.Copy(fd)
-	if err != nil {
-		return -1, err
-	}
-	defer local.Close()
-	t, ok := to.(*task)
-	if !ok {
-		return -1, fmt.Errorf("cannot hand an fd to %T", to)
-	}
-	return t.takeLocal(int(local.Fd()))
-}
