@@ -81,12 +81,12 @@ func (s *session) dumpFiles(cw *ckpt.Writer, p *proc, procRef ckpt.Objref) error
 			return err
 		}
 		if ref == 0 {
-			kind, err := files.KindFor(fd)
+			kind, err := files.KindFor(ctx, fd)
 			if err != nil {
 				return err
 			}
 			if ref, err = kind.Dump(ctx, fd); err != nil {
-				return fmt.Errorf("fd %d (%s): %w", fd.Num, kind.Name, err)
+				return fmt.Errorf("fd %d (%s): %w", fd.Num, kind, err)
 			}
 			s.descriptions.insert(at, files.Dumped{Fd: fd, Ref: ref})
 		}

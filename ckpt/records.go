@@ -347,21 +347,32 @@ func (p *Pages) Count() uint64 {
 	return n
 }
 
-// File kinds.
+// File kinds: the value of File.Kind, one per kind of open file. Each is
+// written and restored by one kind in internal/files.
 const (
 	FileRegular    = "regular"
 	FileDirectory  = "directory"
 	FileCharDev    = "chardev"
-	FilePipe       = "pipe"
-	FileFIFO       = "fifo"
-	FileSocket     = "socket"
-	FileTTY        = "tty"
-	FileEpoll      = "epoll"
-	FileUnixSocket = "unix-socket"
-	FileMemfd      = "memfd"
+	FileTTY        = "tty"  // a terminal outside the image: always external
+	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
 	FilePtyMaster  = "pty-master"
 	FilePtySlave   = "pty-slave"
-	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
+	FilePipe       = "pipe"
+	FileFIFO       = "fifo"
+	FileMemfd      = "memfd"
+	FileEpoll      = "epoll"
+	FileEventfd    = "eventfd"
+	FileTimerfd    = "timerfd"
+	FileSignalfd   = "signalfd"
+	FileInotify    = "inotify"
+	FilePidfd      = "pidfd"
+	FileSocket     = "socket" // a listening TCP socket
+	FileTCP        = "tcp"    // an established or half-closed TCP connection
+	FileUDP        = "udp"
+	FileNetlink    = "netlink"
+	FileUnixSocket = "unix-socket" // one end of a pair held in the image
+	FileUnixListen = "unix-listen"
+	FileUnixBound  = "unix-bound" // bound, unbound or disconnected, without a peer
 )
 
 // File is an open file description (record TypeFile; defines the file

@@ -60,7 +60,7 @@ func (t *task) openNow(g *globalFile, ref ckpt.Objref, rec *ckpt.Record) {
 		g.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
 		return
 	}
-	kind, err := files.ByName(f.Kind)
+	kind, err := files.ForFile(f.Kind)
 	if err != nil {
 		g.err = err
 		return

@@ -443,13 +443,6 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 			return err
 		}
 		return t.fillPages(&pg, rec)
-	case ckpt.TypePipe:
-		// A pipe is made in the process whose records are being read;
-		// others that hold it get copies of its ends.
-		if s.current == nil {
-			return errors.New("pipe record before any process record")
-		}
-		return s.files.RestorePipe(s.current, rec)
 	case ckpt.TypeFile:
 		return s.restoreFile(rec)
 	case ckpt.TypeFd:
@@ -463,9 +456,10 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		return t.placeFd(&fd)
 	default:
-		if restore, ok := files.Records[rec.Type]; ok {
-			// Records kinds restore on their own belong to the process
-			// whose records are being read.
+		if restore, ok := files.ForObject(rec.Type); ok {
+			// The objects kinds restore on their own (a pipe, a pty…)
+			// are made in the process whose records are being read;
+			// others that hold them get copies.
 			if s.current == nil {
 				return fmt.Errorf("%s record before any process record", rec.Type)
 			}

@@ -353,16 +353,16 @@ func roundTrip(t *testing.T, fd int) (*ckpt.File, int, *localTarget) {
 	if err := unix.Fstat(c, &f.Stat); err != nil {
 		t.Fatal(err)
 	}
-	kind, err := KindFor(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var img bytes.Buffer
 	w, err := ckpt.NewWriter(&img, ckpt.Header{Arch: "amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := &DumpContext{W: w, Log: slog.New(slog.DiscardHandler)}
+	kind, err := KindFor(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := kind.Dump(ctx, f); err != nil {
 		t.Fatalf("dump: %v", err)
 	}
@@ -388,7 +388,7 @@ func roundTrip(t *testing.T, fd int) (*ckpt.File, int, *localTarget) {
 		if err := rec.Decode(&file); err != nil {
 			t.Fatal(err)
 		}
-		k, err := ByName(file.Kind)
+		k, err := ForFile(file.Kind)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,10 +44,19 @@ func TtyDevice(ttyNr int) uint64 {
 }
 
 // cttyKind reopens /dev/tty, the controlling terminal, once the session
-// has its pty back.
+// has its pty back: an fd on /dev/tty of a process whose controlling
+// terminal is a pty the tree holds.
 var cttyKind = &Kind{
-	Name:   ckpt.FileCtty,
-	Claims: func(*Fd) bool { return false },
+	Files: []string{ckpt.FileCtty},
+	Claims: func(c *DumpContext, fd *Fd) bool {
+		return isCharDev(fd) && fd.Stat.Rdev == devTty && c.cttyInside(fd.Pid)
+	},
+	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		f := charDevFile(fd)
+		f.Kind = ckpt.FileCtty
+		ref := c.W.NewObjref()
+		return ref, c.WriteFile(fd, ref, nil, &f)
+	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 		flags := reopenFlags(f.Flags)
 		return openLater(c, t, rec.Objref, func(t Target) (int, error) {
@@ -60,24 +69,23 @@ var cttyKind = &Kind{
 	},
 }
 
+func isCharDev(fd *Fd) bool {
+	return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFCHR
+}
+
+func charDevFile(fd *Fd) ckpt.File {
+	return ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
+}
+
+// charDevKind reopens any other character device by path. A terminal
+// (ptyKind and cttyKind took the tree's own) is someone else's: external,
+// written as a tty record that only a substitute can restore.
 var charDevKind = &Kind{
-	Name: ckpt.FileCharDev,
-	Claims: func(fd *Fd) bool {
-		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFCHR
-	},
+	Files:  []string{ckpt.FileCharDev, ckpt.FileTTY},
+	Claims: func(_ *DumpContext, fd *Fd) bool { return isCharDev(fd) },
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
-		if index, ok := PtyIndexOfMaster(fd); ok {
-			return dumpPtyEnd(c, fd, index, true)
-		}
-		if index, ok := ptySlaveIndex(fd.Stat.Rdev); ok && c.PtyMasters[index] != nil {
-			return dumpPtyEnd(c, fd, index, false)
-		}
-		f := ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
-		if fd.Stat.Rdev == devTty && c.cttyInside(fd.Pid) {
-			// The process's controlling terminal is a pty of the tree:
-			// opened again once the session has it back.
-			f.Kind = ckpt.FileCtty
-		} else if isTerminal(fd.Stat.Rdev) {
+		f := charDevFile(fd)
+		if isTerminal(fd.Stat.Rdev) {
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path

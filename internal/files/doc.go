@@ -1,7 +1,13 @@
 // Package files holds, for each kind of open file crsub supports (regular
 // files, directories, character devices, pipes…), its checkpoint side, its
 // image record and its restart side together, as Linux-CR gave each file
-// type its own checkpoint and restart operations. The checkpoint and restart
-// drivers iterate over Kinds; adding a new kind of fd means adding one file
-// here (and its kselftest-style subject).
+// type its own checkpoint and restart operations.
+//
+// A Kind names the file records it writes (ckpt.File.Kind: one constant
+// per kind in package ckpt, used on both sides), claims the fds it dumps,
+// and restores its file records and the object records it writes beside
+// them (a pipe, a pty, a socket pair, a memfd, epoll watches). The
+// checkpoint and restart drivers iterate over Kinds (KindFor, ForFile,
+// ForObject); adding a new kind of fd means adding one file here (and its
+// kselftest-style subject). socket.go holds what the socket kinds share.
 package files

@@ -15,8 +15,8 @@ import (
 // that the watched files, epoll instances included, exist when a restart
 // registers them again.
 var epollKind = &Kind{
-	Name:   ckpt.FileEpoll,
-	Claims: func(fd *Fd) bool { return fd.Link.Kind == procfs.FdEpoll },
+	Files:  []string{ckpt.FileEpoll},
+	Claims: func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdEpoll },
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		f := ckpt.File{Kind: ckpt.FileEpoll, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}}
 		ref := c.W.NewObjref()
@@ -33,6 +33,7 @@ var epollKind = &Kind{
 		}
 		return int(fd), nil
 	},
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeEpollWatch: restoreWatch},
 }
 
 // dumpWatches writes an epoll instance's watches. fdinfo names each target

@@ -13,8 +13,8 @@ import (
 // An eventfd is its 64-bit counter and its mode (EFD_SEMAPHORE), both in
 // fdinfo; O_NONBLOCK is a file flag. Its id (eventfd-id) is not kept.
 var eventfdKind = &Kind{
-	Name:    "eventfd",
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdEventfd },
+	Files:   []string{ckpt.FileEventfd},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdEventfd },
 	Dump:    dumpEventfd,
 	Restore: restoreEventfd,
 }
@@ -24,7 +24,7 @@ func dumpEventfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if e == nil {
 		return 0, fmt.Errorf("eventfd: fdinfo has no eventfd-count")
 	}
-	f := ckpt.File{Kind: "eventfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
+	f := ckpt.File{Kind: ckpt.FileEventfd, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
 		Eventfd: &ckpt.EventfdState{Count: e.Count, Semaphore: e.Semaphore}}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)

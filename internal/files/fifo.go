@@ -16,8 +16,8 @@ import (
 // FIFO, not to one opener, so they travel with the first file record of
 // that FIFO in the image.
 var fifoKind = &Kind{
-	Name: ckpt.FileFIFO,
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileFIFO},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFIFO
 	},
 	Dump:    dumpFIFO,

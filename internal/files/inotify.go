@@ -26,8 +26,8 @@ import (
 // used up by adding and removing a watch; the IN_IGNORED events that leaves
 // are read out of the queue before the program runs.
 var inotifyKind = &Kind{
-	Name:    "inotify",
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdInotify },
+	Files:   []string{ckpt.FileInotify},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdInotify },
 	Dump:    dumpInotify,
 	Restore: restoreInotify,
 }
@@ -58,7 +58,7 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		}
 		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino})
 	}
-	f := ckpt.File{Kind: "inotify", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
+	f := ckpt.File{Kind: ckpt.FileInotify, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }

@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // Fd is what a kind's checkpoint side learns about one fd of the target.
@@ -31,82 +31,8 @@ type Fd struct {
 	Socket *SocketInfo
 }
 
-// SocketInfo is what identifies a socket's kind.
-type SocketInfo struct {
-	Family, Type, Protocol int
-	Listening              bool
-	// For a listener: the connections waiting in its accept queue, and
-	// its backlog (0 where the kernel does not say).
-	AcceptQueue, Backlog int
-}
-
-// ExamineSocket fills fd.Socket from the copy of a socket fd.
-func ExamineSocket(fd *Fd) error {
-	s := int(fd.Copy.Fd())
-	var info SocketInfo
-	var err error
-	if info.Family, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
-		return fmt.Errorf("socket:[%d]: SO_DOMAIN: %w", fd.Link.Inode, err)
-	}
-	if info.Type, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
-		return fmt.Errorf("socket:[%d]: SO_TYPE: %w", fd.Link.Inode, err)
-	}
-	if info.Protocol, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil {
-		return fmt.Errorf("socket:[%d]: SO_PROTOCOL: %w", fd.Link.Inode, err)
-	}
-	listening, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	if err != nil {
-		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
-	}
-	info.Listening = listening == 1
-	if info.Listening {
-		switch {
-		case (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Protocol == unix.IPPROTO_TCP:
-			// For a listener TCP_INFO reports the accept queue as
-			// "unacked" and the backlog as "sacked".
-			ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
-			if err != nil {
-				return fmt.Errorf("socket:[%d]: TCP_INFO: %w", fd.Link.Inode, err)
-			}
-			info.AcceptQueue, info.Backlog = int(ti.Unacked), int(ti.Sacked)
-		case info.Family == unix.AF_UNIX:
-			d, err := sys.UnixSocketDiag(fd.Link.Inode)
-			if err != nil {
-				return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
-			}
-			info.AcceptQueue = int(d.RQueue)
-		}
-	}
-	fd.Socket = &info
-	return nil
-}
-
-// AcceptQueueError reports a listening socket with connections the
-// process has not accepted yet. They cannot be restored: nothing puts a
-// connection back into an accept queue, and the peer's side is not ours to
-// recreate. A checkpoint lets the process run a little to accept them, and
-// fails with this error if they stay.
-type AcceptQueueError struct {
-	Pid, Fd int
-	What    string
-	Waiting int
-}
-
 func (e *AcceptQueueError) Error() string {
 	return fmt.Sprintf("fd %d (%s): %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.Fd, e.What, e.Waiting)
-}
-
-// CheckAcceptQueue returns an *AcceptQueueError for a listener with
-// connections waiting.
-func CheckAcceptQueue(fd *Fd) error {
-	if fd.Socket == nil || !fd.Socket.Listening || fd.Socket.AcceptQueue == 0 {
-		return nil
-	}
-	what := fmt.Sprintf("socket:[%d]", fd.Link.Inode)
-	if sa, err := unix.Getsockname(int(fd.Copy.Fd())); err == nil {
-		what = "listening on " + sockaddrString(sa)
-	}
-	return &AcceptQueueError{Pid: fd.Pid, Fd: fd.Num, What: what, Waiting: fd.Socket.AcceptQueue}
 }
 
 // DumpContext is the state a checkpoint shares across the fds of the
@@ -276,29 +202,46 @@ type RestoredPipe struct {
 
 // Kind is one kind of file: how to recognise it, dump it and restore it.
 type Kind struct {
-	Name string
-	// Claims reports whether the kind handles fd.
-	Claims func(fd *Fd) bool
+	// Files are the kinds of file record (ckpt.File.Kind) the kind
+	// writes; it restores each of them.
+	Files []string
+	// Claims reports whether the kind dumps fd. It may look at what the
+	// checkpoint learned of every fd before any was dumped (c.PtyMasters,
+	// c.Sockets).
+	Claims func(c *DumpContext, fd *Fd) bool
 	// Dump writes the records that define fd's file (and any object it
 	// needs, first) and returns the file's objref.
 	Dump func(c *DumpContext, fd *Fd) (ckpt.Objref, error)
 	// Restore recreates the file inside t and returns the target fd that
 	// holds it (any number: the driver moves it into place).
 	Restore func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error)
+	// Objects restore the other records the kind writes, by type: the
+	// objects its files depend on (a pipe, a pty, a socket pair, a memfd),
+	// written before them, and what follows the fd table (epoll watches).
+	// They belong to the process whose records are being read.
+	Objects map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error
+}
+
+// String names the kind in messages: its first kind of file record.
+func (k *Kind) String() string {
+	if len(k.Files) == 0 {
+		return "unsupported socket"
+	}
+	return k.Files[0]
 }
 
 // Kinds lists every supported kind; the first whose Claims matches wins.
 //
 // Kinds of sockets claim by fd.Socket (family, type, listening); any other
-// socket falls through to otherSocketKind, which fails by name.
+// socket falls through to otherSocketKind, which fails by name. The pty
+// kinds come before charDevKind, which claims every other character device.
 var Kinds = []*Kind{
 	memfdKind,
 	regularKind,
 	directoryKind,
-	charDevKind,
-	ptyMasterKind,
-	ptySlaveKind,
+	ptyKind,
 	cttyKind,
+	charDevKind,
 	pipeKind,
 	fifoKind,
 	epollKind,
@@ -306,8 +249,7 @@ var Kinds = []*Kind{
 	udpKind,
 	tcpEstablishedKind,
 	unixListenKind,
-	unixBoundKind,
-	unixPairKind,
+	unixKind,
 	eventfdKind,
 	timerfdKind,
 	signalfdKind,
@@ -317,33 +259,35 @@ var Kinds = []*Kind{
 	otherSocketKind,
 }
 
-// Records maps record types that kinds restore on their own (written
-// after the fd table) to their restorers.
-var Records = map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{
-	ckpt.TypeEpollWatch: restoreWatch,
-	ckpt.TypeUnixPair:   restoreUnixPair,
-	ckpt.TypeMemfd:      restoreMemfd,
-	ckpt.TypePty:        restorePty,
-}
-
-// KindFor returns the kind handling fd.
-func KindFor(fd *Fd) (*Kind, error) {
+// KindFor returns the kind that dumps fd.
+func KindFor(c *DumpContext, fd *Fd) (*Kind, error) {
 	for _, k := range Kinds {
-		if k.Claims(fd) {
+		if k.Claims(c, fd) {
 			return k, nil
 		}
 	}
 	return nil, &UnsupportedError{Fd: fd.Num, What: describe(fd)}
 }
 
-// ByName returns the kind that restores files of a record's kind.
-func ByName(name string) (*Kind, error) {
+// ForFile returns the kind that restores file records of a kind.
+func ForFile(kind string) (*Kind, error) {
 	for _, k := range Kinds {
-		if k.Name == name {
+		if slices.Contains(k.Files, kind) {
 			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("no restorer for file kind %q", name)
+	return nil, fmt.Errorf("no restorer for file kind %q", kind)
+}
+
+// ForObject returns the restorer of an object record type a kind writes
+// beside its file records, if any kind writes it.
+func ForObject(typ ckpt.Type) (func(*RestoreContext, Target, *ckpt.Record) error, bool) {
+	for _, k := range Kinds {
+		if restore, ok := k.Objects[typ]; ok {
+			return restore, true
+		}
+	}
+	return nil, false
 }
 
 // UnsupportedError reports an fd kind crsub cannot checkpoint yet: a
@@ -377,7 +321,7 @@ func identityOf(path string, st *unix.Stat_t) ckpt.FileIdentity {
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}
 }
 
-// openFlags strips what must not happen again when a file is reopened.
+// reopenFlags strips what must not happen again when a file is reopened.
 func reopenFlags(flags int) int {
 	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC)
 }
@@ -389,6 +333,16 @@ func seek(t Target, fd int, pos int64) error {
 	}
 	if _, err := t.Syscall(unix.SYS_LSEEK, uint64(fd), uint64(pos), unix.SEEK_SET); err != nil {
 		return fmt.Errorf("lseek to %d: %w", pos, err)
+	}
+	return nil
+}
+
+// setNonblock gives a new pipe end the image's O_NONBLOCK.
+func setNonblock(t Target, fd, flags int) error {
+	if nb := flags & unix.O_NONBLOCK; nb != 0 {
+		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(nb)); err != nil {
+			return fmt.Errorf("fcntl F_SETFL: %w", err)
+		}
 	}
 	return nil
 }

@@ -17,8 +17,8 @@ import (
 // mapping; every fd and every mapping of it depends on it, so that after a
 // restart writes through either are seen by both, as before.
 var memfdKind = &Kind{
-	Name:   ckpt.FileMemfd,
-	Claims: func(fd *Fd) bool { return fd.Link.Kind == procfs.FdMemfd },
+	Files:  []string{ckpt.FileMemfd},
+	Claims: func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdMemfd },
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		obj, err := DumpMemfd(c, fd.Copy, fd.Link.Path)
 		if err != nil {
@@ -29,6 +29,7 @@ var memfdKind = &Kind{
 		return ref, c.WriteFile(fd, ref, []ckpt.Objref{obj}, &f)
 	},
 	Restore: restoreMemfdFd,
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeMemfd: restoreMemfd},
 }
 
 // MemfdName is the name of a memfd from its /proc path ("/memfd:NAME").

@@ -18,8 +18,8 @@ import (
 // still runs (same pid and start time). One of a process that has exited is
 // refused: nothing makes a pidfd of a dead process.
 var pidfdKind = &Kind{
-	Name:    "pidfd",
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdPidfd },
+	Files:   []string{ckpt.FilePidfd},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdPidfd },
 	Dump:    dumpPidfd,
 	Restore: restorePidfd,
 }
@@ -36,7 +36,7 @@ func dumpPidfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pidfd of pid %d: %w", p.Pid, err)
 	}
-	f := ckpt.File{Kind: "pidfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
+	f := ckpt.File{Kind: ckpt.FilePidfd, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
 		Pidfd: &ckpt.PidfdState{Pid: p.Pid, StartTime: st.StartTime}}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)

@@ -17,10 +17,11 @@ import (
 // held outside the checkpointed processes is external: its bytes belong to
 // someone else and a restart needs a substitute for it.
 var pipeKind = &Kind{
-	Name:    ckpt.FilePipe,
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdPipe },
+	Files:   []string{ckpt.FilePipe},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdPipe },
 	Dump:    dumpPipeEnd,
 	Restore: restorePipeEnd,
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypePipe: restorePipe},
 }
 
 func pipeEnd(flags int) string {
@@ -102,8 +103,8 @@ func dumpPipe(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	})
 }
 
-// RestorePipe recreates a pipe record inside t and refills it.
-func (c *RestoreContext) RestorePipe(t Target, rec *ckpt.Record) error {
+// restorePipe recreates a pipe record inside t and refills it.
+func restorePipe(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	var p ckpt.Pipe
 	if err := rec.Decode(&p); err != nil {
 		return err
@@ -169,14 +170,4 @@ func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	}
 	*end = -1
 	return fd, setNonblock(t, fd, f.Flags)
-}
-
-// setNonblock gives a new pipe end the image's O_NONBLOCK.
-func setNonblock(t Target, fd, flags int) error {
-	if nb := flags & unix.O_NONBLOCK; nb != 0 {
-		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(nb)); err != nil {
-			return fmt.Errorf("fcntl F_SETFL: %w", err)
-		}
-	}
-	return nil
 }

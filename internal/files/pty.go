@@ -19,6 +19,24 @@ import (
 // terminal of someone else's and stays external (see charDevKind). The new
 // pair has another /dev/pts number; programs hold the fds. What was queued
 // in either direction is dropped, with a warning.
+var ptyKind = &Kind{
+	Files: []string{ckpt.FilePtyMaster, ckpt.FilePtySlave},
+	Claims: func(c *DumpContext, fd *Fd) bool {
+		if _, ok := PtyIndexOfMaster(fd); ok {
+			return true
+		}
+		return fileType(&fd.Stat) == unix.S_IFCHR && c.InternalPtySlave(fd.Stat.Rdev)
+	},
+	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+		if index, ok := PtyIndexOfMaster(fd); ok {
+			return dumpPtyEnd(c, fd, index, true)
+		}
+		index, _ := ptySlaveIndex(fd.Stat.Rdev)
+		return dumpPtyEnd(c, fd, index, false)
+	},
+	Restore: restorePtyEnd,
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypePty: restorePty},
+}
 
 // ptmxRdev is /dev/ptmx's device number.
 var ptmxRdev = unix.Mkdev(5, 2)
@@ -215,21 +233,17 @@ func restorePty(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 	return nil
 }
 
-func restorePtyEnd(end string) func(*RestoreContext, Target, *ckpt.Record, *ckpt.File) (int, error) {
-	return func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
-		pf := *f
-		pf.PipeEnd = end
-		fd, err := restorePipeEnd(c, t, rec, &pf)
-		if err != nil {
-			return -1, fmt.Errorf("%s: %w", f.Kind, err)
-		}
-		return fd, nil
+// restorePtyEnd takes a master or slave description from the pair
+// restorePty made, as a pipe end is taken: the master as its read end.
+func restorePtyEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	pf := *f
+	pf.PipeEnd = "write"
+	if f.Kind == ckpt.FilePtyMaster {
+		pf.PipeEnd = "read"
 	}
+	fd, err := restorePipeEnd(c, t, rec, &pf)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", f.Kind, err)
+	}
+	return fd, nil
 }
-
-// The pty kinds only restore: charDevKind recognises both ends when it
-// dumps (a slave is a pty end only if its master is in the tree).
-var (
-	ptyMasterKind = &Kind{Name: ckpt.FilePtyMaster, Claims: func(*Fd) bool { return false }, Restore: restorePtyEnd("read")}
-	ptySlaveKind  = &Kind{Name: ckpt.FilePtySlave, Claims: func(*Fd) bool { return false }, Restore: restorePtyEnd("write")}
-)

@@ -16,8 +16,8 @@ import (
 const MaxDeletedFileSize = 1 << 30
 
 var regularKind = &Kind{
-	Name: ckpt.FileRegular,
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileRegular},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFREG
 	},
 	Dump:    dumpRegular,
@@ -98,8 +98,8 @@ func restoreDeleted(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 }
 
 var directoryKind = &Kind{
-	Name: ckpt.FileDirectory,
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileDirectory},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Link.Kind == procfs.FdFile && fileType(&fd.Stat) == unix.S_IFDIR
 	},
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {

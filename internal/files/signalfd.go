@@ -15,8 +15,8 @@ import (
 // reads are the process's pending ones, which the process's own records
 // keep.
 var signalfdKind = &Kind{
-	Name:    "signalfd",
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdSignalfd },
+	Files:   []string{ckpt.FileSignalfd},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdSignalfd },
 	Dump:    dumpSignalfd,
 	Restore: restoreSignalfd,
 }
@@ -26,7 +26,7 @@ func dumpSignalfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if s == nil {
 		return 0, errors.New("signalfd: fdinfo has no sigmask")
 	}
-	f := ckpt.File{Kind: "signalfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
+	f := ckpt.File{Kind: ckpt.FileSignalfd, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
 		Signalfd: &ckpt.SignalfdState{Sigmask: s.Sigmask}}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)

@@ -16,8 +16,8 @@ import (
 // its options. Messages queued and not read are dropped, with a warning:
 // they describe the moment of the checkpoint, which is gone.
 var netlinkKind = &Kind{
-	Name: "netlink",
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileNetlink},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Socket != nil && fd.Socket.Family == unix.AF_NETLINK
 	},
 	Dump:    dumpNetlink,
@@ -87,7 +87,7 @@ func dumpNetlink(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if n, _, err := unix.Recvfrom(s, peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_TRUNC); err == nil && n > 0 && c.Log != nil {
 		c.Log.Warn("queued netlink messages are not kept", "fd", fd.Num, "protocol", fd.Socket.Protocol)
 	}
-	f := ckpt.File{Kind: "netlink", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+	f := ckpt.File{Kind: ckpt.FileNetlink, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }

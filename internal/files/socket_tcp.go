@@ -21,8 +21,8 @@ import (
 // after the original is killed, so the peer sees neither FIN nor RST; if
 // the process runs on instead, repair mode is left first.
 var tcpEstablishedKind = &Kind{
-	Name: "tcp",
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileTCP},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		s := fd.Socket
 		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM && !s.Listening
 	},
@@ -142,7 +142,7 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		if (q.which == tcpSendQueue && localFin) || (q.which == tcpRecvQueue && peerFin) {
 			*q.seq--
 		}
-		if q.n > maxUnixQueue {
+		if q.n > maxSocketQueue {
 			return 0, fmt.Errorf("%s: %d bytes queued", what, q.n)
 		}
 		buf := make([]byte, q.n)
@@ -178,7 +178,7 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
 		}
 	}
-	f := ckpt.File{Kind: "tcp", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+	f := ckpt.File{Kind: ckpt.FileTCP, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, int64(st.InQ+st.OutQ), func(w io.Writer) error {
 		for _, q := range queues {

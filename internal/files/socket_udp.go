@@ -12,8 +12,8 @@ import (
 // connected, connected again to its peer, with its options. Datagrams
 // queued and not yet read are dropped, as the network may drop them.
 var udpKind = &Kind{
-	Name: "udp",
-	Claims: func(fd *Fd) bool {
+	Files: []string{ckpt.FileUDP},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		s := fd.Socket
 		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_DGRAM
 	},
@@ -49,7 +49,7 @@ func dumpUDP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
 		c.Log.Warn("queued UDP datagrams are not kept", "fd", fd.Num, "bytes", n)
 	}
-	f := ckpt.File{Kind: "udp", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+	f := ckpt.File{Kind: ckpt.FileUDP, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }

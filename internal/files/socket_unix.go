@@ -1,6 +1,7 @@
 package files
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,19 +17,27 @@ import (
 // tree (socketpair(2), or a connection between two of its processes) are a
 // pair object, carrying what is queued in each direction, and two file
 // records that depend on it, as pipes are. A unix socket connected to a
-// process outside the tree is external. Listening and unconnected unix
-// sockets are not supported yet and fail by name.
-var unixPairKind = &Kind{
-	Name: ckpt.FileUnixSocket,
-	Claims: func(fd *Fd) bool {
+// process outside the tree is external. Listening unix sockets are
+// unixListenKind's.
+//
+// An unconnected unix datagram socket bound to a name (a syslog-style
+// server socket) is bound to it again; datagrams queued and not read are
+// dropped, with a warning at checkpoint time. A socket never bound, or
+// whose peer is gone, is made again as such.
+var unixKind = &Kind{
+	Files: []string{ckpt.FileUnixSocket, ckpt.FileUnixBound},
+	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Socket != nil && fd.Socket.Family == unix.AF_UNIX && !fd.Socket.Listening
 	},
-	Dump:    dumpUnixEnd,
-	Restore: restoreUnixEnd,
+	Dump: dumpUnixEnd,
+	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		if f.Kind == ckpt.FileUnixBound {
+			return restoreUnixBound(c, t, rec, f)
+		}
+		return restoreUnixEnd(c, t, rec, f)
+	},
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeUnixPair: restoreUnixPair},
 }
-
-// maxUnixQueue bounds what one direction of a pair may hold in an image.
-const maxUnixQueue = 64 << 20
 
 func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	ino := fd.Link.Inode
@@ -110,8 +119,8 @@ func peekStream(e *Fd) ([]byte, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if n > maxUnixQueue {
-		return nil, fmt.Errorf("%d bytes queued, more than the %d crsub stores", n, maxUnixQueue)
+	if n > maxSocketQueue {
+		return nil, fmt.Errorf("%d bytes queued, more than the %d crsub stores", n, maxSocketQueue)
 	}
 	buf := make([]byte, n)
 	for {
@@ -156,9 +165,9 @@ func peekMessages(e, peer *Fd) ([]byte, []int, error) {
 		}
 		data = append(data, buf[:n]...)
 		sizes = append(sizes, n)
-		if len(data) > maxUnixQueue {
+		if len(data) > maxSocketQueue {
 			requeue(p, data, sizes)
-			return nil, nil, fmt.Errorf("more than %d bytes queued", maxUnixQueue)
+			return nil, nil, fmt.Errorf("more than %d bytes queued", maxSocketQueue)
 		}
 	}
 	if err := requeue(p, data, sizes); err != nil {
@@ -259,4 +268,106 @@ func restoreUnixEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref, error) {
+	s := int(fd.Copy.Fd())
+	sa, err := unix.Getsockname(s)
+	su, ok := sa.(*unix.SockaddrUnix)
+	// x/sys reports an unnamed socket as "@" (an abstract name's leading
+	// NUL, with nothing after it).
+	if err == nil && ok && (su.Name == "" || su.Name == "@") {
+		// Never bound: a socket made and not connected yet (the JVM
+		// keeps one), or one whose peer is gone, which reads the end of
+		// the stream and cannot be written.
+		sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "unbound"}
+		if state != tcpClose {
+			sock.State = "disconnected"
+		}
+		f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
+		ref := c.W.NewObjref()
+		return ref, c.WriteFile(fd, ref, nil, &f)
+	}
+	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
+		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
+	}
+	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
+		c.Log.Warn("queued datagrams of a bound unix socket are not kept", "fd", fd.Num, "name", su.Name, "bytes", n)
+	}
+	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
+		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
+	ref := c.W.NewObjref()
+	return ref, c.WriteFile(fd, ref, nil, &f)
+}
+
+func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	s := f.Socket
+	if s != nil && (s.State == "unbound" || s.State == "disconnected") {
+		return restoreUnixUnbound(t, f)
+	}
+	if s == nil || s.Local == "" {
+		return -1, errors.New("bound unix socket without its name")
+	}
+	if s.Local[0] != '@' {
+		if err := clearStaleSocket(s.Local, s.Type); err != nil {
+			return -1, err
+		}
+	}
+	raw, err := unixSockaddr(s.Local)
+	if err != nil {
+		return -1, err
+	}
+	fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := int(fdv)
+	addr, err := t.Scratch(raw)
+	if err == nil {
+		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
+	}
+	if err == nil {
+		err = setNonblock(t, fd, f.Flags)
+	}
+	if err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
+	}
+	return fd, nil
+}
+
+// restoreUnixUnbound makes a socket that was never bound: a new one, or, if
+// its peer was gone, one end of a pair whose other end is closed at once.
+func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
+	s := f.Socket
+	var fd int
+	if s.State == "unbound" {
+		fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
+		if err != nil {
+			return -1, fmt.Errorf("socket: %w", err)
+		}
+		fd = int(fdv)
+	} else {
+		addr, err := t.Scratch(make([]byte, 8))
+		if err != nil {
+			return -1, err
+		}
+		if _, err := t.Syscall(unix.SYS_SOCKETPAIR, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0, addr); err != nil {
+			return -1, fmt.Errorf("socketpair: %w", err)
+		}
+		b, err := t.ReadScratch(8)
+		if err != nil {
+			return -1, err
+		}
+		fd = int(int32(binary.LittleEndian.Uint32(b)))
+		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(binary.LittleEndian.Uint32(b[4:]))); err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+			return -1, fmt.Errorf("closing the peer: %w", err)
+		}
+	}
+	if err := setNonblock(t, fd, f.Flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	return fd, nil
 }

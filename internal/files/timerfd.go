@@ -23,8 +23,8 @@ import (
 // Unread expirations are put back with TFD_IOC_SET_TICKS, which needs a
 // kernel with CONFIG_CHECKPOINT_RESTORE.
 var timerfdKind = &Kind{
-	Name:    "timerfd",
-	Claims:  func(fd *Fd) bool { return fd.Link.Kind == procfs.FdTimerfd },
+	Files:   []string{ckpt.FileTimerfd},
+	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdTimerfd },
 	Dump:    dumpTimerfd,
 	Restore: restoreTimerfd,
 }
@@ -37,7 +37,7 @@ func dumpTimerfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if err != nil {
 		return 0, err
 	}
-	f := ckpt.File{Kind: "timerfd", Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Timerfd: st}
+	f := ckpt.File{Kind: ckpt.FileTimerfd, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Timerfd: st}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }
