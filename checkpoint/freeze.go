@@ -53,7 +53,7 @@ func Freeze(pid int) (*Frozen, error) {
 // was (a system call it was blocked in goes on).
 func (f *Frozen) Thaw() error {
 	if f.done {
-		return errors.New("checkpoint: tree already thawed")
+		return errors.New("tree already thawed")
 	}
 	f.done = true
 	errc := make(chan error, 1)

@@ -151,7 +151,7 @@ func (w *memoryWriter) resolve() error {
 				if err := w.deferred[i].fill(col); err != nil {
 					errs[i] = err
 				} else if col.n != w.deferred[i].n {
-					errs[i] = fmt.Errorf("checkpoint: a deferred payload gave %d bytes, not %d", col.n, w.deferred[i].n)
+					errs[i] = fmt.Errorf("a deferred payload gave %d bytes, not %d", col.n, w.deferred[i].n)
 				}
 				cols[i] = col
 			}

@@ -46,7 +46,7 @@ func OpenChain(path string) (*PageIndex, Header, error) {
 	for depth := 0; path != ""; depth++ {
 		if depth == MaxChain {
 			ix.Close()
-			return nil, Header{}, fmt.Errorf("ckpt: image chain longer than %d", MaxChain)
+			return nil, Header{}, fmt.Errorf("image chain longer than %d", MaxChain)
 		}
 		h, err := ix.add(path, want)
 		if err != nil {
@@ -78,7 +78,7 @@ func (ix *PageIndex) add(path string, child *Header) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if child != nil {
-			return Header{}, fmt.Errorf("ckpt: parent image %s: %w", path, err)
+			return Header{}, fmt.Errorf("parent image %s: %w", path, err)
 		}
 		return Header{}, err
 	}
@@ -90,19 +90,19 @@ func (ix *PageIndex) add(path string, child *Header) (Header, error) {
 	r, err := NewReader(f)
 	if err != nil {
 		f.Close()
-		return Header{}, fmt.Errorf("ckpt: image %s: %w", path, err)
+		return Header{}, fmt.Errorf("image %s: %w", path, err)
 	}
 	h := r.Header()
 	if child != nil && (st.Size() != child.ParentSize || !h.Created.Equal(child.ParentCreated)) {
 		f.Close()
-		return Header{}, fmt.Errorf("ckpt: parent image %s is not the one its child was made against (size %d, created %s; the child expects size %d, created %s)",
+		return Header{}, fmt.Errorf("parent image %s is not the one its child was made against (size %d, created %s; the child expects size %d, created %s)",
 			path, st.Size(), h.Created.Format("2006-01-02 15:04:05.000"), child.ParentSize, child.ParentCreated.Format("2006-01-02 15:04:05.000"))
 	}
 	if ix.pageSize == 0 {
 		ix.pageSize = h.PageSize
 	} else if h.PageSize != ix.pageSize {
 		f.Close()
-		return Header{}, fmt.Errorf("ckpt: image %s has %d-byte pages, its child %d", path, h.PageSize, ix.pageSize)
+		return Header{}, fmt.Errorf("image %s has %d-byte pages, its child %d", path, h.PageSize, ix.pageSize)
 	}
 	file := len(ix.files)
 	ix.files = append(ix.files, f)
@@ -113,7 +113,7 @@ func (ix *PageIndex) add(path string, child *Header) (Header, error) {
 			break
 		}
 		if err != nil {
-			return Header{}, fmt.Errorf("ckpt: image %s: %w", path, err)
+			return Header{}, fmt.Errorf("image %s: %w", path, err)
 		}
 		if rec.Type != TypePages {
 			continue
@@ -147,7 +147,7 @@ func (ix *PageIndex) Has(pid int, addr uint64) bool {
 func (ix *PageIndex) ReadPage(pid int, addr uint64, b []byte) error {
 	loc, ok := ix.pages[pageKey{pid, addr}]
 	if !ok {
-		return fmt.Errorf("ckpt: no page %#x of pid %d in the image chain", addr, pid)
+		return fmt.Errorf("no page %#x of pid %d in the image chain", addr, pid)
 	}
 	_, err := ix.files[loc.file].ReadAt(b[:ix.pageSize], loc.off)
 	return err

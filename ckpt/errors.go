@@ -30,7 +30,7 @@ func (e *CorruptError) Error() string {
 		}
 		where += fmt.Sprintf(" at offset %d", e.Offset)
 	}
-	return fmt.Sprintf("ckpt: corrupt image: %s: %v", where, e.Err)
+	return fmt.Sprintf("corrupt image: %s: %v", where, e.Err)
 }
 
 func (e *CorruptError) Unwrap() error { return e.Err }

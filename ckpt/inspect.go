@@ -83,7 +83,7 @@ func Inspect(src io.Reader) (*Inventory, error) {
 	view := func(rec *Record, pid int) (*ProcessView, error) {
 		pv := byPid[pid]
 		if pv == nil {
-			return nil, fmt.Errorf("ckpt: record %d (%s) at offset %d names pid %d, which has no process record before it", rec.Index, rec.Type, rec.Offset, pid)
+			return nil, fmt.Errorf("record %d (%s) at offset %d names pid %d, which has no process record before it", rec.Index, rec.Type, rec.Offset, pid)
 		}
 		return pv, nil
 	}
@@ -149,7 +149,7 @@ func Inspect(src io.Reader) (*Inventory, error) {
 				return nil, err
 			}
 			if len(pv.VMAs) == 0 || pv.VMAs[len(pv.VMAs)-1].Start != pg.VMAStart {
-				return nil, fmt.Errorf("ckpt: record %d (pages) at offset %d: pages for the VMA at %#x do not follow its VMA record", rec.Index, rec.Offset, pg.VMAStart)
+				return nil, fmt.Errorf("record %d (pages) at offset %d: pages for the VMA at %#x do not follow its VMA record", rec.Index, rec.Offset, pg.VMAStart)
 			}
 			pv.VMAs[len(pv.VMAs)-1].Stored += pg.Count()
 			pv.PagesStored += pg.Count()
@@ -197,7 +197,7 @@ func Inspect(src io.Reader) (*Inventory, error) {
 			}
 			f := files[fd.File]
 			if f == nil {
-				return nil, fmt.Errorf("ckpt: record %d (fd %d of pid %d) at offset %d refers to file objref %d, which is not a file record", rec.Index, fd.Fd, fd.Pid, rec.Offset, fd.File)
+				return nil, fmt.Errorf("record %d (fd %d of pid %d) at offset %d refers to file objref %d, which is not a file record", rec.Index, fd.Fd, fd.Pid, rec.Offset, fd.File)
 			}
 			fv := FdView{Fd: fd.Fd, Cloexec: fd.Cloexec, Objref: fd.File, File: *f}
 			pv.Fds = append(pv.Fds, fv)

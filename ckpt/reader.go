@@ -34,7 +34,7 @@ func (r *Record) PayloadOffset() int64 {
 // Decode decodes the metadata into v.
 func (r *Record) Decode(v any) error {
 	if err := json.Unmarshal(r.Meta, v); err != nil {
-		return fmt.Errorf("ckpt: record %d (%s) at offset %d: metadata: %w", r.Index, r.Type, r.Offset, err)
+		return fmt.Errorf("record %d (%s) at offset %d: metadata: %w", r.Index, r.Type, r.Offset, err)
 	}
 	return nil
 }
@@ -52,7 +52,7 @@ func (r *Record) Payload() io.Reader {
 // max bytes so a forged length cannot exhaust memory.
 func (r *Record) PayloadBytes(max int64) ([]byte, error) {
 	if r.PayloadLen > max {
-		return nil, fmt.Errorf("ckpt: record %d (%s): payload of %d bytes exceeds the limit of %d", r.Index, r.Type, r.PayloadLen, max)
+		return nil, fmt.Errorf("record %d (%s): payload of %d bytes exceeds the limit of %d", r.Index, r.Type, r.PayloadLen, max)
 	}
 	b := make([]byte, r.PayloadLen)
 	if _, err := io.ReadFull(r.Payload(), b); err != nil {
@@ -86,19 +86,19 @@ func NewReader(r io.Reader) (*Reader, error) {
 	pre := make([]byte, preambleSize)
 	if _, err := io.ReadFull(cr.r, pre); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("ckpt: empty stream: %w", ErrNotImage)
+			return nil, fmt.Errorf("empty stream: %w", ErrNotImage)
 		}
 		return nil, cr.corrupt(-1, 0, fmt.Errorf("reading preamble: %w", unexpected(err)))
 	}
 	cr.offset = preambleSize
 	if string(pre[:8]) != Magic {
-		return nil, fmt.Errorf("ckpt: bad magic %q: %w", pre[:8], ErrNotImage)
+		return nil, fmt.Errorf("bad magic %q: %w", pre[:8], ErrNotImage)
 	}
 	// The version first: another major version may use the reserved bytes.
 	major := binary.LittleEndian.Uint16(pre[8:])
 	cr.minor = int(binary.LittleEndian.Uint16(pre[10:]))
 	if major != MajorVersion {
-		return nil, fmt.Errorf("ckpt: image format %d.%d, this reader supports %d.x: %w", major, cr.minor, MajorVersion, ErrVersion)
+		return nil, fmt.Errorf("image format %d.%d, this reader supports %d.x: %w", major, cr.minor, MajorVersion, ErrVersion)
 	}
 	if reserved := binary.LittleEndian.Uint32(pre[12:]); reserved != 0 {
 		return nil, cr.corrupt(-1, 0, fmt.Errorf("reserved preamble field is %#x, want 0", reserved))
@@ -207,7 +207,7 @@ func (r *Reader) Next() (*Record, error) {
 	case TypeError:
 		var e ErrorRecord
 		_ = rec.Decode(&e)
-		return nil, fmt.Errorf("ckpt: image record %d is an error record, left by the tool that wrote the image: %s", rec.Index, e.Message)
+		return nil, fmt.Errorf("image record %d is an error record, left by the tool that wrote the image: %s", rec.Index, e.Message)
 	}
 	return rec, nil
 }

@@ -57,14 +57,14 @@ func (w *Writer) Write(t Type, objref Objref, deps []Objref, meta any) error {
 // streams straight to the destination; nothing is buffered.
 func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any, n int64, fill func(io.Writer) error) error {
 	if w.closed {
-		return errors.New("ckpt: write after close")
+		return errors.New("write after close")
 	}
 	metaBytes, err := encodeMeta(meta)
 	if err != nil {
-		return fmt.Errorf("ckpt: encoding %s record: %w", t, err)
+		return fmt.Errorf("encoding %s record: %w", t, err)
 	}
 	if n < 0 || (n > 0 && fill == nil) {
-		return fmt.Errorf("ckpt: %s record: payload of %d bytes without a source", t, n)
+		return fmt.Errorf("%s record: payload of %d bytes without a source", t, n)
 	}
 	if err := w.writeHeader(t, objref, deps, metaBytes, n > 0, uint64(n)); err != nil {
 		return err
@@ -88,7 +88,7 @@ func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any
 			if pw.werr != nil {
 				w.broken = true
 			}
-			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
+			return fmt.Errorf("%s record payload: %w", t, err)
 		}
 		binary.LittleEndian.PutUint32(w.crcBytes[:], pw.crc)
 		if err := w.write(w.crcBytes[:]); err != nil {
@@ -118,11 +118,11 @@ func (w *Writer) WriteDeferredPayload(t Type, objref Objref, deps []Objref, meta
 		return w.WriteWithPayload(t, objref, deps, meta, n, fill)
 	}
 	if w.closed {
-		return errors.New("ckpt: write after close")
+		return errors.New("write after close")
 	}
 	metaBytes, err := encodeMeta(meta)
 	if err != nil {
-		return fmt.Errorf("ckpt: encoding %s record: %w", t, err)
+		return fmt.Errorf("encoding %s record: %w", t, err)
 	}
 	if err := w.writeHeader(t, objref, deps, metaBytes, true, uint64(n)); err != nil {
 		return err
@@ -130,10 +130,10 @@ func (w *Writer) WriteDeferredPayload(t Type, objref Objref, deps []Objref, meta
 	d.Defer(n+payloadCRCSize, func(dst io.Writer) error {
 		pw := &payloadWriter{w: &Writer{w: dst}, left: n}
 		if err := fill(pw); err != nil {
-			return fmt.Errorf("ckpt: %s record payload: %w", t, err)
+			return fmt.Errorf("%s record payload: %w", t, err)
 		}
 		if pw.left != 0 {
-			return fmt.Errorf("ckpt: %s record payload: %d of %d bytes written", t, n-pw.left, n)
+			return fmt.Errorf("%s record payload: %d of %d bytes written", t, n-pw.left, n)
 		}
 		var crc [payloadCRCSize]byte
 		binary.LittleEndian.PutUint32(crc[:], pw.crc)
@@ -165,19 +165,19 @@ func (w *Writer) CopyRecord(rec *Record, deps []Objref, meta []byte) error {
 
 func (w *Writer) writeHeader(t Type, objref Objref, deps []Objref, meta []byte, hasPayload bool, payloadLen uint64) error {
 	if len(meta) > MaxMetaSize {
-		return fmt.Errorf("ckpt: %s record: metadata of %d bytes exceeds %d", t, len(meta), MaxMetaSize)
+		return fmt.Errorf("%s record: metadata of %d bytes exceeds %d", t, len(meta), MaxMetaSize)
 	}
 	if len(deps) > MaxDeps {
-		return fmt.Errorf("ckpt: %s record: %d dependencies exceed %d", t, len(deps), MaxDeps)
+		return fmt.Errorf("%s record: %d dependencies exceed %d", t, len(deps), MaxDeps)
 	}
 	for _, d := range deps {
 		if !w.defined[d] {
-			return fmt.Errorf("ckpt: %s record depends on objref %d, which no earlier record defines", t, d)
+			return fmt.Errorf("%s record depends on objref %d, which no earlier record defines", t, d)
 		}
 	}
 	if objref != 0 {
 		if w.defined[objref] {
-			return fmt.Errorf("ckpt: %s record redefines objref %d", t, objref)
+			return fmt.Errorf("%s record redefines objref %d", t, objref)
 		}
 		w.defined[objref] = true
 		if objref >= w.nextRef {
@@ -232,7 +232,7 @@ func (w *Writer) write(b []byte) error {
 	n, err := w.w.Write(b)
 	w.offset += int64(n)
 	if err != nil {
-		return fmt.Errorf("ckpt: writing image at offset %d: %w", w.offset, err)
+		return fmt.Errorf("writing image at offset %d: %w", w.offset, err)
 	}
 	return nil
 }

@@ -152,9 +152,9 @@ func newFilter(rules []Rule, opts Options) (*filter, error) {
 	for _, r := range rules {
 		switch {
 		case r.Action != Drop && r.Action != Replace:
-			return nil, fmt.Errorf("imagefilter: rule for fd %d: unknown action %d", r.Fd, int(r.Action))
+			return nil, fmt.Errorf("rule for fd %d: unknown action %d", r.Fd, int(r.Action))
 		case r.Fd < 0 || r.Pid < 0:
-			return nil, fmt.Errorf("imagefilter: rule %s: negative pid or fd", r)
+			return nil, fmt.Errorf("rule %s: negative pid or fd", r)
 		}
 		rs := &ruleState{Rule: r, pid: r.Pid}
 		f.rules = append(f.rules, rs)
@@ -173,7 +173,7 @@ func newFilter(rules []Rule, opts Options) (*filter, error) {
 func (f *filter) index(rs *ruleState) error {
 	key := fdRef{rs.pid, rs.Fd}
 	if other := f.byFd[key]; other != nil {
-		return fmt.Errorf("imagefilter: rules %s and %s both name fd %d of pid %d", other.Rule, rs.Rule, rs.Fd, rs.pid)
+		return fmt.Errorf("two rules for fd %d of pid %d: %s and %s", rs.Fd, rs.pid, other.Rule.Action, rs.Rule.Action)
 	}
 	f.byFd[key] = rs
 	return nil
@@ -183,7 +183,7 @@ func (f *filter) run(dst io.Writer, src io.Reader) (*Report, error) {
 	rec := &prefixRecorder{r: src, limit: headerCheckLimit}
 	rd, err := ckpt.NewReader(rec)
 	if err != nil {
-		return nil, fmt.Errorf("imagefilter: %w", err)
+		return nil, err
 	}
 	original := rec.stop(rd.Offset())
 
@@ -193,7 +193,7 @@ func (f *filter) run(dst io.Writer, src io.Reader) (*Report, error) {
 	f.buf = bufio.NewWriterSize(dst, 1<<16)
 	hc := &headerCapture{w: f.buf}
 	if f.w, err = ckpt.NewWriter(hc, rd.Header()); err != nil {
-		return nil, fmt.Errorf("imagefilter: writing the header record: %w", err)
+		return nil, fmt.Errorf("writing the header record: %w", err)
 	}
 	if !bytes.Equal(hc.buf, original) {
 		f.rep.HeaderRewritten = true
@@ -201,7 +201,7 @@ func (f *filter) run(dst io.Writer, src io.Reader) (*Report, error) {
 		f.log.Warn("the header record is re-encoded: fields this version does not know are lost", "format", fmt.Sprintf("%d.%d", major, minor))
 	}
 	if err := hc.flush(); err != nil {
-		return nil, fmt.Errorf("imagefilter: writing the header record: %w", err)
+		return nil, fmt.Errorf("writing the header record: %w", err)
 	}
 
 	for {
@@ -210,7 +210,7 @@ func (f *filter) run(dst io.Writer, src io.Reader) (*Report, error) {
 			break
 		}
 		if err != nil {
-			return f.fail(fmt.Errorf("imagefilter: %w", err))
+			return f.fail(err)
 		}
 		if err := f.record(r); err != nil {
 			return f.fail(err)
@@ -220,10 +220,10 @@ func (f *filter) run(dst io.Writer, src io.Reader) (*Report, error) {
 		return f.fail(err)
 	}
 	if err := f.w.Close(); err != nil {
-		return nil, fmt.Errorf("imagefilter: %w", err)
+		return nil, err
 	}
 	if err := f.buf.Flush(); err != nil {
-		return nil, fmt.Errorf("imagefilter: writing the image: %w", err)
+		return nil, fmt.Errorf("writing the image: %w", err)
 	}
 	f.rep.RemovedRecords = f.inRecords - f.outRecords
 	f.rep.RemovedBytes = f.inBytes - f.outBytes
@@ -258,14 +258,14 @@ func (f *filter) record(r *ckpt.Record) error {
 }
 
 func recordError(r *ckpt.Record, err error) error {
-	return fmt.Errorf("imagefilter: record %d (%s) at offset %d: %w", r.Index, r.Type, r.Offset, err)
+	return fmt.Errorf("record %d (%s) at offset %d: %w", r.Index, r.Type, r.Offset, err)
 }
 
 // tree learns the processes, and which one rules without a pid mean.
 func (f *filter) tree(r *ckpt.Record) error {
 	var t ckpt.Tree
 	if err := r.Decode(&t); err != nil {
-		return fmt.Errorf("imagefilter: %w", err)
+		return err
 	}
 	f.treeSeen = true
 	f.pids = map[int]bool{}
@@ -291,7 +291,7 @@ func (f *filter) tree(r *ckpt.Record) error {
 func (f *filter) fd(r *ckpt.Record) error {
 	var fd ckpt.Fd
 	if err := r.Decode(&fd); err != nil {
-		return fmt.Errorf("imagefilter: %w", err)
+		return err
 	}
 	if !slices.Contains(r.Deps, fd.File) {
 		return recordError(r, fmt.Errorf("fd %d of pid %d names file objref %d but does not depend on it", fd.Fd, fd.Pid, fd.File))
@@ -354,7 +354,7 @@ func (f *filter) fd(r *ckpt.Record) error {
 func (f *filter) supply(o *object) error {
 	meta, err := suppliedMeta(o.meta)
 	if err != nil {
-		return fmt.Errorf("imagefilter: %s: %w", o, err)
+		return fmt.Errorf("%s: %w", o, err)
 	}
 	if err := f.unspool(o); err != nil {
 		return err
@@ -436,7 +436,7 @@ func (f *filter) copy(r *ckpt.Record) error {
 	if err := f.w.CopyRecord(r, nil, nil); err != nil {
 		var ce *ckpt.CorruptError
 		if errors.As(err, &ce) {
-			return fmt.Errorf("imagefilter: %w", err)
+			return err
 		}
 		return recordError(r, fmt.Errorf("writing it: %w", err))
 	}
@@ -466,7 +466,7 @@ func (f *filter) hold(r *ckpt.Record) error {
 		if err != nil {
 			var ce *ckpt.CorruptError
 			if errors.As(err, &ce) {
-				return fmt.Errorf("imagefilter: %w", err)
+				return err
 			}
 			return recordError(r, fmt.Errorf("holding its payload: %w", err))
 		}
@@ -513,7 +513,7 @@ func (f *filter) emit(o *object, dependent *ckpt.Record) error {
 		}
 	}
 	if err := f.w.WriteWithPayload(o.typ, o.ref, o.deps, json.RawMessage(o.meta), o.payloadLen, fill); err != nil {
-		return fmt.Errorf("imagefilter: %s: writing it: %w", o, err)
+		return fmt.Errorf("%s: writing it: %w", o, err)
 	}
 	f.outRecords++
 	f.outBytes += o.payloadLen
@@ -560,7 +560,7 @@ func (f *filter) unspool(o *object) error {
 	}
 	o.spooled, o.payloadLen = false, 0
 	if err := f.spool.release(); err != nil {
-		return fmt.Errorf("imagefilter: %w", err)
+		return err
 	}
 	return nil
 }
@@ -570,7 +570,7 @@ func (f *filter) finish() error {
 	var errs []error
 	for _, rs := range f.rules {
 		if !rs.matched {
-			errs = append(errs, fmt.Errorf("imagefilter: %w", &RuleError{Rule: rs.Rule, Pid: rs.pid, Err: f.noMatch(rs)}))
+			errs = append(errs, &RuleError{Rule: rs.Rule, Pid: rs.pid, Err: f.noMatch(rs)})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -596,12 +596,12 @@ func (f *filter) finish() error {
 }
 
 func (f *filter) noMatch(rs *ruleState) error {
-	msg := fmt.Sprintf("the image has no fd %d in pid %d", rs.Fd, rs.pid)
+	msg := "the image has no such fd"
 	switch {
 	case !f.treeSeen && rs.Pid == 0:
 		msg = "the image has no task tree, so no root process"
 	case f.treeSeen && !f.pids[rs.pid]:
-		msg = fmt.Sprintf("the image has no process %d", rs.pid)
+		msg = "the image has no such process"
 	}
 	return &detailError{msg, ErrNoMatch}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
@@ -385,37 +386,47 @@ func TestRuleErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		rules  []Rule
-		want   string
+		want   string // the whole message: each fact said once
+		rule   *RuleError
 		target error
 	}{
 		{"replace one fd of a shared file", []Rule{replace(0, 1)},
-			"imagefilter: record 13 (fd) at offset", ErrShared},
+			"record 13 (fd) at offset 10408: rule replace fd 1 of pid 4242: its open file is shared with fd 2: add a rule for fd 2 too",
+			&RuleError{Rule: replace(0, 1), Pid: rootPid}, ErrShared},
 		{"the other fd of a shared file", []Rule{replace(0, 2)},
-			"rule --replace 2 (pid 4242): fd 2 of pid 4242 shares its open file with fd 1: add a rule for fd 1 too", ErrShared},
+			"record 13 (fd) at offset 10408: rule replace fd 2 of pid 4242: its open file is shared with fd 1: add a rule for fd 1 too",
+			&RuleError{Rule: replace(0, 2), Pid: rootPid}, ErrShared},
 		{"drop one fd of a shared file", []Rule{drop(rootPid, 1)},
-			"rule --drop 4242:1: fd 1 of pid 4242 shares its open file with fd 2: add a rule for fd 2 too", ErrShared},
+			"record 13 (fd) at offset 10408: rule drop fd 1 of pid 4242: its open file is shared with fd 2: add a rule for fd 2 too",
+			&RuleError{Rule: drop(rootPid, 1), Pid: rootPid}, ErrShared},
 		{"no such fd", []Rule{drop(0, 9)},
-			"imagefilter: rule --drop 9 (pid 4242): the image has no fd 9 in pid 4242", ErrNoMatch},
+			"rule drop fd 9 of pid 4242: the image has no such fd",
+			&RuleError{Rule: drop(0, 9), Pid: rootPid}, ErrNoMatch},
 		{"no such process", []Rule{replace(77, 1)},
-			"imagefilter: rule --replace 77:1: the image has no process 77", ErrNoMatch},
+			"rule replace fd 1 of pid 77: the image has no such process",
+			&RuleError{Rule: replace(77, 1), Pid: 77}, ErrNoMatch},
 		{"one of several rules matches nothing", []Rule{drop(0, 5), replace(0, 8)},
-			"rule --replace 8 (pid 4242): the image has no fd 8 in pid 4242", ErrNoMatch},
+			"rule replace fd 8 of pid 4242: the image has no such fd",
+			&RuleError{Rule: replace(0, 8), Pid: rootPid}, ErrNoMatch},
 		{"two rules for one fd", []Rule{drop(0, 5), replace(rootPid, 5)},
-			"imagefilter: rules --replace 4242:5 and --drop 5 both name fd 5 of pid 4242", nil},
-		{"no action", []Rule{{Fd: 5}}, "unknown action 0", nil},
+			"two rules for fd 5 of pid 4242: replace and drop", nil, nil},
+		{"no action", []Rule{{Fd: 5}}, "rule for fd 5: unknown action 0", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, rep, err := runFilter(t, img, tc.rules...)
 			if err == nil {
 				t.Fatalf("no error; report %+v", rep)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not contain %q", err, tc.want)
+			if diff := cmp.Diff(tc.want, err.Error()); diff != "" {
+				t.Errorf("message (-want +got):\n%s", diff)
 			}
-			if tc.target != nil {
+			if tc.rule != nil {
 				var re *RuleError
 				if !errors.Is(err, tc.target) || !errors.As(err, &re) {
-					t.Errorf("error %q: want a RuleError wrapping %v", err, tc.target)
+					t.Fatalf("error %q: want a RuleError wrapping %v", err, tc.target)
+				}
+				if diff := cmp.Diff(tc.rule, re, cmpopts.IgnoreFields(RuleError{}, "Err")); diff != "" {
+					t.Errorf("RuleError (-want +got):\n%s", diff)
 				}
 			}
 			// What was written must never pass for an image.
@@ -426,12 +437,16 @@ func TestRuleErrors(t *testing.T) {
 	}
 }
 
-func TestSharedErrorMessage(t *testing.T) {
+func TestSharedErrorFields(t *testing.T) {
 	_, img := realisticImage(t)
 	_, _, err := runFilter(t, img, replace(0, 1))
-	const want = "rule --replace 1 (pid 4242): fd 1 of pid 4242 shares its open file with fd 2: add a rule for fd 2 too"
-	if err == nil || !strings.HasSuffix(err.Error(), want) {
-		t.Errorf("got %v, want it to end with %q", err, want)
+	var shared *SharedError
+	if !errors.As(err, &shared) {
+		t.Fatalf("got %v, want a SharedError", err)
+	}
+	want := &SharedError{Pid: rootPid, Fd: 1, Others: []ProcessFd{{Pid: rootPid, Fd: 2}}}
+	if diff := cmp.Diff(want, shared); diff != "" {
+		t.Errorf("SharedError (-want +got):\n%s", diff)
 	}
 }
 
@@ -444,7 +459,8 @@ func TestFailureIsRecorded(t *testing.T) {
 		t.Fatal("no error")
 	}
 	_, rerr := readRecords(out)
-	if rerr == nil || !strings.Contains(rerr.Error(), "the image has no fd 9") {
+	var ce *ckpt.CorruptError
+	if rerr == nil || errors.As(rerr, &ce) || !strings.HasSuffix(rerr.Error(), err.Error()) {
 		t.Errorf("reading the output: %v, want the filter's error", rerr)
 	}
 }
@@ -491,8 +507,11 @@ func TestTransitiveRemoval(t *testing.T) {
 func TestSharedAcrossProcesses(t *testing.T) {
 	b, img := chainImage(t)
 	_, _, err := runFilter(t, img, replace(0, 3))
-	if err == nil || !strings.Contains(err.Error(), "fd 3 of pid 7 shares its open file with fd 3 of pid 8: add a rule for fd 3 of pid 8 too") {
-		t.Errorf("got %v", err)
+	var shared *SharedError
+	if !errors.As(err, &shared) || !cmp.Equal(shared, &SharedError{Pid: 7, Fd: 3, Others: []ProcessFd{{Pid: 8, Fd: 3}}}) {
+		t.Errorf("got %v, want fd 3 of pid 7 shared with fd 3 of pid 8", err)
+	} else if want := "its open file is shared with fd 3 of pid 8: add a rule for fd 3 of pid 8 too"; shared.Error() != want {
+		t.Errorf("SharedError says %q, want %q", shared, want)
 	}
 	out, _, err := runFilter(t, img, replace(0, 3), replace(8, 3))
 	if err != nil {
@@ -663,7 +682,7 @@ func TestParseRule(t *testing.T) {
 			t.Errorf("ParseRule(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
-	if r, _ := ParseRule("9:1", Replace); r.String() != "--replace 9:1" {
+	if r, _ := ParseRule("9:1", Replace); r.String() != "replace fd 1 of pid 9" {
 		t.Errorf("String: %q", r)
 	}
 }

@@ -35,18 +35,19 @@ type Rule struct {
 	Action Action
 }
 
-// String is the rule as `crsub filter` takes it: "--drop 7", "--replace 1234:1".
+// String names the rule: "drop fd 7", "replace fd 1 of pid 1234".
 func (r Rule) String() string {
 	if r.Pid == 0 {
-		return fmt.Sprintf("--%s %d", r.Action, r.Fd)
+		return fmt.Sprintf("%s fd %d", r.Action, r.Fd)
 	}
-	return fmt.Sprintf("--%s %d:%d", r.Action, r.Pid, r.Fd)
+	return fmt.Sprintf("%s fd %d of pid %d", r.Action, r.Fd, r.Pid)
 }
 
-// ParseRule parses "FD" (an fd of the root process) or "PID:FD".
+// ParseRule parses "FD" (an fd of the root process) or "PID:FD". Its errors
+// say what is wrong with s, not which option gave it.
 func ParseRule(s string, action Action) (Rule, error) {
 	if action != Drop && action != Replace {
-		return Rule{}, fmt.Errorf("imagefilter: rule %q: unknown action %d", s, int(action))
+		return Rule{}, fmt.Errorf("unknown action %d", int(action))
 	}
 	r := Rule{Action: action}
 	pidText, fdText, hasPid := strings.Cut(s, ":")
@@ -55,13 +56,13 @@ func ParseRule(s string, action Action) (Rule, error) {
 	} else {
 		pid, err := strconv.Atoi(pidText)
 		if err != nil || pid <= 0 {
-			return Rule{}, fmt.Errorf("imagefilter: rule --%s %q: %q is not a pid (want FD or PID:FD)", action, s, pidText)
+			return Rule{}, fmt.Errorf("%q is not a pid (want FD or PID:FD)", pidText)
 		}
 		r.Pid = pid
 	}
 	fd, err := strconv.Atoi(fdText)
 	if err != nil || fd < 0 {
-		return Rule{}, fmt.Errorf("imagefilter: rule --%s %q: %q is not an fd number (want FD or PID:FD)", action, s, fdText)
+		return Rule{}, fmt.Errorf("%q is not an fd number (want FD or PID:FD)", fdText)
 	}
 	r.Fd = fd
 	return r, nil
@@ -84,10 +85,11 @@ type RuleError struct {
 }
 
 func (e *RuleError) Error() string {
-	if e.Rule.Pid == 0 && e.Pid != 0 {
-		return fmt.Sprintf("rule %s (pid %d): %v", e.Rule, e.Pid, e.Err)
+	r := e.Rule
+	if r.Pid == 0 {
+		r.Pid = e.Pid
 	}
-	return fmt.Sprintf("rule %s: %v", e.Rule, e.Err)
+	return fmt.Sprintf("rule %s: %v", r, e.Err)
 }
 
 func (e *RuleError) Unwrap() error { return e.Err }
@@ -136,7 +138,8 @@ func sharedError(pid, fd int, others []fdRef) error {
 type ProcessFd struct{ Pid, Fd int }
 
 // SharedError says which fds share the open file of a rule's fd and have
-// no rule of their own. It wraps ErrShared.
+// no rule of their own. It wraps ErrShared. Its message is about the
+// rule's fd, which the RuleError around it names.
 type SharedError struct {
 	Pid, Fd int
 	Others  []ProcessFd
@@ -152,7 +155,7 @@ func (e *SharedError) Error() string {
 	if plural {
 		add = "rules for " + names
 	}
-	return fmt.Sprintf("fd %d of pid %d shares its open file with %s: add %s too", e.Fd, e.Pid, names, add)
+	return fmt.Sprintf("its open file is shared with %s: add %s too", names, add)
 }
 
 func (e *SharedError) Unwrap() error { return ErrShared }

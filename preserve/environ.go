@@ -32,7 +32,7 @@ func Environ() (string, error) {
 			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
 		}
 		if err != nil {
-			return "", fmt.Errorf("preserve: fd %d: clearing FD_CLOEXEC: %w", fd, err)
+			return "", fmt.Errorf("fd %d: clearing FD_CLOEXEC: %w", fd, err)
 		}
 	}
 	return EnvVar + "=" + formatFDs(fds), nil
@@ -55,17 +55,17 @@ func FromEnviron(environ []string) ([]int, error) {
 			continue
 		}
 		if found && v != val {
-			return nil, fmt.Errorf("preserve: %s given twice, %q and %q", EnvVar, val, v)
+			return nil, fmt.Errorf("%s given twice, %q and %q", EnvVar, val, v)
 		}
 		val, found = v, true
 	}
 	fds, err := parseFDs(val)
 	if err != nil {
-		return nil, fmt.Errorf("preserve: %s=%s: %w", EnvVar, val, err)
+		return nil, fmt.Errorf("%s=%s: %w", EnvVar, val, err)
 	}
 	for _, fd := range fds {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return nil, fmt.Errorf("preserve: %s=%s: fd %d is not open: %w", EnvVar, val, fd, err)
+			return nil, fmt.Errorf("%s=%s: fd %d is not open: %w", EnvVar, val, fd, err)
 		}
 	}
 	var marked []int
@@ -75,7 +75,7 @@ func FromEnviron(environ []string) ([]int, error) {
 			for _, m := range marked {
 				Clear(m)
 			}
-			return nil, fmt.Errorf("preserve: %s=%s: %w", EnvVar, val, err)
+			return nil, fmt.Errorf("%s=%s: %w", EnvVar, val, err)
 		}
 		if !was {
 			marked = append(marked, fd)

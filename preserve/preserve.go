@@ -54,26 +54,26 @@ func Set(fd int) error {
 	defer table.mu.Unlock()
 	sweepLocked()
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		return fmt.Errorf("preserve: fd %d: %w", fd, err)
+		return fmt.Errorf("fd %d: %w", fd, err)
 	}
 	if _, ok := table.marks[fd]; ok {
 		return nil
 	}
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, floor())
 	if err != nil {
-		return fmt.Errorf("preserve: fd %d: holding a duplicate: %w", fd, err)
+		return fmt.Errorf("fd %d: holding a duplicate: %w", fd, err)
 	}
 	if same, err := sameFile(fd, dup); err != nil || !same {
 		unix.Close(dup)
 		if err == nil {
 			err = fmt.Errorf("kcmp reports a fresh duplicate as a different file")
 		}
-		return fmt.Errorf("preserve: fd %d: kcmp(KCMP_FILE) unusable, marks cannot be tracked: %w", fd, err)
+		return fmt.Errorf("fd %d: kcmp(KCMP_FILE) unusable, marks cannot be tracked: %w", fd, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(dup, &st); err != nil {
 		unix.Close(dup)
-		return fmt.Errorf("preserve: fd %d: %w", fd, err)
+		return fmt.Errorf("fd %d: %w", fd, err)
 	}
 	if table.marks == nil {
 		table.marks = make(map[int]mark)

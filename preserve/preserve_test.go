@@ -134,7 +134,7 @@ func TestBadFD(t *testing.T) {
 	if !errors.Is(err, unix.EBADF) {
 		t.Errorf("Set on closed fd: %v, want EBADF", err)
 	}
-	if want := fmt.Sprintf("preserve: fd %d: bad file descriptor", fd); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("fd %d: bad file descriptor", fd); err == nil || err.Error() != want {
 		t.Errorf("Set error = %v, want %q", err, want)
 	}
 	if IsSet(fd) {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -112,10 +112,10 @@ func (t *task) fileFor(ref ckpt.Objref, g *globalFile) (*openFile, error) {
 func (t *task) placeFd(fd *ckpt.Fd) error {
 	g := t.s.opened[fd.File]
 	if g == nil {
-		return fmt.Errorf("fd %d refers to file objref %d, which was not restored", fd.Fd, fd.File)
+		return fmt.Errorf("its file (objref %d) was not restored", fd.File)
 	}
 	if _, dup := t.placed[fd.Fd]; dup {
-		return fmt.Errorf("fd %d appears twice", fd.Fd)
+		return errors.New("the fd appears twice in the process")
 	}
 	switch src, ok := t.substitutes[fd.Fd]; {
 	case ok:
@@ -133,7 +133,7 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 			flag = unix.FD_CLOEXEC
 		}
 		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd.Fd), unix.F_SETFD, flag); err != nil {
-			return fmt.Errorf("preserved fd %d: %w", fd.Fd, err)
+			return fmt.Errorf("keeping the caller's preserved fd: %w", err)
 		}
 		t.s.log.Info("keeping the caller's preserved fd instead of the image's", "pid", t.pid, "fd", fd.Fd)
 		t.placed[fd.Fd] = fd.File
@@ -145,7 +145,7 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 	}
 	of, err := t.fileFor(fd.File, g)
 	if err != nil {
-		return fmt.Errorf("fd %d: %w (give it a substitute with --fd %d=SPEC, e.g. --fd %d=null or --fd %d=file:PATH)", fd.Fd, err, fd.Fd, fd.Fd, fd.Fd)
+		return &FileError{Kind: g.file.Kind, Path: g.file.Path, Err: err}
 	}
 	if err := t.makeRoom(fd.Fd, &of.fd); err != nil {
 		return err
@@ -165,7 +165,7 @@ func (t *task) placeFd(fd *ckpt.Fd) error {
 		}
 		of.fd = fd.Fd
 		if err := files.RestoreExtras(t, fd.Fd, &g.file, t.s.innerPid); err != nil {
-			return fmt.Errorf("fd %d: %w", fd.Fd, err)
+			return err
 		}
 	}
 	return nil
@@ -252,7 +252,7 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	}
 	local, opened, err := src.Open(opts)
 	if err != nil {
-		return fmt.Errorf("fd %d: substitute %s: %w", fd.Fd, src, err)
+		return err // an *substitute.OpenError or *SpecError, naming src
 	}
 	defer unix.Close(local)
 	if opened.Process != nil {
@@ -260,7 +260,7 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	}
 	taken, err := t.takeLocal(local)
 	if err != nil {
-		return fmt.Errorf("fd %d: handing substitute %s to the task: %w", fd.Fd, src, err)
+		return &substitute.OpenError{Target: -1, Spec: src.String(), Err: fmt.Errorf("handing it to the task: %w", err)}
 	}
 	t.Hold(&taken)
 	defer t.Unhold(&taken)
@@ -300,22 +300,23 @@ func (t *task) takeLocal(local int) (int, error) {
 // preserved fds name an fd the image does not have. (The fds sharing a
 // replaced one's open file share what replaced it: see filterInline.)
 func (s *restorer) checkSubstitutions() error {
+	root := s.tasks[0].pid
 	for pid := range s.opts.ProcessSubstitutes {
 		if _, err := s.task(pid); err != nil {
-			return fmt.Errorf("substitutes for pid %d: %w", pid, err)
+			return &SubstituteError{Pid: pid, Fd: -1, Root: root, Err: errors.New("the image has no such process")}
 		}
 	}
 	for _, t := range s.tasks {
 		for fd := range t.substitutes {
 			if _, ok := t.placed[fd]; !ok {
-				return fmt.Errorf("substitute for fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+				return &SubstituteError{Pid: t.pid, Fd: fd, Root: root, Err: errNoSuchFd}
 			}
 		}
 	}
 	t := s.tasks[0]
 	for _, fd := range s.opts.Preserve {
 		if _, ok := t.placed[fd]; !ok {
-			return fmt.Errorf("inherited fd %d: pid %d has no fd %d in the image", fd, t.pid, fd)
+			return &SubstituteError{Pid: t.pid, Fd: fd, Root: root, Inherited: true, Err: errNoSuchFd}
 		}
 	}
 	return nil
@@ -393,7 +394,7 @@ func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 		done <- err
 	}()
 	return pr, func() error {
-		pr.CloseWithError(errors.New("restart: done reading"))
+		pr.CloseWithError(errors.New("done reading"))
 		if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			var re *imagefilter.RuleError
 			if errors.As(err, &re) {
@@ -404,29 +405,26 @@ func (s *restorer) filterInline(src io.Reader) (io.Reader, func() error) {
 	}
 }
 
-// substituteError words an image filter's rule error for restart's
-// options: --fd and --inherit-fd rather than filter rules. An fd of a
-// process other than root is named with its pid, as --fd PID:N takes it.
-func substituteError(err error, root int) error {
-	var shared *imagefilter.SharedError
-	if errors.As(err, &shared) {
-		var others, names []string
-		for _, o := range shared.Others {
-			if o.Pid == root || o.Pid == 0 {
-				names = append(names, fmt.Sprintf("fd %d", o.Fd))
-				others = append(others, fmt.Sprintf("--fd %d=SPEC (or --inherit-fd %d)", o.Fd, o.Fd))
-			} else {
-				names = append(names, fmt.Sprintf("fd %d of pid %d", o.Fd, o.Pid))
-				others = append(others, fmt.Sprintf("--fd %d:%d=SPEC", o.Pid, o.Fd))
-			}
-		}
-		return fmt.Errorf("fd %d of pid %d shares its open file with %s; replace them together: add %s", shared.Fd, shared.Pid, strings.Join(names, ", "), strings.Join(others, ", "))
-	}
+// errNoSuchFd says a substitute or inherited fd names an fd the image lacks.
+var errNoSuchFd = errors.New("the image has no such fd")
+
+// substituteError makes an image filter's rule error, which the inline
+// filter's Replace rules give for a substitute or inherited fd, a
+// *SubstituteError naming the fd as the options did.
+func (s *restorer) substituteError(err error) error {
 	var re *imagefilter.RuleError
-	if errors.As(err, &re) && errors.Is(err, imagefilter.ErrNoMatch) {
-		return fmt.Errorf("substitute for fd %d: %w", re.Rule.Fd, err)
+	if !errors.As(err, &re) {
+		return err
 	}
-	return err
+	e := &SubstituteError{Pid: re.Pid, Fd: re.Rule.Fd, Err: re.Err}
+	if len(s.tree.Processes) > 0 {
+		e.Root = s.tree.Processes[0].Pid
+	}
+	if re.Rule.Pid == 0 || re.Rule.Pid == e.Root {
+		_, substituted := s.opts.Substitutes[e.Fd]
+		e.Inherited = !substituted && slices.Contains(s.opts.Preserve, e.Fd)
+	}
+	return e
 }
 
 // transfer gives target `to` a copy of fd of another task of the tree.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
@@ -147,8 +148,9 @@ func TestRestartRefusesChangedMappedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := restart.Restart(context.Background(), img, restart.DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "changed since the checkpoint") || !strings.Contains(err.Error(), "image record") {
-		t.Fatalf("restart with a changed mapped file: %v", err)
+	var rec *restart.RecordError
+	if !errors.As(err, &rec) || rec.Type != ckpt.TypeVMA || !strings.Contains(err.Error(), "changed since the checkpoint") {
+		t.Fatalf("restart with a changed mapped file: %v; want a VMA record's error saying the file changed", err)
 	}
 	if !crtest.Gone(p.Pid) {
 		t.Errorf("pid %d exists after a failed restart", p.Pid)
@@ -164,10 +166,10 @@ func TestRestartMissingFileSuggestsSubstitute(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := restart.Restart(context.Background(), bytes.NewReader(img.Bytes()), restart.DefaultOptions())
-	for _, want := range []string{"fd 5", filepath.Join(dir, "data"), "--fd 5="} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("restart with fd 5's file gone: %v; want it to mention %q", err, want)
-		}
+	var rec *restart.RecordError
+	var file *restart.FileError
+	if !errors.As(err, &rec) || !errors.As(err, &file) || rec.Pid != p.Pid || rec.Fd != 5 || rec.Root != p.Pid || file.Path != filepath.Join(dir, "data") {
+		t.Fatalf("restart with fd 5's file gone: %v; want a FileError for fd 5 of pid %d, %s", err, p.Pid, filepath.Join(dir, "data"))
 	}
 	if !crtest.Gone(p.Pid) {
 		t.Errorf("pid %d exists after a failed restart", p.Pid)
@@ -193,8 +195,9 @@ func TestRestartRefusesUnmatchedSubstitute(t *testing.T) {
 	opts := restart.DefaultOptions()
 	opts.Substitutes = map[int]substitute.Source{9: mustParse(t, "null")}
 	_, err := restart.Restart(context.Background(), img, opts)
-	if err == nil || !strings.Contains(err.Error(), "no fd 9") {
-		t.Fatalf("restart with a substitute for a missing fd: %v", err)
+	var sub *restart.SubstituteError
+	if !errors.As(err, &sub) || sub.Pid != p.Pid || sub.Fd != 9 || sub.Inherited {
+		t.Fatalf("restart with a substitute for a missing fd: %v; want a SubstituteError for fd 9 of pid %d", err, p.Pid)
 	}
 	if !crtest.Gone(p.Pid) {
 		t.Errorf("pid %d exists after a failed restart", p.Pid)

@@ -54,11 +54,7 @@ func (p *Process) Signal(sig unix.Signal) error {
 // Restart reads an image from r and restores the processes it holds. They
 // run when Restart returns; on error nothing it created is left behind.
 func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
-	p, err := ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
-	if err != nil {
-		return nil, fmt.Errorf("restart: %w", err)
-	}
-	return p, nil
+	return ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
 }
 
 // restorer is one restart in progress.
@@ -123,11 +119,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		// A rule the image does not allow is the reason the restart
 		// failed, whatever the reader saw of it: say it in restart's terms.
 		if ferr := stopFilter(); ferr != nil && err != nil {
-			root := 0
-			if len(s.tree.Processes) > 0 {
-				root = s.tree.Processes[0].Pid
-			}
-			err = substituteError(ferr, root)
+			err = s.substituteError(ferr)
 		}
 	}()
 	rd, err := ckpt.NewReader(src)
@@ -175,7 +167,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, err
 		}
 		if err := s.apply(rec); err != nil {
-			return nil, fmt.Errorf("image record %d (%s): %w", rec.Index, describe(rec), err)
+			return nil, s.recordError(rec, err)
 		}
 	}
 
@@ -196,7 +188,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	for _, t := range s.live() {
 		if err := t.joinGroup(); err != nil {
-			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
+			return nil, &TaskError{Pid: t.pid, Phase: "joining its process group", Err: err}
 		}
 	}
 	// Sessions get their terminals back before any task's files that
@@ -206,7 +198,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	for _, t := range s.live() {
 		if err := t.finish(s.files); err != nil {
-			return nil, fmt.Errorf("pid %d: %w", t.pid, err)
+			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
 		}
 	}
 	if opts.BeforeRelease != nil {
@@ -219,7 +211,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	live := s.live()
 	for i := len(live) - 1; i >= 0; i-- {
 		if err := live[i].release(); err != nil {
-			return nil, fmt.Errorf("pid %d: releasing: %w", live[i].pid, err)
+			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
 		}
 	}
 	s.log.Info("restart complete", "pids", s.pids())
@@ -472,29 +464,4 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		return fmt.Errorf("unexpected %s record", rec.Type)
 	}
 	return nil
-}
-
-// describe names a record for error messages.
-func describe(rec *ckpt.Record) string {
-	switch rec.Type {
-	case ckpt.TypeFd:
-		var fd ckpt.Fd
-		if rec.Decode(&fd) == nil {
-			return fmt.Sprintf("fd %d of pid %d", fd.Fd, fd.Pid)
-		}
-	case ckpt.TypeFile:
-		var f ckpt.File
-		if rec.Decode(&f) == nil {
-			if f.Path != "" {
-				return fmt.Sprintf("%s %s", f.Kind, f.Path)
-			}
-			return f.Kind
-		}
-	case ckpt.TypeVMA:
-		var v ckpt.VMA
-		if rec.Decode(&v) == nil {
-			return fmt.Sprintf("vma %#x-%#x", v.Start, v.End)
-		}
-	}
-	return rec.Type.String()
 }

@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/ptrace"
 )
 
@@ -85,13 +84,5 @@ func TestWordsToRegs(t *testing.T) {
 	r := wordsToRegs(words)
 	if r.R15 != 1 || r.Orig_rax != 16 || r.Rip != 17 || r.Fs_base != 22 || r.Gs != 27 {
 		t.Errorf("word order wrong: %+v", r)
-	}
-}
-
-func TestSubstituteErrorNamesOtherProcesses(t *testing.T) {
-	err := substituteError(&imagefilter.SharedError{Pid: 10, Fd: 251, Others: []imagefilter.ProcessFd{{Pid: 10, Fd: 3}, {Pid: 11, Fd: 251}}}, 10)
-	want := "fd 251 of pid 10 shares its open file with fd 3, fd 251 of pid 11; replace them together: add --fd 3=SPEC (or --inherit-fd 3), --fd 11:251=SPEC"
-	if diff := cmp.Diff(want, err.Error()); diff != "" {
-		t.Errorf("message (-want +got):\n%s", diff)
 	}
 }

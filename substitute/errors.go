@@ -13,22 +13,22 @@ type SpecError struct {
 }
 
 func (e *SpecError) Error() string {
-	return fmt.Sprintf("substitute: spec %q: %s", e.Spec, e.Reason)
+	return fmt.Sprintf("substitute %q: %s", e.Spec, e.Reason)
 }
 
 // OpenError reports a source that failed to open or to be placed. Err is the
 // cause; errors.Is sees through it to errnos such as unix.EADDRINUSE.
 type OpenError struct {
-	Target int    // the fd Install was filling, or -1 from Source.Open
+	Target int    // the fd Install was filling, or -1 from Source.Open (its caller names the fd)
 	Spec   string // Source.String()
 	Err    error
 }
 
 func (e *OpenError) Error() string {
 	if e.Target >= 0 {
-		return fmt.Sprintf("substitute: fd %d: %s: %v", e.Target, e.Spec, e.Err)
+		return fmt.Sprintf("fd %d: substitute %s: %v", e.Target, e.Spec, e.Err)
 	}
-	return fmt.Sprintf("substitute: %s: %v", e.Spec, e.Err)
+	return fmt.Sprintf("substitute %s: %v", e.Spec, e.Err)
 }
 
 func (e *OpenError) Unwrap() error { return e.Err }

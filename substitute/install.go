@@ -73,12 +73,12 @@ func Install(m map[int]Source, opts InstallOptions) (*Installed, error) {
 	}
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-		return nil, fmt.Errorf("substitute: RLIMIT_NOFILE: %w", err)
+		return nil, fmt.Errorf("RLIMIT_NOFILE: %w", err)
 	}
 	for _, t := range targets {
 		if t < 0 || uint64(t) >= rl.Cur-1 {
 			// -1 leaves room above the highest target for the moves.
-			return nil, fmt.Errorf("substitute: target fd %d is outside 0..%d (RLIMIT_NOFILE %d)", t, rl.Cur-2, rl.Cur)
+			return nil, fmt.Errorf("target fd %d is outside 0..%d (RLIMIT_NOFILE %d)", t, rl.Cur-2, rl.Cur)
 		}
 		if reason := m[t].check(); reason != "" {
 			return nil, &SpecError{Spec: m[t].String(), Reason: reason}
@@ -212,7 +212,7 @@ func (in *Installed) Undo() error {
 		}
 		preserve.Clear(p.FD)
 		if err := unix.Close(p.FD); err != nil {
-			errs = append(errs, fmt.Errorf("substitute: closing fd %d (%s): %w", p.FD, p.Spec, err))
+			errs = append(errs, fmt.Errorf("closing fd %d (substitute %s): %w", p.FD, p.Spec, err))
 		}
 	}
 	for _, o := range in.res {

@@ -196,7 +196,7 @@ func TestInstallAllOrNothing(t *testing.T) {
 		fds[1]: mustParse(t, "exec:cat >/dev/null"),
 		fds[2]: mustParse(t, "file:"+dir+"/missing/x"),
 	}, DefaultInstallOptions())
-	want := fmt.Sprintf("substitute: fd %d: file:%s/missing/x: open %s/missing/x: no such file or directory", fds[2], dir, dir)
+	want := fmt.Sprintf("fd %d: substitute file:%s/missing/x: open %s/missing/x: no such file or directory", fds[2], dir, dir)
 	if err == nil || err.Error() != want {
 		t.Fatalf("Install error = %v, want %s", err, want)
 	}
@@ -248,7 +248,7 @@ func TestListenAddressInUse(t *testing.T) {
 	defer ln.Close()
 	spec := "tcp-listen:" + ln.Addr().String()
 	_, _, err = mustParse(t, spec).Open(DefaultOpenOptions())
-	if want := "substitute: " + spec + ": address already in use"; err == nil || err.Error() != want {
+	if want := "substitute " + spec + ": address already in use"; err == nil || err.Error() != want {
 		t.Errorf("Open error = %v, want %s", err, want)
 	}
 	if !errors.Is(err, unix.EADDRINUSE) {
@@ -422,7 +422,7 @@ func TestOpenAccessErrors(t *testing.T) {
 	for _, tt := range tests {
 		src := mustParse(t, tt.spec)
 		_, _, err := src.Open(OpenOptions{Flags: tt.image})
-		if want := "substitute: " + tt.spec + ": " + tt.want; err == nil || err.Error() != want {
+		if want := "substitute " + tt.spec + ": " + tt.want; err == nil || err.Error() != want {
 			t.Errorf("%s with image %s: error %v, want %s", tt.spec, accessName(tt.image), err, want)
 		}
 	}

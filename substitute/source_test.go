@@ -126,7 +126,7 @@ func TestParseErrors(t *testing.T) {
 
 func TestSpecErrorText(t *testing.T) {
 	_, err := Parse("tcp-listen:[::1:80")
-	if want := `substitute: spec "tcp-listen:[::1:80": missing ']'`; err == nil || err.Error() != want {
+	if want := `substitute "tcp-listen:[::1:80": missing ']'`; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
 	}
 }

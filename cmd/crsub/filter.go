@@ -36,7 +36,7 @@ func runFilter(args []string, stdout, stderr io.Writer) error {
 		for _, s := range list.specs {
 			r, err := imagefilter.ParseRule(s, list.action)
 			if err != nil {
-				return usageError{strings.TrimPrefix(err.Error(), "imagefilter: ")}
+				return usageError{fmt.Sprintf("--%s %s: %v", list.action, s, err)}
 			}
 			rules = append(rules, r)
 		}

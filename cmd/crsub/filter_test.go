@@ -14,6 +14,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/imagefilter"
+	"github.com/crsub/crsub/restart"
 )
 
 // filterCLI runs `crsub filter`. The command is called directly until
@@ -108,8 +109,9 @@ func TestFilterFailureLeavesNoFile(t *testing.T) {
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	os.WriteFile(in, img, 0o600)
 	_, _, err := filterCLI(t, "-i", in, "-o", out, "--drop", "9")
-	if !errors.Is(err, imagefilter.ErrNoMatch) || !strings.Contains(err.Error(), "rule --drop 9 (pid 4242): the image has no fd 9 in pid 4242") {
-		t.Errorf("got %v", err)
+	var re *imagefilter.RuleError
+	if !errors.Is(err, imagefilter.ErrNoMatch) || !errors.As(err, &re) || re.Rule != (imagefilter.Rule{Fd: 9, Action: imagefilter.Drop}) || re.Pid != 4242 {
+		t.Errorf("got %v, want the rule for fd 9 of pid 4242 unmatched", err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
@@ -163,5 +165,17 @@ func TestFilterToFIFO(t *testing.T) {
 	}
 	if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
 		t.Fatalf("after the filter %s is %v (%v), no longer a FIFO", fifo, st.Mode(), err)
+	}
+}
+
+func TestRestartErrorNamesOtherProcesses(t *testing.T) {
+	shared := &imagefilter.SharedError{Pid: 10, Fd: 251, Others: []imagefilter.ProcessFd{{Pid: 10, Fd: 3}, {Pid: 11, Fd: 251}}}
+	err := restartError(&restart.SubstituteError{Pid: 10, Fd: 251, Root: 10, Err: shared})
+	want := "fd 251 of pid 10 shares its open file with fd 3, fd 251 of pid 11; replace them together: add --fd 3=SPEC (or --inherit-fd 3), --fd 11:251=SPEC"
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("message (-want +got):\n%s", diff)
+	}
+	if !errors.Is(err, imagefilter.ErrShared) {
+		t.Errorf("%v does not wrap ErrShared", err)
 	}
 }

@@ -106,7 +106,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	p, err := restart.Restart(context.Background(), in, opts)
 	bar.done()
 	if err != nil {
-		return err
+		return restartError(err)
 	}
 	for num, o := range p.Substituted {
 		if o.Port != 0 || o.Addr != "" {

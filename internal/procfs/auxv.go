@@ -35,7 +35,7 @@ func ReadAuxv(pid int) ([]AuxEntry, []byte, error) {
 func ParseAuxv(b []byte) ([]AuxEntry, error) {
 	es, err := parseAuxv(b)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: auxv: %w", err)
+		return nil, fmt.Errorf("auxv: %w", err)
 	}
 	return es, nil
 }

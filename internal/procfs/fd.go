@@ -17,7 +17,7 @@ func Fds(pid int) ([]int, error) {
 func FdTarget(pid, fd int) (string, error) {
 	t, err := os.Readlink(pidPath(pid, "fd/"+strconv.Itoa(fd)))
 	if err != nil {
-		return "", fmt.Errorf("procfs: %w", err)
+		return "", err
 	}
 	return t, nil
 }
@@ -26,13 +26,13 @@ func FdTarget(pid, fd int) (string, error) {
 func readIntDir(dir string) ([]int, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	out := make([]int, 0, len(ents))
 	for _, e := range ents {
 		n, err := strconv.Atoi(e.Name())
 		if err != nil {
-			return nil, fmt.Errorf("procfs: %s: entry %q is not a number", dir, e.Name())
+			return nil, fmt.Errorf("%s: entry %q is not a number", dir, e.Name())
 		}
 		out = append(out, n)
 	}

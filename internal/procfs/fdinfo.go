@@ -141,7 +141,7 @@ func ReadFdInfo(pid, fd int) (FdInfo, error) {
 func ParseFdInfo(b []byte) (FdInfo, error) {
 	fi, err := parseFdInfo(b)
 	if err != nil {
-		return FdInfo{}, fmt.Errorf("procfs: fdinfo: %w", err)
+		return FdInfo{}, fmt.Errorf("fdinfo: %w", err)
 	}
 	return fi, nil
 }

@@ -1,6 +1,8 @@
 package procfs
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -258,7 +260,7 @@ func TestReadFdInfoLive(t *testing.T) {
 		}
 	})
 
-	if _, err := ReadFdInfo(pid, 1<<20); err == nil || !strings.HasPrefix(err.Error(), "procfs: ") {
+	if _, err := ReadFdInfo(pid, 1<<20); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadFdInfo(bad fd) = %v", err)
 	}
 }

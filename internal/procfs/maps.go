@@ -105,7 +105,7 @@ func ReadMaps(pid int) ([]Mapping, error) {
 	path := pidPath(pid, "maps")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	ms, err := parseMaps(f)
@@ -116,7 +116,7 @@ func ReadMaps(pid int) ([]Mapping, error) {
 func ParseMaps(r io.Reader) ([]Mapping, error) {
 	ms, err := parseMaps(r)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: maps: %w", err)
+		return nil, fmt.Errorf("maps: %w", err)
 	}
 	return ms, nil
 }

@@ -28,7 +28,7 @@ func ReadMountinfo(pid int) ([]Mount, error) {
 	path := pidPath(pid, "mountinfo")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	ms, err := parseMountinfo(f)
@@ -42,7 +42,7 @@ func ReadMountinfo(pid int) ([]Mount, error) {
 func ParseMountinfo(r io.Reader) ([]Mount, error) {
 	ms, err := parseMountinfo(r)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: mountinfo: %w", err)
+		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
 	return ms, nil
 }

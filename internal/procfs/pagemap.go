@@ -69,7 +69,7 @@ func (e PagemapEntry) UffdWPMarker() bool {
 func OpenPagemap(pid int) (*os.File, error) {
 	f, err := os.Open(pidPath(pid, "pagemap"))
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	return f, nil
 }
@@ -85,7 +85,7 @@ const pagemapBatch = 1 << 16 // entries (512 KiB)
 func ReadPagemap(f *os.File, start, end uint64, buf []uint64) ([]uint64, error) {
 	ps := uint64(os.Getpagesize())
 	if start%ps != 0 || end%ps != 0 || end < start {
-		return nil, fmt.Errorf("procfs: %s: range %#x-%#x is not page aligned", f.Name(), start, end)
+		return nil, fmt.Errorf("%s: range %#x-%#x is not page aligned", f.Name(), start, end)
 	}
 	n := int((end - start) / ps)
 	if cap(buf) < n {
@@ -100,14 +100,14 @@ func ReadPagemap(f *os.File, start, end uint64, buf []uint64) ([]uint64, error) 
 		b := unsafe.Slice((*byte)(unsafe.Pointer(&chunk[0])), len(chunk)*8)
 		got, err := f.ReadAt(b, off)
 		if got%8 != 0 {
-			return nil, fmt.Errorf("procfs: %s: read %d bytes at offset %d, not a whole number of entries", f.Name(), got, off)
+			return nil, fmt.Errorf("%s: read %d bytes at offset %d, not a whole number of entries", f.Name(), got, off)
 		}
 		if errors.Is(err, io.EOF) {
 			clear(buf[done+got/8:])
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("procfs: pagemap: %w", err)
+			return nil, fmt.Errorf("pagemap: %w", err)
 		}
 		done += len(chunk)
 		off += int64(len(b))

@@ -81,7 +81,7 @@ func ReadSmaps(pid int) ([]SmapsEntry, error) {
 	path := pidPath(pid, "smaps")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	es, err := parseSmaps(f)
@@ -101,7 +101,7 @@ func ReadSmapsFlags(pid int) ([]MappingFlags, error) {
 	path := pidPath(pid, "smaps")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	ms, err := parseSmapsFlags(f)
@@ -112,7 +112,7 @@ func ReadSmapsFlags(pid int) ([]MappingFlags, error) {
 func ParseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
 	ms, err := parseSmapsFlags(r)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: smaps: %w", err)
+		return nil, fmt.Errorf("smaps: %w", err)
 	}
 	return ms, nil
 }
@@ -175,7 +175,7 @@ func appendVmFlags(flags VmFlags, value string) VmFlags {
 func ParseSmaps(r io.Reader) ([]SmapsEntry, error) {
 	es, err := parseSmaps(r)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: smaps: %w", err)
+		return nil, fmt.Errorf("smaps: %w", err)
 	}
 	return es, nil
 }

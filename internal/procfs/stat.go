@@ -86,7 +86,7 @@ func readStat(path string) (Stat, error) {
 func ParseStat(b []byte) (Stat, error) {
 	st, err := parseStat(b)
 	if err != nil {
-		return Stat{}, fmt.Errorf("procfs: stat: %w", err)
+		return Stat{}, fmt.Errorf("stat: %w", err)
 	}
 	return st, nil
 }

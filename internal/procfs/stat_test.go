@@ -59,8 +59,8 @@ func TestParseStat(t *testing.T) {
 			}
 			got, err := ParseStat(in)
 			if !wantErrContaining(t, err, tc.wantErr) {
-				if !strings.HasPrefix(err.Error(), "procfs: stat: ") {
-					t.Errorf("error %q lacks the procfs: stat: prefix", err)
+				if !strings.HasPrefix(err.Error(), "stat: ") {
+					t.Errorf("error %q lacks the stat: prefix", err)
 				}
 				return
 			}
@@ -129,7 +129,7 @@ func TestReadStatErrorNamesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := readStat(path)
-	want := "procfs: " + path + ": field 45 (start_data): \"x\": invalid syntax"
+	want := path + ": field 45 (start_data): \"x\": invalid syntax"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
 	}

@@ -76,7 +76,7 @@ func readStatus(path string) (Status, error) {
 func ParseStatus(b []byte) (Status, error) {
 	st, err := parseStatus(b)
 	if err != nil {
-		return Status{}, fmt.Errorf("procfs: status: %w", err)
+		return Status{}, fmt.Errorf("status: %w", err)
 	}
 	return st, nil
 }

@@ -37,7 +37,7 @@ func ReadSysVShm() ([]SysVShm, error) {
 func ParseSysVShm(b []byte) ([]SysVShm, error) {
 	lines := bytes.Split(b, []byte{'\n'})
 	if len(lines) == 0 {
-		return nil, fmt.Errorf("procfs: sysvipc/shm: empty")
+		return nil, fmt.Errorf("sysvipc/shm: empty")
 	}
 	cols := strings.Fields(string(lines[0]))
 	index := map[string]int{}
@@ -46,7 +46,7 @@ func ParseSysVShm(b []byte) ([]SysVShm, error) {
 	}
 	for _, c := range []string{"key", "shmid", "perms", "size", "nattch", "uid", "gid", "cpid", "lpid"} {
 		if _, ok := index[c]; !ok {
-			return nil, fmt.Errorf("procfs: sysvipc/shm: no %q column in %q", c, lines[0])
+			return nil, fmt.Errorf("sysvipc/shm: no %q column in %q", c, lines[0])
 		}
 	}
 	var out []SysVShm
@@ -56,7 +56,7 @@ func ParseSysVShm(b []byte) ([]SysVShm, error) {
 			continue
 		}
 		if len(f) != len(cols) {
-			return nil, fmt.Errorf("procfs: sysvipc/shm line %d: %d fields, want %d", n+2, len(f), len(cols))
+			return nil, fmt.Errorf("sysvipc/shm line %d: %d fields, want %d", n+2, len(f), len(cols))
 		}
 		get := func(col string, base, bits int) (uint64, error) {
 			return parseUint(f[index[col]], base, bits)
@@ -64,7 +64,7 @@ func ParseSysVShm(b []byte) ([]SysVShm, error) {
 		var s SysVShm
 		key, err := parseInt(f[index["key"]], 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("procfs: sysvipc/shm line %d: key: %w", n+2, err)
+			return nil, fmt.Errorf("sysvipc/shm line %d: key: %w", n+2, err)
 		}
 		s.Key = int32(key)
 		for _, x := range []struct {
@@ -83,7 +83,7 @@ func ParseSysVShm(b []byte) ([]SysVShm, error) {
 		} {
 			v, err := get(x.col, x.base, 64)
 			if err != nil {
-				return nil, fmt.Errorf("procfs: sysvipc/shm line %d: %s: %w", n+2, x.col, err)
+				return nil, fmt.Errorf("sysvipc/shm line %d: %s: %w", n+2, x.col, err)
 			}
 			x.set(v)
 		}

@@ -32,7 +32,7 @@ func Children(pid, tid int) ([]int, error) {
 func ParseChildren(b []byte) ([]int, error) {
 	ids, err := parseIntList(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("procfs: children: %w", err)
+		return nil, fmt.Errorf("children: %w", err)
 	}
 	return ids, nil
 }
@@ -55,7 +55,7 @@ func Personality(pid int) (uint32, error) {
 func ParsePersonality(b []byte) (uint32, error) {
 	v, err := parseUint(strings.TrimSpace(string(b)), 16, 32)
 	if err != nil {
-		return 0, fmt.Errorf("procfs: personality: %w", err)
+		return 0, fmt.Errorf("personality: %w", err)
 	}
 	return uint32(v), nil
 }
@@ -73,7 +73,7 @@ func Root(pid int) (string, error) { return readLink(pidPath(pid, "root")) }
 func readLink(path string) (string, error) {
 	t, err := os.Readlink(path)
 	if err != nil {
-		return "", fmt.Errorf("procfs: %w", err)
+		return "", err
 	}
 	return t, nil
 }

@@ -21,7 +21,7 @@ func TestParseChildren(t *testing.T) {
 		{"", nil, ""},
 		{"123 ", []int{123}, ""},
 		{"123 456 ", []int{123, 456}, ""},
-		{"1 x ", nil, "procfs: children: item 2: \"x\": invalid syntax"},
+		{"1 x ", nil, "children: item 2: \"x\": invalid syntax"},
 	}
 	for _, tc := range tests {
 		got, err := ParseChildren([]byte(tc.in))
@@ -42,7 +42,7 @@ func TestParsePersonality(t *testing.T) {
 	}{
 		{"00000000\n", 0, ""},
 		{"00400000\n", 0x0400000, ""}, // READ_IMPLIES_EXEC
-		{"0040000g\n", 0, "procfs: personality: "},
+		{"0040000g\n", 0, "personality: "},
 		{"", 0, "invalid syntax"},
 	}
 	for _, tc := range tests {

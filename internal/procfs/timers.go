@@ -41,7 +41,7 @@ func ReadTimers(pid int) ([]PosixTimer, error) {
 func ParseTimers(b []byte) ([]PosixTimer, error) {
 	ts, err := parseTimers(b)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: timers: %w", err)
+		return nil, fmt.Errorf("timers: %w", err)
 	}
 	return ts, nil
 }

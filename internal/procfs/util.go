@@ -49,18 +49,18 @@ func scanLF(data []byte, atEOF bool) (advance int, token []byte, err error) {
 func readProcFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("procfs: %w", err)
+		return nil, err
 	}
 	return b, nil
 }
 
 // fileError prefixes err (from an unexported parser) with the file it came
-// from, giving messages like "procfs: /proc/1/stat: field 3 (state): ...".
+// from, giving messages like "/proc/1/stat: field 3 (state): ...".
 func fileError(file string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("procfs: %s: %w", file, err)
+	return fmt.Errorf("%s: %w", file, err)
 }
 
 func parseUint(s string, base, bits int) (uint64, error) {

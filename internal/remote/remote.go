@@ -34,9 +34,9 @@ const (
 
 var (
 	// ErrDone is returned by every method after Restore or Finish.
-	ErrDone = errors.New("remote: already restored or finished")
+	ErrDone = errors.New("already restored or finished")
 	// ErrPageMapped is returned by a second MapPage.
-	ErrPageMapped = errors.New("remote: page already mapped")
+	ErrPageMapped = errors.New("page already mapped")
 )
 
 // SignalError reports that the tracee took a signal that cannot be blocked
@@ -94,15 +94,15 @@ func (r *Remote) Know(k Known) { r.known = k }
 func New(t *ptrace.Tracee) (*Remote, error) {
 	regs, err := t.Regs()
 	if err != nil {
-		return nil, fmt.Errorf("remote: %w", err)
+		return nil, err
 	}
 	mask, err := t.SigMask()
 	if err != nil {
-		return nil, fmt.Errorf("remote: %w", err)
+		return nil, err
 	}
 	mem, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", t.Tid), os.O_RDWR, 0)
 	if err != nil {
-		return nil, fmt.Errorf("remote: %w", err)
+		return nil, err
 	}
 	r := &Remote{t: t, mem: mem, saved: regs, mask: mask, pageSize: uint64(os.Getpagesize())}
 	if err := r.leaveRseqSection(); err != nil {
@@ -111,11 +111,11 @@ func New(t *ptrace.Tracee) (*Remote, error) {
 	}
 	if err := r.ReadMem(r.saved.Rip, r.code[:]); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("remote: code at the instruction pointer: %w", err)
+		return nil, fmt.Errorf("code at the instruction pointer: %w", err)
 	}
 	if err := t.SetSigMask(blockAll); err != nil {
 		mem.Close()
-		return nil, fmt.Errorf("remote: %w", err)
+		return nil, err
 	}
 	return r, nil
 }
@@ -137,7 +137,7 @@ func (r *Remote) leaveRseqSection() error {
 	}
 	cfg, err := r.t.Rseq()
 	if err != nil {
-		return fmt.Errorf("remote: %w", err)
+		return err
 	}
 	if cfg.Address == 0 {
 		return nil
@@ -145,7 +145,7 @@ func (r *Remote) leaveRseqSection() error {
 	le := binary.LittleEndian
 	var field [8]byte // struct rseq.rseq_cs
 	if err := r.ReadMem(cfg.Address+8, field[:]); err != nil {
-		return fmt.Errorf("remote: rseq area: %w", err)
+		return fmt.Errorf("rseq area: %w", err)
 	}
 	descAddr := le.Uint64(field[:])
 	if descAddr == 0 {
@@ -153,7 +153,7 @@ func (r *Remote) leaveRseqSection() error {
 	}
 	var desc [32]byte // struct rseq_cs
 	if err := r.ReadMem(descAddr, desc[:]); err != nil {
-		return fmt.Errorf("remote: rseq critical section descriptor: %w", err)
+		return fmt.Errorf("rseq critical section descriptor: %w", err)
 	}
 	start, length, abort := le.Uint64(desc[8:]), le.Uint64(desc[16:]), le.Uint64(desc[24:])
 	if r.saved.Rip-start >= length {
@@ -161,10 +161,10 @@ func (r *Remote) leaveRseqSection() error {
 	}
 	var signature [4]byte
 	if err := r.ReadMem(abort-4, signature[:]); err != nil {
-		return fmt.Errorf("remote: rseq abort signature: %w", err)
+		return fmt.Errorf("rseq abort signature: %w", err)
 	}
 	if got := le.Uint32(signature[:]); got != cfg.Signature {
-		return fmt.Errorf("remote: thread %d in rseq critical section [%#x, %#x): abort handler %#x signed %#x, registered %#x", r.t.Tid, start, start+length, abort, got, cfg.Signature)
+		return fmt.Errorf("thread %d in rseq critical section [%#x, %#x): abort handler %#x signed %#x, registered %#x", r.t.Tid, start, start+length, abort, got, cfg.Signature)
 	}
 	r.saved.Rip = abort
 	return nil
@@ -187,14 +187,14 @@ func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
 		return 0, ErrDone
 	}
 	if len(args) > 6 {
-		return 0, fmt.Errorf("remote: syscall %d with %d arguments, at most 6", nr, len(args))
+		return 0, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
 	}
 	ret, err := r.run(nr, args)
 	if err != nil {
-		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	if err := ResultError(ret); err != nil {
-		return 0, fmt.Errorf("remote: syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	return ret, nil
 }
@@ -414,15 +414,15 @@ func (r *Remote) MapPage(hint uint64) (uint64, error) {
 	const noFd = math.MaxUint64 // -1
 	addr, err := r.Syscall(unix.SYS_MMAP, hint, r.pageSize, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC, flags, noFd, 0)
 	if err != nil {
-		return 0, fmt.Errorf("remote: map page at %#x: %w", hint, err)
+		return 0, fmt.Errorf("map page at %#x: %w", hint, err)
 	}
 	if hint != 0 && addr != hint {
 		_, _ = r.Syscall(unix.SYS_MUNMAP, addr, r.pageSize)
-		return 0, fmt.Errorf("remote: map page at %#x: kernel chose %#x", hint, addr)
+		return 0, fmt.Errorf("map page at %#x: kernel chose %#x", hint, addr)
 	}
 	if err := r.WriteMem(addr, []byte(syscallInstruction)); err != nil {
 		_, _ = r.Syscall(unix.SYS_MUNMAP, addr, r.pageSize)
-		return 0, fmt.Errorf("remote: map page at %#x: %w", addr, err)
+		return 0, fmt.Errorf("map page at %#x: %w", addr, err)
 	}
 	r.page = addr
 	return addr, nil
@@ -454,10 +454,10 @@ func (r *Remote) ReadMem(addr uint64, b []byte) error {
 		return ErrDone
 	}
 	if addr > math.MaxInt64 {
-		return fmt.Errorf("remote: read %d bytes at %#x: address out of range", len(b), addr)
+		return fmt.Errorf("read %d bytes at %#x: address out of range", len(b), addr)
 	}
 	if _, err := r.mem.ReadAt(b, int64(addr)); err != nil {
-		return fmt.Errorf("remote: read %d bytes at %#x: %w", len(b), addr, err)
+		return fmt.Errorf("read %d bytes at %#x: %w", len(b), addr, err)
 	}
 	return nil
 }
@@ -470,10 +470,10 @@ func (r *Remote) WriteMem(addr uint64, b []byte) error {
 		return ErrDone
 	}
 	if addr > math.MaxInt64 {
-		return fmt.Errorf("remote: write %d bytes at %#x: address out of range", len(b), addr)
+		return fmt.Errorf("write %d bytes at %#x: address out of range", len(b), addr)
 	}
 	if _, err := r.mem.WriteAt(b, int64(addr)); err != nil {
-		return fmt.Errorf("remote: write %d bytes at %#x: %w", len(b), addr, err)
+		return fmt.Errorf("write %d bytes at %#x: %w", len(b), addr, err)
 	}
 	return nil
 }
@@ -499,7 +499,7 @@ func (r *Remote) Restore() error {
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(r.saved))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remote: restore thread %d: %w", r.t.Tid, err)
+		return fmt.Errorf("restore thread %d: %w", r.t.Tid, err)
 	}
 	return nil
 }
@@ -525,7 +525,7 @@ func (r *Remote) Finish(final ptrace.Regs) error {
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(final))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remote: finish thread %d: %w", r.t.Tid, err)
+		return fmt.Errorf("finish thread %d: %w", r.t.Tid, err)
 	}
 	return nil
 }
@@ -580,7 +580,7 @@ func (r *Remote) Batch(calls []Call) ([]uint64, error) {
 		return nil, ErrDone
 	}
 	if r.page == 0 {
-		return nil, errors.New("remote: batch without a mapped page")
+		return nil, errors.New("batch without a mapped page")
 	}
 	if len(calls) == 0 {
 		return nil, nil
@@ -614,7 +614,7 @@ func (r *Remote) batch(calls []Call) ([]uint64, error) {
 	argOps := [][2]byte{{0x48, 0xbf}, {0x48, 0xbe}, {0x48, 0xba}, {0x49, 0xba}, {0x49, 0xb8}, {0x49, 0xb9}}
 	for i, c := range calls {
 		if len(c.Args) > len(argOps) {
-			return nil, fmt.Errorf("remote: syscall %d with %d arguments, at most 6", c.Nr, len(c.Args))
+			return nil, fmt.Errorf("syscall %d with %d arguments, at most 6", c.Nr, len(c.Args))
 		}
 		movabs(0x48, 0xb8, uint64(c.Nr)) // mov rax, nr
 		for k, a := range c.Args {
@@ -643,7 +643,7 @@ func (r *Remote) batch(calls []Call) ([]uint64, error) {
 		err = merr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("remote: batch of %d calls in thread %d: %w", len(calls), r.t.Tid, err)
+		return nil, fmt.Errorf("batch of %d calls in thread %d: %w", len(calls), r.t.Tid, err)
 	}
 	raw := make([]byte, 8*len(calls))
 	if err := r.ReadMem(resultsAt, raw); err != nil {
@@ -661,11 +661,11 @@ func (r *Remote) oneByOne(calls []Call) ([]uint64, error) {
 	out := make([]uint64, len(calls))
 	for i, c := range calls {
 		if len(c.Args) > 6 {
-			return nil, fmt.Errorf("remote: syscall %d with %d arguments, at most 6", c.Nr, len(c.Args))
+			return nil, fmt.Errorf("syscall %d with %d arguments, at most 6", c.Nr, len(c.Args))
 		}
 		v, err := r.run(c.Nr, c.Args)
 		if err != nil {
-			return nil, fmt.Errorf("remote: syscall %d in thread %d: %w", c.Nr, r.t.Tid, err)
+			return nil, fmt.Errorf("syscall %d in thread %d: %w", c.Nr, r.t.Tid, err)
 		}
 		out[i] = v
 	}

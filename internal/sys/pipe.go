@@ -84,51 +84,51 @@ func PeekPipe(fd *FD, max int) ([]byte, error) {
 	// would happily report a regular file's remaining length.
 	srcSize, err := PipeSize(fd)
 	if err != nil {
-		return nil, fmt.Errorf("sys: peek pipe: %w", err)
+		return nil, fmt.Errorf("peek pipe: %w", err)
 	}
 	queued, err := FionRead(fd)
 	if err != nil {
-		return nil, fmt.Errorf("sys: peek pipe: %w", err)
+		return nil, fmt.Errorf("peek pipe: %w", err)
 	}
 	if queued == 0 {
 		return []byte{}, nil
 	}
 	if queued > max {
-		return nil, fmt.Errorf("sys: peek pipe: %d bytes queued, more than the limit of %d", queued, max)
+		return nil, fmt.Errorf("peek pipe: %d bytes queued, more than the limit of %d", queued, max)
 	}
 
 	var p [2]int
 	if err := retryErr(func() error { return unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK) }); err != nil {
-		return nil, fmt.Errorf("sys: peek pipe: %w", os.NewSyscallError("pipe2", err))
+		return nil, fmt.Errorf("peek pipe: %w", os.NewSyscallError("pipe2", err))
 	}
 	r, w := NewFD(p[0]), NewFD(p[1])
 	defer r.Close()
 	defer w.Close()
 	tmpSize, err := PipeSize(w)
 	if err != nil {
-		return nil, fmt.Errorf("sys: peek pipe: private pipe: %w", err)
+		return nil, fmt.Errorf("peek pipe: private pipe: %w", err)
 	}
 	if tmpSize < srcSize {
 		if _, err := SetPipeSize(w, srcSize); err != nil {
-			return nil, fmt.Errorf("sys: peek pipe: growing private pipe to the source's %d bytes: %w", srcSize, err)
+			return nil, fmt.Errorf("peek pipe: growing private pipe to the source's %d bytes: %w", srcSize, err)
 		}
 	}
 
 	n, err := Tee(fd, w, queued, unix.SPLICE_F_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("sys: peek pipe: %w", err)
+		return nil, fmt.Errorf("peek pipe: %w", err)
 	}
 	if int(n) != queued {
-		return nil, fmt.Errorf("sys: peek pipe: tee copied %d of %d queued bytes", n, queued)
+		return nil, fmt.Errorf("peek pipe: tee copied %d of %d queued bytes", n, queued)
 	}
 	buf := make([]byte, queued)
 	for got := 0; got < queued; {
 		m, err := retry(func() (int, error) { return unix.Read(r.Int(), buf[got:]) })
 		if err != nil {
-			return nil, fmt.Errorf("sys: peek pipe: after %d of %d bytes: %w", got, queued, os.NewSyscallError("read", err))
+			return nil, fmt.Errorf("peek pipe: after %d of %d bytes: %w", got, queued, os.NewSyscallError("read", err))
 		}
 		if m == 0 {
-			return nil, fmt.Errorf("sys: peek pipe: private pipe ended after %d of %d bytes", got, queued)
+			return nil, fmt.Errorf("peek pipe: private pipe ended after %d of %d bytes", got, queued)
 		}
 		got += m
 	}

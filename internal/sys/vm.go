@@ -31,7 +31,7 @@ type vmCall func(pid int, local []unix.Iovec, remote []unix.RemoteIovec, flags u
 func processVM(name string, call vmCall, pid int, local [][]byte, remote []unix.RemoteIovec) (int, error) {
 	for i, r := range remote {
 		if r.Len < 0 {
-			return 0, fmt.Errorf("sys: %s: remote iovec %d has negative length %d", name, i, r.Len)
+			return 0, fmt.Errorf("%s: remote iovec %d has negative length %d", name, i, r.Len)
 		}
 	}
 	liov := make([]unix.Iovec, 0, min(iovMax, len(local)))
@@ -65,11 +65,11 @@ func processVM(name string, call vmCall, pid int, local [][]byte, remote []unix.
 		}
 		n, err := retry(func() (int, error) { return call(pid, liov, riov, 0) })
 		if err != nil {
-			return total, fmt.Errorf("sys: pid %d, after %d bytes: %w", pid, total, os.NewSyscallError(name, err))
+			return total, fmt.Errorf("pid %d, after %d bytes: %w", pid, total, os.NewSyscallError(name, err))
 		}
 		if n == 0 {
 			// Cannot happen with non-empty iovecs, but looping would spin.
-			return total, fmt.Errorf("sys: %s: pid %d, after %d bytes: no progress", name, pid, total)
+			return total, fmt.Errorf("%s: pid %d, after %d bytes: no progress", name, pid, total)
 		}
 		total += n
 		li, lo = advance(len(local), func(i int) int { return len(local[i]) }, li, lo, n)
