@@ -1,6 +1,7 @@
 package restart
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/crsub/crsub/ckpt"
@@ -37,8 +38,13 @@ func (e *RecordError) Error() string {
 
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// recordError wraps err, the failure of rec, in a *RecordError.
+// recordError wraps err, the failure of rec, in a *RecordError, unless
+// err is the image's own corruption there, which names the record itself.
 func (s *restorer) recordError(rec *ckpt.Record, err error) error {
+	var corrupt *ckpt.CorruptError
+	if errors.As(err, &corrupt) && corrupt.Record == rec.Index {
+		return err
+	}
 	e := &RecordError{Index: rec.Index, Type: rec.Type, Fd: -1, What: rec.Type.String(), Err: err}
 	if len(s.tree.Processes) > 0 {
 		e.Root = s.tree.Processes[0].Pid
