@@ -468,6 +468,15 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 	switch code := -sc.Ret; code {
 	case errRestartSys, errRestartNoIntr, errRestartNoHand:
 		rerun(code)
+	case int64(unix.EINTR):
+		// The calls signal(7) lists as failing with EINTR after a stop,
+		// with no handler run, were ended by the checkpoint's freeze
+		// itself: without it they would still be waiting. They run
+		// again unless a handler runs, as ERESTARTNOHAND has the kernel
+		// do; a signal pending for a handler still ends them with EINTR.
+		if interruptedByStop(sc.Nr) {
+			rerun(errRestartNoHand)
+		}
 	case errRestartRestartBlock:
 		// ERESTARTNOHAND is what the kernel does with a restart block
 		// when a handler runs (EINTR) or none does (run again).
@@ -500,6 +509,22 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			eintr()
 		}
 	}
+}
+
+// interruptedByStop reports the system calls that fail with EINTR when
+// their thread is stopped and continued, handler or not (signal(7),
+// "Interruption of system calls and library functions by stop signals"):
+// a ptrace freeze ends them the same way. Their timeouts are relative, so
+// running them again waits the whole timeout again: a late return, which
+// their callers handle, rather than an EINTR they may not.
+func interruptedByStop(nr int64) bool {
+	switch nr {
+	case unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_PWAIT2,
+		unix.SYS_SEMOP, unix.SYS_SEMTIMEDOP,
+		unix.SYS_RT_SIGTIMEDWAIT:
+		return true
+	}
+	return false
 }
 
 // wordsToRegs rebuilds struct user_regs_struct from the image's words.

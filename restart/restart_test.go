@@ -38,6 +38,12 @@ func TestRestartSyscall(t *testing.T) {
 			want{neg(errRestartNoHand), rip, unix.SYS_POLL, 3, 0x7000, 0x7100}},
 		{"futex restart block: EINTR", &ckpt.InterruptedSyscall{Nr: unix.SYS_FUTEX, Ret: -errRestartRestartBlock},
 			want{neg(int64(unix.EINTR)), rip, ^uint64(0), 3, 0x7000, 0x7100}},
+		{"epoll_wait ended by the freeze runs again", &ckpt.InterruptedSyscall{Nr: unix.SYS_EPOLL_WAIT, Ret: -int64(unix.EINTR), Args: [6]uint64{3, 0x7000, 1, ^uint64(0)}},
+			want{neg(errRestartNoHand), rip, unix.SYS_EPOLL_WAIT, 3, 0x7000, 0x7100}},
+		{"semop ended by the freeze runs again", &ckpt.InterruptedSyscall{Nr: unix.SYS_SEMOP, Ret: -int64(unix.EINTR)},
+			want{neg(errRestartNoHand), rip, unix.SYS_SEMOP, 3, 0x7000, 0x7100}},
+		{"another call's EINTR stands", &ckpt.InterruptedSyscall{Nr: unix.SYS_READ, Ret: -int64(unix.EINTR)},
+			want{neg(errRestartSys), rip, ^uint64(0), 3, 0x7000, 0x7100}},
 		{"completed call is left alone", &ckpt.InterruptedSyscall{Nr: unix.SYS_GETPID, Ret: 42},
 			want{neg(errRestartSys), rip, ^uint64(0), 3, 0x7000, 0x7100}},
 	} {
