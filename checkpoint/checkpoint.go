@@ -73,55 +73,32 @@ type proc struct {
 	cow *cowCopy
 }
 
+// run is the checkpoint, in its order: what can be refused is refused and
+// what can be prepared is prepared while the tree runs; the tree is frozen
+// and collected, the image written and committed, and only then is the
+// tree let go or killed. Until the commit, any failure lets the tree go on
+// as it was.
 func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, error) {
 	start := time.Now()
 	s := &session{root: pid, opts: opts, log: opts.Log, stats: &Stats{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if pid <= 0 {
-		return nil, fmt.Errorf("invalid pid %d", pid)
-	}
-	if pid == os.Getpid() {
-		return nil, errors.New("crsub cannot checkpoint itself")
-	}
-	if pid == 1 {
-		return nil, errors.New("refusing to checkpoint pid 1, the init of this pid namespace, and everything under it")
-	}
-	stat, err := procfs.ReadStat(pid)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no process has pid %d", pid)
-	}
-	if err != nil {
+	if err := checkTarget(pid); err != nil {
 		return nil, err
 	}
-	if stat.State == 'Z' {
-		return nil, fmt.Errorf("pid %d is a zombie", pid)
-	}
-	resident := residentEstimate(pid)
-	var store *pageStore
-	if image, ok := out.(*memoryWriter); ok {
-		store = image.pages
-	}
-	mem := newMemoryDumper(s.stats, uint64(resident), store)
-	mem.progress, mem.expect = opts.Progress, resident
+	mem := s.dumperFor(out)
 	if opts.PreCopy > 0 && opts.Parent != "" {
 		return nil, errors.New("pre-copy and a parent image cannot be combined yet")
 	}
 	var parentSize int64
 	var parentCreated time.Time
 	if opts.Parent != "" {
-		ix, ph, err := ckpt.OpenChain(opts.Parent)
-		if err != nil {
-			return nil, fmt.Errorf("parent image: %w", err)
-		}
-		defer ix.Close()
-		st, err := os.Stat(opts.Parent)
-		if err != nil {
+		var err error
+		if parentSize, parentCreated, err = mem.openParent(opts.Parent); err != nil {
 			return nil, err
 		}
-		mem.parent, mem.pbuf = ix, make([]byte, os.Getpagesize())
-		parentSize, parentCreated = st.Size(), ph.Created
+		defer mem.parent.Close()
 	}
 	// An image kept in memory takes writes as they come; anything else
 	// gets them in large pieces.
@@ -132,40 +109,16 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	resolver, canDefer := out.(interface{ resolve() error })
 	if opts.CopyOnWrite {
-		switch {
-		case !opts.LeaveRunning:
-			return nil, errors.New("a copy-on-write checkpoint leaves the process running (LeaveRunning)")
-		case !canDefer:
-			return nil, errors.New("a copy-on-write checkpoint needs an in-memory image (Snapshot)")
-		case opts.PreCopy > 0 || opts.Parent != "":
-			return nil, errors.New("copy-on-write cannot be combined with pre-copy or a parent image")
+		if err := checkCopyOnWrite(opts, canDefer); err != nil {
+			return nil, err
 		}
 		mem.zeroPFN = zeroPagePFN()
 	}
-	var pc *preCopy
-	if opts.PreCopy > 0 {
-		if pc, err = startPreCopy(pid, s.log); err != nil {
-			// The tree is as it was: checkpoint it the ordinary way.
-			s.log.Warn("pre-copy is not available; the memory is copied while the tree is frozen", "err", err)
-		}
-	}
-	if pc != nil {
+	if pc := s.tryPreCopy(); pc != nil {
 		defer pc.Close()
-		for range opts.PreCopy {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			before := pc.bytes
-			pc.round()
-			if opts.PreCopyRound != nil {
-				opts.PreCopyRound(pc.rounds, pc.bytes-before)
-			}
+		if err := s.preCopyRounds(ctx, pc, mem); err != nil {
+			return nil, err
 		}
-		pc.prepareFresh()
-		pc.guardCategory = mem.guardCategory
-		mem.pre = pc
-		s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
-		s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -184,14 +137,10 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			p.closeFds()
 		}
 	}()
-	// Work the freeze would otherwise wait for is done while the tree
-	// runs: a sleeping process's page tables are brought into line (wake),
-	// smaps is read. The counters that tell whether smaps still holds are
-	// closed after the tree runs again: letting the last counter on a
-	// tracepoint go waits for an RCU grace period (~20 ms here).
-	pids := listTree(pid)
-	wake(pids)
-	s.early = readMadviseEarly(pids)
+	s.early = prepareFreeze(pid)
+	// The counters that tell whether smaps still holds are closed after
+	// the tree runs again: letting the last counter on a tracepoint go
+	// waits for an RCU grace period (~20 ms here).
 	defer s.early.Close()
 	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
@@ -206,22 +155,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cw, err := ckpt.NewWriter(dst, *header)
-	if err != nil {
+	if err := s.writeImage(ctx, dst, flush, header, mem); err != nil {
 		return nil, err
 	}
-	if err := s.write(ctx, cw, mem); err != nil {
-		_ = cw.Abort(err)
-		_ = flush()
-		return nil, err
-	}
-	if err := cw.Close(); err != nil {
-		return nil, err
-	}
-	if err := flush(); err != nil {
-		return nil, fmt.Errorf("writing image: %w", err)
-	}
-	s.stats.Bytes = cw.Offset()
 	if opts.Commit != nil {
 		if err := opts.Commit(); err != nil {
 			return nil, err
@@ -229,35 +165,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	committed = true
 	if opts.LeaveRunning {
-		err = s.thaw()
-		s.stats.Frozen = time.Since(s.frozen)
-		// The pages of the copy-on-write copies go into the image now,
-		// while the tree runs; then the copies go.
-		if s.hasCopies() {
-			if rerr := resolver.resolve(); rerr != nil && err == nil {
-				err = rerr
-			}
-			if derr := s.discardCopies(); derr != nil && err == nil {
-				err = derr
-			}
-		}
+		err = s.letRun(resolver)
 	} else {
-		// Established connections are held still until their restore:
-		// their peers retransmit rather than meet a port without socket.
-		if err := netlock.Lock(s.files.TCPConns); err != nil {
-			s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
-		}
-		// The image is complete and committed: only now may the
-		// originals go. A stopped tracee dies of SIGKILL without being let
-		// go.
-		for _, p := range s.procs {
-			if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {
-				err = fmt.Errorf("pid %d: %w", p.pid, kerr)
-			}
-		}
-	}
-	if !opts.LeaveRunning {
-		s.stats.Frozen = time.Since(s.frozen)
+		err = s.killTree()
 	}
 	s.stats.Total = time.Since(start)
 	if err != nil {
@@ -265,6 +175,193 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	}
 	s.log.Info("checkpoint complete", "pid", pid, "processes", len(s.procs), "bytes", s.stats.Bytes, "pages", s.stats.PagesStored, "frozen", s.stats.Frozen)
 	return s.stats, nil
+}
+
+// checkTarget refuses a pid that cannot be checkpointed while nothing has
+// been done to it yet, so that there is nothing to undo and the error is
+// about the pid, not about a step that failed on it. crsub would freeze
+// its own tracing thread; killing the init of a pid namespace kills
+// everything in it.
+func checkTarget(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("invalid pid %d", pid)
+	}
+	if pid == os.Getpid() {
+		return errors.New("crsub cannot checkpoint itself")
+	}
+	if pid == 1 {
+		return errors.New("refusing to checkpoint pid 1, the init of this pid namespace, and everything under it")
+	}
+	stat, err := procfs.ReadStat(pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no process has pid %d", pid)
+	}
+	if err != nil {
+		return err
+	}
+	if stat.State == 'Z' {
+		return fmt.Errorf("pid %d is a zombie", pid)
+	}
+	return nil
+}
+
+// dumperFor makes the memory dumper while the tree still runs: its copy
+// buffers are sized by what the root holds now and touched before the
+// freeze, and an in-memory image lends it the page store it prepared, so
+// that pages are read straight into the image.
+func (s *session) dumperFor(out io.Writer) *memoryDumper {
+	resident := residentEstimate(s.root)
+	var store *pageStore
+	if image, ok := out.(*memoryWriter); ok {
+		store = image.pages
+	}
+	mem := newMemoryDumper(s.stats, uint64(resident), store)
+	mem.progress, mem.expect = s.opts.Progress, resident
+	return mem
+}
+
+// openParent opens the image chain at path, for the dumper to store only
+// the pages that differ from it, and returns the size and creation time
+// the header records so that a restart can tell the chain was not
+// replaced since.
+func (d *memoryDumper) openParent(path string) (size int64, created time.Time, err error) {
+	ix, ph, err := ckpt.OpenChain(path)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("parent image: %w", err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		ix.Close()
+		return 0, time.Time{}, err
+	}
+	d.parent, d.pbuf = ix, make([]byte, os.Getpagesize())
+	return st.Size(), ph.Created, nil
+}
+
+// checkCopyOnWrite refuses what a copy-on-write checkpoint cannot do: its
+// pages are read from the copies after the thaw, so the tree must go on
+// running, and the image must be one that keeps a place for a payload
+// filled in later. The pages read from a copy are neither taken from
+// pre-copy rounds nor compared with a parent image.
+func checkCopyOnWrite(opts Options, canDefer bool) error {
+	switch {
+	case !opts.LeaveRunning:
+		return errors.New("a copy-on-write checkpoint leaves the process running (LeaveRunning)")
+	case !canDefer:
+		return errors.New("a copy-on-write checkpoint needs an in-memory image (Snapshot)")
+	case opts.PreCopy > 0 || opts.Parent != "":
+		return errors.New("copy-on-write cannot be combined with pre-copy or a parent image")
+	}
+	return nil
+}
+
+// tryPreCopy starts tracking the tree's writes when Options.PreCopy asks
+// for it, or returns nil. Pre-copy only shortens the freeze: where it
+// cannot be set up, the tree is as it was and is checkpointed the ordinary
+// way rather than refused.
+func (s *session) tryPreCopy() *preCopy {
+	if s.opts.PreCopy <= 0 {
+		return nil
+	}
+	pc, err := startPreCopy(s.root, s.log)
+	if err != nil {
+		s.log.Warn("pre-copy is not available; the memory is copied while the tree is frozen", "err", err)
+	}
+	return pc
+}
+
+// preCopyRounds copies the tree's memory while it runs, so that the freeze
+// copies only what was written after the last round, and hands the copies
+// to the dumper. The room for those last pages is touched now: first
+// touches are slow, and must not be paid while frozen.
+func (s *session) preCopyRounds(ctx context.Context, pc *preCopy, mem *memoryDumper) error {
+	for range s.opts.PreCopy {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		before := pc.bytes
+		pc.round()
+		if s.opts.PreCopyRound != nil {
+			s.opts.PreCopyRound(pc.rounds, pc.bytes-before)
+		}
+	}
+	pc.prepareFresh()
+	pc.guardCategory = mem.guardCategory
+	mem.pre = pc
+	s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
+	s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)
+	return nil
+}
+
+// prepareFreeze does, while the tree runs, work the freeze would otherwise
+// wait for: a sleeping process's page tables are brought into line (wake),
+// and smaps is read, to be used if it still holds once frozen.
+func prepareFreeze(root int) *earlyMadvise {
+	pids := listTree(root)
+	wake(pids)
+	return readMadviseEarly(pids)
+}
+
+// writeImage writes the image of the collected tree to dst. A write that
+// fails is recorded in the image (Abort) and what was buffered is still
+// flushed, so that a reader reports the cause rather than a bare
+// truncation.
+func (s *session) writeImage(ctx context.Context, dst io.Writer, flush func() error, header *ckpt.Header, mem *memoryDumper) error {
+	cw, err := ckpt.NewWriter(dst, *header)
+	if err != nil {
+		return err
+	}
+	if err := s.write(ctx, cw, mem); err != nil {
+		_ = cw.Abort(err)
+		_ = flush()
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("writing image: %w", err)
+	}
+	s.stats.Bytes = cw.Offset()
+	return nil
+}
+
+// letRun lets the committed tree go on exactly as it was. The pages of
+// the copy-on-write copies go into the image only now, while the tree
+// runs: the freeze paid for copying page tables, not pages. The copies go
+// once read.
+func (s *session) letRun(resolver interface{ resolve() error }) error {
+	err := s.thaw()
+	s.stats.Frozen = time.Since(s.frozen)
+	if s.hasCopies() {
+		if rerr := resolver.resolve(); rerr != nil && err == nil {
+			err = rerr
+		}
+		if derr := s.discardCopies(); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return err
+}
+
+// killTree ends the originals once the image is complete and committed,
+// and not before: until then a failure must leave them running. A stopped
+// tracee dies of SIGKILL without being let go, so nothing of the tree
+// runs past the state the image holds.
+func (s *session) killTree() error {
+	// Established connections are held still until their restore: their
+	// peers retransmit rather than meet a port without socket.
+	if err := netlock.Lock(s.files.TCPConns); err != nil {
+		s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
+	}
+	var err error
+	for _, p := range s.procs {
+		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {
+			err = fmt.Errorf("pid %d: %w", p.pid, kerr)
+		}
+	}
+	s.stats.Frozen = time.Since(s.frozen)
+	return err
 }
 
 // acceptAttempts bounds how often freezeAndCollect lets the tree run to

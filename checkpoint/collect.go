@@ -42,6 +42,10 @@ type processState struct {
 	ignored, sharedPending uint64
 }
 
+// collectProcess gathers what the image holds of frozen process pr, its
+// memory contents and files aside. /proc is read before anything is run
+// inside the process, and the memory layout just before: the calls
+// injected into each thread go by it.
 func (s *session) collectProcess(pr *proc) (*processState, error) {
 	pid := pr.pid
 	st := &processState{}
@@ -56,82 +60,16 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if err != nil {
 		return nil, err
 	}
-	var uname unix.Utsname
-	_ = unix.Uname(&uname)
-	st.header = ckpt.Header{Arch: runtime.GOARCH, KernelRelease: unix.ByteSliceToString(uname.Release[:]), PageSize: os.Getpagesize(), Created: time.Now().UTC(), Writer: buildinfo.Writer()}
-	st.tree = ckpt.TreeProcess{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Comm: stat.Comm}
-	if n := len(status.NSpid); n > 1 {
-		// Inside a pid namespace of its own: its pid there is the last.
-		st.tree.NsPid = status.NSpid[n-1]
-	}
+	st.header = imageHeader()
+	st.tree = treeRecord(pid, &stat, &status)
 
 	if err := s.checkNamespaces(pid); err != nil {
 		return nil, err
 	}
 	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
 	st.ignored = status.SigIgn
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
-		st.process.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	p := &st.process
-	p.Pid = pid
-	p.Comm = stat.Comm
-	p.Umask = status.Umask
-	p.Stopped = pr.stopped
-	p.NoNewPrivs = status.NoNewPrivs
-	p.Seccomp = status.Seccomp
-	switch status.Seccomp {
-	case 0:
-	case 2:
-		for i := 0; ; i++ {
-			f, err := pr.tracees[0].SeccompFilter(i)
-			if errors.Is(err, unix.ENOENT) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			p.SeccompFilters = append([][]byte{f}, p.SeccompFilters...)
-		}
-	default:
-		return nil, fmt.Errorf("seccomp mode %d (strict) is not supported", status.Seccomp)
-	}
-	p.Creds = ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm, CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
-	if p.Cwd, err = procfs.Cwd(pid); err != nil {
+	if err := processRecord(pr, &stat, &status, &st.process); err != nil {
 		return nil, err
-	}
-	var cwd unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
-		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
-	}
-	if p.Root, err = procfs.Root(pid); err != nil {
-		return nil, err
-	}
-	if p.Personality, err = procfs.Personality(pid); err != nil {
-		return nil, err
-	}
-	// From /proc: prlimit(2) on a process of another user (a server's
-	// workers) needs CAP_SYS_RESOURCE.
-	lims, err := procfs.ReadLimits(pid)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range lims {
-		p.Rlimits = append(p.Rlimits, ckpt.Rlimit{Resource: l.Resource, Cur: l.Cur, Max: l.Max})
-	}
-
-	timers, err := procfs.ReadTimers(pid)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	for _, pt := range timers {
-		notify := map[string]int{"signal": 0, "none": 1, "thread": 2}[pt.Notify]
-		x := ckpt.PosixTimer{ID: pt.ID, ClockID: pt.ClockID, Notify: notify, Signal: pt.Signal, Value: pt.SigevValue}
-		if pt.NotifyTID {
-			x.Notify |= 4 // SIGEV_THREAD_ID
-			x.Tid = pt.NotifyPID
-		}
-		p.PosixTimers = append(p.PosixTimers, x)
 	}
 
 	st.signals.Pid = pid
@@ -142,27 +80,12 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	// The memory layout before the calls injected below: they map a page
 	// of their own and unmap it, which leaves the layout as it was, and
 	// they look for a syscall instruction in it.
-	if st.maps, err = procfs.ReadMaps(pid); err != nil {
+	if st.maps, err = readLayout(pid); err != nil {
 		return nil, err
 	}
-	for i := range st.maps {
-		m := &st.maps[i]
-		// Shared anonymous memory is an unlinked shmem file the kernel
-		// names "/dev/zero (deleted)"; its inode identifies the object.
-		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
-			m.Kind = procfs.KindAnon
-		}
+	if err := s.collectThreads(st, pr); err != nil {
+		return nil, err
 	}
-	var tids []int
-	for i, t := range pr.tracees {
-		th, err := s.collectThread(st, pid, t, i == 0)
-		if err != nil {
-			return nil, fmt.Errorf("thread %d: %w", t.Tid, err)
-		}
-		st.threads = append(st.threads, *th)
-		tids = append(tids, t.Tid)
-	}
-	st.tree.Tids = tids
 	// Otherwise smaps is read now: while it walks the page tables, the
 	// injected calls above would have waited to map their scratch page.
 	var late chan madvise
@@ -171,28 +94,204 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 		go func() { late <- readMadvise(pid) }()
 	}
 	if st.tree.NsPid != 0 {
-		for _, tid := range tids {
-			ts, err := procfs.ReadTaskStatus(pid, tid)
-			if err != nil || len(ts.NSpid) < 2 {
-				return nil, fmt.Errorf("thread %d: its id in its pid namespace: %v", tid, err)
-			}
-			st.tree.NsTids = append(st.tree.NsTids, ts.NSpid[len(ts.NSpid)-1])
+		if st.tree.NsTids, err = nsTids(pid, st.tree.Tids); err != nil {
+			return nil, err
 		}
 	}
+	if st.madvise, err = settleMadvise(pid, adv, late, st.maps); err != nil {
+		return nil, err
+	}
+	if err := collectMM(pid, st, &stat); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// imageHeader describes the machine the image is taken on: a restart
+// refuses an image of another architecture or page size, and the rest
+// tells a reader where an image came from.
+func imageHeader() ckpt.Header {
+	var uname unix.Utsname
+	_ = unix.Uname(&uname)
+	return ckpt.Header{Arch: runtime.GOARCH, KernelRelease: unix.ByteSliceToString(uname.Release[:]), PageSize: os.Getpagesize(), Created: time.Now().UTC(), Writer: buildinfo.Writer()}
+}
+
+// treeRecord is the process's place in the tree, but for its parent and
+// threads, which the caller knows better: the parent as frozen, the
+// threads as seized.
+func treeRecord(pid int, stat *procfs.Stat, status *procfs.Status) ckpt.TreeProcess {
+	tp := ckpt.TreeProcess{Pid: pid, Pgid: stat.Pgrp, Sid: stat.Session, Comm: stat.Comm}
+	if n := len(status.NSpid); n > 1 {
+		// Inside a pid namespace of its own: its pid there is the last.
+		tp.NsPid = status.NSpid[n-1]
+	}
+	return tp
+}
+
+// processRecord fills p with what /proc and ptrace tell of the process
+// from outside, so that nothing of it has to be asked of the process
+// itself; the rest is asked by the calls injected later (inject).
+func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.Process) error {
+	pid := pr.pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
+		p.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	p.Pid = pid
+	p.Comm = stat.Comm
+	p.Umask = status.Umask
+	p.Stopped = pr.stopped
+	p.NoNewPrivs = status.NoNewPrivs
+	p.Seccomp = status.Seccomp
+	var err error
+	if p.SeccompFilters, err = seccompFilters(pr.tracees[0], status.Seccomp); err != nil {
+		return err
+	}
+	p.Creds = ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm, CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
+	if p.Cwd, err = procfs.Cwd(pid); err != nil {
+		return err
+	}
+	var cwd unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
+		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
+	}
+	if p.Root, err = procfs.Root(pid); err != nil {
+		return err
+	}
+	if p.Personality, err = procfs.Personality(pid); err != nil {
+		return err
+	}
+	if p.Rlimits, err = readRlimits(pid); err != nil {
+		return err
+	}
+	if p.PosixTimers, err = readPosixTimers(pid); err != nil {
+		return err
+	}
+	return nil
+}
+
+// seccompFilters reads the seccomp filters of the process through its
+// main thread t, oldest first as the image keeps them: a restart installs
+// them in that order, and the kernel gives the newest first.
+func seccompFilters(t *ptrace.Tracee, mode int) ([][]byte, error) {
+	var filters [][]byte
+	switch mode {
+	case 0:
+	case 2:
+		for i := 0; ; i++ {
+			f, err := t.SeccompFilter(i)
+			if errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			filters = append([][]byte{f}, filters...)
+		}
+	default:
+		return nil, fmt.Errorf("seccomp mode %d (strict) is not supported", mode)
+	}
+	return filters, nil
+}
+
+// readRlimits reads the resource limits from /proc: prlimit(2) on a
+// process of another user (a server's workers) needs CAP_SYS_RESOURCE.
+func readRlimits(pid int) ([]ckpt.Rlimit, error) {
+	lims, err := procfs.ReadLimits(pid)
+	if err != nil {
+		return nil, err
+	}
+	var rlimits []ckpt.Rlimit
+	for _, l := range lims {
+		rlimits = append(rlimits, ckpt.Rlimit{Resource: l.Resource, Cur: l.Cur, Max: l.Max})
+	}
+	return rlimits, nil
+}
+
+// readPosixTimers reads what /proc tells of the process's POSIX timers:
+// which there are and how they notify, which timer_gettime does not tell.
+// Their settings are asked of the process later (inject). Where /proc has
+// no timers file, the process is taken to have none.
+func readPosixTimers(pid int) ([]ckpt.PosixTimer, error) {
+	timers, err := procfs.ReadTimers(pid)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var out []ckpt.PosixTimer
+	for _, pt := range timers {
+		notify := map[string]int{"signal": 0, "none": 1, "thread": 2}[pt.Notify]
+		x := ckpt.PosixTimer{ID: pt.ID, ClockID: pt.ClockID, Notify: notify, Signal: pt.Signal, Value: pt.SigevValue}
+		if pt.NotifyTID {
+			x.Notify |= 4 // SIGEV_THREAD_ID
+			x.Tid = pt.NotifyPID
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// readLayout reads the memory layout, with shared anonymous memory told
+// apart from a deleted file: the kernel names its shmem file "/dev/zero
+// (deleted)", and it is stored as the object its inode identifies.
+func readLayout(pid int) ([]procfs.Mapping, error) {
+	maps, err := procfs.ReadMaps(pid)
+	if err != nil {
+		return nil, err
+	}
+	for i := range maps {
+		m := &maps[i]
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
+			m.Kind = procfs.KindAnon
+		}
+	}
+	return maps, nil
+}
+
+// collectThreads collects every thread of pr, the main thread first: it
+// also answers for the process (collectThread), which the tree record
+// lists the threads of.
+func (s *session) collectThreads(st *processState, pr *proc) error {
+	var tids []int
+	for i, t := range pr.tracees {
+		th, err := s.collectThread(st, pr.pid, t, i == 0)
+		if err != nil {
+			return fmt.Errorf("thread %d: %w", t.Tid, err)
+		}
+		st.threads = append(st.threads, *th)
+		tids = append(tids, t.Tid)
+	}
+	st.tree.Tids = tids
+	return nil
+}
+
+// nsTids are the ids of threads tids of pid in its own pid namespace, by
+// which a restart recreates them there.
+func nsTids(pid int, tids []int) ([]int, error) {
+	var ns []int
+	for _, tid := range tids {
+		ts, err := procfs.ReadTaskStatus(pid, tid)
+		if err != nil || len(ts.NSpid) < 2 {
+			return nil, fmt.Errorf("thread %d: its id in its pid namespace: %v", tid, err)
+		}
+		ns = append(ns, ts.NSpid[len(ts.NSpid)-1])
+	}
+	return ns, nil
+}
+
+// settleMadvise is the madvise state of the process's VMAs: adv, smaps
+// read before the freeze, or what late brings if smaps is being read now.
+// smaps that does not describe the layout collected was read before the
+// process changed it, and is read again.
+func settleMadvise(pid int, adv madvise, late <-chan madvise, maps []procfs.Mapping) (map[uint64][]string, error) {
 	if late != nil {
 		adv = <-late
 	}
-	if !adv.describes(st.maps) {
+	if !adv.describes(maps) {
 		adv = readMadvise(pid)
 	}
 	if adv.err != nil {
 		return nil, adv.err
 	}
-	st.madvise = adv.flags
-	if err := collectMM(pid, st, &stat); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return adv.flags, nil
 }
 
 // collectThread reads one thread's registers and per-thread state. The

@@ -261,241 +261,358 @@ func wantPage(m *procfs.Mapping, e procfs.PagemapEntry) bool {
 // page store, pages are read into the store instead, by a worker per core,
 // and the image refers to them there.
 func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.Objref, maps []procfs.Mapping) error {
-	type item struct {
-		vma   *ckpt.VMA  // a VMA record to write, or
-		pages ckpt.Pages // a pages record, its payload in data
-		data  []byte
-		buf   int // which buffer data lives in, to hand back
-		// or, for memory copied ahead, in pieces (deferred: they stay put)
-		pieces [][]byte
-		size   int64
-		// or, for a copy-on-write copy, read from it when the image
-		// asks (cowPid), after the thaw
-		cow bool
-		// or, for pages a worker reads into the page store, the read:
-		// once done, its pages are written as pieces
-		pending *storeRead
-		err     error
-	}
-	// Reads into the page store go to a worker per core, as they read
-	// nothing else of the dumper; their items wait in order. The queue is
-	// deep enough that the sender never waits for the writer: the writer
-	// runs on the goroutine locked to the tracing thread, and handing it
-	// each item as it comes woke that thread once per item (a pre-copied
-	// GiB comes as 17 items: 0.5-0.85 ms of the frozen phase, measured
-	// here). What the items hold is bounded apart (buffers, page store).
-	items := make(chan item, 1024)
+	items := make(chan dumpItem, 1024)
 	reads := make(chan *storeRead)
 	for range runtime.NumCPU() {
-		go func() {
-			for r := range reads {
-				r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
-				close(r.done)
-			}
-		}()
+		go readIntoStore(reads)
 	}
 	free := make(chan int, len(d.bufs))
 	for i := range d.bufs {
 		free <- i
 	}
-	stop := make(chan struct{})
-	defer close(stop)
+	q := dumpQueues{items: items, reads: reads, free: free, stop: make(chan struct{})}
+	defer close(q.stop)
 	go func() {
 		// Only the sender closes: the workers end with it.
-		defer close(reads)
-		defer close(items)
-		send := func(it item) bool {
-			select {
-			case items <- it:
-				return true
-			case <-stop:
-				return false
-			}
-		}
-		for i := range maps {
-			m := &maps[i]
-			v, err := vmaRecord(d.pid, m)
-			if err == nil {
-				v.MadvFlags = d.madvise[m.Start]
-			}
-			// The shared object the mapping before may have read is
-			// done with (tracked says so only for private memory).
-			d.closeShmem()
-			var tracked []*precopied
-			switch {
-			case err != nil:
-			case d.tracked(m):
-				tracked, err = d.pre.readMapping(d.track, m, d.chunk)
-				for _, got := range tracked {
-					v.Guards = append(v.Guards, got.guards...)
-				}
-			default:
-				err = d.candidates(m)
-				v.Guards = slices.Clone(d.guards)
-			}
-			if err != nil {
-				send(item{err: err})
-				return
-			}
-			if !send(item{vma: v}) {
-				return
-			}
-			if d.fromCopy(m) {
-				for _, runs := range splitRuns(d.runs, d.chunk) {
-					size := int64(runsCount(runs) * d.pageSize)
-					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: runs}, cow: true, size: size}) {
-						return
-					}
-				}
-				continue
-			}
-			if d.tracked(m) {
-				for _, got := range tracked {
-					atomic.AddUint64(&d.stats.BytesRead, got.read)
-					d.stats.PagesPreCopied += got.reused
-					if len(got.runs) == 0 {
-						continue
-					}
-					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: got.runs}, pieces: got.pieces, size: got.size}) {
-						return
-					}
-				}
-				continue
-			}
-			for _, runs := range splitRuns(d.runs, d.chunk) {
-				dst := d.store.take(int(runsCount(runs) * d.pageSize))
-				if dst != nil && (d.shmemFile != nil || d.parent != nil) {
-					// Pages of a shared object, or compared with the
-					// parent image's, are read with the dumper's state.
-					data, kept, err := d.read(m, runs, dst)
-					if err != nil {
-						send(item{err: err})
-						return
-					}
-					d.store.giveBack(dst, len(data))
-					if len(kept) > 0 && !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, pieces: [][]byte{data}, size: int64(len(data))}) {
-						return
-					}
-					continue
-				}
-				if dst != nil {
-					r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
-					select {
-					case reads <- r:
-					case <-stop:
-						return
-					}
-					if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r}) {
-						return
-					}
-					continue
-				}
-				var b int
-				select {
-				case b = <-free:
-				case <-stop:
-					return
-				}
-				if d.bufs[b] == nil {
-					d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
-				}
-				data, kept, err := d.read(m, runs, d.bufs[b])
-				if err != nil {
-					send(item{err: err})
-					return
-				}
-				if len(kept) == 0 {
-					free <- b
-					continue
-				}
-				if !send(item{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, data: data, buf: b}) {
-					return
-				}
-			}
-		}
+		defer close(q.reads)
+		defer close(q.items)
+		d.sendMappings(q, maps)
 	}()
-	for it := range items {
+	for it := range q.items {
 		if err := ctx.Err(); err != nil {
 			return err // the deferred close stops the reader
 		}
 		if r := it.pending; r != nil {
-			select {
-			case <-r.done:
-			case <-ctx.Done():
-				return ctx.Err()
+			kept, err := d.awaitStoreRead(ctx, r)
+			if err != nil {
+				return err
 			}
-			if r.err != nil {
-				return r.err
-			}
-			atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
-			if len(r.kept) == 0 {
+			if !kept {
 				continue
 			}
 			it.pages.Runs, it.pieces, it.size = r.kept, [][]byte{r.data}, int64(len(r.data))
 		}
-		switch {
-		case it.err != nil:
-			return it.err
-		case it.vma != nil:
-			deps := []ckpt.Objref{mmRef}
-			if ref, ok := d.memfds[it.vma.Start]; ok {
-				it.vma.Memfd = ref
-				deps = append(deps, ref)
-			}
-			if err := w.Write(ckpt.TypeVMA, 0, deps, it.vma); err != nil {
-				return err
-			}
-		case it.cow:
-			d.stats.PagesStored += it.pages.Count()
-			d.stats.PagesCopyOnWrite += it.pages.Count()
-			mem, start, runs, size, pageSize := d.cowMem, it.pages.VMAStart, it.pages.Runs, it.size, d.pageSize
-			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
-				// Through /proc/PID/mem, not process_vm_readv: that pins
-				// the pages, and pinning a page the copy shares with the
-				// process makes the kernel copy it first.
-				buf := make([]byte, size)
-				if err := readRunsAt(mem, buf, start, runs, pageSize); err != nil {
-					return fmt.Errorf("the copy-on-write copy: %w", err)
-				}
-				_, err := pw.Write(buf)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		case it.pieces != nil:
-			d.stats.PagesStored += it.pages.Count()
-			if d.progress != nil {
-				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
-			}
-			pieces := it.pieces
-			err := w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
-				for _, p := range pieces {
-					if _, err := pw.Write(p); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		default:
-			d.stats.PagesStored += it.pages.Count()
-			if d.progress != nil {
-				d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
-			}
-			err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
-				_, err := pw.Write(it.data)
-				return err
-			})
-			free <- it.buf
-			if err != nil {
-				return err
-			}
+		if err := d.writeItem(w, mmRef, &it, q.free); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// A dumpItem is what dumpAll's reader hands its writer, in the order of
+// the image: a VMA record, the error that ends the dump, or a pages record
+// whose payload is in one of four places. Which place decides how the
+// writer writes it and when the memory may be used again: a copy buffer is
+// handed back once written, pieces stay put for the image to refer to, a
+// copy-on-write copy is read only after the thaw, and a worker's read is
+// waited for in turn so that the records keep their order.
+type dumpItem struct {
+	vma   *ckpt.VMA  // a VMA record to write, or
+	pages ckpt.Pages // a pages record, its payload in data
+	data  []byte
+	buf   int // which buffer data lives in, to hand back
+	// or, for memory copied ahead, in pieces (deferred: they stay put)
+	pieces [][]byte
+	size   int64
+	// or, for a copy-on-write copy, read from it when the image
+	// asks (cowPid), after the thaw
+	cow bool
+	// or, for pages a worker reads into the page store, the read:
+	// once done, its pages are written as pieces
+	pending *storeRead
+	err     error
+}
+
+// dumpQueues connect dumpAll's reader to its writer (items, and free, the
+// copy buffers the writer is done with) and to the workers reading into
+// the page store (reads); stop, closed when the writer returns, lets the
+// reader go wherever it waits.
+//
+// Reads into the page store go to a worker per core, as they read nothing
+// else of the dumper; their items wait in order. items is deep enough that
+// the sender never waits for the writer: the writer runs on the goroutine
+// locked to the tracing thread, and handing it each item as it comes woke
+// that thread once per item (a pre-copied GiB comes as 17 items: 0.5-0.85
+// ms of the frozen phase, measured here). What the items hold is bounded
+// apart (buffers, page store).
+type dumpQueues struct {
+	items chan dumpItem
+	reads chan *storeRead
+	free  chan int
+	stop  chan struct{}
+}
+
+// send hands it to the writer, and says false if the writer has given up:
+// the reader then stops without a word, the writer's error being the one
+// reported.
+func (q dumpQueues) send(it dumpItem) bool {
+	select {
+	case q.items <- it:
+		return true
+	case <-q.stop:
+		return false
+	}
+}
+
+// readIntoStore is a worker of dumpAll: the reads into the page store take
+// nothing of the dumper's state, so one per core run at once.
+func readIntoStore(reads <-chan *storeRead) {
+	for r := range reads {
+		r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
+		close(r.done)
+	}
+}
+
+// sendMappings is dumpAll's reader, on a goroutine of its own so that
+// finding and reading a mapping's pages overlaps the writing of those
+// before. Its first error is sent as the last item: the writer is the one
+// that returns it.
+func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
+	for i := range maps {
+		m := &maps[i]
+		v, tracked, err := d.findPages(m)
+		if err != nil {
+			q.send(dumpItem{err: err})
+			return
+		}
+		if !q.send(dumpItem{vma: v}) {
+			return
+		}
+		var ok bool
+		switch {
+		case d.fromCopy(m):
+			ok = d.sendFromCopy(q, m)
+		case d.tracked(m):
+			ok = d.sendPrecopied(q, m, tracked)
+		default:
+			ok = d.sendRead(q, m)
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// findPages makes m's VMA record and finds the pages of m to store: what
+// the pre-copy found, for a mapping it tracks, or else d.runs. The guard
+// pages found on the way go into the record, not among the pages: they
+// hold nothing, and restart installs them again.
+func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
+	v, err := vmaRecord(d.pid, m)
+	if err == nil {
+		v.MadvFlags = d.madvise[m.Start]
+	}
+	// The shared object the mapping before may have read is
+	// done with (tracked says so only for private memory).
+	d.closeShmem()
+	var tracked []*precopied
+	switch {
+	case err != nil:
+	case d.tracked(m):
+		tracked, err = d.pre.readMapping(d.track, m, d.chunk)
+		for _, got := range tracked {
+			v.Guards = append(v.Guards, got.guards...)
+		}
+	default:
+		err = d.candidates(m)
+		v.Guards = slices.Clone(d.guards)
+	}
+	return v, tracked, err
+}
+
+// sendFromCopy sends m's pages as records whose payload the image fills
+// in from the copy-on-write copy after the thaw: while frozen, only their
+// place in the image is decided.
+func (d *memoryDumper) sendFromCopy(q dumpQueues, m *procfs.Mapping) bool {
+	for _, runs := range splitRuns(d.runs, d.chunk) {
+		size := int64(runsCount(runs) * d.pageSize)
+		if !q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: runs}, cow: true, size: size}) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendPrecopied sends what the frozen phase found of tracked mapping m.
+// Its pages are in the pre-copy's memory, which outlives the image's
+// writing: the records refer to them where they are.
+func (d *memoryDumper) sendPrecopied(q dumpQueues, m *procfs.Mapping, tracked []*precopied) bool {
+	for _, got := range tracked {
+		atomic.AddUint64(&d.stats.BytesRead, got.read)
+		d.stats.PagesPreCopied += got.reused
+		if len(got.runs) == 0 {
+			continue
+		}
+		if !q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: got.runs}, pieces: got.pieces, size: got.size}) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendRead reads the pages of d.runs, a chunk at a time, and sends them.
+// Where the page store has room, the pages are read into it and stay: the
+// image refers to them instead of copying them again. Where it has none,
+// they go through the two copy buffers, so that a read overlaps the
+// writing of the chunk before.
+func (d *memoryDumper) sendRead(q dumpQueues, m *procfs.Mapping) bool {
+	for _, runs := range splitRuns(d.runs, d.chunk) {
+		dst := d.store.take(int(runsCount(runs) * d.pageSize))
+		var ok bool
+		switch {
+		case dst != nil && (d.shmemFile != nil || d.parent != nil):
+			ok = d.sendReadIntoStore(q, m, runs, dst)
+		case dst != nil:
+			ok = d.sendWorkerRead(q, m, runs, dst)
+		default:
+			ok = d.sendReadIntoBuffer(q, m, runs)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sendReadIntoStore reads runs of m into dst, room of the page store, on
+// this goroutine: pages of a shared object, or compared with the parent
+// image's, are read with the dumper's state, which the workers do not
+// share. The room the zero pages left is given back.
+func (d *memoryDumper) sendReadIntoStore(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun, dst []byte) bool {
+	data, kept, err := d.read(m, runs, dst)
+	if err != nil {
+		q.send(dumpItem{err: err})
+		return false
+	}
+	d.store.giveBack(dst, len(data))
+	return len(kept) == 0 || q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, pieces: [][]byte{data}, size: int64(len(data))})
+}
+
+// sendWorkerRead has a worker read runs of m into dst, room of the page
+// store, and sends the read to be waited for in its turn: the reads of
+// private memory run on every core at once, and the records keep their
+// order.
+func (d *memoryDumper) sendWorkerRead(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun, dst []byte) bool {
+	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
+	select {
+	case q.reads <- r:
+	case <-q.stop:
+		return false
+	}
+	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r})
+}
+
+// sendReadIntoBuffer reads runs of m into a free copy buffer, waiting for
+// the writer to hand one back: the two buffers bound the memory a dump
+// without page store holds. A buffer that kept no page is free again at
+// once.
+func (d *memoryDumper) sendReadIntoBuffer(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun) bool {
+	var b int
+	select {
+	case b = <-q.free:
+	case <-q.stop:
+		return false
+	}
+	if d.bufs[b] == nil {
+		d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
+	}
+	data, kept, err := d.read(m, runs, d.bufs[b])
+	if err != nil {
+		q.send(dumpItem{err: err})
+		return false
+	}
+	if len(kept) == 0 {
+		q.free <- b
+		return true
+	}
+	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, data: data, buf: b})
+}
+
+// awaitStoreRead waits for a worker's read, in the order the reads were
+// sent so that the records keep theirs, and says whether it kept any page:
+// a chunk of zeros has no record.
+func (d *memoryDumper) awaitStoreRead(ctx context.Context, r *storeRead) (bool, error) {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if r.err != nil {
+		return false, r.err
+	}
+	atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
+	return len(r.kept) > 0, nil
+}
+
+// writeItem writes one item of dumpAll's reader into the image, each kind
+// as the place of its payload allows (dumpItem), and hands a copy buffer
+// back to the reader once written.
+func (d *memoryDumper) writeItem(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem, free chan<- int) error {
+	switch {
+	case it.err != nil:
+		return it.err
+	case it.vma != nil:
+		deps := []ckpt.Objref{mmRef}
+		if ref, ok := d.memfds[it.vma.Start]; ok {
+			it.vma.Memfd = ref
+			deps = append(deps, ref)
+		}
+		return w.Write(ckpt.TypeVMA, 0, deps, it.vma)
+	case it.cow:
+		return d.writeFromCopy(w, mmRef, it)
+	case it.pieces != nil:
+		return d.writePieces(w, mmRef, it)
+	default:
+		d.stats.PagesStored += it.pages.Count()
+		if d.progress != nil {
+			d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
+		}
+		err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
+			_, err := pw.Write(it.data)
+			return err
+		})
+		free <- it.buf
+		return err
+	}
+}
+
+// writeFromCopy writes a pages record whose payload the image asks for
+// after the thaw, read then from the copy-on-write copy. The payload's
+// reader holds only what it needs, not the item.
+func (d *memoryDumper) writeFromCopy(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem) error {
+	d.stats.PagesStored += it.pages.Count()
+	d.stats.PagesCopyOnWrite += it.pages.Count()
+	mem, start, runs, size, pageSize := d.cowMem, it.pages.VMAStart, it.pages.Runs, it.size, d.pageSize
+	return w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
+		// Through /proc/PID/mem, not process_vm_readv: that pins
+		// the pages, and pinning a page the copy shares with the
+		// process makes the kernel copy it first.
+		buf := make([]byte, size)
+		if err := readRunsAt(mem, buf, start, runs, pageSize); err != nil {
+			return fmt.Errorf("the copy-on-write copy: %w", err)
+		}
+		_, err := pw.Write(buf)
+		return err
+	})
+}
+
+// writePieces writes a pages record whose payload stays where it is, in
+// memory that outlives the image's writing: the image refers to the
+// pieces rather than copying them.
+func (d *memoryDumper) writePieces(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem) error {
+	d.stats.PagesStored += it.pages.Count()
+	if d.progress != nil {
+		d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
+	}
+	pieces := it.pieces
+	return w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
+		for _, p := range pieces {
+			if _, err := pw.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // storeRead is one chunk of pages a worker reads into the page store

@@ -479,62 +479,99 @@ type framePlan struct {
 // against 3.3 ms for the scan alone, measured here).
 func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint64, regions []sys.PageRegion) ([]*precopied, error) {
 	ps := pc.pageSize
-	var plan []framePlan
-	var reused uint64
-	read := func(idx, count uint64) {
-		if k := len(plan); k > 0 && plan[k-1].slot == 0 && plan[k-1].idx+plan[k-1].count == idx {
-			plan[k-1].count += count
-			return
-		}
-		plan = append(plan, framePlan{idx: idx, count: count})
+	pl := framePlanner{t: t, base: m.Start / ps}
+	guards, err := pc.planPart(&pl, t, m, from, to, regions)
+	if err != nil {
+		return nil, err
 	}
-	reuse := func(idx, count uint64, slot uint32) {
-		reused += count
-		if slot == zeroSlot {
-			return
-		}
-		if k := len(plan); k > 0 && plan[k-1].slot != 0 && plan[k-1].idx+plan[k-1].count == idx &&
-			plan[k-1].slot+uint32(plan[k-1].count) == slot && uint64(slot-1)%arenaChunkPages != 0 {
-			plan[k-1].count += count
-			return
-		}
-		plan = append(plan, framePlan{idx: idx, count: count, slot: slot})
+	fresh, stale, err := pc.readStale(t, m, pl.plan)
+	if err != nil {
+		return nil, err
 	}
-	// kept plans [first, end) (pages of m), whose pages are as the last
-	// round left them if it kept a copy: from the copy, else read.
-	kept := func(first, end uint64) {
-		base := m.Start / ps
-		t.slotsOf(base+first, base+end, func(page, n uint64, slots []uint32) bool {
-			first := page - base
-			if slots == nil {
-				read(first, n)
-				return true
-			}
-			for j := uint64(0); j < n; {
-				s, k := slots[j], j+1
-				switch s {
-				case 0:
-					for k < n && slots[k] == 0 {
-						k++
-					}
-					read(first+j, k-j)
-				case zeroSlot:
-					for k < n && slots[k] == zeroSlot {
-						k++
-					}
-					reuse(first+j, k-j, zeroSlot)
-				default:
-					// Side by side in one arena chunk: one piece.
-					for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%arenaChunkPages != 0 {
-						k++
-					}
-					reuse(first+j, k-j, s)
-				}
-				j = k
-			}
+	pieces := pieceCutter{out: []*precopied{{reused: pl.reused, read: stale * ps, guards: guards}}, chunk: chunk, pageSize: ps}
+	pieces.cut(t, pl.plan, fresh)
+	return pieces.out, nil
+}
+
+// A framePlanner builds the frozen phase's plan for part of a tracked
+// mapping, in address order. Neighbouring stretches are joined wherever
+// they can be: each stretch read now is an iovec, and each stretch of
+// copies a piece of the image's payload.
+type framePlanner struct {
+	t      *tracker
+	base   uint64 // the mapping's first page number
+	plan   []framePlan
+	reused uint64 // pages taken from the rounds' copies
+}
+
+// read plans pages [idx, idx+count) to be read now, as part of the
+// stretch before if that is read now too: one iovec, not two.
+func (p *framePlanner) read(idx, count uint64) {
+	if k := len(p.plan); k > 0 && p.plan[k-1].slot == 0 && p.plan[k-1].idx+p.plan[k-1].count == idx {
+		p.plan[k-1].count += count
+		return
+	}
+	p.plan = append(p.plan, framePlan{idx: idx, count: count})
+}
+
+// reuse plans pages [idx, idx+count) to be taken from the copies from slot
+// on. Copies that read as zeros are counted but not planned: they are not
+// stored. A stretch of copies is joined to the one before only within an
+// arena chunk, where the copies are side by side in memory.
+func (p *framePlanner) reuse(idx, count uint64, slot uint32) {
+	p.reused += count
+	if slot == zeroSlot {
+		return
+	}
+	if k := len(p.plan); k > 0 && p.plan[k-1].slot != 0 && p.plan[k-1].idx+p.plan[k-1].count == idx &&
+		p.plan[k-1].slot+uint32(p.plan[k-1].count) == slot && uint64(slot-1)%arenaChunkPages != 0 {
+		p.plan[k-1].count += count
+		return
+	}
+	p.plan = append(p.plan, framePlan{idx: idx, count: count, slot: slot})
+}
+
+// kept plans [first, end) (pages of m), whose pages are as the last
+// round left them if it kept a copy: from the copy, else read.
+func (p *framePlanner) kept(first, end uint64) {
+	base := p.base
+	p.t.slotsOf(base+first, base+end, func(page, n uint64, slots []uint32) bool {
+		first := page - base
+		if slots == nil {
+			p.read(first, n)
 			return true
-		})
-	}
+		}
+		for j := uint64(0); j < n; {
+			s, k := slots[j], j+1
+			switch s {
+			case 0:
+				for k < n && slots[k] == 0 {
+					k++
+				}
+				p.read(first+j, k-j)
+			case zeroSlot:
+				for k < n && slots[k] == zeroSlot {
+					k++
+				}
+				p.reuse(first+j, k-j, zeroSlot)
+			default:
+				// Side by side in one arena chunk: one piece.
+				for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%arenaChunkPages != 0 {
+					k++
+				}
+				p.reuse(first+j, k-j, s)
+			}
+			j = k
+		}
+		return true
+	})
+}
+
+// staleQuery asks PAGEMAP_SCAN for what readPart needs and no more: the
+// pages that are not as the last round left them (inverted on present, so
+// that the untouched majority is not reported at all), with the categories
+// that tell what became of them.
+func (pc *preCopy) staleQuery(m *procfs.Mapping) sys.PagemapQuery {
 	q := sys.PagemapQuery{CategoryInverted: sys.PagePresent, CategoryAnyofMask: sys.PagePresent | sys.PageWritten,
 		ReturnMask: sys.PagePresent | sys.PageSwapped | sys.PageWritten}
 	if m.Kind == procfs.KindFile {
@@ -548,15 +585,23 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		// write-protected by a round as any other entry.
 		q.ReturnMask |= sys.PageGuard
 	}
+	return q
+}
+
+// planPart plans [from, to) of m into pl and returns its guard pages. The
+// stretches between the regions the scan reports are as the last round
+// left them; each region says why its pages are not.
+func (pc *preCopy) planPart(pl *framePlanner, t *tracker, m *procfs.Mapping, from, to uint64, regions []sys.PageRegion) ([]ckpt.PageRun, error) {
+	ps := pc.pageSize
 	at := from
 	var walkErr error
 	var guards []ckpt.PageRun
-	err := sys.PagemapWalk(int(t.pagemap.Fd()), from, to, q, regions, func(r sys.PageRegion) {
+	err := sys.PagemapWalk(int(t.pagemap.Fd()), from, to, pc.staleQuery(m), regions, func(r sys.PageRegion) {
 		start := max(r.Start, at)
 		if start >= r.End {
 			return
 		}
-		kept((at-m.Start)/ps, (start-m.Start)/ps)
+		pl.kept((at-m.Start)/ps, (start-m.Start)/ps)
 		first, end := (start-m.Start)/ps, (r.End-m.Start)/ps
 		at = r.End
 		switch c := r.Categories; {
@@ -565,7 +610,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		case c&sys.PageSwapped == 0 && (c&sys.PagePresent == 0 || c&sys.PageFile != 0):
 			// Gone, or the file's.
 		case c&sys.PageWritten != 0:
-			read(first, end-first)
+			pl.read(first, end-first)
 		default:
 			// Swapped out since the round, or no page but the marker
 			// write protection leaves: one never populated, or in a
@@ -573,7 +618,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 			// page again). Only pagemap tells a copy's page swapped
 			// from a dropped one.
 			if walkErr == nil {
-				walkErr = pc.keptSwapped(t, m, first, end, kept)
+				walkErr = pc.keptSwapped(t, m, first, end, pl)
 			}
 		}
 	})
@@ -583,53 +628,53 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 	if err != nil {
 		return nil, fmt.Errorf("pagemap of %#x-%#x: %w", from, to, err)
 	}
-	kept((at-m.Start)/ps, (to-m.Start)/ps)
+	pl.kept((at-m.Start)/ps, (to-m.Start)/ps)
+	return guards, nil
+}
 
+// readStale reads the pages plan has no copy of, all in one go, into room
+// prepared before the freeze: readRemote makes as few process_vm_readv
+// calls of them as it can, and the room's first touch is paid already.
+// stale is how many pages that is.
+func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (fresh []byte, stale uint64, err error) {
+	ps := pc.pageSize
 	var toRead []ckpt.PageRun
 	for _, p := range plan {
 		if p.slot == 0 {
 			toRead = append(toRead, ckpt.PageRun{Index: p.idx, Count: p.count})
 		}
 	}
-	stale := runsCount(toRead)
-	var fresh []byte
+	stale = runsCount(toRead)
 	if stale > 0 {
 		pc.freshMu.Lock()
 		fresh = pc.fresh.takeOrAllocate(int(stale * ps))
 		pc.freshMu.Unlock()
 		if err := readRemote(t.pid, fresh, remoteRuns(m, toRead, ps)); err != nil {
-			return nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
+			return nil, 0, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 		}
 	}
+	return fresh, stale, nil
+}
 
-	// The plan, in pieces of at most chunk pages.
-	out := []*precopied{{reused: reused, read: stale * ps, guards: guards}}
-	store := func(idx, count uint64, data []byte) {
-		for count > 0 {
-			cur := out[len(out)-1]
-			if uint64(cur.size)/ps == chunk {
-				cur = &precopied{}
-				out = append(out, cur)
-			}
-			n := min(count, chunk-uint64(cur.size)/ps)
-			cur.runs = addRun(cur.runs, idx, n)
-			piece := data[:n*ps]
-			if k := len(cur.pieces); k > 0 && follows(cur.pieces[k-1], piece) {
-				cur.pieces[k-1] = cur.pieces[k-1][:len(cur.pieces[k-1])+len(piece)]
-			} else {
-				cur.pieces = append(cur.pieces, piece)
-			}
-			cur.size += int64(n * ps)
-			idx, count, data = idx+n, count-n, data[n*ps:]
-		}
-	}
+// A pieceCutter cuts a plan's pages into precopied of at most chunk pages
+// each, the size of one pages record, and joins pieces that follow each
+// other in memory: each piece is a write when the image is read.
+type pieceCutter struct {
+	out             []*precopied
+	chunk, pageSize uint64
+}
+
+// cut cuts the pages of plan, taken from t's copies or from fresh, the
+// pages read now in plan's order. Pages read now that hold only zeros are
+// not stored.
+func (c *pieceCutter) cut(t *tracker, plan []framePlan, fresh []byte) {
+	ps := c.pageSize
 	for _, p := range plan {
 		if p.slot != 0 {
-			c, o := uint64(p.slot-1)/arenaChunkPages, uint64(p.slot-1)%arenaChunkPages
-			store(p.idx, p.count, t.arena[c][o*ps:(o+p.count)*ps])
+			ch, o := uint64(p.slot-1)/arenaChunkPages, uint64(p.slot-1)%arenaChunkPages
+			c.store(p.idx, p.count, t.arena[ch][o*ps:(o+p.count)*ps])
 			continue
 		}
-		// Pages read now that hold only zeros are not stored.
 		data := fresh[:p.count*ps]
 		fresh = fresh[p.count*ps:]
 		for i := uint64(0); i < p.count; {
@@ -641,11 +686,33 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 			for j < p.count && !allZero(data[j*ps:(j+1)*ps]) {
 				j++
 			}
-			store(p.idx+i, j-i, data[i*ps:j*ps])
+			c.store(p.idx+i, j-i, data[i*ps:j*ps])
 			i = j
 		}
 	}
-	return out, nil
+}
+
+// store adds count pages from idx, whose contents are data, starting a
+// new precopied when the last is full.
+func (c *pieceCutter) store(idx, count uint64, data []byte) {
+	ps, chunk := c.pageSize, c.chunk
+	for count > 0 {
+		cur := c.out[len(c.out)-1]
+		if uint64(cur.size)/ps == chunk {
+			cur = &precopied{}
+			c.out = append(c.out, cur)
+		}
+		n := min(count, chunk-uint64(cur.size)/ps)
+		cur.runs = addRun(cur.runs, idx, n)
+		piece := data[:n*ps]
+		if k := len(cur.pieces); k > 0 && follows(cur.pieces[k-1], piece) {
+			cur.pieces[k-1] = cur.pieces[k-1][:len(cur.pieces[k-1])+len(piece)]
+		} else {
+			cur.pieces = append(cur.pieces, piece)
+		}
+		cur.size += int64(n * ps)
+		idx, count, data = idx+n, count-n, data[n*ps:]
+	}
 }
 
 // keptSwapped plans [first, end) of m (pages of m), swapped or marked by
@@ -653,7 +720,7 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 // where a copy is kept stands for a page dropped since the round. Markers
 // the rounds saw have no copy (zeroSlot), so pagemap is read only when a
 // copy is at stake.
-func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64, kept func(first, end uint64)) error {
+func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64, pl *framePlanner) error {
 	ps := pc.pageSize
 	copies := false
 	t.slotsOf(m.Start/ps+first, m.Start/ps+end, func(_, _ uint64, slots []uint32) bool {
@@ -666,7 +733,7 @@ func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64,
 		return true
 	})
 	if !copies {
-		kept(first, end)
+		pl.kept(first, end)
 		return nil
 	}
 	entries, err := procfs.ReadPagemap(t.pagemap, m.Start+first*ps, m.Start+end*ps, nil)
@@ -675,7 +742,7 @@ func (pc *preCopy) keptSwapped(t *tracker, m *procfs.Mapping, first, end uint64,
 	}
 	for i, e := range entries {
 		if !procfs.PagemapEntry(e).UffdWPMarker() {
-			kept(first+uint64(i), first+uint64(i)+1)
+			pl.kept(first+uint64(i), first+uint64(i)+1)
 		}
 	}
 	return nil
