@@ -42,9 +42,18 @@ int main(void) {
 	sigaction(SIGSEGV, &sa, 0);
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
+	/* The signals are taken only inside sigsuspend, so none is lost
+	   between the test of the flags and the wait. */
+	sigset_t both, wait;
+	sigemptyset(&both);
+	sigaddset(&both, SIGUSR1);
+	sigaddset(&both, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &both, &wait);
+	sigdelset(&wait, SIGUSR1);
+	sigdelset(&wait, SIGUSR2);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) {
-		while (!check && !more) pause();
+		while (!check && !more) sigsuspend(&wait);
 		if (more) {
 			more = 0;
 			madvise(p + 40 * PS, PS, MADV_GUARD_INSTALL);

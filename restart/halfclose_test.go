@@ -131,8 +131,18 @@ func restartFrom(t *testing.T, img io.Reader) *restart.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { rp.Signal(syscall.SIGKILL); rp.Wait() })
+	t.Cleanup(func() { killRestored(rp) })
 	return rp
+}
+
+// killRestored kills every process of a restored tree, not only its root:
+// children the root leaves behind are reparented, not killed.
+func killRestored(rp *restart.Process) {
+	for _, pid := range rp.Pids[1:] {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	rp.Signal(syscall.SIGKILL)
+	rp.Wait()
 }
 
 // checkVerdict has the restored writer check its memory: every page as

@@ -37,10 +37,17 @@ int main(int argc, char **argv) {
 		else for (size_t k = 0; k < PAGE / 8; k++) p[k] = word(i, k);
 	}
 	signal(SIGUSR1, on_usr1);
+	/* SIGUSR1 is taken only inside sigsuspend: one arriving as a
+	   restored pause() restarts would run its handler and leave the
+	   process waiting again. */
+	sigset_t usr1, wait;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &wait);
+	sigdelset(&wait, SIGUSR1);
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) {
-		pause();
-		if (!check) continue;
+		while (!check) sigsuspend(&wait);
 		check = 0;
 		size_t bad = 0, first = 0;
 		for (size_t i = 0; i < NPAGES; i++) {
