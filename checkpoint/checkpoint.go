@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,11 +33,7 @@ import (
 // wait by any thread takes the ptrace stops the checkpoint waits for, and
 // the checkpoint then hangs.
 func Checkpoint(ctx context.Context, pid int, w io.Writer, opts Options) (*Stats, error) {
-	stats, err := ptrace.OnTracerThread(func() (*Stats, error) { return run(ctx, pid, w, opts) })
-	if err != nil {
-		return stats, fmt.Errorf("checkpoint of pid %d: %w", pid, err)
-	}
-	return stats, nil
+	return ptrace.OnTracerThread(func() (*Stats, error) { return run(ctx, pid, w, opts) })
 }
 
 // session is one checkpoint in progress.
@@ -357,7 +352,7 @@ func (s *session) killTree() error {
 	var err error
 	for _, p := range s.procs {
 		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {
-			err = fmt.Errorf("pid %d: %w", p.pid, kerr)
+			err = &ProcessError{Pid: p.pid, Err: os.NewSyscallError("kill", kerr)}
 		}
 	}
 	s.stats.Frozen = time.Since(s.frozen)
@@ -441,14 +436,14 @@ func (s *session) freezeTree() error {
 					continue
 				}
 			}
-			return fmt.Errorf("pid %d: %w", p.pid, err)
+			return &ProcessError{Pid: p.pid, Err: err}
 		}
 		s.procs = append(s.procs, p)
 		var kids []int
 		for _, t := range p.tracees {
 			k, err := procfs.Children(p.pid, t.Tid)
 			if err != nil {
-				return fmt.Errorf("pid %d: %w", p.pid, err)
+				return &ProcessError{Pid: p.pid, Err: err}
 			}
 			kids = append(kids, k...)
 		}
@@ -533,11 +528,11 @@ func (p *proc) freeze() (err error) {
 				return false, nil
 			}
 			if st, serr := procfs.ReadTaskStatus(p.pid, tid); serr == nil && st.TracerPid != 0 {
-				tracer := strconv.Itoa(st.TracerPid)
+				traced := &TracedError{Tid: tid, Tracer: st.TracerPid, Err: err}
 				if ts, serr := procfs.ReadStat(st.TracerPid); serr == nil {
-					tracer += " (" + ts.Comm + ")"
+					traced.TracerComm = ts.Comm
 				}
-				return false, fmt.Errorf("thread %d is traced by pid %s, and a thread has one tracer: detach it first: %w", tid, tracer, err)
+				return false, traced
 			}
 			return false, fmt.Errorf("thread %d: %w", tid, err)
 		}
@@ -716,11 +711,11 @@ func (s *session) collect() (*ckpt.Header, error) {
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {
-			return nil, fmt.Errorf("pid %d: %w", p.pid, err)
+			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
 		p.state = st
 		if err := s.examineFds(p); err != nil {
-			return nil, fmt.Errorf("pid %d: %w", p.pid, err)
+			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
 	}
 	h := s.procs[0].state.header
@@ -746,7 +741,7 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 	s.files.W = cw
 	for _, p := range s.procs {
 		if err := s.writeProcess(ctx, cw, p, mem); err != nil {
-			return fmt.Errorf("pid %d: %w", p.pid, err)
+			return &ProcessError{Pid: p.pid, Err: err}
 		}
 	}
 	return nil

@@ -29,11 +29,11 @@ func (s *session) examineFds(p *proc) error {
 	for _, n := range nums {
 		fd, err := examineFd(p.pid, pidfd, n)
 		if err != nil {
-			return err
+			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}
 		p.fds = append(p.fds, fd)
 		if err := files.CheckAcceptQueue(fd); err != nil {
-			return err
+			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}
 		if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
 			s.files.PtyMasters[index] = fd
@@ -78,15 +78,15 @@ func (s *session) dumpFiles(cw *ckpt.Writer, p *proc, procRef ckpt.Objref) error
 	for _, fd := range p.fds {
 		ref, at, err := s.descriptions.find(fd)
 		if err != nil {
-			return err
+			return &FdError{Pid: p.pid, Fd: fd.Num, Err: err}
 		}
 		if ref == 0 {
 			kind, err := files.KindFor(ctx, fd)
 			if err != nil {
-				return err
+				return &FdError{Pid: p.pid, Fd: fd.Num, Err: err}
 			}
 			if ref, err = kind.Dump(ctx, fd); err != nil {
-				return fmt.Errorf("fd %d (%s): %w", fd.Num, kind, err)
+				return &FdError{Pid: p.pid, Fd: fd.Num, Kind: kind.String(), Err: err}
 			}
 			s.descriptions.insert(at, files.Dumped{Fd: fd, Ref: ref})
 		}
@@ -118,7 +118,7 @@ func (d descriptions) find(fd *files.Fd) (ckpt.Objref, int, error) {
 		e := list[mid]
 		order, err := sys.Kcmp(e.Fd.Pid, fd.Pid, sys.KcmpFile, uintptr(e.Fd.Num), uintptr(fd.Num))
 		if err != nil {
-			return 0, 0, fmt.Errorf("fd %d: comparing with fd %d of pid %d: %w", fd.Num, e.Fd.Num, e.Fd.Pid, err)
+			return 0, 0, fmt.Errorf("comparing with fd %d of pid %d: %w", e.Fd.Num, e.Fd.Pid, err)
 		}
 		switch order {
 		case sys.KcmpEqual:
@@ -128,7 +128,7 @@ func (d descriptions) find(fd *files.Fd) (ckpt.Objref, int, error) {
 		case sys.KcmpGreater:
 			hi = mid
 		default:
-			return 0, 0, fmt.Errorf("fd %d: kcmp with fd %d of pid %d gave no order (%d)", fd.Num, e.Fd.Num, e.Fd.Pid, order)
+			return 0, 0, fmt.Errorf("kcmp with fd %d of pid %d gave no order (%d)", e.Fd.Num, e.Fd.Pid, order)
 		}
 	}
 	return 0, lo, nil
@@ -144,15 +144,15 @@ func (d descriptions) insert(at int, e files.Dumped) {
 func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 	target, err := procfs.FdTarget(pid, n)
 	if err != nil {
-		return nil, fmt.Errorf("fd %d: %w", n, err)
+		return nil, err
 	}
 	info, err := procfs.ReadFdInfo(pid, n)
 	if err != nil {
-		return nil, fmt.Errorf("fd %d: %w", n, err)
+		return nil, err
 	}
 	copyFD, err := sys.PidfdGetfd(pidfd, n)
 	if err != nil {
-		return nil, fmt.Errorf("fd %d (%s): taking a copy: %w", n, target, err)
+		return nil, fmt.Errorf("%s: taking a copy: %w", target, err)
 	}
 	copyFile := copyFD.File(target)
 	fd := &files.Fd{Pid: pid, Num: n, Link: procfs.ParseFdTarget(target), Info: info, Copy: copyFile,
@@ -160,12 +160,12 @@ func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 	fd.Info.Flags &^= unix.O_CLOEXEC
 	if err := unix.Fstat(int(copyFile.Fd()), &fd.Stat); err != nil {
 		copyFile.Close()
-		return nil, fmt.Errorf("fd %d (%s): %w", n, target, os.NewSyscallError("fstat", err))
+		return nil, fmt.Errorf("%s: %w", target, os.NewSyscallError("fstat", err))
 	}
 	if fd.Link.Kind == procfs.FdSocket {
 		if err := files.ExamineSocket(fd); err != nil {
 			copyFile.Close()
-			return nil, fmt.Errorf("fd %d: %w", n, err)
+			return nil, err
 		}
 	}
 	return fd, nil

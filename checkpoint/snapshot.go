@@ -225,7 +225,7 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 		return nil, err
 	}
 	if err := w.resolve(); err != nil {
-		return nil, fmt.Errorf("checkpoint of pid %d: %w", pid, err)
+		return nil, err
 	}
 	w.im.Stats = *st
 	// The image keeps what it refers to; the rest goes.

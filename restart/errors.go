@@ -126,3 +126,15 @@ type TaskError struct {
 func (e *TaskError) Error() string { return fmt.Sprintf("pid %d: %s: %v", e.Pid, e.Phase, e.Err) }
 
 func (e *TaskError) Unwrap() error { return e.Err }
+
+// PidInUseError is a pid of the image that a live process holds: the
+// restart cannot give the checkpointed process its pid back.
+type PidInUseError struct {
+	Pid   int
+	Comm  string // the holder's command name
+	State byte   // its state letter in /proc/PID/stat
+}
+
+func (e *PidInUseError) Error() string {
+	return fmt.Sprintf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", e.Pid, e.Comm, e.State)
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -88,8 +87,10 @@ func TestCheckpointFailureLeavesTargetRunning(t *testing.T) {
 	p := crtest.Start(t, dir, crtest.Build(t, subject), "packet")
 	var img bytes.Buffer
 	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "fd 3 (socket") || !strings.Contains(err.Error(), "not supported") {
-		t.Fatalf("checkpoint with a packet socket: %v; want an error naming fd 3 and its kind", err)
+	var fdErr *checkpoint.FdError
+	var unsupported *checkpoint.UnsupportedError
+	if !errors.As(err, &fdErr) || !errors.As(err, &unsupported) || fdErr.Pid != p.Pid || fdErr.Fd != 3 || !strings.HasPrefix(unsupported.What, "socket:[") {
+		t.Fatalf("checkpoint with a packet socket: %v; want fd 3's socket refused as unsupported", err)
 	}
 	if got := crtest.Status(p.Pid, "TracerPid"); got != "0" {
 		t.Errorf("after the failed checkpoint TracerPid is %q, want 0", got)
@@ -130,9 +131,9 @@ int main(int argc, char **argv) {
 		t.Fatalf("the tracer did not attach: %v", err)
 	}
 	_, err = checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
-	want := fmt.Sprintf("is traced by pid %d", cmd.Process.Pid)
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("checkpoint of a traced process: %v; want an error saying it %s", err, want)
+	var traced *checkpoint.TracedError
+	if !errors.As(err, &traced) || traced.Tid != p.Pid || traced.Tracer != cmd.Process.Pid {
+		t.Fatalf("checkpoint of a traced process: %v; want thread %d traced by pid %d", err, p.Pid, cmd.Process.Pid)
 	}
 	if got := crtest.Status(p.Pid, "TracerPid"); got != strconv.Itoa(cmd.Process.Pid) {
 		t.Errorf("after the refusal TracerPid is %q, want the tracer %d", got, cmd.Process.Pid)
@@ -248,8 +249,9 @@ func TestRestartPidInUse(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := restart.Restart(context.Background(), &img, restart.DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "in use by") {
-		t.Fatalf("restart while the original runs: %v", err)
+	var inUse *restart.PidInUseError
+	if !errors.As(err, &inUse) || inUse.Pid != p.Pid {
+		t.Fatalf("restart while the original runs: %v; want pid %d in use", err, p.Pid)
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Errorf("a pid held by a live process took %v to report", time.Since(start))

@@ -164,7 +164,7 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 				}
 			}
 		default:
-			return fmt.Errorf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", pid, st.Comm, st.State)
+			return &PidInUseError{Pid: pid, Comm: st.Comm, State: st.State}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pid %d is still held by an unreaped process after %v", pid, s.opts.PidWait)

@@ -80,6 +80,28 @@ func TestMessages(t *testing.T) {
 		code int
 		want string
 	}{
+		{"checkpoint: an fd of an unsupported kind", func(t *testing.T) (int, string, string, int) {
+			sub := t.TempDir()
+			p := crtest.Start(t, sub, bin, "packet")
+			crtest.WaitBlocked(t, p.Pid)
+			code, msg := crsub("checkpoint", "--pid", strconv.Itoa(p.Pid), "-o", filepath.Join(sub, "img"))
+			return code, msg, sub, p.Pid
+		}, exitFailure, "crsub checkpoint: pid PID: fd 3: socket:[INODE], family 17, type 2: this kind of file is not supported yet"},
+		{"checkpoint: no such process", func(t *testing.T) (int, string, string, int) {
+			code, msg := crsub("checkpoint", "--pid", "4194304", "-o", filepath.Join(dir, "img"))
+			return code, msg, dir, 0
+		}, exitFailure, "crsub checkpoint: no process has pid 4194304"},
+		{"restart: the pid in use", func(t *testing.T) (int, string, string, int) {
+			sub := t.TempDir()
+			p := crtest.Start(t, sub, bin)
+			crtest.WaitBlocked(t, p.Pid)
+			img := filepath.Join(sub, "img")
+			if code, msg := crsub("checkpoint", "--pid", strconv.Itoa(p.Pid), "-o", img, "--leave-running"); code != 0 {
+				t.Fatalf("checkpoint: %s", msg)
+			}
+			code, msg := crsub("restart", "-i", img, "--detach")
+			return code, msg, sub, p.Pid
+		}, exitFailure, `crsub restart: pid PID is in use by "COMM" (state S); it must be free to restore the checkpointed process`},
 		{"restart: a file gone", func(t *testing.T) (int, string, string, int) {
 			img, pid := checkpointed(t)
 			sub := filepath.Dir(img)
@@ -128,6 +150,7 @@ func TestMessages(t *testing.T) {
 			if pid == 0 {
 				pid = -1
 			}
+			msg = strings.ReplaceAll(msg, `"`+filepath.Base(bin)+`"`, `"COMM"`)
 			if diff := cmp.Diff(tc.want, normalize(msg, d, pid)); diff != "" {
 				t.Errorf("message (-want +got):\n%s", diff)
 			}

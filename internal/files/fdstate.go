@@ -31,7 +31,7 @@ func FileExtras(fd *Fd, f *ckpt.File) error {
 	for _, line := range fd.Info.Locks {
 		l, ok, err := ParseLockLine(line)
 		if err != nil {
-			return fmt.Errorf("fd %d: lock %q: %w", fd.Num, line, err)
+			return fmt.Errorf("lock %q: %w", line, err)
 		}
 		if ok {
 			f.Locks = append(f.Locks, l)

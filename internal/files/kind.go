@@ -31,10 +31,6 @@ type Fd struct {
 	Socket *SocketInfo
 }
 
-func (e *AcceptQueueError) Error() string {
-	return fmt.Sprintf("fd %d (%s): %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.Fd, e.What, e.Waiting)
-}
-
 // DumpContext is the state a checkpoint shares across the fds of the
 // processes it dumps.
 type DumpContext struct {
@@ -298,7 +294,7 @@ type UnsupportedError struct {
 }
 
 func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("fd %d (%s): this kind of file is not supported yet", e.Fd, e.What)
+	return fmt.Sprintf("%s: this kind of file is not supported yet", e.What)
 }
 
 // ErrExternal is wrapped by restart errors about an external file that has

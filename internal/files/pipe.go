@@ -72,7 +72,7 @@ func otherEndClosed(fd *Fd) bool {
 func dumpPipe(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	size, err := unix.FcntlInt(fd.Copy.Fd(), unix.F_GETPIPE_SZ, 0)
 	if err != nil {
-		return 0, fmt.Errorf("fd %d: F_GETPIPE_SZ: %w", fd.Num, err)
+		return 0, fmt.Errorf("F_GETPIPE_SZ: %w", err)
 	}
 	reader := fd.Copy
 	if pipeEnd(int(fd.Info.Flags)) == "write" {
@@ -80,20 +80,20 @@ func dumpPipe(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		// same pipe without touching the target.
 		r, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", fd.Pid, fd.Num), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return 0, fmt.Errorf("fd %d: a read end for the pipe: %w", fd.Num, err)
+			return 0, fmt.Errorf("a read end for the pipe: %w", err)
 		}
 		defer r.Close()
 		reader = r
 	}
 	rfd, err := unix.FcntlInt(reader.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("fd %d: %w", fd.Num, err)
+		return 0, fmt.Errorf("%w", err)
 	}
 	owned := sys.NewFD(rfd)
 	defer owned.Close()
 	data, err := sys.PeekPipe(owned, size)
 	if err != nil {
-		return 0, fmt.Errorf("fd %d: reading the pipe's buffer: %w", fd.Num, err)
+		return 0, fmt.Errorf("reading the pipe's buffer: %w", err)
 	}
 	ref := c.W.NewObjref()
 	p := ckpt.Pipe{Inode: fd.Link.Inode, Size: size}

@@ -33,7 +33,7 @@ func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f.Deleted = true
 	if fd.Stat.Size > MaxDeletedFileSize {
-		return 0, fmt.Errorf("fd %d: deleted file %s holds %d bytes, more than the %d crsub stores", fd.Num, path, fd.Stat.Size, MaxDeletedFileSize)
+		return 0, fmt.Errorf("deleted file %s holds %d bytes, more than the %d crsub stores", path, fd.Stat.Size, MaxDeletedFileSize)
 	}
 	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, fd.Stat.Size, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(fd.Copy, 0, fd.Stat.Size))

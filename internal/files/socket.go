@@ -78,6 +78,10 @@ type AcceptQueueError struct {
 	Waiting int
 }
 
+func (e *AcceptQueueError) Error() string {
+	return fmt.Sprintf("%s: %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.What, e.Waiting)
+}
+
 // CheckAcceptQueue returns an *AcceptQueueError for a listener with
 // connections waiting.
 func CheckAcceptQueue(fd *Fd) error {

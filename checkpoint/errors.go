@@ -1,0 +1,52 @@
+package checkpoint
+
+import (
+	"fmt"
+
+	"github.com/crsub/crsub/internal/files"
+)
+
+// ProcessError is a checkpoint that failed on one process of the tree.
+type ProcessError struct {
+	Pid int
+	Err error
+}
+
+func (e *ProcessError) Error() string { return fmt.Sprintf("pid %d: %v", e.Pid, e.Err) }
+
+func (e *ProcessError) Unwrap() error { return e.Err }
+
+// FdError is a checkpoint that failed on one fd. It arrives inside the
+// *ProcessError of its process, which names the pid.
+type FdError struct {
+	Pid, Fd int
+	Kind    string // the kind that dumps the fd ("" if none claimed it), as restart names it
+	Err     error
+}
+
+func (e *FdError) Error() string { return fmt.Sprintf("fd %d: %v", e.Fd, e.Err) }
+
+func (e *FdError) Unwrap() error { return e.Err }
+
+// UnsupportedError is an fd of a kind crsub cannot checkpoint yet: the
+// checkpoint fails rather than silently dropping it. It arrives inside an
+// *FdError.
+type UnsupportedError = files.UnsupportedError
+
+// TracedError is a thread another tracer (a debugger, strace) holds: a
+// thread has one tracer, so the checkpoint cannot take it.
+type TracedError struct {
+	Tid, Tracer int
+	TracerComm  string // "" if the tracer could not be read
+	Err         error  // what PTRACE_SEIZE said
+}
+
+func (e *TracedError) Error() string {
+	tracer := fmt.Sprint(e.Tracer)
+	if e.TracerComm != "" {
+		tracer += " (" + e.TracerComm + ")"
+	}
+	return fmt.Sprintf("thread %d is traced by pid %s, and a thread has one tracer: detach it first: %v", e.Tid, tracer, e.Err)
+}
+
+func (e *TracedError) Unwrap() error { return e.Err }
