@@ -590,7 +590,8 @@ func threadGone(pid, tid int) bool {
 }
 
 // thaw lets every seized thread of the tree go, after undoing what the
-// checkpoint did to their files (a TCP socket in repair mode leaves it).
+// checkpoint did to them: their files (a TCP socket in repair mode leaves
+// it) and the EINTR the freeze left in some waits.
 func (s *session) thaw() error {
 	if s.files != nil {
 		for _, undo := range s.files.OnRelease {
@@ -601,6 +602,13 @@ func (s *session) thaw() error {
 	var first error
 	for _, p := range s.procs {
 		for _, t := range p.tracees {
+			// A wait the freeze ended with EINTR (epoll_wait, semop)
+			// waits on instead, as it would have without the freeze.
+			if regs, err := t.Regs(); err == nil && ptrace.KeepWaiting(&regs) {
+				if err := t.SetRegs(regs); err != nil {
+					s.log.Warn("a thread the freeze took out of its wait may see EINTR", "pid", p.pid, "tid", t.Tid, "err", err)
+				}
+			}
 			if err := t.Detach(); err != nil && first == nil {
 				first = err
 				s.log.Warn("releasing a thread", "pid", p.pid, "tid", t.Tid, "err", err)

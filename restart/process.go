@@ -428,14 +428,6 @@ func (t *task) installSeccomp() error {
 	return nil
 }
 
-// Restart codes the kernel leaves in rax of a task stopped inside a system
-// call it means to restart.
-const (
-	errRestartSys          = 512
-	errRestartNoIntr       = 513
-	errRestartNoHand       = 514
-	errRestartRestartBlock = 516
-)
 
 // restartSyscall puts a thread that was frozen inside a system call back
 // in the state the kernel leaves such a thread in: the call's number in
@@ -466,7 +458,7 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 	}
 	eintr := func() { e := -int64(unix.EINTR); regs.Rax = uint64(e) }
 	switch code := -sc.Ret; code {
-	case errRestartSys, errRestartNoIntr, errRestartNoHand:
+	case ptrace.ErrRestartSys, ptrace.ErrRestartNoIntr, ptrace.ErrRestartNoHand:
 		rerun(code)
 	case int64(unix.EINTR):
 		// The calls signal(7) lists as failing with EINTR after a stop,
@@ -474,17 +466,17 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 		// itself: without it they would still be waiting. They run
 		// again unless a handler runs, as ERESTARTNOHAND has the kernel
 		// do; a signal pending for a handler still ends them with EINTR.
-		if interruptedByStop(sc.Nr) {
-			rerun(errRestartNoHand)
+		if ptrace.InterruptedByStop(sc.Nr) {
+			rerun(ptrace.ErrRestartNoHand)
 		}
-	case errRestartRestartBlock:
+	case ptrace.ErrRestartRestartBlock:
 		// ERESTARTNOHAND is what the kernel does with a restart block
 		// when a handler runs (EINTR) or none does (run again).
 		switch sc.Nr {
 		case unix.SYS_NANOSLEEP:
 			// nanosleep(req, rem): rem holds what was left.
 			if rem := sc.Args[1]; rem != 0 {
-				rerun(errRestartNoHand)
+				rerun(ptrace.ErrRestartNoHand)
 				regs.Rdi, regs.Rsi = rem, rem
 			} else {
 				eintr()
@@ -493,9 +485,9 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			// clock_nanosleep(clock, flags, req, rem)
 			switch {
 			case sc.Args[1]&unix.TIMER_ABSTIME != 0:
-				rerun(errRestartNoHand)
+				rerun(ptrace.ErrRestartNoHand)
 			case sc.Args[3] != 0:
-				rerun(errRestartNoHand)
+				rerun(ptrace.ErrRestartNoHand)
 				regs.Rdx = sc.Args[3]
 			default:
 				eintr()
@@ -504,27 +496,11 @@ func restartSyscall(regs *ptrace.Regs, sc *ckpt.InterruptedSyscall) {
 			// poll(fds, nfds, timeout_ms): what was left is unknown, so it
 			// waits its whole timeout again; a late return is what poll
 			// callers handle, an EINTR many treat as fatal (tail -f does).
-			rerun(errRestartNoHand)
+			rerun(ptrace.ErrRestartNoHand)
 		default:
 			eintr()
 		}
 	}
-}
-
-// interruptedByStop reports the system calls that fail with EINTR when
-// their thread is stopped and continued, handler or not (signal(7),
-// "Interruption of system calls and library functions by stop signals"):
-// a ptrace freeze ends them the same way. Their timeouts are relative, so
-// running them again waits the whole timeout again: a late return, which
-// their callers handle, rather than an EINTR they may not.
-func interruptedByStop(nr int64) bool {
-	switch nr {
-	case unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_PWAIT2,
-		unix.SYS_SEMOP, unix.SYS_SEMTIMEDOP,
-		unix.SYS_RT_SIGTIMEDWAIT:
-		return true
-	}
-	return false
 }
 
 // wordsToRegs rebuilds struct user_regs_struct from the image's words.
