@@ -91,9 +91,6 @@ func (t *task) restoreProcess() error {
 	if _, err := t.Syscall(unix.SYS_UMASK, uint64(p.Umask)); err != nil {
 		return fmt.Errorf("umask: %w", err)
 	}
-	if p.Root != "" && p.Root != "/" {
-		return fmt.Errorf("root directory %s: chroot is not supported yet", p.Root)
-	}
 	cwd := p.Cwd
 	if p.CwdDeleted {
 		ghost, err := files.GhostDir(p.Cwd)
@@ -109,6 +106,18 @@ func (t *task) restoreProcess() error {
 	}
 	if _, err := t.Syscall(unix.SYS_CHDIR, addr); err != nil {
 		return fmt.Errorf("chdir %s: %w", p.Cwd, err)
+	}
+	// The image names files and the working directory as crsub sees them,
+	// from its own root: the task takes its root directory once it has
+	// opened them all (the working directory stays where chdir put it,
+	// inside the new root, as chroot(2) leaves it).
+	if p.Root != "" && p.Root != "/" {
+		if addr, err = t.putString(0, p.Root); err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_CHROOT, addr); err != nil {
+			return fmt.Errorf("chroot %s: %w", p.Root, err)
+		}
 	}
 	if _, err := t.Syscall(unix.SYS_PERSONALITY, uint64(p.Personality)); err != nil {
 		return fmt.Errorf("personality %#x: %w", p.Personality, err)
