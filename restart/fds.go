@@ -427,6 +427,15 @@ func (s *restorer) substituteError(err error) error {
 	return e
 }
 
+// take gives target `to` a copy of one of crsub's own fds.
+func take(local int, to files.Target) (int, error) {
+	t, ok := to.(*task)
+	if !ok {
+		return -1, fmt.Errorf("cannot hand an fd to %T", to)
+	}
+	return t.takeLocal(local)
+}
+
 // transfer gives target `to` a copy of fd of another task of the tree.
 func (s *restorer) transfer(fromPid, fd int, to files.Target) (int, error) {
 	from, err := s.task(fromPid)

@@ -102,6 +102,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.opened = map[ckpt.Objref]*globalFile{}
 	s.shmem = map[uint64]shmemOwner{}
 	s.files.Transfer = s.transfer
+	s.files.Take = take
+	defer s.files.Close()
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
@@ -201,6 +203,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
 		}
 	}
+	// Nothing of crsub's may stay on the tasks' files once they run.
+	s.files.Close()
 	if opts.BeforeRelease != nil {
 		if err := opts.BeforeRelease(s.pids()); err != nil {
 			return nil, fmt.Errorf("before-release hook: %w", err)

@@ -171,12 +171,27 @@ type RestoreContext struct {
 	// restored tree's pid namespace.
 	InTree   func(pid int) bool
 	InnerPid func(pid int) int
+	// Take makes the target take a copy of one of crsub's own fds (any
+	// kind of file) and returns the target's fd.
+	Take func(local int, to Target) (int, error)
 	// Later holds, by file objref, files that can only be opened once
 	// every task exists and every session has its terminal again (a pidfd
 	// of a child not forked yet, /dev/tty): their fds hold /dev/null until
 	// then, and the driver puts what the function opens in t in their
 	// place.
 	Later map[ckpt.Objref]func(t Target) (int, error)
+}
+
+// Close lets go of what the context holds in crsub (the pipes' anchors):
+// the driver calls it before the restored tasks run, since an fd crsub
+// keeps on a pipe would keep its readers from seeing the end of it.
+func (c *RestoreContext) Close() {
+	for _, p := range c.Pipes {
+		if p.anchor != nil {
+			p.anchor.Close()
+			p.anchor = nil
+		}
+	}
 }
 
 // openLater gives a file restored later (RestoreContext.Later) its
@@ -194,6 +209,11 @@ func openLater(c *RestoreContext, t Target, ref ckpt.Objref, open func(Target) (
 type RestoredPipe struct {
 	Pid         int
 	Read, Write int // target fds, or -1 once handed out
+	// described says which ends (read, write) a file record took: a
+	// second open file description of an end is a new open of the pipe,
+	// through anchor, crsub's own fd on it (pipes only).
+	described [2]bool
+	anchor    *os.File
 }
 
 // Kind is one kind of file: how to recognise it, dump it and restore it.

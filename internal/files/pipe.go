@@ -121,7 +121,7 @@ func restorePipe(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if err != nil {
 		return fmt.Errorf("pipe:[%d]: %w", p.Inode, err)
 	}
-	defer wcopy.Close()
+	rp.anchor = wcopy // RestoreContext.Close closes it
 	if p.Size > 0 {
 		if _, err := unix.FcntlInt(wcopy.Fd(), unix.F_SETPIPE_SZ, p.Size); err != nil {
 			return fmt.Errorf("pipe:[%d]: F_SETPIPE_SZ %d: %w", p.Inode, p.Size, err)
@@ -146,10 +146,16 @@ func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	if pipe == nil {
 		return -1, fmt.Errorf("pipe:[%d] %s end: its pipe record is missing", f.Identity.Inode, f.PipeEnd)
 	}
-	end := &pipe.Write
+	end, which := &pipe.Write, 1
 	if f.PipeEnd == "read" {
-		end = &pipe.Read
+		end, which = &pipe.Read, 0
 	}
+	if pipe.described[which] && pipe.anchor != nil {
+		// Another description of an end already restored: the program
+		// opened the pipe again (through /proc/PID/fd/N).
+		return reopenPipe(c, t, pipe.anchor, f)
+	}
+	pipe.described[which] = true
 	if pipe.Pid != t.Pid() {
 		// The pipe was made in another process of the tree: this one gets
 		// its own fd on the same end, which the maker closes later.
@@ -170,4 +176,29 @@ func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	}
 	*end = -1
 	return fd, setNonblock(t, fd, f.Flags)
+}
+
+// reopenPipe gives t a new open file description of the pipe anchor is
+// on, as opening /proc/PID/fd/N of a pipe end does, with f's access mode
+// and status flags. The open never blocks: the pipe has both ends.
+func reopenPipe(c *RestoreContext, t Target, anchor *os.File, f *ckpt.File) (int, error) {
+	if c.Take == nil {
+		return -1, fmt.Errorf("pipe:[%d]: a second open file description of the %s end needs the driver to hand fds over", f.Identity.Inode, f.PipeEnd)
+	}
+	flags := reopenFlags(f.Flags) | unix.O_CLOEXEC | unix.O_NONBLOCK
+	local, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", anchor.Fd()), flags, 0)
+	if err != nil {
+		return -1, fmt.Errorf("pipe:[%d]: opening its %s end again: %w", f.Identity.Inode, f.PipeEnd, os.NewSyscallError("open", err))
+	}
+	defer unix.Close(local)
+	if f.Flags&unix.O_NONBLOCK == 0 {
+		if _, err := unix.FcntlInt(uintptr(local), unix.F_SETFL, f.Flags&^unix.O_ACCMODE&^unix.O_NONBLOCK); err != nil {
+			return -1, fmt.Errorf("pipe:[%d]: %w", f.Identity.Inode, os.NewSyscallError("fcntl", err))
+		}
+	}
+	fd, err := c.Take(local, t)
+	if err != nil {
+		return -1, fmt.Errorf("pipe:[%d]: handing the new %s end over: %w", f.Identity.Inode, f.PipeEnd, err)
+	}
+	return fd, nil
 }
