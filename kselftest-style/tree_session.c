@@ -4,8 +4,9 @@
  * groups and a zombie. Child A leads its own group and writes a counter
  * into a pipe; child B joins A's group and checks every number arrives
  * once, in order; child C stays in the leader's group; Z has exited with
- * status 7 and is not reaped. After restart the leader checks sessions,
- * groups and parenthood, reaps Z with its status, and collects A, B and C.
+ * status 7 and K was killed by SIGKILL, neither reaped. After restart the
+ * leader checks sessions, groups and parenthood, reaps Z and K with their
+ * statuses, and collects A, B and C.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -61,12 +62,12 @@ static int status_of(pid_t pid)
 int main(void)
 {
 	struct sigaction sa = { .sa_handler = on_usr1 };
-	pid_t a, b, c, z, me;
+	pid_t a, b, c, z, k, me;
 	int p[2];
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(7);
 	if (setsid() < 0)
 		ksft_exit_fail_msg("setsid: %s", strerror(errno));
 	me = getpid();
@@ -76,6 +77,11 @@ int main(void)
 	z = fork();
 	if (z == 0)
 		_exit(7);
+	k = fork();
+	if (k == 0)
+		for (;;)
+			pause();
+	kill(k, SIGKILL);
 	a = fork();
 	if (a == 0) {
 		setpgid(0, 0);
@@ -124,6 +130,7 @@ int main(void)
 	ksft_test_result(getpgid(a) == a && getpgid(b) == a && getpgid(c) == me,
 			 "groups: A leads its own with B in it; C in the leader's");
 	ksft_test_result(status_of(z) == 7, "the zombie is reaped with status 7");
+	ksft_test_result(status_of(k) == 128 + SIGKILL, "the killed zombie is reaped as killed by SIGKILL");
 	usleep(200000); /* let the pipe flow after the restart */
 	kill(a, SIGUSR1);
 	ksft_test_result(status_of(a) == 0, "the writer stops cleanly");

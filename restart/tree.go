@@ -285,8 +285,12 @@ func (t *task) die(comm string, status int) error {
 		if err := r.WriteMem(r.ScratchAddr(), make([]byte, 32)); err != nil {
 			return err
 		}
-		if _, err := r.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), r.ScratchAddr(), 0, 8); err != nil {
-			return fmt.Errorf("resetting signal %d: %w", sig, err)
+		// SIGKILL and SIGSTOP always have their default action, and
+		// sigaction refuses to be asked.
+		if sig != int(unix.SIGKILL) && sig != int(unix.SIGSTOP) {
+			if _, err := r.Syscall(unix.SYS_RT_SIGACTION, uint64(sig), r.ScratchAddr(), 0, 8); err != nil {
+				return fmt.Errorf("resetting signal %d: %w", sig, err)
+			}
 		}
 		_, err = r.Syscall(unix.SYS_KILL, uint64(t.inner()), uint64(sig))
 		if err == nil {
