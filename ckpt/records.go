@@ -366,9 +366,11 @@ const (
 	FileSignalfd   = "signalfd"
 	FileInotify    = "inotify"
 	FilePidfd      = "pidfd"
-	FileSocket     = "socket" // a listening TCP socket
-	FileTCP        = "tcp"    // an established or half-closed TCP connection
+	FileSocket     = "socket"     // a listening TCP socket
+	FileTCP        = "tcp"        // an established or half-closed TCP connection
+	FileTCPClosed  = "tcp-closed" // a TCP socket never connected nor listening
 	FileUDP        = "udp"
+	FileRawIP      = "raw"
 	FileNetlink    = "netlink"
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image
 	FileUnixListen = "unix-listen"
@@ -478,6 +480,11 @@ type Socket struct {
 	Backlog  int    `json:"backlog,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
+	// Device is the interface the socket is bound to (SO_BINDTODEVICE).
+	Device string `json:"device,omitempty"`
+	// ICMPFilter is a raw ICMP socket's filter (struct icmp_filter or
+	// icmp6_filter), if it blocks any type.
+	ICMPFilter []byte `json:"icmp_filter,omitempty"`
 	// TCP is an established connection's repair state.
 	TCP *TCPState `json:"tcp,omitempty"`
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which

@@ -247,6 +247,8 @@ var Kinds = []*Kind{
 	epollKind,
 	inetListenKind,
 	udpKind,
+	rawKind,
+	tcpClosedKind,
 	tcpEstablishedKind,
 	unixListenKind,
 	unixKind,

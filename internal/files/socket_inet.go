@@ -35,19 +35,7 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		backlog = fd.Socket.Backlog
 	}
 	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: backlog, Options: map[string]int{}}
-	for _, o := range socketOptions {
-		v, err := unix.GetsockoptInt(s, o.level, o.which)
-		if err != nil {
-			continue // not every option exists for every family
-		}
-		sock.Options[o.name] = v
-	}
-	if family == unix.AF_INET6 {
-		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
-			sock.Options["IPV6_V6ONLY"] = v
-		}
-	}
-	readLinger(s, sock.Options)
+	readSocketOptions(s, sock)
 	f := ckpt.File{Kind: ckpt.FileSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)

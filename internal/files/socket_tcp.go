@@ -79,12 +79,7 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if sa, err := unix.Getpeername(s); err == nil {
 		sock.Peer = sockaddrString(sa)
 	}
-	for _, o := range socketOptions {
-		if v, err := unix.GetsockoptInt(s, o.level, o.which); err == nil {
-			sock.Options[o.name] = v
-		}
-	}
-	readLinger(s, sock.Options)
+	readSocketOptions(s, sock)
 	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return 0, fmt.Errorf("%s: TCP_REPAIR: %w", what, err)
 	}

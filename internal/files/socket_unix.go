@@ -58,6 +58,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: ino},
 		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "connected", PairEnd: end}}
+	readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 	ref := c.W.NewObjref()
 	peer := c.Sockets[d.Peer]
 	if peer == nil {
@@ -260,6 +261,11 @@ func restoreUnixEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	pf := *f
 	pf.PipeEnd = which
 	fd, err := restorePipeEnd(c, t, rec, &pf)
+	if err == nil {
+		if err = setSocketOptions(t, fd, f.Socket); err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		}
+	}
 	if err != nil {
 		return -1, fmt.Errorf("unix socket:[%d] (end %s of its pair): %w", f.Identity.Inode, strconv.Itoa(f.Socket.PairEnd), err)
 	}
@@ -284,6 +290,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref,
 		if state != tcpClose {
 			sock.State = "disconnected"
 		}
+		readSocketOptions(s, sock)
 		f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
@@ -296,6 +303,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref,
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
 		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
+	readSocketOptions(s, f.Socket)
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }
@@ -326,12 +334,21 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 	if err == nil {
 		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
 	}
-	if err == nil {
-		err = setNonblock(t, fd, f.Flags)
-	}
 	if err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if err := setNonblock(t, fd, f.Flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	return fd, nil
 }
@@ -364,6 +381,10 @@ func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
 			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 			return -1, fmt.Errorf("closing the peer: %w", err)
 		}
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	if err := setNonblock(t, fd, f.Flags); err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
