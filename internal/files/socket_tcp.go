@@ -204,8 +204,8 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		return -1, fmt.Errorf("tcp %s -> %s: %w", s.Local, s.Peer, err)
 	}
 	// Options first: repair mode then lets the socket bind the local port
-	// its sibling connections (accepted from one listener) share, which
-	// setting SO_REUSEADDR afterwards would undo.
+	// its listener and sibling connections (accepted from one listener)
+	// share, which setting SO_REUSEADDR in repair mode would undo.
 	if err := setSocketOptions(t, fd, s); err != nil {
 		return fail(err)
 	}
@@ -318,6 +318,16 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
 		}
 	}
+	// Leaving repair mode cleared SO_REUSEADDR. A listener restored after
+	// this connection binds the port they share only if it is on, so it
+	// stays on until every file is restored (accepted connections of a
+	// listener with SO_REUSEADDR have it anyway).
+	if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail(fmt.Errorf("SO_REUSEADDR: %w", os.NewSyscallError("setsockopt", err)))
+	}
+	if s.Options["SO_REUSEADDR"] == 0 {
+		c.settle(rec.Objref, clearReuseAddr)
+	}
 	// The connection lives again: its peer's packets may come in.
 	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
 		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
@@ -356,6 +366,15 @@ func writeAll(fd int, b []byte) error {
 			return err
 		}
 		b = b[n:]
+	}
+	return nil
+}
+
+// clearReuseAddr turns SO_REUSEADDR off on a restored socket, once its
+// siblings on the same port are bound (RestoreContext.Settle).
+func clearReuseAddr(t Target, fd int) error {
+	if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
+		return fmt.Errorf("setsockopt SO_REUSEADDR=0: %w", err)
 	}
 	return nil
 }
