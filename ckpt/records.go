@@ -492,6 +492,13 @@ type Socket struct {
 	PairEnd int `json:"pair_end,omitempty"`
 	// Groups are a netlink socket's multicast groups, by number.
 	Groups []uint32 `json:"groups,omitempty"`
+	// Shutdown is a unix socket without a peer's sk_shutdown (1: reading
+	// shut down, 2: writing), and Queued what was queued for it: the bytes
+	// (the file record's payload) and, for datagram and seqpacket sockets,
+	// the length of each message.
+	Shutdown int   `json:"shutdown,omitempty"`
+	Queued   int64 `json:"queued,omitempty"`
+	Messages []int `json:"messages,omitempty"`
 }
 
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.
@@ -531,6 +538,9 @@ type UnixPair struct {
 	Inodes   [2]uint64 `json:"inodes"`
 	Bytes    [2]int64  `json:"bytes"`
 	Messages [2][]int  `json:"messages,omitempty"`
+	// Shutdown is each end's sk_shutdown (1: reading shut down, 2:
+	// writing).
+	Shutdown [2]int `json:"shutdown,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;
