@@ -80,12 +80,20 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		sock.Peer = sockaddrString(sa)
 	}
 	readSocketOptions(s, sock)
+	reuse, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR)
+	if err != nil {
+		return 0, fmt.Errorf("%s: SO_REUSEADDR: %w", what, err)
+	}
 	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return 0, fmt.Errorf("%s: TCP_REPAIR: %w", what, err)
 	}
 	// From here the socket is in repair mode: it must leave it if the
-	// process runs on.
-	c.OnRelease = append(c.OnRelease, func() { _ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP) })
+	// process runs on, and get back the SO_REUSEADDR that leaving it
+	// clears.
+	c.OnRelease = append(c.OnRelease, func() {
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP)
+		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, reuse)
+	})
 	st := &ckpt.TCPState{Options: int(info.Options), MSS: 0}
 	// tcpi_snd_wscale:4 and tcpi_rcv_wscale:4 share the byte after
 	// tcpi_options, which Go's TCPInfo leaves as padding.
