@@ -366,9 +366,11 @@ const (
 	FileSignalfd   = "signalfd"
 	FileInotify    = "inotify"
 	FilePidfd      = "pidfd"
-	FileSocket     = "socket" // a listening TCP socket
-	FileTCP        = "tcp"    // an established or half-closed TCP connection
+	FileSocket     = "socket"     // a listening TCP socket
+	FileTCP        = "tcp"        // an established or half-closed TCP connection
+	FileTCPClosed  = "tcp-closed" // a TCP socket never connected nor listening
 	FileUDP        = "udp"
+	FileRawIP      = "raw"
 	FileNetlink    = "netlink"
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image
 	FileUnixListen = "unix-listen"
@@ -478,6 +480,11 @@ type Socket struct {
 	Backlog  int    `json:"backlog,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
+	// Device is the interface the socket is bound to (SO_BINDTODEVICE).
+	Device string `json:"device,omitempty"`
+	// ICMPFilter is a raw ICMP socket's filter (struct icmp_filter or
+	// icmp6_filter), if it blocks any type.
+	ICMPFilter []byte `json:"icmp_filter,omitempty"`
 	// TCP is an established connection's repair state.
 	TCP *TCPState `json:"tcp,omitempty"`
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which
@@ -485,6 +492,13 @@ type Socket struct {
 	PairEnd int `json:"pair_end,omitempty"`
 	// Groups are a netlink socket's multicast groups, by number.
 	Groups []uint32 `json:"groups,omitempty"`
+	// Shutdown is a unix socket without a peer's sk_shutdown (1: reading
+	// shut down, 2: writing), and Queued what was queued for it: the bytes
+	// (the file record's payload) and, for datagram and seqpacket sockets,
+	// the length of each message.
+	Shutdown int   `json:"shutdown,omitempty"`
+	Queued   int64 `json:"queued,omitempty"`
+	Messages []int `json:"messages,omitempty"`
 }
 
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.
@@ -524,6 +538,9 @@ type UnixPair struct {
 	Inodes   [2]uint64 `json:"inodes"`
 	Bytes    [2]int64  `json:"bytes"`
 	Messages [2][]int  `json:"messages,omitempty"`
+	// Shutdown is each end's sk_shutdown (1: reading shut down, 2:
+	// writing).
+	Shutdown [2]int `json:"shutdown,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;

@@ -357,6 +357,25 @@ func (t *task) openLater(fc *files.RestoreContext) error {
 	return nil
 }
 
+// settleFiles sets what the kinds left for the end on this task's restored
+// files (RestoreContext.Settle), each file once.
+func (t *task) settleFiles(fc *files.RestoreContext) error {
+	for n, ref := range t.placed {
+		settle, ok := fc.Settle[ref]
+		if !ok || t.preserved[n] {
+			continue
+		}
+		if _, substituted := t.substitutes[n]; substituted {
+			continue
+		}
+		delete(fc.Settle, ref)
+		if err := settle(t, n); err != nil {
+			return fmt.Errorf("fd %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
 // filterInline runs the image through the image filter, replacing every
 // fd of the root that gets a substitute or is inherited from the caller, so
 // the restart sees exactly what `crsub filter --replace` would give it: the

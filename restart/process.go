@@ -43,6 +43,9 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.openLater(fc); err != nil {
 		return err
 	}
+	if err := t.settleFiles(fc); err != nil {
+		return err
+	}
 	if err := t.restoreProcess(); err != nil {
 		return err
 	}

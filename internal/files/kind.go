@@ -180,6 +180,22 @@ type RestoreContext struct {
 	// then, and the driver puts what the function opens in t in their
 	// place.
 	Later map[ckpt.Objref]func(t Target) (int, error)
+	// Settle holds, by file objref, what is set on a restored file once
+	// every file of every task is restored: a state that would have kept
+	// its siblings from being restored (a TCP connection's SO_REUSEADDR
+	// off, which a listener on its port binding after it needs on). The
+	// driver calls each once, with the fd of the file in the first task
+	// that holds it.
+	Settle map[ckpt.Objref]func(t Target, fd int) error
+}
+
+// settle registers what to set on a restored file at the end
+// (RestoreContext.Settle).
+func (c *RestoreContext) settle(ref ckpt.Objref, f func(t Target, fd int) error) {
+	if c.Settle == nil {
+		c.Settle = map[ckpt.Objref]func(Target, int) error{}
+	}
+	c.Settle[ref] = f
 }
 
 // Close lets go of what the context holds in crsub (the pipes' anchors):
@@ -263,6 +279,8 @@ var Kinds = []*Kind{
 	epollKind,
 	inetListenKind,
 	udpKind,
+	rawKind,
+	tcpClosedKind,
 	tcpEstablishedKind,
 	unixListenKind,
 	unixKind,

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
+	"unsafe"
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
@@ -24,6 +27,10 @@ type SocketInfo struct {
 	// For a listener: the connections waiting in its accept queue, and
 	// its backlog (0 where the kernel does not say).
 	AcceptQueue, Backlog int
+	// For a TCP socket that does not listen: its TCP state (tcpClose…),
+	// and whether it ever sent or received a segment.
+	TCPState int
+	TCPUsed  bool
 }
 
 // ExamineSocket fills fd.Socket from the copy of a socket fd.
@@ -45,6 +52,13 @@ func ExamineSocket(fd *Fd) error {
 		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
 	}
 	info.Listening = listening == 1
+	if !info.Listening && (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Type == unix.SOCK_STREAM && info.Protocol == unix.IPPROTO_TCP {
+		ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return fmt.Errorf("socket:[%d]: TCP_INFO: %w", fd.Link.Inode, err)
+		}
+		info.TCPState, info.TCPUsed = int(ti.State), ti.Segs_in+ti.Segs_out > 0
+	}
 	if info.Listening {
 		switch {
 		case (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Protocol == unix.IPPROTO_TCP:
@@ -109,40 +123,203 @@ var otherSocketKind = &Kind{
 	},
 }
 
-// socketOptions are the integer options kept across a restart.
-var socketOptions = []struct {
-	name         string
-	level, which int
-}{
+// sockOpt is an integer socket option kept across a restart, by the name
+// the image records it under.
+type sockOpt struct {
+	name       string
+	level, opt int
+}
+
+// socketOptions are the integer options kept across a restart, in the order
+// a restart sets them: the IP level first (setting IP_TOS may change
+// SO_PRIORITY), SO_BUF_LOCK after the buffer sizes (setting a size locks
+// it). Each level applies where optionApplies says.
+var socketOptions = []sockOpt{
+	{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS},
+	{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL},
+	{"IP_HDRINCL", unix.IPPROTO_IP, unix.IP_HDRINCL},
+	{"IP_FREEBIND", unix.IPPROTO_IP, unix.IP_FREEBIND},
+	{"IP_TRANSPARENT", unix.IPPROTO_IP, unix.IP_TRANSPARENT},
+	{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO},
+	{"IP_RECVTTL", unix.IPPROTO_IP, unix.IP_RECVTTL},
+	{"IP_RECVTOS", unix.IPPROTO_IP, unix.IP_RECVTOS},
+	{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR},
+	{"IP_MTU_DISCOVER", unix.IPPROTO_IP, unix.IP_MTU_DISCOVER},
+	{"IP_MULTICAST_TTL", unix.IPPROTO_IP, unix.IP_MULTICAST_TTL},
+	{"IP_MULTICAST_LOOP", unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP},
+	{"IP_BIND_ADDRESS_NO_PORT", unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT},
+	{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY},
+	{"IPV6_FREEBIND", unix.IPPROTO_IPV6, unix.IPV6_FREEBIND},
+	{"IPV6_TRANSPARENT", unix.IPPROTO_IPV6, unix.IPV6_TRANSPARENT},
+	{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO},
+	{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS},
+	{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS},
+	{"IPV6_RECVERR", unix.IPPROTO_IPV6, unix.IPV6_RECVERR},
+	{"IPV6_MTU_DISCOVER", unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER},
 	{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR},
 	{"SO_REUSEPORT", unix.SOL_SOCKET, unix.SO_REUSEPORT},
 	{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE},
 	{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF},
 	{"SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF},
+	{"SO_BUF_LOCK", unix.SOL_SOCKET, unix.SO_BUF_LOCK},
+	{"SO_PRIORITY", unix.SOL_SOCKET, unix.SO_PRIORITY},
+	{"SO_RCVLOWAT", unix.SOL_SOCKET, unix.SO_RCVLOWAT},
+	{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK},
+	{"SO_PASSCRED", unix.SOL_SOCKET, unix.SO_PASSCRED},
+	{"SO_PASSSEC", unix.SOL_SOCKET, unix.SO_PASSSEC},
+	{"SO_DONTROUTE", unix.SOL_SOCKET, unix.SO_DONTROUTE},
+	{"SO_NO_CHECK", unix.SOL_SOCKET, unix.SO_NO_CHECK},
+	{"SO_OOBINLINE", unix.SOL_SOCKET, unix.SO_OOBINLINE},
+	{"SO_BROADCAST", unix.SOL_SOCKET, unix.SO_BROADCAST},
+	{"SO_TIMESTAMP", unix.SOL_SOCKET, unix.SO_TIMESTAMP},
+	{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS},
 	{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY},
+	{"TCP_CORK", unix.IPPROTO_TCP, unix.TCP_CORK},
 	{"TCP_DEFER_ACCEPT", unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT},
 	{"TCP_FASTOPEN", unix.IPPROTO_TCP, unix.TCP_FASTOPEN},
 	{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
 	{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
 	{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+	{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT},
+	{"TCP_SYNCNT", unix.IPPROTO_TCP, unix.TCP_SYNCNT},
+	{"TCP_LINGER2", unix.IPPROTO_TCP, unix.TCP_LINGER2},
+	{"TCP_NOTSENT_LOWAT", unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT},
+	{"TCP_THIN_LINEAR_TIMEOUTS", unix.IPPROTO_TCP, unix.TCP_THIN_LINEAR_TIMEOUTS},
 }
 
-// readLinger records SO_LINGER, which is a struct, in opts.
-func readLinger(s int, opts map[string]int) {
+// optionApplies says whether an option belongs to a socket of a family,
+// type and protocol: the IP level to IPv4 and IPv6 sockets (an IPv6 socket
+// has IP_FREEBIND, IP_TOS… too) but multicast to sockets other than
+// streams, the IPv6 level to IPv6 sockets, the TCP level to TCP sockets,
+// the socket level to all.
+func optionApplies(o sockOpt, family, typ, protocol int) bool {
+	if strings.HasPrefix(o.name, "IP_MULTICAST_") && typ == unix.SOCK_STREAM {
+		return false // getsockopt answers, setsockopt refuses
+	}
+	switch o.level {
+	case unix.IPPROTO_IP:
+		return family == unix.AF_INET || family == unix.AF_INET6
+	case unix.IPPROTO_IPV6:
+		return family == unix.AF_INET6
+	case unix.IPPROTO_TCP:
+		return (family == unix.AF_INET || family == unix.AF_INET6) && typ == unix.SOCK_STREAM && protocol == unix.IPPROTO_TCP
+	}
+	return true
+}
+
+// readSocketOptions records in sock the options of the socket s (family,
+// type and protocol in sock) that differ from a new socket's of the same
+// kind, so that a restart sets only what the process changed (some options,
+// SO_MARK for one, need privileges even to set their default). The buffer
+// sizes bring SO_BUF_LOCK with them, since setting a size locks it. An
+// option the kernel does not have for the socket is left out.
+func readSocketOptions(s int, sock *ckpt.Socket) {
+	if sock.Options == nil {
+		sock.Options = map[string]int{}
+	}
+	fresh, err := unix.Socket(sock.Family, sock.Type|unix.SOCK_CLOEXEC, sock.Protocol)
+	if err != nil {
+		fresh = -1 // record every option then
+	} else {
+		defer unix.Close(fresh)
+	}
+	values := map[string]int{}
+	defaults := map[string]int{}
+	for _, o := range socketOptions {
+		if !optionApplies(o, sock.Family, sock.Type, sock.Protocol) {
+			continue
+		}
+		v, err := unix.GetsockoptInt(s, o.level, o.opt)
+		if err != nil {
+			continue // not every option exists for every kind of socket
+		}
+		values[o.name] = v
+		if fresh >= 0 {
+			if d, err := unix.GetsockoptInt(fresh, o.level, o.opt); err == nil {
+				defaults[o.name] = d
+			}
+		}
+	}
+	for name, v := range changedOptions(values, defaults) {
+		sock.Options[name] = v
+	}
 	if l, err := unix.GetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && l.Onoff != 0 {
-		opts["SO_LINGER"] = int(l.Linger)
+		sock.Options["SO_LINGER"] = int(l.Linger)
+	}
+	if dev, err := unix.GetsockoptString(s, unix.SOL_SOCKET, unix.SO_BINDTODEVICE); err == nil {
+		sock.Device = dev
+	}
+	if level, opt, n := icmpFilter(sock); n > 0 {
+		b := make([]byte, n)
+		if got, err := getsockoptBytes(s, level, opt, b); err == nil && got == n && slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
+			sock.ICMPFilter = b
+		}
 	}
 }
 
-// setSocketOptions sets the integer options the image recorded for a
-// socket (IPV6_V6ONLY too, for IPv6) on a new socket in the target.
+// icmpFilter gives the level, option and size of a raw ICMP socket's filter
+// (ICMP_FILTER, ICMPV6_FILTER), n 0 for other sockets.
+func icmpFilter(s *ckpt.Socket) (level, opt, n int) {
+	switch {
+	case s.Type != unix.SOCK_RAW:
+	case s.Family == unix.AF_INET && s.Protocol == unix.IPPROTO_ICMP:
+		return unix.SOL_RAW, 1, 4 // ICMP_FILTER, struct icmp_filter
+	case s.Family == unix.AF_INET6 && s.Protocol == unix.IPPROTO_ICMPV6:
+		return unix.IPPROTO_ICMPV6, 1, 32 // ICMPV6_FILTER, struct icmp6_filter
+	}
+	return 0, 0, 0
+}
+
+// getsockoptBytes reads an option that is a struct into b.
+func getsockoptBytes(s, level, opt int, b []byte) (int, error) {
+	n := uint32(len(b))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&n)), 0); e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// changedOptions returns the options whose value differs from the default
+// (all of them where no default is known), with SO_BUF_LOCK whenever a
+// buffer size is among them.
+func changedOptions(values, defaults map[string]int) map[string]int {
+	changed := map[string]int{}
+	for name, v := range values {
+		if d, ok := defaults[name]; !ok || d != v {
+			changed[name] = v
+		}
+	}
+	_, rcv := changed["SO_RCVBUF"]
+	_, snd := changed["SO_SNDBUF"]
+	if v, ok := values["SO_BUF_LOCK"]; ok && (rcv || snd) {
+		changed["SO_BUF_LOCK"] = v
+	}
+	return changed
+}
+
+// setSocketOptions sets the options the image recorded for a socket on a
+// new socket in the target, in socketOptions' order, then SO_LINGER and
+// SO_BINDTODEVICE. Buffer sizes are forced (SO_RCVBUFFORCE): the recorded
+// size may be above what rmem_max lets a process ask for.
 func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
-	options := socketOptions
-	if s.Family == unix.AF_INET6 {
-		options = append(options, struct {
-			name         string
-			level, which int
-		}{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY})
+	for _, o := range socketOptions {
+		v, ok := s.Options[o.name]
+		if !ok {
+			continue
+		}
+		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
+			v /= 2 // the kernel doubles what it is given and reports the double
+			force := unix.SO_RCVBUFFORCE
+			if o.name == "SO_SNDBUF" {
+				force = unix.SO_SNDBUFFORCE
+			}
+			if setsockoptInt(t, fd, unix.SOL_SOCKET, force, v) == nil {
+				continue
+			}
+		}
+		if err := setsockoptInt(t, fd, o.level, o.opt, v); err != nil {
+			return fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err)
+		}
 	}
 	if v, ok := s.Options["SO_LINGER"]; ok {
 		b := make([]byte, 8) // struct linger: int l_onoff, int l_linger
@@ -156,16 +333,23 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 			return fmt.Errorf("setsockopt SO_LINGER=%d: %w", v, err)
 		}
 	}
-	for _, o := range options {
-		v, ok := s.Options[o.name]
-		if !ok {
-			continue
+	if s.Device != "" {
+		name := append([]byte(s.Device), 0)
+		addr, err := t.Scratch(name)
+		if err != nil {
+			return err
 		}
-		if o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF" {
-			v /= 2 // the kernel doubles what it is given and reports the double
+		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, addr, uint64(len(name))); err != nil {
+			return fmt.Errorf("setsockopt SO_BINDTODEVICE=%s: %w", s.Device, err)
 		}
-		if err := setsockoptInt(t, fd, o.level, o.which, v); err != nil {
-			return fmt.Errorf("setsockopt %s=%d: %w", o.name, v, err)
+	}
+	if level, opt, n := icmpFilter(s); n > 0 && len(s.ICMPFilter) == n {
+		addr, err := t.Scratch(s.ICMPFilter)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, uint64(n)); err != nil {
+			return fmt.Errorf("setsockopt of the ICMP filter: %w", err)
 		}
 	}
 	return nil
@@ -178,6 +362,69 @@ func setsockoptInt(t Target, fd, level, opt, v int) error {
 		return err
 	}
 	_, err = t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), uint64(level), uint64(opt), addr, 4)
+	return err
+}
+
+// newInetSocket makes an inet socket of s's family, type and protocol inside
+// t with s's options, binds it to s.Local and connects it to s.Peer where
+// they are set, and gives it flags' O_NONBLOCK.
+func newInetSocket(t Target, s *ckpt.Socket, flags int) (int, error) {
+	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), uint64(s.Type|unix.SOCK_CLOEXEC), uint64(s.Protocol))
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fd := int(fdv)
+	fail := func(err error) (int, error) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		return fail(err)
+	}
+	for _, step := range []struct {
+		nr   int
+		addr string
+		what string
+	}{{unix.SYS_BIND, s.Local, "bind"}, {unix.SYS_CONNECT, s.Peer, "connect"}} {
+		if step.addr == "" {
+			continue
+		}
+		raw, err := rawSockaddr(s.Family, step.addr)
+		if err != nil {
+			return fail(err)
+		}
+		addr, err := t.Scratch(raw)
+		if err != nil {
+			return fail(err)
+		}
+		_, err = t.Syscall(step.nr, uint64(fd), addr, uint64(len(raw)))
+		if errors.Is(err, unix.EADDRNOTAVAIL) && step.nr == unix.SYS_BIND && s.Options["IP_FREEBIND"] == 0 {
+			// Bound while IP_FREEBIND was on, turned off since.
+			err = bindFreely(t, fd, raw)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%s %s: %w", step.what, step.addr, err))
+		}
+	}
+	if err := setNonblock(t, fd, flags); err != nil {
+		return fail(err)
+	}
+	return fd, nil
+}
+
+// bindFreely binds fd to the address raw that is not local with
+// IP_FREEBIND on for the time of the bind.
+func bindFreely(t Target, fd int, raw []byte) error {
+	if err := setsockoptInt(t, fd, unix.IPPROTO_IP, unix.IP_FREEBIND, 1); err != nil {
+		return fmt.Errorf("setsockopt IP_FREEBIND=1: %w", err)
+	}
+	addr, err := t.Scratch(raw)
+	if err == nil {
+		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
+	}
+	if err2 := setsockoptInt(t, fd, unix.IPPROTO_IP, unix.IP_FREEBIND, 0); err == nil && err2 != nil {
+		err = fmt.Errorf("setsockopt IP_FREEBIND=0: %w", err2)
+	}
 	return err
 }
 

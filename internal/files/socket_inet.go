@@ -35,19 +35,7 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		backlog = fd.Socket.Backlog
 	}
 	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: backlog, Options: map[string]int{}}
-	for _, o := range socketOptions {
-		v, err := unix.GetsockoptInt(s, o.level, o.which)
-		if err != nil {
-			continue // not every option exists for every family
-		}
-		sock.Options[o.name] = v
-	}
-	if family == unix.AF_INET6 {
-		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
-			sock.Options["IPV6_V6ONLY"] = v
-		}
-	}
-	readLinger(s, sock.Options)
+	readSocketOptions(s, sock)
 	f := ckpt.File{Kind: ckpt.FileSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
@@ -70,6 +58,15 @@ func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	if err := setSocketOptions(t, fd, s); err != nil {
 		return fail(err)
 	}
+	// Connections accepted from it may be restored already, bound to its
+	// port: binding it beside them needs SO_REUSEADDR for the time of the
+	// bind and listen (theirs is on until the end, see restoreTCP).
+	reuse := s.Options["SO_REUSEADDR"] != 0
+	if !reuse {
+		if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail(fmt.Errorf("setsockopt SO_REUSEADDR=1: %w", err))
+		}
+	}
 	raw, err := rawSockaddr(s.Family, s.Local)
 	if err != nil {
 		return fail(err)
@@ -87,6 +84,11 @@ func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	}
 	if _, err := t.Syscall(unix.SYS_LISTEN, uint64(fd), uint64(backlog)); err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", s.Local, err))
+	}
+	if !reuse {
+		if err := clearReuseAddr(t, fd); err != nil {
+			return fail(err)
+		}
 	}
 	if f.Flags&unix.O_NONBLOCK != 0 {
 		if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, unix.O_NONBLOCK); err != nil {

@@ -73,7 +73,7 @@ func dumpNetlink(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	for _, o := range socketOptions {
 		if o.level == unix.SOL_SOCKET && (o.name == "SO_RCVBUF" || o.name == "SO_SNDBUF") {
-			if v, err := unix.GetsockoptInt(s, o.level, o.which); err == nil {
+			if v, err := unix.GetsockoptInt(s, o.level, o.opt); err == nil {
 				sock.Options[o.name] = v
 			}
 		}

@@ -79,18 +79,21 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if sa, err := unix.Getpeername(s); err == nil {
 		sock.Peer = sockaddrString(sa)
 	}
-	for _, o := range socketOptions {
-		if v, err := unix.GetsockoptInt(s, o.level, o.which); err == nil {
-			sock.Options[o.name] = v
-		}
+	readSocketOptions(s, sock)
+	reuse, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR)
+	if err != nil {
+		return 0, fmt.Errorf("%s: SO_REUSEADDR: %w", what, err)
 	}
-	readLinger(s, sock.Options)
 	if err := unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return 0, fmt.Errorf("%s: TCP_REPAIR: %w", what, err)
 	}
 	// From here the socket is in repair mode: it must leave it if the
-	// process runs on.
-	c.OnRelease = append(c.OnRelease, func() { _ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP) })
+	// process runs on, and get back the SO_REUSEADDR that leaving it
+	// clears.
+	c.OnRelease = append(c.OnRelease, func() {
+		_ = unix.SetsockoptInt(s, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP)
+		_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, reuse)
+	})
 	st := &ckpt.TCPState{Options: int(info.Options), MSS: 0}
 	// tcpi_snd_wscale:4 and tcpi_rcv_wscale:4 share the byte after
 	// tcpi_options, which Go's TCPInfo leaves as padding.
@@ -209,8 +212,8 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		return -1, fmt.Errorf("tcp %s -> %s: %w", s.Local, s.Peer, err)
 	}
 	// Options first: repair mode then lets the socket bind the local port
-	// its sibling connections (accepted from one listener) share, which
-	// setting SO_REUSEADDR afterwards would undo.
+	// its listener and sibling connections (accepted from one listener)
+	// share, which setting SO_REUSEADDR in repair mode would undo.
 	if err := setSocketOptions(t, fd, s); err != nil {
 		return fail(err)
 	}
@@ -323,6 +326,16 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
 		}
 	}
+	// Leaving repair mode cleared SO_REUSEADDR. A listener restored after
+	// this connection binds the port they share only if it is on, so it
+	// stays on until every file is restored (accepted connections of a
+	// listener with SO_REUSEADDR have it anyway).
+	if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail(fmt.Errorf("SO_REUSEADDR: %w", os.NewSyscallError("setsockopt", err)))
+	}
+	if s.Options["SO_REUSEADDR"] == 0 {
+		c.settle(rec.Objref, clearReuseAddr)
+	}
 	// The connection lives again: its peer's packets may come in.
 	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
 		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
@@ -361,6 +374,15 @@ func writeAll(fd int, b []byte) error {
 			return err
 		}
 		b = b[n:]
+	}
+	return nil
+}
+
+// clearReuseAddr turns SO_REUSEADDR off on a restored socket, once its
+// siblings on the same port are bound (RestoreContext.Settle).
+func clearReuseAddr(t Target, fd int) error {
+	if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
+		return fmt.Errorf("setsockopt SO_REUSEADDR=0: %w", err)
 	}
 	return nil
 }

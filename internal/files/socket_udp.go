@@ -32,20 +32,7 @@ func dumpUDP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if sa, err := unix.Getpeername(s); err == nil {
 		sock.Peer, sock.State = sockaddrString(sa), "connected"
 	}
-	for _, o := range socketOptions {
-		if o.level == unix.IPPROTO_TCP {
-			continue
-		}
-		if v, err := unix.GetsockoptInt(s, o.level, o.which); err == nil {
-			sock.Options[o.name] = v
-		}
-	}
-	if fd.Socket.Family == unix.AF_INET6 {
-		if v, err := unix.GetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
-			sock.Options["IPV6_V6ONLY"] = v
-		}
-	}
-	readLinger(s, sock.Options)
+	readSocketOptions(s, sock)
 	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
 		c.Log.Warn("queued UDP datagrams are not kept", "fd", fd.Num, "bytes", n)
 	}
@@ -62,40 +49,5 @@ func restoreUDP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if s == nil {
 		return -1, fmt.Errorf("udp socket without socket state")
 	}
-	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, uint64(s.Protocol))
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	fd := int(fdv)
-	fail := func(err error) (int, error) {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		return fail(err)
-	}
-	for _, step := range []struct {
-		nr   int
-		addr string
-		what string
-	}{{unix.SYS_BIND, s.Local, "bind"}, {unix.SYS_CONNECT, s.Peer, "connect"}} {
-		if step.addr == "" {
-			continue
-		}
-		raw, err := rawSockaddr(s.Family, step.addr)
-		if err != nil {
-			return fail(err)
-		}
-		addr, err := t.Scratch(raw)
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := t.Syscall(step.nr, uint64(fd), addr, uint64(len(raw))); err != nil {
-			return fail(fmt.Errorf("%s %s: %w", step.what, step.addr, err))
-		}
-	}
-	if err := setNonblock(t, fd, f.Flags); err != nil {
-		return fail(err)
-	}
-	return fd, nil
+	return newInetSocket(t, s, f.Flags)
 }

@@ -47,7 +47,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	what := fmt.Sprintf("unix socket:[%d]", ino)
 	if d.Peer == 0 {
-		return dumpUnixBound(c, fd, what, d.State)
+		return dumpUnixBound(c, fd, what, d)
 	}
 	if n := fd.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
 		return 0, fmt.Errorf("%s has %s fds in flight (SCM_RIGHTS not yet received): not supported", what, n[0])
@@ -58,6 +58,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: ino},
 		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "connected", PairEnd: end}}
+	readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 	ref := c.W.NewObjref()
 	peer := c.Sockets[d.Peer]
 	if peer == nil {
@@ -87,15 +88,15 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 	for i, e := range ends {
 		p.Inodes[i] = e.Link.Inode
 		var err error
-		if typ == unix.SOCK_STREAM {
-			data[i], err = peekStream(e)
-		} else {
-			data[i], p.Messages[i], err = peekMessages(e, ends[1-i])
-		}
-		if err != nil {
+		if data[i], p.Messages[i], err = peekQueue(e, typ); err != nil {
 			return 0, err
 		}
 		p.Bytes[i] = int64(len(data[i]))
+		d, err := sys.UnixSocketDiag(e.Link.Inode)
+		if err != nil {
+			return 0, err
+		}
+		p.Shutdown[i] = d.Shutdown
 	}
 	ref := c.W.NewObjref()
 	return ref, c.W.WriteWithPayload(ckpt.TypeUnixPair, ref, nil, &p, p.Bytes[0]+p.Bytes[1], func(w io.Writer) error {
@@ -138,40 +139,64 @@ func peekStream(e *Fd) ([]byte, error) {
 	}
 }
 
+// peekQueue copies what is queued for reading at a unix socket without
+// consuming it: a stream's bytes, or a datagram or seqpacket socket's
+// messages with their lengths.
+func peekQueue(e *Fd, typ int) ([]byte, []int, error) {
+	if typ == unix.SOCK_STREAM {
+		data, err := peekStream(e)
+		return data, nil, err
+	}
+	return peekMessages(e)
+}
+
 // peekMessages copies a datagram or seqpacket socket's queued messages:
-// MSG_PEEK shows only the first, so they are read out and sent again, in
-// order, from the peer, which leaves the queue as it was (the process is
-// frozen meanwhile).
-func peekMessages(e, peer *Fd) ([]byte, []int, error) {
-	s, p := int(e.Copy.Fd()), int(peer.Copy.Fd())
+// with SO_PEEK_OFF set, each MSG_PEEK shows the message after the last one
+// peeked. The socket's own peek offset is put back after.
+func peekMessages(e *Fd) ([]byte, []int, error) {
+	s := int(e.Copy.Fd())
+	old, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SO_PEEK_OFF: %w", err)
+	}
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
+		return nil, nil, fmt.Errorf("SO_PEEK_OFF: %w", err)
+	}
+	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, old)
+	readShut := false
+	if d, err := sys.UnixSocketDiag(e.Link.Inode); err == nil {
+		readShut = d.Shutdown&1 != 0
+	}
 	var data []byte
 	var sizes []int
-	buf := make([]byte, 1<<16)
+	buf := make([]byte, 1<<20)
 	oob := make([]byte, 256)
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_DONTWAIT)
+		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
 			break
 		}
 		if err == unix.EINTR {
 			continue
 		}
-		if err == nil && (oobn > 0 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0) {
-			err = fmt.Errorf("a queued message carries ancillary data or is larger than %d bytes", len(buf))
-		}
 		if err != nil {
-			requeue(p, data, sizes)
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("peeking the queue: %w", err)
+		}
+		if n == 0 && oobn == 0 {
+			if readShut {
+				break // the end of the queue of a socket shut down for reading
+			}
+			// The peek offset cannot move past it.
+			return nil, nil, errors.New("a zero-length message is queued: not supported")
+		}
+		if oobn > 0 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+			return nil, nil, fmt.Errorf("a queued message carries ancillary data or is larger than %d bytes", len(buf))
 		}
 		data = append(data, buf[:n]...)
 		sizes = append(sizes, n)
 		if len(data) > maxSocketQueue {
-			requeue(p, data, sizes)
 			return nil, nil, fmt.Errorf("more than %d bytes queued", maxSocketQueue)
 		}
-	}
-	if err := requeue(p, data, sizes); err != nil {
-		return nil, nil, fmt.Errorf("putting %d queued messages back: %w", len(sizes), err)
 	}
 	return data, sizes, nil
 }
@@ -246,6 +271,13 @@ func restoreUnixPair(c *RestoreContext, t Target, rec *ckpt.Record) error {
 			return fmt.Errorf("unix pair: refilling end %d: %w", i, err)
 		}
 	}
+	// Shut down once refilled: a shut down end could not have been
+	// written to. (A stream end's shutdown shows at its peer too.)
+	for i, fd := range []int{rp.Read, rp.Write} {
+		if err := shutdownUnix(t, fd, p.Shutdown[i]); err != nil {
+			return fmt.Errorf("unix pair: end %d: %w", i, err)
+		}
+	}
 	return nil
 }
 
@@ -260,6 +292,11 @@ func restoreUnixEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	pf := *f
 	pf.PipeEnd = which
 	fd, err := restorePipeEnd(c, t, rec, &pf)
+	if err == nil {
+		if err = setSocketOptions(t, fd, f.Socket); err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		}
+	}
 	if err != nil {
 		return -1, fmt.Errorf("unix socket:[%d] (end %s of its pair): %w", f.Identity.Inode, strconv.Itoa(f.Socket.PairEnd), err)
 	}
@@ -270,23 +307,37 @@ func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
-func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref, error) {
+func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
 	sa, err := unix.Getsockname(s)
 	su, ok := sa.(*unix.SockaddrUnix)
 	// x/sys reports an unnamed socket as "@" (an abstract name's leading
 	// NUL, with nothing after it).
-	if err == nil && ok && (su.Name == "" || su.Name == "@") {
+	unnamed := err == nil && ok && (su.Name == "" || su.Name == "@")
+	// A stream or seqpacket socket whose peer is gone reads what is still
+	// queued, then the end of the stream, and cannot be written; its name,
+	// if any, is its listener's (an accepted socket), which is not its own
+	// to bind.
+	gone := d.State != tcpClose && fd.Socket.Type != unix.SOCK_DGRAM
+	if unnamed || gone {
 		// Never bound: a socket made and not connected yet (the JVM
-		// keeps one), or one whose peer is gone, which reads the end of
-		// the stream and cannot be written.
+		// keeps one), or one whose peer is gone.
 		sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "unbound"}
-		if state != tcpClose {
-			sock.State = "disconnected"
+		var queued []byte
+		if d.State != tcpClose {
+			sock.State, sock.Shutdown = "disconnected", d.Shutdown
+			if queued, sock.Messages, err = peekQueue(fd, fd.Socket.Type); err != nil {
+				return 0, fmt.Errorf("%s: %w", what, err)
+			}
+			sock.Queued = int64(len(queued))
 		}
+		readSocketOptions(s, sock)
 		f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 		ref := c.W.NewObjref()
-		return ref, c.WriteFile(fd, ref, nil, &f)
+		return ref, c.WriteFileWithPayload(fd, ref, nil, &f, sock.Queued, func(w io.Writer) error {
+			_, err := w.Write(queued)
+			return err
+		})
 	}
 	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
 		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
@@ -296,6 +347,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref,
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
 		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
+	readSocketOptions(s, f.Socket)
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }
@@ -303,7 +355,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, state int) (ckpt.Objref,
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	if s != nil && (s.State == "unbound" || s.State == "disconnected") {
-		return restoreUnixUnbound(t, f)
+		return restoreUnixUnbound(t, rec, f)
 	}
 	if s == nil || s.Local == "" {
 		return -1, errors.New("bound unix socket without its name")
@@ -326,19 +378,29 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 	if err == nil {
 		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
 	}
-	if err == nil {
-		err = setNonblock(t, fd, f.Flags)
-	}
 	if err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if err := setNonblock(t, fd, f.Flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	return fd, nil
 }
 
 // restoreUnixUnbound makes a socket that was never bound: a new one, or, if
-// its peer was gone, one end of a pair whose other end is closed at once.
-func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
+// its peer was gone, one end of a pair whose other end sends again what was
+// queued, then is closed.
+func restoreUnixUnbound(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	var fd int
 	if s.State == "unbound" {
@@ -348,6 +410,9 @@ func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
 		}
 		fd = int(fdv)
 	} else {
+		if s.Queued != rec.PayloadLen || s.Queued < 0 {
+			return -1, fmt.Errorf("unix socket: %d bytes queued, the payload holds %d", s.Queued, rec.PayloadLen)
+		}
 		addr, err := t.Scratch(make([]byte, 8))
 		if err != nil {
 			return -1, err
@@ -360,14 +425,71 @@ func restoreUnixUnbound(t Target, f *ckpt.File) (int, error) {
 			return -1, err
 		}
 		fd = int(int32(binary.LittleEndian.Uint32(b)))
-		if _, err := t.Syscall(unix.SYS_CLOSE, uint64(binary.LittleEndian.Uint32(b[4:]))); err != nil {
-			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-			return -1, fmt.Errorf("closing the peer: %w", err)
+		peer := int(int32(binary.LittleEndian.Uint32(b[4:])))
+		err = refillFrom(t, peer, rec, s.Type, s.Queued, s.Messages)
+		if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(peer)); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the peer: %w", cerr)
 		}
+		if err == nil {
+			err = shutdownUnix(t, fd, s.Shutdown)
+		}
+		if err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+			return -1, err
+		}
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	if err := setNonblock(t, fd, f.Flags); err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
 	}
 	return fd, nil
+}
+
+// refillFrom sends n bytes of rec's payload from the target fd `from`, as
+// one stream or as messages of the given sizes, for its peer to read.
+func refillFrom(t Target, from int, rec *ckpt.Record, typ int, n int64, sizes []int) error {
+	if n == 0 {
+		return nil
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(rec.Payload(), data); err != nil {
+		return err
+	}
+	if typ == unix.SOCK_STREAM {
+		sizes = []int{len(data)}
+	}
+	total := 0
+	for _, k := range sizes {
+		total += k
+	}
+	if total != len(data) {
+		return fmt.Errorf("message sizes add up to %d, the queue holds %d", total, len(data))
+	}
+	local, err := t.Copy(from)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	if err := requeue(int(local.Fd()), data, sizes); err != nil {
+		return fmt.Errorf("refilling the queue: %w", err)
+	}
+	return nil
+}
+
+// shutdownUnix shuts a restored unix socket down as sk_shutdown says (1:
+// reading, 2: writing).
+func shutdownUnix(t Target, fd, mask int) error {
+	how := map[int]int{1: unix.SHUT_RD, 2: unix.SHUT_WR, 3: unix.SHUT_RDWR}
+	h, ok := how[mask&3]
+	if !ok {
+		return nil
+	}
+	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), uint64(h)); err != nil {
+		return fmt.Errorf("shutdown(%d): %w", h, err)
+	}
+	return nil
 }

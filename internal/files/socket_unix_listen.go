@@ -29,6 +29,7 @@ var unixListenKind = &Kind{
 		}
 		f := ckpt.File{Kind: ckpt.FileUnixListen, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
 			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: su.Name, Backlog: listenBacklog}}
+		readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
@@ -64,6 +65,9 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	}
 	if _, err := t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw))); err != nil {
 		return fail(fmt.Errorf("bind %s: %w", s.Local, err))
+	}
+	if err := setSocketOptions(t, fd, s); err != nil {
+		return fail(err)
 	}
 	if _, err := t.Syscall(unix.SYS_LISTEN, uint64(fd), uint64(max(s.Backlog, 1))); err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", s.Local, err))

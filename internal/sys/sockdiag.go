@@ -16,6 +16,8 @@ type UnixDiag struct {
 	// RQueue is the bytes queued for reading (for a listener, the
 	// pending connections).
 	RQueue uint32
+	// Shutdown is sk_shutdown: 1 for reading shut down, 2 for writing.
+	Shutdown int
 }
 
 const (
@@ -24,6 +26,7 @@ const (
 	udiagShowRqlen   = 0x10
 	unixDiagPeer     = 2
 	unixDiagRqlen    = 4
+	unixDiagShutdown = 6
 )
 
 // UnixSocketDiag asks sock_diag (NETLINK_SOCK_DIAG) about the unix socket
@@ -104,6 +107,8 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 				d.Peer = uint64(le.Uint32(val))
 			case atype == unixDiagRqlen && len(val) >= 4:
 				d.RQueue = le.Uint32(val)
+			case atype == unixDiagShutdown && len(val) >= 1:
+				d.Shutdown = int(val[0])
 			}
 			attrs = attrs[(alen+3)&^3:]
 		}

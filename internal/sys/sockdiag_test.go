@@ -36,6 +36,45 @@ func TestUnixSocketDiag(t *testing.T) {
 	}
 }
 
+func TestUnixSocketDiagShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		typ, how   int
+		want, peer int // sk_shutdown of the end shut down and of its peer
+	}{
+		{"stream read", unix.SOCK_STREAM, unix.SHUT_RD, 1, 2},
+		{"stream write", unix.SOCK_STREAM, unix.SHUT_WR, 2, 1},
+		{"seqpacket both", unix.SOCK_SEQPACKET, unix.SHUT_RDWR, 3, 3},
+		{"dgram read: the peer keeps its own", unix.SOCK_DGRAM, unix.SHUT_RD, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sv, err := unix.Socketpair(unix.AF_UNIX, tc.typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(sv[0])
+			defer unix.Close(sv[1])
+			if err := unix.Shutdown(sv[0], tc.how); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []int{tc.want, tc.peer} {
+				var st unix.Stat_t
+				unix.Fstat(sv[i], &st)
+				d, err := UnixSocketDiag(st.Ino)
+				if err == unix.EPERM {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Shutdown != want {
+					t.Errorf("end %d: shutdown %d, want %d", i, d.Shutdown, want)
+				}
+			}
+		})
+	}
+}
+
 func FuzzParseUnixDiag(f *testing.F) {
 	f.Add([]byte{40, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 2, 0, 9, 0, 0, 0}, uint64(7))
 	f.Fuzz(func(t *testing.T, b []byte, ino uint64) {

@@ -1,0 +1,86 @@
+package files
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func TestChangedOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		values, defaults map[string]int
+		want             map[string]int
+	}{
+		{
+			name:     "defaults are left out",
+			values:   map[string]int{"SO_KEEPALIVE": 0, "TCP_NODELAY": 1, "SO_MARK": 0},
+			defaults: map[string]int{"SO_KEEPALIVE": 0, "TCP_NODELAY": 0, "SO_MARK": 0},
+			want:     map[string]int{"TCP_NODELAY": 1},
+		},
+		{
+			name:     "no default known: kept",
+			values:   map[string]int{"SO_PRIORITY": 0, "IP_TTL": 64},
+			defaults: map[string]int{"IP_TTL": 64},
+			want:     map[string]int{"SO_PRIORITY": 0},
+		},
+		{
+			name:     "a changed buffer size brings its lock, even unchanged",
+			values:   map[string]int{"SO_SNDBUF": 87040, "SO_RCVBUF": 131072, "SO_BUF_LOCK": 0},
+			defaults: map[string]int{"SO_SNDBUF": 16384, "SO_RCVBUF": 131072, "SO_BUF_LOCK": 0},
+			want:     map[string]int{"SO_SNDBUF": 87040, "SO_BUF_LOCK": 0},
+		},
+		{
+			name:     "a lock without a changed size",
+			values:   map[string]int{"SO_SNDBUF": 16384, "SO_BUF_LOCK": 3},
+			defaults: map[string]int{"SO_SNDBUF": 16384, "SO_BUF_LOCK": 0},
+			want:     map[string]int{"SO_BUF_LOCK": 3},
+		},
+		{
+			name:     "a kernel without SO_BUF_LOCK",
+			values:   map[string]int{"SO_RCVBUF": 32768},
+			defaults: map[string]int{"SO_RCVBUF": 131072},
+			want:     map[string]int{"SO_RCVBUF": 32768},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, changedOptions(tc.values, tc.defaults)); diff != "" {
+				t.Errorf("changedOptions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOptionApplies(t *testing.T) {
+	tcp := func(fam int) [3]int { return [3]int{fam, unix.SOCK_STREAM, unix.IPPROTO_TCP} }
+	udp := func(fam int) [3]int { return [3]int{fam, unix.SOCK_DGRAM, unix.IPPROTO_UDP} }
+	unixDgram := [3]int{unix.AF_UNIX, unix.SOCK_DGRAM, 0}
+	for _, tc := range []struct {
+		opt    string
+		socket [3]int // family, type, protocol
+		want   bool
+	}{
+		{"IP_TOS", udp(unix.AF_INET), true},
+		{"IP_FREEBIND", tcp(unix.AF_INET6), true},
+		{"IP_TOS", unixDgram, false},
+		{"IP_MULTICAST_TTL", udp(unix.AF_INET), true},
+		{"IP_MULTICAST_TTL", tcp(unix.AF_INET), false},
+		{"IPV6_V6ONLY", tcp(unix.AF_INET), false},
+		{"IPV6_RECVPKTINFO", udp(unix.AF_INET6), true},
+		{"TCP_CORK", tcp(unix.AF_INET6), true},
+		{"TCP_NODELAY", udp(unix.AF_INET), false},
+		{"TCP_NODELAY", [3]int{unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP}, false},
+		{"TCP_NODELAY", unixDgram, false},
+		{"SO_PASSCRED", unixDgram, true},
+	} {
+		i := slices.IndexFunc(socketOptions, func(o sockOpt) bool { return o.name == tc.opt })
+		if i < 0 {
+			t.Fatalf("%s is not in socketOptions", tc.opt)
+		}
+		if got := optionApplies(socketOptions[i], tc.socket[0], tc.socket[1], tc.socket[2]); got != tc.want {
+			t.Errorf("optionApplies(%s, family/type/protocol %v) = %v, want %v", tc.opt, tc.socket, got, tc.want)
+		}
+	}
+}
