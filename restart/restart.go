@@ -94,6 +94,7 @@ type restorer struct {
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
 	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Later: map[ckpt.Objref]func(files.Target) (int, error){}}}
+	defer s.files.Close()
 	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
 	s.files.InnerPid = s.innerPid
 	if s.log == nil {
@@ -201,6 +202,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
 		}
 	}
+	// Every file is open: the ghosts, removed directories and FIFOs crsub
+	// kept for them go.
+	s.files.Close()
 	if opts.BeforeRelease != nil {
 		if err := opts.BeforeRelease(s.pids()); err != nil {
 			return nil, fmt.Errorf("before-release hook: %w", err)

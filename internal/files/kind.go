@@ -42,8 +42,10 @@ type DumpContext struct {
 	// the checkpointed processes: a pipe with an end outside them is
 	// external.
 	PipeEnds map[uint64]*PipeEnds
-	// Fifos records the FIFOs (by inode) whose buffered bytes are written.
-	Fifos map[uint64]bool
+	// fifos maps a FIFO to its object record, once written, and ghosts an
+	// unlinked file to its ghost record.
+	fifos  map[inodeKey]ckpt.Objref
+	ghosts map[inodeKey]ckpt.Objref
 	// Sockets maps every socket inode held in the checkpointed processes
 	// to one fd holding it (filled before anything is dumped), and Pairs a
 	// unix pair (by its lower inode) to its record, once written.
@@ -177,6 +179,11 @@ type RestoreContext struct {
 	// then, and the driver puts what the function opens in t in their
 	// place.
 	Later map[ckpt.Objref]func(t Target) (int, error)
+	// ghosts are the unlinked files made again, dirs the removed
+	// directories, and fifos the FIFOs refilled, held until Close.
+	ghosts map[ckpt.Objref]*os.File
+	dirs   map[inodeKey]string
+	fifos  map[ckpt.Objref]*os.File
 }
 
 // openLater gives a file restored later (RestoreContext.Later) its
