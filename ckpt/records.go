@@ -608,6 +608,7 @@ type Memfd struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Seals int    `json:"seals,omitempty"` // F_GET_SEALS
+	Mode  uint32 `json:"mode,omitempty"`  // permission bits (fchmod)
 	// SysV, set for a System V shared memory segment, says which: restart
 	// attaches the segment with that id if it still exists, or makes it
 	// again with its id, key and mode and fills it from the payload.
