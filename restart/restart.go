@@ -172,6 +172,14 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 
+	// The last process's memory may be the image's last records: the file
+	// its mappings kept open goes now.
+	for _, t := range s.tasks {
+		if err := t.closeMappedFile(); err != nil {
+			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its memory", Err: err}
+		}
+	}
+
 	// Every substitute and preserved fd asked for must have matched.
 	if err := s.checkSubstitutions(); err != nil {
 		return nil, err
