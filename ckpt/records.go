@@ -66,7 +66,11 @@ type Process struct {
 	Cwd  string `json:"cwd"`
 	// CwdDeleted says the working directory was removed: restart gives
 	// the process an empty, removed directory as its working directory.
-	CwdDeleted  bool      `json:"cwd_deleted,omitempty"`
+	CwdDeleted bool `json:"cwd_deleted,omitempty"`
+	// CwdDev and CwdInode identify the working directory, so that a
+	// removed one is the same directory as the fds open on it.
+	CwdDev      uint64    `json:"cwd_dev,omitempty"`
+	CwdInode    uint64    `json:"cwd_inode,omitempty"`
 	Root        string    `json:"root"`
 	Umask       uint32    `json:"umask"`
 	Personality uint32    `json:"personality"`
@@ -389,6 +393,9 @@ type File struct {
 	Rdev     uint64       `json:"rdev,omitempty"`
 	Identity FileIdentity `json:"identity"`
 	Deleted  bool         `json:"deleted,omitempty"`
+	// Handle opens a file whose name was removed while another link
+	// remains (open_by_handle_at on the filesystem of Path's directory).
+	Handle *FileHandle `json:"handle,omitempty"`
 	// PipeEnd is "read" or "write" for pipe and FIFO ends.
 	PipeEnd string `json:"pipe_end,omitempty"`
 	// External marks a file whose other side is outside the image (a
@@ -501,6 +508,48 @@ type Socket struct {
 	Messages []int `json:"messages,omitempty"`
 }
 
+// FileHandle is a file handle (name_to_handle_at): its type and bytes.
+type FileHandle struct {
+	Type  int32  `json:"type"`
+	Bytes []byte `json:"bytes"`
+}
+
+// Ghost is a file that was open while its last name was removed (record
+// TypeGhost): a regular file, a device node, a FIFO. The file records of
+// the descriptions open on it depend on it, so that they are one inode
+// again after restart. A regular file's data extents (SEEK_DATA) are the
+// payload, their bytes one after the other; what lies between them are
+// holes.
+type Ghost struct {
+	Path  string `json:"path"` // its name before it was removed
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+	Mode  uint32 `json:"mode"` // st_mode, its type included
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+	Rdev  uint64 `json:"rdev,omitempty"`
+	Size  int64  `json:"size,omitempty"`
+	// Atime and Mtime are in nanoseconds since the epoch.
+	Atime   int64    `json:"atime_ns"`
+	Mtime   int64    `json:"mtime_ns"`
+	Extents []Extent `json:"extents,omitempty"`
+}
+
+// Extent is a range of a file's bytes.
+type Extent struct {
+	Off int64 `json:"off"`
+	Len int64 `json:"len"`
+}
+
+// FIFO is a named pipe held in the tree (record TypeFIFO), with the bytes
+// buffered in it as payload; the file records of its descriptions depend on
+// it (and on its ghost, if its name was removed).
+type FIFO struct {
+	Path  string `json:"path"`
+	Inode uint64 `json:"inode"`
+	Size  int    `json:"size"` // F_GETPIPE_SZ
+}
+
 // Pipe is a pipe object (record TypePipe) with its buffered bytes as payload.
 type Pipe struct {
 	Inode uint64 `json:"inode"`
@@ -576,6 +625,7 @@ type Memfd struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Seals int    `json:"seals,omitempty"` // F_GET_SEALS
+	Mode  uint32 `json:"mode,omitempty"`  // permission bits (fchmod)
 	// SysV, set for a System V shared memory segment, says which: restart
 	// attaches the segment with that id if it still exists, or makes it
 	// again with its id, key and mode and fills it from the payload.

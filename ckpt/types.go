@@ -25,6 +25,8 @@ const (
 	TypeUnixPair Type = 0x0203 // a connected pair of unix sockets with both queues as payload
 	TypeMemfd    Type = 0x0204 // a memfd: its contents as payload; fds and mappings of it depend on it
 	TypePty      Type = 0x0205 // a pseudo-terminal pair held inside the tree: settings; its ends depend on it
+	TypeGhost    Type = 0x0206 // a file open but unlinked: owner, mode, times; its data extents as payload
+	TypeFIFO     Type = 0x0207 // a FIFO held in the tree, with its buffered bytes as payload
 	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
@@ -48,6 +50,8 @@ var typeNames = map[Type]string{
 	TypeUnixPair:   "unix-pair",
 	TypeMemfd:      "memfd",
 	TypePty:        "pty",
+	TypeGhost:      "ghost",
+	TypeFIFO:       "fifo",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
 	TypeMM:         "mm",

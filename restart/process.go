@@ -46,7 +46,7 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.settleFiles(fc); err != nil {
 		return err
 	}
-	if err := t.restoreProcess(); err != nil {
+	if err := t.restoreProcess(fc); err != nil {
 		return err
 	}
 	if err := t.restoreSignals(); err != nil {
@@ -89,19 +89,17 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	return nil
 }
 
-func (t *task) restoreProcess() error {
+func (t *task) restoreProcess(fc *files.RestoreContext) error {
 	p := t.process
 	if _, err := t.Syscall(unix.SYS_UMASK, uint64(p.Umask)); err != nil {
 		return fmt.Errorf("umask: %w", err)
 	}
 	cwd := p.Cwd
 	if p.CwdDeleted {
-		ghost, err := files.GhostDir(p.Cwd)
-		if err != nil {
+		var err error
+		if cwd, err = fc.RemovedDir(p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
 			return err
 		}
-		defer os.Remove(ghost)
-		cwd = ghost
 	}
 	addr, err := t.putString(0, cwd)
 	if err != nil {

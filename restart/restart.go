@@ -94,6 +94,7 @@ type restorer struct {
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
 	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Later: map[ckpt.Objref]func(files.Target) (int, error){}}}
+	defer s.files.Close()
 	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
 	s.files.InnerPid = s.innerPid
 	if s.log == nil {
@@ -103,7 +104,6 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.files.Transfer = s.transfer
 	s.files.Take = take
-	defer s.files.Close()
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
@@ -173,6 +173,14 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 
+	// The last process's memory may be the image's last records: the file
+	// its mappings kept open goes now.
+	for _, t := range s.tasks {
+		if err := t.closeMappedFile(); err != nil {
+			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its memory", Err: err}
+		}
+	}
+
 	// Every substitute and preserved fd asked for must have matched.
 	if err := s.checkSubstitutions(); err != nil {
 		return nil, err
@@ -203,7 +211,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
 		}
 	}
-	// Nothing of crsub's may stay on the tasks' files once they run.
+	// Every file is open: what crsub kept for them (the pipes' anchors,
+	// ghosts, removed directories, FIFOs) goes before the tasks run.
 	s.files.Close()
 	if opts.BeforeRelease != nil {
 		if err := opts.BeforeRelease(s.pids()); err != nil {

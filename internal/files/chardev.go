@@ -85,15 +85,32 @@ var charDevKind = &Kind{
 	Claims: func(_ *DumpContext, fd *Fd) bool { return isCharDev(fd) },
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		f := charDevFile(fd)
-		if isTerminal(fd.Stat.Rdev) {
+		var deps []ckpt.Objref
+		switch {
+		case isTerminal(fd.Stat.Rdev):
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path
+		case isGhost(fd):
+			// A device node whose name was removed: made again.
+			f.Deleted = true
+			ghost, err := dumpGhost(c, fd)
+			if err != nil {
+				return 0, err
+			}
+			deps = append(deps, ghost)
 		}
 		ref := c.W.NewObjref()
-		return ref, c.WriteFile(fd, ref, nil, &f)
+		return ref, c.WriteFile(fd, ref, deps, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		if f.Deleted {
+			fd, err := openGhost(c, t, rec, reopenFlags(f.Flags))
+			if err != nil {
+				return -1, fmt.Errorf("deleted %s: %w", f.Path, err)
+			}
+			return fd, nil
+		}
 		var st unix.Stat_t
 		if err := unix.Stat(f.Path, &st); err != nil {
 			return -1, fmt.Errorf("%s: %w", f.Path, err)

@@ -48,10 +48,16 @@ func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
 			byInode[d.Fd.Stat.Ino] = append(byInode[d.Fd.Stat.Ino], d)
 		}
 	}
+	// kcmp finds a watch by its fd number and, among the watches
+	// registered under that number (files since closed), by its rank in
+	// the order fdinfo lists them.
+	rank := map[int]uint32{}
 	for _, w := range ep.Info.Epoll {
 		var target ckpt.Objref
+		toff := rank[w.TFD]
+		rank[w.TFD]++
 		for _, cand := range byInode[w.Ino] {
-			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD)})
+			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD), Toff: toff})
 			if err != nil {
 				return fmt.Errorf("fd %d (epoll): identifying the file registered as fd %d: %w", ep.Num, w.TFD, err)
 			}

@@ -28,6 +28,17 @@ func FileExtras(fd *Fd, f *ckpt.File) error {
 			f.Owner = &ckpt.FileOwner{Type: int(own.Type), Pid: int(own.Pid), Signal: sig}
 		}
 	}
+	// A lease belongs to the open file description: the copy shares it.
+	for _, line := range fd.Info.Locks {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "LEASE" && f[2] != "ACTIVE" {
+			return &UnsupportedError{Fd: fd.Num, What: "a lease being broken, on " + fd.Link.Path}
+		}
+	}
+	if fileType(&fd.Stat) == unix.S_IFREG {
+		if lease, err := unix.FcntlInt(uintptr(s), unix.F_GETLEASE, 0); err == nil && lease != unix.F_UNLCK {
+			f.Locks = append(f.Locks, ckpt.FileLock{Kind: "lease", Write: lease == unix.F_WRLCK})
+		}
+	}
 	for _, line := range fd.Info.Locks {
 		l, ok, err := ParseLockLine(line)
 		if err != nil {
@@ -42,7 +53,8 @@ func FileExtras(fd *Fd, f *ckpt.File) error {
 
 // ParseLockLine reads an fdinfo "lock:" line as /proc/locks prints it,
 // "1: POSIX  ADVISORY  WRITE 6993 fe:00:9978372 0 9". Lines for locks
-// crsub does not restore (leases, mandatory locks) report ok false.
+// crsub does not restore this way (leases: F_GETLEASE reads them, and
+// mandatory locks) report ok false.
 func ParseLockLine(line string) (ckpt.FileLock, bool, error) {
 	f := strings.Fields(line)
 	if len(f) < 8 {
@@ -124,12 +136,20 @@ func RestoreExtras(t Target, fd int, f *ckpt.File, pidOf func(int) int) error {
 }
 
 // RestoreLocks takes a placed file's locks again in t: those of process
-// pid for POSIX locks (owned by the process), every flock and OFD lock
-// (owned by the open file description). A lock someone else took meanwhile
+// pid for POSIX locks (owned by the process), every flock and OFD lock and
+// lease (owned by the open file description). A lock someone else took meanwhile
 // is an error: the program would otherwise run believing it holds it.
 func RestoreLocks(t Target, pid, fd int, f *ckpt.File) error {
 	for _, l := range f.Locks {
 		switch l.Kind {
+		case "lease":
+			typ := uint64(unix.F_RDLCK)
+			if l.Write {
+				typ = unix.F_WRLCK
+			}
+			if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETLEASE, typ); err != nil {
+				return fmt.Errorf("lease: %w", err)
+			}
 		case "flock":
 			op := uint64(unix.LOCK_SH | unix.LOCK_NB)
 			if l.Write {

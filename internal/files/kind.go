@@ -42,8 +42,10 @@ type DumpContext struct {
 	// the checkpointed processes: a pipe with an end outside them is
 	// external.
 	PipeEnds map[uint64]*PipeEnds
-	// Fifos records the FIFOs (by inode) whose buffered bytes are written.
-	Fifos map[uint64]bool
+	// fifos maps a FIFO to its object record, once written, and ghosts an
+	// unlinked file to its ghost record.
+	fifos  map[inodeKey]ckpt.Objref
+	ghosts map[inodeKey]ckpt.Objref
 	// Sockets maps every socket inode held in the checkpointed processes
 	// to one fd holding it (filled before anything is dumped), and Pairs a
 	// unix pair (by its lower inode) to its record, once written.
@@ -187,6 +189,11 @@ type RestoreContext struct {
 	// driver calls each once, with the fd of the file in the first task
 	// that holds it.
 	Settle map[ckpt.Objref]func(t Target, fd int) error
+	// ghosts are the unlinked files made again, dirs the removed
+	// directories, and fifos the FIFOs refilled, held until Close.
+	ghosts map[ckpt.Objref]*os.File
+	dirs   map[inodeKey]string
+	fifos  map[ckpt.Objref]*os.File
 }
 
 // settle registers what to set on a restored file at the end
@@ -198,10 +205,9 @@ func (c *RestoreContext) settle(ref ckpt.Objref, f func(t Target, fd int) error)
 	c.Settle[ref] = f
 }
 
-// Close lets go of what the context holds in crsub (the pipes' anchors):
-// the driver calls it before the restored tasks run, since an fd crsub
-// keeps on a pipe would keep its readers from seeing the end of it.
-func (c *RestoreContext) Close() {
+// closePipes lets go of the pipes' anchors: an fd crsub keeps on a pipe
+// would keep its readers from seeing the end of it.
+func (c *RestoreContext) closePipes() {
 	for _, p := range c.Pipes {
 		if p.anchor != nil {
 			p.anchor.Close()

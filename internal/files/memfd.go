@@ -58,7 +58,7 @@ func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVSh
 	if err != nil {
 		seals = 0 // created without MFD_ALLOW_SEALING
 	}
-	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals, SysV: sysv}
+	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals, Mode: st.Mode & 0o7777, SysV: sysv}
 	ref := c.W.NewObjref()
 	if err := c.W.WriteWithPayload(ckpt.TypeMemfd, ref, nil, &m, st.Size, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(f, 0, st.Size))
@@ -76,6 +76,9 @@ func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVSh
 // RestoredMemfd is a memfd recreated in one process of the tree.
 type RestoredMemfd struct {
 	Pid, Fd int
+	// Taken says a read-write fd of the image has the description
+	// memfd_create made; the others are opened again.
+	Taken bool
 }
 
 // restoreMemfd recreates a memfd object in t and refills it.
@@ -116,6 +119,11 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if err := local.Truncate(m.Size); err != nil {
 		return fmt.Errorf("memfd %s: %w", m.Name, err)
 	}
+	if m.Mode != 0 {
+		if err := local.Chmod(os.FileMode(m.Mode & 0o777)); err != nil {
+			return fmt.Errorf("memfd %s: mode %#o: %w", m.Name, m.Mode, err)
+		}
+	}
 	if _, err := io.Copy(io.NewOffsetWriter(local, 0), rec.Payload()); err != nil {
 		return fmt.Errorf("memfd %s: refilling: %w", m.Name, err)
 	}
@@ -130,20 +138,40 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	return nil
 }
 
-// MemfdIn returns a fd in t on the memfd object ref (a new open file
-// description, opened with flags), wherever in the tree it was recreated.
+// MemfdIn returns a fd in t on the memfd object ref, wherever in the tree
+// it was recreated: for O_RDWR (a shared writable mapping), on the
+// description memfd_create made, otherwise a new description opened with
+// flags.
 func MemfdIn(c *RestoreContext, t Target, ref ckpt.Objref, flags int) (int, error) {
 	rm := c.Memfds[ref]
 	if rm == nil {
 		return -1, fmt.Errorf("memfd object %d was not restored", ref)
 	}
+	return memfdFd(c, t, rm, flags, flags&unix.O_ACCMODE == unix.O_RDWR)
+}
+
+// memfdFd returns a fd in t on a restored memfd: on the description
+// memfd_create made (own), or a new one opened with flags. The kernel does
+// not count memfd_create's description as a writer; a read-write reopen is
+// one, and makes execveat of the memfd fail with ETXTBSY as long as it is
+// open or mapped.
+func memfdFd(c *RestoreContext, t Target, rm *RestoredMemfd, flags int, own bool) (int, error) {
 	local := rm.Fd
 	if rm.Pid != t.Pid() {
 		var err error
 		if local, err = c.Transfer(rm.Pid, rm.Fd, t); err != nil {
 			return -1, err
 		}
+		if own {
+			return local, nil
+		}
 		defer t.Syscall(unix.SYS_CLOSE, uint64(local))
+	} else if own {
+		fd, err := t.Syscall(unix.SYS_FCNTL, uint64(local), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("dup: %w", err)
+		}
+		return int(fd), nil
 	}
 	// Reopening through /proc gives a description of its own, with the
 	// flags the image recorded, as the program had.
@@ -151,15 +179,29 @@ func MemfdIn(c *RestoreContext, t Target, ref ckpt.Objref, flags int) (int, erro
 }
 
 func restoreMemfdFd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
-	var obj ckpt.Objref
+	var rm *RestoredMemfd
 	for _, d := range rec.Deps {
-		if _, ok := c.Memfds[d]; ok {
-			obj = d
+		if m, ok := c.Memfds[d]; ok {
+			rm = m
 		}
 	}
-	fd, err := MemfdIn(c, t, obj, reopenFlags(f.Flags))
+	if rm == nil {
+		return -1, fmt.Errorf("memfd %s: its memfd record is missing", f.Path)
+	}
+	// The first read-write description is memfd_create's own, as it most
+	// likely was; any other is opened again.
+	own := f.Flags&unix.O_ACCMODE == unix.O_RDWR && !rm.Taken
+	fd, err := memfdFd(c, t, rm, reopenFlags(f.Flags), own)
 	if err != nil {
 		return -1, fmt.Errorf("memfd %s: %w", f.Path, err)
+	}
+	if own {
+		rm.Taken = true
+		if fl := f.Flags & (unix.O_APPEND | unix.O_NONBLOCK); fl != 0 {
+			if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(fl)); err != nil {
+				return -1, fmt.Errorf("memfd %s: fcntl F_SETFL: %w", f.Path, err)
+			}
+		}
 	}
 	return fd, seek(t, fd, f.Pos)
 }

@@ -2,7 +2,6 @@ package files
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -12,7 +11,8 @@ import (
 	"github.com/crsub/crsub/internal/procfs"
 )
 
-// MaxDeletedFileSize bounds the contents stored for a deleted-but-open file.
+// MaxDeletedFileSize bounds the data stored for a deleted-but-open file
+// (its holes not counted), or a memfd.
 const MaxDeletedFileSize = 1 << 30
 
 var regularKind = &Kind{
@@ -22,28 +22,48 @@ var regularKind = &Kind{
 	},
 	Dump:    dumpRegular,
 	Restore: restoreRegular,
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeGhost: restoreGhost},
 }
 
 func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	path := fd.Link.Path
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
 	ref := c.W.NewObjref()
-	if !(fd.Link.Deleted && fd.Stat.Nlink == 0) {
-		return ref, c.WriteFile(fd, ref, nil, &f)
+	var deps []ckpt.Objref
+	switch {
+	case isGhost(fd):
+		f.Deleted = true
+		ghost, err := dumpGhost(c, fd)
+		if err != nil {
+			return 0, err
+		}
+		deps = append(deps, ghost)
+	case fd.Link.Deleted:
+		// Its name is gone but another link is not: the file is reopened
+		// by handle.
+		h, err := fileHandle(fd)
+		if err != nil {
+			return 0, err
+		}
+		f.Handle = h
 	}
-	f.Deleted = true
-	if fd.Stat.Size > MaxDeletedFileSize {
-		return 0, fmt.Errorf("deleted file %s holds %d bytes, more than the %d crsub stores", path, fd.Stat.Size, MaxDeletedFileSize)
-	}
-	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, fd.Stat.Size, func(w io.Writer) error {
-		_, err := io.Copy(w, io.NewSectionReader(fd.Copy, 0, fd.Stat.Size))
-		return err
-	})
+	return ref, c.WriteFile(fd, ref, deps, &f)
 }
 
 func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	if f.Deleted {
-		return restoreDeleted(t, rec, f)
+		fd, err := openGhost(c, t, rec, reopenFlags(f.Flags))
+		if err != nil {
+			return -1, fmt.Errorf("deleted %s: %w", f.Path, err)
+		}
+		return fd, seek(t, fd, f.Pos)
+	}
+	if f.Handle != nil {
+		fd, err := openByHandle(t, f)
+		if err != nil {
+			return -1, fmt.Errorf("%s, removed but linked elsewhere: %w", f.Path, err)
+		}
+		return fd, seek(t, fd, f.Pos)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(f.Path, &st); err != nil {
@@ -67,34 +87,42 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	return fd, nil
 }
 
-// restoreDeleted recreates a deleted file's contents in an unnamed file
-// (O_TMPFILE) in the same directory when it still exists, so it stays on the
-// same filesystem, and lets the target open it through /proc.
-func restoreDeleted(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
-	var tmp int
-	var err error
-	for _, dir := range []string{filepath.Dir(f.Path), os.TempDir()} {
-		tmp, err = unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, f.Mode&0o7777)
-		if err == nil {
-			break
-		}
+// fileHandle is the handle of the file fd is open on.
+func fileHandle(fd *Fd) (*ckpt.FileHandle, error) {
+	h, _, err := unix.NameToHandleAt(int(fd.Copy.Fd()), "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return nil, fmt.Errorf("%s was removed and is linked elsewhere: its file handle: %w", fd.Link.Path, err)
+	}
+	return &ckpt.FileHandle{Type: h.Type(), Bytes: h.Bytes()}, nil
+}
+
+// openByHandle opens f's file by its handle, on the filesystem of the
+// nearest directory above where it was, and checks it is the same file.
+func openByHandle(t Target, f *ckpt.File) (int, error) {
+	dir := filepath.Dir(f.Path)
+	mnt, err := os.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	for err != nil && dir != "/" {
+		dir = filepath.Dir(dir)
+		mnt, err = os.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("creating a file for the contents of deleted %s: %w", f.Path, err)
-	}
-	file := os.NewFile(uintptr(tmp), f.Path+" (deleted)")
-	defer file.Close()
-	if _, err := io.Copy(file, rec.Payload()); err != nil {
-		return -1, fmt.Errorf("contents of deleted %s: %w", f.Path, err)
-	}
-	fd, err := t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), tmp), reopenFlags(f.Flags), 0)
-	if err != nil {
-		return -1, fmt.Errorf("reopening the contents of deleted %s: %w", f.Path, err)
-	}
-	if err := seek(t, fd, f.Pos); err != nil {
 		return -1, err
 	}
-	return fd, nil
+	defer mnt.Close()
+	h := unix.NewFileHandle(f.Handle.Type, f.Handle.Bytes)
+	local, err := unix.OpenByHandleAt(int(mnt.Fd()), h, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("open_by_handle_at on %s: %w", dir, err)
+	}
+	defer unix.Close(local)
+	var st unix.Stat_t
+	if err := unix.Fstat(local, &st); err != nil {
+		return -1, err
+	}
+	if st.Dev != f.Identity.Dev || st.Ino != f.Identity.Inode {
+		return -1, fmt.Errorf("its handle opens inode %d on %#x, not %d on %#x", st.Ino, st.Dev, f.Identity.Inode, f.Identity.Dev)
+	}
+	return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), reopenFlags(f.Flags), 0)
 }
 
 var directoryKind = &Kind{
@@ -113,12 +141,10 @@ var directoryKind = &Kind{
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 		path := f.Path
 		if f.Deleted {
-			ghost, err := GhostDir(f.Path)
-			if err != nil {
+			var err error
+			if path, err = c.RemovedDir(f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
 				return -1, err
 			}
-			defer os.Remove(ghost)
-			path = ghost
 		}
 		fd, err := t.Open(path, reopenFlags(f.Flags)|unix.O_DIRECTORY, 0)
 		if err != nil {
@@ -129,19 +155,4 @@ var directoryKind = &Kind{
 		}
 		return fd, seek(t, fd, f.Pos)
 	},
-}
-
-// GhostDir makes a new, empty directory standing for the removed directory
-// path: beside where it was, or in the temporary directory if its parent is
-// gone too. The caller opens it where it is needed and removes it.
-func GhostDir(path string) (string, error) {
-	parent := filepath.Dir(path)
-	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
-		parent = ""
-	}
-	ghost, err := os.MkdirTemp(parent, "."+filepath.Base(path)+".crsub-deleted-")
-	if err != nil {
-		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
-	}
-	return ghost, nil
 }

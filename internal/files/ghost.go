@@ -1,0 +1,280 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+)
+
+// A ghost is a file the tree holds open after its last name was removed: a
+// regular file, a device node, a FIFO. It is an object record (the ghost)
+// with its owner, mode and times, and a regular file's data extents as
+// payload (holes stay holes); every description open on it depends on it.
+// Restart makes the file again under its old name when that is free (else
+// a hidden name beside it), removes the name, and keeps it open until the
+// restart ends: the descriptions reopen it through crsub's fd.
+//
+// The ghost's record is written by the kinds whose files can be ghosts
+// (regular, chardev, fifo); regularKind restores it.
+
+// isGhost says whether fd is open on a file whose last name is gone.
+func isGhost(fd *Fd) bool { return fd.Link.Deleted && fd.Stat.Nlink == 0 }
+
+type inodeKey struct{ dev, ino uint64 }
+
+// dumpGhost writes the ghost record of the file fd is open on, once per
+// inode, and returns its objref.
+func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	key := inodeKey{fd.Stat.Dev, fd.Stat.Ino}
+	if ref, ok := c.ghosts[key]; ok {
+		return ref, nil
+	}
+	st := &fd.Stat
+	g := ckpt.Ghost{Path: fd.Link.Path, Dev: st.Dev, Inode: st.Ino, Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev,
+		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano()}
+	ref := c.W.NewObjref()
+	var err error
+	if fileType(st) != unix.S_IFREG {
+		err = c.W.Write(ckpt.TypeGhost, ref, nil, &g)
+	} else {
+		err = dumpGhostData(c, fd, ref, &g)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if c.ghosts == nil {
+		c.ghosts = map[inodeKey]ckpt.Objref{}
+	}
+	c.ghosts[key] = ref
+	return ref, nil
+}
+
+// dumpGhostData writes a regular ghost with its data extents, read through
+// a description of crsub's own (the target's may be write-only, and its
+// offset must not move).
+func dumpGhostData(c *DumpContext, fd *Fd, ref ckpt.Objref, g *ckpt.Ghost) error {
+	proc := fmt.Sprintf("/proc/%d/fd/%d", fd.Pid, fd.Num)
+	r, err := os.OpenFile(proc, unix.O_RDONLY|unix.O_NOATIME|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r, err = os.OpenFile(proc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("reopening deleted %s to read it: %w", fd.Link.Path, err)
+	}
+	defer r.Close()
+	g.Size = fd.Stat.Size
+	g.Extents, err = dataExtents(func(off int64, whence int) (int64, error) {
+		return unix.Seek(int(r.Fd()), off, whence)
+	}, g.Size)
+	if err != nil {
+		return fmt.Errorf("the data of deleted %s: %w", fd.Link.Path, err)
+	}
+	var n int64
+	for _, e := range g.Extents {
+		n += e.Len
+	}
+	if n > MaxDeletedFileSize {
+		return fmt.Errorf("deleted file %s holds %d bytes of data, more than the %d crsub stores", fd.Link.Path, n, MaxDeletedFileSize)
+	}
+	return c.W.WriteWithPayload(ckpt.TypeGhost, ref, nil, g, n, func(w io.Writer) error {
+		for _, e := range g.Extents {
+			if _, err := io.Copy(w, io.NewSectionReader(r, e.Off, e.Len)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// dataExtents lists the data of a file of size bytes, as lseek's
+// SEEK_DATA and SEEK_HOLE find it. A filesystem without them has one
+// extent, the whole file.
+func dataExtents(seek func(off int64, whence int) (int64, error), size int64) ([]ckpt.Extent, error) {
+	var ext []ckpt.Extent
+	for off := int64(0); off < size; {
+		data, err := seek(off, unix.SEEK_DATA)
+		switch {
+		case errors.Is(err, unix.ENXIO):
+			return ext, nil // holes to the end
+		case errors.Is(err, unix.EINVAL) && off == 0:
+			return []ckpt.Extent{{Off: 0, Len: size}}, nil
+		case err != nil:
+			return nil, fmt.Errorf("SEEK_DATA from %d: %w", off, err)
+		}
+		if data >= size {
+			return ext, nil
+		}
+		hole, err := seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("SEEK_HOLE from %d: %w", data, err)
+		}
+		hole = min(hole, size)
+		if hole <= data {
+			return nil, fmt.Errorf("SEEK_HOLE from %d gave %d", data, hole)
+		}
+		ext = append(ext, ckpt.Extent{Off: data, Len: hole - data})
+		off = hole
+	}
+	return ext, nil
+}
+
+// restoreGhost makes a ghost's file again, removes its name, and keeps it
+// open in crsub for the descriptions that depend on it.
+func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
+	var g ckpt.Ghost
+	if err := rec.Decode(&g); err != nil {
+		return err
+	}
+	var n int64
+	for _, e := range g.Extents {
+		if e.Off < 0 || e.Len < 0 || e.Off+e.Len > g.Size {
+			return fmt.Errorf("deleted %s: extent %d+%d outside its %d bytes", g.Path, e.Off, e.Len, g.Size)
+		}
+		n += e.Len
+	}
+	if n != rec.PayloadLen {
+		return fmt.Errorf("deleted %s: %d bytes of extents, %d stored", g.Path, n, rec.PayloadLen)
+	}
+	f, err := makeGhost(&g, rec.Payload())
+	if err != nil {
+		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
+	}
+	if c.ghosts == nil {
+		c.ghosts = map[ckpt.Objref]*os.File{}
+	}
+	c.ghosts[rec.Objref] = f
+	return nil
+}
+
+// makeGhost creates the file under a free name, gives it its contents,
+// owner, mode and times, and removes the name again.
+func makeGhost(g *ckpt.Ghost, data io.Reader) (_ *os.File, err error) {
+	typ := g.Mode & unix.S_IFMT
+	name, f, err := ghostName(g.Path, func(name string) (*os.File, error) {
+		if typ == unix.S_IFREG {
+			return os.OpenFile(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		}
+		if typ != unix.S_IFCHR && typ != unix.S_IFBLK && typ != unix.S_IFIFO {
+			return nil, fmt.Errorf("a file of type %#o", typ)
+		}
+		return nil, unix.Mknod(name, typ|0o600, int(g.Rdev))
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		os.Remove(name)
+		if err != nil && f != nil {
+			f.Close()
+		}
+	}()
+	if typ == unix.S_IFREG {
+		if err := f.Truncate(g.Size); err != nil {
+			return nil, err
+		}
+		for _, e := range g.Extents {
+			if _, err := io.CopyN(io.NewOffsetWriter(f, e.Off), data, e.Len); err != nil {
+				return nil, fmt.Errorf("refilling %d bytes at %d: %w", e.Len, e.Off, err)
+			}
+		}
+	}
+	if err := os.Lchown(name, int(g.UID), int(g.GID)); err != nil {
+		return nil, err
+	}
+	if err := unix.Fchmodat(unix.AT_FDCWD, name, g.Mode&0o7777, 0); err != nil {
+		return nil, fmt.Errorf("chmod: %w", err)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(g.Atime), unix.NsecToTimespec(g.Mtime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, fmt.Errorf("times: %w", err)
+	}
+	if f == nil {
+		// A node is not opened here (a FIFO would block, a device
+		// would do whatever its open does): only held.
+		if f, err = os.OpenFile(name, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// ghostName creates a file for path with create: at path itself when it is
+// free (so that /proc shows the name the program had), else under a hidden
+// name beside it, or in the temporary directory if its directory is gone.
+func ghostName(path string, create func(string) (*os.File, error)) (string, *os.File, error) {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		dir = os.TempDir()
+	} else if f, err := create(path); err == nil || !errors.Is(err, unix.EEXIST) {
+		return path, f, err
+	}
+	for range 100 {
+		name := filepath.Join(dir, fmt.Sprintf(".%s.crsub-ghost-%d", filepath.Base(path), rand.Uint32()))
+		f, err := create(name)
+		if err == nil || !errors.Is(err, unix.EEXIST) {
+			return name, f, err
+		}
+	}
+	return "", nil, fmt.Errorf("no free name beside %s", path)
+}
+
+// openGhost opens, in t, the ghost a file record depends on, with flags.
+func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, error) {
+	for _, d := range rec.Deps {
+		if g := c.ghosts[d]; g != nil {
+			return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), g.Fd()), flags, 0)
+		}
+	}
+	return -1, errors.New("its ghost record is missing")
+}
+
+// RemovedDir makes a new, empty directory standing for the removed
+// directory path (of inode ino on dev), once for every use of that inode in
+// the restart (a working directory, directory fds): under its own name when
+// it is free, else a hidden one beside it, or in the temporary directory if
+// its parent is gone too. Close removes it.
+func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (string, error) {
+	key := inodeKey{dev, ino}
+	if d, ok := c.dirs[key]; ok && ino != 0 {
+		return d, nil
+	}
+	name, _, err := ghostName(path, func(name string) (*os.File, error) {
+		return nil, unix.Mkdir(name, 0o700)
+	})
+	if err != nil {
+		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
+	}
+	if mode&0o7777 != 0 {
+		_ = os.Chmod(name, os.FileMode(mode&0o777))
+	}
+	if c.dirs == nil {
+		c.dirs = map[inodeKey]string{}
+	}
+	c.dirs[key] = name
+	return name, nil
+}
+
+// Close lets go of what the restart kept for the files of its processes
+// (ghosts, removed directories, FIFO keepers) once they are all open.
+func (c *RestoreContext) Close() {
+	c.closePipes()
+	for ref, f := range c.ghosts {
+		f.Close()
+		delete(c.ghosts, ref)
+	}
+	for key, d := range c.dirs {
+		os.Remove(d)
+		delete(c.dirs, key)
+	}
+	for ref, f := range c.fifos {
+		f.Close()
+		delete(c.fifos, ref)
+	}
+}
