@@ -1,6 +1,7 @@
 package restart
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,13 +87,22 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if _, err := t.Syscall(unix.SYS_MMAP, t.scratch, scratchSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
 		return fmt.Errorf("mapping the scratch buffer at %#x: %w", t.scratch, err)
 	}
+	// A forked child keeps its parent's private mappings that its own
+	// VMAs repeat (inherit.go).
+	var keep []span
+	if t.parent != nil {
+		t.inheritable = keepFromParent(mm.Layout, t.parent.vmas)
+		keep = keptSpans(t.inheritable)
+	}
 	for _, m := range stubMaps {
 		switch m.Kind {
 		case procfs.KindVdso, procfs.KindVvar, procfs.KindVvarVclock, procfs.KindVsyscall:
 			continue
 		}
-		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
-			return fmt.Errorf("unmapping %#x-%#x of the new task: %w", m.Start, m.End, err)
+		for _, u := range outside(span{m.Start, m.End}, keep) {
+			if _, err := t.Syscall(unix.SYS_MUNMAP, u.start, u.end-u.start); err != nil {
+				return fmt.Errorf("unmapping %#x-%#x of the new task: %w", u.start, u.end, err)
+			}
 		}
 	}
 	if err := t.placeVdso(mm, stubMaps, busy); err != nil {
@@ -197,6 +207,12 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 			return fmt.Errorf("VMA %#x-%#x: guard pages %d+%d lie outside it", v.Start, v.End, g.Index, g.Count)
 		}
 	}
+	if kept, err := t.adopt(v); err != nil || kept {
+		if err != nil {
+			return err
+		}
+		return t.fillFromParent(v)
+	}
 	sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 	prot := uint64(v.Prot)
 	if !sharedFile {
@@ -289,7 +305,7 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 				return err
 			}
 		}
-		if err := t.writePages(addrs[0], buf[:uint64(n)*pageSize]); err != nil {
+		if err := t.putPages(v, addrs[0], buf[:uint64(n)*pageSize]); err != nil {
 			return fmt.Errorf("pages from the parent image at %#x: %w", addrs[0], err)
 		}
 		addrs = addrs[n:]
@@ -414,7 +430,7 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 			if _, err := io.ReadFull(payload, chunk); err != nil {
 				return err
 			}
-			if err := t.writePages(addr, chunk); err != nil {
+			if err := t.putPages(&v, addr, chunk); err != nil {
 				return fmt.Errorf("writing pages at %#x: %w", addr, err)
 			}
 			addr += uint64(len(chunk))
@@ -442,6 +458,9 @@ func (t *task) writePages(addr uint64, b []byte) error {
 
 // finishMemory gives every area its own protection and sets the mm fields.
 func (t *task) finishMemory() error {
+	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed()); err != nil {
+		return err
+	}
 	for _, v := range t.vmas {
 		t.restoreMadvise(&v)
 	}
