@@ -295,6 +295,12 @@ type VMA struct {
 	// in any process, maps one object. Its contents are stored once, with
 	// the first such VMA; Pgoff is the offset into the object.
 	Shmem uint64 `json:"shmem,omitempty"`
+	// ShmemSize is the size in bytes of the Shmem object, set on its
+	// first VMA by writers that store the object whole: its pages records
+	// then count pages from the object's start (Pages.ShmemObject), and a
+	// restart creates the object whole, whatever part of it this VMA maps.
+	// Without it, the object is this VMA, from offset 0.
+	ShmemSize uint64 `json:"shmem_size,omitempty"`
 	// Guards are the runs of pages made guard pages
 	// (madvise(MADV_GUARD_INSTALL)): any access faults. They hold nothing
 	// and are made guard pages again once the VMA's pages are in.
@@ -330,6 +336,10 @@ type Pages struct {
 	Pid      int       `json:"pid"`
 	VMAStart uint64    `json:"vma_start"`
 	Runs     []PageRun `json:"runs"`
+	// ShmemObject says that Runs count pages of the VMA's shared memory
+	// object from its start (VMA.ShmemSize), not of the VMA: they may lie
+	// outside it, and no address of the process holds them.
+	ShmemObject bool `json:"shmem_object,omitempty"`
 }
 
 // PageRun is Count consecutive stored pages starting at page Index of a VMA.
