@@ -402,7 +402,7 @@ func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
 func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
 	v, err := vmaRecord(d.pid, m)
 	if err == nil {
-		v.MadvFlags = d.madvise[m.Start]
+		vmaFlags(v, d.madvise[m.Start])
 	}
 	// The shared object the mapping before may have read is
 	// done with (tracked says so only for private memory).

@@ -283,7 +283,7 @@ type VMA struct {
 	Start     uint64        `json:"start"`
 	End       uint64        `json:"end"`
 	Prot      int           `json:"prot"`  // PROT_READ|PROT_WRITE|PROT_EXEC
-	Flags     int           `json:"flags"` // MAP_PRIVATE or MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN
+	Flags     int           `json:"flags"` // MAP_PRIVATE, MAP_SHARED or MAP_DROPPABLE, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE
 	Kind      string        `json:"kind"`
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
@@ -326,6 +326,8 @@ const (
 	MadvMergeable   = "mergeable"   // MADV_MERGEABLE
 	MadvLocked      = "locked"      // mlock
 	MadvLockOnFault = "lockonfault" // mlock2(MLOCK_ONFAULT)
+	MadvSequential  = "sequential"  // MADV_SEQUENTIAL
+	MadvRandom      = "random"      // MADV_RANDOM
 )
 
 // Pages holds stored pages of one VMA (record TypePages, depends on the mm;

@@ -218,7 +218,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if !sharedFile {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
-	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_DROPPABLE|unix.MAP_GROWSDOWN|unix.MAP_NORESERVE)) | unix.MAP_FIXED_NOREPLACE
 	if seg := t.s.files.SysVShm[v.Memfd]; v.Memfd != 0 && seg != nil {
 		return t.attachSysVShm(v, seg)
 	}
@@ -578,6 +578,8 @@ var madvice = map[string]int{
 	ckpt.MadvHugePage:   unix.MADV_HUGEPAGE,
 	ckpt.MadvNoHugePage: unix.MADV_NOHUGEPAGE,
 	ckpt.MadvMergeable:  unix.MADV_MERGEABLE,
+	ckpt.MadvSequential: unix.MADV_SEQUENTIAL,
+	ckpt.MadvRandom:     unix.MADV_RANDOM,
 }
 
 // restoreMadvise gives a VMA its madvise and mlock state back, once its
