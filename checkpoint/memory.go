@@ -111,7 +111,14 @@ func (d *memoryDumper) fromCopy(m *procfs.Mapping) bool {
 
 // tracked says whether m's pages may come from the pre-copy.
 func (d *memoryDumper) tracked(m *procfs.Mapping) bool {
-	return d.track != nil && d.shmemFile == nil && trackable(m)
+	return d.track != nil && d.shmemFile == nil && trackable(m) && !d.droppable(m)
+}
+
+// droppable says whether m is a MAP_DROPPABLE mapping, whose pages the
+// kernel drops when it likes: none is stored, and it comes back empty, as
+// after such a drop.
+func (d *memoryDumper) droppable(m *procfs.Mapping) bool {
+	return slices.Contains(d.madvise[m.Start], mapDroppable)
 }
 
 func (d *memoryDumper) closeShmem() {
@@ -651,6 +658,9 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	d.runs, d.guards = d.runs[:0], d.guards[:0]
 	npages := (m.End - m.Start) / d.pageSize
 	d.closeShmem()
+	if d.droppable(m) {
+		return nil
+	}
 	if m.Shared && m.Kind == procfs.KindAnon {
 		if d.shmemDone[m.Inode] {
 			return nil
