@@ -876,7 +876,7 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 		if err := readRunsAt(d.shmemFile, buf, 0, runs, d.pageSize); err != nil {
 			return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
 		}
-	} else if err := readRemote(d.pid, buf, remoteRuns(m, runs, d.pageSize)); err != nil {
+	} else if err := readProcess(d.pid, m, buf, runs, d.pageSize); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	// Both the goroutine reading and the one writing the image count.
@@ -898,7 +898,7 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 // image without parent, with nothing from the dumper: several run at once.
 func readPrivate(pid int, m *procfs.Mapping, runs []ckpt.PageRun, buf []byte, pageSize uint64) ([]byte, []ckpt.PageRun, error) {
 	buf = buf[:runsCount(runs)*pageSize]
-	if err := readRemote(pid, buf, remoteRuns(m, runs, pageSize)); err != nil {
+	if err := readProcess(pid, m, buf, runs, pageSize); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	return compactPages(buf, runs, pageSize, func(_ uint64, page []byte) (bool, error) {
@@ -957,6 +957,22 @@ func readRunsAt(r io.ReaderAt, buf []byte, base uint64, runs []ckpt.PageRun, pag
 		pos += n
 	}
 	return nil
+}
+
+// readProcess fills buf with the pages of runs of m, read from process
+// pid: with process_vm_readv, or where m is not readable (PROT_NONE), whose
+// protection that call keeps to, through /proc/PID/mem, which reads past
+// it as a debugger does.
+func readProcess(pid int, m *procfs.Mapping, buf []byte, runs []ckpt.PageRun, pageSize uint64) error {
+	if m.Prot&procfs.ProtRead != 0 {
+		return readRemote(pid, buf, remoteRuns(m, runs, pageSize))
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return readRunsAt(f, buf, m.Start, runs, pageSize)
 }
 
 // readRemote fills local from the remote iovecs, IOV_MAX at a time,

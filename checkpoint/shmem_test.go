@@ -58,3 +58,40 @@ func TestObjectRuns(t *testing.T) {
 		})
 	}
 }
+
+// Pages of a PROT_NONE mapping are read past the protection; those of a
+// readable one as usual.
+func TestReadProcessProtNone(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	for _, tc := range []struct {
+		name string
+		prot int
+		mp   procfs.Prot
+	}{
+		{"readable", unix.PROT_READ | unix.PROT_WRITE, procfs.ProtRead | procfs.ProtWrite},
+		{"PROT_NONE", unix.PROT_NONE, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem, err := unix.Mmap(-1, 0, 4*int(ps), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Munmap(mem)
+			for i := range 4 {
+				mem[uint64(i)*ps+1] = byte(i + 1)
+			}
+			if err := unix.Mprotect(mem, tc.prot); err != nil {
+				t.Fatal(err)
+			}
+			start := uint64(uintptrOf(&mem[0]))
+			m := &procfs.Mapping{Start: start, End: start + 4*ps, Prot: tc.mp, Kind: procfs.KindAnon}
+			buf := make([]byte, 2*ps)
+			if err := readProcess(os.Getpid(), m, buf, []ckpt.PageRun{{Index: 1, Count: 1}, {Index: 3, Count: 1}}, ps); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]byte{2, 4}, []byte{buf[1], buf[ps+1]}); diff != "" {
+				t.Errorf("pages read (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
