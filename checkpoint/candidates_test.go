@@ -113,3 +113,41 @@ func TestCandidatesAnonymous(t *testing.T) {
 		}
 	})
 }
+
+// A MAP_DROPPABLE mapping has no page worth storing, written or not.
+func TestCandidatesDroppable(t *testing.T) {
+	ps := uint64(os.Getpagesize())
+	mem, err := unix.Mmap(-1, 0, 16*int(ps), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_DROPPABLE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Skipf("MAP_DROPPABLE: %v", err)
+	}
+	defer unix.Munmap(mem)
+	for i := range 16 {
+		mem[uint64(i)*ps] = 1
+	}
+	start := uint64(uintptrOf(&mem[0]))
+	m := &procfs.Mapping{Start: start, End: start + 16*ps, Prot: procfs.ProtRead | procfs.ProtWrite, Kind: procfs.KindAnon}
+	d := newMemoryDumper(&Stats{}, 0, nil)
+	if err := d.open(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  uint64
+	}{
+		{"as smaps says", []string{ckpt.MadvWipeOnFork, mapNoReserve, mapDroppable}, 0},
+		{"taken for private", nil, 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d.madvise = map[uint64][]string{start: tc.flags}
+			if err := d.candidates(m); err != nil {
+				t.Fatal(err)
+			}
+			if got := runsCount(d.runs); got != tc.want {
+				t.Errorf("%d pages to store, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"errors"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
@@ -39,6 +41,34 @@ var madviseFlags = []struct {
 	{procfs.VmMergeable, ckpt.MadvMergeable},
 	{procfs.VmLocked, ckpt.MadvLocked},
 	{procfs.VmLockOnFault, ckpt.MadvLockOnFault},
+	{procfs.VmSeqRead, ckpt.MadvSequential},
+	{procfs.VmRandRead, ckpt.MadvRandom},
+	{procfs.VmNoReserve, mapNoReserve},
+	{procfs.VmDroppable, mapDroppable},
+}
+
+// What smaps shows of mmap(2)'s flags goes with the madvise state, under
+// these names, until vmaFlags moves it into the VMA's flags.
+const (
+	mapNoReserve = "map_noreserve" // MAP_NORESERVE: no swap space accounted
+	mapDroppable = "map_droppable" // MAP_DROPPABLE: pages the kernel may drop
+)
+
+// vmaFlags sets v's madvise state from names, smaps' flags as madviseFlags
+// names them, but for the mmap flags among them, which go into v.Flags: a
+// droppable mapping is of that type rather than private.
+func vmaFlags(v *ckpt.VMA, names []string) {
+	v.MadvFlags = nil
+	for _, n := range names {
+		switch n {
+		case mapNoReserve:
+			v.Flags |= unix.MAP_NORESERVE
+		case mapDroppable:
+			v.Flags = v.Flags&^unix.MAP_PRIVATE | unix.MAP_DROPPABLE
+		default:
+			v.MadvFlags = append(v.MadvFlags, n)
+		}
+	}
 }
 
 // madvise is what smaps says of a process's VMAs: the madviseFlags of

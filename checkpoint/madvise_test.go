@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/crtest"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
@@ -108,6 +110,35 @@ func TestEarlyMadvise(t *testing.T) {
 			}
 			if diff := cmp.Diff(now.flags, adv.flags); diff != "" {
 				t.Errorf("flags read before differ from smaps now (-now +before):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The mmap flags smaps shows go into a VMA's flags, the advice stays its
+// madvise state.
+func TestVmaFlags(t *testing.T) {
+	const priv = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+	type out struct {
+		Flags int
+		Madv  []string
+	}
+	for _, tc := range []struct {
+		name  string
+		flags int
+		names []string
+		want  out
+	}{
+		{"none", priv, nil, out{priv, nil}},
+		{"advice only", priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}, out{priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}}},
+		{"noreserve", priv, []string{mapNoReserve, ckpt.MadvRandom}, out{priv | unix.MAP_NORESERVE, []string{ckpt.MadvRandom}}},
+		{"droppable is its own type", priv, []string{ckpt.MadvWipeOnFork, mapNoReserve, mapDroppable}, out{unix.MAP_DROPPABLE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE, []string{ckpt.MadvWipeOnFork}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &ckpt.VMA{Flags: tc.flags, MadvFlags: []string{"stale"}}
+			vmaFlags(v, tc.names)
+			if diff := cmp.Diff(tc.want, out{v.Flags, v.MadvFlags}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}

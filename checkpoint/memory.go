@@ -71,8 +71,10 @@ type memoryDumper struct {
 	// shmemDone records the shared memory objects whose contents are
 	// stored already (by inode), across the whole tree.
 	shmemDone map[uint64]bool
-	// shmemFile reads the current shared anonymous VMA's object.
+	// shmemFile reads the current shared anonymous VMA's object, whose
+	// size is shmemSize: d.runs count its pages from its start.
 	shmemFile *os.File
+	shmemSize uint64
 	chunk     uint64 // pages per copy buffer and pages record
 	stats     *Stats
 	// memfds maps the start of a VMA mapping a memfd to the memfd's
@@ -109,7 +111,14 @@ func (d *memoryDumper) fromCopy(m *procfs.Mapping) bool {
 
 // tracked says whether m's pages may come from the pre-copy.
 func (d *memoryDumper) tracked(m *procfs.Mapping) bool {
-	return d.track != nil && d.shmemFile == nil && trackable(m)
+	return d.track != nil && d.shmemFile == nil && trackable(m) && !d.droppable(m)
+}
+
+// droppable says whether m is a MAP_DROPPABLE mapping, whose pages the
+// kernel drops when it likes: none is stored, and it comes back empty, as
+// after such a drop.
+func (d *memoryDumper) droppable(m *procfs.Mapping) bool {
+	return slices.Contains(d.madvise[m.Start], mapDroppable)
 }
 
 func (d *memoryDumper) closeShmem() {
@@ -400,7 +409,7 @@ func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
 func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
 	v, err := vmaRecord(d.pid, m)
 	if err == nil {
-		v.MadvFlags = d.madvise[m.Start]
+		vmaFlags(v, d.madvise[m.Start])
 	}
 	// The shared object the mapping before may have read is
 	// done with (tracked says so only for private memory).
@@ -416,6 +425,9 @@ func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, er
 	default:
 		err = d.candidates(m)
 		v.Guards = slices.Clone(d.guards)
+		if d.shmemFile != nil {
+			v.ShmemSize = d.shmemSize
+		}
 	}
 	return v, tracked, err
 }
@@ -485,7 +497,7 @@ func (d *memoryDumper) sendReadIntoStore(q dumpQueues, m *procfs.Mapping, runs [
 		return false
 	}
 	d.store.giveBack(dst, len(data))
-	return len(kept) == 0 || q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, pieces: [][]byte{data}, size: int64(len(data))})
+	return len(kept) == 0 || q.send(dumpItem{pages: d.pagesOf(m, kept), pieces: [][]byte{data}, size: int64(len(data))})
 }
 
 // sendWorkerRead has a worker read runs of m into dst, room of the page
@@ -525,7 +537,13 @@ func (d *memoryDumper) sendReadIntoBuffer(q dumpQueues, m *procfs.Mapping, runs 
 		q.free <- b
 		return true
 	}
-	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: kept}, data: data, buf: b})
+	return q.send(dumpItem{pages: d.pagesOf(m, kept), data: data, buf: b})
+}
+
+// pagesOf is the pages record of runs of m, read by the reader: pages of
+// a shared object count from its start.
+func (d *memoryDumper) pagesOf(m *procfs.Mapping, runs []ckpt.PageRun) ckpt.Pages {
+	return ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: runs, ShmemObject: d.shmemFile != nil}
 }
 
 // awaitStoreRead waits for a worker's read, in the order the reads were
@@ -634,11 +652,15 @@ type storeRead struct {
 // anonymous object is stored whole (all zero pages skipped) with
 // the first VMA that maps it, read through /proc/PID/map_files: a page only
 // another process touched is not present here, and reading the object
-// there does not fault holes in.
+// there does not fault holes in. Its pages are counted from the object's
+// start: the VMA may map only part of it, and other VMAs other parts.
 func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	d.runs, d.guards = d.runs[:0], d.guards[:0]
 	npages := (m.End - m.Start) / d.pageSize
 	d.closeShmem()
+	if d.droppable(m) {
+		return nil
+	}
 	if m.Shared && m.Kind == procfs.KindAnon {
 		if d.shmemDone[m.Inode] {
 			return nil
@@ -649,8 +671,8 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 			return fmt.Errorf("shared memory at %#x-%#x: %w", m.Start, m.End, err)
 		}
 		d.shmemFile = f
-		if npages > 0 {
-			d.runs = append(d.runs, ckpt.PageRun{Index: 0, Count: npages})
+		if d.shmemSize, d.runs, err = objectRuns(f, m, d.pageSize, d.runs); err != nil {
+			return fmt.Errorf("shared memory at %#x-%#x: %w", m.Start, m.End, err)
 		}
 		return nil
 	}
@@ -725,6 +747,37 @@ func (d *memoryDumper) scanAnonymous(m *procfs.Mapping) bool {
 		return false
 	}
 	return true
+}
+
+// objectRuns finds the size of shared memory object f, which m maps, and
+// the runs of its pages that hold data (SEEK_DATA/SEEK_HOLE: the holes are
+// zeros), counted from its start, appended to runs. The size covers m even
+// if the object was truncated under it.
+func objectRuns(f *os.File, m *procfs.Mapping, ps uint64, runs []ckpt.PageRun) (uint64, []ckpt.PageRun, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, nil, os.NewSyscallError("fstat", err)
+	}
+	size := max((uint64(st.Size)+ps-1)/ps*ps, m.Offset+m.End-m.Start)
+	for off := int64(0); uint64(off) < size; {
+		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break
+		}
+		if err != nil {
+			return 0, nil, os.NewSyscallError("lseek", err)
+		}
+		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			return 0, nil, os.NewSyscallError("lseek", err)
+		}
+		first, end := uint64(data)/ps, min((uint64(hole)+ps-1)/ps, size/ps)
+		if end > first {
+			runs = addRun(runs, first, end-first)
+		}
+		off = int64(end * ps)
+	}
+	return size, runs, nil
 }
 
 // inParts cuts [start, end), pages of ps bytes, in one part per core, each
@@ -818,12 +871,12 @@ func (d *memoryDumper) addParentPages(m *procfs.Mapping, npages uint64) {
 func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
 	buf = buf[:runsCount(runs)*d.pageSize]
 	if d.shmemFile != nil {
-		// Runs of a shared object are read from the object; m.Offset is
-		// where the VMA starts in it.
-		if err := readRunsAt(d.shmemFile, buf, m.Offset, runs, d.pageSize); err != nil {
+		// Runs of a shared object are read from the object, counted
+		// from its start.
+		if err := readRunsAt(d.shmemFile, buf, 0, runs, d.pageSize); err != nil {
 			return nil, nil, fmt.Errorf("reading shared memory %#x-%#x: %w", m.Start, m.End, err)
 		}
-	} else if err := readRemote(d.pid, buf, remoteRuns(m, runs, d.pageSize)); err != nil {
+	} else if err := readProcess(d.pid, m, buf, runs, d.pageSize); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	// Both the goroutine reading and the one writing the image count.
@@ -845,7 +898,7 @@ func (d *memoryDumper) read(m *procfs.Mapping, runs []ckpt.PageRun, buf []byte) 
 // image without parent, with nothing from the dumper: several run at once.
 func readPrivate(pid int, m *procfs.Mapping, runs []ckpt.PageRun, buf []byte, pageSize uint64) ([]byte, []ckpt.PageRun, error) {
 	buf = buf[:runsCount(runs)*pageSize]
-	if err := readRemote(pid, buf, remoteRuns(m, runs, pageSize)); err != nil {
+	if err := readProcess(pid, m, buf, runs, pageSize); err != nil {
 		return nil, nil, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 	}
 	return compactPages(buf, runs, pageSize, func(_ uint64, page []byte) (bool, error) {
@@ -904,6 +957,22 @@ func readRunsAt(r io.ReaderAt, buf []byte, base uint64, runs []ckpt.PageRun, pag
 		pos += n
 	}
 	return nil
+}
+
+// readProcess fills buf with the pages of runs of m, read from process
+// pid: with process_vm_readv, or where m is not readable (PROT_NONE), whose
+// protection that call keeps to, through /proc/PID/mem, which reads past
+// it as a debugger does.
+func readProcess(pid int, m *procfs.Mapping, buf []byte, runs []ckpt.PageRun, pageSize uint64) error {
+	if m.Prot&procfs.ProtRead != 0 {
+		return readRemote(pid, buf, remoteRuns(m, runs, pageSize))
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return readRunsAt(f, buf, m.Start, runs, pageSize)
 }
 
 // readRemote fills local from the remote iovecs, IOV_MAX at a time,

@@ -122,6 +122,9 @@ func (ix *PageIndex) add(path string, child *Header) (Header, error) {
 		if err := rec.Decode(&pg); err != nil {
 			return Header{}, err
 		}
+		if pg.ShmemObject {
+			continue // a shared object is stored whole in every image
+		}
 		off := rec.PayloadOffset()
 		for _, run := range pg.Runs {
 			for i := uint64(0); i < run.Count; i++ {

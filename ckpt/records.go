@@ -287,7 +287,7 @@ type VMA struct {
 	Start     uint64        `json:"start"`
 	End       uint64        `json:"end"`
 	Prot      int           `json:"prot"`  // PROT_READ|PROT_WRITE|PROT_EXEC
-	Flags     int           `json:"flags"` // MAP_PRIVATE or MAP_SHARED, MAP_ANONYMOUS, MAP_GROWSDOWN
+	Flags     int           `json:"flags"` // MAP_PRIVATE, MAP_SHARED or MAP_DROPPABLE, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE
 	Kind      string        `json:"kind"`
 	Pgoff     uint64        `json:"pgoff"` // file offset in bytes
 	File      *FileIdentity `json:"file,omitempty"`
@@ -299,6 +299,12 @@ type VMA struct {
 	// in any process, maps one object. Its contents are stored once, with
 	// the first such VMA; Pgoff is the offset into the object.
 	Shmem uint64 `json:"shmem,omitempty"`
+	// ShmemSize is the size in bytes of the Shmem object, set on its
+	// first VMA by writers that store the object whole: its pages records
+	// then count pages from the object's start (Pages.ShmemObject), and a
+	// restart creates the object whole, whatever part of it this VMA maps.
+	// Without it, the object is this VMA, from offset 0.
+	ShmemSize uint64 `json:"shmem_size,omitempty"`
 	// Guards are the runs of pages made guard pages
 	// (madvise(MADV_GUARD_INSTALL)): any access faults. They hold nothing
 	// and are made guard pages again once the VMA's pages are in.
@@ -324,6 +330,8 @@ const (
 	MadvMergeable   = "mergeable"   // MADV_MERGEABLE
 	MadvLocked      = "locked"      // mlock
 	MadvLockOnFault = "lockonfault" // mlock2(MLOCK_ONFAULT)
+	MadvSequential  = "sequential"  // MADV_SEQUENTIAL
+	MadvRandom      = "random"      // MADV_RANDOM
 )
 
 // Pages holds stored pages of one VMA (record TypePages, depends on the mm;
@@ -334,6 +342,10 @@ type Pages struct {
 	Pid      int       `json:"pid"`
 	VMAStart uint64    `json:"vma_start"`
 	Runs     []PageRun `json:"runs"`
+	// ShmemObject says that Runs count pages of the VMA's shared memory
+	// object from its start (VMA.ShmemSize), not of the VMA: they may lie
+	// outside it, and no address of the process holds them.
+	ShmemObject bool `json:"shmem_object,omitempty"`
 }
 
 // PageRun is Count consecutive stored pages starting at page Index of a VMA.

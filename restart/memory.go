@@ -1,6 +1,7 @@
 package restart
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,13 +87,22 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if _, err := t.Syscall(unix.SYS_MMAP, t.scratch, scratchSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
 		return fmt.Errorf("mapping the scratch buffer at %#x: %w", t.scratch, err)
 	}
+	// A forked child keeps its parent's private mappings that its own
+	// VMAs repeat (inherit.go).
+	var keep []span
+	if t.parent != nil {
+		t.inheritable = keepFromParent(mm.Layout, t.parent.vmas)
+		keep = keptSpans(t.inheritable)
+	}
 	for _, m := range stubMaps {
 		switch m.Kind {
 		case procfs.KindVdso, procfs.KindVvar, procfs.KindVvarVclock, procfs.KindVsyscall:
 			continue
 		}
-		if _, err := t.Syscall(unix.SYS_MUNMAP, m.Start, m.End-m.Start); err != nil {
-			return fmt.Errorf("unmapping %#x-%#x of the new task: %w", m.Start, m.End, err)
+		for _, u := range outside(span{m.Start, m.End}, keep) {
+			if _, err := t.Syscall(unix.SYS_MUNMAP, u.start, u.end-u.start); err != nil {
+				return fmt.Errorf("unmapping %#x-%#x of the new task: %w", u.start, u.end, err)
+			}
 		}
 	}
 	if err := t.placeVdso(mm, stubMaps, busy); err != nil {
@@ -197,12 +207,18 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 			return fmt.Errorf("VMA %#x-%#x: guard pages %d+%d lie outside it", v.Start, v.End, g.Index, g.Count)
 		}
 	}
+	if kept, err := t.adopt(v); err != nil || kept {
+		if err != nil {
+			return err
+		}
+		return t.fillFromParent(v)
+	}
 	sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 	prot := uint64(v.Prot)
 	if !sharedFile {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
-	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_GROWSDOWN)) | unix.MAP_FIXED_NOREPLACE
+	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_DROPPABLE|unix.MAP_GROWSDOWN|unix.MAP_NORESERVE)) | unix.MAP_FIXED_NOREPLACE
 	if seg := t.s.files.SysVShm[v.Memfd]; v.Memfd != 0 && seg != nil {
 		return t.attachSysVShm(v, seg)
 	}
@@ -235,8 +251,11 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		}
 		// The first mapping of a shared object creates it; its pages
 		// follow this record.
+		if v.ShmemSize != 0 {
+			return t.createShmem(v, prot, flags)
+		}
 		if v.Pgoff != 0 {
-			return fmt.Errorf("shared memory object first mapped at offset %#x: not supported yet", v.Pgoff)
+			return fmt.Errorf("shared memory object first mapped at offset %#x, in an image that does not give its size", v.Pgoff)
 		}
 		t.s.shmem[v.Shmem] = shmemOwner{pid: t.host, start: v.Start, end: v.End}
 	}
@@ -289,7 +308,7 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 				return err
 			}
 		}
-		if err := t.writePages(addrs[0], buf[:uint64(n)*pageSize]); err != nil {
+		if err := t.putPages(v, addrs[0], buf[:uint64(n)*pageSize]); err != nil {
 			return fmt.Errorf("pages from the parent image at %#x: %w", addrs[0], err)
 		}
 		addrs = addrs[n:]
@@ -366,6 +385,83 @@ type shmemOwner struct {
 	start, end uint64
 }
 
+// createShmem creates the shared memory object v is the first mapping of,
+// whole (v.ShmemSize bytes), and maps v's part of it (from v.Pgoff) at v:
+// the object is made where the layout leaves room, the part moved to v's
+// place, and the rest unmapped. Later mappings map it from v.
+func (t *task) createShmem(v *ckpt.VMA, prot, flags uint64) error {
+	length := v.End - v.Start
+	size := v.ShmemSize
+	if size%pageSize != 0 || v.Pgoff%pageSize != 0 || v.Pgoff+length > size || v.Pgoff+length < v.Pgoff {
+		return fmt.Errorf("shared memory object of %#x bytes: %#x bytes at offset %#x lie outside it", size, length, v.Pgoff)
+	}
+	if v.Pgoff == 0 && size == length {
+		if _, err := t.Syscall(unix.SYS_MMAP, v.Start, length, prot, flags|unix.MAP_ANONYMOUS, ^uint64(0), 0); err != nil {
+			return fmt.Errorf("mmap: %w", err)
+		}
+	} else {
+		busy := []span{{t.codePage, t.scratch + t.scratchSize}}
+		for _, a := range t.mm.Layout {
+			busy = append(busy, span{a.Start, a.End})
+		}
+		tmp, err := findFree(size, busy)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_MMAP, tmp, size, prot, unix.MAP_SHARED|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0); err != nil {
+			return fmt.Errorf("mmap of the whole object (%#x bytes): %w", size, err)
+		}
+		if _, err := t.Syscall(unix.SYS_MREMAP, tmp+v.Pgoff, length, length, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+			_, _ = t.Syscall(unix.SYS_MUNMAP, tmp, size)
+			return fmt.Errorf("moving its part at %#x to %#x: %w", v.Pgoff, v.Start, err)
+		}
+		for _, rest := range outside(span{tmp, tmp + size}, []span{{tmp + v.Pgoff, tmp + v.Pgoff + length}}) {
+			if _, err := t.Syscall(unix.SYS_MUNMAP, rest.start, rest.end-rest.start); err != nil {
+				return fmt.Errorf("unmapping the rest of the object: %w", err)
+			}
+		}
+	}
+	t.s.shmem[v.Shmem] = shmemOwner{pid: t.host, start: v.Start, end: v.End}
+	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// fillShmem writes a pages record of a shared memory object, counted from
+// its start, into the object through v, its first mapping.
+func (t *task) fillShmem(v *ckpt.VMA, pg *ckpt.Pages, rec *ckpt.Record) error {
+	if v.ShmemSize == 0 {
+		return fmt.Errorf("pages of a shared memory object whose VMA %#x-%#x does not give its size", v.Start, v.End)
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/map_files/%x-%x", t.host, v.Start, v.End), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("shared memory object: %w", err)
+	}
+	defer f.Close()
+	payload := rec.Payload()
+	for _, run := range pg.Runs {
+		off, n := run.Index*pageSize, run.Count*pageSize
+		if run.Count == 0 || off+n > v.ShmemSize || off+n < off {
+			return fmt.Errorf("run of %d pages at page %d lies outside the shared memory object of %#x bytes", run.Count, run.Index, v.ShmemSize)
+		}
+		for n > 0 {
+			chunk := t.s.pageBuf[:min(n, uint64(len(t.s.pageBuf)))]
+			if _, err := io.ReadFull(payload, chunk); err != nil {
+				return err
+			}
+			if _, err := f.WriteAt(chunk, int64(off)); err != nil {
+				return fmt.Errorf("writing the shared memory object at %#x: %w", off, err)
+			}
+			off += uint64(len(chunk))
+			n -= uint64(len(chunk))
+			if t.s.opts.Progress != nil {
+				t.s.pagesRead += int64(len(chunk))
+				t.s.opts.Progress(t.s.pagesRead)
+			}
+		}
+	}
+	return nil
+}
+
 // mapShared maps an object another VMA (of this or another process of the
 // tree) created already, through that VMA's map_files entry.
 func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
@@ -402,6 +498,9 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 	if t.s.pageBuf == nil {
 		t.s.pageBuf = make([]byte, pageBufSize)
 	}
+	if pg.ShmemObject {
+		return t.fillShmem(&v, pg, rec)
+	}
 	payload := rec.Payload()
 	for _, run := range pg.Runs {
 		addr := v.Start + run.Index*pageSize
@@ -414,7 +513,7 @@ func (t *task) fillPages(pg *ckpt.Pages, rec *ckpt.Record) error {
 			if _, err := io.ReadFull(payload, chunk); err != nil {
 				return err
 			}
-			if err := t.writePages(addr, chunk); err != nil {
+			if err := t.putPages(&v, addr, chunk); err != nil {
 				return fmt.Errorf("writing pages at %#x: %w", addr, err)
 			}
 			addr += uint64(len(chunk))
@@ -442,6 +541,9 @@ func (t *task) writePages(addr uint64, b []byte) error {
 
 // finishMemory gives every area its own protection and sets the mm fields.
 func (t *task) finishMemory() error {
+	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed()); err != nil {
+		return err
+	}
 	for _, v := range t.vmas {
 		t.restoreMadvise(&v)
 	}
@@ -476,6 +578,8 @@ var madvice = map[string]int{
 	ckpt.MadvHugePage:   unix.MADV_HUGEPAGE,
 	ckpt.MadvNoHugePage: unix.MADV_NOHUGEPAGE,
 	ckpt.MadvMergeable:  unix.MADV_MERGEABLE,
+	ckpt.MadvSequential: unix.MADV_SEQUENTIAL,
+	ckpt.MadvRandom:     unix.MADV_RANDOM,
 }
 
 // restoreMadvise gives a VMA its madvise and mlock state back, once its

@@ -65,8 +65,9 @@ type restorer struct {
 	tree   ckpt.Tree
 	tasks  []*task
 	files  *files.RestoreContext
-	// pageBuf carries page data from the image to a task.
-	pageBuf []byte
+	// pageBuf carries page data from the image to a task; cmpBuf holds
+	// what an inherited mapping has there, to compare.
+	pageBuf, cmpBuf []byte
 	// preserved lists the caller's fds kept in the root process.
 	preserved map[int]bool
 	// children are processes started for substitutes (exec:), stopped
@@ -380,6 +381,9 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		// its mappings kept open goes before any fd is placed.
 		for _, t := range s.tasks {
 			if err := t.closeMappedFile(); err != nil {
+				return err
+			}
+			if err := t.settleInherited(); err != nil {
 				return err
 			}
 		}

@@ -34,6 +34,14 @@ type task struct {
 	mm      *ckpt.MM
 	vmas    []ckpt.VMA
 
+	// parent is the task this one was forked from (nil for the root).
+	// inheritable holds, by start, the parent's mappings the task kept
+	// for its own VMAs of the same range; inherited are those kept and
+	// being filled (inherit.go).
+	parent      *task
+	inheritable map[uint64]ckpt.VMA
+	inherited   []*inheritedVMA
+
 	// mapped is the file the last file mapping opened, kept open inside
 	// the task for the mappings that follow (a library maps 4 or 5): one
 	// open for all of them.

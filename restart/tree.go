@@ -122,6 +122,7 @@ func (t *task) fork(pid int) (*task, error) {
 		}
 	}
 	c := newTask(pid, host, t.s)
+	c.parent = t
 	// The child inherited the parent's fd table: its pidfd of crsub is
 	// wherever the parent's is now (moved if an image fd needed the number).
 	c.callerPidfd = t.callerPidfd

@@ -48,6 +48,7 @@ const (
 	VmUffdMinor   VmFlag = "ui"
 	VmShadowStack VmFlag = "ss"
 	VmSealed      VmFlag = "sl"
+	VmDroppable   VmFlag = "dp"
 )
 
 // VmFlags is the list of flags in the order the kernel printed them.
