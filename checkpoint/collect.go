@@ -136,6 +136,12 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid)); err == nil {
 		p.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/loginuid", pid)); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
+			uid := uint32(v)
+			p.LoginUID = &uid
+		}
+	}
 	p.Pid = pid
 	p.Comm = stat.Comm
 	p.Umask = status.Umask

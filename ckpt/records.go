@@ -96,9 +96,12 @@ type Process struct {
 	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
 	// are its filters as raw struct sock_filter arrays, oldest first, as
 	// the main thread had them.
-	Seccomp        int               `json:"seccomp,omitempty"`
-	SeccompFilters [][]byte          `json:"seccomp_filters,omitempty"`
-	Extra          map[string]string `json:"extra,omitempty"`
+	Seccomp        int      `json:"seccomp,omitempty"`
+	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
+	// LoginUID is /proc/PID/loginuid, the audit login uid (4294967295:
+	// unset); nil in images that did not record it.
+	LoginUID *uint32           `json:"loginuid,omitempty"`
+	Extra    map[string]string `json:"extra,omitempty"`
 }
 
 // Creds are a process's user and group ids and capabilities.

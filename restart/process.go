@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
 	"github.com/crsub/crsub/internal/sys"
@@ -56,6 +59,16 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	// tasks are traced with seccomp suspended, so the system calls still
 	// to run in them are not filtered.
 	if err := t.installSeccomp(); err != nil {
+		return err
+	}
+	// The audit login uid needs CAP_AUDIT_CONTROL, and the credentials
+	// may drop it: first. The credentials go after the seccomp filters
+	// (installing one needs CAP_SYS_ADMIN without no_new_privs) and
+	// before the threads, which inherit them: they are per thread.
+	if err := t.restoreLoginUID(); err != nil {
+		return err
+	}
+	if err := t.restoreCreds(); err != nil {
 		return err
 	}
 	if err := t.createThreads(); err != nil {
@@ -174,7 +187,7 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 			return fmt.Errorf("child subreaper: %w", err)
 		}
 	}
-	return t.restoreCreds()
+	return nil
 }
 
 // restoreSched gives thread host (as crsub sees it) its scheduling back. A
@@ -283,30 +296,143 @@ func (t *task) sharedPending(sig int) bool {
 	return false
 }
 
-func (t *task) restoreCreds() error {
-	c := t.process.Creds
-	if c.Uid == [4]uint32{} && c.Gid == [4]uint32{} && len(c.Groups) == 0 {
-		return nil // root, as the restart runs
+// restoreLoginUID writes the audit login uid back: the kernel takes it only
+// from the process itself, through /proc/self/loginuid.
+func (t *task) restoreLoginUID() error {
+	want := t.process.LoginUID
+	if want == nil {
+		return nil
 	}
-	groups := make([]byte, 4*len(c.Groups))
-	for i, g := range c.Groups {
-		putLE32(groups[4*i:], g)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/loginuid", t.host)); err == nil && strings.TrimSpace(string(b)) == strconv.FormatUint(uint64(*want), 10) {
+		return nil // inherited from crsub as it was
 	}
-	if len(groups) > 0 {
-		if err := t.remote.WriteMem(t.scratch, groups); err != nil {
-			return err
-		}
+	fd, err := t.Open("/proc/self/loginuid", unix.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("loginuid: %w", err)
 	}
-	if _, err := t.Syscall(unix.SYS_SETGROUPS, uint64(len(c.Groups)), t.scratch); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
+	defer func() { _, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd)) }()
+	addr, err := t.Scratch([]byte(strconv.FormatUint(uint64(*want), 10)))
+	if err != nil {
+		return err
 	}
-	if _, err := t.Syscall(unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])); err != nil {
-		return fmt.Errorf("setresgid: %w", err)
-	}
-	if _, err := t.Syscall(unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])); err != nil {
-		return fmt.Errorf("setresuid: %w", err)
+	if _, err := t.Syscall(unix.SYS_WRITE, uint64(fd), addr, uint64(len(strconv.FormatUint(uint64(*want), 10)))); err != nil {
+		return fmt.Errorf("loginuid %d: %w", *want, err)
 	}
 	return nil
+}
+
+// restoreCreds gives the process its user and group ids and capabilities
+// (permitted, effective, inheritable, bounding, ambient), in the order the
+// kernel allows from the root task it starts as: ids with the permitted set
+// kept (PR_SET_KEEPCAPS), the inheritable set while it may still grow, the
+// ambient set (a subset of permitted and inheritable), the bounding set
+// (dropping needs CAP_SETPCAP), and last the permitted and effective sets.
+func (t *task) restoreCreds() error {
+	c := t.process.Creds
+	cur, err := procfs.ReadStatus(t.host)
+	if err != nil {
+		return err
+	}
+	if c.Uid == cur.Uid && c.Gid == cur.Gid && slices.Equal(c.Groups, cur.Groups) &&
+		c.CapInh == cur.CapInh && c.CapPrm == cur.CapPrm && c.CapEff == cur.CapEff && c.CapBnd == cur.CapBnd && c.CapAmb == cur.CapAmb {
+		return nil // as the restart runs
+	}
+	steps := credSteps(c, cur.CapPrm, cur.CapInh, cur.CapBnd)
+	for _, st := range steps {
+		switch {
+		case st.groups != nil:
+			groups := make([]byte, 4*len(st.groups))
+			for i, g := range st.groups {
+				putLE32(groups[4*i:], g)
+			}
+			addr := t.scratch
+			if len(groups) > 0 {
+				if addr, err = t.Scratch(groups); err != nil {
+					return err
+				}
+			}
+			if _, err := t.Syscall(unix.SYS_SETGROUPS, uint64(len(st.groups)), addr); err != nil {
+				return fmt.Errorf("setgroups: %w", err)
+			}
+		case st.capset != nil:
+			// struct __user_cap_header_struct (version 3, pid 0), then two
+			// struct __user_cap_data_struct: effective, permitted,
+			// inheritable, low words then high.
+			b := make([]byte, 8+24)
+			putLE32(b[0:], linuxCapabilityVersion3)
+			sets := *st.capset
+			for i := range 2 {
+				putLE32(b[8+12*i:], uint32(sets[0]>>(32*i)))
+				putLE32(b[12+12*i:], uint32(sets[1]>>(32*i)))
+				putLE32(b[16+12*i:], uint32(sets[2]>>(32*i)))
+			}
+			addr, err := t.Scratch(b)
+			if err != nil {
+				return err
+			}
+			if _, err := t.Syscall(unix.SYS_CAPSET, addr, addr+8); err != nil {
+				return fmt.Errorf("capset (effective %#x, permitted %#x, inheritable %#x): %w", sets[0], sets[1], sets[2], err)
+			}
+		default:
+			if _, err := t.Syscall(st.nr, st.args...); err != nil {
+				return fmt.Errorf("%s: %w", st.what, err)
+			}
+		}
+	}
+	return nil
+}
+
+// linuxCapabilityVersion3 is _LINUX_CAPABILITY_VERSION_3: 64-bit sets.
+const linuxCapabilityVersion3 = 0x20080522
+
+// credStep is one call of restoreCreds: setgroups (groups set), capset
+// (effective, permitted, inheritable) or a plain call.
+type credStep struct {
+	what   string
+	nr     int
+	args   []uint64
+	groups []uint32
+	capset *[3]uint64
+}
+
+// credSteps plans the calls that take a task with permitted set prm,
+// inheritable inh and bounding set bnd (and root's ids) to creds c.
+func credSteps(c ckpt.Creds, prm, inh, bnd uint64) []credStep {
+	call := func(what string, nr int, args ...uint64) credStep { return credStep{what: what, nr: nr, args: args} }
+	groups := c.Groups
+	if groups == nil {
+		groups = []uint32{}
+	}
+	steps := []credStep{
+		call("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0),
+		{what: "setgroups", groups: groups},
+		call("setresgid", unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])),
+		call("setresuid", unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])),
+	}
+	if c.Uid[3] != c.Uid[1] {
+		steps = append(steps, call("setfsuid", unix.SYS_SETFSUID, uint64(c.Uid[3])))
+	}
+	if c.Gid[3] != c.Gid[1] {
+		steps = append(steps, call("setfsgid", unix.SYS_SETFSGID, uint64(c.Gid[3])))
+	}
+	// Everything permitted made effective again (a change of uid cleared
+	// it), then the inheritable set the process had: with CAP_SETPCAP
+	// effective it may take any capability of the bounding set.
+	steps = append(steps, credStep{what: "capset", capset: &[3]uint64{prm, prm, inh}},
+		credStep{what: "capset", capset: &[3]uint64{prm, prm, c.CapInh}})
+	for cp := range 64 {
+		if c.CapAmb&(1<<cp) != 0 {
+			steps = append(steps, call(fmt.Sprintf("raising ambient capability %d", cp), unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uint64(cp), 0, 0))
+		}
+	}
+	for cp := range 64 {
+		if bnd&(1<<cp) != 0 && c.CapBnd&(1<<cp) == 0 {
+			steps = append(steps, call(fmt.Sprintf("dropping capability %d from the bounding set", cp), unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uint64(cp), 0, 0, 0))
+		}
+	}
+	return append(steps,
+		credStep{what: "capset", capset: &[3]uint64{c.CapEff, c.CapPrm, c.CapInh}},
+		call("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 0, 0, 0, 0))
 }
 
 func (t *task) restoreSignals() error {
@@ -437,7 +563,6 @@ func (t *task) installSeccomp() error {
 	}
 	return nil
 }
-
 
 // restartSyscall puts a thread that was frozen inside a system call back
 // in the state the kernel leaves such a thread in: the call's number in
