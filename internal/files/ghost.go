@@ -262,7 +262,8 @@ func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (
 }
 
 // Close lets go of what the restart kept for the files of its processes
-// (ghosts, removed directories, FIFO keepers) once they are all open.
+// (the pipes' anchors, ghosts, removed directories, FIFO keepers) once
+// they are all open.
 func (c *RestoreContext) Close() {
 	c.closePipes()
 	for ref, f := range c.ghosts {
