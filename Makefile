@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFilter -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
 	$(GO) test -run='^$$' -fuzz=FuzzFilterGenerated -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./substitute/
+	$(GO) test -run='^$$' -fuzz=FuzzParseMQStatus -fuzztime=30s ./internal/files/
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...

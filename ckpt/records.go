@@ -394,6 +394,7 @@ const (
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image
 	FileUnixListen = "unix-listen"
 	FileUnixBound  = "unix-bound" // bound, unbound or disconnected, without a peer
+	FileMQueue     = "mqueue"     // a POSIX message queue descriptor (mq_open)
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -527,6 +528,28 @@ type Socket struct {
 type FileHandle struct {
 	Type  int32  `json:"type"`
 	Bytes []byte `json:"bytes"`
+}
+
+// MQueue is a POSIX message queue (record TypeMQueue): the file records of
+// the descriptions open on it depend on it. Its messages are the payload,
+// in the order mq_receive gives them (highest priority first), each a
+// little-endian uint32 priority and uint32 length, then its bytes.
+type MQueue struct {
+	Name     string `json:"name"` // without the leading '/'; "" if unlinked
+	Inode    uint64 `json:"inode"`
+	Mode     uint32 `json:"mode"` // permission bits
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	MaxMsg   int64  `json:"maxmsg"`
+	MsgSize  int64  `json:"msgsize"`
+	Messages int    `json:"messages"`
+	// NotifyPid is the process registered with mq_notify (0: none), as
+	// the image knows it, and NotifySignal the signal it asked for
+	// (SIGEV_SIGNAL; 0 with NotifyNone). The sigev_value is not kept:
+	// the kernel does not show it.
+	NotifyPid    int  `json:"notify_pid,omitempty"`
+	NotifyNone   bool `json:"notify_none,omitempty"`
+	NotifySignal int  `json:"notify_signal,omitempty"`
 }
 
 // Ghost is a file that was open while its last name was removed (record

@@ -27,6 +27,7 @@ const (
 	TypePty      Type = 0x0205 // a pseudo-terminal pair held inside the tree: settings; its ends depend on it
 	TypeGhost    Type = 0x0206 // a file open but unlinked: owner, mode, times; its data extents as payload
 	TypeFIFO     Type = 0x0207 // a FIFO held in the tree, with its buffered bytes as payload
+	TypeMQueue   Type = 0x020a // a POSIX message queue: attributes, notification; its messages as payload
 	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
@@ -52,6 +53,7 @@ var typeNames = map[Type]string{
 	TypePty:        "pty",
 	TypeGhost:      "ghost",
 	TypeFIFO:       "fifo",
+	TypeMQueue:     "mqueue",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
 	TypeMM:         "mm",

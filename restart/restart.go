@@ -149,6 +149,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	defer func() {
 		if err != nil {
 			s.killAll()
+			s.files.Abandon()
 		}
 	}()
 	if err := s.createRoot(); err != nil {

@@ -266,6 +266,7 @@ func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (
 // they are all open.
 func (c *RestoreContext) Close() {
 	c.closePipes()
+	c.closeMQueues()
 	for ref, f := range c.ghosts {
 		f.Close()
 		delete(c.ghosts, ref)

@@ -54,6 +54,8 @@ type DumpContext struct {
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
+	// mqueues maps a message queue's inode to its record, once written.
+	mqueues map[uint64]ckpt.Objref
 	// PtyMasters maps the number of every pty whose master the
 	// checkpointed processes hold to one fd on that master (filled before
 	// anything is dumped), and Ptys a pty number to its object record,
@@ -194,6 +196,9 @@ type RestoreContext struct {
 	ghosts map[ckpt.Objref]*os.File
 	dirs   map[inodeKey]string
 	fifos  map[ckpt.Objref]*os.File
+	// mqueues are the message queues found or made again, held until
+	// Close; Abandon removes the ones made for a restart that failed.
+	mqueues map[ckpt.Objref]*restoredMQueue
 }
 
 // settle registers what to set on a restored file at the end
@@ -275,6 +280,7 @@ func (k *Kind) String() string {
 // kinds come before charDevKind, which claims every other character device.
 var Kinds = []*Kind{
 	memfdKind,
+	mqueueKind,
 	regularKind,
 	directoryKind,
 	ptyKind,
