@@ -425,6 +425,9 @@ type File struct {
 type PidfdState struct {
 	Pid       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"`
+	// Dead says the process had exited (and was reaped): Pid is -1. The
+	// pidfds of one dead process share the file's inode (Identity).
+	Dead bool `json:"dead,omitempty"`
 }
 
 // EventfdState is an eventfd's counter and mode.

@@ -177,6 +177,9 @@ type RestoreContext struct {
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
+	// deadPids maps the inode of a pidfd of a dead process to the
+	// throwaway process its pidfds are opened on, until Close.
+	deadPids map[uint64]int
 	// PtyPaths maps a pty's number in the image to the slave path of the
 	// pair made for it.
 	PtyPaths map[int]string
@@ -188,10 +191,12 @@ type RestoreContext struct {
 	Later map[ckpt.Objref]func(t Target) (int, error)
 }
 
-// Close lets go of what the context holds in crsub (the pipes' anchors):
-// the driver calls it before the restored tasks run, since an fd crsub
-// keeps on a pipe would keep its readers from seeing the end of it.
+// Close lets go of what the context holds in crsub (the pipes' anchors,
+// the processes standing for dead ones): the driver calls it before the
+// restored tasks run, since an fd crsub keeps on a pipe would keep its
+// readers from seeing the end of it.
 func (c *RestoreContext) Close() {
+	c.reapDead()
 	for _, p := range c.Pipes {
 		if p.anchor != nil {
 			p.anchor.Close()
