@@ -369,8 +369,9 @@ const (
 	FileSignalfd   = "signalfd"
 	FileInotify    = "inotify"
 	FilePidfd      = "pidfd"
-	FileSocket     = "socket" // a listening TCP socket
-	FileTCP        = "tcp"    // an established or half-closed TCP connection
+	FileNamespace  = "namespace" // one of the process's own namespaces (/proc/self/ns/TYPE); Path is TYPE
+	FileSocket     = "socket"    // a listening TCP socket
+	FileTCP        = "tcp"       // an established or half-closed TCP connection
 	FileUDP        = "udp"
 	FileNetlink    = "netlink"
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image

@@ -285,6 +285,7 @@ var Kinds = []*Kind{
 	inotifyKind,
 	netlinkKind,
 	pidfdKind,
+	namespaceKind,
 	otherSocketKind,
 }
 
