@@ -635,8 +635,9 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid}
 		}
 	}
-	s.log.Warn("the session's controlling terminal is not restored: its leader holds no fd on it", "pid", p.pid, "tty", rdev)
-	return nil
+	// It holds none: restart opens the slave for the moment it takes.
+	index, _ := files.PtySlaveIndex(rdev)
+	return &ckpt.Ctty{Fd: -1, Pgrp: st.Tpgid, Pty: index}
 }
 
 // VforkError reports a child sharing its parent's memory: a vfork (or
@@ -715,7 +716,7 @@ func (s *session) collect() (*ckpt.Header, error) {
 		return nil, err
 	}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
-		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}}
+		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{}}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {

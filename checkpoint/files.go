@@ -38,6 +38,9 @@ func (s *session) examineFds(p *proc) error {
 		if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
 			s.files.PtyMasters[index] = fd
 		}
+		if index, ok := files.PtyIndexOfSlave(fd); ok && s.files.PtySlaves[index] == nil {
+			s.files.PtySlaves[index] = fd
+		}
 		if fd.Link.Kind == procfs.FdSocket {
 			if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
 				s.files.Sockets[fd.Link.Inode] = fd

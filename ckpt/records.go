@@ -385,6 +385,7 @@ const (
 	FileSignalfd   = "signalfd"
 	FileInotify    = "inotify"
 	FilePidfd      = "pidfd"
+	FileNamespace  = "namespace"  // one of the process's own namespaces (/proc/self/ns/TYPE); Path is TYPE
 	FileSocket     = "socket"     // a listening TCP socket
 	FileTCP        = "tcp"        // an established or half-closed TCP connection
 	FileTCPClosed  = "tcp-closed" // a TCP socket never connected nor listening
@@ -447,6 +448,9 @@ type File struct {
 type PidfdState struct {
 	Pid       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"`
+	// Dead says the process had exited (and was reaped): Pid is -1. The
+	// pidfds of one dead process share the file's inode (Identity).
+	Dead bool `json:"dead,omitempty"`
 }
 
 // EventfdState is an eventfd's counter and mode.
@@ -645,14 +649,40 @@ type Pty struct {
 	YPixel uint16 `json:"ypixel,omitempty"`
 	Locked bool   `json:"locked,omitempty"` // TIOCGPTLCK
 	Packet bool   `json:"packet,omitempty"` // TIOCGPKT
+	// HasSlave says the tree holds a description of the slave. Without
+	// one, SlaveClosed says every slave was closed (the master reads EIO
+	// and polls POLLHUP); neither is a slave never opened, or held
+	// outside the tree, which restart does not open either.
+	HasSlave    bool `json:"has_slave,omitempty"`
+	SlaveClosed bool `json:"slave_closed,omitempty"`
+	// MasterClosed says the master was closed: the slaves the tree holds
+	// are hung up (reads give 0, writes and ioctls EIO), and there are no
+	// settings.
+	MasterClosed bool `json:"master_closed,omitempty"`
+	// SlaveOwner is the owner and mode of /dev/pts/N (grantpt, fchown).
+	SlaveOwner *PtyOwner `json:"slave_owner,omitempty"`
+	// ToSlave is what the slave had to read (whole lines in canonical
+	// mode), ToMaster what the master had to read.
+	ToSlave  []byte `json:"to_slave,omitempty"`
+	ToMaster []byte `json:"to_master,omitempty"`
+}
+
+// PtyOwner is the owner and permission bits of a pty slave's device node.
+type PtyOwner struct {
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
+	Mode uint32 `json:"mode"`
 }
 
 // Ctty is a session's controlling terminal: Fd is one of the leader's fds
 // on the pty's slave, through which restart makes the terminal its
 // controlling terminal again, with Pgrp as the foreground process group.
+// A leader that holds no fd on it has Fd -1 and the pty's number in Pty:
+// restart opens the new slave for the moment it takes.
 type Ctty struct {
 	Fd   int `json:"fd"`
 	Pgrp int `json:"pgrp"`
+	Pty  int `json:"pty,omitempty"`
 }
 
 // Memfd is a memfd object (record TypeMemfd): its name, size and seals; its

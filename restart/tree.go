@@ -211,15 +211,30 @@ func (t *task) joinGroup() error {
 }
 
 // restoreCtty makes a session leader's pty its controlling terminal again,
-// with the foreground process group it had. What cannot be done (the fd
-// was given a substitute that is no terminal) is a warning: the programs
-// run, without job control.
+// with the foreground process group it had. A leader that held no fd on
+// it opens the new slave for the moment it takes. What cannot be done
+// (the fd was given a substitute that is no terminal) is a warning: the
+// programs run, without job control.
 func (t *task) restoreCtty() {
 	if t.process == nil || t.process.Ctty == nil {
 		return
 	}
 	c := t.process.Ctty
-	if _, err := t.Syscall(unix.SYS_IOCTL, uint64(c.Fd), unix.TIOCSCTTY, 0); err != nil {
+	fd := c.Fd
+	if fd < 0 {
+		path, ok := t.s.files.PtyPaths[c.Pty]
+		if !ok {
+			t.s.log.Warn("controlling terminal not restored: its pty was not", "pid", t.pid, "pty", c.Pty)
+			return
+		}
+		var err error
+		if fd, err = t.Open(path, unix.O_RDWR|unix.O_NOCTTY, 0); err != nil {
+			t.s.log.Warn("controlling terminal not restored", "pid", t.pid, "path", path, "err", err)
+			return
+		}
+		defer func() { _, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd)) }()
+	}
+	if _, err := t.Syscall(unix.SYS_IOCTL, uint64(fd), unix.TIOCSCTTY, 0); err != nil {
 		t.s.log.Warn("controlling terminal not restored", "pid", t.pid, "fd", c.Fd, "err", err)
 		return
 	}
@@ -230,7 +245,7 @@ func (t *task) restoreCtty() {
 	if c.Pgrp <= 0 || !member {
 		return
 	}
-	if err := files.IoctlSetInt(t, c.Fd, unix.TIOCSPGRP, t.s.innerPid(c.Pgrp)); err != nil {
+	if err := files.IoctlSetInt(t, fd, unix.TIOCSPGRP, t.s.innerPid(c.Pgrp)); err != nil {
 		t.s.log.Warn("terminal's foreground process group not restored", "pid", t.pid, "pgrp", c.Pgrp, "err", err)
 	}
 }

@@ -262,9 +262,11 @@ func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (
 }
 
 // Close lets go of what the restart kept for the files of its processes
-// (the pipes' anchors, ghosts, removed directories, FIFO keepers) once
-// they are all open.
+// (the pipes' anchors, the processes standing for dead ones, ghosts,
+// removed directories, FIFO keepers, message queues) once they are all
+// open.
 func (c *RestoreContext) Close() {
+	c.reapDead()
 	c.closePipes()
 	c.closeMQueues()
 	for ref, f := range c.ghosts {

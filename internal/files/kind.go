@@ -62,6 +62,9 @@ type DumpContext struct {
 	// once written.
 	PtyMasters map[int]*Fd
 	Ptys       map[int]ckpt.Objref
+	// PtySlaves maps a pty number to one fd of the checkpointed
+	// processes on its slave (filled with PtyMasters).
+	PtySlaves map[int]*Fd
 	// OnRelease holds what kinds must undo when the checkpointed processes
 	// run on (the checkpoint failed, or leaves them running): the driver
 	// calls each before letting them go. (When they are killed instead,
@@ -178,6 +181,12 @@ type RestoreContext struct {
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
+	// deadPids maps the inode of a pidfd of a dead process to the
+	// throwaway process its pidfds are opened on, until Close.
+	deadPids map[uint64]int
+	// PtyPaths maps a pty's number in the image to the slave path of the
+	// pair made for it.
+	PtyPaths map[int]string
 	// Later holds, by file objref, files that can only be opened once
 	// every task exists and every session has its terminal again (a pidfd
 	// of a child not forked yet, /dev/tty): their fds hold /dev/null until
@@ -241,6 +250,8 @@ type RestoredPipe struct {
 	// through anchor, crsub's own fd on it (pipes only).
 	described [2]bool
 	anchor    *os.File
+	// ptsPath is a pty's slave, which a second description opens again.
+	ptsPath string
 }
 
 // Kind is one kind of file: how to recognise it, dump it and restore it.
@@ -302,6 +313,7 @@ var Kinds = []*Kind{
 	inotifyKind,
 	netlinkKind,
 	pidfdKind,
+	namespaceKind,
 	otherSocketKind,
 }
 

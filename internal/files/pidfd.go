@@ -2,11 +2,14 @@ package files
 
 import (
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/stub"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A pidfd (pidfd_open, clone's CLONE_PIDFD; Go's os.StartProcess keeps one
@@ -16,7 +19,9 @@ import (
 // every task exists, then the pidfd takes its place (RestoreContext.Later).
 // A pidfd of a process outside the tree is opened again if that process
 // still runs (same pid and start time). One of a process that has exited is
-// refused: nothing makes a pidfd of a dead process.
+// a pidfd of a throwaway process crsub makes for it (one per inode: two
+// pidfds of one dead process share it, of two do not) and reaps before the
+// tasks run (RestoreContext.Close).
 var pidfdKind = &Kind{
 	Files:   []string{ckpt.FilePidfd},
 	Claims:  func(_ *DumpContext, fd *Fd) bool { return fd.Link.Kind == procfs.FdPidfd },
@@ -30,7 +35,10 @@ func dumpPidfd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		return 0, fmt.Errorf("pidfd: fdinfo has no Pid")
 	}
 	if p.Pid <= 0 {
-		return 0, fmt.Errorf("pidfd of a process that has exited: not supported")
+		f := ckpt.File{Kind: ckpt.FilePidfd, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino},
+			Pidfd: &ckpt.PidfdState{Pid: -1, Dead: true}}
+		ref := c.W.NewObjref()
+		return ref, c.WriteFile(fd, ref, nil, &f)
 	}
 	st, err := procfs.ReadStat(p.Pid)
 	if err != nil {
@@ -50,6 +58,9 @@ func restorePidfd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 	flags := uint64(0)
 	if f.Flags&unix.O_NONBLOCK != 0 {
 		flags = unix.PIDFD_NONBLOCK
+	}
+	if p.Dead {
+		return restoreDeadPidfd(c, t, f)
 	}
 	if c.InTree != nil && c.InTree(p.Pid) {
 		pid := p.Pid
@@ -73,4 +84,49 @@ func restorePidfd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 		return -1, fmt.Errorf("pidfd_open %d: %w", p.Pid, err)
 	}
 	return int(fd), nil
+}
+
+// restoreDeadPidfd gives t a pidfd of the throwaway process standing for
+// the dead process of f's inode, made on its first pidfd.
+func restoreDeadPidfd(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
+	if c.Take == nil {
+		return -1, fmt.Errorf("pidfd of a process that has exited: the driver cannot hand fds over")
+	}
+	pid, ok := c.deadPids[f.Identity.Inode]
+	if !ok {
+		var err error
+		if pid, err = stub.Spawn(0); err != nil {
+			return -1, fmt.Errorf("pidfd of a process that has exited: a process to stand for it: %w", err)
+		}
+		if c.deadPids == nil {
+			c.deadPids = map[uint64]int{}
+		}
+		c.deadPids[f.Identity.Inode] = pid
+	}
+	local, err := sys.PidfdOpen(pid)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd of a process that has exited: %w", err)
+	}
+	defer local.Close()
+	if f.Flags&unix.O_NONBLOCK != 0 {
+		if _, err := unix.FcntlInt(uintptr(local.Int()), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+			return -1, fmt.Errorf("pidfd of a process that has exited: %w", os.NewSyscallError("fcntl", err))
+		}
+	}
+	return c.Take(local.Int(), t)
+}
+
+// reapDead kills and reaps the processes standing for dead ones: their
+// pidfds in the tasks then refer to processes that have exited.
+func (c *RestoreContext) reapDead() {
+	for ino, pid := range c.deadPids {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
+				break
+			}
+		}
+		delete(c.deadPids, ino)
+	}
 }
