@@ -301,6 +301,10 @@ type VMA struct {
 	// restart creates the object whole, whatever part of it this VMA maps.
 	// Without it, the object is this VMA, from offset 0.
 	ShmemSize uint64 `json:"shmem_size,omitempty"`
+	// FileWrite says that the file of a shared file mapping was open for
+	// writing (smaps' mw), whatever Prot is now: the program may mprotect
+	// it writable, and a restart opens the file so.
+	FileWrite bool `json:"file_write,omitempty"`
 	// Guards are the runs of pages made guard pages
 	// (madvise(MADV_GUARD_INSTALL)): any access faults. They hold nothing
 	// and are made guard pages again once the VMA's pages are in.

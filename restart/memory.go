@@ -225,7 +225,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if v.Memfd != 0 {
 		// The memfd object record came first; map it through a new fd on it.
 		oflags := unix.O_RDONLY
-		if v.Flags&unix.MAP_SHARED != 0 && v.Prot&unix.PROT_WRITE != 0 {
+		if v.Flags&unix.MAP_SHARED != 0 && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 			oflags = unix.O_RDWR
 		}
 		if v.Flags&unix.MAP_SHARED != 0 {
@@ -270,7 +270,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		return err
 	}
 	oflags := unix.O_RDONLY
-	if sharedFile && v.Prot&unix.PROT_WRITE != 0 {
+	if sharedFile && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 		oflags = unix.O_RDWR
 	}
 	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags); err != nil {
