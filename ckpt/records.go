@@ -244,6 +244,10 @@ type MM struct {
 	// that a restart can plan (choose scratch memory free in the target,
 	// place the vDSO) before the first VMA record arrives.
 	Layout []Area `json:"layout"`
+	// Membarrier holds the membarrier(2) registrations of the address
+	// space, as MEMBARRIER_CMD_GET_REGISTRATIONS gives them: the
+	// MEMBARRIER_CMD_REGISTER_* commands a restart runs again.
+	Membarrier uint32 `json:"membarrier,omitempty"`
 }
 
 // Area is an address range and what it holds (a VMA kind).
