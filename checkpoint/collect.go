@@ -86,6 +86,9 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if err := s.collectThreads(st, pr); err != nil {
 		return nil, err
 	}
+	if unknown := st.mm.Membarrier &^ membarrierKnown; unknown != 0 {
+		return nil, fmt.Errorf("membarrier registrations %#x are not supported", unknown)
+	}
 	// Otherwise smaps is read now: while it walks the page tables, the
 	// injected calls above would have waited to map their scratch page.
 	var late chan madvise
@@ -419,6 +422,11 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		add("brk", unix.SYS_BRK, 0, func(uint64) []uint64 { return []uint64{0} }, func(ret uint64, _ []byte) {
 			st.mm.Brk = ret
 		})
+		// membarrier registrations belong to the address space; a kernel
+		// before 6.3 cannot tell them (EINVAL), and none are kept.
+		qs = append(qs, query{what: "membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", nr: unix.SYS_MEMBARRIER, optional: true,
+			args: func(uint64) []uint64 { return []uint64{membarrierGetRegistrations, 0, 0} },
+			done: func(ret uint64, _ []byte) { st.mm.Membarrier = uint32(ret) }})
 	}
 	return runQueries(r, qs)
 }
@@ -431,7 +439,18 @@ type query struct {
 	size int
 	args func(out uint64) []uint64
 	done func(ret uint64, out []byte)
+	// optional: an error leaves it undone rather than failing the batch.
+	optional bool
 }
+
+// membarrierGetRegistrations is MEMBARRIER_CMD_GET_REGISTRATIONS (Linux
+// 6.3), which x/sys lacks.
+const membarrierGetRegistrations = 1 << 9
+
+// membarrierKnown are the registrations a restart makes again:
+// MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, _PRIVATE_EXPEDITED,
+// _PRIVATE_EXPEDITED_SYNC_CORE and _PRIVATE_EXPEDITED_RSEQ.
+const membarrierKnown = 1<<2 | 1<<4 | 1<<6 | 1<<8
 
 // runQueries runs qs in batches, as many at a time as their output fits
 // the scratch memory.
@@ -463,10 +482,11 @@ func runQueries(r *remote.Remote, qs []query) error {
 		}
 		at := 0
 		for i, q := range qs[:n] {
-			if err := remote.ResultError(rets[i]); err != nil {
+			if err := remote.ResultError(rets[i]); err != nil && !q.optional {
 				return fmt.Errorf("%s in the process: %w", q.what, err)
+			} else if err == nil {
+				q.done(rets[i], out[at:at+q.size])
 			}
-			q.done(rets[i], out[at:at+q.size])
 			at += (q.size + 7) &^ 7
 		}
 		qs = qs[n:]

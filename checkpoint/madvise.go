@@ -52,6 +52,7 @@ var madviseFlags = []struct {
 const (
 	mapNoReserve = "map_noreserve" // MAP_NORESERVE: no swap space accounted
 	mapDroppable = "map_droppable" // MAP_DROPPABLE: pages the kernel may drop
+	mapMayWrite  = "map_maywrite"  // a shared mapping of a file open for writing
 )
 
 // vmaFlags sets v's madvise state from names, smaps' flags as madviseFlags
@@ -65,6 +66,8 @@ func vmaFlags(v *ckpt.VMA, names []string) {
 			v.Flags |= unix.MAP_NORESERVE
 		case mapDroppable:
 			v.Flags = v.Flags&^unix.MAP_PRIVATE | unix.MAP_DROPPABLE
+		case mapMayWrite:
+			v.FileWrite = v.Flags&unix.MAP_SHARED != 0 && v.Flags&unix.MAP_ANONYMOUS == 0
 		default:
 			v.MadvFlags = append(v.MadvFlags, n)
 		}
@@ -93,6 +96,11 @@ func readMadvise(pid int) madvise {
 			if e.VmFlags.Has(f.flag) {
 				out.flags[e.Start] = append(out.flags[e.Start], f.name)
 			}
+		}
+		// A shared mapping may be made writable only if its file was
+		// opened so; a private one always may, and says nothing.
+		if e.VmFlags.Has(procfs.VmMayShare) && e.VmFlags.Has(procfs.VmMayWrite) {
+			out.flags[e.Start] = append(out.flags[e.Start], mapMayWrite)
 		}
 	}
 	return out

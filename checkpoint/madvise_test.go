@@ -120,8 +120,9 @@ func TestEarlyMadvise(t *testing.T) {
 func TestVmaFlags(t *testing.T) {
 	const priv = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 	type out struct {
-		Flags int
-		Madv  []string
+		Flags     int
+		Madv      []string
+		FileWrite bool
 	}
 	for _, tc := range []struct {
 		name  string
@@ -129,15 +130,17 @@ func TestVmaFlags(t *testing.T) {
 		names []string
 		want  out
 	}{
-		{"none", priv, nil, out{priv, nil}},
-		{"advice only", priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}, out{priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}}},
-		{"noreserve", priv, []string{mapNoReserve, ckpt.MadvRandom}, out{priv | unix.MAP_NORESERVE, []string{ckpt.MadvRandom}}},
-		{"droppable is its own type", priv, []string{ckpt.MadvWipeOnFork, mapNoReserve, mapDroppable}, out{unix.MAP_DROPPABLE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE, []string{ckpt.MadvWipeOnFork}}},
+		{"none", priv, nil, out{priv, nil, false}},
+		{"advice only", priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}, out{priv, []string{ckpt.MadvDontFork, ckpt.MadvSequential}, false}},
+		{"noreserve", priv, []string{mapNoReserve, ckpt.MadvRandom}, out{priv | unix.MAP_NORESERVE, []string{ckpt.MadvRandom}, false}},
+		{"droppable is its own type", priv, []string{ckpt.MadvWipeOnFork, mapNoReserve, mapDroppable}, out{unix.MAP_DROPPABLE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE, []string{ckpt.MadvWipeOnFork}, false}},
+		{"a shared file open for writing", unix.MAP_SHARED, []string{mapMayWrite}, out{unix.MAP_SHARED, nil, true}},
+		{"shared anonymous memory says nothing of a file", unix.MAP_SHARED | unix.MAP_ANONYMOUS, []string{mapMayWrite}, out{unix.MAP_SHARED | unix.MAP_ANONYMOUS, nil, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &ckpt.VMA{Flags: tc.flags, MadvFlags: []string{"stale"}}
 			vmaFlags(v, tc.names)
-			if diff := cmp.Diff(tc.want, out{v.Flags, v.MadvFlags}); diff != "" {
+			if diff := cmp.Diff(tc.want, out{v.Flags, v.MadvFlags, v.FileWrite}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})

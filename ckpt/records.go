@@ -251,6 +251,10 @@ type MM struct {
 	// that a restart can plan (choose scratch memory free in the target,
 	// place the vDSO) before the first VMA record arrives.
 	Layout []Area `json:"layout"`
+	// Membarrier holds the membarrier(2) registrations of the address
+	// space, as MEMBARRIER_CMD_GET_REGISTRATIONS gives them: the
+	// MEMBARRIER_CMD_REGISTER_* commands a restart runs again.
+	Membarrier uint32 `json:"membarrier,omitempty"`
 }
 
 // Area is an address range and what it holds (a VMA kind).
@@ -308,6 +312,10 @@ type VMA struct {
 	// restart creates the object whole, whatever part of it this VMA maps.
 	// Without it, the object is this VMA, from offset 0.
 	ShmemSize uint64 `json:"shmem_size,omitempty"`
+	// FileWrite says that the file of a shared file mapping was open for
+	// writing (smaps' mw), whatever Prot is now: the program may mprotect
+	// it writable, and a restart opens the file so.
+	FileWrite bool `json:"file_write,omitempty"`
 	// Guards are the runs of pages made guard pages
 	// (madvise(MADV_GUARD_INSTALL)): any access faults. They hold nothing
 	// and are made guard pages again once the VMA's pages are in.

@@ -4,7 +4,9 @@
  * shows survive checkpoint/restart: a MAP_NORESERVE mapping four times the
  * size of memory (which without the flag the restart could not map), a
  * MAP_DROPPABLE one (its pages are not kept, as CRIU does not keep them:
- * the kernel may drop them any time), MADV_SEQUENTIAL and MADV_RANDOM.
+ * the kernel may drop them any time), MADV_SEQUENTIAL and MADV_RANDOM; and
+ * a read-only MAP_SHARED mapping of a file opened O_RDWR, which the program
+ * may still mprotect writable.
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -57,11 +59,19 @@ static unsigned char *region(size_t len, int flags)
 int main(void)
 {
 	size_t huge = (size_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) * 4;
-	unsigned char *nr, *seq, *rnd, *drop;
+	unsigned char *nr, *seq, *rnd, *drop, *ro, b = 0;
+	int fd;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(4);
+	ksft_set_plan(5);
+	fd = open(cr_path("shared"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096))
+		ksft_exit_fail_msg("setup: %s", strerror(errno));
+	ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (ro == MAP_FAILED)
+		ksft_exit_fail_msg("setup: mmap: %s", strerror(errno));
+	close(fd);
 	huge = (huge + (1UL << 30) - 1) & ~((1UL << 30) - 1);
 	nr = region(huge, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
 	seq = region(LEN, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -93,5 +103,12 @@ int main(void)
 				 "MAP_DROPPABLE: VmFlags has dp (and wf), its page kept or dropped");
 	else
 		ksft_test_result_skip("MAP_DROPPABLE: not supported by this kernel");
+	if (mprotect(ro, 4096, PROT_READ | PROT_WRITE) == 0) {
+		ro[0] = 0x42;
+		fd = open(cr_path("shared"), O_RDONLY);
+		if (fd < 0 || pread(fd, &b, 1, 0) != 1)
+			b = 0;
+	}
+	ksft_test_result(b == 0x42, "a read-only shared mapping of a file opened O_RDWR can be made writable");
 	ksft_finished();
 }

@@ -140,3 +140,31 @@ func TestStale(t *testing.T) {
 		})
 	}
 }
+
+func TestMembarrierCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		regs    uint32
+		want    []string
+		wantErr bool
+	}{
+		{"none", 0, nil, false},
+		{"global and private", 1<<2 | 1<<4, []string{"REGISTER_GLOBAL_EXPEDITED", "REGISTER_PRIVATE_EXPEDITED"}, false},
+		{"all", 1<<2 | 1<<4 | 1<<6 | 1<<8, []string{"REGISTER_GLOBAL_EXPEDITED", "REGISTER_PRIVATE_EXPEDITED", "REGISTER_PRIVATE_EXPEDITED_SYNC_CORE", "REGISTER_PRIVATE_EXPEDITED_RSEQ"}, false},
+		{"one unknown", 1<<4 | 1<<12, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmds, err := membarrierCommands(tc.regs)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			var got []string
+			for _, c := range cmds {
+				got = append(got, c.name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("commands (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -225,7 +225,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if v.Memfd != 0 {
 		// The memfd object record came first; map it through a new fd on it.
 		oflags := unix.O_RDONLY
-		if v.Flags&unix.MAP_SHARED != 0 && v.Prot&unix.PROT_WRITE != 0 {
+		if v.Flags&unix.MAP_SHARED != 0 && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 			oflags = unix.O_RDWR
 		}
 		if v.Flags&unix.MAP_SHARED != 0 {
@@ -270,7 +270,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		return err
 	}
 	oflags := unix.O_RDONLY
-	if sharedFile && v.Prot&unix.PROT_WRITE != 0 {
+	if sharedFile && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 		oflags = unix.O_RDWR
 	}
 	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags); err != nil {
@@ -657,7 +657,51 @@ func (t *task) setMM() error {
 	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, t.scratch, mapSize, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_MM_MAP): %w", err)
 	}
+	return t.registerMembarrier()
+}
+
+// membarrierCmd is a membarrier(2) registration command: its bit in what
+// MEMBARRIER_CMD_GET_REGISTRATIONS gives is its own value.
+type membarrierCmd struct {
+	cmd  uint32
+	name string
+}
+
+var membarrierRegister = []membarrierCmd{
+	{1 << 2, "REGISTER_GLOBAL_EXPEDITED"},
+	{1 << 4, "REGISTER_PRIVATE_EXPEDITED"},
+	{1 << 6, "REGISTER_PRIVATE_EXPEDITED_SYNC_CORE"},
+	{1 << 8, "REGISTER_PRIVATE_EXPEDITED_RSEQ"},
+}
+
+// registerMembarrier registers the address space for the membarrier(2)
+// commands it was registered for.
+func (t *task) registerMembarrier() error {
+	cmds, err := membarrierCommands(t.mm.Membarrier)
+	if err != nil {
+		return err
+	}
+	for _, r := range cmds {
+		if _, err := t.Syscall(unix.SYS_MEMBARRIER, uint64(r.cmd), 0, 0); err != nil {
+			return fmt.Errorf("membarrier(MEMBARRIER_CMD_%s): %w", r.name, err)
+		}
+	}
 	return nil
+}
+
+// membarrierCommands are the registration commands that make registrations.
+func membarrierCommands(registrations uint32) ([]membarrierCmd, error) {
+	var cmds []membarrierCmd
+	for _, r := range membarrierRegister {
+		if registrations&r.cmd != 0 {
+			cmds = append(cmds, r)
+			registrations &^= r.cmd
+		}
+	}
+	if registrations != 0 {
+		return nil, fmt.Errorf("membarrier registrations %#x are not supported", registrations)
+	}
+	return cmds, nil
 }
 
 func putLE64(b []byte, v uint64) {
