@@ -214,7 +214,9 @@ func (c *Criu) run(ctx context.Context, t *Test, dir, step string, argv []string
 		argv = append(argv, o...)
 	}
 	out := filepath.Join(dir, step+".out")
-	err := runLogged(ctx, t.Dir, out, argv, os.Environ())
+	// From the test directory, as zdtm.py runs CRIU: relative paths in
+	// .desc options (cgroup_yard's --cgroup-yard) and hooks expect it.
+	err := runLogged(ctx, filepath.Join(t.Dir, "..", ".."), out, argv, os.Environ())
 	if err == nil {
 		return nil
 	}

@@ -103,9 +103,13 @@ func (r *Runner) Run(ctx context.Context, dir, name string) Result {
 	if s := CheckSkip(ctx, t); s != "" {
 		return finish(Skip, "", s)
 	}
-	if r.Mode.Filter {
-		if _, ok := r.Engine.(*Criu); ok {
+	if _, ok := r.Engine.(*Criu); ok {
+		if r.Mode.Filter {
 			return finish(Skip, "", "CRIU has no filter step")
+		}
+		// As zdtm.py --pre: without soft-dirty CRIU's pre-dump hits a BUG().
+		if r.Mode.PreCopy && r.Machine.Feature != nil && !r.Machine.Feature("mem_dirty_track") {
+			return finish(Skip, "", "no mem_dirty_track feature: CRIU cannot pre-dump")
 		}
 	}
 	argv, err := CommandLine(ctx, t.Dir, name)
