@@ -7,7 +7,7 @@ CRSUB   := $(abspath $(BIN))
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build test vet unit kselftest deps bench demo clean fuzz
+.PHONY: all build test vet unit kselftest deps bench demo clean fuzz zdtm
 
 all: build
 
@@ -46,6 +46,18 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFilterGenerated -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./substitute/
 	$(GO) test -run='^$$' -fuzz=FuzzParseMQStatus -fuzztime=30s ./internal/files/
+	$(GO) test -run='^$$' -fuzz=FuzzParseLiteral -fuzztime=30s ./internal/zdtm/
+
+# CRIU's zdtm static tests through crsub (not part of test; the suite is
+# not vendored): make zdtm ZDTM_STATIC=/path/to/criu/test/zdtm/static
+# [ZDTM_TESTS="env00 pipe00"] [ZDTM_ARGS="--iters 3"]. See docs/zdtm.md.
+ZDTM_STATIC ?=
+ZDTM_TESTS  ?=
+ZDTM_ARGS   ?=
+zdtm: build
+	@test -n "$(ZDTM_STATIC)" || { echo "make zdtm: set ZDTM_STATIC to CRIU's built test/zdtm/static directory" >&2; exit 2; }
+	$(GO) build -o bin/zdtm ./internal/zdtm/cmd/zdtm
+	./bin/zdtm --static "$(ZDTM_STATIC)" --crsub $(CRSUB) $(ZDTM_ARGS) $(ZDTM_TESTS)
 
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...

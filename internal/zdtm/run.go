@@ -1,0 +1,451 @@
+package zdtm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how a test is checkpointed and restarted.
+type Mode struct {
+	Iters    int  // checkpoint/restart cycles in a row (at least 1)
+	Snapshot bool // a --leave-running checkpoint before each real one
+	PreCopy  bool // the checkpoint copies memory while the test runs first
+	Filter   bool // restart through the engine's identity filter
+}
+
+// String names the mode in results: plain, iters=3+snapshot, ...
+func (m Mode) String() string {
+	var p []string
+	if m.Iters > 1 {
+		p = append(p, "iters="+strconv.Itoa(m.Iters))
+	}
+	if m.Snapshot {
+		p = append(p, "snapshot")
+	}
+	if m.PreCopy {
+		p = append(p, "pre-copy")
+	}
+	if m.Filter {
+		p = append(p, "filter")
+	}
+	if len(p) == 0 {
+		return "plain"
+	}
+	return strings.Join(p, "+")
+}
+
+// Status of a test run.
+const (
+	Pass = "PASS"
+	Fail = "FAIL"
+	Skip = "SKIP"
+)
+
+// Result is one test run by one engine: a line of a results file.
+type Result struct {
+	Test    string  `json:"test"`
+	Engine  string  `json:"engine"`
+	Mode    string  `json:"mode"`
+	Status  string  `json:"status"`
+	Step    string  `json:"step,omitempty"` // where it failed: start, checkpoint, restart, result, ...
+	Reason  string  `json:"reason,omitempty"`
+	Seconds float64 `json:"seconds"`
+	When    string  `json:"when"` // RFC 3339
+}
+
+// Runner runs tests one at a time through one engine.
+type Runner struct {
+	Engine  Engine
+	Mode    Mode
+	Machine Machine
+	Work    string        // a directory for images and logs, one subdirectory per test
+	Timeout time.Duration // per step; a .desc timeout above it wins
+	Keep    bool          // keep images of passing tests
+	// SwitchUID runs tests that are not 'suid' as uid 18943 as zdtm.py
+	// does. Without CAP_SYS_RESOURCE CRIU cannot read such a process's
+	// rlimits (prlimit), so by default every test runs as root.
+	SwitchUID bool
+	// Logf, if set, gets progress lines.
+	Logf func(format string, args ...any)
+}
+
+// inheritedFds marks every fd above 2 close-on-exec once, so that nothing
+// that started the driver reaches a test: shells here leak a pipe (fd
+// 251), and a test that inherits it has an external pipe that a correct
+// checkpoint refuses.
+var inheritedFds sync.Once
+
+// Run runs test name and always cleans up every process it started.
+func (r *Runner) Run(ctx context.Context, dir, name string) Result {
+	inheritedFds.Do(func() { _ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) })
+	t := LoadTest(dir, name)
+	start := time.Now()
+	res := Result{Test: name, Engine: r.Engine.Name(), Mode: r.Mode.String(), When: start.UTC().Format(time.RFC3339)}
+	finish := func(status, step, reason string) Result {
+		res.Status, res.Step, res.Reason = status, step, oneLine(reason)
+		res.Seconds = time.Since(start).Seconds()
+		return res
+	}
+	if s := SkipReason(t, r.Machine); s != "" {
+		return finish(Skip, "", s)
+	}
+	if s := CheckSkip(ctx, t); s != "" {
+		return finish(Skip, "", s)
+	}
+	if _, ok := r.Engine.(*Criu); ok {
+		if r.Mode.Filter {
+			return finish(Skip, "", "CRIU has no filter step")
+		}
+		// As zdtm.py --pre: without soft-dirty CRIU's pre-dump hits a BUG().
+		if r.Mode.PreCopy && r.Machine.Feature != nil && !r.Machine.Feature("mem_dirty_track") {
+			return finish(Skip, "", "no mem_dirty_track feature: CRIU cannot pre-dump")
+		}
+	}
+	argv, err := CommandLine(ctx, t.Dir, name)
+	if err != nil {
+		return finish(Skip, "", err.Error())
+	}
+	t.Argv = argv
+	step, err := r.run(ctx, t)
+	if err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			return finish(Fail, se.Step, se.Reason)
+		}
+		return finish(Fail, step, err.Error())
+	}
+	return finish(Pass, "", "")
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Logf != nil {
+		r.Logf(format, args...)
+	}
+}
+
+func (r *Runner) timeout(t *Test) time.Duration {
+	d := r.Timeout
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	if td := time.Duration(t.Desc.Timeout) * time.Second; td > d {
+		d = td
+	}
+	return d
+}
+
+// cleanout removes what an earlier run of the test left, as the static
+// Makefile's NAME.cleanout does.
+func cleanout(t *Test) {
+	n := t.Name
+	for _, g := range []string{n + ".pid*", n + ".out*", "*" + n + ".test*", n + ".*.test", n + ".*.state", n + ".state", "chew_" + n + ".test*"} {
+		m, _ := filepath.Glob(filepath.Join(t.Dir, g))
+		for _, p := range m {
+			_ = os.RemoveAll(p)
+		}
+	}
+}
+
+// env is the environment zdtm.py gives a host-flavour test.
+func testEnv(t *Test, switchUID bool) []string {
+	env := os.Environ()
+	if v := os.Getenv("TMPDIR"); v == "" {
+		env = append(env, "TMPDIR=/tmp")
+	}
+	env = append(env, "ZDTM_THREAD_BOMB=5")
+	if switchUID && !t.Desc.HasFlag("suid") {
+		env = append(env, "ZDTM_UID=18943", "ZDTM_GID=58467", "ZDTM_GROUPS=27495 48244")
+	}
+	return env
+}
+
+// hook runs NAME.hook ARG if the test has one, from the test directory as
+// zdtm.py does.
+func (r *Runner) hook(ctx context.Context, t *Test, work string, env []string, arg string) error {
+	p := t.Path(".hook")
+	if _, err := os.Stat(p); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout(t))
+	defer cancel()
+	log := filepath.Join(work, "hook"+arg+".log")
+	rel := filepath.Join("zdtm", "static", t.Name+".hook")
+	if err := runLogged(ctx, filepath.Join(t.Dir, "..", ".."), log, []string{rel, arg}, env); err != nil {
+		r := logReason(log)
+		if r == "" {
+			r = err.Error()
+		}
+		return &StepError{Step: "hook " + arg, Reason: r, Log: log}
+	}
+	return nil
+}
+
+func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
+	tmo := r.timeout(t)
+	work := filepath.Join(r.Work, r.Engine.Name(), t.Name)
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return "start", err
+	}
+	cleanout(t)
+	env := testEnv(t, r.SwitchUID)
+
+	var pid, sid, launcher int
+	defer func() {
+		if pid == 0 {
+			if p, err := readPidfile(t); err == nil {
+				pid = p
+			}
+		}
+		if kerr := killTree([]int{pid}, []int{pid, sid, launcher}, tmo); kerr != nil && err == nil {
+			step, err = "cleanup", kerr
+		}
+		_ = r.hook(context.Background(), t, work, env, "--clean")
+		if err == nil && !r.Keep {
+			_ = os.RemoveAll(work)
+		}
+	}()
+
+	// Start: the launcher forks the test, which writes NAME.pid when its
+	// state is built; the launcher exits then.
+	r.logf("%s: start %s", t.Name, strings.Join(t.Argv, " "))
+	launcher, err = startTest(ctx, t, filepath.Join(work, "start.log"), env, tmo)
+	if err != nil {
+		reason := outFailure(t)
+		if reason == "" {
+			reason = logReason(filepath.Join(work, "start.log"))
+		}
+		return "start", fmt.Errorf("%v: %s", err, reason)
+	}
+	if pid, err = readPidfile(t); err != nil {
+		return "start", err
+	}
+	if st, err := readStat(pid); err == nil {
+		sid = st.sid
+	}
+	env = append(env, "ZDTM_TEST_PID="+strconv.Itoa(pid))
+	if err := r.hook(ctx, t, work, env, "--post-start"); err != nil {
+		return "hook", err
+	}
+
+	for i := 1; i <= max(r.Mode.Iters, 1); i++ {
+		if err := r.hook(ctx, t, work, env, "--pre-dump"); err != nil {
+			return "hook", err
+		}
+		if r.Mode.Snapshot {
+			cctx, cancel := context.WithTimeout(ctx, tmo)
+			err := r.Engine.Checkpoint(cctx, t, pid, r.Engine.Image(work, i, true), CheckpointOpts{LeaveRunning: true})
+			cancel()
+			if err != nil {
+				return stepOf(err, "snapshot"), err
+			}
+		}
+		tree := treeOf([]int{pid}, []int{sid})
+		img := r.Engine.Image(work, i, false)
+		r.logf("%s: checkpoint %d of %v", t.Name, i, tree)
+		cctx, cancel := context.WithTimeout(ctx, tmo)
+		err := r.Engine.Checkpoint(cctx, t, pid, img, CheckpointOpts{PreCopy: r.Mode.PreCopy})
+		cancel()
+		if err != nil {
+			return stepOf(err, "checkpoint"), err
+		}
+		// The checkpoint killed the tree; pid 1 reaps it, slowly.
+		wctx, cancel := context.WithTimeout(ctx, tmo)
+		err = waitGone(wctx, tree, false)
+		cancel()
+		if err != nil {
+			return "checkpoint", fmt.Errorf("the checkpointed tree did not go: %v", err)
+		}
+		if r.Mode.Filter {
+			fctx, cancel := context.WithTimeout(ctx, tmo)
+			img, err = r.Engine.Filter(fctx, t, img)
+			cancel()
+			if err != nil {
+				return stepOf(err, "filter"), err
+			}
+		}
+		_ = os.Remove(t.Path(".pid"))
+		if err := r.hook(ctx, t, work, env, "--pre-restore"); err != nil {
+			return "hook", err
+		}
+		r.logf("%s: restart %d", t.Name, i)
+		rctx, cancel := context.WithTimeout(ctx, tmo)
+		err = r.Engine.Restore(rctx, t, img)
+		cancel()
+		if err != nil {
+			return stepOf(err, "restart"), err
+		}
+		np, err := readPidfile(t)
+		if err != nil {
+			return "restart", err
+		}
+		if np != pid {
+			return "restart", fmt.Errorf("restored root is pid %d, not %d", np, pid)
+		}
+		if !alive(pid, true) {
+			return "restart", fmt.Errorf("restored pid %d is not running: %s", pid, outFailure(t))
+		}
+		if _, ok := r.Engine.(*Criu); ok {
+			// Post-restore hooks read CRIU's images (ZDTM_IMG_DIR).
+			henv := append(env[:len(env):len(env)], "ZDTM_IMG_DIR="+work)
+			if err := r.hook(ctx, t, work, henv, "--post-restore"); err != nil {
+				return "hook", err
+			}
+		}
+	}
+
+	// Stop: the test checks itself on SIGTERM and writes PASS or FAIL.
+	r.logf("%s: SIGTERM %d", t.Name, pid)
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+		return "result", fmt.Errorf("SIGTERM %d: %v", pid, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, tmo)
+	err = waitGone(wctx, []int{pid}, true)
+	cancel()
+	if err != nil {
+		return "result", fmt.Errorf("no exit %v after SIGTERM: %s", tmo, outFailure(t))
+	}
+	if !outPassed(t) {
+		reason := outFailure(t)
+		if reason == "" {
+			reason = "no PASS in " + t.Name + ".out"
+		}
+		return "result", errors.New(reason)
+	}
+	return "", nil
+}
+
+// startTest runs the test's launcher in a process group of its own and
+// waits for it to exit (it does once the test wrote NAME.pid). On a
+// timeout the launcher and everything it started are killed.
+func startTest(ctx context.Context, t *Test, log string, env []string, tmo time.Duration) (int, error) {
+	f, err := os.Create(log)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "+ %s\n", strings.Join(t.Argv, " "))
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	cmd := exec.Command(filepath.Join(t.Dir, t.Argv[0]), t.Argv[1:]...)
+	cmd.Args[0] = t.Argv[0]
+	cmd.Dir, cmd.Env = t.Dir, env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	l := cmd.Process.Pid
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(tmo)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return l, err
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	_ = killTree([]int{l}, []int{l}, tmo)
+	<-done
+	return l, fmt.Errorf("no %s.pid after %v", t.Name, tmo)
+}
+
+func stepOf(err error, dflt string) string {
+	var se *StepError
+	if errors.As(err, &se) {
+		return se.Step
+	}
+	return dflt
+}
+
+func readPidfile(t *Test) (int, error) {
+	b, err := os.ReadFile(t.Path(".pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("%s.pid: %q is not a pid", t.Name, b)
+	}
+	return pid, nil
+}
+
+// outPassed reads NAME.out as zdtm.py does: PASS among the words of its
+// last lines.
+func outPassed(t *Test) bool {
+	b, err := os.ReadFile(t.Path(".out"))
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	for _, w := range strings.Fields(strings.Join(lines, " ")) {
+		if w == "PASS" {
+			return true
+		}
+	}
+	return false
+}
+
+// outFailure returns the failure lines of NAME.out (FAIL, ERR and error
+// messages), or its last line.
+func outFailure(t *Test) string {
+	b, err := os.ReadFile(t.Path(".out"))
+	if err != nil {
+		if b, err = os.ReadFile(t.Path(".out.inprogress")); err != nil {
+			return ""
+		}
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "FAIL") || strings.Contains(l, "ERR") || strings.Contains(l, "rror") {
+			keep = append(keep, stripOutPrefix(l))
+		}
+	}
+	if len(keep) == 0 {
+		return stripOutPrefix(lastLine(string(b)))
+	}
+	if len(keep) > 4 {
+		keep = keep[:4]
+	}
+	return strings.Join(keep, " | ")
+}
+
+// stripOutPrefix drops the "12:34:56.789: 1234: " a zdtm test prints
+// before each message.
+func stripOutPrefix(l string) string {
+	l = strings.TrimSpace(l)
+	for i := 0; i < 2; i++ {
+		j := strings.Index(l, ": ")
+		if j <= 0 || strings.Trim(l[:j], "0123456789:.") != "" {
+			break
+		}
+		l = strings.TrimSpace(l[j+2:])
+	}
+	return l
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " | ")
+	if len(s) > 400 {
+		s = s[:400] + "..."
+	}
+	return s
+}
