@@ -734,6 +734,10 @@ type FileLock struct {
 	Start int64  `json:"start,omitempty"`
 	Len   int64  `json:"len,omitempty"`
 	Pid   int    `json:"pid,omitempty"`
+	// BreakTo is set for a lease someone was breaking: the type it was
+	// being broken to, "read" or "unlock". Write is then the type it had
+	// before, as its description's access mode says.
+	BreakTo string `json:"break_to,omitempty"`
 }
 
 // TCPState is what TCP_REPAIR reads of an established connection: sequence

@@ -1,7 +1,9 @@
 package files
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -29,12 +31,23 @@ func FileExtras(fd *Fd, f *ckpt.File) error {
 		}
 	}
 	// A lease belongs to the open file description: the copy shares it.
+	// One being broken ("LEASE BREAKING READ|UNLCK") had the type the
+	// description's access mode allows (F_GETLEASE says the target type
+	// now): restart sets that and starts the break again.
+	breaking := false
 	for _, line := range fd.Info.Locks {
-		if f := strings.Fields(line); len(f) > 2 && f[1] == "LEASE" && f[2] != "ACTIVE" {
-			return &UnsupportedError{Fd: fd.Num, What: "a lease being broken, on " + fd.Link.Path}
+		lf := strings.Fields(line)
+		if len(lf) < 4 || lf[1] != "LEASE" || lf[2] == "ACTIVE" {
+			continue
 		}
+		to := map[string]string{"READ": "read", "UNLCK": "unlock"}[lf[3]]
+		if lf[2] != "BREAKING" || to == "" {
+			return &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("a lease in state %s %s, on %s", lf[2], lf[3], fd.Link.Path)}
+		}
+		f.Locks = append(f.Locks, ckpt.FileLock{Kind: "lease", Write: fd.Info.Flags&unix.O_ACCMODE != unix.O_RDONLY, BreakTo: to})
+		breaking = true
 	}
-	if fileType(&fd.Stat) == unix.S_IFREG {
+	if fileType(&fd.Stat) == unix.S_IFREG && !breaking {
 		if lease, err := unix.FcntlInt(uintptr(s), unix.F_GETLEASE, 0); err == nil && lease != unix.F_UNLCK {
 			f.Locks = append(f.Locks, ckpt.FileLock{Kind: "lease", Write: lease == unix.F_WRLCK})
 		}
@@ -150,6 +163,11 @@ func RestoreLocks(t Target, pid, fd int, f *ckpt.File) error {
 			if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETLEASE, typ); err != nil {
 				return fmt.Errorf("lease: %w", err)
 			}
+			if l.BreakTo != "" {
+				if err := breakLease(t, fd, l.BreakTo); err != nil {
+					return fmt.Errorf("lease: breaking it again: %w", err)
+				}
+			}
 		case "flock":
 			op := uint64(unix.LOCK_SH | unix.LOCK_NB)
 			if l.Write {
@@ -184,6 +202,84 @@ func RestoreLocks(t Target, pid, fd int, f *ckpt.File) error {
 				return fmt.Errorf("%s lock [%d, +%d): %w", l.Kind, l.Start, l.Len, err)
 			}
 		}
+	}
+	return nil
+}
+
+// breakLease starts breaking the lease on t's fd again, as the open that
+// was breaking it did: an open of the file for writing breaks a lease to
+// unlock, one for reading a write lease to read. crsub opens it, through a
+// copy of the fd, without blocking: the open fails, the break goes on.
+func breakLease(t Target, fd int, to string) error {
+	// The break signals the lease's owner, which had its signal for this
+	// break before the checkpoint: the new one goes to the task itself,
+	// which takes it unseen, and the owner is set back after.
+	owner := make([]byte, 8) // struct f_owner_ex
+	ownerAddr, err := t.Scratch(owner)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_GETOWN_EX, ownerAddr); err != nil {
+		return fmt.Errorf("F_GETOWN_EX: %w", err)
+	}
+	if owner, err = t.ReadScratch(8); err != nil {
+		return err
+	}
+	self, err := t.Syscall(unix.SYS_GETPID)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETOWN, self); err != nil {
+		return fmt.Errorf("F_SETOWN: %w", err)
+	}
+	if err := startBreak(t, fd, to); err != nil {
+		return err
+	}
+	addr, err := t.Scratch(owner)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETOWN_EX, addr); err != nil {
+		return fmt.Errorf("F_SETOWN_EX: %w", err)
+	}
+	return nil
+}
+
+// startBreak opens the file of t's fd so that its lease breaks, and takes
+// the signal the break sends t.
+func startBreak(t Target, fd int, to string) error {
+	local, err := t.Copy(fd)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	flags := unix.O_RDONLY
+	if to == "unlock" {
+		flags = unix.O_WRONLY
+	}
+	b, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", local.Fd()), flags|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(b)
+		return fmt.Errorf("the open meant to break it succeeded: no lease to break")
+	}
+	if err != unix.EWOULDBLOCK {
+		return os.NewSyscallError("open", err)
+	}
+	sig, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_GETSIG)
+	if err != nil {
+		return err
+	}
+	if sig == 0 {
+		sig = uint64(unix.SIGIO)
+	}
+	wait := make([]byte, 8+16) // the sigset, then a zero timespec
+	putLE64(wait, 1<<(sig-1))
+	addr, err := t.Scratch(wait)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_RT_SIGTIMEDWAIT, addr, 0, addr+8, 8); err != nil && !errors.Is(err, unix.EAGAIN) {
+		return fmt.Errorf("taking the break's signal: %w", err)
 	}
 	return nil
 }
