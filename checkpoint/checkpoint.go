@@ -726,6 +726,15 @@ func (s *session) collect() (*ckpt.Header, error) {
 			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
 	}
+	// Whether a waiting connection can be restored depends on whether
+	// the tree holds its client: once every fd is known.
+	for _, p := range s.procs {
+		for _, fd := range p.fds {
+			if err := files.CheckAcceptQueue(s.files, fd); err != nil {
+				return nil, &ProcessError{Pid: p.pid, Err: &FdError{Pid: p.pid, Fd: fd.Num, Err: err}}
+			}
+		}
+	}
 	h := s.procs[0].state.header
 	return &h, nil
 }

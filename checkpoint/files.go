@@ -32,9 +32,6 @@ func (s *session) examineFds(p *proc) error {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}
 		p.fds = append(p.fds, fd)
-		if err := files.CheckAcceptQueue(fd); err != nil {
-			return &FdError{Pid: p.pid, Fd: n, Err: err}
-		}
 		if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
 			s.files.PtyMasters[index] = fd
 		}

@@ -394,6 +394,7 @@ const (
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image
 	FileUnixListen = "unix-listen"
 	FileUnixBound  = "unix-bound" // bound, unbound or disconnected, without a peer
+	FileInflight   = "in-flight"  // the client of a connection a listener of the image had not accepted
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -521,6 +522,17 @@ type Socket struct {
 	Shutdown int   `json:"shutdown,omitempty"`
 	Queued   int64 `json:"queued,omitempty"`
 	Messages []int `json:"messages,omitempty"`
+	// File is the socket file a unix socket bound to a path made: its
+	// mode and owner, given back to the one bind makes again.
+	File *SocketFile `json:"file,omitempty"`
+}
+
+// SocketFile is the mode (permission bits) and owner of a unix socket's
+// file.
+type SocketFile struct {
+	Mode uint32 `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 // FileHandle is a file handle (name_to_handle_at): its type and bytes.

@@ -51,6 +51,13 @@ type DumpContext struct {
 	// unix pair (by its lower inode) to its record, once written.
 	Sockets map[uint64]*Fd
 	Pairs   map[uint64]ckpt.Objref
+	// Inflight maps the client end of each connection waiting in the
+	// accept queue of a listener of the tree to that listener (filled by
+	// CheckAcceptQueue before anything is dumped), and ahead the sockets
+	// whose file records were written before their fd came (a listener
+	// its waiting clients connect to) to those records.
+	Inflight map[uint64]*Inflight
+	ahead    map[uint64]ckpt.Objref
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
@@ -173,6 +180,10 @@ type RestoreContext struct {
 	// restored tree's pid namespace.
 	InTree   func(pid int) bool
 	InnerPid func(pid int) int
+	// Open gives the target an fd on the file of a file record read
+	// before (a dependency of the one being restored), restoring it first
+	// if no process has yet.
+	Open func(ref ckpt.Objref, t Target) (int, error)
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
@@ -287,6 +298,7 @@ var Kinds = []*Kind{
 	udpKind,
 	rawKind,
 	tcpClosedKind,
+	inflightKind,
 	tcpEstablishedKind,
 	unixListenKind,
 	unixKind,

@@ -346,7 +346,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 		c.Log.Warn("queued datagrams of a bound unix socket are not kept", "fd", fd.Num, "name", su.Name, "bytes", n)
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
+		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name, File: socketFileOf(fd.Pid, su.Name)}}
 	readSocketOptions(s, f.Socket)
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
@@ -382,7 +382,7 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
 	}
-	if err := setSocketOptions(t, fd, s); err != nil {
+	if err := restoreSocketFile(t, s.Local, s.File); err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
 	}
