@@ -522,9 +522,29 @@ type Socket struct {
 	Shutdown int   `json:"shutdown,omitempty"`
 	Queued   int64 `json:"queued,omitempty"`
 	Messages []int `json:"messages,omitempty"`
+	// Ancillary is what the messages queued for a unix socket without a
+	// peer carry besides their bytes.
+	Ancillary []Ancillary `json:"ancillary,omitempty"`
 	// File is the socket file a unix socket bound to a path made: its
 	// mode and owner, given back to the one bind makes again.
 	File *SocketFile `json:"file,omitempty"`
+}
+
+// Ancillary is what one message queued at a unix socket carries besides
+// its bytes: files (SCM_RIGHTS), by their file records (which the record
+// of the queue depends on), and its sender's credentials (SCM_CREDENTIALS,
+// where the receiver asked for them with SO_PASSCRED).
+type Ancillary struct {
+	Message int       `json:"message"` // its index in the queue (a stream's chunks count as messages)
+	Files   []Objref  `json:"files,omitempty"`
+	Creds   *MsgCreds `json:"creds,omitempty"`
+}
+
+// MsgCreds are a message sender's credentials (struct ucred).
+type MsgCreds struct {
+	Pid int32  `json:"pid"`
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // SocketFile is the mode (permission bits) and owner of a unix socket's
@@ -617,6 +637,9 @@ type UnixPair struct {
 	// Shutdown is each end's sk_shutdown (1: reading shut down, 2:
 	// writing).
 	Shutdown [2]int `json:"shutdown,omitempty"`
+	// Ancillary is what the messages queued for each end carry besides
+	// their bytes; a stream end's Messages are then its chunks.
+	Ancillary [2][]Ancillary `json:"ancillary,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;

@@ -58,6 +58,16 @@ type DumpContext struct {
 	// its waiting clients connect to) to those records.
 	Inflight map[uint64]*Inflight
 	ahead    map[uint64]ckpt.Objref
+	// passed holds, by unix socket inode, the queues peeked before
+	// anything was dumped because their messages carry files, and
+	// passedFds those files (PeekPassed).
+	passed    map[uint64][]queuedMessage
+	passedFds []*Fd
+	// DumpFd dumps the open file description of an fd that is not in the
+	// fd table (a file a queued message carries), as the driver dumps the
+	// fd table's: once per description, shared with the fds of the tree
+	// on it. It returns its file record.
+	DumpFd func(fd *Fd) (ckpt.Objref, error)
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
