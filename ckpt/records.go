@@ -522,6 +522,9 @@ type Socket struct {
 	Shutdown int   `json:"shutdown,omitempty"`
 	Queued   int64 `json:"queued,omitempty"`
 	Messages []int `json:"messages,omitempty"`
+	// Senders are, for a named unix datagram socket, the name each queued
+	// datagram came from ("" for an unnamed sender).
+	Senders []string `json:"senders,omitempty"`
 	// Ancillary is what the messages queued for a unix socket without a
 	// peer carry besides their bytes.
 	Ancillary []Ancillary `json:"ancillary,omitempty"`

@@ -210,6 +210,9 @@ type RestoreContext struct {
 	// driver calls each once, with the fd of the file in the first task
 	// that holds it.
 	Settle map[ckpt.Objref]func(t Target, fd int) error
+	// names are the unix sockets restored bound to a name, by name: the
+	// senders of the datagrams queued for others.
+	names map[string]namedSocket
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File

@@ -20,10 +20,10 @@ import (
 // process outside the tree is external. Listening unix sockets are
 // unixListenKind's.
 //
-// An unconnected unix datagram socket bound to a name (a syslog-style
-// server socket) is bound to it again; datagrams queued and not read are
-// dropped, with a warning at checkpoint time. A socket never bound, or
-// whose peer is gone, is made again as such.
+// A unix datagram socket bound to a name (a syslog-style server socket),
+// or connected to a socket that is not connected back to it, is
+// socket_unix_dgram.go's. A socket never bound, or whose peer is gone, is
+// made again as such.
 var unixKind = &Kind{
 	Files: []string{ckpt.FileUnixSocket, ckpt.FileUnixBound},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
@@ -48,6 +48,13 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	what := fmt.Sprintf("unix socket:[%d]", ino)
 	if d.Peer == 0 {
 		return dumpUnixBound(c, fd, what, d)
+	}
+	if fd.Socket.Type == unix.SOCK_DGRAM {
+		// Connected to a socket that is not connected back (a server's
+		// bound socket, itself): connected again by its name.
+		if pd, err := sys.UnixSocketDiag(d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
+			return dumpNamedDgram(c, fd, what, pd.Name)
+		}
 	}
 	end := 0
 	if d.Peer < ino {
@@ -236,14 +243,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
 		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
 	}
-	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
-		c.Log.Warn("queued datagrams of a bound unix socket are not kept", "fd", fd.Num, "name", su.Name, "bytes", n)
-	}
-	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name, File: socketFileOf(fd.Pid, su.Name)}}
-	readSocketOptions(s, f.Socket)
-	ref := c.W.NewObjref()
-	return ref, c.WriteFile(fd, ref, nil, &f)
+	return dumpNamedDgram(c, fd, what, "")
 }
 
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -251,44 +251,10 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 	if s != nil && (s.State == "unbound" || s.State == "disconnected") {
 		return restoreUnixUnbound(c, t, rec, f)
 	}
-	if s == nil || s.Local == "" {
+	if s == nil || (s.Local == "" && s.Peer == "") {
 		return -1, errors.New("bound unix socket without its name")
 	}
-	if s.Local[0] != '@' {
-		if err := clearStaleSocket(s.Local, s.Type); err != nil {
-			return -1, err
-		}
-	}
-	raw, err := unixSockaddr(s.Local)
-	if err != nil {
-		return -1, err
-	}
-	fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	fd := int(fdv)
-	addr, err := t.Scratch(raw)
-	if err == nil {
-		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
-	}
-	if err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
-	}
-	if err := restoreSocketFile(t, s.Local, s.File); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	if err := setNonblock(t, fd, f.Flags); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	return fd, nil
+	return restoreNamedDgram(c, t, rec, f)
 }
 
 // restoreUnixUnbound makes a socket that was never bound: a new one, or, if

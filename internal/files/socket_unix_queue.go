@@ -39,6 +39,7 @@ type queuedMessage struct {
 	data  []byte
 	fds   []*Fd       // the files it carries, examined
 	creds *unix.Ucred // its sender's credentials, if the receiver asked
+	from  string      // the name of its sender (datagrams), "" if unnamed
 }
 
 // carries reports whether a message has anything besides its bytes.
@@ -183,7 +184,7 @@ func peekUnix(e *Fd, typ int, examine func(local int) (*Fd, error)) (msgs []queu
 	}
 	oob := make([]byte, 8192)
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, from, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 		if errors.Is(err, unix.EAGAIN) {
 			break
 		}
@@ -194,6 +195,9 @@ func peekUnix(e *Fd, typ int, examine func(local int) (*Fd, error)) (msgs []queu
 			return msgs, fmt.Errorf("peeking the queue: %w", err)
 		}
 		m := queuedMessage{data: append([]byte(nil), buf[:n]...)}
+		if su, ok := from.(*unix.SockaddrUnix); ok && su.Name != "@" {
+			m.from = su.Name
+		}
 		if oobn > 0 {
 			if err := parseAncillary(oob[:oobn], &m, examine); err != nil {
 				return append(msgs, m), err

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,9 @@ type UnixDiag struct {
 	// Icons are, for a listener, the inodes of the sockets whose
 	// connections wait in its accept queue (0 for one closed since).
 	Icons []uint64
+	// Name is the name it is bound to: a path, or an abstract name with
+	// a leading '@'; empty if it is not bound.
+	Name string
 	// Shutdown is sk_shutdown: 1 for reading shut down, 2 for writing.
 	Shutdown int
 }
@@ -29,7 +33,9 @@ type UnixDiag struct {
 const (
 	sockDiagByFamily = 20
 	udiagShowPeer    = 0x4
+	udiagShowName    = 0x1
 	udiagShowIcons   = 0x8
+	unixDiagName     = 0
 	udiagShowRqlen   = 0x10
 	unixDiagPeer     = 2
 	unixDiagIcons    = 3
@@ -54,7 +60,7 @@ func UnixSocketDiag(ino uint64) (UnixDiag, error) {
 	req[16] = unix.AF_UNIX
 	le.PutUint32(req[20:], ^uint32(0)) // every state
 	le.PutUint32(req[24:], uint32(ino))
-	le.PutUint32(req[28:], udiagShowPeer|udiagShowIcons|udiagShowRqlen)
+	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
 	le.PutUint32(req[32:], ^uint32(0)) // no cookie
 	le.PutUint32(req[36:], ^uint32(0))
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
@@ -117,6 +123,15 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 				d.RQueue, d.WQueue = le.Uint32(val), le.Uint32(val[4:])
 			case atype == unixDiagRqlen && len(val) >= 4:
 				d.RQueue = le.Uint32(val)
+			case atype == unixDiagName && len(val) > 0:
+				if val[0] == 0 {
+					// Up to its first NUL, as x/sys/unix's
+					// getsockname gives it.
+					name, _, _ := strings.Cut(string(val[1:]), "\x00")
+					d.Name = "@" + name
+				} else {
+					d.Name = strings.TrimRight(string(val), "\x00")
+				}
 			case atype == unixDiagIcons:
 				for i := 0; i+4 <= len(val); i += 4 {
 					d.Icons = append(d.Icons, uint64(le.Uint32(val[i:])))
