@@ -131,6 +131,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		for _, p := range s.procs {
 			p.closeFds()
 		}
+		if s.files != nil {
+			s.files.ClosePassed()
+		}
 	}()
 	s.early = prepareFreeze(pid)
 	// The counters that tell whether smaps still holds are closed after
@@ -411,6 +414,9 @@ func (s *session) release() error {
 	err := s.thaw()
 	for _, p := range s.procs {
 		p.closeFds()
+	}
+	if s.files != nil {
+		s.files.ClosePassed()
 	}
 	s.procs, s.zombies, s.files = nil, nil, nil
 	return err
@@ -727,6 +733,18 @@ func (s *session) collect() (*ckpt.Header, error) {
 			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
 	}
+	if err := s.examinePassed(); err != nil {
+		return nil, err
+	}
+	// Whether a waiting connection can be restored depends on whether
+	// the tree holds its client: once every fd is known.
+	for _, p := range s.procs {
+		for _, fd := range p.fds {
+			if err := files.CheckAcceptQueue(s.files, fd); err != nil {
+				return nil, &ProcessError{Pid: p.pid, Err: &FdError{Pid: p.pid, Fd: fd.Num, Err: err}}
+			}
+		}
+	}
 	h := s.procs[0].state.header
 	return &h, nil
 }
@@ -748,6 +766,10 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 		return err
 	}
 	s.files.W = cw
+	s.files.DumpFd = func(fd *files.Fd) (ckpt.Objref, error) {
+		ref, _, err := s.dumpDescription(fd)
+		return ref, err
+	}
 	for _, p := range s.procs {
 		if err := s.writeProcess(ctx, cw, p, mem); err != nil {
 			return &ProcessError{Pid: p.pid, Err: err}

@@ -32,34 +32,93 @@ func (s *session) examineFds(p *proc) error {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}
 		p.fds = append(p.fds, fd)
-		if err := files.CheckAcceptQueue(fd); err != nil {
-			return &FdError{Pid: p.pid, Fd: n, Err: err}
+		s.note(fd)
+	}
+	return nil
+}
+
+// note counts an fd among those of the tree: pty masters and slaves, sockets, pipe
+// ends.
+func (s *session) note(fd *files.Fd) {
+	if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
+		s.files.PtyMasters[index] = fd
+	}
+	if index, ok := files.PtyIndexOfSlave(fd); ok && s.files.PtySlaves[index] == nil {
+		s.files.PtySlaves[index] = fd
+	}
+	if fd.Link.Kind == procfs.FdSocket {
+		if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
+			s.files.Sockets[fd.Link.Inode] = fd
 		}
-		if index, ok := files.PtyIndexOfMaster(fd); ok && s.files.PtyMasters[index] == nil {
-			s.files.PtyMasters[index] = fd
+	}
+	if fd.Link.Kind == procfs.FdPipe {
+		ends := s.files.PipeEnds[fd.Link.Inode]
+		if ends == nil {
+			ends = &files.PipeEnds{}
+			s.files.PipeEnds[fd.Link.Inode] = ends
 		}
-		if index, ok := files.PtyIndexOfSlave(fd); ok && s.files.PtySlaves[index] == nil {
-			s.files.PtySlaves[index] = fd
+		if int(fd.Info.Flags)&unix.O_ACCMODE == unix.O_RDONLY {
+			ends.Read++
+		} else {
+			ends.Write++
 		}
-		if fd.Link.Kind == procfs.FdSocket {
-			if _, seen := s.files.Sockets[fd.Link.Inode]; !seen {
-				s.files.Sockets[fd.Link.Inode] = fd
+	}
+}
+
+// examinePassed examines the files the messages queued at the tree's unix
+// sockets carry (files.PeekPassed) and counts them with the tree's fds: a
+// pipe end only in a message is still in the checkpoint.
+func (s *session) examinePassed() error {
+	self := os.Getpid()
+	pidfd, err := sys.PidfdOpen(self)
+	if err != nil {
+		return err
+	}
+	defer pidfd.Close()
+	examine := func(local int) (*files.Fd, error) {
+		defer unix.Close(local)
+		fd, err := examineFd(self, pidfd, local)
+		if err != nil {
+			return nil, err
+		}
+		fd.Num = int(fd.Copy.Fd()) // the copy outlives the peek's fd
+		return fd, nil
+	}
+	for _, p := range s.procs {
+		for _, fd := range p.fds {
+			passed, err := s.files.PeekPassed(fd, examine)
+			if err != nil {
+				return &ProcessError{Pid: p.pid, Err: &FdError{Pid: p.pid, Fd: fd.Num, Err: err}}
 			}
-		}
-		if fd.Link.Kind == procfs.FdPipe {
-			ends := s.files.PipeEnds[fd.Link.Inode]
-			if ends == nil {
-				ends = &files.PipeEnds{}
-				s.files.PipeEnds[fd.Link.Inode] = ends
-			}
-			if int(fd.Info.Flags)&unix.O_ACCMODE == unix.O_RDONLY {
-				ends.Read++
-			} else {
-				ends.Write++
+			for _, f := range passed {
+				s.note(f)
 			}
 		}
 	}
 	return nil
+}
+
+// dumpDescription dumps the open file description fd refers to, once: an
+// fd on a description dumped already (in this or an earlier process, or
+// carried by a queued message) shares its record. It returns the record
+// and the kind that wrote it.
+func (s *session) dumpDescription(fd *files.Fd) (ckpt.Objref, *files.Kind, error) {
+	if s.descriptions == nil {
+		s.descriptions = descriptions{}
+	}
+	ref, at, err := s.descriptions.find(fd)
+	if err != nil || ref != 0 {
+		return ref, nil, err
+	}
+	kind, err := files.KindFor(s.files, fd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if ref, err = kind.Dump(s.files, fd); err != nil {
+		return 0, kind, err
+	}
+	s.descriptions.insert(at, files.Dumped{Fd: fd, Ref: ref})
+	return ref, kind, nil
 }
 
 func (p *proc) closeFds() {
@@ -79,19 +138,12 @@ func (s *session) dumpFiles(cw *ckpt.Writer, p *proc, procRef ckpt.Objref) error
 		s.descriptions = descriptions{}
 	}
 	for _, fd := range p.fds {
-		ref, at, err := s.descriptions.find(fd)
+		ref, kind, err := s.dumpDescription(fd)
 		if err != nil {
-			return &FdError{Pid: p.pid, Fd: fd.Num, Err: err}
-		}
-		if ref == 0 {
-			kind, err := files.KindFor(ctx, fd)
-			if err != nil {
-				return &FdError{Pid: p.pid, Fd: fd.Num, Err: err}
-			}
-			if ref, err = kind.Dump(ctx, fd); err != nil {
+			if kind != nil {
 				return &FdError{Pid: p.pid, Fd: fd.Num, Kind: kind.String(), Err: err}
 			}
-			s.descriptions.insert(at, files.Dumped{Fd: fd, Ref: ref})
+			return &FdError{Pid: p.pid, Fd: fd.Num, Err: err}
 		}
 		ctx.Dumped = append(ctx.Dumped, files.Dumped{Fd: fd, Ref: ref})
 		rec := ckpt.Fd{Pid: p.pid, Fd: fd.Num, Cloexec: fd.Cloexec, File: ref}

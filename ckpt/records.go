@@ -404,6 +404,7 @@ const (
 	FileUnixListen = "unix-listen"
 	FileUnixBound  = "unix-bound" // bound, unbound or disconnected, without a peer
 	FileMQueue     = "mqueue"     // a POSIX message queue descriptor (mq_open)
+	FileInflight   = "in-flight"  // the client of a connection a listener of the image had not accepted
 )
 
 // File is an open file description (record TypeFile; defines the file
@@ -534,6 +535,40 @@ type Socket struct {
 	Shutdown int   `json:"shutdown,omitempty"`
 	Queued   int64 `json:"queued,omitempty"`
 	Messages []int `json:"messages,omitempty"`
+	// Senders are, for a named unix datagram socket, the name each queued
+	// datagram came from ("" for an unnamed sender).
+	Senders []string `json:"senders,omitempty"`
+	// Ancillary is what the messages queued for a unix socket without a
+	// peer carry besides their bytes.
+	Ancillary []Ancillary `json:"ancillary,omitempty"`
+	// File is the socket file a unix socket bound to a path made: its
+	// mode and owner, given back to the one bind makes again.
+	File *SocketFile `json:"file,omitempty"`
+}
+
+// Ancillary is what one message queued at a unix socket carries besides
+// its bytes: files (SCM_RIGHTS), by their file records (which the record
+// of the queue depends on), and its sender's credentials (SCM_CREDENTIALS,
+// where the receiver asked for them with SO_PASSCRED).
+type Ancillary struct {
+	Message int       `json:"message"` // its index in the queue (a stream's chunks count as messages)
+	Files   []Objref  `json:"files,omitempty"`
+	Creds   *MsgCreds `json:"creds,omitempty"`
+}
+
+// MsgCreds are a message sender's credentials (struct ucred).
+type MsgCreds struct {
+	Pid int32  `json:"pid"`
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// SocketFile is the mode (permission bits) and owner of a unix socket's
+// file.
+type SocketFile struct {
+	Mode uint32 `json:"mode"`
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
 }
 
 // FileHandle is a file handle (name_to_handle_at): its type and bytes.
@@ -640,6 +675,9 @@ type UnixPair struct {
 	// Shutdown is each end's sk_shutdown (1: reading shut down, 2:
 	// writing).
 	Shutdown [2]int `json:"shutdown,omitempty"`
+	// Ancillary is what the messages queued for each end carry besides
+	// their bytes; a stream end's Messages are then its chunks.
+	Ancillary [2][]Ancillary `json:"ancillary,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;

@@ -473,6 +473,24 @@ func (s *restorer) transfer(fromPid, fd int, to files.Target) (int, error) {
 	return t.takeLocal(int(local.Fd()))
 }
 
+// openFile gives target `to` an fd on the file of a file record read
+// before (RestoreContext.Open), restoring it first if no task has yet.
+func (s *restorer) openFile(ref ckpt.Objref, to files.Target) (int, error) {
+	t, ok := to.(*task)
+	if !ok {
+		return -1, fmt.Errorf("cannot hand an fd to %T", to)
+	}
+	g := s.opened[ref]
+	if g == nil {
+		return -1, fmt.Errorf("file objref %d is not in the image before it", ref)
+	}
+	of, err := t.fileFor(ref, g)
+	if err != nil {
+		return -1, err
+	}
+	return of.fd, nil
+}
+
 // closeInheritedFds closes what the new task inherited from this process,
 // except the fds the caller preserves.
 func (t *task) closeInheritedFds() error {

@@ -105,6 +105,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.files.Transfer = s.transfer
 	s.files.Take = take
+	s.files.Open = s.openFile
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true

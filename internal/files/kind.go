@@ -51,6 +51,23 @@ type DumpContext struct {
 	// unix pair (by its lower inode) to its record, once written.
 	Sockets map[uint64]*Fd
 	Pairs   map[uint64]ckpt.Objref
+	// Inflight maps the client end of each connection waiting in the
+	// accept queue of a listener of the tree to that listener (filled by
+	// CheckAcceptQueue before anything is dumped), and ahead the sockets
+	// whose file records were written before their fd came (a listener
+	// its waiting clients connect to) to those records.
+	Inflight map[uint64]*Inflight
+	ahead    map[uint64]ckpt.Objref
+	// passed holds, by unix socket inode, the queues peeked before
+	// anything was dumped because their messages carry files, and
+	// passedFds those files (PeekPassed).
+	passed    map[uint64][]queuedMessage
+	passedFds []*Fd
+	// DumpFd dumps the open file description of an fd that is not in the
+	// fd table (a file a queued message carries), as the driver dumps the
+	// fd table's: once per description, shared with the fds of the tree
+	// on it. It returns its file record.
+	DumpFd func(fd *Fd) (ckpt.Objref, error)
 	// Memfds maps a memfd's inode to its object record, once written (by
 	// its first fd or mapping).
 	Memfds map[uint64]ckpt.Objref
@@ -178,6 +195,10 @@ type RestoreContext struct {
 	// restored tree's pid namespace.
 	InTree   func(pid int) bool
 	InnerPid func(pid int) int
+	// Open gives the target an fd on the file of a file record read
+	// before (a dependency of the one being restored), restoring it first
+	// if no process has yet.
+	Open func(ref ckpt.Objref, t Target) (int, error)
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
@@ -200,6 +221,9 @@ type RestoreContext struct {
 	// driver calls each once, with the fd of the file in the first task
 	// that holds it.
 	Settle map[ckpt.Objref]func(t Target, fd int) error
+	// names are the unix sockets restored bound to a name, by name: the
+	// senders of the datagrams queued for others.
+	names map[string]namedSocket
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File
@@ -304,6 +328,7 @@ var Kinds = []*Kind{
 	udpKind,
 	rawKind,
 	tcpClosedKind,
+	inflightKind,
 	tcpEstablishedKind,
 	unixListenKind,
 	unixKind,

@@ -82,31 +82,62 @@ func ExamineSocket(fd *Fd) error {
 }
 
 // AcceptQueueError reports a listening socket with connections the
-// process has not accepted yet. They cannot be restored: nothing puts a
-// connection back into an accept queue, and the peer's side is not ours to
-// recreate. A checkpoint lets the process run a little to accept them, and
-// fails with this error if they stay.
+// process has not accepted yet that cannot be restored: a connection whose
+// client is outside the checkpoint (nothing puts a connection back into an
+// accept queue, and the client's side is not ours to recreate), or one
+// whose client sent data the listener's side holds. A checkpoint lets the
+// process run a little to accept them, and fails with this error if they
+// stay. (Connections whose client is in the tree and sent nothing are
+// connected again at restart: see inflightKind.)
 type AcceptQueueError struct {
 	Pid, Fd int
 	What    string
 	Waiting int
+	// Why says what keeps one of them from being restored.
+	Why string
 }
 
 func (e *AcceptQueueError) Error() string {
-	return fmt.Sprintf("%s: %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.What, e.Waiting)
+	msg := fmt.Sprintf("%s: %d connection(s) wait in its accept queue, not accepted by the process; they cannot be restored", e.What, e.Waiting)
+	if e.Why != "" {
+		msg += " (" + e.Why + ")"
+	}
+	return msg
 }
 
 // CheckAcceptQueue returns an *AcceptQueueError for a listener with
-// connections waiting.
-func CheckAcceptQueue(fd *Fd) error {
+// connections waiting that cannot be restored, and notes in c the clients
+// of those that can (c.Inflight). It is called once every fd of the tree
+// was examined (c.Sockets is complete).
+func CheckAcceptQueue(c *DumpContext, fd *Fd) error {
 	if fd.Socket == nil || !fd.Socket.Listening || fd.Socket.AcceptQueue == 0 {
+		return nil
+	}
+	var clients map[uint64]string
+	var why string
+	var err error
+	if fd.Socket.Family == unix.AF_UNIX {
+		clients, why, err = unixInflight(c, fd)
+	} else {
+		clients, why, err = tcpInflight(c, fd)
+	}
+	if err != nil {
+		return err
+	}
+	if why == "" {
+		if c.Inflight == nil {
+			c.Inflight = map[uint64]*Inflight{}
+		}
+		for ino, peer := range clients {
+			c.Inflight[ino] = &Inflight{Listener: fd, Peer: peer}
+		}
 		return nil
 	}
 	what := fmt.Sprintf("socket:[%d]", fd.Link.Inode)
 	if sa, err := unix.Getsockname(int(fd.Copy.Fd())); err == nil {
 		what = "listening on " + sockaddrString(sa)
 	}
-	return &AcceptQueueError{Pid: fd.Pid, Fd: fd.Num, What: what, Waiting: fd.Socket.AcceptQueue}
+	return &AcceptQueueError{Pid: fd.Pid, Fd: fd.Num, What: what, Waiting: fd.Socket.AcceptQueue, Why: why}
 }
 
 // otherSocketKind claims every socket no other kind did, to fail the
@@ -483,6 +514,44 @@ func unixSockaddr(name string) ([]byte, error) {
 	copy(b[2:], path)
 	// An abstract name's length says where it ends; a path's NUL is in b.
 	return b, nil
+}
+
+// socketFileOf returns the mode and owner of the file a unix socket of
+// process pid bound to name made, nil for an abstract name or a file gone.
+func socketFileOf(pid int, name string) *ckpt.SocketFile {
+	if name == "" || name[0] == '@' {
+		return nil
+	}
+	path := name
+	if path[0] != '/' {
+		path = fmt.Sprintf("/proc/%d/cwd/%s", pid, name)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil
+	}
+	return &ckpt.SocketFile{Mode: st.Mode &^ unix.S_IFMT, UID: st.Uid, GID: st.Gid}
+}
+
+// restoreSocketFile gives the socket file a restored unix socket bound to
+// name made (in the target, as its bind resolved it) its mode and owner.
+func restoreSocketFile(t Target, name string, sf *ckpt.SocketFile) error {
+	if sf == nil || name == "" || name[0] == '@' {
+		return nil
+	}
+	addr, err := t.Scratch(append([]byte(name), 0))
+	if err != nil {
+		return err
+	}
+	cwd := unix.AT_FDCWD
+	atFdcwd := uint64(int64(cwd))
+	if _, err := t.Syscall(unix.SYS_FCHOWNAT, atFdcwd, addr, uint64(sf.UID), uint64(sf.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown %s %d:%d: %w", name, sf.UID, sf.GID, err)
+	}
+	if _, err := t.Syscall(unix.SYS_FCHMODAT, atFdcwd, addr, uint64(sf.Mode)); err != nil {
+		return fmt.Errorf("chmod %s %#o: %w", name, sf.Mode, err)
+	}
+	return nil
 }
 
 // clearStaleSocket removes a socket file at path that nothing listens on

@@ -10,15 +10,16 @@ import (
 
 // Listening TCP sockets, IPv4 and IPv6, are recreated by address: bound to
 // the same address and port with the same options, listening again.
-// Connections waiting in the accept queue at checkpoint time are not kept
-// (see CheckAcceptQueue).
+// Connections waiting in the accept queue at checkpoint time are connected
+// again by their clients if the tree holds them (inflightKind; see
+// CheckAcceptQueue).
 var inetListenKind = &Kind{
 	Files: []string{ckpt.FileSocket},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
 		s := fd.Socket
 		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM && s.Listening
 	},
-	Dump:    dumpSocket,
+	Dump:    dumpOnce(dumpSocket),
 	Restore: restoreInetListen,
 }
 

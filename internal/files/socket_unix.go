@@ -20,10 +20,10 @@ import (
 // process outside the tree is external. Listening unix sockets are
 // unixListenKind's.
 //
-// An unconnected unix datagram socket bound to a name (a syslog-style
-// server socket) is bound to it again; datagrams queued and not read are
-// dropped, with a warning at checkpoint time. A socket never bound, or
-// whose peer is gone, is made again as such.
+// A unix datagram socket bound to a name (a syslog-style server socket),
+// or connected to a socket that is not connected back to it, is
+// socket_unix_dgram.go's. A socket never bound, or whose peer is gone, is
+// made again as such.
 var unixKind = &Kind{
 	Files: []string{ckpt.FileUnixSocket, ckpt.FileUnixBound},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
@@ -49,8 +49,12 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if d.Peer == 0 {
 		return dumpUnixBound(c, fd, what, d)
 	}
-	if n := fd.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
-		return 0, fmt.Errorf("%s has %s fds in flight (SCM_RIGHTS not yet received): not supported", what, n[0])
+	if fd.Socket.Type == unix.SOCK_DGRAM {
+		// Connected to a socket that is not connected back (a server's
+		// bound socket, itself): connected again by its name.
+		if pd, err := sys.UnixSocketDiag(d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
+			return dumpNamedDgram(c, fd, what, pd.Name)
+		}
 	}
 	end := 0
 	if d.Peer < ino {
@@ -81,16 +85,23 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	return ref, c.WriteFile(fd, ref, []ckpt.Objref{pairRef}, &f)
 }
 
-// dumpUnixPair writes the pair object with what each end has queued.
+// dumpUnixPair writes the pair object with what each end has queued, and
+// the files its messages carry first.
 func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 	p := ckpt.UnixPair{Type: typ}
 	var data [2][]byte
+	var deps []ckpt.Objref
 	for i, e := range ends {
 		p.Inodes[i] = e.Link.Inode
-		var err error
-		if data[i], p.Messages[i], err = peekQueue(e, typ); err != nil {
+		msgs, err := queueOf(c, e, typ)
+		if err != nil {
 			return 0, err
 		}
+		var carried []ckpt.Objref
+		if data[i], p.Messages[i], p.Ancillary[i], carried, err = dumpQueue(c, typ, msgs); err != nil {
+			return 0, err
+		}
+		deps = append(deps, carried...)
 		p.Bytes[i] = int64(len(data[i]))
 		d, err := sys.UnixSocketDiag(e.Link.Inode)
 		if err != nil {
@@ -99,7 +110,7 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 		p.Shutdown[i] = d.Shutdown
 	}
 	ref := c.W.NewObjref()
-	return ref, c.W.WriteWithPayload(ckpt.TypeUnixPair, ref, nil, &p, p.Bytes[0]+p.Bytes[1], func(w io.Writer) error {
+	return ref, c.W.WriteWithPayload(ckpt.TypeUnixPair, ref, deps, &p, p.Bytes[0]+p.Bytes[1], func(w io.Writer) error {
 		for _, d := range data {
 			if _, err := w.Write(d); err != nil {
 				return err
@@ -107,109 +118,6 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 		}
 		return nil
 	})
-}
-
-// peekStream copies a stream socket's receive queue without consuming it:
-// a unix stream peek walks across all queued buffers.
-func peekStream(e *Fd) ([]byte, error) {
-	s := int(e.Copy.Fd())
-	n, err := unix.IoctlGetInt(s, unix.SIOCINQ)
-	if err != nil {
-		return nil, fmt.Errorf("SIOCINQ: %w", err)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	if n > maxSocketQueue {
-		return nil, fmt.Errorf("%d bytes queued, more than the %d crsub stores", n, maxSocketQueue)
-	}
-	buf := make([]byte, n)
-	for {
-		k, _, err := unix.Recvfrom(s, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("peeking the queue: %w", err)
-		}
-		if k != n {
-			return nil, fmt.Errorf("peeked %d of the %d bytes queued", k, n)
-		}
-		return buf, nil
-	}
-}
-
-// peekQueue copies what is queued for reading at a unix socket without
-// consuming it: a stream's bytes, or a datagram or seqpacket socket's
-// messages with their lengths.
-func peekQueue(e *Fd, typ int) ([]byte, []int, error) {
-	if typ == unix.SOCK_STREAM {
-		data, err := peekStream(e)
-		return data, nil, err
-	}
-	return peekMessages(e)
-}
-
-// peekMessages copies a datagram or seqpacket socket's queued messages:
-// with SO_PEEK_OFF set, each MSG_PEEK shows the message after the last one
-// peeked. The socket's own peek offset is put back after.
-func peekMessages(e *Fd) ([]byte, []int, error) {
-	s := int(e.Copy.Fd())
-	old, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF)
-	if err != nil {
-		return nil, nil, fmt.Errorf("SO_PEEK_OFF: %w", err)
-	}
-	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0); err != nil {
-		return nil, nil, fmt.Errorf("SO_PEEK_OFF: %w", err)
-	}
-	defer unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PEEK_OFF, old)
-	readShut := false
-	if d, err := sys.UnixSocketDiag(e.Link.Inode); err == nil {
-		readShut = d.Shutdown&1 != 0
-	}
-	var data []byte
-	var sizes []int
-	buf := make([]byte, 1<<20)
-	oob := make([]byte, 256)
-	for {
-		n, oobn, flags, _, err := unix.Recvmsg(s, buf, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if errors.Is(err, unix.EAGAIN) {
-			break
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("peeking the queue: %w", err)
-		}
-		if n == 0 && oobn == 0 {
-			if readShut {
-				break // the end of the queue of a socket shut down for reading
-			}
-			// The peek offset cannot move past it.
-			return nil, nil, errors.New("a zero-length message is queued: not supported")
-		}
-		if oobn > 0 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
-			return nil, nil, fmt.Errorf("a queued message carries ancillary data or is larger than %d bytes", len(buf))
-		}
-		data = append(data, buf[:n]...)
-		sizes = append(sizes, n)
-		if len(data) > maxSocketQueue {
-			return nil, nil, fmt.Errorf("more than %d bytes queued", maxSocketQueue)
-		}
-	}
-	return data, sizes, nil
-}
-
-// requeue sends messages from fd, one per size, in order.
-func requeue(fd int, data []byte, sizes []int) error {
-	for _, n := range sizes {
-		if _, err := unix.SendmsgN(fd, data[:n], nil, nil, unix.MSG_DONTWAIT); err != nil {
-			return err
-		}
-		data = data[n:]
-	}
-	return nil
 }
 
 // restoreUnixPair recreates a pair record inside t and refills both
@@ -253,19 +161,7 @@ func restoreUnixPair(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		if err != nil {
 			return err
 		}
-		sizes := p.Messages[i]
-		if p.Type == unix.SOCK_STREAM {
-			sizes = []int{len(data)}
-		}
-		total := 0
-		for _, n := range sizes {
-			total += n
-		}
-		if total != len(data) {
-			from.Close()
-			return fmt.Errorf("unix pair: message sizes add up to %d, the queue holds %d", total, len(data))
-		}
-		err = requeue(int(from.Fd()), data, sizes)
+		err = requeue(c, t, int(from.Fd()), p.Type, data, p.Messages[i], p.Ancillary[i])
 		from.Close()
 		if err != nil {
 			return fmt.Errorf("unix pair: refilling end %d: %w", i, err)
@@ -324,9 +220,14 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 		// keeps one), or one whose peer is gone.
 		sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "unbound"}
 		var queued []byte
+		var deps []ckpt.Objref
 		if d.State != tcpClose {
 			sock.State, sock.Shutdown = "disconnected", d.Shutdown
-			if queued, sock.Messages, err = peekQueue(fd, fd.Socket.Type); err != nil {
+			msgs, err := queueOf(c, fd, fd.Socket.Type)
+			if err == nil {
+				queued, sock.Messages, sock.Ancillary, deps, err = dumpQueue(c, fd.Socket.Type, msgs)
+			}
+			if err != nil {
 				return 0, fmt.Errorf("%s: %w", what, err)
 			}
 			sock.Queued = int64(len(queued))
@@ -334,7 +235,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 		readSocketOptions(s, sock)
 		f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 		ref := c.W.NewObjref()
-		return ref, c.WriteFileWithPayload(fd, ref, nil, &f, sock.Queued, func(w io.Writer) error {
+		return ref, c.WriteFileWithPayload(fd, ref, deps, &f, sock.Queued, func(w io.Writer) error {
 			_, err := w.Write(queued)
 			return err
 		})
@@ -342,65 +243,24 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
 		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
 	}
-	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
-		c.Log.Warn("queued datagrams of a bound unix socket are not kept", "fd", fd.Num, "name", su.Name, "bytes", n)
-	}
-	f := ckpt.File{Kind: ckpt.FileUnixBound, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound", Local: su.Name}}
-	readSocketOptions(s, f.Socket)
-	ref := c.W.NewObjref()
-	return ref, c.WriteFile(fd, ref, nil, &f)
+	return dumpNamedDgram(c, fd, what, "")
 }
 
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	if s != nil && (s.State == "unbound" || s.State == "disconnected") {
-		return restoreUnixUnbound(t, rec, f)
+		return restoreUnixUnbound(c, t, rec, f)
 	}
-	if s == nil || s.Local == "" {
+	if s == nil || (s.Local == "" && s.Peer == "") {
 		return -1, errors.New("bound unix socket without its name")
 	}
-	if s.Local[0] != '@' {
-		if err := clearStaleSocket(s.Local, s.Type); err != nil {
-			return -1, err
-		}
-	}
-	raw, err := unixSockaddr(s.Local)
-	if err != nil {
-		return -1, err
-	}
-	fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	fd := int(fdv)
-	addr, err := t.Scratch(raw)
-	if err == nil {
-		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
-	}
-	if err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, fmt.Errorf("bind %s: %w", s.Local, err)
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	if err := setNonblock(t, fd, f.Flags); err != nil {
-		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
-		return -1, err
-	}
-	return fd, nil
+	return restoreNamedDgram(c, t, rec, f)
 }
 
 // restoreUnixUnbound makes a socket that was never bound: a new one, or, if
 // its peer was gone, one end of a pair whose other end sends again what was
 // queued, then is closed.
-func restoreUnixUnbound(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+func restoreUnixUnbound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	var fd int
 	if s.State == "unbound" {
@@ -426,7 +286,7 @@ func restoreUnixUnbound(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 		}
 		fd = int(int32(binary.LittleEndian.Uint32(b)))
 		peer := int(int32(binary.LittleEndian.Uint32(b[4:])))
-		err = refillFrom(t, peer, rec, s.Type, s.Queued, s.Messages)
+		err = refillFrom(c, t, peer, rec, s)
 		if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(peer)); cerr != nil && err == nil {
 			err = fmt.Errorf("closing the peer: %w", cerr)
 		}
@@ -449,32 +309,23 @@ func restoreUnixUnbound(t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	return fd, nil
 }
 
-// refillFrom sends n bytes of rec's payload from the target fd `from`, as
-// one stream or as messages of the given sizes, for its peer to read.
-func refillFrom(t Target, from int, rec *ckpt.Record, typ int, n int64, sizes []int) error {
-	if n == 0 {
+// refillFrom sends what rec's payload holds for s (the messages queued
+// for it, and what they carry) from the target fd `from`, for its peer to
+// read.
+func refillFrom(c *RestoreContext, t Target, from int, rec *ckpt.Record, s *ckpt.Socket) error {
+	if s.Queued == 0 {
 		return nil
 	}
-	data := make([]byte, n)
+	data := make([]byte, s.Queued)
 	if _, err := io.ReadFull(rec.Payload(), data); err != nil {
 		return err
-	}
-	if typ == unix.SOCK_STREAM {
-		sizes = []int{len(data)}
-	}
-	total := 0
-	for _, k := range sizes {
-		total += k
-	}
-	if total != len(data) {
-		return fmt.Errorf("message sizes add up to %d, the queue holds %d", total, len(data))
 	}
 	local, err := t.Copy(from)
 	if err != nil {
 		return err
 	}
 	defer local.Close()
-	if err := requeue(int(local.Fd()), data, sizes); err != nil {
+	if err := requeue(c, t, int(local.Fd()), s.Type, data, s.Messages, s.Ancillary); err != nil {
 		return fmt.Errorf("refilling the queue: %w", err)
 	}
 	return nil

@@ -7,18 +7,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A listening unix socket is bound again to its path or abstract name and
-// listens again. Connections waiting in its accept queue cannot be kept: the
-// checkpoint lets the process accept them first (AcceptQueueError). The original's socket file is still on disk (the
-// process was killed, not closed): it is replaced if nothing listens there.
+// listens again, with its backlog. Connections waiting in its accept queue
+// whose clients the tree holds are connected again by them
+// (inflightKind); for others the checkpoint lets the process accept them
+// first (AcceptQueueError). The original's socket file is still on disk
+// (the process was killed, not closed): it is replaced if nothing listens
+// there.
 var unixListenKind = &Kind{
 	Files: []string{ckpt.FileUnixListen},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
 		return fd.Socket != nil && fd.Socket.Family == unix.AF_UNIX && fd.Socket.Listening
 	},
-	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	Dump: dumpOnce(func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		sa, err := unix.Getsockname(int(fd.Copy.Fd()))
 		if err != nil {
 			return 0, fmt.Errorf("unix socket:[%d]: getsockname: %w", fd.Link.Inode, err)
@@ -27,12 +31,16 @@ var unixListenKind = &Kind{
 		if !ok || su.Name == "" {
 			return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("listening unix socket:[%d] without a name", fd.Link.Inode)}
 		}
+		backlog := listenBacklog
+		if d, err := sys.UnixSocketDiag(fd.Link.Inode); err == nil && d.WQueue > 0 {
+			backlog = int(d.WQueue) // a listener's sk_max_ack_backlog
+		}
 		f := ckpt.File{Kind: ckpt.FileUnixListen, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: su.Name, Backlog: listenBacklog}}
+			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: su.Name, Backlog: backlog, File: socketFileOf(fd.Pid, su.Name)}}
 		readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
-	},
+	}),
 	Restore: restoreUnixListen,
 }
 
@@ -65,6 +73,9 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	}
 	if _, err := t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw))); err != nil {
 		return fail(fmt.Errorf("bind %s: %w", s.Local, err))
+	}
+	if err := restoreSocketFile(t, s.Local, s.File); err != nil {
+		return fail(err)
 	}
 	if err := setSocketOptions(t, fd, s); err != nil {
 		return fail(err)

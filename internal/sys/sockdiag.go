@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,15 @@ type UnixDiag struct {
 	// RQueue is the bytes queued for reading (for a listener, the
 	// pending connections).
 	RQueue uint32
+	// WQueue is the bytes it sent that its peer has not read (for a
+	// listener, its backlog).
+	WQueue uint32
+	// Icons are, for a listener, the inodes of the sockets whose
+	// connections wait in its accept queue (0 for one closed since).
+	Icons []uint64
+	// Name is the name it is bound to: a path, or an abstract name with
+	// a leading '@'; empty if it is not bound.
+	Name string
 	// Shutdown is sk_shutdown: 1 for reading shut down, 2 for writing.
 	Shutdown int
 }
@@ -23,8 +33,12 @@ type UnixDiag struct {
 const (
 	sockDiagByFamily = 20
 	udiagShowPeer    = 0x4
+	udiagShowName    = 0x1
+	udiagShowIcons   = 0x8
+	unixDiagName     = 0
 	udiagShowRqlen   = 0x10
 	unixDiagPeer     = 2
+	unixDiagIcons    = 3
 	unixDiagRqlen    = 4
 	unixDiagShutdown = 6
 )
@@ -46,13 +60,13 @@ func UnixSocketDiag(ino uint64) (UnixDiag, error) {
 	req[16] = unix.AF_UNIX
 	le.PutUint32(req[20:], ^uint32(0)) // every state
 	le.PutUint32(req[24:], uint32(ino))
-	le.PutUint32(req[28:], udiagShowPeer|udiagShowRqlen)
+	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
 	le.PutUint32(req[32:], ^uint32(0)) // no cookie
 	le.PutUint32(req[36:], ^uint32(0))
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return UnixDiag{}, os.NewSyscallError("sendto(sock_diag)", err)
 	}
-	buf := make([]byte, 8192)
+	buf := make([]byte, 65536)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err == unix.EINTR {
@@ -105,8 +119,23 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			switch {
 			case atype == unixDiagPeer && len(val) >= 4:
 				d.Peer = uint64(le.Uint32(val))
+			case atype == unixDiagRqlen && len(val) >= 8:
+				d.RQueue, d.WQueue = le.Uint32(val), le.Uint32(val[4:])
 			case atype == unixDiagRqlen && len(val) >= 4:
 				d.RQueue = le.Uint32(val)
+			case atype == unixDiagName && len(val) > 0:
+				if val[0] == 0 {
+					// Up to its first NUL, as x/sys/unix's
+					// getsockname gives it.
+					name, _, _ := strings.Cut(string(val[1:]), "\x00")
+					d.Name = "@" + name
+				} else {
+					d.Name = strings.TrimRight(string(val), "\x00")
+				}
+			case atype == unixDiagIcons:
+				for i := 0; i+4 <= len(val); i += 4 {
+					d.Icons = append(d.Icons, uint64(le.Uint32(val[i:])))
+				}
 			case atype == unixDiagShutdown && len(val) >= 1:
 				d.Shutdown = int(val[0])
 			}

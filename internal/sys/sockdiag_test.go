@@ -81,3 +81,25 @@ func FuzzParseUnixDiag(f *testing.F) {
 		_, _ = parseUnixDiag(b, ino)
 	})
 }
+
+func TestUnixSocketDiagName(t *testing.T) {
+	for _, name := range []string{t.TempDir() + "/s", "@crsub-diag-name-test"} {
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(s)
+		if err := unix.Bind(s, &unix.SockaddrUnix{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		unix.Fstat(s, &st)
+		d, err := UnixSocketDiag(st.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Name != name {
+			t.Errorf("name %q, want %q", d.Name, name)
+		}
+	}
+}
