@@ -481,13 +481,17 @@ type InotifyState struct {
 }
 
 // InotifyWatch is one watch: the watched file by path (and identity, to
-// tell whether it was replaced), its mask and its watch descriptor.
+// tell whether it was replaced), its mask and its watch descriptor. A file
+// whose last name was removed is its ghost record instead (which the
+// inotify file depends on), and one removed but linked elsewhere its handle.
 type InotifyWatch struct {
-	WD    int    `json:"wd"`
-	Path  string `json:"path"`
-	Mask  uint32 `json:"mask"`
-	Dev   uint64 `json:"dev"`
-	Inode uint64 `json:"inode"`
+	WD     int         `json:"wd"`
+	Path   string      `json:"path"`
+	Mask   uint32      `json:"mask"`
+	Dev    uint64      `json:"dev"`
+	Inode  uint64      `json:"inode"`
+	Handle *FileHandle `json:"handle,omitempty"`
+	Ghost  Objref      `json:"ghost,omitempty"`
 }
 
 // Socket is what a socket file needs beyond a file: its family, type,
