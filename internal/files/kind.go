@@ -294,6 +294,7 @@ var Kinds = []*Kind{
 	timerfdKind,
 	signalfdKind,
 	inotifyKind,
+	fanotifyKind,
 	netlinkKind,
 	pidfdKind,
 	otherSocketKind,
