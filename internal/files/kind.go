@@ -173,6 +173,10 @@ type RestoreContext struct {
 	// restored tree's pid namespace.
 	InTree   func(pid int) bool
 	InnerPid func(pid int) int
+	// HostPid is what an image pid of the tree is as crsub sees it (in
+	// /proc): itself, unless the tree was restored in a new pid
+	// namespace. Valid once every task exists (RestoreContext.Later).
+	HostPid func(pid int) int
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
