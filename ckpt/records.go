@@ -392,6 +392,7 @@ const (
 	FileTimerfd    = "timerfd"
 	FileSignalfd   = "signalfd"
 	FileInotify    = "inotify"
+	FileFanotify   = "fanotify"
 	FilePidfd      = "pidfd"
 	FileNamespace  = "namespace"  // one of the process's own namespaces (/proc/self/ns/TYPE); Path is TYPE
 	FileSocket     = "socket"     // a listening TCP socket
@@ -447,6 +448,7 @@ type File struct {
 	Timerfd  *TimerfdState  `json:"timerfd,omitempty"`
 	Signalfd *SignalfdState `json:"signalfd,omitempty"`
 	Inotify  *InotifyState  `json:"inotify,omitempty"`
+	Fanotify *FanotifyState `json:"fanotify,omitempty"`
 	// Pidfd is the process a pidfd refers to.
 	Pidfd *PidfdState `json:"pidfd,omitempty"`
 }
@@ -495,13 +497,52 @@ type InotifyState struct {
 }
 
 // InotifyWatch is one watch: the watched file by path (and identity, to
-// tell whether it was replaced), its mask and its watch descriptor.
+// tell whether it was replaced), its mask and its watch descriptor. A file
+// whose last name was removed is its ghost record instead (which the
+// inotify file depends on), and one removed but linked elsewhere its handle.
 type InotifyWatch struct {
-	WD    int    `json:"wd"`
-	Path  string `json:"path"`
-	Mask  uint32 `json:"mask"`
-	Dev   uint64 `json:"dev"`
-	Inode uint64 `json:"inode"`
+	WD     int         `json:"wd"`
+	Path   string      `json:"path"`
+	Mask   uint32      `json:"mask"`
+	Dev    uint64      `json:"dev"`
+	Inode  uint64      `json:"inode"`
+	Handle *FileHandle `json:"handle,omitempty"`
+	Ghost  Objref      `json:"ghost,omitempty"`
+}
+
+// FanotifyState is a fanotify group: its fanotify_init flags and its
+// marks, in the order they were added. Events not read at checkpoint time
+// are not kept.
+type FanotifyState struct {
+	Flags      uint32         `json:"flags"`       // fanotify_init flags (FAN_CLASS_*, FAN_REPORT_*…)
+	EventFlags uint32         `json:"event_flags"` // fanotify_init event_f_flags
+	Marks      []FanotifyMark `json:"marks,omitempty"`
+}
+
+// Fanotify mark kinds: FanotifyMark.Kind.
+const (
+	FanotifyInode      = "inode"
+	FanotifyMount      = "mount"
+	FanotifyFilesystem = "filesystem"
+)
+
+// FanotifyMark is one mark: what it is on, its mark flags (as fdinfo's
+// mflags: FAN_MARK_IGNORED_SURV_MODIFY, FAN_MARK_EVICTABLE,
+// FAN_MARK_IGNORE) and its event and ignore masks. An inode mark's file is
+// Path, Dev and Inode, or its ghost or handle as for an inotify watch; a
+// mount mark's mount is the one at Path (MountID at checkpoint time); a
+// filesystem mark's filesystem is Dev's, at Path.
+type FanotifyMark struct {
+	Kind        string      `json:"kind"`
+	Path        string      `json:"path"`
+	Dev         uint64      `json:"dev"`
+	Inode       uint64      `json:"inode,omitempty"`
+	MountID     int         `json:"mount_id,omitempty"`
+	Flags       uint32      `json:"flags,omitempty"`
+	Mask        uint32      `json:"mask"`
+	IgnoredMask uint32      `json:"ignored_mask,omitempty"`
+	Handle      *FileHandle `json:"handle,omitempty"`
+	Ghost       Objref      `json:"ghost,omitempty"`
 }
 
 // Socket is what a socket file needs beyond a file: its family, type,

@@ -98,6 +98,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	defer s.files.Close()
 	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
 	s.files.InnerPid = s.innerPid
+	s.files.HostPid = s.hostPid
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -338,6 +339,16 @@ func (s *restorer) innerPid(pid int) int {
 		return tp.NsPid
 	case pid == s.tree.Processes[0].Pid:
 		return 1
+	}
+	return pid
+}
+
+// hostPid is what image pid is as crsub sees it, once its task exists.
+func (s *restorer) hostPid(pid int) int {
+	for _, t := range s.tasks {
+		if t.pid == pid {
+			return t.host
+		}
 	}
 	return pid
 }

@@ -373,6 +373,8 @@ func roundTrip(t *testing.T, fd int) (*ckpt.File, int, *localTarget) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc := &RestoreContext{}
+	t.Cleanup(rc.Close)
 	for {
 		rec, err := r.Next()
 		if err == io.EOF {
@@ -382,6 +384,11 @@ func roundTrip(t *testing.T, fd int) (*ckpt.File, int, *localTarget) {
 			t.Fatal(err)
 		}
 		if rec.Type != ckpt.TypeFile {
+			if restore, ok := ForObject(rec.Type); ok {
+				if err := restore(rc, &localTarget{}, rec); err != nil {
+					t.Fatalf("restoring a %s record: %v", rec.Type, err)
+				}
+			}
 			continue
 		}
 		var file ckpt.File
@@ -393,7 +400,7 @@ func roundTrip(t *testing.T, fd int) (*ckpt.File, int, *localTarget) {
 			t.Fatal(err)
 		}
 		lt := &localTarget{}
-		nfd, err := k.Restore(&RestoreContext{}, lt, rec, &file)
+		nfd, err := k.Restore(rc, lt, rec, &file)
 		if err != nil {
 			t.Fatalf("restore: %v", err)
 		}
@@ -642,5 +649,136 @@ func TestInotifyRoundTrip(t *testing.T) {
 	}
 	if wd := int32(binary.LittleEndian.Uint32(buf)); wd != 6 {
 		t.Errorf("event for wd %d, want 6", wd)
+	}
+}
+
+// TestInotifyRemovedRoundTrip watches a file whose last name was removed
+// (a ghost: the restored watch is on the file made again) and one removed
+// under the name its watch was added through while another link remains
+// (opened again by handle: the same inode).
+func TestInotifyRemovedRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	held := filepath.Join(dir, "held")
+	hfd, err := unix.Open(held, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(hfd)
+	if _, err := unix.Write(hfd, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	// "b" first, then "a": the handle's dentry is a's, the latest alias.
+	other, linked := filepath.Join(dir, "b"), filepath.Join(dir, "a")
+	if err := os.WriteFile(other, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(other, linked); err != nil {
+		t.Fatal(err)
+	}
+	lfd, err := unix.Open(linked, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for _, p := range []string{held, linked} {
+		if _, err := unix.InotifyAddWatch(fd, p, unix.IN_MODIFY); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(held); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(linked); err != nil {
+		t.Fatal(err)
+	}
+	drainInotify(fd)
+	if info, err := procfs.ReadFdInfo(os.Getpid(), fd); err != nil || len(info.Inotify) == 0 || info.Inotify[0].Handle == nil {
+		t.Skipf("no file handles for %s in fdinfo (%v)", dir, err)
+	}
+	if _, err := unix.OpenByHandleAt(unix.AT_FDCWD, unix.NewFileHandle(1, make([]byte, 8)), unix.O_PATH); err == unix.EPERM {
+		t.Skip("open_by_handle_at needs CAP_DAC_READ_SEARCH")
+	}
+	var otherSt unix.Stat_t
+	if err := unix.Stat(other, &otherSt); err != nil {
+		t.Fatal(err)
+	}
+	file, nfd, _ := roundTrip(t, fd)
+	type watch struct {
+		WD        int
+		Path      string
+		Ghost     bool
+		Handle    bool
+		SameInode bool
+	}
+	var got []watch
+	for _, w := range file.Inotify.Watches {
+		got = append(got, watch{w.WD, w.Path, w.Ghost != 0, w.Handle != nil, w.Inode == otherSt.Ino})
+	}
+	want := []watch{{1, held, true, false, false}, {2, linked, false, true, true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("image (-want +got):\n%s", diff)
+	}
+	info, err := procfs.ReadFdInfo(os.Getpid(), nfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[int]uint64{}
+	for _, w := range info.Inotify {
+		inodes[w.WD] = w.Ino
+	}
+	if inodes[2] != otherSt.Ino {
+		t.Errorf("restored wd 2 watches inode %d, want %d (b's)", inodes[2], otherSt.Ino)
+	}
+	// wd 1 watches the ghost: a new inode with no name, the old one's
+	// contents and mode.
+	var ghost *os.File
+	for _, w := range info.Inotify {
+		if w.WD == 1 {
+			mnt, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := unix.OpenByHandleAt(mnt, unix.NewFileHandle(w.Handle.Type, w.Handle.Handle), unix.O_RDWR|unix.O_CLOEXEC)
+			unix.Close(mnt)
+			if err != nil {
+				t.Fatalf("opening wd 1's file: %v", err)
+			}
+			ghost = os.NewFile(uintptr(g), "ghost")
+			defer ghost.Close()
+		}
+	}
+	if ghost == nil {
+		t.Fatalf("no wd 1 in the restored fdinfo: %+v", info.Inotify)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ghost.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(ghost); string(b) != "data" || st.Nlink != 0 || st.Mode&0o777 != 0o640 {
+		t.Errorf("wd 1 watches a file of %d links, mode %#o, holding %q; want the ghost of held", st.Nlink, st.Mode&0o777, b)
+	}
+	if _, err := ghost.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Read(nfd, buf)
+	if err != nil {
+		t.Fatalf("no events after writing both files: %v", err)
+	}
+	seen := map[int32]bool{}
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		seen[int32(binary.LittleEndian.Uint32(buf[off:]))] = true
+		off += unix.SizeofInotifyEvent + int(binary.LittleEndian.Uint32(buf[off+12:]))
+	}
+	if !seen[1] || !seen[2] {
+		t.Errorf("events for watch descriptors %v, want 1 and 2", seen)
 	}
 }

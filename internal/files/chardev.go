@@ -24,6 +24,27 @@ func isTerminal(rdev uint64) bool {
 	return false
 }
 
+// kernelTerminal recognises the terminals that are devices of the kernel's
+// own rather than one end of a pty: the console and the virtual consoles
+// and serial lines. Opening their path again gives the same terminal.
+func kernelTerminal(rdev uint64) bool {
+	major, minor := unix.Major(rdev), unix.Minor(rdev)
+	return major == 4 || (major == 5 && minor == 1)
+}
+
+// ownTerminal says whether fd is on a kernel terminal (kernelTerminal) that
+// is not its process's controlling terminal: a process that opened the
+// console or a virtual console to write to it, not one running in a
+// session there, whose terminal belongs to someone else (a getty, a login)
+// once it is gone. It is reopened by path, as CRIU does.
+func ownTerminal(fd *Fd) bool {
+	if !kernelTerminal(fd.Stat.Rdev) {
+		return false
+	}
+	st, err := procfs.ReadStat(fd.Pid)
+	return err == nil && (st.TtyNr == 0 || TtyDevice(st.TtyNr) != fd.Stat.Rdev)
+}
+
 // devTty is /dev/tty, which opens the caller's controlling terminal.
 var devTty = unix.Mkdev(5, 0)
 
@@ -77,9 +98,12 @@ func charDevFile(fd *Fd) ckpt.File {
 	return ckpt.File{Kind: ckpt.FileCharDev, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Rdev: fd.Stat.Rdev, Identity: identityOf(fd.Link.Path, &fd.Stat)}
 }
 
-// charDevKind reopens any other character device by path. A terminal
-// (ptyKind and cttyKind took the tree's own) is someone else's: external,
-// written as a tty record that only a substitute can restore.
+// charDevKind reopens any other character device by path (O_NOCTTY: a
+// session gets its controlling terminal back as it had it, not by an open).
+// A terminal (ptyKind and cttyKind took the tree's own ptys) is someone
+// else's: external, written as a tty record that only a substitute can
+// restore; but the console or a virtual console or serial line that is not
+// the process's controlling terminal is reopened by path (ownTerminal).
 var charDevKind = &Kind{
 	Files:  []string{ckpt.FileCharDev, ckpt.FileTTY},
 	Claims: func(_ *DumpContext, fd *Fd) bool { return isCharDev(fd) },
@@ -87,7 +111,7 @@ var charDevKind = &Kind{
 		f := charDevFile(fd)
 		var deps []ckpt.Objref
 		switch {
-		case isTerminal(fd.Stat.Rdev):
+		case isTerminal(fd.Stat.Rdev) && !ownTerminal(fd):
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path
@@ -118,7 +142,7 @@ var charDevKind = &Kind{
 		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != f.Rdev {
 			return -1, fmt.Errorf("%s is no longer the character device %d:%d", f.Path, unix.Major(f.Rdev), unix.Minor(f.Rdev))
 		}
-		fd, err := t.Open(f.Path, reopenFlags(f.Flags), 0)
+		fd, err := t.Open(f.Path, reopenFlags(f.Flags)|unix.O_NOCTTY, 0)
 		if err != nil {
 			return -1, fmt.Errorf("open %s: %w", f.Path, err)
 		}

@@ -22,7 +22,8 @@ import (
 // restart ends: the descriptions reopen it through crsub's fd.
 //
 // The ghost's record is written by the kinds whose files can be ghosts
-// (regular, chardev, fifo); regularKind restores it.
+// (regular, chardev, fifo) and by inotify for a watched one; regularKind
+// restores it.
 
 // isGhost says whether fd is open on a file whose last name is gone.
 func isGhost(fd *Fd) bool { return fd.Link.Deleted && fd.Stat.Nlink == 0 }
@@ -195,14 +196,17 @@ func makeGhost(g *ckpt.Ghost, data io.Reader) (_ *os.File, err error) {
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, fmt.Errorf("times: %w", err)
 	}
-	if f == nil {
-		// A node is not opened here (a FIFO would block, a device
-		// would do whatever its open does): only held.
-		if f, err = os.OpenFile(name, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
-			return nil, err
-		}
+	// Only held: a node is not opened here (a FIFO would block, a device
+	// would do whatever its open does), and closing a regular file crsub
+	// wrote would report IN_CLOSE_WRITE to the watches restored on it.
+	held, err := os.OpenFile(name, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
 	}
-	return f, nil
+	if f != nil {
+		f.Close()
+	}
+	return held, nil
 }
 
 // ghostName creates a file for path with create: at path itself when it is

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -15,10 +13,11 @@ import (
 )
 
 // An inotify instance is its watches: each watched file's path, its mask
-// and its watch descriptor. fdinfo names a watched file by a file handle;
-// the checkpoint opens it (open_by_handle_at, which needs
-// CAP_DAC_READ_SEARCH) to learn its path. Events queued and not read at
-// checkpoint time are dropped, with a warning.
+// and its watch descriptor. fdinfo names a watched file by a file handle,
+// which the checkpoint turns into a path, or a ghost when the file's last
+// name was removed, or keeps when it was removed but is linked elsewhere
+// (watch.go). Events queued and not read at checkpoint time are dropped,
+// with a warning.
 //
 // A restart adds the watches again in watch-descriptor order. The kernel
 // numbers a new instance's watches 1, 2, 3… (cyclically, never reusing a
@@ -44,6 +43,7 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	watches := slices.Clone(fd.Info.Inotify)
 	slices.SortFunc(watches, func(a, b procfs.InotifyWatch) int { return a.WD - b.WD })
 	st := &ckpt.InotifyState{}
+	var deps []ckpt.Objref
 	var mounts []procfs.Mount
 	for _, w := range watches {
 		if mounts == nil {
@@ -52,81 +52,18 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 				return 0, err
 			}
 		}
-		path, err := watchPath(w, mounts)
+		file, err := c.watchedFile(w.Dev, w.Ino, w.Handle, mounts)
 		if err != nil {
 			return 0, fmt.Errorf("inotify watch %d (inode %d on %d:%d): %w", w.WD, w.Ino, unix.Major(w.Dev), unix.Minor(w.Dev), err)
 		}
-		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino})
+		if file.Ghost != 0 && !slices.Contains(deps, file.Ghost) {
+			deps = append(deps, file.Ghost)
+		}
+		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: file.Path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino, Handle: file.Handle, Ghost: file.Ghost})
 	}
 	f := ckpt.File{Kind: ckpt.FileInotify, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
 	ref := c.W.NewObjref()
-	return ref, c.WriteFile(fd, ref, nil, &f)
-}
-
-// watchPath finds the path of a watched file from its file handle, through
-// a mount of its filesystem: whole-filesystem mounts first, as a bind mount
-// of a subdirectory cannot name files outside it.
-func watchPath(w procfs.InotifyWatch, mounts []procfs.Mount) (string, error) {
-	if w.Handle == nil {
-		return "", errors.New("fdinfo gives no file handle for it (the filesystem cannot export one): not supported yet")
-	}
-	cands := mountsOf(w.Dev, mounts)
-	if len(cands) == 0 {
-		return "", errors.New("no mount of its filesystem is visible")
-	}
-	handle := unix.NewFileHandle(w.Handle.Type, w.Handle.Handle)
-	var errs []error
-	for _, m := range cands {
-		path, err := pathByHandle(m.MountPoint, handle)
-		if err == nil {
-			var st unix.Stat_t
-			if err = unix.Lstat(path, &st); err == nil && (st.Ino != w.Ino || st.Dev != w.Dev) {
-				err = fmt.Errorf("%s is inode %d on %d:%d", path, st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev))
-			}
-		}
-		if err == nil {
-			return path, nil
-		}
-		errs = append(errs, fmt.Errorf("through %s: %w", m.MountPoint, err))
-	}
-	return "", errors.Join(errs...)
-}
-
-// mountsOf lists the mounts of device dev, those of the filesystem's root
-// first.
-func mountsOf(dev uint64, mounts []procfs.Mount) []procfs.Mount {
-	var root, other []procfs.Mount
-	for _, m := range mounts {
-		switch {
-		case m.Dev != dev:
-		case m.Root == "/":
-			root = append(root, m)
-		default:
-			other = append(other, m)
-		}
-	}
-	return append(root, other...)
-}
-
-func pathByHandle(mountPoint string, h unix.FileHandle) (string, error) {
-	mfd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", os.NewSyscallError("open", err)
-	}
-	defer unix.Close(mfd)
-	fd, err := unix.OpenByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
-		return "", os.NewSyscallError("open_by_handle_at", err)
-	}
-	defer unix.Close(fd)
-	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return "", err
-	}
-	if strings.HasSuffix(path, " (deleted)") || !strings.HasPrefix(path, "/") {
-		return "", fmt.Errorf("the watched file has no path (%s): not supported yet", path)
-	}
-	return path, nil
+	return ref, c.WriteFile(fd, ref, deps, &f)
 }
 
 func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -148,12 +85,21 @@ func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, err
 	}
 	add := func(w *ckpt.InotifyWatch) (int, error) {
-		addr, err := t.Scratch(append([]byte(w.Path), 0))
+		path, viaFd, done, err := c.watchedPath(watchedFile{Path: w.Path, Handle: w.Handle, Ghost: w.Ghost}, w.Dev, w.Inode)
 		if err != nil {
 			return -1, err
 		}
-		// The path is the watched file's own, not a link to follow.
-		wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, uint64(fd), addr, uint64(w.Mask|unix.IN_DONT_FOLLOW))
+		defer done()
+		addr, err := t.Scratch(append([]byte(path), 0))
+		if err != nil {
+			return -1, err
+		}
+		mask := w.Mask
+		if !viaFd {
+			// The path is the watched file's own, not a link to follow.
+			mask |= unix.IN_DONT_FOLLOW
+		}
+		wd, err := t.Syscall(unix.SYS_INOTIFY_ADD_WATCH, uint64(fd), addr, uint64(mask))
 		return int(wd), err
 	}
 	rm := func(wd int) error {
@@ -170,6 +116,9 @@ func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	}
 	for i := range st.Watches {
 		w := &st.Watches[i]
+		if w.Ghost != 0 || w.Handle != nil {
+			continue // the same inode, by crsub's fd on it
+		}
 		var s unix.Stat_t
 		if err := unix.Lstat(w.Path, &s); err != nil {
 			return fail(fmt.Errorf("inotify watch %d: %w", w.WD, err))
@@ -201,16 +150,16 @@ func addWatches(watches []ckpt.InotifyWatch, add func(*ckpt.InotifyWatch) (int, 
 		for {
 			wd, err := add(w)
 			if err != nil {
-				return fmt.Errorf("inotify_add_watch(%s, %#x) for wd %d: %w", w.Path, w.Mask, w.WD, err)
+				return fmt.Errorf("inotify_add_watch(%s, %#x) for wd %d: %w", watchName(w), w.Mask, w.WD, err)
 			}
 			if wd == w.WD {
 				break
 			}
 			if wd > w.WD || done[wd] {
-				return fmt.Errorf("watch of %s got watch descriptor %d instead of %d", w.Path, wd, w.WD)
+				return fmt.Errorf("watch of %s got watch descriptor %d instead of %d", watchName(w), wd, w.WD)
 			}
 			if burned >= maxBurnedWatches {
-				return fmt.Errorf("watch of %s: reaching watch descriptor %d needs more than %d unused numbers", w.Path, w.WD, maxBurnedWatches)
+				return fmt.Errorf("watch of %s: reaching watch descriptor %d needs more than %d unused numbers", watchName(w), w.WD, maxBurnedWatches)
 			}
 			if err := rm(wd); err != nil {
 				return fmt.Errorf("inotify_rm_watch(%d): %w", wd, err)
@@ -230,6 +179,14 @@ func addWatches(watches []ckpt.InotifyWatch, add func(*ckpt.InotifyWatch) (int, 
 		}
 	}
 	return nil
+}
+
+// watchName names a watched file in messages.
+func watchName(w *ckpt.InotifyWatch) string {
+	if w.Path == "" {
+		return fmt.Sprintf("inode %d", w.Inode)
+	}
+	return w.Path
 }
 
 // drainInotify reads every queued event of an inotify fd without blocking.

@@ -199,6 +199,10 @@ type RestoreContext struct {
 	// before (a dependency of the one being restored), restoring it first
 	// if no process has yet.
 	Open func(ref ckpt.Objref, t Target) (int, error)
+	// HostPid is what an image pid of the tree is as crsub sees it (in
+	// /proc): itself, unless the tree was restored in a new pid
+	// namespace. Valid once every task exists (RestoreContext.Later).
+	HostPid func(pid int) int
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
@@ -336,6 +340,7 @@ var Kinds = []*Kind{
 	timerfdKind,
 	signalfdKind,
 	inotifyKind,
+	fanotifyKind,
 	netlinkKind,
 	pidfdKind,
 	namespaceKind,

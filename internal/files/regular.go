@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -58,6 +60,9 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		}
 		return fd, seek(t, fd, f.Pos)
 	}
+	if fd, ok, err := openProcLater(c, t, rec, f, reopenFlags(f.Flags)); ok {
+		return fd, err
+	}
 	if f.Handle != nil {
 		fd, err := openByHandle(t, f)
 		if err != nil {
@@ -85,6 +90,59 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// openProcLater opens, once every task exists, a file or directory of
+// /proc/PID (a child's stat, its fd directory) where PID is a process of the
+// image, under the pid crsub sees it by then (a new one in a new pid
+// namespace: the target's /proc is crsub's). ok is false for any other file.
+func openProcLater(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File, flags int) (_ int, ok bool, _ error) {
+	pid, rest, ok := procPidPath(f.Path)
+	if !ok || c.InTree == nil || !c.InTree(pid) || !onProcfs(f) {
+		return -1, false, nil
+	}
+	fd, err := openLater(c, t, rec.Objref, func(t Target) (int, error) {
+		host := pid
+		if c.HostPid != nil {
+			host = c.HostPid(pid)
+		}
+		path := "/proc/" + strconv.Itoa(host) + rest
+		fd, err := t.Open(path, flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("open %s: %w", path, err)
+		}
+		return fd, seek(t, fd, f.Pos)
+	})
+	return fd, true, err
+}
+
+// procPidPath splits a path of procfs, /proc/PID/REST, into the pid and
+// REST ("" or starting with "/").
+func procPidPath(path string) (pid int, rest string, ok bool) {
+	tail, ok := strings.CutPrefix(path, "/proc/")
+	if !ok {
+		return 0, "", false
+	}
+	num, rest, _ := strings.Cut(tail, "/")
+	if num == "" || strings.TrimLeft(num, "0123456789") != "" || num[0] == '0' {
+		return 0, "", false
+	}
+	pid, err := strconv.Atoi(num)
+	if err != nil || pid <= 0 {
+		return 0, "", false
+	}
+	if rest != "" || strings.HasSuffix(tail, "/") {
+		rest = "/" + rest
+	}
+	return pid, rest, true
+}
+
+// onProcfs says whether f was a file of the procfs mounted at /proc.
+func onProcfs(f *ckpt.File) bool {
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	return unix.Stat("/proc", &st) == nil && st.Dev == f.Identity.Dev &&
+		unix.Statfs("/proc", &fs) == nil && fs.Type == unix.PROC_SUPER_MAGIC
 }
 
 // fileHandle is the handle of the file fd is open on.
@@ -139,6 +197,9 @@ var directoryKind = &Kind{
 		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		if fd, ok, err := openProcLater(c, t, rec, f, reopenFlags(f.Flags)|unix.O_DIRECTORY); ok && !f.Deleted {
+			return fd, err
+		}
 		path := f.Path
 		if f.Deleted {
 			var err error
