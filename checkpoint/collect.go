@@ -181,7 +181,8 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 
 // seccompFilters reads the seccomp filters of the process through its
 // main thread t, oldest first as the image keeps them: a restart installs
-// them in that order, and the kernel gives the newest first.
+// them in that order, and the kernel gives the newest first. Strict mode
+// (1) has none.
 func seccompFilters(t *ptrace.Tracee, mode int) ([][]byte, error) {
 	var filters [][]byte
 	switch mode {
@@ -197,8 +198,6 @@ func seccompFilters(t *ptrace.Tracee, mode int) ([][]byte, error) {
 			}
 			filters = append([][]byte{f}, filters...)
 		}
-	default:
-		return nil, fmt.Errorf("seccomp mode %d (strict) is not supported", mode)
 	}
 	return filters, nil
 }
@@ -268,6 +267,13 @@ func (s *session) collectThreads(st *processState, pr *proc) error {
 		}
 		st.threads = append(st.threads, *th)
 		tids = append(tids, t.Tid)
+	}
+	// A thread in strict mode cannot also have filters, and a restart
+	// gives the main thread's filters to every thread it creates.
+	for _, th := range st.threads[1:] {
+		if th.Seccomp == seccompModeStrict && st.process.Seccomp == seccompModeFilter {
+			return fmt.Errorf("thread %d: seccomp strict mode in a process whose main thread has seccomp filters is not supported", th.Tid)
+		}
 	}
 	st.tree.Tids = tids
 	return nil
@@ -342,6 +348,13 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 	}
 	th.RobustList, th.RobustLen = head, hlen
 	th.Sched = readSched(t.Tid)
+	// The seccomp mode is the thread's own: strict mode is set for the
+	// calling thread alone.
+	ts, err := procfs.ReadTaskStatus(pid, t.Tid)
+	if err != nil {
+		return nil, err
+	}
+	th.Seccomp = ts.Seccomp
 	// What /proc does not show is asked of the thread itself.
 	if err := s.inject(st, t, th, main); err != nil {
 		return nil, err
@@ -442,6 +455,12 @@ type query struct {
 	// optional: an error leaves it undone rather than failing the batch.
 	optional bool
 }
+
+// Seccomp modes (SECCOMP_MODE_*).
+const (
+	seccompModeStrict = 1
+	seccompModeFilter = 2
+)
 
 // membarrierGetRegistrations is MEMBARRIER_CMD_GET_REGISTRATIONS (Linux
 // 6.3), which x/sys lacks.

@@ -93,7 +93,7 @@ type Process struct {
 	ChildSubreaper bool `json:"child_subreaper,omitempty"`
 	// OOMScoreAdj is /proc/PID/oom_score_adj.
 	OOMScoreAdj int `json:"oom_score_adj,omitempty"`
-	// Seccomp is the process's seccomp mode (2: filters); SeccompFilters
+	// Seccomp is the main thread's seccomp mode (1: strict, 2: filters); SeccompFilters
 	// are its filters as raw struct sock_filter arrays, oldest first, as
 	// the main thread had them.
 	Seccomp        int      `json:"seccomp,omitempty"`
@@ -165,6 +165,9 @@ type Thread struct {
 	// ParentDeathSignal is PR_GET_PDEATHSIG: the signal this thread gets
 	// when the thread that created it exits.
 	ParentDeathSignal int `json:"pdeathsig,omitempty"`
+	// Seccomp is the thread's own seccomp mode, which may differ from the
+	// main thread's: strict mode (1) is set for one thread alone.
+	Seccomp int `json:"seccomp,omitempty"`
 }
 
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,

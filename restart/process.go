@@ -86,6 +86,19 @@ func (t *task) finish(fc *files.RestoreContext) error {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
+	// Strict seccomp mode last, in each thread that had it (it is the
+	// calling thread's alone, and threads created after it would inherit
+	// it). What crsub still runs in the task (here and at release) is let
+	// through: the tasks are traced with seccomp suspended, and the mode
+	// takes effect when they are released.
+	if err := setSeccompStrict(t.remote, t.thread); err != nil {
+		return err
+	}
+	for _, x := range t.threads {
+		if err := setSeccompStrict(x.remote, x.image); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
+	}
 	t.restoreSched(t.host, t.thread)
 	for _, x := range t.threads {
 		t.restoreSched(x.tracee.Tid, x.image)
@@ -560,6 +573,19 @@ func (t *task) installSeccomp() error {
 		if _, err := t.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, t.scratch); err != nil {
 			return fmt.Errorf("installing seccomp filter %d: %w", i, err)
 		}
+	}
+	return nil
+}
+
+// setSeccompStrict puts thread r in seccomp strict mode if its image th
+// says it was.
+func setSeccompStrict(r *remote.Remote, th *ckpt.Thread) error {
+	const seccompModeStrict = 1
+	if th.Seccomp != seccompModeStrict {
+		return nil
+	}
+	if _, err := r.Syscall(unix.SYS_PRCTL, unix.PR_SET_SECCOMP, seccompModeStrict); err != nil {
+		return fmt.Errorf("seccomp strict mode: %w", err)
 	}
 	return nil
 }
