@@ -322,6 +322,7 @@ var Kinds = []*Kind{
 	mqueueKind,
 	regularKind,
 	directoryKind,
+	symlinkKind,
 	ptyKind,
 	cttyKind,
 	charDevKind,
