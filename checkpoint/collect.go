@@ -149,6 +149,15 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	p.Comm = stat.Comm
 	p.Umask = status.Umask
 	p.Stopped = pr.stopped
+	if p.Stopped {
+		// Seizing a stopped thread reports its group stop's signal.
+		for _, t := range pr.tracees {
+			if sig := t.GroupStopSignal(); sig != 0 {
+				p.StopSignal = sig
+				break
+			}
+		}
+	}
 	p.NoNewPrivs = status.NoNewPrivs
 	p.Seccomp = status.Seccomp
 	var err error

@@ -85,6 +85,9 @@ type Process struct {
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.
 	Stopped bool `json:"stopped,omitempty"`
+	// StopSignal is the signal that stopped it (SIGSTOP, SIGTSTP, SIGTTIN,
+	// SIGTTOU), where it was seen; 0 reads as SIGSTOP.
+	StopSignal int `json:"stop_signal,omitempty"`
 	// Ctty is set for a session leader whose controlling terminal is a pty
 	// the tree holds.
 	Ctty *Ctty `json:"ctty,omitempty"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/crtest"
+	"github.com/crsub/crsub/internal/ptrace"
 )
 
 // ticker appends a line to the file "ticks" every 10 ms.
@@ -48,6 +49,59 @@ func TestStoppedProcessStaysStopped(t *testing.T) {
 	}
 	rp.Signal(syscall.SIGCONT)
 	crtest.WaitFor(t, func() bool { return ticks() > n }, "ticks after SIGCONT")
+}
+
+// tstpTree's child leads a process group of its own in its parent's
+// session, which SIGTSTP can stop (in an orphaned group, as a session
+// leader's own, the kernel drops it); it writes its pid to "child".
+const tstpTree = `#include <stdio.h>
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) {
+	pid_t c = fork();
+	if (c == 0) {
+		setpgid(0, 0);
+		FILE *f = fopen("child.tmp", "w");
+		fprintf(f, "%d", getpid());
+		fclose(f);
+		rename("child.tmp", "child");
+		for (;;) pause();
+	}
+	while (access("child", F_OK)) usleep(1000);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+`
+
+// A process stopped by SIGTSTP comes back stopped by SIGTSTP, not SIGSTOP:
+// its parent's waitid and a tracer see which.
+func TestStoppedBySIGTSTP(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p := crtest.Start(t, dir, crtest.Build(t, tstpTree))
+	b, _ := os.ReadFile(filepath.Join(dir, "child"))
+	child, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(child, syscall.SIGTSTP)
+	crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(child, "State"), "T") }, "the stop")
+	checkpointAndRestart(t, p)
+	crtest.WaitFor(t, func() bool { return strings.HasPrefix(crtest.Status(child, "State"), "T") }, "the restored child stopped")
+	sig, err := ptrace.OnTracerThread(func() (int, error) {
+		tr, err := ptrace.Seize(child)
+		if err != nil {
+			return 0, err
+		}
+		defer tr.Detach()
+		return tr.GroupStopSignal(), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig != int(syscall.SIGTSTP) {
+		t.Errorf("the restored child is stopped by signal %d, want SIGTSTP (%d)", sig, syscall.SIGTSTP)
+	}
 }
 
 // subreaper marks itself a child subreaper and, on SIGUSR1, forks a child

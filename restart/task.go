@@ -329,7 +329,11 @@ func (t *task) release() error {
 	if t.process != nil && t.process.Stopped {
 		// Queued while the threads are still held, it stops the process
 		// before it runs an instruction: stopped, as it was.
-		if err := unix.Kill(t.host, unix.SIGSTOP); err != nil {
+		sig := unix.SIGSTOP
+		if s := t.process.StopSignal; s != 0 {
+			sig = unix.Signal(s)
+		}
+		if err := unix.Kill(t.host, sig); err != nil {
 			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
 		}
 	}
