@@ -392,7 +392,6 @@ const (
 	FilePtySlave   = "pty-slave"
 	FilePipe       = "pipe"
 	FileFIFO       = "fifo"
-	FileSymlink    = "symlink" // a symbolic link itself, opened with O_PATH|O_NOFOLLOW
 	FileMemfd      = "memfd"
 	FileEpoll      = "epoll"
 	FileEventfd    = "eventfd"
@@ -430,8 +429,6 @@ type File struct {
 	// Handle opens a file whose name was removed while another link
 	// remains (open_by_handle_at on the filesystem of Path's directory).
 	Handle *FileHandle `json:"handle,omitempty"`
-	// SymlinkTarget is what a symlink file points to (kind symlink).
-	SymlinkTarget string `json:"symlink_target,omitempty"`
 	// PipeEnd is "read" or "write" for pipe and FIFO ends.
 	PipeEnd string `json:"pipe_end,omitempty"`
 	// External marks a file whose other side is outside the image (a

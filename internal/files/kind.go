@@ -322,7 +322,6 @@ var Kinds = []*Kind{
 	mqueueKind,
 	regularKind,
 	directoryKind,
-	symlinkKind,
 	ptyKind,
 	cttyKind,
 	charDevKind,
