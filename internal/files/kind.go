@@ -366,9 +366,10 @@ func identityOf(path string, st *unix.Stat_t) ckpt.FileIdentity {
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}
 }
 
-// reopenFlags strips what must not happen again when a file is reopened.
+// reopenFlags strips what must not happen again when a file is reopened:
+// creating it (O_TMPFILE too, which a file made so keeps in its flags).
 func reopenFlags(flags int) int {
-	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC)
+	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC | unix.O_TMPFILE)
 }
 
 // seek sets a target fd's offset.
