@@ -196,8 +196,11 @@ type RestoreContext struct {
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File
-	dirs   map[inodeKey]string
-	fifos  map[ckpt.Objref]*os.File
+	// ghostNames are the names of the ghosts made again that keep them
+	// until Close (symbolic links).
+	ghostNames map[ckpt.Objref]string
+	dirs       map[inodeKey]string
+	fifos      map[ckpt.Objref]*os.File
 }
 
 // settle registers what to set on a restored file at the end
@@ -281,6 +284,7 @@ var Kinds = []*Kind{
 	memfdKind,
 	regularKind,
 	directoryKind,
+	symlinkKind,
 	ptyKind,
 	cttyKind,
 	charDevKind,
