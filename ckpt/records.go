@@ -385,6 +385,7 @@ func (p *Pages) Count() uint64 {
 const (
 	FileRegular    = "regular"
 	FileDirectory  = "directory"
+	FileSymlink    = "symlink" // an O_PATH|O_NOFOLLOW description of a symbolic link
 	FileCharDev    = "chardev"
 	FileTTY        = "tty"  // a terminal outside the image: always external
 	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
@@ -647,7 +648,7 @@ type MQueue struct {
 }
 
 // Ghost is a file that was open while its last name was removed (record
-// TypeGhost): a regular file, a device node, a FIFO. The file records of
+// TypeGhost): a regular file, a device node, a FIFO, a symbolic link. The file records of
 // the descriptions open on it depend on it, so that they are one inode
 // again after restart. A regular file's data extents (SEEK_DATA) are the
 // payload, their bytes one after the other; what lies between them are
@@ -665,6 +666,8 @@ type Ghost struct {
 	Atime   int64    `json:"atime_ns"`
 	Mtime   int64    `json:"mtime_ns"`
 	Extents []Extent `json:"extents,omitempty"`
+	// Target is a symbolic link's contents.
+	Target string `json:"target,omitempty"`
 }
 
 // Extent is a range of a file's bytes.

@@ -5,7 +5,9 @@
  * write-only one its contents; two descriptions of one such file stay one
  * inode; a device node and a FIFO (with buffered bytes) are made again; a
  * file removed but linked elsewhere is the same inode; a removed working
- * directory is the same directory as an fd open on it, under its own name.
+ * directory is the same directory as an fd open on it, under its own name;
+ * an O_TMPFILE file (never named) keeps its contents; O_PATH|O_NOFOLLOW fds
+ * on a symbolic link, and on one removed since, are links to the same target.
  */
 #define _GNU_SOURCE
 #include <sys/stat.h>
@@ -40,7 +42,8 @@ static int data_at(int fd, off_t off, uint64_t seed)
 
 int main(void)
 {
-	int sparse, wonly, rd1, rd2, dev, fifo_r, fifo_w, linked, dirfd;
+	int sparse, wonly, rd1, rd2, dev, fifo_r, fifo_w, linked, dirfd, tmp, sl, sl_gone, fl_sl;
+	char lt[64];
 	struct timespec ts[2] = { { 100, 0 }, { MTIME, 0 } };
 	char want[4096], cwd[4096];
 	struct stat st, st2, before_linked, before_dir;
@@ -49,7 +52,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(9);
+	ksft_set_plan(12);
 
 	/* A sparse file: two data blocks, holes around them. */
 	sparse = open(cr_path("sparse"), O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -104,6 +107,20 @@ int main(void)
 	    fstat(linked, &before_linked))
 		ksft_exit_fail_msg("linked: %s", strerror(errno));
 
+	/* An O_TMPFILE file: never named. */
+	tmp = open(cr_dir(), O_RDWR | O_TMPFILE, 0640);
+	if (tmp < 0 || write(tmp, "tmpfile", 7) != 7)
+		ksft_exit_fail_msg("O_TMPFILE: %s", strerror(errno));
+
+	/* Symbolic links held O_PATH|O_NOFOLLOW, one removed since. */
+	if (symlink("no such target", cr_path("sl")) || symlink("gone target", cr_path("sl-gone")))
+		ksft_exit_fail_msg("symlink: %s", strerror(errno));
+	sl = open(cr_path("sl"), O_PATH | O_NOFOLLOW);
+	sl_gone = open(cr_path("sl-gone"), O_PATH | O_NOFOLLOW);
+	if (sl < 0 || sl_gone < 0 || unlink(cr_path("sl-gone")))
+		ksft_exit_fail_msg("sl: %s", strerror(errno));
+	fl_sl = fcntl(sl_gone, F_GETFL);
+
 	/* A removed working directory, also open as an fd. */
 	if (mkdir(cr_path("gone"), 0700))
 		ksft_exit_fail_msg("mkdir: %s", strerror(errno));
@@ -150,6 +167,21 @@ int main(void)
 	cwd[n > 0 ? n : 0] = 0;
 	snprintf(want, sizeof(want), "%s (deleted)", cr_path("gone"));
 	ksft_test_result(!strcmp(cwd, want) && access(cr_path("gone"), F_OK) < 0, "removed cwd: %s", cwd);
+	memset(rb, 0, 8);
+	ok = !fstat(tmp, &st) && st.st_nlink == 0 && (st.st_mode & 0777) == 0640 && pread(tmp, rb, 8, 0) == 7 &&
+	     !memcmp(rb, "tmpfile", 7) && lseek(tmp, 0, SEEK_CUR) == 7;
+	ksft_test_result(ok, "O_TMPFILE: contents, mode, offset kept, no name");
+	n = readlinkat(sl, "", lt, sizeof(lt) - 1);
+	lt[n > 0 ? n : 0] = 0;
+	ok = !fstat(sl, &st) && S_ISLNK(st.st_mode) && !strcmp(lt, "no such target");
+	ksft_test_result(ok, "symbolic link: O_PATH fd on the link, target %s", lt);
+	n = readlinkat(sl_gone, "", lt, sizeof(lt) - 1);
+	lt[n > 0 ? n : 0] = 0;
+	ok = !fstat(sl_gone, &st) && S_ISLNK(st.st_mode) && st.st_nlink == 0 && !strcmp(lt, "gone target") &&
+	     fcntl(sl_gone, F_GETFL) == fl_sl && access(cr_path("sl-gone"), F_OK) < 0 && errno == ENOENT;
+	snprintf(want, sizeof(want), "%s (deleted)", cr_path("sl-gone"));
+	ksft_test_result(ok && is_deleted_link(sl_gone, want), "removed symbolic link: target %s, flags %#o, no name",
+			 lt, fcntl(sl_gone, F_GETFL));
 	if (chdir(cr_dir()))
 		ksft_exit_fail_msg("chdir back: %s", strerror(errno));
 	ksft_finished();

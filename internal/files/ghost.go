@@ -14,15 +14,16 @@ import (
 )
 
 // A ghost is a file the tree holds open after its last name was removed: a
-// regular file, a device node, a FIFO. It is an object record (the ghost)
-// with its owner, mode and times, and a regular file's data extents as
-// payload (holes stay holes); every description open on it depends on it.
+// regular file, a device node, a FIFO, a symbolic link (held O_PATH). It is
+// an object record (the ghost) with its owner, mode and times, and a regular
+// file's data extents as payload (holes stay holes) or a link's target;
+// every description open on it depends on it.
 // Restart makes the file again under its old name when that is free (else
 // a hidden name beside it), removes the name, and keeps it open until the
 // restart ends: the descriptions reopen it through crsub's fd.
 //
 // The ghost's record is written by the kinds whose files can be ghosts
-// (regular, chardev, fifo) and by inotify for a watched one; regularKind
+// (regular, chardev, fifo, symlink) and by inotify for a watched one; regularKind
 // restores it.
 
 // isGhost says whether fd is open on a file whose last name is gone.
@@ -40,6 +41,13 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	st := &fd.Stat
 	g := ckpt.Ghost{Path: fd.Link.Path, Dev: st.Dev, Inode: st.Ino, Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev,
 		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano()}
+	if fileType(st) == unix.S_IFLNK {
+		target, err := readlinkFd(fd.Copy)
+		if err != nil {
+			return 0, fmt.Errorf("removed symbolic link %s: %w", fd.Link.Path, err)
+		}
+		g.Target = target
+	}
 	ref := c.W.NewObjref()
 	var err error
 	if fileType(st) != unix.S_IFREG {
@@ -143,7 +151,11 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if n != rec.PayloadLen {
 		return fmt.Errorf("deleted %s: %d bytes of extents, %d stored", g.Path, n, rec.PayloadLen)
 	}
-	f, err := makeGhost(&g, rec.Payload())
+	// A symbolic link keeps its name until Close: its descriptions open
+	// it by name, as O_NOFOLLOW through crsub's fd would open the link in
+	// /proc instead, and they had O_NOFOLLOW.
+	keep := g.Mode&unix.S_IFMT == unix.S_IFLNK
+	f, name, err := makeGhost(&g, rec.Payload(), keep)
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
 	}
@@ -151,16 +163,25 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		c.ghosts = map[ckpt.Objref]*os.File{}
 	}
 	c.ghosts[rec.Objref] = f
+	if keep {
+		if c.ghostNames == nil {
+			c.ghostNames = map[ckpt.Objref]string{}
+		}
+		c.ghostNames[rec.Objref] = name
+	}
 	return nil
 }
 
 // makeGhost creates the file under a free name, gives it its contents,
-// owner, mode and times, and removes the name again.
-func makeGhost(g *ckpt.Ghost, data io.Reader) (_ *os.File, err error) {
+// owner, mode and times, and removes the name again unless keepName.
+func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool) (_ *os.File, _ string, err error) {
 	typ := g.Mode & unix.S_IFMT
 	name, f, err := ghostName(g.Path, func(name string) (*os.File, error) {
 		if typ == unix.S_IFREG {
 			return os.OpenFile(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		}
+		if typ == unix.S_IFLNK {
+			return nil, unix.Symlink(g.Target, name)
 		}
 		if typ != unix.S_IFCHR && typ != unix.S_IFBLK && typ != unix.S_IFIFO {
 			return nil, fmt.Errorf("a file of type %#o", typ)
@@ -168,45 +189,50 @@ func makeGhost(g *ckpt.Ghost, data io.Reader) (_ *os.File, err error) {
 		return nil, unix.Mknod(name, typ|0o600, int(g.Rdev))
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer func() {
-		os.Remove(name)
+		if err != nil || !keepName {
+			os.Remove(name)
+		}
 		if err != nil && f != nil {
 			f.Close()
 		}
 	}()
 	if typ == unix.S_IFREG {
 		if err := f.Truncate(g.Size); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, e := range g.Extents {
 			if _, err := io.CopyN(io.NewOffsetWriter(f, e.Off), data, e.Len); err != nil {
-				return nil, fmt.Errorf("refilling %d bytes at %d: %w", e.Len, e.Off, err)
+				return nil, "", fmt.Errorf("refilling %d bytes at %d: %w", e.Len, e.Off, err)
 			}
 		}
 	}
 	if err := os.Lchown(name, int(g.UID), int(g.GID)); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if err := unix.Fchmodat(unix.AT_FDCWD, name, g.Mode&0o7777, 0); err != nil {
-		return nil, fmt.Errorf("chmod: %w", err)
+	// A symbolic link's mode is always 0777 (and chmod would follow it).
+	if typ != unix.S_IFLNK {
+		if err := unix.Fchmodat(unix.AT_FDCWD, name, g.Mode&0o7777, 0); err != nil {
+			return nil, "", fmt.Errorf("chmod: %w", err)
+		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(g.Atime), unix.NsecToTimespec(g.Mtime)}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, fmt.Errorf("times: %w", err)
+		return nil, "", fmt.Errorf("times: %w", err)
 	}
 	// Only held: a node is not opened here (a FIFO would block, a device
 	// would do whatever its open does), and closing a regular file crsub
 	// wrote would report IN_CLOSE_WRITE to the watches restored on it.
-	held, err := os.OpenFile(name, unix.O_PATH|unix.O_CLOEXEC, 0)
+	held, err := os.OpenFile(name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if f != nil {
 		f.Close()
 	}
-	return held, nil
+	return held, name, nil
 }
 
 // ghostName creates a file for path with create: at path itself when it is
@@ -229,11 +255,13 @@ func ghostName(path string, create func(string) (*os.File, error)) (string, *os.
 	return "", nil, fmt.Errorf("no free name beside %s", path)
 }
 
-// openGhost opens, in t, the ghost a file record depends on, with flags.
+// openGhost opens, in t, the ghost a file record depends on, with flags:
+// through crsub's fd on it, a link that is followed even to a symbolic link
+// (O_NOFOLLOW would open the link in /proc instead).
 func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, error) {
 	for _, d := range rec.Deps {
 		if g := c.ghosts[d]; g != nil {
-			return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), g.Fd()), flags, 0)
+			return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), g.Fd()), flags&^unix.O_NOFOLLOW, 0)
 		}
 	}
 	return -1, errors.New("its ghost record is missing")
@@ -276,6 +304,10 @@ func (c *RestoreContext) Close() {
 	for ref, f := range c.ghosts {
 		f.Close()
 		delete(c.ghosts, ref)
+	}
+	for ref, name := range c.ghostNames {
+		os.Remove(name)
+		delete(c.ghostNames, ref)
 	}
 	for key, d := range c.dirs {
 		os.Remove(d)

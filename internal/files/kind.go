@@ -231,8 +231,11 @@ type RestoreContext struct {
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File
-	dirs   map[inodeKey]string
-	fifos  map[ckpt.Objref]*os.File
+	// ghostNames are the names of the ghosts made again that keep them
+	// until Close (symbolic links).
+	ghostNames map[ckpt.Objref]string
+	dirs       map[inodeKey]string
+	fifos      map[ckpt.Objref]*os.File
 	// mqueues are the message queues found or made again, held until
 	// Close; Abandon removes the ones made for a restart that failed.
 	mqueues map[ckpt.Objref]*restoredMQueue
@@ -322,6 +325,7 @@ var Kinds = []*Kind{
 	mqueueKind,
 	regularKind,
 	directoryKind,
+	symlinkKind,
 	ptyKind,
 	cttyKind,
 	charDevKind,
@@ -409,9 +413,10 @@ func identityOf(path string, st *unix.Stat_t) ckpt.FileIdentity {
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}
 }
 
-// reopenFlags strips what must not happen again when a file is reopened.
+// reopenFlags strips what must not happen again when a file is reopened:
+// creating it (O_TMPFILE too, which a file made so keeps in its flags).
 func reopenFlags(flags int) int {
-	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC)
+	return flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC | unix.O_CLOEXEC | unix.O_TMPFILE)
 }
 
 // seek sets a target fd's offset.

@@ -180,7 +180,7 @@ func openByHandle(t Target, f *ckpt.File) (int, error) {
 	if st.Dev != f.Identity.Dev || st.Ino != f.Identity.Inode {
 		return -1, fmt.Errorf("its handle opens inode %d on %#x, not %d on %#x", st.Ino, st.Dev, f.Identity.Inode, f.Identity.Dev)
 	}
-	return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), reopenFlags(f.Flags), 0)
+	return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), reopenFlags(f.Flags)&^unix.O_NOFOLLOW, 0) // a link followed even to a symbolic link
 }
 
 var directoryKind = &Kind{

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestProcPidPath(t *testing.T) {
@@ -58,4 +59,37 @@ func FuzzProcPidPath(f *testing.F) {
 			t.Fatalf("%q splits into %d and %q, which make %q", path, pid, rest, got)
 		}
 	})
+}
+
+// TestTmpfileRoundTrip restores an O_TMPFILE file, which keeps O_TMPFILE
+// in its status flags: it is its ghost again, not a new O_TMPFILE.
+func TestTmpfileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	fd, err := unix.Open(dir, unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		t.Skipf("O_TMPFILE: %v", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("tmpfile")); err != nil {
+		t.Fatal(err)
+	}
+	if fl := flagsOf(t, fd); fl&unix.O_TMPFILE != unix.O_TMPFILE {
+		t.Logf("status flags %#o without O_TMPFILE", fl)
+	}
+	file, nfd, _ := roundTrip(t, fd)
+	if !file.Deleted {
+		t.Errorf("not recorded as deleted: %+v", file)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(nfd, &st); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 16)
+	n, _ := unix.Pread(nfd, b, 0)
+	if string(b[:n]) != "tmpfile" || st.Nlink != 0 || st.Mode&0o777 != 0o640 {
+		t.Errorf("restored: %q, %d links, mode %#o", b[:n], st.Nlink, st.Mode&0o777)
+	}
+	if pos, _ := unix.Seek(nfd, 0, 1); pos != 7 {
+		t.Errorf("offset %d, want 7", pos)
+	}
 }
