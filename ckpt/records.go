@@ -508,6 +508,11 @@ type Socket struct {
 	// ICMPFilter is a raw ICMP socket's filter (struct icmp_filter or
 	// icmp6_filter), if it blocks any type.
 	ICMPFilter []byte `json:"icmp_filter,omitempty"`
+	// Filter is the classic BPF program attached with SO_ATTACH_FILTER
+	// (struct sock_filter instructions, 8 bytes each), and FilterLocked
+	// SO_LOCK_FILTER.
+	Filter       []byte `json:"filter,omitempty"`
+	FilterLocked bool   `json:"filter_locked,omitempty"`
 	// TCP is an established connection's repair state.
 	TCP *TCPState `json:"tcp,omitempty"`
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which
