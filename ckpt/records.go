@@ -508,6 +508,10 @@ type Socket struct {
 	// ICMPFilter is a raw ICMP socket's filter (struct icmp_filter or
 	// icmp6_filter), if it blocks any type.
 	ICMPFilter []byte `json:"icmp_filter,omitempty"`
+	// BindReusePort says SO_REUSEPORT, off now, was on when the socket
+	// was bound: another listener of the image shares its port. A restart
+	// binds it with the option on, and turns it off at the end.
+	BindReusePort bool `json:"bind_reuseport,omitempty"`
 	// Filter is the classic BPF program attached with SO_ATTACH_FILTER
 	// (struct sock_filter instructions, 8 bytes each), and FilterLocked
 	// SO_LOCK_FILTER.
