@@ -333,13 +333,18 @@ func refillFrom(c *RestoreContext, t Target, from int, rec *ckpt.Record, s *ckpt
 
 // shutdownUnix shuts a restored unix socket down as sk_shutdown says (1:
 // reading, 2: writing).
-func shutdownUnix(t Target, fd, mask int) error {
+func shutdownUnix(t Target, fd, mask int) error { return shutdownSocket(t, fd, mask) }
+
+// shutdownSocket shuts a restored socket down as sk_shutdown says (1:
+// reading, 2: writing). An unconnected inet socket is shut down all the
+// same, with ENOTCONN.
+func shutdownSocket(t Target, fd, mask int) error {
 	how := map[int]int{1: unix.SHUT_RD, 2: unix.SHUT_WR, 3: unix.SHUT_RDWR}
 	h, ok := how[mask&3]
 	if !ok {
 		return nil
 	}
-	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), uint64(h)); err != nil {
+	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), uint64(h)); err != nil && !errors.Is(err, unix.ENOTCONN) {
 		return fmt.Errorf("shutdown(%d): %w", h, err)
 	}
 	return nil
