@@ -569,6 +569,15 @@ type Socket struct {
 	// ICMPFilter is a raw ICMP socket's filter (struct icmp_filter or
 	// icmp6_filter), if it blocks any type.
 	ICMPFilter []byte `json:"icmp_filter,omitempty"`
+	// BindReusePort says SO_REUSEPORT, off now, was on when the socket
+	// was bound: another listener of the image shares its port. A restart
+	// binds it with the option on, and turns it off at the end.
+	BindReusePort bool `json:"bind_reuseport,omitempty"`
+	// Filter is the classic BPF program attached with SO_ATTACH_FILTER
+	// (struct sock_filter instructions, 8 bytes each), and FilterLocked
+	// SO_LOCK_FILTER.
+	Filter       []byte `json:"filter,omitempty"`
+	FilterLocked bool   `json:"filter_locked,omitempty"`
 	// TCP is an established connection's repair state.
 	TCP *TCPState `json:"tcp,omitempty"`
 	// PairEnd says which end of its unix pair (record TypeUnixPair, which

@@ -5,7 +5,7 @@
  * buffer locks and SO_BINDTODEVICE; one bound to a loopback port; an IPv6
  * UDP socket bound to an address that is not local while IP_FREEBIND was
  * on (off since); a raw ICMP socket with a filter; a unix socket with
- * SO_PASSCRED. After restart each has its options again, the bound one its
+ * SO_PASSCRED, and a classic BPF socket filter (SO_ATTACH_FILTER), locked. After restart each has its options again, the bound one its
  * port, and a fresh connect from the unconnected TCP socket works.
  */
 #define _GNU_SOURCE
@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include "cr.h"
 
@@ -114,10 +115,16 @@ int main(void)
 	struct icmp_filter filt = { .data = 1 << ICMP_ECHO }, filt2 = { 0 };
 	socklen_t flen = sizeof(filt2);
 	int tcp, bound, fb, icmp, un, port, l, c, a;
+	/* Accepts datagrams of up to 64 bytes, drops longer ones. */
+	struct sock_filter prog[] = { { BPF_LD | BPF_W | BPF_LEN, 0, 0, 0 }, { BPF_JMP | BPF_JGT | BPF_K, 1, 0, 64 },
+				      { BPF_RET | BPF_K, 0, 0, 0xffff }, { BPF_RET | BPF_K, 0, 0, 0 } };
+	struct sock_fprog fprog = { .len = 4, .filter = prog };
+	struct sock_filter got[8];
+	socklen_t glen;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(7);
 
 	tcp = socket(AF_INET, SOCK_STREAM, 0);
 	if (tcp < 0)
@@ -150,6 +157,9 @@ int main(void)
 
 	un = socket(AF_UNIX, SOCK_DGRAM, 0);
 	setint(un, SOL_SOCKET, SO_PASSCRED, 1, "SO_PASSCRED");
+	if (setsockopt(un, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog)))
+		ksft_exit_fail_msg("setup: SO_ATTACH_FILTER: %s\n", strerror(errno));
+	setint(un, SOL_SOCKET, SO_LOCK_FILTER, 1, "SO_LOCK_FILTER");
 
 	cr_ready();
 	cr_wait_sigterm();
@@ -168,6 +178,10 @@ int main(void)
 	ksft_test_result(!getsockopt(icmp, SOL_RAW, ICMP_FILTER, &filt2, &flen) && filt2.data == filt.data,
 			 "raw ICMP socket keeps its filter");
 	ksft_test_result(getint(un, SOL_SOCKET, SO_PASSCRED) == 1, "unix socket keeps SO_PASSCRED");
+	glen = 8;
+	ksft_test_result(!getsockopt(un, SOL_SOCKET, SO_GET_FILTER, got, &glen) && glen == 4 && !memcmp(got, prog, sizeof(prog)) &&
+			 getint(un, SOL_SOCKET, SO_LOCK_FILTER) == 1,
+			 "unix socket keeps its socket filter, locked");
 
 	/* The unconnected socket still connects (corked, not bound to a port). */
 	l = socket(AF_INET, SOCK_STREAM, 0);

@@ -3,7 +3,11 @@
  * unix_listen_udp: a unix socket listening on a path, one on an abstract
  * name, and two UDP sockets (one bound, one connected to it). After restart
  * a connect to each listener is accepted, and a datagram sent on the
- * connected UDP socket arrives on the bound one, at the same port.
+ * connected UDP socket arrives on the bound one, at the same port. A third
+ * UDP socket, connected too, is shut down for writing: it still refuses to
+ * send (EPIPE). A unix stream socket bound to an abstract name that ends in
+ * a NUL byte, not listening yet, listens after restart and a connect to
+ * that exact name (NUL included) is accepted.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -11,6 +15,7 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include <sys/un.h>
+#include <signal.h>
 #include "cr.h"
 
 static socklen_t unix_addr(struct sockaddr_un *sa, const char *name, int abstract)
@@ -69,11 +74,13 @@ int main(void)
 	socklen_t lglen = sizeof(lg2);
 	struct sockaddr_un du;
 	socklen_t dulen;
-	int lp, la, ub, uc, port, dgram, dclient;
+	int lp, la, ub, uc, us, port, dgram, dclient, nb, nc;
+	struct sockaddr_un nul = { .sun_family = AF_UNIX };
+	socklen_t nullen;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(8);
 	snprintf(path, sizeof(path), "%s", cr_path("srv.sock"));
 	snprintf(abstract, sizeof(abstract), "crsub-test-%d", getpid());
 	lp = listener(path, 0);
@@ -86,6 +93,14 @@ int main(void)
 	sa.sin_port = htons(port);
 	if (connect(uc, (struct sockaddr *)&sa, sizeof(sa)) || send(uc, "a", 1, 0) != 1 || recv(ub, buf, sizeof(buf), 0) != 1)
 		ksft_exit_fail_msg("udp round trip: %s", strerror(errno));
+	us = socket(AF_INET, SOCK_DGRAM, 0);
+	if (us < 0 || connect(us, (struct sockaddr *)&sa, sizeof(sa)) || shutdown(us, SHUT_WR))
+		ksft_exit_fail_msg("udp shutdown: %s", strerror(errno));
+	snprintf(nul.sun_path + 1, sizeof(nul.sun_path) - 2, "crsub-nul-%d", getpid());
+	nullen = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(nul.sun_path + 1) + 1; /* the NUL after it too */
+	nb = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (nb < 0 || bind(nb, (struct sockaddr *)&nul, nullen))
+		ksft_exit_fail_msg("bind to a name ending in NUL: %s", strerror(errno));
 	if (!connect_accept(lp, path, 0) || !connect_accept(la, abstract, 1))
 		ksft_exit_fail_msg("unix listeners do not accept");
 	/* A bound, unconnected unix datagram socket, and SO_LINGER set. */
@@ -109,5 +124,10 @@ int main(void)
 	ksft_test_result(sendto(dclient, "dg", 2, 0, (struct sockaddr *)&du, dulen) == 2 && recv(dgram, buf, sizeof(buf), MSG_DONTWAIT) == 2,
 			 "the bound unix datagram socket receives at its path");
 	ksft_test_result(!getsockopt(ub, SOL_SOCKET, SO_LINGER, &lg2, &lglen) && lg2.l_onoff && lg2.l_linger == 7, "SO_LINGER kept");
+	signal(SIGPIPE, SIG_IGN);
+	ksft_test_result(send(us, "x", 1, MSG_DONTWAIT) < 0 && errno == EPIPE, "the UDP socket shut down for writing refuses to send");
+	nc = socket(AF_UNIX, SOCK_STREAM, 0);
+	ksft_test_result(!listen(nb, 1) && !connect(nc, (struct sockaddr *)&nul, nullen) && accept(nb, NULL, NULL) >= 0,
+			 "the socket bound to an abstract name ending in NUL listens under that exact name");
 	ksft_finished();
 }

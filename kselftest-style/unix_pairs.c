@@ -2,12 +2,15 @@
 /*
  * unix_pairs: stream, datagram and seqpacket socketpairs with data queued
  * in both directions at checkpoint time, and a stream pair shared with a
- * forked child. After restart every queued byte is read back in order,
- * message boundaries kept, and parent and child still talk over theirs.
+ * forked child, and a stream pair whose end raised its send buffer
+ * (SO_SNDBUFFORCE) to queue 2 MiB, ten times a new pair's. After restart
+ * every queued byte is read back in order, message boundaries kept, and
+ * parent and child still talk over theirs.
  */
 #define _GNU_SOURCE
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include "cr.h"
 
 static int pairs[3][2];
@@ -28,12 +31,13 @@ static int expect(int fd, const char *want, int nonblock)
 
 int main(void)
 {
-	int child_pair[2], i, ok;
+	int child_pair[2], big[2], i, ok, size = 4 << 20;
+	static char blob[2 << 20], back[2 << 20];
 	pid_t child;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(4);
+	ksft_set_plan(5);
 	for (i = 0; i < 3; i++)
 		if (socketpair(AF_UNIX, types[i], 0, pairs[i]))
 			ksft_exit_fail_msg("socketpair %s: %s", names[i], strerror(errno));
@@ -43,6 +47,11 @@ int main(void)
 		    send(pairs[i][1], "xyz", 3, 0) != 3 || send(pairs[i][1], "w", 1, 0) != 1)
 			ksft_exit_fail_msg("send %s: %s", names[i], strerror(errno));
 	}
+	for (i = 0; i < (int)sizeof(blob); i++)
+		blob[i] = i * 7 + i / 251;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, big) || setsockopt(big[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) ||
+	    fcntl(big[0], F_SETFL, O_NONBLOCK) || write(big[0], blob, sizeof(blob)) != sizeof(blob))
+		ksft_exit_fail_msg("setup: 2 MiB queued: %s", strerror(errno));
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, child_pair))
 		ksft_exit_fail_msg("socketpair: %s", strerror(errno));
 	child = fork();
@@ -88,5 +97,14 @@ int main(void)
 		ok = ok && waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	}
 	ksft_test_result(ok, "the child read what was queued for it, answered, and exited on EOF");
+	{
+		size_t got = 0;
+		ssize_t n;
+
+		while (got < sizeof(back) && (n = recv(big[1], back + got, sizeof(back) - got, MSG_DONTWAIT)) > 0)
+			got += n;
+		ksft_test_result(got == sizeof(back) && !memcmp(blob, back, sizeof(back)),
+				 "stream pair with 2 MiB queued: every byte read back (%zu)", got);
+	}
 	ksft_finished();
 }

@@ -280,12 +280,62 @@ func readSocketOptions(s int, sock *ckpt.Socket) {
 	if dev, err := unix.GetsockoptString(s, unix.SOL_SOCKET, unix.SO_BINDTODEVICE); err == nil {
 		sock.Device = dev
 	}
+	sock.Filter, sock.FilterLocked = socketFilter(s)
 	if level, opt, n := icmpFilter(sock); n > 0 {
 		b := make([]byte, n)
 		if got, err := getsockoptBytes(s, level, opt, b); err == nil && got == n && slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
 			sock.ICMPFilter = b
 		}
 	}
+}
+
+// socketFilter reads the classic BPF program attached to a socket
+// (SO_GET_FILTER: with no room it says how many instructions it has) and
+// whether it is locked.
+func socketFilter(s int) ([]byte, bool) {
+	var n uint32
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s), unix.SOL_SOCKET, unix.SO_GET_FILTER, 0, uintptr(unsafe.Pointer(&n)), 0); e != 0 || n == 0 || n > 4096 {
+		return nil, false
+	}
+	b := make([]byte, 8*n)
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s), unix.SOL_SOCKET, unix.SO_GET_FILTER, uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&n)), 0); e != 0 || int(n)*8 > len(b) {
+		return nil, false
+	}
+	locked, _ := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_LOCK_FILTER)
+	return b[:8*n], locked != 0
+}
+
+// attachFilter attaches a socket's classic BPF program to fd inside the
+// target (struct sock_fprog pointing just after itself in the scratch
+// memory), then locks it if it was.
+func attachFilter(t Target, fd int, s *ckpt.Socket) error {
+	if len(s.Filter) == 0 || len(s.Filter)%8 != 0 {
+		return nil
+	}
+	buf := make([]byte, 16+len(s.Filter))
+	at, err := t.Scratch(buf)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint16(buf, uint16(len(s.Filter)/8))
+	binary.LittleEndian.PutUint64(buf[8:], at+16)
+	copy(buf[16:], s.Filter)
+	addr, err := t.Scratch(buf)
+	if err != nil {
+		return err
+	}
+	if addr != at {
+		return errors.New("the scratch memory moved")
+	}
+	if _, err := t.Syscall(unix.SYS_SETSOCKOPT, uint64(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, addr, 16); err != nil {
+		return fmt.Errorf("setsockopt SO_ATTACH_FILTER (%d instructions): %w", len(s.Filter)/8, err)
+	}
+	if s.FilterLocked {
+		if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+			return fmt.Errorf("setsockopt SO_LOCK_FILTER=1: %w", err)
+		}
+	}
+	return nil
 }
 
 // icmpFilter gives the level, option and size of a raw ICMP socket's filter
@@ -329,8 +379,8 @@ func changedOptions(values, defaults map[string]int) map[string]int {
 }
 
 // setSocketOptions sets the options the image recorded for a socket on a
-// new socket in the target, in socketOptions' order, then SO_LINGER and
-// SO_BINDTODEVICE. Buffer sizes are forced (SO_RCVBUFFORCE): the recorded
+// new socket in the target, in socketOptions' order, then SO_LINGER,
+// SO_BINDTODEVICE, the ICMP filter and the socket filter (locked last). Buffer sizes are forced (SO_RCVBUFFORCE): the recorded
 // size may be above what rmem_max lets a process ask for.
 func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 	for _, o := range socketOptions {
@@ -383,7 +433,7 @@ func setSocketOptions(t Target, fd int, s *ckpt.Socket) error {
 			return fmt.Errorf("setsockopt of the ICMP filter: %w", err)
 		}
 	}
-	return nil
+	return attachFilter(t, fd, s)
 }
 
 // setsockoptInt sets an integer socket option on fd inside the target.

@@ -37,9 +37,24 @@ func dumpSocket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	sock := &ckpt.Socket{Family: family, Type: typ, Protocol: proto, State: "listen", Local: sockaddrString(sa), Backlog: backlog, Options: map[string]int{}}
 	readSocketOptions(s, sock)
+	sock.BindReusePort = sock.Options["SO_REUSEPORT"] == 0 && sharesPort(c, fd, sock.Local)
 	f := ckpt.File{Kind: ckpt.FileSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
+}
+
+// sharesPort reports whether another listener of the tree is bound to the
+// address local of the listener fd.
+func sharesPort(c *DumpContext, fd *Fd, local string) bool {
+	for ino, o := range c.Sockets {
+		if ino == fd.Link.Inode || o.Socket == nil || !o.Socket.Listening || o.Socket.Family != fd.Socket.Family || o.Socket.Type != fd.Socket.Type {
+			continue
+		}
+		if sa, err := unix.Getsockname(int(o.Copy.Fd())); err == nil && sockaddrString(sa) == local {
+			return true
+		}
+	}
+	return false
 }
 
 func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -67,6 +82,18 @@ func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 		if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return fail(fmt.Errorf("setsockopt SO_REUSEADDR=1: %w", err))
 		}
+	}
+	if s.BindReusePort {
+		// Another listener binds to its port with SO_REUSEPORT.
+		if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail(fmt.Errorf("setsockopt SO_REUSEPORT=1: %w", err))
+		}
+		c.settle(rec.Objref, func(t Target, fd int) error {
+			if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 0); err != nil {
+				return fmt.Errorf("setsockopt SO_REUSEPORT=0: %w", err)
+			}
+			return nil
+		})
 	}
 	raw, err := rawSockaddr(s.Family, s.Local)
 	if err != nil {

@@ -45,12 +45,7 @@ func unixInflight(c *DumpContext, l *Fd) (clients map[uint64]string, why string,
 	if err != nil {
 		return nil, "", err
 	}
-	sa, err := unix.Getsockname(int(l.Copy.Fd()))
-	if err != nil {
-		return nil, "", fmt.Errorf("getsockname: %w", err)
-	}
-	su, ok := sa.(*unix.SockaddrUnix)
-	if !ok || su.Name == "" || su.Name == "@" {
+	if d.Name == "" || d.Name == "@" {
 		return nil, "the listener has no name to connect to", nil
 	}
 	clients = map[uint64]string{}
@@ -68,7 +63,7 @@ func unixInflight(c *DumpContext, l *Fd) (clients map[uint64]string, why string,
 		if cd.WQueue != 0 {
 			return nil, fmt.Sprintf("the client socket:[%d] sent data, which no fd reads before the connection is accepted", ino), nil
 		}
-		clients[ino] = su.Name
+		clients[ino] = d.Name
 	}
 	if len(clients) == 0 {
 		return nil, "sock_diag lists none of them", nil
@@ -180,14 +175,12 @@ func dumpInflight(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: fd.Socket.Type, Protocol: fd.Socket.Protocol, State: "in-flight", Peer: in.Peer}
 	if sock.Family == unix.AF_UNIX {
 		sock.Protocol = 0
-		if sa, err := unix.Getsockname(s); err == nil {
-			if su, ok := sa.(*unix.SockaddrUnix); ok && su.Name != "" && su.Name != "@" {
-				sock.Local = su.Name
-			}
-		}
 		d, err := sys.UnixSocketDiag(fd.Link.Inode)
 		if err != nil {
 			return 0, err
+		}
+		if d.Name != "" && d.Name != "@" {
+			sock.Local = d.Name
 		}
 		sock.Shutdown = d.Shutdown
 	}

@@ -84,3 +84,40 @@ func TestOptionApplies(t *testing.T) {
 		}
 	}
 }
+
+func TestSocketFilter(t *testing.T) {
+	prog := []unix.SockFilter{{Code: 0x80, K: 0}, {Code: 0x25, Jt: 1, K: 64}, {Code: 0x06, K: 0xffff}, {Code: 0x06}}
+	raw := []byte{0x80, 0, 0, 0, 0, 0, 0, 0, 0x25, 0, 1, 0, 64, 0, 0, 0, 0x06, 0, 0, 0, 0xff, 0xff, 0, 0, 0x06, 0, 0, 0, 0, 0, 0, 0}
+	for _, tc := range []struct {
+		name   string
+		attach bool
+		lock   bool
+		want   []byte
+	}{
+		{name: "none"},
+		{name: "attached", attach: true, want: raw},
+		{name: "attached and locked", attach: true, lock: true, want: raw},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(s)
+			if tc.attach {
+				if err := unix.SetsockoptSockFprog(s, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.lock {
+				if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, locked := socketFilter(s)
+			if diff := cmp.Diff(tc.want, got); diff != "" || locked != tc.lock {
+				t.Errorf("filter (-want +got):\n%s\nlocked %v, want %v", diff, locked, tc.lock)
+			}
+		})
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A UDP socket, IPv4 or IPv6, is bound again to its address and, if it was
-// connected, connected again to its peer, with its options. Datagrams
+// connected, connected again to its peer, with its options and its
+// shutdown state (sock_diag's INET_DIAG_SHUTDOWN). Datagrams
 // queued and not yet read are dropped, as the network may drop them.
 var udpKind = &Kind{
 	Files: []string{ckpt.FileUDP},
@@ -33,6 +35,9 @@ func dumpUDP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		sock.Peer, sock.State = sockaddrString(sa), "connected"
 	}
 	readSocketOptions(s, sock)
+	if d, err := sys.InetSocket(sock.Family, sock.Protocol, fd.Link.Inode); err == nil {
+		sock.Shutdown = d.Shutdown
+	}
 	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {
 		c.Log.Warn("queued UDP datagrams are not kept", "fd", fd.Num, "bytes", n)
 	}
@@ -49,5 +54,13 @@ func restoreUDP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if s == nil {
 		return -1, fmt.Errorf("udp socket without socket state")
 	}
-	return newInetSocket(t, s, f.Flags)
+	fd, err := newInetSocket(t, s, f.Flags)
+	if err != nil {
+		return -1, err
+	}
+	if err := shutdownSocket(t, fd, s.Shutdown); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	return fd, nil
 }

@@ -20,9 +20,9 @@ import (
 // process outside the tree is external. Listening unix sockets are
 // unixListenKind's.
 //
-// A unix datagram socket bound to a name (a syslog-style server socket),
-// or connected to a socket that is not connected back to it, is
-// socket_unix_dgram.go's. A socket never bound, or whose peer is gone, is
+// A unix socket bound to a name and not connected (a syslog-style server
+// socket), or a datagram socket connected to a socket that is not
+// connected back to it, is socket_unix_dgram.go's. A socket never bound, or whose peer is gone, is
 // made again as such.
 var unixKind = &Kind{
 	Files: []string{ckpt.FileUnixSocket, ckpt.FileUnixBound},
@@ -53,7 +53,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		// Connected to a socket that is not connected back (a server's
 		// bound socket, itself): connected again by its name.
 		if pd, err := sys.UnixSocketDiag(d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
-			return dumpNamedDgram(c, fd, what, pd.Name)
+			return dumpNamed(c, fd, what, d.Name, pd.Name)
 		}
 	}
 	end := 0
@@ -205,11 +205,7 @@ func le32(b []byte) uint32 {
 
 func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
-	sa, err := unix.Getsockname(s)
-	su, ok := sa.(*unix.SockaddrUnix)
-	// x/sys reports an unnamed socket as "@" (an abstract name's leading
-	// NUL, with nothing after it).
-	unnamed := err == nil && ok && (su.Name == "" || su.Name == "@")
+	unnamed := d.Name == "" || d.Name == "@"
 	// A stream or seqpacket socket whose peer is gone reads what is still
 	// queued, then the end of the stream, and cannot be written; its name,
 	// if any, is its listener's (an accepted socket), which is not its own
@@ -240,10 +236,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 			return err
 		})
 	}
-	if err != nil || !ok || su.Name == "" || fd.Socket.Type == unix.SOCK_STREAM {
-		return 0, &UnsupportedError{Fd: fd.Num, What: what + " without a peer and without a name"}
-	}
-	return dumpNamedDgram(c, fd, what, "")
+	return dumpNamed(c, fd, what, d.Name, "")
 }
 
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -254,7 +247,7 @@ func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fil
 	if s == nil || (s.Local == "" && s.Peer == "") {
 		return -1, errors.New("bound unix socket without its name")
 	}
-	return restoreNamedDgram(c, t, rec, f)
+	return restoreNamed(c, t, rec, f)
 }
 
 // restoreUnixUnbound makes a socket that was never bound: a new one, or, if
@@ -333,13 +326,18 @@ func refillFrom(c *RestoreContext, t Target, from int, rec *ckpt.Record, s *ckpt
 
 // shutdownUnix shuts a restored unix socket down as sk_shutdown says (1:
 // reading, 2: writing).
-func shutdownUnix(t Target, fd, mask int) error {
+func shutdownUnix(t Target, fd, mask int) error { return shutdownSocket(t, fd, mask) }
+
+// shutdownSocket shuts a restored socket down as sk_shutdown says (1:
+// reading, 2: writing). An unconnected inet socket is shut down all the
+// same, with ENOTCONN.
+func shutdownSocket(t Target, fd, mask int) error {
 	how := map[int]int{1: unix.SHUT_RD, 2: unix.SHUT_WR, 3: unix.SHUT_RDWR}
 	h, ok := how[mask&3]
 	if !ok {
 		return nil
 	}
-	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), uint64(h)); err != nil {
+	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), uint64(h)); err != nil && !errors.Is(err, unix.ENOTCONN) {
 		return fmt.Errorf("shutdown(%d): %w", h, err)
 	}
 	return nil

@@ -11,8 +11,9 @@ import (
 	"github.com/crsub/crsub/ckpt"
 )
 
-// A unix datagram socket bound to a name (a syslog-style server socket),
-// or connected to a named socket that is not connected back to it (a
+// A unix socket bound to a name and not connected (a syslog-style server
+// socket; a stream or seqpacket socket bound and not listening yet), or a
+// datagram socket connected to a named socket that is not connected back to it (a
 // client of such a server, inside the tree or outside, or a socket
 // connected to itself), is made again by name: bound to its own name if it
 // has one, connected to its peer's once every file is restored (its peer
@@ -22,20 +23,25 @@ import (
 // name, or from an unnamed socket if none is (the sender was unnamed, or
 // is outside the tree: its name is then lost, with a warning).
 
-func dumpNamedDgram(c *DumpContext, fd *Fd, what, peer string) (ckpt.Objref, error) {
+// dumpNamed writes a socket bound to name (if not "") and connected to
+// peer (if not "").
+func dumpNamed(c *DumpContext, fd *Fd, what, name, peer string) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
 	sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound"}
-	if sa, err := unix.Getsockname(s); err == nil {
-		if su, ok := sa.(*unix.SockaddrUnix); ok && su.Name != "" && su.Name != "@" {
-			sock.Local, sock.File = su.Name, socketFileOf(fd.Pid, su.Name)
-		}
+	if name != "" && name != "@" {
+		sock.Local, sock.File = name, socketFileOf(fd.Pid, name)
 	}
 	if peer != "" {
 		sock.State, sock.Peer = "connected", peer
 	}
-	msgs, err := queueOf(c, fd, fd.Socket.Type)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+	var msgs []queuedMessage
+	if fd.Socket.Type == unix.SOCK_DGRAM {
+		// A stream or seqpacket socket here is not connected: nothing
+		// is queued for it.
+		var err error
+		if msgs, err = queueOf(c, fd, fd.Socket.Type); err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	data, sizes, anc, deps, err := dumpQueue(c, fd.Socket.Type, msgs)
 	if err != nil {
@@ -65,7 +71,7 @@ type namedSocket struct {
 	ref ckpt.Objref
 }
 
-func restoreNamedDgram(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	if s.Queued != rec.PayloadLen || s.Queued < 0 {
 		return -1, fmt.Errorf("%d bytes queued, the payload holds %d", s.Queued, rec.PayloadLen)

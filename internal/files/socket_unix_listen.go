@@ -23,20 +23,19 @@ var unixListenKind = &Kind{
 		return fd.Socket != nil && fd.Socket.Family == unix.AF_UNIX && fd.Socket.Listening
 	},
 	Dump: dumpOnce(func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
-		sa, err := unix.Getsockname(int(fd.Copy.Fd()))
+		d, err := sys.UnixSocketDiag(fd.Link.Inode)
 		if err != nil {
-			return 0, fmt.Errorf("unix socket:[%d]: getsockname: %w", fd.Link.Inode, err)
+			return 0, fmt.Errorf("unix socket:[%d]: %w", fd.Link.Inode, err)
 		}
-		su, ok := sa.(*unix.SockaddrUnix)
-		if !ok || su.Name == "" {
+		if d.Name == "" || d.Name == "@" {
 			return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("listening unix socket:[%d] without a name", fd.Link.Inode)}
 		}
 		backlog := listenBacklog
-		if d, err := sys.UnixSocketDiag(fd.Link.Inode); err == nil && d.WQueue > 0 {
+		if d.WQueue > 0 {
 			backlog = int(d.WQueue) // a listener's sk_max_ack_backlog
 		}
 		f := ckpt.File{Kind: ckpt.FileUnixListen, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: su.Name, Backlog: backlog, File: socketFileOf(fd.Pid, su.Name)}}
+			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: d.Name, Backlog: backlog, File: socketFileOf(fd.Pid, d.Name)}}
 		readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)

@@ -302,6 +302,11 @@ func requeue(c *RestoreContext, t Target, fd int, typ int, data []byte, sizes []
 		}
 		carried[a.Message] = a
 	}
+	restore, err := roomToSend(fd, len(data), len(sizes))
+	if err != nil {
+		return err
+	}
+	defer restore()
 	for i, n := range sizes {
 		var oob []byte
 		var locals []*os.File
@@ -335,12 +340,52 @@ func requeue(c *RestoreContext, t Target, fd int, typ int, data []byte, sizes []
 	return nil
 }
 
+// roomToSend makes the send buffer of the local socket fd large enough for
+// n bytes in k messages to wait in it unread (what a unix socket sends is
+// counted against its send buffer until read), and returns what puts the
+// buffer's size and lock back.
+func roomToSend(fd, n, k int) (func(), error) {
+	old, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		return nil, fmt.Errorf("SO_SNDBUF: %w", err)
+	}
+	// Each message's buffer costs more than its bytes: its truesize.
+	need := 2*n + 2048*k + 65536
+	if need <= old {
+		return func() {}, nil
+	}
+	lock, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+	if err != nil {
+		return nil, fmt.Errorf("SO_BUF_LOCK: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, need/2); err != nil {
+		return nil, fmt.Errorf("SO_SNDBUFFORCE for %d bytes queued: %w", n, err)
+	}
+	return func() {
+		// The kernel doubles what it is given.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, old/2)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUF_LOCK, lock)
+	}, nil
+}
+
+// sendQueued sends one message (a stream's chunk: what a short send left,
+// without the control messages again) from fd.
 func sendQueued(fd int, data, oob []byte) error {
 	for {
-		err := unix.Sendmsg(fd, data, oob, nil, unix.MSG_DONTWAIT)
-		if err != unix.EINTR {
+		n, err := unix.SendmsgN(fd, data, oob, nil, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		if n >= len(data) {
+			return nil
+		}
+		if n == 0 {
+			return fmt.Errorf("sent %d of %d bytes", n, len(data))
+		}
+		data, oob = data[n:], nil
 	}
 }
 

@@ -127,3 +127,57 @@ func TestRequeueChecks(t *testing.T) {
 		})
 	}
 }
+
+// A queue larger than a new socket's send buffer is sent whole, and the
+// buffer's size and lock are as before after.
+func TestRequeueLargeQueue(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		typ   int
+		sizes []int
+	}{
+		{"stream, 4 MiB", unix.SOCK_STREAM, []int{4 << 20}},
+		{"dgram, 2000 messages of 1 KiB", unix.SOCK_DGRAM, repeat(1024, 2000)},
+		{"seqpacket, 64 messages of 64 KiB", unix.SOCK_SEQPACKET, repeat(64<<10, 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sv, err := unix.Socketpair(unix.AF_UNIX, tc.typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(sv[0])
+			defer unix.Close(sv[1])
+			total := 0
+			for _, n := range tc.sizes {
+				total += n
+			}
+			before := [2]int{}
+			before[0], _ = unix.GetsockoptInt(sv[0], unix.SOL_SOCKET, unix.SO_SNDBUF)
+			before[1], _ = unix.GetsockoptInt(sv[0], unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+			if err := requeue(&RestoreContext{}, nil, sv[0], tc.typ, make([]byte, total), tc.sizes, nil); err != nil {
+				if strings.Contains(err.Error(), "operation not permitted") {
+					t.Skip(err)
+				}
+				t.Fatal(err)
+			}
+			n, _ := unix.IoctlGetInt(sv[1], unix.SIOCINQ)
+			after := [2]int{}
+			after[0], _ = unix.GetsockoptInt(sv[0], unix.SOL_SOCKET, unix.SO_SNDBUF)
+			after[1], _ = unix.GetsockoptInt(sv[0], unix.SOL_SOCKET, unix.SO_BUF_LOCK)
+			if tc.typ == unix.SOCK_STREAM && n != total {
+				t.Errorf("%d bytes queued, want %d", n, total)
+			}
+			if diff := cmp.Diff(before, after); diff != "" {
+				t.Errorf("SO_SNDBUF, SO_BUF_LOCK (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func repeat(n, k int) []int {
+	s := make([]int, k)
+	for i := range s {
+		s[i] = n
+	}
+	return s
+}

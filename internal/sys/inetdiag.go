@@ -17,12 +17,35 @@ type InetSock struct {
 	// queue, or one closed and not gone yet.
 	Inode          uint64
 	RQueue, WQueue uint32
+	// Shutdown is sk_shutdown: 1 for reading shut down, 2 for writing.
+	Shutdown int
 }
 
 // TCPSockets lists the TCP sockets of a family (AF_INET, AF_INET6) whose
 // state is in the mask states (1<<TCP_ESTABLISHED…), as sock_diag dumps
 // them.
 func TCPSockets(family int, states uint32) ([]InetSock, error) {
+	return InetSockets(family, unix.IPPROTO_TCP, states)
+}
+
+// InetSocket finds the socket of a family and protocol (IPPROTO_UDP…)
+// with inode ino among those sock_diag dumps.
+func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
+	socks, err := InetSockets(family, protocol, ^uint32(0))
+	if err != nil {
+		return InetSock{}, err
+	}
+	for _, s := range socks {
+		if s.Inode == ino {
+			return s, nil
+		}
+	}
+	return InetSock{}, fmt.Errorf("sock_diag lists no socket with inode %d", ino)
+}
+
+// InetSockets lists the sockets of a family and protocol whose state is in
+// the mask states.
+func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
@@ -35,7 +58,7 @@ func TCPSockets(family int, states uint32) ([]InetSock, error) {
 	le.PutUint16(req[4:], sockDiagByFamily)
 	le.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	req[16] = byte(family)
-	req[17] = unix.IPPROTO_TCP
+	req[17] = byte(protocol)
 	le.PutUint32(req[20:], states)
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, os.NewSyscallError("sendto(sock_diag)", err)
@@ -96,10 +119,22 @@ func parseInetDiag(b []byte, family int) (socks []InetSock, done bool, err error
 		s.Local, s.Remote = netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)
 		s.RQueue, s.WQueue = le.Uint32(msg[56:]), le.Uint32(msg[60:])
 		s.Inode = uint64(le.Uint32(msg[68:]))
+		for attrs := msg[72:]; len(attrs) >= 4; {
+			alen := int(le.Uint16(attrs))
+			if alen < 4 || alen > len(attrs) {
+				break
+			}
+			if le.Uint16(attrs[2:]) == inetDiagShutdown && alen >= 5 {
+				s.Shutdown = int(attrs[4])
+			}
+			attrs = attrs[min((alen+3)&^3, len(attrs)):]
+		}
 		socks = append(socks, s)
 	}
 	return socks, false, nil
 }
+
+const inetDiagShutdown = 8
 
 func addrOf(family int, b []byte) netip.Addr {
 	if family == unix.AF_INET {

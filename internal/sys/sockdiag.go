@@ -24,7 +24,8 @@ type UnixDiag struct {
 	// connections wait in its accept queue (0 for one closed since).
 	Icons []uint64
 	// Name is the name it is bound to: a path, or an abstract name with
-	// a leading '@'; empty if it is not bound.
+	// a leading '@' (every byte of it, NULs included); empty if it is not
+	// bound.
 	Name string
 	// Shutdown is sk_shutdown: 1 for reading shut down, 2 for writing.
 	Shutdown int
@@ -125,10 +126,9 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 				d.RQueue = le.Uint32(val)
 			case atype == unixDiagName && len(val) > 0:
 				if val[0] == 0 {
-					// Up to its first NUL, as x/sys/unix's
-					// getsockname gives it.
-					name, _, _ := strings.Cut(string(val[1:]), "\x00")
-					d.Name = "@" + name
+					// All its bytes, NULs too: x/sys/unix's
+					// getsockname cuts it at the first.
+					d.Name = "@" + string(val[1:])
 				} else {
 					d.Name = strings.TrimRight(string(val), "\x00")
 				}

@@ -83,7 +83,7 @@ func FuzzParseUnixDiag(f *testing.F) {
 }
 
 func TestUnixSocketDiagName(t *testing.T) {
-	for _, name := range []string{t.TempDir() + "/s", "@crsub-diag-name-test"} {
+	for _, name := range []string{t.TempDir() + "/s", "@crsub-diag-name-test", "@crsub-diag-nul\x00"} {
 		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
