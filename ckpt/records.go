@@ -56,6 +56,10 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// PgidLeaderGone says the process group's leader, not in the image,
+	// had exited or left the group when the process was checkpointed: the
+	// group lives on in its members, and a restart makes it again.
+	PgidLeaderGone bool `json:"pgid_leader_gone,omitempty"`
 }
 
 // Process is one process's own state (record TypeProcess). Its objref is the

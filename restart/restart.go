@@ -91,6 +91,9 @@ type restorer struct {
 	// shmem maps a shared memory object (its inode at checkpoint) to the
 	// mapping that recreated it.
 	shmem map[uint64]shmemOwner
+	// groupLeaders are the stand-ins, by pgid, for process group leaders
+	// that are gone, while the groups' members join them (tree.go).
+	groupLeaders map[int]*task
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -103,6 +106,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.opened = map[ckpt.Objref]*globalFile{}
 	s.shmem = map[uint64]shmemOwner{}
+	s.groupLeaders = map[int]*task{}
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.preserved = map[int]bool{}
@@ -189,7 +193,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 
 	// Zombies, process groups, then signals, process and thread state,
-	// then registers, then release.
+	// then registers, then release. Groups whose leader is gone get a
+	// stand-in for it while their members, zombies first, join them.
+	if err := s.makeGoneLeaders(); err != nil {
+		return nil, err
+	}
 	if err := s.createZombies(); err != nil {
 		return nil, err
 	}
@@ -202,6 +210,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := t.joinGroup(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "joining its process group", Err: err}
 		}
+	}
+	if err := s.endGoneLeaders(); err != nil {
+		return nil, err
 	}
 	// Sessions get their terminals back before any task's files that
 	// open them (/dev/tty) are.
@@ -359,6 +370,9 @@ func (s *restorer) innerTid(pid, tid int) int {
 func (s *restorer) killAll() {
 	for _, t := range s.tasks {
 		t.kill()
+	}
+	for _, l := range s.groupLeaders {
+		l.kill()
 	}
 	for _, p := range s.children {
 		_ = p.Kill()
