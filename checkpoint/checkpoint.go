@@ -757,7 +757,30 @@ func (s *session) tree() ckpt.Tree {
 		t.Processes = append(t.Processes, tp)
 	}
 	t.Processes = append(t.Processes, s.zombies...)
+	markGoneLeaders(&t, leadsGroup)
 	return t
+}
+
+// markGoneLeaders marks the processes of t whose process group's leader is
+// neither in t nor, as leads tells, leading it still: it exited and was
+// reaped, or moved to another group. A session's own group (pgid = sid)
+// is never marked: only a session leader makes one.
+func markGoneLeaders(t *ckpt.Tree, leads func(pgid int) bool) {
+	in := map[int]bool{}
+	for _, tp := range t.Processes {
+		in[tp.Pid] = true
+	}
+	for i := range t.Processes {
+		tp := &t.Processes[i]
+		tp.PgidLeaderGone = tp.Pgid > 0 && !in[tp.Pgid] && tp.Pgid != tp.Sid && !leads(tp.Pgid)
+	}
+}
+
+// leadsGroup says whether process pgid exists and leads the process group
+// of that id.
+func leadsGroup(pgid int) bool {
+	st, err := procfs.ReadStat(pgid)
+	return err == nil && st.Pgrp == pgid
 }
 
 func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper) error {

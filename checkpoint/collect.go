@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -185,7 +186,34 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	if p.PosixTimers, err = readPosixTimers(pid); err != nil {
 		return err
 	}
+	if p.Cgroups, err = readCgroups(pid, pid); err != nil {
+		return err
+	}
 	return nil
+}
+
+// readCgroups reads the cgroups of thread tid of process pid.
+func readCgroups(pid, tid int) ([]ckpt.Cgroup, error) {
+	cgs, err := procfs.ReadCgroups(pid, tid)
+	if err != nil {
+		return nil, err
+	}
+	out := []ckpt.Cgroup{}
+	for _, c := range cgs {
+		out = append(out, ckpt.Cgroup{Controllers: c.Controllers, Path: c.Path})
+	}
+	return out, nil
+}
+
+// cgroupsApart are the cgroups of thread that are not its process's.
+func cgroupsApart(thread, process []ckpt.Cgroup) []ckpt.Cgroup {
+	var out []ckpt.Cgroup
+	for _, c := range thread {
+		if !slices.Contains(process, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // seccompFilters reads the seccomp filters of the process through its
@@ -364,6 +392,13 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 		return nil, err
 	}
 	th.Seccomp = ts.Seccomp
+	if !main {
+		cgs, err := readCgroups(pid, t.Tid)
+		if err != nil {
+			return nil, err
+		}
+		th.Cgroups = cgroupsApart(cgs, st.process.Cgroups)
+	}
 	// What /proc does not show is asked of the thread itself.
 	if err := s.inject(st, t, th, main); err != nil {
 		return nil, err

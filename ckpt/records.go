@@ -56,6 +56,10 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// PgidLeaderGone says the process group's leader, not in the image,
+	// had exited or left the group when the process was checkpointed: the
+	// group lives on in its members, and a restart makes it again.
+	PgidLeaderGone bool `json:"pgid_leader_gone,omitempty"`
 }
 
 // Process is one process's own state (record TypeProcess). Its objref is the
@@ -103,8 +107,11 @@ type Process struct {
 	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
 	// LoginUID is /proc/PID/loginuid, the audit login uid (4294967295:
 	// unset); nil in images that did not record it.
-	LoginUID *uint32           `json:"loginuid,omitempty"`
-	Extra    map[string]string `json:"extra,omitempty"`
+	LoginUID *uint32 `json:"loginuid,omitempty"`
+	// Cgroups are the process's cgroups, one per hierarchy, as its main
+	// thread is in them; nil in images that did not record them.
+	Cgroups []Cgroup          `json:"cgroups,omitempty"`
+	Extra   map[string]string `json:"extra,omitempty"`
 }
 
 // Creds are a process's user and group ids and capabilities.
@@ -171,6 +178,17 @@ type Thread struct {
 	// Seccomp is the thread's own seccomp mode, which may differ from the
 	// main thread's: strict mode (1) is set for one thread alone.
 	Seccomp int `json:"seccomp,omitempty"`
+	// Cgroups are the thread's cgroups that differ from its process's
+	// (a v1 hierarchy's tasks file, a threaded v2 subtree).
+	Cgroups []Cgroup `json:"cgroups,omitempty"`
+}
+
+// Cgroup is a task's cgroup in one hierarchy.
+type Cgroup struct {
+	// Controllers names the hierarchy as /proc/PID/cgroup does:
+	// "cpu,cpuacct", "name=systemd"; empty for the unified (v2) one.
+	Controllers string `json:"controllers"`
+	Path        string `json:"path"`
 }
 
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,

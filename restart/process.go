@@ -74,6 +74,9 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.createThreads(); err != nil {
 		return err
 	}
+	if err := t.joinThreadCgroups(); err != nil {
+		return err
+	}
 	// After the threads: a timer may signal one of them.
 	if err := t.restorePosixTimers(); err != nil {
 		return err

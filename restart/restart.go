@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
@@ -91,6 +92,11 @@ type restorer struct {
 	// shmem maps a shared memory object (its inode at checkpoint) to the
 	// mapping that recreated it.
 	shmem map[uint64]shmemOwner
+	// cgroups reaches the cgroup hierarchies tasks are moved in.
+	cgroups cgroup.Hierarchies
+	// groupLeaders are the stand-ins, by pgid, for process group leaders
+	// that are gone, while the groups' members join them (tree.go).
+	groupLeaders map[int]*task
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -104,6 +110,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.opened = map[ckpt.Objref]*globalFile{}
 	s.shmem = map[uint64]shmemOwner{}
+	s.groupLeaders = map[int]*task{}
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile
@@ -147,11 +154,20 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil, err
 	}
 
-	// Create the root task. From here on, a failure kills every task.
+	// Create the root task. From here on, a failure kills every task and
+	// removes the cgroups made for them.
+	defer func() {
+		if cerr := s.cgroups.Close(); cerr != nil {
+			s.log.Warn("cannot unmount the cgroup hierarchies used", "err", cerr)
+		}
+	}()
 	defer func() {
 		if err != nil {
 			s.killAll()
 			s.files.Abandon()
+			if cerr := s.cgroups.RemoveCreated(); cerr != nil {
+				s.log.Warn("cannot remove the cgroups made for the restart", "err", cerr)
+			}
 		}
 	}()
 	if err := s.createRoot(); err != nil {
@@ -191,7 +207,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 
 	// Zombies, process groups, then signals, process and thread state,
-	// then registers, then release.
+	// then registers, then release. Groups whose leader is gone get a
+	// stand-in for it while their members, zombies first, join them.
+	if err := s.makeGoneLeaders(); err != nil {
+		return nil, err
+	}
 	if err := s.createZombies(); err != nil {
 		return nil, err
 	}
@@ -204,6 +224,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := t.joinGroup(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "joining its process group", Err: err}
 		}
+	}
+	if err := s.endGoneLeaders(); err != nil {
+		return nil, err
 	}
 	// Sessions get their terminals back before any task's files that
 	// open them (/dev/tty) are.
@@ -372,6 +395,9 @@ func (s *restorer) killAll() {
 	for _, t := range s.tasks {
 		t.kill()
 	}
+	for _, l := range s.groupLeaders {
+		l.kill()
+	}
 	for _, p := range s.children {
 		_ = p.Kill()
 		_, _ = p.Wait()
@@ -413,6 +439,12 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		t.process = &p
 		s.current = t
+		// Into its cgroups as soon as it exists: what it allocates from
+		// here on (memory, pids) is counted there. Its children inherit
+		// them, and its threads (finish).
+		if err := s.moveToCgroups(t.host, t.host, p.Cgroups, false); err != nil {
+			return err
+		}
 	case ckpt.TypeThread:
 		var th ckpt.Thread
 		if err := rec.Decode(&th); err != nil {

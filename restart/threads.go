@@ -117,3 +117,39 @@ func hostTid(host, inner int) (int, error) {
 	}
 	return 0, fmt.Errorf("process %d has no thread %d in its namespace", host, inner)
 }
+
+// joinThreadCgroups moves each thread whose cgroups were not its process's
+// back into them; a new thread starts in those of the thread that made it.
+func (t *task) joinThreadCgroups() error {
+	for _, x := range t.threads {
+		if err := t.s.moveToCgroups(t.host, x.tracee.Tid, x.image.Cgroups, true); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
+	}
+	return nil
+}
+
+// moveToCgroups moves thread tid of process pid (the whole process unless
+// thread) into the cgroups of want it is not in.
+func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) error {
+	if len(want) == 0 {
+		return nil
+	}
+	cur, err := procfs.ReadCgroups(pid, tid)
+	if err != nil {
+		return err
+	}
+	in := map[string]string{}
+	for _, c := range cur {
+		in[c.Controllers] = c.Path
+	}
+	for _, c := range want {
+		if path, ok := in[c.Controllers]; ok && path == c.Path {
+			continue
+		}
+		if err := s.cgroups.Move(c.Controllers, c.Path, tid, thread); err != nil {
+			return err
+		}
+	}
+	return nil
+}

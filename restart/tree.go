@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -69,7 +70,7 @@ func (s *restorer) startProcess(pid int) (*task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has not been restored before it", pid, tp.Ppid)
 	}
-	t, err := parent.fork(pid)
+	t, err := parent.fork(pid, unix.SIGCHLD)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +80,9 @@ func (s *restorer) startProcess(pid int) (*task, error) {
 
 // fork creates a child of this task with exactly pid: clone3 with set_tid
 // run inside the task. The child returns from clone3 into the code page,
-// where it spins until seized.
-func (t *task) fork(pid int) (*task, error) {
+// where it spins until seized. Its exit signals the parent with
+// exitSignal (0: none, and the parent reaps it with __WALL).
+func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
@@ -89,7 +91,7 @@ func (t *task) fork(pid int) (*task, error) {
 	}
 	args := make([]byte, cloneArgsSize+4)
 	le := binary.LittleEndian
-	le.PutUint64(args[32:], uint64(unix.SIGCHLD))    // exit_signal
+	le.PutUint64(args[32:], uint64(exitSignal))      // exit_signal
 	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
 	le.PutUint64(args[72:], 1)                       // set_tid_size
 	inner := t.s.innerPid(pid)
@@ -198,7 +200,7 @@ func (t *task) joinGroup() error {
 	if int(cur) == pgid {
 		return nil
 	}
-	if t.s.treeProcess(tp.Pgid) == nil {
+	if t.s.treeProcess(tp.Pgid) == nil && t.s.groupLeaders[tp.Pgid] == nil {
 		// The group's leader is outside the tree: the restored process
 		// stays in the group it inherited.
 		t.s.log.Warn("process group leader is not in the image; keeping the inherited group", "pid", t.pid, "pgid", tp.Pgid)
@@ -261,29 +263,34 @@ func (s *restorer) createZombies() error {
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
-		z, err := parent.fork(tp.Pid)
+		z, err := parent.fork(tp.Pid, unix.SIGCHLD)
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
 		s.tasks = append(s.tasks, z)
-		if err := z.die(tp.Comm, tp.ExitCode); err != nil {
+		if err := z.die(&tp); err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
 	}
 	return nil
 }
 
-// die ends the task with a wait status: exit_group for a normal exit, or
-// its signal, with default action and no core dump, for a killed one. As
-// its tracer crsub sees the death first; the zombie then waits for its
-// real parent.
-func (t *task) die(comm string, status int) error {
+// die ends the task as zombie tp: in its session and process group, with
+// its name, and its wait status: exit_group for a normal exit, or its
+// signal, with default action and no core dump, for a killed one. As its
+// tracer crsub sees the death first; the zombie then waits for its real
+// parent.
+func (t *task) die(tp *ckpt.TreeProcess) error {
+	comm, status := tp.Comm, tp.ExitCode
 	r, err := remote.New(t.tracee)
 	if err != nil {
 		return err
 	}
 	t.remote = r
 	if _, err := r.MapPage(0); err != nil {
+		return err
+	}
+	if err := t.joinZombieGroup(tp); err != nil {
 		return err
 	}
 	if len(comm) > 15 {
@@ -326,6 +333,123 @@ func (t *task) die(comm string, status int) error {
 	}
 	t.released = true
 	t.closeHandles()
+	return nil
+}
+
+// joinZombieGroup puts zombie tp, before it dies, in the session it led
+// or the process group it was in: one it led, one a live process of the
+// tree leads, or one whose leader is gone (makeGoneLeaders).
+func (t *task) joinZombieGroup(tp *ckpt.TreeProcess) error {
+	switch {
+	case tp.Sid == tp.Pid:
+		if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
+	case tp.Pgid == tp.Pid:
+		if _, err := t.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
+			return fmt.Errorf("setpgid: %w", err)
+		}
+	default:
+		leader := t.s.treeProcess(tp.Pgid)
+		if (leader == nil || leader.Zombie) && t.s.groupLeaders[tp.Pgid] == nil {
+			return nil // stays in the group it inherited, as a live process would
+		}
+		pgid := t.s.innerPid(tp.Pgid)
+		cur, err := t.Syscall(unix.SYS_GETPGID, 0)
+		if err != nil {
+			return err
+		}
+		if int(cur) == pgid {
+			return nil
+		}
+		if _, err := t.Syscall(unix.SYS_SETPGID, 0, uint64(pgid)); err != nil {
+			return fmt.Errorf("setpgid %d: %w", pgid, err)
+		}
+	}
+	return nil
+}
+
+// goneLeaders lists, by pgid, the process groups of the tree whose leader
+// was gone at checkpoint (it exited and was reaped) and the session they
+// are in. A group that is its session's own (pgid = sid) is not among
+// them: only its leader could make it.
+func goneLeaders(tree *ckpt.Tree) map[int]int {
+	in := map[int]bool{}
+	for _, tp := range tree.Processes {
+		in[tp.Pid] = true
+	}
+	gone := map[int]int{}
+	for _, tp := range tree.Processes {
+		if tp.PgidLeaderGone && tp.Pgid > 0 && !in[tp.Pgid] && tp.Pgid != tp.Sid {
+			gone[tp.Pgid] = tp.Sid
+		}
+	}
+	return gone
+}
+
+// makeGoneLeaders makes each process group whose leader is gone exist
+// again while its members join it: a stand-in with the leader's pid,
+// forked by a live process of the group's session (the group must be in
+// the session of those joining it), makes a group of its own. Zombies join
+// it before they die, live members in joinGroup; the stand-ins then exit
+// (endGoneLeaders), and the group lives on in its members, as it did.
+func (s *restorer) makeGoneLeaders() error {
+	gone := goneLeaders(&s.tree)
+	pgids := make([]int, 0, len(gone))
+	for pgid := range gone {
+		pgids = append(pgids, pgid)
+	}
+	slices.Sort(pgids)
+	for _, pgid := range pgids {
+		var parent *task
+		for _, t := range s.live() {
+			if tp := s.treeProcess(t.pid); tp != nil && tp.Sid == gone[pgid] {
+				parent = t
+				break
+			}
+		}
+		if parent == nil {
+			s.log.Warn("process group's leader is not in the image, nor any live process of its session; its members keep the group they inherit", "pgid", pgid)
+			continue
+		}
+		// No exit signal: the parent, a restored process, must not see
+		// a SIGCHLD for a child it never had.
+		l, err := parent.fork(pgid, 0)
+		if err != nil {
+			return fmt.Errorf("process group %d, whose leader is gone: %w", pgid, err)
+		}
+		s.groupLeaders[pgid] = l
+		if l.remote, err = remote.New(l.tracee); err != nil {
+			return fmt.Errorf("process group %d: %w", pgid, err)
+		}
+		if _, err := l.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
+			return fmt.Errorf("process group %d: setpgid: %w", pgid, err)
+		}
+	}
+	return nil
+}
+
+// endGoneLeaders ends the stand-ins of makeGoneLeaders once every member
+// has joined its group: each exits and its parent reaps it.
+func (s *restorer) endGoneLeaders() error {
+	for pgid, l := range s.groupLeaders {
+		if l.released {
+			continue
+		}
+		if _, err := l.Syscall(unix.SYS_EXIT_GROUP, 0); !errors.Is(err, ptrace.ErrExited) {
+			return fmt.Errorf("process group %d: the stand-in for its leader did not exit: %v", pgid, err)
+		}
+		l.released = true
+		l.closeHandles()
+		inner := s.innerPid(pgid)
+		got, err := l.parent.Syscall(unix.SYS_WAIT4, uint64(inner), 0, unix.WALL|unix.WNOHANG, 0)
+		if err != nil {
+			return fmt.Errorf("process group %d: reaping the stand-in for its leader: %w", pgid, err)
+		}
+		if int(got) != inner {
+			return fmt.Errorf("process group %d: the stand-in for its leader is not ready to be reaped", pgid)
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,176 @@
+// Package cgroup moves tasks into cgroups of the v1 hierarchies and the
+// unified (v2) one, reaching each hierarchy through a mount of its own.
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Hierarchies reaches the cgroup hierarchies tasks are moved in. Each is
+// mounted once, on a temporary directory, when first needed (it need not
+// be mounted anywhere else, and a mount of the same controllers is the
+// same hierarchy); Close unmounts them. The cgroups it creates are kept
+// in a list, so that RemoveCreated can take them away again.
+type Hierarchies struct {
+	mounts  map[string]string // by controllers ("" for the unified hierarchy)
+	created []string          // cgroup directories made, parents first
+}
+
+// Move puts thread tid (a whole process with its threads unless thread)
+// in cgroup path of the hierarchy named by controllers, as
+// /proc/PID/cgroup names them ("cpu,cpuacct", "name=systemd", "" for the
+// unified hierarchy), creating the cgroup if it is missing.
+func (h *Hierarchies) Move(controllers, path string, tid int, thread bool) error {
+	root, err := h.mount(controllers)
+	if err != nil {
+		return err
+	}
+	clean := filepath.Clean("/" + path)
+	if clean != path || strings.Contains(path, "\x00") {
+		return fmt.Errorf("cgroup %s: not a clean absolute path", path)
+	}
+	if err := h.mkdirAll(root, clean, hasCpuset(controllers)); err != nil {
+		return err
+	}
+	file := "cgroup.procs"
+	switch {
+	case thread && controllers == "":
+		file = "cgroup.threads"
+	case thread:
+		file = "tasks"
+	}
+	target := filepath.Join(root, clean, file)
+	if err := os.WriteFile(target, []byte(strconv.Itoa(tid)), 0); err != nil {
+		return fmt.Errorf("cgroup %s of hierarchy %q: %w", path, controllers, err)
+	}
+	return nil
+}
+
+// mkdirAll creates cgroup path under root and the cgroups above it that
+// are missing, remembering each one it made. A new v1 cpuset cgroup has
+// no CPUs and memory nodes, and takes no task: it gets its parent's.
+func (h *Hierarchies) mkdirAll(root, path string, cpuset bool) error {
+	dir := root
+	for _, elem := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+		if elem == "" {
+			continue
+		}
+		dir = filepath.Join(dir, elem)
+		err := os.Mkdir(dir, 0o755)
+		switch {
+		case err == nil:
+			h.created = append(h.created, dir)
+			if cpuset {
+				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+					b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+					if err == nil {
+						err = os.WriteFile(filepath.Join(dir, f), b, 0)
+					}
+					if err != nil {
+						return fmt.Errorf("cgroup %s: %w", strings.TrimPrefix(dir, root), err)
+					}
+				}
+			}
+		case errors.Is(err, os.ErrExist):
+		default:
+			return fmt.Errorf("creating cgroup %s: %w", strings.TrimPrefix(dir, root), err)
+		}
+	}
+	return nil
+}
+
+// mount gives the mount point of the hierarchy named by controllers,
+// mounting it the first time.
+func (h *Hierarchies) mount(controllers string) (string, error) {
+	if dir, ok := h.mounts[controllers]; ok {
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp("", "crsub-cgroup-")
+	if err != nil {
+		return "", err
+	}
+	fstype, opts := "cgroup2", ""
+	if controllers != "" {
+		fstype, opts = "cgroup", controllers
+		if !hasController(controllers) {
+			// A named hierarchy without controllers: "none" says so.
+			opts = "none," + controllers
+		}
+	}
+	if err := unix.Mount("cgroup", dir, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		_ = os.Remove(dir)
+		return "", fmt.Errorf("mounting the cgroup hierarchy %q: %w", controllers, os.NewSyscallError("mount", err))
+	}
+	if h.mounts == nil {
+		h.mounts = map[string]string{}
+	}
+	h.mounts[controllers] = dir
+	return dir, nil
+}
+
+// hasCpuset says whether a v1 hierarchy has the cpuset controller.
+func hasCpuset(controllers string) bool {
+	for _, c := range strings.Split(controllers, ",") {
+		if c == "cpuset" {
+			return true
+		}
+	}
+	return false
+}
+
+// hasController says whether a hierarchy's name lists a controller, not
+// only a name= option.
+func hasController(controllers string) bool {
+	for _, c := range strings.Split(controllers, ",") {
+		if c != "" && !strings.HasPrefix(c, "name=") {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveCreated removes the cgroups Move created, deepest first. A cgroup
+// is busy for a moment after its last task was killed: each is retried
+// for up to a second.
+func (h *Hierarchies) RemoveCreated() error {
+	var errs []error
+	for i := len(h.created) - 1; i >= 0; i-- {
+		dir := h.created[i]
+		deadline := time.Now().Add(time.Second)
+		for {
+			err := unix.Rmdir(dir)
+			if err == unix.EBUSY && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if err != nil && err != unix.ENOENT {
+				errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, os.NewSyscallError("rmdir", err)))
+			}
+			break
+		}
+	}
+	h.created = nil
+	return errors.Join(errs...)
+}
+
+// Close unmounts the hierarchies Move mounted.
+func (h *Hierarchies) Close() error {
+	var errs []error
+	for _, dir := range h.mounts {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, os.NewSyscallError("umount", err)))
+			continue
+		}
+		_ = os.Remove(dir)
+	}
+	h.mounts = nil
+	return errors.Join(errs...)
+}
