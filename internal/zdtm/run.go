@@ -201,6 +201,10 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 	cleanout(t)
 	env := testEnv(t, r.SwitchUID)
 
+	var rules map[string][]string
+	if touchesNetfilter(t) {
+		rules = netfilterRules()
+	}
 	var pid, sid, launcher int
 	defer func() {
 		if pid == 0 {
@@ -212,6 +216,11 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 			step, err = "cleanup", kerr
 		}
 		_ = r.hook(context.Background(), t, work, env, "--clean")
+		if rules != nil {
+			if rm := removeNewRules(rules); len(rm) > 0 {
+				r.logf("%s: removed firewall rules it left: %s", t.Name, strings.Join(rm, "; "))
+			}
+		}
 		if err == nil && !r.Keep {
 			_ = os.RemoveAll(work)
 		}
