@@ -98,23 +98,10 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 	return filepath.Join(work, fmt.Sprintf("ckpt-%d.img", iter))
 }
 
-// CrsubOpts maps a test's CRIU options to crsub's. crsub has no switches
-// for what CRIU does on request: established TCP connections, file locks,
-// external unix sockets and the rest are always handled (or refused) by
-// crsub, so nothing is added; the options are listed here so that the
-// mapping is in one place.
-func CrsubOpts(criuOpts []string) (checkpoint, restart []string) {
-	for _, o := range criuOpts {
-		switch strings.SplitN(o, "=", 2)[0] {
-		case "--tcp-established", "--file-locks", "--ext-unix-sk", "--link-remap",
-			"--tcp-close", "--skip-in-flight", "--ghost-limit", "--manage-cgroups",
-			"--force-irmap", "--irmap-scan-path", "--external", "--network-lock",
-			"--cgroup-root", "--join-ns", "--timeout":
-			// always on in crsub, or no crsub equivalent
-		}
-	}
-	return nil, nil
-}
+// A test's CRIU options (.desc opts, dopts, ropts) have no crsub
+// counterparts: established TCP connections, file locks, external unix
+// sockets and the rest are always handled (or refused) by crsub, so the
+// crsub engine passes none of them on.
 
 func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o CheckpointOpts) error {
 	argv := []string{c.Bin, "checkpoint", "--pid", fmt.Sprint(pid), "-o", img, "-q"}
@@ -124,8 +111,6 @@ func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o 
 	if o.PreCopy {
 		argv = append(argv, "--pre-copy")
 	}
-	extra, _ := CrsubOpts(append(append([]string{}, t.Desc.Opts...), t.Desc.Dopts...))
-	argv = append(argv, extra...)
 	step := "checkpoint"
 	if o.LeaveRunning {
 		step = "snapshot"
@@ -140,8 +125,6 @@ func (c *Crsub) Filter(ctx context.Context, t *Test, img string) (string, error)
 
 func (c *Crsub) Restore(ctx context.Context, t *Test, img string) error {
 	argv := []string{c.Bin, "restart", "-i", img, "--detach", "--pidfile", t.Path(".pid"), "-q"}
-	_, extra := CrsubOpts(append(append([]string{}, t.Desc.Opts...), t.Desc.Ropts...))
-	argv = append(argv, extra...)
 	return c.run(ctx, t, img+".restart.log", "restart", argv)
 }
 

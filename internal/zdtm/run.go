@@ -201,6 +201,10 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 	cleanout(t)
 	env := testEnv(t, r.SwitchUID)
 
+	var rules map[string][]string
+	if touchesNetfilter(t) {
+		rules = netfilterRules()
+	}
 	var pid, sid, launcher int
 	defer func() {
 		if pid == 0 {
@@ -212,6 +216,11 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 			step, err = "cleanup", kerr
 		}
 		_ = r.hook(context.Background(), t, work, env, "--clean")
+		if rules != nil {
+			if rm := removeNewRules(rules); len(rm) > 0 {
+				r.logf("%s: removed firewall rules it left: %s", t.Name, strings.Join(rm, "; "))
+			}
+		}
 		if err == nil && !r.Keep {
 			_ = os.RemoveAll(work)
 		}
@@ -220,7 +229,16 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 	// Start: the launcher forks the test, which writes NAME.pid when its
 	// state is built; the launcher exits then.
 	r.logf("%s: start %s", t.Name, strings.Join(t.Argv, " "))
-	launcher, err = startTest(ctx, t, filepath.Join(work, "start.log"), env, tmo)
+	// zdtm.py runs the --post-start hook while the launcher still waits:
+	// net_lock_socket_* only write NAME.pid once their hook connected.
+	var hookErr error
+	hookDone := make(chan struct{})
+	postStart := func() {
+		defer close(hookDone)
+		hookErr = r.hook(ctx, t, work, append(env[:len(env):len(env)], "ZDTM_TEST_PID="), "--post-start")
+	}
+	launcher, err = startTest(ctx, t, filepath.Join(work, "start.log"), env, tmo, postStart)
+	<-hookDone
 	if err != nil {
 		reason := outFailure(t)
 		if reason == "" {
@@ -235,8 +253,8 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 		sid = st.sid
 	}
 	env = append(env, "ZDTM_TEST_PID="+strconv.Itoa(pid))
-	if err := r.hook(ctx, t, work, env, "--post-start"); err != nil {
-		return "hook", err
+	if hookErr != nil {
+		return "hook", hookErr
 	}
 
 	for i := 1; i <= max(r.Mode.Iters, 1); i++ {
@@ -329,7 +347,8 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 // startTest runs the test's launcher in a process group of its own and
 // waits for it to exit (it does once the test wrote NAME.pid). On a
 // timeout the launcher and everything it started are killed.
-func startTest(ctx context.Context, t *Test, log string, env []string, tmo time.Duration) (int, error) {
+// postStart runs (in a goroutine) once the launcher started.
+func startTest(ctx context.Context, t *Test, log string, env []string, tmo time.Duration, postStart func()) (int, error) {
 	f, err := os.Create(log)
 	if err != nil {
 		return 0, err
@@ -347,8 +366,10 @@ func startTest(ctx context.Context, t *Test, log string, env []string, tmo time.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		go postStart()
 		return 0, err
 	}
+	go postStart()
 	l := cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
