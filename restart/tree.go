@@ -412,6 +412,14 @@ func (s *restorer) makeGoneLeaders() error {
 			s.log.Warn("process group's leader is not in the image, nor any live process of its session; its members keep the group they inherit", "pgid", pgid)
 			continue
 		}
+		if unix.Kill(-s.innerPid(pgid), 0) == nil {
+			// The group lives on in processes outside the image (a shell's
+			// job whose leader exited): its pid is still the group's, so
+			// no stand-in can have it, and none is needed. The members
+			// keep the group they inherit (joinGroup).
+			s.log.Info("process group's leader is gone, the group lives on outside the image", "pgid", pgid)
+			continue
+		}
 		// No exit signal: the parent, a restored process, must not see
 		// a SIGCHLD for a child it never had.
 		l, err := parent.fork(pgid, 0)
