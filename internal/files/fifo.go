@@ -28,17 +28,9 @@ var fifoKind = &Kind{
 
 func dumpFIFO(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	f := ckpt.File{Kind: ckpt.FileFIFO, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: identityOf(fd.Link.Path, &fd.Stat)}
-	var deps []ckpt.Objref
-	switch {
-	case isGhost(fd):
-		f.Deleted = true
-		ghost, err := dumpGhost(c, fd)
-		if err != nil {
-			return 0, err
-		}
-		deps = append(deps, ghost)
-	case fd.Link.Deleted:
-		return 0, &UnsupportedError{Fd: fd.Num, What: "FIFO " + fd.Link.Path + ", removed but linked elsewhere"}
+	deps, err := dumpRemovedName(c, fd, &f, false)
+	if err != nil {
+		return 0, err
 	}
 	obj, err := dumpFIFOObject(c, fd, deps)
 	if err != nil {

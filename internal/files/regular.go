@@ -31,25 +31,36 @@ func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	path := fd.Link.Path
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
 	ref := c.W.NewObjref()
-	var deps []ckpt.Objref
+	deps, err := dumpRemovedName(c, fd, &f, true)
+	if err != nil {
+		return 0, err
+	}
+	return ref, c.WriteFile(fd, ref, deps, &f)
+}
+
+// dumpRemovedName records how the file of fd is found again when the name
+// it was opened by is gone: through its ghost record, which the file record
+// then depends on, if its last name was removed; by file handle if another
+// link stays (byHandle; a kind that cannot reopen so refuses it).
+func dumpRemovedName(c *DumpContext, fd *Fd, f *ckpt.File, byHandle bool) ([]ckpt.Objref, error) {
 	switch {
 	case isGhost(fd):
 		f.Deleted = true
 		ghost, err := dumpGhost(c, fd)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		deps = append(deps, ghost)
+		return []ckpt.Objref{ghost}, nil
+	case fd.Link.Deleted && !byHandle:
+		return nil, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s %s, removed but linked elsewhere", f.Kind, fd.Link.Path)}
 	case fd.Link.Deleted:
-		// Its name is gone but another link is not: the file is reopened
-		// by handle.
 		h, err := fileHandle(fd)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		f.Handle = h
 	}
-	return ref, c.WriteFile(fd, ref, deps, &f)
+	return nil, nil
 }
 
 func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {

@@ -20,21 +20,9 @@ var symlinkKind = &Kind{
 	},
 	Dump: func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		f := ckpt.File{Kind: ckpt.FileSymlink, Path: fd.Link.Path, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: identityOf(fd.Link.Path, &fd.Stat)}
-		var deps []ckpt.Objref
-		switch {
-		case isGhost(fd):
-			f.Deleted = true
-			ghost, err := dumpGhost(c, fd)
-			if err != nil {
-				return 0, err
-			}
-			deps = append(deps, ghost)
-		case fd.Link.Deleted:
-			h, err := fileHandle(fd)
-			if err != nil {
-				return 0, err
-			}
-			f.Handle = h
+		deps, err := dumpRemovedName(c, fd, &f, true)
+		if err != nil {
+			return 0, err
 		}
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, deps, &f)
