@@ -446,21 +446,32 @@ func setsockoptInt(t Target, fd, level, opt, v int) error {
 	return err
 }
 
-// newInetSocket makes an inet socket of s's family, type and protocol inside
-// t with s's options, binds it to s.Local and connects it to s.Peer where
-// they are set, and gives it flags' O_NONBLOCK.
-func newInetSocket(t Target, s *ckpt.Socket, flags int) (int, error) {
+// socketWithOptions makes a socket of s's family, type and protocol inside
+// t with s's options; on failure nothing is left open.
+func socketWithOptions(t Target, s *ckpt.Socket) (int, error) {
 	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), uint64(s.Type|unix.SOCK_CLOEXEC), uint64(s.Protocol))
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
 	fd := int(fdv)
-	fail := func(err error) (int, error) {
+	if err := setSocketOptions(t, fd, s); err != nil {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
 	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		return fail(err)
+	return fd, nil
+}
+
+// newInetSocket makes an inet socket of s's family, type and protocol inside
+// t with s's options, binds it to s.Local and connects it to s.Peer where
+// they are set, and gives it flags' O_NONBLOCK.
+func newInetSocket(t Target, s *ckpt.Socket, flags int) (int, error) {
+	fd, err := socketWithOptions(t, s)
+	if err != nil {
+		return -1, err
+	}
+	fail := func(err error) (int, error) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
 	}
 	for _, step := range []struct {
 		nr   int

@@ -62,17 +62,13 @@ func restoreInetListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	if s == nil || s.State != "listen" {
 		return -1, fmt.Errorf("socket:[%d]: no listening socket state in the image", f.Identity.Inode)
 	}
-	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), uint64(s.Type|unix.SOCK_CLOEXEC), uint64(s.Protocol))
+	fd, err := socketWithOptions(t, s)
 	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+		return -1, err
 	}
-	fd := int(fdv)
 	fail := func(err error) (int, error) {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		return fail(err)
 	}
 	// Connections accepted from it may be restored already, bound to its
 	// port: binding it beside them needs SO_REUSEADDR for the time of the

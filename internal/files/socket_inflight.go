@@ -212,17 +212,13 @@ func restoreInflight(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File
 	if err != nil {
 		return -1, err
 	}
-	fdv, err := t.Syscall(unix.SYS_SOCKET, uint64(s.Family), uint64(s.Type|unix.SOCK_CLOEXEC), uint64(s.Protocol))
+	fd, err := socketWithOptions(t, s)
 	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+		return -1, err
 	}
-	fd := int(fdv)
 	fail := func(err error) (int, error) {
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
-	}
-	if err := setSocketOptions(t, fd, s); err != nil {
-		return fail(err)
 	}
 	if s.Family == unix.AF_UNIX && s.Local != "" {
 		if s.Local[0] != '@' {
