@@ -37,6 +37,8 @@ const (
 	TypePages Type = 0x0302 // stored pages of the VMA before it, as payload
 
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
+
+	TypeNamespace Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
 )
 
 var typeNames = map[Type]string{
@@ -60,6 +62,7 @@ var typeNames = map[Type]string{
 	TypeVMA:        "vma",
 	TypePages:      "pages",
 	TypeSignals:    "signals",
+	TypeNamespace:  "namespace",
 }
 
 func (t Type) String() string {
