@@ -869,6 +869,14 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 		what := "memfd"
 		var sysv *ckpt.SysVShm
 		switch {
+		case strings.HasPrefix(m.Path, "/SYSV") && st.namespaces[ckpt.NamespaceIPC] != 0:
+			// A segment of its IPC namespace, written with it.
+			ref, ok := s.namespaces.dump.SysVShm[ns.SysVKey{Namespace: st.namespaces[ckpt.NamespaceIPC], ID: int(m.Inode)}]
+			if !ok {
+				return fmt.Errorf("mapping %#x-%#x of System V shared memory %s: not among its IPC namespace's segments", m.Start, m.End, m.Path)
+			}
+			mem.memfds[m.Start] = ref
+			continue
 		case strings.HasPrefix(m.Path, "/SYSV"):
 			what = "System V shared memory " + m.Path
 			seg, err := sysvSegment(m.Inode)

@@ -30,8 +30,52 @@ type Namespace struct {
 	// What the namespace holds, for the kinds that hold something small
 	// enough to say here; one is set, the one of Kind.
 	UTS    *UTSNamespace    `json:"uts,omitempty"`
+	IPC    *IPCNamespace    `json:"ipc,omitempty"`
 	Time   *TimeNamespace   `json:"time,omitempty"`
 	Cgroup *CgroupNamespace `json:"cgroup,omitempty"`
+}
+
+// IPCNamespace is what an IPC namespace holds beside its objects (records
+// TypeSysVShm, TypeSysVSem, TypeSysVMsg; its POSIX message queues are
+// TypeMQueue records, as those of crsub's): its limits, the files of
+// /proc/sys/kernel and /proc/sys/fs/mqueue that belong to it, by path
+// under /proc/sys ("kernel/msgmax"), with their contents.
+type IPCNamespace struct {
+	Sysctls map[string]string `json:"sysctls"`
+}
+
+// SysVSegment is a System V shared memory segment of an IPC namespace the
+// image records (record TypeSysVShm, depending on the namespace; the
+// memory areas that map it depend on it). Its contents, Size bytes, are
+// the payload. Restart makes it again with its id.
+type SysVSegment struct {
+	SysVShm
+	Size int64 `json:"size"`
+}
+
+// SysVSemSet is a System V semaphore set of an IPC namespace the image
+// records (record TypeSysVSem, depending on the namespace).
+type SysVSemSet struct {
+	ID     int      `json:"id"`
+	Key    int32    `json:"key"`
+	Mode   uint32   `json:"mode"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Values []uint16 `json:"values"`
+}
+
+// SysVMsgQueue is a System V message queue of an IPC namespace the image
+// records (record TypeSysVMsg, depending on the namespace). Its messages,
+// oldest first, are the payload: each a little-endian i64 type, a u32
+// length, then its bytes.
+type SysVMsgQueue struct {
+	ID       int    `json:"id"`
+	Key      int32  `json:"key"`
+	Mode     uint32 `json:"mode"`
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	Qbytes   uint64 `json:"qbytes"`
+	Messages int    `json:"messages"`
 }
 
 // UTSNamespace is what a UTS namespace holds.

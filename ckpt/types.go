@@ -39,6 +39,9 @@ const (
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
 
 	TypeNamespace Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
+	TypeSysVShm   Type = 0x0501 // a System V shared memory segment of an IPC namespace: its contents as payload (defines its objref)
+	TypeSysVSem   Type = 0x0502 // a System V semaphore set of an IPC namespace, with its values
+	TypeSysVMsg   Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
 )
 
 var typeNames = map[Type]string{
@@ -63,6 +66,9 @@ var typeNames = map[Type]string{
 	TypePages:      "pages",
 	TypeSignals:    "signals",
 	TypeNamespace:  "namespace",
+	TypeSysVShm:    "sysv-shm",
+	TypeSysVSem:    "sysv-sem",
+	TypeSysVMsg:    "sysv-msg",
 }
 
 func (t Type) String() string {

@@ -336,8 +336,9 @@ func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
 		return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
 	}
 	if seg.Remove {
-		// Attached now, it lives on until detached, as it did.
-		if _, err := unix.SysvShmCtl(seg.ID, unix.IPC_RMID, nil); err != nil {
+		// Attached now, it lives on until detached, as it did. Removed by
+		// the task: the segment is in its IPC namespace.
+		if _, err := t.Syscall(unix.SYS_SHMCTL, uint64(seg.ID), unix.IPC_RMID, 0); err != nil {
 			return fmt.Errorf("removing System V segment %d again: %w", seg.ID, err)
 		}
 		seg.Remove = false

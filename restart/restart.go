@@ -117,6 +117,12 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
 		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
 	defer s.closeNamespaces()
+	s.files.InIPCNamespace = func(t files.Target) func(func() error) error {
+		if n := s.ns.made[t.(*task).process.Namespaces[ckpt.NamespaceIPC]]; n != nil {
+			return n.Do
+		}
+		return nil
+	}
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile

@@ -239,6 +239,20 @@ type RestoreContext struct {
 	// mqueues are the message queues found or made again, held until
 	// Close; Abandon removes the ones made for a restart that failed.
 	mqueues map[ckpt.Objref]*restoredMQueue
+	// InIPCNamespace returns how to run code in the IPC namespace of
+	// target t, where its POSIX message queues are, when it is not
+	// crsub's; nil (or a nil InIPCNamespace) runs it in crsub's.
+	InIPCNamespace func(t Target) func(fn func() error) error
+}
+
+// inIPCNamespace runs fn in t's IPC namespace (InIPCNamespace).
+func (c *RestoreContext) inIPCNamespace(t Target) func(fn func() error) error {
+	if c.InIPCNamespace != nil {
+		if in := c.InIPCNamespace(t); in != nil {
+			return in
+		}
+	}
+	return func(fn func() error) error { return fn() }
 }
 
 // settle registers what to set on a restored file at the end

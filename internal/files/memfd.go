@@ -232,23 +232,47 @@ func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
 		c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID}
 		return nil
 	}
-	id, err := makeSysVShm(sv, int(m.Size))
-	if err != nil {
+	if err := MakeSysVShm(sv, m.Size, rec.Payload()); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID, Remove: sv.Removed}
+	return nil
+}
+
+// MakeSysVShm makes System V segment sv again in the calling thread's IPC
+// namespace, with its id (through /proc/sys/kernel/shm_next_id,
+// CAP_SYS_ADMIN in the namespace), key, size, owner and mode, filled with
+// size bytes of contents. A segment that was removed is made without its
+// key; it is removed again once attached (RestoredSysVShm.Remove).
+func MakeSysVShm(sv *ckpt.SysVShm, size int64, contents io.Reader) error {
+	const next = "/proc/sys/kernel/shm_next_id"
+	if err := os.WriteFile(next, []byte(fmt.Sprint(sv.ID)), 0); err != nil {
+		return err
+	}
+	key := int(sv.Key)
+	if sv.Removed {
+		key = unix.IPC_PRIVATE // removed, it has no key any more
+	}
+	id, err := unix.SysvShmGet(key, int(size), unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
+	_ = os.WriteFile(next, []byte("-1"), 0)
+	if err != nil {
+		return os.NewSyscallError("shmget", err)
 	}
 	if id != sv.ID {
 		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
-		return fmt.Errorf("%s: made again as %d: its id is taken", what, id)
+		return fmt.Errorf("made again as %d: its id is taken", id)
 	}
-	mem, err := unix.SysvShmAttach(id, 0, 0)
-	if err == nil {
-		_, err = io.ReadFull(rec.Payload(), mem[:m.Size])
-		if derr := unix.SysvShmDetach(mem); err == nil {
-			err = derr
+	var mem []byte
+	if size > 0 {
+		if mem, err = unix.SysvShmAttach(id, 0, 0); err == nil {
+			_, err = io.ReadFull(contents, mem[:size])
+			if derr := unix.SysvShmDetach(mem); err == nil {
+				err = derr
+			}
 		}
 	}
 	if err == nil {
-		desc = unix.SysvShmDesc{}
+		var desc unix.SysvShmDesc
 		if _, err = unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err == nil {
 			desc.Perm.Uid, desc.Perm.Gid, desc.Perm.Mode = sv.UID, sv.GID, sv.Mode
 			_, err = unix.SysvShmCtl(id, unix.IPC_SET, &desc)
@@ -256,23 +280,7 @@ func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
 	}
 	if err != nil {
 		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
-		return fmt.Errorf("%s: refilling: %w", what, err)
+		return fmt.Errorf("refilling: %w", err)
 	}
-	c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: id, Remove: sv.Removed}
 	return nil
-}
-
-// makeSysVShm creates a segment with the id sv had, through
-// /proc/sys/kernel/shm_next_id (CAP_SYS_ADMIN in the IPC namespace).
-func makeSysVShm(sv *ckpt.SysVShm, size int) (int, error) {
-	const next = "/proc/sys/kernel/shm_next_id"
-	if err := os.WriteFile(next, []byte(fmt.Sprint(sv.ID)), 0); err != nil {
-		return -1, err
-	}
-	defer os.WriteFile(next, []byte("-1"), 0)
-	key := int(sv.Key)
-	if sv.Removed {
-		key = unix.IPC_PRIVATE // removed, it has no key any more
-	}
-	return unix.SysvShmGet(key, size, unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
 }

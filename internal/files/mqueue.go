@@ -249,6 +249,13 @@ type restoredMQueue struct {
 	own      *os.File
 	tempName string
 	made     bool // made again by this restart, not found
+	// in runs code in the IPC namespace the queue is in.
+	in func(fn func() error) error
+}
+
+// unlink removes name in the queue's IPC namespace.
+func (rq *restoredMQueue) unlink(name string) error {
+	return rq.in(func() error { return mqUnlink(name) })
 }
 
 // mqOpen runs mq_open in crsub.
@@ -291,9 +298,13 @@ func restoreMQueue(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 	if q.Name == "" {
 		what = fmt.Sprintf("unlinked message queue (inode %d)", q.Inode)
 	}
-	rq := &restoredMQueue{q: q}
+	rq := &restoredMQueue{q: q, in: c.inIPCNamespace(t)}
 	if q.Name != "" {
-		fd, err := mqOpen(q.Name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0, nil)
+		var fd int
+		err := rq.in(func() (err error) {
+			fd, err = mqOpen(q.Name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0, nil)
+			return err
+		})
 		switch {
 		case err == nil:
 			var st unix.Stat_t
@@ -315,7 +326,11 @@ func restoreMQueue(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 		rq.tempName = name
 	}
 	attr := mqAttr{MaxMsg: q.MaxMsg, MsgSize: q.MsgSize}
-	fd, err := mqOpen(name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_CREAT|unix.O_EXCL, q.Mode&0o777, &attr)
+	var fd int
+	err = rq.in(func() (err error) {
+		fd, err = mqOpen(name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_CREAT|unix.O_EXCL, q.Mode&0o777, &attr)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: making it again (maxmsg %d, msgsize %d): %w", what, q.MaxMsg, q.MsgSize, err)
 	}
@@ -323,7 +338,7 @@ func restoreMQueue(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 	defer func() {
 		if err != nil {
 			rq.own.Close()
-			_ = mqUnlink(name)
+			_ = rq.unlink(name)
 		}
 	}()
 	if err := unix.Fchmod(fd, q.Mode&0o7777); err != nil {
@@ -410,7 +425,7 @@ func restoreMQueueFd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File
 func (c *RestoreContext) Abandon() {
 	for _, rq := range c.mqueues {
 		if rq.made && rq.tempName == "" {
-			_ = mqUnlink(rq.q.Name)
+			_ = rq.unlink(rq.q.Name)
 		}
 	}
 }
@@ -421,7 +436,7 @@ func (c *RestoreContext) closeMQueues() {
 	for ref, rq := range c.mqueues {
 		rq.own.Close()
 		if rq.tempName != "" {
-			_ = mqUnlink(rq.tempName)
+			_ = rq.unlink(rq.tempName)
 		}
 		delete(c.mqueues, ref)
 	}

@@ -27,3 +27,41 @@ func TestParseSysVShm(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSysVSemMsg(t *testing.T) {
+	sem := "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n" +
+		"1592655875          3   604          3     0     0     0     0          0 1796467133\n" +
+		"         0          4   600          1    10    20     0     0          0 1796467133\n"
+	gotSem, err := ParseSysVSem([]byte(sem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSem := []SysVSem{{Key: 1592655875, ID: 3, Perms: 0o604, Nsems: 3}, {ID: 4, Perms: 0o600, Nsems: 1, UID: 10, GID: 20}}
+	if diff := cmp.Diff(wantSem, gotSem); diff != "" {
+		t.Errorf("sem (-want +got):\n%s", diff)
+	}
+	msg := "       key      msqid perms      cbytes       qnum lspid lrpid   uid   gid  cuid  cgid      stime      rtime      ctime\n" +
+		"1592655876          1   620          12          2   100     0     0     0     0     0 1796467133          0 1796467133\n"
+	gotMsg, err := ParseSysVMsg([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMsg := []SysVMsg{{Key: 1592655876, ID: 1, Perms: 0o620, Cbytes: 12, Qnum: 2}}
+	if diff := cmp.Diff(wantMsg, gotMsg); diff != "" {
+		t.Errorf("msg (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "semid perms\n1 2\n", sem + "1 2 3\n", "       key      semid perms      nsems   uid   gid\n1 x 600 1 0 0\n"} {
+		if _, err := ParseSysVSem([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func FuzzParseSysVTables(f *testing.F) {
+	addSeeds(f, "sysvipc", "/proc/sysvipc/sem", "/proc/sysvipc/msg", "/proc/sysvipc/shm")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseSysVSem(b)
+		_, _ = ParseSysVMsg(b)
+		_, _ = ParseSysVShm(b)
+	})
+}
