@@ -370,7 +370,43 @@ func (s *session) killTree() error {
 		}
 	}
 	s.stats.Frozen = time.Since(s.frozen)
+	s.releaseDead()
 	return err
+}
+
+// releaseDead hands the killed threads over to their parents: as their
+// tracer, crsub is told of each death first, and the zombie waits for
+// crsub until it is told or its tracer thread ends. The init of a pid
+// namespace does not end before every process of its namespace is gone,
+// nor its parent see it end. crsub's own children are left for their
+// waiter (see Checkpoint). A thread that takes long to die is not waited
+// for past a few seconds.
+func (s *session) releaseDead() {
+	deadline := time.Now().Add(3 * time.Second)
+	for _, p := range s.procs {
+		for _, t := range p.tracees {
+			if t.Tid == p.pid && p.ppid == 0 && isChild(p.pid) {
+				continue
+			}
+			for {
+				var ws unix.WaitStatus
+				got, err := unix.Wait4(t.Tid, &ws, unix.WALL|unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || (got == t.Tid && (ws.Exited() || ws.Signaled())) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
+
+// isChild says whether pid is a child of this process.
+func isChild(pid int) bool {
+	st, err := procfs.ReadStat(pid)
+	return err == nil && st.PPid == os.Getpid()
 }
 
 // acceptAttempts bounds how often freezeAndCollect lets the tree run to

@@ -319,6 +319,7 @@ func (s *restorer) enter(t *task, k *ns.Kind, ref ckpt.Objref, flags uint64) err
 		}
 		s.ns.supplied[k.Name] = nil
 		s.ns.made[ref] = ns.NewRestored(ref, *rec, k, f, true)
+
 		return nil
 	}
 	if flags&k.CloneFlag == 0 {

@@ -197,6 +197,17 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if rec.Type == ckpt.TypeProcess && len(s.tasks) == 0 {
+			// The root, created when its record comes, after the
+			// namespaces': failing, the restart fails, not the record.
+			var p ckpt.Process
+			if err := rec.Decode(&p); err != nil {
+				return nil, s.recordError(rec, err)
+			}
+			if _, err := s.createRoot(&p); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.apply(rec); err != nil {
 			return nil, s.recordError(rec, err)
 		}
@@ -449,8 +460,17 @@ func (s *restorer) innerTid(pid, tid int) int {
 }
 
 func (s *restorer) killAll() {
+	// All killed before any is reaped, and children reaped before their
+	// parents: the init of a pid namespace does not end before every
+	// process of its namespace is reaped, and crsub, their tracer, reaps
+	// them.
 	for _, t := range s.tasks {
-		t.kill()
+		if !t.released {
+			_ = unix.Kill(t.host, unix.SIGKILL)
+		}
+	}
+	for i := len(s.tasks) - 1; i >= 0; i-- {
+		s.tasks[i].kill()
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()

@@ -57,16 +57,13 @@ func (s *restorer) treeProcess(pid int) *ckpt.TreeProcess {
 }
 
 // startProcess makes the task for a process record current, forking it
-// from its parent, in its namespaces, unless it is the root, which it
-// creates.
+// from its parent, in its namespaces, unless it is the root, created
+// before (createRoot).
 func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 	pid := p.Pid
 	if t, err := s.task(pid); err == nil {
 		t.process = p
 		return t, nil
-	}
-	if len(s.tasks) == 0 {
-		return s.createRoot(p)
 	}
 	tp := s.treeProcess(pid)
 	if tp == nil || tp.Zombie {

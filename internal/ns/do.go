@@ -18,6 +18,14 @@ func Do(nsfile *os.File, nstype int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == os.Getpid() {
+			// The main thread, which Go never ends: its namespaces are
+			// the process's in /proc/PID/ns. Held here, it cannot be
+			// the one the next goroutine gets.
+			errc <- Do(nsfile, nstype, fn)
+			runtime.UnlockOSThread()
+			return
+		}
 		// Deliberately never unlocked: the thread exits with this goroutine.
 		if err := setns(int(nsfile.Fd()), nstype); err != nil {
 			errc <- err
