@@ -2,6 +2,7 @@ package restart_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -150,27 +151,30 @@ func TestChildSubreaperKept(t *testing.T) {
 	}
 }
 
-// A process in a network namespace of its own is refused by name and left
-// running: restart would rebuild it in crsub's.
+// A process in a namespace of a kind crsub cannot checkpoint yet is
+// refused by name, before anything is frozen, and left running.
 func TestOtherNamespaceRefused(t *testing.T) {
 	crtest.RequireRoot(t)
-	dir := t.TempDir()
-	p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
+	for _, c := range []struct{ kind, flag string }{{"net", "CLONE_NEWNET"}, {"mnt", "CLONE_NEWNS"}, {"user", "CLONE_NEWUSER"}} {
+		dir := t.TempDir()
+		p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 int main(void) {
-	if (unshare(CLONE_NEWNET)) return 1;
+	if (unshare(`+c.flag+`)) return 1;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }`))
-	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "net namespace of its own") {
-		t.Fatalf("checkpoint error %v, want the net namespace named", err)
+		_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
+		var nsErr *checkpoint.NamespaceError
+		if !errors.As(err, &nsErr) || nsErr.Kind != c.kind || nsErr.Pid != p.Pid || !strings.Contains(err.Error(), c.kind+" namespace of its own") {
+			t.Fatalf("%s: checkpoint error %v, want the %s namespace named", c.kind, err, c.kind)
+		}
+		crtest.WaitFor(t, func() bool {
+			return strings.HasPrefix(crtest.Status(p.Pid, "State"), "S") && crtest.Status(p.Pid, "TracerPid") == "0"
+		}, "the refused process asleep and untraced again")
 	}
-	crtest.WaitFor(t, func() bool {
-		return strings.HasPrefix(crtest.Status(p.Pid, "State"), "S") && crtest.Status(p.Pid, "TracerPid") == "0"
-	}, "the refused process asleep and untraced again")
 }
 
 // removedDir works in a directory it then removes, and keeps it open as
