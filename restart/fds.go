@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 
@@ -250,6 +251,9 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	if fd.Cloexec {
 		opts.FDFlags = unix.FD_CLOEXEC
 	}
+	// A file the spec creates is the process's, as if it had opened it.
+	creds := t.process.Creds
+	opts.Creator = &substitute.Creator{Umask: os.FileMode(t.process.Umask), UID: int(creds.Uid[3]), GID: int(creds.Gid[3])}
 	local, opened, err := src.Open(opts)
 	if err != nil {
 		return err // an *substitute.OpenError or *SpecError, naming src

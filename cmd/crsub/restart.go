@@ -24,7 +24,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	input := fs.StringP("input", "i", "", "image file to restart, or - for standard input")
 	detach := fs.Bool("detach", false, "return once the process runs instead of waiting for it")
 	pidfile := fs.String("pidfile", "", "write the restored root pid to FILE")
-	fdSpecs := fs.StringArray("fd", nil, "give fd N (of process PID; default the root) a new source instead of the image's: [PID:]N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
+	fdSpecs := fs.StringArray("fd", nil, "give fd N (of process PID; default the root) a new source instead of the image's: [PID:]N=SPEC, SPEC one of file:PATH[,append,trunc,create|nocreate,mode=0640,ro|wo|rw] (write modes create a missing file), null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
