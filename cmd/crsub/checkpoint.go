@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/internal/atomicfile"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
@@ -73,51 +74,25 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.Progress = bar.update
 
 	var out io.Writer = os.Stdout
-	var tmp *os.File
-	var dev *os.File
 	if *output != "-" {
-		var err error
-		if dev, err = openInPlace(*output); err != nil {
-			return err
-		}
-	}
-	if dev != nil {
-		// A device or FIFO is written where it is; nothing to rename.
-		defer dev.Close()
-		out = dev
-	} else if *output != "-" {
-		// Write beside the destination and rename only once the image is
-		// complete and on disk: a reader never sees half an image, and the
-		// process is killed only after the rename.
-		var err error
-		tmp, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".tmp-*")
+		dev, err := openInPlace(*output)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if tmp != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
-		if err := tmp.Chmod(0o600); err != nil {
-			return err
-		}
-		out = tmp
-		opts.Commit = func() error {
-			if err := tmp.Sync(); err != nil {
-				return fmt.Errorf("syncing the image: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
+		if dev != nil {
+			// A device or FIFO is written where it is; nothing to rename.
+			defer dev.Close()
+			out = dev
+		} else {
+			// Complete and on disk before it has a name, and gone without a
+			// trace if crsub dies first; the process is killed only after.
+			f, err := atomicfile.Create(*output)
+			if err != nil {
 				return err
 			}
-			if err := os.Rename(tmp.Name(), *output); err != nil {
-				os.Remove(tmp.Name())
-				tmp = nil
-				return err
-			}
-			tmp = nil
-			return syncDir(filepath.Dir(*output))
+			defer f.Abort()
+			out = f.File
+			opts.Commit = f.Commit
 		}
 	}
 	var st *checkpoint.Stats
@@ -174,13 +149,4 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		})
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
