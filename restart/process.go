@@ -537,12 +537,16 @@ func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
 		}
 	}
 	// The parent-death signal, after the credentials (changing them clears
-	// it). Not for the root process: its parent now is crsub, which may
-	// exit (--detach) without anything having happened to the real one.
-	if th.ParentDeathSignal != 0 && t.pid != t.s.tree.Processes[0].Pid {
-		if _, err := call(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uint64(th.ParentDeathSignal)); err != nil {
-			return fmt.Errorf("parent-death signal: %w", err)
-		}
+	// it), and always: until now every task had SIGKILL, to die with crsub
+	// (childSpin, stub.Spawn). Not the image's for the root process: its
+	// parent now is crsub, which may exit (--detach) without anything
+	// having happened to the real one.
+	pdeath := uint64(th.ParentDeathSignal)
+	if t.pid == t.s.tree.Processes[0].Pid {
+		pdeath = 0
+	}
+	if _, err := call(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, pdeath); err != nil {
+		return fmt.Errorf("parent-death signal: %w", err)
 	}
 	if th.Tid != t.pid && th.Comm != "" {
 		addr, err := t.putString(0, th.Comm)

@@ -104,7 +104,7 @@ func createTask(pid int, s *restorer) (*task, error) {
 	if t.substitutes == nil {
 		t.substitutes = s.opts.ProcessSubstitutes[pid]
 	}
-	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp); err != nil {
+	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		t.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

@@ -93,7 +93,7 @@ func (t *task) createThreads() error {
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}
 		}
-		if x.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp); err != nil {
+		if x.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 			return fmt.Errorf("thread %d: taking it over: %w", tid, err)
 		}
 		if x.remote, err = remote.New(x.tracee); err != nil {

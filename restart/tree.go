@@ -78,15 +78,29 @@ func (s *restorer) startProcess(pid int) (*task, error) {
 	return t, nil
 }
 
+// childSpin is where a forked child waits to be seized: it first asks to
+// be killed when its parent dies, since until crsub seizes it (with
+// PTRACE_O_EXITKILL, as its parent is) nothing else would end it if crsub
+// died, and it would spin on, holding the image's pid. It relies on rax
+// being 0, clone3's return in the child, and fits before the page's
+// scratch memory.
+var childSpin = []byte{
+	0x8d, 0x78, 0x01, // lea edi, [rax+1]  PR_SET_PDEATHSIG
+	0x8d, 0x70, 0x09, // lea esi, [rax+9]  SIGKILL
+	0xb0, 0x9d, //       mov al, 157       prctl
+	0x0f, 0x05, //       syscall
+	0xeb, 0xfe, //       jmp .
+}
+
 // fork creates a child of this task with exactly pid: clone3 with set_tid
 // run inside the task. The child returns from clone3 into the code page,
-// where it spins until seized. Its exit signals the parent with
+// where it spins until seized (childSpin). Its exit signals the parent with
 // exitSignal (0: none, and the parent reaps it with __WALL).
 func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
-	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
+	if err := t.remote.WriteMem(t.codePage+spinOffset, childSpin); err != nil {
 		return nil, err
 	}
 	args := make([]byte, cloneArgsSize+4)
@@ -131,7 +145,7 @@ func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
 	if subs := t.s.opts.ProcessSubstitutes[pid]; subs != nil {
 		c.substitutes = subs
 	}
-	if c.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp); err != nil {
+	if c.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

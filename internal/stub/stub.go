@@ -36,12 +36,17 @@ type forkState struct {
 	tid     int32 // set_tid array of one pid_t
 	all     uint64
 	oldMask uint64
+	// parent is the caller's pid as the child sees its parent, 0 when
+	// the child cannot see it (a new pid namespace).
+	parent uintptr
 }
 
 // Spawn creates a single-threaded child process with pid exactly pid (any
 // pid if pid is 0) in the caller's pid namespace, cgroup and namespaces. The
 // child blocks all signals and loops on pause() until it is seized; it is
-// reaped by wait4 like any child (exit signal SIGCHLD). Spawn must be called
+// reaped by wait4 like any child (exit signal SIGCHLD). It dies with the
+// calling thread (PR_SET_PDEATHSIG, SIGKILL), which its seizer must clear
+// once the thread may end. Spawn must be called
 // with the goroutine locked to its OS thread (runtime.LockOSThread), and
 // that thread should seize the child. Choosing the pid needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace.
@@ -49,7 +54,7 @@ func Spawn(pid int) (int, error) {
 	if pid < 0 || pid > 1<<22 {
 		return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
 	}
-	st := &forkState{all: ^uint64(0)}
+	st := &forkState{all: ^uint64(0), parent: uintptr(os.Getpid())}
 	st.args.ExitSignal = uint64(unix.SIGCHLD)
 	if pid != 0 {
 		st.tid = int32(pid)
@@ -103,6 +108,15 @@ func spawn(st *forkState) (int, syscall.Errno) {
 	}
 	child, _, errno := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&st.args)), unsafe.Sizeof(st.args), 0, 0, 0, 0)
 	if errno == 0 && child == 0 {
+		// Until crsub seizes it (with PTRACE_O_EXITKILL), nothing else
+		// would end the stub if crsub died: it would hold the image's pid.
+		// A parent gone before the prctl took effect is seen by getppid.
+		syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
+		if st.parent != 0 {
+			if ppid, _, _ := syscall.RawSyscall6(unix.SYS_GETPPID, 0, 0, 0, 0, 0, 0); ppid != st.parent {
+				syscall.RawSyscall6(unix.SYS_EXIT_GROUP, 0, 0, 0, 0, 0, 0)
+			}
+		}
 		for {
 			syscall.RawSyscall6(unix.SYS_PAUSE, 0, 0, 0, 0, 0, 0)
 		}
