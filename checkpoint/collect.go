@@ -484,6 +484,9 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		qs = append(qs, query{what: "membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", nr: unix.SYS_MEMBARRIER, optional: true,
 			args: func(uint64) []uint64 { return []uint64{membarrierGetRegistrations, 0, 0} },
 			done: func(ret uint64, _ []byte) { st.mm.Membarrier = uint32(ret) }})
+		add("prctl(PR_GET_THP_DISABLE)", unix.SYS_PRCTL, 0, func(uint64) []uint64 { return []uint64{unix.PR_GET_THP_DISABLE, 0, 0, 0, 0} }, func(ret uint64, _ []byte) {
+			st.mm.THPDisable = uint32(ret)
+		})
 	}
 	return runQueries(r, qs)
 }

@@ -279,6 +279,10 @@ type MM struct {
 	// space, as MEMBARRIER_CMD_GET_REGISTRATIONS gives them: the
 	// MEMBARRIER_CMD_REGISTER_* commands a restart runs again.
 	Membarrier uint32 `json:"membarrier,omitempty"`
+	// THPDisable is what prctl(PR_GET_THP_DISABLE) returns: 0, or 1 with
+	// the PR_SET_THP_DISABLE flags (PR_THP_DISABLE_EXCEPT_ADVISED, 2)
+	// above it. Forked children and exec keep it.
+	THPDisable uint32 `json:"thp_disable,omitempty"`
 }
 
 // Area is an address range and what it holds (a VMA kind).

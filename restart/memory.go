@@ -657,7 +657,20 @@ func (t *task) setMM() error {
 	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, t.scratch, mapSize, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_MM_MAP): %w", err)
 	}
+	if err := t.setTHPDisable(); err != nil {
+		return err
+	}
 	return t.registerMembarrier()
+}
+
+// setTHPDisable gives the address space the image's PR_SET_THP_DISABLE
+// setting, clearing one the task inherited from the parent that forked it.
+func (t *task) setTHPDisable() error {
+	v := uint64(t.mm.THPDisable)
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v&1, v&^1, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_THP_DISABLE, %d, %#x): %w", v&1, v&^1, err)
+	}
+	return nil
 }
 
 // membarrierCmd is a membarrier(2) registration command: its bit in what
