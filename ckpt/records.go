@@ -56,6 +56,11 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// SharesFdTable says the process shares its parent's fd table (it
+	// was cloned with CLONE_FILES, without CLONE_THREAD): its fds are
+	// the parent's, written with the process that owns the table, and a
+	// restart forks it with CLONE_FILES. It has no fd records.
+	SharesFdTable bool `json:"shares_fd_table,omitempty"`
 	// PgidLeaderGone says the process group's leader, not in the image,
 	// had exited or left the group when the process was checkpointed: the
 	// group lives on in its members, and a restart makes it again.

@@ -108,11 +108,15 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if err := t.placeVdso(mm, stubMaps, busy); err != nil {
 		return err
 	}
-	if err := t.closeInheritedFds(); err != nil {
-		return err
-	}
-	if t.callerPidfd >= 0 {
-		t.Hold(&t.callerPidfd)
+	// The fds of a table shared with the parent are the parent's, placed
+	// already; the parent's finish closes its pidfd of crsub there.
+	if !t.sharesFdTable {
+		if err := t.closeInheritedFds(); err != nil {
+			return err
+		}
+		if t.callerPidfd >= 0 {
+			t.Hold(&t.callerPidfd)
+		}
 	}
 	if err := t.joinSession(); err != nil {
 		return err
