@@ -275,9 +275,10 @@ func readPosixTimers(pid int) ([]ckpt.PosixTimer, error) {
 	return out, nil
 }
 
-// readLayout reads the memory layout, with shared anonymous memory told
-// apart from a deleted file: the kernel names its shmem file "/dev/zero
-// (deleted)", and it is stored as the object its inode identifies.
+// readLayout reads the memory layout, with shared anonymous memory and
+// AIO rings told apart from deleted files: the kernel names its shmem file
+// "/dev/zero (deleted)", and it is stored as the object its inode
+// identifies; an AIO ring is "/[aio] (deleted)" (aio.go).
 func readLayout(pid int) ([]procfs.Mapping, error) {
 	maps, err := procfs.ReadMaps(pid)
 	if err != nil {
@@ -287,6 +288,11 @@ func readLayout(pid int) ([]procfs.Mapping, error) {
 		m := &maps[i]
 		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
 			m.Kind = procfs.KindAnon
+		}
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == aioRingPath {
+			if err := classifyAIORing(pid, m); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return maps, nil

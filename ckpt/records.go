@@ -317,6 +317,13 @@ const (
 	VMAVvar       = "vvar"
 	VMAVvarVclock = "vvar_vclock"
 	VMAVsyscall   = "vsyscall"
+	// VMAAio is an AIO ring (io_setup(2)), whose address is its context
+	// id. Its pages hold the ring as the kernel writes it: a header
+	// (struct aio_ring: nr, head, tail…) and the completed events. A
+	// restart makes a ring of the same size, brings the kernel's tail and
+	// the head where they were, and moves it here. Requests still in
+	// flight are not kept.
+	VMAAio = "aio"
 )
 
 // VMA is one memory area (record TypeVMA, depends on the mm; a file mapping

@@ -211,6 +211,9 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 			return fmt.Errorf("VMA %#x-%#x: guard pages %d+%d lie outside it", v.Start, v.End, g.Index, g.Count)
 		}
 	}
+	if v.Kind == ckpt.VMAAio {
+		return t.mapAIORing(v)
+	}
 	if kept, err := t.adopt(v); err != nil || kept {
 		if err != nil {
 			return err
@@ -546,6 +549,9 @@ func (t *task) writePages(addr uint64, b []byte) error {
 // finishMemory gives every area its own protection and sets the mm fields.
 func (t *task) finishMemory() error {
 	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed()); err != nil {
+		return err
+	}
+	if err := t.restoreAIORings(); err != nil {
 		return err
 	}
 	for _, v := range t.vmas {
