@@ -183,6 +183,11 @@ type Thread struct {
 	// Seccomp is the thread's own seccomp mode, which may differ from the
 	// main thread's: strict mode (1) is set for one thread alone.
 	Seccomp int `json:"seccomp,omitempty"`
+	// SeccompFilters are the thread's seccomp filters, oldest first, when
+	// they are not its process's (Process.SeccompFilters, the main
+	// thread's): a thread installs filters of its own. nil: the process's
+	// if Seccomp is 2 (filters), none otherwise.
+	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
 	// Cgroups are the thread's cgroups that differ from its process's
 	// (a v1 hierarchy's tasks file, a threaded v2 subtree).
 	Cgroups []Cgroup `json:"cgroups,omitempty"`

@@ -50,18 +50,22 @@ const (
 	spinOffset = 2
 )
 
-// createThreads creates the task's other threads with their tids: clone3
-// with set_tid run in the main thread. A new thread returns from clone3
-// into the code page, where it spins on a jump to itself until it is
-// seized; it never runs code of the restored program before release.
-func (t *task) createThreads() error {
-	if len(t.threads) == 0 {
+// createThreads creates threads of the task, those not created yet, with
+// their tids: clone3 with set_tid run in the main thread. A new thread
+// returns from clone3 into the code page, where it spins on a jump to
+// itself until it is seized; it never runs code of the restored program
+// before release.
+func (t *task) createThreads(threads []*thread) error {
+	if len(threads) == 0 {
 		return nil
 	}
 	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
 		return err
 	}
-	for _, x := range t.threads {
+	for _, x := range threads {
+		if x.tracee != nil {
+			continue // made already, with seccomp filters apart
+		}
 		tid := x.image.Tid
 		args := make([]byte, cloneArgsSize)
 		le := binary.LittleEndian
