@@ -54,6 +54,8 @@ type session struct {
 	early *earlyMadvise
 	// descriptions index the open file descriptions written so far.
 	descriptions descriptions
+	// cgroups are the cgroups of the tree's hierarchies to make again.
+	cgroups []ckpt.Cgroups
 }
 
 // proc is one frozen process of the tree.
@@ -800,6 +802,10 @@ func (s *session) collect() (*ckpt.Header, error) {
 	if err := s.examinePassed(); err != nil {
 		return nil, err
 	}
+	var err error
+	if s.cgroups, err = s.collectCgroups(); err != nil {
+		return nil, err
+	}
 	// Whether a waiting connection can be restored depends on whether
 	// the tree holds its client: once every fd is known.
 	for _, p := range s.procs {
@@ -852,6 +858,11 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 	tree := s.tree()
 	if err := cw.Write(ckpt.TypeTree, 0, nil, &tree); err != nil {
 		return err
+	}
+	for i := range s.cgroups {
+		if err := cw.Write(ckpt.TypeCgroups, 0, nil, &s.cgroups[i]); err != nil {
+			return err
+		}
 	}
 	s.files.W = cw
 	s.files.DumpFd = func(fd *files.Fd) (ckpt.Objref, error) {

@@ -201,6 +201,45 @@ type Cgroup struct {
 	Path        string `json:"path"`
 }
 
+// Cgroups are the cgroups of one hierarchy that a restart makes again
+// (record TypeCgroups, after the tree and before any process): the tasks'
+// own and the ones below them, empty ones too, with their owners, modes and
+// settings.
+type Cgroups struct {
+	// Controllers names the hierarchy as Cgroup.Controllers does.
+	Controllers string `json:"controllers"`
+	// Roots are where the recorded cgroups start: the tasks' cgroups that
+	// are below no other task's, or the cgroup the checkpoint was given
+	// for the hierarchy. Every task's cgroup of the hierarchy is at or
+	// below one of them; a restart can put each elsewhere (a new root).
+	Roots []string `json:"roots"`
+	// Dirs are the cgroups at and below Roots, parents first. Below the
+	// hierarchy's root cgroup, which belongs to the whole system, only
+	// what the checkpoint was asked for is recorded.
+	Dirs []CgroupDir `json:"dirs,omitempty"`
+}
+
+// CgroupDir is one cgroup: its directory's owner and permission bits, and
+// its settings.
+type CgroupDir struct {
+	Path  string       `json:"path"`
+	Mode  uint32       `json:"mode"`
+	UID   uint32       `json:"uid"`
+	GID   uint32       `json:"gid"`
+	Files []CgroupFile `json:"files,omitempty"`
+}
+
+// CgroupFile is one file of a cgroup: a setting (memory.limit_in_bytes,
+// devices.list, cgroup.subtree_control…) with its value as read, or a file
+// recorded for its owner and mode alone (cgroup.procs, tasks), without.
+type CgroupFile struct {
+	Name  string  `json:"name"`
+	Value *string `json:"value,omitempty"`
+	Mode  uint32  `json:"mode"`
+	UID   uint32  `json:"uid"`
+	GID   uint32  `json:"gid"`
+}
+
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,
 // real-time priority and deadline parameters, its CPU affinity (mask words,
 // CPU 0 the lowest bit of the first) and its I/O priority (ioprio_get's

@@ -136,7 +136,7 @@ func (t *task) joinThreadCgroups() error {
 // moveToCgroups moves thread tid of process pid (the whole process unless
 // thread) into the cgroups of want it is not in.
 func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) error {
-	if len(want) == 0 {
+	if len(want) == 0 || s.opts.Cgroups == CgroupsIgnore {
 		return nil
 	}
 	cur, err := procfs.ReadCgroups(pid, tid)
@@ -148,10 +148,11 @@ func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) 
 		in[c.Controllers] = c.Path
 	}
 	for _, c := range want {
-		if path, ok := in[c.Controllers]; ok && path == c.Path {
+		to := s.cgroupPath(c.Controllers, c.Path)
+		if path, ok := in[c.Controllers]; ok && path == to {
 			continue
 		}
-		if err := s.cgroups.Move(c.Controllers, c.Path, tid, thread); err != nil {
+		if err := s.cgroups.Move(c.Controllers, to, tid, thread); err != nil {
 			return err
 		}
 	}
