@@ -5,6 +5,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/procfs"
 )
 
 // collectCgroups records the cgroups a restart makes again, for each
@@ -34,19 +35,13 @@ func (s *session) collectCgroups() ([]ckpt.Cgroups, error) {
 	if len(order) == 0 {
 		return nil, nil
 	}
-	var h cgroup.Hierarchies
-	defer func() {
-		if err := h.Close(); err != nil {
-			s.log.Warn("cannot unmount the cgroup hierarchies read", "err", err)
-		}
-	}()
 	var out []ckpt.Cgroups
 	for _, controllers := range order {
 		asked, ok := cgroup.RootFor(s.opts.CgroupRoots, controllers)
 		roots := cgroupRoots(paths[controllers], asked, ok)
 		rec := ckpt.Cgroups{Controllers: controllers, Roots: roots}
 		for _, r := range roots {
-			dirs, err := h.Read(controllers, r, r != "/" || (ok && r == asked))
+			dirs, err := s.hierarchies.Read(controllers, r, r != "/" || (ok && r == asked))
 			if err != nil {
 				return nil, err
 			}
@@ -55,6 +50,26 @@ func (s *session) collectCgroups() ([]ckpt.Cgroups, error) {
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// mountCgroups mounts the hierarchies the root process is in, for
+// collectCgroups to read while the tree is frozen. One that cannot be
+// mounted is tried again then, and its error reported.
+func (s *session) mountCgroups() {
+	cgs, err := procfs.ReadCgroups(s.root, s.root)
+	if err != nil {
+		return
+	}
+	for _, c := range cgs {
+		_ = s.hierarchies.Prepare(c.Controllers)
+	}
+}
+
+// unmountCgroups unmounts what mountCgroups and collectCgroups mounted.
+func (s *session) unmountCgroups() {
+	if err := s.hierarchies.Close(); err != nil {
+		s.log.Warn("cannot unmount the cgroup hierarchies read", "err", err)
+	}
 }
 
 // cgroupRoots are the cgroups of paths below no other one of them, with

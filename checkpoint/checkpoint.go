@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
@@ -54,8 +55,10 @@ type session struct {
 	early *earlyMadvise
 	// descriptions index the open file descriptions written so far.
 	descriptions descriptions
-	// cgroups are the cgroups of the tree's hierarchies to make again.
-	cgroups []ckpt.Cgroups
+	// cgroups are the cgroups of the tree's hierarchies to make again,
+	// read through hierarchies.
+	cgroups     []ckpt.Cgroups
+	hierarchies cgroup.Hierarchies
 }
 
 // proc is one frozen process of the tree.
@@ -148,6 +151,10 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	// the tree runs again: letting the last counter on a tracepoint go
 	// waits for an RCU grace period (~20 ms here).
 	defer s.early.Close()
+	// Mounting the cgroup hierarchies and unmounting them take a
+	// millisecond or more each: done while the tree runs.
+	s.mountCgroups()
+	defer s.unmountCgroups()
 	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
 		return nil, err

@@ -88,6 +88,13 @@ func (h *Hierarchies) mkdirAll(root, path string, cpuset bool) error {
 	return nil
 }
 
+// Prepare mounts the hierarchy named by controllers now, ahead of the
+// calls that use it.
+func (h *Hierarchies) Prepare(controllers string) error {
+	_, err := h.mount(controllers)
+	return err
+}
+
 // mount gives the mount point of the hierarchy named by controllers,
 // mounting it the first time.
 func (h *Hierarchies) mount(controllers string) (string, error) {
