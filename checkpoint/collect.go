@@ -216,8 +216,8 @@ func cgroupsApart(thread, process []ckpt.Cgroup) []ckpt.Cgroup {
 	return out
 }
 
-// seccompFilters reads the seccomp filters of the process through its
-// main thread t, oldest first as the image keeps them: a restart installs
+// seccompFilters reads the seccomp filters of thread t (its process's,
+// for the main thread), oldest first as the image keeps them: a restart installs
 // them in that order, and the kernel gives the newest first. Strict mode
 // (1) has none.
 func seccompFilters(t *ptrace.Tracee, mode int) ([][]byte, error) {
@@ -275,9 +275,10 @@ func readPosixTimers(pid int) ([]ckpt.PosixTimer, error) {
 	return out, nil
 }
 
-// readLayout reads the memory layout, with shared anonymous memory told
-// apart from a deleted file: the kernel names its shmem file "/dev/zero
-// (deleted)", and it is stored as the object its inode identifies.
+// readLayout reads the memory layout, with shared anonymous memory and
+// AIO rings told apart from deleted files: the kernel names its shmem file
+// "/dev/zero (deleted)", and it is stored as the object its inode
+// identifies; an AIO ring is "/[aio] (deleted)" (aio.go).
 func readLayout(pid int) ([]procfs.Mapping, error) {
 	maps, err := procfs.ReadMaps(pid)
 	if err != nil {
@@ -287,6 +288,11 @@ func readLayout(pid int) ([]procfs.Mapping, error) {
 		m := &maps[i]
 		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
 			m.Kind = procfs.KindAnon
+		}
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == aioRingPath {
+			if err := classifyAIORing(pid, m); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return maps, nil
@@ -305,11 +311,18 @@ func (s *session) collectThreads(st *processState, pr *proc) error {
 		st.threads = append(st.threads, *th)
 		tids = append(tids, t.Tid)
 	}
-	// A thread in strict mode cannot also have filters, and a restart
-	// gives the main thread's filters to every thread it creates.
-	for _, th := range st.threads[1:] {
-		if th.Seccomp == seccompModeStrict && st.process.Seccomp == seccompModeFilter {
-			return fmt.Errorf("thread %d: seccomp strict mode in a process whose main thread has seccomp filters is not supported", th.Tid)
+	// A thread's seccomp filters are its own: the ones it installed
+	// after it was created, or with TSYNC, differ from the main thread's.
+	for i, th := range st.threads[1:] {
+		if th.Seccomp != seccompModeFilter {
+			continue
+		}
+		own, err := seccompFilters(pr.tracees[i+1], seccompModeFilter)
+		if err != nil {
+			return fmt.Errorf("thread %d: %w", th.Tid, err)
+		}
+		if !slices.EqualFunc(own, st.process.SeccompFilters, slices.Equal) {
+			st.threads[i+1].SeccompFilters = own
 		}
 	}
 	st.tree.Tids = tids
@@ -484,6 +497,9 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		qs = append(qs, query{what: "membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", nr: unix.SYS_MEMBARRIER, optional: true,
 			args: func(uint64) []uint64 { return []uint64{membarrierGetRegistrations, 0, 0} },
 			done: func(ret uint64, _ []byte) { st.mm.Membarrier = uint32(ret) }})
+		add("prctl(PR_GET_THP_DISABLE)", unix.SYS_PRCTL, 0, func(uint64) []uint64 { return []uint64{unix.PR_GET_THP_DISABLE, 0, 0, 0, 0} }, func(ret uint64, _ []byte) {
+			st.mm.THPDisable = uint32(ret)
+		})
 	}
 	return runQueries(r, qs)
 }
@@ -500,11 +516,8 @@ type query struct {
 	optional bool
 }
 
-// Seccomp modes (SECCOMP_MODE_*).
-const (
-	seccompModeStrict = 1
-	seccompModeFilter = 2
-)
+// seccompModeFilter is SECCOMP_MODE_FILTER.
+const seccompModeFilter = 2
 
 // membarrierGetRegistrations is MEMBARRIER_CMD_GET_REGISTRATIONS (Linux
 // 6.3), which x/sys lacks.

@@ -56,6 +56,11 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// SharesFdTable says the process shares its parent's fd table (it
+	// was cloned with CLONE_FILES, without CLONE_THREAD): its fds are
+	// the parent's, written with the process that owns the table, and a
+	// restart forks it with CLONE_FILES. It has no fd records.
+	SharesFdTable bool `json:"shares_fd_table,omitempty"`
 	// PgidLeaderGone says the process group's leader, not in the image,
 	// had exited or left the group when the process was checkpointed: the
 	// group lives on in its members, and a restart makes it again.
@@ -178,6 +183,11 @@ type Thread struct {
 	// Seccomp is the thread's own seccomp mode, which may differ from the
 	// main thread's: strict mode (1) is set for one thread alone.
 	Seccomp int `json:"seccomp,omitempty"`
+	// SeccompFilters are the thread's seccomp filters, oldest first, when
+	// they are not its process's (Process.SeccompFilters, the main
+	// thread's): a thread installs filters of its own. nil: the process's
+	// if Seccomp is 2 (filters), none otherwise.
+	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
 	// Cgroups are the thread's cgroups that differ from its process's
 	// (a v1 hierarchy's tasks file, a threaded v2 subtree).
 	Cgroups []Cgroup `json:"cgroups,omitempty"`
@@ -189,6 +199,45 @@ type Cgroup struct {
 	// "cpu,cpuacct", "name=systemd"; empty for the unified (v2) one.
 	Controllers string `json:"controllers"`
 	Path        string `json:"path"`
+}
+
+// Cgroups are the cgroups of one hierarchy that a restart makes again
+// (record TypeCgroups, after the tree and before any process): the tasks'
+// own and the ones below them, empty ones too, with their owners, modes and
+// settings.
+type Cgroups struct {
+	// Controllers names the hierarchy as Cgroup.Controllers does.
+	Controllers string `json:"controllers"`
+	// Roots are where the recorded cgroups start: the tasks' cgroups that
+	// are below no other task's, or the cgroup the checkpoint was given
+	// for the hierarchy. Every task's cgroup of the hierarchy is at or
+	// below one of them; a restart can put each elsewhere (a new root).
+	Roots []string `json:"roots"`
+	// Dirs are the cgroups at and below Roots, parents first. Below the
+	// hierarchy's root cgroup, which belongs to the whole system, only
+	// what the checkpoint was asked for is recorded.
+	Dirs []CgroupDir `json:"dirs,omitempty"`
+}
+
+// CgroupDir is one cgroup: its directory's owner and permission bits, and
+// its settings.
+type CgroupDir struct {
+	Path  string       `json:"path"`
+	Mode  uint32       `json:"mode"`
+	UID   uint32       `json:"uid"`
+	GID   uint32       `json:"gid"`
+	Files []CgroupFile `json:"files,omitempty"`
+}
+
+// CgroupFile is one file of a cgroup: a setting (memory.limit_in_bytes,
+// devices.list, cgroup.subtree_control…) with its value as read, or a file
+// recorded for its owner and mode alone (cgroup.procs, tasks), without.
+type CgroupFile struct {
+	Name  string  `json:"name"`
+	Value *string `json:"value,omitempty"`
+	Mode  uint32  `json:"mode"`
+	UID   uint32  `json:"uid"`
+	GID   uint32  `json:"gid"`
 }
 
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,
@@ -279,6 +328,10 @@ type MM struct {
 	// space, as MEMBARRIER_CMD_GET_REGISTRATIONS gives them: the
 	// MEMBARRIER_CMD_REGISTER_* commands a restart runs again.
 	Membarrier uint32 `json:"membarrier,omitempty"`
+	// THPDisable is what prctl(PR_GET_THP_DISABLE) returns: 0, or 1 with
+	// the PR_SET_THP_DISABLE flags (PR_THP_DISABLE_EXCEPT_ADVISED, 2)
+	// above it. Forked children and exec keep it.
+	THPDisable uint32 `json:"thp_disable,omitempty"`
 }
 
 // Area is an address range and what it holds (a VMA kind).
@@ -308,6 +361,13 @@ const (
 	VMAVvar       = "vvar"
 	VMAVvarVclock = "vvar_vclock"
 	VMAVsyscall   = "vsyscall"
+	// VMAAio is an AIO ring (io_setup(2)), whose address is its context
+	// id. Its pages hold the ring as the kernel writes it: a header
+	// (struct aio_ring: nr, head, tail…) and the completed events. A
+	// restart makes a ring of the same size, brings the kernel's tail and
+	// the head where they were, and moves it here. Requests still in
+	// flight are not kept.
+	VMAAio = "aio"
 )
 
 // VMA is one memory area (record TypeVMA, depends on the mm; a file mapping

@@ -111,6 +111,9 @@ func (t *task) fileFor(ref ckpt.Objref, g *globalFile) (*openFile, error) {
 // placeFd puts what belongs at an fd number there: the caller's preserved
 // fd, a substitute, or the restored file.
 func (t *task) placeFd(fd *ckpt.Fd) error {
+	if t.sharesFdTable {
+		return errors.New("the process shares its parent's fd table, which has the fds")
+	}
 	g := t.s.opened[fd.File]
 	if g == nil {
 		return fmt.Errorf("its file (objref %d) was not restored", fd.File)

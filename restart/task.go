@@ -64,7 +64,11 @@ type task struct {
 	// callerPidfd is a pidfd of this process inside the task, through
 	// which it takes substitutes with pidfd_getfd.
 	callerPidfd int
-	released    bool
+	// sharesFdTable says the task shares its parent's fd table (forked
+	// with CLONE_FILES): the fds there are the table owner's to place and
+	// close, and the task has none of its own.
+	sharesFdTable bool
+	released      bool
 }
 
 // openFile is a file restored in a task, before and after its fds are

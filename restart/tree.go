@@ -35,10 +35,16 @@ func checkTree(tree *ckpt.Tree) error {
 			if p.Zombie {
 				return fmt.Errorf("the root, pid %d, is a zombie", p.Pid)
 			}
+			if p.SharesFdTable {
+				return fmt.Errorf("the root, pid %d, shares the fd table of a parent outside the image", p.Pid)
+			}
 			continue
 		}
 		if !seen[p.Ppid] {
 			return fmt.Errorf("pid %d comes before its parent %d in the task tree", p.Pid, p.Ppid)
+		}
+		if p.SharesFdTable && p.Zombie {
+			return fmt.Errorf("pid %d is a zombie sharing an fd table", p.Pid)
 		}
 		if !p.Zombie && (len(p.Tids) == 0 || p.Tids[0] != p.Pid) {
 			return fmt.Errorf("pid %d: the tree does not list its main thread first", p.Pid)
@@ -70,10 +76,15 @@ func (s *restorer) startProcess(pid int) (*task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has not been restored before it", pid, tp.Ppid)
 	}
-	t, err := parent.fork(pid, unix.SIGCHLD)
+	var flags uint64
+	if tp.SharesFdTable {
+		flags = unix.CLONE_FILES
+	}
+	t, err := parent.fork(pid, unix.SIGCHLD, flags)
 	if err != nil {
 		return nil, err
 	}
+	t.sharesFdTable = tp.SharesFdTable
 	s.tasks = append(s.tasks, t)
 	return t, nil
 }
@@ -93,10 +104,11 @@ var childSpin = []byte{
 }
 
 // fork creates a child of this task with exactly pid: clone3 with set_tid
-// run inside the task. The child returns from clone3 into the code page,
-// where it spins until seized (childSpin). Its exit signals the parent with
-// exitSignal (0: none, and the parent reaps it with __WALL).
-func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
+// and flags (CLONE_FILES, or none) run inside the task. The child returns
+// from clone3 into the code page, where it spins until seized (childSpin).
+// Its exit signals the parent with exitSignal (0: none, and the parent
+// reaps it with __WALL).
+func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error) {
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
@@ -105,6 +117,7 @@ func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
 	}
 	args := make([]byte, cloneArgsSize+4)
 	le := binary.LittleEndian
+	le.PutUint64(args[0:], flags)                    // flags
 	le.PutUint64(args[32:], uint64(exitSignal))      // exit_signal
 	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
 	le.PutUint64(args[72:], 1)                       // set_tid_size
@@ -277,7 +290,7 @@ func (s *restorer) createZombies() error {
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
-		z, err := parent.fork(tp.Pid, unix.SIGCHLD)
+		z, err := parent.fork(tp.Pid, unix.SIGCHLD, 0)
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
@@ -436,7 +449,7 @@ func (s *restorer) makeGoneLeaders() error {
 		}
 		// No exit signal: the parent, a restored process, must not see
 		// a SIGCHLD for a child it never had.
-		l, err := parent.fork(pgid, 0)
+		l, err := parent.fork(pgid, 0, 0)
 		if err != nil {
 			return fmt.Errorf("process group %d, whose leader is gone: %w", pgid, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/atomicfile"
+	"github.com/crsub/crsub/internal/cgroup"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
@@ -26,9 +27,14 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
 	fs.Lookup("pre-copy").NoOptDefVal = "2"
 	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory)")
+	cgroupRoots := fs.StringArray("cgroup-root", nil, "record the cgroups of a hierarchy from `[HIERARCHY:]/PATH` down, empty ones too, rather than from the tasks' own cgroups (below a hierarchy's root cgroup nothing is recorded unless asked); HIERARCHY a controller or name= of a v1 hierarchy (cpu, name=systemd) or unified, none for every hierarchy not named (repeatable)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	roots, err := parseCgroupRoots(*cgroupRoots)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -62,6 +68,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.LeaveRunning = *leave
 	opts.PreCopy = *preCopy
 	opts.CopyOnWrite = *cow
+	opts.CgroupRoots = roots
 	if *parent != "" {
 		abs, err := filepath.Abs(*parent)
 		if err != nil {
@@ -149,4 +156,20 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		})
 	}
 	return nil
+}
+
+// parseCgroupRoots parses --cgroup-root values by hierarchy.
+func parseCgroupRoots(specs []string) (map[string]string, error) {
+	roots := map[string]string{}
+	for _, spec := range specs {
+		h, path, err := cgroup.ParseRoot(spec)
+		if err != nil {
+			return nil, usageError{"--cgroup-root " + err.Error()}
+		}
+		if _, dup := roots[h]; dup {
+			return nil, usageError{fmt.Sprintf("--cgroup-root given twice for hierarchy %q", h)}
+		}
+		roots[h] = path
+	}
+	return roots, nil
 }
