@@ -640,15 +640,18 @@ func (s *session) thaw() error {
 }
 
 // controllingTerminal describes the controlling terminal of a session
-// leader if it is a pty the tree holds (another terminal is someone
-// else's: its fds are external, and restart gives the session none).
+// leader if it is a pty the tree holds, or a virtual console, serial line
+// or the console the leader holds an fd on, which restart opens again by
+// path (another terminal is someone else's: its fds are external, and
+// restart gives the session none).
 func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	st, err := procfs.ReadStat(p.pid)
 	if err != nil || st.Session != p.pid || st.TtyNr == 0 {
 		return nil
 	}
 	rdev := files.TtyDevice(st.TtyNr)
-	if !s.files.InternalPtySlave(rdev) {
+	pty := s.files.InternalPtySlave(rdev)
+	if !pty && !files.KernelTerminal(rdev) {
 		return nil
 	}
 	fds := p.fds
@@ -659,6 +662,9 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 		if fd.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && fd.Stat.Rdev == rdev {
 			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid}
 		}
+	}
+	if !pty {
+		return nil
 	}
 	// It holds none: restart opens the slave for the moment it takes.
 	index, _ := files.PtySlaveIndex(rdev)

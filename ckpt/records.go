@@ -98,7 +98,8 @@ type Process struct {
 	// SIGTTOU), where it was seen; 0 reads as SIGSTOP.
 	StopSignal int `json:"stop_signal,omitempty"`
 	// Ctty is set for a session leader whose controlling terminal is a pty
-	// the tree holds.
+	// the tree holds, or a kernel terminal (a virtual console, a serial
+	// line, the console) it holds an fd on.
 	Ctty *Ctty `json:"ctty,omitempty"`
 	// ChildSubreaper is PR_SET_CHILD_SUBREAPER: orphaned descendants
 	// are reparented to this process (init-like supervisors set it).
@@ -858,7 +859,7 @@ type PtyOwner struct {
 }
 
 // Ctty is a session's controlling terminal: Fd is one of the leader's fds
-// on the pty's slave, through which restart makes the terminal its
+// on the pty's slave or kernel terminal, through which restart makes it its
 // controlling terminal again, with Pgrp as the foreground process group.
 // A leader that holds no fd on it has Fd -1 and the pty's number in Pty:
 // restart opens the new slave for the moment it takes.
