@@ -680,6 +680,21 @@ type Socket struct {
 	// File is the socket file a unix socket bound to a path made: its
 	// mode and owner, given back to the one bind makes again.
 	File *SocketFile `json:"file,omitempty"`
+	// Dir is, for a unix socket bound to a relative path, the directory it
+	// was bound in (where its file is), which a restart binds it in again
+	// whatever the working directory is now.
+	Dir string `json:"dir,omitempty"`
+	// Deleted says the file a unix socket's bind made was removed since
+	// (unlinked, or replaced by another file of that name): a restart
+	// binds it again at its path, moving aside whatever is there and
+	// making the directories that are gone, then removes its file and
+	// puts everything back.
+	Deleted bool `json:"deleted,omitempty"`
+	// PeerInode is, for a unix socket connected to a named one (Peer) or
+	// a waiting connection's client, the inode of the socket it connected
+	// to: if the image holds that socket, a restart connects to it through
+	// its file, which its name may no longer lead to.
+	PeerInode uint64 `json:"peer_inode,omitempty"`
 }
 
 // Ancillary is what one message queued at a unix socket carries besides

@@ -14,6 +14,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Fd is what a kind's checkpoint side learns about one fd of the target.
@@ -228,6 +229,10 @@ type RestoreContext struct {
 	// names are the unix sockets restored bound to a name, by name: the
 	// senders of the datagrams queued for others.
 	names map[string]namedSocket
+	// unixFiles are O_PATH fds on the files of the unix sockets restored
+	// bound to a path, by the image socket's inode, held until Close: the
+	// tree's sockets connect to them through these (unixAddr).
+	unixFiles map[uint64]*sys.FD
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File

@@ -145,3 +145,20 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 	}
 	return UnixDiag{}, fmt.Errorf("sock_diag: no answer for unix socket %d", ino)
 }
+
+// siocUnixFile is SIOCUNIXFILE (SIOCPROTOPRIVATE): an O_PATH fd on the file
+// a unix socket's bind made.
+const siocUnixFile = 0x89e0
+
+// UnixSocketFile returns an O_PATH descriptor (close-on-exec) of the file
+// the bind of unix socket sock made, removed or not: it tells where the
+// file is (its /proc/self/fd link) and is a name a socket connects to the
+// bound one by (/proc/self/fd/N), whatever happened to its path. It needs
+// CAP_NET_ADMIN; an abstract or unbound socket gives ENOENT.
+func UnixSocketFile(sock int) (*FD, error) {
+	fd, err := retry(func() (int, error) { return unix.IoctlRetInt(sock, siocUnixFile) })
+	if err != nil {
+		return nil, os.NewSyscallError("ioctl(SIOCUNIXFILE)", err)
+	}
+	return NewFD(fd), nil
+}
