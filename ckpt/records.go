@@ -897,6 +897,13 @@ type Memfd struct {
 	// attaches the segment with that id if it still exists, or makes it
 	// again with its id, key and mode and fills it from the payload.
 	SysV *SysVShm `json:"sysv,omitempty"`
+	// SharedAnon says it is shared anonymous memory ("/dev/zero
+	// (deleted)"), the object of a MAP_SHARED|MAP_ANONYMOUS mapping, that
+	// a private mapping or an fd (opened through /proc/PID/map_files)
+	// holds too: restart makes it so again, and the shared anonymous
+	// mappings of its inode (VMA shmem) map it rather than an object of
+	// their own.
+	SharedAnon bool `json:"shared_anon,omitempty"`
 }
 
 // SysVShm identifies a System V shared memory segment.

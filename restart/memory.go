@@ -226,6 +226,13 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
 	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_DROPPABLE|unix.MAP_GROWSDOWN|unix.MAP_NORESERVE)) | unix.MAP_FIXED_NOREPLACE
+	if v.Memfd == 0 && v.Shmem != 0 && v.File == nil {
+		if ref, ok := files.SharedAnonObject(t.s.files, v.Shmem); ok {
+			// A private mapping or an fd of this shared anonymous
+			// memory restored it already: the shared mappings map that.
+			v.Memfd = ref
+		}
+	}
 	if seg := t.s.files.SysVShm[v.Memfd]; v.Memfd != 0 && seg != nil {
 		return t.attachSysVShm(v, seg)
 	}

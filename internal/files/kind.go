@@ -69,9 +69,10 @@ type DumpContext struct {
 	// fd table's: once per description, shared with the fds of the tree
 	// on it. It returns its file record.
 	DumpFd func(fd *Fd) (ckpt.Objref, error)
-	// Memfds maps a memfd's inode to its object record, once written (by
-	// its first fd or mapping).
-	Memfds map[uint64]ckpt.Objref
+	// Memfds maps a memfd's inode (or an unlinked file's a mapping
+	// holds) to its object record, once written (by its first fd or
+	// mapping).
+	Memfds map[inodeKey]ckpt.Objref
 	// mqueues maps a message queue's inode to its record, once written.
 	mqueues map[uint64]ckpt.Objref
 	// PtyMasters maps the number of every pty whose master the
