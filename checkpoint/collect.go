@@ -170,7 +170,9 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 		return err
 	}
 	var cwd unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
+	if dead, path, ok := deadProcDir(p.Cwd, fmt.Sprintf("/proc/%d/cwd", pid)); ok {
+		p.Cwd, p.CwdDeadPid = path, dead
+	} else if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
 		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
 		p.CwdDev, p.CwdInode = cwd.Dev, cwd.Ino
 	}
@@ -190,6 +192,29 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 		return err
 	}
 	return nil
+}
+
+// deadProcDir says whether link, what the /proc symbolic link at points to
+// (a working directory), is the /proc/N directory (or one under it) of a
+// process that has exited, and gives N and the path without its
+// " (deleted)". The kernel unhashes such a directory when N is reaped, as
+// it does a removed one.
+func deadProcDir(link, at string) (int, string, bool) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(at, &fs); err != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return 0, "", false
+	}
+	path, deleted := strings.CutSuffix(link, " (deleted)")
+	tail, ok := strings.CutPrefix(path, "/proc/")
+	num, _, _ := strings.Cut(tail, "/")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n <= 0 || num != strconv.Itoa(n) {
+		return 0, "", false
+	}
+	if _, err := os.Stat("/proc/" + num); !deleted && err == nil {
+		return 0, "", false
+	}
+	return n, path, true
 }
 
 // readCgroups reads the cgroups of thread tid of process pid.

@@ -78,8 +78,13 @@ type Process struct {
 	CwdDeleted bool `json:"cwd_deleted,omitempty"`
 	// CwdDev and CwdInode identify the working directory, so that a
 	// removed one is the same directory as the fds open on it.
-	CwdDev      uint64    `json:"cwd_dev,omitempty"`
-	CwdInode    uint64    `json:"cwd_inode,omitempty"`
+	CwdDev   uint64 `json:"cwd_dev,omitempty"`
+	CwdInode uint64 `json:"cwd_inode,omitempty"`
+	// CwdDeadPid says the working directory is /proc/PID (Cwd, or a
+	// directory under it) of a process that had exited: restart makes a
+	// process with that pid (any pid if it is taken) for the time of the
+	// chdir, and reaps it, as CRIU does.
+	CwdDeadPid  int       `json:"cwd_dead_pid,omitempty"`
 	Root        string    `json:"root"`
 	Umask       uint32    `json:"umask"`
 	Personality uint32    `json:"personality"`

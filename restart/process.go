@@ -134,11 +134,27 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 		return fmt.Errorf("umask: %w", err)
 	}
 	cwd := p.Cwd
-	if p.CwdDeleted {
+	switch {
+	case p.CwdDeleted:
 		var err error
 		if cwd, err = fc.RemovedDir(p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
 			return err
 		}
+	case p.CwdDeadPid > 0:
+		// The stand-in is reaped before the tasks run: the directory
+		// is a dead process's again.
+		host, err := fc.StandIn(p.CwdDeadPid)
+		if err != nil {
+			return fmt.Errorf("working directory %s: %w", p.Cwd, err)
+		}
+		rest, ok := strings.CutPrefix(p.Cwd, "/proc/"+strconv.Itoa(p.CwdDeadPid))
+		if !ok || (rest != "" && rest[0] != '/') {
+			return fmt.Errorf("working directory %s is not under /proc/%d", p.Cwd, p.CwdDeadPid)
+		}
+		if host != p.CwdDeadPid {
+			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", host)
+		}
+		cwd = "/proc/" + strconv.Itoa(host) + rest
 	}
 	addr, err := t.putString(0, cwd)
 	if err != nil {

@@ -211,6 +211,10 @@ type RestoreContext struct {
 	// deadPids maps the inode of a pidfd of a dead process to the
 	// throwaway process its pidfds are opened on, until Close.
 	deadPids map[uint64]int
+	// standIns maps the pid of a process that had exited whose /proc
+	// directory a process of the tree is in to the process standing for
+	// it (StandIn), until Close.
+	standIns map[int]int
 	// PtyPaths maps a pty's number in the image to the slave path of the
 	// pair made for it.
 	PtyPaths map[int]string
