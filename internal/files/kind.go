@@ -37,6 +37,9 @@ type Fd struct {
 type DumpContext struct {
 	W   *ckpt.Writer
 	Log *slog.Logger
+	// Pid is the process whose fd table is being dumped: what the records
+	// written for files no fd holds (carried by a queued message) belong to.
+	Pid int
 	// Pipes maps a pipe's inode to its objref once its record is written.
 	Pipes map[uint64]ckpt.Objref
 	// PipeEnds counts, per pipe inode, the read and write ends held by
