@@ -39,14 +39,16 @@ deps:
 
 test: vet unit kselftest
 
-# Short fuzzing of every decoder and parser (not part of test).
+# Fuzzing of every decoder and parser (not part of test): each Fuzz target
+# of every package for FUZZTIME (make fuzz FUZZTIME=10m).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=30s ./ckpt/
-	$(GO) test -run='^$$' -fuzz=FuzzFilter -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
-	$(GO) test -run='^$$' -fuzz=FuzzFilterGenerated -fuzztime=30s -fuzzminimizetime=5s ./imagefilter/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./substitute/
-	$(GO) test -run='^$$' -fuzz=FuzzParseMQStatus -fuzztime=30s ./internal/files/
-	$(GO) test -run='^$$' -fuzz=FuzzParseLiteral -fuzztime=30s ./internal/zdtm/
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$pkg; \
+		done; \
+	done
 
 # CRIU's zdtm static tests through crsub (not part of test; the suite is
 # not vendored): make zdtm ZDTM_STATIC=/path/to/criu/test/zdtm/static

@@ -2,12 +2,14 @@ package checkpoint
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/ns"
@@ -57,6 +60,10 @@ type session struct {
 	// that are not.
 	ownNamespaces map[string]uint64
 	namespaces    *namespaces
+	// cgroups are the cgroups of the tree's hierarchies to make again,
+	// read through hierarchies.
+	cgroups     []ckpt.Cgroups
+	hierarchies cgroup.Hierarchies
 }
 
 // proc is one frozen process of the tree.
@@ -71,6 +78,10 @@ type proc struct {
 	fds     []*files.Fd
 	// cow is the process's copy-on-write copy (Options.CopyOnWrite).
 	cow *cowCopy
+	// fdTable is the process whose fd table this one shares (its
+	// parent's, cloned with CLONE_FILES): that process's fds are its
+	// fds. nil: a table of its own.
+	fdTable *proc
 }
 
 // run is the checkpoint, in its order: what can be refused is refused and
@@ -151,6 +162,10 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	// the tree runs again: letting the last counter on a tracepoint go
 	// waits for an RCU grace period (~20 ms here).
 	defer s.early.Close()
+	// Mounting the cgroup hierarchies and unmounting them take a
+	// millisecond or more each: done while the tree runs.
+	s.mountCgroups()
+	defer s.unmountCgroups()
 	header, err := s.freezeAndCollect(ctx)
 	if err != nil {
 		return nil, err
@@ -672,21 +687,31 @@ func (s *session) thaw() error {
 }
 
 // controllingTerminal describes the controlling terminal of a session
-// leader if it is a pty the tree holds (another terminal is someone
-// else's: its fds are external, and restart gives the session none).
+// leader if it is a pty the tree holds, or a virtual console, serial line
+// or the console the leader holds an fd on, which restart opens again by
+// path (another terminal is someone else's: its fds are external, and
+// restart gives the session none).
 func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	st, err := procfs.ReadStat(p.pid)
 	if err != nil || st.Session != p.pid || st.TtyNr == 0 {
 		return nil
 	}
 	rdev := files.TtyDevice(st.TtyNr)
-	if !s.files.InternalPtySlave(rdev) {
+	pty := s.files.InternalPtySlave(rdev)
+	if !pty && !files.KernelTerminal(rdev) {
 		return nil
 	}
-	for _, fd := range p.fds {
+	fds := p.fds
+	if p.fdTable != nil {
+		fds = p.fdTable.fds
+	}
+	for _, fd := range fds {
 		if fd.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && fd.Stat.Rdev == rdev {
 			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid}
 		}
+	}
+	if !pty {
+		return nil
 	}
 	// It holds none: restart opens the slave for the moment it takes.
 	index, _ := files.PtySlaveIndex(rdev)
@@ -732,31 +757,82 @@ func vforkChild(pid, tid int) int {
 	return 0
 }
 
-// checkSharing refuses processes of the tree that share with their parent
-// what separate processes cannot have back separately: memory (a vfork
-// child, which the caller waits out), the fd table, the filesystem context
-// or the signal handlers (clone without CLONE_THREAD).
+// checkSharing finds the processes of the tree that share their parent's
+// fd table (clone with CLONE_FILES, without CLONE_THREAD): a restart forks
+// them with CLONE_FILES, and their fds are written once, with the owner's.
+// It refuses what separate processes cannot have back: memory shared with
+// the parent (a vfork child, which the caller waits out), the filesystem
+// context or the signal handlers, and an fd table shared otherwise than
+// down the tree (with a process that is not an ancestor sharing it, or
+// with one outside the tree).
 func (s *session) checkSharing() error {
-	live := map[int]bool{}
+	byPid := map[int]*proc{}
 	for _, p := range s.procs {
-		live[p.pid] = true
+		byPid[p.pid] = p
+		p.fdTable = nil
 	}
+	var owners []*proc
 	for _, p := range s.procs {
-		if !live[p.ppid] {
+		parent := byPid[p.ppid]
+		if parent == nil {
+			if same, err := sys.Kcmp(p.ppid, p.pid, sys.KcmpFiles, 0, 0); err == nil && same == sys.KcmpEqual {
+				return fmt.Errorf("pid %d shares its fd table with its parent %d, which is not in the checkpoint: not supported", p.pid, p.ppid)
+			}
+			owners = append(owners, p)
 			continue
 		}
 		for _, c := range []struct {
 			typ  sys.KcmpType
 			what string
-		}{{sys.KcmpVM, ""}, {sys.KcmpFiles, "fd table"}, {sys.KcmpFS, "filesystem context (cwd, root, umask)"}, {sys.KcmpSighand, "signal handlers"}} {
+		}{{sys.KcmpVM, ""}, {sys.KcmpFiles, ""}, {sys.KcmpFS, "filesystem context (cwd, root, umask)"}, {sys.KcmpSighand, "signal handlers"}} {
 			same, err := sys.Kcmp(p.ppid, p.pid, c.typ, 0, 0)
 			if err != nil || same != sys.KcmpEqual {
+				if c.typ == sys.KcmpFiles {
+					owners = append(owners, p)
+				}
 				continue
 			}
-			if c.typ == sys.KcmpVM {
+			switch c.typ {
+			case sys.KcmpVM:
 				return &VforkError{Pid: p.pid, Parent: p.ppid}
+			case sys.KcmpFiles:
+				p.fdTable = parent
+				if parent.fdTable != nil {
+					p.fdTable = parent.fdTable
+				}
+				continue
 			}
 			return fmt.Errorf("pid %d shares its %s with its parent %d (clone without CLONE_THREAD): not supported", p.pid, c.what, p.ppid)
+		}
+	}
+	return distinctFdTables(owners)
+}
+
+// distinctFdTables refuses two processes with their own fd table (not
+// their parent's) that share one: kcmp orders the tables, so sorting
+// brings any two that are the same together.
+func distinctFdTables(owners []*proc) error {
+	var kerr error
+	sorted := slices.Clone(owners)
+	slices.SortStableFunc(sorted, func(a, b *proc) int {
+		order, err := sys.Kcmp(a.pid, b.pid, sys.KcmpFiles, 0, 0)
+		switch {
+		case err != nil:
+			kerr = cmp.Or(kerr, fmt.Errorf("comparing the fd tables of pids %d and %d: %w", a.pid, b.pid, err))
+		case order == sys.KcmpLess:
+			return -1
+		case order == sys.KcmpGreater:
+			return 1
+		}
+		return 0
+	})
+	if kerr != nil {
+		return kerr
+	}
+	for i := 1; i < len(sorted); i++ {
+		a, b := sorted[i-1], sorted[i]
+		if same, err := sys.Kcmp(a.pid, b.pid, sys.KcmpFiles, 0, 0); err == nil && same == sys.KcmpEqual {
+			return fmt.Errorf("pids %d and %d share an fd table, neither being the other's parent or sharing its parent's: not supported", a.pid, b.pid)
 		}
 	}
 	return nil
@@ -777,6 +853,9 @@ func (s *session) collect() (*ckpt.Header, error) {
 			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
 		p.state = st
+		if p.fdTable != nil {
+			continue // its fds are its fd table's owner's
+		}
 		if err := s.examineFds(p); err != nil {
 			return nil, &ProcessError{Pid: p.pid, Err: err}
 		}
@@ -785,6 +864,10 @@ func (s *session) collect() (*ckpt.Header, error) {
 		return nil, err
 	}
 	if err := s.namespaces.checkTree(s.procs); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.cgroups, err = s.collectCgroups(); err != nil {
 		return nil, err
 	}
 	// Whether a waiting connection can be restored depends on whether
@@ -805,6 +888,7 @@ func (s *session) tree() ckpt.Tree {
 	for _, p := range s.procs {
 		tp := p.state.tree
 		tp.Ppid = p.ppid
+		tp.SharesFdTable = p.fdTable != nil
 		t.Processes = append(t.Processes, tp)
 	}
 	t.Processes = append(t.Processes, s.zombies...)
@@ -838,6 +922,11 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 	tree := s.tree()
 	if err := cw.Write(ckpt.TypeTree, 0, nil, &tree); err != nil {
 		return err
+	}
+	for i := range s.cgroups {
+		if err := cw.Write(ckpt.TypeCgroups, 0, nil, &s.cgroups[i]); err != nil {
+			return err
+		}
 	}
 	s.namespaces.dump.W = cw
 	if err := s.namespaces.write(cw); err != nil {

@@ -173,7 +173,9 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 		return err
 	}
 	var cwd unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
+	if dead, path, ok := deadProcDir(p.Cwd, fmt.Sprintf("/proc/%d/cwd", pid)); ok {
+		p.Cwd, p.CwdDeadPid = path, dead
+	} else if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
 		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
 		p.CwdDev, p.CwdInode = cwd.Dev, cwd.Ino
 	}
@@ -193,6 +195,29 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 		return err
 	}
 	return nil
+}
+
+// deadProcDir says whether link, what the /proc symbolic link at points to
+// (a working directory), is the /proc/N directory (or one under it) of a
+// process that has exited, and gives N and the path without its
+// " (deleted)". The kernel unhashes such a directory when N is reaped, as
+// it does a removed one.
+func deadProcDir(link, at string) (int, string, bool) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(at, &fs); err != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return 0, "", false
+	}
+	path, deleted := strings.CutSuffix(link, " (deleted)")
+	tail, ok := strings.CutPrefix(path, "/proc/")
+	num, _, _ := strings.Cut(tail, "/")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n <= 0 || num != strconv.Itoa(n) {
+		return 0, "", false
+	}
+	if _, err := os.Stat("/proc/" + num); !deleted && err == nil {
+		return 0, "", false
+	}
+	return n, path, true
 }
 
 // readCgroups reads the cgroups of thread tid of process pid.
@@ -219,8 +244,8 @@ func cgroupsApart(thread, process []ckpt.Cgroup) []ckpt.Cgroup {
 	return out
 }
 
-// seccompFilters reads the seccomp filters of the process through its
-// main thread t, oldest first as the image keeps them: a restart installs
+// seccompFilters reads the seccomp filters of thread t (its process's,
+// for the main thread), oldest first as the image keeps them: a restart installs
 // them in that order, and the kernel gives the newest first. Strict mode
 // (1) has none.
 func seccompFilters(t *ptrace.Tracee, mode int) ([][]byte, error) {
@@ -278,9 +303,10 @@ func readPosixTimers(pid int) ([]ckpt.PosixTimer, error) {
 	return out, nil
 }
 
-// readLayout reads the memory layout, with shared anonymous memory told
-// apart from a deleted file: the kernel names its shmem file "/dev/zero
-// (deleted)", and it is stored as the object its inode identifies.
+// readLayout reads the memory layout, with shared anonymous memory and
+// AIO rings told apart from deleted files: the kernel names its shmem file
+// "/dev/zero (deleted)", and it is stored as the object its inode
+// identifies; an AIO ring is "/[aio] (deleted)" (aio.go).
 func readLayout(pid int) ([]procfs.Mapping, error) {
 	maps, err := procfs.ReadMaps(pid)
 	if err != nil {
@@ -290,6 +316,11 @@ func readLayout(pid int) ([]procfs.Mapping, error) {
 		m := &maps[i]
 		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == "/dev/zero" {
 			m.Kind = procfs.KindAnon
+		}
+		if m.Kind == procfs.KindFile && m.Shared && m.Deleted && m.Path == aioRingPath {
+			if err := classifyAIORing(pid, m); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return maps, nil
@@ -308,11 +339,18 @@ func (s *session) collectThreads(st *processState, pr *proc) error {
 		st.threads = append(st.threads, *th)
 		tids = append(tids, t.Tid)
 	}
-	// A thread in strict mode cannot also have filters, and a restart
-	// gives the main thread's filters to every thread it creates.
-	for _, th := range st.threads[1:] {
-		if th.Seccomp == seccompModeStrict && st.process.Seccomp == seccompModeFilter {
-			return fmt.Errorf("thread %d: seccomp strict mode in a process whose main thread has seccomp filters is not supported", th.Tid)
+	// A thread's seccomp filters are its own: the ones it installed
+	// after it was created, or with TSYNC, differ from the main thread's.
+	for i, th := range st.threads[1:] {
+		if th.Seccomp != seccompModeFilter {
+			continue
+		}
+		own, err := seccompFilters(pr.tracees[i+1], seccompModeFilter)
+		if err != nil {
+			return fmt.Errorf("thread %d: %w", th.Tid, err)
+		}
+		if !slices.EqualFunc(own, st.process.SeccompFilters, slices.Equal) {
+			st.threads[i+1].SeccompFilters = own
 		}
 	}
 	st.tree.Tids = tids
@@ -487,6 +525,9 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 		qs = append(qs, query{what: "membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)", nr: unix.SYS_MEMBARRIER, optional: true,
 			args: func(uint64) []uint64 { return []uint64{membarrierGetRegistrations, 0, 0} },
 			done: func(ret uint64, _ []byte) { st.mm.Membarrier = uint32(ret) }})
+		add("prctl(PR_GET_THP_DISABLE)", unix.SYS_PRCTL, 0, func(uint64) []uint64 { return []uint64{unix.PR_GET_THP_DISABLE, 0, 0, 0, 0} }, func(ret uint64, _ []byte) {
+			st.mm.THPDisable = uint32(ret)
+		})
 	}
 	return runQueries(r, qs)
 }
@@ -503,11 +544,8 @@ type query struct {
 	optional bool
 }
 
-// Seccomp modes (SECCOMP_MODE_*).
-const (
-	seccompModeStrict = 1
-	seccompModeFilter = 2
-)
+// seccompModeFilter is SECCOMP_MODE_FILTER.
+const seccompModeFilter = 2
 
 // membarrierGetRegistrations is MEMBARRIER_CMD_GET_REGISTRATIONS (Linux
 // 6.3), which x/sys lacks.

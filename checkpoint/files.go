@@ -134,6 +134,7 @@ func (p *proc) closeFds() {
 // table (epoll watches).
 func (s *session) dumpFiles(cw *ckpt.Writer, p *proc, procRef ckpt.Objref) error {
 	ctx := s.files
+	ctx.Pid = p.pid
 	if s.descriptions == nil {
 		s.descriptions = descriptions{}
 	}

@@ -45,6 +45,8 @@ func areaKind(m *procfs.Mapping) string {
 		return ckpt.VMAVsyscall
 	case procfs.KindFile:
 		return ckpt.VMAFile
+	case procfs.KindAIO:
+		return ckpt.VMAAio
 	}
 	return ckpt.VMAAnon
 }
@@ -224,6 +226,9 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 		v.Pgoff = m.Offset
 	case m.Kind == procfs.KindOther:
 		return nil, fmt.Errorf("mapping %#x-%#x (%s): unsupported special mapping", m.Start, m.End, m.Path)
+	case m.Kind == procfs.KindAIO:
+		// The ring's pages are stored as shared memory's are; restart
+		// makes a ring and moves it here (restart/aio.go).
 	default:
 		v.Flags |= unix.MAP_ANONYMOUS
 		if m.Shared {

@@ -45,6 +45,14 @@ type Options struct {
 	// combined with PreCopy or Parent; where the copy cannot be made, the
 	// memory is copied while frozen and Log says so.
 	CopyOnWrite bool
+	// CgroupRoots says where the cgroups recorded for a hierarchy start,
+	// by hierarchy: a controller or name= of a v1 hierarchy ("cpu",
+	// "name=systemd"), "unified" for the v2 one, or "" for every
+	// hierarchy not named. By default they start at the tasks' own
+	// cgroups (and below the root cgroup, none is recorded). The image
+	// records them with their owners, modes and settings; a restart makes
+	// them again.
+	CgroupRoots map[string]string
 	// Commit, if set, runs once the whole image has been written and before
 	// the process is killed: the place to flush, fsync and rename an image
 	// file. If it fails, the process is left running and Checkpoint fails.

@@ -2,12 +2,14 @@ package ckpt
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"reflect"
 )
 
 // Record is one record as read from an image. Meta holds the undecoded
@@ -35,6 +37,9 @@ func (r *Record) PayloadOffset() int64 {
 func (r *Record) Decode(v any) error {
 	if err := json.Unmarshal(r.Meta, v); err != nil {
 		return fmt.Errorf("record %d (%s) at offset %d: metadata: %w", r.Index, r.Type, r.Offset, err)
+	}
+	if bytes.Contains(r.Meta, []byte(`"\u0000`)) {
+		unescape(reflect.ValueOf(v))
 	}
 	return nil
 }

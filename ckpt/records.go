@@ -56,6 +56,11 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// SharesFdTable says the process shares its parent's fd table (it
+	// was cloned with CLONE_FILES, without CLONE_THREAD): its fds are
+	// the parent's, written with the process that owns the table, and a
+	// restart forks it with CLONE_FILES. It has no fd records.
+	SharesFdTable bool `json:"shares_fd_table,omitempty"`
 	// PgidLeaderGone says the process group's leader, not in the image,
 	// had exited or left the group when the process was checkpointed: the
 	// group lives on in its members, and a restart makes it again.
@@ -73,8 +78,13 @@ type Process struct {
 	CwdDeleted bool `json:"cwd_deleted,omitempty"`
 	// CwdDev and CwdInode identify the working directory, so that a
 	// removed one is the same directory as the fds open on it.
-	CwdDev      uint64    `json:"cwd_dev,omitempty"`
-	CwdInode    uint64    `json:"cwd_inode,omitempty"`
+	CwdDev   uint64 `json:"cwd_dev,omitempty"`
+	CwdInode uint64 `json:"cwd_inode,omitempty"`
+	// CwdDeadPid says the working directory is /proc/PID (Cwd, or a
+	// directory under it) of a process that had exited: restart makes a
+	// process with that pid (any pid if it is taken) for the time of the
+	// chdir, and reaps it, as CRIU does.
+	CwdDeadPid  int       `json:"cwd_dead_pid,omitempty"`
 	Root        string    `json:"root"`
 	Umask       uint32    `json:"umask"`
 	Personality uint32    `json:"personality"`
@@ -93,7 +103,8 @@ type Process struct {
 	// SIGTTOU), where it was seen; 0 reads as SIGSTOP.
 	StopSignal int `json:"stop_signal,omitempty"`
 	// Ctty is set for a session leader whose controlling terminal is a pty
-	// the tree holds.
+	// the tree holds, or a kernel terminal (a virtual console, a serial
+	// line, the console) it holds an fd on.
 	Ctty *Ctty `json:"ctty,omitempty"`
 	// ChildSubreaper is PR_SET_CHILD_SUBREAPER: orphaned descendants
 	// are reparented to this process (init-like supervisors set it).
@@ -183,6 +194,11 @@ type Thread struct {
 	// Seccomp is the thread's own seccomp mode, which may differ from the
 	// main thread's: strict mode (1) is set for one thread alone.
 	Seccomp int `json:"seccomp,omitempty"`
+	// SeccompFilters are the thread's seccomp filters, oldest first, when
+	// they are not its process's (Process.SeccompFilters, the main
+	// thread's): a thread installs filters of its own. nil: the process's
+	// if Seccomp is 2 (filters), none otherwise.
+	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
 	// Cgroups are the thread's cgroups that differ from its process's
 	// (a v1 hierarchy's tasks file, a threaded v2 subtree).
 	Cgroups []Cgroup `json:"cgroups,omitempty"`
@@ -194,6 +210,45 @@ type Cgroup struct {
 	// "cpu,cpuacct", "name=systemd"; empty for the unified (v2) one.
 	Controllers string `json:"controllers"`
 	Path        string `json:"path"`
+}
+
+// Cgroups are the cgroups of one hierarchy that a restart makes again
+// (record TypeCgroups, after the tree and before any process): the tasks'
+// own and the ones below them, empty ones too, with their owners, modes and
+// settings.
+type Cgroups struct {
+	// Controllers names the hierarchy as Cgroup.Controllers does.
+	Controllers string `json:"controllers"`
+	// Roots are where the recorded cgroups start: the tasks' cgroups that
+	// are below no other task's, or the cgroup the checkpoint was given
+	// for the hierarchy. Every task's cgroup of the hierarchy is at or
+	// below one of them; a restart can put each elsewhere (a new root).
+	Roots []string `json:"roots"`
+	// Dirs are the cgroups at and below Roots, parents first. Below the
+	// hierarchy's root cgroup, which belongs to the whole system, only
+	// what the checkpoint was asked for is recorded.
+	Dirs []CgroupDir `json:"dirs,omitempty"`
+}
+
+// CgroupDir is one cgroup: its directory's owner and permission bits, and
+// its settings.
+type CgroupDir struct {
+	Path  string       `json:"path"`
+	Mode  uint32       `json:"mode"`
+	UID   uint32       `json:"uid"`
+	GID   uint32       `json:"gid"`
+	Files []CgroupFile `json:"files,omitempty"`
+}
+
+// CgroupFile is one file of a cgroup: a setting (memory.limit_in_bytes,
+// devices.list, cgroup.subtree_control…) with its value as read, or a file
+// recorded for its owner and mode alone (cgroup.procs, tasks), without.
+type CgroupFile struct {
+	Name  string  `json:"name"`
+	Value *string `json:"value,omitempty"`
+	Mode  uint32  `json:"mode"`
+	UID   uint32  `json:"uid"`
+	GID   uint32  `json:"gid"`
 }
 
 // Sched is how a thread is scheduled: sched_getattr's policy, flags, nice,
@@ -284,6 +339,10 @@ type MM struct {
 	// space, as MEMBARRIER_CMD_GET_REGISTRATIONS gives them: the
 	// MEMBARRIER_CMD_REGISTER_* commands a restart runs again.
 	Membarrier uint32 `json:"membarrier,omitempty"`
+	// THPDisable is what prctl(PR_GET_THP_DISABLE) returns: 0, or 1 with
+	// the PR_SET_THP_DISABLE flags (PR_THP_DISABLE_EXCEPT_ADVISED, 2)
+	// above it. Forked children and exec keep it.
+	THPDisable uint32 `json:"thp_disable,omitempty"`
 }
 
 // Area is an address range and what it holds (a VMA kind).
@@ -313,6 +372,13 @@ const (
 	VMAVvar       = "vvar"
 	VMAVvarVclock = "vvar_vclock"
 	VMAVsyscall   = "vsyscall"
+	// VMAAio is an AIO ring (io_setup(2)), whose address is its context
+	// id. Its pages hold the ring as the kernel writes it: a header
+	// (struct aio_ring: nr, head, tail…) and the completed events. A
+	// restart makes a ring of the same size, brings the kernel's tail and
+	// the head where they were, and moves it here. Requests still in
+	// flight are not kept.
+	VMAAio = "aio"
 )
 
 // VMA is one memory area (record TypeVMA, depends on the mm; a file mapping
@@ -624,6 +690,21 @@ type Socket struct {
 	// File is the socket file a unix socket bound to a path made: its
 	// mode and owner, given back to the one bind makes again.
 	File *SocketFile `json:"file,omitempty"`
+	// Dir is, for a unix socket bound to a relative path, the directory it
+	// was bound in (where its file is), which a restart binds it in again
+	// whatever the working directory is now.
+	Dir string `json:"dir,omitempty"`
+	// Deleted says the file a unix socket's bind made was removed since
+	// (unlinked, or replaced by another file of that name): a restart
+	// binds it again at its path, moving aside whatever is there and
+	// making the directories that are gone, then removes its file and
+	// puts everything back.
+	Deleted bool `json:"deleted,omitempty"`
+	// PeerInode is, for a unix socket connected to a named one (Peer) or
+	// a waiting connection's client, the inode of the socket it connected
+	// to: if the image holds that socket, a restart connects to it through
+	// its file, which its name may no longer lead to.
+	PeerInode uint64 `json:"peer_inode,omitempty"`
 }
 
 // Ancillary is what one message queued at a unix socket carries besides
@@ -803,7 +884,7 @@ type PtyOwner struct {
 }
 
 // Ctty is a session's controlling terminal: Fd is one of the leader's fds
-// on the pty's slave, through which restart makes the terminal its
+// on the pty's slave or kernel terminal, through which restart makes it its
 // controlling terminal again, with Pgrp as the foreground process group.
 // A leader that holds no fd on it has Fd -1 and the pty's number in Pty:
 // restart opens the new slave for the moment it takes.
@@ -826,6 +907,13 @@ type Memfd struct {
 	// attaches the segment with that id if it still exists, or makes it
 	// again with its id, key and mode and fills it from the payload.
 	SysV *SysVShm `json:"sysv,omitempty"`
+	// SharedAnon says it is shared anonymous memory ("/dev/zero
+	// (deleted)"), the object of a MAP_SHARED|MAP_ANONYMOUS mapping, that
+	// a private mapping or an fd (opened through /proc/PID/map_files)
+	// holds too: restart makes it so again, and the shared anonymous
+	// mappings of its inode (VMA shmem) map it rather than an object of
+	// their own.
+	SharedAnon bool `json:"shared_anon,omitempty"`
 }
 
 // SysVShm identifies a System V shared memory segment.

@@ -19,6 +19,7 @@ const (
 	TypeTree    Type = 0x0100 // the task tree, before any per-task state
 	TypeProcess Type = 0x0101 // one process: ids, credentials, cwd, limits (defines the process objref)
 	TypeThread  Type = 0x0102 // one thread: registers, signal mask, pending signals
+	TypeCgroups Type = 0x0103 // one cgroup hierarchy's cgroups to make again: after the tree, before any process
 
 	TypeFile     Type = 0x0200 // an open file description (defines a file objref)
 	TypePipe     Type = 0x0201 // a pipe with its buffered data as payload
@@ -51,6 +52,7 @@ var typeNames = map[Type]string{
 	TypeTree:       "tree",
 	TypeProcess:    "process",
 	TypeThread:     "thread",
+	TypeCgroups:    "cgroups",
 	TypeFile:       "file",
 	TypePipe:       "pipe",
 	TypeUnixPair:   "unix-pair",

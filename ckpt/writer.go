@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"reflect"
 )
 
 // Writer emits an image record by record. It never seeks. Close writes the
@@ -265,6 +266,9 @@ func encodeMeta(meta any) ([]byte, error) {
 		return m, nil
 	case []byte:
 		return m, nil
+	}
+	if e, changed := escaped(reflect.ValueOf(meta)); changed {
+		meta = e.Interface()
 	}
 	return json.Marshal(meta)
 }

@@ -4,13 +4,36 @@
  * mounted, and one of its threads in /sub/thr (a v1 hierarchy places
  * threads one by one). Both cgroups are removed between checkpoint and
  * restart (cgroup_member.prerestart): the restart must make them again and
- * put the process and the thread back, each in its own.
+ * put the process and the thread back, each in its own. So must it the
+ * empty cgroup /sub/empty, with its owner and mode, and /sub's setting
+ * notify_on_release and the owner of its cgroup.procs.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include "cr.h"
+
+/* owned says whether path has mode and owner uid:gid. */
+static int owned(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	return !stat(path, &st) && (st.st_mode & 07777) == mode && st.st_uid == uid && st.st_gid == gid;
+}
+
+/* first_char is the first byte of file path, or 0. */
+static char first_char(const char *path)
+{
+	char c = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd >= 0 && read(fd, &c, 1) != 1)
+		c = 0;
+	if (fd >= 0)
+		close(fd);
+	return c;
+}
 
 static char root[4096];
 static int to_thread[2];
@@ -66,11 +89,11 @@ int main(void)
 	char cg[512], path[4200];
 	pthread_t th;
 	void *ret;
-	int ok;
+	int ok, fd;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(4);
+	ksft_set_plan(6);
 	snprintf(root, sizeof(root), "%s/cg", cr_dir());
 	if (mkdir(root, 0700) || mount("none", root, "cgroup", 0, "none,name=crsubtest"))
 		ksft_exit_fail_msg("setup: mounting a named cgroup hierarchy on %s: %s", root, strerror(errno));
@@ -80,6 +103,17 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/sub/thr", root);
 	if (mkdir(path, 0755) && errno != EEXIST)
 		ksft_exit_fail_msg("setup: mkdir %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/sub/empty", root);
+	if ((mkdir(path, 0755) && errno != EEXIST) || chmod(path, 0750) || chown(path, 1000, 1001))
+		ksft_exit_fail_msg("setup: %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/sub/notify_on_release", root);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		ksft_exit_fail_msg("setup: %s: %s", path, strerror(errno));
+	close(fd);
+	snprintf(path, sizeof(path), "%s/sub/cgroup.procs", root);
+	if (chown(path, 1000, 1000))
+		ksft_exit_fail_msg("setup: %s: %s", path, strerror(errno));
 	move("/sub", "cgroup.procs", getpid());
 	if (pipe(to_thread) || pthread_create(&th, NULL, thread, NULL))
 		ksft_exit_fail_msg("setup: thread");
@@ -98,12 +132,20 @@ int main(void)
 	ksft_test_result(!strcmp(cg, "/sub"), "the process is in /sub (%s)", cg);
 	cgroup_of(tid, cg, sizeof(cg));
 	ksft_test_result(!strcmp(cg, "/sub/thr"), "the thread is in /sub/thr (%s)", cg);
+	snprintf(path, sizeof(path), "%s/sub/empty", root);
+	ksft_test_result(owned(path, 0750, 1000, 1001), "the empty cgroup /sub/empty, its mode and owner");
+	snprintf(path, sizeof(path), "%s/sub/notify_on_release", root);
+	ok = first_char(path) == '1';
+	snprintf(path, sizeof(path), "%s/sub/cgroup.procs", root);
+	ksft_test_result(ok && owned(path, 0644, 1000, 1000), "/sub's notify_on_release and the owner of its cgroup.procs");
 	ok = write(to_thread[1], "x", 1) == 1 && pthread_join(th, &ret) == 0 && ret == (void *)1;
 	ksft_test_result(ok, "the thread is joined");
 	/* Leave nothing behind: back to the root, then the cgroups go. */
 	move("", "cgroup.procs", getpid());
 	snprintf(path, sizeof(path), "%s/sub/thr", root);
 	ok = !rmdir(path);
+	snprintf(path, sizeof(path), "%s/sub/empty", root);
+	ok = !rmdir(path) && ok;
 	snprintf(path, sizeof(path), "%s/sub", root);
 	ok = !rmdir(path) && ok;
 	ok = !umount(root) && ok;

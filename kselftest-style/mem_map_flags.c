@@ -6,10 +6,12 @@
  * MAP_DROPPABLE one (its pages are not kept, as CRIU does not keep them:
  * the kernel may drop them any time), MADV_SEQUENTIAL and MADV_RANDOM; and
  * a read-only MAP_SHARED mapping of a file opened O_RDWR, which the program
- * may still mprotect writable.
+ * may still mprotect writable; and prctl(PR_SET_THP_DISABLE), which belongs
+ * to the address space and leaves the mappings' VmFlags as they were.
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "cr.h"
 
@@ -64,7 +66,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(5);
+	ksft_set_plan(6);
 	fd = open(cr_path("shared"), O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, 4096))
 		ksft_exit_fail_msg("setup: %s", strerror(errno));
@@ -89,6 +91,10 @@ int main(void)
 		drop[0] = 0x5a;
 	if (!has_flag(nr, "nr") || !has_flag(seq, "sr") || !has_flag(rnd, "rr") || (drop && !has_flag(drop, "dp")))
 		ksft_exit_fail_msg("setup: smaps lacks a flag");
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) != 1)
+		ksft_exit_fail_msg("setup: PR_SET_THP_DISABLE: %s", strerror(errno));
+	if (has_flag(seq, "nh"))
+		ksft_exit_fail_msg("setup: PR_SET_THP_DISABLE set nh on a mapping (kernel before 6.11?)");
 	ksft_print_msg("MAP_NORESERVE region of %zu GiB", huge >> 30);
 
 	cr_ready();
@@ -110,5 +116,7 @@ int main(void)
 			b = 0;
 	}
 	ksft_test_result(b == 0x42, "a read-only shared mapping of a file opened O_RDWR can be made writable");
+	ksft_test_result(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 && !has_flag(seq, "nh"),
+			 "PR_SET_THP_DISABLE kept for the address space, no nh on its mappings");
 	ksft_finished();
 }

@@ -5,11 +5,13 @@
 # while children come and go: one may end between being listed and being
 # seized. Restarted after the log was rotated away (shell_tree.prerestart)
 # with a substitute for the root's fd 1 alone (shell_tree.restart-args):
-# every loop's fd 1 shares it (shell_tree.check).
+# every loop's fd 1 shares it (shell_tree.check). Its umask (027, not the
+# runner's) is the one the new log must be created with.
 . "${BASH_SOURCE%/*}/cr.sh"
 # Its own session, so that the runner's final SIGTERM to the group takes
 # every loop down.
 exec setsid bash -c '
+	umask 027
 	exec >>"$1"
 	for n in 1 2 3 4 5 6 7 8; do
 		(

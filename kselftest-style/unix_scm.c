@@ -6,12 +6,16 @@
  * regular file it still holds (the same open file description); a stream
  * pair queues a chunk carrying two fds, then bytes without; a
  * seqpacket pair whose receiver has SO_PASSCRED queues a message with the
- * process's credentials. After restart every message is read back with
- * what it carries: the pipe still connects to the kept write end, the file
- * shares its offset with the kept fd, the credentials are the process's.
+ * process's credentials, then a message with an epoll instance the
+ * process closed since, watching the pipe's kept write end (zdtm scm05).
+ * After restart every message is read back with what it carries: the pipe
+ * still connects to the kept write end, the file shares its offset with
+ * the kept fd, the credentials are the process's, the epoll instance still
+ * watches the write end.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include "cr.h"
@@ -70,13 +74,14 @@ static ssize_t recv_with(int sk, char *buf, size_t len, int *fds, int *nfds, str
 
 int main(void)
 {
-	int dg[2], st[2], sq[2], p[2], file, fds[4], nfds, one = 1, ok;
+	int dg[2], st[2], sq[2], p[2], file, fds[4], nfds, one = 1, ok, ep;
+	struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 0x5eed };
 	char buf[64], path[4096];
 	struct ucred u = { 0 };
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(5);
+	ksft_set_plan(6);
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) || socketpair(AF_UNIX, SOCK_STREAM, 0, st) ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq) || pipe(p))
@@ -94,6 +99,9 @@ int main(void)
 		ksft_exit_fail_msg("setup: stream: %s", strerror(errno));
 	if (setsockopt(sq[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) || send_with(sq[0], "creds", NULL, 0, 1))
 		ksft_exit_fail_msg("setup: seqpacket: %s", strerror(errno));
+	ep = epoll_create1(0);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &ev) || send_with(sq[0], "epoll", &ep, 1, 0) || close(ep))
+		ksft_exit_fail_msg("setup: epoll: %s", strerror(errno));
 	ksft_print_msg("setup ok: fds and credentials queued");
 
 	cr_ready();
@@ -116,5 +124,10 @@ int main(void)
 	ok = recv_with(sq[1], buf, sizeof(buf) - 1, fds, &nfds, &u) == 5 && !strcmp(buf, "creds");
 	ksft_test_result(ok && u.pid == getpid() && u.uid == getuid() && u.gid == getgid(),
 			 "seqpacket: the credentials come with the message (pid %d)", u.pid);
+	ok = recv_with(sq[1], buf, sizeof(buf) - 1, fds, &nfds, NULL) == 5 && !strcmp(buf, "epoll") && nfds == 1;
+	memset(&ev, 0, sizeof(ev));
+	ksft_test_result(ok && epoll_wait(fds[0], &ev, 1, 0) == 1 && ev.events == EPOLLOUT && ev.data.u64 == 0x5eed &&
+			 epoll_ctl(fds[0], EPOLL_CTL_DEL, p[1], NULL) == 0,
+			 "seqpacket: the epoll instance a message carries still watches the pipe's write end");
 	ksft_finished();
 }

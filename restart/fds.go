@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 
@@ -110,6 +111,9 @@ func (t *task) fileFor(ref ckpt.Objref, g *globalFile) (*openFile, error) {
 // placeFd puts what belongs at an fd number there: the caller's preserved
 // fd, a substitute, or the restored file.
 func (t *task) placeFd(fd *ckpt.Fd) error {
+	if t.sharesFdTable {
+		return errors.New("the process shares its parent's fd table, which has the fds")
+	}
 	g := t.s.opened[fd.File]
 	if g == nil {
 		return fmt.Errorf("its file (objref %d) was not restored", fd.File)
@@ -250,6 +254,9 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	if fd.Cloexec {
 		opts.FDFlags = unix.FD_CLOEXEC
 	}
+	// A file the spec creates is the process's, as if it had opened it.
+	creds := t.process.Creds
+	opts.Creator = &substitute.Creator{Umask: os.FileMode(t.process.Umask), UID: int(creds.Uid[3]), GID: int(creds.Gid[3])}
 	local, opened, err := src.Open(opts)
 	if err != nil {
 		return err // an *substitute.OpenError or *SpecError, naming src

@@ -108,11 +108,15 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	if err := t.placeVdso(mm, stubMaps, busy); err != nil {
 		return err
 	}
-	if err := t.closeInheritedFds(); err != nil {
-		return err
-	}
-	if t.callerPidfd >= 0 {
-		t.Hold(&t.callerPidfd)
+	// The fds of a table shared with the parent are the parent's, placed
+	// already; the parent's finish closes its pidfd of crsub there.
+	if !t.sharesFdTable {
+		if err := t.closeInheritedFds(); err != nil {
+			return err
+		}
+		if t.callerPidfd >= 0 {
+			t.Hold(&t.callerPidfd)
+		}
 	}
 	if err := t.joinSession(); err != nil {
 		return err
@@ -207,6 +211,9 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 			return fmt.Errorf("VMA %#x-%#x: guard pages %d+%d lie outside it", v.Start, v.End, g.Index, g.Count)
 		}
 	}
+	if v.Kind == ckpt.VMAAio {
+		return t.mapAIORing(v)
+	}
 	if kept, err := t.adopt(v); err != nil || kept {
 		if err != nil {
 			return err
@@ -219,6 +226,13 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		prot |= unix.PROT_READ | unix.PROT_WRITE
 	}
 	flags := uint64(v.Flags&(unix.MAP_SHARED|unix.MAP_PRIVATE|unix.MAP_DROPPABLE|unix.MAP_GROWSDOWN|unix.MAP_NORESERVE)) | unix.MAP_FIXED_NOREPLACE
+	if v.Memfd == 0 && v.Shmem != 0 && v.File == nil {
+		if ref, ok := files.SharedAnonObject(t.s.files, v.Shmem); ok {
+			// A private mapping or an fd of this shared anonymous
+			// memory restored it already: the shared mappings map that.
+			v.Memfd = ref
+		}
+	}
 	if seg := t.s.files.SysVShm[v.Memfd]; v.Memfd != 0 && seg != nil {
 		return t.attachSysVShm(v, seg)
 	}
@@ -545,6 +559,9 @@ func (t *task) finishMemory() error {
 	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed()); err != nil {
 		return err
 	}
+	if err := t.restoreAIORings(); err != nil {
+		return err
+	}
 	for _, v := range t.vmas {
 		t.restoreMadvise(&v)
 	}
@@ -658,7 +675,20 @@ func (t *task) setMM() error {
 	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_MM, unix.PR_SET_MM_MAP, t.scratch, mapSize, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_MM_MAP): %w", err)
 	}
+	if err := t.setTHPDisable(); err != nil {
+		return err
+	}
 	return t.registerMembarrier()
+}
+
+// setTHPDisable gives the address space the image's PR_SET_THP_DISABLE
+// setting, clearing one the task inherited from the parent that forked it.
+func (t *task) setTHPDisable() error {
+	v := uint64(t.mm.THPDisable)
+	if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_THP_DISABLE, v&1, v&^1, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_THP_DISABLE, %d, %#x): %w", v&1, v&^1, err)
+	}
+	return nil
 }
 
 // membarrierCmd is a membarrier(2) registration command: its bit in what

@@ -45,6 +45,16 @@ type Options struct {
 	// otherwise the restart fails before anything runs. A pid namespace
 	// cannot be supplied.
 	Namespaces map[string]substitute.Namespace
+	// Cgroups says what becomes of the cgroups the image records and
+	// whether the tasks join them (default CgroupsCreate).
+	Cgroups CgroupMode
+	// CgroupRoots puts the recorded cgroups of a hierarchy elsewhere: each
+	// of the roots the image records for it (the tasks' cgroups, or the
+	// root the checkpoint was given) becomes this cgroup, with what is
+	// below it. By hierarchy: a controller or name= of a v1 hierarchy
+	// ("cpu", "name=systemd"), "unified" for the v2 one, or "" for every
+	// hierarchy not named.
+	CgroupRoots map[string]string
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)

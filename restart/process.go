@@ -55,23 +55,33 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.restoreSignals(); err != nil {
 		return err
 	}
-	// Seccomp filters last but for the threads, which inherit them: the
-	// tasks are traced with seccomp suspended, so the system calls still
-	// to run in them are not filtered.
-	if err := t.installSeccomp(); err != nil {
-		return err
-	}
 	// The audit login uid needs CAP_AUDIT_CONTROL, and the credentials
-	// may drop it: first. The credentials go after the seccomp filters
-	// (installing one needs CAP_SYS_ADMIN without no_new_privs) and
-	// before the threads, which inherit them: they are per thread.
+	// may drop it: first, before any thread is made, so that every
+	// thread inherits it.
 	if err := t.restoreLoginUID(); err != nil {
 		return err
 	}
-	if err := t.restoreCreds(); err != nil {
+	// Seccomp filters next: the tasks are traced with seccomp suspended,
+	// so the system calls still to run in them are not filtered. The
+	// threads whose filters are not the main thread's are made on the way
+	// (seccomp.go).
+	apart, err := t.installSeccomp()
+	if err != nil {
 		return err
 	}
-	if err := t.createThreads(); err != nil {
+	// The credentials go after the seccomp filters (installing one needs
+	// CAP_SYS_ADMIN without no_new_privs) and before the other threads,
+	// which inherit them: they are per thread, and the threads made
+	// already get theirs each.
+	if err := t.restoreCreds(t.host, t.Syscall); err != nil {
+		return err
+	}
+	for _, x := range apart {
+		if err := t.restoreCreds(x.tracee.Tid, x.remote.Syscall); err != nil {
+			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
+		}
+	}
+	if err := t.createThreads(t.threads); err != nil {
 		return err
 	}
 	if err := t.joinThreadCgroups(); err != nil {
@@ -124,11 +134,27 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 		return fmt.Errorf("umask: %w", err)
 	}
 	cwd := p.Cwd
-	if p.CwdDeleted {
+	switch {
+	case p.CwdDeleted:
 		var err error
 		if cwd, err = fc.RemovedDir(p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
 			return err
 		}
+	case p.CwdDeadPid > 0:
+		// The stand-in is reaped before the tasks run: the directory
+		// is a dead process's again.
+		host, err := fc.StandIn(p.CwdDeadPid)
+		if err != nil {
+			return fmt.Errorf("working directory %s: %w", p.Cwd, err)
+		}
+		rest, ok := strings.CutPrefix(p.Cwd, "/proc/"+strconv.Itoa(p.CwdDeadPid))
+		if !ok || (rest != "" && rest[0] != '/') {
+			return fmt.Errorf("working directory %s is not under /proc/%d", p.Cwd, p.CwdDeadPid)
+		}
+		if host != p.CwdDeadPid {
+			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", host)
+		}
+		cwd = "/proc/" + strconv.Itoa(host) + rest
 	}
 	addr, err := t.putString(0, cwd)
 	if err != nil {
@@ -343,9 +369,9 @@ func (t *task) restoreLoginUID() error {
 // kept (PR_SET_KEEPCAPS), the inheritable set while it may still grow, the
 // ambient set (a subset of permitted and inheritable), the bounding set
 // (dropping needs CAP_SETPCAP), and last the permitted and effective sets.
-func (t *task) restoreCreds() error {
+func (t *task) restoreCreds(tid int, call func(nr int, args ...uint64) (uint64, error)) error {
 	c := t.process.Creds
-	cur, err := procfs.ReadStatus(t.host)
+	cur, err := procfs.ReadTaskStatus(t.host, tid)
 	if err != nil {
 		return err
 	}
@@ -367,7 +393,7 @@ func (t *task) restoreCreds() error {
 					return err
 				}
 			}
-			if _, err := t.Syscall(unix.SYS_SETGROUPS, uint64(len(st.groups)), addr); err != nil {
+			if _, err := call(unix.SYS_SETGROUPS, uint64(len(st.groups)), addr); err != nil {
 				return fmt.Errorf("setgroups: %w", err)
 			}
 		case st.capset != nil:
@@ -386,11 +412,11 @@ func (t *task) restoreCreds() error {
 			if err != nil {
 				return err
 			}
-			if _, err := t.Syscall(unix.SYS_CAPSET, addr, addr+8); err != nil {
+			if _, err := call(unix.SYS_CAPSET, addr, addr+8); err != nil {
 				return fmt.Errorf("capset (effective %#x, permitted %#x, inheritable %#x): %w", sets[0], sets[1], sets[2], err)
 			}
 		default:
-			if _, err := t.Syscall(st.nr, st.args...); err != nil {
+			if _, err := call(st.nr, st.args...); err != nil {
 				return fmt.Errorf("%s: %w", st.what, err)
 			}
 		}
@@ -537,12 +563,16 @@ func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
 		}
 	}
 	// The parent-death signal, after the credentials (changing them clears
-	// it). Not for the root process: its parent now is crsub, which may
-	// exit (--detach) without anything having happened to the real one.
-	if th.ParentDeathSignal != 0 && t.pid != t.s.tree.Processes[0].Pid {
-		if _, err := call(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uint64(th.ParentDeathSignal)); err != nil {
-			return fmt.Errorf("parent-death signal: %w", err)
-		}
+	// it), and always: until now every task had SIGKILL, to die with crsub
+	// (childSpin, stub.Spawn). Not the image's for the root process: its
+	// parent now is crsub, which may exit (--detach) without anything
+	// having happened to the real one.
+	pdeath := uint64(th.ParentDeathSignal)
+	if t.pid == t.s.tree.Processes[0].Pid {
+		pdeath = 0
+	}
+	if _, err := call(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, pdeath); err != nil {
+		return fmt.Errorf("parent-death signal: %w", err)
 	}
 	if th.Tid != t.pid && th.Comm != "" {
 		addr, err := t.putString(0, th.Comm)
@@ -552,43 +582,6 @@ func (t *task) restoreThread(r *remote.Remote, th *ckpt.Thread) error {
 		if _, err := call(unix.SYS_PRCTL, unix.PR_SET_NAME, addr); err != nil {
 			return fmt.Errorf("thread name: %w", err)
 		}
-	}
-	return nil
-}
-
-// installSeccomp installs the process's seccomp filters, oldest first, as
-// the process itself would have (with no_new_privs already restored, or as
-// root).
-func (t *task) installSeccomp() error {
-	for i, f := range t.process.SeccompFilters {
-		if len(f) == 0 || len(f)%8 != 0 || len(f)/8 > 4096 {
-			return fmt.Errorf("seccomp filter %d: %d bytes is no BPF program", i, len(f))
-		}
-		// struct sock_fprog: u16 len, padding, then a pointer to the
-		// instructions, which follow it in the scratch buffer.
-		prog := make([]byte, 16, 16+len(f))
-		putLE32(prog, uint32(len(f)/8))
-		putLE64(prog[8:], t.scratch+16)
-		if _, err := t.Scratch(append(prog, f...)); err != nil {
-			return err
-		}
-		const seccompSetModeFilter = 1
-		if _, err := t.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, 0, t.scratch); err != nil {
-			return fmt.Errorf("installing seccomp filter %d: %w", i, err)
-		}
-	}
-	return nil
-}
-
-// setSeccompStrict puts thread r in seccomp strict mode if its image th
-// says it was.
-func setSeccompStrict(r *remote.Remote, th *ckpt.Thread) error {
-	const seccompModeStrict = 1
-	if th.Seccomp != seccompModeStrict {
-		return nil
-	}
-	if _, err := r.Syscall(unix.SYS_PRCTL, unix.PR_SET_SECCOMP, seccompModeStrict); err != nil {
-		return fmt.Errorf("seccomp strict mode: %w", err)
 	}
 	return nil
 }

@@ -93,8 +93,10 @@ type restorer struct {
 	// shmem maps a shared memory object (its inode at checkpoint) to the
 	// mapping that recreated it.
 	shmem map[uint64]shmemOwner
-	// cgroups reaches the cgroup hierarchies tasks are moved in.
-	cgroups cgroup.Hierarchies
+	// cgroups reaches the cgroup hierarchies tasks are moved in;
+	// cgroupRoots are the roots the image records for each.
+	cgroups     cgroup.Hierarchies
+	cgroupRoots map[string][]string
 	// groupLeaders are the stand-ins, by pgid, for process group leaders
 	// that are gone, while the groups' members join them (tree.go).
 	groupLeaders map[int]*task
@@ -521,6 +523,11 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		if err := s.moveToCgroups(t.host, t.host, p.Cgroups, false); err != nil {
 			return err
 		}
+	case ckpt.TypeCgroups:
+		if s.current != nil {
+			return errors.New("cgroups record after a process record")
+		}
+		return s.makeCgroups(rec)
 	case ckpt.TypeThread:
 		var th ckpt.Thread
 		if err := rec.Decode(&th); err != nil {

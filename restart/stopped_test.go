@@ -218,13 +218,14 @@ func TestRemovedDirectories(t *testing.T) {
 	}
 }
 
-// A child sharing its parent's fd table (clone with CLONE_FILES), or its
-// memory (vfork, before exec), cannot be restored as two processes: the
-// checkpoint refuses by name and the tree runs on.
+// A child sharing its memory with its parent (vfork, before exec), or two
+// processes sharing an fd table neither got from the other's (the process
+// between them unshared it), cannot be restored: the checkpoint refuses by
+// name and the tree runs on.
 func TestSharedTablesRefused(t *testing.T) {
 	crtest.RequireRoot(t)
 	for _, tc := range []struct{ mode, want string }{
-		{"files", "shares its fd table"},
+		{"files", "share an fd table, neither being the other's parent"},
 		{"vfork", "a vfork child before its exec"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
@@ -236,14 +237,22 @@ func TestSharedTablesRefused(t *testing.T) {
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-static int child(void *arg) { (void)arg; for (;;) pause(); }
-int main(int argc, char **argv) {
+static int grandchild(void *arg) { (void)arg; for (;;) pause(); }
+/* The child shares the root's table with the grandchild, then leaves it. */
+static int child(void *arg) {
+	char *stack = malloc(1 << 16);
+	(void)arg;
+	if (clone(grandchild, stack + (1 << 16), CLONE_FILES | SIGCHLD, NULL) < 0 || unshare(CLONE_FILES)) return 1;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "files")) {
 		char *stack = malloc(1 << 16);
 		if (clone(child, stack + (1 << 16), CLONE_FILES | SIGCHLD, NULL) < 0) return 1;
 		for (;;) pause();
 	}
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	if (vfork() == 0) for (;;) pause(); /* never execs */
 	return 0;
 }`), tc.mode)
@@ -258,11 +267,17 @@ int main(int argc, char **argv) {
 			if crtest.Gone(p.Pid) || crtest.Status(p.Pid, "TracerPid") != "0" {
 				t.Fatalf("the tree did not run on untouched")
 			}
-			c, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/task/" + strconv.Itoa(p.Pid) + "/children")
-			for _, k := range strings.Fields(string(c)) {
-				n, _ := strconv.Atoi(k)
-				syscall.Kill(n, syscall.SIGKILL)
-			}
+			killTree(p.Pid)
 		})
+	}
+}
+
+// killTree kills pid's descendants, children last.
+func killTree(pid int) {
+	c, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(pid) + "/children")
+	for _, k := range strings.Fields(string(c)) {
+		n, _ := strconv.Atoi(k)
+		killTree(n)
+		syscall.Kill(n, syscall.SIGKILL)
 	}
 }

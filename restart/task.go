@@ -64,7 +64,11 @@ type task struct {
 	// callerPidfd is a pidfd of this process inside the task, through
 	// which it takes substitutes with pidfd_getfd.
 	callerPidfd int
-	released    bool
+	// sharesFdTable says the task shares its parent's fd table (forked
+	// with CLONE_FILES): the fds there are the table owner's to place and
+	// close, and the task has none of its own.
+	sharesFdTable bool
+	released      bool
 }
 
 // openFile is a file restored in a task, before and after its fds are
@@ -115,7 +119,7 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	if t.substitutes == nil {
 		t.substitutes = s.opts.ProcessSubstitutes[pid]
 	}
-	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp); err != nil {
+	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		t.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

@@ -50,18 +50,22 @@ const (
 	spinOffset = 2
 )
 
-// createThreads creates the task's other threads with their tids: clone3
-// with set_tid run in the main thread. A new thread returns from clone3
-// into the code page, where it spins on a jump to itself until it is
-// seized; it never runs code of the restored program before release.
-func (t *task) createThreads() error {
-	if len(t.threads) == 0 {
+// createThreads creates threads of the task, those not created yet, with
+// their tids: clone3 with set_tid run in the main thread. A new thread
+// returns from clone3 into the code page, where it spins on a jump to
+// itself until it is seized; it never runs code of the restored program
+// before release.
+func (t *task) createThreads(threads []*thread) error {
+	if len(threads) == 0 {
 		return nil
 	}
 	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
 		return err
 	}
-	for _, x := range t.threads {
+	for _, x := range threads {
+		if x.tracee != nil {
+			continue // made already, with seccomp filters apart
+		}
 		tid := x.image.Tid
 		args := make([]byte, cloneArgsSize)
 		le := binary.LittleEndian
@@ -93,7 +97,7 @@ func (t *task) createThreads() error {
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}
 		}
-		if x.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp); err != nil {
+		if x.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 			return fmt.Errorf("thread %d: taking it over: %w", tid, err)
 		}
 		if x.remote, err = remote.New(x.tracee); err != nil {
@@ -132,7 +136,7 @@ func (t *task) joinThreadCgroups() error {
 // moveToCgroups moves thread tid of process pid (the whole process unless
 // thread) into the cgroups of want it is not in.
 func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) error {
-	if len(want) == 0 {
+	if len(want) == 0 || s.opts.Cgroups == CgroupsIgnore {
 		return nil
 	}
 	cur, err := procfs.ReadCgroups(pid, tid)
@@ -144,10 +148,11 @@ func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) 
 		in[c.Controllers] = c.Path
 	}
 	for _, c := range want {
-		if path, ok := in[c.Controllers]; ok && path == c.Path {
+		to := s.cgroupPath(c.Controllers, c.Path)
+		if path, ok := in[c.Controllers]; ok && path == to {
 			continue
 		}
-		if err := s.cgroups.Move(c.Controllers, c.Path, tid, thread); err != nil {
+		if err := s.cgroups.Move(c.Controllers, to, tid, thread); err != nil {
 			return err
 		}
 	}

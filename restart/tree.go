@@ -35,10 +35,16 @@ func checkTree(tree *ckpt.Tree) error {
 			if p.Zombie {
 				return fmt.Errorf("the root, pid %d, is a zombie", p.Pid)
 			}
+			if p.SharesFdTable {
+				return fmt.Errorf("the root, pid %d, shares the fd table of a parent outside the image", p.Pid)
+			}
 			continue
 		}
 		if !seen[p.Ppid] {
 			return fmt.Errorf("pid %d comes before its parent %d in the task tree", p.Pid, p.Ppid)
+		}
+		if p.SharesFdTable && p.Zombie {
+			return fmt.Errorf("pid %d is a zombie sharing an fd table", p.Pid)
 		}
 		if !p.Zombie && (len(p.Tids) == 0 || p.Tids[0] != p.Pid) {
 			return fmt.Errorf("pid %d: the tree does not list its main thread first", p.Pid)
@@ -78,6 +84,9 @@ func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 		return nil, errors.Join(err, back())
 	}
 	flags := s.cloneFlags(p, parent)
+	if tp.SharesFdTable {
+		flags |= unix.CLONE_FILES
+	}
 	t, err := parent.fork(pid, unix.SIGCHLD, flags)
 	if err := errors.Join(err, back()); err != nil {
 		if t != nil {
@@ -85,6 +94,7 @@ func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 		}
 		return nil, err
 	}
+	t.sharesFdTable = tp.SharesFdTable
 	s.tasks = append(s.tasks, t)
 	t.process = p
 	if err := s.enterNamespaces(t, p, flags); err != nil {
@@ -93,17 +103,32 @@ func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 	return t, nil
 }
 
+// childSpin is where a forked child waits to be seized: it first asks to
+// be killed when its parent dies, since until crsub seizes it (with
+// PTRACE_O_EXITKILL, as its parent is) nothing else would end it if crsub
+// died, and it would spin on, holding the image's pid. It relies on rax
+// being 0, clone3's return in the child, and fits before the page's
+// scratch memory.
+var childSpin = []byte{
+	0x8d, 0x78, 0x01, // lea edi, [rax+1]  PR_SET_PDEATHSIG
+	0x8d, 0x70, 0x09, // lea esi, [rax+9]  SIGKILL
+	0xb0, 0x9d, //       mov al, 157       prctl
+	0x0f, 0x05, //       syscall
+	0xeb, 0xfe, //       jmp .
+}
+
 // fork creates a child of this task with exactly pid (in each pid
 // namespace the restart chooses it in, pidLevels): clone3 with set_tid
-// run inside the task, with the CLONE_NEW* flags of the namespaces to make
-// for it. The child returns from clone3 into the code page, where it spins
-// until seized. Its exit signals the parent with exitSignal (0: none, and
-// the parent reaps it with __WALL).
+// and flags (CLONE_FILES, the CLONE_NEW* flags of the namespaces to make
+// for it, or none) run inside the task. The child returns from clone3 into
+// the code page, where it spins until seized (childSpin).
+// Its exit signals the parent with exitSignal (0: none, and the parent
+// reaps it with __WALL).
 func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error) {
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
-	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
+	if err := t.remote.WriteMem(t.codePage+spinOffset, childSpin); err != nil {
 		return nil, err
 	}
 	tids, inCrsubs := t.s.pidLevels(pid)
@@ -154,7 +179,7 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 	if subs := t.s.opts.ProcessSubstitutes[pid]; subs != nil {
 		c.substitutes = subs
 	}
-	if c.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp); err != nil {
+	if c.tracee, err = ptrace.Seize(host, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		c.kill()
 		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
 	}

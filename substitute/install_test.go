@@ -507,3 +507,71 @@ func TestOpenDial(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// A write mode creates a missing file, as a shell's >> does after a log
+// rotation: with the creator's umask and ids, or as the caller would.
+// An existing file keeps its mode and owner; nocreate and read-only fds do
+// not create.
+func TestOpenCreatesMissingFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file another owner")
+	}
+	creator := &Creator{Umask: 0o027, UID: 4321, GID: 4322}
+	type result struct {
+		Err     string
+		Mode    os.FileMode
+		UID     int
+		GID     int
+		Content string
+	}
+	tests := []struct {
+		name     string
+		spec     string // %s is the path
+		flags    int
+		creator  *Creator
+		existing bool
+		want     result
+	}{
+		{"append creates for the image's process", "file:%s,append", unix.O_WRONLY, creator, false, result{Mode: 0o640, UID: 4321, GID: 4322}},
+		{"write mode inherited from the image", "file:%s", unix.O_WRONLY | unix.O_APPEND, creator, false, result{Mode: 0o640, UID: 4321, GID: 4322}},
+		{"mode= under the creator's umask", "file:%s,mode=0666", unix.O_RDWR, creator, false, result{Mode: 0o640, UID: 4321, GID: 4322}},
+		{"existing file kept as it is", "file:%s,append", unix.O_WRONLY, creator, true, result{Mode: 0o600, Content: "old"}},
+		{"nocreate fails", "file:%s,append,nocreate", unix.O_WRONLY, creator, false, result{Err: "no such file or directory"}},
+		{"read-only does not create", "file:%s", unix.O_RDONLY, creator, false, result{Err: "no such file or directory"}},
+		{"read-only with create", "file:%s,create", unix.O_RDONLY, creator, false, result{Mode: 0o640, UID: 4321, GID: 4322}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			if tt.existing {
+				if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opts := DefaultOpenOptions()
+			opts.Flags, opts.Creator = tt.flags, tt.creator
+			fd, _, err := mustParse(t, fmt.Sprintf(tt.spec, path)).Open(opts)
+			var got result
+			if err != nil {
+				got.Err = unix.ENOENT.Error()
+				if !errors.Is(err, unix.ENOENT) {
+					got.Err = err.Error()
+				}
+			} else {
+				unix.Close(fd)
+				var st unix.Stat_t
+				if err := unix.Stat(path, &st); err != nil {
+					t.Fatal(err)
+				}
+				b, _ := os.ReadFile(path)
+				got = result{Mode: os.FileMode(st.Mode & 0o777), UID: int(st.Uid), GID: int(st.Gid), Content: string(b)}
+				if tt.existing {
+					got.UID, got.GID = 0, 0
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -31,6 +31,18 @@ type OpenOptions struct {
 	// DialTimeout bounds name resolution and connecting for tcp, udp, unix
 	// and tcp-listen with a host name. Zero means no limit.
 	DialTimeout time.Duration
+	// Creator is whom a file spec creates its missing file for (a write
+	// mode creates it unless the spec says nocreate, as a shell's >> does
+	// after a log rotation). Nil: the calling process, its umask and ids.
+	Creator *Creator
+}
+
+// Creator is the process a created file is made for: the file gets mode
+// 0666 less Umask (unless the spec gives mode=) and is owned by UID and
+// GID, as if the process had opened it itself.
+type Creator struct {
+	Umask    os.FileMode
+	UID, GID int
 }
 
 // DefaultOpenOptions describes a plain read-write, blocking, inheritable fd,
@@ -147,22 +159,90 @@ func (s Source) openFile(o *opened, acc int, opts OpenOptions) error {
 	if s.Trunc {
 		flags |= unix.O_TRUNC
 	}
-	if s.Create {
-		flags |= unix.O_CREAT
-	}
-	mode := uint32(s.Mode)
-	if mode == 0 {
-		mode = 0o666
-	}
-	fd, err := unix.Open(path, flags, mode)
+	create := s.creates(acc)
+	fd, err := openOrCreate(path, flags, create, s.Mode, opts.Creator)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
+		return err
 	}
 	o.fd = fd
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
+	if create {
+		flags |= unix.O_CREAT
+	}
 	o.info.Desc = fmt.Sprintf("%s (%s)", path, flagWords(flags))
+	return nil
+}
+
+// creates reports whether s creates its file when missing: a write mode
+// does, as a shell's >> and systemd's append: do, unless s says nocreate.
+func (s Source) creates(acc int) bool {
+	return s.Create || (!s.NoCreate && acc != unix.O_RDONLY && s.Kind == KindFile)
+}
+
+// openOrCreate opens path with flags, creating it first if create says
+// so. A file it creates for a creator gets the creator's mode and owner,
+// set on the fd before anyone else can open it with another.
+func openOrCreate(path string, flags int, create bool, mode os.FileMode, c *Creator) (int, error) {
+	if !create {
+		fd, err := unix.Open(path, flags, 0)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+	if c == nil {
+		perm := uint32(mode)
+		if perm == 0 {
+			perm = 0o666
+		}
+		fd, err := unix.Open(path, flags|unix.O_CREAT, perm)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+	// O_EXCL tells whether this open made the file, so that an existing
+	// file keeps its mode and owner. A file removed between the two opens
+	// is made again; one made between them is opened.
+	for range 3 {
+		fd, err := unix.Open(path, flags|unix.O_CREAT|unix.O_EXCL, 0)
+		if err == nil {
+			perm := mode
+			if perm == 0 {
+				perm = 0o666 &^ c.Umask
+			}
+			if err := adopt(fd, perm, c); err != nil {
+				unix.Close(fd)
+				_ = unix.Unlink(path)
+				return -1, &fs.PathError{Op: "create", Path: path, Err: err}
+			}
+			return fd, nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return -1, &fs.PathError{Op: "create", Path: path, Err: err}
+		}
+		fd, err = unix.Open(path, flags, 0)
+		if !errors.Is(err, unix.ENOENT) {
+			if err != nil {
+				return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+			}
+			return fd, nil
+		}
+	}
+	return -1, &fs.PathError{Op: "create", Path: path, Err: errors.New("removed and made again while being opened, three times")}
+}
+
+// adopt gives a file just created for c its mode and owner. With mode=,
+// the umask applies as with open(2); c's, not the caller's.
+func adopt(fd int, perm os.FileMode, c *Creator) error {
+	if err := unix.Fchown(fd, c.UID, c.GID); err != nil {
+		return os.NewSyscallError("fchown", err)
+	}
+	if err := unix.Fchmod(fd, uint32(perm&^c.Umask)); err != nil {
+		return os.NewSyscallError("fchmod", err)
+	}
 	return nil
 }
 

@@ -87,16 +87,19 @@ type Source struct {
 	// Access is the explicit ro/wo/rw of file and fd specs.
 	Access Access
 	// Append, Trunc, Create and Mode are the open(2) options of a file spec.
-	// Mode needs Create; zero means 0666. The umask applies, as with open(2).
-	Append, Trunc, Create bool
-	Mode                  os.FileMode
+	// A write mode creates a missing file even without Create, as a shell's
+	// >> does, unless NoCreate; Create makes a read-only one create it too.
+	// Mode is a created file's mode; zero means 0666. The umask applies, as
+	// with open(2): the image's process's at a restart.
+	Append, Trunc, Create, NoCreate bool
+	Mode                            os.FileMode
 	// Backlog is tcp-listen's listen(2) backlog; zero means SOMAXCONN.
 	Backlog int
 }
 
 // Parse parses a substitute spec:
 //
-//	file:PATH[,append][,trunc][,create][,mode=0640][,ro|wo|rw]
+//	file:PATH[,append][,trunc][,create|nocreate][,mode=0640][,ro|wo|rw]
 //	null
 //	tcp-listen:HOST:PORT[,backlog=N]
 //	tcp:HOST:PORT
@@ -135,7 +138,7 @@ var argHelp = map[Kind]string{
 
 // options lists the options each kind accepts.
 var options = map[Kind][]string{
-	KindFile:      {"append", "trunc", "create", "mode", "ro", "wo", "rw"},
+	KindFile:      {"append", "trunc", "create", "nocreate", "mode", "ro", "wo", "rw"},
 	KindTCPListen: {"backlog"},
 	KindFD:        {"ro", "wo", "rw"},
 }
@@ -284,6 +287,8 @@ func (s *Source) parseOptions(list string) string {
 			s.Trunc = true
 		case "create":
 			s.Create = true
+		case "nocreate":
+			s.NoCreate = true
 		case "mode":
 			if val == "" || strings.Trim(val, "01234567") != "" {
 				return fmt.Sprintf("mode %q is not octal", val)
@@ -327,7 +332,7 @@ func (s Source) check() string {
 		{s.Kind == KindFD, s.FD != 0, "fd"},
 		{s.Kind == KindExec, s.Command != "", "command"},
 		{s.Kind == KindFile || s.Kind == KindFD, s.Access != InheritAccess, "ro/wo/rw"},
-		{s.Kind == KindFile, s.Append || s.Trunc || s.Create || s.Mode != 0, "append/trunc/create/mode"},
+		{s.Kind == KindFile, s.Append || s.Trunc || s.Create || s.NoCreate || s.Mode != 0, "append/trunc/create/nocreate/mode"},
 		{s.Kind == KindTCPListen, s.Backlog != 0, "backlog"},
 	} {
 		if u.set && !u.used {
@@ -379,8 +384,11 @@ func (s Source) check() string {
 	if s.Mode&^0o777 != 0 {
 		return fmt.Sprintf("mode %#o has bits beyond 0777", uint32(s.Mode))
 	}
-	if s.Mode != 0 && !s.Create {
-		return "mode needs create: it only applies to a file the open creates"
+	if s.Create && s.NoCreate {
+		return "conflicting create and nocreate"
+	}
+	if s.Mode != 0 && s.NoCreate {
+		return "mode conflicts with nocreate: it only applies to a file the open creates"
 	}
 	if s.Backlog < 0 {
 		return fmt.Sprintf("bad backlog %d", s.Backlog)
@@ -446,6 +454,7 @@ func (s Source) String() string {
 	opt(s.Append, "append")
 	opt(s.Trunc, "trunc")
 	opt(s.Create, "create")
+	opt(s.NoCreate, "nocreate")
 	opt(s.Mode != 0, fmt.Sprintf("mode=%04o", uint32(s.Mode)))
 	opt(s.Backlog != 0, "backlog="+strconv.Itoa(s.Backlog))
 	return b.String()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/internal/atomicfile"
+	"github.com/crsub/crsub/internal/cgroup"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
@@ -25,9 +27,14 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
 	fs.Lookup("pre-copy").NoOptDefVal = "2"
 	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory)")
+	cgroupRoots := fs.StringArray("cgroup-root", nil, "record the cgroups of a hierarchy from `[HIERARCHY:]/PATH` down, empty ones too, rather than from the tasks' own cgroups (below a hierarchy's root cgroup nothing is recorded unless asked); HIERARCHY a controller or name= of a v1 hierarchy (cpu, name=systemd) or unified, none for every hierarchy not named (repeatable)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
 	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	roots, err := parseCgroupRoots(*cgroupRoots)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -61,6 +68,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.LeaveRunning = *leave
 	opts.PreCopy = *preCopy
 	opts.CopyOnWrite = *cow
+	opts.CgroupRoots = roots
 	if *parent != "" {
 		abs, err := filepath.Abs(*parent)
 		if err != nil {
@@ -73,51 +81,25 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.Progress = bar.update
 
 	var out io.Writer = os.Stdout
-	var tmp *os.File
-	var dev *os.File
 	if *output != "-" {
-		var err error
-		if dev, err = openInPlace(*output); err != nil {
-			return err
-		}
-	}
-	if dev != nil {
-		// A device or FIFO is written where it is; nothing to rename.
-		defer dev.Close()
-		out = dev
-	} else if *output != "-" {
-		// Write beside the destination and rename only once the image is
-		// complete and on disk: a reader never sees half an image, and the
-		// process is killed only after the rename.
-		var err error
-		tmp, err = os.CreateTemp(filepath.Dir(*output), "."+filepath.Base(*output)+".tmp-*")
+		dev, err := openInPlace(*output)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if tmp != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
-		if err := tmp.Chmod(0o600); err != nil {
-			return err
-		}
-		out = tmp
-		opts.Commit = func() error {
-			if err := tmp.Sync(); err != nil {
-				return fmt.Errorf("syncing the image: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
+		if dev != nil {
+			// A device or FIFO is written where it is; nothing to rename.
+			defer dev.Close()
+			out = dev
+		} else {
+			// Complete and on disk before it has a name, and gone without a
+			// trace if crsub dies first; the process is killed only after.
+			f, err := atomicfile.Create(*output)
+			if err != nil {
 				return err
 			}
-			if err := os.Rename(tmp.Name(), *output); err != nil {
-				os.Remove(tmp.Name())
-				tmp = nil
-				return err
-			}
-			tmp = nil
-			return syncDir(filepath.Dir(*output))
+			defer f.Abort()
+			out = f.File
+			opts.Commit = f.Commit
 		}
 	}
 	var st *checkpoint.Stats
@@ -176,11 +158,18 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+// parseCgroupRoots parses --cgroup-root values by hierarchy.
+func parseCgroupRoots(specs []string) (map[string]string, error) {
+	roots := map[string]string{}
+	for _, spec := range specs {
+		h, path, err := cgroup.ParseRoot(spec)
+		if err != nil {
+			return nil, usageError{"--cgroup-root " + err.Error()}
+		}
+		if _, dup := roots[h]; dup {
+			return nil, usageError{fmt.Sprintf("--cgroup-root given twice for hierarchy %q", h)}
+		}
+		roots[h] = path
 	}
-	defer d.Close()
-	return d.Sync()
+	return roots, nil
 }

@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/crsub/crsub/imagefilter"
+	"github.com/crsub/crsub/internal/atomicfile"
 )
 
 func runFilter(args []string, stdout, stderr io.Writer) error {
@@ -72,7 +71,7 @@ func runFilter(args []string, stdout, stderr io.Writer) error {
 // crash, ever sees half an image; on failure the destination is untouched.
 // Images hold process memory: the file is private to its owner. A device or
 // FIFO (-o /dev/null) is written in place.
-func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
+func writeFileAtomically(path string, write func(io.Writer) error) error {
 	if dev, err := openInPlace(path); dev != nil || err != nil {
 		if err != nil {
 			return err
@@ -83,32 +82,15 @@ func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
 		}
 		return dev.Close()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
+	defer f.Abort()
+	if err := write(f); err != nil {
 		return err
 	}
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing the image: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return f.Commit()
 }
 
 // filterSummary is one line: what was dropped and replaced, what it cost.

@@ -115,8 +115,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: crsub %s %s\n\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "usage: crsub %s %s\n\n%s", name, synopsis, flagUsages(fs))
 	}
 	return fs
 }

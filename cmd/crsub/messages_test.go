@@ -15,6 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asCrsub) != "" {
+		// The test binary standing in for crsub, for tests that kill it.
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	crtest.CloseInherited()
 	os.Exit(m.Run())
 }
@@ -114,7 +118,7 @@ func TestMessages(t *testing.T) {
 			sub := filepath.Dir(img)
 			code, msg := crsub("restart", "-i", img, "--detach", "--fd", "5=file:"+sub+"/gone/log,append")
 			return code, msg, sub, pid
-		}, exitFailure, "crsub restart: image record N (fd 5 of pid PID): substitute file:DIR/gone/log,append: open DIR/gone/log: no such file or directory"},
+		}, exitFailure, "crsub restart: image record N (fd 5 of pid PID): substitute file:DIR/gone/log,append: create DIR/gone/log: no such file or directory"},
 		{"restart: a substitute for an fd the image lacks", func(t *testing.T) (int, string, string, int) {
 			img, pid := checkpointed(t)
 			code, msg := crsub("restart", "-i", img, "--detach", "--fd", "9=null")

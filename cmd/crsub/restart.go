@@ -24,12 +24,14 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	input := fs.StringP("input", "i", "", "image file to restart, or - for standard input")
 	detach := fs.Bool("detach", false, "return once the process runs instead of waiting for it")
 	pidfile := fs.String("pidfile", "", "write the restored root pid to FILE")
-	fdSpecs := fs.StringArray("fd", nil, "give fd N (of process PID; default the root) a new source instead of the image's: [PID:]N=SPEC, SPEC one of file:PATH[,append,trunc,create,mode=0640,ro|wo|rw], null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
+	fdSpecs := fs.StringArray("fd", nil, "give fd N (of process PID; default the root) a new source instead of the image's: [PID:]N=SPEC, SPEC one of file:PATH[,append,trunc,create|nocreate,mode=0640,ro|wo|rw] (write modes create a missing file), null, tcp-listen:HOST:PORT[,backlog=N], tcp:HOST:PORT, udp:HOST:PORT, unix-listen:PATH, unix:PATH, fd:M, exec:COMMAND (repeatable)")
 	inherit := fs.IntSlice("inherit-fd", nil, "keep crsub's own fd N at N in the restored process (repeatable)")
 	hookCreated := fs.String("hook-tasks-created", "", "run `CMD` (with sh -c) once every task exists, before any runs; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	parent := fs.String("parent", "", "the parent image of an incremental image, if not where the image says")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
+	cgroups := fs.String("cgroups", restart.CgroupsCreate.String(), "what becomes of the cgroups the image records (the tasks' own and the ones below them): `MODE` create (tasks join them; missing ones are made with their owner, mode and settings), ignore (tasks stay in crsub's cgroups), join (they must exist; none is changed), settings (join, and give them their owner, mode and settings), full (create, and existing ones get their settings too), strict (full, but one that exists already is an error)")
+	cgroupRoots := fs.StringArray("cgroup-root", nil, "put the recorded cgroups of a hierarchy under `[HIERARCHY:]/PATH`: each cgroup the image records as a root (the tasks' own, or the checkpoint's --cgroup-root) becomes PATH, with what is below it; HIERARCHY as for checkpoint --cgroup-root, none for every hierarchy not named (repeatable)")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -43,6 +45,13 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 		return usageError{"needs -i IMAGE (or -i - for standard input)"}
 	}
 	opts := restart.DefaultOptions()
+	var err error
+	if opts.Cgroups, err = restart.ParseCgroupMode(*cgroups); err != nil {
+		return usageError{"--cgroups: " + err.Error()}
+	}
+	if opts.CgroupRoots, err = parseCgroupRoots(*cgroupRoots); err != nil {
+		return err
+	}
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
 	opts.PidWait = *pidWait

@@ -126,6 +126,9 @@ func printInventory(w io.Writer, inv *ckpt.Inventory, imageDir string) error {
 		if p.Zombie {
 			comm += " (zombie)"
 		}
+		if p.SharesFdTable {
+			comm += " (shares its parent's fd table)"
+		}
 		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%s\n", p.Pid, p.Ppid, p.Pgid, p.Sid, len(p.Tids), comm)
 	}
 	tw.Flush()

@@ -1,5 +1,6 @@
-// Package cgroup moves tasks into cgroups of the v1 hierarchies and the
-// unified (v2) one, reaching each hierarchy through a mount of its own.
+// Package cgroup reads and makes cgroups of the v1 hierarchies and the
+// unified (v2) one, with their owners, modes and settings, and moves tasks
+// into them, reaching each hierarchy through a mount of its own.
 package cgroup
 
 import (
@@ -33,9 +34,9 @@ func (h *Hierarchies) Move(controllers, path string, tid int, thread bool) error
 	if err != nil {
 		return err
 	}
-	clean := filepath.Clean("/" + path)
-	if clean != path || strings.Contains(path, "\x00") {
-		return fmt.Errorf("cgroup %s: not a clean absolute path", path)
+	clean, err := cleanPath(path)
+	if err != nil {
+		return err
 	}
 	if err := h.mkdirAll(root, clean, hasCpuset(controllers)); err != nil {
 		return err
@@ -85,6 +86,13 @@ func (h *Hierarchies) mkdirAll(root, path string, cpuset bool) error {
 		}
 	}
 	return nil
+}
+
+// Prepare mounts the hierarchy named by controllers now, ahead of the
+// calls that use it.
+func (h *Hierarchies) Prepare(controllers string) error {
+	_, err := h.mount(controllers)
+	return err
 }
 
 // mount gives the mount point of the hierarchy named by controllers,

@@ -24,25 +24,14 @@ func isTerminal(rdev uint64) bool {
 	return false
 }
 
-// kernelTerminal recognises the terminals that are devices of the kernel's
+// KernelTerminal recognises the terminals that are devices of the kernel's
 // own rather than one end of a pty: the console and the virtual consoles
-// and serial lines. Opening their path again gives the same terminal.
-func kernelTerminal(rdev uint64) bool {
+// and serial lines. Opening their path again gives the same terminal, as
+// CRIU does; a session whose controlling terminal one of them is gets it
+// back (ckpt.Ctty), as a session on a pty of the tree does.
+func KernelTerminal(rdev uint64) bool {
 	major, minor := unix.Major(rdev), unix.Minor(rdev)
 	return major == 4 || (major == 5 && minor == 1)
-}
-
-// ownTerminal says whether fd is on a kernel terminal (kernelTerminal) that
-// is not its process's controlling terminal: a process that opened the
-// console or a virtual console to write to it, not one running in a
-// session there, whose terminal belongs to someone else (a getty, a login)
-// once it is gone. It is reopened by path, as CRIU does.
-func ownTerminal(fd *Fd) bool {
-	if !kernelTerminal(fd.Stat.Rdev) {
-		return false
-	}
-	st, err := procfs.ReadStat(fd.Pid)
-	return err == nil && (st.TtyNr == 0 || TtyDevice(st.TtyNr) != fd.Stat.Rdev)
 }
 
 // devTty is /dev/tty, which opens the caller's controlling terminal.
@@ -102,8 +91,8 @@ func charDevFile(fd *Fd) ckpt.File {
 // session gets its controlling terminal back as it had it, not by an open).
 // A terminal (ptyKind and cttyKind took the tree's own ptys) is someone
 // else's: external, written as a tty record that only a substitute can
-// restore; but the console or a virtual console or serial line that is not
-// the process's controlling terminal is reopened by path (ownTerminal).
+// restore; but the console, a virtual console or a serial line is reopened
+// by path (KernelTerminal), if its node is still that device.
 var charDevKind = &Kind{
 	Files:  []string{ckpt.FileCharDev, ckpt.FileTTY},
 	Claims: func(_ *DumpContext, fd *Fd) bool { return isCharDev(fd) },
@@ -111,7 +100,7 @@ var charDevKind = &Kind{
 		f := charDevFile(fd)
 		var deps []ckpt.Objref
 		switch {
-		case isTerminal(fd.Stat.Rdev) && !ownTerminal(fd):
+		case isTerminal(fd.Stat.Rdev) && !KernelTerminal(fd.Stat.Rdev):
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path

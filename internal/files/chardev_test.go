@@ -25,8 +25,8 @@ func TestTerminalKinds(t *testing.T) {
 		if got := isTerminal(tc.rdev); got != tc.terminal {
 			t.Errorf("isTerminal(%s) = %v, want %v", tc.name, got, tc.terminal)
 		}
-		if got := kernelTerminal(tc.rdev); got != tc.kernel {
-			t.Errorf("kernelTerminal(%s) = %v, want %v", tc.name, got, tc.kernel)
+		if got := KernelTerminal(tc.rdev); got != tc.kernel {
+			t.Errorf("KernelTerminal(%s) = %v, want %v", tc.name, got, tc.kernel)
 		}
 	}
 }

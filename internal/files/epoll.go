@@ -1,7 +1,9 @@
 package files
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -39,12 +41,19 @@ var epollKind = &Kind{
 // dumpWatches writes an epoll instance's watches. fdinfo names each target
 // by the fd number it was registered under, which may since have been
 // closed or reused: the file is found among the process's fds by inode and
-// confirmed with kcmp(KCMP_EPOLL_TFD).
+// confirmed with kcmp(KCMP_EPOLL_TFD). An epoll instance that only a
+// queued message carries (SCM_RIGHTS: ep is crsub's copy) watches files
+// of the tree: they are found among the fds of the processes dumped so far.
 func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
+	carried := ep.Pid == os.Getpid()
+	pid := ep.Pid
+	if carried {
+		pid = c.Pid
+	}
 	// The process's fds by inode: a server may watch thousands.
 	byInode := map[uint64][]Dumped{}
 	for _, d := range c.Dumped {
-		if d.Fd.Pid == ep.Pid {
+		if d.Fd.Pid == ep.Pid || carried {
 			byInode[d.Fd.Stat.Ino] = append(byInode[d.Fd.Stat.Ino], d)
 		}
 	}
@@ -57,7 +66,7 @@ func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
 		toff := rank[w.TFD]
 		rank[w.TFD]++
 		for _, cand := range byInode[w.Ino] {
-			same, err := sys.KcmpEpoll(ep.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD), Toff: toff})
+			same, err := sys.KcmpEpoll(cand.Fd.Pid, ep.Pid, cand.Fd.Num, sys.KcmpEpollSlot{Efd: uint32(ep.Num), Tfd: uint32(w.TFD), Toff: toff})
 			if err != nil {
 				return fmt.Errorf("fd %d (epoll): identifying the file registered as fd %d: %w", ep.Num, w.TFD, err)
 			}
@@ -66,10 +75,13 @@ func dumpWatches(c *DumpContext, ep *Fd, epRef ckpt.Objref) error {
 				break
 			}
 		}
+		if target == 0 && carried {
+			return fmt.Errorf("an epoll instance a queued message carries: the file registered as fd %d (inode %d) is held by no fd of the processes dumped so far; not supported yet", w.TFD, w.Ino)
+		}
 		if target == 0 {
 			return fmt.Errorf("fd %d (epoll): the file registered as fd %d (inode %d) is held by no fd of the process; not supported yet", ep.Num, w.TFD, w.Ino)
 		}
-		rec := ckpt.EpollWatch{Pid: ep.Pid, Epoll: epRef, Target: target, Fd: w.TFD, Events: w.Events, Data: w.Data}
+		rec := ckpt.EpollWatch{Pid: pid, Epoll: epRef, Target: target, Fd: w.TFD, Events: w.Events, Data: w.Data}
 		if err := c.W.Write(ckpt.TypeEpollWatch, 0, []ckpt.Objref{epRef, target}, &rec); err != nil {
 			return err
 		}
@@ -84,13 +96,13 @@ func restoreWatch(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if err := rec.Decode(&w); err != nil {
 		return err
 	}
-	epfd, ok := t.FdOf(w.Epoll)
-	if !ok {
-		return fmt.Errorf("epoll watch of fd %d: the epoll instance has no fd", w.Fd)
+	epfd, err := fdOrOpen(c, t, w.Epoll)
+	if err != nil {
+		return fmt.Errorf("epoll watch of fd %d: the epoll instance: %w", w.Fd, err)
 	}
-	tfd, ok := t.FdOf(w.Target)
-	if !ok {
-		return fmt.Errorf("epoll watch of fd %d: the watched file has no fd", w.Fd)
+	tfd, err := fdOrOpen(c, t, w.Target)
+	if err != nil {
+		return fmt.Errorf("epoll watch of fd %d: the watched file: %w", w.Fd, err)
 	}
 	// struct epoll_event is packed on x86_64: u32 events, u64 data.
 	ev := make([]byte, 12)
@@ -104,6 +116,19 @@ func restoreWatch(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		return fmt.Errorf("epoll_ctl(fd %d, ADD fd %d (registered as %d), events %#x): %w", epfd, tfd, w.Fd, w.Events, err)
 	}
 	return nil
+}
+
+// fdOrOpen returns the fd that holds a file in t once placed, or else (an
+// epoll instance or its target that only a queued message carries, or
+// that another process holds) the fd the driver opened it at in t.
+func fdOrOpen(c *RestoreContext, t Target, ref ckpt.Objref) (int, error) {
+	if fd, ok := t.FdOf(ref); ok {
+		return fd, nil
+	}
+	if c.Open == nil {
+		return -1, errors.New("no fd holds it")
+	}
+	return c.Open(ref, t)
 }
 
 func putLE32(b []byte, v uint32) {

@@ -125,7 +125,7 @@ func restoreFIFOObject(c *RestoreContext, t Target, rec *ckpt.Record) error {
 			t.Warn("cannot restore a FIFO's size", "path", o.Path, "size", o.Size, "err", err)
 		}
 	}
-	if _, err := io.Copy(keeper, rec.Payload()); err != nil {
+	if err := refillPipe(keeper, rec.Payload()); err != nil {
 		return fmt.Errorf("refilling FIFO %s: %w", o.Path, err)
 	}
 	return nil

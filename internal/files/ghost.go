@@ -300,6 +300,7 @@ func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (
 func (c *RestoreContext) Close() {
 	c.reapDead()
 	c.closePipes()
+	c.closeUnixFiles()
 	c.closeMQueues()
 	for ref, f := range c.ghosts {
 		f.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Fd is what a kind's checkpoint side learns about one fd of the target.
@@ -36,6 +37,9 @@ type Fd struct {
 type DumpContext struct {
 	W   *ckpt.Writer
 	Log *slog.Logger
+	// Pid is the process whose fd table is being dumped: what the records
+	// written for files no fd holds (carried by a queued message) belong to.
+	Pid int
 	// Pipes maps a pipe's inode to its objref once its record is written.
 	Pipes map[uint64]ckpt.Objref
 	// PipeEnds counts, per pipe inode, the read and write ends held by
@@ -68,9 +72,10 @@ type DumpContext struct {
 	// fd table's: once per description, shared with the fds of the tree
 	// on it. It returns its file record.
 	DumpFd func(fd *Fd) (ckpt.Objref, error)
-	// Memfds maps a memfd's inode to its object record, once written (by
-	// its first fd or mapping).
-	Memfds map[uint64]ckpt.Objref
+	// Memfds maps a memfd's inode (or an unlinked file's a mapping
+	// holds) to its object record, once written (by its first fd or
+	// mapping).
+	Memfds map[inodeKey]ckpt.Objref
 	// mqueues maps a message queue's inode to its record, once written.
 	mqueues map[uint64]ckpt.Objref
 	// PtyMasters maps the number of every pty whose master the
@@ -209,6 +214,10 @@ type RestoreContext struct {
 	// deadPids maps the inode of a pidfd of a dead process to the
 	// throwaway process its pidfds are opened on, until Close.
 	deadPids map[uint64]int
+	// standIns maps the pid of a process that had exited whose /proc
+	// directory a process of the tree is in to the process standing for
+	// it (StandIn), until Close.
+	standIns map[int]int
 	// PtyPaths maps a pty's number in the image to the slave path of the
 	// pair made for it.
 	PtyPaths map[int]string
@@ -228,6 +237,10 @@ type RestoreContext struct {
 	// names are the unix sockets restored bound to a name, by name: the
 	// senders of the datagrams queued for others.
 	names map[string]namedSocket
+	// unixFiles are O_PATH fds on the files of the unix sockets restored
+	// bound to a path, by the image socket's inode, held until Close: the
+	// tree's sockets connect to them through these (unixAddr).
+	unixFiles map[uint64]*sys.FD
 	// ghosts are the unlinked files made again, dirs the removed
 	// directories, and fifos the FIFOs refilled, held until Close.
 	ghosts map[ckpt.Objref]*os.File

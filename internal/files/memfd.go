@@ -48,7 +48,7 @@ func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVSh
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return 0, err
 	}
-	if ref, ok := c.Memfds[st.Ino]; ok {
+	if ref, ok := c.Memfds[inodeKey{st.Dev, st.Ino}]; ok {
 		return ref, nil
 	}
 	if st.Size > MaxDeletedFileSize {
@@ -58,7 +58,8 @@ func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVSh
 	if err != nil {
 		seals = 0 // created without MFD_ALLOW_SEALING
 	}
-	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals, Mode: st.Mode & 0o7777, SysV: sysv}
+	m := ckpt.Memfd{Name: MemfdName(name), Inode: st.Ino, Size: st.Size, Seals: seals, Mode: st.Mode & 0o7777, SysV: sysv,
+		SharedAnon: sysv == nil && name == sharedAnonName && st.Nlink == 0}
 	ref := c.W.NewObjref()
 	if err := c.W.WriteWithPayload(ckpt.TypeMemfd, ref, nil, &m, st.Size, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(f, 0, st.Size))
@@ -67,15 +68,23 @@ func DumpSharedObject(c *DumpContext, f *os.File, name string, sysv *ckpt.SysVSh
 		return 0, err
 	}
 	if c.Memfds == nil {
-		c.Memfds = map[uint64]ckpt.Objref{}
+		c.Memfds = map[inodeKey]ckpt.Objref{}
 	}
-	c.Memfds[st.Ino] = ref
+	c.Memfds[inodeKey{st.Dev, st.Ino}] = ref
 	return ref, nil
 }
+
+// sharedAnonName is the name the kernel gives the file of shared anonymous
+// memory ("/dev/zero (deleted)" in /proc).
+const sharedAnonName = "/dev/zero"
 
 // RestoredMemfd is a memfd recreated in one process of the tree.
 type RestoredMemfd struct {
 	Pid, Fd int
+	// Inode is the object's inode in the image, for shared anonymous
+	// memory (ckpt.Memfd.SharedAnon; 0 otherwise): its shared mappings
+	// find it by that (SharedAnonObject).
+	Inode uint64
 	// Taken says a read-write fd of the image has the description
 	// memfd_create made; the others are opened again.
 	Taken bool
@@ -93,19 +102,20 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if m.SysV != nil {
 		return restoreSysVShm(c, rec, &m)
 	}
-	name := m.Name
-	if len(name) > 249 {
-		name = name[:249]
+	var fd int
+	var err error
+	if m.SharedAnon && m.Size > 0 {
+		fd, err = newSharedAnon(t, m.Size)
+	} else {
+		fd, err = newMemfd(t, m.Name)
 	}
-	addr, err := t.Scratch(append([]byte(name), 0))
 	if err != nil {
 		return err
 	}
-	fdv, err := t.Syscall(unix.SYS_MEMFD_CREATE, addr, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return fmt.Errorf("memfd_create %s: %w", m.Name, err)
+	rm := &RestoredMemfd{Pid: t.Pid(), Fd: fd}
+	if m.SharedAnon {
+		rm.Inode = m.Inode
 	}
-	rm := &RestoredMemfd{Pid: t.Pid(), Fd: int(fdv)}
 	if c.Memfds == nil {
 		c.Memfds = map[ckpt.Objref]*RestoredMemfd{}
 	}
@@ -116,8 +126,10 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		return err
 	}
 	defer local.Close()
-	if err := local.Truncate(m.Size); err != nil {
-		return fmt.Errorf("memfd %s: %w", m.Name, err)
+	if st, err := local.Stat(); err != nil || st.Size() != m.Size {
+		if err := local.Truncate(m.Size); err != nil {
+			return fmt.Errorf("memfd %s: %w", m.Name, err)
+		}
 	}
 	if m.Mode != 0 {
 		if err := local.Chmod(os.FileMode(m.Mode & 0o777)); err != nil {
@@ -130,12 +142,63 @@ func restoreMemfd(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	// Seals as it had them: a mapping it had is compatible with them, or
 	// it could not have been sealed. F_SEAL_FUTURE_WRITE would forbid the
 	// writable mappings still to be made, so it is not set again.
-	if seals := m.Seals &^ unix.F_SEAL_FUTURE_WRITE; seals != 0 {
+	// (Shared anonymous memory is born with F_SEAL_SEAL, and takes no
+	// other.)
+	if seals := m.Seals &^ unix.F_SEAL_FUTURE_WRITE; seals != 0 && !m.SharedAnon {
 		if _, err := unix.FcntlInt(local.Fd(), unix.F_ADD_SEALS, seals); err != nil {
 			return fmt.Errorf("memfd %s: seals %#x: %w", m.Name, seals, err)
 		}
 	}
 	return nil
+}
+
+// newMemfd makes a memfd named name in t and returns the target's fd.
+func newMemfd(t Target, name string) (int, error) {
+	if len(name) > 249 {
+		name = name[:249]
+	}
+	addr, err := t.Scratch(append([]byte(name), 0))
+	if err != nil {
+		return -1, err
+	}
+	fd, err := t.Syscall(unix.SYS_MEMFD_CREATE, addr, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create %s: %w", name, err)
+	}
+	return int(fd), nil
+}
+
+// newSharedAnon makes shared anonymous memory of size bytes in t as a
+// program does, MAP_SHARED|MAP_ANONYMOUS, and returns the target's fd on
+// its file (through /proc/self/map_files), the mapping gone.
+func newSharedAnon(t Target, size int64) (int, error) {
+	page := uint64(os.Getpagesize())
+	length := (uint64(size) + page - 1) &^ (page - 1)
+	at, err := t.Syscall(unix.SYS_MMAP, 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_ANONYMOUS, ^uint64(0), 0)
+	if err != nil {
+		return -1, fmt.Errorf("mmap of shared anonymous memory (%d bytes): %w", size, err)
+	}
+	fd, err := t.Open(fmt.Sprintf("/proc/self/map_files/%x-%x", at, at+length), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if _, uerr := t.Syscall(unix.SYS_MUNMAP, at, length); uerr != nil && err == nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("munmap: %w", uerr)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("shared anonymous memory: %w", err)
+	}
+	return fd, nil
+}
+
+// SharedAnonObject returns the shared anonymous memory object of inode ino
+// (as the image knows it) restored for a private mapping or an fd of it,
+// which the shared mappings of that inode map.
+func SharedAnonObject(c *RestoreContext, ino uint64) (ckpt.Objref, bool) {
+	for ref, rm := range c.Memfds {
+		if ino != 0 && rm.Inode == ino {
+			return ref, true
+		}
+	}
+	return 0, false
 }
 
 // MemfdIn returns a fd in t on the memfd object ref, wherever in the tree

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -116,17 +117,50 @@ func restoreDeadPidfd(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 	return c.Take(local.Int(), t)
 }
 
+// StandIn makes a process to stand for the process pid that had exited,
+// with that pid if it is free (another otherwise), for its /proc directory
+// to be opened or entered; it is killed and reaped at Close, which leaves
+// what was opened so on a process gone, as it was. One stands for each
+// pid.
+func (c *RestoreContext) StandIn(pid int) (int, error) {
+	if host, ok := c.standIns[pid]; ok {
+		return host, nil
+	}
+	host, err := stub.Spawn(pid)
+	if errors.Is(err, stub.ErrPidInUse) {
+		host, err = stub.Spawn(0)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("a process to stand for pid %d: %w", pid, err)
+	}
+	if c.standIns == nil {
+		c.standIns = map[int]int{}
+	}
+	c.standIns[pid] = host
+	return host, nil
+}
+
 // reapDead kills and reaps the processes standing for dead ones: their
-// pidfds in the tasks then refer to processes that have exited.
+// pidfds in the tasks then refer to processes that have exited, and their
+// /proc directories are gone.
 func (c *RestoreContext) reapDead() {
+	for pid, host := range c.standIns {
+		reap(host)
+		delete(c.standIns, pid)
+	}
 	for ino, pid := range c.deadPids {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
-				break
-			}
-		}
+		reap(pid)
 		delete(c.deadPids, ino)
+	}
+}
+
+// reap kills and reaps a child of crsub.
+func reap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
+			break
+		}
 	}
 }

@@ -130,10 +130,33 @@ func restorePipe(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if rec.PayloadLen > int64(max(p.Size, 65536)) {
 		return fmt.Errorf("pipe:[%d]: %d bytes buffered exceed its size %d", p.Inode, rec.PayloadLen, p.Size)
 	}
-	if _, err := io.Copy(wcopy, rec.Payload()); err != nil {
+	if err := refillPipe(wcopy, rec.Payload()); err != nil {
 		return fmt.Errorf("pipe:[%d]: refilling %d bytes: %w", p.Inode, rec.PayloadLen, err)
 	}
 	return nil
+}
+
+// refillPipe writes what a pipe (or FIFO) held back into it, in whole pages
+// but for the last write: a pipe's capacity is counted in buffers of a page,
+// and a write that is not a multiple of one leaves a buffer part empty
+// (the next write merges into it only its own remainder), so a pipe filled
+// to its size would run out of buffers before its bytes were all in.
+func refillPipe(w io.Writer, payload io.Reader) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(payload, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func restorePipeEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {

@@ -31,6 +31,14 @@ func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	path := fd.Link.Path
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
 	ref := c.W.NewObjref()
+	if obj, ok := c.Memfds[inodeKey{fd.Stat.Dev, fd.Stat.Ino}]; ok && isGhost(fd) {
+		// An unlinked file a mapping holds (or shared anonymous memory,
+		// opened through /proc/PID/map_files): its contents are the
+		// mapping's object already, which the fd shares again, so that
+		// writes through it still show in the mapping.
+		f.Kind = ckpt.FileMemfd
+		return ref, c.WriteFile(fd, ref, []ckpt.Objref{obj}, &f)
+	}
 	deps, err := dumpRemovedName(c, fd, &f, true)
 	if err != nil {
 		return 0, err

@@ -577,44 +577,6 @@ func unixSockaddr(name string) ([]byte, error) {
 	return b, nil
 }
 
-// socketFileOf returns the mode and owner of the file a unix socket of
-// process pid bound to name made, nil for an abstract name or a file gone.
-func socketFileOf(pid int, name string) *ckpt.SocketFile {
-	if name == "" || name[0] == '@' {
-		return nil
-	}
-	path := name
-	if path[0] != '/' {
-		path = fmt.Sprintf("/proc/%d/cwd/%s", pid, name)
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return nil
-	}
-	return &ckpt.SocketFile{Mode: st.Mode &^ unix.S_IFMT, UID: st.Uid, GID: st.Gid}
-}
-
-// restoreSocketFile gives the socket file a restored unix socket bound to
-// name made (in the target, as its bind resolved it) its mode and owner.
-func restoreSocketFile(t Target, name string, sf *ckpt.SocketFile) error {
-	if sf == nil || name == "" || name[0] == '@' {
-		return nil
-	}
-	addr, err := t.Scratch(append([]byte(name), 0))
-	if err != nil {
-		return err
-	}
-	cwd := unix.AT_FDCWD
-	atFdcwd := uint64(int64(cwd))
-	if _, err := t.Syscall(unix.SYS_FCHOWNAT, atFdcwd, addr, uint64(sf.UID), uint64(sf.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %s %d:%d: %w", name, sf.UID, sf.GID, err)
-	}
-	if _, err := t.Syscall(unix.SYS_FCHMODAT, atFdcwd, addr, uint64(sf.Mode)); err != nil {
-		return fmt.Errorf("chmod %s %#o: %w", name, sf.Mode, err)
-	}
-	return nil
-}
-
 // clearStaleSocket removes a socket file at path that nothing listens on
 // any more (the checkpointed process's own, left behind when it was
 // killed). Anything else at the path is left alone, and bind reports it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -180,9 +181,9 @@ func dumpInflight(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			return 0, err
 		}
 		if d.Name != "" && d.Name != "@" {
-			sock.Local = d.Name
+			recordUnixName(fd, d.Name, sock)
 		}
-		sock.Shutdown = d.Shutdown
+		sock.Shutdown, sock.PeerInode = d.Shutdown, in.Listener.Link.Inode
 	}
 	readSocketOptions(s, sock)
 	f := ckpt.File{Kind: ckpt.FileInflight, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
@@ -205,7 +206,7 @@ func restoreInflight(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File
 	var peer []byte
 	var err error
 	if s.Family == unix.AF_UNIX {
-		peer, err = unixSockaddr(s.Peer)
+		peer, _, err = c.unixAddr(s.PeerInode, s.Peer, os.Getpid())
 	} else {
 		peer, err = rawSockaddr(s.Family, s.Peer)
 	}
@@ -221,21 +222,8 @@ func restoreInflight(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File
 		return -1, err
 	}
 	if s.Family == unix.AF_UNIX && s.Local != "" {
-		if s.Local[0] != '@' {
-			if err := clearStaleSocket(s.Local, s.Type); err != nil {
-				return fail(err)
-			}
-		}
-		raw, err := unixSockaddr(s.Local)
-		if err != nil {
+		if err := bindUnix(c, t, fd, f.Identity.Inode, s); err != nil {
 			return fail(err)
-		}
-		addr, err := t.Scratch(raw)
-		if err == nil {
-			_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
-		}
-		if err != nil {
-			return fail(fmt.Errorf("bind %s: %w", s.Local, err))
 		}
 	}
 	addr, err := t.Scratch(peer)

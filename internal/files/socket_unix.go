@@ -53,7 +53,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		// Connected to a socket that is not connected back (a server's
 		// bound socket, itself): connected again by its name.
 		if pd, err := sys.UnixSocketDiag(d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
-			return dumpNamed(c, fd, what, d.Name, pd.Name)
+			return dumpNamed(c, fd, what, d.Name, pd.Name, d.Peer)
 		}
 	}
 	end := 0
@@ -236,7 +236,7 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 			return err
 		})
 	}
-	return dumpNamed(c, fd, what, d.Name, "")
+	return dumpNamed(c, fd, what, d.Name, "", 0)
 }
 
 func restoreUnixBound(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {

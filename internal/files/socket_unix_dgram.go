@@ -24,15 +24,15 @@ import (
 // is outside the tree: its name is then lost, with a warning).
 
 // dumpNamed writes a socket bound to name (if not "") and connected to
-// peer (if not "").
-func dumpNamed(c *DumpContext, fd *Fd, what, name, peer string) (ckpt.Objref, error) {
+// peer (if not ""), the socket of inode peerIno.
+func dumpNamed(c *DumpContext, fd *Fd, what, name, peer string, peerIno uint64) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
 	sock := &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "bound"}
 	if name != "" && name != "@" {
-		sock.Local, sock.File = name, socketFileOf(fd.Pid, name)
+		recordUnixName(fd, name, sock)
 	}
 	if peer != "" {
-		sock.State, sock.Peer = "connected", peer
+		sock.State, sock.Peer, sock.PeerInode = "connected", peer, peerIno
 	}
 	var msgs []queuedMessage
 	if fd.Socket.Type == unix.SOCK_DGRAM {
@@ -93,23 +93,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 		return -1, err
 	}
 	if s.Local != "" {
-		if s.Local[0] != '@' {
-			if err := clearStaleSocket(s.Local, s.Type); err != nil {
-				return fail(err)
-			}
-		}
-		raw, err := unixSockaddr(s.Local)
-		if err != nil {
-			return fail(err)
-		}
-		addr, err := t.Scratch(raw)
-		if err == nil {
-			_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
-		}
-		if err != nil {
-			return fail(fmt.Errorf("bind %s: %w", s.Local, err))
-		}
-		if err := restoreSocketFile(t, s.Local, s.File); err != nil {
+		if err := bindUnix(c, t, fd, f.Identity.Inode, s); err != nil {
 			return fail(err)
 		}
 		if c.names == nil {
@@ -147,7 +131,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 				if s.Local == "" {
 					t.Warn("datagrams queued for an unnamed unix socket are dropped: nothing can send to it", "bytes", len(data))
 				} else {
-					err := refillDatagrams(c, t, s, data, oobs)
+					err := refillDatagrams(c, t, f.Identity.Inode, s, data, oobs)
 					for _, l := range locals {
 						l.Close()
 					}
@@ -159,7 +143,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 			if s.Peer == "" {
 				return nil
 			}
-			raw, err := unixSockaddr(s.Peer)
+			raw, to, err := c.unixAddr(s.PeerInode, s.Peer, os.Getpid())
 			if err != nil {
 				return err
 			}
@@ -168,7 +152,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 				_, err = t.Syscall(unix.SYS_CONNECT, uint64(fd), addr, uint64(len(raw)))
 			}
 			if err != nil {
-				return fmt.Errorf("connect %s: %w", s.Peer, err)
+				return fmt.Errorf("connect %s (as %s): %w", s.Peer, to, err)
 			}
 			return nil
 		})
@@ -176,12 +160,15 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 	return fd, nil
 }
 
-// refillDatagrams sends the datagrams queued for the named socket s to
-// it again, each from the restored socket bound to its sender's name, or
-// from an unnamed one, with its control messages (oobs, by datagram).
-func refillDatagrams(c *RestoreContext, t Target, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
+// refillDatagrams sends the datagrams queued for the named socket s (of
+// inode ino) to it again, each from the restored socket bound to its
+// sender's name, or from an unnamed one, with its control messages (oobs,
+// by datagram).
+func refillDatagrams(c *RestoreContext, t Target, ino uint64, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
 	to := &unix.SockaddrUnix{Name: s.Local}
-	if s.Local[0] != '@' && s.Local[0] != '/' {
+	if _, through, err := c.unixAddr(ino, s.Local, 0); err == nil && through != s.Local {
+		to.Name = through // its file, crsub's fd on it
+	} else if s.Local[0] != '@' && s.Local[0] != '/' {
 		// A relative name, as the target's bind resolved it.
 		to.Name = fmt.Sprintf("/proc/%d/cwd/%s", t.Pid(), s.Local)
 	}

@@ -16,7 +16,8 @@ import (
 // (inflightKind); for others the checkpoint lets the process accept them
 // first (AcceptQueueError). The original's socket file is still on disk
 // (the process was killed, not closed): it is replaced if nothing listens
-// there.
+// there. A name removed since is bound and removed again
+// (socket_unix_name.go).
 var unixListenKind = &Kind{
 	Files: []string{ckpt.FileUnixListen},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
@@ -35,7 +36,8 @@ var unixListenKind = &Kind{
 			backlog = int(d.WQueue) // a listener's sk_max_ack_backlog
 		}
 		f := ckpt.File{Kind: ckpt.FileUnixListen, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode},
-			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Local: d.Name, Backlog: backlog, File: socketFileOf(fd.Pid, d.Name)}}
+			Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "listen", Backlog: backlog}}
+		recordUnixName(fd, d.Name, f.Socket)
 		readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
@@ -48,15 +50,6 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 	if s == nil || s.Local == "" {
 		return -1, errors.New("listening unix socket without its name")
 	}
-	if s.Local[0] != '@' {
-		if err := clearStaleSocket(s.Local, s.Type); err != nil {
-			return -1, err
-		}
-	}
-	raw, err := unixSockaddr(s.Local)
-	if err != nil {
-		return -1, err
-	}
 	fdv, err := t.Syscall(unix.SYS_SOCKET, unix.AF_UNIX, uint64(s.Type|unix.SOCK_CLOEXEC), 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
@@ -66,14 +59,7 @@ func restoreUnixListen(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.Fi
 		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
 		return -1, err
 	}
-	addr, err := t.Scratch(raw)
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw))); err != nil {
-		return fail(fmt.Errorf("bind %s: %w", s.Local, err))
-	}
-	if err := restoreSocketFile(t, s.Local, s.File); err != nil {
+	if err := bindUnix(c, t, fd, f.Identity.Inode, s); err != nil {
 		return fail(err)
 	}
 	if err := setSocketOptions(t, fd, s); err != nil {

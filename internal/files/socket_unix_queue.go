@@ -8,7 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -120,11 +119,6 @@ func dumpQueue(c *DumpContext, typ int, msgs []queuedMessage) (data []byte, size
 			a.Creds = &ckpt.MsgCreds{Pid: m.creds.Pid, UID: m.creds.Uid, GID: m.creds.Gid}
 		}
 		for _, f := range m.fds {
-			if f.Link.Kind == procfs.FdEpoll && len(f.Info.Epoll) > 0 {
-				// Its watches are found among the fds of the process
-				// holding it.
-				return nil, nil, nil, nil, &UnsupportedError{Fd: -1, What: "an epoll instance with watches carried by a queued message"}
-			}
 			if c.DumpFd == nil {
 				return nil, nil, nil, nil, errors.New("a queued message carries files, and the driver dumps none")
 			}

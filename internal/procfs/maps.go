@@ -52,6 +52,12 @@ const (
 	// KindOther is any other pathname: unknown "[...]" areas such as
 	// "[uprobes]", or pseudo-file names like "anon_inode:[io_uring]".
 	KindOther
+	// KindAIO is an AIO ring (io_setup(2)). Maps shows it as the deleted
+	// file "/[aio]", which the parser cannot tell from a deleted file of
+	// that name: a reader that can stat the mapping's map_files entry
+	// (no file type) sets this kind, as it tells shared anonymous memory
+	// from a deleted /dev/zero.
+	KindAIO
 )
 
 func (k Kind) String() string {
@@ -74,6 +80,8 @@ func (k Kind) String() string {
 		return "vsyscall"
 	case KindOther:
 		return "other"
+	case KindAIO:
+		return "aio"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }

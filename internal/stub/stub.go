@@ -36,6 +36,9 @@ type forkState struct {
 	tids    [maxLevels]int32 // set_tid: pid_t, innermost pid namespace first
 	all     uint64
 	oldMask uint64
+	// parent is the caller's pid as the child sees its parent, 0 when
+	// the child cannot see it (a new pid namespace).
+	parent uintptr
 }
 
 // maxLevels bounds how many pid namespaces deep a stub's pids are chosen.
@@ -44,7 +47,9 @@ const maxLevels = 4
 // Spawn creates a single-threaded child process with pid exactly pid (any
 // pid if pid is 0) in the caller's pid namespace, cgroup and namespaces. The
 // child blocks all signals and loops on pause() until it is seized; it is
-// reaped by wait4 like any child (exit signal SIGCHLD). Spawn must be called
+// reaped by wait4 like any child (exit signal SIGCHLD). It dies with the
+// calling thread (PR_SET_PDEATHSIG, SIGKILL), which its seizer must clear
+// once the thread may end. Spawn must be called
 // with the goroutine locked to its OS thread (runtime.LockOSThread), and
 // that thread should seize the child. Choosing the pid needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace.
@@ -73,7 +78,10 @@ func SpawnIn(flags uint64, tids []int) (int, error) {
 			return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
 		}
 	}
-	st := &forkState{all: ^uint64(0)}
+	st := &forkState{all: ^uint64(0), parent: uintptr(os.Getpid())}
+	if flags&unix.CLONE_NEWPID != 0 {
+		st.parent = 0 // its parent is outside its pid namespace: getppid says 0
+	}
 	st.args.ExitSignal = uint64(unix.SIGCHLD)
 	st.args.Flags = flags
 	for i, pid := range tids {
@@ -122,6 +130,15 @@ func spawn(st *forkState) (int, syscall.Errno) {
 	}
 	child, _, errno := syscall.RawSyscall6(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&st.args)), unsafe.Sizeof(st.args), 0, 0, 0, 0)
 	if errno == 0 && child == 0 {
+		// Until crsub seizes it (with PTRACE_O_EXITKILL), nothing else
+		// would end the stub if crsub died: it would hold the image's pid.
+		// A parent gone before the prctl took effect is seen by getppid.
+		syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
+		if st.parent != 0 {
+			if ppid, _, _ := syscall.RawSyscall6(unix.SYS_GETPPID, 0, 0, 0, 0, 0, 0); ppid != st.parent {
+				syscall.RawSyscall6(unix.SYS_EXIT_GROUP, 0, 0, 0, 0, 0, 0)
+			}
+		}
 		for {
 			syscall.RawSyscall6(unix.SYS_PAUSE, 0, 0, 0, 0, 0, 0)
 		}

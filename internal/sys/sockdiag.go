@@ -90,7 +90,7 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			return UnixDiag{}, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
 		}
 		msg := b[16:msgLen]
-		b = b[(msgLen+3)&^3:]
+		b = b[min((msgLen+3)&^3, len(b)):]
 		switch typ {
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {
@@ -139,9 +139,26 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			case atype == unixDiagShutdown && len(val) >= 1:
 				d.Shutdown = int(val[0])
 			}
-			attrs = attrs[(alen+3)&^3:]
+			attrs = attrs[min((alen+3)&^3, len(attrs)):]
 		}
 		return d, nil
 	}
 	return UnixDiag{}, fmt.Errorf("sock_diag: no answer for unix socket %d", ino)
+}
+
+// siocUnixFile is SIOCUNIXFILE (SIOCPROTOPRIVATE): an O_PATH fd on the file
+// a unix socket's bind made.
+const siocUnixFile = 0x89e0
+
+// UnixSocketFile returns an O_PATH descriptor (close-on-exec) of the file
+// the bind of unix socket sock made, removed or not: it tells where the
+// file is (its /proc/self/fd link) and is a name a socket connects to the
+// bound one by (/proc/self/fd/N), whatever happened to its path. It needs
+// CAP_NET_ADMIN; an abstract or unbound socket gives ENOENT.
+func UnixSocketFile(sock int) (*FD, error) {
+	fd, err := retry(func() (int, error) { return unix.IoctlRetInt(sock, siocUnixFile) })
+	if err != nil {
+		return nil, os.NewSyscallError("ioctl(SIOCUNIXFILE)", err)
+	}
+	return NewFD(fd), nil
 }

@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"errors"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -101,5 +102,44 @@ func TestUnixSocketDiagName(t *testing.T) {
 		if d.Name != name {
 			t.Errorf("name %q, want %q", d.Name, name)
 		}
+	}
+}
+
+// The file a bound socket made is found whatever became of its name, and
+// tells when it was removed.
+func TestUnixSocketFile(t *testing.T) {
+	path := t.TempDir() + "/s"
+	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	if _, err := UnixSocketFile(s); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("unbound: %v, want ENOENT", err)
+	}
+	if err := unix.Bind(s, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	var want unix.Stat_t
+	if err := unix.Stat(path, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unlink(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := UnixSocketFile(s)
+	if errors.Is(err, unix.EPERM) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(f.Int(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ino != want.Ino || st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Nlink != 0 {
+		t.Errorf("inode %d, mode %#o, %d links; want inode %d, a socket, no link", st.Ino, st.Mode, st.Nlink, want.Ino)
 	}
 }

@@ -160,14 +160,16 @@ func TestTable(t *testing.T) {
 		{Test: "b", Engine: "criu", Mode: "plain", Status: Skip, Reason: "noauto"},
 		{Test: "b", Engine: "crsub", Mode: "plain", Status: Skip, Reason: "noauto"},
 		{Test: "c", Engine: "crsub", Mode: "iters=2", Status: Pass},
+		{Test: "a", Engine: "crsub", Mode: "iters=2", Status: Fail, Step: "restart", Reason: "z"},
 	}
 	var b strings.Builder
 	if err := WriteTable(&b, res, "plain", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| a | PASS 1.0s | FAIL 2.0s | crsub checkpoint: x \\| y |\n",
-		"| b | SKIP | SKIP | noauto |\n",
+		"| a | PASS 1.0s | FAIL 2.0s | crsub checkpoint: x \\| y | iters=2: restart: z |\n",
+		"| b | SKIP | SKIP | noauto |  |\n",
+		"- crsub, mode iters=2: 1 passed, 1 failed, 0 skipped; of the 1 CRIU passes (plain), 0\n",
 		"- CRIU: 1 passed, 0 failed, 1 skipped\n",
 		"CRIU passes and crsub fails: 1;",
 	} {

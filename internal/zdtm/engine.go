@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -98,10 +99,44 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 	return filepath.Join(work, fmt.Sprintf("ckpt-%d.img", iter))
 }
 
-// A test's CRIU options (.desc opts, dopts, ropts) have no crsub
+// A test's CRIU options (.desc opts, dopts, ropts) mostly have no crsub
 // counterparts: established TCP connections, file locks, external unix
-// sockets and the rest are always handled (or refused) by crsub, so the
-// crsub engine passes none of them on.
+// sockets and the rest are always handled (or refused) by crsub. The
+// cgroup ones do: crsubOptions turns them into crsub's.
+
+// cgroupModes maps CRIU's --manage-cgroups modes to crsub restart's
+// --cgroups.
+var cgroupModes = map[string]string{"": "create", "soft": "create", "none": "join", "props": "settings", "full": "full", "strict": "strict", "ignore": "ignore"}
+
+// crsubOptions are the crsub options for CRIU options criu of a test, for
+// a checkpoint or a restart: --cgroup-root for both, --manage-cgroups
+// becoming restart's --cgroups.
+func crsubOptions(criu []string, restart bool) ([]string, error) {
+	var out []string
+	for i := 0; i < len(criu); i++ {
+		name, value, hasValue := strings.Cut(criu[i], "=")
+		switch name {
+		case "--manage-cgroups":
+			mode, ok := cgroupModes[value]
+			if !ok {
+				return nil, fmt.Errorf("--manage-cgroups=%s: unknown mode", value)
+			}
+			if restart {
+				out = append(out, "--cgroups="+mode)
+			}
+		case "--cgroup-root":
+			if !hasValue {
+				if i+1 == len(criu) {
+					return nil, errors.New("--cgroup-root without a value")
+				}
+				i++
+				value = criu[i]
+			}
+			out = append(out, "--cgroup-root", value)
+		}
+	}
+	return out, nil
+}
 
 func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o CheckpointOpts) error {
 	argv := []string{c.Bin, "checkpoint", "--pid", fmt.Sprint(pid), "-o", img, "-q"}
@@ -111,6 +146,11 @@ func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o 
 	if o.PreCopy {
 		argv = append(argv, "--pre-copy")
 	}
+	extra, err := crsubOptions(append(slices.Clone(t.Desc.Opts), t.Desc.Dopts...), false)
+	if err != nil {
+		return &StepError{Step: "checkpoint", Reason: err.Error()}
+	}
+	argv = append(argv, extra...)
 	step := "checkpoint"
 	if o.LeaveRunning {
 		step = "snapshot"
@@ -125,6 +165,11 @@ func (c *Crsub) Filter(ctx context.Context, t *Test, img string) (string, error)
 
 func (c *Crsub) Restore(ctx context.Context, t *Test, img string) error {
 	argv := []string{c.Bin, "restart", "-i", img, "--detach", "--pidfile", t.Path(".pid"), "-q"}
+	extra, err := crsubOptions(append(slices.Clone(t.Desc.Opts), t.Desc.Ropts...), true)
+	if err != nil {
+		return &StepError{Step: "restart", Reason: err.Error()}
+	}
+	argv = append(argv, extra...)
 	return c.run(ctx, t, img+".restart.log", "restart", argv)
 }
 

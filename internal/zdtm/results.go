@@ -86,24 +86,39 @@ func (c Counts) String() string {
 }
 
 // WriteTable writes docs/zdtm.md: one row per test with CRIU's and
-// crsub's results in mode, and the reason where they differ.
+// crsub's results in mode, and the reason where they differ; and, for
+// crsub's results in other modes, their counts and the tests they fail.
 func WriteTable(w io.Writer, results []Result, mode string, sources []string) error {
-	type row struct{ criu, crsub *Result }
+	type row struct {
+		criu, crsub *Result
+		others      []*Result // crsub in other modes, by mode
+	}
 	rows := map[string]*row{}
+	otherModes := map[string]*Counts{}
 	for i := range results {
 		r := &results[i]
-		if r.Mode != mode {
-			continue
-		}
 		if rows[r.Test] == nil {
 			rows[r.Test] = &row{}
 		}
-		switch r.Engine {
-		case "criu":
+		switch {
+		case r.Mode == mode && r.Engine == "criu":
 			rows[r.Test].criu = r
-		case "crsub":
+		case r.Mode == mode && r.Engine == "crsub":
 			rows[r.Test].crsub = r
+		case r.Engine == "crsub":
+			rows[r.Test].others = append(rows[r.Test].others, r)
+			if otherModes[r.Mode] == nil {
+				otherModes[r.Mode] = &Counts{}
+			}
+			otherModes[r.Mode].Add(r.Status)
 		}
+	}
+	for n, r := range rows {
+		if r.criu == nil && r.crsub == nil {
+			delete(rows, n) // in other modes only: no row of its own
+			continue
+		}
+		sort.Slice(r.others, func(i, j int) bool { return r.others[i].Mode < r.others[j].Mode })
 	}
 	names := make([]string, 0, len(rows))
 	for n := range rows {
@@ -113,8 +128,14 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 
 	var cc, sc Counts
 	var both, criuOnly, crsubOnly int
+	ofCriu := map[string]int{} // per other mode: of the tests CRIU passes, how many crsub passes
 	for _, n := range names {
 		r := rows[n]
+		for _, o := range r.others {
+			if r.criu != nil && r.criu.Status == Pass && o.Status == Pass {
+				ofCriu[o.Mode]++
+			}
+		}
 		if r.criu != nil {
 			cc.Add(r.criu.Status)
 		}
@@ -143,17 +164,44 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	fmt.Fprintf(bw, "its .out says PASS; the time is the wall time of the whole cycle. A test run again replaces\n")
 	fmt.Fprintf(bw, "its earlier line in a results file. CRIU runs with\n")
 	fmt.Fprintf(bw, "`--shell-job` and the .desc's `opts`/`dopts`/`ropts`; crsub has no such switches (TCP\n")
-	fmt.Fprintf(bw, "connections, file locks and the rest are always handled or refused).\n\n")
+	fmt.Fprintf(bw, "connections, file locks and the rest are always handled or refused). The other modes are\n")
+	fmt.Fprintf(bw, "crsub's `--snapshot` (a `--leave-running` checkpoint first), `--iters=3` (three cycles),\n")
+	fmt.Fprintf(bw, "`--pre-copy` and `--filter` (the restart reads the image through `crsub filter` with no rules);\n")
+	fmt.Fprintf(bw, "their whole-suite runs may use `--isolate` (own network, pid and mount namespaces, crsub inside\n")
+	fmt.Fprintf(bw, "them too) so that their ports and pids meet no other run's.\n\n")
 	if len(sources) > 0 {
 		fmt.Fprintf(bw, "Results: %s.\n\n", strings.Join(sources, ", "))
 	}
 	fmt.Fprintf(bw, "- CRIU: %s\n", cc)
 	fmt.Fprintf(bw, "- crsub: %s\n", sc)
-	fmt.Fprintf(bw, "- both pass: %d; CRIU passes and crsub fails: %d; crsub passes and CRIU fails: %d\n\n", both, criuOnly, crsubOnly)
-	fmt.Fprintf(bw, "| test | CRIU | crsub | reason where different |\n| --- | --- | --- | --- |\n")
+	fmt.Fprintf(bw, "- both pass: %d; CRIU passes and crsub fails: %d; crsub passes and CRIU fails: %d\n", both, criuOnly, crsubOnly)
+	modes := make([]string, 0, len(otherModes))
+	for m := range otherModes {
+		modes = append(modes, m)
+	}
+	sort.Strings(modes)
+	for _, m := range modes {
+		fmt.Fprintf(bw, "- crsub, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], cc.Passed, mode, ofCriu[m])
+	}
+	fmt.Fprintln(bw)
+	if len(modes) == 0 {
+		fmt.Fprintf(bw, "| test | CRIU | crsub | reason where different |\n| --- | --- | --- | --- |\n")
+	} else {
+		fmt.Fprintf(bw, "| test | CRIU | crsub | reason where different | crsub's failures in other modes |\n| --- | --- | --- | --- | --- |\n")
+	}
 	for _, n := range names {
 		r := rows[n]
-		fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", n, cell(r.criu), cell(r.crsub), mdEscape(reasonWhereDifferent(r.criu, r.crsub)))
+		fmt.Fprintf(bw, "| %s | %s | %s | %s |", n, cell(r.criu), cell(r.crsub), mdEscape(reasonWhereDifferent(r.criu, r.crsub)))
+		if len(modes) > 0 {
+			var fails []string
+			for _, o := range r.others {
+				if o.Status == Fail {
+					fails = append(fails, o.Mode+": "+describeResult(o))
+				}
+			}
+			fmt.Fprintf(bw, " %s |", mdEscape(strings.Join(fails, "; ")))
+		}
+		fmt.Fprintln(bw)
 	}
 	return bw.Flush()
 }
@@ -168,14 +216,18 @@ func cell(r *Result) string {
 	return fmt.Sprintf("%s %.1fs", r.Status, r.Seconds)
 }
 
-func reasonWhereDifferent(criu, crsub *Result) string {
-	describe := func(r *Result) string {
-		s := r.Reason
-		if r.Step != "" && !strings.HasPrefix(s, "crsub "+r.Step) {
-			s = r.Step + ": " + s
-		}
-		return s
+// describeResult is a result's reason, with the step it failed at unless
+// the reason says it.
+func describeResult(r *Result) string {
+	s := r.Reason
+	if r.Step != "" && !strings.HasPrefix(s, "crsub "+r.Step) {
+		s = r.Step + ": " + s
 	}
+	return s
+}
+
+func reasonWhereDifferent(criu, crsub *Result) string {
+	describe := describeResult
 	switch {
 	case criu == nil || crsub == nil:
 		return ""

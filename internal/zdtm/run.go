@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/procfs"
 )
 
 // Mode is how a test is checkpointed and restarted.
@@ -146,8 +148,9 @@ func (r *Runner) timeout(t *Test) time.Duration {
 }
 
 // cleanout removes what an earlier run of the test left, as the static
-// Makefile's NAME.cleanout does.
+// Makefile's NAME.cleanout does, its mounts too.
 func cleanout(t *Test) {
+	unmountLeft(t)
 	n := t.Name
 	for _, g := range []string{n + ".pid*", n + ".out*", "*" + n + ".test*", n + ".*.test", n + ".*.state", n + ".state", "chew_" + n + ".test*"} {
 		m, _ := filepath.Glob(filepath.Join(t.Dir, g))
@@ -155,6 +158,29 @@ func cleanout(t *Test) {
 			_ = os.RemoveAll(p)
 		}
 	}
+}
+
+// unmountLeft unmounts what the test mounted in its directory and left
+// mounted (cgroup_ignore cannot unmount its cgroup2 while it holds a file
+// there open; the next run cannot mount it again on the same directory),
+// last mounted first.
+func unmountLeft(t *Test) []string {
+	mounts, err := procfs.ReadMountinfo(os.Getpid())
+	if err != nil {
+		return nil
+	}
+	var left []string
+	for i := len(mounts) - 1; i >= 0; i-- {
+		mp := mounts[i].MountPoint
+		rel, err := filepath.Rel(t.Dir, mp)
+		if err != nil || !strings.HasPrefix(rel, t.Name+".") || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		if unix.Unmount(mp, unix.MNT_DETACH) == nil {
+			left = append(left, rel)
+		}
+	}
+	return left
 }
 
 // env is the environment zdtm.py gives a host-flavour test.
@@ -216,6 +242,9 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 			step, err = "cleanup", kerr
 		}
 		_ = r.hook(context.Background(), t, work, env, "--clean")
+		if left := unmountLeft(t); len(left) > 0 {
+			r.logf("%s: unmounted what it left mounted: %s", t.Name, strings.Join(left, ", "))
+		}
 		if rules != nil {
 			if rm := removeNewRules(rules); len(rm) > 0 {
 				r.logf("%s: removed firewall rules it left: %s", t.Name, strings.Join(rm, "; "))

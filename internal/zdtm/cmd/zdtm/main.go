@@ -14,8 +14,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -52,6 +54,7 @@ func run() int {
 		verbose   = pflag.BoolP("verbose", "v", false, "log each step")
 		uidSwitch = pflag.Bool("switch-uid", false, "run tests without the suid flag as uid 18943, as zdtm.py does (CRIU then needs CAP_SYS_RESOURCE)")
 		list      = pflag.Bool("list", false, "print the tests that would run and why the others are skipped, and run nothing")
+		isolate   = pflag.Bool("isolate", false, "run in network, pid and mount namespaces of its own (loopback up, /proc of the new pid namespace), so that the tests' ports and pids meet no other run's; crsub and the tests are both inside, so this is still the host flavour")
 	)
 	pflag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: zdtm --static DIR [--engine crsub|criu] [mode flags] [TEST...]\n       zdtm --table FILE --from RESULTS...\n\n")
@@ -70,6 +73,9 @@ func run() int {
 	if *static == "" && *table == "" {
 		pflag.Usage()
 		return 2
+	}
+	if *isolate {
+		return reexecIsolated()
 	}
 	code := 0
 	if *static != "" {
@@ -94,6 +100,36 @@ func run() int {
 		}
 	}
 	return code
+}
+
+// reexecIsolated runs the driver again, without --isolate, in namespaces
+// of its own: unshare(1) makes them, and a shell stays their pid 1, to
+// reap the tests that a checkpoint killed and crsub orphaned.
+func reexecIsolated() int {
+	var args []string
+	for _, a := range os.Args[1:] {
+		if a != "--isolate" && a != "--isolate=true" {
+			args = append(args, a)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "zdtm: %v\n", err)
+		return 2
+	}
+	cmd := exec.Command("unshare", append([]string{"--net", "--pid", "--fork", "--mount", "--mount-proc", "--propagation", "private",
+		"sh", "-c", `ip link set lo up && "$@"; exit $?`, "zdtm", self}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "zdtm: isolating: %v\n", err)
+		return 2
+	}
+	return 0
 }
 
 type runConfig struct {

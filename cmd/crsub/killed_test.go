@@ -1,0 +1,148 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crsub/crsub/internal/crtest"
+	"golang.org/x/sys/unix"
+)
+
+// asCrsub in the environment makes the test binary run as crsub.
+const asCrsub = "CRSUB_TEST_AS_CRSUB"
+
+// killedSubject is a parent and a child, each with 16 MiB of touched
+// memory and a second thread: enough that a restart takes a while to kill
+// it in, with a task of each kind it creates.
+const killedSubject = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void *idle(void *arg) { for (;;) pause(); return arg; }
+static void touch(void) {
+	char *p = malloc(16 << 20);
+	memset(p, 1, 16 << 20);
+	pthread_t t;
+	pthread_create(&t, NULL, idle, NULL);
+}
+int main(void) {
+	touch();
+	pid_t child = fork();
+	if (child == 0) {
+		touch();
+		for (;;) pause();
+	}
+	char buf[16];
+	int n = snprintf(buf, sizeof buf, "%d", child);
+	int fd = open("child", O_WRONLY | O_CREAT, 0600);
+	write(fd, buf, n);
+	close(fd);
+	usleep(200000);
+	close(open("ready", O_CREAT | O_WRONLY, 0600));
+	for (;;) pause();
+}
+`
+
+// A restart whose crsub is killed with SIGKILL at any moment leaves either
+// nothing (no task of the image holding its pids, so running it again
+// works) or, once released, the whole tree running as restored: never a
+// stub or a half-restored task.
+func TestKilledRestartLeavesNothing(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	bin := crtest.Build(t, killedSubject)
+	subjectComm := filepath.Base(bin)
+	if len(subjectComm) > 15 {
+		subjectComm = subjectComm[:15]
+	}
+	p := crtest.Start(t, dir, bin)
+	crtest.WaitBlocked(t, p.Pid)
+	b, err := os.ReadFile(filepath.Join(dir, "child"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(string(b))
+	img := filepath.Join(dir, "img")
+	crsub := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), asCrsub+"=1")
+		return cmd
+	}
+	if out, err := crsub("checkpoint", "--pid", strconv.Itoa(p.Pid), "-o", img, "-q").CombinedOutput(); err != nil {
+		t.Fatalf("checkpoint: %v: %s", err, out)
+	}
+	p.Wait()
+	pids := []int{p.Pid, child}
+	gone := func() bool {
+		for _, pid := range pids {
+			if !crtest.Gone(pid) {
+				return false
+			}
+		}
+		return true
+	}
+	// Orphans are reaped by pid 1, which is slow here.
+	waitGone := func(t *testing.T, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !gone(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still there: %s; %s", what, crtest.Describe(p.Pid), crtest.Describe(child))
+			}
+		}
+	}
+	waitGone(t, "after the checkpoint")
+
+	// A whole restart, to learn how long one takes.
+	start := time.Now()
+	whole := crsub("restart", "-i", img, "--detach", "-q")
+	if out, err := whole.CombinedOutput(); err != nil {
+		t.Fatalf("restart: %v: %s", err, out)
+	}
+	took := time.Since(start)
+	for _, pid := range pids {
+		if crtest.Gone(pid) {
+			t.Fatalf("pid %d not restored", pid)
+		}
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	waitGone(t, "after killing the restored tree")
+
+	for i := range 12 {
+		at := took * time.Duration(i) / 10
+		restart := crsub("restart", "-i", img, "--detach", "-q")
+		if err := restart.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(at)
+		restart.Process.Kill()
+		restart.Wait()
+		what := "crsub killed " + at.String() + " into a restart of " + took.String()
+		if restored(pids, subjectComm) {
+			for _, pid := range pids {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			what += ", after the release"
+		}
+		waitGone(t, what)
+	}
+}
+
+// restored reports whether every pid runs the subject as restored: its
+// name, untraced, asleep in pause(2).
+func restored(pids []int, comm string) bool {
+	for _, pid := range pids {
+		c, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		sc, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/syscall")
+		if strings.TrimSpace(string(c)) != comm || crtest.Status(pid, "TracerPid") != "0" || !strings.HasPrefix(string(sc), "34 ") {
+			return false
+		}
+	}
+	return true
+}
