@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
 )
 
@@ -87,9 +86,6 @@ type DumpContext struct {
 	// calls each before letting them go. (When they are killed instead,
 	// closing the fd copies is all that is left to do.)
 	OnRelease []func()
-	// TCPConns are the established connections dumped: the driver holds
-	// them still (netlock) between the original's end and the restore.
-	TCPConns []netlock.Conn
 	// Dumped lists the fds whose file records are written, with their
 	// objrefs: what records written after the fd table refer to.
 	Dumped []Dumped

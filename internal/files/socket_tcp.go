@@ -41,6 +41,7 @@ const (
 	tcpSendQueue      = 2
 	tcpRepairOffNoWP  = -1
 	tcpEstablished    = 1
+	tcpSynSent        = 2
 	tcpFinWait1       = 4
 	tcpFinWait2       = 5
 	tcpCloseWait      = 8
@@ -176,11 +177,6 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		st.Window[4] = st.RecvSeq
 	}
 	sock.TCP = st
-	if local, err1 := netip.ParseAddrPort(sock.Local); err1 == nil {
-		if peer, err2 := netip.ParseAddrPort(sock.Peer); err2 == nil {
-			c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
-		}
-	}
 	f := ckpt.File{Kind: ckpt.FileTCP, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, int64(st.InQ+st.OutQ), func(w io.Writer) error {
@@ -191,6 +187,57 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		}
 		return nil
 	})
+}
+
+// LockConnections holds still every TCP connection of the checkpointed
+// processes (netlock) from before their queues are read until their
+// restore: an ACK from a peer that runs on would free part of a send queue
+// being read, and a segment arriving once the original is gone would be
+// answered with a reset. If the processes run on instead, the lock goes
+// (OnRelease). It returns the connections it locked, or failed to.
+func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
+	var conns []netlock.Conn
+	for _, fd := range c.Sockets {
+		s := fd.Socket
+		if s == nil || (s.Family != unix.AF_INET && s.Family != unix.AF_INET6) || s.Type != unix.SOCK_STREAM || s.Listening {
+			continue
+		}
+		switch s.TCPState {
+		case tcpEstablished, tcpSynSent, tcpFinWait1, tcpFinWait2, tcpCloseWait, tcpLastAck, tcpClosing:
+		default:
+			continue
+		}
+		if conn, ok := tcpConn(int(fd.Copy.Fd())); ok {
+			conns = append(conns, conn)
+		}
+	}
+	if len(conns) == 0 {
+		return nil, nil
+	}
+	if err := netlock.Lock(conns); err != nil {
+		return conns, err
+	}
+	c.OnRelease = append(c.OnRelease, func() {
+		if err := netlock.Unlock(conns); err != nil {
+			c.Log.Warn("TCP connections stay locked", "connections", len(conns), "err", err)
+		}
+	})
+	return conns, nil
+}
+
+// tcpConn returns the addresses of a connected TCP socket.
+func tcpConn(s int) (netlock.Conn, bool) {
+	la, err := unix.Getsockname(s)
+	if err != nil {
+		return netlock.Conn{}, false
+	}
+	pa, err := unix.Getpeername(s)
+	if err != nil {
+		return netlock.Conn{}, false
+	}
+	local, err1 := netip.ParseAddrPort(sockaddrString(la))
+	peer, err2 := netip.ParseAddrPort(sockaddrString(pa))
+	return netlock.Conn{Local: local, Peer: peer}, err1 == nil && err2 == nil
 }
 
 func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -298,6 +345,16 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	defer local.Close()
 	ls := int(local.Fd())
 	sent := sendQ[:st.OutQ-st.Unsent]
+	// The send queue goes back whole, in repair mode or not, whatever the
+	// peer's window: a send buffer of the original's size may not hold it
+	// as written now (the original filled it up to the last byte its
+	// accounting allowed), and a write waiting for room would wait for
+	// the peer. The image's size comes back once the queue is in.
+	if st.OutQ > 0 {
+		if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, st.OutQ+1<<20); err != nil {
+			return fail(fmt.Errorf("SO_SNDBUFFORCE: %w", os.NewSyscallError("setsockopt", err)))
+		}
+	}
 	for _, q := range []struct {
 		which int
 		data  []byte
@@ -347,6 +404,11 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
 		return fail(fmt.Errorf("sending the unsent queue: %w", err))
 	}
+	if st.OutQ > 0 {
+		if err := restoreSendBuffer(ls, s); err != nil {
+			return fail(err)
+		}
+	}
 	// Half-closed: the FINs after the data, the peer's first.
 	if st.PeerFin {
 		if err := replayPeerFin(ls, s, st); err != nil {
@@ -362,6 +424,21 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		return fail(err)
 	}
 	return fd, nil
+}
+
+// restoreSendBuffer gives a restored connection whose send queue was
+// refilled the image's send buffer size and buffer locks again (a size
+// set locks it; the image's SO_BUF_LOCK says whether the original's was).
+func restoreSendBuffer(ls int, s *ckpt.Socket) error {
+	if v, ok := s.Options["SO_SNDBUF"]; ok {
+		if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, v/2); err != nil {
+			return fmt.Errorf("SO_SNDBUFFORCE: %w", os.NewSyscallError("setsockopt", err))
+		}
+	}
+	if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_BUF_LOCK, s.Options["SO_BUF_LOCK"]); err != nil {
+		return fmt.Errorf("SO_BUF_LOCK: %w", os.NewSyscallError("setsockopt", err))
+	}
+	return nil
 }
 
 func writeAll(fd int, b []byte) error {
