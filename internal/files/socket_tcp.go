@@ -2,6 +2,7 @@ package files
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,7 +15,7 @@ import (
 	"github.com/crsub/crsub/internal/netlock"
 )
 
-// Established and half-closed TCP connections, IPv4 and IPv6, with the peer inside or
+// Connecting, established, half-closed and closed TCP connections, IPv4 and IPv6, with the peer inside or
 // outside the checkpoint, are dumped and rebuilt with TCP_REPAIR: sequence
 // numbers, both queues, window, MSS, window scaling, SACK and timestamps.
 // The copy crsub holds keeps the socket in repair mode until it is closed,
@@ -30,6 +31,14 @@ var tcpEstablishedKind = &Kind{
 	Restore: restoreTCP,
 }
 
+// The states a connection's record (ckpt.Socket.State) tells apart;
+// half-closed ones are established, with TCPState's FIN flags.
+const (
+	tcpStateEstablished = "established"
+	tcpStateSynSent     = "syn-sent"
+	tcpStateClosed      = "closed"
+)
+
 const (
 	tcpRepair         = 19
 	tcpRepairQueue    = 20
@@ -37,6 +46,7 @@ const (
 	tcpRepairOptions  = 22
 	tcpRepairWindow   = 29
 	tcpTimestamp      = 24
+	tcpNoQueue        = 0
 	tcpRecvQueue      = 1
 	tcpSendQueue      = 2
 	tcpRepairOffNoWP  = -1
@@ -62,23 +72,33 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		return 0, fmt.Errorf("%s: TCP_INFO: %w", what, err)
 	}
 	var peerFin, localFin bool
+	state := tcpStateEstablished
 	switch info.State {
 	case tcpEstablished:
+	case tcpSynSent:
+		state = tcpStateSynSent
 	case tcpCloseWait:
 		peerFin = true
 	case tcpFinWait1, tcpFinWait2:
 		localFin = true
 	case tcpLastAck, tcpClosing:
 		peerFin, localFin = true, true
+	case tcpClose:
+		// Closed after a connection: both FINs went and were
+		// acknowledged, or a reset ended it (then, as CRIU, it comes
+		// back as if closed by FINs: what was received stays to read,
+		// what was to send is gone either way).
+		state, peerFin, localFin = tcpStateClosed, true, true
 	default:
-		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (established, half-closed and listening sockets are supported)", what, info.State)}
+		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (connecting, established, half-closed, closed and listening sockets are supported)", what, info.State)}
 	}
-	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: "established", Options: map[string]int{}}
+	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: state, Options: map[string]int{}}
 	if sa, err := unix.Getsockname(s); err == nil {
 		sock.Local = sockaddrString(sa)
 	}
-	if sa, err := unix.Getpeername(s); err == nil {
-		sock.Peer = sockaddrString(sa)
+	sock.Peer = fd.Socket.TCPPeer
+	if sock.Local == "" || sock.Peer == "" {
+		return 0, fmt.Errorf("%s in TCP state %d: no local or peer address", what, info.State)
 	}
 	readSocketOptions(s, sock)
 	reuse, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR)
@@ -109,7 +129,11 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if st.Unsent, err = unix.IoctlGetInt(s, siocOutQNSD); err != nil {
 		return 0, fmt.Errorf("%s: SIOCOUTQNSD: %w", what, err)
 	}
-	if localFin {
+	switch {
+	case state == tcpStateClosed:
+		// What a reset left unsent nobody reads.
+		st.LocalFin, st.OutQ, st.Unsent = true, 0, 0
+	case localFin:
 		// The FIN takes the last sequence number queued: out of the
 		// queue sizes while it is unacknowledged (or unsent).
 		st.LocalFin = true
@@ -207,7 +231,7 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 		default:
 			continue
 		}
-		if conn, ok := tcpConn(int(fd.Copy.Fd())); ok {
+		if conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer); ok {
 			conns = append(conns, conn)
 		}
 	}
@@ -225,19 +249,15 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 	return conns, nil
 }
 
-// tcpConn returns the addresses of a connected TCP socket.
-func tcpConn(s int) (netlock.Conn, bool) {
+// tcpConn returns the addresses of TCP socket s connected to peer.
+func tcpConn(s int, peer string) (netlock.Conn, bool) {
 	la, err := unix.Getsockname(s)
 	if err != nil {
 		return netlock.Conn{}, false
 	}
-	pa, err := unix.Getpeername(s)
-	if err != nil {
-		return netlock.Conn{}, false
-	}
-	local, err1 := netip.ParseAddrPort(sockaddrString(la))
-	peer, err2 := netip.ParseAddrPort(sockaddrString(pa))
-	return netlock.Conn{Local: local, Peer: peer}, err1 == nil && err2 == nil
+	lap, err1 := netip.ParseAddrPort(sockaddrString(la))
+	pap, err2 := netip.ParseAddrPort(peer)
+	return netlock.Conn{Local: lap, Peer: pap}, err1 == nil && err2 == nil
 }
 
 func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
@@ -267,9 +287,14 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR: %w", err))
 	}
-	// Each queue starts where its stored data starts.
+	// Each queue starts where its stored data starts; a connection still
+	// sending its SYN starts a sequence number before, where the SYN is.
+	sendStart := st.SendSeq - uint32(st.OutQ)
+	if s.State == tcpStateSynSent {
+		sendStart--
+	}
 	for _, q := range []struct{ which, seq int }{
-		{tcpSendQueue, int(st.SendSeq - uint32(st.OutQ))},
+		{tcpSendQueue, int(sendStart)},
 		{tcpRecvQueue, int(st.RecvSeq - uint32(st.InQ))},
 	} {
 		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
@@ -279,22 +304,17 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("TCP_QUEUE_SEQ: %w", err))
 		}
 	}
-	for _, step := range []struct {
-		nr   int
-		addr string
-		what string
-	}{{unix.SYS_BIND, s.Local, "bind"}, {unix.SYS_CONNECT, s.Peer, "connect"}} {
-		raw, err := rawSockaddr(s.Family, step.addr)
-		if err != nil {
+	if err := sockaddrCall(t, unix.SYS_BIND, fd, s.Family, s.Local); err != nil {
+		return fail(err)
+	}
+	if s.State == tcpStateSynSent {
+		if err := connectAgain(c, t, fd, rec.Objref, s, f.Flags); err != nil {
 			return fail(err)
 		}
-		addr, err := t.Scratch(raw)
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := t.Syscall(step.nr, uint64(fd), addr, uint64(len(raw))); err != nil {
-			return fail(fmt.Errorf("%s %s: %w", step.what, step.addr, err))
-		}
+		return fd, nil
+	}
+	if err := sockaddrCall(t, unix.SYS_CONNECT, fd, s.Family, s.Peer); err != nil {
+		return fail(err)
 	}
 	// Options the connection negotiated: struct tcp_repair_opt pairs.
 	var opts []byte
@@ -378,6 +398,11 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := unix.SetsockoptString(ls, unix.IPPROTO_TCP, tcpRepairWindow, string(win)); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", os.NewSyscallError("setsockopt", err)))
 	}
+	if s.State == tcpStateClosed {
+		if err := closeRepaired(ls, s, st); err != nil {
+			return fail(err)
+		}
+	}
 	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
 		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
@@ -393,14 +418,14 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if s.Options["SO_REUSEADDR"] == 0 {
 		c.settle(rec.Objref, clearReuseAddr)
 	}
-	// The connection lives again: its peer's packets may come in.
-	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
-		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
-			if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
-				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
-			}
+	if s.State == tcpStateClosed {
+		// Nothing more comes or goes, nothing was locked.
+		if err := setNonblock(t, fd, f.Flags); err != nil {
+			return fail(err)
 		}
+		return fd, nil
 	}
+	unlockConn(t, s)
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
 		return fail(fmt.Errorf("sending the unsent queue: %w", err))
 	}
@@ -437,6 +462,98 @@ func restoreSendBuffer(ls int, s *ckpt.Socket) error {
 	}
 	if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_BUF_LOCK, s.Options["SO_BUF_LOCK"]); err != nil {
 		return fmt.Errorf("SO_BUF_LOCK: %w", os.NewSyscallError("setsockopt", err))
+	}
+	return nil
+}
+
+// sockaddrCall runs bind or connect (nr) on fd in the target with the
+// address host:port of family.
+func sockaddrCall(t Target, nr, fd, family int, hostPort string) error {
+	what := "bind"
+	if nr == unix.SYS_CONNECT {
+		what = "connect"
+	}
+	raw, err := rawSockaddr(family, hostPort)
+	if err != nil {
+		return err
+	}
+	addr, err := t.Scratch(raw)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(nr, uint64(fd), addr, uint64(len(raw))); err != nil {
+		return fmt.Errorf("%s %s: %w", what, hostPort, err)
+	}
+	return nil
+}
+
+// unlockConn lets a restored connection's peer's packets in again.
+func unlockConn(t Target, s *ckpt.Socket) {
+	local, err1 := netip.ParseAddrPort(s.Local)
+	peer, err2 := netip.ParseAddrPort(s.Peer)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+		t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
+	}
+}
+
+// connectAgain connects the bound socket fd, its send queue's sequence
+// set to the SYN's in repair mode, to its peer again as a connection that
+// was sending its SYN: out of repair mode, so that the SYN goes (with the
+// original sequence number) and is retransmitted until the peer answers,
+// without waiting for it.
+func connectAgain(c *RestoreContext, t Target, fd int, ref ckpt.Objref, s *ckpt.Socket, flags int) error {
+	if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
+		return fmt.Errorf("leaving repair mode: %w", err)
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("fcntl F_SETFL O_NONBLOCK: %w", err)
+	}
+	if err := sockaddrCall(t, unix.SYS_CONNECT, fd, s.Family, s.Peer); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return err
+	}
+	// As for an established connection (restoreTCP), leaving repair mode
+	// cleared SO_REUSEADDR, which the sockets sharing its port need on
+	// until they are bound.
+	if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("setsockopt SO_REUSEADDR=1: %w", err)
+	}
+	if s.Options["SO_REUSEADDR"] == 0 {
+		c.settle(ref, clearReuseAddr)
+	}
+	unlockConn(t, s)
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(flags&unix.O_NONBLOCK)); err != nil {
+		return fmt.Errorf("fcntl F_SETFL: %w", err)
+	}
+	return nil
+}
+
+// closeRepaired takes a connection rebuilt in repair mode whose record
+// says it closed (both FINs acknowledged, or reset) to state CLOSE the way
+// it went there: the peer's FIN comes in after the received data
+// (CLOSE_WAIT), this side's FIN goes into the send queue as sent already,
+// repair mode keeping it off the wire (LAST_ACK), and the peer's
+// acknowledgement of it ends the connection.
+func closeRepaired(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
+	if err := replayPeerFin(ls, s, st); err != nil {
+		return fmt.Errorf("replaying the peer's FIN: %w", err)
+	}
+	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepairQueue, tcpSendQueue); err != nil {
+		return fmt.Errorf("TCP_REPAIR_QUEUE: %w", os.NewSyscallError("setsockopt", err))
+	}
+	if err := unix.Shutdown(ls, unix.SHUT_WR); err != nil {
+		return fmt.Errorf("queueing this side's FIN: %w", os.NewSyscallError("shutdown", err))
+	}
+	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepairQueue, tcpNoQueue); err != nil {
+		return fmt.Errorf("TCP_REPAIR_QUEUE: %w", os.NewSyscallError("setsockopt", err))
+	}
+	// Each FIN took a sequence number.
+	err := sendFromPeerUntil(ls, s, st.RecvSeq+1, st.SendSeq+1, tcpFlagAck, uint16(min(st.Window[1]>>st.SndWscale, 0xffff)),
+		func(state uint8) bool { return state == tcpClose })
+	if err != nil {
+		return fmt.Errorf("acknowledging this side's FIN: %w", err)
 	}
 	return nil
 }

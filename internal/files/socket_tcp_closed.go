@@ -8,17 +8,17 @@ import (
 	"github.com/crsub/crsub/ckpt"
 )
 
-// A TCP socket in state CLOSE that never sent or received a segment — made,
-// perhaps given options and bound, never connected nor listening — is made
+// A TCP socket in state CLOSE without a peer — made, perhaps given options
+// and bound, never connected nor listening, or disconnected — is made
 // again with its options, bound again if it was. One that closed after a
-// connection (reset, or both sides done) reads differently from a new one,
-// and is refused by tcpEstablishedKind.
+// connection (reset, or both sides done) still names its peer, and reads
+// differently from a new one: tcpEstablishedKind rebuilds it.
 var tcpClosedKind = &Kind{
 	Files: []string{ckpt.FileTCPClosed},
 	Claims: func(_ *DumpContext, fd *Fd) bool {
 		s := fd.Socket
 		return s != nil && (s.Family == unix.AF_INET || s.Family == unix.AF_INET6) && s.Type == unix.SOCK_STREAM &&
-			s.Protocol == unix.IPPROTO_TCP && !s.Listening && s.TCPState == tcpClose && !s.TCPUsed
+			s.Protocol == unix.IPPROTO_TCP && !s.Listening && s.TCPState == tcpClose && s.TCPPeer == ""
 	},
 	Dump:    dumpTCPClosed,
 	Restore: restoreTCPClosed,
