@@ -30,6 +30,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	parent := fs.String("parent", "", "the parent image of an incremental image, if not where the image says")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
+	tcpClose := fs.Bool("tcp-close", false, "restore the image's TCP connections closed: reads see their end, writes fail; their peers are let go")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -45,6 +46,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	opts.TCPClose = *tcpClose
 	opts.PidWait = *pidWait
 	opts.Parent = *parent
 	if *input != "-" {

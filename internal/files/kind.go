@@ -199,6 +199,8 @@ type RestoreContext struct {
 	// /proc): itself, unless the tree was restored in a new pid
 	// namespace. Valid once every task exists (RestoreContext.Later).
 	HostPid func(pid int) int
+	// TCPClose restores TCP connections closed (restart.Options.TCPClose).
+	TCPClose bool
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)

@@ -265,6 +265,9 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if s == nil || s.TCP == nil {
 		return -1, fmt.Errorf("tcp socket without its repair state")
 	}
+	if c.TCPClose {
+		return restoreShut(t, s, f.Flags)
+	}
 	st := s.TCP
 	if int64(st.InQ+st.OutQ) != rec.PayloadLen || st.Unsent > st.OutQ || st.InQ < 0 || st.Unsent < 0 {
 		return -1, fmt.Errorf("tcp %s -> %s: queue sizes %d+%d do not match the %d bytes stored", s.Local, s.Peer, st.InQ, st.OutQ, rec.PayloadLen)
@@ -464,6 +467,29 @@ func restoreSendBuffer(ls int, s *ckpt.Socket) error {
 		return fmt.Errorf("SO_BUF_LOCK: %w", os.NewSyscallError("setsockopt", err))
 	}
 	return nil
+}
+
+// restoreShut makes a connection closed at restart (TCPClose) as CRIU does:
+// a new socket with its options, never connected, shut down both ways (a
+// shutdown the kernel records though it answers ENOTCONN), which reads
+// its end, fails writes with EPIPE and polls POLLHUP. Its peer is let go.
+func restoreShut(t Target, s *ckpt.Socket, flags int) (int, error) {
+	fd, err := socketWithOptions(t, s)
+	if err != nil {
+		return -1, fmt.Errorf("tcp %s -> %s, closed: %w", s.Local, s.Peer, err)
+	}
+	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), unix.SHUT_RDWR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("tcp %s -> %s, closed: shutdown: %w", s.Local, s.Peer, err)
+	}
+	if err := setNonblock(t, fd, flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if s.State != tcpStateClosed {
+		unlockConn(t, s)
+	}
+	return fd, nil
 }
 
 // sockaddrCall runs bind or connect (nr) on fd in the target with the

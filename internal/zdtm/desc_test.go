@@ -203,3 +203,23 @@ func TestResultsFile(t *testing.T) {
 		t.Errorf("ReadResults (-want +got):\n%s", d)
 	}
 }
+
+func TestRestartFlags(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{"{'opts': '--tcp-established'}", nil},
+		{"{'dopts': '--tcp-established', 'ropts': '--tcp-close'}", []string{"--tcp-close"}},
+		{"{'opts': '--tcp-close'}", []string{"--tcp-close"}},
+		{"{'dopts': '--tcp-close'}", nil},
+	} {
+		d, err := ParseDesc(tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, restartFlags(&Test{Desc: d})); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.src, diff)
+		}
+	}
+}

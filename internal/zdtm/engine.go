@@ -101,7 +101,19 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 // A test's CRIU options (.desc opts, dopts, ropts) have no crsub
 // counterparts: established TCP connections, file locks, external unix
 // sockets and the rest are always handled (or refused) by crsub, so the
-// crsub engine passes none of them on.
+// crsub engine passes none of them on, but one: --tcp-close for the
+// restore (opts or ropts), which asks for the connections back closed.
+
+// restartFlags are the crsub restart flags a test's restore options ask
+// for.
+func restartFlags(t *Test) []string {
+	for _, o := range append(append([]string{}, t.Desc.Opts...), t.Desc.Ropts...) {
+		if o == "--tcp-close" {
+			return []string{"--tcp-close"}
+		}
+	}
+	return nil
+}
 
 func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o CheckpointOpts) error {
 	argv := []string{c.Bin, "checkpoint", "--pid", fmt.Sprint(pid), "-o", img, "-q"}
@@ -125,6 +137,7 @@ func (c *Crsub) Filter(ctx context.Context, t *Test, img string) (string, error)
 
 func (c *Crsub) Restore(ctx context.Context, t *Test, img string) error {
 	argv := []string{c.Bin, "restart", "-i", img, "--detach", "--pidfile", t.Path(".pid"), "-q"}
+	argv = append(argv, restartFlags(t)...)
 	return c.run(ctx, t, img+".restart.log", "restart", argv)
 }
 

@@ -143,7 +143,8 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	fmt.Fprintf(bw, "its .out says PASS; the time is the wall time of the whole cycle. A test run again replaces\n")
 	fmt.Fprintf(bw, "its earlier line in a results file. CRIU runs with\n")
 	fmt.Fprintf(bw, "`--shell-job` and the .desc's `opts`/`dopts`/`ropts`; crsub has no such switches (TCP\n")
-	fmt.Fprintf(bw, "connections, file locks and the rest are always handled or refused).\n\n")
+	fmt.Fprintf(bw, "connections, file locks and the rest are always handled or refused) but one: a restore\n")
+	fmt.Fprintf(bw, "option `--tcp-close` is crsub restart's `--tcp-close`.\n\n")
 	if len(sources) > 0 {
 		fmt.Fprintf(bw, "Results: %s.\n\n", strings.Join(sources, ", "))
 	}
