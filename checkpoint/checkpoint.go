@@ -866,6 +866,9 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 		}
 		mem.memfds[m.Start] = ref
 	}
+	if err := s.packetRingsHeld(p); err != nil {
+		return err
+	}
 	if err := mem.dumpAll(ctx, cw, mmRef, st.maps); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}

@@ -223,6 +223,9 @@ type RestoreContext struct {
 	// driver calls each once, with the fd of the file in the first task
 	// that holds it.
 	Settle map[ckpt.Objref]func(t Target, fd int) error
+	// packetRings are the mappings of packet sockets' rings waiting for
+	// their socket (ReservePacketRing).
+	packetRings []pendingRing
 	// names are the unix sockets restored bound to a name, by name: the
 	// senders of the datagrams queued for others.
 	names map[string]namedSocket
@@ -344,6 +347,7 @@ var Kinds = []*Kind{
 	inotifyKind,
 	fanotifyKind,
 	netlinkKind,
+	packetKind,
 	pidfdKind,
 	namespaceKind,
 	otherSocketKind,
