@@ -613,8 +613,9 @@ type Socket struct {
 	Groups []uint32 `json:"groups,omitempty"`
 	// Packet is a packet socket's state besides its options.
 	Packet *PacketState `json:"packet,omitempty"`
-	// Shutdown is a unix socket without a peer's sk_shutdown (1: reading
-	// shut down, 2: writing), and Queued what was queued for it: the bytes
+	// Shutdown is a unix socket without a peer's, or a TCP socket never
+	// connected's, sk_shutdown (1: reading shut down, 2: writing), and
+	// Queued what was queued for it: the bytes
 	// (the file record's payload) and, for datagram and seqpacket sockets,
 	// the length of each message.
 	Shutdown int   `json:"shutdown,omitempty"`
