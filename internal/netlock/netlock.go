@@ -33,10 +33,13 @@ const table = "inet crsub"
 // holds nothing alive.
 const Expiry = 15 * time.Minute
 
-// The sets are named for their timeout flag: sets of the same table made
-// without it (by an earlier crsub) cannot take it, nor be replaced while
-// its chain refers to them.
-const set4, set6 = "locked4", "locked6"
+// The sets and their chain have names of their own: sets of the same
+// table made without the timeout flag (by an earlier crsub) cannot take
+// it, nor be replaced while that crsub's chain (input) refers to them, and
+// each Lock rewrites its chain's rules: an earlier crsub locking at the
+// same time rewrites input, not this one. Both chains drop what their
+// sets hold.
+const set4, set6, chain = "locked4", "locked6", "locked"
 
 func (c Conn) element() (set, elem string) {
 	set = set4
@@ -55,10 +58,10 @@ func Lock(conns []Conn) error {
 	fmt.Fprintf(&b, "add table %s\n", table)
 	fmt.Fprintf(&b, "add set %s %s { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n", table, set4)
 	fmt.Fprintf(&b, "add set %s %s { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n", table, set6)
-	fmt.Fprintf(&b, "add chain %s input { type filter hook input priority -300; policy accept; }\n", table)
-	fmt.Fprintf(&b, "flush chain %s input\n", table)
-	fmt.Fprintf(&b, "add rule %s input ip saddr . tcp sport . ip daddr . tcp dport @%s drop\n", table, set4)
-	fmt.Fprintf(&b, "add rule %s input ip6 saddr . tcp sport . ip6 daddr . tcp dport @%s drop\n", table, set6)
+	fmt.Fprintf(&b, "add chain %s %s { type filter hook input priority -300; policy accept; }\n", table, chain)
+	fmt.Fprintf(&b, "flush chain %s %s\n", table, chain)
+	fmt.Fprintf(&b, "add rule %s %s ip saddr . tcp sport . ip daddr . tcp dport @%s drop\n", table, chain, set4)
+	fmt.Fprintf(&b, "add rule %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @%s drop\n", table, chain, set6)
 	for _, c := range conns {
 		set, elem := c.element()
 		// Deleting first renews the timeout of a connection still
