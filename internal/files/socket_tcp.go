@@ -59,6 +59,7 @@ const (
 	tcpClosing        = 11
 	tcpClose          = 7
 	siocOutQNSD       = 0x894B
+	maxUserMSS        = 32767 // MAX_TCP_WINDOW: the largest TCP_MAXSEG
 	tcpiOptTimestamps = 1
 	tcpiOptSack       = 2
 	tcpiOptWscale     = 4
@@ -231,6 +232,9 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 		default:
 			continue
 		}
+		if c.Inflight[fd.Link.Inode] != nil {
+			continue // connected anew at restart (inflightKind)
+		}
 		if conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer); ok {
 			conns = append(conns, conn)
 		}
@@ -316,8 +320,24 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		}
 		return fd, nil
 	}
+	// The segment size: connect sizes segments from the MSS clamp, which
+	// TCP_REPAIR_OPTIONS sets only after it (and nothing sizes them again):
+	// a user MSS set for the time of the connect gives it first (as large
+	// as the kernel takes one: loopback's 65495 is more). Without it, a
+	// connection sends segments of the default 536 bytes less options,
+	// whatever its peer takes.
+	if st.MSS > 0 {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, min(st.MSS, maxUserMSS)); err != nil {
+			return fail(fmt.Errorf("TCP_MAXSEG=%d: %w", min(st.MSS, maxUserMSS), err))
+		}
+	}
 	if err := sockaddrCall(t, unix.SYS_CONNECT, fd, s.Family, s.Peer); err != nil {
 		return fail(err)
+	}
+	if st.MSS > 0 {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, 0); err != nil {
+			return fail(fmt.Errorf("TCP_MAXSEG=0: %w", err))
+		}
 	}
 	// Options the connection negotiated: struct tcp_repair_opt pairs.
 	var opts []byte
