@@ -3,7 +3,6 @@ package sys
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,11 +68,6 @@ const (
 // PacketSocketDiag finds the packet socket with inode ino among those
 // sock_diag dumps (it answers packet sockets only by dumping them all).
 func PacketSocketDiag(ino uint64) (PacketDiag, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return PacketDiag{}, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
 	// struct nlmsghdr, then struct packet_diag_req.
 	req := make([]byte, 16+20)
 	le := binary.LittleEndian
@@ -82,29 +76,16 @@ func PacketSocketDiag(ino uint64) (PacketDiag, error) {
 	le.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	req[16] = unix.AF_PACKET
 	le.PutUint32(req[24:], packetShowInfo|packetShowMclist|packetShowRingCfg|packetShowFanout)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return PacketDiag{}, os.NewSyscallError("sendto(sock_diag)", err)
-	}
-	buf := make([]byte, 65536)
 	var found *PacketDiag
-	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return PacketDiag{}, os.NewSyscallError("recvfrom(sock_diag)", err)
-		}
-		d, done, err := parsePacketDiag(buf[:n], ino)
-		if err != nil {
-			return PacketDiag{}, err
-		}
+	err := sockDiag(req, func(b []byte) (bool, error) {
+		d, done, err := parsePacketDiag(b, ino)
 		if d != nil {
 			found = d
 		}
-		if done {
-			break
-		}
+		return done, err
+	})
+	if err != nil {
+		return PacketDiag{}, err
 	}
 	if found == nil {
 		return PacketDiag{}, fmt.Errorf("sock_diag lists no packet socket with inode %d", ino)
