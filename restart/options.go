@@ -50,6 +50,19 @@ type Options struct {
 	// BeforeRelease, if set, runs when every task is fully restored, just
 	// before they run; an error aborts the restart.
 	BeforeRelease func(pids []int) error
+	// Sibling makes the root process a child of the calling process's
+	// parent instead of the caller's own (CLONE_PARENT), as a container
+	// runtime has CRIU restore its container (rst_sibling): the parent
+	// waits for it, and Process.Wait cannot.
+	Sibling bool
+	// CgroupRoot moves the tree to other cgroups: by controller, as
+	// /proc/PID/cgroup lists them in a hierarchy ("memory", "name=systemd",
+	// "" for the unified hierarchy), the cgroup that takes the place of the
+	// one the root process was in. A process of the image in that cgroup
+	// or below goes to the same place under the new one; one elsewhere
+	// keeps its cgroup. A container runtime restores a container into
+	// the cgroup it made for it this way (CRIU's cgroup root).
+	CgroupRoot map[string]string
 }
 
 // DefaultOptions returns the options of a plain restart: silent, no fd

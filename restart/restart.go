@@ -97,6 +97,9 @@ type restorer struct {
 	// groupLeaders are the stand-ins, by pgid, for process group leaders
 	// that are gone, while the groups' members join them (tree.go).
 	groupLeaders map[int]*task
+	// rootCgroups are the root process's cgroups in the image, which
+	// Options.CgroupRoot replaces.
+	rootCgroups []ckpt.Cgroup
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -439,6 +442,9 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		t.process = &p
 		s.current = t
+		if p.Pid == s.tree.Processes[0].Pid {
+			s.rootCgroups = p.Cgroups
+		}
 		// Into its cgroups as soon as it exists: what it allocates from
 		// here on (memory, pids) is counted there. Its children inherit
 		// them, and its threads (finish).

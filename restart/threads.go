@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -144,6 +147,7 @@ func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) 
 		in[c.Controllers] = c.Path
 	}
 	for _, c := range want {
+		c.Path = s.cgroupPath(c)
 		if path, ok := in[c.Controllers]; ok && path == c.Path {
 			continue
 		}
@@ -152,4 +156,30 @@ func (s *restorer) moveToCgroups(pid, tid int, want []ckpt.Cgroup, thread bool) 
 		}
 	}
 	return nil
+}
+
+// cgroupPath is where cgroup c of the image goes: under the cgroup that
+// Options.CgroupRoot gives its hierarchy in place of the root process's,
+// if c is that one or below it; else c itself.
+func (s *restorer) cgroupPath(c ckpt.Cgroup) string {
+	newRoot, ok := "", false
+	for ctrl := range strings.SplitSeq(c.Controllers, ",") {
+		if newRoot, ok = s.opts.CgroupRoot[ctrl]; ok {
+			break
+		}
+	}
+	if !ok {
+		return c.Path
+	}
+	for _, r := range s.rootCgroups {
+		if r.Controllers != c.Controllers {
+			continue
+		}
+		rel, err := filepath.Rel(r.Path, c.Path)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return c.Path
+		}
+		return path.Join(newRoot, rel)
+	}
+	return c.Path
 }
