@@ -38,6 +38,7 @@ func commands() map[string]command {
 		{"show", "print what an image holds (a readelf for images)", runShow},
 		{"filter", "drop or replace fds in an image, and what only they used", runFilter},
 		{"version", "print crsub's version", runVersion},
+		{"swrk", "serve a container runtime's CRIU requests on socket FD (what runc, crun and podman run as criu swrk FD)", runSwrk},
 	}
 	m := map[string]command{}
 	for _, c := range list {
