@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -62,6 +63,11 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Run through a link named criu, crsub answers CRIU's command line,
+	// where runtimes and users look for CRIU.
+	if filepath.Base(os.Args[0]) == "criu" {
+		os.Exit(runCriu(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -417,5 +417,3 @@ func TestSwrkFailures(t *testing.T) {
 	}
 	counting(t, dir)
 }
-
-func ptr[T any](v T) *T { return &v }
