@@ -76,9 +76,10 @@ func TestCgroupRoots(t *testing.T) {
 		want  map[string]string
 	}{
 		{"none", nil, nil},
-		{"by controller", []CgroupRoot{{"memory", "/m"}, {"", "/u"}}, map[string]string{
+		{"by controller, then every other", []CgroupRoot{{Ctrl: "memory", Path: "/m"}, {Path: "/u", Every: true}}, map[string]string{
 			"memory": "/m", "pids": "/u", "cpu": "/u", "cpuacct": "/u", "name=systemd": "/u", "": "/u"}},
-		{"one only", []CgroupRoot{{"pids", "/p"}}, map[string]string{"pids": "/p"}},
+		{"one only", []CgroupRoot{{Ctrl: "pids", Path: "/p"}}, map[string]string{"pids": "/p"}},
+		{"the unified one, as runc names it", []CgroupRoot{{Ctrl: "", Path: "/c"}, {Ctrl: "pids", Path: "/c"}}, map[string]string{"": "/c", "pids": "/c"}},
 	} {
 		got, err := cgroupRoots(tc.roots, self)
 		if err != nil {

@@ -1,9 +1,13 @@
 package criurpc
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -57,8 +61,14 @@ type Request struct {
 	OrphanPtsMaster bool
 }
 
-// CgroupRoot is a cg_root entry: Ctrl "" stands for every controller.
-type CgroupRoot struct{ Ctrl, Path string }
+// CgroupRoot is a cg_root entry: the cgroup that replaces the root
+// process's in the hierarchy of controller Ctrl ("" for the unified one,
+// as runc names it), or in every hierarchy without an entry of its own if
+// Every (no controller named, as CRIU's --cgroup-root PATH).
+type CgroupRoot struct {
+	Ctrl, Path string
+	Every      bool
+}
 
 // InheritFd is an inherit_fd entry.
 type InheritFd struct {
@@ -225,7 +235,8 @@ var rules = map[protoreflect.Name]rule{
 	"cg_root": {dump: refuse("crsub records the tree's cgroups as they are"),
 		restore: func(r *Request, v protoreflect.Value) error {
 			each(v, func(m protoreflect.Message) {
-				r.CgroupRoots = append(r.CgroupRoots, CgroupRoot{Ctrl: str(m, "ctrl"), Path: str(m, "path")})
+				every := !m.Has(m.Descriptor().Fields().ByName("ctrl"))
+				r.CgroupRoots = append(r.CgroupRoots, CgroupRoot{Ctrl: str(m, "ctrl"), Path: str(m, "path"), Every: every})
 			})
 			return nil
 		}},
@@ -257,7 +268,16 @@ var rules = map[protoreflect.Name]rule{
 	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
 	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
 	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
-	"empty_ns":               both(refuse("crsub does not restore network namespaces yet")),
+	// runc asks for an empty network namespace (CLONE_NEWNET) when the
+	// container's is its own, not one it joined by path.
+	"empty_ns": {dump: func(_ *Request, v protoreflect.Value) error {
+		if v.Uint()&^unix.CLONE_NEWNET != 0 {
+			return &RefusedError{Reason: fmt.Sprintf("%#x: only a network namespace (CLONE_NEWNET) can be left empty, as with CRIU", v.Uint())}
+		}
+		// Nothing to leave out: the engine records no network
+		// namespace (and refuses a tree in another than crsub's).
+		return nil
+	}, restore: refuse("crsub does not restore network namespaces yet")},
 	"auto_ext_mnt":           both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"ext_sharing":            both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"ext_masters":            both(refuse("crsub does not checkpoint mount namespaces yet")),
@@ -271,7 +291,14 @@ var rules = map[protoreflect.Name]rule{
 	"cgroup_yard":            both(refuse("crsub reaches cgroup hierarchies through mounts of its own")),
 	"tcp_skip_in_flight":     both(refuse("crsub restores connections waiting to be accepted whose clients are in the tree, and fails on others; it drops none")),
 	"tcp_close":              both(refuse("crsub restores TCP connections; it does not close them")),
-	"config_file":            both(refuse("crsub reads no CRIU configuration file")),
+	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
+	// skips a missing one.
+	"config_file": both(func(_ *Request, v protoreflect.Value) error {
+		if _, err := os.Stat(v.String()); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
+	}),
 	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
 	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
 	"tls":                    both(refuse("crsub has no page server to talk TLS to")),

@@ -72,7 +72,7 @@ func runcRestore() *rpcpb.CriuOpts {
 		AutoDedup:         ptr(false),
 		LazyPages:         ptr(false),
 		InheritFd:         []*rpcpb.InheritFd{{Key: ptr("pipe:[123]"), Fd: ptr(int32(1))}, {Key: ptr("extRootNetNS"), Fd: ptr(int32(4))}},
-		CgRoot:            []*rpcpb.CgroupRoot{{Ctrl: ptr("memory"), Path: ptr("/ctr2")}, {Ctrl: ptr(""), Path: ptr("/ctr2")}},
+		CgRoot:            []*rpcpb.CgroupRoot{{Ctrl: ptr("memory"), Path: ptr("/ctr2")}, {Ctrl: ptr(""), Path: ptr("/ctr2")}, {Path: ptr("/all")}},
 		ExtMnt:            []*rpcpb.ExtMountMap{{Key: ptr("/etc/hosts"), Val: ptr("/var/lib/ctr/hosts")}},
 	}
 }
@@ -107,7 +107,7 @@ func TestParseRequest(t *testing.T) {
 			r.ImagesDirFd, r.LogLevel, r.LogFile, r.Notify = 5, 4, "restore.log", true
 			r.Sibling, r.Root, r.OrphanPtsMaster = true, "/run/runc/ctr/criu-root", true
 			r.InheritFds = []InheritFd{{"pipe:[123]", 1}, {"extRootNetNS", 4}}
-			r.CgroupRoots = []CgroupRoot{{"memory", "/ctr2"}, {"", "/ctr2"}}
+			r.CgroupRoots = []CgroupRoot{{Ctrl: "memory", Path: "/ctr2"}, {Ctrl: "", Path: "/ctr2"}, {Path: "/all", Every: true}}
 		})},
 		{name: "images dir by path, log on stderr, timeout, stats", typ: dump,
 			opts: &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(-1)), ImagesDir: ptr("/img"), Pid: ptr(int32(9)), LogToStderr: ptr(true), Timeout: ptr(uint32(5)), DisplayStats: ptr(true)},
@@ -135,7 +135,12 @@ func TestParseRequest(t *testing.T) {
 			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}}
 		}), refused: "veths"},
 		{name: "exec_cmd", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.ExecCmd = []string{"/bin/true"} }), refused: "exec_cmd"},
-		{name: "config file", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ConfigFile = ptr("/etc/criu/runc.conf") }), refused: "config_file"},
+		{name: "config file", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ConfigFile = ptr("/etc/passwd") }), refused: "config_file"},
+		{name: "missing config file", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ConfigFile = ptr("/nonexistent/runc.conf") }),
+			want: req(dump, func(r *Request) { r.ImagesDirFd = 7 })},
+		{name: "empty net ns left out of a dump", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x40000000)) }),
+			want: req(dump, func(r *Request) { r.ImagesDirFd = 7 })},
+		{name: "empty mount ns", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x00020000)) }), refused: "empty_ns"},
 		{name: "cgroups ignored", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.ManageCgroupsMode = rpcpb.CriuCgMode_IGNORE.Enum() }), refused: "manage_cgroups_mode"},
 		{name: "cgroup properties", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ManageCgroupsMode = rpcpb.CriuCgMode_FULL.Enum() }), refused: "manage_cgroups_mode"},
 		{name: "cgroups not managed", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ManageCgroups = ptr(false) }), refused: "manage_cgroups"},

@@ -159,22 +159,22 @@ func ownNamespace(field, kind, file string) error {
 }
 
 // cgroupRoots maps cg_root entries to restart's CgroupRoot, by controller.
-// An entry without a controller stands for every controller of crsub's
-// hierarchies (as /proc/self/cgroup lists them) that has none of its own.
+// An entry for every controller stands for each of crsub's hierarchies'
+// controllers (as /proc/self/cgroup lists them) that has none of its own.
 func cgroupRoots(roots []CgroupRoot, selfCgroup string) (map[string]string, error) {
 	if len(roots) == 0 {
 		return nil, nil
 	}
 	m := map[string]string{}
-	all := ""
+	all, every := "", false
 	for _, r := range roots {
-		if r.Ctrl == "" {
-			all = r.Path
+		if r.Every {
+			all, every = r.Path, true
 			continue
 		}
 		m[r.Ctrl] = r.Path
 	}
-	if all == "" {
+	if !every {
 		return m, nil
 	}
 	b, err := os.ReadFile(selfCgroup)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/crsub/crsub/criurpc/rpcpb"
@@ -29,6 +30,8 @@ type session struct {
 	// peer is the process whose fds a request names (images_dir_fd,
 	// work_dir_fd): the runtime, or crsub itself on the command line.
 	peer int
+	// req is the request being served, for the log.
+	req *rpcpb.CriuReq
 }
 
 // Serve answers the requests of the runtime at the other end of sock, a
@@ -126,6 +129,7 @@ func isPreDump(t rpcpb.CriuReqType) bool { return t == rpcpb.CriuReqType_PRE_DUM
 // Handle serves one request.
 func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuResp, error) {
 	t := req.GetType()
+	s.req = req
 	if err := unknownFields("criu_req", req.ProtoReflect().GetUnknown()); err != nil {
 		return failure(t, err), err
 	}
@@ -140,7 +144,7 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 		}
 		return &rpcpb.CriuResp{Type: t.Enum(), Success: ptr(true)}, nil
 	case rpcpb.CriuReqType_DUMP, rpcpb.CriuReqType_PRE_DUMP, rpcpb.CriuReqType_SINGLE_PRE_DUMP:
-		r, err := ParseRequest(t, req.GetOpts())
+		r, err := s.parse(t, req.GetOpts())
 		if err == nil {
 			err = s.dump(ctx, r)
 		}
@@ -153,7 +157,7 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 		}
 		return resp, nil
 	case rpcpb.CriuReqType_RESTORE:
-		r, err := ParseRequest(t, req.GetOpts())
+		r, err := s.parse(t, req.GetOpts())
 		pid := -1
 		if err == nil {
 			pid, err = s.restore(ctx, r)
@@ -167,6 +171,28 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 	}
 	err := &RefusedError{Field: "type", Reason: fmt.Sprintf("%s requests are not supported by crsub", t)}
 	return failure(t, err), err
+}
+
+// parse is ParseRequest, with a refusal also in the log the request asks
+// for, where the runtime looks for what went wrong.
+func (s *session) parse(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
+	r, err := ParseRequest(t, opts)
+	if err == nil {
+		return r, nil
+	}
+	logOnly := &Request{Type: t, ImagesDirFd: int(opts.GetImagesDirFd()), ImagesDir: opts.GetImagesDir(), WorkDirFd: -1,
+		LogFile: opts.GetLogFile(), LogLevel: int(opts.GetLogLevel()), LogToStderr: opts.GetLogToStderr()}
+	if opts.WorkDirFd != nil {
+		logOnly.WorkDirFd = int(opts.GetWorkDirFd())
+	}
+	if strings.Contains(logOnly.LogFile, "/") {
+		logOnly.LogFile = ""
+	}
+	if w, werr := s.workspace(logOnly); werr == nil {
+		w.failed(err)
+		w.close()
+	}
+	return nil, err
 }
 
 // reply sends a response; on the command line there is no one to send it to.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/encoding/prototext"
 )
 
 // ImageName is the name of crsub's image in the images directory a
@@ -78,6 +79,7 @@ func (s *session) workspace(r *Request) (_ *workspace, err error) {
 		out = w.logFile
 	}
 	w.log = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(r.LogLevel)}))
+	w.log.Debug("request", "from", s.peer, "req", prototext.MarshalOptions{}.Format(s.req))
 	return w, nil
 }
 
