@@ -417,3 +417,74 @@ func TestSwrkFailures(t *testing.T) {
 	}
 	counting(t, dir)
 }
+
+// runc's pre-dump, then the dump against it in the same session, as
+// CRIU serves them: the dump stores only what changed, and the restore
+// takes the rest from the pre-dump, found relative to the images.
+func TestSwrkPreDump(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	p, out := startCounter(t, dir)
+	crtest.WaitBlocked(t, p.Pid)
+	var pre, final *os.File
+	for _, d := range []**os.File{&pre, &final} {
+		path, err := os.MkdirTemp(dir, "images")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *d, err = os.Open(path); err != nil {
+			t.Fatal(err)
+		}
+		defer (*d).Close()
+	}
+	rt := startSwrk(t)
+	feat := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_FEATURE_CHECK.Enum(), KeepOpen: ptr(true), Features: &rpcpb.CriuFeatures{MemTrack: ptr(true)}})
+	if !feat.GetFeatures().GetMemTrack() || feat.GetFeatures().GetLazyPages() {
+		t.Errorf("FEATURE_CHECK answered %v", feat)
+	}
+	resp := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_PRE_DUMP.Enum(), Opts: &rpcpb.CriuOpts{
+		ImagesDirFd: ptr(int32(pre.Fd())), Pid: ptr(int32(p.Pid)), TrackMem: ptr(true)}})
+	if !resp.GetSuccess() || resp.GetType() != rpcpb.CriuReqType_PRE_DUMP {
+		t.Fatalf("PRE_DUMP answered %v", resp)
+	}
+	counting(t, dir)
+	resp = rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_DUMP.Enum(), Opts: &rpcpb.CriuOpts{
+		ImagesDirFd: ptr(int32(final.Fd())), Pid: ptr(int32(p.Pid)), TrackMem: ptr(true),
+		ParentImg: ptr("../" + filepath.Base(pre.Name()))}})
+	if !resp.GetSuccess() {
+		t.Fatalf("DUMP answered %v", resp)
+	}
+	if st := rt.done(); st != 0 {
+		t.Fatalf("swrk exited %d", st)
+	}
+	p.Wait()
+	size := func(d *os.File) int64 {
+		st, err := os.Stat(filepath.Join(d.Name(), criurpc.ImageName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	// The counter's 4 MiB did not change since the pre-dump.
+	if size(final) >= size(pre)/2 {
+		t.Errorf("the dump is %d bytes, the pre-dump %d: want only changed pages in the dump", size(final), size(pre))
+	}
+
+	w := openPipeWriter(t, out)
+	rt = startSwrk(t, w)
+	w.Close()
+	resp = rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_RESTORE.Enum(), Opts: &rpcpb.CriuOpts{
+		ImagesDirFd: ptr(int32(final.Fd())),
+		InheritFd:   []*rpcpb.InheritFd{{Key: ptr(fmt.Sprintf("pipe:[%d]", pipeInode(t, out))), Fd: ptr(int32(4))}}}})
+	if !resp.GetSuccess() || resp.GetRestore().GetPid() != int32(p.Pid) {
+		t.Fatalf("RESTORE answered %v", resp)
+	}
+	t.Cleanup(func() { unix.Kill(p.Pid, unix.SIGKILL) })
+	rt.done()
+	counting(t, dir)
+	unix.Kill(p.Pid, unix.SIGUSR1)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(p.Pid)+" ") {
+		t.Fatalf("the restored counter says %q (%v)", line, err)
+	}
+}
