@@ -261,13 +261,6 @@ var rules = map[protoreflect.Name]rule{
 	"orphan_pts_master": {dump: accept,
 		restore: func(r *Request, v protoreflect.Value) error { r.OrphanPtsMaster = v.Bool(); return nil }},
 	"external": {dump: external(forDump), restore: external(forRestore)},
-
-	"ps":                     both(refuse("crsub writes its image in the images directory; it has no page server")),
-	"lazy_pages":             both(refuse("crsub restores every page before the tree runs; it has no lazy pages")),
-	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
-	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
-	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
-	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
 	// runc asks for an empty network namespace (CLONE_NEWNET) when the
 	// container's is its own, not one it joined by path.
 	"empty_ns": {dump: func(_ *Request, v protoreflect.Value) error {
@@ -278,6 +271,15 @@ var rules = map[protoreflect.Name]rule{
 		// namespace (and refuses a tree in another than crsub's).
 		return nil
 	}, restore: refuse("crsub does not restore network namespaces yet")},
+	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
+	// skips a missing one.
+	"config_file": both(func(_ *Request, v protoreflect.Value) error {
+		if _, err := os.Stat(v.String()); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
+	}),
+
 	"auto_ext_mnt":           both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"ext_sharing":            both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"ext_masters":            both(refuse("crsub does not checkpoint mount namespaces yet")),
@@ -291,14 +293,12 @@ var rules = map[protoreflect.Name]rule{
 	"cgroup_yard":            both(refuse("crsub reaches cgroup hierarchies through mounts of its own")),
 	"tcp_skip_in_flight":     both(refuse("crsub restores connections waiting to be accepted whose clients are in the tree, and fails on others; it drops none")),
 	"tcp_close":              both(refuse("crsub restores TCP connections; it does not close them")),
-	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
-	// skips a missing one.
-	"config_file": both(func(_ *Request, v protoreflect.Value) error {
-		if _, err := os.Stat(v.String()); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
-	}),
+	"ps":                     both(refuse("crsub writes its image in the images directory; it has no page server")),
+	"lazy_pages":             both(refuse("crsub restores every page before the tree runs; it has no lazy pages")),
+	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
+	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
+	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
+	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
 	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
 	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
 	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
