@@ -3,6 +3,7 @@ package criurpc
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -102,6 +103,9 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		return s.notify(r, log, "pre-resume", 0, -1)
 	}
 	p, err := restart.Restart(ctx, bufio.NewReader(img), opts)
+	if errors.Is(err, restart.ErrExternal) {
+		return 0, fmt.Errorf("%w; a runtime gives its own fd for it with inherit_fd, keyed as CRIU names the file (pipe:[INODE], socket:[INODE], tty[RDEV:DEV], its path without the leading /)", err)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -158,15 +158,15 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 		return resp, nil
 	case rpcpb.CriuReqType_RESTORE:
 		r, err := s.parse(t, req.GetOpts())
-		pid := -1
 		if err == nil {
-			pid, err = s.restore(ctx, r)
+			var pid int
+			if pid, err = s.restore(ctx, r); err == nil {
+				return &rpcpb.CriuResp{Type: t.Enum(), Success: ptr(true), Restore: &rpcpb.CriuRestoreResp{Pid: ptr(int32(pid))}}, nil
+			}
 		}
+		// As CRIU, a failed restore's pid is -1.
 		resp := failure(t, err)
-		if err == nil {
-			resp = &rpcpb.CriuResp{Type: t.Enum(), Success: ptr(true)}
-		}
-		resp.Restore = &rpcpb.CriuRestoreResp{Pid: ptr(int32(pid))}
+		resp.Restore = &rpcpb.CriuRestoreResp{Pid: ptr(int32(-1))}
 		return resp, err
 	}
 	err := &RefusedError{Field: "type", Reason: fmt.Sprintf("%s requests are not supported by crsub", t)}

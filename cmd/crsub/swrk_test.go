@@ -376,6 +376,24 @@ func TestSwrkFailures(t *testing.T) {
 	}
 	counting(t, dir)
 
+	// A snapshot for the restore below.
+	images, err := os.MkdirTemp(dir, "images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := os.Open(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	rt = startSwrk(t)
+	if resp := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_DUMP.Enum(), Opts: &rpcpb.CriuOpts{
+		ImagesDirFd: ptr(int32(snap.Fd())), Pid: ptr(int32(p.Pid)), LeaveRunning: ptr(true)}}); !resp.GetSuccess() {
+		t.Fatalf("DUMP, left running, answered %v", resp)
+	}
+	rt.done()
+	counting(t, dir)
+
 	for _, tc := range []struct {
 		name string
 		req  *rpcpb.CriuReq
@@ -416,6 +434,20 @@ func TestSwrkFailures(t *testing.T) {
 		})
 	}
 	counting(t, dir)
+
+	// Its image restored without the runtime's fd for its stdout pipe:
+	// the answer says how to give it, and nothing is left behind.
+	p.Kill()
+	p.Wait()
+	rt = startSwrk(t)
+	resp = rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_RESTORE.Enum(), Opts: &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(snap.Fd()))}})
+	if resp.GetSuccess() || resp.GetRestore().GetPid() != -1 || !strings.Contains(resp.GetCrErrmsg(), "fd 1 of pid "+strconv.Itoa(p.Pid)) || !strings.Contains(resp.GetCrErrmsg(), "inherit_fd") {
+		t.Errorf("RESTORE without the stdout pipe answered %v", resp)
+	}
+	rt.done()
+	if !crtest.Gone(p.Pid) {
+		t.Errorf("a failed restore left pid %d: %s", p.Pid, crtest.Describe(p.Pid))
+	}
 }
 
 // runc's pre-dump, then the dump against it in the same session, as
