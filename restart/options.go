@@ -65,6 +65,11 @@ type Options struct {
 	// BeforeRelease, if set, runs when every task is fully restored, just
 	// before they run; an error aborts the restart.
 	BeforeRelease func(pids []int) error
+	// Sibling makes the root process a child of the calling process's
+	// parent instead of the caller's own (CLONE_PARENT), as a container
+	// runtime has CRIU restore its container (rst_sibling): the parent
+	// waits for it, and Process.Wait cannot.
+	Sibling bool
 }
 
 // DefaultOptions returns the options of a plain restart: silent, no fd

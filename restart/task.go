@@ -83,12 +83,16 @@ type openFile struct {
 func createTask(pid int, s *restorer) (*task, error) {
 	var child int
 	var err error
+	spawnInit, spawn := stub.SpawnInit, stub.Spawn
+	if s.opts.Sibling {
+		spawnInit, spawn = stub.SpawnInitSibling, stub.SpawnSibling
+	}
 	if s.opts.PidNamespace {
-		child, err = stub.SpawnInit()
+		child, err = spawnInit()
 	} else {
 		err = s.whenPidFree(pid, func() error {
 			var err error
-			child, err = stub.Spawn(pid)
+			child, err = spawn(pid)
 			if errors.Is(err, stub.ErrPidInUse) {
 				return errPidInUse
 			}

@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 		// The test binary standing in for crsub, for tests that kill it.
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	if os.Getenv(asCriu) != "" {
+		// And for crsub run as criu.
+		os.Exit(runCriu(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	crtest.CloseInherited()
 	os.Exit(m.Run())
 }

@@ -51,11 +51,30 @@ type forkState struct {
 // that thread should seize the child. Choosing the pid needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace.
 func Spawn(pid int) (int, error) {
+	return spawnAt(pid, false)
+}
+
+// SpawnSibling is Spawn, but the child is the caller's sibling
+// (CLONE_PARENT): a child of the caller's parent, which is the one to wait
+// for it, as a container runtime waits for the container it had CRIU
+// restore. Its parent-death signal then follows the parent's thread that
+// started the caller, and a caller that dies before seizing it leaves it
+// paused for the parent to kill.
+func SpawnSibling(pid int) (int, error) {
+	return spawnAt(pid, true)
+}
+
+func spawnAt(pid int, sibling bool) (int, error) {
 	if pid < 0 || pid > 1<<22 {
 		return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
 	}
 	st := &forkState{all: ^uint64(0), parent: uintptr(os.Getpid())}
 	st.args.ExitSignal = uint64(unix.SIGCHLD)
+	if sibling {
+		// Its exit signal is then the caller's own (clone3 takes none).
+		st.args.Flags, st.args.ExitSignal = unix.CLONE_PARENT, 0
+		st.parent = uintptr(os.Getppid())
+	}
 	if pid != 0 {
 		st.tid = int32(pid)
 		st.args.SetTid = uint64(uintptr(unsafe.Pointer(&st.tid)))
@@ -78,9 +97,22 @@ func Spawn(pid int) (int, error) {
 // Like Spawn, it must be called on a locked OS thread, which seizes the
 // child.
 func SpawnInit() (int, error) {
+	return spawnInit(false)
+}
+
+// SpawnInitSibling is SpawnInit for a child of the caller's parent, as
+// SpawnSibling.
+func SpawnInitSibling() (int, error) {
+	return spawnInit(true)
+}
+
+func spawnInit(sibling bool) (int, error) {
 	st := &forkState{all: ^uint64(0)}
 	st.args.ExitSignal = uint64(unix.SIGCHLD)
 	st.args.Flags = unix.CLONE_NEWPID
+	if sibling {
+		st.args.Flags, st.args.ExitSignal = st.args.Flags|unix.CLONE_PARENT, 0
+	}
 	child, errno := spawn(st)
 	runtime.KeepAlive(st)
 	if errno != 0 {
