@@ -7,3 +7,5 @@ require (
 	github.com/spf13/pflag v1.1.0
 	golang.org/x/sys v0.49.0
 )
+
+require google.golang.org/protobuf v1.36.12

@@ -19,7 +19,6 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/files"
-	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
@@ -373,11 +372,6 @@ func (s *session) letRun(resolver interface{ resolve() error }) error {
 // tracee dies of SIGKILL without being let go, so nothing of the tree
 // runs past the state the image holds.
 func (s *session) killTree() error {
-	// Established connections are held still until their restore: their
-	// peers retransmit rather than meet a port without socket.
-	if err := netlock.Lock(s.files.TCPConns); err != nil {
-		s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
-	}
 	var err error
 	for _, p := range s.procs {
 		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {
@@ -879,6 +873,12 @@ func (s *session) collect() (*ckpt.Header, error) {
 			}
 		}
 	}
+	// Connections are held still from here until their restore (or the
+	// release): their peers retransmit rather than change the queues
+	// being read, or meet a port without socket.
+	if conns, err := files.LockConnections(s.files); err != nil {
+		s.log.Warn("TCP peers may see their connections change while dumped, or reset until the restart", "connections", len(conns), "err", err)
+	}
 	h := s.procs[0].state.header
 	return &h, nil
 }
@@ -1022,6 +1022,9 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 			return fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, what, err)
 		}
 		mem.memfds[m.Start] = ref
+	}
+	if err := s.packetRingsHeld(p); err != nil {
+		return err
 	}
 	if err := mem.dumpAll(ctx, cw, mmRef, st.maps); err != nil {
 		return fmt.Errorf("memory: %w", err)

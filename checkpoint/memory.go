@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -224,6 +225,10 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 		// this record, holds the pages of a shared mapping; a private one
 		// stores its own copies.
 		v.Pgoff = m.Offset
+	case m.Kind == procfs.KindOther && socketMapped(m) != 0:
+		// Whose socket is a packet socket the process holds, the
+		// checkpoint checked (packetRingHeld).
+		v.Kind, v.PacketSocket, v.Pgoff = ckpt.VMAPacketRing, socketMapped(m), m.Offset
 	case m.Kind == procfs.KindOther:
 		return nil, fmt.Errorf("mapping %#x-%#x (%s): unsupported special mapping", m.Start, m.End, m.Path)
 	case m.Kind == procfs.KindAIO:
@@ -237,6 +242,44 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 		}
 	}
 	return v, nil
+}
+
+// socketMapped is the inode of the socket m maps (a packet socket's
+// rings), 0 if m maps no socket.
+func socketMapped(m *procfs.Mapping) uint64 {
+	if l := procfs.ParseFdTarget(m.Path); l.Kind == procfs.FdSocket {
+		return l.Inode
+	}
+	return 0
+}
+
+// packetRingsHeld refuses a mapping of a socket that a restart could not
+// map again: the socket must be a packet socket the process holds an fd
+// on, and the first process of the image to hold one (the one that
+// restores it, the mapping following it).
+func (s *session) packetRingsHeld(p *proc) error {
+	for i := range p.state.maps {
+		m := &p.state.maps[i]
+		ino := socketMapped(m)
+		if ino == 0 {
+			continue
+		}
+		if fd := s.files.Sockets[ino]; fd == nil || fd.Socket == nil || fd.Socket.Family != unix.AF_PACKET {
+			return fmt.Errorf("mapping %#x-%#x (%s): not the rings of a packet socket the tree holds an fd on: unsupported", m.Start, m.End, m.Path)
+		}
+		for _, q := range s.procs {
+			if slices.ContainsFunc(q.fds, func(fd *files.Fd) bool { return fd.Link.Kind == procfs.FdSocket && fd.Link.Inode == ino }) {
+				if q != p {
+					return fmt.Errorf("mapping %#x-%#x (%s): the rings of a packet socket whose first fd is in process %d: unsupported (only the process that restores the socket maps them again)", m.Start, m.End, m.Path, q.pid)
+				}
+				break
+			}
+		}
+		if !slices.ContainsFunc(p.fds, func(fd *files.Fd) bool { return fd.Link.Kind == procfs.FdSocket && fd.Link.Inode == ino }) {
+			return fmt.Errorf("mapping %#x-%#x (%s): the rings of a packet socket the process holds no fd on: unsupported", m.Start, m.End, m.Path)
+		}
+	}
+	return nil
 }
 
 func identity(path string) (ckpt.FileIdentity, error) {
@@ -663,7 +706,9 @@ func (d *memoryDumper) candidates(m *procfs.Mapping) error {
 	d.runs, d.guards = d.runs[:0], d.guards[:0]
 	npages := (m.End - m.Start) / d.pageSize
 	d.closeShmem()
-	if d.droppable(m) {
+	if d.droppable(m) || socketMapped(m) != 0 {
+		// A socket's rings are the socket's: the frames in them are
+		// not kept.
 		return nil
 	}
 	if m.Shared && m.Kind == procfs.KindAnon {

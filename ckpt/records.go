@@ -379,6 +379,8 @@ const (
 	// the head where they were, and moves it here. Requests still in
 	// flight are not kept.
 	VMAAio = "aio"
+	// VMAPacketRing maps the rings of a packet socket (VMA.PacketSocket).
+	VMAPacketRing = "packet_ring"
 )
 
 // VMA is one memory area (record TypeVMA, depends on the mm; a file mapping
@@ -396,6 +398,11 @@ type VMA struct {
 	MadvFlags []string      `json:"madv,omitempty"` // madvise/mlock state: the Madv… names
 	// Memfd is the memfd object this VMA maps (also a dependency).
 	Memfd Objref `json:"memfd,omitempty"`
+	// PacketSocket is, for a mapping of a packet socket's rings, the
+	// socket's inode (the File.Identity.Inode of a file record of the
+	// same process, which comes after): no pages are stored, the rings
+	// are mapped again once the socket is restored.
+	PacketSocket uint64 `json:"packet_socket,omitempty"`
 	// Shmem identifies the shared memory object behind a shared anonymous
 	// mapping (its inode at checkpoint time): every VMA with the same value,
 	// in any process, maps one object. Its contents are stored once, with
@@ -497,6 +504,7 @@ const (
 	FileUDP        = "udp"
 	FileRawIP      = "raw"
 	FileNetlink    = "netlink"
+	FilePacket     = "packet"      // an AF_PACKET socket
 	FileUnixSocket = "unix-socket" // one end of a pair held in the image
 	FileUnixListen = "unix-listen"
 	FileUnixBound  = "unix-bound" // bound, unbound or disconnected, without a peer
@@ -674,8 +682,11 @@ type Socket struct {
 	PairEnd int `json:"pair_end,omitempty"`
 	// Groups are a netlink socket's multicast groups, by number.
 	Groups []uint32 `json:"groups,omitempty"`
-	// Shutdown is a unix socket without a peer's sk_shutdown (1: reading
-	// shut down, 2: writing), and Queued what was queued for it: the bytes
+	// Packet is a packet socket's state besides its options.
+	Packet *PacketState `json:"packet,omitempty"`
+	// Shutdown is a unix socket without a peer's, or a TCP socket never
+	// connected's, sk_shutdown (1: reading shut down, 2: writing), and
+	// Queued what was queued for it: the bytes
 	// (the file record's payload) and, for datagram and seqpacket sockets,
 	// the length of each message.
 	Shutdown int   `json:"shutdown,omitempty"`
@@ -946,6 +957,52 @@ type FileLock struct {
 	// being broken to, "read" or "unlock". Write is then the type it had
 	// before, as its description's access mode says.
 	BreakTo string `json:"break_to,omitempty"`
+}
+
+// PacketState is what a packet socket (AF_PACKET; Socket.Protocol is the
+// protocol it receives as socket(2) takes it: ETH_P_* in network byte
+// order) has besides its socket
+// options: its interface, its SOL_PACKET options, memberships, fanout
+// group and rings. Frames queued or in its rings are not kept.
+type PacketState struct {
+	Ifindex    int  `json:"ifindex,omitempty"` // the interface it is bound to, 0 for all
+	Version    int  `json:"version,omitempty"` // PACKET_VERSION: TPACKET_V1…
+	Reserve    int  `json:"reserve,omitempty"`
+	Timestamp  int  `json:"timestamp,omitempty"` // PACKET_TIMESTAMP
+	CopyThresh int  `json:"copy_thresh,omitempty"`
+	Auxdata    bool `json:"auxdata,omitempty"`
+	Origdev    bool `json:"origdev,omitempty"`
+	VnetHdr    bool `json:"vnet_hdr,omitempty"`
+	Loss       bool `json:"loss,omitempty"`
+	// Memberships are its PACKET_ADD_MEMBERSHIP requests, each added
+	// Count times.
+	Memberships []PacketMembership `json:"memberships,omitempty"`
+	// Fanout is PACKET_FANOUT's value (group id | type and flags << 16),
+	// nil outside a group.
+	Fanout *uint32 `json:"fanout,omitempty"`
+	// RxRing and TxRing are its rings' geometry (struct tpacket_req3).
+	RxRing *PacketRing `json:"rx_ring,omitempty"`
+	TxRing *PacketRing `json:"tx_ring,omitempty"`
+}
+
+// PacketMembership is one of a packet socket's memberships
+// (struct packet_mreq).
+type PacketMembership struct {
+	Ifindex int    `json:"ifindex"`
+	Type    int    `json:"type"` // PACKET_MR_MULTICAST, PACKET_MR_PROMISC…
+	Addr    []byte `json:"addr,omitempty"`
+	Count   int    `json:"count"`
+}
+
+// PacketRing is a packet socket ring's geometry (struct tpacket_req3).
+type PacketRing struct {
+	BlockSize  uint32 `json:"block_size"`
+	BlockNr    uint32 `json:"block_nr"`
+	FrameSize  uint32 `json:"frame_size"`
+	FrameNr    uint32 `json:"frame_nr"`
+	RetireTmo  uint32 `json:"retire_tmo,omitempty"`
+	SizeofPriv uint32 `json:"sizeof_priv,omitempty"`
+	Features   uint32 `json:"features,omitempty"`
 }
 
 // TCPState is what TCP_REPAIR reads of an established connection: sequence

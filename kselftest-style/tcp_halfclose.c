@@ -5,7 +5,8 @@
  * (FIN_WAIT2), then waits for the answer; the server accepted and read
  * nothing (CLOSE_WAIT, "hello" and the FIN queued). After restart the
  * server reads "hello", then the end of the stream, answers and closes;
- * the child must get the answer, then the end of the stream.
+ * the child must get the answer, then the end of the stream. The restored
+ * server socket sends segments of loopback's size.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -25,6 +26,16 @@ static int state(int fd)
 	return ti.tcpi_state;
 }
 
+static int mss(int fd)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, &len))
+		return -1;
+	return v;
+}
+
 int main(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -36,7 +47,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(4);
+	ksft_set_plan(5);
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1) ||
 	    getsockname(l, (struct sockaddr *)&sa, &len))
@@ -66,6 +77,8 @@ int main(void)
 	cr_wait_sigterm();
 
 	ksft_test_result(state(c) == TCP_CLOSE_WAIT, "server socket still CLOSE_WAIT (state %d)", state(c));
+	/* Loopback's MSS is 65483: not the 524 of a segment size never set. */
+	ksft_test_result(mss(c) > 8192, "segments of loopback's size (TCP_MAXSEG %d)", mss(c));
 	got = 0;
 	while ((n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0)
 		got += n;

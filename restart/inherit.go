@@ -42,7 +42,7 @@ func (iv *inheritedVMA) isFilled(idx uint64) bool { return iv.filled[idx/64]&(1<
 // copy-on-write pages). Shared memory is mapped again from its object, a
 // memfd or System V segment through its file.
 func inheritable(v *ckpt.VMA) bool {
-	return v.Flags&unix.MAP_SHARED == 0 && v.Shmem == 0 && v.Memfd == 0 && !isVdsoKind(v.Kind) && v.Kind != ckpt.VMAVsyscall
+	return v.Flags&unix.MAP_SHARED == 0 && v.Shmem == 0 && v.Memfd == 0 && v.PacketSocket == 0 && !isVdsoKind(v.Kind) && v.Kind != ckpt.VMAVsyscall
 }
 
 // keepFromParent picks, among the areas of the child's layout, those its

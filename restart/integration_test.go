@@ -45,8 +45,8 @@ static void on_usr1(int sig) {
 int main(int argc, char **argv) {
 	const char *mode = argv[1];
 	signal(SIGUSR1, on_usr1);
-	if (!strcmp(mode, "packet")) {
-		if (socket(AF_PACKET, SOCK_DGRAM, 0) < 0) return 1; /* not supported by crsub */
+	if (!strcmp(mode, "xdp")) {
+		if (socket(AF_XDP, SOCK_RAW, 0) < 0) return 1; /* not supported by crsub */
 	} else if (!strcmp(mode, "mapfile")) {
 		int fd = open("data", O_RDWR | O_CREAT, 0600);
 		ftruncate(fd, 8192);
@@ -84,13 +84,13 @@ func checkpointToMemory(t *testing.T, p *os.Process) *bytes.Buffer {
 func TestCheckpointFailureLeavesTargetRunning(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
-	p := crtest.Start(t, dir, crtest.Build(t, subject), "packet")
+	p := crtest.Start(t, dir, crtest.Build(t, subject), "xdp")
 	var img bytes.Buffer
 	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, &img, checkpoint.DefaultOptions())
 	var fdErr *checkpoint.FdError
 	var unsupported *checkpoint.UnsupportedError
 	if !errors.As(err, &fdErr) || !errors.As(err, &unsupported) || fdErr.Pid != p.Pid || fdErr.Fd != 3 || !strings.HasPrefix(unsupported.What, "socket:[") {
-		t.Fatalf("checkpoint with a packet socket: %v; want fd 3's socket refused as unsupported", err)
+		t.Fatalf("checkpoint with an AF_XDP socket: %v; want fd 3's socket refused as unsupported", err)
 	}
 	if got := crtest.Status(p.Pid, "TracerPid"); got != "0" {
 		t.Errorf("after the failed checkpoint TracerPid is %q, want 0", got)

@@ -220,6 +220,11 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		}
 		return t.fillFromParent(v)
 	}
+	if v.PacketSocket != 0 {
+		// Mapped on the socket when its file record, which follows, is
+		// restored.
+		return files.ReservePacketRing(t.s.files, t, v)
+	}
 	sharedFile := v.File != nil && v.Flags&unix.MAP_SHARED != 0
 	prot := uint64(v.Prot)
 	if !sharedFile {

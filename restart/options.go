@@ -30,6 +30,11 @@ type Options struct {
 	// relative parent path is resolved.
 	Parent   string
 	ImageDir string
+	// TCPClose restores every TCP connection of the image closed, as
+	// CRIU's --tcp-close: the process finds it ended (reads see its end,
+	// writes fail with EPIPE), its unread data gone; its peer's packets
+	// are no longer held, and meet a reset.
+	TCPClose bool
 	// PidNamespace restores the tree into a new pid namespace: the root
 	// is pid 1 there, the others keep their pids (or the ones they had in
 	// their own namespace, if they were checkpointed inside one). Their
@@ -70,6 +75,11 @@ type Options struct {
 	// BeforeRelease, if set, runs when every task is fully restored, just
 	// before they run; an error aborts the restart.
 	BeforeRelease func(pids []int) error
+	// Sibling makes the root process a child of the calling process's
+	// parent instead of the caller's own (CLONE_PARENT), as a container
+	// runtime has CRIU restore its container (rst_sibling): the parent
+	// waits for it, and Process.Wait cannot.
+	Sibling bool
 }
 
 // DefaultOptions returns the options of a plain restart: silent, no fd

@@ -110,6 +110,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.files.InTree = func(pid int) bool { return s.treeProcess(pid) != nil }
 	s.files.InnerPid = s.innerPid
 	s.files.HostPid = s.hostPid
+	s.files.TCPClose = opts.TCPClose
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -92,6 +92,9 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	if s.opts.PidNamespace && !s.recordsPidNamespaces() {
 		tids = nil // the legacy new namespace: pid 1, any pid in crsub's
 	}
+	if s.opts.Sibling {
+		flags |= unix.CLONE_PARENT
+	}
 	create := func() error {
 		var err error
 		child, err = stub.SpawnIn(flags, tids)

@@ -80,6 +80,13 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 	}
 	p.Wait()
 	pids := []int{p.Pid, child}
+	t.Cleanup(func() {
+		// Whatever a failed check left: the restored tree is no child of
+		// the test's, so the subject's own cleanup does not reach it.
+		for _, pid := range pids {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	})
 	gone := func() bool {
 		for _, pid := range pids {
 			if !crtest.Gone(pid) {

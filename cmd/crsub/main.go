@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -38,6 +39,7 @@ func commands() map[string]command {
 		{"show", "print what an image holds (a readelf for images)", runShow},
 		{"filter", "drop or replace fds in an image, and what only they used", runFilter},
 		{"version", "print crsub's version", runVersion},
+		{"swrk", "serve a container runtime's CRIU requests on socket FD (what runc, crun and podman run as criu swrk FD)", runSwrk},
 	}
 	m := map[string]command{}
 	for _, c := range list {
@@ -61,6 +63,11 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Run through a link named criu, crsub answers CRIU's command line,
+	// where runtimes and users look for CRIU.
+	if filepath.Base(os.Args[0]) == "criu" {
+		os.Exit(runCriu(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

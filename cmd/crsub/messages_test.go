@@ -19,12 +19,16 @@ func TestMain(m *testing.M) {
 		// The test binary standing in for crsub, for tests that kill it.
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	if os.Getenv(asCriu) != "" {
+		// And for crsub run as criu.
+		os.Exit(runCriu(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	crtest.CloseInherited()
 	os.Exit(m.Run())
 }
 
-// messageSubject holds fd 5 on the file "data", fd 3 on a packet socket
-// with "packet", and waits.
+// messageSubject holds fd 5 on the file "data", fd 3 on an AF_XDP socket
+// (a kind crsub does not support) with "xdp", and waits.
 const messageSubject = `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
@@ -34,7 +38,7 @@ int main(int argc, char **argv) {
 	int fd = open("data", O_RDWR | O_CREAT, 0600);
 	dup2(fd, 5);
 	close(fd);
-	if (argc > 1 && !strcmp(argv[1], "packet") && socket(AF_PACKET, SOCK_DGRAM, 0) != 3) return 1;
+	if (argc > 1 && !strcmp(argv[1], "xdp") && socket(AF_XDP, SOCK_RAW, 0) != 3) return 1;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }
@@ -86,11 +90,11 @@ func TestMessages(t *testing.T) {
 	}{
 		{"checkpoint: an fd of an unsupported kind", func(t *testing.T) (int, string, string, int) {
 			sub := t.TempDir()
-			p := crtest.Start(t, sub, bin, "packet")
+			p := crtest.Start(t, sub, bin, "xdp")
 			crtest.WaitBlocked(t, p.Pid)
 			code, msg := crsub("checkpoint", "--pid", strconv.Itoa(p.Pid), "-o", filepath.Join(sub, "img"))
 			return code, msg, sub, p.Pid
-		}, exitFailure, "crsub checkpoint: pid PID: fd 3: socket:[INODE], family 17, type 2: this kind of file is not supported yet"},
+		}, exitFailure, "crsub checkpoint: pid PID: fd 3: socket:[INODE], family 44, type 3: this kind of file is not supported yet"},
 		{"checkpoint: no such process", func(t *testing.T) (int, string, string, int) {
 			code, msg := crsub("checkpoint", "--pid", "4194304", "-o", filepath.Join(dir, "img"))
 			return code, msg, dir, 0

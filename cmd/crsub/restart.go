@@ -32,6 +32,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
 	cgroups := fs.String("cgroups", restart.CgroupsCreate.String(), "what becomes of the cgroups the image records (the tasks' own and the ones below them): `MODE` create (tasks join them; missing ones are made with their owner, mode and settings), ignore (tasks stay in crsub's cgroups), join (they must exist; none is changed), settings (join, and give them their owner, mode and settings), full (create, and existing ones get their settings too), strict (full, but one that exists already is an error)")
 	cgroupRoots := fs.StringArray("cgroup-root", nil, "put the recorded cgroups of a hierarchy under `[HIERARCHY:]/PATH`: each cgroup the image records as a root (the tasks' own, or the checkpoint's --cgroup-root) becomes PATH, with what is below it; HIERARCHY as for checkpoint --cgroup-root, none for every hierarchy not named (repeatable)")
+	tcpClose := fs.Bool("tcp-close", false, "restore the image's TCP connections closed: reads see their end, writes fail; their peers are let go")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -54,6 +55,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	}
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	opts.TCPClose = *tcpClose
 	opts.PidWait = *pidWait
 	opts.Parent = *parent
 	if *input != "-" {

@@ -16,13 +16,22 @@ import (
 )
 
 // Hierarchies reaches the cgroup hierarchies tasks are moved in. Each is
-// mounted once, on a temporary directory, when first needed (it need not
-// be mounted anywhere else, and a mount of the same controllers is the
-// same hierarchy); Close unmounts them. The cgroups it creates are kept
-// in a list, so that RemoveCreated can take them away again.
+// mounted once when first needed (it need not be mounted anywhere else,
+// and a mount of the same controllers is the same hierarchy), as a mount
+// attached nowhere (fsmount) and reached through its fd: nothing is left
+// mounted if crsub dies, since the mount goes with the fd. Close closes
+// them. The cgroups it creates are kept in a list, so that RemoveCreated
+// can take them away again.
 type Hierarchies struct {
-	mounts  map[string]string // by controllers ("" for the unified hierarchy)
-	created []string          // cgroup directories made, parents first
+	mounts  map[string]mounted // by controllers ("" for the unified hierarchy)
+	created []string           // cgroup directories made, parents first
+}
+
+// mounted is a hierarchy's detached mount: its fd, and the path that
+// reaches it (/proc/self/fd/N).
+type mounted struct {
+	fd  int
+	dir string
 }
 
 // Move puts thread tid (a whole process with its threads unless thread)
@@ -95,33 +104,64 @@ func (h *Hierarchies) Prepare(controllers string) error {
 	return err
 }
 
-// mount gives the mount point of the hierarchy named by controllers,
+// mount gives the directory of the hierarchy named by controllers,
 // mounting it the first time.
 func (h *Hierarchies) mount(controllers string) (string, error) {
-	if dir, ok := h.mounts[controllers]; ok {
-		return dir, nil
+	if m, ok := h.mounts[controllers]; ok {
+		return m.dir, nil
 	}
-	dir, err := os.MkdirTemp("", "crsub-cgroup-")
+	fd, err := mountHierarchy(controllers)
 	if err != nil {
-		return "", err
-	}
-	fstype, opts := "cgroup2", ""
-	if controllers != "" {
-		fstype, opts = "cgroup", controllers
-		if !hasController(controllers) {
-			// A named hierarchy without controllers: "none" says so.
-			opts = "none," + controllers
-		}
-	}
-	if err := unix.Mount("cgroup", dir, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
-		_ = os.Remove(dir)
-		return "", fmt.Errorf("mounting the cgroup hierarchy %q: %w", controllers, os.NewSyscallError("mount", err))
+		return "", fmt.Errorf("mounting the cgroup hierarchy %q: %w", controllers, err)
 	}
 	if h.mounts == nil {
-		h.mounts = map[string]string{}
+		h.mounts = map[string]mounted{}
 	}
-	h.mounts[controllers] = dir
-	return dir, nil
+	m := mounted{fd: fd, dir: "/proc/self/fd/" + strconv.Itoa(fd)}
+	h.mounts[controllers] = m
+	return m.dir, nil
+}
+
+// mountHierarchy makes a detached mount of the hierarchy named by
+// controllers (cgroup2 for ""; v1 options as mount(8) would take them)
+// and returns its fd.
+func mountHierarchy(controllers string) (int, error) {
+	fstype := "cgroup2"
+	if controllers != "" {
+		fstype = "cgroup"
+	}
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsopen", err)
+	}
+	defer unix.Close(fsfd)
+	if controllers != "" && !hasController(controllers) {
+		// A named hierarchy without controllers: "none" says so.
+		if err := unix.FsconfigSetFlag(fsfd, "none"); err != nil {
+			return -1, os.NewSyscallError("fsconfig none", err)
+		}
+	}
+	for _, opt := range strings.Split(controllers, ",") {
+		if opt == "" {
+			continue
+		}
+		if name, ok := strings.CutPrefix(opt, "name="); ok {
+			err = unix.FsconfigSetString(fsfd, "name", name)
+		} else {
+			err = unix.FsconfigSetFlag(fsfd, opt)
+		}
+		if err != nil {
+			return -1, os.NewSyscallError("fsconfig "+opt, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, os.NewSyscallError("fsconfig create", err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsmount", err)
+	}
+	return fd, nil
 }
 
 // hasCpuset says whether a v1 hierarchy has the cpuset controller.
@@ -169,15 +209,13 @@ func (h *Hierarchies) RemoveCreated() error {
 	return errors.Join(errs...)
 }
 
-// Close unmounts the hierarchies Move mounted.
+// Close lets go of the hierarchies' mounts.
 func (h *Hierarchies) Close() error {
 	var errs []error
-	for _, dir := range h.mounts {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, os.NewSyscallError("umount", err)))
-			continue
+	for controllers, m := range h.mounts {
+		if err := unix.Close(m.fd); err != nil {
+			errs = append(errs, fmt.Errorf("closing the cgroup hierarchy %q: %w", controllers, os.NewSyscallError("close", err)))
 		}
-		_ = os.Remove(dir)
 	}
 	h.mounts = nil
 	return errors.Join(errs...)

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -92,9 +91,6 @@ type DumpContext struct {
 	// calls each before letting them go. (When they are killed instead,
 	// closing the fd copies is all that is left to do.)
 	OnRelease []func()
-	// TCPConns are the established connections dumped: the driver holds
-	// them still (netlock) between the original's end and the restore.
-	TCPConns []netlock.Conn
 	// Dumped lists the fds whose file records are written, with their
 	// objrefs: what records written after the fd table refer to.
 	Dumped []Dumped
@@ -208,6 +204,8 @@ type RestoreContext struct {
 	// /proc): itself, unless the tree was restored in a new pid
 	// namespace. Valid once every task exists (RestoreContext.Later).
 	HostPid func(pid int) int
+	// TCPClose restores TCP connections closed (restart.Options.TCPClose).
+	TCPClose bool
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
@@ -234,6 +232,9 @@ type RestoreContext struct {
 	// driver calls each once, with the fd of the file in the first task
 	// that holds it.
 	Settle map[ckpt.Objref]func(t Target, fd int) error
+	// packetRings are the mappings of packet sockets' rings waiting for
+	// their socket (ReservePacketRing).
+	packetRings []pendingRing
 	// names are the unix sockets restored bound to a name, by name: the
 	// senders of the datagrams queued for others.
 	names map[string]namedSocket
@@ -373,6 +374,7 @@ var Kinds = []*Kind{
 	inotifyKind,
 	fanotifyKind,
 	netlinkKind,
+	packetKind,
 	pidfdKind,
 	namespaceKind,
 	otherSocketKind,

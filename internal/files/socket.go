@@ -28,9 +28,10 @@ type SocketInfo struct {
 	// its backlog (0 where the kernel does not say).
 	AcceptQueue, Backlog int
 	// For a TCP socket that does not listen: its TCP state (tcpClose…),
-	// and whether it ever sent or received a segment.
+	// and the peer it is connecting or connected to, or was until the
+	// connection closed ("" if none).
 	TCPState int
-	TCPUsed  bool
+	TCPPeer  string
 }
 
 // ExamineSocket fills fd.Socket from the copy of a socket fd.
@@ -57,7 +58,7 @@ func ExamineSocket(fd *Fd) error {
 		if err != nil {
 			return fmt.Errorf("socket:[%d]: TCP_INFO: %w", fd.Link.Inode, err)
 		}
-		info.TCPState, info.TCPUsed = int(ti.State), ti.Segs_in+ti.Segs_out > 0
+		info.TCPState, info.TCPPeer = int(ti.State), peerName(s, info.Family)
 	}
 	if info.Listening {
 		switch {
@@ -523,6 +524,50 @@ func bindFreely(t Target, fd int, raw []byte) error {
 // listenBacklog is used for restored listeners whose backlog the image
 // does not have; the kernel caps it at somaxconn anyway.
 const listenBacklog = 4096
+
+// peerName is the address an inet socket of family is connected to, as
+// host:port, or "" if none. SO_PEERNAME answers where getpeername does
+// not: for a TCP connection still in SYN_SENT, or one that closed. (It
+// wants room for no more than the family's address.)
+func peerName(s, family int) string {
+	size := unix.SizeofSockaddrInet4
+	if family == unix.AF_INET6 {
+		size = unix.SizeofSockaddrInet6
+	}
+	b := make([]byte, size)
+	n, err := getsockoptBytes(s, unix.SOL_SOCKET, unix.SO_PEERNAME, b)
+	if err != nil {
+		return ""
+	}
+	return rawSockaddrString(b[:n])
+}
+
+// rawSockaddrString decodes struct sockaddr_in or sockaddr_in6 as
+// host:port, "" for anything else or port 0.
+func rawSockaddrString(b []byte) string {
+	if len(b) < 2 {
+		return ""
+	}
+	var ap netip.AddrPort
+	switch binary.LittleEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) < unix.SizeofSockaddrInet4 {
+			return ""
+		}
+		ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), binary.BigEndian.Uint16(b[2:]))
+	case unix.AF_INET6:
+		if len(b) < unix.SizeofSockaddrInet6 {
+			return ""
+		}
+		ap = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), binary.BigEndian.Uint16(b[2:]))
+	default:
+		return ""
+	}
+	if ap.Port() == 0 {
+		return ""
+	}
+	return ap.String()
+}
 
 func sockaddrString(sa unix.Sockaddr) string {
 	switch a := sa.(type) {

@@ -2,6 +2,7 @@ package files
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,7 +15,7 @@ import (
 	"github.com/crsub/crsub/internal/netlock"
 )
 
-// Established and half-closed TCP connections, IPv4 and IPv6, with the peer inside or
+// Connecting, established, half-closed and closed TCP connections, IPv4 and IPv6, with the peer inside or
 // outside the checkpoint, are dumped and rebuilt with TCP_REPAIR: sequence
 // numbers, both queues, window, MSS, window scaling, SACK and timestamps.
 // The copy crsub holds keeps the socket in repair mode until it is closed,
@@ -30,6 +31,14 @@ var tcpEstablishedKind = &Kind{
 	Restore: restoreTCP,
 }
 
+// The states a connection's record (ckpt.Socket.State) tells apart;
+// half-closed ones are established, with TCPState's FIN flags.
+const (
+	tcpStateEstablished = "established"
+	tcpStateSynSent     = "syn-sent"
+	tcpStateClosed      = "closed"
+)
+
 const (
 	tcpRepair         = 19
 	tcpRepairQueue    = 20
@@ -37,10 +46,12 @@ const (
 	tcpRepairOptions  = 22
 	tcpRepairWindow   = 29
 	tcpTimestamp      = 24
+	tcpNoQueue        = 0
 	tcpRecvQueue      = 1
 	tcpSendQueue      = 2
 	tcpRepairOffNoWP  = -1
 	tcpEstablished    = 1
+	tcpSynSent        = 2
 	tcpFinWait1       = 4
 	tcpFinWait2       = 5
 	tcpCloseWait      = 8
@@ -48,6 +59,7 @@ const (
 	tcpClosing        = 11
 	tcpClose          = 7
 	siocOutQNSD       = 0x894B
+	maxUserMSS        = 32767 // MAX_TCP_WINDOW: the largest TCP_MAXSEG
 	tcpiOptTimestamps = 1
 	tcpiOptSack       = 2
 	tcpiOptWscale     = 4
@@ -61,23 +73,33 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		return 0, fmt.Errorf("%s: TCP_INFO: %w", what, err)
 	}
 	var peerFin, localFin bool
+	state := tcpStateEstablished
 	switch info.State {
 	case tcpEstablished:
+	case tcpSynSent:
+		state = tcpStateSynSent
 	case tcpCloseWait:
 		peerFin = true
 	case tcpFinWait1, tcpFinWait2:
 		localFin = true
 	case tcpLastAck, tcpClosing:
 		peerFin, localFin = true, true
+	case tcpClose:
+		// Closed after a connection: both FINs went and were
+		// acknowledged, or a reset ended it (then, as CRIU, it comes
+		// back as if closed by FINs: what was received stays to read,
+		// what was to send is gone either way).
+		state, peerFin, localFin = tcpStateClosed, true, true
 	default:
-		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (established, half-closed and listening sockets are supported)", what, info.State)}
+		return 0, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("%s in TCP state %d (connecting, established, half-closed, closed and listening sockets are supported)", what, info.State)}
 	}
-	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: "established", Options: map[string]int{}}
+	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: unix.SOCK_STREAM, Protocol: fd.Socket.Protocol, State: state, Options: map[string]int{}}
 	if sa, err := unix.Getsockname(s); err == nil {
 		sock.Local = sockaddrString(sa)
 	}
-	if sa, err := unix.Getpeername(s); err == nil {
-		sock.Peer = sockaddrString(sa)
+	sock.Peer = fd.Socket.TCPPeer
+	if sock.Local == "" || sock.Peer == "" {
+		return 0, fmt.Errorf("%s in TCP state %d: no local or peer address", what, info.State)
 	}
 	readSocketOptions(s, sock)
 	reuse, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR)
@@ -108,7 +130,11 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if st.Unsent, err = unix.IoctlGetInt(s, siocOutQNSD); err != nil {
 		return 0, fmt.Errorf("%s: SIOCOUTQNSD: %w", what, err)
 	}
-	if localFin {
+	switch {
+	case state == tcpStateClosed:
+		// What a reset left unsent nobody reads.
+		st.LocalFin, st.OutQ, st.Unsent = true, 0, 0
+	case localFin:
 		// The FIN takes the last sequence number queued: out of the
 		// queue sizes while it is unacknowledged (or unsent).
 		st.LocalFin = true
@@ -176,11 +202,6 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		st.Window[4] = st.RecvSeq
 	}
 	sock.TCP = st
-	if local, err1 := netip.ParseAddrPort(sock.Local); err1 == nil {
-		if peer, err2 := netip.ParseAddrPort(sock.Peer); err2 == nil {
-			c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
-		}
-	}
 	f := ckpt.File{Kind: ckpt.FileTCP, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFileWithPayload(fd, ref, nil, &f, int64(st.InQ+st.OutQ), func(w io.Writer) error {
@@ -193,10 +214,63 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	})
 }
 
+// LockConnections holds still every TCP connection of the checkpointed
+// processes (netlock) from before their queues are read until their
+// restore: an ACK from a peer that runs on would free part of a send queue
+// being read, and a segment arriving once the original is gone would be
+// answered with a reset. If the processes run on instead, the lock goes
+// (OnRelease). It returns the connections it locked, or failed to.
+func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
+	var conns []netlock.Conn
+	for _, fd := range c.Sockets {
+		s := fd.Socket
+		if s == nil || (s.Family != unix.AF_INET && s.Family != unix.AF_INET6) || s.Type != unix.SOCK_STREAM || s.Listening {
+			continue
+		}
+		switch s.TCPState {
+		case tcpEstablished, tcpSynSent, tcpFinWait1, tcpFinWait2, tcpCloseWait, tcpLastAck, tcpClosing:
+		default:
+			continue
+		}
+		if c.Inflight[fd.Link.Inode] != nil {
+			continue // connected anew at restart (inflightKind)
+		}
+		if conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer); ok {
+			conns = append(conns, conn)
+		}
+	}
+	if len(conns) == 0 {
+		return nil, nil
+	}
+	if err := netlock.Lock(conns); err != nil {
+		return conns, err
+	}
+	c.OnRelease = append(c.OnRelease, func() {
+		if err := netlock.Unlock(conns); err != nil {
+			c.Log.Warn("TCP connections stay locked", "connections", len(conns), "err", err)
+		}
+	})
+	return conns, nil
+}
+
+// tcpConn returns the addresses of TCP socket s connected to peer.
+func tcpConn(s int, peer string) (netlock.Conn, bool) {
+	la, err := unix.Getsockname(s)
+	if err != nil {
+		return netlock.Conn{}, false
+	}
+	lap, err1 := netip.ParseAddrPort(sockaddrString(la))
+	pap, err2 := netip.ParseAddrPort(peer)
+	return netlock.Conn{Local: lap, Peer: pap}, err1 == nil && err2 == nil
+}
+
 func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	s := f.Socket
 	if s == nil || s.TCP == nil {
 		return -1, fmt.Errorf("tcp socket without its repair state")
+	}
+	if c.TCPClose {
+		return restoreShut(t, s, f.Flags)
 	}
 	st := s.TCP
 	if int64(st.InQ+st.OutQ) != rec.PayloadLen || st.Unsent > st.OutQ || st.InQ < 0 || st.Unsent < 0 {
@@ -220,9 +294,14 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepair, 1); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR: %w", err))
 	}
-	// Each queue starts where its stored data starts.
+	// Each queue starts where its stored data starts; a connection still
+	// sending its SYN starts a sequence number before, where the SYN is.
+	sendStart := st.SendSeq - uint32(st.OutQ)
+	if s.State == tcpStateSynSent {
+		sendStart--
+	}
 	for _, q := range []struct{ which, seq int }{
-		{tcpSendQueue, int(st.SendSeq - uint32(st.OutQ))},
+		{tcpSendQueue, int(sendStart)},
 		{tcpRecvQueue, int(st.RecvSeq - uint32(st.InQ))},
 	} {
 		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepairQueue, q.which); err != nil {
@@ -232,21 +311,32 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 			return fail(fmt.Errorf("TCP_QUEUE_SEQ: %w", err))
 		}
 	}
-	for _, step := range []struct {
-		nr   int
-		addr string
-		what string
-	}{{unix.SYS_BIND, s.Local, "bind"}, {unix.SYS_CONNECT, s.Peer, "connect"}} {
-		raw, err := rawSockaddr(s.Family, step.addr)
-		if err != nil {
+	if err := sockaddrCall(t, unix.SYS_BIND, fd, s.Family, s.Local); err != nil {
+		return fail(err)
+	}
+	if s.State == tcpStateSynSent {
+		if err := connectAgain(c, t, fd, rec.Objref, s, f.Flags); err != nil {
 			return fail(err)
 		}
-		addr, err := t.Scratch(raw)
-		if err != nil {
-			return fail(err)
+		return fd, nil
+	}
+	// The segment size: connect sizes segments from the MSS clamp, which
+	// TCP_REPAIR_OPTIONS sets only after it (and nothing sizes them again):
+	// a user MSS set for the time of the connect gives it first (as large
+	// as the kernel takes one: loopback's 65495 is more). Without it, a
+	// connection sends segments of the default 536 bytes less options,
+	// whatever its peer takes.
+	if st.MSS > 0 {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, min(st.MSS, maxUserMSS)); err != nil {
+			return fail(fmt.Errorf("TCP_MAXSEG=%d: %w", min(st.MSS, maxUserMSS), err))
 		}
-		if _, err := t.Syscall(step.nr, uint64(fd), addr, uint64(len(raw))); err != nil {
-			return fail(fmt.Errorf("%s %s: %w", step.what, step.addr, err))
+	}
+	if err := sockaddrCall(t, unix.SYS_CONNECT, fd, s.Family, s.Peer); err != nil {
+		return fail(err)
+	}
+	if st.MSS > 0 {
+		if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, 0); err != nil {
+			return fail(fmt.Errorf("TCP_MAXSEG=0: %w", err))
 		}
 	}
 	// Options the connection negotiated: struct tcp_repair_opt pairs.
@@ -298,6 +388,16 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	defer local.Close()
 	ls := int(local.Fd())
 	sent := sendQ[:st.OutQ-st.Unsent]
+	// The send queue goes back whole, in repair mode or not, whatever the
+	// peer's window: a send buffer of the original's size may not hold it
+	// as written now (the original filled it up to the last byte its
+	// accounting allowed), and a write waiting for room would wait for
+	// the peer. The image's size comes back once the queue is in.
+	if st.OutQ > 0 {
+		if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, st.OutQ+1<<20); err != nil {
+			return fail(fmt.Errorf("SO_SNDBUFFORCE: %w", os.NewSyscallError("setsockopt", err)))
+		}
+	}
 	for _, q := range []struct {
 		which int
 		data  []byte
@@ -321,6 +421,11 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := unix.SetsockoptString(ls, unix.IPPROTO_TCP, tcpRepairWindow, string(win)); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", os.NewSyscallError("setsockopt", err)))
 	}
+	if s.State == tcpStateClosed {
+		if err := closeRepaired(ls, s, st); err != nil {
+			return fail(err)
+		}
+	}
 	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
 		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
@@ -336,16 +441,21 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if s.Options["SO_REUSEADDR"] == 0 {
 		c.settle(rec.Objref, clearReuseAddr)
 	}
-	// The connection lives again: its peer's packets may come in.
-	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
-		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
-			if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
-				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
-			}
+	if s.State == tcpStateClosed {
+		// Nothing more comes or goes, nothing was locked.
+		if err := setNonblock(t, fd, f.Flags); err != nil {
+			return fail(err)
 		}
+		return fd, nil
 	}
+	unlockConn(t, s)
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
 		return fail(fmt.Errorf("sending the unsent queue: %w", err))
+	}
+	if st.OutQ > 0 {
+		if err := restoreSendBuffer(ls, s); err != nil {
+			return fail(err)
+		}
 	}
 	// Half-closed: the FINs after the data, the peer's first.
 	if st.PeerFin {
@@ -362,6 +472,136 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		return fail(err)
 	}
 	return fd, nil
+}
+
+// restoreSendBuffer gives a restored connection whose send queue was
+// refilled the image's send buffer size and buffer locks again (a size
+// set locks it; the image's SO_BUF_LOCK says whether the original's was).
+func restoreSendBuffer(ls int, s *ckpt.Socket) error {
+	if v, ok := s.Options["SO_SNDBUF"]; ok {
+		if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, v/2); err != nil {
+			return fmt.Errorf("SO_SNDBUFFORCE: %w", os.NewSyscallError("setsockopt", err))
+		}
+	}
+	if err := unix.SetsockoptInt(ls, unix.SOL_SOCKET, unix.SO_BUF_LOCK, s.Options["SO_BUF_LOCK"]); err != nil {
+		return fmt.Errorf("SO_BUF_LOCK: %w", os.NewSyscallError("setsockopt", err))
+	}
+	return nil
+}
+
+// restoreShut makes a connection closed at restart (TCPClose) as CRIU does:
+// a new socket with its options, never connected, shut down both ways (a
+// shutdown the kernel records though it answers ENOTCONN), which reads
+// its end, fails writes with EPIPE and polls POLLHUP. Its peer is let go.
+func restoreShut(t Target, s *ckpt.Socket, flags int) (int, error) {
+	fd, err := socketWithOptions(t, s)
+	if err != nil {
+		return -1, fmt.Errorf("tcp %s -> %s, closed: %w", s.Local, s.Peer, err)
+	}
+	if _, err := t.Syscall(unix.SYS_SHUTDOWN, uint64(fd), unix.SHUT_RDWR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, fmt.Errorf("tcp %s -> %s, closed: shutdown: %w", s.Local, s.Peer, err)
+	}
+	if err := setNonblock(t, fd, flags); err != nil {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		return -1, err
+	}
+	if s.State != tcpStateClosed {
+		unlockConn(t, s)
+	}
+	return fd, nil
+}
+
+// sockaddrCall runs bind or connect (nr) on fd in the target with the
+// address host:port of family.
+func sockaddrCall(t Target, nr, fd, family int, hostPort string) error {
+	what := "bind"
+	if nr == unix.SYS_CONNECT {
+		what = "connect"
+	}
+	raw, err := rawSockaddr(family, hostPort)
+	if err != nil {
+		return err
+	}
+	addr, err := t.Scratch(raw)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(nr, uint64(fd), addr, uint64(len(raw))); err != nil {
+		return fmt.Errorf("%s %s: %w", what, hostPort, err)
+	}
+	return nil
+}
+
+// unlockConn lets a restored connection's peer's packets in again.
+func unlockConn(t Target, s *ckpt.Socket) {
+	local, err1 := netip.ParseAddrPort(s.Local)
+	peer, err2 := netip.ParseAddrPort(s.Peer)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+		t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
+	}
+}
+
+// connectAgain connects the bound socket fd, its send queue's sequence
+// set to the SYN's in repair mode, to its peer again as a connection that
+// was sending its SYN: out of repair mode, so that the SYN goes (with the
+// original sequence number) and is retransmitted until the peer answers,
+// without waiting for it.
+func connectAgain(c *RestoreContext, t Target, fd int, ref ckpt.Objref, s *ckpt.Socket, flags int) error {
+	if err := setsockoptInt(t, fd, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
+		return fmt.Errorf("leaving repair mode: %w", err)
+	}
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("fcntl F_SETFL O_NONBLOCK: %w", err)
+	}
+	if err := sockaddrCall(t, unix.SYS_CONNECT, fd, s.Family, s.Peer); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return err
+	}
+	// As for an established connection (restoreTCP), leaving repair mode
+	// cleared SO_REUSEADDR, which the sockets sharing its port need on
+	// until they are bound.
+	if err := setsockoptInt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("setsockopt SO_REUSEADDR=1: %w", err)
+	}
+	if s.Options["SO_REUSEADDR"] == 0 {
+		c.settle(ref, clearReuseAddr)
+	}
+	unlockConn(t, s)
+	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(flags&unix.O_NONBLOCK)); err != nil {
+		return fmt.Errorf("fcntl F_SETFL: %w", err)
+	}
+	return nil
+}
+
+// closeRepaired takes a connection rebuilt in repair mode whose record
+// says it closed (both FINs acknowledged, or reset) to state CLOSE the way
+// it went there: the peer's FIN comes in after the received data
+// (CLOSE_WAIT), this side's FIN goes into the send queue as sent already,
+// repair mode keeping it off the wire (LAST_ACK), and the peer's
+// acknowledgement of it ends the connection.
+func closeRepaired(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
+	if err := replayPeerFin(ls, s, st); err != nil {
+		return fmt.Errorf("replaying the peer's FIN: %w", err)
+	}
+	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepairQueue, tcpSendQueue); err != nil {
+		return fmt.Errorf("TCP_REPAIR_QUEUE: %w", os.NewSyscallError("setsockopt", err))
+	}
+	if err := unix.Shutdown(ls, unix.SHUT_WR); err != nil {
+		return fmt.Errorf("queueing this side's FIN: %w", os.NewSyscallError("shutdown", err))
+	}
+	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepairQueue, tcpNoQueue); err != nil {
+		return fmt.Errorf("TCP_REPAIR_QUEUE: %w", os.NewSyscallError("setsockopt", err))
+	}
+	// Each FIN took a sequence number.
+	err := sendFromPeerUntil(ls, s, st.RecvSeq+1, st.SendSeq+1, tcpFlagAck, uint16(min(st.Window[1]>>st.SndWscale, 0xffff)),
+		func(state uint8) bool { return state == tcpClose })
+	if err != nil {
+		return fmt.Errorf("acknowledging this side's FIN: %w", err)
+	}
+	return nil
 }
 
 func writeAll(fd int, b []byte) error {

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -120,4 +121,43 @@ func TestSocketFilter(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRawSockaddrString(t *testing.T) {
+	in4 := func(port uint16, a ...byte) []byte {
+		return append([]byte{unix.AF_INET, 0, byte(port >> 8), byte(port)}, append(a, make([]byte, 8)...)...)
+	}
+	in6 := func(port uint16, a [16]byte) []byte {
+		b := []byte{unix.AF_INET6, 0, byte(port >> 8), byte(port), 0, 0, 0, 0}
+		return append(append(b, a[:]...), 0, 0, 0, 0)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"ipv4", in4(8880, 127, 0, 0, 1), "127.0.0.1:8880"},
+		{"ipv6", in6(443, [16]byte{15: 1}), "[::1]:443"},
+		{"port 0: no peer", in4(0, 10, 0, 0, 1), ""},
+		{"short ipv4", in4(80, 127, 0, 0, 1)[:8], ""},
+		{"short ipv6", in6(80, [16]byte{})[:20], ""},
+		{"unix", []byte{unix.AF_UNIX, 0, '/', 0}, ""},
+		{"empty", nil, ""},
+	} {
+		if got := rawSockaddrString(tc.b); got != tc.want {
+			t.Errorf("%s: rawSockaddrString(% x) = %q, want %q", tc.name, tc.b, got, tc.want)
+		}
+	}
+}
+
+func FuzzRawSockaddrString(f *testing.F) {
+	f.Add([]byte{unix.AF_INET, 0, 0x22, 0xb0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(make([]byte, 28))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s := rawSockaddrString(b); s != "" {
+			if _, err := netip.ParseAddrPort(s); err != nil {
+				t.Fatalf("%q does not parse back: %v", s, err)
+			}
+		}
+	})
 }

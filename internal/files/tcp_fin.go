@@ -13,13 +13,29 @@ import (
 	"github.com/crsub/crsub/ckpt"
 )
 
-// replayPeerFin sends the peer's FIN (sendPeerFin) until the restored
+// TCP header flags of the segments made on a peer's behalf.
+const (
+	tcpFlagFin = 0x01
+	tcpFlagAck = 0x10
+)
+
+// replayPeerFin sends the peer's FIN (sendFromPeer) until the restored
 // socket ls has taken it: a segment can be lost on its way in (a packet
 // filter rule of the checkpoint's not gone yet, a busy receive path), and
-// a socket left waiting for it would block its reader for ever.
+// a socket left waiting for it would block its reader for ever. The FIN
+// follows the received data and acknowledges no more than this side's
+// oldest unacknowledged byte.
 func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
+	window := st.Window[1] >> st.SndWscale // snd_wnd, as the peer sends it
+	return sendFromPeerUntil(ls, s, st.RecvSeq, st.SendSeq-uint32(st.OutQ), tcpFlagFin|tcpFlagAck, uint16(min(window, 0xffff)),
+		func(state uint8) bool { return state != tcpEstablished }) // CLOSE_WAIT: taken
+}
+
+// sendFromPeerUntil sends a segment from the peer (sendFromPeer) until the
+// state of the restored socket ls is one done accepts.
+func sendFromPeerUntil(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, window uint16, done func(state uint8) bool) error {
 	for try := 0; try < 20; try++ {
-		if err := sendPeerFin(s, st); err != nil {
+		if err := sendFromPeer(s, seq, ack, flags, window); err != nil {
 			return err
 		}
 		for wait := 0; wait < 10; wait++ {
@@ -27,23 +43,23 @@ func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
 			if err != nil {
 				return fmt.Errorf("TCP_INFO: %w", err)
 			}
-			if info.State != tcpEstablished {
-				return nil // CLOSE_WAIT: taken
+			if done(info.State) {
+				return nil
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-	return errors.New("the socket did not take it (still established after 20 tries)")
+	return errors.New("the socket did not take it (20 tries)")
 }
 
-// sendPeerFin makes a restored connection receive again the FIN its peer
-// sent before the checkpoint: the peer will not send it again (it was
-// acknowledged), and repair mode has no way to queue one. The segment is
+// sendFromPeer makes a restored connection receive a segment from its
+// peer that the peer will not send again: its FIN, which it sent before
+// the checkpoint and which was acknowledged (repair mode has no way to
+// queue one), or the acknowledgement of this side's FIN. The segment is
 // built by hand and sent from the peer's address through a raw socket, as
-// CRIU does: FIN|ACK at the sequence number after the received data,
-// acknowledging no more than this side's oldest unacknowledged byte. The
-// kernel delivers it locally, the destination being a local address.
-func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
+// CRIU does. The kernel delivers it locally, the destination being a
+// local address.
+func sendFromPeer(s *ckpt.Socket, seq, ack uint32, flags byte, window uint16) error {
 	local, err := netip.ParseAddrPort(s.Local)
 	if err != nil {
 		return err
@@ -52,8 +68,7 @@ func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
 	if err != nil {
 		return err
 	}
-	window := st.Window[1] >> st.SndWscale // snd_wnd, as the peer sends it
-	tcp := finSegment(peer, local, st.RecvSeq, st.SendSeq-uint32(st.OutQ), uint16(min(window, 0xffff)))
+	tcp := tcpSegment(peer, local, seq, ack, flags, window)
 	family, proto := unix.AF_INET, unix.IPPROTO_RAW
 	var packet []byte
 	var to unix.Sockaddr
@@ -97,9 +112,9 @@ func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
 	return nil
 }
 
-// finSegment builds a 20-byte TCP header with FIN and ACK set, from src to
-// dst, with its checksum.
-func finSegment(src, dst netip.AddrPort, seq, ack uint32, window uint16) []byte {
+// tcpSegment builds a 20-byte TCP header with flags set, from src to dst,
+// with its checksum.
+func tcpSegment(src, dst netip.AddrPort, seq, ack uint32, flags byte, window uint16) []byte {
 	h := make([]byte, 20)
 	be := binary.BigEndian
 	be.PutUint16(h[0:], src.Port())
@@ -107,7 +122,7 @@ func finSegment(src, dst netip.AddrPort, seq, ack uint32, window uint16) []byte 
 	be.PutUint32(h[4:], seq)
 	be.PutUint32(h[8:], ack)
 	h[12] = 5 << 4
-	h[13] = 0x11 // FIN|ACK
+	h[13] = flags
 	be.PutUint16(h[14:], window)
 	var pseudo []byte
 	if src.Addr().Unmap().Is4() && dst.Addr().Unmap().Is4() {

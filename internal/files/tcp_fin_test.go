@@ -8,7 +8,7 @@ import (
 
 // A receiver verifies a TCP checksum by summing the pseudo-header and the
 // segment, checksum included: the result must be zero.
-func TestFinSegmentChecksum(t *testing.T) {
+func TestTCPSegmentChecksum(t *testing.T) {
 	for _, tc := range []struct{ src, dst string }{
 		{"127.0.0.1:40000", "127.0.0.1:8080"},
 		{"10.1.2.3:1", "192.168.77.5:65535"},
@@ -16,7 +16,7 @@ func TestFinSegmentChecksum(t *testing.T) {
 		{"[2001:db8::1]:443", "[fe80::1]:9"},
 	} {
 		src, dst := netip.MustParseAddrPort(tc.src), netip.MustParseAddrPort(tc.dst)
-		seg := finSegment(src, dst, 0xdeadbeef, 0x01020304, 512)
+		seg := tcpSegment(src, dst, 0xdeadbeef, 0x01020304, tcpFlagFin|tcpFlagAck, 512)
 		var pseudo []byte
 		if src.Addr().Is4() {
 			s, d := src.Addr().As4(), dst.Addr().As4()

@@ -4,6 +4,10 @@
 // retransmits instead of being answered with a reset by a port that has
 // no socket between the original's end and the restore. It drives the
 // nft(8) command; without it, Lock reports ErrUnavailable.
+//
+// A lock expires by itself after Expiry: an image that is never restarted
+// must not leave its connections' addresses and ports dropped for good,
+// where a later connection may use the same ones.
 package netlock
 
 import (
@@ -23,30 +27,48 @@ type Conn struct{ Local, Peer netip.AddrPort }
 
 const table = "inet crsub"
 
+// Expiry is how long a connection stays locked unless Unlock comes first:
+// about as long as a peer with data to send retransmits it (15 retries,
+// tcp_retries2) before it gives the connection up, after which a lock
+// holds nothing alive.
+const Expiry = 15 * time.Minute
+
+// The sets and their chain have names of their own: sets of the same
+// table made without the timeout flag (by an earlier crsub) cannot take
+// it, nor be replaced while that crsub's chain (input) refers to them, and
+// each Lock rewrites its chain's rules: an earlier crsub locking at the
+// same time rewrites input, not this one. Both chains drop what their
+// sets hold.
+const set4, set6, chain = "locked4", "locked6", "locked"
+
 func (c Conn) element() (set, elem string) {
-	set = "v4"
+	set = set4
 	if c.Local.Addr().Is6() && !c.Local.Addr().Is4In6() {
-		set = "v6"
+		set = set6
 	}
 	return set, fmt.Sprintf("%s . %d . %s . %d", c.Peer.Addr().Unmap(), c.Peer.Port(), c.Local.Addr().Unmap(), c.Local.Port())
 }
 
-// Lock starts dropping the inbound packets of conns.
+// Lock starts dropping the inbound packets of conns, for Expiry at most.
 func Lock(conns []Conn) error {
 	if len(conns) == 0 {
 		return nil
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "add table %s\n", table)
-	fmt.Fprintf(&b, "add set %s v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n", table)
-	fmt.Fprintf(&b, "add set %s v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n", table)
-	fmt.Fprintf(&b, "add chain %s input { type filter hook input priority -300; policy accept; }\n", table)
-	fmt.Fprintf(&b, "flush chain %s input\n", table)
-	fmt.Fprintf(&b, "add rule %s input ip saddr . tcp sport . ip daddr . tcp dport @v4 drop\n", table)
-	fmt.Fprintf(&b, "add rule %s input ip6 saddr . tcp sport . ip6 daddr . tcp dport @v6 drop\n", table)
+	fmt.Fprintf(&b, "add set %s %s { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n", table, set4)
+	fmt.Fprintf(&b, "add set %s %s { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n", table, set6)
+	fmt.Fprintf(&b, "add chain %s %s { type filter hook input priority -300; policy accept; }\n", table, chain)
+	fmt.Fprintf(&b, "flush chain %s %s\n", table, chain)
+	fmt.Fprintf(&b, "add rule %s %s ip saddr . tcp sport . ip daddr . tcp dport @%s drop\n", table, chain, set4)
+	fmt.Fprintf(&b, "add rule %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @%s drop\n", table, chain, set6)
 	for _, c := range conns {
 		set, elem := c.element()
-		fmt.Fprintf(&b, "add element %s %s { %s }\n", table, set, elem)
+		// Deleting first renews the timeout of a connection still
+		// locked by an earlier checkpoint (adding keeps the old one).
+		fmt.Fprintf(&b, "add element %s %s { %s timeout %ds }\n", table, set, elem, int(Expiry.Seconds()))
+		fmt.Fprintf(&b, "delete element %s %s { %s }\n", table, set, elem)
+		fmt.Fprintf(&b, "add element %s %s { %s timeout %ds }\n", table, set, elem, int(Expiry.Seconds()))
 	}
 	return nft(b.String())
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,6 +36,11 @@ func TestLockUnlock(t *testing.T) {
 		t.Skip(err)
 	} else if err != nil {
 		t.Fatal(err)
+	}
+	// A lock whose restart never comes goes by itself.
+	out, err := exec.Command("nft", "list", "set", "inet", "crsub", set4).CombinedOutput()
+	if _, elem := c.element(); err != nil || !strings.Contains(string(out), elem+" timeout 15m expires") {
+		t.Errorf("nft list set: %v\n%s\nwant %s with a timeout", err, out, elem)
 	}
 	client.Write([]byte("x"))
 	server.SetReadDeadline(time.Now().Add(300 * time.Millisecond))

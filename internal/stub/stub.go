@@ -54,21 +54,47 @@ const maxLevels = 4
 // that thread should seize the child. Choosing the pid needs
 // CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace.
 func Spawn(pid int) (int, error) {
-	if pid < 0 || pid > 1<<22 {
-		return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
-	}
-	var tids []int
-	if pid != 0 {
-		tids = []int{pid}
-	}
-	return SpawnIn(0, tids)
+	return SpawnIn(0, pidList(pid))
 }
 
-// SpawnIn is Spawn in new namespaces: flags are the CLONE_NEW* flags of
-// the namespaces to make for the child (uts, ipc, net, pid, cgroup), and
-// tids its pids, innermost pid namespace first (with CLONE_NEWPID, 1 in
-// the new one), as far up as they are chosen; none: any pid. It returns
-// the child's pid in the caller's pid namespace.
+// SpawnSibling is Spawn, but the child is the caller's sibling
+// (CLONE_PARENT): a child of the caller's parent, which is the one to wait
+// for it, as a container runtime waits for the container it had CRIU
+// restore. Its parent-death signal then follows the parent's thread that
+// started the caller, and a caller that dies before seizing it leaves it
+// paused for the parent to kill.
+func SpawnSibling(pid int) (int, error) {
+	return SpawnIn(unix.CLONE_PARENT, pidList(pid))
+}
+
+// SpawnInit creates the stub as pid 1 of a new pid namespace
+// (CLONE_NEWPID) and returns its pid in the caller's namespace. Its
+// children can then be given any pid in the new namespace with set_tid.
+// Like Spawn, it must be called on a locked OS thread, which seizes the
+// child.
+func SpawnInit() (int, error) {
+	return SpawnIn(unix.CLONE_NEWPID, nil)
+}
+
+// SpawnInitSibling is SpawnInit for a child of the caller's parent, as
+// SpawnSibling.
+func SpawnInitSibling() (int, error) {
+	return SpawnIn(unix.CLONE_NEWPID|unix.CLONE_PARENT, nil)
+}
+
+func pidList(pid int) []int {
+	if pid == 0 {
+		return nil
+	}
+	return []int{pid}
+}
+
+// SpawnIn is Spawn with clone flags: the CLONE_NEW* flags of the
+// namespaces to make for the child (uts, ipc, net, pid, cgroup), and
+// CLONE_PARENT for a sibling (SpawnSibling). tids are its pids, innermost
+// pid namespace first (with CLONE_NEWPID, 1 in the new one), as far up as
+// they are chosen; none: any pid. It returns the child's pid in the
+// caller's pid namespace.
 func SpawnIn(flags uint64, tids []int) (int, error) {
 	if len(tids) > maxLevels {
 		return 0, fmt.Errorf("stub: spawn: pids in %d pid namespaces, at most %d", len(tids), maxLevels)
@@ -79,11 +105,16 @@ func SpawnIn(flags uint64, tids []int) (int, error) {
 		}
 	}
 	st := &forkState{all: ^uint64(0), parent: uintptr(os.Getpid())}
+	st.args.ExitSignal = uint64(unix.SIGCHLD)
+	st.args.Flags = flags
+	if flags&unix.CLONE_PARENT != 0 {
+		// Its exit signal is then the caller's own (clone3 takes none).
+		st.args.ExitSignal = 0
+		st.parent = uintptr(os.Getppid())
+	}
 	if flags&unix.CLONE_NEWPID != 0 {
 		st.parent = 0 // its parent is outside its pid namespace: getppid says 0
 	}
-	st.args.ExitSignal = uint64(unix.SIGCHLD)
-	st.args.Flags = flags
 	for i, pid := range tids {
 		st.tids[i] = int32(pid)
 	}
@@ -100,15 +131,6 @@ func SpawnIn(flags uint64, tids []int) (int, error) {
 		return 0, fmt.Errorf("stub: spawn at pids %v: %w: %w", tids, ErrPidInUse, os.NewSyscallError("clone3", errno))
 	}
 	return 0, fmt.Errorf("stub: spawn at pids %v with flags %#x: %w", tids, flags, os.NewSyscallError("clone3", errno))
-}
-
-// SpawnInit creates the stub as pid 1 of a new pid namespace
-// (CLONE_NEWPID) and returns its pid in the caller's namespace. Its
-// children can then be given any pid in the new namespace with set_tid.
-// Like Spawn, it must be called on a locked OS thread, which seizes the
-// child.
-func SpawnInit() (int, error) {
-	return SpawnIn(unix.CLONE_NEWPID, nil)
 }
 
 // spawn forks with all signals blocked. In the child it must run nothing

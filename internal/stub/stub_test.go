@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,7 +203,58 @@ func threadSigBlk(t *testing.T) string {
 	return ""
 }
 
+// A sibling is a child of the spawner's parent: the test runs the spawner
+// (this binary again) and must find the stub its own child, to reap.
+func TestSpawnSibling(t *testing.T) {
+	// The pid and errors come through files: the stub holds on to the
+	// spawner's stdout and stderr, a pipe that would never see its end.
+	dir := t.TempDir()
+	pidFile := dir + "/pid"
+	stderr, err := os.Create(dir + "/stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), siblingSpawner+"="+pidFile)
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(stderr.Name())
+		t.Fatalf("spawner: %v: %s", err, msg)
+	}
+	out, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(out))
+	if err != nil {
+		t.Fatalf("spawner printed %q", out)
+	}
+	t.Cleanup(func() { killAndReap(t, pid) })
+	if got := statusFields(t, pid, "PPid")["PPid"]; got != strconv.Itoa(os.Getpid()) {
+		t.Errorf("sibling stub %d has parent %s, want the spawner's parent %d", pid, got, os.Getpid())
+	}
+	ptracetest.WaitBlockedIn(t, pid, unix.SYS_PAUSE)
+}
+
+// siblingSpawner, in the environment, makes the test binary spawn a
+// sibling stub, write its pid to the file it names and exit
+// (TestSpawnSibling).
+const siblingSpawner = "CRSUB_STUB_SIBLING_SPAWNER"
+
 func TestMain(m *testing.M) {
+	if pidFile := os.Getenv(siblingSpawner); pidFile != "" {
+		runtime.LockOSThread()
+		pid, err := SpawnSibling(0)
+		if err == nil {
+			err = os.WriteFile(pidFile, []byte(strconv.Itoa(pid)), 0o600)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Geteuid() != 0 {
 		os.Stdout.WriteString("skipping: stub tests need root\n")
 		os.Exit(0)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,11 +45,6 @@ func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
 // InetSockets lists the sockets of a family and protocol whose state is in
 // the mask states.
 func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
 	// struct nlmsghdr, then struct inet_diag_req_v2.
 	req := make([]byte, 16+56)
 	le := binary.LittleEndian
@@ -60,28 +54,16 @@ func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	req[16] = byte(family)
 	req[17] = byte(protocol)
 	le.PutUint32(req[20:], states)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, os.NewSyscallError("sendto(sock_diag)", err)
-	}
 	var socks []InetSock
-	buf := make([]byte, 65536)
-	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, os.NewSyscallError("recvfrom(sock_diag)", err)
-		}
-		more, done, err := parseInetDiag(buf[:n], family)
-		if err != nil {
-			return nil, err
-		}
+	err := sockDiag(req, func(b []byte) (bool, error) {
+		more, done, err := parseInetDiag(b, family)
 		socks = append(socks, more...)
-		if done {
-			return socks, nil
-		}
+		return done, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return socks, nil
 }
 
 // parseInetDiag reads one batch of a sock_diag dump of inet sockets; done

@@ -47,11 +47,6 @@ const (
 // UnixSocketDiag asks sock_diag (NETLINK_SOCK_DIAG) about the unix socket
 // with inode ino: its peer and queue length, which /proc does not show.
 func UnixSocketDiag(ino uint64) (UnixDiag, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return UnixDiag{}, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
 	// struct nlmsghdr, then struct unix_diag_req.
 	req := make([]byte, 16+24)
 	le := binary.LittleEndian
@@ -64,8 +59,26 @@ func UnixSocketDiag(ino uint64) (UnixDiag, error) {
 	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
 	le.PutUint32(req[32:], ^uint32(0)) // no cookie
 	le.PutUint32(req[36:], ^uint32(0))
+	var d UnixDiag
+	err := sockDiag(req, func(b []byte) (bool, error) {
+		var err error
+		d, err = parseUnixDiag(b, ino)
+		return true, err
+	})
+	return d, err
+}
+
+// sockDiag sends req (struct nlmsghdr and the request after it) to
+// sock_diag (NETLINK_SOCK_DIAG) and hands each batch of the answer to
+// batch until it says the answer is complete.
+func sockDiag(req []byte, batch func(b []byte) (done bool, err error)) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
+	}
+	defer unix.Close(fd)
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return UnixDiag{}, os.NewSyscallError("sendto(sock_diag)", err)
+		return os.NewSyscallError("sendto(sock_diag)", err)
 	}
 	buf := make([]byte, 65536)
 	for {
@@ -74,9 +87,11 @@ func UnixSocketDiag(ino uint64) (UnixDiag, error) {
 			continue
 		}
 		if err != nil {
-			return UnixDiag{}, os.NewSyscallError("recvfrom(sock_diag)", err)
+			return os.NewSyscallError("recvfrom(sock_diag)", err)
 		}
-		return parseUnixDiag(buf[:n], ino)
+		if done, err := batch(buf[:n]); done || err != nil {
+			return err
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,5 +204,30 @@ func TestResultsFile(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("ReadResults (-want +got):\n%s", d)
+	}
+}
+
+// A restore's --tcp-close, in opts or ropts, is crsub restart's.
+func TestRestartTCPClose(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{"{'opts': '--tcp-established'}", nil},
+		{"{'dopts': '--tcp-established', 'ropts': '--tcp-close'}", []string{"--tcp-close"}},
+		{"{'opts': '--tcp-close'}", []string{"--tcp-close"}},
+		{"{'dopts': '--tcp-close'}", nil},
+	} {
+		d, err := ParseDesc(tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := crsubOptions(append(slices.Clone(d.Opts), d.Ropts...), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.src, diff)
+		}
 	}
 }

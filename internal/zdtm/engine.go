@@ -102,7 +102,8 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 // A test's CRIU options (.desc opts, dopts, ropts) mostly have no crsub
 // counterparts: established TCP connections, file locks, external unix
 // sockets and the rest are always handled (or refused) by crsub. The
-// cgroup ones do: crsubOptions turns them into crsub's.
+// cgroup ones and a restore's --tcp-close (opts or ropts: the connections
+// back closed) do: crsubOptions turns them into crsub's.
 
 // cgroupModes maps CRIU's --manage-cgroups modes to crsub restart's
 // --cgroups.
@@ -123,6 +124,10 @@ func crsubOptions(criu []string, restart bool) ([]string, error) {
 			}
 			if restart {
 				out = append(out, "--cgroups="+mode)
+			}
+		case "--tcp-close":
+			if restart {
+				out = append(out, "--tcp-close")
 			}
 		case "--cgroup-root":
 			if !hasValue {

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+
+	flag "github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/criurpc"
+	"github.com/crsub/crsub/criurpc/rpcpb"
+	"github.com/crsub/crsub/internal/buildinfo"
+)
+
+// criuCommands are the commands of CRIU's command line that crsub answers
+// when it is run as criu (a link named criu, where runtimes and users look
+// for CRIU). Their options are CRIU's, mapped onto the requests CRIU's RPC
+// sends, and served as those are; an option crsub does not know is refused
+// by name.
+var criuCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"dump":     criuDump,
+	"pre-dump": criuDump,
+	"restore":  criuRestore,
+	"check":    criuCheck,
+	"swrk":     func(args []string, stdout, stderr io.Writer) error { return runSwrk(args[1:], stdout, stderr) },
+}
+
+// runCriu is main for crsub run as criu.
+func runCriu(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk [OPTIONS] (crsub's CRIU command line)")
+		return exitUsage
+	}
+	switch args[0] {
+	case "-V", "--version":
+		fmt.Fprintf(stdout, "Version: %d.%d\ncrsub %s, answering CRIU's interface\n", criurpc.InterfaceMajor, criurpc.InterfaceMinor, buildinfo.Version)
+		return exitOK
+	case "-h", "--help":
+		fmt.Fprintln(stdout, "usage: criu dump|pre-dump|restore|check|swrk [OPTIONS]\n\ncrsub answering as CRIU; 'criu COMMAND --help' lists a command's options.")
+		return exitOK
+	}
+	run, ok := criuCommands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk and --version, the command first)\n", args[0])
+		return exitUsage
+	}
+	err := run(args, stdout, stderr)
+	var ue usageError
+	var ex exitStatus
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "criu %s: %s\n", args[0], ue.msg)
+		return exitUsage
+	case errors.As(err, &ex):
+		return int(ex)
+	}
+	fmt.Fprintf(stderr, "criu %s: %v\n", args[0], err)
+	return exitFailure
+}
+
+// criuFlags are the options dump, pre-dump and restore share.
+type criuFlags struct {
+	fs                                  *flag.FlagSet
+	imagesDir, workDir, logFile, root   *string
+	verbosity                           *int
+	shellJob, tcpEstablished, extUnixSk *bool
+	fileLocks, displayStats             *bool
+	external                            *[]string
+	manageCgroups                       *string
+}
+
+func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
+	fs := flag.NewFlagSet("criu "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: criu %s %s\n\n%s", cmd, synopsis, flagUsages(fs))
+	}
+	f := &criuFlags{fs: fs}
+	f.imagesDir = fs.StringP("images-dir", "D", ".", "directory of the image (crsub's one file, "+criurpc.ImageName+")")
+	f.workDir = fs.StringP("work-dir", "W", "", "directory for the log, pidfile and statistics (default: the images directory)")
+	f.logFile = fs.StringP("log-file", "o", "", "log to FILE in the work directory instead of standard error")
+	f.verbosity = fs.IntP("verbosity", "v", 2, "log level: 0 none, 1 errors, 2 warnings, 3 information, 4 debug (-v4, or -v… once per level above 1)")
+	f.shellJob = fs.BoolP("shell-job", "j", false, "accepted: crsub checkpoints a tree whose session or terminal is outside it in any case")
+	f.tcpEstablished = fs.Bool("tcp-established", false, "accepted: crsub checkpoints established TCP connections in any case")
+	f.extUnixSk = fs.BoolP("ext-unix-sk", "x", false, "accepted: crsub records unix sockets connected outside the tree as external in any case")
+	f.fileLocks = fs.BoolP("file-locks", "l", false, "accepted: crsub checkpoints file locks in any case")
+	f.displayStats = fs.Bool("display-stats", false, "log the statistics")
+	f.root = fs.StringP("root", "r", "", "root directory of the tree (crsub: its own root only)")
+	f.external = fs.StringArray("external", nil, "an external resource, KIND[ID]:VALUE (repeatable)")
+	f.manageCgroups = fs.String("manage-cgroups", "", "cgroup mode: soft or default (crsub puts the tree back in its cgroups, making missing ones)")
+	fs.Lookup("manage-cgroups").NoOptDefVal = "soft"
+	return f
+}
+
+// verbosityArgs turns CRIU's -v forms (-v4, -vvv, -v) into pflag's
+// --verbosity=N, counting each v above the default level 2 as CRIU does.
+var repeatedV = regexp.MustCompile(`^-(v+)$`)
+
+func verbosityArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if m := repeatedV.FindStringSubmatch(a); m != nil {
+			a = "--verbosity=" + strconv.Itoa(2+len(m[1]))
+		} else if n, ok := strings.CutPrefix(a, "-v"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			a = "--verbosity=" + n
+		}
+		out = append(out, a)
+	}
+	return append(out, args[len(out):]...)
+}
+
+// parse parses args (command first) and fills the options they share.
+func (f *criuFlags) parse(args []string, stdout io.Writer) (*rpcpb.CriuOpts, error) {
+	if err := parse(f.fs, verbosityArgs(args[1:]), stdout); err != nil {
+		return nil, err
+	}
+	if f.fs.NArg() != 0 {
+		return nil, usageError{fmt.Sprintf("unexpected argument %q", f.fs.Arg(0))}
+	}
+	images, err := filepath.Abs(*f.imagesDir)
+	if err != nil {
+		return nil, err
+	}
+	o := &rpcpb.CriuOpts{
+		ImagesDirFd:    ptr(int32(-1)),
+		ImagesDir:      &images,
+		LogLevel:       ptr(int32(*f.verbosity)),
+		LogToStderr:    ptr(*f.logFile == ""),
+		ShellJob:       f.shellJob,
+		TcpEstablished: f.tcpEstablished,
+		ExtUnixSk:      f.extUnixSk,
+		FileLocks:      f.fileLocks,
+		DisplayStats:   f.displayStats,
+		External:       *f.external,
+	}
+	if *f.logFile != "" {
+		o.LogFile = f.logFile
+	}
+	if *f.root != "" {
+		o.Root = f.root
+	}
+	switch *f.manageCgroups {
+	case "":
+	case "soft":
+		o.ManageCgroupsMode = rpcpb.CriuCgMode_SOFT.Enum()
+	case "default":
+		o.ManageCgroupsMode = rpcpb.CriuCgMode_DEFAULT.Enum()
+	default:
+		return nil, usageError{fmt.Sprintf("--manage-cgroups %s: crsub has the soft mode only (it puts the tree back in its cgroups, making missing ones)", *f.manageCgroups)}
+	}
+	return o, nil
+}
+
+// workDir opens the work directory, for the request to name as crsub's
+// own fd, and returns its path (for the pidfile).
+func (f *criuFlags) openWorkDir(o *rpcpb.CriuOpts) (*os.File, string, error) {
+	dir := o.GetImagesDir()
+	if *f.workDir != "" {
+		var err error
+		if dir, err = filepath.Abs(*f.workDir); err != nil {
+			return nil, "", err
+		}
+	}
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("work directory: %w", err)
+	}
+	o.WorkDirFd = ptr(int32(d.Fd()))
+	return d, dir, nil
+}
+
+func criuDump(args []string, stdout, stderr io.Writer) error {
+	f := newCriuFlags(args[0], "-t PID -D DIR [OPTIONS]", stderr)
+	pid := f.fs.IntP("tree", "t", 0, "root of the tree to checkpoint")
+	leave := f.fs.BoolP("leave-running", "R", false, "let the tree run on after the checkpoint")
+	prev := f.fs.String("prev-images-dir", "", "directory of an earlier (pre-)dump, relative to the images directory: only pages changed since are stored")
+	f.fs.Bool("track-mem", false, "accepted: crsub compares pages with the earlier image instead of tracking writes")
+	o, err := f.parse(args, stdout)
+	if err != nil {
+		return err
+	}
+	if *pid <= 0 {
+		return usageError{"needs -t PID"}
+	}
+	o.Pid = ptr(int32(*pid))
+	o.LeaveRunning = leave
+	if *prev != "" {
+		o.ParentImg = prev
+	}
+	t := rpcpb.CriuReqType_DUMP
+	if args[0] == "pre-dump" {
+		t = rpcpb.CriuReqType_PRE_DUMP
+	}
+	dir, _, err := f.openWorkDir(o)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	signal.Ignore(syscall.SIGPIPE)
+	_, err = criurpc.NewCommandLine(criurpc.Config{Stderr: stderr}).Handle(ctx, &rpcpb.CriuReq{Type: &t, Opts: o})
+	return err
+}
+
+func criuRestore(args []string, stdout, stderr io.Writer) error {
+	f := newCriuFlags(args[0], "-D DIR [-d] [--pidfile FILE] [--inherit-fd fd[N]:KEY]... [OPTIONS]", stderr)
+	detach := f.fs.BoolP("restore-detached", "d", false, "return once the tree runs instead of waiting for its root")
+	pidfile := f.fs.String("pidfile", "", "write the root's pid to FILE (relative to the work directory)")
+	inherit := f.fs.StringArray("inherit-fd", nil, "fd[N]:KEY: crsub's fd N in place of the image's file KEY (pipe:[INODE], socket:[INODE], tty[RDEV:DEV], a path without its leading /) (repeatable)")
+	cgRoots := f.fs.StringArray("cgroup-root", nil, "[CONTROLLER:]PATH: the cgroup that takes the place of the root's (repeatable)")
+	o, err := f.parse(args, stdout)
+	if err != nil {
+		return err
+	}
+	for _, spec := range *inherit {
+		n, key, ok := strings.Cut(spec, ":")
+		num, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "fd["), "]"))
+		if !ok || !strings.HasPrefix(n, "fd[") || err != nil || num < 0 {
+			return usageError{fmt.Sprintf("--inherit-fd %q: want fd[N]:KEY", spec)}
+		}
+		o.InheritFd = append(o.InheritFd, &rpcpb.InheritFd{Key: &key, Fd: ptr(int32(num))})
+	}
+	for _, spec := range *cgRoots {
+		r := &rpcpb.CgroupRoot{Path: &spec}
+		if ctrl, path, ok := strings.Cut(spec, ":"); ok {
+			r.Ctrl, r.Path = &ctrl, &path
+		}
+		o.CgRoot = append(o.CgRoot, r)
+	}
+	dir, workDir, err := f.openWorkDir(o)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if *pidfile != "" && !filepath.IsAbs(*pidfile) {
+		*pidfile = filepath.Join(workDir, *pidfile)
+	}
+	t := rpcpb.CriuReqType_RESTORE
+	resp, err := criurpc.NewCommandLine(criurpc.Config{Stderr: stderr}).Handle(context.Background(), &rpcpb.CriuReq{Type: &t, Opts: o})
+	if err != nil {
+		return err
+	}
+	pid := int(resp.GetRestore().GetPid())
+	if *pidfile != "" {
+		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("process %d runs, but writing the pidfile failed: %w", pid, err)
+		}
+	}
+	if *detach {
+		return nil
+	}
+	// As CRIU: the root is crsub's child, waited for; crsub then exits 0.
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("wait4", err)
+		}
+		return nil
+	}
+}
+
+func criuCheck(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("criu check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	feature := fs.String("feature", "", "say whether crsub has feature NAME (mem_dirty_track, lazy_pages, uffd-noncoop…)")
+	fs.Bool("all", false, "accepted: crsub's check is one")
+	fs.Bool("extra", false, "accepted: crsub's check is one")
+	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *feature != "" {
+		ok, err := criurpc.Feature(*feature)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if !ok {
+			fmt.Fprintf(stdout, "%s is not supported\n", *feature)
+			return exitStatus(exitFailure)
+		}
+		fmt.Fprintf(stdout, "%s is supported\n", *feature)
+		return nil
+	}
+	t := rpcpb.CriuReqType_CHECK
+	if _, err := criurpc.NewCommandLine(criurpc.Config{Stderr: stderr}).Handle(context.Background(), &rpcpb.CriuReq{Type: &t}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Looks good.")
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/criurpc"
+	"github.com/crsub/crsub/internal/crtest"
+)
+
+// asCriu in the environment makes the test binary run as crsub run
+// through a link named criu.
+const asCriu = "CRSUB_TEST_AS_CRIU"
+
+func criu(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asCriu+"=1")
+	return cmd
+}
+
+func TestVerbosityArgs(t *testing.T) {
+	got := verbosityArgs([]string{"-t", "5", "-v4", "-vvv", "-v", "--", "-v2"})
+	want := []string{"-t", "5", "--verbosity=4", "--verbosity=5", "--verbosity=3", "--", "-v2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verbosityArgs (-want +got):\n%s", diff)
+	}
+}
+
+// CRIU's command line, as users and scripts type it: the version, a check,
+// a dump of a live counter and its restore, detached, with a pidfile and
+// its stdout pipe inherited by CRIU's key; an option crsub does not know
+// is refused by name.
+func TestCriuCommandLine(t *testing.T) {
+	crtest.RequireRoot(t)
+	out, err := criu("--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "Version: "+strconv.Itoa(criurpc.InterfaceMajor)+"."+strconv.Itoa(criurpc.InterfaceMinor)+"\n") {
+		t.Errorf("criu --version: %q, %v", out, err)
+	}
+	if out, err := criu("check").CombinedOutput(); err != nil || string(out) != "Looks good.\n" {
+		t.Errorf("criu check: %q, %v", out, err)
+	}
+	if out, err := criu("check", "--feature", "lazy_pages").CombinedOutput(); err == nil || string(out) != "lazy_pages is not supported\n" {
+		t.Errorf("criu check --feature lazy_pages: %q, %v", out, err)
+	}
+
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	p, pipe := startCounter(t, dir)
+	crtest.WaitBlocked(t, p.Pid)
+	cmd := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "--lazy-pages")
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "unknown flag: --lazy-pages") {
+		t.Errorf("criu dump --lazy-pages: %q, %v", out, err)
+	}
+	if err := os.Mkdir(images, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "-o", "dump.log", "-v4", "--shell-job", "--tcp-established", "--file-locks").CombinedOutput(); err != nil {
+		t.Fatalf("criu dump: %v: %s", err, out)
+	}
+	p.Wait()
+
+	w := openPipeWriter(t, pipe)
+	defer w.Close()
+	key := "fd[3]:pipe:[" + strconv.FormatUint(pipeInode(t, pipe), 10) + "]"
+	cmd = criu("restore", "-D", images, "-d", "--pidfile", "restored.pid", "-o", "restore.log", "--inherit-fd", key)
+	cmd.ExtraFiles = []*os.File{w}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(images, "restore.log"))
+		t.Fatalf("criu restore: %v: %s\n%s", err, out, log)
+	}
+	b, err := os.ReadFile(filepath.Join(images, "restored.pid"))
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(p.Pid) {
+		t.Fatalf("pidfile: %q, %v; want %d", b, err, p.Pid)
+	}
+	t.Cleanup(func() { unix.Kill(p.Pid, unix.SIGKILL) })
+	counting(t, dir)
+	unix.Kill(p.Pid, unix.SIGUSR1)
+	line, err := bufio.NewReader(pipe).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(p.Pid)+" ") {
+		t.Fatalf("the restored counter says %q (%v)", line, err)
+	}
+}

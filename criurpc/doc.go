@@ -1,0 +1,34 @@
+// Package criurpc answers CRIU's RPC, the interface container runtimes use
+// to checkpoint and restore: runc, crun (through libcriu), podman (through
+// them) and go-criu exec `criu swrk FD` and exchange criu_req and
+// criu_resp protobuf messages with it on a SOCK_SEQPACKET socket. crsub
+// answers as that criu (`crsub swrk FD`, or crsub run as criu).
+//
+// The package translates requests into the same checkpoint.Options and
+// restart.Options the crsub command and the library use; the engine knows
+// no runtime protocol. ParseRequest holds the rule for every criu_opts
+// field (request.go): taken into a Request, accepted without effect for
+// a reason written beside it (mostly what CRIU must be allowed to do and
+// crsub always does), or refused by name. A refusal, like any failure, is
+// a criu_resp with success false and cr_errmsg naming the field; nothing
+// has been touched then.
+//
+// A dump writes crsub's one image, ImageName, in the images directory the
+// runtime names (images_dir_fd, an fd of the runtime reached through
+// /proc/PID/fd), and the log and CRIU's stats-dump file (which podman
+// reads) in the work directory. A pre-dump is a checkpoint left running;
+// the dump whose parent_img names it stores only the pages that changed.
+// A restore reads the image from the images directory; inherit_fd gives
+// the runtime's fds in place of the image's files by CRIU's keys
+// (pipe:[INODE], …); rst_sibling makes the restored tree the runtime's
+// child; cg_root moves it to the cgroups the runtime made. With
+// notify_scripts the runtime hears of each phase (pre-dump, post-dump,
+// setup-namespaces, post-restore, …) as CRIU tells it, and a failure it
+// reports fails the phase.
+//
+// Containers live in namespaces of their own (mount, pid, network…),
+// which the engine does not checkpoint yet: it refuses such a tree by
+// name, and a restore refuses what would need them (a root other than
+// crsub's, join_ns of other namespaces, empty_ns, veth pairs). Processes
+// in crsub's own namespaces go through the whole protocol.
+package criurpc

@@ -1,0 +1,118 @@
+package criurpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/crsub/crsub/checkpoint"
+	"github.com/crsub/crsub/criurpc/rpcpb"
+	"github.com/crsub/crsub/internal/atomicfile"
+)
+
+// dump serves DUMP and PRE_DUMP. A pre-dump is a whole checkpoint of the
+// tree, left running: the dump that names it as its parent image then
+// stores only the pages that changed since, which is what CRIU's pre-dump
+// is for (its memory tracking is replaced by comparing the pages).
+//
+// The runtime hears of each phase as from CRIU: pre-dump before anything,
+// network-lock and network-unlock around the checkpoint of a tree in a
+// network namespace of its own, query-ext-files (its answer may add
+// external resources), and post-dump once the image is complete, before
+// the tree is killed; a failure there leaves it running.
+func (s *session) dump(ctx context.Context, r *Request) (err error) {
+	if r.Pid <= 0 {
+		return &RefusedError{Field: "pid", Reason: "crsub checkpoints a given tree: the caller itself cannot be, its end of this socket being outside the tree"}
+	}
+	w, err := s.workspace(r)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	defer func() {
+		if err != nil {
+			w.failed(err)
+		}
+	}()
+	log := w.log
+	preDump := r.Type != rpcpb.CriuReqType_DUMP
+	if !preDump {
+		if err := s.notify(r, log, "pre-dump", 0, -1); err != nil {
+			return err
+		}
+		// A process that cannot be looked at is the checkpoint's to
+		// refuse, in its own words: no network lock for it.
+		if ownNet, err := sameNamespace(r.Pid, "net"); err == nil && !ownNet {
+			if err := s.notify(r, log, "network-lock", 0, -1); err != nil {
+				return err
+			}
+			defer func() {
+				if err != nil || r.LeaveRunning {
+					if uerr := s.notify(r, log, "network-unlock", 0, -1); uerr != nil {
+						err = errors.Join(err, uerr)
+					}
+				}
+			}()
+		}
+		if err := s.notify(r, log, "query-ext-files", 0, -1); err != nil {
+			return err
+		}
+	}
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	opts := checkpoint.DefaultOptions()
+	opts.Log = log
+	opts.LeaveRunning = r.LeaveRunning || preDump
+	if r.ParentImage != "" {
+		// Relative to the images directory, crsub's working directory:
+		// the image records it so, and the two directories can move
+		// together (podman exports both).
+		opts.Parent = filepath.Join(r.ParentImage, ImageName)
+	}
+	img, err := atomicfile.Create(ImageName)
+	if err != nil {
+		return err
+	}
+	defer img.Abort()
+	opts.Commit = func() error {
+		if err := img.Commit(); err != nil {
+			return err
+		}
+		if preDump {
+			return nil
+		}
+		return s.notify(r, log, "post-dump", 0, -1)
+	}
+	st, err := checkpoint.Checkpoint(ctx, r.Pid, img.File, opts)
+	if err != nil {
+		return err
+	}
+	if r.DisplayStats {
+		log.Warn(fmt.Sprintf("Frozen time: %d us, total %d us, %d pages written", st.Frozen.Microseconds(), st.Total.Microseconds(), st.PagesStored))
+	}
+	if err := writeStats(w, statsDump, &rpcpb.StatsEntry{Dump: dumpStats(st)}); err != nil {
+		// The tree is checkpointed (and, unless left running, gone):
+		// statistics are not worth failing it for.
+		log.Warn("cannot write the statistics", "err", err)
+	}
+	return nil
+}
+
+// sameNamespace says whether process pid is in crsub's namespace of a kind
+// ("net", "mnt"…).
+func sameNamespace(pid int, kind string) (bool, error) {
+	var mine, its os.FileInfo
+	var err error
+	if mine, err = os.Stat("/proc/self/ns/" + kind); err != nil {
+		return false, err
+	}
+	if its, err = os.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, kind)); err != nil {
+		return false, err
+	}
+	return os.SameFile(mine, its), nil
+}

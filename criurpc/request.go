@@ -1,0 +1,399 @@
+package criurpc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/crsub/crsub/criurpc/rpcpb"
+)
+
+// Request is what the criu_opts of a request ask for, in crsub's terms.
+// Every field a runtime sets is either taken into it or refused by name
+// (see rules); fields that change nothing for crsub are accepted and
+// dropped, each for the reason its rule gives.
+type Request struct {
+	Type rpcpb.CriuReqType
+	// Pid is the root of the tree to checkpoint.
+	Pid int
+	// ImagesDirFd and WorkDirFd are fds of the peer (the runtime), -1
+	// when not given; ImagesDir is a path, used when ImagesDirFd is not.
+	ImagesDirFd int
+	ImagesDir   string
+	WorkDirFd   int
+	// LogFile is a name in the work directory; LogLevel is CRIU's (0
+	// none … 4 debug).
+	LogFile     string
+	LogLevel    int
+	LogToStderr bool
+	// Notify asks for a NOTIFY message at each phase, which the runtime
+	// acknowledges before the phase goes on.
+	Notify bool
+	// LeaveRunning lets the tree run on after a checkpoint.
+	LeaveRunning bool
+	// ParentImage is the directory, relative to the images directory, of
+	// the earlier images only the changed pages are stored against.
+	ParentImage string
+	// Timeout bounds a checkpoint; 0 means none.
+	Timeout time.Duration
+	// DisplayStats logs the statistics of a checkpoint or restore.
+	DisplayStats bool
+	// Root is the root directory to restore into.
+	Root string
+	// Sibling restores the tree as a child of the runtime.
+	Sibling bool
+	// CgroupRoots are the cgroups that replace the root process's.
+	CgroupRoots []CgroupRoot
+	// InheritFds give the runtime's fds (passed to crsub at those
+	// numbers) in place of the image's files their keys name.
+	InheritFds []InheritFd
+	// JoinNamespaces are namespaces to restore the tree into.
+	JoinNamespaces []JoinNamespace
+	// OrphanPtsMaster asks for a new terminal in place of one the tree
+	// used whose master was outside it, its master sent to the runtime.
+	OrphanPtsMaster bool
+}
+
+// CgroupRoot is a cg_root entry: the cgroup that replaces the root
+// process's in the hierarchy of controller Ctrl ("" for the unified one,
+// as runc names it), or in every hierarchy without an entry of its own if
+// Every (no controller named, as CRIU's --cgroup-root PATH).
+type CgroupRoot struct {
+	Ctrl, Path string
+	Every      bool
+}
+
+// InheritFd is an inherit_fd entry.
+type InheritFd struct {
+	Key string
+	Fd  int
+}
+
+// JoinNamespace is a join_ns entry.
+type JoinNamespace struct{ Ns, File string }
+
+// RefusedError is the error of a request field crsub does not honour.
+type RefusedError struct {
+	Field  string // as rpc.proto names it: "lazy_pages", "ps"
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return e.Field + ": " + e.Reason }
+
+// kind says which of a rule's sides applies to a request type.
+type kind int
+
+const (
+	forDump kind = iota // DUMP, PRE_DUMP, SINGLE_PRE_DUMP
+	forRestore
+)
+
+// apply takes a set field into the request, or refuses it.
+type apply func(r *Request, v protoreflect.Value) error
+
+// rule is what crsub does with one criu_opts field, on each side.
+type rule struct{ dump, restore apply }
+
+func both(f apply) rule { return rule{f, f} }
+
+// accept changes nothing: the rule's comment says why crsub honours the
+// field without doing anything for it.
+func accept(*Request, protoreflect.Value) error { return nil }
+
+// refuse refuses a field set to anything but its zero value (false, 0,
+// "", an empty list): a field a runtime always sends, but off, passes.
+func refuse(reason string) apply {
+	return func(_ *Request, v protoreflect.Value) error {
+		if isZero(v) {
+			return nil
+		}
+		return &RefusedError{Reason: reason}
+	}
+}
+
+func isZero(v protoreflect.Value) bool {
+	switch x := v.Interface().(type) {
+	case bool:
+		return !x
+	case int32:
+		return x == 0
+	case int64:
+		return x == 0
+	case uint32:
+		return x == 0
+	case uint64:
+		return x == 0
+	case string:
+		return x == ""
+	case protoreflect.List:
+		return x.Len() == 0
+	}
+	return false // a message, an enum: its presence asks for something
+}
+
+func each(v protoreflect.Value, f func(protoreflect.Message)) {
+	l := v.List()
+	for i := range l.Len() {
+		f(l.Get(i).Message())
+	}
+}
+
+func str(m protoreflect.Message, name protoreflect.Name) string {
+	return m.Get(m.Descriptor().Fields().ByName(name)).String()
+}
+
+// rules holds a rule for every criu_opts field of CRIU v4.2. A field set
+// in a request without a rule for its side is refused by name, and so is
+// one this crsub does not know (a newer CRIU's).
+var rules = map[protoreflect.Name]rule{
+	"images_dir_fd": both(func(r *Request, v protoreflect.Value) error { r.ImagesDirFd = int(v.Int()); return nil }),
+	"images_dir":    both(func(r *Request, v protoreflect.Value) error { r.ImagesDir = v.String(); return nil }),
+	"work_dir_fd":   both(func(r *Request, v protoreflect.Value) error { r.WorkDirFd = int(v.Int()); return nil }),
+	"log_level":     both(func(r *Request, v protoreflect.Value) error { r.LogLevel = int(v.Int()); return nil }),
+	"log_file": both(func(r *Request, v protoreflect.Value) error {
+		if strings.Contains(v.String(), "/") {
+			return &RefusedError{Reason: fmt.Sprintf("%q is not a file name: the log is written in the work directory, as CRIU's", v.String())}
+		}
+		r.LogFile = v.String()
+		return nil
+	}),
+	"log_to_stderr":  both(func(r *Request, v protoreflect.Value) error { r.LogToStderr = v.Bool(); return nil }),
+	"notify_scripts": both(func(r *Request, v protoreflect.Value) error { r.Notify = v.Bool(); return nil }),
+	"display_stats":  both(func(r *Request, v protoreflect.Value) error { r.DisplayStats = v.Bool(); return nil }),
+	"timeout": both(func(r *Request, v protoreflect.Value) error {
+		r.Timeout = time.Duration(v.Uint()) * time.Second
+		return nil
+	}),
+
+	"pid": {dump: func(r *Request, v protoreflect.Value) error { r.Pid = int(v.Int()); return nil },
+		restore: accept}, // CRIU ignores it on restore too
+	"leave_running": {dump: func(r *Request, v protoreflect.Value) error { r.LeaveRunning = v.Bool(); return nil },
+		restore: accept},
+	"parent_img": {dump: func(r *Request, v protoreflect.Value) error { r.ParentImage = v.String(); return nil },
+		// The image names its parent, relative to its directory.
+		restore: accept},
+	// crsub's parent images are compared page by page, whether memory
+	// was tracked or not.
+	"track_mem":     {dump: accept, restore: accept},
+	"pre_dump_mode": {dump: accept, restore: accept},
+
+	// What CRIU must be allowed to dump, crsub always dumps: established
+	// TCP connections (with TCP repair), unix sockets and pipes whose
+	// other end is outside the tree (recorded as external: restoring them
+	// needs an inherit_fd), processes whose session or terminal is outside
+	// it, file locks, deleted files (their contents are in the image, no
+	// link is made), inotify watches (crsub finds their paths itself).
+	"tcp_established":     both(accept),
+	"ext_unix_sk":         both(accept),
+	"unix_sk_ino":         both(accept),
+	"shell_job":           both(accept),
+	"file_locks":          both(accept),
+	"link_remap":          both(accept),
+	"ghost_limit":         both(accept),
+	"force_irmap":         both(accept),
+	"weak_sysctls":        both(accept),
+	"skip_file_rwx_check": both(accept),
+	// Device files are opened again by their path in any case.
+	"evasive_devices": both(accept),
+	// The image's FPU state layout is always checked against this CPU's.
+	"cpu_cap": both(accept),
+	// crsub freezes the tree with ptrace, task by task; the cgroup is not
+	// frozen, and its tasks outside the tree are not checkpointed.
+	"freeze_cgroup": {dump: accept, restore: accept},
+	// Mounts are recorded only for a tree in a mount namespace of its own,
+	// which the engine refuses by name for now: for a tree in crsub's,
+	// there is no mount to call external.
+	"ext_mnt": both(accept),
+	// crsub locks TCP connections with nftables, whichever is asked.
+	"network_lock": both(func(_ *Request, v protoreflect.Value) error {
+		if rpcpb.CriuNetworkLockMethod(v.Enum()) == rpcpb.CriuNetworkLockMethod_SKIP {
+			return &RefusedError{Reason: "crsub always holds the tree's TCP connections still while it works (nftables)"}
+		}
+		return nil
+	}),
+	"manage_cgroups": both(func(_ *Request, v protoreflect.Value) error {
+		if !v.Bool() {
+			return &RefusedError{Reason: "crsub always records the tree's cgroups and puts it back in them (CRIU's soft mode)"}
+		}
+		return nil
+	}),
+	"manage_cgroups_mode": both(func(_ *Request, v protoreflect.Value) error {
+		switch m := rpcpb.CriuCgMode(v.Enum()); m {
+		case rpcpb.CriuCgMode_SOFT, rpcpb.CriuCgMode_DEFAULT:
+			return nil
+		default:
+			return &RefusedError{Reason: fmt.Sprintf("mode %s: crsub records the tree's cgroups and puts it back in them, making missing ones, without their properties (CRIU's soft mode, the default)", m)}
+		}
+	}),
+	"cg_root": {dump: refuse("crsub records the tree's cgroups as they are"),
+		restore: func(r *Request, v protoreflect.Value) error {
+			each(v, func(m protoreflect.Message) {
+				every := !m.Has(m.Descriptor().Fields().ByName("ctrl"))
+				r.CgroupRoots = append(r.CgroupRoots, CgroupRoot{Ctrl: str(m, "ctrl"), Path: str(m, "path"), Every: every})
+			})
+			return nil
+		}},
+	"root": {dump: accept, // the engine finds the tree's root itself
+		restore: func(r *Request, v protoreflect.Value) error { r.Root = v.String(); return nil }},
+	"rst_sibling": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error { r.Sibling = v.Bool(); return nil }},
+	"inherit_fd": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error {
+			each(v, func(m protoreflect.Message) {
+				r.InheritFds = append(r.InheritFds, InheritFd{Key: str(m, "key"), Fd: int(m.Get(m.Descriptor().Fields().ByName("fd")).Int())})
+			})
+			return nil
+		}},
+	"join_ns": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error {
+			each(v, func(m protoreflect.Message) {
+				r.JoinNamespaces = append(r.JoinNamespaces, JoinNamespace{Ns: str(m, "ns"), File: str(m, "ns_file")})
+			})
+			return nil
+		}},
+	"orphan_pts_master": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error { r.OrphanPtsMaster = v.Bool(); return nil }},
+	"external": {dump: external(forDump), restore: external(forRestore)},
+	// runc asks for an empty network namespace (CLONE_NEWNET) when the
+	// container's is its own, not one it joined by path.
+	"empty_ns": {dump: func(_ *Request, v protoreflect.Value) error {
+		if v.Uint()&^unix.CLONE_NEWNET != 0 {
+			return &RefusedError{Reason: fmt.Sprintf("%#x: only a network namespace (CLONE_NEWNET) can be left empty, as with CRIU", v.Uint())}
+		}
+		// Nothing to leave out: the engine records no network
+		// namespace (and refuses a tree in another than crsub's).
+		return nil
+	}, restore: refuse("crsub does not restore network namespaces yet")},
+	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
+	// skips a missing one.
+	"config_file": both(func(_ *Request, v protoreflect.Value) error {
+		if _, err := os.Stat(v.String()); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
+	}),
+
+	"auto_ext_mnt":           both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"ext_sharing":            both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"ext_masters":            both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"skip_mnt":               both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"enable_fs":              both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"mntns_compat_mode":      both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"irmap_scan_paths":       both(refuse("crsub finds inotify watch paths itself")),
+	"cgroup_props":           both(refuse("crsub does not record or restore cgroup properties")),
+	"cgroup_props_file":      both(refuse("crsub does not record or restore cgroup properties")),
+	"cgroup_dump_controller": both(refuse("crsub records every hierarchy the tree is in")),
+	"cgroup_yard":            both(refuse("crsub reaches cgroup hierarchies through mounts of its own")),
+	"tcp_skip_in_flight":     both(refuse("crsub restores connections waiting to be accepted whose clients are in the tree, and fails on others; it drops none")),
+	"tcp_close":              both(refuse("crsub restores TCP connections; it does not close them")),
+	"ps":                     both(refuse("crsub writes its image in the images directory; it has no page server")),
+	"lazy_pages":             both(refuse("crsub restores every page before the tree runs; it has no lazy pages")),
+	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
+	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
+	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
+	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
+	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
+	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
+	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
+	"tls_cacert":             both(refuse("crsub has no page server to talk TLS to")),
+	"tls_cacrl":              both(refuse("crsub has no page server to talk TLS to")),
+	"tls_cert":               both(refuse("crsub has no page server to talk TLS to")),
+	"tls_key":                both(refuse("crsub has no page server to talk TLS to")),
+	"tls_no_cn_verify":       both(refuse("crsub has no page server to talk TLS to")),
+	"pidfd_store_sk":         both(refuse("crsub does not keep pidfds between pre-dumps")),
+	"unprivileged":           both(refuse("crsub needs CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE")),
+	"leave_stopped":          both(refuse("crsub kills the tree after a checkpoint or lets it run; it cannot leave it stopped")),
+}
+
+// external takes CRIU's external-resource keys ("mnt[KEY]:VAL",
+// "net[INODE]:KEY", "tty[RDEV:DEV]", …) by their kind.
+func external(side kind) apply {
+	return func(_ *Request, v protoreflect.Value) error {
+		l := v.List()
+		for i := range l.Len() {
+			key := l.Get(i).String()
+			what, _, ok := strings.Cut(key, "[")
+			if !ok {
+				return &RefusedError{Reason: fmt.Sprintf("%q is not KIND[ID]…", key)}
+			}
+			switch {
+			case what == "mnt":
+				// As ext_mnt: no mount is recorded or restored.
+			case side == forDump && (what == "net" || what == "pid"):
+				// A namespace to leave out of the image: the engine
+				// refuses a tree in other namespaces than crsub's, and
+				// records none of crsub's own.
+			case side == forDump && (what == "file" || what == "unix" || what == "tty" || what == "dev"):
+				// crsub records a file whose other side is outside the
+				// tree as external without being told.
+			default:
+				return &RefusedError{Reason: fmt.Sprintf("%q: crsub does not handle external %s resources here yet", key, what)}
+			}
+		}
+		return nil
+	}
+}
+
+// ParseRequest takes a request's options into a Request, refusing by name
+// every field crsub does not honour and every field it does not know.
+func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
+	r := &Request{Type: t, ImagesDirFd: -1, WorkDirFd: -1, LogLevel: 2}
+	if opts == nil {
+		return r, nil
+	}
+	side := forDump
+	if t == rpcpb.CriuReqType_RESTORE {
+		side = forRestore
+	}
+	if err := unknownFields("criu_opts", opts.ProtoReflect().GetUnknown()); err != nil {
+		return nil, err
+	}
+	var err error
+	opts.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		ru, ok := rules[fd.Name()]
+		f := ru.dump
+		if side == forRestore {
+			f = ru.restore
+		}
+		if !ok || f == nil {
+			err = &RefusedError{Field: string(fd.Name()), Reason: "not supported by crsub"}
+			return false
+		}
+		if e := f(r, v); e != nil {
+			if re, ok := e.(*RefusedError); ok {
+				re.Field = string(fd.Name())
+			}
+			err = e
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The default of a required field a runtime always sends: -1 (none).
+	if r.ImagesDirFd < -1 {
+		return nil, &RefusedError{Field: "images_dir_fd", Reason: fmt.Sprintf("%d is not an fd", r.ImagesDirFd)}
+	}
+	return r, nil
+}
+
+// unknownFields refuses the fields of a message that rpc.proto does not
+// have, naming them by number.
+func unknownFields(msg string, raw protoreflect.RawFields) error {
+	for len(raw) > 0 {
+		num, _, n := protowire.ConsumeField(raw)
+		if n < 0 {
+			return fmt.Errorf("%s: %w", msg, protowire.ParseError(n))
+		}
+		return &RefusedError{Field: fmt.Sprintf("%s field %d", msg, num), Reason: "unknown to crsub (a newer CRIU's?)"}
+	}
+	return nil
+}

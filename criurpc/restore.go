@@ -1,0 +1,339 @@
+package criurpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/criurpc/rpcpb"
+	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/restart"
+	"github.com/crsub/crsub/substitute"
+)
+
+// restore serves RESTORE and returns the restored root's pid. The tree
+// runs when it returns (CRIU restores detached over RPC); with
+// rst_sibling it is the runtime's child, else crsub's, and reparented when
+// crsub exits.
+//
+// The runtime hears of each phase as from CRIU: pre-restore before
+// anything, setup-namespaces and post-setup-namespaces once every task
+// exists (with the root's pid), post-restore and pre-resume when all is
+// restored and nothing runs yet, post-resume after.
+func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) {
+	start := time.Now()
+	w, err := s.workspace(r)
+	if err != nil {
+		return 0, err
+	}
+	defer w.close()
+	defer func() {
+		if err != nil {
+			w.failed(err)
+		}
+	}()
+	log := w.log
+	if err := checkRoot(r.Root); err != nil {
+		return 0, err
+	}
+	for _, j := range r.JoinNamespaces {
+		if err := ownNamespace("join_ns", j.Ns, j.File); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.notify(r, log, "pre-restore", 0, -1); err != nil {
+		return 0, err
+	}
+	img, err := os.Open(ImageName)
+	if err != nil {
+		return 0, err
+	}
+	defer img.Close()
+	opts := restart.DefaultOptions()
+	opts.Log = log
+	opts.ImageDir = "."
+	opts.Sibling = r.Sibling
+	opts.CgroupRoots = cgroupRoots(r.CgroupRoots)
+	if opts.PidNamespace, err = inPidNamespace(img); err != nil {
+		return 0, err
+	}
+	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
+		inv, err := ckpt.Inspect(bufio.NewReader(img))
+		if err != nil {
+			return 0, err
+		}
+		if _, err := img.Seek(0, io.SeekStart); err != nil {
+			return 0, err
+		}
+		files, err := inheritedFiles(r.InheritFds)
+		if err != nil {
+			return 0, err
+		}
+		var unused []string
+		opts.Substitutes, opts.ProcessSubstitutes, unused = inheritSubstitutes(inv, files)
+		for _, key := range unused {
+			// As CRIU: an inherited fd the image has no use for is not
+			// an error (runc passes all of its container's stdio).
+			log.Info("inherit_fd matches no file of the image", "key", key)
+		}
+		if r.OrphanPtsMaster {
+			if err := orphanTerminals(inv, opts.Substitutes, opts.ProcessSubstitutes); err != nil {
+				return 0, err
+			}
+		}
+	}
+	opts.TasksCreated = func(pids []int) error {
+		if err := s.notify(r, log, "setup-namespaces", pids[0], -1); err != nil {
+			return err
+		}
+		return s.notify(r, log, "post-setup-namespaces", 0, -1)
+	}
+	opts.BeforeRelease = func(pids []int) error {
+		if err := s.notify(r, log, "post-restore", pids[0], -1); err != nil {
+			return err
+		}
+		return s.notify(r, log, "pre-resume", 0, -1)
+	}
+	p, err := restart.Restart(ctx, bufio.NewReader(img), opts)
+	if errors.Is(err, restart.ErrExternal) {
+		return 0, fmt.Errorf("%w; a runtime gives its own fd for it with inherit_fd, keyed as CRIU names the file (pipe:[INODE], socket:[INODE], tty[RDEV:DEV], its path without the leading /)", err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := s.notify(r, log, "post-resume", 0, -1); err != nil {
+		// The tree runs: as CRIU, only say so.
+		log.Error("after the restore", "err", err)
+	}
+	total := time.Since(start)
+	log.Info("restore complete", "pid", p.Pid, "pids", p.Pids, "total", total)
+	if r.DisplayStats {
+		log.Warn(fmt.Sprintf("Restore time: %d us", total.Microseconds()))
+	}
+	if err := writeStats(w, statsRestore, &rpcpb.StatsEntry{Restore: restoreStats(total)}); err != nil {
+		log.Warn("cannot write the statistics", "err", err)
+	}
+	return p.Pid, nil
+}
+
+// checkRoot refuses a root directory other than crsub's own: restoring
+// into another needs the tree's mount namespace, which crsub does not
+// restore yet.
+func checkRoot(root string) error {
+	if root == "" {
+		return nil
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return &RefusedError{Field: "root", Reason: err.Error()}
+	}
+	own, err := os.Stat("/")
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(st, own) {
+		return &RefusedError{Field: "root", Reason: fmt.Sprintf("%s is not crsub's root: crsub does not restore a tree into another root (a mount namespace) yet", root)}
+	}
+	return nil
+}
+
+// ownNamespace refuses a namespace to join other than crsub's own of that
+// kind: the restored tree is in crsub's namespaces.
+func ownNamespace(field, kind, file string) error {
+	st, err := os.Stat(file)
+	if err != nil {
+		return &RefusedError{Field: field, Reason: err.Error()}
+	}
+	own, err := os.Stat("/proc/self/ns/" + kind)
+	if err != nil {
+		return &RefusedError{Field: field, Reason: fmt.Sprintf("namespace kind %q: %v", kind, err)}
+	}
+	if !os.SameFile(st, own) {
+		return &RefusedError{Field: field, Reason: fmt.Sprintf("%s namespace %s is not crsub's: crsub does not restore a tree into other namespaces yet", kind, file)}
+	}
+	return nil
+}
+
+// cgroupRoots maps cg_root entries to restart's CgroupRoots: an entry
+// for every controller is the root of every hierarchy not named, one with
+// ctrl "" the unified hierarchy's (as runc sends it), others their
+// controller's.
+func cgroupRoots(roots []CgroupRoot) map[string]string {
+	if len(roots) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, r := range roots {
+		switch {
+		case r.Every:
+			m[""] = r.Path
+		case r.Ctrl == "":
+			m[cgroup.Unified] = r.Path
+		default:
+			m[r.Ctrl] = r.Path
+		}
+	}
+	return m
+}
+
+// inPidNamespace says whether the image's root was checkpointed as the
+// init of a pid namespace of its own, which CRIU restores in a new one. It
+// reads only the image's head, and leaves img at its start.
+func inPidNamespace(img *os.File) (bool, error) {
+	rd, err := ckpt.NewReader(bufio.NewReader(img))
+	if err != nil {
+		return false, err
+	}
+	rec, err := rd.Next()
+	if err != nil {
+		return false, err
+	}
+	var tree ckpt.Tree
+	if rec.Type != ckpt.TypeTree || rec.Decode(&tree) != nil || len(tree.Processes) == 0 {
+		return false, fmt.Errorf("%s does not start with its task tree", ImageName)
+	}
+	if _, err := img.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	return tree.Processes[0].NsPid == 1, nil
+}
+
+// inheritedFile is an inherit_fd entry with what its fd is.
+type inheritedFile struct {
+	InheritFd
+	// ns is the namespace ("net", "pid"…) the fd is a file of, if it is
+	// one: runc passes the namespaces a container joins this way.
+	ns string
+}
+
+// inheritedFiles looks at the fds inherit_fd names, which the runtime
+// passed to crsub at those numbers. A namespace must be crsub's own.
+func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
+	var out []inheritedFile
+	for _, f := range fds {
+		link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd))
+		if err != nil {
+			return nil, &RefusedError{Field: "inherit_fd", Reason: fmt.Sprintf("key %q: crsub was given no fd %d", f.Key, f.Fd)}
+		}
+		kind, _, _ := strings.Cut(link, ":")
+		if _, err := os.Stat("/proc/self/ns/" + kind); err == nil && strings.HasSuffix(link, "]") && !strings.Contains(kind, "/") {
+			if err := ownNamespace("inherit_fd", kind, "/proc/self/fd/"+strconv.Itoa(f.Fd)); err != nil {
+				return nil, err
+			}
+			out = append(out, inheritedFile{InheritFd: f, ns: kind})
+			continue
+		}
+		out = append(out, inheritedFile{InheritFd: f})
+	}
+	return out, nil
+}
+
+// inheritSubstitutes finds the files of the image that inherit_fd keys
+// name, as CRIU names them ("pipe:[INODE]", "socket:[INODE]",
+// "tty[RDEV:DEV]", a path without its leading /), and substitutes the
+// inherited fd for the first fd of each file, root's and others' apart:
+// the fds that shared the file follow it. It returns the keys that named
+// no file of the image (namespaces included: the tree is restored in
+// crsub's).
+func inheritSubstitutes(inv *ckpt.Inventory, files []inheritedFile) (root map[int]substitute.Source, others map[int]map[int]substitute.Source, unused []string) {
+	byKey := map[string]int{}
+	for _, f := range files {
+		if f.ns == "" {
+			byKey[f.Key] = f.Fd
+		}
+	}
+	used := map[string]bool{}
+	seen := map[ckpt.Objref]bool{}
+	rootPid := 0
+	if len(inv.Tree.Processes) > 0 {
+		rootPid = inv.Tree.Processes[0].Pid
+	}
+	for _, p := range inv.Processes {
+		for _, fv := range p.Fds {
+			if seen[fv.Objref] {
+				continue
+			}
+			key := fileKey(fv)
+			fd, ok := byKey[key]
+			if !ok || key == "" {
+				continue
+			}
+			seen[fv.Objref] = true
+			used[key] = true
+			src := substitute.Source{Kind: substitute.KindFD, FD: fd}
+			if p.Process.Pid == rootPid {
+				if root == nil {
+					root = map[int]substitute.Source{}
+				}
+				root[fv.Fd] = src
+				continue
+			}
+			if others == nil {
+				others = map[int]map[int]substitute.Source{}
+			}
+			if others[p.Process.Pid] == nil {
+				others[p.Process.Pid] = map[int]substitute.Source{}
+			}
+			others[p.Process.Pid][fv.Fd] = src
+		}
+	}
+	for _, f := range files {
+		if !used[f.Key] {
+			unused = append(unused, f.Key)
+		}
+	}
+	return root, others, unused
+}
+
+// fileKey is how CRIU names an image's file for inherit_fd, "" for a file
+// it names no way crsub can tell.
+func fileKey(fv ckpt.FdView) string {
+	f := fv.File
+	switch {
+	case f.Kind == ckpt.FilePipe:
+		return fmt.Sprintf("pipe:[%d]", f.Identity.Inode)
+	case strings.HasPrefix(f.Kind, "unix-") || f.Kind == ckpt.FileSocket || f.Kind == ckpt.FileTCP || f.Kind == ckpt.FileUDP:
+		return fmt.Sprintf("socket:[%d]", f.Identity.Inode)
+	case f.Kind == ckpt.FileTTY:
+		return fmt.Sprintf("tty[%x:%x]", f.Rdev, f.Identity.Dev)
+	case f.Path != "":
+		return strings.TrimPrefix(f.Path, "/")
+	}
+	return ""
+}
+
+// orphanTerminals refuses an image with a terminal whose master was
+// outside the tree and no inherited fd for it: CRIU makes a new terminal
+// for it and sends its master to the runtime (orphan-pts-master), which
+// crsub does not do yet.
+func orphanTerminals(inv *ckpt.Inventory, root map[int]substitute.Source, others map[int]map[int]substitute.Source) error {
+	rootPid := inv.Tree.Processes[0].Pid
+	covered := map[ckpt.Objref]bool{}
+	for _, p := range inv.Processes {
+		subs := others[p.Process.Pid]
+		if p.Process.Pid == rootPid {
+			subs = root
+		}
+		for _, fv := range p.Fds {
+			if _, ok := subs[fv.Fd]; ok {
+				covered[fv.Objref] = true
+			}
+		}
+	}
+	for _, p := range inv.Processes {
+		for _, fv := range p.Fds {
+			if covered[fv.Objref] || fv.File.Kind != ckpt.FileTTY {
+				continue
+			}
+			return &RefusedError{Field: "orphan_pts_master", Reason: fmt.Sprintf("process %d fd %d is the terminal %s, whose master was outside the tree: crsub does not make a new terminal for it yet (pass the terminal with inherit_fd %q)", p.Process.Pid, fv.Fd, fv.File.Path, fileKey(fv))}
+		}
+	}
+	return nil
+}
