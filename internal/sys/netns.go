@@ -1,0 +1,60 @@
+package sys
+
+import (
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// InNetNS runs fn on an OS thread that has entered the network namespace
+// of nsfd (a /proc/PID/ns/net or bind-mounted namespace fd). Sockets fn
+// makes belong to that namespace for their whole life, and /proc/sys/net
+// opened by fn shows its settings. The thread is never used for anything
+// else: it ends with fn, taking the namespace it entered with it.
+func InNetNS[T any](nsfd int, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Exiting while locked makes the runtime end the thread
+		// instead of giving it back to the scheduler.
+		runtime.LockOSThread()
+		if err := retryErr(func() error { return unix.Setns(nsfd, unix.CLONE_NEWNET) }); err != nil {
+			var zero T
+			done <- result{zero, os.NewSyscallError("setns(CLONE_NEWNET)", err)}
+			return
+		}
+		v, err := fn()
+		done <- result{v, err}
+	}()
+	r := <-done
+	return r.v, r.err
+}
+
+// NewNetNS makes a network namespace and returns an fd on it; the
+// namespace lives as long as the fd or anything else that holds it.
+func NewNetNS() (*FD, error) {
+	type result struct {
+		fd  *FD
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends in the new namespace
+		if err := retryErr(func() error { return unix.Unshare(unix.CLONE_NEWNET) }); err != nil {
+			done <- result{nil, os.NewSyscallError("unshare(CLONE_NEWNET)", err)}
+			return
+		}
+		fd, err := retry(func() (int, error) { return unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+		if err != nil {
+			done <- result{nil, os.NewSyscallError("open(/proc/thread-self/ns/net)", err)}
+			return
+		}
+		done <- result{NewFD(fd), nil}
+	}()
+	r := <-done
+	return r.fd, r.err
+}
