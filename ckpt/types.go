@@ -37,6 +37,8 @@ const (
 	TypePages Type = 0x0302 // stored pages of the VMA before it, as payload
 
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
+
+	TypeNetwork Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
 )
 
 var typeNames = map[Type]string{
@@ -60,6 +62,7 @@ var typeNames = map[Type]string{
 	TypeVMA:        "vma",
 	TypePages:      "pages",
 	TypeSignals:    "signals",
+	TypeNetwork:    "network",
 }
 
 func (t Type) String() string {
