@@ -349,7 +349,7 @@ func (s *session) letRun(resolver interface{ resolve() error }) error {
 func (s *session) killTree() error {
 	// Established connections are held still until their restore: their
 	// peers retransmit rather than meet a port without socket.
-	if err := netlock.Lock(s.files.TCPConns); err != nil {
+	if err := netlock.Lock(netlock.Host, s.files.TCPConns); err != nil {
 		s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
 	}
 	var err error

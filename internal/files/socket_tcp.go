@@ -339,7 +339,7 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	// The connection lives again: its peer's packets may come in.
 	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
 		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
-			if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+			if err := netlock.Unlock(netlock.Host, []netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
 				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
 			}
 		}
