@@ -277,22 +277,18 @@ type netRestore struct {
 	undo []func() error
 }
 
-// RestoreNetwork makes rec again in the network namespace of nsfd, which
-// must hold only what the kernel puts in a new one. hostfd is crsub's own
-// network namespace, where veth peers that were on the host are made again.
-// links gives, by the image's link name, a host link to use instead of
-// making one: it is moved in, renamed, and given the image's addresses,
-// routes and state (its hardware address stays its own). On error
-// everything done is undone; on success, undo does it for a caller whose
-// later steps failed (an adopted link goes back to the host under its own
-// name). nsfd and hostfd must stay open until then.
-func RestoreNetwork(nsfd, hostfd int, rec *ckpt.Network, links map[string]string) (undo func() error, err error) {
-	r, err := dialNetRestore(nsfd, hostfd)
+// RestoreNetwork makes rec again in the network namespace t.NS, which must
+// hold only what the kernel puts in a new one. On error everything done is
+// undone; on success, undo does it for a caller whose later steps failed
+// (a link given goes back to the host under its own name).
+func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
+	r, err := dialNetRestore(t.NS, t.Host)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
-	if err := checkSupply(r.host, rec, links); err != nil {
+	links := t.Links
+	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 		return nil, err
 	}
 	defer func() {

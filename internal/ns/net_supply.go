@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,23 +19,35 @@ import (
 // join (--netns) and host links to adopt (--link NAME=HOSTLINK). Both are
 // checked before anything is made, each error naming what it was given.
 
-// CheckNetworkSupply checks, before anything is made, that rec can be
-// restored with the links given: each names a link of the image and a
-// link on the host (hostfd); each link crsub cannot make (a physical
-// device, an unknown kind, a veth whose peer was in a third namespace) is
-// given one; and the host names and bridges of veth peers to make again
-// are free and there.
-func CheckNetworkSupply(hostfd int, rec *ckpt.Network, links map[string]string) error {
-	host, err := sys.InNetNS(hostfd, netlink.Dial)
+// NetworkTarget says where a network namespace's record is restored, with
+// what the caller gives.
+type NetworkTarget struct {
+	// NS is an fd on the namespace to fill; Host an fd on crsub's own,
+	// where the veth peers that were on the host are made again. Both stay
+	// open until the undo of the restore, if any, is done.
+	NS, Host int
+	// Links gives, by the image's link name, a host link to use instead
+	// of making one: it is moved in, renamed, and given the image's
+	// addresses, routes and state (its hardware address stays its own).
+	Links map[string]string
+	// PeerWait bounds how long a veth peer's host name, still taken, is
+	// waited for: the namespace of the checkpointed processes goes, with
+	// its links, a moment after they died.
+	PeerWait time.Duration
+}
+
+// CheckNetworkSupply checks, before anything is made, what can be known of
+// a restore of rec into t: each link given names a link of the image and
+// a link on the host, and each link crsub cannot make (a physical device,
+// an unknown kind, a veth whose peer was in a third namespace) is given
+// one.
+func CheckNetworkSupply(t NetworkTarget, rec *ckpt.Network) error {
+	host, err := sys.InNetNS(t.Host, netlink.Dial)
 	if err != nil {
 		return err
 	}
 	defer host.Close()
-	return checkSupply(host, rec, links)
-}
-
-func checkSupply(host *netlink.Conn, rec *ckpt.Network, links map[string]string) error {
-	return errors.Join(checkGiven(host, rec, links), checkMakeable(host, rec, links))
+	return errors.Join(checkGiven(host, rec, t.Links), checkNeeded(rec, t.Links))
 }
 
 // checkGiven checks the links given.
@@ -59,8 +72,8 @@ func checkGiven(host *netlink.Conn, rec *ckpt.Network, links map[string]string) 
 	return errors.Join(errs...)
 }
 
-// checkMakeable checks that the links not given can be made.
-func checkMakeable(host *netlink.Conn, rec *ckpt.Network, links map[string]string) error {
+// checkNeeded checks that each link crsub cannot make is given.
+func checkNeeded(rec *ckpt.Network, links map[string]string) error {
 	var errs []error
 	for _, l := range rec.Links {
 		if _, ok := links[l.Name]; ok {
@@ -75,9 +88,24 @@ func checkMakeable(host *netlink.Conn, rec *ckpt.Network, links map[string]strin
 			errs = append(errs, fmt.Errorf("link %s (%s) cannot be made again: give it one with --link %s=HOSTLINK", l.Name, what, l.Name))
 		case l.Kind == ckpt.LinkVeth && l.Peer != nil && l.Peer.Where == ckpt.PeerElsewhere:
 			errs = append(errs, fmt.Errorf("link %s: its veth peer was in another network namespace: give it a link with --link %s=HOSTLINK", l.Name, l.Name))
-		case l.Kind == ckpt.LinkVeth && l.Peer != nil && l.Peer.Where == ckpt.PeerHost:
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostPeers checks that the host names of the veth peers to make are
+// free, waiting up to wait for those still taken, and that their bridges
+// are there.
+func checkHostPeers(host *netlink.Conn, rec *ckpt.Network, links map[string]string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var taken, errs []error
+		for _, l := range rec.Links {
+			if _, ok := links[l.Name]; ok || l.Kind != ckpt.LinkVeth || l.Peer == nil || l.Peer.Where != ckpt.PeerHost {
+				continue
+			}
 			if _, err := host.LinkByName(l.Peer.Name); err == nil {
-				errs = append(errs, fmt.Errorf("link %s: its veth peer %s is on the host already (is its namespace still alive?): remove it, or give the link with --link %s=HOSTLINK", l.Name, l.Peer.Name, l.Name))
+				taken = append(taken, fmt.Errorf("link %s: its veth peer %s is on the host already (is its namespace still alive?): remove it, or give the link with --link %s=HOSTLINK", l.Name, l.Peer.Name, l.Name))
 			} else if !errors.Is(err, unix.ENODEV) {
 				errs = append(errs, fmt.Errorf("link %s's peer %s: %w", l.Name, l.Peer.Name, err))
 			}
@@ -87,11 +115,14 @@ func checkMakeable(host *netlink.Conn, rec *ckpt.Network, links map[string]strin
 				}
 			}
 		}
+		if len(errs) > 0 || len(taken) == 0 || time.Now().After(deadline) {
+			return errors.Join(append(errs, taken...)...)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return errors.Join(errs...)
 }
 
-// JoinNetwork readies a network namespace the caller gave (nsfd) for the
+// JoinNetwork readies a network namespace the caller gave (t.NS) for the
 // image's processes. An empty one — only the links the kernel puts in a
 // new namespace, with no address and no route anyone added — gets rec
 // restored into it as a new one would. Any other is used as it is: it
@@ -99,12 +130,13 @@ func checkMakeable(host *netlink.Conn, rec *ckpt.Network, links map[string]strin
 // which are moved in and restored) with the image's addresses, and lo up
 // if it was; what differs is an error that lists it, and nothing is
 // changed. undo is as RestoreNetwork's.
-func JoinNetwork(nsfd, hostfd int, rec *ckpt.Network, links map[string]string) (undo func() error, err error) {
-	r, err := dialNetRestore(nsfd, hostfd)
+func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
+	r, err := dialNetRestore(t.NS, t.Host)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
+	links := t.Links
 	if err := checkGiven(r.host, rec, links); err != nil {
 		return nil, err
 	}
@@ -114,7 +146,7 @@ func JoinNetwork(nsfd, hostfd int, rec *ckpt.Network, links map[string]string) (
 	}
 	sub := rec
 	if empty {
-		if err := checkMakeable(r.host, rec, links); err != nil {
+		if err := errors.Join(checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 			return nil, err
 		}
 	} else {

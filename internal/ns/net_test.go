@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -224,7 +225,7 @@ func TestNetworkDumpRestore(t *testing.T) {
 	host2 := addNetns(t, "host2")
 	host2.ip(t, "link add hbr type bridge\nlink set hbr up")
 	fresh := addNetns(t, "fresh")
-	undo, err := RestoreNetwork(fresh.fd, host2.fd, rec, nil)
+	undo, err := RestoreNetwork(NetworkTarget{NS: fresh.fd, Host: host2.fd}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +249,26 @@ func TestNetworkDumpRestore(t *testing.T) {
 	// The first host still has the peers: a restart there is refused by
 	// name before anything is made.
 	other := addNetns(t, "other")
-	_, err = RestoreNetwork(other.fd, host.fd, rec, nil)
+	_, err = RestoreNetwork(NetworkTarget{NS: other.fd, Host: host.fd, PeerWait: 100 * time.Millisecond}, rec)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("its veth peer vh0-%d is on the host already", pid)) {
 		t.Errorf("restoring beside the original: %v, want its peer named", err)
 	}
 	if diff := cmp.Diff([]string{"lo"}, other.linkNames(t)); diff != "" {
 		t.Errorf("links left after a refused restore (-want +got):\n%s", diff)
+	}
+
+	// Peers whose namespace goes a moment later are waited for.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		exec.Command("ip", "-n", ctr.name, "link", "del", "eth0").Run()
+		exec.Command("ip", "-n", ctr.name, "link", "del", "eth1").Run()
+	}()
+	undo, err = RestoreNetwork(NetworkTarget{NS: other.fd, Host: host.fd, PeerWait: 5 * time.Second}, rec)
+	if err != nil {
+		t.Fatalf("restoring once the original peers are gone: %v", err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -282,7 +297,7 @@ link set given1p up`)
 		{map[string]string{"eth0": "nonesuch"}, "--link eth0=nonesuch: there is no link nonesuch on the host"},
 		{map[string]string{"eth7": "given0"}, "--link eth7=given0: the image has no link eth7"},
 	} {
-		_, err := RestoreNetwork(fresh.fd, host2.fd, rec, tc.links)
+		_, err := RestoreNetwork(NetworkTarget{NS: fresh.fd, Host: host2.fd, Links: tc.links}, rec)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("RestoreNetwork with %v: %v, want %q", tc.links, err, tc.want)
 		}
@@ -292,7 +307,7 @@ link set given1p up`)
 	}
 
 	before := host2.linkNames(t)
-	undo, err := RestoreNetwork(fresh.fd, host2.fd, rec, map[string]string{"eth0": "given0", "eth1": "given1"})
+	undo, err := RestoreNetwork(NetworkTarget{NS: fresh.fd, Host: host2.fd, Links: map[string]string{"eth0": "given0", "eth1": "given1"}}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +354,7 @@ func TestJoinNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The original itself matches; joining it changes nothing.
-	undo, err := JoinNetwork(ctr.fd, host.fd, rec, nil)
+	undo, err := JoinNetwork(NetworkTarget{NS: ctr.fd, Host: host.fd}, rec)
 	if err != nil {
 		t.Fatalf("joining the original: %v", err)
 	}
@@ -349,7 +364,7 @@ func TestJoinNetwork(t *testing.T) {
 
 	used := addNetns(t, "used")
 	used.ip(t, "link set lo up\nlink add eth0 type veth peer name x0\naddr add 10.200.0.2/24 dev eth0")
-	_, err = JoinNetwork(used.fd, host.fd, rec, nil)
+	_, err = JoinNetwork(NetworkTarget{NS: used.fd, Host: host.fd}, rec)
 	for _, want := range []string{"does not match the image", "its link eth0 is down, it was up", "its link eth0 lacks address 10.200.0.3/24", "it has no link br0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("joining a namespace unlike the image: %v, want %q", err, want)
@@ -359,7 +374,7 @@ func TestJoinNetwork(t *testing.T) {
 	empty := addNetns(t, "empty")
 	host2 := addNetns(t, "host2")
 	host2.ip(t, "link add hbr type bridge")
-	undo, err = JoinNetwork(empty.fd, host2.fd, rec, nil)
+	undo, err = JoinNetwork(NetworkTarget{NS: empty.fd, Host: host2.fd}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
