@@ -13,6 +13,14 @@ type Network struct {
 	// restart writes back, globals first, then "all", then "default",
 	// then each link's.
 	Sysctls []Sysctl `json:"sysctls,omitempty"`
+	// Nftables is the namespace's nftables tables as `nft list table`
+	// prints them (crsub's own network lock left out), for `nft -f`.
+	Nftables string `json:"nftables,omitempty"`
+	// IPTablesLegacy and IP6TablesLegacy are the tables of the legacy
+	// (x_tables) interface, as iptables-legacy-save and
+	// ip6tables-legacy-save print them, when the namespace has any.
+	IPTablesLegacy  string `json:"iptables_legacy,omitempty"`
+	IP6TablesLegacy string `json:"ip6tables_legacy,omitempty"`
 }
 
 // Link kinds (NetLink.Kind): the kernel's link kinds crsub makes again,

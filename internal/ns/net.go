@@ -20,7 +20,8 @@ import (
 // settings, read over route netlink and /proc/sys/net from a thread that
 // entered it, and made again the same way in the namespace a restart
 // creates: links first (with their indexes, names and hardware addresses),
-// then bridge ports, settings, addresses, flags (up/down), and routes. "The
+// then bridge ports, settings, addresses, flags (up/down), routes, and the
+// firewall (net_firewall.go). "The
 // host" is the network namespace crsub runs in: a veth whose peer is there
 // is made again with that peer there, named and addressed as it was, as
 // CRIU does; the caller may give a link of its own instead (links).
@@ -146,6 +147,9 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 	rec.Sysctls, err = sys.InNetNS(nsfd, func() ([]ckpt.Sysctl, error) { return readSysctls(rec.Links) })
 	if err != nil {
 		return nil, err
+	}
+	if _, err := sys.InNetNS(nsfd, func() (struct{}, error) { return struct{}{}, dumpFirewall(rec) }); err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	return rec, nil
 }
@@ -346,7 +350,7 @@ func (r *netRestore) revert() error {
 }
 
 // restore runs the steps in order; globals says whether the namespace-wide
-// settings are the image's to set.
+// settings and the firewall are the image's to set.
 func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals bool) error {
 	if err := r.makeLinks(rec, links); err != nil {
 		return err
@@ -373,6 +377,9 @@ func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals
 		if err := r.addRoute(rt); err != nil {
 			return err
 		}
+	}
+	if globals {
+		return r.loadFirewall(rec)
 	}
 	return nil
 }

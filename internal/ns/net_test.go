@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -123,7 +124,28 @@ link set vh1-%[1]d up`, os.Getpid()))
 	c.sysctl(t, "ipv4/ping_group_range", "0 100")
 	c.sysctl(t, "ipv6/conf/in0/disable_ipv6", "1")
 	c.sysctl(t, "ipv4/conf/eth1/forwarding", "0")
+	if _, err := exec.LookPath("nft"); err == nil {
+		c.exec(t, "nft", "add table ip filter")
+		c.exec(t, "nft", "add chain ip filter INPUT { type filter hook input priority 0 ; }")
+		c.exec(t, "nft", `add rule ip filter INPUT iifname "lo" ip protocol tcp ct state new,established counter accept`)
+		c.exec(t, "nft", "add table inet crsub") // the network lock: not the container's
+	}
+	if _, err := exec.LookPath("iptables-legacy"); err == nil {
+		c.exec(t, "iptables-legacy", "-w -A INPUT -i lo -p tcp -m state --state NEW,ESTABLISHED -j ACCEPT")
+	}
 	return c
+}
+
+// exec runs a command in the namespace.
+func (n netns) exec(t *testing.T, cmd, args string) {
+	t.Helper()
+	argv := append([]string{"netns", "exec", n.name, cmd}, strings.Fields(args)...)
+	if cmd == "nft" {
+		argv = []string{"netns", "exec", n.name, cmd, args}
+	}
+	if out, err := exec.Command("ip", argv...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", cmd, args, err, out)
+	}
 }
 
 // comparable leaves out of a record what is not the same from one
@@ -144,8 +166,14 @@ func comparable(rec *ckpt.Network) *ckpt.Network {
 		out.Links = append(out.Links, l)
 	}
 	out.Addresses = comparableAddresses(rec.Addresses)
+	out.Nftables = counters.ReplaceAllString(out.Nftables, "")
+	out.IPTablesLegacy = counters.ReplaceAllString(out.IPTablesLegacy, "")
+	out.IP6TablesLegacy = counters.ReplaceAllString(out.IP6TablesLegacy, "")
 	return &out
 }
+
+// counters are the packet and byte counts of firewall rules and chains.
+var counters = regexp.MustCompile(`packets \d+ bytes \d+|\[\d+:\d+\]`)
 
 func comparableAddresses(as []ckpt.NetAddress) []ckpt.NetAddress {
 	var out []ckpt.NetAddress
@@ -232,6 +260,12 @@ func TestNetworkDumpRestore(t *testing.T) {
 	back, err := DumpNetwork(fresh.fd, host2.fd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(rec.Nftables, "crsub") || !strings.Contains(rec.Nftables, "ct state established,new") {
+		t.Errorf("nftables: %q, want the container's table and not crsub's lock", rec.Nftables)
+	}
+	if _, err := exec.LookPath("iptables-legacy"); err == nil && !strings.Contains(rec.IPTablesLegacy, "-A INPUT -i lo -p tcp -m state --state NEW,ESTABLISHED -j ACCEPT") {
+		t.Errorf("legacy iptables: %q, want the container's rule", rec.IPTablesLegacy)
 	}
 	if diff := cmp.Diff(comparable(rec), comparable(back), cmpNetip, cmpPrefix); diff != "" {
 		t.Errorf("restored namespace (-dumped +restored):\n%s", diff)
