@@ -17,6 +17,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/netlock"
+	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
@@ -52,6 +53,10 @@ type session struct {
 	early *earlyMadvise
 	// descriptions index the open file descriptions written so far.
 	descriptions descriptions
+	// ownNamespaces are crsub's, by kind; namespaces those of the tree
+	// that are not.
+	ownNamespaces map[string]uint64
+	namespaces    *namespaces
 }
 
 // proc is one frozen process of the tree.
@@ -82,6 +87,13 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := checkTarget(pid); err != nil {
 		return nil, err
 	}
+	var err error
+	if s.ownNamespaces, err = ownNamespaces(); err != nil {
+		return nil, err
+	}
+	if err := checkNamespaces(pid, s.ownNamespaces); err != nil {
+		return nil, err
+	}
 	mem := s.dumperFor(out)
 	if opts.PreCopy > 0 && opts.Parent != "" {
 		return nil, errors.New("pre-copy and a parent image cannot be combined yet")
@@ -89,7 +101,6 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	var parentSize int64
 	var parentCreated time.Time
 	if opts.Parent != "" {
-		var err error
 		if parentSize, parentCreated, err = mem.openParent(opts.Parent); err != nil {
 			return nil, err
 		}
@@ -721,6 +732,7 @@ func (s *session) collect() (*ckpt.Header, error) {
 	if err := s.checkSharing(); err != nil {
 		return nil, err
 	}
+	s.namespaces = &namespaces{own: s.ownNamespaces, byKey: map[nsKey]*recordedNamespace{}, dump: &ns.DumpContext{Log: s.log, SysVShm: map[ns.SysVKey]ckpt.Objref{}}}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
 		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{}}
 	for _, p := range s.procs {
@@ -734,6 +746,9 @@ func (s *session) collect() (*ckpt.Header, error) {
 		}
 	}
 	if err := s.examinePassed(); err != nil {
+		return nil, err
+	}
+	if err := s.namespaces.checkTree(s.procs); err != nil {
 		return nil, err
 	}
 	// Whether a waiting connection can be restored depends on whether
@@ -788,6 +803,10 @@ func (s *session) write(ctx context.Context, cw *ckpt.Writer, mem *memoryDumper)
 	if err := cw.Write(ckpt.TypeTree, 0, nil, &tree); err != nil {
 		return err
 	}
+	s.namespaces.dump.W = cw
+	if err := s.namespaces.write(cw); err != nil {
+		return err
+	}
 	s.files.W = cw
 	s.files.DumpFd = func(fd *files.Fd) (ckpt.Objref, error) {
 		ref, _, err := s.dumpDescription(fd)
@@ -805,7 +824,12 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	st := p.state
 	st.process.Ctty = s.controllingTerminal(p)
 	procRef := cw.NewObjref()
-	if err := cw.Write(ckpt.TypeProcess, procRef, nil, &st.process); err != nil {
+	var nsDeps []ckpt.Objref
+	st.process.Namespaces, nsDeps = s.namespaces.refs(st.namespaces)
+	if err := cw.Write(ckpt.TypeProcess, procRef, nsDeps, &st.process); err != nil {
+		return err
+	}
+	if err := s.namespaces.writeObjects(p.pid); err != nil {
 		return err
 	}
 	for i := range st.threads {

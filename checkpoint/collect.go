@@ -41,6 +41,9 @@ type processState struct {
 	// ignored are the signals the process ignores, sharedPending those
 	// pending for it as a whole (bit n-1 for signal n).
 	ignored, sharedPending uint64
+	// namespaces are the process's namespaces other than crsub's, by
+	// /proc/PID/ns/ entry name: their inodes.
+	namespaces map[string]uint64
 }
 
 // collectProcess gathers what the image holds of frozen process pr, its
@@ -64,7 +67,7 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	st.header = imageHeader()
 	st.tree = treeRecord(pid, &stat, &status)
 
-	if err := s.checkNamespaces(pid); err != nil {
+	if st.namespaces, err = s.namespaces.collect(pid, pid == s.root, status.NSpid); err != nil {
 		return nil, err
 	}
 	st.dispositions = status.SigCgt | status.SigIgn | 1<<(unix.SIGCHLD-1)
@@ -553,33 +556,6 @@ func runQueries(r *remote.Remote, qs []query) error {
 			at += (q.size + 7) &^ 7
 		}
 		qs = qs[n:]
-	}
-	return nil
-}
-
-// checkNamespaces refuses a process in namespaces other than crsub's
-// (pid namespaces aside, which restart can recreate): restart would
-// rebuild it in crsub's, a different world — other mounts, other network
-// interfaces and ports, other SysV IPC objects, another hostname. A cgroup
-// namespace of its own is only a warning.
-func (s *session) checkNamespaces(pid int) error {
-	for _, ns := range []string{"mnt", "net", "ipc", "user", "uts", "time", "cgroup"} {
-		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // a kernel without this namespace type
-			}
-			return fmt.Errorf("%s namespace: %w", ns, err)
-		}
-		ours, err := os.Readlink("/proc/self/ns/" + ns)
-		if err != nil || ours == theirs {
-			continue
-		}
-		if ns == "cgroup" {
-			s.log.Warn("the process has a cgroup namespace of its own; it is restarted in crsub's", "pid", pid, "namespace", theirs)
-			continue
-		}
-		return fmt.Errorf("the process is in a %s namespace of its own (%s, crsub is in %s): not supported; run crsub inside it (nsenter -t %d)", ns, theirs, ours, pid)
 	}
 	return nil
 }

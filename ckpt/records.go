@@ -110,8 +110,13 @@ type Process struct {
 	LoginUID *uint32 `json:"loginuid,omitempty"`
 	// Cgroups are the process's cgroups, one per hierarchy, as its main
 	// thread is in them; nil in images that did not record them.
-	Cgroups []Cgroup          `json:"cgroups,omitempty"`
-	Extra   map[string]string `json:"extra,omitempty"`
+	Cgroups []Cgroup `json:"cgroups,omitempty"`
+	// Namespaces names, by kind ("uts", "ipc", "pid"…), the namespace
+	// records of the namespaces the process is in that are not the
+	// checkpointing crsub's; the record depends on each. A kind absent is
+	// crsub's namespace of that kind.
+	Namespaces map[string]Objref `json:"namespaces,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
 }
 
 // Creds are a process's user and group ids and capabilities.

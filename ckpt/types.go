@@ -38,6 +38,7 @@ const (
 
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
 
+	TypeNamespace Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
 	TypeNetwork Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
 )
 
@@ -62,6 +63,7 @@ var typeNames = map[Type]string{
 	TypeVMA:        "vma",
 	TypePages:      "pages",
 	TypeSignals:    "signals",
+	TypeNamespace:  "namespace",
 	TypeNetwork:    "network",
 }
 

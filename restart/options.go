@@ -35,6 +35,16 @@ type Options struct {
 	// their own namespace, if they were checkpointed inside one). Their
 	// pids as crsub sees them are then new.
 	PidNamespace bool
+	// Namespaces supplies, by kind ("net", "uts", "ipc", "cgroup",
+	// "time"), an existing namespace to restore the tree into instead of
+	// making the image's namespace of that kind again: the process the
+	// image made it with joins it, its descendants are in it as they were
+	// in the image's, and nothing the image holds of that namespace is
+	// restored into it. The image must have exactly one namespace of that
+	// kind of its own, and the source must be a namespace of that kind;
+	// otherwise the restart fails before anything runs. A pid namespace
+	// cannot be supplied.
+	Namespaces map[string]substitute.Namespace
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)

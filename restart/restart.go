@@ -15,6 +15,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
 	"github.com/crsub/crsub/preserve"
@@ -97,6 +98,8 @@ type restorer struct {
 	// groupLeaders are the stand-ins, by pgid, for process group leaders
 	// that are gone, while the groups' members join them (tree.go).
 	groupLeaders map[int]*task
+	// ns are the image's namespaces (namespaces.go).
+	ns namespaces
 }
 
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
@@ -111,6 +114,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.opened = map[ckpt.Objref]*globalFile{}
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
+	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
+		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
+	defer s.closeNamespaces()
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile
@@ -154,7 +160,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil, err
 	}
 
-	// Create the root task. From here on, a failure kills every task and
+	// The root task is created when its process record comes, after the
+	// namespace records. From here on, a failure kills every task and
 	// removes the cgroups made for them.
 	defer func() {
 		if cerr := s.cgroups.Close(); cerr != nil {
@@ -170,13 +177,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			}
 		}
 	}()
-	if err := s.createRoot(); err != nil {
-		return nil, err
-	}
-
 	// Rebuild the tree record by record, as the image streams: each
-	// process is forked by its parent when its record arrives, then its
-	// memory and files are rebuilt inside it.
+	// process is forked by its parent when its record arrives (the root
+	// created), then its memory and files are rebuilt inside it.
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -317,15 +320,27 @@ func (s *restorer) openParent() error {
 	return nil
 }
 
-// createRoot creates the root task; the others are forked by their
-// parents as their records arrive (see tree.go).
-func (s *restorer) createRoot() error {
-	t, err := createTask(s.tree.Processes[0].Pid, s)
+// createRoot creates the root task, for its process record p, in its
+// namespaces; the others are forked by their parents as their records
+// arrive (see tree.go).
+func (s *restorer) createRoot(p *ckpt.Process) (*task, error) {
+	if p.Pid != s.tree.Processes[0].Pid {
+		return nil, fmt.Errorf("the first process record is pid %d's, not the root's (%d)", p.Pid, s.tree.Processes[0].Pid)
+	}
+	if err := s.openSupplied(); err != nil {
+		return nil, err
+	}
+	flags := s.cloneFlags(p, nil)
+	t, err := createTask(p.Pid, flags, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.tasks = append(s.tasks, t)
-	return nil
+	t.process = p
+	if err := s.enterNamespaces(t, p, flags); err != nil {
+		return nil, &TaskError{Pid: t.pid, Phase: "entering its namespaces", Err: err}
+	}
+	return t, nil
 }
 
 // live lists the tasks that are not zombies, in creation order.
@@ -348,22 +363,58 @@ func (s *restorer) pids() []int {
 	return out
 }
 
-// innerPid is the pid a process of the image has inside the restored tree's
-// pid namespace: its own, unless the tree gets a new namespace, where the
-// root is 1 and the others keep theirs (or the ones they had in the
-// namespace they were checkpointed in).
+// innerPid is the pid a process of the image has in its own pid namespace
+// at restart: its own, unless it is in a pid namespace the image records,
+// where it has the one it had there, or the tree gets a new namespace,
+// where the root is 1 and the others keep theirs (or the ones they had in
+// the namespace they were checkpointed in).
 func (s *restorer) innerPid(pid int) int {
-	if !s.opts.PidNamespace {
+	if !s.opts.PidNamespace && !s.recordsPidNamespaces() {
 		return pid
 	}
 	tp := s.treeProcess(pid)
 	switch {
 	case tp != nil && tp.NsPid != 0:
 		return tp.NsPid
-	case pid == s.tree.Processes[0].Pid:
+	case s.opts.PidNamespace && pid == s.tree.Processes[0].Pid:
 		return 1
 	}
 	return pid
+}
+
+// recordsPidNamespaces says whether the pid namespaces the tree's
+// processes were in are the image's own (restored as they were), rather
+// than one the whole tree was in without its init (its processes' NsPid
+// are then only used with Options.PidNamespace).
+func (s *restorer) recordsPidNamespaces() bool {
+	return s.tree.Processes[0].NsPid <= 1
+}
+
+// inPidNamespace says whether process pid is in a pid namespace below
+// crsub's at restart.
+func (s *restorer) inPidNamespace(pid int) bool {
+	tp := s.treeProcess(pid)
+	return s.opts.PidNamespace || (tp != nil && tp.NsPid != 0 && s.recordsPidNamespaces())
+}
+
+// pidLevels are the pids clone3 gives process pid (set_tid), innermost pid
+// namespace first, and whether the last is its pid in crsub's: a process
+// in a pid namespace the image records gets the pid it had there and the
+// one it had in crsub's (or in the tree's new namespace, with
+// Options.PidNamespace).
+func (s *restorer) pidLevels(pid int) (tids []int, inCrsubs bool) {
+	tp := s.treeProcess(pid)
+	if tp != nil && tp.NsPid != 0 && s.recordsPidNamespaces() {
+		switch {
+		case s.opts.PidNamespace && s.tree.Processes[0].NsPid == 1:
+			// The root's namespace is the new one.
+			return []int{tp.NsPid}, false
+		case s.opts.PidNamespace:
+			return []int{tp.NsPid, tp.Pid}, false
+		}
+		return []int{tp.NsPid, tp.Pid}, true
+	}
+	return []int{s.innerPid(pid)}, !s.opts.PidNamespace
 }
 
 // hostPid is what image pid is as crsub sees it, once its task exists.
@@ -381,7 +432,7 @@ func (s *restorer) innerTid(pid, tid int) int {
 	if tid == pid {
 		return s.innerPid(pid)
 	}
-	if tp := s.treeProcess(pid); s.opts.PidNamespace && tp != nil && tp.NsPid != 0 {
+	if tp := s.treeProcess(pid); s.inPidNamespace(pid) && tp != nil && tp.NsPid != 0 {
 		for i, t := range tp.Tids {
 			if t == tid && i < len(tp.NsTids) {
 				return tp.NsTids[i]
@@ -433,11 +484,10 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		if err := rec.Decode(&p); err != nil {
 			return err
 		}
-		t, err := s.startProcess(p.Pid)
+		t, err := s.startProcess(&p)
 		if err != nil {
 			return err
 		}
-		t.process = &p
 		s.current = t
 		// Into its cgroups as soon as it exists: what it allocates from
 		// here on (memory, pids) is counted there. Its children inherit
@@ -499,6 +549,8 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		return t.fillPages(&pg, rec)
 	case ckpt.TypeFile:
 		return s.restoreFile(rec)
+	case ckpt.TypeNamespace:
+		return s.addNamespace(rec)
 	case ckpt.TypeFd:
 		var fd ckpt.Fd
 		if err := rec.Decode(&fd); err != nil {
@@ -510,6 +562,9 @@ func (s *restorer) apply(rec *ckpt.Record) error {
 		}
 		return t.placeFd(&fd)
 	default:
+		if restore, ok := ns.ForObject(rec.Type); ok {
+			return s.restoreNamespaceObject(rec, restore)
+		}
 		if restore, ok := files.ForObject(rec.Type); ok {
 			// The objects kinds restore on their own (a pipe, a pty…)
 			// are made in the process whose records are being read;

@@ -74,25 +74,36 @@ type openFile struct {
 	placed bool
 }
 
-// createTask makes the task that will become pid: a stopped, traced stub
-// with exactly that pid, waiting out a zombie that still holds it.
-func createTask(pid int, s *restorer) (*task, error) {
+// createTask makes the task that will become pid, the root: a stopped,
+// traced stub with exactly that pid (in each pid namespace it is chosen
+// in, pidLevels), waiting out a zombie that still holds it, made with the
+// CLONE_NEW* flags of the namespaces to make for it.
+func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	var child int
+	tids, inCrsubs := s.pidLevels(pid)
+	if flags&unix.CLONE_NEWPID != 0 {
+		// The init of its namespace.
+		tids[0] = 1
+	}
+	if s.opts.PidNamespace && !s.recordsPidNamespaces() {
+		tids = nil // the legacy new namespace: pid 1, any pid in crsub's
+	}
+	create := func() error {
+		var err error
+		child, err = stub.SpawnIn(flags, tids)
+		if errors.Is(err, stub.ErrPidInUse) {
+			return errPidInUse
+		}
+		if err != nil {
+			return fmt.Errorf("creating pid %d: %w", pid, err)
+		}
+		return nil
+	}
 	var err error
-	if s.opts.PidNamespace {
-		child, err = stub.SpawnInit()
+	if inCrsubs {
+		err = s.whenPidFree(pid, create)
 	} else {
-		err = s.whenPidFree(pid, func() error {
-			var err error
-			child, err = stub.Spawn(pid)
-			if errors.Is(err, stub.ErrPidInUse) {
-				return errPidInUse
-			}
-			if err != nil {
-				return fmt.Errorf("creating pid %d: %w", pid, err)
-			}
-			return nil
-		})
+		err = create()
 	}
 	if err != nil {
 		return nil, err

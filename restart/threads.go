@@ -88,7 +88,7 @@ func (t *task) createThreads() error {
 			return fmt.Errorf("thread %d: clone3 gave tid %d, want %d", tid, got, inner)
 		}
 		host := inner
-		if t.s.opts.PidNamespace {
+		if t.s.inPidNamespace(t.pid) {
 			if host, err = hostTid(t.host, inner); err != nil {
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}

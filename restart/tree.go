@@ -57,10 +57,16 @@ func (s *restorer) treeProcess(pid int) *ckpt.TreeProcess {
 }
 
 // startProcess makes the task for a process record current, forking it
-// from its parent unless it is the root.
-func (s *restorer) startProcess(pid int) (*task, error) {
+// from its parent, in its namespaces, unless it is the root, which it
+// creates.
+func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
+	pid := p.Pid
 	if t, err := s.task(pid); err == nil {
+		t.process = p
 		return t, nil
+	}
+	if len(s.tasks) == 0 {
+		return s.createRoot(p)
 	}
 	tp := s.treeProcess(pid)
 	if tp == nil || tp.Zombie {
@@ -70,32 +76,50 @@ func (s *restorer) startProcess(pid int) (*task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has not been restored before it", pid, tp.Ppid)
 	}
-	t, err := parent.fork(pid, unix.SIGCHLD)
+	back, err := s.beforeFork(parent, p)
 	if err != nil {
+		return nil, errors.Join(err, back())
+	}
+	flags := s.cloneFlags(p, parent)
+	t, err := parent.fork(pid, unix.SIGCHLD, flags)
+	if err := errors.Join(err, back()); err != nil {
+		if t != nil {
+			t.kill()
+		}
 		return nil, err
 	}
 	s.tasks = append(s.tasks, t)
+	t.process = p
+	if err := s.enterNamespaces(t, p, flags); err != nil {
+		return nil, &TaskError{Pid: t.pid, Phase: "entering its namespaces", Err: err}
+	}
 	return t, nil
 }
 
-// fork creates a child of this task with exactly pid: clone3 with set_tid
-// run inside the task. The child returns from clone3 into the code page,
-// where it spins until seized. Its exit signals the parent with
-// exitSignal (0: none, and the parent reaps it with __WALL).
-func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
+// fork creates a child of this task with exactly pid (in each pid
+// namespace the restart chooses it in, pidLevels): clone3 with set_tid
+// run inside the task, with the CLONE_NEW* flags of the namespaces to make
+// for it. The child returns from clone3 into the code page, where it spins
+// until seized. Its exit signals the parent with exitSignal (0: none, and
+// the parent reaps it with __WALL).
+func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error) {
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
 	if err := t.remote.WriteMem(t.codePage+spinOffset, []byte{0xeb, 0xfe}); err != nil { // jmp .
 		return nil, err
 	}
-	args := make([]byte, cloneArgsSize+4)
+	tids, inCrsubs := t.s.pidLevels(pid)
+	args := make([]byte, cloneArgsSize+4*len(tids))
 	le := binary.LittleEndian
+	le.PutUint64(args[0:], flags)                    // flags
 	le.PutUint64(args[32:], uint64(exitSignal))      // exit_signal
 	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
-	le.PutUint64(args[72:], 1)                       // set_tid_size
-	inner := t.s.innerPid(pid)
-	le.PutUint32(args[cloneArgsSize:], uint32(inner))
+	le.PutUint64(args[72:], uint64(len(tids)))       // set_tid_size
+	for i, tid := range tids {
+		le.PutUint32(args[cloneArgsSize+4*i:], uint32(tid))
+	}
+	inner := tids[0]
 	if err := t.remote.WriteMem(t.scratch, args); err != nil {
 		return nil, err
 	}
@@ -114,11 +138,13 @@ func (t *task) fork(pid int, exitSignal unix.Signal) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	if int(got) != inner {
-		return nil, fmt.Errorf("pid %d: clone3 gave pid %d, want %d", pid, got, inner)
+	// The parent sees the child's pid in its own pid namespace: the
+	// child's, or the one above it if the child is the init of a new one.
+	if int(got) != inner && (len(tids) < 2 || int(got) != tids[1]) {
+		return nil, fmt.Errorf("pid %d: clone3 gave pid %d, want %v", pid, got, tids)
 	}
-	host := inner
-	if t.s.opts.PidNamespace {
+	host := tids[len(tids)-1]
+	if !inCrsubs {
 		if host, err = hostPid(t.host, inner); err != nil {
 			return nil, fmt.Errorf("pid %d: %w", pid, err)
 		}
@@ -200,6 +226,11 @@ func (t *task) joinGroup() error {
 	if int(cur) == pgid {
 		return nil
 	}
+	if t.s.inPidNamespace(t.pid) != t.s.inPidNamespace(tp.Pgid) {
+		// Its group's leader is outside its pid namespace: it keeps the
+		// group it inherited, as it did.
+		return nil
+	}
 	if t.s.treeProcess(tp.Pgid) == nil && t.s.groupLeaders[tp.Pgid] == nil {
 		// The group's leader is outside the tree: the restored process
 		// stays in the group it inherited.
@@ -263,7 +294,7 @@ func (s *restorer) createZombies() error {
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
-		z, err := parent.fork(tp.Pid, unix.SIGCHLD)
+		z, err := parent.fork(tp.Pid, unix.SIGCHLD, 0)
 		if err != nil {
 			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
 		}
@@ -422,7 +453,7 @@ func (s *restorer) makeGoneLeaders() error {
 		}
 		// No exit signal: the parent, a restored process, must not see
 		// a SIGCHLD for a child it never had.
-		l, err := parent.fork(pgid, 0)
+		l, err := parent.fork(pgid, 0, 0)
 		if err != nil {
 			return fmt.Errorf("process group %d, whose leader is gone: %w", pgid, err)
 		}

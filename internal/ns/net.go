@@ -755,3 +755,13 @@ func parseMAC(s string) ([]byte, error) {
 	}
 	return mac, nil
 }
+
+// A network namespace is made by CLONE_NEWNET when the first task in it is
+// created: it then has a loopback link, down, and nothing else. What it
+// held is read and made again by DumpNetwork and RestoreNetwork; until the
+// kind uses them, a process in a network namespace of its own is refused.
+var netKind = &Kind{
+	Name:        ckpt.NamespaceNet,
+	CloneFlag:   unix.CLONE_NEWNET,
+	Unsupported: "its links, addresses and routes are not checkpointed yet",
+}

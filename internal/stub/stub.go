@@ -33,10 +33,13 @@ type cloneArgs struct {
 // spawn, running in the child too, neither allocates nor grows its stack.
 type forkState struct {
 	args    cloneArgs
-	tid     int32 // set_tid array of one pid_t
+	tids    [maxLevels]int32 // set_tid: pid_t, innermost pid namespace first
 	all     uint64
 	oldMask uint64
 }
+
+// maxLevels bounds how many pid namespaces deep a stub's pids are chosen.
+const maxLevels = 4
 
 // Spawn creates a single-threaded child process with pid exactly pid (any
 // pid if pid is 0) in the caller's pid namespace, cgroup and namespaces. The
@@ -49,12 +52,36 @@ func Spawn(pid int) (int, error) {
 	if pid < 0 || pid > 1<<22 {
 		return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
 	}
+	var tids []int
+	if pid != 0 {
+		tids = []int{pid}
+	}
+	return SpawnIn(0, tids)
+}
+
+// SpawnIn is Spawn in new namespaces: flags are the CLONE_NEW* flags of
+// the namespaces to make for the child (uts, ipc, net, pid, cgroup), and
+// tids its pids, innermost pid namespace first (with CLONE_NEWPID, 1 in
+// the new one), as far up as they are chosen; none: any pid. It returns
+// the child's pid in the caller's pid namespace.
+func SpawnIn(flags uint64, tids []int) (int, error) {
+	if len(tids) > maxLevels {
+		return 0, fmt.Errorf("stub: spawn: pids in %d pid namespaces, at most %d", len(tids), maxLevels)
+	}
+	for _, pid := range tids {
+		if pid <= 0 || pid > 1<<22 {
+			return 0, fmt.Errorf("stub: spawn: invalid pid %d", pid)
+		}
+	}
 	st := &forkState{all: ^uint64(0)}
 	st.args.ExitSignal = uint64(unix.SIGCHLD)
-	if pid != 0 {
-		st.tid = int32(pid)
-		st.args.SetTid = uint64(uintptr(unsafe.Pointer(&st.tid)))
-		st.args.SetTidSize = 1
+	st.args.Flags = flags
+	for i, pid := range tids {
+		st.tids[i] = int32(pid)
+	}
+	if len(tids) > 0 {
+		st.args.SetTid = uint64(uintptr(unsafe.Pointer(&st.tids[0])))
+		st.args.SetTidSize = uint64(len(tids))
 	}
 	child, errno := spawn(st)
 	runtime.KeepAlive(st)
@@ -62,9 +89,9 @@ func Spawn(pid int) (int, error) {
 	case 0:
 		return child, nil
 	case unix.EEXIST:
-		return 0, fmt.Errorf("stub: spawn at pid %d: %w: %w", pid, ErrPidInUse, os.NewSyscallError("clone3", errno))
+		return 0, fmt.Errorf("stub: spawn at pids %v: %w: %w", tids, ErrPidInUse, os.NewSyscallError("clone3", errno))
 	}
-	return 0, fmt.Errorf("stub: spawn at pid %d: %w", pid, os.NewSyscallError("clone3", errno))
+	return 0, fmt.Errorf("stub: spawn at pids %v with flags %#x: %w", tids, flags, os.NewSyscallError("clone3", errno))
 }
 
 // SpawnInit creates the stub as pid 1 of a new pid namespace
@@ -73,15 +100,7 @@ func Spawn(pid int) (int, error) {
 // Like Spawn, it must be called on a locked OS thread, which seizes the
 // child.
 func SpawnInit() (int, error) {
-	st := &forkState{all: ^uint64(0)}
-	st.args.ExitSignal = uint64(unix.SIGCHLD)
-	st.args.Flags = unix.CLONE_NEWPID
-	child, errno := spawn(st)
-	runtime.KeepAlive(st)
-	if errno != 0 {
-		return 0, fmt.Errorf("stub: spawn in a new pid namespace: %w", os.NewSyscallError("clone3", errno))
-	}
-	return child, nil
+	return SpawnIn(unix.CLONE_NEWPID, nil)
 }
 
 // spawn forks with all signals blocked. In the child it must run nothing

@@ -1,0 +1,182 @@
+package ns
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/files"
+)
+
+// Kind is one kind of namespace: how to read it, make it and fill it.
+type Kind struct {
+	// Name is the kind as /proc/PID/ns/ names it ("uts") and as the image
+	// records it (ckpt.Namespace.Kind).
+	Name string
+	// CloneFlag is the kind's CLONE_NEW* flag, for clone3, unshare and
+	// setns.
+	CloneFlag uint64
+	// Unsupported, if set, says why a process in a namespace of this kind
+	// other than crsub's cannot be checkpointed yet: it is refused by name
+	// before anything is frozen.
+	Unsupported string
+	// ForChildren says a process chooses this kind of namespace for its
+	// children (/proc/PID/ns/NAME_for_children) rather than for itself: a
+	// new one is made by unshare in the parent, before the fork of the
+	// first process in it (pid, time).
+	ForChildren bool
+	// Unshared says a new namespace of the kind is made by unshare in the
+	// first task in it, once that task exists, rather than by CloneFlag
+	// when it is created: what must be set first (PrepareTask) can only be
+	// set on a task.
+	Unshared bool
+	// OpensWhenEntered says a new namespace of the kind cannot be opened
+	// until a task is in it (a pid namespace has no file until its init
+	// exists): a restart takes it from the first task in it.
+	OpensWhenEntered bool
+
+	// Dump fills n (Kind, Inode and Pid set) with what the namespace holds
+	// that its record keeps, read while pid, a process in it, is frozen.
+	// Nil: the record keeps nothing but the namespace itself.
+	Dump func(c *DumpContext, n *ckpt.Namespace, pid int) error
+	// DumpObjects writes the records of what the namespace holds that are
+	// too large for its record (each depending on ref), right after the
+	// process record of n.Pid, the process a restart makes it with.
+	DumpObjects func(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error
+
+	// PrepareTask readies task host, before a new namespace of the kind is
+	// made in it by unshare (Unshared kinds).
+	PrepareTask func(c *RestoreContext, n *ckpt.Namespace, host int) error
+	// PrepareNew sets what must be set on a new namespace before any task
+	// enters it; host is the task that made it, for which it is the
+	// namespace for its children (ForChildren kinds).
+	PrepareNew func(c *RestoreContext, n *ckpt.Namespace, host int) error
+	// Restore fills a namespace made again from its record, once the task
+	// it was made in exists.
+	Restore func(c *RestoreContext, n *Restored) error
+	// Objects restore, by type, the records DumpObjects writes, each in
+	// the namespace it depends on.
+	Objects map[ckpt.Type]func(c *RestoreContext, n *Restored, rec *ckpt.Record) error
+}
+
+// Kinds lists every kind of namespace, in the order a restart makes them
+// in one task.
+var Kinds = []*Kind{
+	userKind,
+	pidKind,
+	timeKind,
+	cgroupKind,
+	utsKind,
+	ipcKind,
+	netKind,
+	mntKind,
+}
+
+// KindOf returns the kind named name.
+func KindOf(name string) (*Kind, error) {
+	for _, k := range Kinds {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown kind of namespace %q", name)
+}
+
+// ForObject returns the restorer of an object record type a kind writes,
+// if any kind writes it.
+func ForObject(typ ckpt.Type) (func(*RestoreContext, *Restored, *ckpt.Record) error, bool) {
+	for _, k := range Kinds {
+		if restore, ok := k.Objects[typ]; ok {
+			return restore, true
+		}
+	}
+	return nil, false
+}
+
+// DumpContext is what a checkpoint shares across the namespaces it dumps.
+type DumpContext struct {
+	W   *ckpt.Writer
+	Log *slog.Logger
+	// SysVShm maps a System V shared memory segment of a recorded IPC
+	// namespace to its record, once written: the mappings of it refer to
+	// it.
+	SysVShm map[SysVKey]ckpt.Objref
+}
+
+// SysVKey names a System V object: its IPC namespace (inode) and id.
+type SysVKey struct {
+	Namespace uint64
+	ID        int
+}
+
+// RestoreContext is what a restart shares across the namespaces it makes.
+type RestoreContext struct {
+	Log *slog.Logger
+	// Files is the restart's file context: the System V segments made
+	// again are attached by the memory areas that map them, as the host's
+	// are (Files.SysVShm).
+	Files *files.RestoreContext
+	// MoveToCgroups moves process host into cgroups, making the missing
+	// ones (a failed restart removes them).
+	MoveToCgroups func(host int, cgroups []ckpt.Cgroup) error
+}
+
+// Restored is a namespace of the image at restart: made again, or
+// supplied by the caller. It holds an fd on the namespace until Close.
+type Restored struct {
+	Ref    ckpt.Objref
+	Record ckpt.Namespace
+	Kind   *Kind
+	// Supplied says the caller gave the namespace: nothing of the image's
+	// is restored into it.
+	Supplied bool
+	file     *os.File
+}
+
+// NewRestored takes f, an fd on the namespace the image's record rec (ref)
+// became.
+func NewRestored(ref ckpt.Objref, rec ckpt.Namespace, k *Kind, f *os.File, supplied bool) *Restored {
+	return &Restored{Ref: ref, Record: rec, Kind: k, file: f, Supplied: supplied}
+}
+
+// File is crsub's fd on the namespace, valid until Close.
+func (n *Restored) File() *os.File { return n.file }
+
+// Do runs fn on an OS thread of crsub that joined the namespace.
+func (n *Restored) Do(fn func() error) error {
+	if err := Do(n.file, int(n.Kind.CloneFlag), fn); err != nil {
+		return fmt.Errorf("%s namespace %d: %w", n.Kind.Name, n.Record.Inode, err)
+	}
+	return nil
+}
+
+// Close lets go of crsub's fd on the namespace: it lives on in its tasks.
+func (n *Restored) Close() error {
+	if n.file == nil {
+		return nil
+	}
+	err := n.file.Close()
+	n.file = nil
+	return err
+}
+
+// String names the namespace in messages.
+func (n *Restored) String() string {
+	return fmt.Sprintf("%s namespace %d", n.Kind.Name, n.Record.Inode)
+}
+
+// Kinds with nothing of their own to dump or fill. A new network namespace
+// has a loopback link, down; the links, addresses and routes it held are
+// the business of the net kind's Dump, DumpObjects, Restore and Objects
+// (net*.go). The pid namespace's pids are the task tree's (ckpt.TreeProcess
+// NsPid), given back by clone3's set_tid.
+var (
+	pidKind = &Kind{Name: ckpt.NamespacePid, CloneFlag: unix.CLONE_NEWPID, ForChildren: true, OpensWhenEntered: true}
+	mntKind = &Kind{Name: ckpt.NamespaceMnt, CloneFlag: unix.CLONE_NEWNS,
+		Unsupported: "its mounts are not checkpointed yet"}
+	userKind = &Kind{Name: ckpt.NamespaceUser, CloneFlag: unix.CLONE_NEWUSER,
+		Unsupported: "its uid and gid maps are not checkpointed yet"}
+)
