@@ -10,22 +10,51 @@ import (
 
 // Do runs fn on an OS thread of crsub that joined the namespace nsfile of
 // type nstype (a CLONE_NEW* flag; 0 accepts any), and returns its error.
-// The thread is never given back to the Go scheduler: it ends with fn, so
-// nothing else of crsub ever runs in the namespace. Not for mnt or user
-// namespaces, which a thread of a multithreaded process cannot join, nor
-// time namespaces (single-threaded processes only).
+// The thread goes back to its own namespace afterwards, or, if it cannot,
+// is never used again: nothing else of crsub runs in the namespace. (A
+// thread merely left to end with fn is not enough: the runtime cannot end
+// the main thread, which would stay in the namespace, and with it what
+// /proc/self/ns/ says.) Not for mnt or user namespaces, which a thread of
+// a multithreaded process cannot join, nor time namespaces
+// (single-threaded processes only).
 func Do(nsfile *os.File, nstype int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// Deliberately never unlocked: the thread exits with this goroutine.
-		if err := setns(int(nsfile.Fd()), nstype); err != nil {
+		own, err := ownOfType(int(nsfile.Fd()))
+		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		errc <- fn()
+		defer own.Close()
+		if err := setns(int(nsfile.Fd()), nstype); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if setns(int(own.Fd()), 0) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
+}
+
+// ownOfType opens the calling thread's namespace of the type of nsfd.
+func ownOfType(nsfd int) (*os.File, error) {
+	typ, err := unix.IoctlRetInt(nsfd, unix.NS_GET_NSTYPE)
+	if err != nil {
+		return nil, os.NewSyscallError("ioctl(NS_GET_NSTYPE)", err)
+	}
+	names := map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWPID: "pid",
+		unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWTIME: "time", unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWUSER: "user"}
+	name, ok := names[typ]
+	if !ok {
+		return nil, fmt.Errorf("namespace of type %#x: not a kind crsub knows", typ)
+	}
+	return os.Open("/proc/thread-self/ns/" + name)
 }
 
 // Enter is Do in the namespace /proc/PID/ns/NAME of process pid.

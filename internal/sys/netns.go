@@ -10,8 +10,11 @@ import (
 // InNetNS runs fn on an OS thread that has entered the network namespace
 // of nsfd (a /proc/PID/ns/net or bind-mounted namespace fd). Sockets fn
 // makes belong to that namespace for their whole life, and /proc/sys/net
-// opened by fn shows its settings. The thread is never used for anything
-// else: it ends with fn, taking the namespace it entered with it.
+// opened by fn shows its settings. The thread goes back to its own
+// namespace afterwards; if it cannot, it is never used again. (Letting
+// every such thread end instead is not enough: the runtime cannot end the
+// main thread, which then stays in the namespace, and with it what
+// /proc/self/ns/net says.)
 func InNetNS[T any](nsfd int, fn func() (T, error)) (T, error) {
 	type result struct {
 		v   T
@@ -19,15 +22,24 @@ func InNetNS[T any](nsfd int, fn func() (T, error)) (T, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		// Exiting while locked makes the runtime end the thread
-		// instead of giving it back to the scheduler.
+		var zero T
 		runtime.LockOSThread()
+		own, err := retry(func() (int, error) { return unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{zero, os.NewSyscallError("open(/proc/thread-self/ns/net)", err)}
+			return
+		}
+		defer unix.Close(own)
 		if err := retryErr(func() error { return unix.Setns(nsfd, unix.CLONE_NEWNET) }); err != nil {
-			var zero T
+			runtime.UnlockOSThread()
 			done <- result{zero, os.NewSyscallError("setns(CLONE_NEWNET)", err)}
 			return
 		}
 		v, err := fn()
+		if retryErr(func() error { return unix.Setns(own, unix.CLONE_NEWNET) }) == nil {
+			runtime.UnlockOSThread()
+		}
 		done <- result{v, err}
 	}()
 	r := <-done
@@ -35,7 +47,9 @@ func InNetNS[T any](nsfd int, fn func() (T, error)) (T, error) {
 }
 
 // NewNetNS makes a network namespace and returns an fd on it; the
-// namespace lives as long as the fd or anything else that holds it.
+// namespace lives as long as the fd or anything else that holds it. The
+// thread that makes it by unshare goes back to its own afterwards, as in
+// InNetNS.
 func NewNetNS() (*FD, error) {
 	type result struct {
 		fd  *FD
@@ -43,12 +57,23 @@ func NewNetNS() (*FD, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends in the new namespace
+		runtime.LockOSThread()
+		own, err := retry(func() (int, error) { return unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, os.NewSyscallError("open(/proc/thread-self/ns/net)", err)}
+			return
+		}
+		defer unix.Close(own)
 		if err := retryErr(func() error { return unix.Unshare(unix.CLONE_NEWNET) }); err != nil {
+			runtime.UnlockOSThread()
 			done <- result{nil, os.NewSyscallError("unshare(CLONE_NEWNET)", err)}
 			return
 		}
 		fd, err := retry(func() (int, error) { return unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+		if retryErr(func() error { return unix.Setns(own, unix.CLONE_NEWNET) }) == nil {
+			runtime.UnlockOSThread()
+		}
 		if err != nil {
 			done <- result{nil, os.NewSyscallError("open(/proc/thread-self/ns/net)", err)}
 			return
