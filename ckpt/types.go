@@ -39,7 +39,7 @@ const (
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
 
 	TypeNamespace Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
-	TypeNetwork Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
+	TypeNetwork   Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
 )
 
 var typeNames = map[Type]string{
