@@ -26,6 +26,62 @@ import (
 // is made again with that peer there, named and addressed as it was, as
 // CRIU does; the caller may give a link of its own instead (links).
 
+// netKind: a network namespace is made by CLONE_NEWNET when the first task
+// in it is created, with a loopback link, down, and nothing else; its
+// network record follows that task's process record and fills it. A
+// namespace the caller gave is filled if empty, else checked
+// (JoinNetwork).
+var netKind = &Kind{
+	Name:      ckpt.NamespaceNet,
+	CloneFlag: unix.CLONE_NEWNET,
+	DumpObjects: func(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
+		inside, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", n.Pid))
+		if err != nil {
+			return err
+		}
+		defer inside.Close()
+		host, err := os.Open("/proc/self/ns/net")
+		if err != nil {
+			return err
+		}
+		defer host.Close()
+		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()))
+		if err != nil {
+			return err
+		}
+		return c.W.Write(ckpt.TypeNetwork, 0, []ckpt.Objref{ref}, rec)
+	},
+	Objects: map[ckpt.Type]func(*RestoreContext, *Restored, *ckpt.Record) error{
+		ckpt.TypeNetwork: func(c *RestoreContext, n *Restored, r *ckpt.Record) error {
+			var rec ckpt.Network
+			if err := r.Decode(&rec); err != nil {
+				return err
+			}
+			host, err := os.Open("/proc/self/ns/net")
+			if err != nil {
+				return err
+			}
+			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			restore := RestoreNetwork
+			if n.Supplied {
+				restore = JoinNetwork
+			}
+			undo, err := restore(t, &rec)
+			if err != nil {
+				host.Close()
+				return err
+			}
+			// Undone while the namespace is still held (n until the
+			// restart ends), before crsub lets go of it.
+			c.OnFailure(func() error {
+				defer host.Close()
+				return undo()
+			}, host.Close)
+			return nil
+		},
+	},
+}
+
 // settableLinkFlags are the IFF_* flags a restart sets as they were; the
 // others are the kernel's to say.
 const settableLinkFlags = unix.IFF_UP | unix.IFF_NOARP | unix.IFF_PROMISC | unix.IFF_ALLMULTI | unix.IFF_MULTICAST
@@ -754,14 +810,4 @@ func parseMAC(s string) ([]byte, error) {
 		return nil, fmt.Errorf("hardware address %q: %w", s, err)
 	}
 	return mac, nil
-}
-
-// A network namespace is made by CLONE_NEWNET when the first task in it is
-// created: it then has a loopback link, down, and nothing else. What it
-// held is read and made again by DumpNetwork and RestoreNetwork; until the
-// kind uses them, a process in a network namespace of its own is refused.
-var netKind = &Kind{
-	Name:        ckpt.NamespaceNet,
-	CloneFlag:   unix.CLONE_NEWNET,
-	Unsupported: "its links, addresses and routes are not checkpointed yet",
 }

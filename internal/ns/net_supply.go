@@ -12,7 +12,6 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlink"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // What a restart is given instead of making it: a network namespace to
@@ -34,20 +33,6 @@ type NetworkTarget struct {
 	// waited for: the namespace of the checkpointed processes goes, with
 	// its links, a moment after they died.
 	PeerWait time.Duration
-}
-
-// CheckNetworkSupply checks, before anything is made, what can be known of
-// a restore of rec into t: each link given names a link of the image and
-// a link on the host, and each link crsub cannot make (a physical device,
-// an unknown kind, a veth whose peer was in a third namespace) is given
-// one.
-func CheckNetworkSupply(t NetworkTarget, rec *ckpt.Network) error {
-	host, err := sys.InNetNS(t.Host, netlink.Dial)
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-	return errors.Join(checkGiven(host, rec, t.Links), checkNeeded(rec, t.Links))
 }
 
 // checkGiven checks the links given.
