@@ -363,6 +363,10 @@ func (s *session) killTree() error {
 	if err := netlock.Lock(netlock.Host, s.files.TCPConns); err != nil {
 		s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
 	}
+	// A network namespace of the tree's own is held still whole, as CRIU
+	// does: it may outlive the tree (bound to a file, or with other
+	// processes in it) and be joined at restart (--netns).
+	s.namespaces.lockNetworks(s.log)
 	var err error
 	for _, p := range s.procs {
 		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlink"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -72,11 +73,24 @@ var netKind = &Kind{
 				return err
 			}
 			// Undone while the namespace is still held (n until the
-			// restart ends), before crsub lets go of it.
+			// restart ends), before crsub lets go of it. A namespace
+			// joined was locked by the checkpoint: open again once the
+			// restart is done.
+			release := host.Close
+			if n.Supplied {
+				release = func() error {
+					defer host.Close()
+					err := netlock.UnlockNamespace(int(n.File().Fd()))
+					if err == netlock.ErrUnavailable {
+						return nil
+					}
+					return err
+				}
+			}
 			c.OnFailure(func() error {
 				defer host.Close()
 				return undo()
-			}, host.Close)
+			}, release)
 			return nil
 		},
 	},

@@ -83,3 +83,21 @@ func NewNetNS() (*FD, error) {
 	r := <-done
 	return r.fd, r.err
 }
+
+// InCallersNetNS says whether socket fd belongs to the calling process's
+// network namespace (/proc/self/ns/net), as SIOCGSKNS tells.
+func InCallersNetNS(sock int) (bool, error) {
+	nsfd, err := retry(func() (int, error) { return unix.IoctlRetInt(sock, unix.SIOCGSKNS) })
+	if err != nil {
+		return false, os.NewSyscallError("ioctl(SIOCGSKNS)", err)
+	}
+	defer unix.Close(nsfd)
+	var theirs, ours unix.Stat_t
+	if err := unix.Fstat(nsfd, &theirs); err != nil {
+		return false, os.NewSyscallError("fstat", err)
+	}
+	if err := unix.Stat("/proc/self/ns/net", &ours); err != nil {
+		return false, &os.PathError{Op: "stat", Path: "/proc/self/ns/net", Err: err}
+	}
+	return theirs.Ino == ours.Ino && theirs.Dev == ours.Dev, nil
+}
