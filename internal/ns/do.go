@@ -3,58 +3,20 @@ package ns
 import (
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Do runs fn on an OS thread of crsub that joined the namespace nsfile of
-// type nstype (a CLONE_NEW* flag; 0 accepts any), and returns its error.
-// The thread goes back to its own namespace afterwards, or, if it cannot,
-// is never used again: nothing else of crsub runs in the namespace. (A
-// thread merely left to end with fn is not enough: the runtime cannot end
-// the main thread, which would stay in the namespace, and with it what
-// /proc/self/ns/ says.) Not for mnt or user namespaces, which a thread of
-// a multithreaded process cannot join, nor time namespaces
-// (single-threaded processes only).
+// type nstype (a CLONE_NEW* flag; 0 accepts any), and returns its error
+// (sys.InNamespace: nothing else of crsub runs in the namespace). Not for
+// mnt or user namespaces, which a thread of a multithreaded process cannot
+// join, nor time namespaces (single-threaded processes only).
 func Do(nsfile *os.File, nstype int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := ownOfType(int(nsfile.Fd()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer own.Close()
-		if err := setns(int(nsfile.Fd()), nstype); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		err = fn()
-		if setns(int(own.Fd()), 0) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
-// ownOfType opens the calling thread's namespace of the type of nsfd.
-func ownOfType(nsfd int) (*os.File, error) {
-	typ, err := unix.IoctlRetInt(nsfd, unix.NS_GET_NSTYPE)
-	if err != nil {
-		return nil, os.NewSyscallError("ioctl(NS_GET_NSTYPE)", err)
-	}
-	names := map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWPID: "pid",
-		unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWTIME: "time", unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWUSER: "user"}
-	name, ok := names[typ]
-	if !ok {
-		return nil, fmt.Errorf("namespace of type %#x: not a kind crsub knows", typ)
-	}
-	return os.Open("/proc/thread-self/ns/" + name)
+	_, err := sys.InNamespace(int(nsfile.Fd()), nstype, func() (struct{}, error) { return struct{}{}, fn() })
+	return err
 }
 
 // Enter is Do in the namespace /proc/PID/ns/NAME of process pid.
@@ -65,19 +27,6 @@ func Enter(pid int, name string, fn func() error) error {
 	}
 	defer f.Close()
 	return Do(f, 0, fn)
-}
-
-func setns(fd, nstype int) error {
-	for {
-		err := unix.Setns(fd, nstype)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("setns", err)
-		}
-		return nil
-	}
 }
 
 // Inode returns the inode of the namespace /proc/PID/ns/NAME (NAME may be
