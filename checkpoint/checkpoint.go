@@ -372,6 +372,11 @@ func (s *session) letRun(resolver interface{ resolve() error }) error {
 // tracee dies of SIGKILL without being let go, so nothing of the tree
 // runs past the state the image holds.
 func (s *session) killTree() error {
+	// A network namespace of the tree's own is held still whole, as CRIU
+	// does: it may outlive the tree (bound to a file, or with other
+	// processes in it) and be joined at restart (--netns). Connections in
+	// crsub's are held one by one since the freeze (LockConnections).
+	s.namespaces.lockNetworks(s.log)
 	var err error
 	for _, p := range s.procs {
 		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {

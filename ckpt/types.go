@@ -43,6 +43,7 @@ const (
 	TypeSysVShm   Type = 0x0501 // a System V shared memory segment of an IPC namespace: its contents as payload (defines its objref)
 	TypeSysVSem   Type = 0x0502 // a System V semaphore set of an IPC namespace, with its values
 	TypeSysVMsg   Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
+	TypeNetwork   Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
 )
 
 var typeNames = map[Type]string{
@@ -71,6 +72,7 @@ var typeNames = map[Type]string{
 	TypeSysVShm:    "sysv-shm",
 	TypeSysVSem:    "sysv-sem",
 	TypeSysVMsg:    "sysv-msg",
+	TypeNetwork:    "network",
 }
 
 func (t Type) String() string {

@@ -3,7 +3,10 @@ package restart
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -59,6 +62,14 @@ func (s *restorer) addNamespace(rec *ckpt.Record) error {
 // openSupplied opens the namespaces the caller supplies, once the image's
 // are known: each must replace exactly one of them.
 func (s *restorer) openSupplied() error {
+	if len(s.opts.Links) > 0 && !slices.ContainsFunc(slices.Collect(maps.Values(s.ns.records)), func(r *ckpt.Namespace) bool { return r.Kind == ckpt.NamespaceNet }) {
+		var given []string
+		for name, host := range s.opts.Links {
+			given = append(given, name+"="+host)
+		}
+		slices.Sort(given)
+		return fmt.Errorf("links are supplied (%s), but the image has no network namespace of its own", strings.Join(given, ", "))
+	}
 	for kind, src := range s.opts.Namespaces {
 		k, err := ns.KindOf(kind)
 		if err != nil {
@@ -90,6 +101,9 @@ func (s *restorer) openSupplied() error {
 
 // closeNamespaces lets go of crsub's fds on the namespaces.
 func (s *restorer) closeNamespaces() {
+	if err := s.ns.ctx.Close(); err != nil {
+		s.log.Warn("releasing what the namespaces' restore held", "err", err)
+	}
 	for _, n := range s.ns.made {
 		if err := n.Close(); err != nil {
 			s.log.Warn("closing a namespace", "namespace", n, "err", err)
@@ -396,16 +410,13 @@ func (t *task) joinOwn(k *ns.Kind) error {
 }
 
 // restoreNamespaceObject restores a record a namespace kind wrote for what
-// a namespace holds, in the namespace it depends on.
+// a namespace holds, in the namespace it depends on (one the caller
+// supplied too: the kind decides what to do with it).
 func (s *restorer) restoreNamespaceObject(rec *ckpt.Record, restore func(*ns.RestoreContext, *ns.Restored, *ckpt.Record) error) error {
 	for _, d := range rec.Deps {
 		n := s.ns.made[d]
 		if n == nil {
 			continue
-		}
-		if n.Supplied {
-			s.log.Debug("not restoring into a supplied namespace", "record", rec.Index, "type", rec.Type, "namespace", n)
-			return nil
 		}
 		return restore(s.ns.ctx, n, rec)
 	}

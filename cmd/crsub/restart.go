@@ -33,6 +33,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	cgroups := fs.String("cgroups", restart.CgroupsCreate.String(), "what becomes of the cgroups the image records (the tasks' own and the ones below them): `MODE` create (tasks join them; missing ones are made with their owner, mode and settings), ignore (tasks stay in crsub's cgroups), join (they must exist; none is changed), settings (join, and give them their owner, mode and settings), full (create, and existing ones get their settings too), strict (full, but one that exists already is an error)")
 	cgroupRoots := fs.StringArray("cgroup-root", nil, "put the recorded cgroups of a hierarchy under `[HIERARCHY:]/PATH`: each cgroup the image records as a root (the tasks' own, or the checkpoint's --cgroup-root) becomes PATH, with what is below it; HIERARCHY as for checkpoint --cgroup-root, none for every hierarchy not named (repeatable)")
 	tcpClose := fs.Bool("tcp-close", false, "restore the image's TCP connections closed: reads see their end, writes fail; their peers are let go")
+	netns := fs.String("netns", "", "join this network namespace instead of making the image's again: a file (/run/netns/NAME) or pid:N (process N's); filled from the image if empty, else checked against it (`PATH|pid:N`)")
+	links := fs.StringArray("link", nil, "use a host link for a link of the image: moved into the namespace, renamed, given the image's addresses and routes (`NAME=HOSTLINK`, repeatable)")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -56,6 +58,26 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
 	opts.TCPClose = *tcpClose
+	if *netns != "" {
+		n, err := substitute.ParseNamespace("net", *netns)
+		if err != nil {
+			return usageError{"--netns: " + err.Error()}
+		}
+		opts.Namespaces = map[string]substitute.Namespace{"net": n}
+	}
+	for _, l := range *links {
+		name, host, ok := strings.Cut(l, "=")
+		if !ok || name == "" || host == "" {
+			return usageError{fmt.Sprintf("--link %q: want NAME=HOSTLINK", l)}
+		}
+		if opts.Links == nil {
+			opts.Links = map[string]string{}
+		}
+		if _, dup := opts.Links[name]; dup {
+			return usageError{fmt.Sprintf("--link %s given twice", name)}
+		}
+		opts.Links[name] = host
+	}
 	opts.PidWait = *pidWait
 	opts.Parent = *parent
 	if *input != "-" {

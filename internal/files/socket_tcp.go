@@ -13,6 +13,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Connecting, established, half-closed and closed TCP connections, IPv4 and IPv6, with the peer inside or
@@ -235,6 +236,9 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 		if c.Inflight[fd.Link.Inode] != nil {
 			continue // connected anew at restart (inflightKind)
 		}
+		if ours, err := sys.InCallersNetNS(int(fd.Copy.Fd())); err == nil && !ours {
+			continue // in a network namespace of the tree's own, locked whole
+		}
 		if conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer); ok {
 			conns = append(conns, conn)
 		}
@@ -242,11 +246,11 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 	if len(conns) == 0 {
 		return nil, nil
 	}
-	if err := netlock.Lock(conns); err != nil {
+	if err := netlock.Lock(netlock.Host, conns); err != nil {
 		return conns, err
 	}
 	c.OnRelease = append(c.OnRelease, func() {
-		if err := netlock.Unlock(conns); err != nil {
+		if err := netlock.Unlock(netlock.Host, conns); err != nil {
 			c.Log.Warn("TCP connections stay locked", "connections", len(conns), "err", err)
 		}
 	})
@@ -540,7 +544,9 @@ func unlockConn(t Target, s *ckpt.Socket) {
 	if err1 != nil || err2 != nil {
 		return
 	}
-	if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+	// One in a network namespace of the tree's own was not locked here
+	// (its namespace was, whole): deleting what is not there is no error.
+	if err := netlock.Unlock(netlock.Host, []netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
 		t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
 	}
 }

@@ -3,37 +3,20 @@ package ns
 import (
 	"fmt"
 	"os"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Do runs fn on an OS thread of crsub that joined the namespace nsfile of
-// type nstype (a CLONE_NEW* flag; 0 accepts any), and returns its error.
-// The thread is never given back to the Go scheduler: it ends with fn, so
-// nothing else of crsub ever runs in the namespace. Not for mnt or user
-// namespaces, which a thread of a multithreaded process cannot join, nor
-// time namespaces (single-threaded processes only).
+// type nstype (a CLONE_NEW* flag; 0 accepts any), and returns its error
+// (sys.InNamespace: nothing else of crsub runs in the namespace). Not for
+// mnt or user namespaces, which a thread of a multithreaded process cannot
+// join, nor time namespaces (single-threaded processes only).
 func Do(nsfile *os.File, nstype int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == os.Getpid() {
-			// The main thread, which Go never ends: its namespaces are
-			// the process's in /proc/PID/ns. Held here, it cannot be
-			// the one the next goroutine gets.
-			errc <- Do(nsfile, nstype, fn)
-			runtime.UnlockOSThread()
-			return
-		}
-		// Deliberately never unlocked: the thread exits with this goroutine.
-		if err := setns(int(nsfile.Fd()), nstype); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
+	_, err := sys.InNamespace(int(nsfile.Fd()), nstype, func() (struct{}, error) { return struct{}{}, fn() })
+	return err
 }
 
 // Enter is Do in the namespace /proc/PID/ns/NAME of process pid.
@@ -44,19 +27,6 @@ func Enter(pid int, name string, fn func() error) error {
 	}
 	defer f.Close()
 	return Do(f, 0, fn)
-}
-
-func setns(fd, nstype int) error {
-	for {
-		err := unix.Setns(fd, nstype)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("setns", err)
-		}
-		return nil
-	}
 }
 
 // Inode returns the inode of the namespace /proc/PID/ns/NAME (NAME may be

@@ -102,8 +102,9 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 // A test's CRIU options (.desc opts, dopts, ropts) mostly have no crsub
 // counterparts: established TCP connections, file locks, external unix
 // sockets and the rest are always handled (or refused) by crsub. The
-// cgroup ones and a restore's --tcp-close (opts or ropts: the connections
-// back closed) do: crsubOptions turns them into crsub's.
+// cgroup ones, a restore's --tcp-close (opts or ropts: the connections
+// back closed) and a network namespace to join (--join-ns net:PATH,
+// crsub's --netns) do: crsubOptions turns them into crsub's.
 
 // cgroupModes maps CRIU's --manage-cgroups modes to crsub restart's
 // --cgroups.
@@ -128,6 +129,14 @@ func crsubOptions(criu []string, restart bool) ([]string, error) {
 		case "--tcp-close":
 			if restart {
 				out = append(out, "--tcp-close")
+			}
+		case "--join-ns":
+			if i+1 == len(criu) {
+				return nil, errors.New("--join-ns without a value")
+			}
+			i++
+			if path, ok := strings.CutPrefix(criu[i], "net:"); ok && restart {
+				out = append(out, "--netns", path)
 			}
 		case "--cgroup-root":
 			if !hasValue {
@@ -286,3 +295,4 @@ func firstError(log string) string {
 	}
 	return ""
 }
+

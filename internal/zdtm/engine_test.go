@@ -21,6 +21,9 @@ func TestCrsubOptions(t *testing.T) {
 		{"ignore", []string{"--manage-cgroups=ignore"}, true, []string{"--cgroups=ignore"}},
 		{"none", []string{"--manage-cgroups=none"}, true, []string{"--cgroups=join"}},
 		{"others", []string{"--tcp-established", "--cgroup-yard", "../yard", "--file-locks"}, true, nil},
+		{"join a netns", []string{"--join-ns", "net:/var/run/netns/x"}, true, []string{"--netns", "/var/run/netns/x"}},
+		{"join others", []string{"--tcp-close", "--join-ns", "uts:/proc/1/ns/uts", "--join-ns", "net:pid:7"}, true, []string{"--tcp-close", "--netns", "pid:7"}},
+		{"join on dump", []string{"--join-ns", "net:pid:7"}, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := crsubOptions(tc.criu, tc.restart)
