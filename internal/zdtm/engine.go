@@ -295,4 +295,3 @@ func firstError(log string) string {
 	}
 	return ""
 }
-
