@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -208,7 +209,7 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 	}
 	switch {
 	case m.Kind == procfs.KindFile && !m.Deleted:
-		id, err := identity(m.Path)
+		id, err := identity(pid, m.Path)
 		if err != nil {
 			return nil, fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, m.Path, err)
 		}
@@ -234,12 +235,25 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 	return v, nil
 }
 
-func identity(path string) (ckpt.FileIdentity, error) {
+func identity(pid int, path string) (ckpt.FileIdentity, error) {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Stat(pathOf(pid, path), &st); err != nil {
 		return ckpt.FileIdentity{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
+}
+
+// pathOf is how crsub reaches path as process pid names it (in
+// /proc/PID/maps, fd links): through its root (/proc/PID/root) when it is
+// in a mount namespace of its own, whose paths are from its root; as it
+// is otherwise.
+func pathOf(pid int, path string) string {
+	mine, err1 := ns.Inode(pid, ckpt.NamespaceMnt)
+	ours, err2 := ns.Inode(os.Getpid(), ckpt.NamespaceMnt)
+	if err1 != nil || err2 != nil || mine == ours {
+		return path
+	}
+	return fmt.Sprintf("/proc/%d/root%s", pid, path)
 }
 
 // wantPage says whether a page must be stored: memory that only this

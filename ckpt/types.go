@@ -42,6 +42,8 @@ const (
 	TypeSysVShm   Type = 0x0501 // a System V shared memory segment of an IPC namespace: its contents as payload (defines its objref)
 	TypeSysVSem   Type = 0x0502 // a System V semaphore set of an IPC namespace, with its values
 	TypeSysVMsg   Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
+
+	TypeMountFiles Type = 0x0520 // the files of a filesystem a mount namespace made (a tmpfs): a tar archive as payload
 )
 
 var typeNames = map[Type]string{
@@ -69,6 +71,7 @@ var typeNames = map[Type]string{
 	TypeSysVShm:    "sysv-shm",
 	TypeSysVSem:    "sysv-sem",
 	TypeSysVMsg:    "sysv-msg",
+	TypeMountFiles: "mount-files",
 }
 
 func (t Type) String() string {

@@ -266,7 +266,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		t.vmas = append(t.vmas, *v)
 		return t.fillFromParent(v)
 	}
-	if err := checkIdentity(v.File, "mapped file"); err != nil {
+	if err := t.checkIdentity(v.File, "mapped file"); err != nil {
 		return err
 	}
 	oflags := unix.O_RDONLY
@@ -476,12 +476,18 @@ func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) erro
 
 // checkIdentity refuses a file that is not the one checkpointed: its pages
 // would be wrong.
-func checkIdentity(id *ckpt.FileIdentity, what string) error {
+// A file of a filesystem the restart made anew (a tmpfs of the image's
+// mount namespace) has its contents and times back, not its inode.
+func (t *task) checkIdentity(id *ckpt.FileIdentity, what string) error {
 	var st unix.Stat_t
-	if err := unix.Stat(id.Path, &st); err != nil {
+	if err := unix.Stat(t.hostPath(id.Path), &st); err != nil {
 		return fmt.Errorf("%s %s: %w", what, id.Path, err)
 	}
-	if st.Dev != id.Dev || st.Ino != id.Inode || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
+	dev, ino := id.Dev, id.Inode
+	if d, ok := t.newDevice(id.Dev); ok {
+		dev, ino = d, st.Ino
+	}
+	if st.Dev != dev || st.Ino != ino || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
 		return fmt.Errorf("%s %s changed since the checkpoint (inode %d→%d, size %d→%d, mtime %d→%d)", what, id.Path, id.Inode, st.Ino, id.Size, st.Size, id.Mtime, st.Mtim.Nano())
 	}
 	return nil
@@ -626,7 +632,7 @@ func (t *task) restoreMadvise(v *ckpt.VMA) {
 // CAP_SYS_RESOURCE.
 func (t *task) setMM() error {
 	mm := t.mm
-	if err := checkIdentity(&mm.Exe, "executable"); err != nil {
+	if err := t.checkIdentity(&mm.Exe, "executable"); err != nil {
 		return err
 	}
 	exeFd, err := t.Open(mm.Exe.Path, unix.O_RDONLY, 0)

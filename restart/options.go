@@ -45,6 +45,16 @@ type Options struct {
 	// otherwise the restart fails before anything runs. A pid namespace
 	// cannot be supplied.
 	Namespaces map[string]substitute.Namespace
+	// Root is the root filesystem (a directory) of the image's mount
+	// namespace at restart, in place of the external one it had (a
+	// container migrated to where its root filesystem is elsewhere).
+	// MountMap moves the image's other external mounts, the directories
+	// and files bind-mounted into the namespace from outside: old path
+	// (as the image has it) → new. A root for an image without a mount
+	// namespace of its own, or whose root was made inside it, and a
+	// mapping of a path no external mount of the image has, are errors.
+	Root     string
+	MountMap map[string]string
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)

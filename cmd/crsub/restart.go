@@ -30,6 +30,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	hookRelease := fs.String("hook-before-release", "", "run `CMD` (with sh -c) when every task is restored, just before they run; CRSUB_PIDS holds the pids; a failure aborts the restart")
 	parent := fs.String("parent", "", "the parent image of an incremental image, if not where the image says")
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
+	root := fs.String("root", "", "the root filesystem (a directory) of the image's mount namespace, in place of the one it had")
+	mountMaps := fs.StringArray("mount-map", nil, "an external mount of the image's mount namespace that moved: OLD=NEW, OLD its path as the image has it (repeatable)")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -45,6 +47,27 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts := restart.DefaultOptions()
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
+	var err error
+	if *root != "" {
+		if opts.Root, err = filepath.Abs(*root); err != nil {
+			return err
+		}
+	}
+	for _, m := range *mountMaps {
+		from, to, ok := strings.Cut(m, "=")
+		if !ok || !filepath.IsAbs(from) || to == "" {
+			return usageError{fmt.Sprintf("--mount-map %q: want OLD=NEW, OLD an absolute path", m)}
+		}
+		if opts.MountMap == nil {
+			opts.MountMap = map[string]string{}
+		}
+		if _, dup := opts.MountMap[from]; dup {
+			return usageError{fmt.Sprintf("--mount-map for %s given twice", from)}
+		}
+		if opts.MountMap[from], err = filepath.Abs(to); err != nil {
+			return err
+		}
+	}
 	opts.PidWait = *pidWait
 	opts.Parent = *parent
 	if *input != "-" {

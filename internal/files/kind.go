@@ -243,6 +243,32 @@ type RestoreContext struct {
 	// target t, where its POSIX message queues are, when it is not
 	// crsub's; nil (or a nil InIPCNamespace) runs it in crsub's.
 	InIPCNamespace func(t Target) func(fn func() error) error
+	// HostPath, if set, says how crsub reaches path as target t names it
+	// (through its root, when it is in a mount namespace of the image),
+	// and NewDevice what a filesystem t's mount namespace made anew (by
+	// its device number at checkpoint) is now: its files' inodes are new.
+	HostPath  func(t Target, path string) string
+	NewDevice func(t Target, dev uint64) (uint64, bool)
+}
+
+// hostPath is path as crsub reaches it for t (HostPath).
+func (c *RestoreContext) hostPath(t Target, path string) string {
+	if c.HostPath == nil {
+		return path
+	}
+	return c.HostPath(t, path)
+}
+
+// replaced says whether st, the file at a record's path now, is not the
+// one id recorded: another inode, or another filesystem than the one it
+// was on or was made anew as.
+func (c *RestoreContext) replaced(t Target, st *unix.Stat_t, id ckpt.FileIdentity) bool {
+	if c.NewDevice != nil {
+		if d, ok := c.NewDevice(t, id.Dev); ok {
+			return st.Dev != d
+		}
+	}
+	return st.Ino != id.Inode || st.Dev != id.Dev
 }
 
 // inIPCNamespace runs fn in t's IPC namespace (InIPCNamespace).

@@ -82,11 +82,11 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return fd, seek(t, fd, f.Pos)
 	}
 	var st unix.Stat_t
-	if err := unix.Stat(f.Path, &st); err != nil {
+	if err := unix.Stat(c.hostPath(t, f.Path), &st); err != nil {
 		return -1, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	switch {
-	case st.Ino != f.Identity.Inode || st.Dev != f.Identity.Dev:
+	case c.replaced(t, &st, f.Identity):
 		t.Warn("file was replaced since the checkpoint; opening the new one", "path", f.Path)
 	case st.Size != f.Identity.Size && f.Flags&unix.O_APPEND != 0:
 		// A log that grew: it goes on appending.

@@ -61,3 +61,61 @@ func Inode(pid int, name string) (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// DoMount runs fn on an OS thread of crsub that joined the namespaces
+// nstypes (CLONE_NEW* flags, CLONE_NEWNS among them) of the process of
+// pidfd. A thread can only join a mount namespace with a filesystem
+// context of its own (unshare(CLONE_FS)), after which it cannot give it
+// back: it is never used again, ending with fn, back in crsub's
+// namespaces first (the runtime cannot end the main thread, which would
+// stay where it is, and /proc/self/ shows that one). before, if set, runs
+// on the thread first, still in crsub's namespaces: what needs crsub's
+// view of the filesystem (a detached copy of a mount of it) is taken
+// there.
+func DoMount(pidfd, nstypes int, before, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Deliberately never unlocked: the thread exits with this goroutine.
+		errc <- doMount(pidfd, nstypes, before, fn)
+	}()
+	return <-errc
+}
+
+func doMount(pidfd, nstypes int, before, fn func() error) (err error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return os.NewSyscallError("unshare(CLONE_FS)", err)
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
+	var own []*os.File
+	defer func() {
+		for _, f := range own {
+			f.Close()
+		}
+	}()
+	for flag, name := range map[int]string{unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWNET: "net", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWUTS: "uts"} {
+		if nstypes&flag == 0 {
+			continue
+		}
+		f, err := os.Open("/proc/thread-self/ns/" + name)
+		if err != nil {
+			return err
+		}
+		own = append(own, f)
+	}
+	if err := setns(pidfd, nstypes); err != nil {
+		return err
+	}
+	defer func() {
+		for _, f := range own {
+			if berr := setns(int(f.Fd()), 0); berr != nil && err == nil {
+				err = fmt.Errorf("back to crsub's namespace: %w", berr)
+			}
+		}
+	}()
+	return fn()
+}

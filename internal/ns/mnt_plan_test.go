@@ -1,0 +1,135 @@
+package ns
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// hostMountinfo is this machine's kind of host: an ext4 root, private
+// mounts, a tmpfs zdtm's ns flavour bind-mounts as a container's /dev, and
+// the test root bind-mounted (a shared one: /run/netns).
+const hostMountinfo = `21 26 0:20 / /proc rw,relatime - proc proc rw
+23 26 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334744k,nr_inodes=3083686,mode=755
+26 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+53 26 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw,discard
+60 26 0:50 / /tmp/criu-root-x/dev rw,relatime - tmpfs criu-test-dev rw
+61 26 254:0 /work/criu/test /tmp/criu-root-x/root/root rw,relatime - ext4 /dev/vda rw,discard
+`
+
+func parseMounts(t *testing.T, s string) []procfs.Mount {
+	t.Helper()
+	ms, err := procfs.ParseMountinfo(strings.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+func TestPlanMounts(t *testing.T) {
+	dev := unix.Mkdev
+	tests := []struct {
+		name    string
+		inside  string
+		missing []string // external paths exists denies
+		want    []ckpt.Mount
+		wantErr string
+	}{{
+		name: "zdtm ns flavour",
+		inside: `98 72 254:0 /work/criu/test / rw,relatime - ext4 /dev/vda rw,discard
+99 98 0:50 / /dev rw,relatime - tmpfs criu-test-dev rw
+101 98 0:60 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+102 98 0:61 / /run rw,relatime - tmpfs zdtm_run rw,inode64
+103 99 0:62 / /dev/pts rw,relatime - devpts pts rw,mode=666,ptmxmode=666
+`,
+		want: []ckpt.Mount{
+			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/work/criu/test", Flags: []string{"relatime"},
+				Options: "rw,discard", External: "/tmp/criu-root-x/root/root"},
+			{ID: 99, Parent: 98, Path: "/dev", Dev: dev(0, 50), FSType: "tmpfs", Source: "criu-test-dev", Root: "/", Flags: []string{"relatime"},
+				Options: "rw", External: "/tmp/criu-root-x/dev"},
+			{ID: 101, Parent: 98, Path: "/proc", Dev: dev(0, 60), FSType: "proc", Source: "proc", Root: "/",
+				Flags: []string{"nosuid", "nodev", "noexec", "relatime"}, Options: "rw"},
+			{ID: 102, Parent: 98, Path: "/run", Dev: dev(0, 61), FSType: "tmpfs", Source: "zdtm_run", Root: "/", Flags: []string{"relatime"}, Options: "rw,inode64"},
+			{ID: 103, Parent: 99, Path: "/dev/pts", Dev: dev(0, 62), FSType: "devpts", Source: "pts", Root: "/", Flags: []string{"relatime"},
+				Options: "rw,mode=666,ptmxmode=666"},
+		},
+	}, {
+		name: "a bind of the test root that is gone falls back to the root filesystem",
+		inside: `98 72 254:0 /work/criu/test / ro,relatime - ext4 /dev/vda rw,discard
+`,
+		missing: []string{"/tmp/criu-root-x/root/root"},
+		want: []ckpt.Mount{{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/work/criu/test",
+			Flags: []string{"ro", "relatime"}, Options: "rw,discard", External: "/work/criu/test"}},
+	}, {
+		name: "parents first, peer groups and a bind of a tmpfs made inside",
+		inside: `110 98 0:70 /sub /data/b rw shared:5 master:2 - tmpfs t rw
+98 72 254:0 /srv/ct / rw - ext4 /dev/vda rw
+105 98 0:70 / /data rw shared:2 - tmpfs t rw
+106 98 0:71 / /mq rw unbindable - mqueue mqueue rw
+`,
+		want: []ckpt.Mount{
+			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/srv/ct", Options: "rw", External: "/srv/ct"},
+			{ID: 105, Parent: 98, Path: "/data", Dev: dev(0, 70), FSType: "tmpfs", Source: "t", Root: "/", Options: "rw", Shared: 2},
+			{ID: 106, Parent: 98, Path: "/mq", Dev: dev(0, 71), FSType: "mqueue", Source: "mqueue", Root: "/", Options: "rw", Unbindable: true},
+			{ID: 110, Parent: 98, Path: "/data/b", Dev: dev(0, 70), FSType: "tmpfs", Source: "t", Root: "/sub", Options: "rw", Shared: 5, Master: 2},
+		},
+	}, {
+		name:    "overlay made inside",
+		inside:  "98 72 0:80 / / rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
+		wantErr: "mount of overlay at /: not supported: an overlay filesystem made in the namespace",
+	}, {
+		name:    "a disk mounted only inside",
+		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 8:1 / /mnt rw - xfs /dev/sdb1 rw\n",
+		wantErr: "mount of xfs at /mnt: not supported: a filesystem made in the namespace that crsub cannot make anew",
+	}, {
+		name:    "shared with the host",
+		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n",
+		wantErr: "peer group 1 has mounts outside the namespace",
+	}, {
+		name:    "a tmpfs mounted only in parts",
+		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 0:70 /a /x rw - tmpfs t rw\n100 98 0:70 /b /y rw - tmpfs t rw\n",
+		wantErr: "its filesystem is mounted only in parts (/a at /x, /b at /y)",
+	}, {
+		name:    "two roots",
+		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 73 0:70 / /x rw - tmpfs t rw\n",
+		wantErr: "2 mounts without a parent",
+	}}
+	host := parseMounts(t, hostMountinfo)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exists := func(p string, _ *procfs.Mount) bool {
+				for _, m := range tc.missing {
+					if m == p {
+						return false
+					}
+				}
+				return true
+			}
+			got, err := planMounts(parseMounts(t, tc.inside), host, exists)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				if strings.HasPrefix(tc.wantErr, "mount of") {
+					var me *MountError
+					if !errors.As(err, &me) {
+						t.Errorf("err is %T, want a *MountError", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("planMounts mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
