@@ -360,9 +360,13 @@ func (s *session) letRun(resolver interface{ resolve() error }) error {
 func (s *session) killTree() error {
 	// Established connections are held still until their restore: their
 	// peers retransmit rather than meet a port without socket.
-	if err := netlock.Lock(s.files.TCPConns); err != nil {
+	if err := netlock.Lock(netlock.Host, s.files.TCPConns); err != nil {
 		s.log.Warn("TCP peers may see their connections reset until the restart", "connections", len(s.files.TCPConns), "err", err)
 	}
+	// A network namespace of the tree's own is held still whole, as CRIU
+	// does: it may outlive the tree (bound to a file, or with other
+	// processes in it) and be joined at restart (--netns).
+	s.namespaces.lockNetworks(s.log)
 	var err error
 	for _, p := range s.procs {
 		if kerr := unix.Kill(p.pid, unix.SIGKILL); kerr != nil && err == nil {

@@ -3,10 +3,12 @@ package checkpoint
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/ns"
 )
 
@@ -282,4 +284,23 @@ func (n *namespaces) writeObjects(pid int) error {
 		}
 	}
 	return nil
+}
+
+// lockNetworks locks the network namespaces recorded whole (package
+// netlock) before their processes are killed; a restart that joins one
+// unlocks it.
+func (n *namespaces) lockNetworks(log *slog.Logger) {
+	for _, r := range n.list {
+		if r.kind.Name != ckpt.NamespaceNet {
+			continue
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", r.rec.Pid))
+		if err == nil {
+			err = netlock.LockNamespace(int(f.Fd()))
+			f.Close()
+		}
+		if err != nil {
+			log.Warn("cannot lock the network namespace: its peers may see connections reset until the restart", "namespace", r.rec.Inode, "err", err)
+		}
+	}
 }

@@ -44,6 +44,7 @@ const (
 	TypeSysVMsg   Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
 
 	TypeMountFiles Type = 0x0520 // the files of a filesystem a mount namespace made (a tmpfs): a tar archive as payload
+	TypeNetwork    Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
 )
 
 var typeNames = map[Type]string{
@@ -72,6 +73,7 @@ var typeNames = map[Type]string{
 	TypeSysVSem:    "sysv-sem",
 	TypeSysVMsg:    "sysv-msg",
 	TypeMountFiles: "mount-files",
+	TypeNetwork:    "network",
 }
 
 func (t Type) String() string {

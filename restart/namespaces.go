@@ -3,7 +3,10 @@ package restart
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -70,6 +73,14 @@ func (s *restorer) openSupplied() error {
 			return fmt.Errorf("a root or mount map is given, but the image has %d mount namespaces of its own, not one", n)
 		}
 	}
+	if len(s.opts.Links) > 0 && !slices.ContainsFunc(slices.Collect(maps.Values(s.ns.records)), func(r *ckpt.Namespace) bool { return r.Kind == ckpt.NamespaceNet }) {
+		var given []string
+		for name, host := range s.opts.Links {
+			given = append(given, name+"="+host)
+		}
+		slices.Sort(given)
+		return fmt.Errorf("links are supplied (%s), but the image has no network namespace of its own", strings.Join(given, ", "))
+	}
 	for kind, src := range s.opts.Namespaces {
 		k, err := ns.KindOf(kind)
 		if err != nil {
@@ -101,6 +112,9 @@ func (s *restorer) openSupplied() error {
 
 // closeNamespaces lets go of crsub's fds on the namespaces.
 func (s *restorer) closeNamespaces() {
+	if err := s.ns.ctx.Close(); err != nil {
+		s.log.Warn("releasing what the namespaces' restore held", "err", err)
+	}
 	for _, n := range s.ns.made {
 		if err := n.Close(); err != nil {
 			s.log.Warn("closing a namespace", "namespace", n, "err", err)
@@ -419,16 +433,13 @@ func (t *task) joinOwn(k *ns.Kind) error {
 }
 
 // restoreNamespaceObject restores a record a namespace kind wrote for what
-// a namespace holds, in the namespace it depends on.
+// a namespace holds, in the namespace it depends on (one the caller
+// supplied too: the kind decides what to do with it).
 func (s *restorer) restoreNamespaceObject(rec *ckpt.Record, restore func(*ns.RestoreContext, *ns.Restored, *ckpt.Record) error) error {
 	for _, d := range rec.Deps {
 		n := s.ns.made[d]
 		if n == nil {
 			continue
-		}
-		if n.Supplied {
-			s.log.Debug("not restoring into a supplied namespace", "record", rec.Index, "type", rec.Type, "namespace", n)
-			return nil
 		}
 		return restore(s.ns.ctx, n, rec)
 	}

@@ -40,7 +40,7 @@ type Options struct {
 	// making the image's namespace of that kind again: the process the
 	// image made it with joins it, its descendants are in it as they were
 	// in the image's, and nothing the image holds of that namespace is
-	// restored into it. The image must have exactly one namespace of that
+	// restored into it (a network namespace: see Links). The image must have exactly one namespace of that
 	// kind of its own, and the source must be a namespace of that kind;
 	// otherwise the restart fails before anything runs. A pid namespace
 	// cannot be supplied.
@@ -55,6 +55,24 @@ type Options struct {
 	// mapping of a path no external mount of the image has, are errors.
 	Root     string
 	MountMap map[string]string
+	// Links gives, by the name of a link of the image's network namespace,
+	// a link of crsub's network namespace to use for it instead of making
+	// it: moved into the namespace, renamed, and given the image's
+	// addresses, routes, MTU and flags (its hardware address stays its
+	// own). A link the image cannot make again (a physical device, a veth
+	// whose peer was in another namespace) must be given. A name the image
+	// lacks, a host link that does not exist, or links given for an image
+	// without a network namespace of its own fail the restart before
+	// anything runs; a failed restart gives the links back, under their
+	// names. With Namespaces["net"], the links are moved into that one.
+	//
+	// A network namespace supplied in Namespaces["net"] is filled from the
+	// image if it is empty (only a loopback link, down, nothing added);
+	// otherwise it must hold each link of the image by name, with the
+	// image's addresses, and lo up if it was up, or the restart fails
+	// saying what differs; nothing of the image's is restored into it then
+	// but the links given here.
+	Links map[string]string
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)

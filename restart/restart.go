@@ -115,8 +115,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
-		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) },
-			Root: opts.Root, MountMap: opts.MountMap}}
+		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
+			MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
 	defer s.closeNamespaces()
 	s.files.InIPCNamespace = func(t files.Target) func(func() error) error {
 		if n := s.ns.made[t.(*task).process.Namespaces[ckpt.NamespaceIPC]]; n != nil {
@@ -180,6 +180,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	defer func() {
 		if err != nil {
 			s.killAll()
+			if nerr := s.ns.ctx.Failed(); nerr != nil {
+				s.log.Warn("cannot undo all that was done to the namespaces", "err", nerr)
+			}
 			s.files.Abandon()
 			if cerr := s.cgroups.RemoveCreated(); cerr != nil {
 				s.log.Warn("cannot remove the cgroups made for the restart", "err", cerr)

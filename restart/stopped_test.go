@@ -150,8 +150,8 @@ func TestChildSubreaperKept(t *testing.T) {
 	}
 }
 
-// A process in a network namespace of its own is refused by name and left
-// running: restart would rebuild it in crsub's.
+// A process in a mount namespace of its own is refused by name and left
+// running: its mounts are not checkpointed.
 func TestOtherNamespaceRefused(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
@@ -160,13 +160,13 @@ func TestOtherNamespaceRefused(t *testing.T) {
 #include <sched.h>
 #include <unistd.h>
 int main(void) {
-	if (unshare(CLONE_NEWNET)) return 1;
+	if (unshare(CLONE_NEWNS)) return 1;
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }`))
 	_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "net namespace of its own") {
-		t.Fatalf("checkpoint error %v, want the net namespace named", err)
+	if err == nil || !strings.Contains(err.Error(), "mnt namespace of its own") {
+		t.Fatalf("checkpoint error %v, want the mnt namespace named", err)
 	}
 	crtest.WaitFor(t, func() bool {
 		return strings.HasPrefix(crtest.Status(p.Pid, "State"), "S") && crtest.Status(p.Pid, "TracerPid") == "0"

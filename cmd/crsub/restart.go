@@ -32,6 +32,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	pidns := fs.Bool("pidns", false, "restore into a new pid namespace: the root becomes pid 1 there")
 	root := fs.String("root", "", "the root filesystem (a directory) of the image's mount namespace, in place of the one it had")
 	mountMaps := fs.StringArray("mount-map", nil, "an external mount of the image's mount namespace that moved: OLD=NEW, OLD its path as the image has it (repeatable)")
+	netns := fs.String("netns", "", "join this network namespace instead of making the image's again: a file (/run/netns/NAME) or pid:N (process N's); filled from the image if empty, else checked against it (`PATH|pid:N`)")
+	links := fs.StringArray("link", nil, "use a host link for a link of the image: moved into the namespace, renamed, given the image's addresses and routes (`NAME=HOSTLINK`, repeatable)")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -67,6 +69,26 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 		if opts.MountMap[from], err = filepath.Abs(to); err != nil {
 			return err
 		}
+	}
+	if *netns != "" {
+		n, err := substitute.ParseNamespace("net", *netns)
+		if err != nil {
+			return usageError{"--netns: " + err.Error()}
+		}
+		opts.Namespaces = map[string]substitute.Namespace{"net": n}
+	}
+	for _, l := range *links {
+		name, host, ok := strings.Cut(l, "=")
+		if !ok || name == "" || host == "" {
+			return usageError{fmt.Sprintf("--link %q: want NAME=HOSTLINK", l)}
+		}
+		if opts.Links == nil {
+			opts.Links = map[string]string{}
+		}
+		if _, dup := opts.Links[name]; dup {
+			return usageError{fmt.Sprintf("--link %s given twice", name)}
+		}
+		opts.Links[name] = host
 	}
 	opts.PidWait = *pidWait
 	opts.Parent = *parent

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Established and half-closed TCP connections, IPv4 and IPv6, with the peer inside or
@@ -176,9 +177,13 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		st.Window[4] = st.RecvSeq
 	}
 	sock.TCP = st
+	// A connection in a network namespace of the tree's own is held still
+	// by the lock of the whole namespace.
 	if local, err1 := netip.ParseAddrPort(sock.Local); err1 == nil {
 		if peer, err2 := netip.ParseAddrPort(sock.Peer); err2 == nil {
-			c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
+			if ours, err := sys.InCallersNetNS(s); err != nil || ours {
+				c.TCPConns = append(c.TCPConns, netlock.Conn{Local: local, Peer: peer})
+			}
 		}
 	}
 	f := ckpt.File{Kind: ckpt.FileTCP, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Link.Inode}, Socket: sock}
@@ -337,11 +342,12 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		c.settle(rec.Objref, clearReuseAddr)
 	}
 	// The connection lives again: its peer's packets may come in.
-	if local, err1 := netip.ParseAddrPort(s.Local); err1 == nil {
-		if peer, err2 := netip.ParseAddrPort(s.Peer); err2 == nil {
-			if err := netlock.Unlock([]netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
-				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
-			}
+	// Only connections in crsub's namespace are locked one by one.
+	laddr, err1 := netip.ParseAddrPort(s.Local)
+	paddr, err2 := netip.ParseAddrPort(s.Peer)
+	if ours, err := sys.InCallersNetNS(ls); err1 == nil && err2 == nil && (err != nil || ours) {
+		if err := netlock.Unlock(netlock.Host, []netlock.Conn{{Local: laddr, Peer: paddr}}); err != nil && err != netlock.ErrUnavailable {
+			t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
 		}
 	}
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {

@@ -1,9 +1,11 @@
 package ns
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -62,7 +64,9 @@ type Kind struct {
 	// it was made in exists.
 	Restore func(c *RestoreContext, n *Restored) error
 	// Objects restore, by type, the records DumpObjects writes, each in
-	// the namespace it depends on.
+	// the namespace it depends on; for a namespace the caller gave
+	// (Restored.Supplied) they check it, fill it or leave it alone, as the
+	// kind decides.
 	Objects map[ckpt.Type]func(c *RestoreContext, n *Restored, rec *ckpt.Record) error
 }
 
@@ -136,6 +140,43 @@ type RestoreContext struct {
 	// them to mount a proc showing it (mnt.go).
 	pidNamespaces map[uint64]*os.File
 	deferred      []*mountTree
+	// Links gives, by name, host links to use for links of the image's
+	// network namespace (restart.Options.Links).
+	Links map[string]string
+	// PeerWait bounds how long the host name of a veth peer to make again,
+	// still taken, is waited for.
+	PeerWait time.Duration
+
+	// undo and release are what OnFailure was given, in the order given.
+	undo, release []func() error
+}
+
+// OnFailure registers what undoes a step should the restart fail
+// (Failed), and what releases its resources otherwise (Close).
+func (c *RestoreContext) OnFailure(undo, release func() error) {
+	c.undo = append(c.undo, undo)
+	c.release = append(c.release, release)
+}
+
+// Failed undoes the steps registered, last first; the namespaces must
+// still be held.
+func (c *RestoreContext) Failed() error {
+	var errs []error
+	for i := len(c.undo) - 1; i >= 0; i-- {
+		errs = append(errs, c.undo[i]())
+	}
+	c.undo, c.release = nil, nil
+	return errors.Join(errs...)
+}
+
+// Close releases what the steps registered hold, if Failed did not.
+func (c *RestoreContext) Close() error {
+	var errs []error
+	for _, r := range c.release {
+		errs = append(errs, r())
+	}
+	c.undo, c.release = nil, nil
+	return errors.Join(errs...)
 }
 
 // Restored is a namespace of the image at restart: made again, or

@@ -142,7 +142,7 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 		return err
 	}
 	defer pidfd.Close()
-	return DoMount(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+	return sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
 		for _, dev := range devs {
 			m := filesMount(n.Mnt.Mounts, dev)
 			if err := dumpFilesOf(c, m, int(root.Fd()), ref); err != nil {
@@ -262,7 +262,7 @@ func (t *mountTree) run(c *RestoreContext) error {
 		return err
 	}
 	defer own.Close()
-	err = DoMount(pidfd.Int(), unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWCGROUP, t.takeExternal, func() error {
+	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWCGROUP, t.takeExternal, func() error {
 		return t.build(func(inode uint64) (int, bool) {
 			if inode == 0 {
 				return int(own.Fd()), true

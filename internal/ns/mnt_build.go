@@ -15,7 +15,7 @@ import (
 
 // A mount namespace is made again in the namespace the first task in it
 // was cloned with, a copy of crsub's: from a thread of crsub that joined
-// it (DoMount), each mount is made detached (a copy of an external path
+// it (sys.InMountNamespace), each mount is made detached (a copy of an external path
 // taken in crsub's namespace first, a filesystem made anew, or a copy of
 // a mount made before, for a bind mount or a peer), given its flags and
 // propagation, and attached where it was; the root first, which

@@ -1,18 +1,827 @@
 package ns
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlink"
+	"github.com/crsub/crsub/internal/netlock"
+	"github.com/crsub/crsub/internal/sys"
 )
 
-// A network namespace is made by CLONE_NEWNET when the first task in it is
-// created: it then has a loopback link, down, and nothing else. What it
-// held — links, addresses, routes — is the net kind's Dump, DumpObjects,
-// Restore and Objects to read and make again (net*.go); until they do,
-// a process in a network namespace of its own is refused.
+// A network namespace is recorded as its links, addresses, routes and a few
+// settings, read over route netlink and /proc/sys/net from a thread that
+// entered it, and made again the same way in the namespace a restart
+// creates: links first (with their indexes, names and hardware addresses),
+// then bridge ports, settings, addresses, flags (up/down), routes, and the
+// firewall (net_firewall.go). "The
+// host" is the network namespace crsub runs in: a veth whose peer is there
+// is made again with that peer there, named and addressed as it was, as
+// CRIU does; the caller may give a link of its own instead (links).
+
+// netKind: a network namespace is made by CLONE_NEWNET when the first task
+// in it is created, with a loopback link, down, and nothing else; its
+// network record follows that task's process record and fills it. A
+// namespace the caller gave is filled if empty, else checked
+// (JoinNetwork).
 var netKind = &Kind{
-	Name:        ckpt.NamespaceNet,
-	CloneFlag:   unix.CLONE_NEWNET,
-	Unsupported: "its links, addresses and routes are not checkpointed yet",
+	Name:      ckpt.NamespaceNet,
+	CloneFlag: unix.CLONE_NEWNET,
+	DumpObjects: func(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
+		inside, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", n.Pid))
+		if err != nil {
+			return err
+		}
+		defer inside.Close()
+		host, err := os.Open("/proc/self/ns/net")
+		if err != nil {
+			return err
+		}
+		defer host.Close()
+		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()))
+		if err != nil {
+			return err
+		}
+		return c.W.Write(ckpt.TypeNetwork, 0, []ckpt.Objref{ref}, rec)
+	},
+	Objects: map[ckpt.Type]func(*RestoreContext, *Restored, *ckpt.Record) error{
+		ckpt.TypeNetwork: func(c *RestoreContext, n *Restored, r *ckpt.Record) error {
+			var rec ckpt.Network
+			if err := r.Decode(&rec); err != nil {
+				return err
+			}
+			host, err := os.Open("/proc/self/ns/net")
+			if err != nil {
+				return err
+			}
+			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			restore := RestoreNetwork
+			if n.Supplied {
+				restore = JoinNetwork
+			}
+			undo, err := restore(t, &rec)
+			if err != nil {
+				host.Close()
+				return err
+			}
+			// Undone while the namespace is still held (n until the
+			// restart ends), before crsub lets go of it. A namespace
+			// joined was locked by the checkpoint: open again once the
+			// restart is done.
+			release := host.Close
+			if n.Supplied {
+				release = func() error {
+					defer host.Close()
+					err := netlock.UnlockNamespace(int(n.File().Fd()))
+					if err == netlock.ErrUnavailable {
+						return nil
+					}
+					return err
+				}
+			}
+			c.OnFailure(func() error {
+				defer host.Close()
+				return undo()
+			}, release)
+			return nil
+		},
+	},
+}
+
+// settableLinkFlags are the IFF_* flags a restart sets as they were; the
+// others are the kernel's to say.
+const settableLinkFlags = unix.IFF_UP | unix.IFF_NOARP | unix.IFF_PROMISC | unix.IFF_ALLMULTI | unix.IFF_MULTICAST
+
+// settableAddressFlags are the IFA_F_* flags a restart asks for.
+const settableAddressFlags = unix.IFA_F_NODAD | unix.IFA_F_HOMEADDRESS | unix.IFA_F_MANAGETEMPADDR | unix.IFA_F_NOPREFIXROUTE | unix.IFA_F_MCAUTOJOIN
+
+// globalSysctls are the namespace-wide settings recorded, in the order a
+// restart writes them: ip_forward and conf/all/forwarding set every link's
+// forwarding as they change, so the narrower ones come after.
+var globalSysctls = [...]string{
+	"ipv4/ip_forward",
+	"ipv4/ip_local_port_range",
+	"ipv4/ip_unprivileged_port_start",
+	"ipv4/ping_group_range",
+	"core/somaxconn",
+	"ipv4/conf/all/forwarding",
+	"ipv6/conf/all/forwarding",
+	"ipv6/conf/all/disable_ipv6",
+	"ipv4/conf/default/forwarding",
+	"ipv6/conf/default/forwarding",
+	"ipv6/conf/default/disable_ipv6",
+}
+
+// linkSysctls are the settings recorded for each link, under
+// ipvN/conf/NAME/.
+var linkSysctls = [...]string{"ipv4/conf/%s/forwarding", "ipv6/conf/%s/forwarding", "ipv6/conf/%s/disable_ipv6"}
+
+// DumpNetwork reads what the network namespace of nsfd holds. hostfd is
+// crsub's own network namespace, where the veth peers a restart makes again
+// are looked up.
+func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
+	inside, err := sys.InNetNS(nsfd, netlink.Dial)
+	if err != nil {
+		return nil, err
+	}
+	defer inside.Close()
+	host, err := sys.InNetNS(hostfd, netlink.Dial)
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close()
+
+	links, err := inside.Links()
+	if err != nil {
+		return nil, fmt.Errorf("links: %w", err)
+	}
+	names := map[int32]string{}
+	for _, l := range links {
+		names[l.Index] = l.Name
+	}
+	// Listing the links gave the namespaces of veth peers ids; the host's
+	// is asked after it.
+	hostID, err := inside.NSIDOf(hostfd)
+	if err != nil {
+		return nil, fmt.Errorf("the host's namespace id: %w", err)
+	}
+	var fresh map[string]string // a new namespace's links: name → driver kind
+	rec := &ckpt.Network{}
+	for _, l := range links {
+		nl := ckpt.NetLink{Index: int(l.Index), Name: l.Name, Flags: l.Flags, MTU: l.MTU, TxQLen: l.TxQLen, MAC: macString(l), Master: names[l.Master]}
+		switch {
+		case l.Type == unix.ARPHRD_LOOPBACK:
+			nl.Kind, nl.Builtin = ckpt.LinkLoopback, true
+		case l.Kind == ckpt.LinkVeth:
+			nl.Kind = ckpt.LinkVeth
+			if nl.Peer, err = dumpPeer(host, l, hostID, names); err != nil {
+				return nil, fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		case l.Kind == ckpt.LinkBridge || l.Kind == ckpt.LinkDummy:
+			nl.Kind = l.Kind
+		default:
+			nl.DriverKind = l.Kind
+			if fresh == nil {
+				if fresh, err = newNamespaceLinks(); err != nil {
+					return nil, err
+				}
+			}
+			if kind, ok := fresh[l.Name]; ok && kind == l.Kind {
+				nl.Kind, nl.Builtin = l.Kind, true
+			}
+		}
+		rec.Links = append(rec.Links, nl)
+	}
+
+	addrs, err := inside.Addresses(unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if a.Family == unix.AF_INET6 && a.Flags&unix.IFA_F_TEMPORARY != 0 {
+			continue // a privacy address: the kernel makes new ones
+		}
+		rec.Addresses = append(rec.Addresses, recordAddress(a, names[a.Index]))
+	}
+
+	routes, err := inside.Routes(unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	for _, r := range routes {
+		if !madeByUser(r) {
+			continue
+		}
+		nr := ckpt.NetRoute{
+			Dst: r.Destination(), Gateway: r.Gateway, PrefSrc: r.PrefSrc, Link: names[r.OutIndex],
+			Table: r.Table, Protocol: r.Protocol, Scope: r.Scope, Type: r.Type, TOS: r.TOS,
+			Priority: r.Priority, Flags: r.Flags, Metrics: r.Metrics, Pref: r.Pref,
+		}
+		if r.Src.IsValid() {
+			nr.Src = netipPrefix(r.Src, r.SrcLen)
+		}
+		if r.Multipath {
+			return nil, fmt.Errorf("route to %s in table %d has several next hops: not supported", nr.Dst, r.Table)
+		}
+		rec.Routes = append(rec.Routes, nr)
+	}
+
+	rec.Sysctls, err = sys.InNetNS(nsfd, func() ([]ckpt.Sysctl, error) { return readSysctls(rec.Links) })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sys.InNetNS(nsfd, func() (struct{}, error) { return struct{}{}, dumpFirewall(rec) }); err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	return rec, nil
+}
+
+// dumpPeer says where a veth's other end is, and how it is on the host.
+func dumpPeer(host *netlink.Conn, l netlink.Link, hostID int32, names map[int32]string) (*ckpt.VethPeer, error) {
+	p := &ckpt.VethPeer{Index: int(l.Parent)}
+	switch {
+	case l.ParentNSID < 0:
+		p.Where, p.Name = ckpt.PeerInside, names[l.Parent]
+		return p, nil
+	case l.ParentNSID != hostID:
+		p.Where = ckpt.PeerElsewhere
+		return p, nil
+	}
+	p.Where = ckpt.PeerHost
+	hl, err := host.LinkByIndex(l.Parent)
+	if err != nil {
+		return nil, fmt.Errorf("its peer, link %d on the host: %w", l.Parent, err)
+	}
+	p.Name, p.Flags, p.MTU, p.TxQLen, p.MAC = hl.Name, hl.Flags, hl.MTU, hl.TxQLen, macString(hl)
+	if hl.Master != 0 {
+		m, err := host.LinkByIndex(hl.Master)
+		if err != nil {
+			return nil, fmt.Errorf("the bridge of its peer %s: %w", hl.Name, err)
+		}
+		p.Master = m.Name
+	}
+	addrs, err := host.Addresses(unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("host addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if a.Index == hl.Index && !(a.Family == unix.AF_INET6 && a.Flags&unix.IFA_F_TEMPORARY != 0) {
+			p.Addresses = append(p.Addresses, recordAddress(a, hl.Name))
+		}
+	}
+	return p, nil
+}
+
+// madeByUser says whether a route is one someone added, not one the
+// kernel derived from an address or link, learned from a router, or
+// cached.
+func madeByUser(r netlink.Route) bool {
+	switch {
+	case r.Table == unix.RT_TABLE_LOCAL, r.Flags&unix.RTM_F_CLONED != 0:
+		return false
+	case r.Protocol == unix.RTPROT_KERNEL, r.Protocol == unix.RTPROT_REDIRECT, r.Protocol == unix.RTPROT_RA:
+		return false
+	}
+	return true
+}
+
+// newNamespaceLinks lists the links the kernel puts in every new network
+// namespace here (lo, and the fallback tunnels of the tunnel drivers
+// loaded), by name, with their driver kinds.
+func newNamespaceLinks() (map[string]string, error) {
+	fd, err := sys.NewNetNS()
+	if err != nil {
+		return nil, fmt.Errorf("a new network namespace, to tell the kernel's links: %w", err)
+	}
+	defer fd.Close()
+	links, err := sys.InNetNS(fd.Int(), func() ([]netlink.Link, error) {
+		c, err := netlink.Dial()
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.Links()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("a new network namespace's links: %w", err)
+	}
+	kinds := map[string]string{}
+	for _, l := range links {
+		kinds[l.Name] = l.Kind
+	}
+	return kinds, nil
+}
+
+func recordAddress(a netlink.Address, link string) ckpt.NetAddress {
+	return ckpt.NetAddress{
+		Link: link, Prefix: a.Prefix(), Peer: a.Peer, Broadcast: a.Broadcast, Label: a.Label,
+		Flags: a.Flags, Scope: a.Scope, ValidLifetime: a.ValidLifetime, PreferredLifetime: a.PreferredLifetime,
+	}
+}
+
+func netipPrefix(a netip.Addr, bits uint8) netip.Prefix { return netip.PrefixFrom(a, int(bits)) }
+
+func macString(l netlink.Link) string {
+	if l.Type == unix.ARPHRD_LOOPBACK || len(l.Address) == 0 {
+		return ""
+	}
+	return net.HardwareAddr(l.Address).String()
+}
+
+// readSysctls reads the settings recorded, on a thread in the namespace.
+// One the kernel does not have (no IPv6) is left out.
+func readSysctls(links []ckpt.NetLink) ([]ckpt.Sysctl, error) {
+	names := slices.Clone(globalSysctls[:])
+	for _, l := range links {
+		for _, f := range linkSysctls {
+			names = append(names, fmt.Sprintf(f, l.Name))
+		}
+	}
+	var out []ckpt.Sysctl
+	for _, name := range names {
+		b, err := os.ReadFile("/proc/sys/net/" + name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("setting net.%s: %w", strings.ReplaceAll(name, "/", "."), err)
+		}
+		out = append(out, ckpt.Sysctl{Name: name, Value: strings.TrimSuffix(string(b), "\n")})
+	}
+	return out, nil
+}
+
+// netRestore is one restart of a network namespace in progress.
+type netRestore struct {
+	nsfd, hostfd int
+	inside, host *netlink.Conn
+	// index is each image link's index in the namespace, by name.
+	index map[string]int32
+	// given are the image's links the caller gave, by name.
+	given map[string]bool
+	// undo lists, in the order done, what reverts each step.
+	undo []func() error
+}
+
+// RestoreNetwork makes rec again in the network namespace t.NS, which must
+// hold only what the kernel puts in a new one. On error everything done is
+// undone; on success, undo does it for a caller whose later steps failed
+// (a link given goes back to the host under its own name).
+func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
+	r, err := dialNetRestore(t.NS, t.Host)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	links := t.Links
+	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if uerr := r.revert(); uerr != nil {
+				err = fmt.Errorf("%w (and undoing it: %v)", err, uerr)
+			}
+		}
+	}()
+	if err := r.restore(rec, links, true); err != nil {
+		return nil, err
+	}
+	return r.revert, nil
+}
+
+func dialNetRestore(nsfd, hostfd int) (*netRestore, error) {
+	r := &netRestore{nsfd: nsfd, hostfd: hostfd, index: map[string]int32{}, given: map[string]bool{}}
+	var err error
+	if r.inside, err = sys.InNetNS(nsfd, netlink.Dial); err != nil {
+		return nil, err
+	}
+	if r.host, err = sys.InNetNS(hostfd, netlink.Dial); err != nil {
+		r.inside.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// close closes the sockets; revert dials its own, as it may run later.
+func (r *netRestore) close() {
+	r.inside.Close()
+	r.host.Close()
+}
+
+// revert undoes what was done, last first, over sockets of its own (it
+// may run after RestoreNetwork returned).
+func (r *netRestore) revert() error {
+	if len(r.undo) == 0 {
+		return nil
+	}
+	c, err := dialNetRestore(r.nsfd, r.hostfd)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	inside, host := r.inside, r.host
+	r.inside, r.host = c.inside, c.host
+	defer func() { r.inside, r.host = inside, host }()
+	var errs []error
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		errs = append(errs, r.undo[i]())
+	}
+	r.undo = nil
+	return errors.Join(errs...)
+}
+
+// restore runs the steps in order; globals says whether the namespace-wide
+// settings and the firewall are the image's to set.
+func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals bool) error {
+	if err := r.makeLinks(rec, links); err != nil {
+		return err
+	}
+	if err := r.setMasters(rec); err != nil {
+		return err
+	}
+	if err := r.writeSysctls(rec, globals); err != nil {
+		return err
+	}
+	for _, a := range additionOrder(rec.Addresses) {
+		i := slices.IndexFunc(rec.Links, func(l ckpt.NetLink) bool { return l.Name == a.Link })
+		if i < 0 {
+			return fmt.Errorf("address %s: its link %s is not in the image", a.Prefix, a.Link)
+		}
+		if err := r.addAddress(false, r.index[a.Link], a, rec.Links[i].Kind != ckpt.LinkLoopback); err != nil {
+			return err
+		}
+	}
+	if err := r.setLinkState(rec); err != nil {
+		return err
+	}
+	for _, rt := range rec.Routes {
+		if err := r.addRoute(rt); err != nil {
+			return err
+		}
+	}
+	if globals {
+		return r.loadFirewall(rec)
+	}
+	return nil
+}
+
+// additionOrder orders addresses so that each link lists them, once
+// added, as the image does: IPv4 in the order added, IPv6 the latest
+// first (source address selection breaks ties by that order).
+func additionOrder(as []ckpt.NetAddress) []ckpt.NetAddress {
+	var v4, v6 []ckpt.NetAddress
+	for _, a := range as {
+		if a.Prefix.Addr().Is4() {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	slices.Reverse(v6)
+	return append(v4, v6...)
+}
+
+func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error {
+	existing, err := r.inside.Links()
+	if err != nil {
+		return fmt.Errorf("links: %w", err)
+	}
+	have := map[string]netlink.Link{}
+	for _, l := range existing {
+		have[l.Name] = l
+	}
+	for _, l := range rec.Links {
+		if _, done := r.index[l.Name]; done {
+			continue // the inside peer of a veth made before
+		}
+		if hostName, ok := links[l.Name]; ok {
+			if err := r.adopt(l, hostName); err != nil {
+				return err
+			}
+			continue
+		}
+		if l.Builtin {
+			e, ok := have[l.Name]
+			if !ok {
+				return fmt.Errorf("link %s: the kernel did not make it in the new namespace", l.Name)
+			}
+			r.index[l.Name] = e.Index
+			continue
+		}
+		req := &netlink.LinkRequest{Index: int32(l.Index), Name: l.Name, Kind: l.Kind, MTU: l.MTU, TxQLen: &l.TxQLen}
+		if req.Address, err = parseMAC(l.MAC); err != nil {
+			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
+		var peerName string
+		if l.Kind == ckpt.LinkVeth {
+			if req.Peer, peerName, err = r.peerRequest(rec, l); err != nil {
+				return fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		}
+		if err := r.inside.NewLink(req); err != nil {
+			return fmt.Errorf("making link %s (%s, index %d): %w", l.Name, l.Kind, l.Index, err)
+		}
+		index := req.Index
+		r.undo = append(r.undo, func() error { return ignoreGone(r.inside.DeleteLink(index)) })
+		r.index[l.Name] = index
+		if l.Peer != nil && l.Peer.Where == ckpt.PeerInside {
+			r.index[peerName] = int32(l.Peer.Index)
+		}
+	}
+	return nil
+}
+
+// peerRequest describes a veth's other end, inside or on the host.
+func (r *netRestore) peerRequest(rec *ckpt.Network, l ckpt.NetLink) (*netlink.LinkRequest, string, error) {
+	p := l.Peer
+	if p == nil {
+		return nil, "", fmt.Errorf("a veth without its peer in the image")
+	}
+	switch p.Where {
+	case ckpt.PeerInside:
+		i := slices.IndexFunc(rec.Links, func(o ckpt.NetLink) bool { return o.Name == p.Name })
+		if i < 0 {
+			return nil, "", fmt.Errorf("its peer %s is not in the image", p.Name)
+		}
+		o := rec.Links[i]
+		mac, err := parseMAC(o.MAC)
+		if err != nil {
+			return nil, "", fmt.Errorf("its peer %s: %w", o.Name, err)
+		}
+		return &netlink.LinkRequest{Index: int32(o.Index), Name: o.Name, MTU: o.MTU, TxQLen: &o.TxQLen, Address: mac}, o.Name, nil
+	case ckpt.PeerHost:
+		mac, err := parseMAC(p.MAC)
+		if err != nil {
+			return nil, "", fmt.Errorf("its peer %s: %w", p.Name, err)
+		}
+		return &netlink.LinkRequest{Name: p.Name, MTU: p.MTU, TxQLen: &p.TxQLen, Address: mac, NetNSFD: &r.hostfd}, p.Name, nil
+	}
+	return nil, "", fmt.Errorf("its peer was in another network namespace: give it a link with --link %s=HOSTLINK", l.Name)
+}
+
+// adopt moves the host link hostName in as the image's link l.
+func (r *netRestore) adopt(l ckpt.NetLink, hostName string) error {
+	hl, err := r.host.LinkByName(hostName)
+	if err != nil {
+		return fmt.Errorf("--link %s=%s: %w", l.Name, hostName, err)
+	}
+	addrs, err := r.host.Addresses(unix.AF_UNSPEC)
+	if err != nil {
+		return fmt.Errorf("host addresses: %w", err)
+	}
+	if err := r.host.SetLink(&netlink.LinkRequest{Index: hl.Index, Name: l.Name, NetNSFD: &r.nsfd, NewIndex: int32(l.Index)}); err != nil {
+		return fmt.Errorf("--link %s=%s: moving it in as %s (index %d): %w", l.Name, hostName, l.Name, l.Index, err)
+	}
+	index := int32(l.Index)
+	r.index[l.Name] = index
+	r.given[l.Name] = true
+	r.undo = append(r.undo, func() error {
+		back := &netlink.LinkRequest{Index: index, Name: hl.Name, NetNSFD: &r.hostfd, NewIndex: hl.Index}
+		if err := r.inside.SetLink(back); err != nil {
+			back.NewIndex = 0 // its index was taken since: any will do
+			if err := r.inside.SetLink(back); err != nil {
+				return fmt.Errorf("giving link %s back to the host as %s: %w", l.Name, hl.Name, err)
+			}
+		}
+		now, err := r.host.LinkByName(hl.Name)
+		if err != nil {
+			return fmt.Errorf("link %s given back to the host: %w", hl.Name, err)
+		}
+		errs := []error{r.host.SetLink(&netlink.LinkRequest{Index: now.Index, MTU: hl.MTU, Flags: hl.Flags & settableLinkFlags, Change: settableLinkFlags})}
+		for _, a := range addrs {
+			if a.Index == hl.Index {
+				a.Index = now.Index
+				a.Flags &= settableAddressFlags
+				errs = append(errs, r.host.AddAddress(&a))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	return nil
+}
+
+func (r *netRestore) setMasters(rec *ckpt.Network) error {
+	for _, l := range rec.Links {
+		if l.Master != "" {
+			master, ok := r.index[l.Master]
+			if !ok {
+				return fmt.Errorf("link %s: its bridge %s is not in the image", l.Name, l.Master)
+			}
+			if err := r.inside.SetLink(&netlink.LinkRequest{Index: r.index[l.Name], Master: &master}); err != nil {
+				return fmt.Errorf("link %s joining bridge %s: %w", l.Name, l.Master, err)
+			}
+		}
+		if p := l.Peer; p != nil && p.Where == ckpt.PeerHost && p.Master != "" {
+			if err := r.hostPeer(l, func(peer netlink.Link) error {
+				m, err := r.host.LinkByName(p.Master)
+				if err != nil {
+					return fmt.Errorf("its bridge on the host %s: %w", p.Master, err)
+				}
+				return r.host.SetLink(&netlink.LinkRequest{Index: peer.Index, Master: &m.Index})
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hostPeer runs fn on the host end of a veth made again (none if the
+// caller gave the link).
+func (r *netRestore) hostPeer(l ckpt.NetLink, fn func(netlink.Link) error) error {
+	if r.given[l.Name] {
+		return nil
+	}
+	peer, err := r.host.LinkByName(l.Peer.Name)
+	if err != nil {
+		return fmt.Errorf("link %s's peer on the host %s: %w", l.Name, l.Peer.Name, err)
+	}
+	if err := fn(peer); err != nil {
+		return fmt.Errorf("link %s's peer on the host %s: %w", l.Name, l.Peer.Name, err)
+	}
+	return nil
+}
+
+// writeSysctls writes each setting that differs, in the image's order;
+// without globals, only the links' own.
+func (r *netRestore) writeSysctls(rec *ckpt.Network, globals bool) error {
+	for _, s := range rec.Sysctls {
+		if !globals && !isLinkSysctl(s.Name, rec) {
+			continue
+		}
+		old, err := sys.InNetNS(r.nsfd, func() (string, error) { return writeSysctl(s.Name, s.Value) })
+		if err != nil {
+			return err
+		}
+		if old != s.Value {
+			name, old := s.Name, old
+			r.undo = append(r.undo, func() error {
+				_, err := sys.InNetNS(r.nsfd, func() (string, error) { return writeSysctl(name, old) })
+				return ignoreGone(err)
+			})
+		}
+	}
+	return nil
+}
+
+func isLinkSysctl(name string, rec *ckpt.Network) bool {
+	for _, l := range rec.Links {
+		for _, f := range linkSysctls {
+			if name == fmt.Sprintf(f, l.Name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeSysctl sets /proc/sys/net/name to value if it differs, on a thread
+// in the namespace, and returns what it was.
+func writeSysctl(name, value string) (string, error) {
+	path := "/proc/sys/net/" + name
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("setting net.%s: %w", strings.ReplaceAll(name, "/", "."), err)
+	}
+	old := strings.TrimSuffix(string(b), "\n")
+	if old == value {
+		return old, nil
+	}
+	if err := os.WriteFile(path, []byte(value), 0); err != nil {
+		return "", fmt.Errorf("setting net.%s to %q: %w", strings.ReplaceAll(name, "/", "."), value, err)
+	}
+	return old, nil
+}
+
+// addAddress adds an address inside, or on the host.
+func (r *netRestore) addAddress(onHost bool, index int32, a ckpt.NetAddress, nodad bool) error {
+	conn := func() *netlink.Conn {
+		if onHost {
+			return r.host
+		}
+		return r.inside
+	}
+	na := netlinkAddress(a, index, nodad)
+	if err := conn().AddAddress(na); err != nil {
+		return fmt.Errorf("address %s on %s: %w", a.Prefix, a.Link, err)
+	}
+	r.undo = append(r.undo, func() error { return ignoreGone(conn().DeleteAddress(na)) })
+	return nil
+}
+
+// netlinkAddress asks for an address as recorded. With nodad (every link
+// but lo, where there is none) an IPv6 address skips duplicate address
+// detection: it was in use, and a socket bound to it could not be restored
+// while it is tentative.
+func netlinkAddress(a ckpt.NetAddress, index int32, nodad bool) *netlink.Address {
+	na := &netlink.Address{
+		Family: unix.AF_INET, PrefixLen: uint8(a.Prefix.Bits()), Flags: a.Flags & settableAddressFlags, Scope: a.Scope,
+		Index: index, Local: a.Prefix.Addr(), Peer: a.Peer, Broadcast: a.Broadcast, Label: a.Label,
+	}
+	if a.Prefix.Addr().Is6() {
+		na.Family = unix.AF_INET6
+		if nodad {
+			na.Flags |= unix.IFA_F_NODAD
+		}
+	}
+	if a.ValidLifetime != forever || a.PreferredLifetime != forever {
+		na.ValidLifetime, na.PreferredLifetime = max(a.ValidLifetime, 1), a.PreferredLifetime
+	}
+	return na
+}
+
+const forever = 0xffffffff
+
+// setLinkState sets each link's MTU, queue length and flags where they
+// differ, then its host peer's flags.
+func (r *netRestore) setLinkState(rec *ckpt.Network) error {
+	now, err := r.inside.Links()
+	if err != nil {
+		return fmt.Errorf("links: %w", err)
+	}
+	byIndex := map[int32]netlink.Link{}
+	for _, l := range now {
+		byIndex[l.Index] = l
+	}
+	for _, l := range rec.Links {
+		cur, ok := byIndex[r.index[l.Name]]
+		if !ok {
+			return fmt.Errorf("link %s is gone", l.Name)
+		}
+		req, undo := &netlink.LinkRequest{Index: cur.Index}, &netlink.LinkRequest{Index: cur.Index}
+		changed := false
+		if cur.MTU != l.MTU {
+			req.MTU, undo.MTU, changed = l.MTU, cur.MTU, true
+		}
+		if cur.TxQLen != l.TxQLen {
+			req.TxQLen, undo.TxQLen, changed = &l.TxQLen, &cur.TxQLen, true
+		}
+		if cur.Flags&settableLinkFlags != l.Flags&settableLinkFlags {
+			req.Flags, req.Change = l.Flags&settableLinkFlags, settableLinkFlags
+			undo.Flags, undo.Change = cur.Flags&settableLinkFlags, settableLinkFlags
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		if err := r.inside.SetLink(req); err != nil {
+			return fmt.Errorf("link %s: setting flags %#x, MTU %d, queue length %d: %w", l.Name, l.Flags&settableLinkFlags, l.MTU, l.TxQLen, err)
+		}
+		r.undo = append(r.undo, func() error { return ignoreGone(r.inside.SetLink(undo)) })
+	}
+	for _, l := range rec.Links {
+		p := l.Peer
+		if p == nil || p.Where != ckpt.PeerHost {
+			continue
+		}
+		if err := r.hostPeer(l, func(peer netlink.Link) error {
+			for _, a := range additionOrder(p.Addresses) {
+				if err := r.addAddress(true, peer.Index, a, true); err != nil {
+					return err
+				}
+			}
+			return r.host.SetLink(&netlink.LinkRequest{Index: peer.Index, Flags: p.Flags & settableLinkFlags, Change: settableLinkFlags})
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *netRestore) addRoute(rt ckpt.NetRoute) error {
+	nr := &netlink.Route{
+		Family: unix.AF_INET, DstLen: uint8(rt.Dst.Bits()), TOS: rt.TOS, Table: rt.Table, Protocol: rt.Protocol,
+		Scope: rt.Scope, Type: rt.Type, Flags: rt.Flags & unix.RTNH_F_ONLINK, Gateway: rt.Gateway, PrefSrc: rt.PrefSrc,
+		Priority: rt.Priority, Metrics: rt.Metrics, Pref: rt.Pref,
+	}
+	if rt.Dst.Addr().Is6() {
+		nr.Family = unix.AF_INET6
+	}
+	if rt.Dst.Bits() > 0 {
+		nr.Dst = rt.Dst.Addr()
+	}
+	if rt.Src.IsValid() {
+		nr.Src, nr.SrcLen = rt.Src.Addr(), uint8(rt.Src.Bits())
+	}
+	if rt.Link != "" {
+		index, ok := r.index[rt.Link]
+		if !ok {
+			return fmt.Errorf("route to %s: its link %s is not in the image", rt.Dst, rt.Link)
+		}
+		nr.OutIndex = index
+	}
+	if err := r.inside.AddRoute(nr); err != nil {
+		return fmt.Errorf("route to %s via %s dev %s (table %d): %w", rt.Dst, rt.Gateway, rt.Link, rt.Table, err)
+	}
+	r.undo = append(r.undo, func() error { return ignoreGone(r.inside.DeleteRoute(nr)) })
+	return nil
+}
+
+// ignoreGone treats undoing something already gone (with its link) as
+// done.
+func ignoreGone(err error) error {
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+func parseMAC(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, fmt.Errorf("hardware address %q: %w", s, err)
+	}
+	return mac, nil
 }

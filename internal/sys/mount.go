@@ -3,6 +3,7 @@ package sys
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -179,4 +180,64 @@ func PivotRoot() error {
 		return os.NewSyscallError("umount2", fmt.Errorf("the old root: %w", err))
 	}
 	return nil
+}
+
+// InMountNamespace runs fn on an OS thread of crsub that joined the
+// namespaces nstypes (CLONE_NEW* flags, CLONE_NEWNS among them) of the
+// process of pidfd. A thread can only join a mount namespace with a
+// filesystem context of its own (unshare(CLONE_FS)), which it cannot give
+// back: it is never used again, ending with fn, back in crsub's
+// namespaces first (the runtime cannot end the main thread, which would
+// stay where it is, and /proc/self/ shows that one). before, if set, runs
+// on the thread first, still in crsub's namespaces: what needs crsub's
+// view of the filesystem (a detached copy of a mount of it) is taken
+// there.
+func InMountNamespace(pidfd, nstypes int, before, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Deliberately never unlocked: the thread exits with this goroutine.
+		errc <- inMountNamespace(pidfd, nstypes, before, fn)
+	}()
+	return <-errc
+}
+
+func inMountNamespace(pidfd, nstypes int, before, fn func() error) (err error) {
+	if err := retryErr(func() error { return unix.Unshare(unix.CLONE_FS) }); err != nil {
+		return os.NewSyscallError("unshare(CLONE_FS)", err)
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
+	var own []int
+	defer func() {
+		for _, fd := range own {
+			unix.Close(fd)
+		}
+	}()
+	for typ, name := range nsNames {
+		if nstypes&typ == 0 {
+			continue
+		}
+		fd, err := retry(func() (int, error) {
+			return unix.Open("/proc/thread-self/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		})
+		if err != nil {
+			return &os.PathError{Op: "open", Path: "/proc/thread-self/ns/" + name, Err: err}
+		}
+		own = append(own, fd)
+	}
+	if err := retryErr(func() error { return unix.Setns(pidfd, nstypes) }); err != nil {
+		return os.NewSyscallError("setns", err)
+	}
+	defer func() {
+		for _, fd := range own {
+			if berr := retryErr(func() error { return unix.Setns(fd, 0) }); berr != nil && err == nil {
+				err = fmt.Errorf("back to crsub's namespace: %w", os.NewSyscallError("setns", berr))
+			}
+		}
+	}()
+	return fn()
 }

@@ -101,7 +101,8 @@ func (c *Crsub) Image(work string, iter int, snapshot bool) string {
 // A test's CRIU options (.desc opts, dopts, ropts) have no crsub
 // counterparts: established TCP connections, file locks, external unix
 // sockets and the rest are always handled (or refused) by crsub, so the
-// crsub engine passes none of them on.
+// crsub engine passes none of them on, but a network namespace to join
+// (--join-ns net:PATH, which is crsub's --netns).
 
 func (c *Crsub) Checkpoint(ctx context.Context, t *Test, pid int, img string, o CheckpointOpts) error {
 	argv := []string{c.Bin, "checkpoint", "--pid", fmt.Sprint(pid), "-o", img, "-q"}
@@ -125,6 +126,7 @@ func (c *Crsub) Filter(ctx context.Context, t *Test, img string) (string, error)
 
 func (c *Crsub) Restore(ctx context.Context, t *Test, img string) error {
 	argv := []string{c.Bin, "restart", "-i", img, "--detach", "--pidfile", t.Path(".pid"), "-q"}
+	argv = append(argv, joinNamespaces(t.Desc.Ropts)...)
 	return c.run(ctx, t, img+".restart.log", "restart", argv)
 }
 
@@ -242,4 +244,19 @@ func firstError(log string) string {
 		}
 	}
 	return ""
+}
+
+// joinNamespaces maps CRIU's --join-ns net:PATH, a network namespace to
+// restore into, to crsub's --netns PATH.
+func joinNamespaces(ropts []string) []string {
+	var out []string
+	for i := 0; i+1 < len(ropts); i++ {
+		if ropts[i] != "--join-ns" {
+			continue
+		}
+		if path, ok := strings.CutPrefix(ropts[i+1], "net:"); ok {
+			out = append(out, "--netns", path)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package zdtm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -187,6 +188,13 @@ func testEnv(t *Test, switchUID bool) []string {
 	return env
 }
 
+// readsImages says whether the test's hook reads CRIU's images (with
+// pycriu, from ZDTM_IMG_DIR), which crsub does not write.
+func readsImages(t *Test) bool {
+	b, err := os.ReadFile(t.Path(".hook"))
+	return err == nil && (bytes.Contains(b, []byte("pycriu")) || bytes.Contains(b, []byte("ZDTM_IMG_DIR")))
+}
+
 // hook runs NAME.hook ARG if the test has one, from the test directory as
 // zdtm.py does.
 func (r *Runner) hook(ctx context.Context, t *Test, work string, env []string, arg string) error {
@@ -342,8 +350,9 @@ func (r *Runner) run(ctx context.Context, t *Test) (step string, err error) {
 		if !alive(pid, true) {
 			return "restart", fmt.Errorf("restored pid %d is not running: %s", pid, outFailure(t))
 		}
-		if _, ok := r.Engine.(*Criu); ok {
-			// Post-restore hooks read CRIU's images (ZDTM_IMG_DIR).
+		if _, ok := r.Engine.(*Criu); ok || !readsImages(t) {
+			// Some post-restore hooks read CRIU's images (ZDTM_IMG_DIR);
+			// the others check the restored test from outside.
 			henv := append(env[:len(env):len(env)], "ZDTM_IMG_DIR="+work)
 			if err := r.hook(ctx, t, work, henv, "--post-restore"); err != nil {
 				return "hook", err
