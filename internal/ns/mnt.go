@@ -247,28 +247,22 @@ func (t *mountTree) run(c *RestoreContext) error {
 		return err
 	}
 	defer pidfd.Close()
-	pidns := func(inode uint64) (int, bool) {
-		if inode == 0 {
-			return -1, false // crsub's: opened below
-		}
-		f := c.pidNamespaces[inode]
-		if f == nil {
-			return -1, false
-		}
-		return int(f.Fd()), true
-	}
 	own, err := os.Open("/proc/self/ns/pid")
 	if err != nil {
 		return err
 	}
 	defer own.Close()
+	pidns := func(inode uint64) (int, bool) {
+		if inode == 0 {
+			return int(own.Fd()), true // crsub's
+		}
+		if f := c.pidNamespaces[inode]; f != nil {
+			return int(f.Fd()), true
+		}
+		return -1, false
+	}
 	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWCGROUP, t.takeExternal, func() error {
-		return t.build(func(inode uint64) (int, bool) {
-			if inode == 0 {
-				return int(own.Fd()), true
-			}
-			return pidns(inode)
-		})
+		return t.build(pidns)
 	})
 	if err != nil {
 		return err
@@ -334,7 +328,7 @@ func restoreMountFiles(_ *RestoreContext, n *Restored, rec *ckpt.Record) error {
 		delete(t.whole, mf.Dev)
 	}()
 	what := describeDev(t.mounts, mf.Dev)
-	got, err := readFiles(io.LimitReader(rec.Payload(), mf.Size), whole.Int())
+	got, err := readFiles(rec.Payload(), mf.Size, whole.Int())
 	if err != nil {
 		return fmt.Errorf("files of %s: %w", what, err)
 	}

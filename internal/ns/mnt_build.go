@@ -367,9 +367,14 @@ func (t *mountTree) mountPoint(pm *ckpt.Mount, rel string, m *ckpt.Mount) error 
 	return nil
 }
 
-// mkdirAllBeneath makes directory p and those above it under dirfd.
+// mkdirAllBeneath makes directory p and those above it under dirfd,
+// following no symbolic link and crossing no mount on the way.
 func mkdirAllBeneath(dirfd int, p string) error {
-	cur := ""
+	fd, err := sys.NewFD(dirfd).Dup()
+	if err != nil {
+		return err
+	}
+	defer func() { fd.Close() }()
 	for _, c := range strings.Split(p, "/") {
 		if c == "" || c == "." {
 			continue
@@ -377,10 +382,15 @@ func mkdirAllBeneath(dirfd int, p string) error {
 		if c == ".." {
 			return fmt.Errorf("%s: a path going up", p)
 		}
-		cur = path.Join(cur, c)
-		if err := unix.Mkdirat(dirfd, cur, 0o755); err != nil && err != unix.EEXIST {
-			return &os.PathError{Op: "mkdirat", Path: cur, Err: err}
+		if err := unix.Mkdirat(fd.Int(), c, 0o755); err != nil && err != unix.EEXIST {
+			return &os.PathError{Op: "mkdirat", Path: p, Err: err}
 		}
+		next, err := sys.OpenBeneath(fd.Int(), c)
+		if err != nil {
+			return err
+		}
+		fd.Close()
+		fd = next
 	}
 	return nil
 }

@@ -220,12 +220,14 @@ func readlinkat(dirfd int, name string) (string, error) {
 	}
 }
 
-// readFiles makes the files of tar archive r under root (an fd on the
-// root of a filesystem made anew: a mount of the whole of it), with their
-// owners, modes, times and extended attributes. Mount points made before
-// are taken as they are. It returns how many entries it read.
-func readFiles(r io.Reader, root int) (int, error) {
-	tr := tar.NewReader(r)
+// readFiles makes the files of tar archive r, size bytes, under root (an
+// fd on the root of a filesystem made anew: a mount of the whole of it),
+// with their owners, modes, times and extended attributes. Mount points
+// made before are taken as they are. It returns how many entries it read.
+// The files' contents cannot add up to more than the archive (crsub
+// writes no sparse entries, whose holes would be written out as zeros).
+func readFiles(r io.Reader, size int64, root int) (int, error) {
+	tr := tar.NewReader(io.LimitReader(r, size))
 	type dirTimes struct {
 		name      string
 		atime, mt time.Time
@@ -245,6 +247,10 @@ func readFiles(r io.Reader, root int) (int, error) {
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
 			return n, fmt.Errorf("%q: a name outside the filesystem", h.Name)
 		}
+		if h.Size > size {
+			return n, fmt.Errorf("%s: %d bytes, more than the archive holds", name, h.Size)
+		}
+		size -= h.Size
 		if err := readEntry(tr, h, root, name); err != nil {
 			return n, fmt.Errorf("%s: %w", name, err)
 		}
@@ -256,7 +262,13 @@ func readFiles(r io.Reader, root int) (int, error) {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		d := dirs[i]
 		ts := []unix.Timespec{unix.NsecToTimespec(d.atime.UnixNano()), unix.NsecToTimespec(d.mt.UnixNano())}
-		if err := unix.UtimesNanoAt(root, d.name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		fd, err := sys.OpenBeneath(root, d.name)
+		if err != nil {
+			return n, err
+		}
+		err = unix.UtimesNanoAt(fd.Int(), "", ts, unix.AT_EMPTY_PATH)
+		fd.Close()
+		if err != nil {
 			return n, &os.PathError{Op: "utimensat", Path: d.name, Err: err}
 		}
 	}
@@ -296,12 +308,17 @@ func readEntry(tr *tar.Reader, h *tar.Header, root int, name string) error {
 		defer unix.Close(fd)
 		return setAttrs(fd, h, mode)
 	case tar.TypeReg:
-		fd, err := unix.Openat(parent, base, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		// Non-blocking: a FIFO already there would wait for a reader.
+		fd, err := unix.Openat(parent, base, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return os.NewSyscallError("open", err)
 		}
 		f := os.NewFile(uintptr(fd), name)
 		defer f.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return fmt.Errorf("not a regular file there already")
+		}
 		if _, err := io.Copy(f, tr); err != nil {
 			return err
 		}
@@ -315,7 +332,17 @@ func readEntry(tr *tar.Reader, h *tar.Header, root int, name string) error {
 		if path.IsAbs(target) || strings.HasPrefix(target, "../") {
 			return fmt.Errorf("a hard link to %q, outside the filesystem", h.Linkname)
 		}
-		return os.NewSyscallError("linkat", unix.Linkat(root, target, parent, base, 0))
+		tdir, tbase := path.Split(target)
+		from := root
+		if tdir != "" {
+			fd, err := sys.OpenBeneath(root, path.Clean(tdir))
+			if err != nil {
+				return err
+			}
+			defer fd.Close()
+			from = fd.Int()
+		}
+		return os.NewSyscallError("linkat", unix.Linkat(from, tbase, parent, base, 0))
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, parent, base); err != nil {
 			return os.NewSyscallError("symlinkat", err)

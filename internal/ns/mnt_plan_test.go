@@ -133,3 +133,66 @@ func TestPlanMounts(t *testing.T) {
 		})
 	}
 }
+
+func TestExternalPaths(t *testing.T) {
+	ms := []ckpt.Mount{
+		{ID: 1, Path: "/", FSType: "ext4", External: "/srv/ct"},
+		{ID: 2, Parent: 1, Path: "/data", FSType: "ext4", External: "/srv/data"},
+		{ID: 3, Parent: 1, Path: "/data/logs", FSType: "ext4", External: "/srv/data/logs"},
+		{ID: 4, Parent: 1, Path: "/run", FSType: "tmpfs"},
+	}
+	tmpRoot := []ckpt.Mount{{ID: 1, Path: "/", FSType: "tmpfs"}}
+	tests := []struct {
+		name     string
+		ms       []ckpt.Mount
+		root     string
+		mountMap map[string]string
+		want     map[int]string
+		wantErr  string
+	}{
+		{name: "as recorded", ms: ms, want: map[int]string{1: "/srv/ct", 2: "/srv/data", 3: "/srv/data/logs"}},
+		{name: "a new root", ms: ms, root: "/new/ct", want: map[int]string{1: "/new/ct", 2: "/srv/data", 3: "/srv/data/logs"}},
+		{name: "a source moved, with what is below it", ms: ms, mountMap: map[string]string{"/srv/data": "/mnt/data"},
+			want: map[int]string{1: "/srv/ct", 2: "/mnt/data", 3: "/mnt/data/logs"}},
+		{name: "a mapping of what the image does not have", ms: ms, mountMap: map[string]string{"/srv/other": "/x"},
+			wantErr: "a mount map is given for /srv/other, but no external mount of the image is there"},
+		{name: "a root for a root made inside", ms: tmpRoot, root: "/new", wantErr: "the image's root is a tmpfs made in its mount namespace"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := externalPaths(tc.ms, tc.root, tc.mountMap)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("externalPaths mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMountAttr(t *testing.T) {
+	tests := []struct {
+		flags      []string
+		set, clear uint64
+	}{
+		{nil, unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC |
+			unix.MOUNT_ATTR_NODIRATIME | unix.MOUNT_ATTR_NOSYMFOLLOW | unix.MOUNT_ATTR__ATIME},
+		{[]string{"ro", "nosuid", "relatime"}, unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_RELATIME,
+			unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_NODIRATIME | unix.MOUNT_ATTR_NOSYMFOLLOW | unix.MOUNT_ATTR__ATIME},
+		{[]string{"noatime", "nodev"}, unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOATIME,
+			unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_NODIRATIME | unix.MOUNT_ATTR_NOSYMFOLLOW | unix.MOUNT_ATTR__ATIME},
+	}
+	for _, tc := range tests {
+		set, clear := mountAttr(tc.flags)
+		if diff := cmp.Diff([2]uint64{tc.set, tc.clear}, [2]uint64{set, clear}); diff != "" {
+			t.Errorf("mountAttr(%v) (-want +got):\n%s", tc.flags, diff)
+		}
+	}
+}
