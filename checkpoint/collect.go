@@ -641,7 +641,7 @@ func collectMM(pid int, st *processState, stat *procfs.Stat) error {
 	if err != nil {
 		return err
 	}
-	if mm.Exe, err = identity(exe); err != nil {
+	if mm.Exe, err = identity(pid, exe); err != nil {
 		return fmt.Errorf("executable: %w", err)
 	}
 	for i := range st.maps {

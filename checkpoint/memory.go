@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -211,7 +213,7 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 	}
 	switch {
 	case m.Kind == procfs.KindFile && !m.Deleted:
-		id, err := identity(m.Path)
+		id, err := identity(pid, m.Path)
 		if err != nil {
 			return nil, fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, m.Path, err)
 		}
@@ -282,12 +284,34 @@ func (s *session) packetRingsHeld(p *proc) error {
 	return nil
 }
 
-func identity(path string) (ckpt.FileIdentity, error) {
+func identity(pid int, path string) (ckpt.FileIdentity, error) {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Stat(pathOf(pid, path), &st); err != nil {
 		return ckpt.FileIdentity{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
+}
+
+// pathOf is how crsub reaches path as /proc/PID/maps and fd links name
+// it for process pid: from the root of its mount namespace when it is in
+// one of its own (they name paths from there), which is its root
+// (/proc/PID/root) or as many directories above as that is below it, if
+// it chrooted; as it is otherwise.
+func pathOf(pid int, path string) string {
+	mine, err1 := ns.Inode(pid, ckpt.NamespaceMnt)
+	ours, err2 := ns.Inode(os.Getpid(), ckpt.NamespaceMnt)
+	if err1 != nil || err2 != nil || mine == ours {
+		return path
+	}
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	if below, err := os.Readlink(root); err == nil && strings.HasPrefix(below, "/") {
+		for _, c := range strings.Split(below, "/") {
+			if c != "" {
+				root += "/.."
+			}
+		}
+	}
+	return root + path
 }
 
 // wantPage says whether a page must be stored: memory that only this

@@ -86,20 +86,36 @@ type NamespaceError struct {
 	Pid   int
 	Kind  string // "mnt", "user", "pid"…
 	Inode uint64
-	// Reason says what is missing.
+	// Reason says what is missing; Err, if set, is the error that said
+	// it (an *ns.MountError).
 	Reason string
+	Err    error
 }
 
 func (e *NamespaceError) Error() string {
 	return fmt.Sprintf("pid %d is in a %s namespace of its own (%d): not supported: %s", e.Pid, e.Kind, e.Inode, e.Reason)
 }
 
+func (e *NamespaceError) Unwrap() error { return e.Err }
+
 // checkNamespaces refuses, before anything is done to them, the processes
 // of the tree under root that are in namespaces crsub cannot checkpoint.
 func checkNamespaces(root int, own map[string]uint64) error {
+	checked := map[nsKey]bool{}
 	for _, pid := range listTree(root) {
-		if _, err := namespacesOf(pid, own); err != nil && !gone(pid) {
+		mine, err := namespacesOf(pid, own)
+		if err != nil && !gone(pid) {
 			return err
+		}
+		for _, e := range nsEntries() {
+			ino, ok := mine[e.name]
+			if !ok || e.kind.Check == nil || checked[nsKey{e.kind.Name, ino}] {
+				continue
+			}
+			checked[nsKey{e.kind.Name, ino}] = true
+			if err := e.kind.Check(pid); err != nil && !gone(pid) {
+				return &NamespaceError{Pid: pid, Kind: e.kind.Name, Inode: ino, Reason: err.Error(), Err: err}
+			}
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ type Namespace struct {
 	IPC    *IPCNamespace    `json:"ipc,omitempty"`
 	Time   *TimeNamespace   `json:"time,omitempty"`
 	Cgroup *CgroupNamespace `json:"cgroup,omitempty"`
+	Mnt    *MountNamespace  `json:"mnt,omitempty"`
 }
 
 // IPCNamespace is what an IPC namespace holds beside its objects (records

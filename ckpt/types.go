@@ -39,11 +39,12 @@ const (
 
 	TypeSignals Type = 0x0400 // a process's signal dispositions and shared pending signals
 
-	TypeNamespace Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
-	TypeSysVShm   Type = 0x0501 // a System V shared memory segment of an IPC namespace: its contents as payload (defines its objref)
-	TypeSysVSem   Type = 0x0502 // a System V semaphore set of an IPC namespace, with its values
-	TypeSysVMsg   Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
-	TypeNetwork   Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
+	TypeNamespace  Type = 0x0500 // a namespace the processes are in: its kind and what it holds (defines the namespace objref)
+	TypeSysVShm    Type = 0x0501 // a System V shared memory segment of an IPC namespace: its contents as payload (defines its objref)
+	TypeSysVSem    Type = 0x0502 // a System V semaphore set of an IPC namespace, with its values
+	TypeSysVMsg    Type = 0x0503 // a System V message queue of an IPC namespace: its messages as payload
+	TypeNetwork    Type = 0x0510 // a network namespace's links, addresses, routes and settings (depends on its namespace)
+	TypeMountFiles Type = 0x0520 // the files of a filesystem a mount namespace made (a tmpfs): a tar archive as payload
 )
 
 var typeNames = map[Type]string{
@@ -72,6 +73,7 @@ var typeNames = map[Type]string{
 	TypeSysVShm:    "sysv-shm",
 	TypeSysVSem:    "sysv-sem",
 	TypeSysVMsg:    "sysv-msg",
+	TypeMountFiles: "mount-files",
 	TypeNetwork:    "network",
 }
 

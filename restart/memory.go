@@ -285,14 +285,14 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 		t.vmas = append(t.vmas, *v)
 		return t.fillFromParent(v)
 	}
-	if err := checkIdentity(v.File, "mapped file"); err != nil {
+	if err := t.checkIdentity(v.File, "mapped file"); err != nil {
 		return err
 	}
 	oflags := unix.O_RDONLY
 	if sharedFile && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 		oflags = unix.O_RDWR
 	}
-	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags); err != nil {
+	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags, t.Open); err != nil {
 		return err
 	}
 	t.vmas = append(t.vmas, *v)
@@ -380,12 +380,12 @@ func (t *task) closeMappedFile() error {
 }
 
 // mmapFile maps path, opened inside the task, over v's range at v.Pgoff.
-func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64) error {
+func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64, open func(string, int, uint32) (int, error)) error {
 	if t.mapped.fd < 0 || t.mapped.path != path || t.mapped.oflags != oflags {
 		if err := t.closeMappedFile(); err != nil {
 			return err
 		}
-		fd, err := t.Open(path, oflags, 0)
+		fd, err := open(path, oflags, 0)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", path, err)
 		}
@@ -485,8 +485,9 @@ func (t *task) fillShmem(v *ckpt.VMA, pg *ckpt.Pages, rec *ckpt.Record) error {
 // mapShared maps an object another VMA (of this or another process of the
 // tree) created already, through that VMA's map_files entry.
 func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
+	// Opened by crsub: a task in a namespace of its own has another /proc.
 	path := fmt.Sprintf("/proc/%d/map_files/%x-%x", owner.pid, owner.start, owner.end)
-	if err := t.mmapFile(path, unix.O_RDWR, v, prot, flags); err != nil {
+	if err := t.mmapFile(path, unix.O_RDWR, v, prot, flags, t.openAsCrsub); err != nil {
 		return fmt.Errorf("shared memory of pid %d: %w", owner.pid, err)
 	}
 	t.vmas = append(t.vmas, *v)
@@ -495,12 +496,18 @@ func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) erro
 
 // checkIdentity refuses a file that is not the one checkpointed: its pages
 // would be wrong.
-func checkIdentity(id *ckpt.FileIdentity, what string) error {
+// A file of a filesystem the restart made anew (a tmpfs of the image's
+// mount namespace) has its contents and times back, not its inode.
+func (t *task) checkIdentity(id *ckpt.FileIdentity, what string) error {
 	var st unix.Stat_t
-	if err := unix.Stat(id.Path, &st); err != nil {
+	if err := unix.Stat(t.hostPath(id.Path), &st); err != nil {
 		return fmt.Errorf("%s %s: %w", what, id.Path, err)
 	}
-	if st.Dev != id.Dev || st.Ino != id.Inode || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
+	dev, ino := id.Dev, id.Inode
+	if d, ok := t.newDevice(id.Dev); ok {
+		dev, ino = d, st.Ino
+	}
+	if st.Dev != dev || st.Ino != ino || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
 		return fmt.Errorf("%s %s changed since the checkpoint (inode %d→%d, size %d→%d, mtime %d→%d)", what, id.Path, id.Inode, st.Ino, id.Size, st.Size, id.Mtime, st.Mtim.Nano())
 	}
 	return nil
@@ -648,7 +655,7 @@ func (t *task) restoreMadvise(v *ckpt.VMA) {
 // CAP_SYS_RESOURCE.
 func (t *task) setMM() error {
 	mm := t.mm
-	if err := checkIdentity(&mm.Exe, "executable"); err != nil {
+	if err := t.checkIdentity(&mm.Exe, "executable"); err != nil {
 		return err
 	}
 	exeFd, err := t.Open(mm.Exe.Path, unix.O_RDONLY, 0)
@@ -754,4 +761,16 @@ func putLE32(b []byte, v uint32) {
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// openAsCrsub opens path as crsub sees it and gives t a copy of the fd: a
+// file of crsub's /proc (another task's map_files), which the task does
+// not see in a mount namespace of its own.
+func (t *task) openAsCrsub(path string, flags int, _ uint32) (int, error) {
+	f, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return t.takeLocal(int(f.Fd()))
 }

@@ -62,6 +62,17 @@ func (s *restorer) addNamespace(rec *ckpt.Record) error {
 // openSupplied opens the namespaces the caller supplies, once the image's
 // are known: each must replace exactly one of them.
 func (s *restorer) openSupplied() error {
+	if s.opts.Root != "" || len(s.opts.MountMap) > 0 {
+		n := 0
+		for _, r := range s.ns.records {
+			if r.Kind == ckpt.NamespaceMnt {
+				n++
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("a root or mount map is given, but the image has %d mount namespaces of its own, not one", n)
+		}
+	}
 	if len(s.opts.Links) > 0 && !slices.ContainsFunc(slices.Collect(maps.Values(s.ns.records)), func(r *ckpt.Namespace) bool { return r.Kind == ckpt.NamespaceNet }) {
 		var given []string
 		for name, host := range s.opts.Links {
@@ -266,6 +277,13 @@ func (s *restorer) enterNamespaces(t *task, p *ckpt.Process, flags uint64) error
 	for _, k := range ns.Kinds {
 		want := p.Namespaces[k.Name]
 		if want == inherited(t.parent, k) {
+			if want != 0 && k.OpensWhenEntered && s.ns.made[want] == nil {
+				// The parent made it for its children, and this is the
+				// first task in it: it can be taken now.
+				if err := s.takeEntered(t, k, want); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if want == 0 {
@@ -275,15 +293,7 @@ func (s *restorer) enterNamespaces(t *task, p *ckpt.Process, flags uint64) error
 			// Made by the parent for it (beforeFork), to be taken from it
 			// if it could not be opened before.
 			if s.ns.made[want] == nil {
-				rec, err := s.nsRecord(want)
-				if err != nil {
-					return err
-				}
-				n, err := s.madeIn(t, k, k.Name, want, rec)
-				if err != nil {
-					return err
-				}
-				if err := s.fill(n); err != nil {
+				if err := s.takeEntered(t, k, want); err != nil {
 					return err
 				}
 			}
@@ -312,6 +322,20 @@ func (s *restorer) enterNamespaces(t *task, p *ckpt.Process, flags uint64) error
 		}
 	}
 	return nil
+}
+
+// takeEntered takes namespace ref of kind k, which could not be opened
+// until a task entered it, from t, the first task in it, and fills it.
+func (s *restorer) takeEntered(t *task, k *ns.Kind, ref ckpt.Objref) error {
+	rec, err := s.nsRecord(ref)
+	if err != nil {
+		return err
+	}
+	n, err := s.madeIn(t, k, k.Name, ref, rec)
+	if err != nil {
+		return err
+	}
+	return s.fill(n)
 }
 
 // enter puts t in namespace ref of kind k: made by its clone (flags), made
@@ -421,4 +445,36 @@ func (s *restorer) restoreNamespaceObject(rec *ckpt.Record, restore func(*ns.Res
 		return restore(s.ns.ctx, n, rec)
 	}
 	return fmt.Errorf("%s record before the namespace it belongs to is made", rec.Type)
+}
+
+// mountNamespace is the mount namespace of the image task t is in, made
+// again by this restart; nil if it is in crsub's.
+func (t *task) mountNamespace() *ns.Restored {
+	if t.process == nil {
+		return nil
+	}
+	n := t.s.ns.made[t.process.Namespaces[ckpt.NamespaceMnt]]
+	if n == nil || n.Supplied {
+		return nil
+	}
+	return n
+}
+
+// hostPath is how crsub reaches path as task t names it: through its root
+// when it is in a mount namespace of the image, whose paths are from its
+// root.
+func (t *task) hostPath(path string) string {
+	if t.mountNamespace() == nil {
+		return path
+	}
+	return fmt.Sprintf("/proc/%d/root%s", t.host, path)
+}
+
+// newDevice is, for a filesystem the restart made anew in t's mount
+// namespace (its device number at checkpoint), its device number now.
+func (t *task) newDevice(dev uint64) (uint64, bool) {
+	if n := t.mountNamespace(); n != nil {
+		return n.NewDevice(dev)
+	}
+	return 0, false
 }

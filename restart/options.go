@@ -60,6 +60,16 @@ type Options struct {
 	// ("cpu", "name=systemd"), "unified" for the v2 one, or "" for every
 	// hierarchy not named.
 	CgroupRoots map[string]string
+	// Root is the root filesystem (a directory) of the image's mount
+	// namespace at restart, in place of the external one it had (a
+	// container migrated to where its root filesystem is elsewhere).
+	// MountMap moves the image's other external mounts, the directories
+	// and files bind-mounted into the namespace from outside: old path
+	// (as the image has it) → new. A root for an image without a mount
+	// namespace of its own, or whose root was made inside it, and a
+	// mapping of a path no external mount of the image has, are errors.
+	Root     string
+	MountMap map[string]string
 	// Links gives, by the name of a link of the image's network namespace,
 	// a link of crsub's network namespace to use for it instead of making
 	// it: moved into the namespace, renamed, and given the image's

@@ -118,7 +118,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
-		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, PeerWait: opts.PidWait,
+		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
 			MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
 	defer s.closeNamespaces()
 	s.files.InIPCNamespace = func(t files.Target) func(func() error) error {
@@ -127,6 +127,8 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 		return nil
 	}
+	s.files.HostPath = func(t files.Target, path string) string { return t.(*task).hostPath(path) }
+	s.files.NewDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).newDevice(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile
@@ -467,10 +469,9 @@ func (s *restorer) innerTid(pid, tid int) int {
 }
 
 func (s *restorer) killAll() {
-	// All killed before any is reaped, and children reaped before their
-	// parents: the init of a pid namespace does not end before every
-	// process of its namespace is reaped, and crsub, their tracer, reaps
-	// them.
+	// Every task is sent SIGKILL before any is waited for, children
+	// first: the init of a pid namespace does not end before the tasks
+	// in it are reaped, by crsub, which traces them.
 	for _, t := range s.tasks {
 		if !t.released {
 			_ = unix.Kill(t.host, unix.SIGKILL)

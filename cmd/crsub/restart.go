@@ -33,6 +33,8 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	cgroups := fs.String("cgroups", restart.CgroupsCreate.String(), "what becomes of the cgroups the image records (the tasks' own and the ones below them): `MODE` create (tasks join them; missing ones are made with their owner, mode and settings), ignore (tasks stay in crsub's cgroups), join (they must exist; none is changed), settings (join, and give them their owner, mode and settings), full (create, and existing ones get their settings too), strict (full, but one that exists already is an error)")
 	cgroupRoots := fs.StringArray("cgroup-root", nil, "put the recorded cgroups of a hierarchy under `[HIERARCHY:]/PATH`: each cgroup the image records as a root (the tasks' own, or the checkpoint's --cgroup-root) becomes PATH, with what is below it; HIERARCHY as for checkpoint --cgroup-root, none for every hierarchy not named (repeatable)")
 	tcpClose := fs.Bool("tcp-close", false, "restore the image's TCP connections closed: reads see their end, writes fail; their peers are let go")
+	root := fs.String("root", "", "the root filesystem (a directory) of the image's mount namespace, in place of the one it had")
+	mountMaps := fs.StringArray("mount-map", nil, "an external mount of the image's mount namespace that moved: OLD=NEW, OLD its path as the image has it (repeatable)")
 	netns := fs.String("netns", "", "join this network namespace instead of making the image's again: a file (/run/netns/NAME) or pid:N (process N's); filled from the image if empty, else checked against it (`PATH|pid:N`)")
 	links := fs.StringArray("link", nil, "use a host link for a link of the image: moved into the namespace, renamed, given the image's addresses and routes (`NAME=HOSTLINK`, repeatable)")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
@@ -58,6 +60,26 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	opts.Log = newLogger(stderr, *verbose)
 	opts.PidNamespace = *pidns
 	opts.TCPClose = *tcpClose
+	if *root != "" {
+		if opts.Root, err = filepath.Abs(*root); err != nil {
+			return err
+		}
+	}
+	for _, m := range *mountMaps {
+		from, to, ok := strings.Cut(m, "=")
+		if !ok || !filepath.IsAbs(from) || to == "" {
+			return usageError{fmt.Sprintf("--mount-map %q: want OLD=NEW, OLD an absolute path", m)}
+		}
+		if opts.MountMap == nil {
+			opts.MountMap = map[string]string{}
+		}
+		if _, dup := opts.MountMap[from]; dup {
+			return usageError{fmt.Sprintf("--mount-map for %s given twice", from)}
+		}
+		if opts.MountMap[from], err = filepath.Abs(to); err != nil {
+			return err
+		}
+	}
 	if *netns != "" {
 		n, err := substitute.ParseNamespace("net", *netns)
 		if err != nil {

@@ -125,7 +125,7 @@ var charDevKind = &Kind{
 			return fd, nil
 		}
 		var st unix.Stat_t
-		if err := unix.Stat(f.Path, &st); err != nil {
+		if err := unix.Stat(c.hostPath(t, f.Path), &st); err != nil {
 			return -1, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != f.Rdev {

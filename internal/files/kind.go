@@ -257,6 +257,49 @@ type RestoreContext struct {
 	// target t, where its POSIX message queues are, when it is not
 	// crsub's; nil (or a nil InIPCNamespace) runs it in crsub's.
 	InIPCNamespace func(t Target) func(fn func() error) error
+	// HostPath, if set, says how crsub reaches path as target t names it
+	// (through its root, when it is in a mount namespace of the image),
+	// and NewDevice what a filesystem t's mount namespace made anew (by
+	// its device number at checkpoint) is now: its files' inodes are new.
+	HostPath  func(t Target, path string) string
+	NewDevice func(t Target, dev uint64) (uint64, bool)
+}
+
+// reopen gives t an fd on the file crsub's fd local is open on, opened
+// again with flags (a link followed even to a symbolic link): by t through
+// crsub's /proc, or, for a t in a mount namespace of its own, whose /proc
+// is another, by crsub, then handed over.
+func (c *RestoreContext) reopen(t Target, local int, flags int) (int, error) {
+	flags &^= unix.O_NOFOLLOW
+	if c.hostPath(t, "/") == "/" || c.Take == nil {
+		return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), flags, 0)
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", local), flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return c.Take(int(f.Fd()), t)
+}
+
+// hostPath is path as crsub reaches it for t (HostPath).
+func (c *RestoreContext) hostPath(t Target, path string) string {
+	if c.HostPath == nil {
+		return path
+	}
+	return c.HostPath(t, path)
+}
+
+// replaced says whether st, the file at a record's path now, is not the
+// one id recorded: another inode, or another filesystem than the one it
+// was on or was made anew as.
+func (c *RestoreContext) replaced(t Target, st *unix.Stat_t, id ckpt.FileIdentity) bool {
+	if c.NewDevice != nil {
+		if d, ok := c.NewDevice(t, id.Dev); ok {
+			return st.Dev != d
+		}
+	}
+	return st.Ino != id.Inode || st.Dev != id.Dev
 }
 
 // inIPCNamespace runs fn in t's IPC namespace (InIPCNamespace).

@@ -46,20 +46,20 @@ var symlinkKind = &Kind{
 			}
 			return fd, nil
 		case f.Handle != nil:
-			fd, err := openByHandle(t, f)
+			fd, err := openByHandle(c, t, f)
 			if err != nil {
 				return -1, fmt.Errorf("symbolic link %s, removed but linked elsewhere: %w", f.Path, err)
 			}
 			return fd, nil
 		}
 		var st unix.Stat_t
-		if err := unix.Lstat(f.Path, &st); err != nil {
+		if err := unix.Lstat(c.hostPath(t, f.Path), &st); err != nil {
 			return -1, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		if fileType(&st) != unix.S_IFLNK {
 			return -1, fmt.Errorf("%s is no longer a symbolic link", f.Path)
 		}
-		if st.Ino != f.Identity.Inode || st.Dev != f.Identity.Dev {
+		if c.replaced(t, &st, f.Identity) {
 			t.Warn("symbolic link was replaced since the checkpoint; opening the new one", "path", f.Path)
 		}
 		fd, err := t.Open(f.Path, flags, 0)

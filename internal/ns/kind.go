@@ -40,6 +40,10 @@ type Kind struct {
 	// exists): a restart takes it from the first task in it.
 	OpensWhenEntered bool
 
+	// Check, if set, refuses what of the namespace of process pid crsub
+	// cannot checkpoint (a mount it cannot make again), by name, before
+	// anything is frozen.
+	Check func(pid int) error
 	// Dump fills n (Kind, Inode and Pid set) with what the namespace holds
 	// that its record keeps, read while pid, a process in it, is frozen.
 	// Nil: the record keeps nothing but the namespace itself.
@@ -126,6 +130,16 @@ type RestoreContext struct {
 	// MoveToCgroups moves process host into cgroups, making the missing
 	// ones (a failed restart removes them).
 	MoveToCgroups func(host int, cgroups []ckpt.Cgroup) error
+	// Root is the root filesystem of a mount namespace made again, in
+	// place of the image's (its external root), and MountMap moves the
+	// image's other external mounts (old path → new).
+	Root     string
+	MountMap map[string]string
+	// pidNamespaces are the pid namespaces made again, by their inode at
+	// checkpoint, and deferred the mount namespaces waiting for one of
+	// them to mount a proc showing it (mnt.go).
+	pidNamespaces map[uint64]*os.File
+	deferred      []*mountTree
 	// Links gives, by name, host links to use for links of the image's
 	// network namespace (restart.Options.Links).
 	Links map[string]string
@@ -175,6 +189,8 @@ type Restored struct {
 	// is restored into it.
 	Supplied bool
 	file     *os.File
+	// mounts is a mount namespace's tree being made (mnt_build.go).
+	mounts *mountTree
 }
 
 // NewRestored takes f, an fd on the namespace the image's record rec (ref)
@@ -196,6 +212,9 @@ func (n *Restored) Do(fn func() error) error {
 
 // Close lets go of crsub's fd on the namespace: it lives on in its tasks.
 func (n *Restored) Close() error {
+	if n.mounts != nil {
+		n.mounts.close()
+	}
 	if n.file == nil {
 		return nil
 	}
@@ -209,15 +228,14 @@ func (n *Restored) String() string {
 	return fmt.Sprintf("%s namespace %d", n.Kind.Name, n.Record.Inode)
 }
 
-// Kinds with nothing of their own to dump or fill. A new network namespace
+// Kinds with nothing of their own to dump or fill (but a pid namespace's
+// proc, mounted once it is made: mnt.go). A new network namespace
 // has a loopback link, down; the links, addresses and routes it held are
 // the business of the net kind's Dump, DumpObjects, Restore and Objects
 // (net*.go). The pid namespace's pids are the task tree's (ckpt.TreeProcess
 // NsPid), given back by clone3's set_tid.
 var (
-	pidKind = &Kind{Name: ckpt.NamespacePid, CloneFlag: unix.CLONE_NEWPID, ForChildren: true, OpensWhenEntered: true}
-	mntKind = &Kind{Name: ckpt.NamespaceMnt, CloneFlag: unix.CLONE_NEWNS,
-		Unsupported: "its mounts are not checkpointed yet"}
+	pidKind  = &Kind{Name: ckpt.NamespacePid, CloneFlag: unix.CLONE_NEWPID, ForChildren: true, OpensWhenEntered: true, Restore: mountProcs}
 	userKind = &Kind{Name: ckpt.NamespaceUser, CloneFlag: unix.CLONE_NEWUSER,
 		Unsupported: "its uid and gid maps are not checkpointed yet"}
 )

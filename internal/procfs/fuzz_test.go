@@ -269,6 +269,12 @@ func FuzzParseMountinfo(f *testing.F) {
 		if diff := cmp.Diff(ms, again); diff != "" {
 			t.Fatalf("round trip mismatch (-first +second):\n%s", diff)
 		}
+		for _, m := range ms {
+			p, err := m.Propagation()
+			if err == nil && (p.Shared < 0 || p.Master < 0 || p.PropagateFrom < 0) {
+				t.Fatalf("mount %d: negative peer group in %+v", m.ID, p)
+			}
+		}
 	})
 }
 

@@ -135,3 +135,47 @@ func unescapeOctal(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// Propagation is what a mount's optional fields say of its propagation
+// (see mount_namespaces(7)): the peer group it shares events with, the
+// one it receives them from, and whether it may be bind-mounted at all.
+// A group id 0 is none; a mount with neither is private.
+type Propagation struct {
+	Shared int // shared:N, its peer group
+	Master int // master:N, the peer group it is a slave of
+	// PropagateFrom is the closest dominant peer group of its master
+	// that the reading process's namespace can see (propagate_from:N).
+	PropagateFrom int
+	Unbindable    bool
+}
+
+// Propagation parses the mount's optional fields. Fields it does not know
+// are skipped, as proc(5) asks of readers.
+func (m *Mount) Propagation() (Propagation, error) {
+	var p Propagation
+	for _, o := range m.Optional {
+		tag, val, ok := strings.Cut(o, ":")
+		var dst *int
+		switch {
+		case o == "unbindable":
+			p.Unbindable = true
+			continue
+		case !ok:
+			continue
+		case tag == "shared":
+			dst = &p.Shared
+		case tag == "master":
+			dst = &p.Master
+		case tag == "propagate_from":
+			dst = &p.PropagateFrom
+		default:
+			continue
+		}
+		n, err := parseInt(val, 10, 32)
+		if err != nil || n <= 0 {
+			return Propagation{}, fmt.Errorf("mount %d: optional field %q: not a peer group", m.ID, o)
+		}
+		*dst = int(n)
+	}
+	return p, nil
+}

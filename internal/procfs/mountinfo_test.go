@@ -95,3 +95,34 @@ func TestReadMountinfoSelf(t *testing.T) {
 		t.Errorf("no mount with device %#x in %d mounts", st.Dev, len(ms))
 	}
 }
+
+func TestMountPropagation(t *testing.T) {
+	tests := []struct {
+		name     string
+		optional []string
+		want     Propagation
+		wantErr  string
+	}{
+		{name: "private"},
+		{name: "shared", optional: []string{"shared:7"}, want: Propagation{Shared: 7}},
+		{name: "slave and shared", optional: []string{"shared:3", "master:1"}, want: Propagation{Shared: 3, Master: 1}},
+		{name: "slave seen from elsewhere", optional: []string{"master:4", "propagate_from:2"}, want: Propagation{Master: 4, PropagateFrom: 2}},
+		{name: "unbindable", optional: []string{"unbindable"}, want: Propagation{Unbindable: true}},
+		{name: "unknown fields skipped", optional: []string{"future:9", "nocolon", "shared:2"}, want: Propagation{Shared: 2}},
+		{name: "bad group", optional: []string{"shared:x"}, wantErr: `optional field "shared:x"`},
+		{name: "group zero", optional: []string{"master:0"}, wantErr: "not a peer group"},
+		{name: "negative group", optional: []string{"master:-3"}, wantErr: "not a peer group"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Mount{ID: 5, Optional: tc.optional}
+			got, err := m.Propagation()
+			if !wantErrContaining(t, err, tc.wantErr) {
+				return
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Propagation mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

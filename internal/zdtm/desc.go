@@ -21,6 +21,7 @@ type Desc struct {
 	Arch     []string // empty: any
 	Timeout  int      // seconds for each step; zdtm.py's default is 30
 	Deps     []string // binaries copied into the ns flavour's root
+	Bind     string   // a directory of the ns flavour's root bind-mounted onto itself (ZDTM_BIND)
 }
 
 // DefaultDesc is zdtm.py's view of a test without a .desc.
@@ -121,6 +122,13 @@ func DescFromValue(v any) (Desc, error) {
 			// zdtm.py: int(desc.get('timeout') or 30)
 			d.Timeout = 30
 		}
+	}
+	if x, ok := m["bind"]; ok {
+		s, ok := x.(string)
+		if !ok {
+			return Desc{}, fmt.Errorf("\"bind\" is %s, not a string", typeName(x))
+		}
+		d.Bind = s
 	}
 	if x, ok := m["deps"]; ok {
 		l, ok := x.([]any)

@@ -238,6 +238,10 @@ func (c *Criu) Checkpoint(ctx context.Context, t *Test, pid int, img string, o C
 	if o.PreCopy {
 		argv = append(argv, "--prev-images-dir", "../"+filepath.Base(img)+".pre")
 	}
+	if t.Ns != nil {
+		// As zdtm.py: the root, and the tests' /dev an external mount.
+		argv = append(argv, "--root", t.Ns.Root, "--external", "mnt[/dev]:ZDTM_DEV")
+	}
 	return c.run(ctx, t, img, step, argv, t.Desc.Opts, t.Desc.Dopts)
 }
 
@@ -248,6 +252,9 @@ func (c *Criu) Filter(ctx context.Context, t *Test, img string) (string, error) 
 func (c *Criu) Restore(ctx context.Context, t *Test, img string) error {
 	argv := []string{c.Bin, "restore", "-d", "-D", img, "-o", "restore.log", "-v4", "--shell-job",
 		"--pidfile", t.Path(".pid")}
+	if t.Ns != nil {
+		argv = append(argv, "--root", t.Ns.Root, "--external", "mnt[ZDTM_DEV]:"+t.Ns.Dev)
+	}
 	return c.run(ctx, t, img, "restore", argv, t.Desc.Opts, t.Desc.Ropts)
 }
 

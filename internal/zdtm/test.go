@@ -20,6 +20,23 @@ type Test struct {
 	Desc    Desc
 	DescErr error    // the .desc could not be read; the test is skipped
 	Argv    []string // from `make -n NAME.pid`; ./NAME --pidfile=... --outfile=...
+	// Ns is the ns flavour's root the test runs in; nil for the host
+	// flavour.
+	Ns *NsRoot
+}
+
+// RunDir is the directory the test starts in: the static directory, as
+// the ns flavour's root shows it in that flavour (the test takes its
+// working directory into its root).
+func (t *Test) RunDir() string {
+	if t.Ns == nil {
+		return t.Dir
+	}
+	rel, err := filepath.Rel(t.Ns.TestDir, t.Dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return t.Dir
+	}
+	return filepath.Join(t.Ns.Root, rel)
 }
 
 // Path returns dir/NAME+suffix.
@@ -113,10 +130,11 @@ func pickCommand(makeOut, name string) ([]string, error) {
 	return nil, fmt.Errorf("make -n %s.pid does not run ./%s", name, name)
 }
 
-// Machine answers what the host flavour needs to know about this machine.
+// Machine answers what a flavour needs to know about this machine.
 type Machine struct {
 	Arch    string                 // zdtm.py's arch: x86_64 for amd64
 	Feature func(name string) bool // criu check --feature NAME; nil: every feature present
+	Flavor  string                 // the flavour tests run in: h (host, also when empty) or ns
 }
 
 // GoArchToZdtm maps GOARCH to the names .desc files use.
@@ -135,9 +153,9 @@ func GoArchToZdtm(goarch string) string {
 // HostArch is this machine's arch as .desc files name it.
 func HostArch() string { return GoArchToZdtm(runtime.GOARCH) }
 
-// SkipReason tells why the host flavour of t does not run here, or "" if
-// it does. It follows zdtm.py's run_tests for the host flavour, and also
-// skips crfail tests (CRIU is expected to refuse them).
+// SkipReason tells why the flavour of t does not run here, or "" if it
+// does. It follows zdtm.py's run_tests for the flavour, and also skips
+// crfail tests (CRIU is expected to refuse them).
 func SkipReason(t *Test, m Machine) string {
 	if t.DescErr != nil {
 		return "unreadable .desc: " + t.DescErr.Error()
@@ -149,8 +167,12 @@ func SkipReason(t *Test, m Machine) string {
 	if d.HasFlag("noauto") {
 		return "noauto: manual run only"
 	}
-	if !d.HasFlavor("h") {
-		return "no host flavour (" + strings.Join(d.Flavors, " ") + " only)"
+	flavor := m.Flavor
+	if flavor == "" {
+		flavor = "h"
+	}
+	if !d.HasFlavor(flavor) {
+		return "no " + flavorName(flavor) + " flavour (" + strings.Join(d.Flavors, " ") + " only)"
 	}
 	if d.HasFlag("crfail") {
 		return "crfail: CRIU is expected to fail"
@@ -207,4 +229,12 @@ func lastLine(s string) string {
 		}
 	}
 	return ""
+}
+
+// flavorName names a flavour in messages.
+func flavorName(f string) string {
+	if f == "h" {
+		return "host"
+	}
+	return f
 }

@@ -44,6 +44,7 @@ func run() int {
 		leaveRun  = pflag.Bool("leave-running", false, "same as --snapshot")
 		preCopy   = pflag.Bool("pre-copy", false, "checkpoint with --pre-copy (CRIU: a pre-dump first)")
 		filter    = pflag.Bool("filter", false, "restart through `crsub filter` with no rules (crsub only)")
+		flavor    = pflag.String("flavor", "h", "how tests are started: h (on the host) or ns (in namespaces of their own with a root of their own, as zdtm.py's ns flavour)")
 		results   = pflag.String("results", "", "append each result to FILE as a JSON line")
 		table     = pflag.String("table", "", "write the CRIU/crsub table (docs/zdtm.md) to FILE from the --from results files and this run's")
 		from      = pflag.StringArray("from", nil, "a results file for --table (repeatable)")
@@ -81,7 +82,8 @@ func run() int {
 	if *static != "" {
 		code = runTests(runConfig{
 			static: *static, engine: *engine, crsub: *crsubBin, criu: *criuBin,
-			mode:    zdtm.Mode{Iters: *iters, Snapshot: *snapshot || *leaveRun, PreCopy: *preCopy, Filter: *filter},
+			mode:    zdtm.Mode{Iters: *iters, Snapshot: *snapshot || *leaveRun, PreCopy: *preCopy, Filter: *filter, NS: *flavor == "ns"},
+			flavor:  *flavor,
 			results: *results, timeout: *timeout, work: *work, keep: *keep, switchUID: *uidSwitch, verbose: *verbose, list: *list,
 			tests: pflag.Args(),
 		})
@@ -135,6 +137,7 @@ func reexecIsolated() int {
 type runConfig struct {
 	static, engine, crsub, criu string
 	mode                        zdtm.Mode
+	flavor                      string
 	results                     string
 	timeout                     time.Duration
 	work                        string
@@ -182,7 +185,11 @@ func runTests(c runConfig) int {
 		fmt.Fprintf(os.Stderr, "zdtm: --iters %d: at least 1\n", c.mode.Iters)
 		return 2
 	}
-	machine := zdtm.Machine{Arch: zdtm.HostArch()}
+	if c.flavor != "h" && c.flavor != "ns" {
+		fmt.Fprintf(os.Stderr, "zdtm: --flavor %q: h or ns\n", c.flavor)
+		return 2
+	}
+	machine := zdtm.Machine{Arch: zdtm.HostArch(), Flavor: c.flavor}
 	if _, err := os.Stat(c.criu); err == nil {
 		machine.Feature = zdtm.CriuFeatures(c.criu)
 	} else {
@@ -223,6 +230,17 @@ func runTests(c runConfig) int {
 		}
 	}
 	r := &zdtm.Runner{Engine: eng, Mode: c.mode, Machine: machine, Work: c.work, Timeout: c.timeout, Keep: c.keep, SwitchUID: c.switchUID}
+	if c.mode.NS {
+		if r.Ns, err = zdtm.NewNsRoot(static); err != nil {
+			fmt.Fprintf(os.Stderr, "zdtm: the ns flavour's root: %v\n", err)
+			return 2
+		}
+		defer func() {
+			if err := r.Ns.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "zdtm: %v\n", err)
+			}
+		}()
+	}
 	if c.verbose {
 		r.Logf = func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "  "+format+"\n", args...)
