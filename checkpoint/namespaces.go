@@ -137,6 +137,11 @@ func namespacesOf(pid int, own map[string]uint64) (map[string]uint64, error) {
 			continue
 		}
 		ino, err := ns.Inode(pid, e.name)
+		if errors.Is(err, os.ErrNotExist) {
+			// A zombie has no namespaces left to show; it is made again
+			// by its parent, in the parent's.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s namespace: %w", e.name, err)
 		}
