@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
 )
 
@@ -34,6 +35,7 @@ func (im *Image) Size() int64 { return im.size }
 
 // WriteTo writes the image to w.
 func (im *Image) WriteTo(w io.Writer) (int64, error) {
+	fault.Phase("writing out the image")
 	var n int64
 	for _, c := range im.chunks {
 		k, err := w.Write(c)

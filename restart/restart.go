@@ -14,6 +14,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
@@ -118,6 +119,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
 	}
+	fault.Phase("planning")
 	self, err := sys.PidfdOpen(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -163,6 +165,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}()
 	defer func() {
 		if err != nil {
+			if fault.Enabled {
+				defer fault.Suspend()()
+			}
 			s.killAll()
 			s.files.Abandon()
 			if cerr := s.cgroups.RemoveCreated(); cerr != nil {
@@ -170,6 +175,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			}
 		}
 	}()
+	fault.Phase("creating the root task")
 	if err := s.createRoot(); err != nil {
 		return nil, err
 	}
@@ -188,6 +194,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if fault.Enabled {
+			fault.Phase("record " + rec.Type.String())
+		}
 		if err := s.apply(rec); err != nil {
 			return nil, s.recordError(rec, err)
 		}
@@ -195,6 +204,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 
 	// The last process's memory may be the image's last records: the file
 	// its mappings kept open goes now.
+	fault.Phase("rebuilding its memory")
 	for _, t := range s.tasks {
 		if err := t.closeMappedFile(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its memory", Err: err}
@@ -209,9 +219,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// Zombies, process groups, then signals, process and thread state,
 	// then registers, then release. Groups whose leader is gone get a
 	// stand-in for it while their members, zombies first, join them.
+	fault.Phase("standing in for gone group leaders")
 	if err := s.makeGoneLeaders(); err != nil {
 		return nil, err
 	}
+	fault.Phase("creating zombies")
 	if err := s.createZombies(); err != nil {
 		return nil, err
 	}
@@ -220,19 +232,23 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("tasks-created hook: %w", err)
 		}
 	}
+	fault.Phase("joining its process group")
 	for _, t := range s.live() {
 		if err := t.joinGroup(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "joining its process group", Err: err}
 		}
 	}
+	fault.Phase("ending the stand-ins")
 	if err := s.endGoneLeaders(); err != nil {
 		return nil, err
 	}
 	// Sessions get their terminals back before any task's files that
 	// open them (/dev/tty) are.
+	fault.Phase("restoring the controlling terminal")
 	for _, t := range s.live() {
 		t.restoreCtty()
 	}
+	fault.Phase("rebuilding its state")
 	for _, t := range s.live() {
 		if err := t.finish(s.files); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
@@ -246,6 +262,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("before-release hook: %w", err)
 		}
 	}
+	fault.Phase("releasing")
 	// Children first: a parent released first could see a child that is
 	// still stopped.
 	live := s.live()

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
+
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -413,6 +415,9 @@ func (t *Tracee) onTracer() error {
 // ptrace issues one request, retrying EINTR, and returns the kernel's
 // return value (a count for PTRACE_PEEKSIGINFO and PTRACE_GET_*).
 func ptrace(request int, tid int, addr, data uintptr) (uintptr, error) {
+	if err := fault.Call(requestName(request)); err != nil {
+		return 0, os.NewSyscallError(requestName(request), err)
+	}
 	for {
 		r, _, errno := unix.Syscall6(unix.SYS_PTRACE, uintptr(request), uintptr(tid), addr, data, 0, 0)
 		switch errno {

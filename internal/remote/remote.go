@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 )
@@ -188,6 +189,9 @@ func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
 	}
 	if len(args) > 6 {
 		return 0, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
+	}
+	if err := fault.Injected(nr); err != nil {
+		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	ret, err := r.run(nr, args)
 	if err != nil {
@@ -487,6 +491,11 @@ func (r *Remote) Restore() error {
 	if r.done {
 		return ErrDone
 	}
+	if fault.Enabled {
+		// Putting back is the undo of every failure: a test fails it
+		// on its own or not at all.
+		defer fault.Suspend()()
+	}
 	var errs []error
 	if r.page != 0 {
 		// Running munmap from the page itself is fine: the thread stops at
@@ -585,6 +594,19 @@ func (r *Remote) Batch(calls []Call) ([]uint64, error) {
 	if len(calls) == 0 {
 		return nil, nil
 	}
+	if fault.Enabled {
+		if failed, errno := injectedFault(calls); failed >= 0 {
+			return r.batchAround(calls, failed, errno)
+		}
+	}
+	return r.runBatch(calls)
+}
+
+// runBatch is Batch once its calls are checked.
+func (r *Remote) runBatch(calls []Call) ([]uint64, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
 	if !r.trapUsable() {
 		return r.oneByOne(calls)
 	}
@@ -654,6 +676,34 @@ func (r *Remote) batch(calls []Call) ([]uint64, error) {
 		out[i] = binary.LittleEndian.Uint64(raw[8*i:])
 	}
 	return out, nil
+}
+
+// injectedFault returns the index of the call of a Batch that the fault
+// injection test fails, and the error it fails with, or -1.
+func injectedFault(calls []Call) (int, unix.Errno) {
+	failed, errno := -1, unix.EIO
+	for i, c := range calls {
+		if err := fault.Injected(c.Nr); err != nil && failed < 0 {
+			failed = i
+			errors.As(err, &errno)
+		}
+	}
+	return failed, errno
+}
+
+// batchAround runs a Batch whose call failed is failed with errno: the
+// calls before and after it run as the Batch would run them, and the
+// failed one has the result the kernel would have given.
+func (r *Remote) batchAround(calls []Call, failed int, errno unix.Errno) ([]uint64, error) {
+	before, err := r.runBatch(calls[:failed])
+	if err != nil {
+		return nil, err
+	}
+	after, err := r.runBatch(calls[failed+1:])
+	if err != nil {
+		return nil, err
+	}
+	return append(append(before, -uint64(errno)), after...), nil
 }
 
 // oneByOne is Batch through Syscall.
