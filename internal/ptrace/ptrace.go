@@ -102,12 +102,36 @@ func Seize(tid int, opts ...Option) (*Tracee, error) {
 		return nil, fmt.Errorf("seize thread %d: %w", tid, err)
 	}
 	if err := t.interrupt(); err != nil {
-		// Detach only succeeds if the thread did stop; if it did not, the
-		// kernel detaches it when the tracing thread exits.
-		_, _ = ptrace(unix.PTRACE_DETACH, tid, 0, 0)
+		t.abandon()
 		return nil, fmt.Errorf("stop thread %d: %w", tid, err)
 	}
 	return t, nil
+}
+
+// abandonWait bounds how long abandon waits for the thread to stop.
+const abandonWait = 100 * time.Millisecond
+
+// abandon lets go of a thread Seize could not stop. PTRACE_DETACH works
+// only on a stopped thread: one still running is interrupted once more
+// and given a moment to stop. Left seized, it would stop at its next
+// chance and stay stopped until the tracing thread exits; and any other
+// checkpoint of it by this process would find it traced.
+func (t *Tracee) abandon() {
+	if _, err := ptrace(unix.PTRACE_DETACH, t.Tid, 0, 0); err == nil {
+		return
+	}
+	if _, err := ptrace(unix.PTRACE_INTERRUPT, t.Tid, 0, 0); err != nil {
+		return
+	}
+	ws, err := t.waitStop(abandonWait)
+	if err != nil {
+		return // gone, or not stopping: the kernel lets it go with the tracer
+	}
+	sig := 0
+	if KindOf(ws) == SignalDeliveryStop {
+		sig = int(ws.StopSignal()) // delivered, not lost
+	}
+	_, _ = ptrace(unix.PTRACE_DETACH, t.Tid, 0, uintptr(sig))
 }
 
 // ErrNotStopping is returned by Seize for a thread that does not stop
