@@ -43,6 +43,11 @@ func (im *Image) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return n, err
 		}
+		if k < len(c) {
+			// A writer that stops short without saying why would leave
+			// an image cut short that looks complete to its writer.
+			return n, io.ErrShortWrite
+		}
 	}
 	return n, nil
 }
