@@ -209,6 +209,14 @@ func (t *task) kill() {
 }
 
 func (t *task) closeHandles() {
+	if t.remote != nil {
+		_ = t.remote.Close()
+	}
+	for _, x := range t.threads {
+		if x.remote != nil {
+			_ = x.remote.Close()
+		}
+	}
 	if t.mem != nil {
 		t.mem.Close()
 		t.mem = nil

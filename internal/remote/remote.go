@@ -539,6 +539,17 @@ func (r *Remote) Finish(final ptrace.Regs) error {
 	return nil
 }
 
+// Close lets go of what the Remote holds in this process (the thread's
+// memory file) without putting anything back in the thread: for one that
+// is being killed. After Restore or Finish it does nothing.
+func (r *Remote) Close() error {
+	if r.done {
+		return nil
+	}
+	r.done = true
+	return r.mem.Close()
+}
+
 func (r *Remote) finish(regs ptrace.Regs) error {
 	r.done = true
 	return errors.Join(r.t.SetSigMask(r.mask), r.t.SetRegs(regs), r.mem.Close())
