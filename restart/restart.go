@@ -177,7 +177,10 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}()
 	fault.Phase("creating the root task")
 	if err := s.createRoot(); err != nil {
-		return nil, err
+		if errors.As(err, new(*PidInUseError)) {
+			return nil, err // it names the pid
+		}
+		return nil, &TaskError{Pid: s.tree.Processes[0].Pid, Phase: "creating the root task", Err: err}
 	}
 
 	// Rebuild the tree record by record, as the image streams: each

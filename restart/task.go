@@ -75,7 +75,8 @@ type openFile struct {
 }
 
 // createTask makes the task that will become pid: a stopped, traced stub
-// with exactly that pid, waiting out a zombie that still holds it.
+// with exactly that pid, waiting out a zombie that still holds it. Its
+// errors are the caller's to say pid with.
 func createTask(pid int, s *restorer) (*task, error) {
 	var child int
 	var err error
@@ -89,7 +90,7 @@ func createTask(pid int, s *restorer) (*task, error) {
 				return errPidInUse
 			}
 			if err != nil {
-				return fmt.Errorf("creating pid %d: %w", pid, err)
+				return fmt.Errorf("starting its stub: %w", err)
 			}
 			return nil
 		})
@@ -106,11 +107,11 @@ func createTask(pid int, s *restorer) (*task, error) {
 	}
 	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		t.kill()
-		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
+		return nil, fmt.Errorf("taking over the new task: %w", err)
 	}
 	if t.pidfd, err = sys.PidfdOpen(child); err != nil {
 		t.kill()
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+		return nil, err
 	}
 	xs, err := t.tracee.XState()
 	if err != nil {
