@@ -198,15 +198,26 @@ func (t *task) kill() {
 		return
 	}
 	_ = unix.Kill(t.host, unix.SIGKILL)
+	// A thread crsub still traces is its to reap: until it is, the
+	// process's leader is not reported dead.
+	for _, x := range t.threads {
+		if x.tracee != nil {
+			reap(x.tracee.Tid)
+		}
+	}
+	reap(t.host)
+	t.closeHandles()
+}
+
+// reap waits for tid, a tracee or child of crsub, to end.
+func reap(tid int) {
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(t.host, &ws, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
+		_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
+		if err != unix.EINTR {
+			return
 		}
-		break
 	}
-	t.closeHandles()
 }
 
 func (t *task) closeHandles() {
