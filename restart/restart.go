@@ -266,11 +266,22 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 	fault.Phase("releasing")
-	// Children first: a parent released first could see a child that is
-	// still stopped.
+	// Everything that can fail is done before any task runs. Then children
+	// first: a parent released first could see a child that is still
+	// stopped.
 	live := s.live()
 	for i := len(live) - 1; i >= 0; i-- {
+		if err := live[i].prepareRelease(); err != nil {
+			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
+		}
+	}
+	for i := len(live) - 1; i >= 0; i-- {
 		if err := live[i].release(); err != nil {
+			// The tasks let go run as restored for an instant, alone:
+			// they go too, with the rest (killAll).
+			for _, t := range live[i+1:] {
+				t.end()
+			}
 			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
 		}
 	}

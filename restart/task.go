@@ -192,11 +192,17 @@ func dying(pid int) bool {
 	return err == nil && (st.ShdPnd|st.SigPnd)&sigkill != 0
 }
 
-// kill ends the task and reaps it: nothing half-restored survives.
+// kill ends the task and reaps it: nothing half-restored survives. A
+// released task is left alone: a zombie, or a process running as restored.
 func (t *task) kill() {
 	if t.released {
 		return
 	}
+	t.end()
+}
+
+// end kills the task, released or not, and reaps what crsub has to.
+func (t *task) end() {
 	_ = unix.Kill(t.host, unix.SIGKILL)
 	// A thread crsub still traces is its to reap: until it is, the
 	// process's leader is not reported dead.
@@ -334,10 +340,10 @@ func (t *task) Hold(fd *int) { t.held[fd] = true }
 // Unhold implements files.Target.
 func (t *task) Unhold(fd *int) { delete(t.held, fd) }
 
-// release sets every thread's final registers and lets them run: the
-// other threads first, the main thread, whose code page goes with its last
-// system call, last.
-func (t *task) release() error {
+// prepareRelease gives every thread its final registers, FPU state and
+// signal mask: the other threads first, the main thread, whose code page
+// goes with its last system call, last. Nothing runs yet.
+func (t *task) prepareRelease() error {
 	for _, x := range t.threads {
 		if err := setFinalState(x.remote, x.tracee, x.image); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
@@ -357,6 +363,11 @@ func (t *task) release() error {
 			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
 		}
 	}
+	return nil
+}
+
+// release lets the prepared threads run.
+func (t *task) release() error {
 	for _, x := range t.threads {
 		if err := x.tracee.Detach(); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
