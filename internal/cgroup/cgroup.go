@@ -15,13 +15,15 @@ import (
 )
 
 // Hierarchies reaches the cgroup hierarchies tasks are moved in. Each is
-// mounted once, on a temporary directory, when first needed (it need not
-// be mounted anywhere else, and a mount of the same controllers is the
-// same hierarchy); Close unmounts them. The cgroups it creates are kept
-// in a list, so that RemoveCreated can take them away again.
+// mounted once when first needed (it need not be mounted anywhere else,
+// and a mount of the same controllers is the same hierarchy), as a mount
+// attached nowhere that only an fd of crsub holds (fsmount): it goes with
+// the fd, at Close or when crsub dies, killed or not. The cgroups it
+// creates are kept in a list, so that RemoveCreated can take them away
+// again.
 type Hierarchies struct {
-	mounts  map[string]string // by controllers ("" for the unified hierarchy)
-	created []string          // cgroup directories made, parents first
+	mounts  map[string]*os.File // by controllers ("" for the unified hierarchy)
+	created []string            // cgroup directories made, parents first
 }
 
 // Move puts thread tid (a whole process with its threads unless thread)
@@ -87,15 +89,11 @@ func (h *Hierarchies) mkdirAll(root, path string, cpuset bool) error {
 	return nil
 }
 
-// mount gives the mount point of the hierarchy named by controllers,
+// mount gives a path to the root of the hierarchy named by controllers,
 // mounting it the first time.
 func (h *Hierarchies) mount(controllers string) (string, error) {
-	if dir, ok := h.mounts[controllers]; ok {
-		return dir, nil
-	}
-	dir, err := os.MkdirTemp("", "crsub-cgroup-")
-	if err != nil {
-		return "", err
+	if m, ok := h.mounts[controllers]; ok {
+		return rootOf(m), nil
 	}
 	fstype, opts := "cgroup2", ""
 	if controllers != "" {
@@ -105,15 +103,51 @@ func (h *Hierarchies) mount(controllers string) (string, error) {
 			opts = "none," + controllers
 		}
 	}
-	if err := unix.Mount("cgroup", dir, fstype, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
-		_ = os.Remove(dir)
-		return "", fmt.Errorf("mounting the cgroup hierarchy %q: %w", controllers, os.NewSyscallError("mount", err))
+	m, err := mountDetached(fstype, opts)
+	if err != nil {
+		return "", fmt.Errorf("mounting the cgroup hierarchy %q: %w", controllers, err)
 	}
 	if h.mounts == nil {
-		h.mounts = map[string]string{}
+		h.mounts = map[string]*os.File{}
 	}
-	h.mounts[controllers] = dir
-	return dir, nil
+	h.mounts[controllers] = m
+	return rootOf(m), nil
+}
+
+// rootOf is a path to the root of a mount an fd holds.
+func rootOf(m *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(m.Fd())) }
+
+// mountDetached mounts a filesystem of type fstype with mount(8)-style
+// options (flags and key=value, comma-separated) nowhere: the fd returned
+// holds it, nosuid, nodev and noexec.
+func mountDetached(fstype, opts string) (*os.File, error) {
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("fsopen", err)
+	}
+	defer unix.Close(fs)
+	for _, o := range strings.Split(opts, ",") {
+		key, value, hasValue := strings.Cut(o, "=")
+		switch {
+		case o == "":
+			continue
+		case hasValue:
+			err = unix.FsconfigSetString(fs, key, value)
+		default:
+			err = unix.FsconfigSetFlag(fs, key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("option %s: %w", o, os.NewSyscallError("fsconfig", err))
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, os.NewSyscallError("fsconfig", err)
+	}
+	m, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("fsmount", err)
+	}
+	return os.NewFile(uintptr(m), fstype), nil
 }
 
 // hasCpuset says whether a v1 hierarchy has the cpuset controller.
@@ -161,15 +195,11 @@ func (h *Hierarchies) RemoveCreated() error {
 	return errors.Join(errs...)
 }
 
-// Close unmounts the hierarchies Move mounted.
+// Close lets go of the hierarchies Move mounted.
 func (h *Hierarchies) Close() error {
 	var errs []error
-	for _, dir := range h.mounts {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", dir, os.NewSyscallError("umount", err)))
-			continue
-		}
-		_ = os.Remove(dir)
+	for _, m := range h.mounts {
+		errs = append(errs, m.Close())
 	}
 	h.mounts = nil
 	return errors.Join(errs...)
