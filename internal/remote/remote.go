@@ -64,6 +64,7 @@ type Remote struct {
 	poked    bool    // code at saved.Rip currently holds syscallInstruction
 	page     uint64
 	gadget   uint64 // a syscall instruction already in the process (UseSyscallAt)
+	lost     uint64 // a page MapPage may have mapped, its address unread
 	searched bool   // FindSyscallInstruction was tried
 	pageSize uint64
 	done     bool
@@ -184,23 +185,31 @@ func (r *Remote) Regs() ptrace.Regs { return r.saved }
 // seen while waiting; a failed memory access or ESRCH come first if it died
 // before, and Tracee.Wait then reports the death.
 func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
+	ret, _, err := r.call(nr, args)
+	return ret, err
+}
+
+// call is Syscall, also saying, when it fails, whether the call may have
+// been made all the same: driving the thread through it failed, and its
+// effect is unknown.
+func (r *Remote) call(nr int, args []uint64) (ret uint64, mayHaveRun bool, err error) {
 	if r.done {
-		return 0, ErrDone
+		return 0, false, ErrDone
 	}
 	if len(args) > 6 {
-		return 0, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
+		return 0, false, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
 	}
 	if err := fault.Injected(nr); err != nil {
-		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, false, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
-	ret, err := r.run(nr, args)
+	ret, err = r.run(nr, args)
 	if err != nil {
-		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, true, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	if err := ResultError(ret); err != nil {
-		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, false, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
-	return ret, nil
+	return ret, true, nil
 }
 
 func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
@@ -416,8 +425,17 @@ func (r *Remote) MapPage(hint uint64) (uint64, error) {
 		flags |= unix.MAP_FIXED_NOREPLACE
 	}
 	const noFd = math.MaxUint64 // -1
-	addr, err := r.Syscall(unix.SYS_MMAP, hint, r.pageSize, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC, flags, noFd, 0)
+	before := r.known.Maps
+	if before == nil && hint == 0 {
+		before, _ = procfs.ReadMaps(r.t.Tid)
+	}
+	addr, mayHaveRun, err := r.call(unix.SYS_MMAP, []uint64{hint, r.pageSize, unix.PROT_READ | unix.PROT_WRITE | unix.PROT_EXEC, flags, noFd, 0})
 	if err != nil {
+		if mayHaveRun {
+			// The page may be there, at an address nobody read back:
+			// Restore and Finish take it away.
+			r.lost = r.findLostPage(hint, before)
+		}
 		return 0, fmt.Errorf("map page at %#x: %w", hint, err)
 	}
 	if hint != 0 && addr != hint {
@@ -430,6 +448,42 @@ func (r *Remote) MapPage(hint uint64) (uint64, error) {
 	}
 	r.page = addr
 	return addr, nil
+}
+
+// findLostPage finds the page a MapPage whose mmap may have run mapped:
+// at hint, or, chosen by the kernel, a private anonymous rwx page the
+// process did not have before (nothing else of it runs meanwhile). It
+// returns 0 if there is none.
+func (r *Remote) findLostPage(hint uint64, before []procfs.Mapping) uint64 {
+	if hint != 0 {
+		return hint // unmapping it is harmless if the mmap did not run
+	}
+	if before == nil {
+		return 0
+	}
+	now, err := procfs.ReadMaps(r.t.Tid)
+	if err != nil {
+		return 0
+	}
+	covered := func(a uint64) bool {
+		for _, m := range before {
+			if a >= m.Start && a < m.End {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range now {
+		if m.Kind != procfs.KindAnon || m.Shared || m.Prot != procfs.ProtRead|procfs.ProtWrite|procfs.ProtExec {
+			continue
+		}
+		for a := m.Start; a < m.End; a += r.pageSize {
+			if !covered(a) {
+				return a
+			}
+		}
+	}
+	return 0
 }
 
 // Page returns the address of the mapped page, 0 before MapPage.
@@ -505,6 +559,7 @@ func (r *Remote) Restore() error {
 		}
 		r.page = 0
 	}
+	errs = append(errs, r.unmapLost())
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(r.saved))
 	if err := errors.Join(errs...); err != nil {
@@ -531,10 +586,25 @@ func (r *Remote) Finish(final ptrace.Regs) error {
 		}
 		r.page = 0
 	}
+	errs = append(errs, r.unmapLost())
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(final))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("finish thread %d: %w", r.t.Tid, err)
+	}
+	return nil
+}
+
+// unmapLost unmaps the page a failed MapPage may have left, running the
+// call from where calls ran before it.
+func (r *Remote) unmapLost() error {
+	if r.lost == 0 {
+		return nil
+	}
+	lost := r.lost
+	r.lost = 0
+	if _, err := r.Syscall(unix.SYS_MUNMAP, lost, r.pageSize); err != nil {
+		return fmt.Errorf("unmap page %#x: %w", lost, err)
 	}
 	return nil
 }
