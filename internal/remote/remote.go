@@ -65,6 +65,7 @@ type Remote struct {
 	page     uint64
 	gadget   uint64 // a syscall instruction already in the process (UseSyscallAt)
 	lost     uint64 // a page MapPage may have mapped, its address unread
+	midCall  bool   // the last call failed between its stops
 	searched bool   // FindSyscallInstruction was tried
 	pageSize uint64
 	done     bool
@@ -250,10 +251,16 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 			err = errors.Join(err, r.unpoke())
 		}()
 	}
+	if r.midCall {
+		if err := r.skipPendingEntry(); err != nil {
+			return 0, err
+		}
+	}
 	if err := r.t.SetRegs(regs); err != nil {
 		return 0, err
 	}
 
+	r.midCall = true
 	entry, err := r.resumeUntil(ptrace.SyscallEntry)
 	if err != nil {
 		return 0, err
@@ -265,7 +272,35 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	r.midCall = false
 	return uint64(exit.ReturnValue), nil
+}
+
+// skipPendingEntry brings a thread the last call left between its stops
+// to a known place: left at that call's entry, resumed as is it would run
+// the call, or, with the registers of the next, skip it and clobber rax
+// on the way; it is skipped on its own first (orig_rax -1). Left anywhere
+// else, the next call's registers and resume take it on.
+func (r *Remote) skipPendingEntry() error {
+	info, err := r.t.SyscallInfo()
+	if err != nil {
+		return err
+	}
+	if info.Op == ptrace.SyscallEntry {
+		regs, err := r.t.Regs()
+		if err != nil {
+			return err
+		}
+		regs.Orig_rax = math.MaxUint64
+		if err := r.t.SetRegs(regs); err != nil {
+			return err
+		}
+		if _, err := r.resumeUntil(ptrace.SyscallExit); err != nil {
+			return err
+		}
+	}
+	r.midCall = false
+	return nil
 }
 
 // resumeUntil resumes the thread until the syscall stop op, passing on
