@@ -28,7 +28,15 @@ import (
 
 // perPoint bounds how many of a phase's calls (or writes) are failed,
 // one run each: the first three, the last two and some between (sample).
-const perPoint = 8
+// CRSUB_FAULTS_PER_PHASE=N sets another bound, for a longer sweep by hand
+// (the matrix is then not checked).
+var perPoint = defaultPerPoint
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("CRSUB_FAULTS_PER_PHASE")); err == nil && n > 0 {
+		perPoint = n
+	}
+}
 
 // faultKind is one way a call or write fails.
 type faultKind struct {
@@ -40,14 +48,19 @@ type faultKind struct {
 
 var (
 	injectedFails = faultKind{"injected call fails (ENOMEM)", fault.SiteInjected, unix.ENOMEM, false}
-	ownCallFails  = faultKind{"crsub's own call fails (EIO)", fault.SiteCall, unix.EIO, false}
-	writeFaults   = []faultKind{
+	// Not EIO, which some calls answer for what they do not know
+	// (PTRACE_GET_RSEQ_CONFIGURATION on a kernel without rseq), nor any
+	// errno a caller takes for something it may go on after.
+	ownCallFails = faultKind{"crsub's own call fails (ENOTRECOVERABLE)", fault.SiteCall, unix.ENOTRECOVERABLE, false}
+	writeFaults  = []faultKind{
 		{"image write fails (ENOSPC)", fault.SiteWrite, unix.ENOSPC, false},
 		{"image write fails (EIO)", fault.SiteWrite, unix.EIO, false},
 		{"image write short, then ENOSPC", fault.SiteWrite, unix.ENOSPC, true},
 		{"image write short, no error", fault.SiteWrite, nil, true},
 	}
 )
+
+const defaultPerPoint = 8
 
 // kindsAt lists the faults tried at a site.
 func kindsAt(site fault.Site) []faultKind {
@@ -194,7 +207,9 @@ func TestFaults(t *testing.T) {
 	s.selfCheck(t, "restored after the sweeps")
 	endRestored(t, s)
 
-	checkMatrix(t, m.table(phaseOrder))
+	if perPoint == defaultPerPoint && os.Getenv("CRSUB_FAULTS") == "" {
+		checkMatrix(t, m.table(phaseOrder))
+	}
 }
 
 // checkpointSweep fails each sampled call and write of a checkpoint, in
