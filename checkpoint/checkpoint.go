@@ -18,6 +18,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/procfs"
@@ -97,6 +98,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := checkTarget(pid); err != nil {
 		return nil, err
 	}
+	fault.Phase("preparing")
 	var err error
 	if s.ownNamespaces, err = ownNamespaces(); err != nil {
 		return nil, err
@@ -142,6 +144,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 
 	committed := false
 	defer func() {
+		if fault.Enabled {
+			defer fault.Suspend()()
+		}
 		if !committed {
 			// Whatever failed, the tree goes on as if nothing happened.
 			s.thaw()
@@ -178,15 +183,18 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	fault.Phase("writing")
 	if err := s.writeImage(ctx, dst, flush, header, mem); err != nil {
 		return nil, err
 	}
+	fault.Phase("committing")
 	if opts.Commit != nil {
 		if err := opts.Commit(); err != nil {
 			return nil, err
 		}
 	}
 	committed = true
+	fault.Phase("releasing")
 	if opts.LeaveRunning {
 		err = s.letRun(resolver)
 	} else {
@@ -437,9 +445,11 @@ func (s *session) freezeAndCollect(ctx context.Context) (*ckpt.Header, error) {
 	wait, ran := 10*time.Millisecond, time.Duration(0)
 	for attempt := 1; ; attempt++ {
 		s.frozen = time.Now()
+		fault.Phase("freezing")
 		err := s.freezeTree()
 		var header *ckpt.Header
 		if err == nil {
+			fault.Phase("collecting")
 			header, err = s.collect()
 		} else if !errors.As(err, new(*VforkError)) {
 			return nil, fmt.Errorf("freezing: %w", err)
@@ -660,6 +670,11 @@ func threadGone(pid, tid int) bool {
 // checkpoint did to them: their files (a TCP socket in repair mode leaves
 // it) and the EINTR the freeze left in some waits.
 func (s *session) thaw() error {
+	if fault.Enabled {
+		// Putting back is the undo of every failure: a test fails it
+		// on its own or not at all.
+		defer fault.Suspend()()
+	}
 	if s.files != nil {
 		for _, undo := range s.files.OnRelease {
 			undo()

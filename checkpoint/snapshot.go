@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
 )
 
@@ -34,12 +35,18 @@ func (im *Image) Size() int64 { return im.size }
 
 // WriteTo writes the image to w.
 func (im *Image) WriteTo(w io.Writer) (int64, error) {
+	fault.Phase("writing out the image")
 	var n int64
 	for _, c := range im.chunks {
 		k, err := w.Write(c)
 		n += int64(k)
 		if err != nil {
 			return n, err
+		}
+		if k < len(c) {
+			// A writer that stops short without saying why would leave
+			// an image cut short that looks complete to its writer.
+			return n, io.ErrShortWrite
 		}
 	}
 	return n, nil

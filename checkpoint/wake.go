@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/sys"
@@ -62,7 +63,7 @@ func wake(pids []int) {
 		}
 		// Detached from a job-control stop it got meanwhile, a process
 		// stays stopped.
-		if err := t.Detach(); err == nil && t.GroupStopSignal() == 0 {
+		if err := letGo(t); err == nil && t.GroupStopSignal() == 0 {
 			woken[pid] = b.Nr
 		}
 	}
@@ -80,6 +81,15 @@ func wake(pids []int) {
 			sys.Nap(100 * time.Microsecond) // time.Sleep would take a millisecond
 		}
 	}
+}
+
+// letGo detaches a process wake took. Putting back is never failed by
+// the fault injection tests: it is the undo of every failure.
+func letGo(t *ptrace.Tracee) error {
+	if fault.Enabled {
+		defer fault.Suspend()()
+	}
+	return t.Detach()
 }
 
 // futex(2) operations and flags (linux/futex.h), which x/sys/unix lacks.

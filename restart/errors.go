@@ -119,7 +119,7 @@ func (e *SubstituteError) Unwrap() error { return e.Err }
 // after the image was read.
 type TaskError struct {
 	Pid   int
-	Phase string // "joining its process group", "rebuilding its state", "releasing"
+	Phase string // "creating the root task", "joining its process group", "rebuilding its state", "releasing"
 	Err   error
 }
 

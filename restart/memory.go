@@ -76,8 +76,14 @@ func (t *task) prepareMemory(mm *ckpt.MM) error {
 	t.codePage = base
 	// A C library in this process registered rseq for the thread the new
 	// task was copied from; the kernel would write to that area, about to
-	// be unmapped, on every return to user mode.
-	if rs, err := t.tracee.Rseq(); err == nil && rs.Address != 0 {
+	// be unmapped, on every return to user mode (its SIGSEGV would be the
+	// only sign). A kernel without rseq knows no such ptrace request (EIO).
+	rs, err := t.tracee.Rseq()
+	switch {
+	case errors.Is(err, unix.EIO):
+	case err != nil:
+		return fmt.Errorf("the inherited rseq area: %w", err)
+	case rs.Address != 0:
 		const rseqFlagUnregister = 1
 		if _, err := t.Syscall(unix.SYS_RSEQ, rs.Address, uint64(rs.Size), rseqFlagUnregister, uint64(rs.Signature)); err != nil {
 			return fmt.Errorf("unregistering the inherited rseq area: %w", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/files"
 	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/internal/ptrace"
@@ -136,6 +137,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	for _, fd := range append(opts.Preserve, preserve.List()...) {
 		s.preserved[fd] = true
 	}
+	fault.Phase("planning")
 	self, err := sys.PidfdOpen(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -182,6 +184,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}()
 	defer func() {
 		if err != nil {
+			if fault.Enabled {
+				defer fault.Suspend()()
+			}
 			s.killAll()
 			if nerr := s.ns.ctx.Failed(); nerr != nil {
 				s.log.Warn("cannot undo all that was done to the namespaces", "err", nerr)
@@ -213,9 +218,16 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			if err := rec.Decode(&p); err != nil {
 				return nil, s.recordError(rec, err)
 			}
+			fault.Phase("creating the root task")
 			if _, err := s.createRoot(&p); err != nil {
-				return nil, err
+				if errors.As(err, new(*PidInUseError)) || errors.As(err, new(*TaskError)) {
+					return nil, err // they name the pid
+				}
+				return nil, &TaskError{Pid: p.Pid, Phase: "creating the root task", Err: err}
 			}
+		}
+		if fault.Enabled {
+			fault.Phase("record " + rec.Type.String())
 		}
 		if err := s.apply(rec); err != nil {
 			return nil, s.recordError(rec, err)
@@ -224,6 +236,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 
 	// The last process's memory may be the image's last records: the file
 	// its mappings kept open goes now.
+	fault.Phase("rebuilding its memory")
 	for _, t := range s.tasks {
 		if err := t.closeMappedFile(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its memory", Err: err}
@@ -238,9 +251,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// Zombies, process groups, then signals, process and thread state,
 	// then registers, then release. Groups whose leader is gone get a
 	// stand-in for it while their members, zombies first, join them.
+	fault.Phase("standing in for gone group leaders")
 	if err := s.makeGoneLeaders(); err != nil {
 		return nil, err
 	}
+	fault.Phase("creating zombies")
 	if err := s.createZombies(); err != nil {
 		return nil, err
 	}
@@ -249,19 +264,23 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("tasks-created hook: %w", err)
 		}
 	}
+	fault.Phase("joining its process group")
 	for _, t := range s.live() {
 		if err := t.joinGroup(); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "joining its process group", Err: err}
 		}
 	}
+	fault.Phase("ending the stand-ins")
 	if err := s.endGoneLeaders(); err != nil {
 		return nil, err
 	}
 	// Sessions get their terminals back before any task's files that
 	// open them (/dev/tty) are.
+	fault.Phase("restoring the controlling terminal")
 	for _, t := range s.live() {
 		t.restoreCtty()
 	}
+	fault.Phase("rebuilding its state")
 	for _, t := range s.live() {
 		if err := t.finish(s.files); err != nil {
 			return nil, &TaskError{Pid: t.pid, Phase: "rebuilding its state", Err: err}
@@ -275,11 +294,23 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("before-release hook: %w", err)
 		}
 	}
-	// Children first: a parent released first could see a child that is
-	// still stopped.
+	fault.Phase("releasing")
+	// Everything that can fail is done before any task runs. Then children
+	// first: a parent released first could see a child that is still
+	// stopped.
 	live := s.live()
 	for i := len(live) - 1; i >= 0; i-- {
+		if err := live[i].prepareRelease(); err != nil {
+			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
+		}
+	}
+	for i := len(live) - 1; i >= 0; i-- {
 		if err := live[i].release(); err != nil {
+			// The tasks let go run as restored for an instant, alone:
+			// they go too, with the rest (killAll).
+			for _, t := range live[i+1:] {
+				t.end()
+			}
 			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
 		}
 	}

@@ -81,7 +81,8 @@ type openFile struct {
 // createTask makes the task that will become pid, the root: a stopped,
 // traced stub with exactly that pid (in each pid namespace it is chosen
 // in, pidLevels), waiting out a zombie that still holds it, made with the
-// CLONE_NEW* flags of the namespaces to make for it.
+// CLONE_NEW* flags of the namespaces to make for it. Its errors are the
+// caller's to say pid with.
 func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	var child int
 	tids, inCrsubs := s.pidLevels(pid)
@@ -102,7 +103,7 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 			return errPidInUse
 		}
 		if err != nil {
-			return fmt.Errorf("creating pid %d: %w", pid, err)
+			return fmt.Errorf("starting its stub: %w", err)
 		}
 		return nil
 	}
@@ -124,11 +125,11 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	}
 	if t.tracee, err = ptrace.Seize(child, ptrace.SuspendSeccomp, ptrace.ExitKill); err != nil {
 		t.kill()
-		return nil, fmt.Errorf("pid %d: taking over the new task: %w", pid, err)
+		return nil, fmt.Errorf("taking over the new task: %w", err)
 	}
 	if t.pidfd, err = sys.PidfdOpen(child); err != nil {
 		t.kill()
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+		return nil, err
 	}
 	xs, err := t.tracee.XState()
 	if err != nil {
@@ -209,24 +210,49 @@ func dying(pid int) bool {
 	return err == nil && (st.ShdPnd|st.SigPnd)&sigkill != 0
 }
 
-// kill ends the task and reaps it: nothing half-restored survives.
+// kill ends the task and reaps it: nothing half-restored survives. A
+// released task is left alone: a zombie, or a process running as restored.
 func (t *task) kill() {
 	if t.released {
 		return
 	}
+	t.end()
+}
+
+// end kills the task, released or not, and reaps what crsub has to.
+func (t *task) end() {
 	_ = unix.Kill(t.host, unix.SIGKILL)
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(t.host, &ws, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
+	// A thread crsub still traces is its to reap: until it is, the
+	// process's leader is not reported dead.
+	for _, x := range t.threads {
+		if x.tracee != nil {
+			reap(x.tracee.Tid)
 		}
-		break
 	}
+	reap(t.host)
 	t.closeHandles()
 }
 
+// reap waits for tid, a tracee or child of crsub, to end.
+func reap(tid int) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(tid, &ws, unix.WALL, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
 func (t *task) closeHandles() {
+	if t.remote != nil {
+		_ = t.remote.Close()
+	}
+	for _, x := range t.threads {
+		if x.remote != nil {
+			_ = x.remote.Close()
+		}
+	}
 	if t.mem != nil {
 		t.mem.Close()
 		t.mem = nil
@@ -332,10 +358,10 @@ func (t *task) Hold(fd *int) { t.held[fd] = true }
 // Unhold implements files.Target.
 func (t *task) Unhold(fd *int) { delete(t.held, fd) }
 
-// release sets every thread's final registers and lets them run: the
-// other threads first, the main thread, whose code page goes with its last
-// system call, last.
-func (t *task) release() error {
+// prepareRelease gives every thread its final registers, FPU state and
+// signal mask: the other threads first, the main thread, whose code page
+// goes with its last system call, last. Nothing runs yet.
+func (t *task) prepareRelease() error {
 	for _, x := range t.threads {
 		if err := setFinalState(x.remote, x.tracee, x.image); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
@@ -355,6 +381,11 @@ func (t *task) release() error {
 			return fmt.Errorf("stopping it again: %w", os.NewSyscallError("kill", err))
 		}
 	}
+	return nil
+}
+
+// release lets the prepared threads run.
+func (t *task) release() error {
 	for _, x := range t.threads {
 		if err := x.tracee.Detach(); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)

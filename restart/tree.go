@@ -106,16 +106,38 @@ func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 // childSpin is where a forked child waits to be seized: it first asks to
 // be killed when its parent dies, since until crsub seizes it (with
 // PTRACE_O_EXITKILL, as its parent is) nothing else would end it if crsub
-// died, and it would spin on, holding the image's pid. It relies on rax
-// being 0, clone3's return in the child, and fits before the page's
-// scratch memory.
-var childSpin = []byte{
-	0x8d, 0x78, 0x01, // lea edi, [rax+1]  PR_SET_PDEATHSIG
-	0x8d, 0x70, 0x09, // lea esi, [rax+9]  SIGKILL
-	0xb0, 0x9d, //       mov al, 157       prctl
-	0x0f, 0x05, //       syscall
-	0xeb, 0xfe, //       jmp .
+// died, and it would spin on, holding the image's pid. A parent that died
+// before the child asked (killed with a restart that failed as the child
+// was being made) is not there to signal it: the child then finds it has
+// another parent than ppid, and exits. It relies on rax being 0, clone3's
+// return in the child. The child returns from clone3 at spinOffset, where
+// a jump takes it to the code at childSpinAt, in the page's scratch memory
+// (the code page is the child's own copy: what the parent writes there
+// later does not reach it).
+func childSpin(ppid int) []byte {
+	code := []byte{
+		0x8d, 0x78, 0x01, //             lea edi, [rax+1]  PR_SET_PDEATHSIG
+		0x8d, 0x70, 0x09, //             lea esi, [rax+9]  SIGKILL
+		0xb0, 0x9d, //                   mov al, 157       prctl
+		0x0f, 0x05, //                   syscall
+		0xb8, 0x6e, 0x00, 0x00, 0x00, // mov eax, 110      getppid
+		0x0f, 0x05, //                   syscall
+		0x3d, 0, 0, 0, 0, //             cmp eax, ppid
+		0x75, 0x02, //                   jne exit
+		0xeb, 0xfe, //                   jmp .
+		0xb8, 0x3c, 0x00, 0x00, 0x00, // exit: mov eax, 60  exit
+		0x31, 0xff, //                   xor edi, edi
+		0x0f, 0x05, //                   syscall
+	}
+	binary.LittleEndian.PutUint32(code[18:], uint32(ppid))
+	return code
 }
+
+// childSpinAt is where childSpin is, in the code page; toChildSpin, at
+// spinOffset, jumps there.
+const childSpinAt = 64
+
+var toChildSpin = []byte{0xeb, childSpinAt - spinOffset - 2} // jmp childSpinAt
 
 // fork creates a child of this task with exactly pid (in each pid
 // namespace the restart chooses it in, pidLevels): clone3 with set_tid
@@ -128,10 +150,18 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 	if t.remote == nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
-	if err := t.remote.WriteMem(t.codePage+spinOffset, childSpin); err != nil {
+	tids, inCrsubs := t.s.pidLevels(pid)
+	// The init of a new pid namespace sees no parent: getppid gives it 0.
+	ppid := t.inner()
+	if tids[0] == 1 {
+		ppid = 0
+	}
+	if err := t.remote.WriteMem(t.codePage+childSpinAt, childSpin(ppid)); err != nil {
 		return nil, err
 	}
-	tids, inCrsubs := t.s.pidLevels(pid)
+	if err := t.remote.WriteMem(t.codePage+spinOffset, toChildSpin); err != nil {
+		return nil, err
+	}
 	args := make([]byte, cloneArgsSize+4*len(tids))
 	le := binary.LittleEndian
 	le.PutUint64(args[0:], flags)                    // flags

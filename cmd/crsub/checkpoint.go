@@ -98,7 +98,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer f.Abort()
-			out = f.File
+			out = f
 			opts.Commit = f.Commit
 		}
 	}

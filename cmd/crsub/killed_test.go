@@ -52,8 +52,9 @@ int main(void) {
 
 // A restart whose crsub is killed with SIGKILL at any moment leaves either
 // nothing (no task of the image holding its pids, so running it again
-// works) or, once released, the whole tree running as restored: never a
-// stub or a half-restored task.
+// works, and no mount of the cgroup hierarchies it reached) or, once
+// released, the whole tree running as restored: never a stub or a
+// half-restored task.
 func TestKilledRestartLeavesNothing(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
@@ -69,6 +70,21 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	child, _ := strconv.Atoi(string(b))
+	// In a cgroup of its own, which a restart reaches through a mount of
+	// the hierarchy.
+	const hierarchy = "/sys/fs/cgroup/systemd"
+	if _, err := os.Stat(hierarchy); err == nil {
+		cg := filepath.Join(hierarchy, "crsub-killed-"+strconv.Itoa(os.Getpid()))
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Remove(cg) })
+		for _, pid := range []int{p.Pid, child} {
+			if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	img := filepath.Join(dir, "img")
 	crsub := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], args...)
@@ -106,6 +122,8 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 	}
 	waitGone(t, "after the checkpoint")
 
+	mountsBefore := cgroupMounts(t)
+
 	// A whole restart, to learn how long one takes.
 	start := time.Now()
 	whole := crsub("restart", "-i", img, "--detach", "-q")
@@ -139,6 +157,29 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 		}
 		waitGone(t, what)
 	}
+	for m := range cgroupMounts(t) {
+		if !mountsBefore[m] {
+			t.Errorf("a killed restart left a mount of a cgroup hierarchy: %s", m)
+		}
+	}
+}
+
+// cgroupMounts lists the mounts of cgroup hierarchies (mountinfo lines).
+// Other tests of the machine may mount some meanwhile: only those of
+// hierarchies the subject's restart reaches count.
+func cgroupMounts(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, after, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(after, "cgroup") && strings.Contains(after, "name=systemd") {
+			out[line] = true
+		}
+	}
+	return out
 }
 
 // restored reports whether every pid runs the subject as restored: its

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // File is a file being written for a destination path; Commit puts it in
@@ -59,7 +62,8 @@ func (f *File) Commit() error {
 		return errors.New("atomicfile: committed or aborted already")
 	}
 	defer f.Abort()
-	if err := f.Sync(); err != nil {
+	fault.Phase("committing")
+	if err := f.sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", f.dest, err)
 	}
 	if f.temp == "" {
@@ -68,12 +72,12 @@ func (f *File) Commit() error {
 		// between, the named temporary is what the next writer cleans.
 		temp := tempName(f.dest, os.Getpid())
 		proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
-		if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, temp, unix.AT_SYMLINK_FOLLOW); err != nil {
-			return &os.LinkError{Op: "link", Old: proc, New: temp, Err: err}
+		if err := linkat(proc, temp); err != nil {
+			return err
 		}
 		f.temp = temp
 	}
-	if err := os.Rename(f.temp, f.dest); err != nil {
+	if err := rename(f.temp, f.dest); err != nil {
 		return err
 	}
 	f.temp = ""
@@ -91,6 +95,55 @@ func (f *File) Abort() {
 	if f.temp != "" {
 		os.Remove(f.temp)
 	}
+}
+
+// Write writes b into the file.
+func (f *File) Write(b []byte) (int, error) {
+	if !fault.Enabled {
+		return f.File.Write(b)
+	}
+	n, ferr := fault.Write(len(b))
+	k, err := f.File.Write(b[:n])
+	if err != nil {
+		return k, err
+	}
+	return k, ferr
+}
+
+// ReadFrom copies r into the file. Without it, *os.File's would be
+// promoted, and io.Copy would write past Write.
+func (f *File) ReadFrom(r io.Reader) (int64, error) {
+	if !fault.Enabled {
+		return f.File.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{f}, r)
+}
+
+// The calls of a commit, each a place tests fail it at.
+
+func (f *File) sync() error {
+	if err := fault.Call("fsync"); err != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: err}
+	}
+	return f.Sync()
+}
+
+func linkat(old, new string) error {
+	err := fault.Call("linkat")
+	if err == nil {
+		err = unix.Linkat(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: old, New: new, Err: err}
+	}
+	return nil
+}
+
+func rename(old, new string) error {
+	if err := fault.Call("rename"); err != nil {
+		return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
+	}
+	return os.Rename(old, new)
 }
 
 func syncDir(dir string) error {

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
+
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -100,12 +102,36 @@ func Seize(tid int, opts ...Option) (*Tracee, error) {
 		return nil, fmt.Errorf("seize thread %d: %w", tid, err)
 	}
 	if err := t.interrupt(); err != nil {
-		// Detach only succeeds if the thread did stop; if it did not, the
-		// kernel detaches it when the tracing thread exits.
-		_, _ = ptrace(unix.PTRACE_DETACH, tid, 0, 0)
+		t.abandon()
 		return nil, fmt.Errorf("stop thread %d: %w", tid, err)
 	}
 	return t, nil
+}
+
+// abandonWait bounds how long abandon waits for the thread to stop.
+const abandonWait = 100 * time.Millisecond
+
+// abandon lets go of a thread Seize could not stop. PTRACE_DETACH works
+// only on a stopped thread: one still running is interrupted once more
+// and given a moment to stop. Left seized, it would stop at its next
+// chance and stay stopped until the tracing thread exits; and any other
+// checkpoint of it by this process would find it traced.
+func (t *Tracee) abandon() {
+	if _, err := ptrace(unix.PTRACE_DETACH, t.Tid, 0, 0); err == nil {
+		return
+	}
+	if _, err := ptrace(unix.PTRACE_INTERRUPT, t.Tid, 0, 0); err != nil {
+		return
+	}
+	ws, err := t.waitStop(abandonWait)
+	if err != nil {
+		return // gone, or not stopping: the kernel lets it go with the tracer
+	}
+	sig := 0
+	if KindOf(ws) == SignalDeliveryStop {
+		sig = int(ws.StopSignal()) // delivered, not lost
+	}
+	_, _ = ptrace(unix.PTRACE_DETACH, t.Tid, 0, uintptr(sig))
 }
 
 // ErrNotStopping is returned by Seize for a thread that does not stop
@@ -413,6 +439,9 @@ func (t *Tracee) onTracer() error {
 // ptrace issues one request, retrying EINTR, and returns the kernel's
 // return value (a count for PTRACE_PEEKSIGINFO and PTRACE_GET_*).
 func ptrace(request int, tid int, addr, data uintptr) (uintptr, error) {
+	if err := fault.Call(requestName(request)); err != nil {
+		return 0, os.NewSyscallError(requestName(request), err)
+	}
 	for {
 		r, _, errno := unix.Syscall6(unix.SYS_PTRACE, uintptr(request), uintptr(tid), addr, data, 0, 0)
 		switch errno {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 )
@@ -63,6 +64,8 @@ type Remote struct {
 	poked    bool    // code at saved.Rip currently holds syscallInstruction
 	page     uint64
 	gadget   uint64 // a syscall instruction already in the process (UseSyscallAt)
+	lost     uint64 // a page MapPage may have mapped, its address unread
+	midCall  bool   // the last call failed between its stops
 	searched bool   // FindSyscallInstruction was tried
 	pageSize uint64
 	done     bool
@@ -183,20 +186,31 @@ func (r *Remote) Regs() ptrace.Regs { return r.saved }
 // seen while waiting; a failed memory access or ESRCH come first if it died
 // before, and Tracee.Wait then reports the death.
 func (r *Remote) Syscall(nr int, args ...uint64) (uint64, error) {
+	ret, _, err := r.call(nr, args)
+	return ret, err
+}
+
+// call is Syscall, also saying, when it fails, whether the call may have
+// been made all the same: driving the thread through it failed, and its
+// effect is unknown.
+func (r *Remote) call(nr int, args []uint64) (ret uint64, mayHaveRun bool, err error) {
 	if r.done {
-		return 0, ErrDone
+		return 0, false, ErrDone
 	}
 	if len(args) > 6 {
-		return 0, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
+		return 0, false, fmt.Errorf("syscall %d with %d arguments, at most 6", nr, len(args))
 	}
-	ret, err := r.run(nr, args)
+	if err := fault.Injected(nr); err != nil {
+		return 0, false, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+	}
+	ret, err = r.run(nr, args)
 	if err != nil {
-		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, true, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
 	if err := ResultError(ret); err != nil {
-		return 0, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
+		return 0, false, fmt.Errorf("syscall %d in thread %d: %w", nr, r.t.Tid, err)
 	}
-	return ret, nil
+	return ret, true, nil
 }
 
 func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
@@ -237,10 +251,16 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 			err = errors.Join(err, r.unpoke())
 		}()
 	}
+	if r.midCall {
+		if err := r.skipPendingEntry(); err != nil {
+			return 0, err
+		}
+	}
 	if err := r.t.SetRegs(regs); err != nil {
 		return 0, err
 	}
 
+	r.midCall = true
 	entry, err := r.resumeUntil(ptrace.SyscallEntry)
 	if err != nil {
 		return 0, err
@@ -252,7 +272,35 @@ func (r *Remote) run(nr int, args []uint64) (ret uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	r.midCall = false
 	return uint64(exit.ReturnValue), nil
+}
+
+// skipPendingEntry brings a thread the last call left between its stops
+// to a known place: left at that call's entry, resumed as is it would run
+// the call, or, with the registers of the next, skip it and clobber rax
+// on the way; it is skipped on its own first (orig_rax -1). Left anywhere
+// else, the next call's registers and resume take it on.
+func (r *Remote) skipPendingEntry() error {
+	info, err := r.t.SyscallInfo()
+	if err != nil {
+		return err
+	}
+	if info.Op == ptrace.SyscallEntry {
+		regs, err := r.t.Regs()
+		if err != nil {
+			return err
+		}
+		regs.Orig_rax = math.MaxUint64
+		if err := r.t.SetRegs(regs); err != nil {
+			return err
+		}
+		if _, err := r.resumeUntil(ptrace.SyscallExit); err != nil {
+			return err
+		}
+	}
+	r.midCall = false
+	return nil
 }
 
 // resumeUntil resumes the thread until the syscall stop op, passing on
@@ -412,8 +460,17 @@ func (r *Remote) MapPage(hint uint64) (uint64, error) {
 		flags |= unix.MAP_FIXED_NOREPLACE
 	}
 	const noFd = math.MaxUint64 // -1
-	addr, err := r.Syscall(unix.SYS_MMAP, hint, r.pageSize, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC, flags, noFd, 0)
+	before := r.known.Maps
+	if before == nil && hint == 0 {
+		before, _ = procfs.ReadMaps(r.t.Tid)
+	}
+	addr, mayHaveRun, err := r.call(unix.SYS_MMAP, []uint64{hint, r.pageSize, unix.PROT_READ | unix.PROT_WRITE | unix.PROT_EXEC, flags, noFd, 0})
 	if err != nil {
+		if mayHaveRun {
+			// The page may be there, at an address nobody read back:
+			// Restore and Finish take it away.
+			r.lost = r.findLostPage(hint, before)
+		}
 		return 0, fmt.Errorf("map page at %#x: %w", hint, err)
 	}
 	if hint != 0 && addr != hint {
@@ -426,6 +483,42 @@ func (r *Remote) MapPage(hint uint64) (uint64, error) {
 	}
 	r.page = addr
 	return addr, nil
+}
+
+// findLostPage finds the page a MapPage whose mmap may have run mapped:
+// at hint, or, chosen by the kernel, a private anonymous rwx page the
+// process did not have before (nothing else of it runs meanwhile). It
+// returns 0 if there is none.
+func (r *Remote) findLostPage(hint uint64, before []procfs.Mapping) uint64 {
+	if hint != 0 {
+		return hint // unmapping it is harmless if the mmap did not run
+	}
+	if before == nil {
+		return 0
+	}
+	now, err := procfs.ReadMaps(r.t.Tid)
+	if err != nil {
+		return 0
+	}
+	covered := func(a uint64) bool {
+		for _, m := range before {
+			if a >= m.Start && a < m.End {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range now {
+		if m.Kind != procfs.KindAnon || m.Shared || m.Prot != procfs.ProtRead|procfs.ProtWrite|procfs.ProtExec {
+			continue
+		}
+		for a := m.Start; a < m.End; a += r.pageSize {
+			if !covered(a) {
+				return a
+			}
+		}
+	}
+	return 0
 }
 
 // Page returns the address of the mapped page, 0 before MapPage.
@@ -487,6 +580,11 @@ func (r *Remote) Restore() error {
 	if r.done {
 		return ErrDone
 	}
+	if fault.Enabled {
+		// Putting back is the undo of every failure: a test fails it
+		// on its own or not at all.
+		defer fault.Suspend()()
+	}
 	var errs []error
 	if r.page != 0 {
 		// Running munmap from the page itself is fine: the thread stops at
@@ -496,6 +594,7 @@ func (r *Remote) Restore() error {
 		}
 		r.page = 0
 	}
+	errs = append(errs, r.unmapLost())
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(r.saved))
 	if err := errors.Join(errs...); err != nil {
@@ -522,12 +621,38 @@ func (r *Remote) Finish(final ptrace.Regs) error {
 		}
 		r.page = 0
 	}
+	errs = append(errs, r.unmapLost())
 	errs = append(errs, r.unpoke())
 	errs = append(errs, r.finish(final))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("finish thread %d: %w", r.t.Tid, err)
 	}
 	return nil
+}
+
+// unmapLost unmaps the page a failed MapPage may have left, running the
+// call from where calls ran before it.
+func (r *Remote) unmapLost() error {
+	if r.lost == 0 {
+		return nil
+	}
+	lost := r.lost
+	r.lost = 0
+	if _, err := r.Syscall(unix.SYS_MUNMAP, lost, r.pageSize); err != nil {
+		return fmt.Errorf("unmap page %#x: %w", lost, err)
+	}
+	return nil
+}
+
+// Close lets go of what the Remote holds in this process (the thread's
+// memory file) without putting anything back in the thread: for one that
+// is being killed. After Restore or Finish it does nothing.
+func (r *Remote) Close() error {
+	if r.done {
+		return nil
+	}
+	r.done = true
+	return r.mem.Close()
 }
 
 func (r *Remote) finish(regs ptrace.Regs) error {
@@ -582,6 +707,19 @@ func (r *Remote) Batch(calls []Call) ([]uint64, error) {
 	if r.page == 0 {
 		return nil, errors.New("batch without a mapped page")
 	}
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	if fault.Enabled {
+		if failed, errno := injectedFault(calls); failed >= 0 {
+			return r.batchAround(calls, failed, errno)
+		}
+	}
+	return r.runBatch(calls)
+}
+
+// runBatch is Batch once its calls are checked.
+func (r *Remote) runBatch(calls []Call) ([]uint64, error) {
 	if len(calls) == 0 {
 		return nil, nil
 	}
@@ -654,6 +792,34 @@ func (r *Remote) batch(calls []Call) ([]uint64, error) {
 		out[i] = binary.LittleEndian.Uint64(raw[8*i:])
 	}
 	return out, nil
+}
+
+// injectedFault returns the index of the call of a Batch that the fault
+// injection test fails, and the error it fails with, or -1.
+func injectedFault(calls []Call) (int, unix.Errno) {
+	failed, errno := -1, unix.EIO
+	for i, c := range calls {
+		if err := fault.Injected(c.Nr); err != nil && failed < 0 {
+			failed = i
+			errors.As(err, &errno)
+		}
+	}
+	return failed, errno
+}
+
+// batchAround runs a Batch whose call failed is failed with errno: the
+// calls before and after it run as the Batch would run them, and the
+// failed one has the result the kernel would have given.
+func (r *Remote) batchAround(calls []Call, failed int, errno unix.Errno) ([]uint64, error) {
+	before, err := r.runBatch(calls[:failed])
+	if err != nil {
+		return nil, err
+	}
+	after, err := r.runBatch(calls[failed+1:])
+	if err != nil {
+		return nil, err
+	}
+	return append(append(before, -uint64(errno)), after...), nil
 }
 
 // oneByOne is Batch through Syscall.

@@ -5,12 +5,19 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // Tee duplicates up to n bytes from pipe in to pipe out without consuming
 // them from in (tee(2)). It returns 0 at end of input.
 func Tee(in, out *FD, n int, flags int) (int64, error) {
-	c, err := retry(func() (int64, error) { return unix.Tee(in.Int(), out.Int(), n, flags) })
+	c, err := retry(func() (int64, error) {
+		if err := fault.Call("tee"); err != nil {
+			return 0, err
+		}
+		return unix.Tee(in.Int(), out.Int(), n, flags)
+	})
 	if err != nil {
 		return 0, os.NewSyscallError("tee", err)
 	}
@@ -20,7 +27,12 @@ func Tee(in, out *FD, n int, flags int) (int64, error) {
 // Splice moves up to n bytes between in and out, one of which must be a
 // pipe (splice(2)). A nil offset uses and updates the file position.
 func Splice(in *FD, inOff *int64, out *FD, outOff *int64, n int, flags int) (int64, error) {
-	c, err := retry(func() (int64, error) { return unix.Splice(in.Int(), inOff, out.Int(), outOff, n, flags) })
+	c, err := retry(func() (int64, error) {
+		if err := fault.Call("splice"); err != nil {
+			return 0, err
+		}
+		return unix.Splice(in.Int(), inOff, out.Int(), outOff, n, flags)
+	})
 	if err != nil {
 		return 0, os.NewSyscallError("splice", err)
 	}
@@ -31,7 +43,12 @@ func Splice(in *FD, inOff *int64, out *FD, outOff *int64, n int, flags int) (int
 // (copy_file_range(2)), useful for dumping file contents such as a deleted
 // file or a memfd reached through a stolen fd.
 func CopyFileRange(in *FD, inOff *int64, out *FD, outOff *int64, n int) (int, error) {
-	c, err := retry(func() (int, error) { return unix.CopyFileRange(in.Int(), inOff, out.Int(), outOff, n, 0) })
+	c, err := retry(func() (int, error) {
+		if err := fault.Call("copy_file_range"); err != nil {
+			return 0, err
+		}
+		return unix.CopyFileRange(in.Int(), inOff, out.Int(), outOff, n, 0)
+	})
 	if err != nil {
 		return 0, os.NewSyscallError("copy_file_range", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // iovMax is IOV_MAX (UIO_MAXIOV): the most iovecs one call accepts, on
@@ -63,7 +65,12 @@ func processVM(name string, call vmCall, pid int, local [][]byte, remote []unix.
 		if lsum == 0 || rsum == 0 {
 			return total, nil
 		}
-		n, err := retry(func() (int, error) { return call(pid, liov, riov, 0) })
+		n, err := retry(func() (int, error) {
+			if err := fault.Call(name); err != nil {
+				return 0, err
+			}
+			return call(pid, liov, riov, 0)
+		})
 		if err != nil {
 			return total, fmt.Errorf("pid %d, after %d bytes: %w", pid, total, os.NewSyscallError(name, err))
 		}

@@ -1,0 +1,604 @@
+//go:build faultinject
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/crtest"
+	"github.com/crsub/crsub/internal/fault"
+	"github.com/crsub/crsub/restart"
+)
+
+// perPoint bounds how many of a phase's calls (or writes) are failed,
+// one run each: the first three, the last two and some between (sample).
+// CRSUB_FAULTS_PER_PHASE=N sets another bound, for a longer sweep by hand
+// (the matrix is then not checked).
+var perPoint = defaultPerPoint
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("CRSUB_FAULTS_PER_PHASE")); err == nil && n > 0 {
+		perPoint = n
+	}
+}
+
+// faultKind is one way a call or write fails.
+type faultKind struct {
+	name  string // as the matrix says it
+	site  fault.Site
+	err   error
+	short bool
+}
+
+var (
+	injectedFails = faultKind{"injected call fails (ENOMEM)", fault.SiteInjected, unix.ENOMEM, false}
+	// Not EIO, which some calls answer for what they do not know
+	// (PTRACE_GET_RSEQ_CONFIGURATION on a kernel without rseq), nor any
+	// errno a caller takes for something it may go on after.
+	ownCallFails = faultKind{"crsub's own call fails (ENOTRECOVERABLE)", fault.SiteCall, unix.ENOTRECOVERABLE, false}
+	writeFaults  = []faultKind{
+		{"image write fails (ENOSPC)", fault.SiteWrite, unix.ENOSPC, false},
+		{"image write fails (EIO)", fault.SiteWrite, unix.EIO, false},
+		{"image write short, then ENOSPC", fault.SiteWrite, unix.ENOSPC, true},
+		{"image write short, no error", fault.SiteWrite, nil, true},
+	}
+)
+
+const defaultPerPoint = 8
+
+// kindsAt lists the faults tried at a site.
+func kindsAt(site fault.Site) []faultKind {
+	switch site {
+	case fault.SiteInjected:
+		return []faultKind{injectedFails}
+	case fault.SiteCall:
+		return []faultKind{ownCallFails}
+	}
+	return writeFaults
+}
+
+// matrix collects, per operation, phase and fault, the outcomes seen.
+type matrix map[[3]string]map[string]bool
+
+func (m matrix) add(op, phase, fault, result string) {
+	k := [3]string{op, phase, fault}
+	if m[k] == nil {
+		m[k] = map[string]bool{}
+	}
+	m[k][result] = true
+}
+
+// table is the matrix in Markdown, in the order the phases come.
+func (m matrix) table(order map[string]int) string {
+	keys := make([][3]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		if order[a[0]+"/"+a[1]] != order[b[0]+"/"+b[1]] {
+			return order[a[0]+"/"+a[1]] < order[b[0]+"/"+b[1]]
+		}
+		return a[2] < b[2]
+	})
+	var b strings.Builder
+	b.WriteString("| operation | phase | fault | result |\n| --- | --- | --- | --- |\n")
+	for _, k := range keys {
+		results := make([]string, 0, len(m[k]))
+		for r := range m[k] {
+			results = append(results, r)
+		}
+		sort.Strings(results)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", k[0], k[1], k[2], strings.Join(results, "; "))
+	}
+	return b.String()
+}
+
+// points lists the phases a site saw events in, in a stable order.
+func points(counts map[fault.Point]int, order map[string]int, op string) []fault.Point {
+	var out []fault.Point
+	for p, n := range counts {
+		if p.Phase != "" && n > 0 {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if order[op+"/"+a.Phase] != order[op+"/"+b.Phase] {
+			return order[op+"/"+a.Phase] < order[op+"/"+b.Phase]
+		}
+		return a.Site < b.Site
+	})
+	return out
+}
+
+// phaseOrder numbers the phases of each operation in the order they run.
+var phaseOrder = func() map[string]int {
+	m := map[string]int{}
+	for i, p := range []string{"preparing", "freezing", "collecting", "writing", "committing", "writing out the image", "releasing"} {
+		m["checkpoint/"+p] = i
+		m["checkpoint --leave-running/"+p] = i
+	}
+	for i, p := range []string{"planning", "creating the root task", "record process", "record thread", "record signals", "record mm",
+		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
+		"standing in for gone group leaders", "creating zombies", "joining its process group", "ending the stand-ins",
+		"restoring the controlling terminal", "rebuilding its state", "releasing", "reading the image", "waiting for its pid"} {
+		m["restart/"+p] = i
+	}
+	return m
+}()
+
+// TestFaults fails, one at a time, the system calls and image writes of a
+// checkpoint and a restart of a parent and a child with threads, memory, a
+// file, a pipe and a socket pair, cuts the image at every record, and
+// takes the pids the restart needs. A failed checkpoint must leave the
+// subject running as it was, as it sees itself and from outside, with no
+// image left; a failed restart must leave no process, fd, mapping or
+// file, and say where it failed. The outcomes are docs/reliability.md's
+// matrix; CRSUB_UPDATE_MATRIX=1 writes it there.
+func TestFaults(t *testing.T) {
+	crtest.RequireRoot(t)
+	defer fault.Reset()
+	adoptOrphans(t)
+	bin := crtest.Build(t, faultSubject)
+	holder := crtest.Build(t, pidHolder)
+	s := startFaultSubject(t, bin)
+	s.selfCheck(t, "at start")
+	m := matrix{}
+	imgDir := t.TempDir()
+	img := filepath.Join(imgDir, "img")
+	start := time.Now()
+
+	t.Run("checkpoint", func(t *testing.T) {
+		for _, leave := range []bool{true, false} {
+			checkpointSweep(t, s, img, leave, m)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	t.Logf("checkpoint sweep: %v", time.Since(start))
+
+	// The image the restarts are failed on.
+	fault.Reset()
+	if err := runCheckpoint([]string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	s.p.Wait()
+	waitPidsGone(t, s.pids, "after the checkpoint")
+	start = time.Now()
+	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, m) })
+	t.Logf("restart sweep: %v", time.Since(start))
+	start = time.Now()
+	t.Run("cut", func(t *testing.T) { cutSweep(t, s, img, m) })
+	t.Logf("cut sweep: %v", time.Since(start))
+	start = time.Now()
+	t.Run("pid", func(t *testing.T) { pidSweep(t, s, img, holder, m) })
+	t.Logf("pid sweep: %v", time.Since(start))
+	if t.Failed() {
+		return
+	}
+
+	// After all that, the image restores, and the subject finds itself
+	// whole.
+	fault.Reset()
+	if err := runRestart([]string{"-i", img, "-q", "--detach"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("restart after the sweeps: %v", err)
+	}
+	s.selfCheck(t, "restored after the sweeps")
+	endRestored(t, s)
+
+	if perPoint == defaultPerPoint && os.Getenv("CRSUB_FAULTS") == "" {
+		checkMatrix(t, m.table(phaseOrder))
+	}
+}
+
+// checkpointSweep fails each sampled call and write of a checkpoint, in
+// one mode, and checks after each that the subject is as it was.
+func checkpointSweep(t *testing.T, s *subjectRun, img string, leave bool, m matrix) {
+	op := "checkpoint"
+	args := []string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}
+	if leave {
+		op += " --leave-running"
+		args = append(args, "--leave-running")
+	}
+	dir := filepath.Dir(img)
+	before, own := s.states(t), ownState(t)
+	// Counting. A checkpoint that kills the subject once it is written is
+	// made to fail at its very last call, the rename of the image into
+	// place; every run of the sweep keeps that backstop, so that a call
+	// miscounted cannot let one kill the subject.
+	fault.Reset()
+	var backstop []fault.Fault
+	if !leave {
+		backstop = []fault.Fault{{Site: fault.SiteCall, Phase: "committing", N: 3, Err: unix.EIO}}
+		fault.Arm(backstop...)
+	}
+	err := runCheckpoint(args, io.Discard, io.Discard)
+	counts := fault.Counts()
+	if leave && err != nil || !leave && (err == nil || fault.Fired() == nil || fault.Fired().What != "rename") {
+		t.Fatalf("%s, counting: %v (fired %+v)", op, err, fault.Fired())
+	}
+	os.Remove(img)
+	s.expectAsBefore(t, before, op+", counting")
+	for _, pt := range points(counts, phaseOrder, op) {
+		for _, kind := range kindsAt(pt.Site) {
+			for _, n := range sample(counts[pt], perPoint) {
+				f := fault.Fault{Site: pt.Site, Phase: pt.Phase, N: n, Err: kind.err, Short: kind.short}
+				what := fmt.Sprintf("%s, %s #%d of %s", op, kind.name, n, pt.Phase)
+				if !selected(what) {
+					continue
+				}
+				fault.Arm(append([]fault.Fault{f}, backstop...)...)
+				err := runCheckpoint(args, io.Discard, io.Discard)
+				var hit *fault.Hit
+				reachedEnd := false
+				for _, h := range fault.Hits() {
+					if h.Fault == 0 {
+						hit = &h
+					} else {
+						reachedEnd = true
+					}
+				}
+				fault.Reset()
+				if err == nil && !leave {
+					t.Fatalf("%s (%+v): the checkpoint succeeded past the backstop", what, hit)
+				}
+				var result string
+				switch {
+				case hit == nil:
+					// Fewer events this time: the run says nothing of
+					// this fault.
+					t.Logf("%s: not reached (%d events counted)", what, counts[pt])
+					os.Remove(img)
+					continue
+				case err == nil || reachedEnd:
+					result = "no effect: the checkpoint works around it"
+					if kind.site == fault.SiteWrite && kind.err != nil {
+						t.Errorf("%s (%s): the checkpoint succeeded", what, hit.What)
+					}
+					if leave {
+						// What it wrote must be whole.
+						if ierr := inspectImage(img); ierr != nil {
+							t.Errorf("%s (%s): the checkpoint succeeded, but its image: %v", what, hit.What, ierr)
+						}
+					}
+					os.Remove(img)
+				default:
+					result = "fails; the target runs on as before, no image"
+					if kind.err != nil && !errors.Is(err, kind.err) {
+						t.Errorf("%s (%s): the error lost its cause %v: %v", what, hit.What, kind.err, err)
+					}
+				}
+				if names := filesIn(t, dir); len(names) != 0 {
+					t.Errorf("%s (%s): left %v in the image's directory", what, hit.What, names)
+					for _, n := range names {
+						os.Remove(filepath.Join(dir, n))
+					}
+				}
+				s.expectAsBefore(t, before, what+" ("+hit.What+")")
+				if diff := cmp.Diff(own, ownState(t)); diff != "" {
+					t.Errorf("%s (%s): crsub is left with more (-before +after):\n%s", what, hit.What, diff)
+				}
+				s.selfCheck(t, what+" ("+hit.What+")")
+				m.add(op, pt.Phase, kind.name, result)
+				if t.Failed() {
+					return
+				}
+			}
+		}
+	}
+}
+
+// inspectImage reads an image through, checking every record.
+func inspectImage(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = ckpt.Inspect(f)
+	return err
+}
+
+// selected says whether a run is among those CRSUB_FAULTS (a substring
+// of their description) selects: all of them by default.
+func selected(what string) bool {
+	only := os.Getenv("CRSUB_FAULTS")
+	if only != "" && strings.Contains(what, only) {
+		fmt.Fprintln(os.Stderr, what) // on its way, should it hang
+	}
+	return strings.Contains(what, only)
+}
+
+// restartSweep fails each sampled call of a restart and checks after each
+// that nothing of it is left.
+func restartSweep(t *testing.T, s *subjectRun, img string, m matrix) {
+	args := []string{"-i", img, "-q", "--detach"}
+	fault.Reset()
+	if err := runRestart(args, io.Discard, io.Discard); err != nil {
+		t.Fatalf("restart, counting: %v", err)
+	}
+	counts := fault.Counts()
+	endRestored(t, s)
+	leftovers := newLeftovers(t, s)
+	for _, pt := range points(counts, phaseOrder, "restart") {
+		for _, kind := range kindsAt(pt.Site) {
+			for _, n := range sample(counts[pt], perPoint) {
+				what := fmt.Sprintf("restart, %s #%d of %s", kind.name, n, pt.Phase)
+				if !selected(what) {
+					continue
+				}
+				fault.Arm(fault.Fault{Site: pt.Site, Phase: pt.Phase, N: n, Err: kind.err})
+				err := runRestart(args, io.Discard, io.Discard)
+				hit := fault.Fired()
+				fault.Reset()
+				var result string
+				switch {
+				case hit == nil:
+					t.Logf("%s: not reached (%d events counted)", what, counts[pt])
+					if err == nil {
+						endRestored(t, s)
+					}
+					continue
+				case err == nil:
+					// A failure the restart works around must not show
+					// in what it restored.
+					result = "no effect: the restart works around it"
+					s.selfCheck(t, what+" ("+hit.What+"), tolerated")
+					endRestored(t, s)
+				default:
+					result = "fails; nothing left, " + restartNames(t, what+" ("+hit.What+")", err, pt.Phase, kind.err)
+				}
+				leftovers.check(t, what+" ("+hit.What+")")
+				m.add("restart", pt.Phase, kind.name, result)
+				if t.Failed() {
+					return
+				}
+			}
+		}
+	}
+}
+
+// restartNames checks that a restart's error keeps its cause and names
+// the phase it failed in, and says how it names it.
+func restartNames(t *testing.T, what string, err error, phase string, cause error) string {
+	t.Helper()
+	if cause != nil && !errors.Is(err, cause) {
+		t.Errorf("%s: the error lost its cause %v: %v", what, cause, err)
+	}
+	var rec *restart.RecordError
+	var task *restart.TaskError
+	switch {
+	case strings.HasPrefix(phase, "record "):
+		if !errors.As(err, &rec) || "record "+rec.Type.String() != phase {
+			t.Errorf("%s: the error does not name the %s: %v", what, phase, err)
+			return "?"
+		}
+		return "the error names the record"
+	case errors.As(err, &task):
+		if task.Phase != phase {
+			t.Errorf("%s: the error names phase %q: %v", what, task.Phase, err)
+		}
+		return "the error names the process and the phase"
+	}
+	if phase == "planning" {
+		// Before any task: nothing to name but the call.
+		return "the error names the call"
+	}
+	t.Errorf("%s: the error names no phase: %v", what, err)
+	return "?"
+}
+
+// leftovers is what a failed restart must leave as it found it.
+type leftovers struct {
+	s     *subjectRun
+	own   selfState
+	files []string
+}
+
+func newLeftovers(t *testing.T, s *subjectRun) *leftovers {
+	return &leftovers{s: s, own: ownState(t), files: filesIn(t, s.dir)}
+}
+
+func (l *leftovers) check(t *testing.T, what string) {
+	t.Helper()
+	waitPidsGone(t, l.s.pids, what)
+	if diff := cmp.Diff(l.own, ownState(t)); diff != "" {
+		t.Errorf("%s: crsub is left with more (-before +after):\n%s", what, diff)
+	}
+	if diff := cmp.Diff(l.files, filesIn(t, l.s.dir)); diff != "" {
+		t.Errorf("%s: files left (-before +after):\n%s", what, diff)
+	}
+}
+
+// endRestored kills a restored subject and reaps its root, a child of
+// this process (the restart's).
+func endRestored(t *testing.T, s *subjectRun) {
+	t.Helper()
+	for _, pid := range s.pids {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(s.pids[0], &ws, 0, nil)
+	waitPidsGone(t, s.pids, "killing the restored subject")
+}
+
+// perCut bounds how many records the image is cut at (at the start and
+// in the middle of each): the first and last of each type, and evenly
+// spaced ones among the others.
+const perCut = 24
+
+// cutSweep restarts the image cut short at the start and in the middle
+// of records of every type.
+func cutSweep(t *testing.T, s *subjectRun, img string, m matrix) {
+	whole, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ckpt.Inspect(bytes.NewReader(whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutImg := filepath.Join(t.TempDir(), "cut")
+	leftovers := newLeftovers(t, s)
+	type cut struct {
+		at    int64
+		index int
+		kind  string
+	}
+	chosen := map[int]bool{}
+	first, last := map[string]int{}, map[string]int{}
+	for i, r := range inv.Records {
+		if _, ok := first[r.Type]; !ok {
+			first[r.Type] = i
+		}
+		last[r.Type] = i
+	}
+	for _, i := range first {
+		chosen[i] = true
+	}
+	for _, i := range last {
+		chosen[i] = true
+	}
+	for _, n := range sample(len(inv.Records), perCut-len(chosen)) {
+		chosen[n-1] = true
+	}
+	var cuts []cut
+	for i, r := range inv.Records {
+		if chosen[i] {
+			cuts = append(cuts, cut{r.Offset, r.Index, "image cut at a record's start"}, cut{r.Offset + r.Length/2, r.Index, "image cut inside a record"})
+		}
+	}
+	cuts = append(cuts, cut{int64(len(whole)) - 1, -1, "image cut inside its trailer"})
+	t.Logf("%d cuts", len(cuts))
+	for _, c := range cuts {
+		if err := os.WriteFile(cutImg, whole[:c.at], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		what := fmt.Sprintf("restart, image cut at %d (record %d)", c.at, c.index)
+		err := runRestart([]string{"-i", cutImg, "-q", "--detach"}, io.Discard, io.Discard)
+		if err == nil {
+			t.Fatalf("%s: the restart succeeded", what)
+		}
+		var corrupt *ckpt.CorruptError
+		result := "fails; nothing left, the error names the record and offset"
+		phase := "reading the image"
+		switch {
+		case !errors.As(err, &corrupt):
+			t.Errorf("%s: not a corruption error: %v", what, err)
+		case c.index >= 0 && corrupt.Record != c.index:
+			t.Errorf("%s: the error names record %d: %v", what, corrupt.Record, err)
+		case !strings.Contains(err.Error(), "truncated") && !errors.Is(err, io.ErrUnexpectedEOF):
+			t.Errorf("%s: the error does not say the image is cut short: %v", what, err)
+		}
+		leftovers.check(t, what)
+		m.add("restart", phase, c.kind, result)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// pidSweep has a pid of the image held by another process before the
+// restart, or taken while the restart waits for a zombie to free it.
+func pidSweep(t *testing.T, s *subjectRun, img, holder string, m matrix) {
+	leftovers := newLeftovers(t, s)
+	for _, tc := range []struct {
+		kind string
+		args []string
+	}{
+		{"pid held by a live process", []string{"live"}},
+		{"pid freed by a zombie, then taken", []string{"later", "", "300"}},
+	} {
+		for i, pid := range s.pids {
+			what := fmt.Sprintf("restart, %s: pid %d", tc.kind, pid)
+			args := slices.Clone(tc.args)
+			args = append(args[:1], append([]string{strconv.Itoa(pid)}, args[min(2, len(args)):]...)...)
+			cmd := exec.Command(holder, args...)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(out, make([]byte, 5)); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("%s: the holder did not take the pid", what)
+			}
+			start := time.Now()
+			err = runRestart([]string{"-i", img, "-q", "--detach", "--pid-wait", "5s"}, io.Discard, io.Discard)
+			took := time.Since(start)
+			cmd.Process.Signal(unix.SIGTERM)
+			cmd.Wait()
+			var inUse *restart.PidInUseError
+			if !errors.As(err, &inUse) || inUse.Pid != pid {
+				t.Errorf("%s: %v; want pid %d in use", what, err, pid)
+			}
+			if len(tc.args) > 1 && took < 300*time.Millisecond {
+				t.Errorf("%s: failed after %v, before the zombie was reaped", what, took)
+			}
+			phase := "creating the root task"
+			if i > 0 {
+				phase = "record process"
+				var rec *restart.RecordError
+				if !errors.As(err, &rec) || rec.Type != ckpt.TypeProcess {
+					t.Errorf("%s: the error does not name the process record: %v", what, err)
+				}
+			}
+			// The holder's child dies with it.
+			waitPidsGone(t, []int{pid}, what+", the holder ended")
+			leftovers.check(t, what)
+			m.add("restart", phase, tc.kind, "fails; nothing left, the error names the pid and its holder")
+		}
+	}
+}
+
+const matrixStart, matrixEnd = "<!-- matrix: generated by TestFaults -->\n", "<!-- end of matrix -->\n"
+
+// checkMatrix compares the matrix with docs/reliability.md's, or writes
+// it there with CRSUB_UPDATE_MATRIX=1.
+func checkMatrix(t *testing.T, table string) {
+	t.Helper()
+	path := filepath.Join("..", "..", "docs", "reliability.md")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(doc), matrixStart)
+	current, after, ok2 := strings.Cut(rest, matrixEnd)
+	if !ok1 || !ok2 {
+		t.Fatalf("%s has no matrix between %q and %q", path, matrixStart, matrixEnd)
+	}
+	if current == table {
+		return
+	}
+	if os.Getenv("CRSUB_UPDATE_MATRIX") != "" {
+		if err := os.WriteFile(path, []byte(before+matrixStart+table+matrixEnd+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s's matrix is out of date (run with CRSUB_UPDATE_MATRIX=1 to write it) (-doc +now):\n%s", path, cmp.Diff(current, table))
+}
