@@ -124,8 +124,22 @@ func (h *Hierarchies) mount(controllers string) (string, error) {
 
 // mountHierarchy makes a detached mount of the hierarchy named by
 // controllers (cgroup2 for ""; v1 options as mount(8) would take them)
-// and returns its fd.
+// and returns its fd. A v1 hierarchy mounted nowhere else is destroyed,
+// in the background, once its last mount goes: making it again meanwhile
+// fails with EBUSY (mount(2) restarts itself then; fsconfig does not), so
+// that is waited out.
 func mountHierarchy(controllers string) (int, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		fd, err := mountHierarchyOnce(controllers)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fd, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mountHierarchyOnce(controllers string) (int, error) {
 	fstype := "cgroup2"
 	if controllers != "" {
 		fstype = "cgroup"
