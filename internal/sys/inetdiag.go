@@ -95,7 +95,7 @@ func parseInetDiag(b []byte, family int) (socks []InetSock, done bool, err error
 			return nil, false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
 		}
 		msg := b[16:msgLen]
-		b = b[(msgLen+3)&^3:]
+		b = b[min((msgLen+3)&^3, len(b)):]
 		switch typ {
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {

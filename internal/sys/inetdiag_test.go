@@ -80,3 +80,11 @@ func TestTCPSocketsEmbryo(t *testing.T) {
 		t.Errorf("client seen %v, waiting server end seen %v; want both", client, embryo)
 	}
 }
+
+func FuzzParseInetDiag(f *testing.F) {
+	f.Add([]byte{88, 0, 0, 0, 20, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 10, 0, 0, 0x22, 0xb8, 0, 80}, unix.AF_INET)
+	f.Add([]byte{20, 0, 0, 0, 3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, unix.AF_INET6)
+	f.Fuzz(func(t *testing.T, b []byte, family int) {
+		_, _, _ = parseInetDiag(b, family)
+	})
+}

@@ -90,7 +90,7 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			return UnixDiag{}, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
 		}
 		msg := b[16:msgLen]
-		b = b[(msgLen+3)&^3:]
+		b = b[min((msgLen+3)&^3, len(b)):]
 		switch typ {
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {
@@ -139,7 +139,7 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			case atype == unixDiagShutdown && len(val) >= 1:
 				d.Shutdown = int(val[0])
 			}
-			attrs = attrs[(alen+3)&^3:]
+			attrs = attrs[min((alen+3)&^3, len(attrs)):]
 		}
 		return d, nil
 	}
