@@ -14,6 +14,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Fd is what a kind's checkpoint side learns about one fd of the target.
@@ -95,6 +96,9 @@ type DumpContext struct {
 	Dumped []Dumped
 	// after holds what kinds write once the whole fd table is written.
 	after []func(*DumpContext) error
+	// diags are the sock_diag connections, by the inode of the network
+	// namespace each was made in (socket_netns.go), until Close.
+	diags map[uint64]*sys.SockDiag
 }
 
 // Dumped is an fd whose file record is in the image.

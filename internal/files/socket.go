@@ -12,7 +12,6 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
-	"github.com/crsub/crsub/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,10 +30,12 @@ type SocketInfo struct {
 	// and whether it ever sent or received a segment.
 	TCPState int
 	TCPUsed  bool
+	// NetNS is the inode of the network namespace it is in.
+	NetNS uint64
 }
 
 // ExamineSocket fills fd.Socket from the copy of a socket fd.
-func ExamineSocket(fd *Fd) error {
+func (c *DumpContext) ExamineSocket(fd *Fd) error {
 	s := int(fd.Copy.Fd())
 	var info SocketInfo
 	var err error
@@ -52,6 +53,9 @@ func ExamineSocket(fd *Fd) error {
 		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
 	}
 	info.Listening = listening == 1
+	if info.NetNS, err = socketNetNS(s); err != nil {
+		return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
+	}
 	if !info.Listening && (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Type == unix.SOCK_STREAM && info.Protocol == unix.IPPROTO_TCP {
 		ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
@@ -70,7 +74,8 @@ func ExamineSocket(fd *Fd) error {
 			}
 			info.AcceptQueue, info.Backlog = int(ti.Unacked), int(ti.Sacked)
 		case info.Family == unix.AF_UNIX:
-			d, err := sys.UnixSocketDiag(fd.Link.Inode)
+			fd.Socket = &info
+			d, err := c.unixDiag(fd, fd.Link.Inode)
 			if err != nil {
 				return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
 			}
@@ -583,8 +588,9 @@ func socketFileOf(pid int, name string) *ckpt.SocketFile {
 	if name == "" || name[0] == '@' {
 		return nil
 	}
-	path := name
-	if path[0] != '/' {
+	// As the process resolves it: in its mount namespace, from its root.
+	path := fmt.Sprintf("/proc/%d/root%s", pid, name)
+	if name[0] != '/' {
 		path = fmt.Sprintf("/proc/%d/cwd/%s", pid, name)
 	}
 	var st unix.Stat_t
@@ -615,22 +621,25 @@ func restoreSocketFile(t Target, name string, sf *ckpt.SocketFile) error {
 	return nil
 }
 
-// clearStaleSocket removes a socket file at path that nothing listens on
-// any more (the checkpointed process's own, left behind when it was
-// killed). Anything else at the path is left alone, and bind reports it.
-func clearStaleSocket(path string, typ int) error {
-	st, err := os.Lstat(path)
-	if err != nil || st.Mode()&os.ModeSocket == 0 {
+// clearStaleSocket removes a socket file at path, as target t resolves it,
+// that nothing listens on any more (the checkpointed process's own, left
+// behind when it was killed). Anything else at the path is left alone,
+// and bind reports it.
+func clearStaleSocket(c *RestoreContext, t Target, path string, typ int) error {
+	name, err := c.reachUnix(t, path)
+	if err != nil {
 		return nil
 	}
+	defer name.Close()
 	s, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(s)
-	err = unix.Connect(s, &unix.SockaddrUnix{Name: path})
+	// A path is found in any network namespace.
+	err = unix.Connect(s, name.Addr)
 	if errors.Is(err, unix.ECONNREFUSED) {
-		return os.Remove(path)
+		return os.Remove(c.hostPath(t, path))
 	}
 	if err == nil {
 		return fmt.Errorf("%s: another process listens there", path)

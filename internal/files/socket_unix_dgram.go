@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A unix socket bound to a name and not connected (a syslog-style server
@@ -94,7 +95,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 	}
 	if s.Local != "" {
 		if s.Local[0] != '@' {
-			if err := clearStaleSocket(s.Local, s.Type); err != nil {
+			if err := clearStaleSocket(c, t, s.Local, s.Type); err != nil {
 				return fail(err)
 			}
 		}
@@ -147,7 +148,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 				if s.Local == "" {
 					t.Warn("datagrams queued for an unnamed unix socket are dropped: nothing can send to it", "bytes", len(data))
 				} else {
-					err := refillDatagrams(c, t, s, data, oobs)
+					err := refillDatagrams(c, t, fd, s, data, oobs)
 					for _, l := range locals {
 						l.Close()
 					}
@@ -176,20 +177,29 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 	return fd, nil
 }
 
-// refillDatagrams sends the datagrams queued for the named socket s to
-// it again, each from the restored socket bound to its sender's name, or
+// refillDatagrams sends the datagrams queued for the named socket s (the
+// target's fd) to it again, each from the restored socket bound to its sender's name, or
 // from an unnamed one, with its control messages (oobs, by datagram).
-func refillDatagrams(c *RestoreContext, t Target, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
-	to := &unix.SockaddrUnix{Name: s.Local}
-	if s.Local[0] != '@' && s.Local[0] != '/' {
-		// A relative name, as the target's bind resolved it.
-		to.Name = fmt.Sprintf("/proc/%d/cwd/%s", t.Pid(), s.Local)
-	}
-	unnamed, err := unix.Socket(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC, 0)
+func refillDatagrams(c *RestoreContext, t Target, fd int, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
+	name, err := c.reachUnix(t, s.Local)
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
+		return err
 	}
-	defer unix.Close(unnamed)
+	defer name.Close()
+	to := name.Addr
+	// Unnamed datagrams come from a socket beside the receiver: in its
+	// network namespace, where its abstract name is.
+	local, err := t.Copy(fd)
+	if err != nil {
+		return err
+	}
+	beside, err := sys.SocketBeside(int(local.Fd()), unix.AF_UNIX, s.Type, 0)
+	local.Close()
+	if err != nil {
+		return err
+	}
+	defer beside.Close()
+	unnamed := beside.Int()
 	total := 0
 	for _, n := range s.Messages {
 		total += n

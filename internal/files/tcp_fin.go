@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // replayPeerFin sends the peer's FIN (sendPeerFin) until the restored
@@ -19,7 +20,7 @@ import (
 // a socket left waiting for it would block its reader for ever.
 func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
 	for try := 0; try < 20; try++ {
-		if err := sendPeerFin(s, st); err != nil {
+		if err := sendPeerFin(ls, s, st); err != nil {
 			return err
 		}
 		for wait := 0; wait < 10; wait++ {
@@ -42,8 +43,9 @@ func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
 // built by hand and sent from the peer's address through a raw socket, as
 // CRIU does: FIN|ACK at the sequence number after the received data,
 // acknowledging no more than this side's oldest unacknowledged byte. The
-// kernel delivers it locally, the destination being a local address.
-func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
+// kernel delivers it locally, the destination being a local address: the
+// raw socket is made in the network namespace of ls, the restored socket.
+func sendPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
 	local, err := netip.ParseAddrPort(s.Local)
 	if err != nil {
 		return err
@@ -81,11 +83,12 @@ func sendPeerFin(s *ckpt.Socket, st *ckpt.TCPState) error {
 		packet = append(ip, tcp...)
 		to = &unix.SockaddrInet6{Addr: dst}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	raw, err := sys.SocketBeside(ls, family, unix.SOCK_RAW, proto)
 	if err != nil {
-		return os.NewSyscallError("socket(SOCK_RAW)", err)
+		return fmt.Errorf("a raw socket: %w", err)
 	}
-	defer unix.Close(fd)
+	defer raw.Close()
+	fd := raw.Int()
 	if family == unix.AF_INET6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
 			return os.NewSyscallError("setsockopt(IPV6_HDRINCL)", err)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,14 +23,14 @@ type InetSock struct {
 // TCPSockets lists the TCP sockets of a family (AF_INET, AF_INET6) whose
 // state is in the mask states (1<<TCP_ESTABLISHED…), as sock_diag dumps
 // them.
-func TCPSockets(family int, states uint32) ([]InetSock, error) {
-	return InetSockets(family, unix.IPPROTO_TCP, states)
+func (d *SockDiag) TCPSockets(family int, states uint32) ([]InetSock, error) {
+	return d.InetSockets(family, unix.IPPROTO_TCP, states)
 }
 
 // InetSocket finds the socket of a family and protocol (IPPROTO_UDP…)
 // with inode ino among those sock_diag dumps.
-func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
-	socks, err := InetSockets(family, protocol, ^uint32(0))
+func (d *SockDiag) InetSocket(family, protocol int, ino uint64) (InetSock, error) {
+	socks, err := d.InetSockets(family, protocol, ^uint32(0))
 	if err != nil {
 		return InetSock{}, err
 	}
@@ -45,12 +44,7 @@ func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
 
 // InetSockets lists the sockets of a family and protocol whose state is in
 // the mask states.
-func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return nil, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
+func (d *SockDiag) InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	// struct nlmsghdr, then struct inet_diag_req_v2.
 	req := make([]byte, 16+56)
 	le := binary.LittleEndian
@@ -60,28 +54,16 @@ func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	req[16] = byte(family)
 	req[17] = byte(protocol)
 	le.PutUint32(req[20:], states)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, os.NewSyscallError("sendto(sock_diag)", err)
-	}
 	var socks []InetSock
-	buf := make([]byte, 65536)
-	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, os.NewSyscallError("recvfrom(sock_diag)", err)
-		}
-		more, done, err := parseInetDiag(buf[:n], family)
-		if err != nil {
-			return nil, err
-		}
+	err := d.ask(req, func(b []byte) (bool, error) {
+		more, done, err := parseInetDiag(b, family)
 		socks = append(socks, more...)
-		if done {
-			return socks, nil
-		}
+		return done, err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return socks, nil
 }
 
 // parseInetDiag reads one batch of a sock_diag dump of inet sockets; done
