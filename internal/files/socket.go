@@ -12,6 +12,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,11 +254,12 @@ func readSocketOptions(s int, sock *ckpt.Socket) {
 	if sock.Options == nil {
 		sock.Options = map[string]int{}
 	}
-	fresh, err := unix.Socket(sock.Family, sock.Type|unix.SOCK_CLOEXEC, sock.Protocol)
-	if err != nil {
-		fresh = -1 // record every option then
-	} else {
-		defer unix.Close(fresh)
+	// Made in s's network namespace: some defaults are the namespace's
+	// settings (the TCP buffer sizes, the TTL, the keepalive times).
+	fresh := -1 // without one, every option is recorded
+	if f, err := sys.SocketBeside(s, sock.Family, sock.Type, sock.Protocol); err == nil {
+		defer f.Close()
+		fresh = f.Int()
 	}
 	values := map[string]int{}
 	defaults := map[string]int{}
