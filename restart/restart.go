@@ -454,9 +454,17 @@ func (s *restorer) innerTid(pid, tid int) int {
 	return tid
 }
 
+// killAll kills every task, then reaps them, the last created first: the
+// init of a pid namespace, killed, cannot be reaped before the other tasks
+// in its namespace are, and crsub, their tracer, reaps those.
 func (s *restorer) killAll() {
 	for _, t := range s.tasks {
-		t.kill()
+		if !t.released {
+			_ = unix.Kill(t.host, unix.SIGKILL)
+		}
+	}
+	for i := len(s.tasks) - 1; i >= 0; i-- {
+		s.tasks[i].reap()
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()
