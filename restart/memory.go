@@ -465,10 +465,25 @@ func (t *task) fillShmem(v *ckpt.VMA, pg *ckpt.Pages, rec *ckpt.Record) error {
 
 // mapShared maps an object another VMA (of this or another process of the
 // tree) created already, through that VMA's map_files entry.
+// crsub opens the entry and the task takes the fd: the task's /proc may be
+// its pid namespace's, where the owner has another pid than crsub's.
 func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
 	path := fmt.Sprintf("/proc/%d/map_files/%x-%x", owner.pid, owner.start, owner.end)
-	if err := t.mmapFile(path, unix.O_RDWR, v, prot, flags); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
 		return fmt.Errorf("shared memory of pid %d: %w", owner.pid, err)
+	}
+	fd, err := t.takeLocal(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("shared memory of pid %d: taking %s: %w", owner.pid, path, err)
+	}
+	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
+	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("shared memory of pid %d: mmap of %s: %w", owner.pid, path, err)
 	}
 	t.vmas = append(t.vmas, *v)
 	return nil
