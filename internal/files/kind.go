@@ -253,6 +253,10 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// heldNamespaces are, by inode, the network namespaces other than
+	// crsub's where TCP connections are held still while they are
+	// restored (socket_tcp_netns.go), until every file is.
+	heldNamespaces map[uint64]*heldNamespace
 }
 
 // hostPath is path as crsub reaches it for t (HostPath).
@@ -286,10 +290,19 @@ func (c *RestoreContext) inIPCNamespace(t Target) func(fn func() error) error {
 }
 
 // settle registers what to set on a restored file at the end
-// (RestoreContext.Settle).
+// (RestoreContext.Settle), after what was registered for it before.
 func (c *RestoreContext) settle(ref ckpt.Objref, f func(t Target, fd int) error) {
 	if c.Settle == nil {
 		c.Settle = map[ckpt.Objref]func(Target, int) error{}
+	}
+	if before := c.Settle[ref]; before != nil {
+		c.Settle[ref] = func(t Target, fd int) error {
+			if err := before(t, fd); err != nil {
+				return err
+			}
+			return f(t, fd)
+		}
+		return
 	}
 	c.Settle[ref] = f
 }

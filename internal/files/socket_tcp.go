@@ -326,6 +326,22 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 	if err := unix.SetsockoptString(ls, unix.IPPROTO_TCP, tcpRepairWindow, string(win)); err != nil {
 		return fail(fmt.Errorf("TCP_REPAIR_WINDOW: %w", os.NewSyscallError("setsockopt", err)))
 	}
+	// In a network namespace of the image, held still from here until
+	// its peer end is restored too (socket_tcp_netns.go).
+	laddr, err1 := netip.ParseAddrPort(s.Local)
+	paddr, err2 := netip.ParseAddrPort(s.Peer)
+	conn := netlock.Conn{Local: laddr, Peer: paddr}
+	if err1 == nil && err2 == nil {
+		if err := c.holdConn(ls, conn); err != nil && err != netlock.ErrUnavailable {
+			t.Warn("cannot hold the connection's packets: its peer may see it reset", "local", s.Local, "peer", s.Peer, "err", err)
+		}
+		c.settle(rec.Objref, func(t Target, _ int) error {
+			if err := c.releaseHeld(); err != nil {
+				t.Warn("cannot let the restored connections' packets through", "err", err)
+			}
+			return nil
+		})
+	}
 	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
 		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
 			return fail(fmt.Errorf("leaving repair mode: %w", err))
@@ -342,11 +358,17 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		c.settle(rec.Objref, clearReuseAddr)
 	}
 	// The connection lives again: its peer's packets may come in.
-	// Only connections in crsub's namespace are locked one by one.
-	laddr, err1 := netip.ParseAddrPort(s.Local)
-	paddr, err2 := netip.ParseAddrPort(s.Peer)
-	if ours, err := sys.InCallersNetNS(ls); err1 == nil && err2 == nil && (err != nil || ours) {
-		if err := netlock.Unlock(netlock.Host, []netlock.Conn{{Local: laddr, Peer: paddr}}); err != nil && err != netlock.ErrUnavailable {
+	// Only connections in crsub's namespace are locked one by one by the
+	// checkpoint; the others, by this restart.
+	ours, err := sys.InCallersNetNS(ls)
+	switch {
+	case err1 != nil || err2 != nil:
+	case err != nil || ours:
+		if err := netlock.Unlock(netlock.Host, []netlock.Conn{conn}); err != nil && err != netlock.ErrUnavailable {
+			t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
+		}
+	default:
+		if err := c.releaseConn(ls, conn); err != nil && err != netlock.ErrUnavailable {
 			t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
 		}
 	}
