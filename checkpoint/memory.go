@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -243,17 +244,26 @@ func identity(pid int, path string) (ckpt.FileIdentity, error) {
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
 }
 
-// pathOf is how crsub reaches path as process pid names it (in
-// /proc/PID/maps, fd links): through its root (/proc/PID/root) when it is
-// in a mount namespace of its own, whose paths are from its root; as it
-// is otherwise.
+// pathOf is how crsub reaches path as /proc/PID/maps and fd links name
+// it for process pid: from the root of its mount namespace when it is in
+// one of its own (they name paths from there), which is its root
+// (/proc/PID/root) or as many directories above as that is below it, if
+// it chrooted; as it is otherwise.
 func pathOf(pid int, path string) string {
 	mine, err1 := ns.Inode(pid, ckpt.NamespaceMnt)
 	ours, err2 := ns.Inode(os.Getpid(), ckpt.NamespaceMnt)
 	if err1 != nil || err2 != nil || mine == ours {
 		return path
 	}
-	return fmt.Sprintf("/proc/%d/root%s", pid, path)
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	if below, err := os.Readlink(root); err == nil && strings.HasPrefix(below, "/") {
+		for _, c := range strings.Split(below, "/") {
+			if c != "" {
+				root += "/.."
+			}
+		}
+	}
+	return root + path
 }
 
 // wantPage says whether a page must be stored: memory that only this

@@ -273,7 +273,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if sharedFile && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 		oflags = unix.O_RDWR
 	}
-	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags); err != nil {
+	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags, t.Open); err != nil {
 		return err
 	}
 	t.vmas = append(t.vmas, *v)
@@ -361,12 +361,12 @@ func (t *task) closeMappedFile() error {
 }
 
 // mmapFile maps path, opened inside the task, over v's range at v.Pgoff.
-func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64) error {
+func (t *task) mmapFile(path string, oflags int, v *ckpt.VMA, prot, flags uint64, open func(string, int, uint32) (int, error)) error {
 	if t.mapped.fd < 0 || t.mapped.path != path || t.mapped.oflags != oflags {
 		if err := t.closeMappedFile(); err != nil {
 			return err
 		}
-		fd, err := t.Open(path, oflags, 0)
+		fd, err := open(path, oflags, 0)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", path, err)
 		}
@@ -465,25 +465,11 @@ func (t *task) fillShmem(v *ckpt.VMA, pg *ckpt.Pages, rec *ckpt.Record) error {
 
 // mapShared maps an object another VMA (of this or another process of the
 // tree) created already, through that VMA's map_files entry.
-// crsub opens the entry and the task takes the fd: the task's /proc may be
-// its pid namespace's, where the owner has another pid than crsub's.
 func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) error {
+	// Opened by crsub: a task in a namespace of its own has another /proc.
 	path := fmt.Sprintf("/proc/%d/map_files/%x-%x", owner.pid, owner.start, owner.end)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
+	if err := t.mmapFile(path, unix.O_RDWR, v, prot, flags, t.openAsCrsub); err != nil {
 		return fmt.Errorf("shared memory of pid %d: %w", owner.pid, err)
-	}
-	fd, err := t.takeLocal(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("shared memory of pid %d: taking %s: %w", owner.pid, path, err)
-	}
-	_, err = t.Syscall(unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, uint64(fd), v.Pgoff)
-	if _, cerr := t.Syscall(unix.SYS_CLOSE, uint64(fd)); err == nil && cerr != nil {
-		err = fmt.Errorf("close: %w", cerr)
-	}
-	if err != nil {
-		return fmt.Errorf("shared memory of pid %d: mmap of %s: %w", owner.pid, path, err)
 	}
 	t.vmas = append(t.vmas, *v)
 	return nil
@@ -740,4 +726,16 @@ func putLE32(b []byte, v uint32) {
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// openAsCrsub opens path as crsub sees it and gives t a copy of the fd: a
+// file of crsub's /proc (another task's map_files), which the task does
+// not see in a mount namespace of its own.
+func (t *task) openAsCrsub(path string, flags int, _ uint32) (int, error) {
+	f, err := os.OpenFile(path, flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return t.takeLocal(int(f.Fd()))
 }

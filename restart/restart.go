@@ -454,17 +454,17 @@ func (s *restorer) innerTid(pid, tid int) int {
 	return tid
 }
 
-// killAll kills every task, then reaps them, the last created first: the
-// init of a pid namespace, killed, cannot be reaped before the other tasks
-// in its namespace are, and crsub, their tracer, reaps those.
 func (s *restorer) killAll() {
+	// Every task is sent SIGKILL before any is waited for, children
+	// first: the init of a pid namespace does not end before the tasks
+	// in it are reaped, by crsub, which traces them.
 	for _, t := range s.tasks {
 		if !t.released {
 			_ = unix.Kill(t.host, unix.SIGKILL)
 		}
 	}
 	for i := len(s.tasks) - 1; i >= 0; i-- {
-		s.tasks[i].reap()
+		s.tasks[i].kill()
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()

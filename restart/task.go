@@ -208,14 +208,6 @@ func (t *task) kill() {
 		return
 	}
 	_ = unix.Kill(t.host, unix.SIGKILL)
-	t.reap()
-}
-
-// reap waits for task t, killed, to end, and closes crsub's handles on it.
-func (t *task) reap() {
-	if t.released {
-		return
-	}
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(t.host, &ws, unix.WALL, nil)

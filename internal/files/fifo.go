@@ -101,6 +101,16 @@ func fifoPath(c *RestoreContext, deps []ckpt.Objref, path string, self string) (
 	return path, nil
 }
 
+// ghostOf is crsub's fd on the ghost among deps, if any.
+func ghostOf(c *RestoreContext, deps []ckpt.Objref) *os.File {
+	for _, d := range deps {
+		if g := c.ghosts[d]; g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
 // restoreFIFOObject opens the FIFO in crsub, read-write so that it has both
 // ends, and refills it; crsub holds it until every fd on it is open.
 func restoreFIFOObject(c *RestoreContext, t Target, rec *ckpt.Record) error {
@@ -108,7 +118,7 @@ func restoreFIFOObject(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if err := rec.Decode(&o); err != nil {
 		return err
 	}
-	path, err := fifoPath(c, rec.Deps, o.Path, "self")
+	path, err := fifoPath(c, rec.Deps, c.hostPath(t, o.Path), "self")
 	if err != nil {
 		return err
 	}
@@ -132,13 +142,15 @@ func restoreFIFOObject(c *RestoreContext, t Target, rec *ckpt.Record) error {
 }
 
 func restoreFIFO(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
-	path, err := fifoPath(c, rec.Deps, f.Path, fmt.Sprint(os.Getpid()))
-	if err != nil {
-		return -1, err
-	}
 	// crsub holds both ends (restoreFIFOObject) until every fd is open:
 	// opening one end neither blocks nor fails.
-	fd, err := t.Open(path, reopenFlags(f.Flags)|unix.O_NONBLOCK, 0)
+	var fd int
+	var err error
+	if g := ghostOf(c, rec.Deps); g != nil {
+		fd, err = c.reopen(t, int(g.Fd()), reopenFlags(f.Flags)|unix.O_NONBLOCK)
+	} else if _, err = fifoPath(c, nil, c.hostPath(t, f.Path), ""); err == nil {
+		fd, err = t.Open(f.Path, reopenFlags(f.Flags)|unix.O_NONBLOCK, 0)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("open FIFO %s: %w", f.Path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -155,9 +156,15 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	// it by name, as O_NOFOLLOW through crsub's fd would open the link in
 	// /proc instead, and they had O_NOFOLLOW.
 	keep := g.Mode&unix.S_IFMT == unix.S_IFLNK
-	f, name, err := makeGhost(&g, rec.Payload(), keep)
+	// Made where t sees it (through its root, in a mount namespace of its
+	// own), and named as t names it.
+	at := c.hostPath(t, g.Path)
+	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
+	}
+	if prefix := strings.TrimSuffix(at, g.Path); prefix != "" && keep {
+		name = strings.TrimPrefix(name, prefix)
 	}
 	if c.ghosts == nil {
 		c.ghosts = map[ckpt.Objref]*os.File{}
@@ -172,11 +179,12 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	return nil
 }
 
-// makeGhost creates the file under a free name, gives it its contents,
-// owner, mode and times, and removes the name again unless keepName.
-func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool) (_ *os.File, _ string, err error) {
+// makeGhost creates the file at path at (its path as crsub reaches it) or
+// under a free name beside it, gives it its contents, owner, mode and
+// times, and removes the name again unless keepName.
+func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool, at string) (_ *os.File, _ string, err error) {
 	typ := g.Mode & unix.S_IFMT
-	name, f, err := ghostName(g.Path, func(name string) (*os.File, error) {
+	name, f, err := ghostName(at, func(name string) (*os.File, error) {
 		if typ == unix.S_IFREG {
 			return os.OpenFile(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		}
@@ -261,7 +269,7 @@ func ghostName(path string, create func(string) (*os.File, error)) (string, *os.
 func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, error) {
 	for _, d := range rec.Deps {
 		if g := c.ghosts[d]; g != nil {
-			return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), g.Fd()), flags&^unix.O_NOFOLLOW, 0)
+			return c.reopen(t, int(g.Fd()), flags)
 		}
 	}
 	return -1, errors.New("its ghost record is missing")

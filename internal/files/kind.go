@@ -259,6 +259,23 @@ type RestoreContext struct {
 	heldNamespaces map[uint64]*heldNamespace
 }
 
+// reopen gives t an fd on the file crsub's fd local is open on, opened
+// again with flags (a link followed even to a symbolic link): by t through
+// crsub's /proc, or, for a t in a mount namespace of its own, whose /proc
+// is another, by crsub, then handed over.
+func (c *RestoreContext) reopen(t Target, local int, flags int) (int, error) {
+	flags &^= unix.O_NOFOLLOW
+	if c.hostPath(t, "/") == "/" || c.Take == nil {
+		return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), flags, 0)
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", local), flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return c.Take(int(f.Fd()), t)
+}
+
 // hostPath is path as crsub reaches it for t (HostPath).
 func (c *RestoreContext) hostPath(t Target, path string) string {
 	if c.HostPath == nil {

@@ -75,7 +75,7 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return fd, err
 	}
 	if f.Handle != nil {
-		fd, err := openByHandle(t, f)
+		fd, err := openByHandle(c, t, f)
 		if err != nil {
 			return -1, fmt.Errorf("%s, removed but linked elsewhere: %w", f.Path, err)
 		}
@@ -167,12 +167,12 @@ func fileHandle(fd *Fd) (*ckpt.FileHandle, error) {
 
 // openByHandle opens f's file by its handle, on the filesystem of the
 // nearest directory above where it was, and checks it is the same file.
-func openByHandle(t Target, f *ckpt.File) (int, error) {
+func openByHandle(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 	dir := filepath.Dir(f.Path)
-	mnt, err := os.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	mnt, err := os.OpenFile(c.hostPath(t, dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	for err != nil && dir != "/" {
 		dir = filepath.Dir(dir)
-		mnt, err = os.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		mnt, err = os.OpenFile(c.hostPath(t, dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return -1, err
@@ -191,7 +191,7 @@ func openByHandle(t Target, f *ckpt.File) (int, error) {
 	if st.Dev != f.Identity.Dev || st.Ino != f.Identity.Inode {
 		return -1, fmt.Errorf("its handle opens inode %d on %#x, not %d on %#x", st.Ino, st.Dev, f.Identity.Inode, f.Identity.Dev)
 	}
-	return t.Open(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local), reopenFlags(f.Flags)&^unix.O_NOFOLLOW, 0) // a link followed even to a symbolic link
+	return c.reopen(t, local, reopenFlags(f.Flags))
 }
 
 var directoryKind = &Kind{

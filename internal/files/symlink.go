@@ -46,7 +46,7 @@ var symlinkKind = &Kind{
 			}
 			return fd, nil
 		case f.Handle != nil:
-			fd, err := openByHandle(t, f)
+			fd, err := openByHandle(c, t, f)
 			if err != nil {
 				return -1, fmt.Errorf("symbolic link %s, removed but linked elsewhere: %w", f.Path, err)
 			}

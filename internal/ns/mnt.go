@@ -1,6 +1,7 @@
 package ns
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,18 +66,30 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 	if err != nil {
 		return nil, err
 	}
+	procs := map[uint64]uint64{}
 	for i := range ms {
 		m := &ms[i]
+		// A mount covered by another has the same kind of file at its
+		// mount point, or none reachable: a directory, then.
 		var st unix.Stat_t
-		if err := unix.Stat(root+m.Path, &st); err != nil {
-			return nil, fmt.Errorf("mount point %s: %w", m.Path, err)
+		m.File = unix.Stat(root+m.Path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
+		if m.FSType != "proc" || m.External != "" {
+			continue
 		}
-		m.File = st.Mode&unix.S_IFMT != unix.S_IFDIR
-		if m.FSType == "proc" && m.External == "" {
-			if m.PidNamespace, err = procPidns(root+m.Path, m, pidns); err != nil {
+		ns, ok := procs[m.Dev]
+		if !ok {
+			// Told by the mount of the whole of it: its pid 1.
+			if top := filesMount(ms, m.Dev); top.Root == "/" {
+				ns, err = procPidns(root+top.Path, top, pidns)
+			} else {
+				err = &MountError{Path: m.Path, FSType: m.FSType, Reason: "which pid namespace it shows cannot be told: no mount shows all of it"}
+			}
+			if err != nil {
 				return nil, err
 			}
+			procs[m.Dev] = ns
 		}
+		m.PidNamespace = ns
 	}
 	return ms, nil
 }
@@ -181,7 +194,12 @@ func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root int, ref ckpt.Objref) error
 	if id != m.ID {
 		return fmt.Errorf("another mount (%d) covers it", id)
 	}
+	// A copy shows what the mounts below it cover; an unbindable mount
+	// cannot be copied, and shows its files where nothing covers them.
 	clone, err := sys.CloneMount(root, rel)
+	if errors.Is(err, unix.EINVAL) && m.Unbindable {
+		clone, err = sys.PathOfMount(root, rel)
+	}
 	if err != nil {
 		return err
 	}

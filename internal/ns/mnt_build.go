@@ -198,6 +198,9 @@ func (t *mountTree) make(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 		t.made[m.ID].Close()
 		delete(t.made, m.ID)
 	}
+	if err := t.makeRoot(m); err != nil {
+		return nil, err
+	}
 	switch {
 	case m.Master != 0 && t.origins[m.Master] != nil:
 		fd, err = t.copyOf(t.origins[m.Master], m)
@@ -221,6 +224,44 @@ func (t *mountTree) make(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 		return nil, fmt.Errorf("flags %v: %w", m.Flags, err)
 	}
 	return fd, nil
+}
+
+// makeRoot makes what m shows of its filesystem, made anew with its files
+// to come, if it is not there yet: its files come after the tree is
+// built.
+func (t *mountTree) makeRoot(m *ckpt.Mount) error {
+	if m.External != "" || !mountKinds[m.FSType].Files || m.Root == "/" {
+		return nil
+	}
+	whole := t.whole[m.Dev]
+	if whole == nil {
+		return nil // made with it, whole
+	}
+	return makePath(whole.Int(), relative(m.Root), m.File)
+}
+
+// makePath makes p under dirfd, a directory or an empty file, and the
+// directories above it.
+func makePath(dirfd int, p string, file bool) error {
+	if dir := path.Dir(p); dir != "." {
+		if err := mkdirAllBeneath(dirfd, dir); err != nil {
+			return err
+		}
+	}
+	var err error
+	if file {
+		var fd int
+		fd, err = unix.Openat(dirfd, p, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			unix.Close(fd)
+		}
+	} else if err = unix.Mkdirat(dirfd, p, 0o755); err == unix.EEXIST {
+		err = nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "make", Path: p, Err: err}
+	}
+	return nil
 }
 
 // copyOf copies the part of origin, a mount of m's filesystem, that m
@@ -255,6 +296,12 @@ func (t *mountTree) wholeOf(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 	fd, err := sys.NewMount(m.FSType, settings, 0)
 	if err != nil {
 		return nil, err
+	}
+	if mountKinds[m.FSType].Files && m.Root != "/" {
+		if err := makePath(fd.Int(), relative(m.Root), m.File); err != nil {
+			fd.Close()
+			return nil, err
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd.Int(), &st); err != nil {
@@ -325,14 +372,14 @@ func (t *mountTree) attach(m *ckpt.Mount, fd *sys.FD) error {
 	if err := t.mountPoint(pm, rel, m); err != nil {
 		return err
 	}
+	if t.propagated(parent, rel, m, fd) {
+		return nil
+	}
 	target, err := sys.OpenBeneath(parent.Int(), rel)
 	if err != nil {
 		return fmt.Errorf("its mount point: %w", err)
 	}
 	defer target.Close()
-	if t.propagated(parent, rel, m) {
-		return nil
-	}
 	return sys.AttachMount(fd.Int(), target.Int())
 }
 
@@ -344,25 +391,8 @@ func (t *mountTree) mountPoint(pm *ckpt.Mount, rel string, m *ckpt.Mount) error 
 	if whole == nil || pm.External != "" || !mountKinds[pm.FSType].Files || rel == "." {
 		return nil
 	}
-	p := path.Join(relative(pm.Root), rel)
-	dir := path.Dir(p)
-	if dir != "." {
-		if err := mkdirAllBeneath(whole.Int(), dir); err != nil {
-			return fmt.Errorf("its mount point: %w", err)
-		}
-	}
-	var err error
-	if m.File {
-		var fd int
-		fd, err = unix.Openat(whole.Int(), p, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		if err == nil {
-			unix.Close(fd)
-		}
-	} else if err = unix.Mkdirat(whole.Int(), p, 0o755); err == unix.EEXIST {
-		err = nil
-	}
-	if err != nil {
-		return fmt.Errorf("its mount point %s: %w", m.Path, err)
+	if err := makePath(whole.Int(), path.Join(relative(pm.Root), rel), m.File); err != nil {
+		return fmt.Errorf("its mount point: %w", err)
 	}
 	return nil
 }
@@ -396,40 +426,25 @@ func mkdirAllBeneath(dirfd int, p string) error {
 }
 
 // propagated says whether a copy of m is on its mount point already,
-// propagated there from a peer of its parent (the mount there now is of
-// m's filesystem, and a peer of the one m copies): m is then that copy,
-// which takes its place.
-func (t *mountTree) propagated(parent *sys.FD, rel string, m *ckpt.Mount) bool {
-	if m.Shared == 0 && m.Master == 0 {
-		return false
-	}
+// propagated there from a peer of its parent, as it was when m was first
+// mounted: the mount there shows what fd (m, made) shows. That copy then
+// takes m's place.
+func (t *mountTree) propagated(parent *sys.FD, rel string, m *ckpt.Mount, fd *sys.FD) bool {
 	top, err := sys.PathOfMount(parent.Int(), rel)
 	if err != nil {
 		return false
 	}
 	pid, err1 := sys.MountID(parent.Int())
 	tid, err2 := sys.MountID(top.Int())
-	var st unix.Stat_t
-	if err1 != nil || err2 != nil || pid == tid || unix.Fstat(top.Int(), &st) != nil || !t.sameFilesystem(m, st.Dev) {
+	var there, made unix.Stat_t
+	if err1 != nil || err2 != nil || pid == tid || unix.Fstat(top.Int(), &there) != nil || unix.Fstat(fd.Int(), &made) != nil ||
+		there.Dev != made.Dev || there.Ino != made.Ino {
 		top.Close()
 		return false
 	}
 	t.made[m.ID].Close()
 	t.made[m.ID] = top
 	return true
-}
-
-// sameFilesystem says whether dev, a device number at restart, is that of
-// m's filesystem.
-func (t *mountTree) sameFilesystem(m *ckpt.Mount, dev uint64) bool {
-	if d, ok := t.devs[m.Dev]; ok {
-		return d == dev
-	}
-	if fd := t.made[m.ID]; fd != nil {
-		var st unix.Stat_t
-		return unix.Fstat(fd.Int(), &st) == nil && st.Dev == dev
-	}
-	return false
 }
 
 // propagate gives m its propagation: a slave of its master group, then

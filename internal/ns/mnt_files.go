@@ -31,7 +31,11 @@ const xattrPrefix = "SCHILY.xattr."
 // entries it wrote.
 func writeFiles(w io.Writer, root int, prefix string, contents bool) (int, error) {
 	tw := tar.NewWriter(w)
-	d := &filesWriter{tw: tw, contents: contents, links: map[[2]uint64]string{}}
+	var st unix.Stat_t
+	if err := unix.Fstat(root, &st); err != nil {
+		return 0, os.NewSyscallError("fstat", err)
+	}
+	d := &filesWriter{tw: tw, contents: contents, links: map[[2]uint64]string{}, dev: st.Dev}
 	name := "."
 	if prefix != "" {
 		name = prefix
@@ -52,6 +56,9 @@ type filesWriter struct {
 	contents bool
 	links    map[[2]uint64]string // (dev, inode) of a file with more links → its first name
 	n        int
+	// dev is the filesystem's: a directory of another is a mount point
+	// (of a mount that covers it), kept without what is in it.
+	dev uint64
 }
 
 // dir writes directory fd (named name) and what is in it.
@@ -90,6 +97,18 @@ func (d *filesWriter) entry(dirfd int, base, name string) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Dev != d.dev {
+		typ := byte(tar.TypeDir)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			typ = tar.TypeReg
+			st.Size = 0
+		}
+		h := header(&st, name, typ)
+		if typ == tar.TypeDir {
+			h.Name += "/"
+		}
+		return d.write(h)
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:

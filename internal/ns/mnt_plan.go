@@ -43,13 +43,15 @@ type mountKind struct {
 
 // mountKinds are the filesystems a restart can make anew.
 var mountKinds = map[string]mountKind{
-	"tmpfs":   {Files: true},
-	"proc":    {In: ckpt.NamespacePid},
-	"sysfs":   {In: ckpt.NamespaceNet},
-	"devpts":  {},
-	"mqueue":  {In: ckpt.NamespaceIPC},
-	"cgroup":  {In: ckpt.NamespaceCgroup},
-	"cgroup2": {In: ckpt.NamespaceCgroup},
+	"tmpfs":  {Files: true},
+	"proc":   {In: ckpt.NamespacePid},
+	"sysfs":  {In: ckpt.NamespaceNet},
+	"devpts": {},
+	// Registered formats belong to the user namespace, not to a mount.
+	"binfmt_misc": {},
+	"mqueue":      {In: ckpt.NamespaceIPC},
+	"cgroup":      {In: ckpt.NamespaceCgroup},
+	"cgroup2":     {In: ckpt.NamespaceCgroup},
 }
 
 // refusedKinds say why some filesystems made in a namespace are not.
@@ -98,6 +100,9 @@ func planMounts(inside, outside []procfs.Mount, exists func(hostPath string, m *
 			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its peer group %d has mounts outside the namespace (shared with the host)", p.Shared)}
 		}
 		rec.External = externalPath(&m, outside, exists)
+		if rec.External == "" && mountedOutside(&m, outside) {
+			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its filesystem is mounted outside the namespace too, but what it shows (%s) is not reachable there (removed, or covered)", m.Root)}
+		}
 		if rec.External == "" {
 			if why, ok := refusedKinds[m.FSType]; ok {
 				return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: why}
@@ -165,9 +170,10 @@ func perMountFlags(options string) []string {
 }
 
 // externalPath is where crsub's namespace shows what m shows, if it has
-// m's filesystem mounted: under the mount of it whose root is the longest
-// that holds m's root (a bind mount of exactly m's root is the likeliest
-// source), and that exists says is right.
+// m's filesystem mounted: under the mount of it whose root is the
+// shortest that holds m's root (the filesystem's own mount, rather than a
+// bind mount of a part of it that may come and go), and that exists says
+// is right.
 func externalPath(m *procfs.Mount, outside []procfs.Mount, exists func(string, *procfs.Mount) bool) string {
 	var cands []*procfs.Mount
 	for i := range outside {
@@ -176,7 +182,7 @@ func externalPath(m *procfs.Mount, outside []procfs.Mount, exists func(string, *
 			cands = append(cands, o)
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b *procfs.Mount) int { return len(b.Root) - len(a.Root) })
+	slices.SortStableFunc(cands, func(a, b *procfs.Mount) int { return len(a.Root) - len(b.Root) })
 	for _, o := range cands {
 		rel := strings.TrimPrefix(strings.TrimPrefix(m.Root, o.Root), "/")
 		p := path.Join(o.MountPoint, rel)
@@ -185,6 +191,17 @@ func externalPath(m *procfs.Mount, outside []procfs.Mount, exists func(string, *
 		}
 	}
 	return ""
+}
+
+// mountedOutside says whether crsub's namespace has m's filesystem
+// mounted.
+func mountedOutside(m *procfs.Mount, outside []procfs.Mount) bool {
+	for i := range outside {
+		if outside[i].Dev == m.Dev {
+			return true
+		}
+	}
+	return false
 }
 
 // within says whether path p is dir or below it.

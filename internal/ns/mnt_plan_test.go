@@ -50,7 +50,7 @@ func TestPlanMounts(t *testing.T) {
 `,
 		want: []ckpt.Mount{
 			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/work/criu/test", Flags: []string{"relatime"},
-				Options: "rw,discard", External: "/tmp/criu-root-x/root/root"},
+				Options: "rw,discard", External: "/work/criu/test"},
 			{ID: 99, Parent: 98, Path: "/dev", Dev: dev(0, 50), FSType: "tmpfs", Source: "criu-test-dev", Root: "/", Flags: []string{"relatime"},
 				Options: "rw", External: "/tmp/criu-root-x/dev"},
 			{ID: 101, Parent: 98, Path: "/proc", Dev: dev(0, 60), FSType: "proc", Source: "proc", Root: "/",
@@ -60,12 +60,12 @@ func TestPlanMounts(t *testing.T) {
 				Options: "rw,mode=666,ptmxmode=666"},
 		},
 	}, {
-		name: "a bind of the test root that is gone falls back to the root filesystem",
+		name: "a path covered on the host falls back to a bind mount of it",
 		inside: `98 72 254:0 /work/criu/test / ro,relatime - ext4 /dev/vda rw,discard
 `,
-		missing: []string{"/tmp/criu-root-x/root/root"},
+		missing: []string{"/work/criu/test"},
 		want: []ckpt.Mount{{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/work/criu/test",
-			Flags: []string{"ro", "relatime"}, Options: "rw,discard", External: "/work/criu/test"}},
+			Flags: []string{"ro", "relatime"}, Options: "rw,discard", External: "/tmp/criu-root-x/root/root"}},
 	}, {
 		name: "parents first, peer groups and a bind of a tmpfs made inside",
 		inside: `110 98 0:70 /sub /data/b rw shared:5 master:2 - tmpfs t rw
