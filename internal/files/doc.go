@@ -9,6 +9,8 @@
 // them (a pipe, a pty, a socket pair, a memfd, epoll watches). The
 // checkpoint and restart drivers iterate over Kinds (KindFor, ForFile,
 // ForObject); adding a new kind of fd means adding one file here (and its
-// kselftest-style subject). socket.go holds what the socket kinds share, watch.go what
-// inotify and fanotify share (the watched file).
+// kselftest-style subject). socket.go holds what the socket kinds share,
+// socket_netns.go and socket_tcp_netns.go what they share about the network
+// namespace a socket is in, watch.go what inotify and fanotify share (the
+// watched file).
 package files
