@@ -158,7 +158,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			p.closeFds()
 		}
 		if s.files != nil {
-			s.files.ClosePassed()
+			s.files.Close()
 		}
 	}()
 	s.early = prepareFreeze(pid)
@@ -487,7 +487,7 @@ func (s *session) release() error {
 		p.closeFds()
 	}
 	if s.files != nil {
-		s.files.ClosePassed()
+		s.files.Close()
 	}
 	s.procs, s.zombies, s.files = nil, nil, nil
 	return err

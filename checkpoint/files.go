@@ -27,7 +27,7 @@ func (s *session) examineFds(p *proc) error {
 		return err
 	}
 	for _, n := range nums {
-		fd, err := examineFd(p.pid, pidfd, n)
+		fd, err := s.examineFd(p.pid, pidfd, n)
 		if err != nil {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}
@@ -77,7 +77,7 @@ func (s *session) examinePassed() error {
 	defer pidfd.Close()
 	examine := func(local int) (*files.Fd, error) {
 		defer unix.Close(local)
-		fd, err := examineFd(self, pidfd, local)
+		fd, err := s.examineFd(self, pidfd, local)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +197,7 @@ func (d descriptions) insert(at int, e files.Dumped) {
 
 // examineFd gathers what the kinds need about one fd: its /proc link and
 // fdinfo, and a copy of it in this process.
-func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
+func (s *session) examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 	target, err := procfs.FdTarget(pid, n)
 	if err != nil {
 		return nil, err
@@ -219,7 +219,7 @@ func examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 		return nil, fmt.Errorf("%s: %w", target, os.NewSyscallError("fstat", err))
 	}
 	if fd.Link.Kind == procfs.FdSocket {
-		if err := files.ExamineSocket(fd); err != nil {
+		if err := s.files.ExamineSocket(fd); err != nil {
 			copyFile.Close()
 			return nil, err
 		}

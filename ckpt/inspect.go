@@ -9,12 +9,14 @@ import (
 // Inventory is an image's metadata gathered per process: what `crsub show`
 // prints. Payloads are skipped (and verified), never held.
 type Inventory struct {
-	Header    Header          `json:"header"`
-	Version   string          `json:"format_version"`
-	Tree      Tree            `json:"tree"`
-	Processes []*ProcessView  `json:"processes"`
-	Records   []RecordSummary `json:"records,omitempty"`
-	Bytes     int64           `json:"bytes"`
+	Header    Header         `json:"header"`
+	Version   string         `json:"format_version"`
+	Tree      Tree           `json:"tree"`
+	Processes []*ProcessView `json:"processes"`
+	// Namespaces are the namespaces of the image, in the order recorded.
+	Namespaces []*NamespaceView `json:"namespaces,omitempty"`
+	Records    []RecordSummary  `json:"records,omitempty"`
+	Bytes      int64            `json:"bytes"`
 }
 
 // ProcessView is everything the image holds about one process.
@@ -31,6 +33,22 @@ type ProcessView struct {
 	// PagesStored counts the pages stored for all VMAs.
 	PagesStored uint64 `json:"pages_stored"`
 	objref      Objref
+}
+
+// NamespaceView is a namespace record with the records of what it holds
+// that depend on it.
+type NamespaceView struct {
+	Objref    Objref    `json:"objref"`
+	Namespace Namespace `json:"namespace"`
+	// Network is a network namespace's links, addresses and routes.
+	Network *Network `json:"network,omitempty"`
+	// MountFiles are the filesystems of a mount namespace made anew whose
+	// files the image holds.
+	MountFiles []MountFiles `json:"mount_files,omitempty"`
+	// The System V objects of an IPC namespace.
+	SysVShm []SysVSegment  `json:"sysv_shm,omitempty"`
+	SysVSem []SysVSemSet   `json:"sysv_sem,omitempty"`
+	SysVMsg []SysVMsgQueue `json:"sysv_msg,omitempty"`
 }
 
 // VMAView is a VMA with the number of pages stored for it.
@@ -80,6 +98,16 @@ func Inspect(src io.Reader) (*Inventory, error) {
 		bytes int64
 	}
 	pipeOfFile := map[Objref]pipeRef{}
+	namespaces := map[Objref]*NamespaceView{}
+	// holder is the namespace a record of what one holds depends on.
+	holder := func(rec *Record) (*NamespaceView, error) {
+		for _, d := range rec.Deps {
+			if nv := namespaces[d]; nv != nil {
+				return nv, nil
+			}
+		}
+		return nil, fmt.Errorf("record %d (%s) at offset %d depends on no namespace record before it", rec.Index, rec.Type, rec.Offset)
+	}
 	view := func(rec *Record, pid int) (*ProcessView, error) {
 		pv := byPid[pid]
 		if pv == nil {
@@ -109,6 +137,21 @@ func Inspect(src io.Reader) (*Inventory, error) {
 			}
 			byPid[pv.Process.Pid] = pv
 			inv.Processes = append(inv.Processes, pv)
+		case TypeNamespace:
+			nv := &NamespaceView{Objref: rec.Objref}
+			if err := rec.Decode(&nv.Namespace); err != nil {
+				return nil, err
+			}
+			namespaces[rec.Objref] = nv
+			inv.Namespaces = append(inv.Namespaces, nv)
+		case TypeNetwork, TypeMountFiles, TypeSysVShm, TypeSysVSem, TypeSysVMsg:
+			nv, err := holder(rec)
+			if err != nil {
+				return nil, err
+			}
+			if err := nv.add(rec); err != nil {
+				return nil, err
+			}
 		case TypeThread:
 			var th Thread
 			if err := rec.Decode(&th); err != nil {
@@ -222,4 +265,38 @@ func Inspect(src io.Reader) (*Inventory, error) {
 		sort.Slice(pv.Fds, func(i, j int) bool { return pv.Fds[i].Fd < pv.Fds[j].Fd })
 	}
 	return inv, nil
+}
+
+// add decodes a record of what the namespace holds into its view.
+func (nv *NamespaceView) add(rec *Record) error {
+	switch rec.Type {
+	case TypeNetwork:
+		nv.Network = &Network{}
+		return rec.Decode(nv.Network)
+	case TypeMountFiles:
+		var mf MountFiles
+		if err := rec.Decode(&mf); err != nil {
+			return err
+		}
+		nv.MountFiles = append(nv.MountFiles, mf)
+	case TypeSysVShm:
+		var seg SysVSegment
+		if err := rec.Decode(&seg); err != nil {
+			return err
+		}
+		nv.SysVShm = append(nv.SysVShm, seg)
+	case TypeSysVSem:
+		var set SysVSemSet
+		if err := rec.Decode(&set); err != nil {
+			return err
+		}
+		nv.SysVSem = append(nv.SysVSem, set)
+	case TypeSysVMsg:
+		var q SysVMsgQueue
+		if err := rec.Decode(&q); err != nil {
+			return err
+		}
+		nv.SysVMsg = append(nv.SysVMsg, q)
+	}
+	return nil
 }

@@ -460,11 +460,14 @@ func (t *task) mountNamespace() *ns.Restored {
 	return n
 }
 
-// hostPath is how crsub reaches path as task t names it: through its root
-// when it is in a mount namespace of the image, whose paths are from its
-// root.
+// hostPath is how crsub reaches path as task t names it: a relative path
+// through its working directory, an absolute one through its root when it
+// is in a mount namespace of the image, whose paths are from its root.
 func (t *task) hostPath(path string) string {
-	if t.mountNamespace() == nil {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Sprintf("/proc/%d/cwd/%s", t.host, path)
+	case t.mountNamespace() == nil:
 		return path
 	}
 	return fmt.Sprintf("/proc/%d/root%s", t.host, path)

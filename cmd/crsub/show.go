@@ -132,17 +132,23 @@ func printInventory(w io.Writer, inv *ckpt.Inventory, imageDir string) error {
 		fmt.Fprintf(tw, "  %d\t%d\t%d\t%d\t%d\t%s\n", p.Pid, p.Ppid, p.Pgid, p.Sid, len(p.Tids), comm)
 	}
 	tw.Flush()
+	printNamespaces(w, inv)
 
 	for _, pv := range inv.Processes {
-		printProcess(w, inv.Header.PageSize, pv)
+		printProcess(w, inv.Header.PageSize, pv, namespacesOf(pv.Process, inv))
 	}
 	return nil
 }
 
-func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView) {
+// printProcess prints a process; namespaces says which of the image's
+// namespaces it is in.
+func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView, namespaces string) {
 	p := pv.Process
 	fmt.Fprintf(w, "\nProcess %d (%s)\n", p.Pid, p.Comm)
 	fmt.Fprintf(w, "  cwd %s, root %s, umask %04o, personality %#x\n", p.Cwd, p.Root, p.Umask, p.Personality)
+	if namespaces != "" {
+		fmt.Fprintf(w, "  namespaces: %s\n", namespaces)
+	}
 	if p.Ctty != nil {
 		fmt.Fprintf(w, "  controlling terminal: the pty on fd %d, foreground group %d\n", p.Ctty.Fd, p.Ctty.Pgrp)
 	}

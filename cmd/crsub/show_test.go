@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +168,86 @@ func TestUsage(t *testing.T) {
 		if _, _, code := runCLI(t, tc.args...); code != tc.code {
 			t.Errorf("crsub %v: exit %d, want %d", tc.args, code, tc.code)
 		}
+	}
+}
+
+// The namespaces of an image are listed with what they hold, and each
+// process says which it is in.
+func TestShowNamespaces(t *testing.T) {
+	hdr := ckpt.Header{Arch: "amd64", KernelRelease: "6.18.44", PageSize: 4096, Created: time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC), Writer: "crsub test"}
+	tree := ckpt.Tree{Processes: []ckpt.TreeProcess{{Pid: 77, Pgid: 77, Sid: 77, Tids: []int{77}, Comm: "ctr"}}}
+	netns := ckpt.Namespace{Kind: ckpt.NamespaceNet, Inode: 4026532001, Pid: 77}
+	mntns := ckpt.Namespace{Kind: ckpt.NamespaceMnt, Inode: 4026532002, Pid: 77, Mnt: &ckpt.MountNamespace{Mounts: []ckpt.Mount{
+		{ID: 30, Path: "/", FSType: "ext4", Source: "/dev/vda", Root: "/", External: "/srv/ctr/rootfs"},
+		{ID: 31, Parent: 30, Path: "/tmp", FSType: "tmpfs", Source: "tmpfs", Root: "/", Flags: []string{"nosuid", "nodev"}, Shared: 4, Dev: 0x2f},
+	}}}
+	utsns := ckpt.Namespace{Kind: ckpt.NamespaceUTS, Inode: 4026532003, Pid: 77, UTS: &ckpt.UTSNamespace{Hostname: "box"}}
+	ipcns := ckpt.Namespace{Kind: ckpt.NamespaceIPC, Inode: 4026532004, Pid: 77, IPC: &ckpt.IPCNamespace{Sysctls: map[string]string{"kernel/shmmax": "1"}}}
+	network := ckpt.Network{
+		Links: []ckpt.NetLink{{Index: 1, Name: "lo", Kind: ckpt.LinkLoopback, Builtin: true, Flags: 9, MTU: 65536},
+			{Index: 2, Name: "eth0", Kind: ckpt.LinkVeth, Flags: 0x1003, MTU: 1500, MAC: "02:42:ac:11:00:02", Peer: &ckpt.VethPeer{Where: ckpt.PeerHost, Name: "veth9"}}},
+		Addresses: []ckpt.NetAddress{{Link: "eth0", Prefix: netip.MustParsePrefix("10.0.0.2/24"), ValidLifetime: ^uint32(0), PreferredLifetime: ^uint32(0)}},
+		Routes:    []ckpt.NetRoute{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("10.0.0.1"), Link: "eth0", Table: 254, Protocol: 3, Type: 1}},
+		Nftables:  "table inet f {\n}\n",
+	}
+	files := ckpt.MountFiles{Dev: 0x2f, Size: 1024, Files: 3}
+	seg := ckpt.SysVSegment{SysVShm: ckpt.SysVShm{ID: 5}, Size: 0}
+
+	var buf bytes.Buffer
+	w, err := ckpt.NewWriter(&buf, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nref, mref, uref, iref, pref := w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref()
+	proc := ckpt.Process{Pid: 77, Comm: "ctr", Cwd: "/", Root: "/", Namespaces: map[string]ckpt.Objref{"net": nref, "mnt": mref, "uts": uref, "ipc": iref}}
+	for i, err := range []error{
+		w.Write(ckpt.TypeTree, 0, nil, &tree),
+		w.Write(ckpt.TypeNamespace, nref, nil, &netns),
+		w.Write(ckpt.TypeNamespace, mref, nil, &mntns),
+		w.Write(ckpt.TypeNamespace, uref, nil, &utsns),
+		w.Write(ckpt.TypeNamespace, iref, nil, &ipcns),
+		w.Write(ckpt.TypeProcess, pref, []ckpt.Objref{nref, mref, uref, iref}, &proc),
+		w.Write(ckpt.TypeNetwork, 0, []ckpt.Objref{nref}, &network),
+		w.WriteWithPayload(ckpt.TypeMountFiles, 0, []ckpt.Objref{mref}, &files, 0, func(io.Writer) error { return nil }),
+		w.WriteWithPayload(ckpt.TypeSysVShm, w.NewObjref(), []ckpt.Objref{iref}, &seg, 0, func(io.Writer) error { return nil }),
+		w.Close(),
+	} {
+		if err != nil {
+			t.Fatalf("writing step %d: %v", i, err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "show", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"net 4026532001, made with pid 77",
+		"eth0  veth      up     1500   02:42:ac:11:00:02  -       host veth9",
+		"10.0.0.2/24",
+		"0.0.0.0/0  unicast  10.0.0.1  eth0  main   boot",
+		"nftables (2 lines)",
+		"/tmp         tmpfs  tmpfs     /     nosuid,nodev  shared:4     made anew, 3 file(s), 1024 bytes stored",
+		"external /srv/ctr/rootfs",
+		`uts 4026532003, made with pid 77: hostname "box"`,
+		"ipc 4026532004, made with pid 77: 1 System V segment(s), 0 semaphore set(s), 0 message queue(s), 1 setting(s)",
+		"namespaces: uts 4026532003, ipc 4026532004, net 4026532001, mnt 4026532002",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, code = runCLI(t, "show", "--json", path)
+	var inv ckpt.Inventory
+	if err := json.Unmarshal([]byte(out), &inv); code != 0 || err != nil {
+		t.Fatalf("show --json: exit %d, %v", code, err)
+	}
+	want := []*ckpt.NamespaceView{{Objref: nref, Namespace: netns, Network: &network}, {Objref: mref, Namespace: mntns, MountFiles: []ckpt.MountFiles{files}},
+		{Objref: uref, Namespace: utsns}, {Objref: iref, Namespace: ipcns, SysVShm: []ckpt.SysVSegment{seg}}}
+	if diff := cmp.Diff(want, inv.Namespaces, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Errorf("show --json namespaces (-want +got):\n%s", diff)
 	}
 }

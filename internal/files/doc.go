@@ -10,6 +10,8 @@
 // checkpoint and restart drivers iterate over Kinds (KindFor, ForFile,
 // ForObject); adding a new kind of fd means adding one file here (and its
 // kselftest-style subject). socket.go holds what the socket kinds share
-// (socket_unix_name.go what the unix ones share about names), watch.go what
-// inotify and fanotify share (the watched file).
+// (socket_unix_name.go what the unix ones share about names,
+// socket_netns.go and socket_tcp_netns.go what they share about the network
+// namespace a socket is in), watch.go what inotify and fanotify share (the
+// watched file).
 package files

@@ -306,6 +306,7 @@ func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (
 // removed directories, FIFO keepers, message queues) once they are all
 // open.
 func (c *RestoreContext) Close() {
+	_ = c.releaseHeld() // settled already, but for a restart that failed
 	c.reapDead()
 	c.closePipes()
 	c.closeUnixFiles()

@@ -96,6 +96,9 @@ type DumpContext struct {
 	Dumped []Dumped
 	// after holds what kinds write once the whole fd table is written.
 	after []func(*DumpContext) error
+	// diags are the sock_diag connections, by the inode of the network
+	// namespace each was made in (socket_netns.go), until Close.
+	diags map[uint64]*sys.SockDiag
 }
 
 // Dumped is an fd whose file record is in the image.
@@ -263,6 +266,10 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// heldNamespaces are, by inode, the network namespaces other than
+	// crsub's where TCP connections are held still while they are
+	// restored (socket_tcp_netns.go), until every file is.
+	heldNamespaces map[uint64]*heldNamespace
 }
 
 // reopen gives t an fd on the file crsub's fd local is open on, opened
@@ -313,10 +320,19 @@ func (c *RestoreContext) inIPCNamespace(t Target) func(fn func() error) error {
 }
 
 // settle registers what to set on a restored file at the end
-// (RestoreContext.Settle).
+// (RestoreContext.Settle), after what was registered for it before.
 func (c *RestoreContext) settle(ref ckpt.Objref, f func(t Target, fd int) error) {
 	if c.Settle == nil {
 		c.Settle = map[ckpt.Objref]func(Target, int) error{}
+	}
+	if before := c.Settle[ref]; before != nil {
+		c.Settle[ref] = func(t Target, fd int) error {
+			if err := before(t, fd); err != nil {
+				return err
+			}
+			return f(t, fd)
+		}
+		return
 	}
 	c.Settle[ref] = f
 }

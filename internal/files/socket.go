@@ -32,10 +32,12 @@ type SocketInfo struct {
 	// connection closed ("" if none).
 	TCPState int
 	TCPPeer  string
+	// NetNS is the inode of the network namespace it is in.
+	NetNS uint64
 }
 
 // ExamineSocket fills fd.Socket from the copy of a socket fd.
-func ExamineSocket(fd *Fd) error {
+func (c *DumpContext) ExamineSocket(fd *Fd) error {
 	s := int(fd.Copy.Fd())
 	var info SocketInfo
 	var err error
@@ -53,6 +55,9 @@ func ExamineSocket(fd *Fd) error {
 		return fmt.Errorf("socket:[%d]: SO_ACCEPTCONN: %w", fd.Link.Inode, err)
 	}
 	info.Listening = listening == 1
+	if info.NetNS, err = socketNetNS(s); err != nil {
+		return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
+	}
 	if !info.Listening && (info.Family == unix.AF_INET || info.Family == unix.AF_INET6) && info.Type == unix.SOCK_STREAM && info.Protocol == unix.IPPROTO_TCP {
 		ti, err := unix.GetsockoptTCPInfo(s, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
@@ -71,7 +76,8 @@ func ExamineSocket(fd *Fd) error {
 			}
 			info.AcceptQueue, info.Backlog = int(ti.Unacked), int(ti.Sacked)
 		case info.Family == unix.AF_UNIX:
-			d, err := sys.UnixSocketDiag(fd.Link.Inode)
+			fd.Socket = &info
+			d, err := c.unixDiag(fd, fd.Link.Inode)
 			if err != nil {
 				return fmt.Errorf("socket:[%d]: %w", fd.Link.Inode, err)
 			}
@@ -249,11 +255,12 @@ func readSocketOptions(s int, sock *ckpt.Socket) {
 	if sock.Options == nil {
 		sock.Options = map[string]int{}
 	}
-	fresh, err := unix.Socket(sock.Family, sock.Type|unix.SOCK_CLOEXEC, sock.Protocol)
-	if err != nil {
-		fresh = -1 // record every option then
-	} else {
-		defer unix.Close(fresh)
+	// Made in s's network namespace: some defaults are the namespace's
+	// settings (the TCP buffer sizes, the TTL, the keepalive times).
+	fresh := -1 // without one, every option is recorded
+	if f, err := sys.SocketBeside(s, sock.Family, sock.Type, sock.Protocol); err == nil {
+		defer f.Close()
+		fresh = f.Int()
 	}
 	values := map[string]int{}
 	defaults := map[string]int{}
@@ -622,22 +629,25 @@ func unixSockaddr(name string) ([]byte, error) {
 	return b, nil
 }
 
-// clearStaleSocket removes a socket file at path that nothing listens on
-// any more (the checkpointed process's own, left behind when it was
-// killed). Anything else at the path is left alone, and bind reports it.
-func clearStaleSocket(path string, typ int) error {
-	st, err := os.Lstat(path)
-	if err != nil || st.Mode()&os.ModeSocket == 0 {
+// clearStaleSocket removes a socket file at path, as target t resolves it,
+// that nothing listens on any more (the checkpointed process's own, left
+// behind when it was killed). Anything else at the path is left alone,
+// and bind reports it.
+func clearStaleSocket(c *RestoreContext, t Target, path string, typ int) error {
+	name, err := c.reachUnix(t, path)
+	if err != nil {
 		return nil
 	}
+	defer name.Close()
 	s, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(s)
-	err = unix.Connect(s, &unix.SockaddrUnix{Name: path})
+	// A path is found in any network namespace.
+	err = unix.Connect(s, name.Addr)
 	if errors.Is(err, unix.ECONNREFUSED) {
-		return os.Remove(path)
+		return os.Remove(c.hostPath(t, path))
 	}
 	if err == nil {
 		return fmt.Errorf("%s: another process listens there", path)

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // A connection waiting in the accept queue of a listener of the tree
@@ -42,7 +41,7 @@ type Inflight struct {
 // listener's accept queue (sock_diag's icons), by inode, with the name to
 // connect to; why says what keeps one of them from being restored.
 func unixInflight(c *DumpContext, l *Fd) (clients map[uint64]string, why string, err error) {
-	d, err := sys.UnixSocketDiag(l.Link.Inode)
+	d, err := c.unixDiag(l, l.Link.Inode)
 	if err != nil {
 		return nil, "", err
 	}
@@ -57,7 +56,7 @@ func unixInflight(c *DumpContext, l *Fd) (clients map[uint64]string, why string,
 		case c.Sockets[ino] == nil:
 			return nil, fmt.Sprintf("the client socket:[%d] is outside the checkpoint", ino), nil
 		}
-		cd, err := sys.UnixSocketDiag(ino)
+		cd, err := c.unixDiag(l, ino)
 		if err != nil {
 			return nil, "", err
 		}
@@ -85,7 +84,11 @@ func tcpInflight(c *DumpContext, l *Fd) (clients map[uint64]string, why string, 
 	if err != nil {
 		return nil, "", err
 	}
-	socks, err := sys.TCPSockets(l.Socket.Family, 1<<tcpEstablished)
+	diag, err := c.diag(l)
+	if err != nil {
+		return nil, "", err
+	}
+	socks, err := diag.TCPSockets(l.Socket.Family, 1<<tcpEstablished)
 	if err != nil {
 		return nil, "", err
 	}
@@ -176,7 +179,7 @@ func dumpInflight(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	sock := &ckpt.Socket{Family: fd.Socket.Family, Type: fd.Socket.Type, Protocol: fd.Socket.Protocol, State: "in-flight", Peer: in.Peer}
 	if sock.Family == unix.AF_UNIX {
 		sock.Protocol = 0
-		d, err := sys.UnixSocketDiag(fd.Link.Inode)
+		d, err := c.unixDiag(fd, fd.Link.Inode)
 		if err != nil {
 			return 0, err
 		}
@@ -206,7 +209,7 @@ func restoreInflight(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File
 	var peer []byte
 	var err error
 	if s.Family == unix.AF_UNIX {
-		peer, _, err = c.unixAddr(s.PeerInode, s.Peer, os.Getpid())
+		peer, _, err = c.unixAddr(t, s.PeerInode, s.Peer, os.Getpid())
 	} else {
 		peer, err = rawSockaddr(s.Family, s.Peer)
 	}

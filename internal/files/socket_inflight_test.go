@@ -27,13 +27,20 @@ func sockFd(t *testing.T, s int) *Fd {
 	fd := &Fd{Pid: os.Getpid(), Num: s, Copy: os.NewFile(uintptr(d), "socket"), Stat: st,
 		Link: procfs.FdLink{Kind: procfs.FdSocket, Inode: st.Ino}}
 	t.Cleanup(func() { fd.Copy.Close() })
-	if err := ExamineSocket(fd); err != nil {
+	if err := testDumpContext(t).ExamineSocket(fd); err != nil {
 		if strings.Contains(err.Error(), "operation not permitted") {
 			t.Skip(err)
 		}
 		t.Fatal(err)
 	}
 	return fd
+}
+
+// testDumpContext is a DumpContext closed when the test ends.
+func testDumpContext(t *testing.T) *DumpContext {
+	c := &DumpContext{}
+	t.Cleanup(c.Close)
+	return c
 }
 
 func mustSocket(t *testing.T, family, typ int) int {
@@ -124,8 +131,9 @@ func TestCheckAcceptQueue(t *testing.T) {
 // waitQueued waits for a TCP listener's accept queue to show its
 // connection (loopback completes the handshake at once, nearly).
 func waitQueued(t *testing.T, l *Fd) {
+	c := testDumpContext(t)
 	for i := 0; i < 100 && l.Socket.AcceptQueue == 0; i++ {
-		if err := ExamineSocket(l); err != nil {
+		if err := c.ExamineSocket(l); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -34,7 +34,11 @@ var packetKind = &Kind{
 func dumpPacket(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	s := int(fd.Copy.Fd())
 	what := fmt.Sprintf("packet socket:[%d]", fd.Link.Inode)
-	d, err := sys.PacketSocketDiag(fd.Link.Inode)
+	diag, err := c.diag(fd)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	d, err := diag.Packet(fd.Link.Inode)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}

@@ -429,6 +429,10 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		if err := closeRepaired(ls, s, st); err != nil {
 			return fail(err)
 		}
+	} else {
+		// In a network namespace of the image, held still from here until
+		// its peer end is restored too (socket_tcp_netns.go).
+		c.holdRestored(t, rec.Objref, ls, s)
 	}
 	if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, tcpRepairOffNoWP); err != nil {
 		if err := unix.SetsockoptInt(ls, unix.IPPROTO_TCP, tcpRepair, 0); err != nil {
@@ -452,7 +456,7 @@ func restoreTCP(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (in
 		}
 		return fd, nil
 	}
-	unlockConn(t, s)
+	unlockConn(c, t, ls, s)
 	if err := writeAll(ls, sendQ[st.OutQ-st.Unsent:]); err != nil {
 		return fail(fmt.Errorf("sending the unsent queue: %w", err))
 	}
@@ -511,7 +515,7 @@ func restoreShut(t Target, s *ckpt.Socket, flags int) (int, error) {
 		return -1, err
 	}
 	if s.State != tcpStateClosed {
-		unlockConn(t, s)
+		unlockConn(nil, t, -1, s)
 	}
 	return fd, nil
 }
@@ -537,16 +541,28 @@ func sockaddrCall(t Target, nr, fd, family int, hostPort string) error {
 	return nil
 }
 
-// unlockConn lets a restored connection's peer's packets in again.
-func unlockConn(t Target, s *ckpt.Socket) {
+// unlockConn lets a restored connection's peer's packets in again: on the
+// host, where the checkpoint locked it, or, for one in a network namespace
+// of the image, where this restart held it (holdConn). ls is crsub's copy
+// of the socket, -1 for one never held.
+func unlockConn(c *RestoreContext, t Target, ls int, s *ckpt.Socket) {
 	local, err1 := netip.ParseAddrPort(s.Local)
 	peer, err2 := netip.ParseAddrPort(s.Peer)
 	if err1 != nil || err2 != nil {
 		return
 	}
+	conn := netlock.Conn{Local: local, Peer: peer}
+	if ls >= 0 {
+		if ours, err := sys.InCallersNetNS(ls); err == nil && !ours {
+			if err := c.releaseConn(ls, conn); err != nil && err != netlock.ErrUnavailable {
+				t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
+			}
+			return
+		}
+	}
 	// One in a network namespace of the tree's own was not locked here
 	// (its namespace was, whole): deleting what is not there is no error.
-	if err := netlock.Unlock(netlock.Host, []netlock.Conn{{Local: local, Peer: peer}}); err != nil && err != netlock.ErrUnavailable {
+	if err := netlock.Unlock(netlock.Host, []netlock.Conn{conn}); err != nil && err != netlock.ErrUnavailable {
 		t.Warn("cannot unlock the connection's packets", "local", s.Local, "peer", s.Peer, "err", err)
 	}
 }
@@ -575,7 +591,12 @@ func connectAgain(c *RestoreContext, t Target, fd int, ref ckpt.Objref, s *ckpt.
 	if s.Options["SO_REUSEADDR"] == 0 {
 		c.settle(ref, clearReuseAddr)
 	}
-	unlockConn(t, s)
+	local, err := t.Copy(fd)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	unlockConn(c, t, int(local.Fd()), s)
 	if _, err := t.Syscall(unix.SYS_FCNTL, uint64(fd), unix.F_SETFL, uint64(flags&unix.O_NONBLOCK)); err != nil {
 		return fmt.Errorf("fcntl F_SETFL: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // A UDP socket, IPv4 or IPv6, is bound again to its address and, if it was
@@ -35,7 +34,11 @@ func dumpUDP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		sock.Peer, sock.State = sockaddrString(sa), "connected"
 	}
 	readSocketOptions(s, sock)
-	if d, err := sys.InetSocket(sock.Family, sock.Protocol, fd.Link.Inode); err == nil {
+	diag, err := c.diag(fd)
+	if err != nil {
+		return 0, err
+	}
+	if d, err := diag.InetSocket(sock.Family, sock.Protocol, fd.Link.Inode); err == nil {
 		sock.Shutdown = d.Shutdown
 	}
 	if n, err := unix.IoctlGetInt(s, unix.SIOCINQ); err == nil && n > 0 && c.Log != nil {

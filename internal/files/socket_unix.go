@@ -41,7 +41,7 @@ var unixKind = &Kind{
 
 func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	ino := fd.Link.Inode
-	d, err := sys.UnixSocketDiag(ino)
+	d, err := c.unixDiag(fd, ino)
 	if err != nil {
 		return 0, err
 	}
@@ -52,7 +52,7 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if fd.Socket.Type == unix.SOCK_DGRAM {
 		// Connected to a socket that is not connected back (a server's
 		// bound socket, itself): connected again by its name.
-		if pd, err := sys.UnixSocketDiag(d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
+		if pd, err := c.unixDiag(fd, d.Peer); err == nil && (pd.Peer != ino || d.Peer == ino) && pd.Name != "" {
 			return dumpNamed(c, fd, what, d.Name, pd.Name, d.Peer)
 		}
 	}
@@ -103,7 +103,7 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 		}
 		deps = append(deps, carried...)
 		p.Bytes[i] = int64(len(data[i]))
-		d, err := sys.UnixSocketDiag(e.Link.Inode)
+		d, err := c.unixDiag(e, e.Link.Inode)
 		if err != nil {
 			return 0, err
 		}

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A unix socket bound to a name and not connected (a syslog-style server
@@ -131,7 +132,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 				if s.Local == "" {
 					t.Warn("datagrams queued for an unnamed unix socket are dropped: nothing can send to it", "bytes", len(data))
 				} else {
-					err := refillDatagrams(c, t, f.Identity.Inode, s, data, oobs)
+					err := refillDatagrams(c, t, fd, f.Identity.Inode, s, data, oobs)
 					for _, l := range locals {
 						l.Close()
 					}
@@ -143,7 +144,7 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 			if s.Peer == "" {
 				return nil
 			}
-			raw, to, err := c.unixAddr(s.PeerInode, s.Peer, os.Getpid())
+			raw, to, err := c.unixAddr(t, s.PeerInode, s.Peer, os.Getpid())
 			if err != nil {
 				return err
 			}
@@ -160,23 +161,35 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 	return fd, nil
 }
 
-// refillDatagrams sends the datagrams queued for the named socket s (of
-// inode ino) to it again, each from the restored socket bound to its
-// sender's name, or from an unnamed one, with its control messages (oobs,
-// by datagram).
-func refillDatagrams(c *RestoreContext, t Target, ino uint64, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
-	to := &unix.SockaddrUnix{Name: s.Local}
-	if _, through, err := c.unixAddr(ino, s.Local, 0); err == nil && through != s.Local {
-		to.Name = through // its file, crsub's fd on it
-	} else if s.Local[0] != '@' && s.Local[0] != '/' {
-		// A relative name, as the target's bind resolved it.
-		to.Name = fmt.Sprintf("/proc/%d/cwd/%s", t.Pid(), s.Local)
+// refillDatagrams sends the datagrams queued for the named socket s (the
+// target's fd, of inode ino in the image) to it again, each from the
+// restored socket bound to its sender's name, or from an unnamed one, with
+// its control messages (oobs, by datagram).
+func refillDatagrams(c *RestoreContext, t Target, fd int, ino uint64, s *ckpt.Socket, data []byte, oobs map[int][]byte) error {
+	var to *unix.SockaddrUnix
+	if _, through, err := c.unixAddr(nil, ino, s.Local, 0); err == nil && through != s.Local {
+		to = &unix.SockaddrUnix{Name: through} // its file, crsub's fd on it
+	} else {
+		name, err := c.reachUnix(t, s.Local)
+		if err != nil {
+			return err
+		}
+		defer name.Close()
+		to = name.Addr
 	}
-	unnamed, err := unix.Socket(unix.AF_UNIX, s.Type|unix.SOCK_CLOEXEC, 0)
+	// Unnamed datagrams come from a socket beside the receiver: in its
+	// network namespace, where its abstract name is.
+	local, err := t.Copy(fd)
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
+		return err
 	}
-	defer unix.Close(unnamed)
+	beside, err := sys.SocketBeside(int(local.Fd()), unix.AF_UNIX, s.Type, 0)
+	local.Close()
+	if err != nil {
+		return err
+	}
+	defer beside.Close()
+	unnamed := beside.Int()
 	total := 0
 	for _, n := range s.Messages {
 		total += n

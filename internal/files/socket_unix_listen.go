@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // A listening unix socket is bound again to its path or abstract name and
@@ -24,7 +23,7 @@ var unixListenKind = &Kind{
 		return fd.Socket != nil && fd.Socket.Family == unix.AF_UNIX && fd.Socket.Listening
 	},
 	Dump: dumpOnce(func(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
-		d, err := sys.UnixSocketDiag(fd.Link.Inode)
+		d, err := c.unixDiag(fd, fd.Link.Inode)
 		if err != nil {
 			return 0, fmt.Errorf("unix socket:[%d]: %w", fd.Link.Inode, err)
 		}

@@ -65,8 +65,9 @@ func recordUnixName(fd *Fd, name string, s *ckpt.Socket) {
 // socketFileAt returns the mode and owner of the file at the path a unix
 // socket of process pid is bound to, nil for a file gone or not a socket.
 func socketFileAt(pid int, name string) *ckpt.SocketFile {
-	path := name
-	if path[0] != '/' {
+	// As the process resolves it: in its mount namespace, from its root.
+	path := fmt.Sprintf("/proc/%d/root%s", pid, name)
+	if name[0] != '/' {
 		path = fmt.Sprintf("/proc/%d/cwd/%s", pid, name)
 	}
 	var st unix.Stat_t
@@ -93,33 +94,35 @@ func bindUnix(c *RestoreContext, t Target, fd int, ino uint64, s *ckpt.Socket) e
 	if path[0] != '/' && s.Dir != "" {
 		path = filepath.Join(s.Dir, path)
 	}
+	// The path as crsub reaches it: through the target's root.
+	host := c.hostPath(t, path)
 	if !s.Deleted {
-		if err := clearStaleSocket(path, s.Type); err != nil {
+		if err := clearStaleSocket(c, t, path, s.Type); err != nil {
 			return err
 		}
 		if err := bindIn(t, fd, raw, s.Dir, s.Local); err != nil {
 			return err
 		}
-		return keepUnixFile(c, t, fd, ino, path, s.File)
+		return keepUnixFile(c, t, fd, ino, host, s.File)
 	}
 	// Removed since: bound at a path cleared for the time of the bind.
-	made, err := makeDirs(filepath.Dir(path))
+	made, err := makeDirs(filepath.Dir(host))
 	if err != nil {
 		return fmt.Errorf("bind %s, removed since: %w", s.Local, err)
 	}
-	defer removeDirs(filepath.Dir(path), made)
-	parked, err := parkAside(path)
+	defer removeDirs(filepath.Dir(host), made)
+	parked, err := parkAside(host)
 	if err != nil {
 		return fmt.Errorf("bind %s, removed since: %w", s.Local, err)
 	}
 	if parked != "" {
-		defer os.Rename(parked, path)
+		defer os.Rename(parked, host)
 	}
 	if err := bindIn(t, fd, raw, s.Dir, s.Local); err != nil {
 		return err
 	}
-	err = keepUnixFile(c, t, fd, ino, path, s.File)
-	if rerr := os.Remove(path); rerr != nil && err == nil {
+	err = keepUnixFile(c, t, fd, ino, host, s.File)
+	if rerr := os.Remove(host); rerr != nil && err == nil {
 		err = fmt.Errorf("removing %s again: %w", path, rerr)
 	}
 	return err
@@ -156,9 +159,9 @@ func bindIn(t Target, fd int, raw []byte, dir, name string) error {
 	return nil
 }
 
-// keepUnixFile gives the file at path the bind of the target's fd made the
-// image's mode and owner (sf), and keeps an O_PATH fd on it, by the image
-// socket's inode.
+// keepUnixFile gives the file at path (as crsub reaches it) the bind of
+// the target's fd made the image's mode and owner (sf), and keeps an
+// O_PATH fd on it, by the image socket's inode.
 func keepUnixFile(c *RestoreContext, t Target, fd int, ino uint64, path string, sf *ckpt.SocketFile) error {
 	local, err := t.Copy(fd)
 	if err != nil {
@@ -198,9 +201,12 @@ func keepUnixFile(c *RestoreContext, t Target, fd int, ino uint64, path string, 
 // unixAddr is the address a restored socket connects (or sends) to for the
 // image's socket of inode ino bound to name: the file of that socket if
 // the tree's was restored bound (as crsub holds it: pid is crsub's pid as
-// the connecting process sees it, 0 for "self"), its name otherwise.
-func (c *RestoreContext) unixAddr(ino uint64, name string, pid int) ([]byte, string, error) {
-	if file := c.unixFiles[ino]; ino != 0 && file != nil {
+// the connecting process sees it, 0 for "self"), its name otherwise. A
+// target t in a mount namespace of its own, whose /proc is another, has
+// only the name (its connect resolves it in its namespace); t is nil when
+// crsub connects.
+func (c *RestoreContext) unixAddr(t Target, ino uint64, name string, pid int) ([]byte, string, error) {
+	if file := c.unixFiles[ino]; ino != 0 && file != nil && (t == nil || c.hostPath(t, "/") == "/") {
 		who := "self"
 		if pid != 0 {
 			who = strconv.Itoa(pid)

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
-	"github.com/crsub/crsub/internal/sys"
 )
 
 // What is queued for reading at a unix socket, with what its messages
@@ -48,7 +47,7 @@ func (m *queuedMessage) carries() bool { return len(m.fds) > 0 || m.creds != nil
 // flight (fdinfo scm_fds), before anything is dumped, and returns the
 // files its messages carry: examine makes an Fd of each fd the peek
 // installed in this process (it may close the fd: the Fd keeps a copy).
-// The driver counts them with the tree's fds; ClosePassed closes them.
+// The driver counts them with the tree's fds; Close closes them.
 // Other sockets, and one peeked already through another fd, give nothing.
 func (c *DumpContext) PeekPassed(fd *Fd, examine func(local int) (*Fd, error)) ([]*Fd, error) {
 	if fd.Socket == nil || fd.Socket.Family != unix.AF_UNIX || fd.Socket.Listening {
@@ -61,7 +60,7 @@ func (c *DumpContext) PeekPassed(fd *Fd, examine func(local int) (*Fd, error)) (
 	if _, done := c.passed[ino]; done {
 		return nil, nil
 	}
-	msgs, err := peekUnix(fd, fd.Socket.Type, examine)
+	msgs, err := c.peekUnix(fd, fd.Socket.Type, examine)
 	if err != nil {
 		return nil, fmt.Errorf("unix socket:[%d]: %w", ino, err)
 	}
@@ -84,12 +83,14 @@ func (c *DumpContext) PeekPassed(fd *Fd, examine func(local int) (*Fd, error)) (
 	return all, nil
 }
 
-// ClosePassed closes the copies of the files queued messages carry.
-func (c *DumpContext) ClosePassed() {
+// Close closes what the context holds: the copies of the files queued
+// messages carry, and the sock_diag connections.
+func (c *DumpContext) Close() {
 	for _, f := range c.passedFds {
 		f.Copy.Close()
 	}
 	c.passedFds = nil
+	c.closeDiags()
 }
 
 // queueOf returns what is queued at a unix socket: peeked before anything
@@ -98,7 +99,7 @@ func queueOf(c *DumpContext, e *Fd, typ int) ([]queuedMessage, error) {
 	if msgs, ok := c.passed[e.Link.Inode]; ok {
 		return msgs, nil
 	}
-	return peekUnix(e, typ, nil)
+	return c.peekUnix(e, typ, nil)
 }
 
 // dumpQueue turns a queue into its bytes, message sizes (for a stream only
@@ -143,7 +144,7 @@ func dumpQueue(c *DumpContext, typ int, msgs []queuedMessage) (data []byte, size
 // come from another sender). The socket's own peek offset is put back
 // after. The fds a message carries are installed here by the peek: examine
 // makes Fds of them; without it, a message carrying fds is an error.
-func peekUnix(e *Fd, typ int, examine func(local int) (*Fd, error)) (msgs []queuedMessage, err error) {
+func (c *DumpContext) peekUnix(e *Fd, typ int, examine func(local int) (*Fd, error)) (msgs []queuedMessage, err error) {
 	s := int(e.Copy.Fd())
 	queued, err := unix.IoctlGetInt(s, unix.SIOCINQ)
 	if err != nil {
@@ -168,7 +169,7 @@ func peekUnix(e *Fd, typ int, examine func(local int) (*Fd, error)) (msgs []queu
 		}
 	}()
 	readShut := false
-	if d, err := sys.UnixSocketDiag(e.Link.Inode); err == nil {
+	if d, err := c.unixDiag(e, e.Link.Inode); err == nil {
 		readShut = d.Shutdown&1 != 0
 	}
 	total := 0

@@ -79,7 +79,7 @@ func TestPeekUnix(t *testing.T) {
 				return f, unix.Fstat(local, &f.Stat)
 			}
 			for round := 0; round < 2; round++ { // the queue is left as it was
-				msgs, err := peekUnix(rfd, tc.typ, examine)
+				msgs, err := testDumpContext(t).peekUnix(rfd, tc.typ, examine)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +95,7 @@ func TestPeekUnix(t *testing.T) {
 				}
 			}
 			if tc.send[0].nfds > 0 {
-				if _, err := peekUnix(rfd, tc.typ, nil); err == nil || !strings.Contains(err.Error(), "SCM_RIGHTS") {
+				if _, err := testDumpContext(t).peekUnix(rfd, tc.typ, nil); err == nil || !strings.Contains(err.Error(), "SCM_RIGHTS") {
 					t.Errorf("peek without examine: error %v, want one about SCM_RIGHTS", err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // TCP header flags of the segments made on a peer's behalf.
@@ -35,7 +36,7 @@ func replayPeerFin(ls int, s *ckpt.Socket, st *ckpt.TCPState) error {
 // state of the restored socket ls is one done accepts.
 func sendFromPeerUntil(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, window uint16, done func(state uint8) bool) error {
 	for try := 0; try < 20; try++ {
-		if err := sendFromPeer(s, seq, ack, flags, window); err != nil {
+		if err := sendFromPeer(ls, s, seq, ack, flags, window); err != nil {
 			return err
 		}
 		for wait := 0; wait < 10; wait++ {
@@ -58,8 +59,9 @@ func sendFromPeerUntil(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, wind
 // queue one), or the acknowledgement of this side's FIN. The segment is
 // built by hand and sent from the peer's address through a raw socket, as
 // CRIU does. The kernel delivers it locally, the destination being a
-// local address.
-func sendFromPeer(s *ckpt.Socket, seq, ack uint32, flags byte, window uint16) error {
+// local address: the raw socket is made in the network namespace of ls,
+// the restored socket.
+func sendFromPeer(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, window uint16) error {
 	local, err := netip.ParseAddrPort(s.Local)
 	if err != nil {
 		return err
@@ -96,11 +98,12 @@ func sendFromPeer(s *ckpt.Socket, seq, ack uint32, flags byte, window uint16) er
 		packet = append(ip, tcp...)
 		to = &unix.SockaddrInet6{Addr: dst}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+	raw, err := sys.SocketBeside(ls, family, unix.SOCK_RAW, proto)
 	if err != nil {
-		return os.NewSyscallError("socket(SOCK_RAW)", err)
+		return fmt.Errorf("a raw socket: %w", err)
 	}
-	defer unix.Close(fd)
+	defer raw.Close()
+	fd := raw.Int()
 	if family == unix.AF_INET6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
 			return os.NewSyscallError("setsockopt(IPV6_HDRINCL)", err)

@@ -23,14 +23,14 @@ type InetSock struct {
 // TCPSockets lists the TCP sockets of a family (AF_INET, AF_INET6) whose
 // state is in the mask states (1<<TCP_ESTABLISHED…), as sock_diag dumps
 // them.
-func TCPSockets(family int, states uint32) ([]InetSock, error) {
-	return InetSockets(family, unix.IPPROTO_TCP, states)
+func (d *SockDiag) TCPSockets(family int, states uint32) ([]InetSock, error) {
+	return d.InetSockets(family, unix.IPPROTO_TCP, states)
 }
 
 // InetSocket finds the socket of a family and protocol (IPPROTO_UDP…)
 // with inode ino among those sock_diag dumps.
-func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
-	socks, err := InetSockets(family, protocol, ^uint32(0))
+func (d *SockDiag) InetSocket(family, protocol int, ino uint64) (InetSock, error) {
+	socks, err := d.InetSockets(family, protocol, ^uint32(0))
 	if err != nil {
 		return InetSock{}, err
 	}
@@ -44,7 +44,7 @@ func InetSocket(family, protocol int, ino uint64) (InetSock, error) {
 
 // InetSockets lists the sockets of a family and protocol whose state is in
 // the mask states.
-func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
+func (d *SockDiag) InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	// struct nlmsghdr, then struct inet_diag_req_v2.
 	req := make([]byte, 16+56)
 	le := binary.LittleEndian
@@ -55,7 +55,7 @@ func InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
 	req[17] = byte(protocol)
 	le.PutUint32(req[20:], states)
 	var socks []InetSock
-	err := sockDiag(req, func(b []byte) (bool, error) {
+	err := d.ask(req, func(b []byte) (bool, error) {
 		more, done, err := parseInetDiag(b, family)
 		socks = append(socks, more...)
 		return done, err

@@ -33,7 +33,7 @@ func TestInetSocketShutdown(t *testing.T) {
 			}
 			var st unix.Stat_t
 			unix.Fstat(s, &st)
-			d, err := InetSocket(unix.AF_INET, unix.IPPROTO_UDP, st.Ino)
+			d, err := hostDiag(t).InetSocket(unix.AF_INET, unix.IPPROTO_UDP, st.Ino)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +63,7 @@ func TestTCPSocketsEmbryo(t *testing.T) {
 	if err := unix.Connect(c, sa); err != nil {
 		t.Fatal(err)
 	}
-	socks, err := TCPSockets(unix.AF_INET, 1<<1)
+	socks, err := hostDiag(t).TCPSockets(unix.AF_INET, 1<<1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,14 +114,30 @@ func NewNetNS() (*FD, error) {
 	return r.fd, r.err
 }
 
+// SocketNetNS opens the network namespace socket sock belongs to (the
+// one it was made in), as SIOCGSKNS gives it.
+func SocketNetNS(sock int) (*FD, error) {
+	nsfd, err := retry(func() (int, error) { return unix.IoctlRetInt(sock, unix.SIOCGSKNS) })
+	if err != nil {
+		return nil, os.NewSyscallError("ioctl(SIOCGSKNS)", err)
+	}
+	return NewFD(nsfd), nil
+}
+
 // InCallersNetNS says whether socket fd belongs to the calling process's
 // network namespace (/proc/self/ns/net), as SIOCGSKNS tells.
 func InCallersNetNS(sock int) (bool, error) {
-	nsfd, err := retry(func() (int, error) { return unix.IoctlRetInt(sock, unix.SIOCGSKNS) })
+	nsfd, err := SocketNetNS(sock)
 	if err != nil {
-		return false, os.NewSyscallError("ioctl(SIOCGSKNS)", err)
+		return false, err
 	}
-	defer unix.Close(nsfd)
+	defer nsfd.Close()
+	return isCallersNetNS(nsfd.Int())
+}
+
+// isCallersNetNS says whether the namespace nsfd is the calling process's
+// network namespace.
+func isCallersNetNS(nsfd int) (bool, error) {
 	var theirs, ours unix.Stat_t
 	if err := unix.Fstat(nsfd, &theirs); err != nil {
 		return false, os.NewSyscallError("fstat", err)
@@ -130,4 +146,31 @@ func InCallersNetNS(sock int) (bool, error) {
 		return false, &os.PathError{Op: "stat", Path: "/proc/self/ns/net", Err: err}
 	}
 	return theirs.Ino == ours.Ino && theirs.Dev == ours.Dev, nil
+}
+
+// SocketBeside makes a socket (socket(2)'s domain, type and protocol) in
+// the network namespace of the socket sock: crsub's own socket that
+// reaches what sock reaches (its abstract unix names, its addresses).
+func SocketBeside(sock, domain, typ, protocol int) (*FD, error) {
+	nsfd, err := SocketNetNS(sock)
+	if err != nil {
+		return nil, err
+	}
+	defer nsfd.Close()
+	open := func() (int, error) {
+		fd, err := retry(func() (int, error) { return unix.Socket(domain, typ|unix.SOCK_CLOEXEC, protocol) })
+		if err != nil {
+			return -1, os.NewSyscallError("socket", err)
+		}
+		return fd, nil
+	}
+	create := func() (int, error) { return InNetNS(nsfd.Int(), open) }
+	if ours, err := isCallersNetNS(nsfd.Int()); err == nil && ours {
+		create = open
+	}
+	fd, err := create()
+	if err != nil {
+		return nil, err
+	}
+	return NewFD(fd), nil
 }

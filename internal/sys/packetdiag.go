@@ -65,9 +65,9 @@ const (
 	packetRingSize    = 28 // struct packet_diag_ring
 )
 
-// PacketSocketDiag finds the packet socket with inode ino among those
-// sock_diag dumps (it answers packet sockets only by dumping them all).
-func PacketSocketDiag(ino uint64) (PacketDiag, error) {
+// Packet finds the packet socket with inode ino among those sock_diag
+// dumps (it answers packet sockets only by dumping them all).
+func (d *SockDiag) Packet(ino uint64) (PacketDiag, error) {
 	// struct nlmsghdr, then struct packet_diag_req.
 	req := make([]byte, 16+20)
 	le := binary.LittleEndian
@@ -77,10 +77,10 @@ func PacketSocketDiag(ino uint64) (PacketDiag, error) {
 	req[16] = unix.AF_PACKET
 	le.PutUint32(req[24:], packetShowInfo|packetShowMclist|packetShowRingCfg|packetShowFanout)
 	var found *PacketDiag
-	err := sockDiag(req, func(b []byte) (bool, error) {
-		d, done, err := parsePacketDiag(b, ino)
-		if d != nil {
-			found = d
+	err := d.ask(req, func(b []byte) (bool, error) {
+		p, done, err := parsePacketDiag(b, ino)
+		if p != nil {
+			found = p
 		}
 		return done, err
 	})

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestPacketSocketDiag(t *testing.T) {
+func TestSockDiagPacket(t *testing.T) {
 	s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
 	if err != nil {
 		t.Skip(err) // needs CAP_NET_RAW
@@ -35,7 +35,7 @@ func TestPacketSocketDiag(t *testing.T) {
 	if err := unix.Fstat(s, &st); err != nil {
 		t.Fatal(err)
 	}
-	d, err := PacketSocketDiag(st.Ino)
+	d, err := hostDiag(t).Packet(st.Ino)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestPacketSocketDiag(t *testing.T) {
 		Rx: &PacketRing{BlockSize: 4096, BlockNr: 1, FrameSize: 1024, FrameNr: 4}, Fanout: 13, HasFanout: true}
 	d.CopyThresh, d.Timestamp = 0, 0
 	if diff := cmp.Diff(want, d); diff != "" {
-		t.Errorf("PacketSocketDiag (-want +got):\n%s", diff)
+		t.Errorf("Packet (-want +got):\n%s", diff)
 	}
 }
 

@@ -44,9 +44,75 @@ const (
 	unixDiagShutdown = 6
 )
 
-// UnixSocketDiag asks sock_diag (NETLINK_SOCK_DIAG) about the unix socket
-// with inode ino: its peer and queue length, which /proc does not show.
-func UnixSocketDiag(ino uint64) (UnixDiag, error) {
+// SockDiag is a sock_diag (NETLINK_SOCK_DIAG) connection: it answers
+// about the sockets of the network namespace it was made in, and of no
+// other (unix and inet sockets alike), so a checkpoint keeps one per
+// namespace its sockets are in. Queries are answered one at a time.
+type SockDiag struct {
+	fd *FD
+}
+
+// OpenSockDiag makes a sock_diag connection in the network namespace netns
+// (an fd on it), or in the caller's if netns is negative.
+func OpenSockDiag(netns int) (*SockDiag, error) {
+	open := func() (int, error) {
+		fd, err := retry(func() (int, error) {
+			return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+		})
+		if err != nil {
+			return -1, os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
+		}
+		return fd, nil
+	}
+	var fd int
+	var err error
+	if netns < 0 {
+		fd, err = open()
+	} else {
+		fd, err = InNetNS(netns, open)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &SockDiag{fd: NewFD(fd)}, nil
+}
+
+// Close closes the connection.
+func (d *SockDiag) Close() error { return d.fd.Close() }
+
+// ask sends the request req (a struct nlmsghdr and what follows), after
+// dropping what an earlier query that failed left unread, and calls
+// answer with each batch of the reply until it says the reply is done.
+func (d *SockDiag) ask(req []byte, answer func(b []byte) (done bool, err error)) error {
+	fd := d.fd.Int()
+	buf := make([]byte, 65536)
+	for {
+		_, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err != nil && err != unix.EINTR {
+			break
+		}
+	}
+	if err := retryErr(func() error { return unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) }); err != nil {
+		return os.NewSyscallError("sendto(sock_diag)", err)
+	}
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("recvfrom(sock_diag)", err)
+		}
+		done, err := answer(buf[:n])
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// Unix asks about the unix socket with inode ino: its peer and queue
+// length, which /proc does not show.
+func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
 	// struct nlmsghdr, then struct unix_diag_req.
 	req := make([]byte, 16+24)
 	le := binary.LittleEndian
@@ -59,40 +125,13 @@ func UnixSocketDiag(ino uint64) (UnixDiag, error) {
 	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
 	le.PutUint32(req[32:], ^uint32(0)) // no cookie
 	le.PutUint32(req[36:], ^uint32(0))
-	var d UnixDiag
-	err := sockDiag(req, func(b []byte) (bool, error) {
+	var u UnixDiag
+	err := d.ask(req, func(b []byte) (bool, error) {
 		var err error
-		d, err = parseUnixDiag(b, ino)
+		u, err = parseUnixDiag(b, ino)
 		return true, err
 	})
-	return d, err
-}
-
-// sockDiag sends req (struct nlmsghdr and the request after it) to
-// sock_diag (NETLINK_SOCK_DIAG) and hands each batch of the answer to
-// batch until it says the answer is complete.
-func sockDiag(req []byte, batch func(b []byte) (done bool, err error)) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-	if err != nil {
-		return os.NewSyscallError("socket(NETLINK_SOCK_DIAG)", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return os.NewSyscallError("sendto(sock_diag)", err)
-	}
-	buf := make([]byte, 65536)
-	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("recvfrom(sock_diag)", err)
-		}
-		if done, err := batch(buf[:n]); done || err != nil {
-			return err
-		}
-	}
+	return u, err
 }
 
 // parseUnixDiag reads a sock_diag answer for one unix socket.

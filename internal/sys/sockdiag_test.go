@@ -2,6 +2,7 @@ package sys
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +22,7 @@ func TestUnixSocketDiag(t *testing.T) {
 		var st0, st1 unix.Stat_t
 		unix.Fstat(sv[0], &st0)
 		unix.Fstat(sv[1], &st1)
-		d, err := UnixSocketDiag(st0.Ino)
+		d, err := hostDiag(t).Unix(st0.Ino)
 		if err != nil {
 			if err == unix.EPERM {
 				t.Skip(err)
@@ -61,7 +62,7 @@ func TestUnixSocketDiagShutdown(t *testing.T) {
 			for i, want := range []int{tc.want, tc.peer} {
 				var st unix.Stat_t
 				unix.Fstat(sv[i], &st)
-				d, err := UnixSocketDiag(st.Ino)
+				d, err := hostDiag(t).Unix(st.Ino)
 				if err == unix.EPERM {
 					t.Skip(err)
 				}
@@ -95,7 +96,7 @@ func TestUnixSocketDiagName(t *testing.T) {
 		}
 		var st unix.Stat_t
 		unix.Fstat(s, &st)
-		d, err := UnixSocketDiag(st.Ino)
+		d, err := hostDiag(t).Unix(st.Ino)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,5 +142,99 @@ func TestUnixSocketFile(t *testing.T) {
 	}
 	if st.Ino != want.Ino || st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Nlink != 0 {
 		t.Errorf("inode %d, mode %#o, %d links; want inode %d, a socket, no link", st.Ino, st.Mode, st.Nlink, want.Ino)
+	}
+}
+
+// hostDiag is a sock_diag connection in the test's network namespace,
+// closed when the test ends.
+func hostDiag(t *testing.T) *SockDiag {
+	t.Helper()
+	d, err := OpenSockDiag(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// A socket of another network namespace is unknown to sock_diag in ours,
+// and known to a connection made in its own; a socket made beside it
+// reaches its abstract name. One connection answers query after query,
+// unix and inet alike, a failed one too.
+func TestSockDiagInNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	netns, err := NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Close()
+	const name = "@crsub-diag-netns-test"
+	s, err := InNetNS(netns.Int(), func() (int, error) {
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, err
+		}
+		if err := unix.Bind(s, &unix.SockaddrUnix{Name: name}); err != nil {
+			unix.Close(s)
+			return -1, err
+		}
+		return s, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	var st unix.Stat_t
+	if err := unix.Fstat(s, &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostDiag(t).Unix(st.Ino); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("asked in our namespace: %v, want ENOENT", err)
+	}
+	if ours, err := InCallersNetNS(s); err != nil || ours {
+		t.Errorf("InCallersNetNS = %v, %v; want false", ours, err)
+	}
+	sockns, err := SocketNetNS(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sockns.Close()
+	d, err := OpenSockDiag(sockns.Int())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i := 0; i < 3; i++ {
+		got, err := d.Unix(st.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != name {
+			t.Errorf("query %d: name %q, want %q", i, got.Name, name)
+		}
+		if _, err := d.Unix(1); err == nil {
+			t.Errorf("query %d: inode 1 found", i)
+		}
+		if _, err := d.InetSockets(unix.AF_INET, unix.IPPROTO_UDP, ^uint32(0)); err != nil {
+			t.Errorf("query %d: %v", i, err)
+		}
+	}
+	beside, err := SocketBeside(s, unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer beside.Close()
+	if err := unix.Sendto(beside.Int(), []byte("x"), 0, &unix.SockaddrUnix{Name: name}); err != nil {
+		t.Errorf("sending to %s from beside it: %v", name, err)
+	}
+	unrelated, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(unrelated)
+	if err := unix.Sendto(unrelated, []byte("x"), 0, &unix.SockaddrUnix{Name: name}); err == nil {
+		t.Errorf("sending to %s from our namespace: no error", name)
 	}
 }
