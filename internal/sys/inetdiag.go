@@ -70,30 +70,12 @@ func (d *SockDiag) InetSockets(family, protocol int, states uint32) ([]InetSock,
 // is set once the dump ended.
 func parseInetDiag(b []byte, family int) (socks []InetSock, done bool, err error) {
 	le := binary.LittleEndian
-	for len(b) >= 16 {
-		msgLen := int(le.Uint32(b))
-		typ := le.Uint16(b[4:])
-		if msgLen < 16 || msgLen > len(b) {
-			return nil, false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
-		}
-		msg := b[16:msgLen]
-		b = b[min((msgLen+3)&^3, len(b)):]
-		switch typ {
-		case unix.NLMSG_ERROR:
-			if len(msg) >= 4 {
-				if e := int32(le.Uint32(msg)); e != 0 {
-					return nil, false, fmt.Errorf("sock_diag of TCP sockets: %w", unix.Errno(-e))
-				}
-			}
-			continue
-		case unix.NLMSG_DONE:
-			return socks, true, nil
-		}
+	done, err = diagMessages(b, "TCP sockets", func(msg []byte) (bool, error) {
 		// struct inet_diag_msg: family, state, timer, retrans, then
 		// struct inet_diag_sockid (ports, addresses, interface, cookie),
 		// expires, rqueue, wqueue, uid, inode.
 		if len(msg) < 72 {
-			return nil, false, fmt.Errorf("sock_diag: short inet_diag_msg")
+			return false, fmt.Errorf("sock_diag: short inet_diag_msg")
 		}
 		s := InetSock{State: int(msg[1])}
 		sport, dport := binary.BigEndian.Uint16(msg[4:]), binary.BigEndian.Uint16(msg[6:])
@@ -101,19 +83,20 @@ func parseInetDiag(b []byte, family int) (socks []InetSock, done bool, err error
 		s.Local, s.Remote = netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)
 		s.RQueue, s.WQueue = le.Uint32(msg[56:]), le.Uint32(msg[60:])
 		s.Inode = uint64(le.Uint32(msg[68:]))
-		for attrs := msg[72:]; len(attrs) >= 4; {
-			alen := int(le.Uint16(attrs))
-			if alen < 4 || alen > len(attrs) {
-				break
+		// A malformed attribute ends the attributes, not the socket.
+		_ = diagAttrs(msg[72:], func(typ uint16, val []byte) error {
+			if typ == inetDiagShutdown && len(val) >= 1 {
+				s.Shutdown = int(val[0])
 			}
-			if le.Uint16(attrs[2:]) == inetDiagShutdown && alen >= 5 {
-				s.Shutdown = int(attrs[4])
-			}
-			attrs = attrs[min((alen+3)&^3, len(attrs)):]
-		}
+			return nil
+		})
 		socks = append(socks, s)
+		return false, nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	return socks, false, nil
+	return socks, done, nil
 }
 
 const inetDiagShutdown = 8

@@ -98,44 +98,21 @@ func (d *SockDiag) Packet(ino uint64) (PacketDiag, error) {
 // dump ended.
 func parsePacketDiag(b []byte, ino uint64) (found *PacketDiag, done bool, err error) {
 	le := binary.LittleEndian
-	for len(b) >= 16 {
-		msgLen := int(le.Uint32(b))
-		typ := le.Uint16(b[4:])
-		if msgLen < 16 || msgLen > len(b) {
-			return nil, false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
-		}
-		msg := b[16:msgLen]
-		b = b[min((msgLen+3)&^3, len(b)):]
-		switch typ {
-		case unix.NLMSG_ERROR:
-			if len(msg) >= 4 {
-				if e := int32(le.Uint32(msg)); e != 0 {
-					return nil, false, fmt.Errorf("sock_diag of packet sockets: %w", unix.Errno(-e))
-				}
-			}
-			continue
-		case unix.NLMSG_DONE:
-			return found, true, nil
-		}
+	done, err = diagMessages(b, "packet sockets", func(msg []byte) (bool, error) {
 		// struct packet_diag_msg: family, type, num (the protocol), ino,
 		// cookie[2].
 		if len(msg) < 16 {
-			return nil, false, fmt.Errorf("sock_diag: short packet_diag_msg")
+			return false, fmt.Errorf("sock_diag: short packet_diag_msg")
 		}
 		if uint64(le.Uint32(msg[4:])) != ino {
-			continue
+			return false, nil
 		}
 		d := &PacketDiag{Type: int(msg[1]), Protocol: le.Uint16(msg[2:])}
-		for attrs := msg[16:]; len(attrs) >= 4; {
-			alen := int(le.Uint16(attrs))
-			if alen < 4 || alen > len(attrs) {
-				return nil, false, fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(attrs))
-			}
-			val := attrs[4:alen]
-			switch le.Uint16(attrs[2:]) {
+		err := diagAttrs(msg[16:], func(typ uint16, val []byte) error {
+			switch typ {
 			case packetDiagInfo:
 				if len(val) < 24 {
-					return nil, false, fmt.Errorf("sock_diag: short packet_diag_info")
+					return fmt.Errorf("sock_diag: short packet_diag_info")
 				}
 				d.Ifindex, d.Version, d.Reserve = le.Uint32(val), le.Uint32(val[4:]), le.Uint32(val[8:])
 				d.CopyThresh, d.Timestamp, d.Flags = le.Uint32(val[12:]), le.Uint32(val[16:]), le.Uint32(val[20:])
@@ -147,11 +124,11 @@ func parsePacketDiag(b []byte, ino uint64) (found *PacketDiag, done bool, err er
 				}
 			case packetDiagRxRing, packetDiagTxRing:
 				if len(val) < packetRingSize {
-					return nil, false, fmt.Errorf("sock_diag: short packet_diag_ring")
+					return fmt.Errorf("sock_diag: short packet_diag_ring")
 				}
 				r := &PacketRing{le.Uint32(val), le.Uint32(val[4:]), le.Uint32(val[8:]), le.Uint32(val[12:]),
 					le.Uint32(val[16:]), le.Uint32(val[20:]), le.Uint32(val[24:])}
-				if le.Uint16(attrs[2:]) == packetDiagRxRing {
+				if typ == packetDiagRxRing {
 					d.Rx = r
 				} else {
 					d.Tx = r
@@ -161,9 +138,16 @@ func parsePacketDiag(b []byte, ino uint64) (found *PacketDiag, done bool, err er
 					d.Fanout, d.HasFanout = le.Uint32(val), true
 				}
 			}
-			attrs = attrs[min((alen+3)&^3, len(attrs)):]
+			return nil
+		})
+		if err != nil {
+			return false, err
 		}
 		found = d
+		return false, nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	return found, false, nil
+	return found, done, nil
 }

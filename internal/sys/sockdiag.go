@@ -134,14 +134,18 @@ func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
 	return u, err
 }
 
-// parseUnixDiag reads a sock_diag answer for one unix socket.
-func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
+// diagMessages walks the netlink messages of a sock_diag answer b, calling
+// each with the payload of every message that is an answer: an
+// NLMSG_ERROR that carries an error ends the walk with it (what names the
+// query), an NLMSG_DONE ends it with done set, and so does each when it
+// says stop.
+func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err error)) (done bool, err error) {
 	le := binary.LittleEndian
 	for len(b) >= 16 {
 		msgLen := int(le.Uint32(b))
 		typ := le.Uint16(b[4:])
 		if msgLen < 16 || msgLen > len(b) {
-			return UnixDiag{}, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
+			return false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
 		}
 		msg := b[16:msgLen]
 		b = b[min((msgLen+3)&^3, len(b)):]
@@ -149,28 +153,53 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {
 				if e := int32(le.Uint32(msg)); e != 0 {
-					return UnixDiag{}, fmt.Errorf("sock_diag of unix socket %d: %w", ino, unix.Errno(-e))
+					return false, fmt.Errorf("sock_diag of %s: %w", what, unix.Errno(-e))
 				}
 			}
 			continue
 		case unix.NLMSG_DONE:
-			continue
+			return true, nil
 		}
+		if stop, err := each(msg); stop || err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// diagAttrs walks the netlink attributes in b, calling each with every
+// one's type and value; one whose length does not fit is an error.
+func diagAttrs(b []byte, each func(typ uint16, val []byte) error) error {
+	le := binary.LittleEndian
+	for len(b) >= 4 {
+		alen := int(le.Uint16(b))
+		if alen < 4 || alen > len(b) {
+			return fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(b))
+		}
+		if err := each(le.Uint16(b[2:]), b[4:alen]); err != nil {
+			return err
+		}
+		b = b[min((alen+3)&^3, len(b)):]
+	}
+	return nil
+}
+
+// parseUnixDiag reads a sock_diag answer for one unix socket.
+func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
+	le := binary.LittleEndian
+	var d UnixDiag
+	answered := false
+	_, err := diagMessages(b, fmt.Sprintf("unix socket %d", ino), func(msg []byte) (bool, error) {
 		// struct unix_diag_msg: family, type, state, pad, ino, cookie[2].
 		if len(msg) < 16 {
-			return UnixDiag{}, fmt.Errorf("sock_diag: short unix_diag_msg")
+			return false, fmt.Errorf("sock_diag: short unix_diag_msg")
 		}
-		d := UnixDiag{Type: int(msg[1]), State: int(msg[2])}
+		d = UnixDiag{Type: int(msg[1]), State: int(msg[2])}
 		if got := uint64(le.Uint32(msg[4:])); got != ino {
-			return UnixDiag{}, fmt.Errorf("sock_diag: answer for inode %d, asked %d", got, ino)
+			return false, fmt.Errorf("sock_diag: answer for inode %d, asked %d", got, ino)
 		}
-		for attrs := msg[16:]; len(attrs) >= 4; {
-			alen := int(le.Uint16(attrs))
-			atype := le.Uint16(attrs[2:])
-			if alen < 4 || alen > len(attrs) {
-				return UnixDiag{}, fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(attrs))
-			}
-			val := attrs[4:alen]
+		answered = true
+		return true, diagAttrs(msg[16:], func(atype uint16, val []byte) error {
 			switch {
 			case atype == unixDiagPeer && len(val) >= 4:
 				d.Peer = uint64(le.Uint32(val))
@@ -193,11 +222,16 @@ func parseUnixDiag(b []byte, ino uint64) (UnixDiag, error) {
 			case atype == unixDiagShutdown && len(val) >= 1:
 				d.Shutdown = int(val[0])
 			}
-			attrs = attrs[min((alen+3)&^3, len(attrs)):]
-		}
-		return d, nil
+			return nil
+		})
+	})
+	if err != nil {
+		return UnixDiag{}, err
 	}
-	return UnixDiag{}, fmt.Errorf("sock_diag: no answer for unix socket %d", ino)
+	if !answered {
+		return UnixDiag{}, fmt.Errorf("sock_diag: no answer for unix socket %d", ino)
+	}
+	return d, nil
 }
 
 // siocUnixFile is SIOCUNIXFILE (SIOCPROTOPRIVATE): an O_PATH fd on the file
