@@ -12,7 +12,10 @@ sock=$CR_DIR/tmux.sock
 	(
 		exec </dev/null >/dev/null 2>&1
 		for _ in $(seq 400); do
-			if tmux -S "$sock" new-session -d -x 80 -y 24 "bash --norc --noprofile" 2>/dev/null; then
+			# Not before the server below listens: a client finding no
+			# server starts one of its own on the socket, and the
+			# server then exits for want of it.
+			if [[ -S $sock ]] && tmux -S "$sock" new-session -d -x 80 -y 24 "bash --norc --noprofile" 2>/dev/null; then
 				tmux -S "$sock" send-keys 'x=41' Enter
 				# A pager open at checkpoint time: less reads the keyboard
 				# from /dev/tty.
