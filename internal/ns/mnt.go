@@ -73,6 +73,9 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 		// mount point, or none reachable: a directory, then.
 		var st unix.Stat_t
 		m.File = unix.Stat(root+m.Path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
+		if typ := st.Mode & unix.S_IFMT; m.File && m.External == "" && typ != unix.S_IFREG {
+			m.FileType, m.FileRdev = typ, st.Rdev
+		}
 		if m.FSType != "proc" || m.External != "" {
 			continue
 		}
