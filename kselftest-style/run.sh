@@ -287,6 +287,20 @@ start_crsub() {
 	CRSUB_PID=$!
 }
 
+# start_snippet LOG FILE: bash FILE in the background as our child, in
+# crsub's place (a container runtime checkpointing or restoring through
+# crsub), with $PID, $CR_DIR and $CRSUB.
+start_snippet() {
+	local log=$1 file=$2
+	(
+		trap - INT QUIT
+		close_fds
+		export PID=$TARGET CR_DIR=$D
+		exec bash "$file"
+	) </dev/null >>"$log" 2>&1 &
+	CRSUB_PID=$!
+}
+
 # ---------------------------------------------------------------- one subject
 
 # Sets RESULT (ok|fail|skip) and REASON.
@@ -295,6 +309,7 @@ run_one() {
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
+	local checkpoint_cmd=$HERE/${1%.sh}.checkpoint restart_cmd=$HERE/${1%.sh}.restart
 	local extra=() cextra=() line
 	RESULT=fail REASON=""
 
@@ -347,8 +362,14 @@ run_one() {
 		sleep 0.05
 	done
 
-	# 2. wait until it blocks where it said (ready holds a syscall number)
+	# 2. wait until it blocks where it said (ready holds a syscall number).
+	# A subject may name another process to checkpoint in CR_DIR/target
+	# (a container's init it started), and must end once that one is gone.
 	read -r hint <"$D/ready" 2>/dev/null
+	if [[ -s $D/target ]]; then
+		read -r TARGET <"$D/target"
+		note "target: pid $TARGET"
+	fi
 	n=$(deadline "$READY_TIMEOUT")
 	while :; do
 		st=$(proc_state "$TARGET")
@@ -378,7 +399,11 @@ run_one() {
 				cextra+=("${line//\$CR_DIR/$D}")
 			done <"$checkpoint_args"
 		fi
-		start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img" "${cextra[@]}"
+		if [[ -f $checkpoint_cmd ]]; then
+			start_snippet "$D/checkpoint.log" "$checkpoint_cmd"
+		else
+			start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img" "${cextra[@]}"
+		fi
 		if ! wait_child "$CRSUB_PID" "$CR_TIMEOUT"; then
 			REASON="TIMEOUT: crsub checkpoint still running after ${CR_TIMEOUT}s"
 			return
@@ -438,7 +463,11 @@ run_one() {
 				extra+=("${line//\$CR_DIR/$D}")
 			done <"$restart_args"
 		fi
-		start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
+		if [[ -f $restart_cmd ]]; then
+			start_snippet "$D/restart.log" "$restart_cmd"
+		else
+			start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
+		fi
 		n=$(deadline "$READY_TIMEOUT")
 		while :; do
 			if [[ -e /proc/$TARGET && $(proc_comm "$TARGET") == "$orig_comm" &&
@@ -554,6 +583,8 @@ for name in "${LIST_NAMES[@]}"; do
 	T0_US=${EPOCHREALTIME/./}
 	run_one "$name"
 	kill_all
+	# What a subject made outside CR_DIR goes, whatever the result.
+	[[ -f $HERE/${name%.sh}.cleanup ]] && run_snippet "$HERE/${name%.sh}.cleanup" "$D/runner.log"
 	prefix "" "$D/log"
 	prefix "" "$D/check.log"
 	if [[ $RESULT == fail ]] || ((VERBOSE)); then
