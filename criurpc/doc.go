@@ -26,9 +26,13 @@
 // setup-namespaces, post-restore, …) as CRIU tells it, and a failure it
 // reports fails the phase.
 //
-// Containers live in namespaces of their own (mount, pid, network…),
-// which the engine does not checkpoint yet: it refuses such a tree by
-// name, and a restore refuses what would need them (a root other than
-// crsub's, join_ns of other namespaces, empty_ns, veth pairs). Processes
-// in crsub's own namespaces go through the whole protocol.
+// A container's namespaces are the engine's: a dump records them, and a
+// restore makes them again with the tree. root is the container's root
+// filesystem in place of the image's (runc binds it at a directory of its
+// own); ext_mnt moves the image's external mounts by their mount points;
+// empty_ns (runc's, for a network namespace the container does not join
+// by path) makes the network namespace anew with lo as it was (up: CRIU
+// leaves it down, criu#590) and no other link, which the runtime adds.
+// Namespaces to join (join_ns, a namespace passed with inherit_fd) must be
+// crsub's own, and veth pairs are refused, for now.
 package criurpc

@@ -138,3 +138,70 @@ func TestInheritSubstitutes(t *testing.T) {
 		t.Errorf("a terminal left without master: %v, want orphan_pts_master refused", err)
 	}
 }
+
+func TestRestoreMounts(t *testing.T) {
+	dir := t.TempDir()
+	mnt := &ckpt.NamespaceView{Namespace: ckpt.Namespace{Kind: ckpt.NamespaceMnt, Mnt: &ckpt.MountNamespace{Mounts: []ckpt.Mount{
+		{ID: 1, Path: "/", FSType: "ext4", Root: "/srv/ctr/rootfs", External: "/srv/ctr/rootfs"},
+		{ID: 2, Parent: 1, Path: "/data", FSType: "ext4", Root: "/srv/data", External: "/srv/data"},
+		{ID: 3, Parent: 1, Path: "/sys/fs/cgroup/cpu", FSType: "cgroup", Root: "/ctr", External: "/sys/fs/cgroup/cpu/ctr"},
+		{ID: 4, Parent: 1, Path: "/dev", FSType: "tmpfs", Root: "/"},
+	}}}}
+	made := &ckpt.NamespaceView{Namespace: ckpt.Namespace{Kind: ckpt.NamespaceMnt, Mnt: &ckpt.MountNamespace{Mounts: []ckpt.Mount{
+		{ID: 1, Path: "/", FSType: "tmpfs", Root: "/"},
+	}}}}
+	for _, tc := range []struct {
+		name      string
+		r         Request
+		mnt       *ckpt.NamespaceView
+		wantRoot  string
+		wantMoved map[string]string
+		refused   string
+	}{
+		{name: "crsub's namespace, no root", r: Request{}},
+		{name: "crsub's namespace, its root", r: Request{Root: "/"}},
+		{name: "crsub's namespace, another root", r: Request{Root: dir}, refused: "root"},
+		{name: "runc's root and ext_mnt of cgroups, a moved bind mount, one the image lacks", mnt: mnt,
+			r:        Request{Root: dir, ExtMounts: []ExtMount{{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu"}, {"/data", dir}, {"/nowhere", "/x"}, {"/dev", dir}}},
+			wantRoot: dir, wantMoved: map[string]string{"/srv/data": dir}},
+		{name: "ext_mnt to the path the image has", mnt: mnt, r: Request{ExtMounts: []ExtMount{{"/data", "/srv/data"}}}},
+		{name: "ext_mnt to nothing", mnt: mnt, r: Request{ExtMounts: []ExtMount{{"/data", dir + "/missing"}}}, refused: "ext_mnt"},
+		{name: "a root made in the namespace", mnt: made, r: Request{Root: dir}, refused: "root"},
+	} {
+		root, moved, err := restoreMounts(&tc.r, tc.mnt)
+		var re *RefusedError
+		switch {
+		case tc.refused != "":
+			if !errors.As(err, &re) || re.Field != tc.refused {
+				t.Errorf("%s: restoreMounts error %v, want %s refused", tc.name, err, tc.refused)
+			}
+			continue
+		case err != nil:
+			t.Errorf("%s: restoreMounts: %v", tc.name, err)
+			continue
+		}
+		if root != tc.wantRoot || !cmp.Equal(moved, tc.wantMoved) {
+			t.Errorf("%s: restoreMounts = %q, %v; want %q, %v", tc.name, root, moved, tc.wantRoot, tc.wantMoved)
+		}
+	}
+}
+
+func TestEmptyNetwork(t *testing.T) {
+	lo := ckpt.NetLink{Index: 1, Name: "lo", Kind: ckpt.LinkLoopback, Builtin: true}
+	for _, tc := range []struct {
+		name    string
+		net     *ckpt.NamespaceView
+		refused bool
+	}{
+		{name: "no network namespace of its own", refused: true},
+		{name: "lo only", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo}}}},
+		{name: "lo and the fallback tunnels", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo, {Index: 2, Name: "sit0", Builtin: true}}}}},
+		{name: "a veth the runtime would add", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo, {Index: 3, Name: "eth0", Kind: ckpt.LinkVeth}}}}, refused: true},
+	} {
+		err := emptyNetwork(tc.net)
+		var re *RefusedError
+		if got := errors.As(err, &re) && re.Field == "empty_ns"; got != tc.refused || (err != nil && !got) {
+			t.Errorf("%s: emptyNetwork = %v, want refused %v", tc.name, err, tc.refused)
+		}
+	}
+}

@@ -40,9 +40,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}()
 	log := w.log
-	if err := checkRoot(r.Root); err != nil {
-		return 0, err
-	}
 	for _, j := range r.JoinNamespaces {
 		if err := ownNamespace("join_ns", j.Ns, j.File); err != nil {
 			return 0, err
@@ -61,17 +58,25 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	opts.ImageDir = "."
 	opts.Sibling = r.Sibling
 	opts.CgroupRoots = cgroupRoots(r.CgroupRoots)
-	if opts.PidNamespace, err = inPidNamespace(img); err != nil {
+	inv, err := ckpt.Inspect(bufio.NewReader(img))
+	if err != nil {
 		return 0, err
 	}
+	if _, err := img.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	mnt, net := imageNamespace(inv, ckpt.NamespaceMnt), imageNamespace(inv, ckpt.NamespaceNet)
+	// A pid namespace the image records is made again with it.
+	opts.PidNamespace = len(inv.Tree.Processes) > 0 && inv.Tree.Processes[0].NsPid == 1 && imageNamespace(inv, ckpt.NamespacePid) == nil
+	if opts.Root, opts.MountMap, err = restoreMounts(r, mnt); err != nil {
+		return 0, err
+	}
+	if r.EmptyNet {
+		if err := emptyNetwork(net); err != nil {
+			return 0, err
+		}
+	}
 	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
-		inv, err := ckpt.Inspect(bufio.NewReader(img))
-		if err != nil {
-			return 0, err
-		}
-		if _, err := img.Seek(0, io.SeekStart); err != nil {
-			return 0, err
-		}
 		files, err := inheritedFiles(r.InheritFds)
 		if err != nil {
 			return 0, err
@@ -123,23 +128,89 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	return p.Pid, nil
 }
 
-// checkRoot refuses a root directory other than crsub's own: restoring
-// into another needs the tree's mount namespace, which crsub does not
-// restore yet.
-func checkRoot(root string) error {
-	if root == "" {
+// imageNamespace is the image's namespace of kind, nil if its tree is in
+// crsub's (or the image records several: a runtime's container has one of
+// each).
+func imageNamespace(inv *ckpt.Inventory, kind string) *ckpt.NamespaceView {
+	var found *ckpt.NamespaceView
+	for _, n := range inv.Namespaces {
+		if n.Namespace.Kind != kind {
+			continue
+		}
+		if found != nil {
+			return nil
+		}
+		found = n
+	}
+	return found
+}
+
+// restoreMounts maps root and ext_mnt onto the restart's root and mount
+// map. A tree in crsub's mount namespace can only be restored into crsub's
+// root. In a mount namespace of its own, root is the root filesystem in
+// place of the image's (runc binds the container's at a directory of its
+// own), and an ext_mnt entry names the mount at a mount point (as the dump
+// named it, by its mount point) and the path it shows now: a path other
+// than the one the image recorded moves it. Entries for mounts the image
+// does not take as external (its cgroup mounts, made anew or bound from
+// the cgroups the restart puts the tree in) change nothing, as CRIU
+// ignores keys no mount has.
+func restoreMounts(r *Request, mnt *ckpt.NamespaceView) (root string, moved map[string]string, err error) {
+	if mnt == nil || mnt.Namespace.Mnt == nil {
+		if r.Root == "" {
+			return "", nil, nil
+		}
+		st, err := os.Stat(r.Root)
+		if err != nil {
+			return "", nil, &RefusedError{Field: "root", Reason: err.Error()}
+		}
+		own, err := os.Stat("/")
+		if err != nil {
+			return "", nil, err
+		}
+		if !os.SameFile(st, own) {
+			return "", nil, &RefusedError{Field: "root", Reason: fmt.Sprintf("%s is not crsub's root, and the tree was checkpointed in crsub's mount namespace: it is restored there", r.Root)}
+		}
+		return "", nil, nil
+	}
+	ms := mnt.Namespace.Mnt.Mounts
+	if r.Root != "" && (len(ms) == 0 || ms[0].External == "") {
+		return "", nil, &RefusedError{Field: "root", Reason: "the image's root filesystem was made in its mount namespace, not bound from outside: there is nothing to put in its place"}
+	}
+	for _, e := range r.ExtMounts {
+		for _, m := range ms {
+			if m.Path != e.Key || m.External == "" || m.FSType == "cgroup" || m.FSType == "cgroup2" || m.External == e.Val {
+				continue
+			}
+			if _, err := os.Stat(e.Val); err != nil {
+				return "", nil, &RefusedError{Field: "ext_mnt", Reason: fmt.Sprintf("%s: %v", e.Key, err)}
+			}
+			if moved == nil {
+				moved = map[string]string{}
+			}
+			moved[m.External] = e.Val
+		}
+	}
+	return r.Root, moved, nil
+}
+
+// emptyNetwork checks that what empty_ns leaves out of the image's network
+// namespace is nothing crsub would make: the runtime adds its links to the
+// new namespace (runc in setup-namespaces), and crsub restores the rest
+// as it was (lo up, its addresses, settings), where CRIU leaves lo down
+// (criu#590). Links the image has besides are refused: crsub does not
+// leave them out yet.
+func emptyNetwork(net *ckpt.NamespaceView) error {
+	if net == nil {
+		return &RefusedError{Field: "empty_ns", Reason: "the image has no network namespace of its own to make anew"}
+	}
+	if net.Network == nil {
 		return nil
 	}
-	st, err := os.Stat(root)
-	if err != nil {
-		return &RefusedError{Field: "root", Reason: err.Error()}
-	}
-	own, err := os.Stat("/")
-	if err != nil {
-		return err
-	}
-	if !os.SameFile(st, own) {
-		return &RefusedError{Field: "root", Reason: fmt.Sprintf("%s is not crsub's root: crsub does not restore a tree into another root (a mount namespace) yet", root)}
+	for _, l := range net.Network.Links {
+		if l.Kind != ckpt.LinkLoopback && !l.Builtin {
+			return &RefusedError{Field: "empty_ns", Reason: fmt.Sprintf("the image's network namespace has link %s (%s): crsub does not leave links out for the runtime to add yet", l.Name, l.Kind)}
+		}
 	}
 	return nil
 }
@@ -181,28 +252,6 @@ func cgroupRoots(roots []CgroupRoot) map[string]string {
 		}
 	}
 	return m
-}
-
-// inPidNamespace says whether the image's root was checkpointed as the
-// init of a pid namespace of its own, which CRIU restores in a new one. It
-// reads only the image's head, and leaves img at its start.
-func inPidNamespace(img *os.File) (bool, error) {
-	rd, err := ckpt.NewReader(bufio.NewReader(img))
-	if err != nil {
-		return false, err
-	}
-	rec, err := rd.Next()
-	if err != nil {
-		return false, err
-	}
-	var tree ckpt.Tree
-	if rec.Type != ckpt.TypeTree || rec.Decode(&tree) != nil || len(tree.Processes) == 0 {
-		return false, fmt.Errorf("%s does not start with its task tree", ImageName)
-	}
-	if _, err := img.Seek(0, io.SeekStart); err != nil {
-		return false, err
-	}
-	return tree.Processes[0].NsPid == 1, nil
 }
 
 // inheritedFile is an inherit_fd entry with what its fd is.
