@@ -543,7 +543,13 @@ func (s *session) freezeTree() error {
 				return fmt.Errorf("child %d of pid %d: %w", k, p.pid, err)
 			}
 			if st.State == 'Z' {
-				s.zombies = append(s.zombies, zombie(k, p.pid, st))
+				z := zombie(k, p.pid, st)
+				// In a pid namespace of its own, a restart gives it its
+				// pid there too.
+				if status, err := procfs.ReadStatus(k); err == nil {
+					z.NsPid = treeRecord(k, &st, &status).NsPid
+				}
+				s.zombies = append(s.zombies, z)
 				continue
 			}
 			queue = append(queue, &proc{pid: k, ppid: p.pid})
