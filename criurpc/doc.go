@@ -33,6 +33,8 @@
 // empty_ns (runc's, for a network namespace the container does not join
 // by path) makes the network namespace anew with lo as it was (up: CRIU
 // leaves it down, criu#590) and no other link, which the runtime adds.
-// Namespaces to join (join_ns, a namespace passed with inherit_fd) must be
-// crsub's own, and veth pairs are refused, for now.
+// A namespace to join (join_ns, or passed with inherit_fd: runc's
+// extRootNetNS for a network namespace the container joins by path)
+// replaces the image's of that kind (network, UTS, IPC, cgroup, time; a
+// pid namespace is refused); veth pairs are refused for now.
 package criurpc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -203,5 +204,76 @@ func TestEmptyNetwork(t *testing.T) {
 		if got := errors.As(err, &re) && re.Field == "empty_ns"; got != tc.refused || (err != nil && !got) {
 			t.Errorf("%s: emptyNetwork = %v, want refused %v", tc.name, err, tc.refused)
 		}
+	}
+}
+
+func TestNamespaceKind(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"/proc/self/ns/net", "net"},
+		{"/proc/self/ns/uts", "uts"},
+		{"/proc/self/ns/pid", "pid"},
+		{"/proc/self/status", ""},
+	} {
+		f, err := os.Open(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := namespaceKind(int(f.Fd())); got != tc.want {
+			t.Errorf("namespaceKind(%s) = %q, want %q", tc.path, got, tc.want)
+		}
+		f.Close()
+	}
+}
+
+func TestSupplyNamespace(t *testing.T) {
+	supplied := map[string]substitute.Namespace{}
+	if err := supplyNamespace(supplied, "inherit_fd", "net", "/proc/self/ns/net"); err != nil || len(supplied) != 0 {
+		t.Errorf("crsub's own network namespace: %v, supplied %v; want nothing to join", err, supplied)
+	}
+	var re *RefusedError
+	if err := supplyNamespace(supplied, "join_ns", "net", "/nonexistent/ns"); !errors.As(err, &re) || re.Field != "join_ns" {
+		t.Errorf("a missing namespace file: %v, want join_ns refused", err)
+	}
+}
+
+// Namespaces other than crsub's are joined where the restart can
+// (network, UTS…), refused for a pid namespace, and given once.
+func TestSupplyOtherNamespaces(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	cmd := exec.Command("unshare", "--net", "--uts", "--pid", "--fork", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// The sleep, in the new pid namespace, is unshare's child.
+	var pid int
+	for range 100 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		if _, err := fmt.Sscan(string(b), &pid); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pid == 0 {
+		t.Fatal("unshare's child not found")
+	}
+	supplied := map[string]substitute.Namespace{}
+	for _, kind := range []string{"net", "uts"} {
+		if err := supplyNamespace(supplied, "inherit_fd", kind, fmt.Sprintf("/proc/%d/ns/%s", pid, kind)); err != nil {
+			t.Errorf("%s namespace: %v", kind, err)
+		}
+	}
+	want := map[string]substitute.Namespace{"net": {Path: fmt.Sprintf("/proc/%d/ns/net", pid)}, "uts": {Path: fmt.Sprintf("/proc/%d/ns/uts", pid)}}
+	if diff := cmp.Diff(want, supplied); diff != "" {
+		t.Errorf("supplied (-want +got):\n%s", diff)
+	}
+	var re *RefusedError
+	if err := supplyNamespace(supplied, "join_ns", "net", fmt.Sprintf("/proc/%d/ns/net", pid)); !errors.As(err, &re) {
+		t.Errorf("a second network namespace: %v, want refused", err)
+	}
+	if err := supplyNamespace(supplied, "join_ns", "pid", fmt.Sprintf("/proc/%d/ns/pid", pid)); !errors.As(err, &re) || re.Field != "join_ns" {
+		t.Errorf("a pid namespace: %v, want join_ns refused", err)
 	}
 }

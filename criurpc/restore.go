@@ -16,6 +16,7 @@ import (
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
+	"golang.org/x/sys/unix"
 )
 
 // restore serves RESTORE and returns the restored root's pid. The tree
@@ -40,8 +41,9 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}()
 	log := w.log
+	supplied := map[string]substitute.Namespace{}
 	for _, j := range r.JoinNamespaces {
-		if err := ownNamespace("join_ns", j.Ns, j.File); err != nil {
+		if err := supplyNamespace(supplied, "join_ns", j.Ns, j.File); err != nil {
 			return 0, err
 		}
 	}
@@ -77,7 +79,7 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}
 	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
-		files, err := inheritedFiles(r.InheritFds)
+		files, err := inheritedFiles(r.InheritFds, supplied)
 		if err != nil {
 			return 0, err
 		}
@@ -93,6 +95,10 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 				return 0, err
 			}
 		}
+	}
+	if len(supplied) > 0 {
+		log.Info("restoring into the namespaces given", "namespaces", supplied)
+		opts.Namespaces = supplied
 	}
 	opts.TasksCreated = func(pids []int) error {
 		if err := s.notify(r, log, "setup-namespaces", pids[0], -1); err != nil {
@@ -215,9 +221,14 @@ func emptyNetwork(net *ckpt.NamespaceView) error {
 	return nil
 }
 
-// ownNamespace refuses a namespace to join other than crsub's own of that
-// kind: the restored tree is in crsub's namespaces.
-func ownNamespace(field, kind, file string) error {
+// supplyNamespace takes a namespace to restore the tree into (file, of
+// kind): runc passes the network namespace a container joins by path as an
+// inherit_fd (extRootNetNS), others may name one with join_ns. crsub's own
+// changes nothing (the tree was checkpointed in it, and the image has no
+// namespace of that kind to make); another is joined in place of the
+// image's namespace of that kind (restart.Options.Namespaces), which the
+// restart checks against the image.
+func supplyNamespace(supplied map[string]substitute.Namespace, field, kind, file string) error {
 	st, err := os.Stat(file)
 	if err != nil {
 		return &RefusedError{Field: field, Reason: err.Error()}
@@ -226,9 +237,18 @@ func ownNamespace(field, kind, file string) error {
 	if err != nil {
 		return &RefusedError{Field: field, Reason: fmt.Sprintf("namespace kind %q: %v", kind, err)}
 	}
-	if !os.SameFile(st, own) {
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("%s namespace %s is not crsub's: crsub does not restore a tree into other namespaces yet", kind, file)}
+	if os.SameFile(st, own) {
+		return nil
 	}
+	switch kind {
+	case "net", "uts", "ipc", "cgroup", "time":
+	default:
+		return &RefusedError{Field: field, Reason: fmt.Sprintf("%s namespace %s is not crsub's: crsub restores a tree into a %s namespace of its own making, not a given one", kind, file, kind)}
+	}
+	if _, ok := supplied[kind]; ok {
+		return &RefusedError{Field: field, Reason: fmt.Sprintf("a second %s namespace to restore into (%s)", kind, file)}
+	}
+	supplied[kind] = substitute.Namespace{Path: file}
 	return nil
 }
 
@@ -263,17 +283,16 @@ type inheritedFile struct {
 }
 
 // inheritedFiles looks at the fds inherit_fd names, which the runtime
-// passed to crsub at those numbers. A namespace must be crsub's own.
-func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
+// passed to crsub at those numbers. A namespace goes to supplied
+// (supplyNamespace).
+func inheritedFiles(fds []InheritFd, supplied map[string]substitute.Namespace) ([]inheritedFile, error) {
 	var out []inheritedFile
 	for _, f := range fds {
-		link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd))
-		if err != nil {
+		if _, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd)); err != nil {
 			return nil, &RefusedError{Field: "inherit_fd", Reason: fmt.Sprintf("key %q: crsub was given no fd %d", f.Key, f.Fd)}
 		}
-		kind, _, _ := strings.Cut(link, ":")
-		if _, err := os.Stat("/proc/self/ns/" + kind); err == nil && strings.HasSuffix(link, "]") && !strings.Contains(kind, "/") {
-			if err := ownNamespace("inherit_fd", kind, "/proc/self/fd/"+strconv.Itoa(f.Fd)); err != nil {
+		if kind := namespaceKind(f.Fd); kind != "" {
+			if err := supplyNamespace(supplied, "inherit_fd", kind, "/proc/self/fd/"+strconv.Itoa(f.Fd)); err != nil {
 				return nil, err
 			}
 			out = append(out, inheritedFile{InheritFd: f, ns: kind})
@@ -282,6 +301,23 @@ func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
 		out = append(out, inheritedFile{InheritFd: f})
 	}
 	return out, nil
+}
+
+// namespaceKind is the kind ("net", "uts"…) of the namespace fd is a file
+// of, "" if it is none. Opened through a bind mount (/run/netns/NAME, as
+// runc passes a network namespace the container joins by path) its name
+// is that path, not "net:[INODE]": the kernel is asked.
+func namespaceKind(fd int) string {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.NSFS_MAGIC {
+		return ""
+	}
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil {
+		return ""
+	}
+	return map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWPID: "pid",
+		unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWTIME: "time", unix.CLONE_NEWUSER: "user"}[t]
 }
 
 // inheritSubstitutes finds the files of the image that inherit_fd keys
