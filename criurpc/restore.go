@@ -73,11 +73,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	if opts.Root, opts.MountMap, err = restoreMounts(r, mnt); err != nil {
 		return 0, err
 	}
-	if r.EmptyNet {
-		if err := emptyNetwork(net); err != nil {
-			return 0, err
-		}
-	}
 	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
 		files, err := inheritedFiles(r.InheritFds, supplied)
 		if err != nil {
@@ -94,6 +89,13 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 			if err := orphanTerminals(inv, opts.Substitutes, opts.ProcessSubstitutes); err != nil {
 				return 0, err
 			}
+		}
+	}
+	// runc asks for an empty network namespace even when it passes the
+	// one to join: that one is taken as it is.
+	if _, joined := supplied["net"]; r.EmptyNet && !joined {
+		if err := emptyNetwork(net); err != nil {
+			return 0, err
 		}
 	}
 	if len(supplied) > 0 {
