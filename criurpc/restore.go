@@ -11,12 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
-	"golang.org/x/sys/unix"
 )
 
 // restore serves RESTORE and returns the restored root's pid. The tree
