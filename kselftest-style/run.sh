@@ -438,7 +438,7 @@ run_one() {
 			REASON="checkpoint wrote no image $D/img"
 			return
 		fi
-		if ((VERBOSE)); then
+		if ((VERBOSE)) && [[ -f $D/img ]]; then	# a runtime's is a directory
 			timeout -k 2 "$CHECK_TIMEOUT" "$CRSUB" show "$D/img" >"$D/show.log" 2>&1 </dev/null
 		fi
 
