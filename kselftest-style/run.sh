@@ -295,7 +295,7 @@ run_one() {
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
-	local extra=() cextra=() line
+	local extra=() cextra=() line f
 	RESULT=fail REASON=""
 
 	if ! is_subject "$name"; then
@@ -432,12 +432,13 @@ run_one() {
 				return
 			fi
 		fi
-		if [[ -f $restart_args ]]; then
+		for f in "$restart_args" "$D/restart-args"; do
+			[[ -f $f ]] || continue
 			while IFS= read -r line; do
 				[[ -z $line || $line == \#* ]] && continue
 				extra+=("${line//\$CR_DIR/$D}")
-			done <"$restart_args"
-		fi
+			done <"$f"
+		done
 		start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
 		n=$(deadline "$READY_TIMEOUT")
 		while :; do
@@ -554,6 +555,12 @@ for name in "${LIST_NAMES[@]}"; do
 	T0_US=${EPOCHREALTIME/./}
 	run_one "$name"
 	kill_all
+	# What a .prerestart made for the restart (a network namespace, links)
+	# and wrote down to remove once the subject is gone.
+	if [[ -f $D/cleanup ]]; then
+		TARGET=""
+		run_snippet "$D/cleanup" "$D/runner.log" || note "cleanup exit=$?"
+	fi
 	prefix "" "$D/log"
 	prefix "" "$D/check.log"
 	if [[ $RESULT == fail ]] || ((VERBOSE)); then

@@ -140,6 +140,16 @@ func UnlockNamespace(netns int) error {
 	return errors.Join(errs...)
 }
 
+// NamespaceLocked says whether the network namespace of netns is locked
+// whole (LockNamespace).
+func NamespaceLocked(netns int) (bool, error) {
+	err := nft(netns, fmt.Sprintf("list chain %s namespace-input\n", table))
+	if err != nil && strings.Contains(err.Error(), "No such file") {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // nft runs an nft script in the network namespace of netns: started from
 // a thread that entered it, nft is in it too.
 func nft(netns int, script string) error {
