@@ -57,7 +57,12 @@ func (p *Process) Signal(sig unix.Signal) error {
 // Restart reads an image from r and restores the processes it holds. They
 // run when Restart returns; on error nothing it created is left behind.
 func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
-	return ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
+	p, err := ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
+	if opts.Root != "" && errors.As(err, new(*RecordError)) && errors.Is(err, os.ErrNotExist) {
+		// The path is the image's, looked up in the root given.
+		err = fmt.Errorf("%w (in the root given, %s)", err, opts.Root)
+	}
+	return p, err
 }
 
 // restorer is one restart in progress.
