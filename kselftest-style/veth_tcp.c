@@ -12,10 +12,11 @@
  * order and echoes each; the client checks the echoes.
  *
  * After the restart the subject checks from inside: lo up, eth0 up with its
- * MTU and address, the hostname. Then the init goes on until 20 more
- * counters came, sends a stop mark, and the client answers with its
- * verdict (how many echoes it checked, or that one was wrong), which the
- * init reports: bytes both ways after the restart, nothing lost or reset.
+ * MTU and address, the route through it (to 192.0.2.0/24), the hostname.
+ * Then the init goes on until 20 more counters came, sends a stop mark,
+ * and the client answers with its verdict (how many echoes it checked, or
+ * that one was wrong), which the init reports: bytes both ways after the
+ * restart, nothing lost or reset.
  *
  * The same subject is restarted three ways: as it was (veth_tcp: crsub
  * makes the host end again), into a fresh veth pair (veth_tcp_link: the
@@ -258,7 +259,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(7);
+	ksft_set_plan(8);
 	if (system("command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1"))
 		ksft_exit_skip("needs ip (iproute2) and nsenter");
 	snprintf(peer, sizeof(peer), "crvh%d", pid);
@@ -291,9 +292,9 @@ int main(void)
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; ip link set lo up; "
 		 "ip link add eth0 mtu 1400 type veth peer name %s netns /proc/%d/fd/%d; "
-		 "ip addr add %s/30 dev eth0; ip link set eth0 up; "
+		 "ip addr add %s/30 dev eth0; ip link set eth0 up; ip route add 192.0.2.0/24 via %s dev eth0; "
 		 "nsenter --net=/proc/%d/fd/%d sh -c 'ip addr add %s/30 dev %s && ip link set %s up'",
-		 peer, pid, host, ctraddr, pid, host, hostaddr, peer, peer);
+		 peer, pid, host, ctraddr, hostaddr, pid, host, hostaddr, peer, peer);
 	if (system(cmd))
 		ksft_exit_fail_msg("setup: %s", cmd);
 	close(host);
@@ -353,6 +354,8 @@ int main(void)
 	ksft_test_result(link_state(s, "lo", NULL) && has_addr("lo", "127.0.0.1"), "lo is up with 127.0.0.1");
 	int eth0_up = link_state(s, "eth0", &mtu);
 	ksft_test_result(eth0_up && mtu == 1400 && has_addr("eth0", ctraddr), "eth0 is up, MTU 1400 (%d), %s", mtu, ctraddr);
+	snprintf(cmd, sizeof(cmd), "ip route show 192.0.2.0/24 | grep -q 'via %s dev eth0'", hostaddr);
+	ksft_test_result(!system(cmd), "the route to 192.0.2.0/24 via %s", hostaddr);
 	if (write(ctl[1], "v", 1) != 1)
 		ksft_exit_fail_msg("the init is gone");
 	memset(&r, 0, sizeof(r));

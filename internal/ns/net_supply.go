@@ -169,7 +169,8 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 }
 
 // matchState gives the links of a namespace in use that were not restored
-// whole (those of sub) the image's MTU, queue length and flags: a runtime
+// whole (those of sub) the image's MTU, queue length, flags and the routes
+// through them that they lack: a runtime
 // makes a container's links with their addresses and may leave them down
 // until the container runs, when a peer can no longer be answered with a
 // reset by a port without its socket.
@@ -191,7 +192,20 @@ func (r *netRestore) matchState(rec, sub *ckpt.Network) error {
 		l.Peer = nil // its peer is the caller's
 		state.Links = append(state.Links, l)
 	}
-	return r.setLinkState(state)
+	if err := r.setLinkState(state); err != nil {
+		return err
+	}
+	// Routes through a link can be added once it is up only: those of a
+	// link the caller left down are the image's to add.
+	for _, rt := range rec.Routes {
+		if !slices.ContainsFunc(state.Links, func(l ckpt.NetLink) bool { return l.Name == rt.Link }) {
+			continue
+		}
+		if err := r.addRoute(rt); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+	}
+	return nil
 }
 
 // isEmpty says whether a namespace holds no more than a new one.

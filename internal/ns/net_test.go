@@ -429,7 +429,8 @@ func TestJoinNetwork(t *testing.T) {
 
 // A namespace made as runtimes make one for a container (its links there
 // with their addresses, left down with lo) is joined: the links get the
-// image's MTU and state, lo its addresses and state; undo puts them back.
+// image's MTU, state and routes, lo its addresses and state; undo puts them
+// back.
 func TestJoinNetworkMadeByRuntime(t *testing.T) {
 	host := addNetns(t, "host")
 	src := addNetns(t, "src")
@@ -437,7 +438,8 @@ func TestJoinNetworkMadeByRuntime(t *testing.T) {
 link add eth0 mtu 1400 type veth peer name vs-%[1]d netns %[2]s
 addr add 10.203.0.2/24 dev eth0
 addr add fd00:203::2/64 dev eth0 nodad
-link set eth0 up`, os.Getpid(), host.name))
+link set eth0 up
+route add 192.0.2.0/24 via 10.203.0.1 dev eth0`, os.Getpid(), host.name))
 	rec, err := DumpNetwork(src.fd, host.fd)
 	if err != nil {
 		t.Fatal(err)
@@ -453,6 +455,9 @@ addr add fd00:203::2/64 dev eth0 nodad`, os.Getpid(), host.name))
 	}
 	if diff := cmp.Diff(map[string]string{"lo": "UP mtu 65536 127.0.0.1/8", "eth0": "UP mtu 1400 10.203.0.2/24"}, rt.links(t)); diff != "" {
 		t.Errorf("joined (-want +got):\n%s", diff)
+	}
+	if out, err := exec.Command("ip", "-n", rt.name, "route", "show", "192.0.2.0/24").CombinedOutput(); err != nil || !strings.Contains(string(out), "via 10.203.0.1 dev eth0") {
+		t.Errorf("the route through eth0: %q, %v", out, err)
 	}
 	if err := undo(); err != nil {
 		t.Fatal(err)
