@@ -299,6 +299,10 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, fmt.Errorf("before-release hook: %w", err)
 		}
 	}
+	// The network namespaces restored are held still until now.
+	if err := s.ns.ctx.Running(); err != nil {
+		return nil, fmt.Errorf("letting the namespaces' packets through: %w", err)
+	}
 	fault.Phase("releasing")
 	// Everything that can fail is done before any task runs. Then children
 	// first: a parent released first could see a child that is still

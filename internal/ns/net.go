@@ -80,46 +80,38 @@ var netKind = &Kind{
 			}
 			// Undone while the namespace is still held (n until the
 			// restart ends), before crsub lets go of it; the lock goes
-			// once the restart is done, the tasks running.
+			// just before the tasks run.
 			c.OnFailure(func() error {
 				defer host.Close()
 				return errors.Join(undo(), unlock(false))
-			}, func() error {
-				defer host.Close()
-				return unlock(true)
-			})
+			}, host.Close)
+			c.BeforeRun(func() error { return unlock(true) })
 			return nil
 		},
 	},
 }
 
-// lockRestored holds the namespace of nsfd still (netlock.LockNamespace)
-// while the restart fills it and restores its sockets: a peer outside that
-// retransmits into it once its links are up, before the socket of its
-// connection is back, would be answered with a reset. The unlock it returns
-// lets the packets through again; after a failure (done false) it leaves a
-// supplied namespace locked as it found it: one the checkpoint locked (its
-// processes' own, joined again) stays so until a restart succeeds.
+// lockRestored holds the namespace of nsfd still from outside
+// (netlock.HoldInbound) while the restart fills it and restores its
+// sockets: a peer outside that retransmits into it once its links are up,
+// before the socket of its connection is back, would be answered with a
+// reset. The unlock it returns lets the packets through again; once the
+// restart is done (done true) it also opens a namespace given that the
+// checkpoint locked whole (its processes' own, joined again), which a
+// failed restart leaves locked as it found it.
 func lockRestored(c *RestoreContext, nsfd int, supplied bool) (unlock func(done bool) error, err error) {
-	lockedBefore := false
-	if supplied {
-		if lockedBefore, err = netlock.NamespaceLocked(nsfd); err == netlock.ErrUnavailable {
-			err = nil
-		} else if err != nil {
-			return nil, fmt.Errorf("the network lock of the namespace given: %w", err)
-		}
-	}
-	if err := netlock.LockNamespace(nsfd); err == netlock.ErrUnavailable {
+	if err := netlock.HoldInbound(nsfd); err == netlock.ErrUnavailable {
 		c.Log.Warn("cannot hold the network namespace still while it is restored: peers of its connections may see them reset", "err", err)
 		return func(bool) error { return nil }, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("locking the network namespace: %w", err)
+		return nil, fmt.Errorf("holding the network namespace still: %w", err)
 	}
 	return func(done bool) error {
-		if lockedBefore && !done {
-			return nil
+		err := netlock.ReleaseInbound(nsfd)
+		if done && supplied {
+			err = errors.Join(err, netlock.UnlockNamespace(nsfd))
 		}
-		return netlock.UnlockNamespace(nsfd)
+		return err
 	}, nil
 }
 
