@@ -214,6 +214,15 @@ kill_all() {
 	TARGET="" SUBJ_PID="" CRSUB_PID="" TREE=""
 }
 
+# What a .prerestart made for the restart (a network namespace, links) and
+# wrote down in $CR_DIR/cleanup goes once the subject is.
+cleanup_made() {
+	[[ -n ${D:-} && -f $D/cleanup ]] || return 0
+	TARGET=""
+	run_snippet "$D/cleanup" "$D/runner.log" || note "cleanup exit=$?"
+	mv "$D/cleanup" "$D/cleanup.done"
+}
+
 on_exit() {
 	kill_all
 	if ((KEEP == 0)); then
@@ -224,6 +233,7 @@ on_exit() {
 on_signal() {
 	echo "# interrupted by SIG$1, cleaning up"
 	kill_all
+	cleanup_made
 	[[ -n ${D:-} && -d $D ]] && echo "# kept: $D"
 	exit $((128 + $2))
 }
@@ -555,12 +565,7 @@ for name in "${LIST_NAMES[@]}"; do
 	T0_US=${EPOCHREALTIME/./}
 	run_one "$name"
 	kill_all
-	# What a .prerestart made for the restart (a network namespace, links)
-	# and wrote down to remove once the subject is gone.
-	if [[ -f $D/cleanup ]]; then
-		TARGET=""
-		run_snippet "$D/cleanup" "$D/runner.log" || note "cleanup exit=$?"
-	fi
+	cleanup_made
 	prefix "" "$D/log"
 	prefix "" "$D/check.log"
 	if [[ $RESULT == fail ]] || ((VERBOSE)); then
