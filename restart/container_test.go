@@ -231,6 +231,17 @@ func TestContainerBadInput(t *testing.T) {
 		exec.Command("ip", "link", "del", peer).Run()
 	})
 	p := crtest.Start(t, dir, crtest.Build(t, containerSubject), peer)
+	// The tree's pids, which a restart gives its tasks again: a task
+	// left behind would have one, wherever it was reparented to.
+	pids := []int{p.Pid}
+	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid, p.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(kids)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
 	img := checkpointToMemory(t, p).Bytes()
 	crtest.WaitFor(t, func() bool { return !hostLinkExists(peer) }, "the original peer gone")
 	emptyRoot, bareRoot := t.TempDir(), t.TempDir()
@@ -290,6 +301,16 @@ func TestContainerBadInput(t *testing.T) {
 			}
 			if !hostLinkExists(given) {
 				t.Errorf("link %s not given back to the host", given)
+			}
+			// Their killed tasks end as zombies of whoever they were
+			// reparented to, which reaps them a moment later.
+			for _, pid := range pids {
+				for !crtest.Gone(pid) && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if !crtest.Gone(pid) {
+					t.Errorf("pid %d of the image left (parent %s): %s", pid, crtest.Status(pid, "PPid"), crtest.Describe(pid))
+				}
 			}
 			if _, err := os.Stat(cg); err == nil {
 				t.Errorf("the failed restart left cgroup %s", cg)
