@@ -105,8 +105,9 @@ func sendFromPeer(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, window ui
 	}
 	defer raw.Close()
 	fd := raw.Int()
-	// A network namespace the restart fills is locked whole until it is
-	// done (netlock.LockNamespace): this segment passes as CRIU's do.
+	// A network namespace joined that the checkpoint locked whole
+	// (netlock.LockNamespace) lets marked packets through: this segment
+	// passes, as CRIU's do.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, netlock.PassMark); err != nil {
 		return os.NewSyscallError("setsockopt(SO_MARK)", err)
 	}

@@ -170,10 +170,10 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 
 // matchState gives the links of a namespace in use that were not restored
 // whole (those of sub) the image's MTU, queue length, flags and the routes
-// through them that they lack: a runtime
-// makes a container's links with their addresses and may leave them down
-// until the container runs, when a peer can no longer be answered with a
-// reset by a port without its socket.
+// through them that they lack: a runtime makes a container's links with
+// their addresses and may leave them down until the container runs, when a
+// peer can no longer be answered with a reset by a port without its
+// socket.
 func (r *netRestore) matchState(rec, sub *ckpt.Network) error {
 	have, err := r.inside.Links()
 	if err != nil {
