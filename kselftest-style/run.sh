@@ -214,6 +214,15 @@ kill_all() {
 	TARGET="" SUBJ_PID="" CRSUB_PID="" TREE=""
 }
 
+# What a .prerestart made for the restart (a network namespace, links) and
+# wrote down in $CR_DIR/cleanup goes once the subject is.
+cleanup_made() {
+	[[ -n ${D:-} && -f $D/cleanup ]] || return 0
+	TARGET=""
+	run_snippet "$D/cleanup" "$D/runner.log" || note "cleanup exit=$?"
+	mv "$D/cleanup" "$D/cleanup.done"
+}
+
 on_exit() {
 	kill_all
 	if ((KEEP == 0)); then
@@ -224,6 +233,7 @@ on_exit() {
 on_signal() {
 	echo "# interrupted by SIG$1, cleaning up"
 	kill_all
+	cleanup_made
 	[[ -n ${D:-} && -d $D ]] && echo "# kept: $D"
 	exit $((128 + $2))
 }
@@ -310,7 +320,7 @@ run_one() {
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
 	local checkpoint_cmd=$HERE/${1%.sh}.checkpoint restart_cmd=$HERE/${1%.sh}.restart
-	local extra=() cextra=() line
+	local extra=() cextra=() line f
 	RESULT=fail REASON=""
 
 	if ! is_subject "$name"; then
@@ -457,12 +467,13 @@ run_one() {
 				return
 			fi
 		fi
-		if [[ -f $restart_args ]]; then
+		for f in "$restart_args" "$D/restart-args"; do
+			[[ -f $f ]] || continue
 			while IFS= read -r line; do
 				[[ -z $line || $line == \#* ]] && continue
 				extra+=("${line//\$CR_DIR/$D}")
-			done <"$restart_args"
-		fi
+			done <"$f"
+		done
 		if [[ -f $restart_cmd ]]; then
 			start_snippet "$D/restart.log" "$restart_cmd"
 		else
@@ -585,6 +596,7 @@ for name in "${LIST_NAMES[@]}"; do
 	kill_all
 	# What a subject made outside CR_DIR goes, whatever the result.
 	[[ -f $HERE/${name%.sh}.cleanup ]] && run_snippet "$HERE/${name%.sh}.cleanup" "$D/runner.log"
+	cleanup_made
 	prefix "" "$D/log"
 	prefix "" "$D/check.log"
 	if [[ $RESULT == fail ]] || ((VERBOSE)); then

@@ -245,6 +245,9 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRoot(n.Record.Mnt.Mounts, c.Root); err != nil {
+		return err
+	}
 	host := n.Record.Pid
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
