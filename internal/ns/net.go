@@ -62,7 +62,7 @@ var netKind = &Kind{
 			if err != nil {
 				return err
 			}
-			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork

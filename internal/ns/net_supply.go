@@ -29,6 +29,9 @@ type NetworkTarget struct {
 	// of making one: it is moved in, renamed, and given the image's
 	// addresses, routes and state (its hardware address stays its own).
 	Links map[string]string
+	// AsGiven takes a namespace to join that is not empty as it is,
+	// without checking it against the image.
+	AsGiven bool
 	// PeerWait bounds how long a veth peer's host name, still taken, is
 	// waited for: the namespace of the checkpointed processes goes, with
 	// its links, a moment after they died.
@@ -113,8 +116,8 @@ func checkHostPeers(host *netlink.Conn, rec *ckpt.Network, links map[string]stri
 // restored into it as a new one would. Any other is used as it is: it
 // must hold each link of the image by name (but those given by links,
 // which are moved in and restored) with the image's addresses, and lo up
-// if it was; what differs is an error that lists it, and nothing is
-// changed. undo is as RestoreNetwork's.
+// if it was, unless t.AsGiven; what differs is an error that lists it, and
+// nothing is changed. undo is as RestoreNetwork's.
 func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
 	r, err := dialNetRestore(t.NS, t.Host)
 	if err != nil {
@@ -135,8 +138,10 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 			return nil, err
 		}
 	} else {
-		if err := matches(r.inside, rec, links); err != nil {
-			return nil, err
+		if !t.AsGiven {
+			if err := matches(r.inside, rec, links); err != nil {
+				return nil, err
+			}
 		}
 		sub = supplied(rec, links)
 	}
