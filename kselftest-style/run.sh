@@ -295,8 +295,10 @@ run_one() {
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
-	local extra=() cextra=() line
+	local extra=() cextra=() line ready_timeout=$READY_TIMEOUT
 	RESULT=fail REASON=""
+	# A subject whose setup takes long (podman.sh) says how long, in s.
+	[[ -r $HERE/${1%.sh}.ready-timeout ]] && read -r ready_timeout <"$HERE/${1%.sh}.ready-timeout"
 
 	if ! is_subject "$name"; then
 		REASON="no such subject"
@@ -327,7 +329,7 @@ run_one() {
 	) </dev/null >>"$D/log" 2>&1 &
 	SUBJ_PID=$! TARGET=$!
 	note "started $name as pid $TARGET"
-	n=$(deadline "$READY_TIMEOUT")
+	n=$(deadline "$ready_timeout")
 	while [[ ! -e $D/ready ]]; do
 		if ! alive "$SUBJ_PID"; then
 			wait "$SUBJ_PID"
@@ -341,7 +343,7 @@ run_one() {
 			return
 		fi
 		if expired "$n"; then
-			REASON="TIMEOUT: no ready file after ${READY_TIMEOUT}s"
+			REASON="TIMEOUT: no ready file after ${ready_timeout}s"
 			return
 		fi
 		sleep 0.05
