@@ -26,15 +26,12 @@
 // setup-namespaces, post-restore, …) as CRIU tells it, and a failure it
 // reports fails the phase.
 //
-// A container's namespaces are the engine's: a dump records them, and a
-// restore makes them again with the tree. root is the container's root
-// filesystem in place of the image's (runc binds it at a directory of its
-// own); ext_mnt moves the image's external mounts by their mount points;
-// empty_ns (runc's, for a network namespace the container does not join
-// by path) makes the network namespace anew with lo as it was (up: CRIU
-// leaves it down, criu#590) and no other link, which the runtime adds.
-// A namespace to join (join_ns, or passed with inherit_fd: runc's
-// extRootNetNS for a network namespace the container joins by path)
-// replaces the image's of that kind (network, UTS, IPC, cgroup, time; a
-// pid namespace is refused); veth pairs are refused for now.
+// A container's namespaces (mount, pid, network…) are the engine's to
+// checkpoint and make again; a restore puts the tree into what its runtime
+// made for it (container.go): the root filesystem it mounted (root), its
+// bind-mounted files at their new places (ext_mnt; a cgroup hierarchy's
+// mount follows cg_root), and the namespaces it passes (inherit_fd
+// extRootNetNS, join_ns), a network namespace taken as the runtime
+// configured it. A dump also leaves CRIU's inventory.img beside the image,
+// which podman takes for a complete checkpoint.
 package criurpc

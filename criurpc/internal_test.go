@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -127,7 +126,8 @@ func TestInheritSubstitutes(t *testing.T) {
 	if diff := cmp.Diff(map[int]map[int]substitute.Source{11: {7: fd(22)}}, others); diff != "" {
 		t.Errorf("others' substitutes (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"pipe:[999]", "extRootNetNS"}, unused); diff != "" {
+	// A namespace is no file: supplyNamespaces takes it.
+	if diff := cmp.Diff([]string{"pipe:[999]"}, unused); diff != "" {
 		t.Errorf("unused keys (-want +got):\n%s", diff)
 	}
 	if err := orphanTerminals(inv, root, others); err != nil {
@@ -137,143 +137,5 @@ func TestInheritSubstitutes(t *testing.T) {
 	var re *RefusedError
 	if err := orphanTerminals(inv, root, others); !errors.As(err, &re) || re.Field != "orphan_pts_master" {
 		t.Errorf("a terminal left without master: %v, want orphan_pts_master refused", err)
-	}
-}
-
-func TestRestoreMounts(t *testing.T) {
-	dir := t.TempDir()
-	mnt := &ckpt.NamespaceView{Namespace: ckpt.Namespace{Kind: ckpt.NamespaceMnt, Mnt: &ckpt.MountNamespace{Mounts: []ckpt.Mount{
-		{ID: 1, Path: "/", FSType: "ext4", Root: "/srv/ctr/rootfs", External: "/srv/ctr/rootfs"},
-		{ID: 2, Parent: 1, Path: "/data", FSType: "ext4", Root: "/srv/data", External: "/srv/data"},
-		{ID: 3, Parent: 1, Path: "/sys/fs/cgroup/cpu", FSType: "cgroup", Root: "/ctr", External: "/sys/fs/cgroup/cpu/ctr"},
-		{ID: 4, Parent: 1, Path: "/dev", FSType: "tmpfs", Root: "/"},
-	}}}}
-	made := &ckpt.NamespaceView{Namespace: ckpt.Namespace{Kind: ckpt.NamespaceMnt, Mnt: &ckpt.MountNamespace{Mounts: []ckpt.Mount{
-		{ID: 1, Path: "/", FSType: "tmpfs", Root: "/"},
-	}}}}
-	for _, tc := range []struct {
-		name      string
-		r         Request
-		mnt       *ckpt.NamespaceView
-		wantRoot  string
-		wantMoved map[string]string
-		refused   string
-	}{
-		{name: "crsub's namespace, no root", r: Request{}},
-		{name: "crsub's namespace, its root", r: Request{Root: "/"}},
-		{name: "crsub's namespace, another root", r: Request{Root: dir}, refused: "root"},
-		{name: "runc's root and ext_mnt of cgroups, a moved bind mount, one the image lacks", mnt: mnt,
-			r:        Request{Root: dir, ExtMounts: []ExtMount{{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu"}, {"/data", dir}, {"/nowhere", "/x"}, {"/dev", dir}}},
-			wantRoot: dir, wantMoved: map[string]string{"/srv/data": dir}},
-		{name: "ext_mnt to the path the image has", mnt: mnt, r: Request{ExtMounts: []ExtMount{{"/data", "/srv/data"}}}},
-		{name: "ext_mnt to nothing", mnt: mnt, r: Request{ExtMounts: []ExtMount{{"/data", dir + "/missing"}}}, refused: "ext_mnt"},
-		{name: "a root made in the namespace", mnt: made, r: Request{Root: dir}, refused: "root"},
-	} {
-		root, moved, err := restoreMounts(&tc.r, tc.mnt)
-		var re *RefusedError
-		switch {
-		case tc.refused != "":
-			if !errors.As(err, &re) || re.Field != tc.refused {
-				t.Errorf("%s: restoreMounts error %v, want %s refused", tc.name, err, tc.refused)
-			}
-			continue
-		case err != nil:
-			t.Errorf("%s: restoreMounts: %v", tc.name, err)
-			continue
-		}
-		if root != tc.wantRoot || !cmp.Equal(moved, tc.wantMoved) {
-			t.Errorf("%s: restoreMounts = %q, %v; want %q, %v", tc.name, root, moved, tc.wantRoot, tc.wantMoved)
-		}
-	}
-}
-
-func TestEmptyNetwork(t *testing.T) {
-	lo := ckpt.NetLink{Index: 1, Name: "lo", Kind: ckpt.LinkLoopback, Builtin: true}
-	for _, tc := range []struct {
-		name    string
-		net     *ckpt.NamespaceView
-		refused bool
-	}{
-		{name: "no network namespace of its own", refused: true},
-		{name: "lo only", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo}}}},
-		{name: "lo and the fallback tunnels", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo, {Index: 2, Name: "sit0", Builtin: true}}}}},
-		{name: "a veth the runtime would add", net: &ckpt.NamespaceView{Network: &ckpt.Network{Links: []ckpt.NetLink{lo, {Index: 3, Name: "eth0", Kind: ckpt.LinkVeth}}}}, refused: true},
-	} {
-		err := emptyNetwork(tc.net)
-		var re *RefusedError
-		if got := errors.As(err, &re) && re.Field == "empty_ns"; got != tc.refused || (err != nil && !got) {
-			t.Errorf("%s: emptyNetwork = %v, want refused %v", tc.name, err, tc.refused)
-		}
-	}
-}
-
-func TestNamespaceKind(t *testing.T) {
-	for _, tc := range []struct{ path, want string }{
-		{"/proc/self/ns/net", "net"},
-		{"/proc/self/ns/uts", "uts"},
-		{"/proc/self/ns/pid", "pid"},
-		{"/proc/self/status", ""},
-	} {
-		f, err := os.Open(tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := namespaceKind(int(f.Fd())); got != tc.want {
-			t.Errorf("namespaceKind(%s) = %q, want %q", tc.path, got, tc.want)
-		}
-		f.Close()
-	}
-}
-
-func TestSupplyNamespace(t *testing.T) {
-	supplied := map[string]substitute.Namespace{}
-	if err := supplyNamespace(supplied, "inherit_fd", "net", "/proc/self/ns/net"); err != nil || len(supplied) != 0 {
-		t.Errorf("crsub's own network namespace: %v, supplied %v; want nothing to join", err, supplied)
-	}
-	var re *RefusedError
-	if err := supplyNamespace(supplied, "join_ns", "net", "/nonexistent/ns"); !errors.As(err, &re) || re.Field != "join_ns" {
-		t.Errorf("a missing namespace file: %v, want join_ns refused", err)
-	}
-}
-
-// Namespaces other than crsub's are joined where the restart can
-// (network, UTS…), refused for a pid namespace, and given once.
-func TestSupplyOtherNamespaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	cmd := exec.Command("unshare", "--net", "--uts", "--pid", "--fork", "sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Skip(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	// The sleep, in the new pid namespace, is unshare's child.
-	var pid int
-	for range 100 {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-		if _, err := fmt.Sscan(string(b), &pid); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if pid == 0 {
-		t.Fatal("unshare's child not found")
-	}
-	supplied := map[string]substitute.Namespace{}
-	for _, kind := range []string{"net", "uts"} {
-		if err := supplyNamespace(supplied, "inherit_fd", kind, fmt.Sprintf("/proc/%d/ns/%s", pid, kind)); err != nil {
-			t.Errorf("%s namespace: %v", kind, err)
-		}
-	}
-	want := map[string]substitute.Namespace{"net": {Path: fmt.Sprintf("/proc/%d/ns/net", pid)}, "uts": {Path: fmt.Sprintf("/proc/%d/ns/uts", pid)}}
-	if diff := cmp.Diff(want, supplied); diff != "" {
-		t.Errorf("supplied (-want +got):\n%s", diff)
-	}
-	var re *RefusedError
-	if err := supplyNamespace(supplied, "join_ns", "net", fmt.Sprintf("/proc/%d/ns/net", pid)); !errors.As(err, &re) {
-		t.Errorf("a second network namespace: %v, want refused", err)
-	}
-	if err := supplyNamespace(supplied, "join_ns", "pid", fmt.Sprintf("/proc/%d/ns/pid", pid)); !errors.As(err, &re) || re.Field != "join_ns" {
-		t.Errorf("a pid namespace: %v, want join_ns refused", err)
 	}
 }

@@ -59,15 +59,14 @@ type Request struct {
 	// OrphanPtsMaster asks for a new terminal in place of one the tree
 	// used whose master was outside it, its master sent to the runtime.
 	OrphanPtsMaster bool
-	// EmptyNet asks for the tree's network namespace made anew without
-	// the links the runtime adds itself (empty_ns CLONE_NEWNET).
-	EmptyNet bool
-	// ExtMounts are the ext_mnt entries of a restore: the mount at
-	// mount point Key (as the dump named it) shows Val.
+	// ExtMounts are the ext_mnt entries of a restore: where, outside, the
+	// mount at a path of the tree's mount namespace comes from now.
 	ExtMounts []ExtMount
 }
 
-// ExtMount is an ext_mnt entry.
+// ExtMount is an ext_mnt entry of a restore: Key is the mount point in
+// the tree's mount namespace (what runc named the mount at the
+// checkpoint), Val the path outside to bind-mount there.
 type ExtMount struct{ Key, Val string }
 
 // CgroupRoot is a cg_root entry: the cgroup that replaces the root
@@ -216,10 +215,10 @@ var rules = map[protoreflect.Name]rule{
 	// crsub freezes the tree with ptrace, task by task; the cgroup is not
 	// frozen, and its tasks outside the tree are not checkpointed.
 	"freeze_cgroup": {dump: accept, restore: accept},
-	// crsub records a mount of a filesystem mounted outside the
-	// namespace too as external by itself, naming it by its path outside;
-	// a restore binds the path an entry gives for its mount point instead
-	// (restoreMounts).
+	// The engine finds the mounts a tree's mount namespace has from
+	// outside itself and records where they come from; on restore, an
+	// entry says where one comes from now (a container restored under
+	// another name has its files elsewhere).
 	"ext_mnt": {dump: accept,
 		restore: func(r *Request, v protoreflect.Value) error {
 			each(v, func(m protoreflect.Message) {
@@ -277,11 +276,17 @@ var rules = map[protoreflect.Name]rule{
 	"orphan_pts_master": {dump: accept,
 		restore: func(r *Request, v protoreflect.Value) error { r.OrphanPtsMaster = v.Bool(); return nil }},
 	"external": {dump: external(forDump), restore: external(forRestore)},
-	// runc asks for an empty network namespace (CLONE_NEWNET) when the
-	// container's is its own, not one it joined by path.
-	// At a dump, the namespace is recorded all the same: what a restore
-	// leaves out is its to say.
-	"empty_ns": {dump: emptyNs(nil), restore: emptyNs(func(r *Request) { r.EmptyNet = true })},
+	// runc always asks for the network namespace to be left empty
+	// (CLONE_NEWNET: "runc doesn't manage network devices"), and CRIU
+	// then restores a bare one, its loopback down. crsub records the
+	// namespace and restores it as it was, loopback up; one the runtime
+	// gives (inherit_fd, join_ns) is used as it is.
+	"empty_ns": both(func(_ *Request, v protoreflect.Value) error {
+		if v.Uint()&^unix.CLONE_NEWNET != 0 {
+			return &RefusedError{Reason: fmt.Sprintf("%#x: only a network namespace (CLONE_NEWNET) can be left empty, as with CRIU", v.Uint())}
+		}
+		return nil
+	}),
 	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
 	// skips a missing one.
 	"config_file": both(func(_ *Request, v protoreflect.Value) error {
@@ -291,14 +296,12 @@ var rules = map[protoreflect.Name]rule{
 		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
 	}),
 
-	// crsub always takes a mount of a filesystem mounted outside the
-	// namespace for external.
-	"auto_ext_mnt":           both(accept),
-	"ext_sharing":            both(refuse("crsub makes an external mount a slave of the mount outside it was a slave of, and shares it with nothing else")),
-	"ext_masters":            both(refuse("crsub makes an external mount a slave of the mount outside it was a slave of, and shares it with nothing else")),
-	"skip_mnt":               both(refuse("crsub records every mount of the namespace")),
-	"enable_fs":              both(refuse("crsub makes anew only the filesystems it knows (tmpfs, proc, sysfs, devpts, mqueue, cgroup…), external ones are bound")),
-	"mntns_compat_mode":      both(refuse("crsub has one way of restoring mount namespaces")),
+	"auto_ext_mnt":           both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"ext_sharing":            both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"ext_masters":            both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"skip_mnt":               both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"enable_fs":              both(refuse("crsub does not checkpoint mount namespaces yet")),
+	"mntns_compat_mode":      both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"irmap_scan_paths":       both(refuse("crsub finds inotify watch paths itself")),
 	"cgroup_props":           both(refuse("crsub does not record or restore cgroup properties")),
 	"cgroup_props_file":      both(refuse("crsub does not record or restore cgroup properties")),
@@ -311,7 +314,7 @@ var rules = map[protoreflect.Name]rule{
 	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
 	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
 	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
-	"veths":                  both(refuse("crsub does not connect veth pairs a runtime names yet (the crsub command's --link adopts a host link)")),
+	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
 	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
 	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
 	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
@@ -323,20 +326,6 @@ var rules = map[protoreflect.Name]rule{
 	"pidfd_store_sk":         both(refuse("crsub does not keep pidfds between pre-dumps")),
 	"unprivileged":           both(refuse("crsub needs CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE")),
 	"leave_stopped":          both(refuse("crsub kills the tree after a checkpoint or lets it run; it cannot leave it stopped")),
-}
-
-// emptyNs takes empty_ns, which only a network namespace can be, as with
-// CRIU.
-func emptyNs(set func(*Request)) apply {
-	return func(r *Request, v protoreflect.Value) error {
-		if v.Uint()&^unix.CLONE_NEWNET != 0 {
-			return &RefusedError{Reason: fmt.Sprintf("%#x: only a network namespace (CLONE_NEWNET) can be left empty, as with CRIU", v.Uint())}
-		}
-		if set != nil && v.Uint() != 0 {
-			set(r)
-		}
-		return nil
-	}
 }
 
 // external takes CRIU's external-resource keys ("mnt[KEY]:VAL",
@@ -352,11 +341,13 @@ func external(side kind) apply {
 			}
 			switch {
 			case what == "mnt":
-				// As ext_mnt: no mount is recorded or restored.
+				// As ext_mnt: the engine records where a mount from
+				// outside comes from without being told.
 			case side == forDump && (what == "net" || what == "pid"):
-				// A namespace to leave out of the image: the engine
-				// refuses a tree in other namespaces than crsub's, and
-				// records none of crsub's own.
+				// A namespace the runtime joined by path: the engine
+				// records it as any other, and a restore uses the one
+				// the runtime gives back (inherit_fd, join_ns) instead
+				// of making it (not a pid namespace: refused there).
 			case side == forDump && (what == "file" || what == "unix" || what == "tty" || what == "dev"):
 				// crsub records a file whose other side is outside the
 				// tree as external without being told.

@@ -11,11 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/sys"
 	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
 )
@@ -42,12 +41,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}()
 	log := w.log
-	supplied := map[string]substitute.Namespace{}
-	for _, j := range r.JoinNamespaces {
-		if err := supplyNamespace(supplied, "join_ns", j.Ns, j.File); err != nil {
-			return 0, err
-		}
-	}
 	if err := s.notify(r, log, "pre-restore", 0, -1); err != nil {
 		return 0, err
 	}
@@ -61,24 +54,38 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	opts.ImageDir = "."
 	opts.Sibling = r.Sibling
 	opts.CgroupRoots = cgroupRoots(r.CgroupRoots)
-	inv, err := ckpt.Inspect(bufio.NewReader(img))
-	if err != nil {
+	if opts.PidNamespace, err = inPidNamespace(img); err != nil {
 		return 0, err
 	}
-	if _, err := img.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	mnt, net := imageNamespace(inv, ckpt.NamespaceMnt), imageNamespace(inv, ckpt.NamespaceNet)
-	// A pid namespace the image records is made again with it.
-	opts.PidNamespace = len(inv.Tree.Processes) > 0 && inv.Tree.Processes[0].NsPid == 1 && imageNamespace(inv, ckpt.NamespacePid) == nil
-	if opts.Root, opts.MountMap, err = restoreMounts(r, mnt); err != nil {
-		return 0, err
-	}
-	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
-		files, err := inheritedFiles(r.InheritFds, supplied)
+	if r.Root != "" || len(r.ExtMounts) > 0 || len(r.JoinNamespaces) > 0 || len(r.InheritFds) > 0 || r.OrphanPtsMaster {
+		inv, err := ckpt.Inspect(bufio.NewReader(img))
 		if err != nil {
 			return 0, err
 		}
+		if _, err := img.Seek(0, io.SeekStart); err != nil {
+			return 0, err
+		}
+		if err := containerRoot(&opts, inv, r.Root); err != nil {
+			return 0, err
+		}
+		opts.MountMap = mountMap(inv, r.ExtMounts, opts.CgroupRoots, log)
+		files, err := inheritedFiles(r.InheritFds)
+		if err != nil {
+			return 0, err
+		}
+		var namespaces []suppliedNamespace
+		for _, f := range files {
+			if f.ns != "" {
+				namespaces = append(namespaces, suppliedNamespace{field: "inherit_fd", kind: f.ns, path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd)})
+			}
+		}
+		for _, j := range r.JoinNamespaces {
+			namespaces = append(namespaces, suppliedNamespace{field: "join_ns", kind: j.Ns, path: j.File})
+		}
+		if err := supplyNamespaces(&opts, inv, namespaces); err != nil {
+			return 0, err
+		}
+		log.Debug("restoring into what the runtime made", "given", fmt.Sprint(namespaces), "root", opts.Root, "mounts", opts.MountMap, "namespaces", opts.Namespaces)
 		var unused []string
 		opts.Substitutes, opts.ProcessSubstitutes, unused = inheritSubstitutes(inv, files)
 		for _, key := range unused {
@@ -91,17 +98,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 				return 0, err
 			}
 		}
-	}
-	// runc asks for an empty network namespace even when it passes the
-	// one to join: that one is taken as it is.
-	if _, joined := supplied["net"]; r.EmptyNet && !joined {
-		if err := emptyNetwork(net); err != nil {
-			return 0, err
-		}
-	}
-	if len(supplied) > 0 {
-		log.Info("restoring into the namespaces given", "namespaces", supplied)
-		opts.Namespaces = supplied
 	}
 	opts.TasksCreated = func(pids []int) error {
 		if err := s.notify(r, log, "setup-namespaces", pids[0], -1); err != nil {
@@ -137,124 +133,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	return p.Pid, nil
 }
 
-// imageNamespace is the image's namespace of kind, nil if its tree is in
-// crsub's (or the image records several: a runtime's container has one of
-// each).
-func imageNamespace(inv *ckpt.Inventory, kind string) *ckpt.NamespaceView {
-	var found *ckpt.NamespaceView
-	for _, n := range inv.Namespaces {
-		if n.Namespace.Kind != kind {
-			continue
-		}
-		if found != nil {
-			return nil
-		}
-		found = n
-	}
-	return found
-}
-
-// restoreMounts maps root and ext_mnt onto the restart's root and mount
-// map. A tree in crsub's mount namespace can only be restored into crsub's
-// root. In a mount namespace of its own, root is the root filesystem in
-// place of the image's (runc binds the container's at a directory of its
-// own), and an ext_mnt entry names the mount at a mount point (as the dump
-// named it, by its mount point) and the path it shows now: a path other
-// than the one the image recorded moves it. Entries for mounts the image
-// does not take as external (its cgroup mounts, made anew or bound from
-// the cgroups the restart puts the tree in) change nothing, as CRIU
-// ignores keys no mount has.
-func restoreMounts(r *Request, mnt *ckpt.NamespaceView) (root string, moved map[string]string, err error) {
-	if mnt == nil || mnt.Namespace.Mnt == nil {
-		if r.Root == "" {
-			return "", nil, nil
-		}
-		st, err := os.Stat(r.Root)
-		if err != nil {
-			return "", nil, &RefusedError{Field: "root", Reason: err.Error()}
-		}
-		own, err := os.Stat("/")
-		if err != nil {
-			return "", nil, err
-		}
-		if !os.SameFile(st, own) {
-			return "", nil, &RefusedError{Field: "root", Reason: fmt.Sprintf("%s is not crsub's root, and the tree was checkpointed in crsub's mount namespace: it is restored there", r.Root)}
-		}
-		return "", nil, nil
-	}
-	ms := mnt.Namespace.Mnt.Mounts
-	if r.Root != "" && (len(ms) == 0 || ms[0].External == "") {
-		return "", nil, &RefusedError{Field: "root", Reason: "the image's root filesystem was made in its mount namespace, not bound from outside: there is nothing to put in its place"}
-	}
-	for _, e := range r.ExtMounts {
-		for _, m := range ms {
-			if m.Path != e.Key || m.External == "" || m.FSType == "cgroup" || m.FSType == "cgroup2" || m.External == e.Val {
-				continue
-			}
-			if _, err := os.Stat(e.Val); err != nil {
-				return "", nil, &RefusedError{Field: "ext_mnt", Reason: fmt.Sprintf("%s: %v", e.Key, err)}
-			}
-			if moved == nil {
-				moved = map[string]string{}
-			}
-			moved[m.External] = e.Val
-		}
-	}
-	return r.Root, moved, nil
-}
-
-// emptyNetwork checks that what empty_ns leaves out of the image's network
-// namespace is nothing crsub would make: the runtime adds its links to the
-// new namespace (runc in setup-namespaces), and crsub restores the rest
-// as it was (lo up, its addresses, settings), where CRIU leaves lo down
-// (criu#590). Links the image has besides are refused: crsub does not
-// leave them out yet.
-func emptyNetwork(net *ckpt.NamespaceView) error {
-	if net == nil {
-		return &RefusedError{Field: "empty_ns", Reason: "the image has no network namespace of its own to make anew"}
-	}
-	if net.Network == nil {
-		return nil
-	}
-	for _, l := range net.Network.Links {
-		if l.Kind != ckpt.LinkLoopback && !l.Builtin {
-			return &RefusedError{Field: "empty_ns", Reason: fmt.Sprintf("the image's network namespace has link %s (%s): crsub does not leave links out for the runtime to add yet", l.Name, l.Kind)}
-		}
-	}
-	return nil
-}
-
-// supplyNamespace takes a namespace to restore the tree into (file, of
-// kind): runc passes the network namespace a container joins by path as an
-// inherit_fd (extRootNetNS), others may name one with join_ns. crsub's own
-// changes nothing (the tree was checkpointed in it, and the image has no
-// namespace of that kind to make); another is joined in place of the
-// image's namespace of that kind (restart.Options.Namespaces), which the
-// restart checks against the image.
-func supplyNamespace(supplied map[string]substitute.Namespace, field, kind, file string) error {
-	st, err := os.Stat(file)
-	if err != nil {
-		return &RefusedError{Field: field, Reason: err.Error()}
-	}
-	own, err := os.Stat("/proc/self/ns/" + kind)
-	if err != nil {
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("namespace kind %q: %v", kind, err)}
-	}
-	if os.SameFile(st, own) {
-		return nil
-	}
-	switch kind {
-	case "net", "uts", "ipc", "cgroup", "time":
-	default:
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("%s namespace %s is not crsub's: crsub restores a tree into a %s namespace of its own making, not a given one", kind, file, kind)}
-	}
-	if _, ok := supplied[kind]; ok {
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("a second %s namespace to restore into (%s)", kind, file)}
-	}
-	supplied[kind] = substitute.Namespace{Path: file}
-	return nil
-}
-
 // cgroupRoots maps cg_root entries to restart's CgroupRoots: an entry
 // for every controller is the root of every hierarchy not named, one with
 // ctrl "" the unified hierarchy's (as runc sends it), others their
@@ -277,6 +155,28 @@ func cgroupRoots(roots []CgroupRoot) map[string]string {
 	return m
 }
 
+// inPidNamespace says whether the image's root was checkpointed as the
+// init of a pid namespace of its own, which CRIU restores in a new one. It
+// reads only the image's head, and leaves img at its start.
+func inPidNamespace(img *os.File) (bool, error) {
+	rd, err := ckpt.NewReader(bufio.NewReader(img))
+	if err != nil {
+		return false, err
+	}
+	rec, err := rd.Next()
+	if err != nil {
+		return false, err
+	}
+	var tree ckpt.Tree
+	if rec.Type != ckpt.TypeTree || rec.Decode(&tree) != nil || len(tree.Processes) == 0 {
+		return false, fmt.Errorf("%s does not start with its task tree", ImageName)
+	}
+	if _, err := img.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	return tree.Processes[0].NsPid == 1, nil
+}
+
 // inheritedFile is an inherit_fd entry with what its fd is.
 type inheritedFile struct {
 	InheritFd
@@ -286,41 +186,18 @@ type inheritedFile struct {
 }
 
 // inheritedFiles looks at the fds inherit_fd names, which the runtime
-// passed to crsub at those numbers. A namespace goes to supplied
-// (supplyNamespace).
-func inheritedFiles(fds []InheritFd, supplied map[string]substitute.Namespace) ([]inheritedFile, error) {
+// passed to crsub at those numbers.
+func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
 	var out []inheritedFile
 	for _, f := range fds {
 		if _, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd)); err != nil {
 			return nil, &RefusedError{Field: "inherit_fd", Reason: fmt.Sprintf("key %q: crsub was given no fd %d", f.Key, f.Fd)}
 		}
-		if kind := namespaceKind(f.Fd); kind != "" {
-			if err := supplyNamespace(supplied, "inherit_fd", kind, "/proc/self/fd/"+strconv.Itoa(f.Fd)); err != nil {
-				return nil, err
-			}
-			out = append(out, inheritedFile{InheritFd: f, ns: kind})
-			continue
-		}
-		out = append(out, inheritedFile{InheritFd: f})
+		// Not a namespace: ENOTTY, or EINVAL.
+		kind, _ := sys.NamespaceKind(f.Fd)
+		out = append(out, inheritedFile{InheritFd: f, ns: kind})
 	}
 	return out, nil
-}
-
-// namespaceKind is the kind ("net", "uts"…) of the namespace fd is a file
-// of, "" if it is none. Opened through a bind mount (/run/netns/NAME, as
-// runc passes a network namespace the container joins by path) its name
-// is that path, not "net:[INODE]": the kernel is asked.
-func namespaceKind(fd int) string {
-	var fs unix.Statfs_t
-	if unix.Fstatfs(fd, &fs) != nil || fs.Type != unix.NSFS_MAGIC {
-		return ""
-	}
-	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-	if err != nil {
-		return ""
-	}
-	return map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWPID: "pid",
-		unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWTIME: "time", unix.CLONE_NEWUSER: "user"}[t]
 }
 
 // inheritSubstitutes finds the files of the image that inherit_fd keys
@@ -328,8 +205,7 @@ func namespaceKind(fd int) string {
 // "tty[RDEV:DEV]", a path without its leading /), and substitutes the
 // inherited fd for the first fd of each file, root's and others' apart:
 // the fds that shared the file follow it. It returns the keys that named
-// no file of the image (namespaces included: the tree is restored in
-// crsub's).
+// no file of the image (a namespace is not a file: see supplyNamespaces).
 func inheritSubstitutes(inv *ckpt.Inventory, files []inheritedFile) (root map[int]substitute.Source, others map[int]map[int]substitute.Source, unused []string) {
 	byKey := map[string]int{}
 	for _, f := range files {
@@ -373,7 +249,7 @@ func inheritSubstitutes(inv *ckpt.Inventory, files []inheritedFile) (root map[in
 		}
 	}
 	for _, f := range files {
-		if !used[f.Key] {
+		if !used[f.Key] && f.ns == "" {
 			unused = append(unused, f.Key)
 		}
 	}

@@ -320,8 +320,10 @@ run_one() {
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
 	local checkpoint_cmd=$HERE/${1%.sh}.checkpoint restart_cmd=$HERE/${1%.sh}.restart
-	local extra=() cextra=() line f
+	local extra=() cextra=() line f ready_timeout=$READY_TIMEOUT
 	RESULT=fail REASON=""
+	# A subject whose setup takes long (podman.sh) says how long, in s.
+	[[ -r $HERE/${1%.sh}.ready-timeout ]] && read -r ready_timeout <"$HERE/${1%.sh}.ready-timeout"
 
 	if ! is_subject "$name"; then
 		REASON="no such subject"
@@ -352,7 +354,7 @@ run_one() {
 	) </dev/null >>"$D/log" 2>&1 &
 	SUBJ_PID=$! TARGET=$!
 	note "started $name as pid $TARGET"
-	n=$(deadline "$READY_TIMEOUT")
+	n=$(deadline "$ready_timeout")
 	while [[ ! -e $D/ready ]]; do
 		if ! alive "$SUBJ_PID"; then
 			wait "$SUBJ_PID"
@@ -366,7 +368,7 @@ run_one() {
 			return
 		fi
 		if expired "$n"; then
-			REASON="TIMEOUT: no ready file after ${READY_TIMEOUT}s"
+			REASON="TIMEOUT: no ready file after ${ready_timeout}s"
 			return
 		fi
 		sleep 0.05

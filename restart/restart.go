@@ -124,7 +124,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
-		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
+		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, NetworkAsGiven: opts.NetworkAsGiven, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
 			MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
 	defer s.closeNamespaces()
 	s.files.InIPCNamespace = func(t files.Target) func(func() error) error {
@@ -135,6 +135,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.files.HostPath = func(t files.Target, path string) string { return t.(*task).hostPath(path) }
 	s.files.NewDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).newDevice(dev) }
+	s.files.MovedDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).movedDevice(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile

@@ -266,6 +266,9 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// MovedDevice is what a filesystem from outside t's mount namespace,
+	// mounted again since the checkpoint, is now: its inodes are the same.
+	MovedDevice func(t Target, dev uint64) (uint64, bool)
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.
@@ -304,6 +307,11 @@ func (c *RestoreContext) replaced(t Target, st *unix.Stat_t, id ckpt.FileIdentit
 	if c.NewDevice != nil {
 		if d, ok := c.NewDevice(t, id.Dev); ok {
 			return st.Dev != d
+		}
+	}
+	if c.MovedDevice != nil {
+		if d, ok := c.MovedDevice(t, id.Dev); ok {
+			return st.Ino != id.Inode || st.Dev != d
 		}
 	}
 	return st.Ino != id.Inode || st.Dev != id.Dev

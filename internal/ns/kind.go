@@ -141,8 +141,10 @@ type RestoreContext struct {
 	pidNamespaces map[uint64]*os.File
 	deferred      []*mountTree
 	// Links gives, by name, host links to use for links of the image's
-	// network namespace (restart.Options.Links).
-	Links map[string]string
+	// network namespace (restart.Options.Links); NetworkAsGiven takes a
+	// supplied one that is not empty unchecked (restart.Options).
+	Links          map[string]string
+	NetworkAsGiven bool
 	// PeerWait bounds how long the host name of a veth peer to make again,
 	// still taken, is waited for.
 	PeerWait time.Duration

@@ -253,7 +253,7 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 		host = c.Files.HostPid(host)
 	}
 	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, origins: map[int]*sys.FD{},
-		whole: map[uint64]*sys.FD{}, devs: map[uint64]uint64{}, readOnly: map[uint64]bool{}, built: map[int]bool{}, host: host}
+		whole: map[uint64]*sys.FD{}, devs: map[uint64]uint64{}, moved: map[uint64]uint64{}, readOnly: map[uint64]bool{}, built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {
 		return err
@@ -388,5 +388,16 @@ func (n *Restored) NewDevice(dev uint64) (uint64, bool) {
 		return 0, false
 	}
 	d, ok := n.mounts.devs[dev]
+	return d, ok
+}
+
+// MovedDevice is, for a filesystem from outside namespace n mounted again
+// since the checkpoint (by its device number then), its device number now:
+// its files and their inodes are the same.
+func (n *Restored) MovedDevice(dev uint64) (uint64, bool) {
+	if n.mounts == nil {
+		return 0, false
+	}
+	d, ok := n.mounts.moved[dev]
 	return d, ok
 }

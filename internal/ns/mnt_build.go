@@ -42,6 +42,10 @@ type mountTree struct {
 	whole map[uint64]*sys.FD
 	// devs maps the Dev of each filesystem made anew to its new one.
 	devs map[uint64]uint64
+	// moved maps the Dev of an external mount's filesystem to its device
+	// number now, where that differs: the same files, mounted again
+	// since (a container's overlay, which its runtime mounts anew).
+	moved map[uint64]uint64
 	// readOnly are the filesystems made anew that were read-only: they
 	// are made so once their files are in.
 	readOnly map[uint64]bool
@@ -175,6 +179,13 @@ func (t *mountTree) takeExternal() error {
 			return fmt.Errorf("external mount for %s: %w", m.Path, err)
 		}
 		t.made[m.ID] = fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd.Int(), &st); err != nil {
+			return fmt.Errorf("external mount for %s: %w", m.Path, os.NewSyscallError("fstat", err))
+		}
+		if st.Dev != m.Dev {
+			t.moved[m.Dev] = st.Dev
+		}
 		// A copy of a shared mount is its peer: nothing made in the
 		// namespace may propagate back out. A slave of it is as far as
 		// it goes, for a mount that was a slave of a group outside.

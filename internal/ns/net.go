@@ -68,7 +68,7 @@ var netKind = &Kind{
 				host.Close()
 				return err
 			}
-			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork

@@ -29,6 +29,9 @@ type NetworkTarget struct {
 	// of making one: it is moved in, renamed, and given the image's
 	// addresses, routes and state (its hardware address stays its own).
 	Links map[string]string
+	// AsGiven takes a namespace to join that is not empty as it is,
+	// without checking it against the image.
+	AsGiven bool
 	// PeerWait bounds how long a veth peer's host name, still taken, is
 	// waited for: the namespace of the checkpointed processes goes, with
 	// its links, a moment after they died.
@@ -117,7 +120,8 @@ func checkHostPeers(host *netlink.Conn, rec *ckpt.Network, links map[string]stri
 // from the image if the namespace's is down without an address (as
 // runtimes that make a namespace and its links leave it); what differs is
 // an error that lists it, and nothing is changed. The links found get the
-// image's MTU and state (up, if they were: matchState). undo is as
+// image's MTU and state (up, if they were: matchState); with
+// t.AsGiven nothing is checked (the runtime configured it). undo is as
 // RestoreNetwork's.
 func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
 	r, err := dialNetRestore(t.NS, t.Host)
@@ -145,8 +149,10 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 		} else if lo != "" {
 			restored = append(restored, lo)
 		}
-		if err := matches(r.inside, rec, restored); err != nil {
-			return nil, err
+		if !t.AsGiven {
+			if err := matches(r.inside, rec, restored); err != nil {
+				return nil, err
+			}
 		}
 		sub = supplied(rec, restored)
 	}

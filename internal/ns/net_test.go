@@ -379,7 +379,7 @@ link set given1p up`)
 }
 
 // A namespace the caller gives: restored into when empty, checked when
-// not.
+// not (unless taken as given).
 func TestJoinNetwork(t *testing.T) {
 	host := addNetns(t, "host")
 	ctr := container(t, host)
@@ -403,6 +403,18 @@ func TestJoinNetwork(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("joining a namespace unlike the image: %v, want %q", err, want)
 		}
+	}
+	// Unless the caller configures it (a container runtime): then taken
+	// as it is, changed in nothing.
+	undo, err = JoinNetwork(NetworkTarget{NS: used.fd, Host: host.fd, AsGiven: true}, rec)
+	if err != nil {
+		t.Fatalf("joining a namespace unlike the image, as given: %v", err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"eth0", "lo", "x0"}, used.linkNames(t)); diff != "" {
+		t.Errorf("links of the namespace taken as given (-want +got):\n%s", diff)
 	}
 
 	empty := addNetns(t, "empty")
