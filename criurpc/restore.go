@@ -54,17 +54,15 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	opts.ImageDir = "."
 	opts.Sibling = r.Sibling
 	opts.CgroupRoots = cgroupRoots(r.CgroupRoots)
-	if opts.PidNamespace, err = inPidNamespace(img); err != nil {
+	inv, err := ckpt.Inspect(bufio.NewReader(img))
+	if err != nil {
 		return 0, err
 	}
+	if _, err := img.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	opts.PidNamespace = newPidNamespace(inv)
 	if r.Root != "" || len(r.ExtMounts) > 0 || len(r.JoinNamespaces) > 0 || len(r.InheritFds) > 0 || r.OrphanPtsMaster {
-		inv, err := ckpt.Inspect(bufio.NewReader(img))
-		if err != nil {
-			return 0, err
-		}
-		if _, err := img.Seek(0, io.SeekStart); err != nil {
-			return 0, err
-		}
 		if err := containerRoot(&opts, inv, r.Root); err != nil {
 			return 0, err
 		}
@@ -155,26 +153,22 @@ func cgroupRoots(roots []CgroupRoot) map[string]string {
 	return m
 }
 
-// inPidNamespace says whether the image's root was checkpointed as the
-// init of a pid namespace of its own, which CRIU restores in a new one. It
-// reads only the image's head, and leaves img at its start.
-func inPidNamespace(img *os.File) (bool, error) {
-	rd, err := ckpt.NewReader(bufio.NewReader(img))
-	if err != nil {
-		return false, err
+// newPidNamespace says whether the image's root was checkpointed as the
+// init of a pid namespace the image does not record (crsub's checkpoint of
+// a tree whose init was pid 1 of a namespace it shared with nothing else
+// then), which CRIU restores in a new one. A pid namespace the image
+// records is made again with it, its processes keeping their pids inside
+// and out, as crsub restores every tree.
+func newPidNamespace(inv *ckpt.Inventory) bool {
+	if len(inv.Tree.Processes) == 0 || inv.Tree.Processes[0].NsPid != 1 {
+		return false
 	}
-	rec, err := rd.Next()
-	if err != nil {
-		return false, err
+	for _, n := range inv.Namespaces {
+		if n.Namespace.Kind == ckpt.NamespacePid {
+			return false
+		}
 	}
-	var tree ckpt.Tree
-	if rec.Type != ckpt.TypeTree || rec.Decode(&tree) != nil || len(tree.Processes) == 0 {
-		return false, fmt.Errorf("%s does not start with its task tree", ImageName)
-	}
-	if _, err := img.Seek(0, io.SeekStart); err != nil {
-		return false, err
-	}
-	return tree.Processes[0].NsPid == 1, nil
+	return true
 }
 
 // inheritedFile is an inherit_fd entry with what its fd is.
