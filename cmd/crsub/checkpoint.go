@@ -26,7 +26,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
 	fs.Lookup("pre-copy").NoOptDefVal = "2"
-	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory)")
+	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory); with -o FILE the copy's pages go straight into the file, no image is held in memory")
 	cgroupRoots := fs.StringArray("cgroup-root", nil, "record the cgroups of a hierarchy from `[HIERARCHY:]/PATH` down, empty ones too, rather than from the tasks' own cgroups (below a hierarchy's root cgroup nothing is recorded unless asked); HIERARCHY a controller or name= of a v1 hierarchy (cpu, name=systemd) or unified, none for every hierarchy not named (repeatable)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
