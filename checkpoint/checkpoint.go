@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -201,6 +202,8 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		err = s.killTree()
 	}
 	s.stats.Total = time.Since(start)
+	s.stats.Prepare = s.frozen.Sub(start)
+	s.stats.WriteBack = s.stats.Total - s.stats.Prepare - s.stats.Frozen
 	if err != nil {
 		return s.stats, fmt.Errorf("releasing: %w", err)
 	}
@@ -248,6 +251,9 @@ func (s *session) dumperFor(out io.Writer) *memoryDumper {
 	}
 	mem := newMemoryDumper(s.stats, uint64(resident), store)
 	mem.progress, mem.expect = s.opts.Progress, resident
+	if streams(out) {
+		mem.copyBufs = make(chan []byte, runtime.NumCPU())
+	}
 	return mem
 }
 
@@ -279,7 +285,7 @@ func checkCopyOnWrite(opts Options, canDefer bool) error {
 	case !opts.LeaveRunning:
 		return errors.New("a copy-on-write checkpoint leaves the process running (LeaveRunning)")
 	case !canDefer:
-		return errors.New("a copy-on-write checkpoint needs an in-memory image (Snapshot)")
+		return errors.New("a copy-on-write checkpoint needs an in-memory image (Snapshot) or a seekable file (CheckpointFile)")
 	case opts.PreCopy > 0 || opts.Parent != "":
 		return errors.New("copy-on-write cannot be combined with pre-copy or a parent image")
 	}
@@ -310,10 +316,19 @@ func (s *session) preCopyRounds(ctx context.Context, pc *preCopy, mem *memoryDum
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		before := pc.bytes
+		before, start := pc.bytes, time.Now()
 		pc.round()
+		if k := len(s.stats.PreCopy); k > 0 {
+			s.stats.PreCopy[k-1].PagesWritten = pc.lastRound
+		}
+		s.stats.PreCopy = append(s.stats.PreCopy, PreCopyRound{Took: time.Since(start), PagesCopied: pc.lastRound})
 		if s.opts.PreCopyRound != nil {
 			s.opts.PreCopyRound(pc.rounds, pc.bytes-before)
+		}
+		if stop := outpaced(s.stats.PreCopy); stop != "" && pc.rounds < s.opts.PreCopy {
+			s.stats.PreCopyStopped = stop
+			s.log.Info("pre-copy stopped early", "why", stop)
+			break
 		}
 	}
 	pc.prepareFresh()
@@ -322,6 +337,21 @@ func (s *session) preCopyRounds(ctx context.Context, pc *preCopy, mem *memoryDum
 	s.stats.PreCopyRounds, s.stats.PreCopyBytes, s.stats.PreCopySetup = pc.rounds, pc.bytes, pc.setup
 	s.log.Info("pre-copy done", "rounds", pc.rounds, "bytes", pc.bytes, "last-round-pages", pc.lastRound)
 	return nil
+}
+
+// outpaced says why no further pre-copy round pays, or "": the last round
+// copied no fewer pages than the one before (each copies what was written
+// during the one before, so the process writes as fast as the rounds
+// copy), or none at all.
+func outpaced(rounds []PreCopyRound) string {
+	k := len(rounds)
+	switch {
+	case k > 0 && rounds[k-1].PagesCopied == 0:
+		return fmt.Sprintf("round %d found no page written", k)
+	case k > 1 && rounds[k-1].PagesCopied >= rounds[k-2].PagesCopied:
+		return fmt.Sprintf("round %d copied %d pages, no fewer than round %d: the process writes as fast as the rounds copy", k, rounds[k-1].PagesCopied, k-1)
+	}
+	return ""
 }
 
 // prepareFreeze does, while the tree runs, work the freeze would otherwise

@@ -107,7 +107,16 @@ type memoryDumper struct {
 	cowPid  int
 	cowMem  *os.File
 	zeroPFN uint64
+	// copyBufs, if set, holds buffers to read a copy-on-write copy
+	// through, a piece at a time: the image copies what it is given
+	// (streams). Otherwise each payload is read whole into memory the
+	// image keeps.
+	copyBufs chan []byte
 }
+
+// copyPiecePages is how many pages of a copy-on-write copy are read at
+// once into a buffer of copyBufs (4 MiB).
+const copyPiecePages = 1024
 
 // fromCopy says whether m's pages are read from the copy-on-write copy.
 func (d *memoryDumper) fromCopy(m *procfs.Mapping) bool {
@@ -524,6 +533,9 @@ func (d *memoryDumper) sendPrecopied(q dumpQueues, m *procfs.Mapping, tracked []
 	for _, got := range tracked {
 		atomic.AddUint64(&d.stats.BytesRead, got.read)
 		d.stats.PagesPreCopied += got.reused
+		if k := len(d.stats.PreCopy); k > 0 {
+			d.stats.PreCopy[k-1].PagesWritten += got.read / d.pageSize
+		}
 		if len(got.runs) == 0 {
 			continue
 		}
@@ -673,6 +685,34 @@ func (d *memoryDumper) writeFromCopy(w *ckpt.Writer, mmRef ckpt.Objref, it *dump
 	d.stats.PagesStored += it.pages.Count()
 	d.stats.PagesCopyOnWrite += it.pages.Count()
 	mem, start, runs, size, pageSize := d.cowMem, it.pages.VMAStart, it.pages.Runs, it.size, d.pageSize
+	if bufs := d.copyBufs; bufs != nil {
+		return w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
+			// A buffer per payload being read at once, used
+			// again and again: its pages are faulted in once.
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			default:
+				buf = make([]byte, copyPiecePages*pageSize)
+			}
+			defer func() {
+				select {
+				case bufs <- buf:
+				default:
+				}
+			}()
+			for _, piece := range splitRuns(runs, copyPiecePages) {
+				n := runsCount(piece) * pageSize
+				if err := readRunsAt(mem, buf[:n], start, piece, pageSize); err != nil {
+					return fmt.Errorf("the copy-on-write copy: %w", err)
+				}
+				if _, err := pw.Write(buf[:n]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	return w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
 		// Through /proc/PID/mem, not process_vm_readv: that pins
 		// the pages, and pinning a page the copy shares with the

@@ -65,11 +65,16 @@ func DefaultOptions() Options { return Options{} }
 
 // Stats reports what a checkpoint did and how long the process was frozen.
 type Stats struct {
-	Frozen      time.Duration // from the first thread stopped to release
-	Total       time.Duration
-	Bytes       int64  // image size
-	PagesStored uint64 // memory pages written
-	BytesRead   uint64 // bytes copied out of the process's memory while it was frozen
+	Frozen time.Duration // from the first thread stopped to release
+	Total  time.Duration
+	// Prepare is the time before the freeze: preparing memory for an
+	// in-memory image, pre-copy rounds. WriteBack is the time after the
+	// release: reading a copy-on-write copy, writing an in-memory image
+	// out (where the caller counts that in Total).
+	Prepare, WriteBack time.Duration
+	Bytes              int64  // image size
+	PagesStored        uint64 // memory pages written
+	BytesRead          uint64 // bytes copied out of the process's memory while it was frozen
 	// PreCopyRounds and PreCopyBytes tell what the pre-copy rounds did
 	// while the process ran; PagesPreCopied is how many stored pages came
 	// from them instead of being read while frozen. PreCopySetup is how
@@ -79,9 +84,25 @@ type Stats struct {
 	PreCopyBytes   uint64
 	PagesPreCopied uint64
 	PreCopySetup   time.Duration
+	// PreCopy tells each round: a round that copied about as many pages
+	// as were written meanwhile did not pay. PreCopyStopped, if set, says
+	// why the rounds stopped before the number asked for.
+	PreCopy        []PreCopyRound
+	PreCopyStopped string
 	// PagesCopyOnWrite is how many stored pages were read from a
 	// copy-on-write copy after the thaw (Options.CopyOnWrite).
 	PagesCopyOnWrite uint64
+}
+
+// PreCopyRound is what one pre-copy round did.
+type PreCopyRound struct {
+	Took time.Duration
+	// PagesCopied are the pages the round copied (the first round: all
+	// of them; each later one: those written during the round before).
+	PagesCopied uint64
+	// PagesWritten are the pages written while the round ran, as the
+	// next round (or, after the last, the frozen phase) found them.
+	PagesWritten uint64
 }
 
 // AcceptQueueError is the error of a checkpoint that found connections

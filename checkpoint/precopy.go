@@ -63,6 +63,8 @@ type preCopy struct {
 	// lastRound is how many pages the last round copied: the frozen
 	// phase prepares about as much room for the pages written since.
 	lastRound uint64
+	// tracked is how many pages the first round copied: all there were.
+	tracked uint64
 	// fresh holds pages copied in the frozen phase, kept until the image
 	// is resolved; readMapping's parts take from it under freshMu.
 	fresh   *pageStore
@@ -243,6 +245,7 @@ func (pc *preCopy) round() {
 				}
 			}
 			t.populated = nil
+			pc.tracked = pc.lastRound
 			continue
 		}
 		maps, err := procfs.ReadMaps(pid)
@@ -416,10 +419,11 @@ func (pc *preCopy) Close() {
 	}
 }
 
-// prepareFresh touches room for about as many pages as the last round
-// copied, before the freeze.
+// prepareFresh touches room for about twice as many pages as the last
+// round copied, before the freeze, and no more than there are: a process
+// that outpaced the rounds may have written all of them again.
 func (pc *preCopy) prepareFresh() {
-	pc.fresh = newPageStore(int(max(pc.lastRound*2, 1024) * pc.pageSize))
+	pc.fresh = newPageStore(int(max(min(pc.lastRound*2, pc.tracked+pc.tracked/32), 1024) * pc.pageSize))
 }
 
 // precopied is what the frozen phase found of a tracked mapping, at most a
@@ -489,7 +493,9 @@ func (pc *preCopy) readPart(t *tracker, m *procfs.Mapping, from, to, chunk uint6
 		return nil, err
 	}
 	pieces := pieceCutter{out: []*precopied{{reused: pl.reused, read: stale * ps, guards: guards}}, chunk: chunk, pageSize: ps}
-	pieces.cut(t, pl.plan, fresh)
+	if err := pieces.cut(t, pl.plan, fresh); err != nil {
+		return nil, err
+	}
 	return pieces.out, nil
 }
 
@@ -632,11 +638,14 @@ func (pc *preCopy) planPart(pl *framePlanner, t *tracker, m *procfs.Mapping, fro
 	return guards, nil
 }
 
-// readStale reads the pages plan has no copy of, all in one go, into room
-// prepared before the freeze: readRemote makes as few process_vm_readv
-// calls of them as it can, and the room's first touch is paid already.
-// stale is how many pages that is.
-func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (fresh []byte, stale uint64, err error) {
+// readStale reads the pages plan has no copy of into room prepared before
+// the freeze: readRemote makes as few process_vm_readv calls of them as it
+// can, and the room's first touch is paid already. The room comes a slab
+// of the store at most at a time (a part of a mapping may hold more stale
+// pages than a slab: room allocated then would be faulted in while
+// frozen, as slowly as the pages are read). stale is how many pages that
+// is.
+func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (fresh *freshPages, stale uint64, err error) {
 	ps := pc.pageSize
 	var toRead []ckpt.PageRun
 	for _, p := range plan {
@@ -645,15 +654,39 @@ func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (f
 		}
 	}
 	stale = runsCount(toRead)
-	if stale > 0 {
+	fresh = &freshPages{pageSize: ps}
+	for _, runs := range splitRuns(toRead, storeSlab/ps) {
+		n := int(runsCount(runs) * ps)
 		pc.freshMu.Lock()
-		fresh = pc.fresh.takeOrAllocate(int(stale * ps))
+		room := pc.fresh.takeOrAllocate(n)
 		pc.freshMu.Unlock()
-		if err := readRemote(t.pid, fresh, remoteRuns(m, toRead, ps)); err != nil {
+		if err := readRemote(t.pid, room, remoteRuns(m, runs, ps)); err != nil {
 			return nil, 0, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 		}
+		fresh.segs = append(fresh.segs, room)
 	}
 	return fresh, stale, nil
+}
+
+// freshPages are the pages read in the frozen phase, in plan order, in
+// segments of the store.
+type freshPages struct {
+	segs     [][]byte
+	pageSize uint64
+}
+
+// next takes up to n pages, side by side in one segment.
+func (f *freshPages) next(n uint64) []byte {
+	for len(f.segs) > 0 && len(f.segs[0]) == 0 {
+		f.segs = f.segs[1:]
+	}
+	if len(f.segs) == 0 {
+		return nil
+	}
+	k := min(n*f.pageSize, uint64(len(f.segs[0])))
+	data := f.segs[0][:k]
+	f.segs[0] = f.segs[0][k:]
+	return data
 }
 
 // A pieceCutter cuts a plan's pages into precopied of at most chunk pages
@@ -667,7 +700,7 @@ type pieceCutter struct {
 // cut cuts the pages of plan, taken from t's copies or from fresh, the
 // pages read now in plan's order. Pages read now that hold only zeros are
 // not stored.
-func (c *pieceCutter) cut(t *tracker, plan []framePlan, fresh []byte) {
+func (c *pieceCutter) cut(t *tracker, plan []framePlan, fresh *freshPages) error {
 	ps := c.pageSize
 	for _, p := range plan {
 		if p.slot != 0 {
@@ -675,21 +708,28 @@ func (c *pieceCutter) cut(t *tracker, plan []framePlan, fresh []byte) {
 			c.store(p.idx, p.count, t.arena[ch][o*ps:(o+p.count)*ps])
 			continue
 		}
-		data := fresh[:p.count*ps]
-		fresh = fresh[p.count*ps:]
-		for i := uint64(0); i < p.count; {
-			if allZero(data[i*ps : (i+1)*ps]) {
-				i++
-				continue
+		for idx, left := p.idx, p.count; left > 0; {
+			data := fresh.next(left)
+			count := uint64(len(data)) / ps
+			if count == 0 {
+				return fmt.Errorf("%d pages of the plan from page %d were not read", left, idx)
 			}
-			j := i + 1
-			for j < p.count && !allZero(data[j*ps:(j+1)*ps]) {
-				j++
+			for i := uint64(0); i < count; {
+				if allZero(data[i*ps : (i+1)*ps]) {
+					i++
+					continue
+				}
+				j := i + 1
+				for j < count && !allZero(data[j*ps:(j+1)*ps]) {
+					j++
+				}
+				c.store(idx+i, j-i, data[i*ps:j*ps])
+				i = j
 			}
-			c.store(p.idx+i, j-i, data[i*ps:j*ps])
-			i = j
+			idx, left = idx+count, left-count
 		}
 	}
+	return nil
 }
 
 // store adds count pages from idx, whose contents are data, starting a

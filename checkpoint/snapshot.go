@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
@@ -225,12 +226,16 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 		// memory the freeze has to fault in.
 		expect += int64(chunkFor(uint64(expect))*uint64(os.Getpagesize())) + expect/32
 	}
+	start := time.Now()
 	w := newMemoryWriter(expect, 4<<20)
+	prepared := time.Since(start)
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
 		return nil, err
 	}
+	st.Prepare += prepared
+	st.Total += prepared
 	if err := w.resolve(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,9 @@ package restart_test
 
 import (
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,47 +16,78 @@ import (
 	"github.com/crsub/crsub/restart"
 )
 
-// A process that keeps writing its memory is snapshotted copy-on-write:
-// its memory is read from a copy forked while it was frozen, after it runs
-// again and rewrites pages. The restored process must hold the memory of
-// the freeze, consistent page by page with its generation array (it checks
+// A process that keeps writing its memory is checkpointed copy-on-write,
+// into memory (Snapshot) and into a file (CheckpointFile): its memory is
+// read from a copy forked while it was frozen, after it runs again and
+// rewrites pages. The restored process must hold the memory of the
+// freeze, consistent page by page with its generation array (it checks
 // itself); the original must be left without the copy, its child.
 func TestCopyOnWriteWhileWriting(t *testing.T) {
 	crtest.RequireRoot(t)
-	dir := t.TempDir()
-	p := crtest.Start(t, dir, crtest.Build(t, writer), "64")
-	time.Sleep(100 * time.Millisecond) // some pages rewritten already
-	opts := checkpoint.DefaultOptions()
-	opts.LeaveRunning = true
-	opts.CopyOnWrite = true
-	img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
-	if err != nil {
-		p.Kill()
-		p.Wait()
-		t.Fatal(err)
+	for _, into := range []string{"memory", "file"} {
+		t.Run(into, func(t *testing.T) {
+			dir := t.TempDir()
+			p := crtest.Start(t, dir, crtest.Build(t, writer), "64")
+			time.Sleep(100 * time.Millisecond) // some pages rewritten already
+			opts := checkpoint.DefaultOptions()
+			opts.LeaveRunning = true
+			opts.CopyOnWrite = true
+			var image io.Reader
+			var st checkpoint.Stats
+			switch into {
+			case "memory":
+				img, err := checkpoint.Snapshot(context.Background(), p.Pid, opts)
+				if err != nil {
+					p.Kill()
+					p.Wait()
+					t.Fatal(err)
+				}
+				image, st = img.Reader(), img.Stats
+			case "file":
+				f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				committed := false
+				opts.Commit = func() error { committed = true; return nil }
+				got, err := checkpoint.CheckpointFile(context.Background(), p.Pid, f, opts)
+				if err != nil {
+					p.Kill()
+					p.Wait()
+					t.Fatal(err)
+				}
+				if !committed {
+					t.Error("CheckpointFile did not commit the image")
+				}
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					t.Fatal(err)
+				}
+				image, st = f, *got
+			}
+			if st.PagesCopyOnWrite < 16384 || st.BytesRead >= 8<<20 {
+				t.Errorf("%d pages read from the copy, %d bytes read while frozen: the copy did not spare the frozen phase", st.PagesCopyOnWrite, st.BytesRead)
+			}
+			tids, err := procfs.Tids(p.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tid := range tids {
+				if kids, err := procfs.Children(p.Pid, tid); err != nil || len(kids) != 0 {
+					t.Fatalf("after the checkpoint the original has children %v (%v): the copy was not reaped", kids, err)
+				}
+			}
+			if got := crtest.Status(p.Pid, "TracerPid"); got != "0" {
+				t.Fatalf("the original is still traced by %s", got)
+			}
+			if v := verdict(t, p.Pid, dir); !strings.HasPrefix(v, "ok") {
+				t.Fatalf("the original after the checkpoint: %s", v)
+			}
+			p.Kill()
+			p.Wait()
+			checkVerdict(t, restartFrom(t, image), dir, st)
+		})
 	}
-	st := img.Stats
-	if st.PagesCopyOnWrite < 16384 || st.BytesRead >= 8<<20 {
-		t.Errorf("%d pages read from the copy, %d bytes read while frozen: the copy did not spare the frozen phase", st.PagesCopyOnWrite, st.BytesRead)
-	}
-	tids, err := procfs.Tids(p.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tid := range tids {
-		if kids, err := procfs.Children(p.Pid, tid); err != nil || len(kids) != 0 {
-			t.Fatalf("after the checkpoint the original has children %v (%v): the copy was not reaped", kids, err)
-		}
-	}
-	if got := crtest.Status(p.Pid, "TracerPid"); got != "0" {
-		t.Fatalf("the original is still traced by %s", got)
-	}
-	if v := verdict(t, p.Pid, dir); !strings.HasPrefix(v, "ok") {
-		t.Fatalf("the original after the checkpoint: %s", v)
-	}
-	p.Kill()
-	p.Wait()
-	checkVerdict(t, restartFrom(t, img.Reader()), dir, st)
 }
 
 // Copy-on-write is refused where it cannot work, naming why, and the

@@ -21,12 +21,12 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("checkpoint", "--pid PID -o FILE|- [--leave-running]", stderr)
 	pid := fs.Int("pid", 0, "process to checkpoint")
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
-	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it")
-	stats := fs.String("stats", "", "report frozen and total time: \"text\" or \"json\", on standard error")
+	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it; the process is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then (where that much is not available, the image is written while the process is frozen)")
+	stats := fs.String("stats", "", "report, on standard error, the time of each phase (prepare, frozen, write-back) and of each pre-copy round with the pages it copied and the pages written meanwhile: \"text\" or \"json\"")
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
 	fs.Lookup("pre-copy").NoOptDefVal = "2"
-	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory)")
+	cow := fs.Bool("copy-on-write", false, "with --leave-running: fork a copy of the process while it is frozen and read its memory from the copy after the thaw (frozen time follows the page tables, not the memory); with -o FILE the copy's pages go straight into the file, no image is held in memory")
 	cgroupRoots := fs.StringArray("cgroup-root", nil, "record the cgroups of a hierarchy from `[HIERARCHY:]/PATH` down, empty ones too, rather than from the tasks' own cgroups (below a hierarchy's root cgroup nothing is recorded unless asked); HIERARCHY a controller or name= of a v1 hierarchy (cpu, name=systemd) or unified, none for every hierarchy not named (repeatable)")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")
@@ -81,6 +81,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	opts.Progress = bar.update
 
 	var out io.Writer = os.Stdout
+	var file *atomicfile.File
 	if *output != "-" {
 		dev, err := openInPlace(*output)
 		if err != nil {
@@ -98,14 +99,24 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer f.Abort()
-			out = f
+			out, file = f, f
 			opts.Commit = f.Commit
 		}
 	}
 	var st *checkpoint.Stats
 	var img *checkpoint.Image
 	var memErr *checkpoint.MemoryError
-	if *leave {
+	switch {
+	case *cow && file != nil:
+		// The copy's pages go straight into their places in the file
+		// after the thaw: no image held in memory.
+		var err error
+		if st, err = checkpoint.CheckpointFile(ctx, *pid, file, opts); err != nil {
+			return err
+		}
+		st.Total = time.Since(start)
+		st.WriteBack = st.Total - st.Prepare - st.Frozen
+	case *leave:
 		// The process runs on, so freeze it only to copy its state into
 		// memory, and write the image after it was let go.
 		var err error
@@ -118,7 +129,9 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if img != nil {
+	switch {
+	case st != nil:
+	case img != nil:
 		if _, err := img.WriteTo(out); err != nil {
 			return fmt.Errorf("writing the image: %w", err)
 		}
@@ -127,9 +140,10 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		img.Stats.Total += time.Since(start) - img.Stats.Total
+		img.Stats.Total = time.Since(start)
+		img.Stats.WriteBack = img.Stats.Total - img.Stats.Prepare - img.Stats.Frozen
 		st = &img.Stats
-	} else {
+	default:
 		// The process is killed (or, left running, let go) only once the
 		// image is safely written, so it stays frozen until then.
 		var err error
@@ -139,23 +153,47 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	}
 	switch *stats {
 	case "text":
-		fmt.Fprintf(stderr, "frozen %v, total %v, image %d bytes, %d pages\n", st.Frozen, st.Total, st.Bytes, st.PagesStored)
-		if st.PreCopyRounds > 0 {
-			fmt.Fprintf(stderr, "pre-copy: %d rounds, %d bytes copied while running, %d pages taken from them, %d bytes read while frozen\n",
-				st.PreCopyRounds, st.PreCopyBytes, st.PagesPreCopied, st.BytesRead)
-		}
-		if st.PagesCopyOnWrite > 0 {
-			fmt.Fprintf(stderr, "copy-on-write: %d pages read from the forked copy after the thaw\n", st.PagesCopyOnWrite)
-		}
+		writeStatsText(stderr, st)
 	case "json":
-		return json.NewEncoder(stderr).Encode(map[string]any{
-			"frozen_ns": st.Frozen.Nanoseconds(), "total_ns": st.Total.Nanoseconds(),
-			"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
-			"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
-			"pages_copy_on_write": st.PagesCopyOnWrite,
-		})
+		return json.NewEncoder(stderr).Encode(statsJSON(st))
 	}
 	return nil
+}
+
+// writeStatsText writes --stats text: the phases, then what the pre-copy
+// rounds and a copy-on-write copy did.
+func writeStatsText(w io.Writer, st *checkpoint.Stats) {
+	fmt.Fprintf(w, "frozen %v, total %v, image %d bytes, %d pages\n", st.Frozen, st.Total, st.Bytes, st.PagesStored)
+	fmt.Fprintf(w, "phases: prepare %v, frozen %v, write-back %v\n", st.Prepare, st.Frozen, st.WriteBack)
+	if st.PreCopyRounds > 0 {
+		fmt.Fprintf(w, "pre-copy: %d rounds, %d bytes copied while running, %d pages taken from them, %d bytes read while frozen\n",
+			st.PreCopyRounds, st.PreCopyBytes, st.PagesPreCopied, st.BytesRead)
+		for i, r := range st.PreCopy {
+			fmt.Fprintf(w, "pre-copy round %d: %v, %d pages copied, %d pages written meanwhile\n", i+1, r.Took, r.PagesCopied, r.PagesWritten)
+		}
+		if st.PreCopyStopped != "" {
+			fmt.Fprintf(w, "pre-copy stopped early: %s\n", st.PreCopyStopped)
+		}
+	}
+	if st.PagesCopyOnWrite > 0 {
+		fmt.Fprintf(w, "copy-on-write: %d pages read from the forked copy after the thaw\n", st.PagesCopyOnWrite)
+	}
+}
+
+// statsJSON is --stats json's object.
+func statsJSON(st *checkpoint.Stats) map[string]any {
+	rounds := []map[string]any{}
+	for _, r := range st.PreCopy {
+		rounds = append(rounds, map[string]any{"took_ns": r.Took.Nanoseconds(), "pages_copied": r.PagesCopied, "pages_written": r.PagesWritten})
+	}
+	return map[string]any{
+		"frozen_ns": st.Frozen.Nanoseconds(), "total_ns": st.Total.Nanoseconds(),
+		"prepare_ns": st.Prepare.Nanoseconds(), "write_back_ns": st.WriteBack.Nanoseconds(),
+		"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
+		"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
+		"pre_copy": rounds, "pre_copy_stopped": st.PreCopyStopped,
+		"pages_copy_on_write": st.PagesCopyOnWrite,
+	}
 }
 
 // parseCgroupRoots parses --cgroup-root values by hierarchy.
