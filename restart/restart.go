@@ -74,8 +74,10 @@ type restorer struct {
 	// preserved lists the caller's fds kept in the root process.
 	preserved map[int]bool
 	// children are processes started for substitutes (exec:), stopped
-	// if the restart fails.
+	// if the restart fails; holds keep their commands from running
+	// until the tasks are (a crsub killed before leaves none running).
 	children []*os.Process
+	holds    []*substitute.Hold
 	// opened holds every file record by objref.
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
@@ -304,6 +306,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
 		}
 	}
+	for _, h := range s.holds {
+		if err := h.Release(); err != nil {
+			return nil, fmt.Errorf("releasing: %w", err)
+		}
+	}
 	for i := len(live) - 1; i >= 0; i-- {
 		if err := live[i].release(); err != nil {
 			// The tasks let go run as restored for an instant, alone:
@@ -513,6 +520,9 @@ func (s *restorer) killAll() {
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()
+	}
+	for _, h := range s.holds {
+		h.Close()
 	}
 	for _, p := range s.children {
 		_ = p.Kill()

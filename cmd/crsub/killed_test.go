@@ -52,18 +52,31 @@ int main(void) {
 
 // A restart whose crsub is killed with SIGKILL at any moment leaves either
 // nothing (no task of the image holding its pids, so running it again
-// works, and no mount of the cgroup hierarchies it reached) or, once
-// released, the whole tree running as restored: never a stub or a
-// half-restored task.
+// works, no mount of the cgroup hierarchies it reached, no exec
+// substitute's command running) or, once released, the whole tree running
+// as restored, with its exec substitute's command: never a stub, a
+// half-restored task or a helper of one.
 func TestKilledRestartLeavesNothing(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
-	bin := crtest.Build(t, killedSubject)
+	// The command never ends by itself, and names dir, which finds it.
+	helper := "exec:while :; do sleep 1; done # " + dir
+	killRestarts(t, dir, killedSubject, nil, []string{"--fd", "0=" + helper, "--fd", "1=" + helper, "--fd", "2=" + helper})
+}
+
+// killRestarts checkpoints the subject (with args) started in dir, a
+// parent that writes its child's pid to "child", restarts it whole to learn
+// how long a restart takes, then kills crsub at moments spread over
+// restarts (with restartArgs), checking each time that what is left is
+// nothing, or the restored tree, released. Processes whose command line
+// names dir are the restart's helpers.
+func killRestarts(t *testing.T, dir, subject string, args, restartArgs []string) {
+	bin := crtest.Build(t, subject)
 	subjectComm := filepath.Base(bin)
 	if len(subjectComm) > 15 {
 		subjectComm = subjectComm[:15]
 	}
-	p := crtest.Start(t, dir, bin)
+	p := crtest.Start(t, dir, bin, args...)
 	crtest.WaitBlocked(t, p.Pid)
 	b, err := os.ReadFile(filepath.Join(dir, "child"))
 	if err != nil {
@@ -102,6 +115,7 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 		for _, pid := range pids {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
+		killHelpers(dir)
 	})
 	gone := func() bool {
 		for _, pid := range pids {
@@ -109,14 +123,14 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		return len(helpers(dir)) == 0
 	}
 	// Orphans are reaped by pid 1, which is slow here.
 	waitGone := func(t *testing.T, what string) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); !gone(); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: still there: %s; %s", what, crtest.Describe(p.Pid), crtest.Describe(child))
+				t.Fatalf("%s: still there: %s; %s; helpers %v", what, crtest.Describe(p.Pid), crtest.Describe(child), helpers(dir))
 			}
 		}
 	}
@@ -125,9 +139,9 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 	mountsBefore := cgroupMounts(t)
 
 	// A whole restart, to learn how long one takes.
+	restartCmd := append([]string{"restart", "-i", img, "--detach", "-q"}, restartArgs...)
 	start := time.Now()
-	whole := crsub("restart", "-i", img, "--detach", "-q")
-	if out, err := whole.CombinedOutput(); err != nil {
+	if out, err := runToFile(t, crsub(restartCmd...)); err != nil {
 		t.Fatalf("restart: %v: %s", err, out)
 	}
 	took := time.Since(start)
@@ -137,11 +151,28 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 		}
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
+	// The helpers were let go with the tree: each runs its command now,
+	// no longer held.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		held := 0
+		for _, pid := range helpers(dir) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.Contains(string(b), "read -r go") {
+				held++
+			}
+		}
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d helpers still held after the release", held)
+		}
+	}
+	killHelpers(dir)
 	waitGone(t, "after killing the restored tree")
 
 	for i := range 12 {
 		at := took * time.Duration(i) / 10
-		restart := crsub("restart", "-i", img, "--detach", "-q")
+		restart := crsub(restartCmd...)
 		if err := restart.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +184,7 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 			for _, pid := range pids {
 				_ = unix.Kill(pid, unix.SIGKILL)
 			}
+			killHelpers(dir)
 			what += ", after the release"
 		}
 		waitGone(t, what)
@@ -161,6 +193,48 @@ func TestKilledRestartLeavesNothing(t *testing.T) {
 		if !mountsBefore[m] {
 			t.Errorf("a killed restart left a mount of a cgroup hierarchy: %s", m)
 		}
+	}
+}
+
+// runToFile runs cmd with its output into a file, not a pipe, which the
+// helpers it leaves running would hold open, and returns the output.
+func runToFile(t *testing.T, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	err = cmd.Run()
+	b, _ := os.ReadFile(f.Name())
+	return string(b), err
+}
+
+// helpers lists the processes whose command line names dir.
+func helpers(dir string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range procs {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), dir) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			if pid != os.Getpid() {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// killHelpers kills the process groups of the helpers (their commands'
+// children are in them).
+func killHelpers(dir string) {
+	for _, pid := range helpers(dir) {
+		if pgid, err := unix.Getpgid(pid); err == nil && pgid > 1 {
+			_ = unix.Kill(-pgid, unix.SIGKILL)
+		}
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
 
