@@ -179,7 +179,14 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// The root task is created when its process record comes, after the
 	// namespace records. From here on, a failure kills every task and
 	// removes the cgroups made for them.
+	s.removeAbandonedCgroups()
 	defer func() {
+		if err == nil {
+			// The cgroups made are the restored tasks' now.
+			if kerr := s.cgroups.Keep(); kerr != nil {
+				s.log.Warn("cannot remove the list of the cgroups made", "err", kerr)
+			}
+		}
 		if cerr := s.cgroups.Close(); cerr != nil {
 			s.log.Warn("cannot unmount the cgroup hierarchies used", "err", cerr)
 		}
