@@ -408,6 +408,7 @@ func (s *restorer) createRoot(p *ckpt.Process) (*task, error) {
 	}
 	s.tasks = append(s.tasks, t)
 	t.process = p
+	fault.Phase("entering its namespaces")
 	if err := s.enterNamespaces(t, p, flags); err != nil {
 		return nil, &TaskError{Pid: t.pid, Phase: "entering its namespaces", Err: err}
 	}
