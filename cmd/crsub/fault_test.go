@@ -293,6 +293,7 @@ func checkpointSweep(t *testing.T, s *subjectRun, img string, leave bool, m matr
 					continue
 				case err == nil || reachedEnd:
 					result = "no effect: the checkpoint works around it"
+					t.Logf("%s (%s): worked around", what, hit.What)
 					if kind.site == fault.SiteWrite && kind.err != nil {
 						t.Errorf("%s (%s): the checkpoint succeeded", what, hit.What)
 					}

@@ -354,18 +354,20 @@ func utsName(path string) string {
 	got := make(chan string)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with it
-		f, err := os.Open(path)
-		if err != nil {
-			got <- ""
-			return
-		}
-		defer f.Close()
-		var u unix.Utsname
-		if unix.Setns(int(f.Fd()), unix.CLONE_NEWUTS) != nil || unix.Uname(&u) != nil {
-			got <- ""
-			return
-		}
-		got <- unix.ByteSliceToString(u.Nodename[:])
+		// The fd is closed before the answer is sent: the caller may
+		// count its own fds next.
+		got <- func() string {
+			f, err := os.Open(path)
+			if err != nil {
+				return ""
+			}
+			defer f.Close()
+			var u unix.Utsname
+			if unix.Setns(int(f.Fd()), unix.CLONE_NEWUTS) != nil || unix.Uname(&u) != nil {
+				return ""
+			}
+			return unix.ByteSliceToString(u.Nodename[:])
+		}()
 	}()
 	return <-got
 }
