@@ -417,8 +417,13 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 	if int64(regs.Orig_rax) >= 0 {
 		th.Syscall = &ckpt.InterruptedSyscall{Nr: int64(regs.Orig_rax), Ret: int64(regs.Rax), Args: [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}}
 	}
-	if rs, err := t.Rseq(); err == nil && rs.Address != 0 {
+	switch rs, err := t.Rseq(); {
+	case err == nil && rs.Address != 0:
 		th.Rseq = &ckpt.Rseq{Addr: rs.Address, Len: rs.Size, Flags: rs.Flags, Signature: rs.Signature}
+	case err != nil && !errors.Is(err, unix.EIO):
+		// EIO is a kernel without the request (before 5.13), and without
+		// rseq. Any other failure would drop the registration unsaid.
+		return nil, err
 	}
 	var head, hlen uint64
 	if _, _, e := unix.Syscall(unix.SYS_GET_ROBUST_LIST, uintptr(t.Tid), uintptrOf(&head), uintptrOf(&hlen)); e != 0 {

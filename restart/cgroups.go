@@ -116,3 +116,32 @@ func (s *restorer) cgroupPath(controllers, path string) string {
 	}
 	return strings.TrimSuffix(newRoot, "/") + rest
 }
+
+// removeAbandonedCgroups lists the cgroups this restart makes in the state
+// directory, and first removes those that killed restarts listed there
+// and left, saying so.
+func (s *restorer) removeAbandonedCgroups() {
+	if s.opts.StateDir == "" || s.opts.Cgroups == CgroupsIgnore {
+		return
+	}
+	s.cgroups.Journal = s.opts.StateDir
+	done, err := s.cgroups.RemoveAbandoned()
+	for _, a := range done {
+		if a.Removed {
+			s.log.Warn("removed a cgroup a killed restart had made", "hierarchy", hierarchyName(a.Hierarchy), "cgroup", a.Path)
+		} else {
+			s.log.Warn("kept a cgroup a killed restart had made", "hierarchy", hierarchyName(a.Hierarchy), "cgroup", a.Path, "why", a.Kept)
+		}
+	}
+	if err != nil {
+		s.log.Warn("cannot remove the cgroups killed restarts made", "dir", s.opts.StateDir, "err", err)
+	}
+}
+
+// hierarchyName names a hierarchy as --cgroup-root does.
+func hierarchyName(controllers string) string {
+	if controllers == "" {
+		return cgroup.Unified
+	}
+	return controllers
+}

@@ -251,6 +251,7 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	opts := substitute.DefaultOpenOptions()
 	opts.Flags = image.Flags
 	opts.FDFlags = 0
+	opts.Held = true
 	if fd.Cloexec {
 		opts.FDFlags = unix.FD_CLOEXEC
 	}
@@ -264,6 +265,9 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 	defer unix.Close(local)
 	if opened.Process != nil {
 		t.s.children = append(t.s.children, opened.Process)
+	}
+	if opened.Hold != nil {
+		t.s.holds = append(t.s.holds, opened.Hold)
 	}
 	taken, err := t.takeLocal(local)
 	if err != nil {

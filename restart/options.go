@@ -114,8 +114,20 @@ type Options struct {
 	// runtime has CRIU restore its container (rst_sibling): the parent
 	// waits for it, and Process.Wait cannot.
 	Sibling bool
+	// StateDir is where a restart lists what it must undo should it be
+	// killed before it can (the cgroups it makes), and where it finds
+	// and removes what killed restarts left (see cgroup.Hierarchies'
+	// Journal). Empty: nowhere.
+	StateDir string
 }
 
 // DefaultOptions returns the options of a plain restart: silent, no fd
-// preserved, up to ten seconds of waiting for a pid to be freed.
-func DefaultOptions() Options { return Options{PidWait: 10 * time.Second} }
+// preserved, up to ten seconds of waiting for a pid to be freed, state in
+// DefaultStateDir.
+func DefaultOptions() Options {
+	return Options{PidWait: 10 * time.Second, StateDir: DefaultStateDir}
+}
+
+// DefaultStateDir is the default Options.StateDir: a tmpfs, emptied at
+// boot as cgroups are.
+const DefaultStateDir = "/run/crsub"

@@ -79,8 +79,10 @@ type restorer struct {
 	// preserved lists the caller's fds kept in the root process.
 	preserved map[int]bool
 	// children are processes started for substitutes (exec:), stopped
-	// if the restart fails.
+	// if the restart fails; holds keep their commands from running
+	// until the tasks are (a crsub killed before leaves none running).
 	children []*os.Process
+	holds    []*substitute.Hold
 	// opened holds every file record by objref.
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
@@ -183,7 +185,14 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// The root task is created when its process record comes, after the
 	// namespace records. From here on, a failure kills every task and
 	// removes the cgroups made for them.
+	s.removeAbandonedCgroups()
 	defer func() {
+		if err == nil {
+			// The cgroups made are the restored tasks' now.
+			if kerr := s.cgroups.Keep(); kerr != nil {
+				s.log.Warn("cannot remove the list of the cgroups made", "err", kerr)
+			}
+		}
 		if cerr := s.cgroups.Close(); cerr != nil {
 			s.log.Warn("cannot unmount the cgroup hierarchies used", "err", cerr)
 		}
@@ -314,6 +323,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 			return nil, &TaskError{Pid: live[i].pid, Phase: "releasing", Err: err}
 		}
 	}
+	for _, h := range s.holds {
+		if err := h.Release(); err != nil {
+			return nil, fmt.Errorf("releasing: %w", err)
+		}
+	}
 	for i := len(live) - 1; i >= 0; i-- {
 		if err := live[i].release(); err != nil {
 			// The tasks let go run as restored for an instant, alone:
@@ -404,6 +418,7 @@ func (s *restorer) createRoot(p *ckpt.Process) (*task, error) {
 	}
 	s.tasks = append(s.tasks, t)
 	t.process = p
+	fault.Phase("entering its namespaces")
 	if err := s.enterNamespaces(t, p, flags); err != nil {
 		return nil, &TaskError{Pid: t.pid, Phase: "entering its namespaces", Err: err}
 	}
@@ -523,6 +538,9 @@ func (s *restorer) killAll() {
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()
+	}
+	for _, h := range s.holds {
+		h.Close()
 	}
 	for _, p := range s.children {
 		_ = p.Kill()

@@ -575,3 +575,56 @@ func TestOpenCreatesMissingFile(t *testing.T) {
 		})
 	}
 }
+
+// A held exec command runs only once released; closed unreleased (as when
+// the caller dies: the hold's fd goes with it), its shell exits without
+// running it, whatever it was given on its pipe.
+func TestOpenExecHeld(t *testing.T) {
+	for _, release := range []bool{true, false} {
+		t.Run(map[bool]string{true: "released", false: "closed"}[release], func(t *testing.T) {
+			dir := t.TempDir()
+			out, ran := filepath.Join(dir, "out"), filepath.Join(dir, "ran")
+			opts := DefaultOpenOptions()
+			opts.Flags, opts.Held = unix.O_WRONLY, true
+			fd, o, err := mustParse(t, "exec:touch "+ran+"; cat > "+out).Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Hold == nil || o.Process == nil {
+				t.Fatalf("Opened = %+v, want a process and a hold", o)
+			}
+			if _, err := unix.Write(fd, []byte("held line\n")); err != nil {
+				t.Fatal(err)
+			}
+			unix.Close(fd)
+			time.Sleep(100 * time.Millisecond)
+			if _, err := os.Stat(ran); err == nil {
+				t.Fatal("the command ran before its release")
+			}
+			if release {
+				if err := o.Hold.Release(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				o.Hold.Close()
+			}
+			done := make(chan *os.ProcessState, 1)
+			go func() { st, _ := o.Process.Wait(); done <- st }()
+			select {
+			case st := <-done:
+				if !st.Success() {
+					t.Errorf("the shell exited with %v", st)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the shell did not exit")
+			}
+			got, err := os.ReadFile(out)
+			if release && string(got) != "held line\n" {
+				t.Errorf("released, the command received %q, %v", got, err)
+			}
+			if _, err := os.Stat(ran); release != (err == nil) {
+				t.Errorf("released %v, ran: %v", release, err == nil)
+			}
+		})
+	}
+}

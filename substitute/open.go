@@ -35,6 +35,15 @@ type OpenOptions struct {
 	// mode creates it unless the spec says nocreate, as a shell's >> does
 	// after a log rotation). Nil: the calling process, its umask and ids.
 	Creator *Creator
+	// Held starts an exec source's command held back: its shell waits on
+	// a pipe from the caller and runs the command only once
+	// [Hold.Release] is called. If the caller dies first, or closes the
+	// [Hold], the shell sees the pipe's end and exits having run nothing:
+	// a restart killed before its tasks run leaves no helper behind. (A
+	// parent-death signal would not do: it would outlive the release,
+	// being kept across execve, and would not reach the command's own
+	// children.)
+	Held bool
 }
 
 // Creator is the process a created file is made for: the file gets mode
@@ -69,6 +78,33 @@ type Opened struct {
 	// Process runs an exec source's command. It is a child of the calling
 	// process, which must Wait for it unless it execs into the program.
 	Process *os.Process
+	// Hold holds Process back from running the command, with
+	// OpenOptions.Held; nil otherwise.
+	Hold *Hold
+}
+
+// Hold is what holds a held exec source's command back: the write end of
+// the pipe its shell waits on.
+type Hold struct {
+	gate *os.File
+}
+
+// Release lets the command run and lets go of the hold.
+func (h *Hold) Release() error {
+	_, err := h.gate.Write([]byte{'\n'})
+	if cerr := h.gate.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("releasing the exec command: %w", err)
+	}
+	return nil
+}
+
+// Close lets go of the hold without releasing the command, whose shell
+// then exits without running it. After Release it does nothing.
+func (h *Hold) Close() {
+	_ = h.gate.Close()
 }
 
 // opened is an open source plus what must be undone besides closing the fd.
@@ -449,6 +485,19 @@ func (s Source) startExec(o *opened, need int, opts OpenOptions) error {
 	r := os.NewFile(uintptr(p[0]), "exec pipe")
 	defer r.Close()
 	cmd := exec.Command("/bin/sh", "-c", s.Command)
+	if opts.Held {
+		gate, release, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer gate.Close()
+		o.info.Hold = &Hold{gate: release}
+		// The shell reads fd 3 until the release's newline; at its end
+		// (nothing written: the caller closed it or died) it exits.
+		// Then it becomes the command's shell, as an unheld one is.
+		cmd = exec.Command("/bin/sh", "-c", `read -r go <&3 || exit 0; exec 3<&-; exec /bin/sh -c "$1"`, "sh", s.Command)
+		cmd.ExtraFiles = []*os.File{gate}
+	}
 	cmd.Stdin, cmd.Stderr = r, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -495,6 +544,10 @@ func (o *opened) release(grace time.Duration) {
 	if o.fd >= 0 {
 		unix.Close(o.fd)
 		o.fd = -1
+	}
+	if h := o.info.Hold; h != nil {
+		h.Close()
+		o.info.Hold = nil
 	}
 	if p := o.info.Process; p != nil {
 		stop(p, grace)

@@ -20,7 +20,10 @@ import (
 // faultSubject is a parent and a child, each with a second thread,
 // memory of its own pattern, and a share of a file, a pipe and a socket
 // pair. On SIGUSR1 each checks all of it from inside and writes its
-// verdict into "check.PID": "ok", or what it found wrong.
+// verdict into "check.PID": "ok", or what it found wrong. Given a name, it
+// first makes UTS, IPC, network and mount namespaces of its own (a root of
+// its own: a bind mount of / with /dev, pivot_root'ed to), named so, with
+// a System V semaphore set, and checks them too.
 const faultSubject = `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -29,15 +32,23 @@ const faultSubject = `#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sem.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #define MEM (2 << 20)
 static unsigned char *mem;
 static int seed, datafd, pipefd[2], sock, cmd[2], reply[2];
 static volatile sig_atomic_t asked;
+static const char *name;
 static __thread int tls;
 
 static void on_usr1(int sig) { (void)sig; asked = 1; }
@@ -73,6 +84,10 @@ static const char *check(void) {
 	if (ioctl(pipefd[0], FIONREAD, &n) || n != 3) return "pipe bytes";
 	if (ioctl(sock, FIONREAD, &n) || n != 4) return "socket bytes";
 	if (recv(sock, b, 4, MSG_PEEK) != 4 || memcmp(b, "ping", 4)) return "socket data";
+	struct utsname u;
+	if (name && (uname(&u) || strcmp(u.nodename, name))) return "hostname";
+	unsigned short sem[2];
+	if (name && (semctl(semget(0x7e57, 0, 0), 0, GETALL, sem) || sem[0] != 4 || sem[1] != 5)) return "semaphores";
 	sigset_t m;
 	sigprocmask(SIG_BLOCK, NULL, &m);
 	if (sigismember(&m, SIGUSR1) != 1 || sigismember(&m, SIGUSR2) != 1 || sigismember(&m, SIGTERM)) return "signal mask";
@@ -100,7 +115,23 @@ static void serve(void) {
 	}
 }
 
-int main(void) {
+static int namespaces(void) {
+	char dir[PATH_MAX];
+	unsigned short sem[2] = {4, 5};
+	if (!getcwd(dir, sizeof dir) || unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS)) return -1;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || mkdir("root", 0755)) return -1;
+	if (mount("/", "root", NULL, MS_BIND, NULL) || mount("/dev", "root/dev", NULL, MS_BIND, NULL) || chdir("root")) return -1;
+	if (syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) || chdir(dir)) return -1;
+	if (sethostname(name, strlen(name))) return -1;
+	int id = semget(0x7e57, 2, IPC_CREAT | 0600);
+	return id < 0 ? -1 : semctl(id, 0, SETALL, sem);
+}
+
+int main(int argc, char **argv) {
+	if (argc > 1) {
+		name = argv[1];
+		if (namespaces()) return 1;
+	}
 	sigset_t block;
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
@@ -200,12 +231,20 @@ type subjectRun struct {
 	dir  string
 	p    *os.Process
 	pids []int // parent, child
+	// hostname names its UTS namespace, if it has one of its own.
+	hostname string
 }
 
-func startFaultSubject(t *testing.T, bin string) *subjectRun {
+// startFaultSubject starts the subject, in namespaces of its own named
+// hostname unless that is empty.
+func startFaultSubject(t *testing.T, bin, hostname string) *subjectRun {
 	t.Helper()
 	dir := t.TempDir()
-	p := crtest.Start(t, dir, bin)
+	var args []string
+	if hostname != "" {
+		args = []string{hostname}
+	}
+	p := crtest.Start(t, dir, bin, args...)
 	b, err := os.ReadFile(filepath.Join(dir, "child"))
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +253,7 @@ func startFaultSubject(t *testing.T, bin string) *subjectRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &subjectRun{dir: dir, p: p, pids: []int{p.Pid, child}}
+	s := &subjectRun{dir: dir, p: p, pids: []int{p.Pid, child}, hostname: hostname}
 	t.Cleanup(func() { _ = unix.Kill(child, unix.SIGKILL) })
 	for _, pid := range s.pids {
 		crtest.WaitBlocked(t, pid)

@@ -23,6 +23,11 @@ import (
 // them. The cgroups it creates are kept in a list, so that RemoveCreated
 // can take them away again.
 type Hierarchies struct {
+	// Journal, if set, is the directory where the cgroups about to be
+	// made are listed, so that the next Hierarchies with the same Journal
+	// removes them should this one's process die (journal.go).
+	Journal string
+	journal *journal
 	mounts  map[string]mounted // by controllers ("" for the unified hierarchy)
 	created []string           // cgroup directories made, parents first
 }
@@ -47,7 +52,7 @@ func (h *Hierarchies) Move(controllers, path string, tid int, thread bool) error
 	if err != nil {
 		return err
 	}
-	if err := h.mkdirAll(root, clean, hasCpuset(controllers)); err != nil {
+	if err := h.mkdirAll(controllers, root, clean); err != nil {
 		return err
 	}
 	file := "cgroup.procs"
@@ -67,18 +72,39 @@ func (h *Hierarchies) Move(controllers, path string, tid int, thread bool) error
 // mkdirAll creates cgroup path under root and the cgroups above it that
 // are missing, remembering each one it made. A new v1 cpuset cgroup has
 // no CPUs and memory nodes, and takes no task: it gets its parent's.
-func (h *Hierarchies) mkdirAll(root, path string, cpuset bool) error {
+func (h *Hierarchies) mkdirAll(controllers, root, path string) error {
 	dir := root
 	for _, elem := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
 		if elem == "" {
 			continue
 		}
 		dir = filepath.Join(dir, elem)
+		if _, err := os.Lstat(dir); err == nil {
+			continue
+		}
+		if h.Journal != "" {
+			if h.journal == nil {
+				j, err := openJournal(h.Journal)
+				if err != nil {
+					return fmt.Errorf("listing the cgroups made: %w", err)
+				}
+				h.journal = j
+			}
+			if err := h.journal.add(journalEntry{Controllers: controllers, Path: strings.TrimPrefix(dir, root)}); err != nil {
+				return err
+			}
+		}
 		err := os.Mkdir(dir, 0o755)
+		if err == nil && h.journal != nil {
+			if merr := h.journal.mark(dir); merr != nil {
+				unix.Rmdir(dir)
+				return merr
+			}
+		}
 		switch {
 		case err == nil:
 			h.created = append(h.created, dir)
-			if cpuset {
+			if hasCpuset(controllers) {
 				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 					b, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
 					if err == nil {
@@ -220,6 +246,12 @@ func (h *Hierarchies) RemoveCreated() error {
 		}
 	}
 	h.created = nil
+	if len(errs) == 0 {
+		// Nothing of what the journal lists is left.
+		if err := h.Keep(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -232,5 +264,10 @@ func (h *Hierarchies) Close() error {
 		}
 	}
 	h.mounts = nil
+	if h.journal != nil {
+		// Neither kept nor all removed: left for the next to remove.
+		h.journal.file.Close()
+		h.journal = nil
+	}
 	return errors.Join(errs...)
 }

@@ -129,7 +129,7 @@ func (h *Hierarchies) Make(controllers string, dirs []ckpt.CgroupDir, place func
 		case !exists && !p.Create:
 			return fmt.Errorf("%s does not exist", name)
 		case !exists:
-			if err := h.mkdirAll(root, path, hasCpuset(controllers)); err != nil {
+			if err := h.mkdirAll(controllers, root, path); err != nil {
 				return err
 			}
 		}

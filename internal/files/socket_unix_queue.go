@@ -168,10 +168,11 @@ func (c *DumpContext) peekUnix(e *Fd, typ int, examine func(local int) (*Fd, err
 			msgs = nil
 		}
 	}()
-	readShut := false
-	if d, err := c.unixDiag(e, e.Link.Inode); err == nil {
-		readShut = d.Shutdown&1 != 0
+	d, derr := c.unixDiag(e, e.Link.Inode)
+	if derr != nil {
+		return nil, derr
 	}
+	readShut := d.Shutdown&1 != 0
 	total := 0
 	buf := make([]byte, 1<<20)
 	if typ == unix.SOCK_STREAM && queued > len(buf) {

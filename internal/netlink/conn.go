@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -118,6 +119,9 @@ func (c *Conn) exchange(typ uint16, flags uint16, body []byte) ([]Message, error
 	binary.NativeEndian.PutUint32(req[8:], seq)
 	binary.NativeEndian.PutUint32(req[12:], c.port)
 	name := messageName(typ)
+	if err := fault.Call("netlink " + name); err != nil {
+		return nil, os.NewSyscallError("sendto("+name+")", err)
+	}
 	if err := retry(func() error { return unix.Sendto(c.fd.Int(), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) }); err != nil {
 		return nil, os.NewSyscallError("sendto("+name+")", err)
 	}

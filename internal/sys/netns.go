@@ -6,6 +6,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // InNetNS runs fn on an OS thread that has entered the network namespace
@@ -43,7 +45,11 @@ func InNamespace[T any](nsfd, nstype int, fn func() (T, error)) (T, error) {
 			return
 		}
 		defer unix.Close(own)
-		if err := retryErr(func() error { return unix.Setns(nsfd, nstype) }); err != nil {
+		err = fault.Call("setns")
+		if err == nil {
+			err = retryErr(func() error { return unix.Setns(nsfd, nstype) })
+		}
+		if err != nil {
 			runtime.UnlockOSThread()
 			done <- result{zero, os.NewSyscallError("setns", err)}
 			return

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // System V semaphore and message queue calls, which x/sys/unix lacks. Each
@@ -37,6 +39,9 @@ const (
 
 // Semget is semget(2).
 func Semget(key, nsems, flags int) (int, error) {
+	if err := fault.Call("semget"); err != nil {
+		return -1, os.NewSyscallError("semget", err)
+	}
 	id, err := retry(func() (int, error) {
 		r, _, e := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(nsems), uintptr(flags))
 		return int(r), errnoErr(e)
@@ -56,6 +61,9 @@ func SemGetAll(id, n int) ([]uint16, error) {
 
 // SemSetAll sets the values of set id's semaphores (semctl SETALL).
 func SemSetAll(id int, vals []uint16) error {
+	if err := fault.Call("semctl(SETALL)"); err != nil {
+		return os.NewSyscallError("semctl(SETALL)", err)
+	}
 	if len(vals) == 0 {
 		return nil
 	}
@@ -73,6 +81,9 @@ func SemSetPerm(id int, uid, gid, mode uint32) error {
 
 // Msgget is msgget(2).
 func Msgget(key, flags int) (int, error) {
+	if err := fault.Call("msgget"); err != nil {
+		return -1, os.NewSyscallError("msgget", err)
+	}
 	id, err := retry(func() (int, error) {
 		r, _, e := unix.Syscall(unix.SYS_MSGGET, uintptr(key), uintptr(flags), 0)
 		return int(r), errnoErr(e)
@@ -130,6 +141,9 @@ func MsgQbytes(id int) (uint64, error) {
 
 // Msgsnd sends a message of type mtype without waiting.
 func Msgsnd(id int, mtype int64, text []byte) error {
+	if err := fault.Call("msgsnd"); err != nil {
+		return os.NewSyscallError("msgsnd", err)
+	}
 	buf := make([]byte, 8+len(text))
 	binary.LittleEndian.PutUint64(buf, uint64(mtype))
 	copy(buf[8:], text)
