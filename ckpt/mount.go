@@ -53,6 +53,10 @@ type Mount struct {
 	Shared       int    `json:"shared,omitempty"`
 	Master       int    `json:"master,omitempty"`
 	Unbindable   bool   `json:"unbindable,omitempty"`
+	// SharedOutside says its peer group had mounts outside the namespace
+	// too (an external mount shared with the host): a restart makes it a
+	// peer of the mount its external path is on again.
+	SharedOutside bool `json:"shared_outside,omitempty"`
 }
 
 // MountFiles is the files of a filesystem a mount namespace made, that a

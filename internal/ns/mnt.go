@@ -136,9 +136,13 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 	if n.Mnt == nil {
 		return nil
 	}
+	if c.mountFiles == nil {
+		c.mountFiles = map[uint64]bool{}
+	}
 	var devs []uint64
 	for _, m := range n.Mnt.Mounts {
-		if m.External == "" && mountKinds[m.FSType].Files && !containsDev(devs, m.Dev) {
+		if m.External == "" && mountKinds[m.FSType].Files && !c.mountFiles[m.Dev] {
+			c.mountFiles[m.Dev] = true
 			devs = append(devs, m.Dev)
 		}
 	}
@@ -164,15 +168,6 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 		}
 		return nil
 	})
-}
-
-func containsDev(devs []uint64, d uint64) bool {
-	for _, x := range devs {
-		if x == d {
-			return true
-		}
-	}
-	return false
 }
 
 // dumpFilesOf writes the MountFiles record of m's filesystem, read from a
@@ -246,8 +241,8 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
 	}
-	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, origins: map[int]*sys.FD{},
-		whole: map[uint64]*sys.FD{}, devs: map[uint64]uint64{}, readOnly: map[uint64]bool{}, built: map[int]bool{}, host: host}
+	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{},
+		filesystems: c.madeFilesystems(), built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {
 		return err
@@ -280,19 +275,9 @@ func (t *mountTree) run(c *RestoreContext) error {
 		return -1, false
 	}
 	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWCGROUP, t.takeExternal, func() error {
-		return t.build(pidns)
+		return t.build(pidns, c.peerGroups())
 	})
-	if err != nil {
-		return err
-	}
-	// The mounts of whole filesystems whose files do not come go.
-	for dev, fd := range t.whole {
-		if !t.filesToCome(dev) {
-			fd.Close()
-			delete(t.whole, dev)
-		}
-	}
-	return nil
+	return err
 }
 
 // mountProcs, once pid namespace n is made, mounts the procs showing it
@@ -315,19 +300,9 @@ func mountProcs(c *RestoreContext, n *Restored) error {
 	return nil
 }
 
-// filesToCome says whether filesystem dev has its files in a record.
-func (t *mountTree) filesToCome(dev uint64) bool {
-	for _, m := range t.mounts {
-		if m.Dev == dev && m.External == "" {
-			return mountKinds[m.FSType].Files
-		}
-	}
-	return false
-}
-
 // restoreMountFiles writes the files of a tmpfs made anew, through the
-// mount of the whole of it kept for them, and then lets go of it (making
-// it read-only first if it was).
+// mount of the whole of it kept for them, and makes it read-only if it
+// was.
 func restoreMountFiles(_ *RestoreContext, n *Restored, rec *ckpt.Record) error {
 	var mf ckpt.MountFiles
 	if err := rec.Decode(&mf); err != nil {
@@ -341,10 +316,6 @@ func restoreMountFiles(_ *RestoreContext, n *Restored, rec *ckpt.Record) error {
 	if whole == nil {
 		return fmt.Errorf("files of filesystem %d:%d: no filesystem of the namespace made anew is that one", unix.Major(mf.Dev), unix.Minor(mf.Dev))
 	}
-	defer func() {
-		whole.Close()
-		delete(t.whole, mf.Dev)
-	}()
 	what := describeDev(t.mounts, mf.Dev)
 	got, err := readFiles(rec.Payload(), mf.Size, whole.Int())
 	if err != nil {

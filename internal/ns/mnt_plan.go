@@ -96,10 +96,13 @@ func planMounts(inside, outside []procfs.Mount, exists func(hostPath string, m *
 		if i > 0 {
 			rec.Parent = m.ParentID
 		}
-		if p.Shared != 0 && hostGroups[p.Shared] {
-			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its peer group %d has mounts outside the namespace (shared with the host)", p.Shared)}
-		}
 		rec.External = externalPath(&m, outside, exists)
+		if p.Shared != 0 && hostGroups[p.Shared] {
+			if rec.External == "" {
+				return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its peer group %d has mounts outside the namespace (shared with the host), but what it shows (%s) is not reachable there", p.Shared, m.Root)}
+			}
+			rec.SharedOutside = true
+		}
 		if rec.External == "" && mountedOutside(&m, outside) {
 			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its filesystem is mounted outside the namespace too, but what it shows (%s) is not reachable there (removed, or covered)", m.Root)}
 		}

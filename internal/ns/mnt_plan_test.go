@@ -88,8 +88,17 @@ func TestPlanMounts(t *testing.T) {
 		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 8:1 / /mnt rw - xfs /dev/sdb1 rw\n",
 		wantErr: "mount of xfs at /mnt: not supported: a filesystem made in the namespace that crsub cannot make anew",
 	}, {
-		name:    "shared with the host",
+		name:   "an external mount shared with the host",
+		inside: "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n",
+		want: []ckpt.Mount{
+			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/", Options: "rw", External: "/"},
+			{ID: 99, Parent: 98, Path: "/run/netns", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/run/netns", Options: "rw",
+				External: "/run/netns", Shared: 1, SharedOutside: true},
+		},
+	}, {
+		name:    "shared with the host, but not reachable there",
 		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n",
+		missing: []string{"/run/netns"},
 		wantErr: "peer group 1 has mounts outside the namespace",
 	}, {
 		name:    "a tmpfs mounted only in parts",
