@@ -29,6 +29,10 @@ type Mount struct {
 	// File says the mount shows a file, not a directory (a bind mount of
 	// a file): its mount point is a file too.
 	File bool `json:"file,omitempty"`
+	// Deleted says Root was removed (a bind mount of a directory or a
+	// file removed since): a restart makes it, mounts it and removes it
+	// again.
+	Deleted bool `json:"deleted,omitempty"`
 	// Flags are its per-mount flags, named as mount(8) does: ro, nosuid,
 	// nodev, noexec, noatime, nodiratime, relatime, strictatime,
 	// nosymfollow.

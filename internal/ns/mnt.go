@@ -58,7 +58,13 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 		return nil, err
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
-	ms, err := planMounts(inside, outside, func(host string, m *procfs.Mount) bool { return sameFile(host, root+m.MountPoint, m.ID) })
+	ms, err := planMounts(inside, outside, func(host string, m *procfs.Mount) bool {
+		if m == nil {
+			var st unix.Stat_t
+			return unix.Stat(host, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+		}
+		return sameFile(host, root+m.MountPoint, m.ID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +102,8 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 
 // sameFile says whether host, a path of crsub's, is the file inside is
 // (a path through /proc/PID/root to the root of mount id); when another
-// mount covers that one, whether host exists.
+// mount covers that one (or what is on the way to it), whether host
+// exists.
 func sameFile(host, inside string, id int) bool {
 	var h, in unix.Stat_t
 	if unix.Stat(host, &h) != nil {
@@ -104,7 +111,7 @@ func sameFile(host, inside string, id int) bool {
 	}
 	fd, err := unix.Open(inside, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return true
 	}
 	defer unix.Close(fd)
 	if got, err := sys.MountID(fd); err != nil || got != id {
@@ -241,7 +248,7 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
 	}
-	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{},
+	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{},
 		filesystems: c.madeFilesystems(), built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {

@@ -38,6 +38,9 @@ type mountTree struct {
 	// group or master had mounts outside the namespace.
 	made    map[int]*sys.FD
 	sources map[int]*sys.FD
+	// removals are the roots of mounts that were removed, made again, to
+	// remove once they are attached, by id.
+	removals map[int]removal
 	// filesystems are those made anew, shared by the mount namespaces of
 	// the restart: a filesystem mounted in more than one is one.
 	*filesystems
@@ -113,6 +116,9 @@ func (t *mountTree) close() {
 			delete(m, k)
 		}
 	}
+	for id := range t.removals {
+		t.remove(id) // a failed restart leaves none made behind
+	}
 }
 
 // build makes, from a thread that joined the namespace, once the external
@@ -127,7 +133,7 @@ func (t *mountTree) build(pidns func(inode uint64) (int, bool), groups peerGroup
 			return fmt.Errorf("making the copy of crsub's mounts private: %w", os.NewSyscallError("mount", err))
 		}
 	}
-	for i := range t.mounts {
+	for _, i := range attachOrder(t.mounts) {
 		m := &t.mounts[i]
 		if t.built[m.ID] || (i > 0 && !t.built[m.Parent]) {
 			continue
@@ -151,12 +157,58 @@ func (t *mountTree) build(pidns func(inode uint64) (int, bool), groups peerGroup
 		} else if err := t.attach(m, fd); err != nil {
 			return fmt.Errorf("mount of %s at %s: %w", m.FSType, m.Path, err)
 		}
+		if err := t.remove(m.ID); err != nil {
+			return fmt.Errorf("mount of %s at %s: %w", m.FSType, m.Path, err)
+		}
 		t.built[m.ID] = true
 	}
 	if t.pending() {
 		return nil
 	}
 	return t.share(groups)
+}
+
+// attachOrder is the order mounts ms (the image's, each after its
+// parent) are attached in: the image's, but that a mount whose mount
+// point another mount on the same parent covers comes before that one
+// (it was mounted first, or propagated there later), as its mount point
+// is reached through its parent's filesystem alone.
+func attachOrder(ms []ckpt.Mount) []int {
+	placed := make([]bool, len(ms))
+	ids := map[int]bool{}
+	var out []int
+	for len(out) < len(ms) {
+		n := len(out)
+		for i := range ms {
+			if placed[i] || (i > 0 && !ids[ms[i].Parent]) || coversUnplaced(ms, placed, i) {
+				continue
+			}
+			placed[i] = true
+			ids[ms[i].ID] = true
+			out = append(out, i)
+			break
+		}
+		if len(out) == n { // not a tree: the rest as they are
+			for i := range ms {
+				if !placed[i] {
+					placed[i] = true
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// coversUnplaced says whether mount i covers the mount point of a mount
+// not placed yet on the same parent.
+func coversUnplaced(ms []ckpt.Mount, placed []bool, i int) bool {
+	for j := range ms {
+		if !placed[j] && j != i && i > 0 && ms[j].Parent == ms[i].Parent && ms[j].Path != ms[i].Path && within(ms[j].Path, ms[i].Path) {
+			return true
+		}
+	}
+	return false
 }
 
 // pending says whether some mounts are still to be made.
@@ -168,14 +220,29 @@ func (t *mountTree) pending() bool {
 // crsub's namespace, private; and, for one with a peer group or a master,
 // another with the propagation of the mount it is a copy of (a peer of
 // it, a slave of its master).
+// A removed root is made again for the copy, and removed once the mount
+// is attached.
 func (t *mountTree) takeExternal() error {
-	for _, m := range t.mounts {
+	for i := range t.mounts {
+		m := &t.mounts[i]
 		p, ok := t.paths[m.ID]
 		if !ok || t.built[m.ID] || t.made[m.ID] != nil {
 			continue
 		}
+		if m.Deleted {
+			if err := makeRemoved(unix.AT_FDCWD, p, m.File); err != nil {
+				return fmt.Errorf("external mount for %s: %w", m.Path, err)
+			}
+		}
 		fd, err := sys.CloneMount(unix.AT_FDCWD, p)
+		if err == nil && (m.Shared != 0 || m.Master != 0) && t.sources[m.ID] == nil {
+			t.sources[m.ID], err = sys.CloneMount(unix.AT_FDCWD, p)
+		}
+		if m.Deleted {
+			err = errors.Join(err, t.toRemove(m, unix.AT_FDCWD, p))
+		}
 		if err != nil {
+			fd.Close()
 			return fmt.Errorf("external mount for %s: %w", m.Path, err)
 		}
 		t.made[m.ID] = fd
@@ -183,12 +250,6 @@ func (t *mountTree) takeExternal() error {
 		// namespace may propagate back out while the tree is built.
 		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_PRIVATE); err != nil {
 			return fmt.Errorf("external mount for %s (%s): %w", m.Path, p, err)
-		}
-		if (m.Shared == 0 && m.Master == 0) || t.sources[m.ID] != nil {
-			continue
-		}
-		if t.sources[m.ID], err = sys.CloneMount(unix.AT_FDCWD, p); err != nil {
-			return fmt.Errorf("external mount for %s: %w", m.Path, err)
 		}
 	}
 	return nil
@@ -208,7 +269,12 @@ func (t *mountTree) make(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 		if err != nil {
 			return nil, err
 		}
-		if fd, err = sys.CloneMount(whole.Int(), relative(m.Root)); err != nil {
+		fd, err = sys.CloneMount(whole.Int(), relative(m.Root))
+		if err == nil && m.Deleted && m.Root != "/" {
+			err = t.toRemove(m, whole.Int(), relative(m.Root))
+		}
+		if err != nil {
+			fd.Close()
 			return nil, err
 		}
 	}
@@ -254,6 +320,63 @@ func makePath(dirfd int, p string, file bool) error {
 	}
 	if err != nil {
 		return &os.PathError{Op: "make", Path: p, Err: err}
+	}
+	return nil
+}
+
+// makeRemoved makes p under dirfd, the root of a mount that was removed,
+// to mount it before it is removed again: a directory, or an empty file.
+// Something else there now is not taken for it.
+func makeRemoved(dirfd int, p string, file bool) error {
+	var err error
+	if file {
+		var fd int
+		if fd, err = unix.Openat(dirfd, p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+			unix.Close(fd)
+		}
+	} else {
+		err = unix.Mkdirat(dirfd, p, 0o700)
+	}
+	if err != nil {
+		return &os.PathError{Op: "making the removed root", Path: p, Err: err}
+	}
+	return nil
+}
+
+// removal is the root of a mount that was removed, made again, to
+// remove once the mount is attached (a mount of what is removed cannot
+// be).
+type removal struct {
+	dir  *sys.FD
+	name string
+	file bool
+}
+
+// toRemove has the root of m, p under dirfd, removed once m is
+// attached.
+func (t *mountTree) toRemove(m *ckpt.Mount, dirfd int, p string) error {
+	fd, err := unix.Openat(dirfd, path.Dir(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path.Dir(p), Err: err}
+	}
+	t.removals[m.ID] = removal{dir: sys.NewFD(fd), name: path.Base(p), file: m.File}
+	return nil
+}
+
+// remove removes the root of mount id, attached, if it was removed.
+func (t *mountTree) remove(id int) error {
+	r, ok := t.removals[id]
+	if !ok {
+		return nil
+	}
+	delete(t.removals, id)
+	defer r.dir.Close()
+	flags := unix.AT_REMOVEDIR
+	if r.file {
+		flags = 0
+	}
+	if err := unix.Unlinkat(r.dir.Int(), r.name, flags); err != nil {
+		return &os.PathError{Op: "removing its removed root again", Path: r.name, Err: err}
 	}
 	return nil
 }
