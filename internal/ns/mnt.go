@@ -166,20 +166,34 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 		return err
 	}
 	defer pidfd.Close()
-	return sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
-		for _, dev := range devs {
-			m := filesMount(n.Mnt.Mounts, dev)
-			if err := dumpFilesOf(c, m, int(root.Fd()), ref); err != nil {
-				return fmt.Errorf("files of the %s at %s: %w", m.FSType, m.Path, err)
+	for _, dev := range devs {
+		m := filesMount(n.Mnt.Mounts, dev)
+		err := sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+			if !covered(n.Mnt.Mounts, m) {
+				return dumpFilesOf(c, m, int(root.Fd()), m.ID, ref)
 			}
+			if err := uncoverInCopy(n.Mnt.Mounts, m); err != nil {
+				return err
+			}
+			// The copy's mounts have ids of their own.
+			own, err := os.Open("/")
+			if err != nil {
+				return err
+			}
+			defer own.Close()
+			return dumpFilesOf(c, m, int(own.Fd()), 0, ref)
+		})
+		if err != nil {
+			return fmt.Errorf("files of the %s at %s: %w", m.FSType, m.Path, err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // dumpFilesOf writes the MountFiles record of m's filesystem, read from a
-// copy of m (root is the namespace's root, on a thread in it).
-func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root int, ref ckpt.Objref) error {
+// copy of m (root is the namespace's root, on a thread in it), which is
+// mount id there (0: any mount of its filesystem).
+func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root, id int, ref ckpt.Objref) error {
 	rel := relative(m.Path)
 	if rel == "" {
 		rel = "."
@@ -188,13 +202,17 @@ func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root int, ref ckpt.Objref) error
 	if err != nil {
 		return err
 	}
-	id, err := sys.MountID(top.Int())
+	got, err := sys.MountID(top.Int())
+	var st unix.Stat_t
+	if err == nil {
+		err = os.NewSyscallError("fstat", unix.Fstat(top.Int(), &st))
+	}
 	top.Close()
 	if err != nil {
 		return err
 	}
-	if id != m.ID {
-		return fmt.Errorf("another mount (%d) covers it", id)
+	if (id != 0 && got != id) || st.Dev != m.Dev {
+		return fmt.Errorf("another mount (%d) covers it", got)
 	}
 	// A copy shows what the mounts below it cover; an unbindable mount
 	// cannot be copied, and shows its files where nothing covers them.

@@ -243,3 +243,21 @@ func TestAttachOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestCovered(t *testing.T) {
+	// tempfs_overmounted's tree: a/b twice, a/b/c on the second, a twice
+	// and a/b on the second a.
+	ms := []ckpt.Mount{
+		{ID: 1, Path: "/"},
+		{ID: 2, Parent: 1, Path: "/a/b"}, {ID: 3, Parent: 2, Path: "/a/b"}, {ID: 4, Parent: 3, Path: "/a/b/c"},
+		{ID: 5, Parent: 1, Path: "/a"}, {ID: 6, Parent: 5, Path: "/a"}, {ID: 7, Parent: 6, Path: "/a/b"},
+	}
+	want := map[int]bool{1: false, 2: true, 3: true, 4: true, 5: true, 6: false, 7: false}
+	got := map[int]bool{}
+	for i := range ms {
+		got[ms[i].ID] = covered(ms, &ms[i])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("covered (-want +got):\n%s", diff)
+	}
+}
