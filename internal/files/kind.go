@@ -266,6 +266,10 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// PtyMaster, if set, gives the master of pty index made already in
+	// t's mount namespace, with it (a mount of its slave needed it): the
+	// restart of that pty takes it, and closes crsub's; nil if none was.
+	PtyMaster func(t Target, index int) *os.File
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.

@@ -266,7 +266,7 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
 	}
-	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{},
+	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{}, ptys: map[int]*os.File{},
 		filesystems: c.madeFilesystems(), built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {
@@ -379,4 +379,15 @@ func (n *Restored) NewDevice(dev uint64) (uint64, bool) {
 	}
 	d, ok := n.mounts.devs[dev]
 	return d, ok
+}
+
+// PtyMaster is, for a mount namespace made again, the master of pty n
+// made for a mount of its slave; nil if none was. The caller takes it.
+func (n *Restored) PtyMaster(index int) *os.File {
+	if n.mounts == nil {
+		return nil
+	}
+	f := n.mounts.ptys[index]
+	delete(n.mounts.ptys, index)
+	return f
 }

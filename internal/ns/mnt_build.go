@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,10 @@ type mountTree struct {
 	// removals are the roots of mounts that were removed, made again, to
 	// remove once they are attached, by id.
 	removals map[int]removal
+	// ptys are the masters of the pty pairs made in a devpts made anew
+	// for a mount of one of their slaves (/dev/console, a bind of
+	// /dev/pts/N), by number: the restart of that pty takes its master.
+	ptys map[int]*os.File
 	// filesystems are those made anew, shared by the mount namespaces of
 	// the restart: a filesystem mounted in more than one is one.
 	*filesystems
@@ -115,6 +120,10 @@ func (t *mountTree) close() {
 			fd.Close()
 			delete(m, k)
 		}
+	}
+	for n, f := range t.ptys {
+		f.Close()
+		delete(t.ptys, n)
 	}
 	for id := range t.removals {
 		t.remove(id) // a failed restart leaves none made behind
@@ -269,6 +278,11 @@ func (t *mountTree) make(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 		if err != nil {
 			return nil, err
 		}
+		if m.FSType == "devpts" {
+			if err := t.makePty(whole.Int(), m.Root); err != nil {
+				return nil, err
+			}
+		}
 		fd, err = sys.CloneMount(whole.Int(), relative(m.Root))
 		if err == nil && m.Deleted && m.Root != "/" {
 			err = t.toRemove(m, whole.Int(), relative(m.Root))
@@ -379,6 +393,49 @@ func (t *mountTree) remove(id int) error {
 		return &os.PathError{Op: "removing its removed root again", Path: r.name, Err: err}
 	}
 	return nil
+}
+
+// makePty makes, for a mount of root, a pty slave of devpts mount
+// devpts, the pty pair it is the slave of, if it is not there: the pty
+// of that number, whose master is kept for the restart of the pty.
+// devpts gives a new pair the lowest number free: those below are taken
+// until it comes, then let go.
+func (t *mountTree) makePty(devpts int, root string) error {
+	n, err := strconv.Atoi(strings.TrimPrefix(root, "/"))
+	if err != nil || n < 0 || t.ptys[n] != nil {
+		return nil // the whole of it, or its ptmx
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(devpts, strconv.Itoa(n), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return nil
+	}
+	var below []*os.File
+	defer func() {
+		for _, f := range below {
+			f.Close()
+		}
+	}()
+	for {
+		fd, err := unix.Openat(devpts, "ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: "ptmx", Err: err}
+		}
+		f := os.NewFile(uintptr(fd), "ptmx")
+		got, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+		if err != nil {
+			f.Close()
+			return os.NewSyscallError("ioctl(TIOCGPTN)", err)
+		}
+		switch {
+		case int(got) == n:
+			t.ptys[n] = f
+			return nil
+		case int(got) > n || len(below) > n:
+			f.Close()
+			return fmt.Errorf("pty %d: a new pty is %d", n, got)
+		}
+		below = append(below, f)
+	}
 }
 
 // wholeOf is the mount of the whole of m's filesystem, made anew the first
