@@ -309,3 +309,23 @@ func (n *namespaces) lockNetworks(log *slog.Logger) {
 		}
 	}
 }
+
+// mountNamespaceOf is the inode of the recorded mount namespace that
+// mount mntID is in, when that is not process pid's.
+func (n *namespaces) mountNamespaceOf(pid, mntID int) (uint64, bool) {
+	own, err := ns.Inode(pid, ckpt.NamespaceMnt)
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range n.list {
+		if r.kind.Name != ckpt.NamespaceMnt || r.rec.Mnt == nil || r.rec.Inode == own {
+			continue
+		}
+		for _, m := range r.rec.Mnt.Mounts {
+			if m.ID == mntID {
+				return r.rec.Inode, true
+			}
+		}
+	}
+	return 0, false
+}

@@ -130,6 +130,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.files.HostPath = func(t files.Target, path string) string { return t.(*task).hostPath(path) }
 	s.files.NewDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).newDevice(dev) }
+	s.files.InMountNamespace = s.inMountNamespace
 	s.files.PtyMaster = func(t files.Target, index int) *os.File {
 		if n := t.(*task).mountNamespace(); n != nil {
 			return n.PtyMaster(index)

@@ -99,6 +99,10 @@ type DumpContext struct {
 	// diags are the sock_diag connections, by the inode of the network
 	// namespace each was made in (socket_netns.go), until Close.
 	diags map[uint64]*sys.SockDiag
+	// MountNamespaceOf, if set, is the inode of the mount namespace of
+	// the image that mount mntID is in, when that is not process pid's:
+	// a file opened there (ckpt.File.MountNamespace).
+	MountNamespaceOf func(pid, mntID int) (uint64, bool)
 }
 
 // Dumped is an fd whose file record is in the image.
@@ -270,6 +274,10 @@ type RestoreContext struct {
 	// t's mount namespace, with it (a mount of its slave needed it): the
 	// restart of that pty takes it, and closes crsub's; nil if none was.
 	PtyMaster func(t Target, index int) *os.File
+	// InMountNamespace, if set, says how crsub reaches path in the mount
+	// namespace made again of the image's mount namespace inode (a
+	// ckpt.File's MountNamespace); ok is false for none.
+	InMountNamespace func(inode uint64, path string) (host string, ok bool)
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.

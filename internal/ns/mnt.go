@@ -391,3 +391,12 @@ func (n *Restored) PtyMaster(index int) *os.File {
 	delete(n.mounts.ptys, index)
 	return f
 }
+
+// RootPath is how crsub reaches the root of a mount namespace made
+// again: through the root of the task it was made with.
+func (n *Restored) RootPath() (string, bool) {
+	if n.mounts == nil {
+		return "", false
+	}
+	return fmt.Sprintf("/proc/%d/root", n.mounts.host), true
+}
