@@ -248,6 +248,10 @@ func (s *session) dumperFor(out io.Writer) *memoryDumper {
 	}
 	mem := newMemoryDumper(s.stats, uint64(resident), store)
 	mem.progress, mem.expect = s.opts.Progress, resident
+	// The namespaces are met later, collecting the tree.
+	mem.elsewhere = func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool) {
+		return s.namespaces.elsewhere(pid, path, dev, ino)
+	}
 	return mem
 }
 

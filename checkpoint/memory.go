@@ -107,6 +107,9 @@ type memoryDumper struct {
 	cowPid  int
 	cowMem  *os.File
 	zeroPFN uint64
+	// elsewhere finds a mapped file in another mount namespace of the
+	// image (namespaces.elsewhere).
+	elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)
 }
 
 // fromCopy says whether m's pages are read from the copy-on-write copy.
@@ -191,8 +194,10 @@ func (d *memoryDumper) Close() error {
 }
 
 // vmaRecord describes a mapping; file mappings are named by identity so a
-// restart can refuse a file that changed.
-func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
+// restart can refuse a file that changed. elsewhere, if set, finds a
+// mapped file pid's root does not show in another mount namespace of the
+// image (namespaces.elsewhere).
+func vmaRecord(pid int, m *procfs.Mapping, elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)) (*ckpt.VMA, error) {
 	v := &ckpt.VMA{Pid: pid, Start: m.Start, End: m.End, Kind: areaKind(m)}
 	if m.Prot&procfs.ProtRead != 0 {
 		v.Prot |= unix.PROT_READ
@@ -214,6 +219,11 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 	switch {
 	case m.Kind == procfs.KindFile && !m.Deleted:
 		id, err := identity(pid, m.Path)
+		if (err != nil || id.Inode != m.Inode || id.Dev != m.Dev) && elsewhere != nil {
+			if other, ok := elsewhere(pid, m.Path, m.Dev, m.Inode); ok {
+				id, err = other, nil
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, m.Path, err)
 		}
@@ -479,7 +489,7 @@ func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
 // pages found on the way go into the record, not among the pages: they
 // hold nothing, and restart installs them again.
 func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
-	v, err := vmaRecord(d.pid, m)
+	v, err := vmaRecord(d.pid, m, d.elsewhere)
 	if err == nil {
 		vmaFlags(v, d.madvise[m.Start])
 	}

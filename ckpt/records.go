@@ -360,6 +360,11 @@ type FileIdentity struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Mtime int64  `json:"mtime_ns"`
+	// MountNamespace is, for a file the process's root does not show
+	// (mapped or executed before it left that mount namespace, by
+	// pivot_root), the inode at checkpoint of the mount namespace of the
+	// image whose root shows it at Path: it is opened there again.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 }
 
 // VMA kinds.
