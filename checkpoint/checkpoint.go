@@ -404,27 +404,32 @@ func (s *session) killTree() error {
 // tracer, crsub is told of each death first, and the zombie waits for
 // crsub until it is told or its tracer thread ends. The init of a pid
 // namespace does not end before every process of its namespace is gone,
-// nor its parent see it end. crsub's own children are left for their
+// nor its parent see it end: all are waited for together, each pass
+// taking whichever has died. crsub's own children are left for their
 // waiter (see Checkpoint). A thread that takes long to die is not waited
 // for past a few seconds.
 func (s *session) releaseDead() {
-	deadline := time.Now().Add(3 * time.Second)
+	var pending []int
 	for _, p := range s.procs {
 		for _, t := range p.tracees {
 			if t.Tid == p.pid && p.ppid == 0 && isChild(p.pid) {
 				continue
 			}
-			for {
-				var ws unix.WaitStatus
-				got, err := unix.Wait4(t.Tid, &ws, unix.WALL|unix.WNOHANG, nil)
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil || (got == t.Tid && (ws.Exited() || ws.Signaled())) || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(time.Millisecond)
+			pending = append(pending, t.Tid)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		still := pending[:0]
+		for _, tid := range pending {
+			var ws unix.WaitStatus
+			got, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+			if err == unix.EINTR || (err == nil && !(got == tid && (ws.Exited() || ws.Signaled()))) {
+				still = append(still, tid)
 			}
+		}
+		if pending = still; len(pending) > 0 {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -542,7 +547,13 @@ func (s *session) freezeTree() error {
 				return fmt.Errorf("child %d of pid %d: %w", k, p.pid, err)
 			}
 			if st.State == 'Z' {
-				s.zombies = append(s.zombies, zombie(k, p.pid, st))
+				z := zombie(k, p.pid, st)
+				// In a pid namespace of its own, a restart gives it its
+				// pid there too.
+				if status, err := procfs.ReadStatus(k); err == nil {
+					z.NsPid = treeRecord(k, &st, &status).NsPid
+				}
+				s.zombies = append(s.zombies, z)
 				continue
 			}
 			queue = append(queue, &proc{pid: k, ppid: p.pid})

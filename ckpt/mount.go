@@ -33,6 +33,13 @@ type Mount struct {
 	// file removed since): a restart makes it, mounts it and removes it
 	// again.
 	Deleted bool `json:"deleted,omitempty"`
+	// FileType and FileRdev are, for a mount of a file of a filesystem
+	// made anew, the type bits (S_IFCHR, S_IFIFO…; 0 for a regular file)
+	// and device number of the file it shows: a restart makes that file
+	// of its kind before the filesystem's files come (runc masks paths
+	// with binds of its /dev tmpfs's null).
+	FileType uint32 `json:"file_type,omitempty"`
+	FileRdev uint64 `json:"file_rdev,omitempty"`
 	// Flags are its per-mount flags, named as mount(8) does: ro, nosuid,
 	// nodev, noexec, noatime, nodiratime, relatime, strictatime,
 	// nosymfollow.

@@ -26,9 +26,12 @@
 // setup-namespaces, post-restore, …) as CRIU tells it, and a failure it
 // reports fails the phase.
 //
-// Containers live in namespaces of their own (mount, pid, network…),
-// which the engine does not checkpoint yet: it refuses such a tree by
-// name, and a restore refuses what would need them (a root other than
-// crsub's, join_ns of other namespaces, empty_ns, veth pairs). Processes
-// in crsub's own namespaces go through the whole protocol.
+// A container's namespaces (mount, pid, network…) are the engine's to
+// checkpoint and make again; a restore puts the tree into what its runtime
+// made for it (container.go): the root filesystem it mounted (root), its
+// bind-mounted files at their new places (ext_mnt; a cgroup hierarchy's
+// mount follows cg_root), and the namespaces it passes (inherit_fd
+// extRootNetNS, join_ns), a network namespace taken as the runtime
+// configured it. A dump also leaves CRIU's inventory.img beside the image,
+// which podman takes for a complete checkpoint.
 package criurpc

@@ -83,6 +83,9 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		if err := img.Commit(); err != nil {
 			return err
 		}
+		if err := writeInventory(); err != nil {
+			return err
+		}
 		if preDump {
 			return nil
 		}

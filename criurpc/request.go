@@ -59,7 +59,15 @@ type Request struct {
 	// OrphanPtsMaster asks for a new terminal in place of one the tree
 	// used whose master was outside it, its master sent to the runtime.
 	OrphanPtsMaster bool
+	// ExtMounts are the ext_mnt entries of a restore: where, outside, the
+	// mount at a path of the tree's mount namespace comes from now.
+	ExtMounts []ExtMount
 }
+
+// ExtMount is an ext_mnt entry of a restore: Key is the mount point in
+// the tree's mount namespace (what runc named the mount at the
+// checkpoint), Val the path outside to bind-mount there.
+type ExtMount struct{ Key, Val string }
 
 // CgroupRoot is a cg_root entry: the cgroup that replaces the root
 // process's in the hierarchy of controller Ctrl ("" for the unified one,
@@ -207,10 +215,17 @@ var rules = map[protoreflect.Name]rule{
 	// crsub freezes the tree with ptrace, task by task; the cgroup is not
 	// frozen, and its tasks outside the tree are not checkpointed.
 	"freeze_cgroup": {dump: accept, restore: accept},
-	// Mounts are recorded only for a tree in a mount namespace of its own,
-	// which the engine refuses by name for now: for a tree in crsub's,
-	// there is no mount to call external.
-	"ext_mnt": both(accept),
+	// The engine finds the mounts a tree's mount namespace has from
+	// outside itself and records where they come from; on restore, an
+	// entry says where one comes from now (a container restored under
+	// another name has its files elsewhere).
+	"ext_mnt": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error {
+			each(v, func(m protoreflect.Message) {
+				r.ExtMounts = append(r.ExtMounts, ExtMount{Key: str(m, "key"), Val: str(m, "val")})
+			})
+			return nil
+		}},
 	// crsub locks TCP connections with nftables, whichever is asked.
 	"network_lock": both(func(_ *Request, v protoreflect.Value) error {
 		if rpcpb.CriuNetworkLockMethod(v.Enum()) == rpcpb.CriuNetworkLockMethod_SKIP {
@@ -261,16 +276,17 @@ var rules = map[protoreflect.Name]rule{
 	"orphan_pts_master": {dump: accept,
 		restore: func(r *Request, v protoreflect.Value) error { r.OrphanPtsMaster = v.Bool(); return nil }},
 	"external": {dump: external(forDump), restore: external(forRestore)},
-	// runc asks for an empty network namespace (CLONE_NEWNET) when the
-	// container's is its own, not one it joined by path.
-	"empty_ns": {dump: func(_ *Request, v protoreflect.Value) error {
+	// runc always asks for the network namespace to be left empty
+	// (CLONE_NEWNET: "runc doesn't manage network devices"), and CRIU
+	// then restores a bare one, its loopback down. crsub records the
+	// namespace and restores it as it was, loopback up; one the runtime
+	// gives (inherit_fd, join_ns) is used as it is.
+	"empty_ns": both(func(_ *Request, v protoreflect.Value) error {
 		if v.Uint()&^unix.CLONE_NEWNET != 0 {
 			return &RefusedError{Reason: fmt.Sprintf("%#x: only a network namespace (CLONE_NEWNET) can be left empty, as with CRIU", v.Uint())}
 		}
-		// Nothing to leave out: the engine records no network
-		// namespace (and refuses a tree in another than crsub's).
 		return nil
-	}, restore: refuse("crsub does not restore network namespaces yet")},
+	}),
 	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
 	// skips a missing one.
 	"config_file": both(func(_ *Request, v protoreflect.Value) error {
@@ -325,11 +341,13 @@ func external(side kind) apply {
 			}
 			switch {
 			case what == "mnt":
-				// As ext_mnt: no mount is recorded or restored.
+				// As ext_mnt: the engine records where a mount from
+				// outside comes from without being told.
 			case side == forDump && (what == "net" || what == "pid"):
-				// A namespace to leave out of the image: the engine
-				// refuses a tree in other namespaces than crsub's, and
-				// records none of crsub's own.
+				// A namespace the runtime joined by path: the engine
+				// records it as any other, and a restore uses the one
+				// the runtime gives back (inherit_fd, join_ns) instead
+				// of making it (not a pid namespace: refused there).
 			case side == forDump && (what == "file" || what == "unix" || what == "tty" || what == "dev"):
 				// crsub records a file whose other side is outside the
 				// tree as external without being told.

@@ -108,6 +108,7 @@ func TestParseRequest(t *testing.T) {
 			r.Sibling, r.Root, r.OrphanPtsMaster = true, "/run/runc/ctr/criu-root", true
 			r.InheritFds = []InheritFd{{"pipe:[123]", 1}, {"extRootNetNS", 4}}
 			r.CgroupRoots = []CgroupRoot{{Ctrl: "memory", Path: "/ctr2"}, {Ctrl: "", Path: "/ctr2"}, {Path: "/all", Every: true}}
+			r.ExtMounts = []ExtMount{{"/etc/hosts", "/var/lib/ctr/hosts"}}
 		})},
 		{name: "images dir by path, log on stderr, timeout, stats", typ: dump,
 			opts: &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(-1)), ImagesDir: ptr("/img"), Pid: ptr(int32(9)), LogToStderr: ptr(true), Timeout: ptr(uint32(5)), DisplayStats: ptr(true)},
@@ -130,7 +131,10 @@ func TestParseRequest(t *testing.T) {
 			o.Ps = &rpcpb.CriuPageServerInfo{Address: ptr("10.0.0.1"), Port: ptr(int32(1234))}
 		}), refused: "ps"},
 		{name: "status fd", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.StatusFd = ptr(int32(3)) }), refused: "status_fd"},
-		{name: "empty net ns", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x40000000)) }), refused: "empty_ns"},
+		// runc always sends it: crsub restores the network namespace as it was.
+		{name: "empty net ns", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x40000000)) }),
+			want: req(restore, func(r *Request) { r.ImagesDirFd = 7 })},
+		{name: "empty mount ns on restore", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x00020000)) }), refused: "empty_ns"},
 		{name: "veth pairs", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
 			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}}
 		}), refused: "veths"},

@@ -14,6 +14,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/sys"
 	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
 )
@@ -40,14 +41,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}()
 	log := w.log
-	if err := checkRoot(r.Root); err != nil {
-		return 0, err
-	}
-	for _, j := range r.JoinNamespaces {
-		if err := ownNamespace("join_ns", j.Ns, j.File); err != nil {
-			return 0, err
-		}
-	}
 	if err := s.notify(r, log, "pre-restore", 0, -1); err != nil {
 		return 0, err
 	}
@@ -64,7 +57,7 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 	if opts.PidNamespace, err = inPidNamespace(img); err != nil {
 		return 0, err
 	}
-	if len(r.InheritFds) > 0 || r.OrphanPtsMaster {
+	if r.Root != "" || len(r.ExtMounts) > 0 || len(r.JoinNamespaces) > 0 || len(r.InheritFds) > 0 || r.OrphanPtsMaster {
 		inv, err := ckpt.Inspect(bufio.NewReader(img))
 		if err != nil {
 			return 0, err
@@ -72,10 +65,27 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		if _, err := img.Seek(0, io.SeekStart); err != nil {
 			return 0, err
 		}
+		if err := containerRoot(&opts, inv, r.Root); err != nil {
+			return 0, err
+		}
+		opts.MountMap = mountMap(inv, r.ExtMounts, opts.CgroupRoots, log)
 		files, err := inheritedFiles(r.InheritFds)
 		if err != nil {
 			return 0, err
 		}
+		var namespaces []suppliedNamespace
+		for _, f := range files {
+			if f.ns != "" {
+				namespaces = append(namespaces, suppliedNamespace{field: "inherit_fd", kind: f.ns, path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd)})
+			}
+		}
+		for _, j := range r.JoinNamespaces {
+			namespaces = append(namespaces, suppliedNamespace{field: "join_ns", kind: j.Ns, path: j.File})
+		}
+		if err := supplyNamespaces(&opts, inv, namespaces); err != nil {
+			return 0, err
+		}
+		log.Debug("restoring into what the runtime made", "given", fmt.Sprint(namespaces), "root", opts.Root, "mounts", opts.MountMap, "namespaces", opts.Namespaces)
 		var unused []string
 		opts.Substitutes, opts.ProcessSubstitutes, unused = inheritSubstitutes(inv, files)
 		for _, key := range unused {
@@ -121,44 +131,6 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		log.Warn("cannot write the statistics", "err", err)
 	}
 	return p.Pid, nil
-}
-
-// checkRoot refuses a root directory other than crsub's own: restoring
-// into another needs the tree's mount namespace, which crsub does not
-// restore yet.
-func checkRoot(root string) error {
-	if root == "" {
-		return nil
-	}
-	st, err := os.Stat(root)
-	if err != nil {
-		return &RefusedError{Field: "root", Reason: err.Error()}
-	}
-	own, err := os.Stat("/")
-	if err != nil {
-		return err
-	}
-	if !os.SameFile(st, own) {
-		return &RefusedError{Field: "root", Reason: fmt.Sprintf("%s is not crsub's root: crsub does not restore a tree into another root (a mount namespace) yet", root)}
-	}
-	return nil
-}
-
-// ownNamespace refuses a namespace to join other than crsub's own of that
-// kind: the restored tree is in crsub's namespaces.
-func ownNamespace(field, kind, file string) error {
-	st, err := os.Stat(file)
-	if err != nil {
-		return &RefusedError{Field: field, Reason: err.Error()}
-	}
-	own, err := os.Stat("/proc/self/ns/" + kind)
-	if err != nil {
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("namespace kind %q: %v", kind, err)}
-	}
-	if !os.SameFile(st, own) {
-		return &RefusedError{Field: field, Reason: fmt.Sprintf("%s namespace %s is not crsub's: crsub does not restore a tree into other namespaces yet", kind, file)}
-	}
-	return nil
 }
 
 // cgroupRoots maps cg_root entries to restart's CgroupRoots: an entry
@@ -214,23 +186,16 @@ type inheritedFile struct {
 }
 
 // inheritedFiles looks at the fds inherit_fd names, which the runtime
-// passed to crsub at those numbers. A namespace must be crsub's own.
+// passed to crsub at those numbers.
 func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
 	var out []inheritedFile
 	for _, f := range fds {
-		link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd))
-		if err != nil {
+		if _, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(f.Fd)); err != nil {
 			return nil, &RefusedError{Field: "inherit_fd", Reason: fmt.Sprintf("key %q: crsub was given no fd %d", f.Key, f.Fd)}
 		}
-		kind, _, _ := strings.Cut(link, ":")
-		if _, err := os.Stat("/proc/self/ns/" + kind); err == nil && strings.HasSuffix(link, "]") && !strings.Contains(kind, "/") {
-			if err := ownNamespace("inherit_fd", kind, "/proc/self/fd/"+strconv.Itoa(f.Fd)); err != nil {
-				return nil, err
-			}
-			out = append(out, inheritedFile{InheritFd: f, ns: kind})
-			continue
-		}
-		out = append(out, inheritedFile{InheritFd: f})
+		// Not a namespace: ENOTTY, or EINVAL.
+		kind, _ := sys.NamespaceKind(f.Fd)
+		out = append(out, inheritedFile{InheritFd: f, ns: kind})
 	}
 	return out, nil
 }
@@ -240,8 +205,7 @@ func inheritedFiles(fds []InheritFd) ([]inheritedFile, error) {
 // "tty[RDEV:DEV]", a path without its leading /), and substitutes the
 // inherited fd for the first fd of each file, root's and others' apart:
 // the fds that shared the file follow it. It returns the keys that named
-// no file of the image (namespaces included: the tree is restored in
-// crsub's).
+// no file of the image (a namespace is not a file: see supplyNamespaces).
 func inheritSubstitutes(inv *ckpt.Inventory, files []inheritedFile) (root map[int]substitute.Source, others map[int]map[int]substitute.Source, unused []string) {
 	byKey := map[string]int{}
 	for _, f := range files {
@@ -285,7 +249,7 @@ func inheritSubstitutes(inv *ckpt.Inventory, files []inheritedFile) (root map[in
 		}
 	}
 	for _, f := range files {
-		if !used[f.Key] {
+		if !used[f.Key] && f.ns == "" {
 			unused = append(unused, f.Key)
 		}
 	}

@@ -214,6 +214,15 @@ kill_all() {
 	TARGET="" SUBJ_PID="" CRSUB_PID="" TREE=""
 }
 
+# What a .prerestart made for the restart (a network namespace, links) and
+# wrote down in $CR_DIR/cleanup goes once the subject is.
+cleanup_made() {
+	[[ -n ${D:-} && -f $D/cleanup ]] || return 0
+	TARGET=""
+	run_snippet "$D/cleanup" "$D/runner.log" || note "cleanup exit=$?"
+	mv "$D/cleanup" "$D/cleanup.done"
+}
+
 on_exit() {
 	kill_all
 	if ((KEEP == 0)); then
@@ -224,6 +233,7 @@ on_exit() {
 on_signal() {
 	echo "# interrupted by SIG$1, cleaning up"
 	kill_all
+	cleanup_made
 	[[ -n ${D:-} && -d $D ]] && echo "# kept: $D"
 	exit $((128 + $2))
 }
@@ -287,6 +297,20 @@ start_crsub() {
 	CRSUB_PID=$!
 }
 
+# start_snippet LOG FILE: bash FILE in the background as our child, in
+# crsub's place (a container runtime checkpointing or restoring through
+# crsub), with $PID, $CR_DIR and $CRSUB.
+start_snippet() {
+	local log=$1 file=$2
+	(
+		trap - INT QUIT
+		close_fds
+		export PID=$TARGET CR_DIR=$D
+		exec bash "$file"
+	) </dev/null >>"$log" 2>&1 &
+	CRSUB_PID=$!
+}
+
 # ---------------------------------------------------------------- one subject
 
 # Sets RESULT (ok|fail|skip) and REASON.
@@ -295,8 +319,11 @@ run_one() {
 	local poke=$HERE/${1%.sh}.poke check=$HERE/${1%.sh}.check
 	local prerestart=$HERE/${1%.sh}.prerestart restart_args=$HERE/${1%.sh}.restart-args
 	local checkpoint_args=$HERE/${1%.sh}.checkpoint-args
-	local extra=() cextra=() line
+	local checkpoint_cmd=$HERE/${1%.sh}.checkpoint restart_cmd=$HERE/${1%.sh}.restart
+	local extra=() cextra=() line f ready_timeout=$READY_TIMEOUT
 	RESULT=fail REASON=""
+	# A subject whose setup takes long (podman.sh) says how long, in s.
+	[[ -r $HERE/${1%.sh}.ready-timeout ]] && read -r ready_timeout <"$HERE/${1%.sh}.ready-timeout"
 
 	if ! is_subject "$name"; then
 		REASON="no such subject"
@@ -327,7 +354,7 @@ run_one() {
 	) </dev/null >>"$D/log" 2>&1 &
 	SUBJ_PID=$! TARGET=$!
 	note "started $name as pid $TARGET"
-	n=$(deadline "$READY_TIMEOUT")
+	n=$(deadline "$ready_timeout")
 	while [[ ! -e $D/ready ]]; do
 		if ! alive "$SUBJ_PID"; then
 			wait "$SUBJ_PID"
@@ -341,14 +368,20 @@ run_one() {
 			return
 		fi
 		if expired "$n"; then
-			REASON="TIMEOUT: no ready file after ${READY_TIMEOUT}s"
+			REASON="TIMEOUT: no ready file after ${ready_timeout}s"
 			return
 		fi
 		sleep 0.05
 	done
 
-	# 2. wait until it blocks where it said (ready holds a syscall number)
+	# 2. wait until it blocks where it said (ready holds a syscall number).
+	# A subject may name another process to checkpoint in CR_DIR/target
+	# (a container's init it started), and must end once that one is gone.
 	read -r hint <"$D/ready" 2>/dev/null
+	if [[ -s $D/target ]]; then
+		read -r TARGET <"$D/target"
+		note "target: pid $TARGET"
+	fi
 	n=$(deadline "$READY_TIMEOUT")
 	while :; do
 		st=$(proc_state "$TARGET")
@@ -378,7 +411,11 @@ run_one() {
 				cextra+=("${line//\$CR_DIR/$D}")
 			done <"$checkpoint_args"
 		fi
-		start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img" "${cextra[@]}"
+		if [[ -f $checkpoint_cmd ]]; then
+			start_snippet "$D/checkpoint.log" "$checkpoint_cmd"
+		else
+			start_crsub "$D/checkpoint.log" checkpoint --pid "$TARGET" -o "$D/img" "${cextra[@]}"
+		fi
 		if ! wait_child "$CRSUB_PID" "$CR_TIMEOUT"; then
 			REASON="TIMEOUT: crsub checkpoint still running after ${CR_TIMEOUT}s"
 			return
@@ -413,7 +450,7 @@ run_one() {
 			REASON="checkpoint wrote no image $D/img"
 			return
 		fi
-		if ((VERBOSE)); then
+		if ((VERBOSE)) && [[ -f $D/img ]]; then	# a runtime's is a directory
 			timeout -k 2 "$CHECK_TIMEOUT" "$CRSUB" show "$D/img" >"$D/show.log" 2>&1 </dev/null
 		fi
 
@@ -432,13 +469,18 @@ run_one() {
 				return
 			fi
 		fi
-		if [[ -f $restart_args ]]; then
+		for f in "$restart_args" "$D/restart-args"; do
+			[[ -f $f ]] || continue
 			while IFS= read -r line; do
 				[[ -z $line || $line == \#* ]] && continue
 				extra+=("${line//\$CR_DIR/$D}")
-			done <"$restart_args"
+			done <"$f"
+		done
+		if [[ -f $restart_cmd ]]; then
+			start_snippet "$D/restart.log" "$restart_cmd"
+		else
+			start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
 		fi
-		start_crsub "$D/restart.log" restart -i "$D/img" "${extra[@]}"
 		n=$(deadline "$READY_TIMEOUT")
 		while :; do
 			if [[ -e /proc/$TARGET && $(proc_comm "$TARGET") == "$orig_comm" &&
@@ -554,6 +596,9 @@ for name in "${LIST_NAMES[@]}"; do
 	T0_US=${EPOCHREALTIME/./}
 	run_one "$name"
 	kill_all
+	# What a subject made outside CR_DIR goes, whatever the result.
+	[[ -f $HERE/${name%.sh}.cleanup ]] && run_snippet "$HERE/${name%.sh}.cleanup" "$D/runner.log"
+	cleanup_made
 	prefix "" "$D/log"
 	prefix "" "$D/check.log"
 	if [[ $RESULT == fail ]] || ((VERBOSE)); then

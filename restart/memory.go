@@ -540,6 +540,8 @@ func (t *task) checkIdentity(id *ckpt.FileIdentity, what string) error {
 	dev, ino := id.Dev, id.Inode
 	if d, ok := t.newDevice(id.Dev); ok {
 		dev, ino = d, st.Ino
+	} else if d, ok := t.movedDevice(id.Dev); ok {
+		dev = d
 	}
 	if st.Dev != dev || st.Ino != ino || st.Size != id.Size || st.Mtim.Nano() != id.Mtime {
 		return fmt.Errorf("%s %s changed since the checkpoint (inode %d→%d, size %d→%d, mtime %d→%d)", what, id.Path, id.Inode, st.Ino, id.Size, st.Size, id.Mtime, st.Mtim.Nano())

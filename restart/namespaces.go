@@ -494,3 +494,12 @@ func (s *restorer) inMountNamespace(inode uint64, path string) (string, bool) {
 	}
 	return "", false
 }
+
+// movedDevice is, for a filesystem from outside mounted again since the
+// checkpoint in t's mount namespace, its device number now.
+func (t *task) movedDevice(dev uint64) (uint64, bool) {
+	if n := t.mountNamespace(); n != nil {
+		return n.MovedDevice(dev)
+	}
+	return 0, false
+}

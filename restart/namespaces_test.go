@@ -250,3 +250,83 @@ func TestFailedRestartLeavesNoNamespace(t *testing.T) {
 		}
 	}
 }
+
+// containerZombie makes a pid namespace whose init has a child that ended
+// and is not reaped yet (a shell's child between its exit and the wait).
+// On SIGUSR1 the init reaps it and writes what it got to "report".
+const containerZombie = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "crtest.h"
+static volatile sig_atomic_t go;
+static void on_usr1(int s) { (void)s; go = 1; }
+int main(void) {
+	if (unshare(CLONE_NEWPID)) return 1;
+	pid_t init = fork();
+	if (init == 0) {
+		signal(SIGUSR1, on_usr1);
+		pid_t kid = fork();
+		if (kid == 0) _exit(7);
+		siginfo_t si;
+		if (waitid(P_PID, kid, &si, WEXITED | WNOWAIT)) return 1;
+		close(open("ready", O_CREAT | O_WRONLY, 0600));
+		crtest_await(&go, SIGUSR1);
+		int st = 0;
+		pid_t got = waitpid(kid, &st, 0);
+		FILE *f = fopen("report", "w");
+		fprintf(f, "kid=%d got=%d exit=%d", kid, got, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		fclose(f);
+		for (;;) pause();
+	}
+	FILE *f = fopen("init", "w");
+	fprintf(f, "%d", init);
+	fclose(f);
+	waitpid(init, NULL, 0);
+	return 0;
+}`
+
+// A zombie child of a pid namespace's init comes back with its pid there
+// too, for the init to reap.
+func TestContainerZombie(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	launcher := crtest.Start(t, dir, crtest.Build(t, containerZombie))
+	var init int
+	crtest.WaitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "init"))
+		init, _ = strconv.Atoi(string(b))
+		_, err := os.Stat(filepath.Join(dir, "ready"))
+		return init > 0 && err == nil
+	}, "the init ready")
+	crtest.WaitBlocked(t, init)
+	var img bytes.Buffer
+	if _, err := checkpoint.Checkpoint(context.Background(), init, &img, checkpoint.DefaultOptions()); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if _, err := launcher.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	crtest.WaitFor(t, func() bool { _, err := os.Stat(fmt.Sprintf("/proc/%d", init)); return err != nil }, "the original init gone")
+	rp, err := restart.Restart(context.Background(), &img, restart.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { rp.Signal(syscall.SIGKILL); rp.Wait() }()
+	if len(rp.Pids) != 2 {
+		t.Fatalf("restored pids %v, want the init and its zombie", rp.Pids)
+	}
+	if got := crtest.Status(rp.Pids[1], "State"); !strings.HasPrefix(got, "Z") {
+		t.Errorf("the init's child: state %q, want a zombie", got)
+	}
+	if got := crtest.Status(rp.Pids[1], "NSpid"); !strings.HasSuffix(got, "\t2") {
+		t.Errorf("the zombie: NSpid %q, want 2 innermost", got)
+	}
+	rp.Signal(syscall.SIGUSR1)
+	if got := string(crtest.WaitForReport(t, rp.Pid, filepath.Join(dir, "report"), 10*time.Second)); got != "kid=2 got=2 exit=7" {
+		t.Errorf("seen from inside: %q", got)
+	}
+}

@@ -88,6 +88,12 @@ type Options struct {
 	// saying what differs; nothing of the image's is restored into it then
 	// but the links given here.
 	Links map[string]string
+	// NetworkAsGiven takes a network namespace supplied in
+	// Namespaces["net"] that is not empty as it is, unchecked: its
+	// configuration is the caller's (a container runtime's, which may
+	// give a restored container another address; CRIU's external network
+	// namespace).
+	NetworkAsGiven bool
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)

@@ -57,7 +57,12 @@ func (p *Process) Signal(sig unix.Signal) error {
 // Restart reads an image from r and restores the processes it holds. They
 // run when Restart returns; on error nothing it created is left behind.
 func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
-	return ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
+	p, err := ptrace.OnTracerThread(func() (*Process, error) { return run(ctx, r, opts) })
+	if opts.Root != "" && errors.As(err, new(*RecordError)) && errors.Is(err, os.ErrNotExist) {
+		// The path is the image's, looked up in the root given.
+		err = fmt.Errorf("%w (in the root given, %s)", err, opts.Root)
+	}
+	return p, err
 }
 
 // restorer is one restart in progress.
@@ -119,7 +124,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
-		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
+		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, NetworkAsGiven: opts.NetworkAsGiven, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
 			MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
 	defer s.closeNamespaces()
 	s.files.InIPCNamespace = func(t files.Target) func(func() error) error {
@@ -137,6 +142,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 		return nil
 	}
+	s.files.MovedDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).movedDevice(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile
@@ -300,6 +306,10 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		if err := opts.BeforeRelease(s.pids()); err != nil {
 			return nil, fmt.Errorf("before-release hook: %w", err)
 		}
+	}
+	// The network namespaces restored are held still until now.
+	if err := s.ns.ctx.Running(); err != nil {
+		return nil, fmt.Errorf("letting the namespaces' packets through: %w", err)
 	}
 	fault.Phase("releasing")
 	// Everything that can fail is done before any task runs. Then children

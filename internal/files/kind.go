@@ -278,6 +278,9 @@ type RestoreContext struct {
 	// namespace made again of the image's mount namespace inode (a
 	// ckpt.File's MountNamespace); ok is false for none.
 	InMountNamespace func(inode uint64, path string) (host string, ok bool)
+	// MovedDevice is what a filesystem from outside t's mount namespace,
+	// mounted again since the checkpoint, is now: its inodes are the same.
+	MovedDevice func(t Target, dev uint64) (uint64, bool)
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.
@@ -316,6 +319,11 @@ func (c *RestoreContext) replaced(t Target, st *unix.Stat_t, id ckpt.FileIdentit
 	if c.NewDevice != nil {
 		if d, ok := c.NewDevice(t, id.Dev); ok {
 			return st.Dev != d
+		}
+	}
+	if c.MovedDevice != nil {
+		if d, ok := c.MovedDevice(t, id.Dev); ok {
+			return st.Ino != id.Inode || st.Dev != d
 		}
 	}
 	return st.Ino != id.Inode || st.Dev != id.Dev

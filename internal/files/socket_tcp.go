@@ -218,11 +218,19 @@ func dumpTCP(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 // LockConnections holds still every TCP connection of the checkpointed
 // processes (netlock) from before their queues are read until their
 // restore: an ACK from a peer that runs on would free part of a send queue
-// being read, and a segment arriving once the original is gone would be
-// answered with a reset. If the processes run on instead, the lock goes
-// (OnRelease). It returns the connections it locked, or failed to.
+// being read, a segment arriving while the socket is in repair mode would
+// be acknowledged without being in the queue read, and a segment arriving
+// once the original is gone would be answered with a reset. Each is
+// locked in its own network namespace: crsub's, or one of the tree's own
+// (which the kill locks whole, netlock.LockNamespace). If the processes run
+// on instead, the locks go (OnRelease). It returns the connections it
+// locked, or failed to.
 func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
-	var conns []netlock.Conn
+	// Connections by network namespace (0: crsub's), each namespace
+	// reached through one of its sockets (crsub's copy).
+	groups := map[uint64][]netlock.Conn{}
+	via := map[uint64]int{}
+	var all []netlock.Conn
 	for _, fd := range c.Sockets {
 		s := fd.Socket
 		if s == nil || (s.Family != unix.AF_INET && s.Family != unix.AF_INET6) || s.Type != unix.SOCK_STREAM || s.Listening {
@@ -236,25 +244,46 @@ func LockConnections(c *DumpContext) ([]netlock.Conn, error) {
 		if c.Inflight[fd.Link.Inode] != nil {
 			continue // connected anew at restart (inflightKind)
 		}
+		conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer)
+		if !ok {
+			continue
+		}
+		var ns uint64
 		if ours, err := sys.InCallersNetNS(int(fd.Copy.Fd())); err == nil && !ours {
-			continue // in a network namespace of the tree's own, locked whole
+			if ns, err = socketNetNS(int(fd.Copy.Fd())); err != nil {
+				return all, fmt.Errorf("the network namespace of %s: %w", conn.Local, err)
+			}
 		}
-		if conn, ok := tcpConn(int(fd.Copy.Fd()), s.TCPPeer); ok {
-			conns = append(conns, conn)
+		groups[ns] = append(groups[ns], conn)
+		via[ns] = int(fd.Copy.Fd())
+		all = append(all, conn)
+	}
+	// inNamespace runs f with an fd on namespace ns (netlock.Host for
+	// crsub's).
+	inNamespace := func(ns uint64, f func(netns int) error) error {
+		if ns == 0 {
+			return f(netlock.Host)
 		}
-	}
-	if len(conns) == 0 {
-		return nil, nil
-	}
-	if err := netlock.Lock(netlock.Host, conns); err != nil {
-		return conns, err
-	}
-	c.OnRelease = append(c.OnRelease, func() {
-		if err := netlock.Unlock(netlock.Host, conns); err != nil {
-			c.Log.Warn("TCP connections stay locked", "connections", len(conns), "err", err)
+		nsfd, err := sys.SocketNetNS(via[ns])
+		if err != nil {
+			return err
 		}
-	})
-	return conns, nil
+		defer nsfd.Close()
+		return f(nsfd.Int())
+	}
+	var errs []error
+	for ns, conns := range groups {
+		if err := inNamespace(ns, func(netns int) error { return netlock.Lock(netns, conns) }); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.OnRelease = append(c.OnRelease, func() {
+			if err := inNamespace(ns, func(netns int) error { return netlock.Unlock(netns, conns) }); err != nil {
+				c.Log.Warn("TCP connections stay locked", "connections", len(conns), "err", err)
+			}
+		})
+	}
+	return all, errors.Join(errs...)
 }
 
 // tcpConn returns the addresses of TCP socket s connected to peer.

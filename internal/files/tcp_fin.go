@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -104,6 +105,12 @@ func sendFromPeer(ls int, s *ckpt.Socket, seq, ack uint32, flags byte, window ui
 	}
 	defer raw.Close()
 	fd := raw.Int()
+	// A network namespace joined that the checkpoint locked whole
+	// (netlock.LockNamespace) lets marked packets through: this segment
+	// passes, as CRIU's do.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, netlock.PassMark); err != nil {
+		return os.NewSyscallError("setsockopt(SO_MARK)", err)
+	}
 	if family == unix.AF_INET6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
 			return os.NewSyscallError("setsockopt(IPV6_HDRINCL)", err)

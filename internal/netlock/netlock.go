@@ -140,6 +140,32 @@ func UnlockNamespace(netns int) error {
 	return errors.Join(errs...)
 }
 
+// HoldInbound stops every packet coming into the network namespace of
+// netns from outside it (on any link but lo) but those marked PassMark:
+// a namespace being restored, whose peers outside must not reach a port
+// before its socket is back, while what the restore sends itself inside
+// it (connections made again, segments replayed) passes.
+func HoldInbound(netns int) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "add table %s\n", table)
+	fmt.Fprintf(&b, "add chain %s %s { type filter hook input priority -300; policy drop; }\n", table, inboundChain)
+	fmt.Fprintf(&b, "flush chain %s %s\n", table, inboundChain)
+	fmt.Fprintf(&b, "add rule %s %s meta mark %#x accept\n", table, inboundChain, PassMark)
+	fmt.Fprintf(&b, "add rule %s %s iifname \"lo\" accept\n", table, inboundChain)
+	return nft(netns, b.String())
+}
+
+// ReleaseInbound undoes HoldInbound. A namespace not held is no error.
+func ReleaseInbound(netns int) error {
+	err := nft(netns, fmt.Sprintf("delete chain %s %s\n", table, inboundChain))
+	if err != nil && strings.Contains(err.Error(), "No such file") {
+		return nil
+	}
+	return err
+}
+
+const inboundChain = "restore-inbound"
+
 // nft runs an nft script in the network namespace of netns: started from
 // a thread that entered it, nft is in it too.
 func nft(netns int, script string) error {

@@ -152,14 +152,34 @@ type RestoreContext struct {
 	// namespace made later mounts too if it had them.
 	made *filesystems
 	// Links gives, by name, host links to use for links of the image's
-	// network namespace (restart.Options.Links).
-	Links map[string]string
+	// network namespace (restart.Options.Links); NetworkAsGiven takes a
+	// supplied one that is not empty unchecked (restart.Options).
+	Links          map[string]string
+	NetworkAsGiven bool
 	// PeerWait bounds how long the host name of a veth peer to make again,
 	// still taken, is waited for.
 	PeerWait time.Duration
 
-	// undo and release are what OnFailure was given, in the order given.
-	undo, release []func() error
+	// undo and release are what OnFailure was given, in the order given,
+	// and beforeRun what BeforeRun was.
+	undo, release, beforeRun []func() error
+}
+
+// BeforeRun registers what is done once nothing of the restart can fail
+// any more, before its tasks run (Running): what must not be in their way
+// (a lock on their network namespace).
+func (c *RestoreContext) BeforeRun(f func() error) {
+	c.beforeRun = append(c.beforeRun, f)
+}
+
+// Running does what BeforeRun was given.
+func (c *RestoreContext) Running() error {
+	var errs []error
+	for _, f := range c.beforeRun {
+		errs = append(errs, f())
+	}
+	c.beforeRun = nil
+	return errors.Join(errs...)
 }
 
 // madeFilesystems are the filesystems made anew by the mount namespaces
@@ -187,7 +207,7 @@ func (c *RestoreContext) Failed() error {
 	for i := len(c.undo) - 1; i >= 0; i-- {
 		errs = append(errs, c.undo[i]())
 	}
-	c.undo, c.release = nil, nil
+	c.undo, c.release, c.beforeRun = nil, nil, nil
 	return errors.Join(errs...)
 }
 

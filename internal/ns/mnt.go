@@ -79,6 +79,9 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 		// mount point, or none reachable: a directory, then.
 		var st unix.Stat_t
 		m.File = unix.Stat(root+m.Path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
+		if typ := st.Mode & unix.S_IFMT; m.File && m.External == "" && typ != unix.S_IFREG {
+			m.FileType, m.FileRdev = typ, st.Rdev
+		}
 		if m.FSType != "proc" || m.External != "" {
 			continue
 		}
@@ -262,11 +265,14 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRoot(n.Record.Mnt.Mounts, c.Root); err != nil {
+		return err
+	}
 	host := n.Record.Pid
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
 	}
-	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{}, ptys: map[int]*os.File{},
+	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{}, ptys: map[int]*os.File{}, moved: map[uint64]uint64{},
 		filesystems: c.madeFilesystems(), built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {
@@ -399,4 +405,15 @@ func (n *Restored) RootPath() (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("/proc/%d/root", n.mounts.host), true
+}
+
+// MovedDevice is, for a filesystem from outside namespace n mounted again
+// since the checkpoint (by its device number then), its device number now:
+// its files and their inodes are the same.
+func (n *Restored) MovedDevice(dev uint64) (uint64, bool) {
+	if n.mounts == nil {
+		return 0, false
+	}
+	d, ok := n.mounts.moved[dev]
+	return d, ok
 }

@@ -49,6 +49,10 @@ type mountTree struct {
 	// filesystems are those made anew, shared by the mount namespaces of
 	// the restart: a filesystem mounted in more than one is one.
 	*filesystems
+	// moved maps the Dev of an external mount's filesystem to its device
+	// number now, where that differs: the same files, mounted again
+	// since (a container's overlay, which its runtime mounts anew).
+	moved map[uint64]uint64
 	// built are the mounts made and attached, by id; host is the task
 	// the namespace was made with, which a thread joins to build in it.
 	built map[int]bool
@@ -255,6 +259,13 @@ func (t *mountTree) takeExternal() error {
 			return fmt.Errorf("external mount for %s: %w", m.Path, err)
 		}
 		t.made[m.ID] = fd
+		var st unix.Stat_t
+		if err := unix.Fstat(fd.Int(), &st); err != nil {
+			return fmt.Errorf("external mount for %s: %w", m.Path, os.NewSyscallError("fstat", err))
+		}
+		if st.Dev != m.Dev {
+			t.moved[m.Dev] = st.Dev
+		}
 		// A copy of a shared mount is its peer: nothing made in the
 		// namespace may propagate back out while the tree is built.
 		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_PRIVATE); err != nil {
@@ -311,26 +322,44 @@ func (t *mountTree) makeRoot(m *ckpt.Mount) error {
 	if whole == nil {
 		return nil // made with it, whole
 	}
-	return makePath(whole.Int(), relative(m.Root), m.File)
+	return makePath(whole.Int(), relative(m.Root), rootType(m), m.FileRdev)
 }
 
-// makePath makes p under dirfd, a directory or an empty file, and the
-// directories above it.
-func makePath(dirfd int, p string, file bool) error {
+// rootType is the type bits of the file mount m shows.
+func rootType(m *ckpt.Mount) uint32 {
+	switch {
+	case !m.File:
+		return unix.S_IFDIR
+	case m.FileType != 0:
+		return m.FileType
+	}
+	return unix.S_IFREG
+}
+
+// makePath makes p under dirfd, a directory, an empty file or a device
+// node or FIFO (typ, with rdev), and the directories above it.
+func makePath(dirfd int, p string, typ uint32, rdev uint64) error {
 	if dir := path.Dir(p); dir != "." {
 		if err := mkdirAllBeneath(dirfd, dir); err != nil {
 			return err
 		}
 	}
 	var err error
-	if file {
+	switch typ {
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+		if err = unix.Mknodat(dirfd, p, typ|0o600, int(rdev)); err == unix.EEXIST && isNode(dirfd, p, typ, rdev) {
+			err = nil // the root of another mount of it
+		}
+	case unix.S_IFREG:
 		var fd int
 		fd, err = unix.Openat(dirfd, p, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
 		if err == nil {
 			unix.Close(fd)
 		}
-	} else if err = unix.Mkdirat(dirfd, p, 0o755); err == unix.EEXIST {
-		err = nil
+	default:
+		if err = unix.Mkdirat(dirfd, p, 0o755); err == unix.EEXIST {
+			err = nil
+		}
 	}
 	if err != nil {
 		return &os.PathError{Op: "make", Path: p, Err: err}
@@ -456,7 +485,7 @@ func (t *mountTree) wholeOf(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 		return nil, err
 	}
 	if mountKinds[m.FSType].Files && m.Root != "/" {
-		if err := makePath(fd.Int(), relative(m.Root), m.File); err != nil {
+		if err := makePath(fd.Int(), relative(m.Root), rootType(m), m.FileRdev); err != nil {
 			fd.Close()
 			return nil, err
 		}
@@ -544,7 +573,12 @@ func (t *mountTree) mountPoint(pm *ckpt.Mount, rel string, m *ckpt.Mount) error 
 	if whole == nil || pm.External != "" || !mountKinds[pm.FSType].Files || rel == "." {
 		return nil
 	}
-	if err := makePath(whole.Int(), path.Join(relative(pm.Root), rel), m.File); err != nil {
+	// What the mount point was is covered: an empty file will do.
+	typ := uint32(unix.S_IFDIR)
+	if m.File {
+		typ = unix.S_IFREG
+	}
+	if err := makePath(whole.Int(), path.Join(relative(pm.Root), rel), typ, 0); err != nil {
 		return fmt.Errorf("its mount point: %w", err)
 	}
 	return nil

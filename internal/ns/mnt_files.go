@@ -369,7 +369,8 @@ func readEntry(tr *tar.Reader, h *tar.Header, root int, name string) error {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		typ := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		if err := unix.Mknodat(parent, base, typ|mode, int(dev)); err != nil {
+		if err := unix.Mknodat(parent, base, typ|mode, int(dev)); err != nil && !(err == unix.EEXIST && isNode(parent, base, typ, dev)) {
+			// One there already is the root of a mount of it, made first.
 			return os.NewSyscallError("mknodat", err)
 		}
 		if err := unix.Fchmodat(parent, base, mode, 0); err != nil {
@@ -383,6 +384,13 @@ func readEntry(tr *tar.Reader, h *tar.Header, root int, name string) error {
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(h.AccessTime.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
 	return os.NewSyscallError("utimensat", unix.UtimesNanoAt(parent, base, ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// isNode says whether name under dirfd is a node of type typ and device
+// dev.
+func isNode(dirfd int, name string, typ uint32, dev uint64) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == typ && (typ == unix.S_IFIFO || st.Rdev == dev)
 }
 
 // setAttrs gives open file fd h's owner, mode (after the owner: chown

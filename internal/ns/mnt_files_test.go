@@ -168,3 +168,50 @@ func FuzzReadFiles(f *testing.F) {
 		}
 	})
 }
+
+// A device node of a filesystem made anew that a mount shows (runc masks
+// paths with binds of its /dev tmpfs's null) is made before the
+// filesystem's files come, once for all its mounts; the archive's node
+// then finds it there, and one of another kind or device fails.
+func TestFilesOverMountRoots(t *testing.T) {
+	null := uint64(unix.Mkdev(1, 3))
+	for _, tc := range []struct {
+		name    string
+		typ     uint32
+		rdev    uint64
+		archive *tar.Header
+		ok      bool
+	}{
+		{"the same node", unix.S_IFCHR, null, &tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}, true},
+		{"a FIFO", unix.S_IFIFO, 0, &tar.Header{Name: "null", Typeflag: tar.TypeFifo, Mode: 0o600}, true},
+		{"another device", unix.S_IFCHR, null, &tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 5, Mode: 0o666}, false},
+		{"a regular file", unix.S_IFREG, 0, &tar.Header{Name: "null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666}, false},
+	} {
+		dir := t.TempDir()
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // a second mount of it
+			if err := makePath(fd, "null", tc.typ, tc.rdev); err != nil {
+				t.Fatalf("%s: makePath: %v", tc.name, err)
+			}
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(tc.archive); err != nil {
+			t.Fatal(err)
+		}
+		tw.Close()
+		_, err = readFiles(&buf, int64(buf.Len()), fd)
+		unix.Close(fd)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: readFiles: %v, want ok %v", tc.name, err, tc.ok)
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, "null"), &st); tc.ok && (err != nil || st.Mode&0o7777 != uint32(tc.archive.Mode)) {
+			t.Errorf("%s: after readFiles: %v, mode %o, want %o", tc.name, err, st.Mode&0o7777, tc.archive.Mode)
+		}
+	}
+}

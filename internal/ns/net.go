@@ -62,7 +62,13 @@ var netKind = &Kind{
 			if err != nil {
 				return err
 			}
-			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			nsfd := int(n.File().Fd())
+			unlock, err := lockRestored(c, nsfd, n.Supplied)
+			if err != nil {
+				host.Close()
+				return err
+			}
+			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork
@@ -70,30 +76,43 @@ var netKind = &Kind{
 			undo, err := restore(t, &rec)
 			if err != nil {
 				host.Close()
-				return err
+				return errors.Join(err, unlock(false))
 			}
 			// Undone while the namespace is still held (n until the
-			// restart ends), before crsub lets go of it. A namespace
-			// joined was locked by the checkpoint: open again once the
-			// restart is done.
-			release := host.Close
-			if n.Supplied {
-				release = func() error {
-					defer host.Close()
-					err := netlock.UnlockNamespace(int(n.File().Fd()))
-					if err == netlock.ErrUnavailable {
-						return nil
-					}
-					return err
-				}
-			}
+			// restart ends), before crsub lets go of it; the lock goes
+			// just before the tasks run.
 			c.OnFailure(func() error {
 				defer host.Close()
-				return undo()
-			}, release)
+				return errors.Join(undo(), unlock(false))
+			}, host.Close)
+			c.BeforeRun(func() error { return unlock(true) })
 			return nil
 		},
 	},
+}
+
+// lockRestored holds the namespace of nsfd still from outside
+// (netlock.HoldInbound) while the restart fills it and restores its
+// sockets: a peer outside that retransmits into it once its links are up,
+// before the socket of its connection is back, would be answered with a
+// reset. The unlock it returns lets the packets through again; once the
+// restart is done (done true) it also opens a namespace given that the
+// checkpoint locked whole (its processes' own, joined again), which a
+// failed restart leaves locked as it found it.
+func lockRestored(c *RestoreContext, nsfd int, supplied bool) (unlock func(done bool) error, err error) {
+	if err := netlock.HoldInbound(nsfd); err == netlock.ErrUnavailable {
+		c.Log.Warn("cannot hold the network namespace still while it is restored: peers of its connections may see them reset", "err", err)
+		return func(bool) error { return nil }, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("holding the network namespace still: %w", err)
+	}
+	return func(done bool) error {
+		err := netlock.ReleaseInbound(nsfd)
+		if done && supplied {
+			err = errors.Join(err, netlock.UnlockNamespace(nsfd))
+		}
+		return err
+	}, nil
 }
 
 // settableLinkFlags are the IFF_* flags a restart sets as they were; the

@@ -29,6 +29,9 @@ type NetworkTarget struct {
 	// of making one: it is moved in, renamed, and given the image's
 	// addresses, routes and state (its hardware address stays its own).
 	Links map[string]string
+	// AsGiven takes a namespace to join that is not empty as it is,
+	// without checking it against the image.
+	AsGiven bool
 	// PeerWait bounds how long a veth peer's host name, still taken, is
 	// waited for: the namespace of the checkpointed processes goes, with
 	// its links, a moment after they died.
@@ -112,9 +115,14 @@ func checkHostPeers(host *netlink.Conn, rec *ckpt.Network, links map[string]stri
 // new namespace, with no address and no route anyone added — gets rec
 // restored into it as a new one would. Any other is used as it is: it
 // must hold each link of the image by name (but those given by links,
-// which are moved in and restored) with the image's addresses, and lo up
-// if it was; what differs is an error that lists it, and nothing is
-// changed. undo is as RestoreNetwork's.
+// which are moved in and restored) with the image's addresses (but IPv6
+// link-local ones, the kernel's), but the loopback link, which is restored
+// from the image if the namespace's is down without an address (as
+// runtimes that make a namespace and its links leave it); what differs is
+// an error that lists it, and nothing is changed. The links found get the
+// image's MTU and state (up, if they were: matchState); with
+// t.AsGiven nothing is checked (the runtime configured it). undo is as
+// RestoreNetwork's.
 func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err error) {
 	r, err := dialNetRestore(t.NS, t.Host)
 	if err != nil {
@@ -135,10 +143,18 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 			return nil, err
 		}
 	} else {
-		if err := matches(r.inside, rec, links); err != nil {
+		restored := slices.Collect(maps.Keys(links))
+		if lo, err := unusedLoopback(r.inside, rec); err != nil {
 			return nil, err
+		} else if lo != "" {
+			restored = append(restored, lo)
 		}
-		sub = supplied(rec, links)
+		if !t.AsGiven {
+			if err := matches(r.inside, rec, restored); err != nil {
+				return nil, err
+			}
+		}
+		sub = supplied(rec, restored)
 	}
 	defer func() {
 		if err != nil {
@@ -150,7 +166,52 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 	if err := r.restore(sub, links, empty); err != nil {
 		return nil, err
 	}
+	if !empty {
+		if err := r.matchState(rec, sub); err != nil {
+			return nil, err
+		}
+	}
 	return r.revert, nil
+}
+
+// matchState gives the links of a namespace in use that were not restored
+// whole (those of sub) the image's MTU, queue length, flags and the routes
+// through them that they lack: a runtime makes a container's links with
+// their addresses and may leave them down until the container runs, when a
+// peer can no longer be answered with a reset by a port without its
+// socket.
+func (r *netRestore) matchState(rec, sub *ckpt.Network) error {
+	have, err := r.inside.Links()
+	if err != nil {
+		return fmt.Errorf("links: %w", err)
+	}
+	state := &ckpt.Network{}
+	for _, l := range rec.Links {
+		if slices.ContainsFunc(sub.Links, func(s ckpt.NetLink) bool { return s.Name == l.Name }) {
+			continue
+		}
+		i := slices.IndexFunc(have, func(h netlink.Link) bool { return h.Name == l.Name })
+		if i < 0 {
+			continue // matches said so
+		}
+		r.index[l.Name] = have[i].Index
+		l.Peer = nil // its peer is the caller's
+		state.Links = append(state.Links, l)
+	}
+	if err := r.setLinkState(state); err != nil {
+		return err
+	}
+	// Routes through a link can be added once it is up only: those of a
+	// link the caller left down are the image's to add.
+	for _, rt := range rec.Routes {
+		if !slices.ContainsFunc(state.Links, func(l ckpt.NetLink) bool { return l.Name == rt.Link }) {
+			continue
+		}
+		if err := r.addRoute(rt); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+	}
+	return nil
 }
 
 // isEmpty says whether a namespace holds no more than a new one.
@@ -179,10 +240,37 @@ func isEmpty(c *netlink.Conn) (bool, error) {
 	return !slices.ContainsFunc(routes, madeByUser), nil
 }
 
+// unusedLoopback returns the name of the image's loopback link if the
+// namespace's is down and has no address: never brought up, it is the
+// image's to restore.
+func unusedLoopback(c *netlink.Conn, rec *ckpt.Network) (string, error) {
+	i := slices.IndexFunc(rec.Links, func(l ckpt.NetLink) bool { return l.Kind == ckpt.LinkLoopback })
+	if i < 0 {
+		return "", nil
+	}
+	lo, err := c.LinkByName(rec.Links[i].Name)
+	if errors.Is(err, unix.ENODEV) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("link %s: %w", rec.Links[i].Name, err)
+	}
+	if lo.Flags&unix.IFF_UP != 0 {
+		return "", nil
+	}
+	addrs, err := c.Addresses(unix.AF_UNSPEC)
+	if err != nil {
+		return "", fmt.Errorf("addresses: %w", err)
+	}
+	if slices.ContainsFunc(addrs, func(a netlink.Address) bool { return a.Index == lo.Index }) {
+		return "", nil
+	}
+	return lo.Name, nil
+}
+
 // matches checks that a namespace in use holds what the image's processes
-// need of it: each link not given by links, by name, with its addresses,
-// up if it was.
-func matches(c *netlink.Conn, rec *ckpt.Network, links map[string]string) error {
+// need of it: each link not restored (given, or lo), by name, with its
+// addresses (its state is the image's to set: matchState).
+func matches(c *netlink.Conn, rec *ckpt.Network, restored []string) error {
 	have, err := c.Links()
 	if err != nil {
 		return fmt.Errorf("links: %w", err)
@@ -193,7 +281,7 @@ func matches(c *netlink.Conn, rec *ckpt.Network, links map[string]string) error 
 	}
 	var errs []error
 	for _, l := range rec.Links {
-		if _, ok := links[l.Name]; ok {
+		if slices.Contains(restored, l.Name) {
 			continue
 		}
 		i := slices.IndexFunc(have, func(h netlink.Link) bool { return h.Name == l.Name })
@@ -201,10 +289,10 @@ func matches(c *netlink.Conn, rec *ckpt.Network, links map[string]string) error 
 			errs = append(errs, fmt.Errorf("it has no link %s", l.Name))
 			continue
 		}
-		if l.Flags&unix.IFF_UP != 0 && have[i].Flags&unix.IFF_UP == 0 {
-			errs = append(errs, fmt.Errorf("its link %s is down, it was up", l.Name))
-		}
 		for _, a := range rec.Addresses {
+			if a.Prefix.Addr().IsLinkLocalUnicast() && a.Prefix.Addr().Is6() {
+				continue // the kernel's, made from the hardware address the link has
+			}
 			if a.Link == l.Name && !slices.ContainsFunc(addrs, func(h netlink.Address) bool { return h.Index == have[i].Index && h.Prefix() == a.Prefix }) {
 				errs = append(errs, fmt.Errorf("its link %s lacks address %s", l.Name, a.Prefix))
 			}
@@ -216,23 +304,23 @@ func matches(c *netlink.Conn, rec *ckpt.Network, links map[string]string) error 
 	return nil
 }
 
-// supplied is the part of rec that concerns the links given: theirs, with
-// their addresses, routes and settings.
-func supplied(rec *ckpt.Network, links map[string]string) *ckpt.Network {
+// supplied is the part of rec that concerns the links restored (given,
+// or lo): theirs, with their addresses, routes and settings.
+func supplied(rec *ckpt.Network, restored []string) *ckpt.Network {
 	sub := &ckpt.Network{}
 	for _, l := range rec.Links {
-		if _, ok := links[l.Name]; ok {
+		if slices.Contains(restored, l.Name) {
 			l.Master = "" // a bridge of the namespace keeps its ports as they are
 			sub.Links = append(sub.Links, l)
 		}
 	}
 	for _, a := range rec.Addresses {
-		if _, ok := links[a.Link]; ok {
+		if slices.Contains(restored, a.Link) {
 			sub.Addresses = append(sub.Addresses, a)
 		}
 	}
 	for _, rt := range rec.Routes {
-		if _, ok := links[rt.Link]; ok {
+		if slices.Contains(restored, rt.Link) {
 			sub.Routes = append(sub.Routes, rt)
 		}
 	}

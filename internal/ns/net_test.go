@@ -379,7 +379,7 @@ link set given1p up`)
 }
 
 // A namespace the caller gives: restored into when empty, checked when
-// not.
+// not (unless taken as given).
 func TestJoinNetwork(t *testing.T) {
 	host := addNetns(t, "host")
 	ctr := container(t, host)
@@ -399,10 +399,22 @@ func TestJoinNetwork(t *testing.T) {
 	used := addNetns(t, "used")
 	used.ip(t, "link set lo up\nlink add eth0 type veth peer name x0\naddr add 10.200.0.2/24 dev eth0")
 	_, err = JoinNetwork(NetworkTarget{NS: used.fd, Host: host.fd}, rec)
-	for _, want := range []string{"does not match the image", "its link eth0 is down, it was up", "its link eth0 lacks address 10.200.0.3/24", "it has no link br0"} {
+	for _, want := range []string{"does not match the image", "its link eth0 lacks address 10.200.0.3/24", "it has no link br0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("joining a namespace unlike the image: %v, want %q", err, want)
 		}
+	}
+	// Unless the caller configures it (a container runtime): then taken
+	// as it is, changed in nothing.
+	undo, err = JoinNetwork(NetworkTarget{NS: used.fd, Host: host.fd, AsGiven: true}, rec)
+	if err != nil {
+		t.Fatalf("joining a namespace unlike the image, as given: %v", err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"eth0", "lo", "x0"}, used.linkNames(t)); diff != "" {
+		t.Errorf("links of the namespace taken as given (-want +got):\n%s", diff)
 	}
 
 	empty := addNetns(t, "empty")
@@ -425,4 +437,74 @@ func TestJoinNetwork(t *testing.T) {
 	if strings.Contains(string(out), ",UP") {
 		t.Errorf("lo left up after undo: %s", out)
 	}
+}
+
+// A namespace made as runtimes make one for a container (its links there
+// with their addresses, left down with lo) is joined: the links get the
+// image's MTU, state and routes, lo its addresses and state; undo puts them
+// back.
+func TestJoinNetworkMadeByRuntime(t *testing.T) {
+	host := addNetns(t, "host")
+	src := addNetns(t, "src")
+	src.ip(t, fmt.Sprintf(`link set lo up
+link add eth0 mtu 1400 type veth peer name vs-%[1]d netns %[2]s
+addr add 10.203.0.2/24 dev eth0
+addr add fd00:203::2/64 dev eth0 nodad
+link set eth0 up
+route add 192.0.2.0/24 via 10.203.0.1 dev eth0`, os.Getpid(), host.name))
+	rec, err := DumpNetwork(src.fd, host.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := addNetns(t, "rt")
+	rt.ip(t, fmt.Sprintf(`link add eth0 type veth peer name vr-%[1]d netns %[2]s
+addr add 10.203.0.2/24 dev eth0
+addr add fd00:203::2/64 dev eth0 nodad`, os.Getpid(), host.name))
+	before := rt.links(t)
+	undo, err := JoinNetwork(NetworkTarget{NS: rt.fd, Host: host.fd}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"lo": "UP mtu 65536 127.0.0.1/8", "eth0": "UP mtu 1400 10.203.0.2/24"}, rt.links(t)); diff != "" {
+		t.Errorf("joined (-want +got):\n%s", diff)
+	}
+	if out, err := exec.Command("ip", "-n", rt.name, "route", "show", "192.0.2.0/24").CombinedOutput(); err != nil || !strings.Contains(string(out), "via 10.203.0.1 dev eth0") {
+		t.Errorf("the route through eth0: %q, %v", out, err)
+	}
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, rt.links(t)); diff != "" {
+		t.Errorf("after undo (-before +after):\n%s", diff)
+	}
+}
+
+// links says, by name, whether each link of the namespace is up, its MTU
+// and its IPv4 addresses.
+func (n netns) links(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", n.name, "-o", "link", "show").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link show: %v: %s", err, out)
+	}
+	links := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+		state := "DOWN"
+		if strings.Contains(f[2], ",UP") || strings.Contains(f[2], "<UP") {
+			state = "UP"
+		}
+		links[name] = state + " mtu " + f[4]
+		addrs, err := exec.Command("ip", "-n", n.name, "-o", "-4", "addr", "show", "dev", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr show: %v: %s", err, addrs)
+		}
+		for _, a := range strings.Split(strings.TrimSpace(string(addrs)), "\n") {
+			if af := strings.Fields(a); len(af) > 3 {
+				links[name] += " " + af[3]
+			}
+		}
+	}
+	return links
 }

@@ -58,15 +58,26 @@ func InNamespace[T any](nsfd, nstype int, fn func() (T, error)) (T, error) {
 	return r.v, r.err
 }
 
-// ownNamespace opens the calling thread's namespace of nsfd's type.
-func ownNamespace(nsfd int) (int, error) {
-	typ, err := retry(func() (int, error) { return unix.IoctlRetInt(nsfd, unix.NS_GET_NSTYPE) })
+// NamespaceKind names the kind of namespace fd is a file of, as its
+// /proc/PID/ns/ entry ("net", "pid"…): whether it was opened there, as a
+// bind mount of one (/run/netns/NAME) or otherwise.
+func NamespaceKind(fd int) (string, error) {
+	typ, err := retry(func() (int, error) { return unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE) })
 	if err != nil {
-		return -1, os.NewSyscallError("ioctl(NS_GET_NSTYPE)", err)
+		return "", os.NewSyscallError("ioctl(NS_GET_NSTYPE)", err)
 	}
 	name, ok := nsNames[typ]
 	if !ok {
-		return -1, fmt.Errorf("namespace of type %#x: not a type crsub knows", typ)
+		return "", fmt.Errorf("namespace of type %#x: not a type crsub knows", typ)
+	}
+	return name, nil
+}
+
+// ownNamespace opens the calling thread's namespace of nsfd's type.
+func ownNamespace(nsfd int) (int, error) {
+	name, err := NamespaceKind(nsfd)
+	if err != nil {
+		return -1, err
 	}
 	path := "/proc/thread-self/ns/" + name
 	fd, err := retry(func() (int, error) { return unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0) })
