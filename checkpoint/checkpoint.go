@@ -251,6 +251,10 @@ func (s *session) dumperFor(out io.Writer) *memoryDumper {
 	}
 	mem := newMemoryDumper(s.stats, uint64(resident), store)
 	mem.progress, mem.expect = s.opts.Progress, resident
+	// The namespaces are met later, collecting the tree.
+	mem.elsewhere = func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool) {
+		return s.namespaces.elsewhere(pid, path, dev, ino)
+	}
 	if streams(out) {
 		mem.copyBufs = make(chan []byte, runtime.NumCPU())
 	}
@@ -901,7 +905,8 @@ func (s *session) collect() (*ckpt.Header, error) {
 	}
 	s.namespaces = &namespaces{own: s.ownNamespaces, byKey: map[nsKey]*recordedNamespace{}, dump: &ns.DumpContext{Log: s.log, SysVShm: map[ns.SysVKey]ckpt.Objref{}}}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
-		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{}}
+		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{},
+		MountNamespaceOf: s.namespaces.mountNamespaceOf}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {

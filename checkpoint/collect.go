@@ -108,7 +108,7 @@ func (s *session) collectProcess(pr *proc) (*processState, error) {
 	if st.madvise, err = settleMadvise(pid, adv, late, st.maps); err != nil {
 		return nil, err
 	}
-	if err := collectMM(pid, st, &stat); err != nil {
+	if err := collectMM(pid, st, &stat, s.namespaces.elsewhere); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -627,7 +627,10 @@ func readSched(tid int) *ckpt.Sched {
 	return sc
 }
 
-func collectMM(pid int, st *processState, stat *procfs.Stat) error {
+// collectMM reads the memory layout of process pid; elsewhere finds its
+// executable in another mount namespace of the image when its root does
+// not show it (namespaces.elsewhere).
+func collectMM(pid int, st *processState, stat *procfs.Stat, elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)) error {
 	mm := &st.mm
 	mm.Pid = pid
 	mm.StartCode, mm.EndCode = stat.StartCode, stat.EndCode
@@ -647,7 +650,15 @@ func collectMM(pid int, st *processState, stat *procfs.Stat) error {
 		return err
 	}
 	if mm.Exe, err = identity(pid, exe); err != nil {
-		return fmt.Errorf("executable: %w", err)
+		var st unix.Stat_t
+		other, ok := ckpt.FileIdentity{}, false
+		if unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &st) == nil {
+			other, ok = elsewhere(pid, exe, st.Dev, st.Ino)
+		}
+		if !ok {
+			return fmt.Errorf("executable: %w", err)
+		}
+		mm.Exe = other
 	}
 	for i := range st.maps {
 		m := &st.maps[i]

@@ -112,6 +112,9 @@ type memoryDumper struct {
 	// (streams). Otherwise each payload is read whole into memory the
 	// image keeps.
 	copyBufs chan []byte
+	// elsewhere finds a mapped file in another mount namespace of the
+	// image (namespaces.elsewhere).
+	elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)
 }
 
 // copyPiecePages is how many pages of a copy-on-write copy are read at
@@ -200,8 +203,10 @@ func (d *memoryDumper) Close() error {
 }
 
 // vmaRecord describes a mapping; file mappings are named by identity so a
-// restart can refuse a file that changed.
-func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
+// restart can refuse a file that changed. elsewhere, if set, finds a
+// mapped file pid's root does not show in another mount namespace of the
+// image (namespaces.elsewhere).
+func vmaRecord(pid int, m *procfs.Mapping, elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)) (*ckpt.VMA, error) {
 	v := &ckpt.VMA{Pid: pid, Start: m.Start, End: m.End, Kind: areaKind(m)}
 	if m.Prot&procfs.ProtRead != 0 {
 		v.Prot |= unix.PROT_READ
@@ -223,6 +228,11 @@ func vmaRecord(pid int, m *procfs.Mapping) (*ckpt.VMA, error) {
 	switch {
 	case m.Kind == procfs.KindFile && !m.Deleted:
 		id, err := identity(pid, m.Path)
+		if (err != nil || id.Inode != m.Inode || id.Dev != m.Dev) && elsewhere != nil {
+			if other, ok := elsewhere(pid, m.Path, m.Dev, m.Inode); ok {
+				id, err = other, nil
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("mapping %#x-%#x of %s: %w", m.Start, m.End, m.Path, err)
 		}
@@ -488,7 +498,7 @@ func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
 // pages found on the way go into the record, not among the pages: they
 // hold nothing, and restart installs them again.
 func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
-	v, err := vmaRecord(d.pid, m)
+	v, err := vmaRecord(d.pid, m, d.elsewhere)
 	if err == nil {
 		vmaFlags(v, d.madvise[m.Start])
 	}

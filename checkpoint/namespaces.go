@@ -309,3 +309,48 @@ func (n *namespaces) lockNetworks(log *slog.Logger) {
 		}
 	}
 }
+
+// mountNamespaceOf is the inode of the recorded mount namespace that
+// mount mntID is in, when that is not process pid's.
+func (n *namespaces) mountNamespaceOf(pid, mntID int) (uint64, bool) {
+	own, err := ns.Inode(pid, ckpt.NamespaceMnt)
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range n.list {
+		if r.kind.Name != ckpt.NamespaceMnt || r.rec.Mnt == nil || r.rec.Inode == own {
+			continue
+		}
+		for _, m := range r.rec.Mnt.Mounts {
+			if m.ID == mntID {
+				return r.rec.Inode, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// elsewhere is the identity of the file dev:ino, named path by process
+// pid, when the root of another recorded mount namespace shows it there
+// and pid's does not: a file it mapped or executed before it left that
+// namespace.
+func (n *namespaces) elsewhere(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool) {
+	if n == nil {
+		return ckpt.FileIdentity{}, false
+	}
+	own, err := ns.Inode(pid, ckpt.NamespaceMnt)
+	if err != nil {
+		return ckpt.FileIdentity{}, false
+	}
+	for _, r := range n.list {
+		if r.kind.Name != ckpt.NamespaceMnt || r.rec.Inode == own || r.rec.Pid == 0 {
+			continue
+		}
+		id, err := identity(r.rec.Pid, path)
+		if err == nil && id.Dev == dev && id.Inode == ino {
+			id.MountNamespace = r.rec.Inode
+			return id, true
+		}
+	}
+	return ckpt.FileIdentity{}, false
+}

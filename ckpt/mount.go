@@ -29,6 +29,10 @@ type Mount struct {
 	// File says the mount shows a file, not a directory (a bind mount of
 	// a file): its mount point is a file too.
 	File bool `json:"file,omitempty"`
+	// Deleted says Root was removed (a bind mount of a directory or a
+	// file removed since): a restart makes it, mounts it and removes it
+	// again.
+	Deleted bool `json:"deleted,omitempty"`
 	// FileType and FileRdev are, for a mount of a file of a filesystem
 	// made anew, the type bits (S_IFCHR, S_IFIFO…; 0 for a regular file)
 	// and device number of the file it shows: a restart makes that file
@@ -60,6 +64,10 @@ type Mount struct {
 	Shared       int    `json:"shared,omitempty"`
 	Master       int    `json:"master,omitempty"`
 	Unbindable   bool   `json:"unbindable,omitempty"`
+	// SharedOutside says its peer group had mounts outside the namespace
+	// too (an external mount shared with the host): a restart makes it a
+	// peer of the mount its external path is on again.
+	SharedOutside bool `json:"shared_outside,omitempty"`
 }
 
 // MountFiles is the files of a filesystem a mount namespace made, that a

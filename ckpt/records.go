@@ -360,6 +360,11 @@ type FileIdentity struct {
 	Inode uint64 `json:"inode"`
 	Size  int64  `json:"size"`
 	Mtime int64  `json:"mtime_ns"`
+	// MountNamespace is, for a file the process's root does not show
+	// (mapped or executed before it left that mount namespace, by
+	// pivot_root), the inode at checkpoint of the mount namespace of the
+	// image whose root shows it at Path: it is opened there again.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 }
 
 // VMA kinds.
@@ -524,6 +529,10 @@ type File struct {
 	Rdev     uint64       `json:"rdev,omitempty"`
 	Identity FileIdentity `json:"identity"`
 	Deleted  bool         `json:"deleted,omitempty"`
+	// MountNamespace is, for a file opened in another mount namespace of
+	// the image than its process's (on a mount of that one), that
+	// namespace's inode at checkpoint: the file is opened there again.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 	// Handle opens a file whose name was removed while another link
 	// remains (open_by_handle_at on the filesystem of Path's directory).
 	Handle *FileHandle `json:"handle,omitempty"`
@@ -790,6 +799,10 @@ type Ghost struct {
 	Atime   int64    `json:"atime_ns"`
 	Mtime   int64    `json:"mtime_ns"`
 	Extents []Extent `json:"extents,omitempty"`
+	// MountNamespace is, for a file removed in another mount namespace of
+	// the image than that of the process dumping it, that namespace's
+	// inode at checkpoint (File.MountNamespace): it is made again there.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 	// Target is a symbolic link's contents.
 	Target string `json:"target,omitempty"`
 }

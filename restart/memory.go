@@ -298,7 +298,7 @@ func (t *task) mapVMA(v *ckpt.VMA) error {
 	if sharedFile && (v.Prot&unix.PROT_WRITE != 0 || v.FileWrite) {
 		oflags = unix.O_RDWR
 	}
-	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags, t.Open); err != nil {
+	if err := t.mmapFile(v.File.Path, oflags, v, prot, flags, t.opener(v.File)); err != nil {
 		return err
 	}
 	t.vmas = append(t.vmas, *v)
@@ -500,13 +500,41 @@ func (t *task) mapShared(v *ckpt.VMA, owner shmemOwner, prot, flags uint64) erro
 	return nil
 }
 
+// opener is how the task opens the file of id: by its path, or, in
+// another mount namespace of the image than the task's, by crsub there,
+// handed over.
+func (t *task) opener(id *ckpt.FileIdentity) func(string, int, uint32) (int, error) {
+	if id.MountNamespace == 0 {
+		return t.Open
+	}
+	return func(path string, flags int, mode uint32) (int, error) {
+		host, ok := t.s.inMountNamespace(id.MountNamespace, path)
+		if !ok {
+			return -1, fmt.Errorf("mount namespace %d is not made again here", id.MountNamespace)
+		}
+		f, err := os.OpenFile(host, flags|unix.O_CLOEXEC, os.FileMode(mode))
+		if err != nil {
+			return -1, err
+		}
+		defer f.Close()
+		return t.takeLocal(int(f.Fd()))
+	}
+}
+
 // checkIdentity refuses a file that is not the one checkpointed: its pages
 // would be wrong.
 // A file of a filesystem the restart made anew (a tmpfs of the image's
 // mount namespace) has its contents and times back, not its inode.
 func (t *task) checkIdentity(id *ckpt.FileIdentity, what string) error {
+	host := t.hostPath(id.Path)
+	if id.MountNamespace != 0 {
+		var ok bool
+		if host, ok = t.s.inMountNamespace(id.MountNamespace, id.Path); !ok {
+			return fmt.Errorf("%s %s, in mount namespace %d: that namespace is not made again here", what, id.Path, id.MountNamespace)
+		}
+	}
 	var st unix.Stat_t
-	if err := unix.Stat(t.hostPath(id.Path), &st); err != nil {
+	if err := unix.Stat(host, &st); err != nil {
 		return fmt.Errorf("%s %s: %w", what, id.Path, err)
 	}
 	dev, ino := id.Dev, id.Inode
@@ -666,7 +694,7 @@ func (t *task) setMM() error {
 	if err := t.checkIdentity(&mm.Exe, "executable"); err != nil {
 		return err
 	}
-	exeFd, err := t.Open(mm.Exe.Path, unix.O_RDONLY, 0)
+	exeFd, err := t.opener(&mm.Exe)(mm.Exe.Path, unix.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open executable %s: %w", mm.Exe.Path, err)
 	}

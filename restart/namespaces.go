@@ -482,6 +482,19 @@ func (t *task) newDevice(dev uint64) (uint64, bool) {
 	return 0, false
 }
 
+// inMountNamespace is how crsub reaches path in the mount namespace of
+// the image with inode at checkpoint, made again.
+func (s *restorer) inMountNamespace(inode uint64, path string) (string, bool) {
+	for _, n := range s.ns.made {
+		if n.Kind.Name == ckpt.NamespaceMnt && n.Record.Inode == inode && !n.Supplied {
+			if root, ok := n.RootPath(); ok {
+				return root + path, true
+			}
+		}
+	}
+	return "", false
+}
+
 // movedDevice is, for a filesystem from outside mounted again since the
 // checkpoint in t's mount namespace, its device number now.
 func (t *task) movedDevice(dev uint64) (uint64, bool) {

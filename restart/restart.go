@@ -137,6 +137,13 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.files.HostPath = func(t files.Target, path string) string { return t.(*task).hostPath(path) }
 	s.files.NewDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).newDevice(dev) }
+	s.files.InMountNamespace = s.inMountNamespace
+	s.files.PtyMaster = func(t files.Target, index int) *os.File {
+		if n := t.(*task).mountNamespace(); n != nil {
+			return n.PtyMaster(index)
+		}
+		return nil
+	}
 	s.files.MovedDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).movedDevice(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take

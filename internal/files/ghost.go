@@ -42,6 +42,9 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	st := &fd.Stat
 	g := ckpt.Ghost{Path: fd.Link.Path, Dev: st.Dev, Inode: st.Ino, Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev,
 		Atime: st.Atim.Nano(), Mtime: st.Mtim.Nano()}
+	if c.MountNamespaceOf != nil && fd.Info.MntID != 0 {
+		g.MountNamespace, _ = c.MountNamespaceOf(fd.Pid, fd.Info.MntID)
+	}
 	if fileType(st) == unix.S_IFLNK {
 		target, err := readlinkFd(fd.Copy)
 		if err != nil {
@@ -159,6 +162,15 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	// Made where t sees it (through its root, in a mount namespace of its
 	// own), and named as t names it.
 	at := c.hostPath(t, g.Path)
+	if g.MountNamespace != 0 {
+		var ok bool
+		if c.InMountNamespace != nil {
+			at, ok = c.InMountNamespace(g.MountNamespace, g.Path)
+		}
+		if !ok {
+			return fmt.Errorf("deleted %s, removed in mount namespace %d: that namespace is not made again here", g.Path, g.MountNamespace)
+		}
+	}
 	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)

@@ -99,6 +99,10 @@ type DumpContext struct {
 	// diags are the sock_diag connections, by the inode of the network
 	// namespace each was made in (socket_netns.go), until Close.
 	diags map[uint64]*sys.SockDiag
+	// MountNamespaceOf, if set, is the inode of the mount namespace of
+	// the image that mount mntID is in, when that is not process pid's:
+	// a file opened there (ckpt.File.MountNamespace).
+	MountNamespaceOf func(pid, mntID int) (uint64, bool)
 }
 
 // Dumped is an fd whose file record is in the image.
@@ -266,6 +270,14 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// PtyMaster, if set, gives the master of pty index made already in
+	// t's mount namespace, with it (a mount of its slave needed it): the
+	// restart of that pty takes it, and closes crsub's; nil if none was.
+	PtyMaster func(t Target, index int) *os.File
+	// InMountNamespace, if set, says how crsub reaches path in the mount
+	// namespace made again of the image's mount namespace inode (a
+	// ckpt.File's MountNamespace); ok is false for none.
+	InMountNamespace func(inode uint64, path string) (host string, ok bool)
 	// MovedDevice is what a filesystem from outside t's mount namespace,
 	// mounted again since the checkpoint, is now: its inodes are the same.
 	MovedDevice func(t Target, dev uint64) (uint64, bool)

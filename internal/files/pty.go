@@ -318,6 +318,27 @@ func (x targetTty) inq(fd int) (int, error) {
 	return int(int32(binary.LittleEndian.Uint32(b))), nil
 }
 
+// openPtmx opens a new pty pair's master in t: the one of pty index made
+// with its mount namespace, if one was (RestoreContext.PtyMaster), or a
+// new one of t's /dev/ptmx.
+func openPtmx(c *RestoreContext, t Target, index int) (int, error) {
+	if c.PtyMaster != nil && c.Take != nil {
+		if f := c.PtyMaster(t, index); f != nil {
+			defer f.Close()
+			fd, err := c.Take(int(f.Fd()), t)
+			if err != nil {
+				return -1, fmt.Errorf("taking its master, made with its mount namespace: %w", err)
+			}
+			return fd, nil
+		}
+	}
+	fd, err := t.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	return fd, nil
+}
+
 // restorePty makes a new pty pair inside t with the image's settings. Its
 // master and slave wait, held, for the file records of their descriptions
 // (as a pipe's ends do: master as Read, slave as Write).
@@ -329,9 +350,9 @@ func restorePty(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 	if !p.MasterClosed && len(p.Termios) != termios2Size {
 		return fmt.Errorf("pty %d: %d bytes of termios, want %d", p.Index, len(p.Termios), termios2Size)
 	}
-	master, err := t.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	master, err := openPtmx(c, t, p.Index)
 	if err != nil {
-		return fmt.Errorf("pty %d: open /dev/ptmx: %w", p.Index, err)
+		return fmt.Errorf("pty %d: %w", p.Index, err)
 	}
 	slave := -1
 	defer func() {

@@ -30,6 +30,9 @@ var regularKind = &Kind{
 func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	path := fd.Link.Path
 	f := ckpt.File{Kind: ckpt.FileRegular, Path: path, Flags: int(fd.Info.Flags), Pos: fd.Info.Pos, Mode: fd.Stat.Mode, Identity: identityOf(path, &fd.Stat)}
+	if c.MountNamespaceOf != nil && fd.Info.MntID != 0 {
+		f.MountNamespace, _ = c.MountNamespaceOf(fd.Pid, fd.Info.MntID)
+	}
 	ref := c.W.NewObjref()
 	if obj, ok := c.Memfds[inodeKey{fd.Stat.Dev, fd.Stat.Ino}]; ok && isGhost(fd) {
 		// An unlinked file a mapping holds (or shared anonymous memory,
@@ -89,6 +92,9 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		}
 		return fd, seek(t, fd, f.Pos)
 	}
+	if f.MountNamespace != 0 {
+		return openInMountNamespace(c, t, f)
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(c.hostPath(t, f.Path), &st); err != nil {
 		return -1, fmt.Errorf("%s: %w", f.Path, err)
@@ -109,6 +115,37 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// openInMountNamespace opens f, a file opened in another mount
+// namespace than t's, in that one, by crsub, and hands it to t: the file
+// is on the mount it was on.
+func openInMountNamespace(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
+	var host string
+	ok := c.InMountNamespace != nil && c.Take != nil
+	if ok {
+		host, ok = c.InMountNamespace(f.MountNamespace, f.Path)
+	}
+	if !ok {
+		return -1, fmt.Errorf("%s, opened in mount namespace %d: that namespace is not made again here", f.Path, f.MountNamespace)
+	}
+	local, err := os.OpenFile(host, reopenFlags(f.Flags)|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s in mount namespace %d: %w", f.Path, f.MountNamespace, err)
+	}
+	defer local.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(local.Fd()), &st); err != nil {
+		return -1, os.NewSyscallError("fstat", err)
+	}
+	if st.Size != f.Identity.Size && f.Flags&unix.O_APPEND == 0 {
+		t.Warn("file changed size since the checkpoint; restored at its old offset", "path", f.Path, "size", f.Identity.Size, "now", st.Size, "offset", f.Pos)
+	}
+	fd, err := c.Take(int(local.Fd()), t)
+	if err != nil {
+		return -1, err
+	}
+	return fd, seek(t, fd, f.Pos)
 }
 
 // openProcLater opens, once every task exists, a file or directory of

@@ -11,6 +11,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Kind is one kind of namespace: how to read it, make it and fill it.
@@ -112,6 +113,10 @@ type DumpContext struct {
 	// namespace to its record, once written: the mappings of it refer to
 	// it.
 	SysVShm map[SysVKey]ckpt.Objref
+	// mountFiles are the filesystems whose files are written (MountFiles),
+	// by device number: a filesystem mounted in more than one mount
+	// namespace has its files written once, by the first.
+	mountFiles map[uint64]bool
 }
 
 // SysVKey names a System V object: its IPC namespace (inode) and id.
@@ -140,6 +145,12 @@ type RestoreContext struct {
 	// them to mount a proc showing it (mnt.go).
 	pidNamespaces map[uint64]*os.File
 	deferred      []*mountTree
+	// peers are the mounts given their propagation, by peer group, in the
+	// mount namespaces made so far (mnt_share.go).
+	peers peerGroups
+	// made are the filesystems made anew in them, which a mount
+	// namespace made later mounts too if it had them.
+	made *filesystems
 	// Links gives, by name, host links to use for links of the image's
 	// network namespace (restart.Options.Links); NetworkAsGiven takes a
 	// supplied one that is not empty unchecked (restart.Options).
@@ -169,6 +180,17 @@ func (c *RestoreContext) Running() error {
 	}
 	c.beforeRun = nil
 	return errors.Join(errs...)
+}
+
+// madeFilesystems are the filesystems made anew by the mount namespaces
+// of the restart, released when it ends.
+func (c *RestoreContext) madeFilesystems() *filesystems {
+	if c.made == nil {
+		c.made = &filesystems{whole: map[uint64]*sys.FD{}, devs: map[uint64]uint64{}, readOnly: map[uint64]bool{}}
+		c.release = append(c.release, func() error { c.made.close(); return nil })
+		c.undo = append(c.undo, func() error { c.made.close(); return nil })
+	}
+	return c.made
 }
 
 // OnFailure registers what undoes a step should the restart fail

@@ -58,7 +58,13 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 		return nil, err
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
-	ms, err := planMounts(inside, outside, func(host string, m *procfs.Mount) bool { return sameFile(host, root+m.MountPoint, m.ID) })
+	ms, err := planMounts(inside, outside, func(host string, m *procfs.Mount) bool {
+		if m == nil {
+			var st unix.Stat_t
+			return unix.Stat(host, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+		}
+		return sameFile(host, root+m.MountPoint, m.ID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +105,8 @@ func readMountTree(pid int) ([]ckpt.Mount, error) {
 
 // sameFile says whether host, a path of crsub's, is the file inside is
 // (a path through /proc/PID/root to the root of mount id); when another
-// mount covers that one, whether host exists.
+// mount covers that one (or what is on the way to it), whether host
+// exists.
 func sameFile(host, inside string, id int) bool {
 	var h, in unix.Stat_t
 	if unix.Stat(host, &h) != nil {
@@ -107,7 +114,7 @@ func sameFile(host, inside string, id int) bool {
 	}
 	fd, err := unix.Open(inside, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return true
 	}
 	defer unix.Close(fd)
 	if got, err := sys.MountID(fd); err != nil || got != id {
@@ -139,9 +146,13 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 	if n.Mnt == nil {
 		return nil
 	}
+	if c.mountFiles == nil {
+		c.mountFiles = map[uint64]bool{}
+	}
 	var devs []uint64
 	for _, m := range n.Mnt.Mounts {
-		if m.External == "" && mountKinds[m.FSType].Files && !containsDev(devs, m.Dev) {
+		if m.External == "" && mountKinds[m.FSType].Files && !c.mountFiles[m.Dev] {
+			c.mountFiles[m.Dev] = true
 			devs = append(devs, m.Dev)
 		}
 	}
@@ -158,29 +169,34 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 		return err
 	}
 	defer pidfd.Close()
-	return sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
-		for _, dev := range devs {
-			m := filesMount(n.Mnt.Mounts, dev)
-			if err := dumpFilesOf(c, m, int(root.Fd()), ref); err != nil {
-				return fmt.Errorf("files of the %s at %s: %w", m.FSType, m.Path, err)
+	for _, dev := range devs {
+		m := filesMount(n.Mnt.Mounts, dev)
+		err := sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+			if !covered(n.Mnt.Mounts, m) {
+				return dumpFilesOf(c, m, int(root.Fd()), m.ID, ref)
 			}
-		}
-		return nil
-	})
-}
-
-func containsDev(devs []uint64, d uint64) bool {
-	for _, x := range devs {
-		if x == d {
-			return true
+			if err := uncoverInCopy(n.Mnt.Mounts, m); err != nil {
+				return err
+			}
+			// The copy's mounts have ids of their own.
+			own, err := os.Open("/")
+			if err != nil {
+				return err
+			}
+			defer own.Close()
+			return dumpFilesOf(c, m, int(own.Fd()), 0, ref)
+		})
+		if err != nil {
+			return fmt.Errorf("files of the %s at %s: %w", m.FSType, m.Path, err)
 		}
 	}
-	return false
+	return nil
 }
 
 // dumpFilesOf writes the MountFiles record of m's filesystem, read from a
-// copy of m (root is the namespace's root, on a thread in it).
-func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root int, ref ckpt.Objref) error {
+// copy of m (root is the namespace's root, on a thread in it), which is
+// mount id there (0: any mount of its filesystem).
+func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root, id int, ref ckpt.Objref) error {
 	rel := relative(m.Path)
 	if rel == "" {
 		rel = "."
@@ -189,13 +205,17 @@ func dumpFilesOf(c *DumpContext, m *ckpt.Mount, root int, ref ckpt.Objref) error
 	if err != nil {
 		return err
 	}
-	id, err := sys.MountID(top.Int())
+	got, err := sys.MountID(top.Int())
+	var st unix.Stat_t
+	if err == nil {
+		err = os.NewSyscallError("fstat", unix.Fstat(top.Int(), &st))
+	}
 	top.Close()
 	if err != nil {
 		return err
 	}
-	if id != m.ID {
-		return fmt.Errorf("another mount (%d) covers it", id)
+	if (id != 0 && got != id) || st.Dev != m.Dev {
+		return fmt.Errorf("another mount (%d) covers it", got)
 	}
 	// A copy shows what the mounts below it cover; an unbindable mount
 	// cannot be copied, and shows its files where nothing covers them.
@@ -252,8 +272,8 @@ func restoreMnt(c *RestoreContext, n *Restored) error {
 	if c.Files != nil && c.Files.HostPid != nil {
 		host = c.Files.HostPid(host)
 	}
-	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, origins: map[int]*sys.FD{},
-		whole: map[uint64]*sys.FD{}, devs: map[uint64]uint64{}, moved: map[uint64]uint64{}, readOnly: map[uint64]bool{}, built: map[int]bool{}, host: host}
+	t := &mountTree{mounts: n.Record.Mnt.Mounts, paths: paths, made: map[int]*sys.FD{}, sources: map[int]*sys.FD{}, removals: map[int]removal{}, ptys: map[int]*os.File{}, moved: map[uint64]uint64{},
+		filesystems: c.madeFilesystems(), built: map[int]bool{}, host: host}
 	n.mounts = t
 	if err := t.run(c); err != nil {
 		return err
@@ -286,19 +306,9 @@ func (t *mountTree) run(c *RestoreContext) error {
 		return -1, false
 	}
 	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWCGROUP, t.takeExternal, func() error {
-		return t.build(pidns)
+		return t.build(pidns, c.peerGroups())
 	})
-	if err != nil {
-		return err
-	}
-	// The mounts of whole filesystems whose files do not come go.
-	for dev, fd := range t.whole {
-		if !t.filesToCome(dev) {
-			fd.Close()
-			delete(t.whole, dev)
-		}
-	}
-	return nil
+	return err
 }
 
 // mountProcs, once pid namespace n is made, mounts the procs showing it
@@ -321,19 +331,9 @@ func mountProcs(c *RestoreContext, n *Restored) error {
 	return nil
 }
 
-// filesToCome says whether filesystem dev has its files in a record.
-func (t *mountTree) filesToCome(dev uint64) bool {
-	for _, m := range t.mounts {
-		if m.Dev == dev && m.External == "" {
-			return mountKinds[m.FSType].Files
-		}
-	}
-	return false
-}
-
 // restoreMountFiles writes the files of a tmpfs made anew, through the
-// mount of the whole of it kept for them, and then lets go of it (making
-// it read-only first if it was).
+// mount of the whole of it kept for them, and makes it read-only if it
+// was.
 func restoreMountFiles(_ *RestoreContext, n *Restored, rec *ckpt.Record) error {
 	var mf ckpt.MountFiles
 	if err := rec.Decode(&mf); err != nil {
@@ -347,10 +347,6 @@ func restoreMountFiles(_ *RestoreContext, n *Restored, rec *ckpt.Record) error {
 	if whole == nil {
 		return fmt.Errorf("files of filesystem %d:%d: no filesystem of the namespace made anew is that one", unix.Major(mf.Dev), unix.Minor(mf.Dev))
 	}
-	defer func() {
-		whole.Close()
-		delete(t.whole, mf.Dev)
-	}()
 	what := describeDev(t.mounts, mf.Dev)
 	got, err := readFiles(rec.Payload(), mf.Size, whole.Int())
 	if err != nil {
@@ -389,6 +385,26 @@ func (n *Restored) NewDevice(dev uint64) (uint64, bool) {
 	}
 	d, ok := n.mounts.devs[dev]
 	return d, ok
+}
+
+// PtyMaster is, for a mount namespace made again, the master of pty n
+// made for a mount of its slave; nil if none was. The caller takes it.
+func (n *Restored) PtyMaster(index int) *os.File {
+	if n.mounts == nil {
+		return nil
+	}
+	f := n.mounts.ptys[index]
+	delete(n.mounts.ptys, index)
+	return f
+}
+
+// RootPath is how crsub reaches the root of a mount namespace made
+// again: through the root of the task it was made with.
+func (n *Restored) RootPath() (string, bool) {
+	if n.mounts == nil {
+		return "", false
+	}
+	return fmt.Sprintf("/proc/%d/root", n.mounts.host), true
 }
 
 // MovedDevice is, for a filesystem from outside namespace n mounted again

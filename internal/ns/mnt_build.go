@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -15,44 +16,66 @@ import (
 
 // A mount namespace is made again in the namespace the first task in it
 // was cloned with, a copy of crsub's: from a thread of crsub that joined
-// it (sys.InMountNamespace), each mount is made detached (a copy of an external path
-// taken in crsub's namespace first, a filesystem made anew, or a copy of
-// a mount made before, for a bind mount or a peer), given its flags and
-// propagation, and attached where it was; the root first, which
-// pivot_root makes the root of every task in the namespace, the copy of
-// crsub's tree going with it. Nothing is made outside the namespace: its
-// mounts are private to it from the start, the mount points a tmpfs needs
-// are made in it, and a failed restart leaves the mounts to die with the
-// namespace. The files of a tmpfs come later, in their own records
-// (mnt_files.go), through a mount of the whole of it kept until then.
+// it (sys.InMountNamespace), each mount is made detached (a copy of an
+// external path taken in crsub's namespace first, or of the part it shows
+// of a filesystem made anew), given its flags, and attached where it was,
+// private; the root first, which pivot_root makes the root of every task
+// in the namespace, the copy of crsub's tree going with it. Once the tree
+// is whole, the mounts are given their propagation (mnt_share.go).
+// Nothing is made outside the namespace: its mounts are private to it
+// until then, the mount points a tmpfs needs are made in it, and a failed
+// restart leaves the mounts to die with the namespace. The files of a
+// tmpfs come later, in their own records (mnt_files.go), through a mount
+// of the whole of it kept until then.
 
 // mountTree is a mount namespace being made again, and then filled.
 type mountTree struct {
 	mounts []ckpt.Mount
 	// paths are the external mounts' paths at restart, by mount id.
 	paths map[int]string
-	// made holds a mount fd of each mount made, by id; origins, by peer
-	// group, the first mount made of each, which the others are copies
-	// of.
+	// made holds a mount fd of each mount made, by id; sources, by id, a
+	// copy of an external mount's path with the propagation the mount
+	// there has, which the mount's propagation is taken from when its peer
+	// group or master had mounts outside the namespace.
 	made    map[int]*sys.FD
-	origins map[int]*sys.FD
-	// whole holds, by Dev at checkpoint, a mount of the whole of each
-	// filesystem made anew: the others are copies of parts of it, and a
-	// tmpfs's files are written through it (kept until they are).
-	whole map[uint64]*sys.FD
-	// devs maps the Dev of each filesystem made anew to its new one.
-	devs map[uint64]uint64
+	sources map[int]*sys.FD
+	// removals are the roots of mounts that were removed, made again, to
+	// remove once they are attached, by id.
+	removals map[int]removal
+	// ptys are the masters of the pty pairs made in a devpts made anew
+	// for a mount of one of their slaves (/dev/console, a bind of
+	// /dev/pts/N), by number: the restart of that pty takes its master.
+	ptys map[int]*os.File
+	// filesystems are those made anew, shared by the mount namespaces of
+	// the restart: a filesystem mounted in more than one is one.
+	*filesystems
 	// moved maps the Dev of an external mount's filesystem to its device
 	// number now, where that differs: the same files, mounted again
 	// since (a container's overlay, which its runtime mounts anew).
 	moved map[uint64]uint64
-	// readOnly are the filesystems made anew that were read-only: they
-	// are made so once their files are in.
-	readOnly map[uint64]bool
 	// built are the mounts made and attached, by id; host is the task
 	// the namespace was made with, which a thread joins to build in it.
 	built map[int]bool
 	host  int
+}
+
+// filesystems are the filesystems a restart made anew, by their Dev at
+// checkpoint: a mount of the whole of each, which the mounts of it are
+// copies of parts of and a tmpfs's files are written through, kept until
+// the restart ends; its new device number; whether it is to be made
+// read-only once its files are in.
+type filesystems struct {
+	whole    map[uint64]*sys.FD
+	devs     map[uint64]uint64
+	readOnly map[uint64]bool
+}
+
+// close lets go of the mounts of the whole filesystems.
+func (f *filesystems) close() {
+	for k, fd := range f.whole {
+		fd.Close()
+		delete(f.whole, k)
+	}
 }
 
 // externalPaths works out where each external mount of the image is at
@@ -94,32 +117,36 @@ func externalPaths(ms []ckpt.Mount, root string, mountMap map[string]string) (ma
 	return paths, nil
 }
 
-// close lets go of every mount fd still held.
+// close lets go of every mount fd of the tree still held.
 func (t *mountTree) close() {
-	for _, m := range []map[int]*sys.FD{t.made, t.origins} {
+	for _, m := range []map[int]*sys.FD{t.made, t.sources} {
 		for k, fd := range m {
 			fd.Close()
 			delete(m, k)
 		}
 	}
-	for k, fd := range t.whole {
-		fd.Close()
-		delete(t.whole, k)
+	for n, f := range t.ptys {
+		f.Close()
+		delete(t.ptys, n)
+	}
+	for id := range t.removals {
+		t.remove(id) // a failed restart leaves none made behind
 	}
 }
 
 // build makes, from a thread that joined the namespace, once the external
 // mounts are taken (takeExternal), the mounts of the tree it can: all but
 // those below a proc showing a pid namespace not made yet (pidns says
-// which are, giving an fd on them), which a later build makes.
-func (t *mountTree) build(pidns func(inode uint64) (int, bool)) error {
+// which are, giving an fd on them), which a later build makes. The build
+// that makes the last gives them all their propagation, the mounts of
+// peer groups made in other namespaces in groups.
+func (t *mountTree) build(pidns func(inode uint64) (int, bool), groups peerGroups) error {
 	if !t.built[t.mounts[0].ID] {
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			return fmt.Errorf("making the copy of crsub's mounts private: %w", os.NewSyscallError("mount", err))
 		}
 	}
-	var unbindable []*sys.FD
-	for i := range t.mounts {
+	for _, i := range attachOrder(t.mounts) {
 		m := &t.mounts[i]
 		if t.built[m.ID] || (i > 0 && !t.built[m.Parent]) {
 			continue
@@ -143,22 +170,58 @@ func (t *mountTree) build(pidns func(inode uint64) (int, bool)) error {
 		} else if err := t.attach(m, fd); err != nil {
 			return fmt.Errorf("mount of %s at %s: %w", m.FSType, m.Path, err)
 		}
-		fd = t.made[m.ID] // a copy propagated there replaces it
-		if err := t.propagate(m, fd); err != nil {
+		if err := t.remove(m.ID); err != nil {
 			return fmt.Errorf("mount of %s at %s: %w", m.FSType, m.Path, err)
 		}
 		t.built[m.ID] = true
-		if m.Unbindable {
-			unbindable = append(unbindable, fd)
+	}
+	if t.pending() {
+		return nil
+	}
+	return t.share(groups)
+}
+
+// attachOrder is the order mounts ms (the image's, each after its
+// parent) are attached in: the image's, but that a mount whose mount
+// point another mount on the same parent covers comes before that one
+// (it was mounted first, or propagated there later), as its mount point
+// is reached through its parent's filesystem alone.
+func attachOrder(ms []ckpt.Mount) []int {
+	placed := make([]bool, len(ms))
+	ids := map[int]bool{}
+	var out []int
+	for len(out) < len(ms) {
+		n := len(out)
+		for i := range ms {
+			if placed[i] || (i > 0 && !ids[ms[i].Parent]) || coversUnplaced(ms, placed, i) {
+				continue
+			}
+			placed[i] = true
+			ids[ms[i].ID] = true
+			out = append(out, i)
+			break
+		}
+		if len(out) == n { // not a tree: the rest as they are
+			for i := range ms {
+				if !placed[i] {
+					placed[i] = true
+					out = append(out, i)
+				}
+			}
 		}
 	}
-	// Last: an unbindable mount cannot be copied for its peers.
-	for _, fd := range unbindable {
-		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_UNBINDABLE); err != nil {
-			return err
+	return out
+}
+
+// coversUnplaced says whether mount i covers the mount point of a mount
+// not placed yet on the same parent.
+func coversUnplaced(ms []ckpt.Mount, placed []bool, i int) bool {
+	for j := range ms {
+		if !placed[j] && j != i && i > 0 && ms[j].Parent == ms[i].Parent && ms[j].Path != ms[i].Path && within(ms[j].Path, ms[i].Path) {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // pending says whether some mounts are still to be made.
@@ -167,15 +230,32 @@ func (t *mountTree) pending() bool {
 }
 
 // takeExternal takes a detached copy of each external mount's path, in
-// crsub's namespace.
+// crsub's namespace, private; and, for one with a peer group or a master,
+// another with the propagation of the mount it is a copy of (a peer of
+// it, a slave of its master).
+// A removed root is made again for the copy, and removed once the mount
+// is attached.
 func (t *mountTree) takeExternal() error {
-	for _, m := range t.mounts {
+	for i := range t.mounts {
+		m := &t.mounts[i]
 		p, ok := t.paths[m.ID]
 		if !ok || t.built[m.ID] || t.made[m.ID] != nil {
 			continue
 		}
+		if m.Deleted {
+			if err := makeRemoved(unix.AT_FDCWD, p, m.File); err != nil {
+				return fmt.Errorf("external mount for %s: %w", m.Path, err)
+			}
+		}
 		fd, err := sys.CloneMount(unix.AT_FDCWD, p)
+		if err == nil && (m.Shared != 0 || m.Master != 0) && t.sources[m.ID] == nil {
+			t.sources[m.ID], err = sys.CloneMount(unix.AT_FDCWD, p)
+		}
+		if m.Deleted {
+			err = errors.Join(err, t.toRemove(m, unix.AT_FDCWD, p))
+		}
 		if err != nil {
+			fd.Close()
 			return fmt.Errorf("external mount for %s: %w", m.Path, err)
 		}
 		t.made[m.ID] = fd
@@ -187,13 +267,8 @@ func (t *mountTree) takeExternal() error {
 			t.moved[m.Dev] = st.Dev
 		}
 		// A copy of a shared mount is its peer: nothing made in the
-		// namespace may propagate back out. A slave of it is as far as
-		// it goes, for a mount that was a slave of a group outside.
-		prop := uint64(unix.MS_PRIVATE)
-		if m.Master != 0 && !t.hasGroup(m.Master) {
-			prop = unix.MS_SLAVE
-		}
-		if err := sys.SetMountAttr(fd.Int(), 0, 0, prop); err != nil {
+		// namespace may propagate back out while the tree is built.
+		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_PRIVATE); err != nil {
 			return fmt.Errorf("external mount for %s (%s): %w", m.Path, p, err)
 		}
 	}
@@ -203,31 +278,30 @@ func (t *mountTree) takeExternal() error {
 // make makes mount m, detached, with its flags.
 func (t *mountTree) make(m *ckpt.Mount, pidns int) (*sys.FD, error) {
 	var fd *sys.FD
-	var err error
-	if m.External != "" && (t.origins[m.Master] != nil || t.origins[m.Shared] != nil) {
-		// A copy of a peer instead.
-		t.made[m.ID].Close()
-		delete(t.made, m.ID)
-	}
 	if err := t.makeRoot(m); err != nil {
 		return nil, err
 	}
-	switch {
-	case m.Master != 0 && t.origins[m.Master] != nil:
-		fd, err = t.copyOf(t.origins[m.Master], m)
-	case m.Shared != 0 && t.origins[m.Shared] != nil:
-		fd, err = t.copyOf(t.origins[m.Shared], m)
-	case m.External != "":
+	if m.External != "" {
 		fd = t.made[m.ID]
 		delete(t.made, m.ID)
-	default:
-		var whole *sys.FD
-		if whole, err = t.wholeOf(m, pidns); err == nil {
-			fd, err = sys.CloneMount(whole.Int(), relative(m.Root))
+	} else {
+		whole, err := t.wholeOf(m, pidns)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if err != nil {
-		return nil, err
+		if m.FSType == "devpts" {
+			if err := t.makePty(whole.Int(), m.Root); err != nil {
+				return nil, err
+			}
+		}
+		fd, err = sys.CloneMount(whole.Int(), relative(m.Root))
+		if err == nil && m.Deleted && m.Root != "/" {
+			err = t.toRemove(m, whole.Int(), relative(m.Root))
+		}
+		if err != nil {
+			fd.Close()
+			return nil, err
+		}
 	}
 	set, clear := mountAttr(m.Flags)
 	if err := sys.SetMountAttr(fd.Int(), set, clear, 0); err != nil {
@@ -293,20 +367,104 @@ func makePath(dirfd int, p string, typ uint32, rdev uint64) error {
 	return nil
 }
 
-// copyOf copies the part of origin, a mount of m's filesystem, that m
-// shows: m joins origin's peer group.
-func (t *mountTree) copyOf(origin *sys.FD, m *ckpt.Mount) (*sys.FD, error) {
-	var o *ckpt.Mount
-	for i := range t.mounts {
-		if t.origins[t.mounts[i].Shared] == origin {
-			o = &t.mounts[i]
-			break
+// makeRemoved makes p under dirfd, the root of a mount that was removed,
+// to mount it before it is removed again: a directory, or an empty file.
+// Something else there now is not taken for it.
+func makeRemoved(dirfd int, p string, file bool) error {
+	var err error
+	if file {
+		var fd int
+		if fd, err = unix.Openat(dirfd, p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+			unix.Close(fd)
 		}
+	} else {
+		err = unix.Mkdirat(dirfd, p, 0o700)
 	}
-	if o == nil || !within(m.Root, o.Root) {
-		return nil, fmt.Errorf("its root %s is not in the peer it is copied from", m.Root)
+	if err != nil {
+		return &os.PathError{Op: "making the removed root", Path: p, Err: err}
 	}
-	return sys.CloneMount(origin.Int(), relative(strings.TrimPrefix(m.Root, o.Root)))
+	return nil
+}
+
+// removal is the root of a mount that was removed, made again, to
+// remove once the mount is attached (a mount of what is removed cannot
+// be).
+type removal struct {
+	dir  *sys.FD
+	name string
+	file bool
+}
+
+// toRemove has the root of m, p under dirfd, removed once m is
+// attached.
+func (t *mountTree) toRemove(m *ckpt.Mount, dirfd int, p string) error {
+	fd, err := unix.Openat(dirfd, path.Dir(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path.Dir(p), Err: err}
+	}
+	t.removals[m.ID] = removal{dir: sys.NewFD(fd), name: path.Base(p), file: m.File}
+	return nil
+}
+
+// remove removes the root of mount id, attached, if it was removed.
+func (t *mountTree) remove(id int) error {
+	r, ok := t.removals[id]
+	if !ok {
+		return nil
+	}
+	delete(t.removals, id)
+	defer r.dir.Close()
+	flags := unix.AT_REMOVEDIR
+	if r.file {
+		flags = 0
+	}
+	if err := unix.Unlinkat(r.dir.Int(), r.name, flags); err != nil {
+		return &os.PathError{Op: "removing its removed root again", Path: r.name, Err: err}
+	}
+	return nil
+}
+
+// makePty makes, for a mount of root, a pty slave of devpts mount
+// devpts, the pty pair it is the slave of, if it is not there: the pty
+// of that number, whose master is kept for the restart of the pty.
+// devpts gives a new pair the lowest number free: those below are taken
+// until it comes, then let go.
+func (t *mountTree) makePty(devpts int, root string) error {
+	n, err := strconv.Atoi(strings.TrimPrefix(root, "/"))
+	if err != nil || n < 0 || t.ptys[n] != nil {
+		return nil // the whole of it, or its ptmx
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(devpts, strconv.Itoa(n), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return nil
+	}
+	var below []*os.File
+	defer func() {
+		for _, f := range below {
+			f.Close()
+		}
+	}()
+	for {
+		fd, err := unix.Openat(devpts, "ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: "ptmx", Err: err}
+		}
+		f := os.NewFile(uintptr(fd), "ptmx")
+		got, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+		if err != nil {
+			f.Close()
+			return os.NewSyscallError("ioctl(TIOCGPTN)", err)
+		}
+		switch {
+		case int(got) == n:
+			t.ptys[n] = f
+			return nil
+		case int(got) > n || len(below) > n:
+			f.Close()
+			return fmt.Errorf("pty %d: a new pty is %d", n, got)
+		}
+		below = append(below, f)
+	}
 }
 
 // wholeOf is the mount of the whole of m's filesystem, made anew the first
@@ -386,9 +544,7 @@ func (t *mountTree) becomeRoot(root *sys.FD) error {
 	return os.NewSyscallError("chdir", unix.Chdir("/"))
 }
 
-// attach attaches m onto its parent, at its mount point, unless a copy
-// of it came there already: propagated from a peer of the parent, as it
-// was when it was first mounted.
+// attach attaches m onto its parent, at its mount point.
 func (t *mountTree) attach(m *ckpt.Mount, fd *sys.FD) error {
 	parent, pm := t.made[m.Parent], t.mount(m.Parent)
 	if parent == nil || pm == nil {
@@ -400,9 +556,6 @@ func (t *mountTree) attach(m *ckpt.Mount, fd *sys.FD) error {
 	}
 	if err := t.mountPoint(pm, rel, m); err != nil {
 		return err
-	}
-	if t.propagated(parent, rel, m, fd) {
-		return nil
 	}
 	target, err := sys.OpenBeneath(parent.Int(), rel)
 	if err != nil {
@@ -455,55 +608,6 @@ func mkdirAllBeneath(dirfd int, p string) error {
 		}
 		fd.Close()
 		fd = next
-	}
-	return nil
-}
-
-// propagated says whether a copy of m is on its mount point already,
-// propagated there from a peer of its parent, as it was when m was first
-// mounted: the mount there shows what fd (m, made) shows. That copy then
-// takes m's place.
-func (t *mountTree) propagated(parent *sys.FD, rel string, m *ckpt.Mount, fd *sys.FD) bool {
-	top, err := sys.PathOfMount(parent.Int(), rel)
-	if err != nil {
-		return false
-	}
-	pid, err1 := sys.MountID(parent.Int())
-	tid, err2 := sys.MountID(top.Int())
-	var there, made unix.Stat_t
-	if err1 != nil || err2 != nil || pid == tid || unix.Fstat(top.Int(), &there) != nil || unix.Fstat(fd.Int(), &made) != nil ||
-		there.Dev != made.Dev || there.Ino != made.Ino {
-		top.Close()
-		return false
-	}
-	t.made[m.ID].Close()
-	t.made[m.ID] = top
-	return true
-}
-
-// propagate gives m its propagation: a slave of its master group, then
-// shared in its own group (the first of a group is its origin), or
-// private.
-func (t *mountTree) propagate(m *ckpt.Mount, fd *sys.FD) error {
-	if m.Master != 0 {
-		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_SLAVE); err != nil {
-			return fmt.Errorf("a slave of peer group %d: %w", m.Master, err)
-		}
-	}
-	switch {
-	case m.Shared != 0 && t.origins[m.Shared] == nil:
-		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_SHARED); err != nil {
-			return fmt.Errorf("shared: %w", err)
-		}
-		dup, err := fd.Dup()
-		if err != nil {
-			return err
-		}
-		t.origins[m.Shared] = dup
-	case m.Shared == 0 && m.Master == 0:
-		if err := sys.SetMountAttr(fd.Int(), 0, 0, unix.MS_PRIVATE); err != nil {
-			return fmt.Errorf("private: %w", err)
-		}
 	}
 	return nil
 }

@@ -69,7 +69,10 @@ var mountFlags = []string{"ro", "nosuid", "nodev", "noexec", "noatime", "nodirat
 // planMounts records the tree of mounts inside (the mountinfo of a
 // process of the namespace), against outside (crsub's). exists says
 // whether outside's path shows what mount m of inside shows (the same
-// file); a candidate that does not is not used.
+// file), or, m nil, whether the directory at outside's path exists; a
+// candidate that does not is not used. A mount whose root was removed
+// (mountinfo's "//deleted") is recorded with the root it had, which must
+// be in a directory that exists.
 func planMounts(inside, outside []procfs.Mount, exists func(hostPath string, m *procfs.Mount) bool) ([]ckpt.Mount, error) {
 	ordered, err := treeOrder(inside)
 	if err != nil {
@@ -91,15 +94,24 @@ func planMounts(inside, outside []procfs.Mount, exists func(hostPath string, m *
 		if err != nil {
 			return nil, err
 		}
+		var deleted bool
+		m.Root, deleted = strings.CutSuffix(m.Root, "//deleted")
+		ex := exists
+		if deleted && exists != nil {
+			ex = func(host string, _ *procfs.Mount) bool { return exists(path.Dir(host), nil) }
+		}
 		rec := ckpt.Mount{ID: m.ID, Path: m.MountPoint, Dev: m.Dev, FSType: m.FSType, Source: m.Source, Root: m.Root,
-			Flags: perMountFlags(m.Options), Options: m.SuperOptions, Shared: p.Shared, Master: p.Master, Unbindable: p.Unbindable}
+			Flags: perMountFlags(m.Options), Options: m.SuperOptions, Shared: p.Shared, Master: p.Master, Unbindable: p.Unbindable, Deleted: deleted}
 		if i > 0 {
 			rec.Parent = m.ParentID
 		}
+		rec.External = externalPath(&m, outside, ex)
 		if p.Shared != 0 && hostGroups[p.Shared] {
-			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its peer group %d has mounts outside the namespace (shared with the host)", p.Shared)}
+			if rec.External == "" {
+				return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its peer group %d has mounts outside the namespace (shared with the host), but what it shows (%s) is not reachable there", p.Shared, m.Root)}
+			}
+			rec.SharedOutside = true
 		}
-		rec.External = externalPath(&m, outside, exists)
 		if rec.External == "" && mountedOutside(&m, outside) {
 			return nil, &MountError{Path: m.MountPoint, FSType: m.FSType, Reason: fmt.Sprintf("its filesystem is mounted outside the namespace too, but what it shows (%s) is not reachable there (removed, or covered)", m.Root)}
 		}

@@ -80,6 +80,20 @@ func TestPlanMounts(t *testing.T) {
 			{ID: 110, Parent: 98, Path: "/data/b", Dev: dev(0, 70), FSType: "tmpfs", Source: "t", Root: "/sub", Options: "rw", Shared: 5, Master: 2},
 		},
 	}, {
+		name: "roots removed: a bind of a file of the host's, a directory of a tmpfs made inside",
+		inside: `98 72 254:0 /srv/ct / rw - ext4 /dev/vda rw
+99 98 254:0 /srv/ct/f//deleted /g rw - ext4 /dev/vda rw
+100 98 0:70 / /t rw - tmpfs t rw
+101 100 0:70 /src//deleted /t/dst rw - tmpfs t rw
+`,
+		missing: []string{"/srv/ct/f"},
+		want: []ckpt.Mount{
+			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/srv/ct", Options: "rw", External: "/srv/ct"},
+			{ID: 99, Parent: 98, Path: "/g", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/srv/ct/f", Options: "rw", External: "/srv/ct/f", Deleted: true},
+			{ID: 100, Parent: 98, Path: "/t", Dev: dev(0, 70), FSType: "tmpfs", Source: "t", Root: "/", Options: "rw"},
+			{ID: 101, Parent: 100, Path: "/t/dst", Dev: dev(0, 70), FSType: "tmpfs", Source: "t", Root: "/src", Options: "rw", Deleted: true},
+		},
+	}, {
 		name:    "overlay made inside",
 		inside:  "98 72 0:80 / / rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
 		wantErr: "mount of overlay at /: not supported: an overlay filesystem made in the namespace",
@@ -88,8 +102,17 @@ func TestPlanMounts(t *testing.T) {
 		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 8:1 / /mnt rw - xfs /dev/sdb1 rw\n",
 		wantErr: "mount of xfs at /mnt: not supported: a filesystem made in the namespace that crsub cannot make anew",
 	}, {
-		name:    "shared with the host",
+		name:   "an external mount shared with the host",
+		inside: "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n",
+		want: []ckpt.Mount{
+			{ID: 98, Path: "/", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/", Options: "rw", External: "/"},
+			{ID: 99, Parent: 98, Path: "/run/netns", Dev: dev(254, 0), FSType: "ext4", Source: "/dev/vda", Root: "/run/netns", Options: "rw",
+				External: "/run/netns", Shared: 1, SharedOutside: true},
+		},
+	}, {
+		name:    "shared with the host, but not reachable there",
 		inside:  "98 72 254:0 / / rw - ext4 /dev/vda rw\n99 98 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n",
+		missing: []string{"/run/netns"},
 		wantErr: "peer group 1 has mounts outside the namespace",
 	}, {
 		name:    "a tmpfs mounted only in parts",
@@ -194,5 +217,47 @@ func TestMountAttr(t *testing.T) {
 		if diff := cmp.Diff([2]uint64{tc.set, tc.clear}, [2]uint64{set, clear}); diff != "" {
 			t.Errorf("mountAttr(%v) (-want +got):\n%s", tc.flags, diff)
 		}
+	}
+}
+
+func TestAttachOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		ms   []ckpt.Mount
+		want []int
+	}{{
+		name: "as recorded",
+		ms:   []ckpt.Mount{{ID: 1, Path: "/"}, {ID: 2, Parent: 1, Path: "/a"}, {ID: 3, Parent: 2, Path: "/a/b"}, {ID: 4, Parent: 1, Path: "/a"}},
+		want: []int{0, 1, 2, 3},
+	}, {
+		name: "a mount point covered by a mount on the same parent before it",
+		ms: []ckpt.Mount{{ID: 1, Path: "/"}, {ID: 2, Parent: 1, Path: "/a"}, {ID: 3, Parent: 2, Path: "/a/z"},
+			{ID: 4, Parent: 1, Path: "/a/b/c"}},
+		want: []int{0, 3, 1, 2},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, attachOrder(tc.ms)); diff != "" {
+				t.Errorf("attachOrder (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCovered(t *testing.T) {
+	// tempfs_overmounted's tree: a/b twice, a/b/c on the second, a twice
+	// and a/b on the second a.
+	ms := []ckpt.Mount{
+		{ID: 1, Path: "/"},
+		{ID: 2, Parent: 1, Path: "/a/b"}, {ID: 3, Parent: 2, Path: "/a/b"}, {ID: 4, Parent: 3, Path: "/a/b/c"},
+		{ID: 5, Parent: 1, Path: "/a"}, {ID: 6, Parent: 5, Path: "/a"}, {ID: 7, Parent: 6, Path: "/a/b"},
+	}
+	want := map[int]bool{1: false, 2: true, 3: true, 4: true, 5: true, 6: false, 7: false}
+	got := map[int]bool{}
+	for i := range ms {
+		got[ms[i].ID] = covered(ms, &ms[i])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("covered (-want +got):\n%s", diff)
 	}
 }

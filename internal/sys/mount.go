@@ -129,6 +129,17 @@ func AttachMountAt(mount int, path string) error {
 	return nil
 }
 
+// JoinPeerGroup gives mount to the propagation of mount from: a peer of
+// from's peer group and a slave of its master, as from is
+// (move_mount(MOVE_MOUNT_SET_GROUP), Linux 5.15). Both are of one
+// filesystem, to private, its root at or below from's.
+func JoinPeerGroup(from, to int) error {
+	_, err := retry(func() (int, error) {
+		return 0, unix.MoveMount(from, "", to, "", unix.MOVE_MOUNT_SET_GROUP|unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	})
+	return os.NewSyscallError("move_mount(MOVE_MOUNT_SET_GROUP)", err)
+}
+
 // SetMountAttr sets the MOUNT_ATTR_* flags set and clears clear on mount
 // fd alone, and sets its propagation (unix.MS_SHARED, MS_SLAVE,
 // MS_PRIVATE, MS_UNBINDABLE; 0 leaves it) (mount_setattr).
