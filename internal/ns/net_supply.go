@@ -166,7 +166,9 @@ func JoinNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err err
 	if err := r.restore(sub, links, empty); err != nil {
 		return nil, err
 	}
-	if !empty {
+	// A namespace taken as given is its runtime's: its links' state and
+	// routes are left as the runtime set them.
+	if !empty && !t.AsGiven {
 		if err := r.matchState(rec, sub); err != nil {
 			return nil, err
 		}
