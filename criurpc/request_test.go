@@ -244,6 +244,13 @@ func FuzzDecodeRequest(f *testing.F) {
 	}
 	v, _ := proto.Marshal(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_VERSION.Enum()})
 	f.Add(v)
+	for _, req := range recordedRequests(f) {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := decodeRequest(b)
 		if err != nil {
