@@ -175,6 +175,10 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	var cwd unix.Stat_t
 	if dead, path, ok := deadProcDir(p.Cwd, fmt.Sprintf("/proc/%d/cwd", pid)); ok {
 		p.Cwd, p.CwdDeadPid = path, dead
+		// The proc it is on tells which pid namespace dead is of.
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil {
+			p.CwdDev = cwd.Dev
+		}
 	} else if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
 		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
 		p.CwdDev, p.CwdInode = cwd.Dev, cwd.Ino

@@ -77,7 +77,9 @@ type Process struct {
 	// the process an empty, removed directory as its working directory.
 	CwdDeleted bool `json:"cwd_deleted,omitempty"`
 	// CwdDev and CwdInode identify the working directory, so that a
-	// removed one is the same directory as the fds open on it.
+	// removed one is the same directory as the fds open on it; for one
+	// in /proc of a process that had exited (CwdDeadPid), CwdDev names
+	// the proc, by which a restart knows whose pid namespace it shows.
 	CwdDev   uint64 `json:"cwd_dev,omitempty"`
 	CwdInode uint64 `json:"cwd_inode,omitempty"`
 	// CwdDeadPid says the working directory is /proc/PID (Cwd, or a
@@ -524,6 +526,12 @@ type File struct {
 	Rdev     uint64       `json:"rdev,omitempty"`
 	Identity FileIdentity `json:"identity"`
 	Deleted  bool         `json:"deleted,omitempty"`
+	// DeadPid says Path is /proc/DeadPid, or a file under it, of a
+	// process that had exited, on the proc of Identity.Dev: a restart
+	// opens it through a process made to stand for that one (with that
+	// pid if it is free) and reaped before the tasks run, as for
+	// Process.CwdDeadPid.
+	DeadPid int `json:"dead_pid,omitempty"`
 	// Handle opens a file whose name was removed while another link
 	// remains (open_by_handle_at on the filesystem of Path's directory).
 	Handle *FileHandle `json:"handle,omitempty"`

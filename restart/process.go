@@ -142,8 +142,14 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 		}
 	case p.CwdDeadPid > 0:
 		// The stand-in is reaped before the tasks run: the directory
-		// is a dead process's again.
-		host, err := fc.StandIn(p.CwdDeadPid)
+		// is a dead process's again. On a proc the task's mount
+		// namespace made anew, the pid is one of the pid namespace
+		// that proc shows.
+		var pidns *os.File
+		if p.CwdDev != 0 {
+			pidns, _ = t.procPidNamespace(p.CwdDev)
+		}
+		_, pid, err := fc.StandIn(p.CwdDeadPid, pidns)
 		if err != nil {
 			return fmt.Errorf("working directory %s: %w", p.Cwd, err)
 		}
@@ -151,10 +157,10 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 		if !ok || (rest != "" && rest[0] != '/') {
 			return fmt.Errorf("working directory %s is not under /proc/%d", p.Cwd, p.CwdDeadPid)
 		}
-		if host != p.CwdDeadPid {
-			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", host)
+		if pid != p.CwdDeadPid {
+			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", pid)
 		}
-		cwd = "/proc/" + strconv.Itoa(host) + rest
+		cwd = "/proc/" + strconv.Itoa(pid) + rest
 	}
 	addr, err := t.putString(0, cwd)
 	if err != nil {

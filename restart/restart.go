@@ -130,6 +130,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	}
 	s.files.HostPath = func(t files.Target, path string) string { return t.(*task).hostPath(path) }
 	s.files.NewDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).newDevice(dev) }
+	s.files.ProcPidNamespace = func(t files.Target, dev uint64) (*os.File, bool) { return t.(*task).procPidNamespace(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile

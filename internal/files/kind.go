@@ -215,10 +215,10 @@ type RestoreContext struct {
 	// deadPids maps the inode of a pidfd of a dead process to the
 	// throwaway process its pidfds are opened on, until Close.
 	deadPids map[uint64]int
-	// standIns maps the pid of a process that had exited whose /proc
-	// directory a process of the tree is in to the process standing for
-	// it (StandIn), until Close.
-	standIns map[int]int
+	// standIns maps a process that had exited whose /proc directory a
+	// process of the tree is in to the process standing for it
+	// (StandIn), until Close.
+	standIns map[standInKey]standIn
 	// PtyPaths maps a pty's number in the image to the slave path of the
 	// pair made for it.
 	PtyPaths map[int]string
@@ -266,6 +266,11 @@ type RestoreContext struct {
 	// its device number at checkpoint) is now: its files' inodes are new.
 	HostPath  func(t Target, path string) string
 	NewDevice func(t Target, dev uint64) (uint64, bool)
+	// ProcPidNamespace, if set, says whether filesystem dev (at
+	// checkpoint) is a proc that target t's mount namespace made anew,
+	// and gives the pid namespace it shows (nil: crsub's), made again by
+	// the time t's files are restored.
+	ProcPidNamespace func(t Target, dev uint64) (pidns *os.File, ok bool)
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.
@@ -295,6 +300,14 @@ func (c *RestoreContext) hostPath(t Target, path string) string {
 		return path
 	}
 	return c.HostPath(t, path)
+}
+
+// procPidNamespace is ProcPidNamespace, false when unset.
+func (c *RestoreContext) procPidNamespace(t Target, dev uint64) (*os.File, bool) {
+	if c.ProcPidNamespace == nil {
+		return nil, false
+	}
+	return c.ProcPidNamespace(t, dev)
 }
 
 // replaced says whether st, the file at a record's path now, is not the
