@@ -104,25 +104,61 @@ const settableLinkFlags = unix.IFF_UP | unix.IFF_NOARP | unix.IFF_PROMISC | unix
 const settableAddressFlags = unix.IFA_F_NODAD | unix.IFA_F_HOMEADDRESS | unix.IFA_F_MANAGETEMPADDR | unix.IFA_F_NOPREFIXROUTE | unix.IFA_F_MCAUTOJOIN
 
 // globalSysctls are the namespace-wide settings recorded, in the order a
-// restart writes them: ip_forward and conf/all/forwarding set every link's
-// forwarding as they change, so the narrower ones come after.
+// restart writes them: ip_forward sets every device's forwarding as it
+// changes, so the devices' settings (devconfs) come after.
 var globalSysctls = [...]string{
 	"ipv4/ip_forward",
 	"ipv4/ip_local_port_range",
 	"ipv4/ip_unprivileged_port_start",
 	"ipv4/ping_group_range",
 	"core/somaxconn",
-	"ipv4/conf/all/forwarding",
-	"ipv6/conf/all/forwarding",
-	"ipv6/conf/all/disable_ipv6",
-	"ipv4/conf/default/forwarding",
-	"ipv6/conf/default/forwarding",
-	"ipv6/conf/default/disable_ipv6",
+	"unix/max_dgram_qlen",
 }
 
-// linkSysctls are the settings recorded for each link, under
-// ipvN/conf/NAME/.
-var linkSysctls = [...]string{"ipv4/conf/%s/forwarding", "ipv6/conf/%s/forwarding", "ipv6/conf/%s/disable_ipv6"}
+// devconfs4 and devconfs6 are the settings recorded of each IPv4 and IPv6
+// device configuration (ipvN/conf/DEV/: all, default, each link), CRIU's,
+// in the order a restart writes them: disable_ipv6 before mtu, which it
+// resets, and accept_redirects after forwarding, which resets it.
+var devconfs4 = [...]string{
+	"accept_local", "accept_source_route", "arp_accept", "arp_announce", "arp_filter", "arp_ignore", "arp_notify",
+	"bootp_relay", "disable_policy", "disable_xfrm", "force_igmp_version", "forwarding",
+	"igmpv2_unsolicited_report_interval", "igmpv3_unsolicited_report_interval", "log_martians", "medium_id",
+	"promote_secondaries", "proxy_arp", "proxy_arp_pvlan", "route_localnet", "rp_filter", "secure_redirects",
+	"send_redirects", "shared_media", "src_valid_mark", "tag", "ignore_routes_with_linkdown", "drop_gratuitous_arp",
+	"drop_unicast_in_l2_multicast", "accept_redirects",
+}
+
+var devconfs6 = [...]string{
+	"accept_dad", "accept_ra", "accept_ra_defrtr", "accept_ra_from_local", "accept_ra_min_hop_limit", "accept_ra_mtu",
+	"accept_ra_pinfo", "accept_ra_rt_info_max_plen", "accept_ra_rtr_pref", "accept_source_route", "autoconf",
+	"dad_transmits", "disable_ipv6", "drop_unicast_in_l2_multicast", "drop_unsolicited_na", "force_mld_version",
+	"force_tllao", "forwarding", "hop_limit", "ignore_routes_with_linkdown", "keep_addr_on_down", "max_addresses",
+	"max_desync_factor", "mldv1_unsolicited_report_interval", "mldv2_unsolicited_report_interval", "mtu",
+	"ndisc_notify", "optimistic_dad", "proxy_ndp", "regen_max_retry", "router_probe_interval",
+	"router_solicitation_delay", "router_solicitation_interval", "router_solicitations", "stable_secret",
+	"suppress_frag_ndisc", "temp_prefered_lft", "temp_valid_lft", "use_oif_addrs_only", "use_optimistic",
+	"use_tempaddr", "accept_redirects",
+}
+
+// sysctlNames are the settings recorded, in the order a restart writes
+// them: the global ones, then the device configurations of all (which sets
+// the others' forwarding as it changes), default and each link.
+func sysctlNames(links []ckpt.NetLink) []string {
+	names := slices.Clone(globalSysctls[:])
+	devs := []string{"all", "default"}
+	for _, l := range links {
+		devs = append(devs, l.Name)
+	}
+	for _, dev := range devs {
+		for _, c := range devconfs4 {
+			names = append(names, "ipv4/conf/"+dev+"/"+c)
+		}
+		for _, c := range devconfs6 {
+			names = append(names, "ipv6/conf/"+dev+"/"+c)
+		}
+	}
+	return names
+}
 
 // DumpNetwork reads what the network namespace of nsfd holds. hostfd is
 // crsub's own network namespace, where the veth peers a restart makes again
@@ -317,18 +353,13 @@ func macString(l netlink.Link) string {
 }
 
 // readSysctls reads the settings recorded, on a thread in the namespace.
-// One the kernel does not have (no IPv6) is left out.
+// One the kernel does not have (no IPv6) is left out, and so is an IPv6
+// stable_secret never set (reading it fails with EIO).
 func readSysctls(links []ckpt.NetLink) ([]ckpt.Sysctl, error) {
-	names := slices.Clone(globalSysctls[:])
-	for _, l := range links {
-		for _, f := range linkSysctls {
-			names = append(names, fmt.Sprintf(f, l.Name))
-		}
-	}
 	var out []ckpt.Sysctl
-	for _, name := range names {
+	for _, name := range sysctlNames(links) {
 		b, err := os.ReadFile("/proc/sys/net/" + name)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || (errors.Is(err, unix.EIO) && strings.HasSuffix(name, "/stable_secret")) {
 			continue
 		}
 		if err != nil {
@@ -642,7 +673,7 @@ func (r *netRestore) writeSysctls(rec *ckpt.Network, globals bool) error {
 		if err != nil {
 			return err
 		}
-		if old != s.Value {
+		if old != s.Value && old != "" {
 			name, old := s.Name, old
 			r.undo = append(r.undo, func() error {
 				_, err := sys.InNetNS(r.nsfd, func() (string, error) { return writeSysctl(name, old) })
@@ -655,20 +686,22 @@ func (r *netRestore) writeSysctls(rec *ckpt.Network, globals bool) error {
 
 func isLinkSysctl(name string, rec *ckpt.Network) bool {
 	for _, l := range rec.Links {
-		for _, f := range linkSysctls {
-			if name == fmt.Sprintf(f, l.Name) {
-				return true
-			}
+		if strings.HasPrefix(name, "ipv4/conf/"+l.Name+"/") || strings.HasPrefix(name, "ipv6/conf/"+l.Name+"/") {
+			return true
 		}
 	}
 	return false
 }
 
 // writeSysctl sets /proc/sys/net/name to value if it differs, on a thread
-// in the namespace, and returns what it was.
+// in the namespace, and returns what it was ("" for a stable_secret never
+// set, which cannot be unset again).
 func writeSysctl(name, value string) (string, error) {
 	path := "/proc/sys/net/" + name
 	b, err := os.ReadFile(path)
+	if errors.Is(err, unix.EIO) && strings.HasSuffix(name, "/stable_secret") {
+		b, err = nil, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("setting net.%s: %w", strings.ReplaceAll(name, "/", "."), err)
 	}
