@@ -46,7 +46,19 @@ var netKind = &Kind{
 			return err
 		}
 		defer host.Close()
-		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()))
+		others := map[uint64]int{}
+		for inode, pid := range c.Networks {
+			if inode == n.Inode {
+				continue
+			}
+			f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			others[inode] = int(f.Fd())
+		}
+		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()), others)
 		if err != nil {
 			return err
 		}
@@ -62,7 +74,11 @@ var netKind = &Kind{
 			if err != nil {
 				return err
 			}
-			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait}
+			if c.vethPairs == nil {
+				c.vethPairs = &VethPairs{}
+				c.OnFailure(c.vethPairs.Close, c.vethPairs.Close)
+			}
+			t := NetworkTarget{NS: int(n.File().Fd()), Host: int(host.Fd()), Links: c.Links, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork
@@ -162,8 +178,9 @@ func sysctlNames(links []ckpt.NetLink) []string {
 
 // DumpNetwork reads what the network namespace of nsfd holds. hostfd is
 // crsub's own network namespace, where the veth peers a restart makes again
-// are looked up.
-func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
+// are looked up, and others the image's other network namespaces, by
+// inode: a veth peer in one is recorded as there.
+func DumpNetwork(nsfd, hostfd int, others map[uint64]int) (*ckpt.Network, error) {
 	inside, err := sys.InNetNS(nsfd, netlink.Dial)
 	if err != nil {
 		return nil, err
@@ -189,6 +206,16 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the host's namespace id: %w", err)
 	}
+	peerNamespaces := map[int32]imageNamespace{}
+	for inode, fd := range others {
+		id, err := inside.NSIDOf(fd)
+		if err != nil {
+			return nil, fmt.Errorf("the id of network namespace %d: %w", inode, err)
+		}
+		if id >= 0 {
+			peerNamespaces[id] = imageNamespace{inode: inode, fd: fd}
+		}
+	}
 	var fresh map[string]string // a new namespace's links: name → driver kind
 	rec := &ckpt.Network{}
 	for _, l := range links {
@@ -198,7 +225,7 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 			nl.Kind, nl.Builtin = ckpt.LinkLoopback, true
 		case l.Kind == ckpt.LinkVeth:
 			nl.Kind = ckpt.LinkVeth
-			if nl.Peer, err = dumpPeer(host, l, hostID, names); err != nil {
+			if nl.Peer, err = dumpPeer(host, l, hostID, names, peerNamespaces); err != nil {
 				return nil, fmt.Errorf("link %s: %w", l.Name, err)
 			}
 		case l.Kind == ckpt.LinkBridge || l.Kind == ckpt.LinkDummy:
@@ -260,12 +287,32 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 	return rec, nil
 }
 
+// imageNamespace is another network namespace of the image: its inode,
+// and an fd on it.
+type imageNamespace struct {
+	inode uint64
+	fd    int
+}
+
 // dumpPeer says where a veth's other end is, and how it is on the host.
-func dumpPeer(host *netlink.Conn, l netlink.Link, hostID int32, names map[int32]string) (*ckpt.VethPeer, error) {
+func dumpPeer(host *netlink.Conn, l netlink.Link, hostID int32, names map[int32]string, others map[int32]imageNamespace) (*ckpt.VethPeer, error) {
 	p := &ckpt.VethPeer{Index: int(l.Parent)}
+	other, inImage := others[l.ParentNSID]
 	switch {
 	case l.ParentNSID < 0:
 		p.Where, p.Name = ckpt.PeerInside, names[l.Parent]
+		return p, nil
+	case inImage && l.ParentNSID != hostID:
+		c, err := sys.InNetNS(other.fd, netlink.Dial)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		pl, err := c.LinkByIndex(l.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("its peer, link %d in network namespace %d: %w", l.Parent, other.inode, err)
+		}
+		p.Where, p.Namespace, p.Name = ckpt.PeerNamespace, other.inode, pl.Name
 		return p, nil
 	case l.ParentNSID != hostID:
 		p.Where = ckpt.PeerElsewhere
@@ -373,6 +420,10 @@ func readSysctls(links []ckpt.NetLink) ([]ckpt.Sysctl, error) {
 // netRestore is one restart of a network namespace in progress.
 type netRestore struct {
 	nsfd, hostfd int
+	// inode is the namespace's at checkpoint, and pairs the veths between
+	// it and others of the image (nil: none made).
+	inode        uint64
+	pairs        *VethPairs
 	inside, host *netlink.Conn
 	// index is each image link's index in the namespace, by name.
 	index map[string]int32
@@ -392,6 +443,7 @@ func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err 
 		return nil, err
 	}
 	defer r.close()
+	r.inode, r.pairs = t.Inode, t.Pairs
 	links := t.Links
 	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 		return nil, err
@@ -520,6 +572,14 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 			}
 			continue
 		}
+		if l.Peer != nil && l.Peer.Where == ckpt.PeerNamespace {
+			if taken, err := r.pairs.take(r, r.inode, l); taken {
+				if err != nil {
+					return fmt.Errorf("link %s: %w", l.Name, err)
+				}
+				continue
+			}
+		}
 		if l.Builtin {
 			e, ok := have[l.Name]
 			if !ok {
@@ -533,7 +593,16 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 			return fmt.Errorf("link %s: %w", l.Name, err)
 		}
 		var peerName string
-		if l.Kind == ckpt.LinkVeth {
+		wait := func() error { return nil }
+		switch {
+		case l.Kind == ckpt.LinkVeth && l.Peer != nil && l.Peer.Where == ckpt.PeerNamespace:
+			if r.pairs == nil {
+				return fmt.Errorf("link %s: its peer was in network namespace %d, which this restart does not make", l.Name, l.Peer.Namespace)
+			}
+			if req.Peer, wait, err = r.pairs.peerRequest(l); err != nil {
+				return fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		case l.Kind == ckpt.LinkVeth:
 			if req.Peer, peerName, err = r.peerRequest(rec, l); err != nil {
 				return fmt.Errorf("link %s: %w", l.Name, err)
 			}
@@ -543,6 +612,9 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 		}
 		index := req.Index
 		r.undo = append(r.undo, func() error { return ignoreGone(r.inside.DeleteLink(index)) })
+		if err := wait(); err != nil {
+			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
 		r.index[l.Name] = index
 		if l.Peer != nil && l.Peer.Where == ckpt.PeerInside {
 			r.index[peerName] = int32(l.Peer.Index)
