@@ -667,6 +667,11 @@ type Socket struct {
 	Local    string `json:"local,omitempty"` // host:port, a unix path, or a netlink port id
 	Peer     string `json:"peer,omitempty"`
 	Backlog  int    `json:"backlog,omitempty"`
+	// NetNS is the inode of the network namespace the socket is in: a
+	// restart makes it in the image's namespace of that inode when the
+	// process restoring it is in another (a socket made before its
+	// process moved with setns).
+	NetNS uint64 `json:"netns,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
 	// Device is the interface the socket is bound to (SO_BINDTODEVICE).

@@ -118,6 +118,9 @@ func (c *DumpContext) WriteFileWithPayload(fd *Fd, ref ckpt.Objref, deps []ckpt.
 	if err := FileExtras(fd, f); err != nil {
 		return err
 	}
+	if f.Socket != nil && f.Socket.NetNS == 0 && fd.Socket != nil {
+		f.Socket.NetNS = fd.Socket.NetNS
+	}
 	return c.W.WriteWithPayload(ckpt.TypeFile, ref, deps, f, n, fill)
 }
 
