@@ -254,7 +254,7 @@ type RestoreContext struct {
 	// ghostNames are the names of the ghosts made again that keep them
 	// until Close (symbolic links).
 	ghostNames map[ckpt.Objref]string
-	dirs       map[inodeKey]string
+	dirs       map[inodeKey]removedDir
 	fifos      map[ckpt.Objref]*os.File
 	// mqueues are the message queues found or made again, held until
 	// Close; Abandon removes the ones made for a restart that failed.

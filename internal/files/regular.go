@@ -258,7 +258,7 @@ var directoryKind = &Kind{
 		path := f.Path
 		if f.Deleted {
 			var err error
-			if path, err = c.RemovedDir(f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
+			if path, err = c.RemovedDir(t, f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
 				return -1, err
 			}
 		}
