@@ -519,7 +519,11 @@ func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals
 		if i < 0 {
 			return fmt.Errorf("address %s: its link %s is not in the image", a.Prefix, a.Link)
 		}
-		if err := r.addAddress(false, r.index[a.Link], a, rec.Links[i].Kind != ckpt.LinkLoopback); err != nil {
+		// Without duplicate address detection, usable at once, but one
+		// still being checked (tentative: a bridge with no port up never
+		// finishes) is checked again.
+		nodad := rec.Links[i].Kind != ckpt.LinkLoopback && a.Flags&unix.IFA_F_TENTATIVE == 0
+		if err := r.addAddress(false, r.index[a.Link], a, nodad); err != nil {
 			return err
 		}
 	}
