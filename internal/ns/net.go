@@ -530,6 +530,11 @@ func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals
 	if err := r.setLinkState(rec); err != nil {
 		return err
 	}
+	// A link brought up takes its MTU as its IPv6 one again
+	// (ipv6/conf/LINK/mtu): the links' settings are written once more.
+	if err := r.writeSysctls(rec, false); err != nil {
+		return err
+	}
 	for _, rt := range rec.Routes {
 		if err := r.addRoute(rt); err != nil {
 			return err

@@ -130,6 +130,7 @@ link set vh1-%[1]d up`, os.Getpid()))
 	c.sysctl(t, "ipv6/conf/default/hop_limit", "33")
 	c.sysctl(t, "ipv6/conf/eth0/stable_secret", "2607:f0d0:1002:51::4")
 	c.sysctl(t, "unix/max_dgram_qlen", "77")
+	c.sysctl(t, "ipv6/conf/lo/mtu", "1280") // lo is up: bringing it up again would reset it
 	if _, err := exec.LookPath("nft"); err == nil {
 		c.exec(t, "nft", "add table ip filter")
 		c.exec(t, "nft", "add chain ip filter INPUT { type filter hook input priority 0 ; }")
@@ -241,7 +242,7 @@ func TestNetworkDumpRestore(t *testing.T) {
 	}
 	for name, want := range map[string]string{"ipv4/ip_forward": "1", "ipv4/ip_local_port_range": "20000\t40000", "ipv6/conf/in0/disable_ipv6": "1", "ipv4/conf/eth1/forwarding": "0",
 		"ipv4/conf/all/arp_accept": "1", "ipv4/conf/default/rp_filter": "2", "ipv4/conf/lo/accept_local": "1", "ipv6/conf/default/hop_limit": "33",
-		"ipv6/conf/eth0/stable_secret": "2607:f0d0:1002:0051:0000:0000:0000:0004", "unix/max_dgram_qlen": "77"} {
+		"ipv6/conf/eth0/stable_secret": "2607:f0d0:1002:0051:0000:0000:0000:0004", "unix/max_dgram_qlen": "77", "ipv6/conf/lo/mtu": "1280"} {
 		if sysctls[name] != want {
 			t.Errorf("sysctl %s = %q, want %q", name, sysctls[name], want)
 		}
