@@ -455,13 +455,16 @@ func credSteps(c ckpt.Creds, prm, inh, bnd uint64) []credStep {
 		call("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0),
 		{what: "setgroups", groups: groups},
 		call("setresgid", unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])),
-		call("setresuid", unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])),
 	}
-	if c.Uid[3] != c.Uid[1] {
-		steps = append(steps, call("setfsuid", unix.SYS_SETFSUID, uint64(c.Uid[3])))
-	}
+	// The fs gid while still root (setresgid set it to the egid,
+	// setresuid leaves it; a uid other than root could not set it), the
+	// fs uid after setresuid, which sets it to the euid.
 	if c.Gid[3] != c.Gid[1] {
 		steps = append(steps, call("setfsgid", unix.SYS_SETFSGID, uint64(c.Gid[3])))
+	}
+	steps = append(steps, call("setresuid", unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])))
+	if c.Uid[3] != c.Uid[1] {
+		steps = append(steps, call("setfsuid", unix.SYS_SETFSUID, uint64(c.Uid[3])))
 	}
 	// Everything permitted made effective again (a change of uid cleared
 	// it), then the inheritable set the process had: with CAP_SETPCAP
