@@ -131,6 +131,9 @@ func treeRecord(pid int, stat *procfs.Stat, status *procfs.Status) ckpt.TreeProc
 	if n := len(status.NSpid); n > 1 {
 		// Inside a pid namespace of its own: its pid there is the last.
 		tp.NsPid = status.NSpid[n-1]
+		if m := len(status.NSpgid); m > 1 {
+			tp.NsPgid = status.NSpgid[m-1]
+		}
 	}
 	return tp
 }

@@ -56,6 +56,9 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// NsPgid is its process group's id in that namespace: the group of
+	// a leader gone is made again with it.
+	NsPgid int `json:"ns_pgid,omitempty"`
 	// SharesFdTable says the process shares its parent's fd table (it
 	// was cloned with CLONE_FILES, without CLONE_THREAD): its fds are
 	// the parent's, written with the process that owns the table, and a
