@@ -287,6 +287,12 @@ func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode
 		return d.name, nil
 	}
 	at := c.hostPath(t, path)
+	prefix := strings.TrimSuffix(at, path)
+	if _, err := os.Stat(filepath.Dir(at)); err != nil && prefix != "" {
+		// Its directory is gone too: in t's own temporary directory,
+		// which crsub's is not.
+		at = prefix + filepath.Join("/tmp", filepath.Base(path))
+	}
 	host, _, err := ghostName(at, func(name string) (*os.File, error) {
 		return nil, unix.Mkdir(name, 0o700)
 	})
@@ -294,7 +300,7 @@ func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode
 		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
 	}
 	name := host
-	if prefix := strings.TrimSuffix(at, path); prefix != "" {
+	if prefix != "" {
 		var ok bool
 		if name, ok = strings.CutPrefix(host, prefix); !ok {
 			os.Remove(host)
