@@ -595,7 +595,15 @@ func (s *session) freezeTree() error {
 // zombie is the tree record of pid, a child of ppid that has ended and
 // is not reaped yet.
 func zombie(pid, ppid int, st procfs.Stat) ckpt.TreeProcess {
-	return ckpt.TreeProcess{Pid: pid, Ppid: ppid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)}
+	tp := ckpt.TreeProcess{Pid: pid, Ppid: ppid, Pgid: st.Pgrp, Sid: st.Session, Comm: st.Comm, Zombie: true, ExitCode: int(st.ExitCode)}
+	// In a pid namespace of its own, it is made again with its pid there.
+	if status, err := procfs.ReadStatus(pid); err == nil && len(status.NSpid) > 1 {
+		tp.NsPid = status.NSpid[len(status.NSpid)-1]
+		if m := len(status.NSpgid); m > 1 {
+			tp.NsPgid = status.NSpgid[m-1]
+		}
+	}
+	return tp
 }
 
 // endedChild tells, for a child that could not be frozen, whether it has

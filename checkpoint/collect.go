@@ -131,6 +131,9 @@ func treeRecord(pid int, stat *procfs.Stat, status *procfs.Status) ckpt.TreeProc
 	if n := len(status.NSpid); n > 1 {
 		// Inside a pid namespace of its own: its pid there is the last.
 		tp.NsPid = status.NSpid[n-1]
+		if m := len(status.NSpgid); m > 1 {
+			tp.NsPgid = status.NSpgid[m-1]
+		}
 	}
 	return tp
 }
@@ -175,6 +178,10 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	var cwd unix.Stat_t
 	if dead, path, ok := deadProcDir(p.Cwd, fmt.Sprintf("/proc/%d/cwd", pid)); ok {
 		p.Cwd, p.CwdDeadPid = path, dead
+		// The proc it is on tells which pid namespace dead is of.
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil {
+			p.CwdDev = cwd.Dev
+		}
 	} else if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
 		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
 		p.CwdDev, p.CwdInode = cwd.Dev, cwd.Ino

@@ -245,6 +245,12 @@ func (n *namespaces) checkTree(procs []*proc) error {
 
 // write writes the namespace records, before any process record.
 func (n *namespaces) write(cw *ckpt.Writer) error {
+	n.dump.Networks = map[uint64]int{}
+	for _, r := range n.list {
+		if r.kind.Name == ckpt.NamespaceNet {
+			n.dump.Networks[r.rec.Inode] = r.rec.Pid
+		}
+	}
 	for _, r := range n.list {
 		r.ref = cw.NewObjref()
 		if err := cw.Write(ckpt.TypeNamespace, r.ref, nil, &r.rec); err != nil {

@@ -70,12 +70,20 @@ const (
 	// PeerElsewhere: in a third namespace, which the image does not
 	// hold; a restart must be given the link (--link).
 	PeerElsewhere = "elsewhere"
+	// PeerNamespace: in another network namespace the image records
+	// (Namespace, by its inode), as link Name with index Index there; a
+	// restart makes the pair once, with that namespace's record of the
+	// other end.
+	PeerNamespace = "namespace"
 )
 
 // VethPeer is the other end of a veth.
 type VethPeer struct {
 	Where string `json:"where"`
 	Index int    `json:"index"`
+	// Namespace is the inode of the network namespace a PeerNamespace
+	// peer is in.
+	Namespace uint64 `json:"namespace,omitempty"`
 	// The rest is known for a peer inside or on the host.
 	Name   string `json:"name,omitempty"`
 	Flags  uint32 `json:"flags,omitempty"`

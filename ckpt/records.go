@@ -56,6 +56,9 @@ type TreeProcess struct {
 	// there); restart --pidns gives them back.
 	NsPid  int   `json:"ns_pid,omitempty"`
 	NsTids []int `json:"ns_tids,omitempty"`
+	// NsPgid is its process group's id in that namespace: the group of
+	// a leader gone is made again with it.
+	NsPgid int `json:"ns_pgid,omitempty"`
 	// SharesFdTable says the process shares its parent's fd table (it
 	// was cloned with CLONE_FILES, without CLONE_THREAD): its fds are
 	// the parent's, written with the process that owns the table, and a
@@ -77,7 +80,9 @@ type Process struct {
 	// the process an empty, removed directory as its working directory.
 	CwdDeleted bool `json:"cwd_deleted,omitempty"`
 	// CwdDev and CwdInode identify the working directory, so that a
-	// removed one is the same directory as the fds open on it.
+	// removed one is the same directory as the fds open on it; for one
+	// in /proc of a process that had exited (CwdDeadPid), CwdDev names
+	// the proc, by which a restart knows whose pid namespace it shows.
 	CwdDev   uint64 `json:"cwd_dev,omitempty"`
 	CwdInode uint64 `json:"cwd_inode,omitempty"`
 	// CwdDeadPid says the working directory is /proc/PID (Cwd, or a
@@ -533,6 +538,12 @@ type File struct {
 	// the image than its process's (on a mount of that one), that
 	// namespace's inode at checkpoint: the file is opened there again.
 	MountNamespace uint64 `json:"mount_namespace,omitempty"`
+	// DeadPid says Path is /proc/DeadPid, or a file under it, of a
+	// process that had exited, on the proc of Identity.Dev: a restart
+	// opens it through a process made to stand for that one (with that
+	// pid if it is free) and reaped before the tasks run, as for
+	// Process.CwdDeadPid.
+	DeadPid int `json:"dead_pid,omitempty"`
 	// Handle opens a file whose name was removed while another link
 	// remains (open_by_handle_at on the filesystem of Path's directory).
 	Handle *FileHandle `json:"handle,omitempty"`
@@ -668,6 +679,11 @@ type Socket struct {
 	Local    string `json:"local,omitempty"` // host:port, a unix path, or a netlink port id
 	Peer     string `json:"peer,omitempty"`
 	Backlog  int    `json:"backlog,omitempty"`
+	// NetNS is the inode of the network namespace the socket is in: a
+	// restart makes it in the image's namespace of that inode when the
+	// process restoring it is in another (a socket made before its
+	// process moved with setns).
+	NetNS uint64 `json:"netns,omitempty"`
 	// Options holds integer socket options by name ("SO_REUSEADDR"…).
 	Options map[string]int `json:"options,omitempty"`
 	// Device is the interface the socket is bound to (SO_BINDTODEVICE).

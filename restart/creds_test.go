@@ -23,6 +23,9 @@ func TestCredSteps(t *testing.T) {
 			[]string{"prctl(PR_SET_KEEPCAPS)", "setgroups", "setresgid", "setresuid", "setfsuid", "capset", "capset",
 				"raising ambient capability 5", "dropping capability 22 from the bounding set", "dropping capability 40 from the bounding set",
 				"capset", "prctl(PR_SET_KEEPCAPS)"}},
+		{"ids of all kinds (zdtm pid00): the fs gid set while still root",
+			ckpt.Creds{Uid: [4]uint32{1, 2, 3, 2}, Gid: [4]uint32{5, 6, 7, 8}, CapBnd: full},
+			[]string{"prctl(PR_SET_KEEPCAPS)", "setgroups", "setresgid", "setfsgid", "setresuid", "capset", "capset", "capset", "prctl(PR_SET_KEEPCAPS)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string

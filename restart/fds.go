@@ -13,6 +13,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/imagefilter"
 	"github.com/crsub/crsub/internal/files"
+	"github.com/crsub/crsub/internal/ns"
 	"github.com/crsub/crsub/substitute"
 )
 
@@ -66,7 +67,11 @@ func (t *task) openNow(g *globalFile, ref ckpt.Objref, rec *ckpt.Record) {
 		g.err = err
 		return
 	}
-	fd, err := kind.Restore(t.s.files, t, rec, f)
+	var fd int
+	err = t.inSocketNetNamespace(f, func() error {
+		fd, err = kind.Restore(t.s.files, t, rec, f)
+		return err
+	})
 	if err != nil {
 		g.err = err
 		return
@@ -529,4 +534,46 @@ func (t *task) closeInheritedFds() error {
 		lo = uint64(k) + 1
 	}
 	return closeRange(lo, 1<<32-1)
+}
+
+// inSocketNetNamespace runs fn, which restores file f in t, with t in the
+// network namespace of the image f is a socket of, if it is not t's: a
+// socket is made in its maker's namespace and stays in it (an abstract
+// name it binds is that namespace's).
+func (t *task) inSocketNetNamespace(f *ckpt.File, fn func() error) error {
+	if f.Socket == nil || f.Socket.NetNS == 0 {
+		return fn()
+	}
+	var sockNS *ns.Restored
+	for _, n := range t.s.ns.made {
+		if n.Kind.Name == ckpt.NamespaceNet && n.Record.Inode == f.Socket.NetNS {
+			sockNS = n
+		}
+	}
+	if sockNS == nil || sockNS.Ref == t.process.Namespaces[ckpt.NamespaceNet] {
+		return fn()
+	}
+	own, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", t.host))
+	if err != nil {
+		return err
+	}
+	defer own.Close()
+	back, err := t.takeLocal(int(own.Fd()))
+	if err != nil {
+		return err
+	}
+	defer t.Syscall(unix.SYS_CLOSE, uint64(back))
+	into, err := t.takeLocal(int(sockNS.File().Fd()))
+	if err != nil {
+		return err
+	}
+	defer t.Syscall(unix.SYS_CLOSE, uint64(into))
+	if _, err := t.Syscall(unix.SYS_SETNS, uint64(into), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("entering network namespace %d, the socket's: %w", f.Socket.NetNS, err)
+	}
+	ferr := fn()
+	if _, err := t.Syscall(unix.SYS_SETNS, uint64(back), unix.CLONE_NEWNET); err != nil {
+		return errors.Join(ferr, fmt.Errorf("back in its own network namespace: %w", err))
+	}
+	return ferr
 }

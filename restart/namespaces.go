@@ -473,6 +473,16 @@ func (t *task) hostPath(path string) string {
 	return fmt.Sprintf("/proc/%d/root%s", t.host, path)
 }
 
+// procPidNamespace is, for a proc the restart made anew in t's mount
+// namespace (its device number at checkpoint), the pid namespace it shows
+// (nil: crsub's).
+func (t *task) procPidNamespace(dev uint64) (*os.File, bool) {
+	if n := t.mountNamespace(); n != nil {
+		return n.ProcPidNamespace(t.s.ns.ctx, dev)
+	}
+	return nil, false
+}
+
 // newDevice is, for a filesystem the restart made anew in t's mount
 // namespace (its device number at checkpoint), its device number now.
 func (t *task) newDevice(dev uint64) (uint64, bool) {

@@ -137,13 +137,19 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 	switch {
 	case p.CwdDeleted:
 		var err error
-		if cwd, err = fc.RemovedDir(p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
+		if cwd, err = fc.RemovedDir(t, p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
 			return err
 		}
 	case p.CwdDeadPid > 0:
 		// The stand-in is reaped before the tasks run: the directory
-		// is a dead process's again.
-		host, err := fc.StandIn(p.CwdDeadPid)
+		// is a dead process's again. On a proc the task's mount
+		// namespace made anew, the pid is one of the pid namespace
+		// that proc shows.
+		var pidns *os.File
+		if p.CwdDev != 0 {
+			pidns, _ = t.procPidNamespace(p.CwdDev)
+		}
+		_, pid, err := fc.StandIn(p.CwdDeadPid, pidns)
 		if err != nil {
 			return fmt.Errorf("working directory %s: %w", p.Cwd, err)
 		}
@@ -151,10 +157,10 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 		if !ok || (rest != "" && rest[0] != '/') {
 			return fmt.Errorf("working directory %s is not under /proc/%d", p.Cwd, p.CwdDeadPid)
 		}
-		if host != p.CwdDeadPid {
-			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", host)
+		if pid != p.CwdDeadPid {
+			t.Warn("working directory in /proc of a process that had exited: its pid is taken, another stands for it", "pid", p.CwdDeadPid, "instead", pid)
 		}
-		cwd = "/proc/" + strconv.Itoa(host) + rest
+		cwd = "/proc/" + strconv.Itoa(pid) + rest
 	}
 	addr, err := t.putString(0, cwd)
 	if err != nil {
@@ -449,13 +455,16 @@ func credSteps(c ckpt.Creds, prm, inh, bnd uint64) []credStep {
 		call("prctl(PR_SET_KEEPCAPS)", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0),
 		{what: "setgroups", groups: groups},
 		call("setresgid", unix.SYS_SETRESGID, uint64(c.Gid[0]), uint64(c.Gid[1]), uint64(c.Gid[2])),
-		call("setresuid", unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])),
 	}
-	if c.Uid[3] != c.Uid[1] {
-		steps = append(steps, call("setfsuid", unix.SYS_SETFSUID, uint64(c.Uid[3])))
-	}
+	// The fs gid while still root (setresgid set it to the egid,
+	// setresuid leaves it; a uid other than root could not set it), the
+	// fs uid after setresuid, which sets it to the euid.
 	if c.Gid[3] != c.Gid[1] {
 		steps = append(steps, call("setfsgid", unix.SYS_SETFSGID, uint64(c.Gid[3])))
+	}
+	steps = append(steps, call("setresuid", unix.SYS_SETRESUID, uint64(c.Uid[0]), uint64(c.Uid[1]), uint64(c.Uid[2])))
+	if c.Uid[3] != c.Uid[1] {
+		steps = append(steps, call("setfsuid", unix.SYS_SETFSUID, uint64(c.Uid[3])))
 	}
 	// Everything permitted made effective again (a change of uid cleared
 	// it), then the inheritable set the process had: with CAP_SETPCAP

@@ -145,6 +145,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		return nil
 	}
 	s.files.MovedDevice = func(t files.Target, dev uint64) (uint64, bool) { return t.(*task).movedDevice(dev) }
+	s.files.ProcPidNamespace = func(t files.Target, dev uint64) (*os.File, bool) { return t.(*task).procPidNamespace(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
 	s.files.Open = s.openFile
@@ -467,8 +468,22 @@ func (s *restorer) innerPid(pid int) int {
 		return tp.NsPid
 	case s.opts.PidNamespace && pid == s.tree.Processes[0].Pid:
 		return 1
+	case tp == nil && s.groupNsPid(pid) != 0:
+		return s.groupNsPid(pid)
 	}
 	return pid
+}
+
+// groupNsPid is, for the pid of a process group leader that is not in the
+// image (gone), the group's id in the pid namespace of the image its
+// members are in; 0 if none says.
+func (s *restorer) groupNsPid(pgid int) int {
+	for _, tp := range s.tree.Processes {
+		if tp.Pgid == pgid && tp.NsPgid != 0 {
+			return tp.NsPgid
+		}
+	}
+	return 0
 }
 
 // recordsPidNamespaces says whether the pid namespaces the tree's
@@ -493,6 +508,13 @@ func (s *restorer) inPidNamespace(pid int) bool {
 // Options.PidNamespace).
 func (s *restorer) pidLevels(pid int) (tids []int, inCrsubs bool) {
 	tp := s.treeProcess(pid)
+	if tp == nil && s.recordsPidNamespaces() && !s.opts.PidNamespace {
+		if inner := s.groupNsPid(pid); inner != 0 {
+			// A stand-in for a group's leader gone, in the members'
+			// namespace.
+			return []int{inner, pid}, true
+		}
+	}
 	if tp != nil && tp.NsPid != 0 && s.recordsPidNamespaces() {
 		switch {
 		case s.opts.PidNamespace && s.tree.Processes[0].NsPid == 1:

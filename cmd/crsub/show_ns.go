@@ -177,6 +177,8 @@ func vethPeer(p *ckpt.VethPeer) string {
 		return "-"
 	case p.Where == ckpt.PeerElsewhere:
 		return fmt.Sprintf("in another namespace (index %d)", p.Index)
+	case p.Where == ckpt.PeerNamespace:
+		return fmt.Sprintf("%s in network namespace %d", p.Name, p.Namespace)
 	}
 	return fmt.Sprintf("%s %s", p.Where, p.Name)
 }

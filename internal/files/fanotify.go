@@ -132,7 +132,7 @@ func addMark(c *RestoreContext, t Target, fd int, m *ckpt.FanotifyMark) error {
 	path := m.Path
 	switch m.Kind {
 	case ckpt.FanotifyInode:
-		p, viaFd, done, err := c.watchedPath(watchedFile{Path: m.Path, Handle: m.Handle, Ghost: m.Ghost}, m.Dev, m.Inode)
+		p, viaFd, done, err := c.watchedPath(t, watchedFile{Path: m.Path, Handle: m.Handle, Ghost: m.Ghost}, m.Dev, m.Inode)
 		if err != nil {
 			return fmt.Errorf("fanotify mark on %s: %w", markName(m), err)
 		}

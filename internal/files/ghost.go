@@ -288,30 +288,50 @@ func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, e
 }
 
 // RemovedDir makes a new, empty directory standing for the removed
-// directory path (of inode ino on dev), once for every use of that inode in
-// the restart (a working directory, directory fds): under its own name when
-// it is free, else a hidden one beside it, or in the temporary directory if
-// its parent is gone too. Close removes it.
-func (c *RestoreContext) RemovedDir(path string, dev, ino uint64, mode uint32) (string, error) {
+// directory path (of inode ino on dev) of target t, once for every use of
+// that inode in the restart (a working directory, directory fds): under
+// its own name when it is free, else a hidden one beside it, where t sees
+// it (through its root, in a mount namespace of its own), and returns its
+// name as t names it. Close removes it.
+func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode uint32) (string, error) {
 	key := inodeKey{dev, ino}
 	if d, ok := c.dirs[key]; ok && ino != 0 {
-		return d, nil
+		return d.name, nil
 	}
-	name, _, err := ghostName(path, func(name string) (*os.File, error) {
+	at := c.hostPath(t, path)
+	prefix := strings.TrimSuffix(at, path)
+	if _, err := os.Stat(filepath.Dir(at)); err != nil && prefix != "" {
+		// Its directory is gone too: in t's own temporary directory,
+		// which crsub's is not.
+		at = prefix + filepath.Join("/tmp", filepath.Base(path))
+	}
+	host, _, err := ghostName(at, func(name string) (*os.File, error) {
 		return nil, unix.Mkdir(name, 0o700)
 	})
 	if err != nil {
 		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
 	}
+	name := host
+	if prefix != "" {
+		var ok bool
+		if name, ok = strings.CutPrefix(host, prefix); !ok {
+			os.Remove(host)
+			return "", fmt.Errorf("recreating removed directory %s: its directory is gone too", path)
+		}
+	}
 	if mode&0o7777 != 0 {
-		_ = os.Chmod(name, os.FileMode(mode&0o777))
+		_ = os.Chmod(host, os.FileMode(mode&0o777))
 	}
 	if c.dirs == nil {
-		c.dirs = map[inodeKey]string{}
+		c.dirs = map[inodeKey]removedDir{}
 	}
-	c.dirs[key] = name
+	c.dirs[key] = removedDir{name: name, host: host}
 	return name, nil
 }
+
+// removedDir is a directory made for a removed one: its name as the
+// target names it, and as crsub reaches it.
+type removedDir struct{ name, host string }
 
 // Close lets go of what the restart kept for the files of its processes
 // (the pipes' anchors, the processes standing for dead ones, ghosts,
@@ -332,7 +352,7 @@ func (c *RestoreContext) Close() {
 		delete(c.ghostNames, ref)
 	}
 	for key, d := range c.dirs {
-		os.Remove(d)
+		os.Remove(d.host)
 		delete(c.dirs, key)
 	}
 	for ref, f := range c.fifos {

@@ -85,7 +85,7 @@ func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, err
 	}
 	add := func(w *ckpt.InotifyWatch) (int, error) {
-		path, viaFd, done, err := c.watchedPath(watchedFile{Path: w.Path, Handle: w.Handle, Ghost: w.Ghost}, w.Dev, w.Inode)
+		path, viaFd, done, err := c.watchedPath(t, watchedFile{Path: w.Path, Handle: w.Handle, Ghost: w.Ghost}, w.Dev, w.Inode)
 		if err != nil {
 			return -1, err
 		}

@@ -122,6 +122,9 @@ func (c *DumpContext) WriteFileWithPayload(fd *Fd, ref ckpt.Objref, deps []ckpt.
 	if err := FileExtras(fd, f); err != nil {
 		return err
 	}
+	if f.Socket != nil && f.Socket.NetNS == 0 && fd.Socket != nil {
+		f.Socket.NetNS = fd.Socket.NetNS
+	}
 	return c.W.WriteWithPayload(ckpt.TypeFile, ref, deps, f, n, fill)
 }
 
@@ -219,10 +222,10 @@ type RestoreContext struct {
 	// deadPids maps the inode of a pidfd of a dead process to the
 	// throwaway process its pidfds are opened on, until Close.
 	deadPids map[uint64]int
-	// standIns maps the pid of a process that had exited whose /proc
-	// directory a process of the tree is in to the process standing for
-	// it (StandIn), until Close.
-	standIns map[int]int
+	// standIns maps a process that had exited whose /proc directory a
+	// process of the tree is in to the process standing for it
+	// (StandIn), until Close.
+	standIns map[standInKey]standIn
 	// PtyPaths maps a pty's number in the image to the slave path of the
 	// pair made for it.
 	PtyPaths map[int]string
@@ -255,7 +258,7 @@ type RestoreContext struct {
 	// ghostNames are the names of the ghosts made again that keep them
 	// until Close (symbolic links).
 	ghostNames map[ckpt.Objref]string
-	dirs       map[inodeKey]string
+	dirs       map[inodeKey]removedDir
 	fifos      map[ckpt.Objref]*os.File
 	// mqueues are the message queues found or made again, held until
 	// Close; Abandon removes the ones made for a restart that failed.
@@ -281,6 +284,11 @@ type RestoreContext struct {
 	// MovedDevice is what a filesystem from outside t's mount namespace,
 	// mounted again since the checkpoint, is now: its inodes are the same.
 	MovedDevice func(t Target, dev uint64) (uint64, bool)
+	// ProcPidNamespace, if set, says whether filesystem dev (at
+	// checkpoint) is a proc that target t's mount namespace made anew,
+	// and gives the pid namespace it shows (nil: crsub's), made again by
+	// the time t's files are restored.
+	ProcPidNamespace func(t Target, dev uint64) (pidns *os.File, ok bool)
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.
@@ -310,6 +318,14 @@ func (c *RestoreContext) hostPath(t Target, path string) string {
 		return path
 	}
 	return c.HostPath(t, path)
+}
+
+// procPidNamespace is ProcPidNamespace, false when unset.
+func (c *RestoreContext) procPidNamespace(t Target, dev uint64) (*os.File, bool) {
+	if c.ProcPidNamespace == nil {
+		return nil, false
+	}
+	return c.ProcPidNamespace(t, dev)
 }
 
 // replaced says whether st, the file at a record's path now, is not the

@@ -121,32 +121,71 @@ func restoreDeadPidfd(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 // with that pid if it is free (another otherwise), for its /proc directory
 // to be opened or entered; it is killed and reaped at Close, which leaves
 // what was opened so on a process gone, as it was. One stands for each
-// pid.
-func (c *RestoreContext) StandIn(pid int) (int, error) {
-	if host, ok := c.standIns[pid]; ok {
-		return host, nil
+// pid. pid is a pid of pid namespace pidns, made again by the restart
+// (nil: crsub's); the pid returned is crsub's for the process, and the
+// one it has in pidns (pid, or another if pid was taken) the second.
+func (c *RestoreContext) StandIn(pid int, pidns *os.File) (host, inNamespace int, _ error) {
+	key := standInKey{pidns: pidns, pid: pid}
+	if s, ok := c.standIns[key]; ok {
+		return s.host, s.inNamespace, nil
 	}
-	host, err := stub.Spawn(pid)
+	spawn := stub.Spawn
+	if pidns != nil {
+		spawn = func(pid int) (int, error) {
+			return sys.InNamespace(int(pidns.Fd()), unix.CLONE_NEWPID, func() (int, error) { return stub.SpawnBelow(pid) })
+		}
+	}
+	host, err := spawn(pid)
 	if errors.Is(err, stub.ErrPidInUse) {
-		host, err = stub.Spawn(0)
+		host, err = spawn(0)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("a process to stand for pid %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("a process to stand for pid %d: %w", pid, err)
+	}
+	inNamespace = host
+	if pidns != nil {
+		if inNamespace, err = innermostPid(host); err != nil {
+			reap(host)
+			return 0, 0, fmt.Errorf("a process to stand for pid %d: %w", pid, err)
+		}
 	}
 	if c.standIns == nil {
-		c.standIns = map[int]int{}
+		c.standIns = map[standInKey]standIn{}
 	}
-	c.standIns[pid] = host
-	return host, nil
+	c.standIns[key] = standIn{host: host, inNamespace: inNamespace}
+	return host, inNamespace, nil
+}
+
+// standInKey names a dead process a stand-in is for: its pid in its pid
+// namespace (nil: crsub's); standIn is that stand-in, by its pid in
+// crsub's namespace and in that one.
+type standInKey struct {
+	pidns *os.File
+	pid   int
+}
+
+type standIn struct{ host, inNamespace int }
+
+// innermostPid is the pid process pid has in the innermost pid namespace
+// it is in (the last of NSpid in its status).
+func innermostPid(pid int) (int, error) {
+	st, err := procfs.ReadStatus(pid)
+	if err != nil {
+		return 0, err
+	}
+	if len(st.NSpid) == 0 {
+		return 0, fmt.Errorf("pid %d: no NSpid in its status", pid)
+	}
+	return st.NSpid[len(st.NSpid)-1], nil
 }
 
 // reapDead kills and reaps the processes standing for dead ones: their
 // pidfds in the tasks then refer to processes that have exited, and their
 // /proc directories are gone.
 func (c *RestoreContext) reapDead() {
-	for pid, host := range c.standIns {
-		reap(host)
-		delete(c.standIns, pid)
+	for key, s := range c.standIns {
+		reap(s.host)
+		delete(c.standIns, key)
 	}
 	for ino, pid := range c.deadPids {
 		reap(pid)

@@ -34,6 +34,10 @@ func dumpRegular(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		f.MountNamespace, _ = c.MountNamespaceOf(fd.Pid, fd.Info.MntID)
 	}
 	ref := c.W.NewObjref()
+	if pid, ok := deadProcPid(fd); ok {
+		f.DeadPid = pid
+		return ref, c.WriteFile(fd, ref, nil, &f)
+	}
 	if obj, ok := c.Memfds[inodeKey{fd.Stat.Dev, fd.Stat.Ino}]; ok && isGhost(fd) {
 		// An unlinked file a mapping holds (or shared anonymous memory,
 		// opened through /proc/PID/map_files): its contents are the
@@ -75,6 +79,13 @@ func dumpRemovedName(c *DumpContext, fd *Fd, f *ckpt.File, byHandle bool) ([]ckp
 }
 
 func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	if f.DeadPid != 0 {
+		fd, err := openDeadProc(c, t, f, reopenFlags(f.Flags))
+		if err != nil {
+			return -1, err
+		}
+		return fd, seek(t, fd, f.Pos)
+	}
 	if f.Deleted {
 		fd, err := openGhost(c, t, rec, reopenFlags(f.Flags))
 		if err != nil {
@@ -150,19 +161,34 @@ func openInMountNamespace(c *RestoreContext, t Target, f *ckpt.File) (int, error
 
 // openProcLater opens, once every task exists, a file or directory of
 // /proc/PID (a child's stat, its fd directory) where PID is a process of the
-// image, under the pid crsub sees it by then (a new one in a new pid
-// namespace: the target's /proc is crsub's). ok is false for any other file.
+// image: under the pid crsub sees it by then (a new one in a new pid
+// namespace) on crsub's /proc, or as the target names it on a proc its
+// mount namespace made anew showing a pid namespace of the image, where
+// the tree's processes have their pids again. ok is false for any other
+// file.
 func openProcLater(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File, flags int) (_ int, ok bool, _ error) {
 	pid, rest, ok := procPidPath(f.Path)
-	if !ok || c.InTree == nil || !c.InTree(pid) || !onProcfs(f) {
+	if !ok {
 		return -1, false, nil
 	}
-	fd, err := openLater(c, t, rec.Objref, func(t Target) (int, error) {
+	inTree := c.InTree != nil && c.InTree(pid)
+	path := func() string { return f.Path }
+	hostPid := func() string {
 		host := pid
 		if c.HostPid != nil {
 			host = c.HostPid(pid)
 		}
-		path := "/proc/" + strconv.Itoa(host) + rest
+		return "/proc/" + strconv.Itoa(host) + rest
+	}
+	switch pidns, made := c.procPidNamespace(t, f.Identity.Dev); {
+	case made && pidns != nil:
+	case (made || onProcfs(f)) && inTree:
+		path = hostPid
+	default:
+		return -1, false, nil
+	}
+	fd, err := openLater(c, t, rec.Objref, func(t Target) (int, error) {
+		path := path()
 		fd, err := t.Open(path, flags|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, fmt.Errorf("open %s: %w", path, err)
@@ -249,17 +275,27 @@ var directoryKind = &Kind{
 		// A removed directory is empty (rmdir wants it so): an empty one,
 		// removed again, is all it takes.
 		f.Deleted = fd.Link.Deleted
+		if pid, ok := deadProcPid(fd); ok {
+			f.DeadPid, f.Deleted = pid, false
+		}
 		ref := c.W.NewObjref()
 		return ref, c.WriteFile(fd, ref, nil, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		if f.DeadPid != 0 {
+			fd, err := openDeadProc(c, t, f, reopenFlags(f.Flags)|unix.O_DIRECTORY)
+			if err != nil {
+				return -1, err
+			}
+			return fd, seek(t, fd, f.Pos)
+		}
 		if fd, ok, err := openProcLater(c, t, rec, f, reopenFlags(f.Flags)|unix.O_DIRECTORY); ok && !f.Deleted {
 			return fd, err
 		}
 		path := f.Path
 		if f.Deleted {
 			var err error
-			if path, err = c.RemovedDir(f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
+			if path, err = c.RemovedDir(t, f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
 				return -1, err
 			}
 		}

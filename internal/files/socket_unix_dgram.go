@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -144,6 +145,13 @@ func restoreNamed(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (
 			if s.Peer == "" {
 				return nil
 			}
+			if file := c.unixFiles[s.PeerInode]; s.PeerInode != 0 && file != nil && c.hostPath(t, "/") != "/" {
+				// A target in a mount namespace of its own has another
+				// /proc, and the peer's path may lead elsewhere (its
+				// file removed): crsub connects the target's socket
+				// through its own fd on the peer's file.
+				return connectThrough(t, fd, file.Int(), s.Peer)
+			}
 			raw, to, err := c.unixAddr(t, s.PeerInode, s.Peer, os.Getpid())
 			if err != nil {
 				return err
@@ -225,6 +233,22 @@ func refillDatagrams(c *RestoreContext, t Target, fd int, ino uint64, s *ckpt.So
 			return fmt.Errorf("datagram %d to %s: %w", i, s.Local, err)
 		}
 		data = data[n:]
+	}
+	return nil
+}
+
+// connectThrough connects the target's datagram socket fd to the socket
+// whose file crsub holds an O_PATH fd on (file), from a copy of fd in
+// crsub: a datagram connect only names the peer.
+func connectThrough(t Target, fd, file int, peer string) error {
+	local, err := t.Copy(fd)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	through := "/proc/self/fd/" + strconv.Itoa(file)
+	if err := unix.Connect(int(local.Fd()), &unix.SockaddrUnix{Name: through}); err != nil {
+		return fmt.Errorf("connect %s (as %s): %w", peer, through, os.NewSyscallError("connect", err))
 	}
 	return nil
 }

@@ -140,26 +140,50 @@ func mountsOf(dev uint64, mounts []procfs.Mount) []procfs.Mount {
 	return append(root, other...)
 }
 
-// watchedPath is the path a target adds a restored watch or mark through,
-// and whether it is crsub's fd on the file (a link to follow) rather than
-// the file's own path. done lets go of what it took.
-func (c *RestoreContext) watchedPath(w watchedFile, dev, ino uint64) (path string, viaFd bool, done func(), err error) {
+// watchedPath is the path target t adds a restored watch or mark through,
+// and whether it is an fd on the file (a link to follow) rather than the
+// file's own path. done lets go of what it took. The path recorded is as
+// crsub reaches the file: a t in a mount namespace of its own, whose root
+// and /proc are others, is given crsub's fd on the file and adds the watch
+// through its own /proc/self/fd.
+func (c *RestoreContext) watchedPath(t Target, w watchedFile, dev, ino uint64) (path string, viaFd bool, done func(), err error) {
 	done = func() {}
+	apart := c.hostPath(t, "/") != "/" && c.Take != nil
+	var local *os.File
 	switch {
 	case w.Ghost != 0:
-		g := c.ghosts[w.Ghost]
-		if g == nil {
+		if local = c.ghosts[w.Ghost]; local == nil {
 			return "", false, done, fmt.Errorf("deleted %s: its ghost record is missing", w.Path)
 		}
-		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), g.Fd()), true, done, nil
 	case w.Handle != nil:
 		f, err := openWatchedByHandle(w, dev, ino)
 		if err != nil {
 			return "", false, done, fmt.Errorf("opening it by its handle: %w", err)
 		}
-		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), true, func() { f.Close() }, nil
+		local, done = f, func() { f.Close() }
+	case !apart:
+		return w.Path, false, done, nil
+	default:
+		f, err := os.OpenFile(w.Path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", false, done, err
+		}
+		local, done = f, func() { f.Close() }
 	}
-	return w.Path, false, done, nil
+	if !apart {
+		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), local.Fd()), true, done, nil
+	}
+	fd, err := c.Take(int(local.Fd()), t)
+	if err != nil {
+		done()
+		return "", false, func() {}, err
+	}
+	closeLocal := done
+	done = func() {
+		_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		closeLocal()
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", fd), true, done, nil
 }
 
 // openWatchedByHandle opens a watched file by its handle through a mount of

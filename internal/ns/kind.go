@@ -109,6 +109,10 @@ func ForObject(typ ckpt.Type) (func(*RestoreContext, *Restored, *ckpt.Record) er
 type DumpContext struct {
 	W   *ckpt.Writer
 	Log *slog.Logger
+	// Networks are the network namespaces the image records, by inode,
+	// each with a process in it: a veth between two of them is recorded
+	// as such in both.
+	Networks map[uint64]int
 	// SysVShm maps a System V shared memory segment of a recorded IPC
 	// namespace to its record, once written: the mappings of it refer to
 	// it.
@@ -159,6 +163,9 @@ type RestoreContext struct {
 	// PeerWait bounds how long the host name of a veth peer to make again,
 	// still taken, is waited for.
 	PeerWait time.Duration
+	// vethPairs are the veths between two network namespaces the restart
+	// makes (net_pairs.go).
+	vethPairs *VethPairs
 
 	// undo and release are what OnFailure was given, in the order given,
 	// and beforeRun what BeforeRun was.

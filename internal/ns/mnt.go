@@ -417,3 +417,25 @@ func (n *Restored) MovedDevice(dev uint64) (uint64, bool) {
 	d, ok := n.mounts.moved[dev]
 	return d, ok
 }
+
+// ProcPidNamespace says whether filesystem dev (its device number at
+// checkpoint) is a proc the restart made anew in namespace n, and gives
+// the pid namespace that proc shows, made again by now: nil for crsub's.
+// Its /proc/PID directories are then of the pids there, which the
+// restart gave the tree's processes again.
+func (n *Restored) ProcPidNamespace(c *RestoreContext, dev uint64) (pidns *os.File, ok bool) {
+	if n.mounts == nil {
+		return nil, false
+	}
+	for _, m := range n.mounts.mounts {
+		if m.Dev != dev || m.FSType != "proc" || m.External != "" {
+			continue
+		}
+		if m.PidNamespace == 0 {
+			return nil, true
+		}
+		f := c.pidNamespaces[m.PidNamespace]
+		return f, f != nil
+	}
+	return nil, false
+}

@@ -46,7 +46,19 @@ var netKind = &Kind{
 			return err
 		}
 		defer host.Close()
-		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()))
+		others := map[uint64]int{}
+		for inode, pid := range c.Networks {
+			if inode == n.Inode {
+				continue
+			}
+			f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			others[inode] = int(f.Fd())
+		}
+		rec, err := DumpNetwork(int(inside.Fd()), int(host.Fd()), others)
 		if err != nil {
 			return err
 		}
@@ -62,13 +74,17 @@ var netKind = &Kind{
 			if err != nil {
 				return err
 			}
+			if c.vethPairs == nil {
+				c.vethPairs = &VethPairs{}
+				c.OnFailure(c.vethPairs.Close, c.vethPairs.Close)
+			}
 			nsfd := int(n.File().Fd())
 			unlock, err := lockRestored(c, nsfd, n.Supplied)
 			if err != nil {
 				host.Close()
 				return err
 			}
-			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait}
+			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork
@@ -123,30 +139,67 @@ const settableLinkFlags = unix.IFF_UP | unix.IFF_NOARP | unix.IFF_PROMISC | unix
 const settableAddressFlags = unix.IFA_F_NODAD | unix.IFA_F_HOMEADDRESS | unix.IFA_F_MANAGETEMPADDR | unix.IFA_F_NOPREFIXROUTE | unix.IFA_F_MCAUTOJOIN
 
 // globalSysctls are the namespace-wide settings recorded, in the order a
-// restart writes them: ip_forward and conf/all/forwarding set every link's
-// forwarding as they change, so the narrower ones come after.
+// restart writes them: ip_forward sets every device's forwarding as it
+// changes, so the devices' settings (devconfs) come after.
 var globalSysctls = [...]string{
 	"ipv4/ip_forward",
 	"ipv4/ip_local_port_range",
 	"ipv4/ip_unprivileged_port_start",
 	"ipv4/ping_group_range",
 	"core/somaxconn",
-	"ipv4/conf/all/forwarding",
-	"ipv6/conf/all/forwarding",
-	"ipv6/conf/all/disable_ipv6",
-	"ipv4/conf/default/forwarding",
-	"ipv6/conf/default/forwarding",
-	"ipv6/conf/default/disable_ipv6",
+	"unix/max_dgram_qlen",
 }
 
-// linkSysctls are the settings recorded for each link, under
-// ipvN/conf/NAME/.
-var linkSysctls = [...]string{"ipv4/conf/%s/forwarding", "ipv6/conf/%s/forwarding", "ipv6/conf/%s/disable_ipv6"}
+// devconfs4 and devconfs6 are the settings recorded of each IPv4 and IPv6
+// device configuration (ipvN/conf/DEV/: all, default, each link), CRIU's,
+// in the order a restart writes them: disable_ipv6 before mtu, which it
+// resets, and accept_redirects after forwarding, which resets it.
+var devconfs4 = [...]string{
+	"accept_local", "accept_source_route", "arp_accept", "arp_announce", "arp_filter", "arp_ignore", "arp_notify",
+	"bootp_relay", "disable_policy", "disable_xfrm", "force_igmp_version", "forwarding",
+	"igmpv2_unsolicited_report_interval", "igmpv3_unsolicited_report_interval", "log_martians", "medium_id",
+	"promote_secondaries", "proxy_arp", "proxy_arp_pvlan", "route_localnet", "rp_filter", "secure_redirects",
+	"send_redirects", "shared_media", "src_valid_mark", "tag", "ignore_routes_with_linkdown", "drop_gratuitous_arp",
+	"drop_unicast_in_l2_multicast", "accept_redirects",
+}
+
+var devconfs6 = [...]string{
+	"accept_dad", "accept_ra", "accept_ra_defrtr", "accept_ra_from_local", "accept_ra_min_hop_limit", "accept_ra_mtu",
+	"accept_ra_pinfo", "accept_ra_rt_info_max_plen", "accept_ra_rtr_pref", "accept_source_route", "autoconf",
+	"dad_transmits", "disable_ipv6", "drop_unicast_in_l2_multicast", "drop_unsolicited_na", "force_mld_version",
+	"force_tllao", "forwarding", "hop_limit", "ignore_routes_with_linkdown", "keep_addr_on_down", "max_addresses",
+	"max_desync_factor", "mldv1_unsolicited_report_interval", "mldv2_unsolicited_report_interval", "mtu",
+	"ndisc_notify", "optimistic_dad", "proxy_ndp", "regen_max_retry", "router_probe_interval",
+	"router_solicitation_delay", "router_solicitation_interval", "router_solicitations", "stable_secret",
+	"suppress_frag_ndisc", "temp_prefered_lft", "temp_valid_lft", "use_oif_addrs_only", "use_optimistic",
+	"use_tempaddr", "accept_redirects",
+}
+
+// sysctlNames are the settings recorded, in the order a restart writes
+// them: the global ones, then the device configurations of all (which sets
+// the others' forwarding as it changes), default and each link.
+func sysctlNames(links []ckpt.NetLink) []string {
+	names := slices.Clone(globalSysctls[:])
+	devs := []string{"all", "default"}
+	for _, l := range links {
+		devs = append(devs, l.Name)
+	}
+	for _, dev := range devs {
+		for _, c := range devconfs4 {
+			names = append(names, "ipv4/conf/"+dev+"/"+c)
+		}
+		for _, c := range devconfs6 {
+			names = append(names, "ipv6/conf/"+dev+"/"+c)
+		}
+	}
+	return names
+}
 
 // DumpNetwork reads what the network namespace of nsfd holds. hostfd is
 // crsub's own network namespace, where the veth peers a restart makes again
-// are looked up.
-func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
+// are looked up, and others the image's other network namespaces, by
+// inode: a veth peer in one is recorded as there.
+func DumpNetwork(nsfd, hostfd int, others map[uint64]int) (*ckpt.Network, error) {
 	inside, err := sys.InNetNS(nsfd, netlink.Dial)
 	if err != nil {
 		return nil, err
@@ -172,6 +225,16 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the host's namespace id: %w", err)
 	}
+	peerNamespaces := map[int32]imageNamespace{}
+	for inode, fd := range others {
+		id, err := inside.NSIDOf(fd)
+		if err != nil {
+			return nil, fmt.Errorf("the id of network namespace %d: %w", inode, err)
+		}
+		if id >= 0 {
+			peerNamespaces[id] = imageNamespace{inode: inode, fd: fd}
+		}
+	}
 	var fresh map[string]string // a new namespace's links: name → driver kind
 	rec := &ckpt.Network{}
 	for _, l := range links {
@@ -181,7 +244,7 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 			nl.Kind, nl.Builtin = ckpt.LinkLoopback, true
 		case l.Kind == ckpt.LinkVeth:
 			nl.Kind = ckpt.LinkVeth
-			if nl.Peer, err = dumpPeer(host, l, hostID, names); err != nil {
+			if nl.Peer, err = dumpPeer(host, l, hostID, names, peerNamespaces); err != nil {
 				return nil, fmt.Errorf("link %s: %w", l.Name, err)
 			}
 		case l.Kind == ckpt.LinkBridge || l.Kind == ckpt.LinkDummy:
@@ -243,12 +306,32 @@ func DumpNetwork(nsfd, hostfd int) (*ckpt.Network, error) {
 	return rec, nil
 }
 
+// imageNamespace is another network namespace of the image: its inode,
+// and an fd on it.
+type imageNamespace struct {
+	inode uint64
+	fd    int
+}
+
 // dumpPeer says where a veth's other end is, and how it is on the host.
-func dumpPeer(host *netlink.Conn, l netlink.Link, hostID int32, names map[int32]string) (*ckpt.VethPeer, error) {
+func dumpPeer(host *netlink.Conn, l netlink.Link, hostID int32, names map[int32]string, others map[int32]imageNamespace) (*ckpt.VethPeer, error) {
 	p := &ckpt.VethPeer{Index: int(l.Parent)}
+	other, inImage := others[l.ParentNSID]
 	switch {
 	case l.ParentNSID < 0:
 		p.Where, p.Name = ckpt.PeerInside, names[l.Parent]
+		return p, nil
+	case inImage && l.ParentNSID != hostID:
+		c, err := sys.InNetNS(other.fd, netlink.Dial)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		pl, err := c.LinkByIndex(l.Parent)
+		if err != nil {
+			return nil, fmt.Errorf("its peer, link %d in network namespace %d: %w", l.Parent, other.inode, err)
+		}
+		p.Where, p.Namespace, p.Name = ckpt.PeerNamespace, other.inode, pl.Name
 		return p, nil
 	case l.ParentNSID != hostID:
 		p.Where = ckpt.PeerElsewhere
@@ -336,18 +419,13 @@ func macString(l netlink.Link) string {
 }
 
 // readSysctls reads the settings recorded, on a thread in the namespace.
-// One the kernel does not have (no IPv6) is left out.
+// One the kernel does not have (no IPv6) is left out, and so is an IPv6
+// stable_secret never set (reading it fails with EIO).
 func readSysctls(links []ckpt.NetLink) ([]ckpt.Sysctl, error) {
-	names := slices.Clone(globalSysctls[:])
-	for _, l := range links {
-		for _, f := range linkSysctls {
-			names = append(names, fmt.Sprintf(f, l.Name))
-		}
-	}
 	var out []ckpt.Sysctl
-	for _, name := range names {
+	for _, name := range sysctlNames(links) {
 		b, err := os.ReadFile("/proc/sys/net/" + name)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || (errors.Is(err, unix.EIO) && strings.HasSuffix(name, "/stable_secret")) {
 			continue
 		}
 		if err != nil {
@@ -361,6 +439,10 @@ func readSysctls(links []ckpt.NetLink) ([]ckpt.Sysctl, error) {
 // netRestore is one restart of a network namespace in progress.
 type netRestore struct {
 	nsfd, hostfd int
+	// inode is the namespace's at checkpoint, and pairs the veths between
+	// it and others of the image (nil: none made).
+	inode        uint64
+	pairs        *VethPairs
 	inside, host *netlink.Conn
 	// index is each image link's index in the namespace, by name.
 	index map[string]int32
@@ -380,6 +462,7 @@ func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err 
 		return nil, err
 	}
 	defer r.close()
+	r.inode, r.pairs = t.Inode, t.Pairs
 	links := t.Links
 	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 		return nil, err
@@ -455,11 +538,20 @@ func (r *netRestore) restore(rec *ckpt.Network, links map[string]string, globals
 		if i < 0 {
 			return fmt.Errorf("address %s: its link %s is not in the image", a.Prefix, a.Link)
 		}
-		if err := r.addAddress(false, r.index[a.Link], a, rec.Links[i].Kind != ckpt.LinkLoopback); err != nil {
+		// Without duplicate address detection, usable at once, but one
+		// still being checked (tentative: a bridge with no port up never
+		// finishes) is checked again.
+		nodad := rec.Links[i].Kind != ckpt.LinkLoopback && a.Flags&unix.IFA_F_TENTATIVE == 0
+		if err := r.addAddress(false, r.index[a.Link], a, nodad); err != nil {
 			return err
 		}
 	}
 	if err := r.setLinkState(rec); err != nil {
+		return err
+	}
+	// A link brought up takes its MTU as its IPv6 one again
+	// (ipv6/conf/LINK/mtu): the links' settings are written once more.
+	if err := r.writeSysctls(rec, false); err != nil {
 		return err
 	}
 	for _, rt := range rec.Routes {
@@ -508,6 +600,14 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 			}
 			continue
 		}
+		if l.Peer != nil && l.Peer.Where == ckpt.PeerNamespace {
+			if taken, err := r.pairs.take(r, r.inode, l); taken {
+				if err != nil {
+					return fmt.Errorf("link %s: %w", l.Name, err)
+				}
+				continue
+			}
+		}
 		if l.Builtin {
 			e, ok := have[l.Name]
 			if !ok {
@@ -521,7 +621,16 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 			return fmt.Errorf("link %s: %w", l.Name, err)
 		}
 		var peerName string
-		if l.Kind == ckpt.LinkVeth {
+		wait := func() error { return nil }
+		switch {
+		case l.Kind == ckpt.LinkVeth && l.Peer != nil && l.Peer.Where == ckpt.PeerNamespace:
+			if r.pairs == nil {
+				return fmt.Errorf("link %s: its peer was in network namespace %d, which this restart does not make", l.Name, l.Peer.Namespace)
+			}
+			if req.Peer, wait, err = r.pairs.peerRequest(l); err != nil {
+				return fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		case l.Kind == ckpt.LinkVeth:
 			if req.Peer, peerName, err = r.peerRequest(rec, l); err != nil {
 				return fmt.Errorf("link %s: %w", l.Name, err)
 			}
@@ -531,6 +640,9 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 		}
 		index := req.Index
 		r.undo = append(r.undo, func() error { return ignoreGone(r.inside.DeleteLink(index)) })
+		if err := wait(); err != nil {
+			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
 		r.index[l.Name] = index
 		if l.Peer != nil && l.Peer.Where == ckpt.PeerInside {
 			r.index[peerName] = int32(l.Peer.Index)
@@ -661,7 +773,7 @@ func (r *netRestore) writeSysctls(rec *ckpt.Network, globals bool) error {
 		if err != nil {
 			return err
 		}
-		if old != s.Value {
+		if old != s.Value && old != "" {
 			name, old := s.Name, old
 			r.undo = append(r.undo, func() error {
 				_, err := sys.InNetNS(r.nsfd, func() (string, error) { return writeSysctl(name, old) })
@@ -674,20 +786,22 @@ func (r *netRestore) writeSysctls(rec *ckpt.Network, globals bool) error {
 
 func isLinkSysctl(name string, rec *ckpt.Network) bool {
 	for _, l := range rec.Links {
-		for _, f := range linkSysctls {
-			if name == fmt.Sprintf(f, l.Name) {
-				return true
-			}
+		if strings.HasPrefix(name, "ipv4/conf/"+l.Name+"/") || strings.HasPrefix(name, "ipv6/conf/"+l.Name+"/") {
+			return true
 		}
 	}
 	return false
 }
 
 // writeSysctl sets /proc/sys/net/name to value if it differs, on a thread
-// in the namespace, and returns what it was.
+// in the namespace, and returns what it was ("" for a stable_secret never
+// set, which cannot be unset again).
 func writeSysctl(name, value string) (string, error) {
 	path := "/proc/sys/net/" + name
 	b, err := os.ReadFile(path)
+	if errors.Is(err, unix.EIO) && strings.HasSuffix(name, "/stable_secret") {
+		b, err = nil, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("setting net.%s: %w", strings.ReplaceAll(name, "/", "."), err)
 	}

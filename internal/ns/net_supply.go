@@ -36,6 +36,11 @@ type NetworkTarget struct {
 	// waited for: the namespace of the checkpointed processes goes, with
 	// its links, a moment after they died.
 	PeerWait time.Duration
+	// Inode is the namespace's at checkpoint, by which the image's other
+	// network namespaces name it, and Pairs the veths between it and them
+	// (shared by the restores of one restart; nil: there are none).
+	Inode uint64
+	Pairs *VethPairs
 }
 
 // checkGiven checks the links given.

@@ -124,6 +124,13 @@ link set vh1-%[1]d up`, os.Getpid()))
 	c.sysctl(t, "ipv4/ping_group_range", "0 100")
 	c.sysctl(t, "ipv6/conf/in0/disable_ipv6", "1")
 	c.sysctl(t, "ipv4/conf/eth1/forwarding", "0")
+	c.sysctl(t, "ipv4/conf/all/arp_accept", "1")
+	c.sysctl(t, "ipv4/conf/default/rp_filter", "2")
+	c.sysctl(t, "ipv4/conf/lo/accept_local", "1")
+	c.sysctl(t, "ipv6/conf/default/hop_limit", "33")
+	c.sysctl(t, "ipv6/conf/eth0/stable_secret", "2607:f0d0:1002:51::4")
+	c.sysctl(t, "unix/max_dgram_qlen", "77")
+	c.sysctl(t, "ipv6/conf/lo/mtu", "1280") // lo is up: bringing it up again would reset it
 	if _, err := exec.LookPath("nft"); err == nil {
 		c.exec(t, "nft", "add table ip filter")
 		c.exec(t, "nft", "add chain ip filter INPUT { type filter hook input priority 0 ; }")
@@ -196,7 +203,7 @@ var cmpPrefix = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
 func TestNetworkDumpRestore(t *testing.T) {
 	host := addNetns(t, "host")
 	ctr := container(t, host)
-	rec, err := DumpNetwork(ctr.fd, host.fd)
+	rec, err := DumpNetwork(ctr.fd, host.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +240,9 @@ func TestNetworkDumpRestore(t *testing.T) {
 	for _, s := range rec.Sysctls {
 		sysctls[s.Name] = s.Value
 	}
-	for name, want := range map[string]string{"ipv4/ip_forward": "1", "ipv4/ip_local_port_range": "20000\t40000", "ipv6/conf/in0/disable_ipv6": "1", "ipv4/conf/eth1/forwarding": "0"} {
+	for name, want := range map[string]string{"ipv4/ip_forward": "1", "ipv4/ip_local_port_range": "20000\t40000", "ipv6/conf/in0/disable_ipv6": "1", "ipv4/conf/eth1/forwarding": "0",
+		"ipv4/conf/all/arp_accept": "1", "ipv4/conf/default/rp_filter": "2", "ipv4/conf/lo/accept_local": "1", "ipv6/conf/default/hop_limit": "33",
+		"ipv6/conf/eth0/stable_secret": "2607:f0d0:1002:0051:0000:0000:0000:0004", "unix/max_dgram_qlen": "77", "ipv6/conf/lo/mtu": "1280"} {
 		if sysctls[name] != want {
 			t.Errorf("sysctl %s = %q, want %q", name, sysctls[name], want)
 		}
@@ -257,7 +266,7 @@ func TestNetworkDumpRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := DumpNetwork(fresh.fd, host2.fd)
+	back, err := DumpNetwork(fresh.fd, host2.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +320,7 @@ func TestNetworkDumpRestore(t *testing.T) {
 func TestNetworkSuppliedLinks(t *testing.T) {
 	host := addNetns(t, "host")
 	ctr := container(t, host)
-	rec, err := DumpNetwork(ctr.fd, host.fd)
+	rec, err := DumpNetwork(ctr.fd, host.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +354,7 @@ link set given1p up`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := DumpNetwork(fresh.fd, host2.fd)
+	back, err := DumpNetwork(fresh.fd, host2.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +392,7 @@ link set given1p up`)
 func TestJoinNetwork(t *testing.T) {
 	host := addNetns(t, "host")
 	ctr := container(t, host)
-	rec, err := DumpNetwork(ctr.fd, host.fd)
+	rec, err := DumpNetwork(ctr.fd, host.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +461,7 @@ addr add 10.203.0.2/24 dev eth0
 addr add fd00:203::2/64 dev eth0 nodad
 link set eth0 up
 route add 192.0.2.0/24 via 10.203.0.1 dev eth0`, os.Getpid(), host.name))
-	rec, err := DumpNetwork(src.fd, host.fd)
+	rec, err := DumpNetwork(src.fd, host.fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,4 +516,104 @@ func (n netns) links(t *testing.T) map[string]string {
 		}
 	}
 	return links
+}
+
+// A veth between two namespaces of the image is made once, whichever
+// restore comes first, with each end as its namespace's record has it.
+func TestNetworkVethBetweenNamespaces(t *testing.T) {
+	host := addNetns(t, "host")
+	a := addNetns(t, "a")
+	b := addNetns(t, "b")
+	a.ip(t, fmt.Sprintf(`link add br0 type bridge
+link add a0 index 12 address 02:00:00:00:0a:01 mtu 1400 type veth peer name b0 index 22 netns %s address 02:00:00:00:0b:01
+link set a0 master br0
+addr add 10.210.0.1/24 dev br0
+link set br0 up
+link set a0 up`, b.name))
+	b.ip(t, `addr add 10.210.0.2/24 dev b0
+link set b0 mtu 1300
+link set b0 up
+link set lo up`)
+	inode := func(n netns) uint64 {
+		var st unix.Stat_t
+		if err := unix.Fstat(n.fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	dump := func(n, other netns, host netns) *ckpt.Network {
+		t.Helper()
+		rec, err := DumpNetwork(n.fd, host.fd, map[uint64]int{inode(other): other.fd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	recA, recB := dump(a, b, host), dump(b, a, host)
+	wantA := &ckpt.VethPeer{Where: ckpt.PeerNamespace, Index: 22, Namespace: inode(b), Name: "b0"}
+	wantB := &ckpt.VethPeer{Where: ckpt.PeerNamespace, Index: 12, Namespace: inode(a), Name: "a0"}
+	peerOf := func(rec *ckpt.Network, name string) *ckpt.VethPeer {
+		for _, l := range rec.Links {
+			if l.Name == name {
+				return l.Peer
+			}
+		}
+		return nil
+	}
+	if diff := cmp.Diff(wantA, peerOf(recA, "a0")); diff != "" {
+		t.Errorf("a0's peer (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantB, peerOf(recB, "b0")); diff != "" {
+		t.Errorf("b0's peer (-want +got):\n%s", diff)
+	}
+
+	// Restored in either order, into two new namespaces, the pair reads
+	// back as it was (the new namespaces' inodes standing for the old).
+	for _, order := range []string{"a first", "b first"} {
+		t.Run(order, func(t *testing.T) {
+			a2, b2 := addNetns(t, "a2"), addNetns(t, "b2")
+			pairs := &VethPairs{}
+			defer pairs.Close()
+			restores := []struct {
+				n     netns
+				rec   *ckpt.Network
+				inode uint64
+			}{{a2, recA, inode(a)}, {b2, recB, inode(b)}}
+			if order == "b first" {
+				slices.Reverse(restores)
+			}
+			for _, r := range restores {
+				undo, err := RestoreNetwork(NetworkTarget{NS: r.n.fd, Host: host.fd, Inode: r.inode, Pairs: pairs}, r.rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer undo()
+			}
+			backA, backB := dump(a2, b2, host), dump(b2, a2, host)
+			for _, l := range backA.Links {
+				if l.Peer != nil && l.Peer.Namespace == inode(b2) {
+					l.Peer.Namespace = inode(b)
+				}
+			}
+			for _, l := range backB.Links {
+				if l.Peer != nil && l.Peer.Namespace == inode(a2) {
+					l.Peer.Namespace = inode(a)
+				}
+			}
+			// Carrier flags (running, lower up) come a moment later.
+			settable := func(rec *ckpt.Network) *ckpt.Network {
+				out := comparable(rec)
+				for i := range out.Links {
+					out.Links[i].Flags &= settableLinkFlags
+				}
+				return out
+			}
+			if diff := cmp.Diff(settable(recA), settable(backA), cmpNetip, cmpPrefix); diff != "" {
+				t.Errorf("a restored (-dumped +restored):\n%s", diff)
+			}
+			if diff := cmp.Diff(settable(recB), settable(backB), cmpNetip, cmpPrefix); diff != "" {
+				t.Errorf("b restored (-dumped +restored):\n%s", diff)
+			}
+		})
+	}
 }

@@ -37,7 +37,10 @@ type forkState struct {
 	all     uint64
 	oldMask uint64
 	// parent is the caller's pid as the child sees its parent, 0 when
-	// the child cannot see it (a new pid namespace).
+	// the child cannot see it (a pid namespace below the caller's): the
+	// child ends if getppid says otherwise, its parent gone before the
+	// parent-death signal was set (reparented, in a namespace below, to
+	// that namespace's init).
 	parent uintptr
 }
 
@@ -82,6 +85,14 @@ func SpawnInitSibling() (int, error) {
 	return SpawnIn(unix.CLONE_NEWPID|unix.CLONE_PARENT, nil)
 }
 
+// SpawnBelow is Spawn on a thread that makes its children in a pid
+// namespace below the caller's (setns with CLONE_NEWPID to one whose init
+// exists): pid is the child's pid there, and the pid returned its pid in
+// the caller's namespace.
+func SpawnBelow(pid int) (int, error) {
+	return spawnIn(0, pidList(pid), true)
+}
+
 func pidList(pid int) []int {
 	if pid == 0 {
 		return nil
@@ -96,6 +107,12 @@ func pidList(pid int) []int {
 // they are chosen; none: any pid. It returns the child's pid in the
 // caller's pid namespace.
 func SpawnIn(flags uint64, tids []int) (int, error) {
+	return spawnIn(flags, tids, false)
+}
+
+// spawnIn is SpawnIn; below says the caller's thread makes its children
+// in a pid namespace below its own.
+func spawnIn(flags uint64, tids []int, below bool) (int, error) {
 	if len(tids) > maxLevels {
 		return 0, fmt.Errorf("stub: spawn: pids in %d pid namespaces, at most %d", len(tids), maxLevels)
 	}
@@ -112,7 +129,7 @@ func SpawnIn(flags uint64, tids []int) (int, error) {
 		st.args.ExitSignal = 0
 		st.parent = uintptr(os.Getppid())
 	}
-	if flags&unix.CLONE_NEWPID != 0 {
+	if flags&unix.CLONE_NEWPID != 0 || below {
 		st.parent = 0 // its parent is outside its pid namespace: getppid says 0
 	}
 	for i, pid := range tids {
@@ -156,10 +173,8 @@ func spawn(st *forkState) (int, syscall.Errno) {
 		// would end the stub if crsub died: it would hold the image's pid.
 		// A parent gone before the prctl took effect is seen by getppid.
 		syscall.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0, 0)
-		if st.parent != 0 {
-			if ppid, _, _ := syscall.RawSyscall6(unix.SYS_GETPPID, 0, 0, 0, 0, 0, 0); ppid != st.parent {
-				syscall.RawSyscall6(unix.SYS_EXIT_GROUP, 0, 0, 0, 0, 0, 0)
-			}
+		if ppid, _, _ := syscall.RawSyscall6(unix.SYS_GETPPID, 0, 0, 0, 0, 0, 0); ppid != st.parent {
+			syscall.RawSyscall6(unix.SYS_EXIT_GROUP, 0, 0, 0, 0, 0, 0)
 		}
 		for {
 			syscall.RawSyscall6(unix.SYS_PAUSE, 0, 0, 0, 0, 0, 0)

@@ -203,6 +203,44 @@ func threadSigBlk(t *testing.T) string {
 	return ""
 }
 
+// A stub spawned from a thread that joined a pid namespace below crsub's
+// for its children has the pid asked for there, and crsub for parent.
+func TestSpawnBelow(t *testing.T) {
+	ptracetest.LockThread(t)
+	init, err := SpawnInit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killAndReap(t, init)
+	ptracetest.WaitBlockedIn(t, init, unix.SYS_PAUSE)
+	pidns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", init))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pidns.Close()
+	own, err := os.Open("/proc/thread-self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if err := unix.Setns(int(pidns.Fd()), unix.CLONE_NEWPID); err != nil {
+		t.Fatal(err)
+	}
+	pid, spawnErr := SpawnBelow(7)
+	if err := unix.Setns(int(own.Fd()), unix.CLONE_NEWPID); err != nil {
+		t.Fatal(err)
+	}
+	if spawnErr != nil {
+		t.Fatal(spawnErr)
+	}
+	defer killAndReap(t, pid)
+	ptracetest.WaitBlockedIn(t, pid, unix.SYS_PAUSE)
+	want := map[string]string{"PPid": strconv.Itoa(os.Getpid()), "NSpid": fmt.Sprintf("%d\t7", pid)}
+	if diff := cmp.Diff(want, statusFields(t, pid, "PPid", "NSpid")); diff != "" {
+		t.Errorf("/proc/%d/status (-want +got):\n%s", pid, diff)
+	}
+}
+
 // A sibling is a child of the spawner's parent: the test runs the spawner
 // (this binary again) and must find the stub its own child, to reap.
 func TestSpawnSibling(t *testing.T) {

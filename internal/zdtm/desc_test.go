@@ -162,13 +162,18 @@ func TestTable(t *testing.T) {
 		{Test: "b", Engine: "crsub", Mode: "plain", Status: Skip, Reason: "noauto"},
 		{Test: "c", Engine: "crsub", Mode: "iters=2", Status: Pass},
 		{Test: "a", Engine: "crsub", Mode: "iters=2", Status: Fail, Step: "restart", Reason: "z"},
+		{Test: "a", Engine: "criu", Mode: "ns", Status: Fail, Step: "dump", Reason: "w"},
+		{Test: "a", Engine: "crsub", Mode: "ns", Status: Fail, Step: "restart", Reason: "v"},
+		{Test: "b", Engine: "criu", Mode: "ns", Status: Pass},
+		{Test: "b", Engine: "crsub", Mode: "ns", Status: Pass},
 	}
 	var b strings.Builder
 	if err := WriteTable(&b, res, "plain", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| a | PASS 1.0s | FAIL 2.0s | crsub checkpoint: x \\| y | iters=2: restart: z |\n",
+		"| a | PASS 1.0s | FAIL 2.0s | crsub checkpoint: x \\| y | iters=2: restart: z; ns (CRIU FAIL too): restart: v |\n",
+		"- crsub, mode ns: 1 passed, 1 failed, 0 skipped; CRIU, mode ns: 1 passed, 1 failed, 0 skipped; of the 1 CRIU passes (ns), 1\n",
 		"| b | SKIP | SKIP | noauto |  |\n",
 		"- crsub, mode iters=2: 1 passed, 1 failed, 0 skipped; of the 1 CRIU passes (plain), 0\n",
 		"- CRIU: 1 passed, 0 failed, 1 skipped\n",

@@ -95,6 +95,10 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	}
 	rows := map[string]*row{}
 	otherModes := map[string]*Counts{}
+	// CRIU's results in other modes (the ns flavour), by mode and test:
+	// crsub's there are counted against them rather than plain's.
+	criuOther := map[string]map[string]*Result{}
+	criuOtherCounts := map[string]*Counts{}
 	for i := range results {
 		r := &results[i]
 		if rows[r.Test] == nil {
@@ -105,6 +109,12 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 			rows[r.Test].criu = r
 		case r.Mode == mode && r.Engine == "crsub":
 			rows[r.Test].crsub = r
+		case r.Engine == "criu":
+			if criuOther[r.Mode] == nil {
+				criuOther[r.Mode], criuOtherCounts[r.Mode] = map[string]*Result{}, &Counts{}
+			}
+			criuOther[r.Mode][r.Test] = r
+			criuOtherCounts[r.Mode].Add(r.Status)
 		case r.Engine == "crsub":
 			rows[r.Test].others = append(rows[r.Test].others, r)
 			if otherModes[r.Mode] == nil {
@@ -132,7 +142,11 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	for _, n := range names {
 		r := rows[n]
 		for _, o := range r.others {
-			if r.criu != nil && r.criu.Status == Pass && o.Status == Pass {
+			criu := r.criu
+			if criuOther[o.Mode] != nil {
+				criu = criuOther[o.Mode][n]
+			}
+			if criu != nil && criu.Status == Pass && o.Status == Pass {
 				ofCriu[o.Mode]++
 			}
 		}
@@ -169,7 +183,10 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	fmt.Fprintf(bw, "crsub's `--snapshot` (a `--leave-running` checkpoint first), `--iters=3` (three cycles),\n")
 	fmt.Fprintf(bw, "`--pre-copy` and `--filter` (the restart reads the image through `crsub filter` with no rules);\n")
 	fmt.Fprintf(bw, "their whole-suite runs may use `--isolate` (own network, pid and mount namespaces, crsub inside\n")
-	fmt.Fprintf(bw, "them too) so that their ports and pids meet no other run's.\n\n")
+	fmt.Fprintf(bw, "them too) so that their ports and pids meet no other run's. Mode ns is zdtm.py's ns flavour\n")
+	fmt.Fprintf(bw, "(`--flavor ns`: each test started in new pid, mount, UTS, network, IPC and time namespaces with\n")
+	fmt.Fprintf(bw, "a root of its own, checkpointed from outside them); CRIU's results in it, where there are,\n")
+	fmt.Fprintf(bw, "are counted against crsub's in it.\n\n")
 	if len(sources) > 0 {
 		fmt.Fprintf(bw, "Results: %s.\n\n", strings.Join(sources, ", "))
 	}
@@ -182,6 +199,10 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 	}
 	sort.Strings(modes)
 	for _, m := range modes {
+		if c := criuOtherCounts[m]; c != nil {
+			fmt.Fprintf(bw, "- crsub, mode %s: %s; CRIU, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], m, c, c.Passed, m, ofCriu[m])
+			continue
+		}
 		fmt.Fprintf(bw, "- crsub, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], cc.Passed, mode, ofCriu[m])
 	}
 	fmt.Fprintln(bw)
@@ -196,9 +217,14 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 		if len(modes) > 0 {
 			var fails []string
 			for _, o := range r.others {
-				if o.Status == Fail {
-					fails = append(fails, o.Mode+": "+describeResult(o))
+				if o.Status != Fail {
+					continue
 				}
+				what := o.Mode
+				if criu := criuOther[o.Mode][n]; criu != nil && criu.Status != Pass {
+					what += " (CRIU " + criu.Status + " too)"
+				}
+				fails = append(fails, what+": "+describeResult(o))
 			}
 			fmt.Fprintf(bw, " %s |", mdEscape(strings.Join(fails, "; ")))
 		}
