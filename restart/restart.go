@@ -112,6 +112,11 @@ type restorer struct {
 	ns namespaces
 }
 
+// phaseNetworkRelease lets the packets of the network namespaces the
+// restart holds still through, once every task is rebuilt: a step of the
+// whole restart, not of one task.
+const phaseNetworkRelease = "letting the namespaces' packets through"
+
 func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err error) {
 	s := &restorer{opts: opts, log: opts.Log, files: &files.RestoreContext{Pipes: map[ckpt.Objref]*files.RestoredPipe{}, Later: map[ckpt.Objref]func(files.Target) (int, error){}}}
 	defer s.files.Close()
@@ -318,8 +323,9 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 	// The network namespaces restored are held still until now.
+	fault.Phase(phaseNetworkRelease)
 	if err := s.ns.ctx.Running(); err != nil {
-		return nil, fmt.Errorf("letting the namespaces' packets through: %w", err)
+		return nil, fmt.Errorf("%s: %w", phaseNetworkRelease, err)
 	}
 	fault.Phase("releasing")
 	// Everything that can fail is done before any task runs. Then children

@@ -426,6 +426,10 @@ func restartNames(t *testing.T, what string, err error, phase string, cause erro
 		// Before any task: nothing to name but the call.
 		return "the error names the call"
 	}
+	if strings.Contains(err.Error(), phase+": ") {
+		// A step of the whole restart, after every task is rebuilt.
+		return "the error names the phase"
+	}
 	t.Errorf("%s: the error names no phase: %v", what, err)
 	return "?"
 }
