@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 )
 
 // UnixDiag is what sock_diag says of one unix socket.
@@ -140,19 +142,14 @@ func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
 // query), an NLMSG_DONE ends it with done set, and so does each when it
 // says stop.
 func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err error)) (done bool, err error) {
-	le := binary.LittleEndian
-	for len(b) >= 16 {
-		msgLen := int(le.Uint32(b))
-		typ := le.Uint16(b[4:])
-		if msgLen < 16 || msgLen > len(b) {
-			return false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
+	for m, err := range nlwire.Messages(b) {
+		if err != nil {
+			return false, fmt.Errorf("sock_diag: %w", err)
 		}
-		msg := b[16:msgLen]
-		b = b[min((msgLen+3)&^3, len(b)):]
-		switch typ {
+		switch m.Type {
 		case unix.NLMSG_ERROR:
-			if len(msg) >= 4 {
-				if e := int32(le.Uint32(msg)); e != 0 {
+			if len(m.Data) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
 					return false, fmt.Errorf("sock_diag of %s: %w", what, unix.Errno(-e))
 				}
 			}
@@ -160,7 +157,7 @@ func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err e
 		case unix.NLMSG_DONE:
 			return true, nil
 		}
-		if stop, err := each(msg); stop || err != nil {
+		if stop, err := each(m.Data); stop || err != nil {
 			return false, err
 		}
 	}
@@ -170,16 +167,13 @@ func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err e
 // diagAttrs walks the netlink attributes in b, calling each with every
 // one's type and value; one whose length does not fit is an error.
 func diagAttrs(b []byte, each func(typ uint16, val []byte) error) error {
-	le := binary.LittleEndian
-	for len(b) >= 4 {
-		alen := int(le.Uint16(b))
-		if alen < 4 || alen > len(b) {
-			return fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(b))
+	for a, err := range nlwire.Attrs(b) {
+		if err != nil {
+			return fmt.Errorf("sock_diag: %w", err)
 		}
-		if err := each(le.Uint16(b[2:]), b[4:alen]); err != nil {
+		if err := each(a.Type, a.Value); err != nil {
 			return err
 		}
-		b = b[min((alen+3)&^3, len(b)):]
 	}
 	return nil
 }
