@@ -82,10 +82,11 @@ func OpenSockDiag(netns int) (*SockDiag, error) {
 // Close closes the connection.
 func (d *SockDiag) Close() error { return d.fd.Close() }
 
-// ask sends the request req (a struct nlmsghdr and what follows), after
+// ask sends a SOCK_DIAG_BY_FAMILY request with flags and body, after
 // dropping what an earlier query that failed left unread, and calls
 // answer with each batch of the reply until it says the reply is done.
-func (d *SockDiag) ask(req []byte, answer func(b []byte) (done bool, err error)) error {
+func (d *SockDiag) ask(flags uint16, body []byte, answer func(b []byte) (done bool, err error)) error {
+	req := nlwire.AppendMessage(nil, nlwire.Message{Type: sockDiagByFamily, Flags: unix.NLM_F_REQUEST | flags, Data: body}, 0)
 	fd := d.fd.Int()
 	buf := make([]byte, 65536)
 	for {
@@ -115,20 +116,17 @@ func (d *SockDiag) ask(req []byte, answer func(b []byte) (done bool, err error))
 // Unix asks about the unix socket with inode ino: its peer and queue
 // length, which /proc does not show.
 func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
-	// struct nlmsghdr, then struct unix_diag_req.
-	req := make([]byte, 16+24)
+	// struct unix_diag_req.
+	req := make([]byte, 24)
 	le := binary.LittleEndian
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], sockDiagByFamily)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	req[16] = unix.AF_UNIX
-	le.PutUint32(req[20:], ^uint32(0)) // every state
-	le.PutUint32(req[24:], uint32(ino))
-	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
-	le.PutUint32(req[32:], ^uint32(0)) // no cookie
-	le.PutUint32(req[36:], ^uint32(0))
+	req[0] = unix.AF_UNIX
+	le.PutUint32(req[4:], ^uint32(0)) // every state
+	le.PutUint32(req[8:], uint32(ino))
+	le.PutUint32(req[12:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
+	le.PutUint32(req[16:], ^uint32(0)) // no cookie
+	le.PutUint32(req[20:], ^uint32(0))
 	var u UnixDiag
-	err := d.ask(req, func(b []byte) (bool, error) {
+	err := d.ask(0, req, func(b []byte) (bool, error) {
 		var err error
 		u, err = parseUnixDiag(b, ino)
 		return true, err
