@@ -4,44 +4,22 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 )
 
-// Attribute type flags: nested, and network byte order. Attr.Type has them
-// cleared.
-const (
-	nlaFNested       = 0x8000
-	nlaFNetByteorder = 0x4000
-	nlaTypeMask      = ^uint16(nlaFNested | nlaFNetByteorder)
-)
-
-const nlaHeaderLen = 4
-
-// Attr is one netlink attribute (struct nlattr and its value).
-type Attr struct {
-	Type  uint16
-	Value []byte
-}
-
-// align4 rounds n up to the netlink alignment.
-func align4(n int) int { return (n + 3) &^ 3 }
+// Attr is one netlink attribute (struct nlattr and its value), its type
+// without the flags.
+type Attr nlwire.Attr
 
 // ParseAttrs splits b into attributes. Values alias b.
 func ParseAttrs(b []byte) ([]Attr, error) {
 	var attrs []Attr
-	for len(b) > 0 {
-		if len(b) < nlaHeaderLen {
-			return nil, fmt.Errorf("netlink attribute header of %d bytes", len(b))
+	for a, err := range nlwire.Attrs(b) {
+		if err != nil {
+			return nil, fmt.Errorf("netlink %w", err)
 		}
-		n := int(binary.NativeEndian.Uint16(b))
-		if n < nlaHeaderLen || n > len(b) {
-			return nil, fmt.Errorf("netlink attribute of %d bytes in %d", n, len(b))
-		}
-		attrs = append(attrs, Attr{Type: binary.NativeEndian.Uint16(b[2:]) & nlaTypeMask, Value: b[nlaHeaderLen:n:n]})
-		if a := align4(n); a < len(b) {
-			b = b[a:]
-		} else {
-			b = nil
-		}
+		attrs = append(attrs, Attr(a))
 	}
 	return attrs, nil
 }
@@ -111,26 +89,10 @@ type Encoder struct {
 func (e *Encoder) Bytes() []byte { return e.b }
 
 // Raw appends b as it is (a fixed header), padded to alignment.
-func (e *Encoder) Raw(b []byte) {
-	e.b = append(e.b, b...)
-	e.pad()
-}
-
-func (e *Encoder) pad() {
-	for len(e.b)%4 != 0 {
-		e.b = append(e.b, 0)
-	}
-}
+func (e *Encoder) Raw(b []byte) { e.b = nlwire.Pad(append(e.b, b...)) }
 
 // Attr appends an attribute with value v.
-func (e *Encoder) Attr(typ uint16, v []byte) {
-	var h [nlaHeaderLen]byte
-	binary.NativeEndian.PutUint16(h[:], uint16(nlaHeaderLen+len(v)))
-	binary.NativeEndian.PutUint16(h[2:], typ)
-	e.b = append(e.b, h[:]...)
-	e.b = append(e.b, v...)
-	e.pad()
-}
+func (e *Encoder) Attr(typ uint16, v []byte) { e.b = nlwire.AppendAttr(e.b, typ, v) }
 
 func (e *Encoder) Uint8(typ uint16, v uint8) { e.Attr(typ, []byte{v}) }
 
@@ -153,7 +115,7 @@ func (e *Encoder) Addr(typ uint16, a netip.Addr) { e.Attr(typ, a.AsSlice()) }
 // Nested appends an attribute whose value is what build appends.
 func (e *Encoder) Nested(typ uint16, build func(*Encoder)) {
 	start := len(e.b)
-	e.Attr(typ|nlaFNested, nil)
+	e.Attr(typ|nlwire.Nested, nil)
 	build(e)
 	binary.NativeEndian.PutUint16(e.b[start:], uint16(len(e.b)-start))
 }

@@ -9,18 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/internal/fault"
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 	"github.com/crsub/crsub/internal/sys"
 )
 
-const nlmsgHeaderLen = unix.SizeofNlMsghdr
-
 // Message is one netlink message: its header fields and its body.
-type Message struct {
-	Type  uint16
-	Flags uint16
-	Seq   uint32
-	Data  []byte
-}
+type Message = nlwire.Message
 
 // Error is the kernel's refusal of a request.
 type Error struct {
@@ -111,13 +105,7 @@ var errDumpInterrupted = errors.New("dump interrupted")
 func (c *Conn) exchange(typ uint16, flags uint16, body []byte) ([]Message, error) {
 	c.seq++
 	seq := c.seq
-	req := make([]byte, nlmsgHeaderLen, nlmsgHeaderLen+len(body))
-	req = append(req, body...)
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], typ)
-	binary.NativeEndian.PutUint16(req[6:], flags|unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(req[8:], seq)
-	binary.NativeEndian.PutUint32(req[12:], c.port)
+	req := nlwire.AppendMessage(nil, Message{Type: typ, Flags: flags | unix.NLM_F_REQUEST, Seq: seq, Data: body}, c.port)
 	name := messageName(typ)
 	if err := fault.Call("netlink " + name); err != nil {
 		return nil, os.NewSyscallError("sendto("+name+")", err)
@@ -198,25 +186,11 @@ func retry(call func() error) error {
 // ParseMessages splits a datagram into messages. Bodies alias b.
 func ParseMessages(b []byte) ([]Message, error) {
 	var msgs []Message
-	for len(b) > 0 {
-		if len(b) < nlmsgHeaderLen {
-			return nil, fmt.Errorf("netlink message header of %d bytes", len(b))
+	for m, err := range nlwire.Messages(b) {
+		if err != nil {
+			return nil, fmt.Errorf("netlink %w", err)
 		}
-		n := int(binary.NativeEndian.Uint32(b))
-		if n < nlmsgHeaderLen || n > len(b) {
-			return nil, fmt.Errorf("netlink message of %d bytes in %d", n, len(b))
-		}
-		msgs = append(msgs, Message{
-			Type:  binary.NativeEndian.Uint16(b[4:]),
-			Flags: binary.NativeEndian.Uint16(b[6:]),
-			Seq:   binary.NativeEndian.Uint32(b[8:]),
-			Data:  b[nlmsgHeaderLen:n:n],
-		})
-		if a := align4(n); a < len(b) {
-			b = b[a:]
-		} else {
-			b = nil
-		}
+		msgs = append(msgs, m)
 	}
 	return msgs, nil
 }
@@ -234,11 +208,11 @@ func ackError(name string, m Message) error {
 	// With NETLINK_CAP_ACK the request's header follows without its body,
 	// then the extended acknowledgement's attributes.
 	if m.Flags&unix.NLM_F_ACK_TLVS != 0 {
-		off := 4 + nlmsgHeaderLen
+		off := 4 + nlwire.HeaderLen
 		if m.Flags&unix.NLM_F_CAPPED == 0 && len(m.Data) >= off {
 			off = 4 + int(binary.NativeEndian.Uint32(m.Data[4:])) // the whole request echoed
 		}
-		if off = align4(off); off <= len(m.Data) {
+		if off = nlwire.Align(off); off <= len(m.Data) {
 			if attrs, err := ParseAttrs(m.Data[off:]); err == nil {
 				for _, a := range attrs {
 					if a.Type == unix.NLMSGERR_ATTR_MSG {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,7 +125,7 @@ func (r *Route) encode(e *Encoder) {
 		e.Uint32(unix.RTA_PRIORITY, r.Priority)
 	}
 	if len(r.Metrics) > 0 {
-		e.Attr(unix.RTA_METRICS|nlaFNested, r.Metrics)
+		e.Attr(unix.RTA_METRICS|nlwire.Nested, r.Metrics)
 	}
 	if r.Pref != nil {
 		e.Uint8(unix.RTA_PREF, *r.Pref)

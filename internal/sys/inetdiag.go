@@ -45,17 +45,13 @@ func (d *SockDiag) InetSocket(family, protocol int, ino uint64) (InetSock, error
 // InetSockets lists the sockets of a family and protocol whose state is in
 // the mask states.
 func (d *SockDiag) InetSockets(family, protocol int, states uint32) ([]InetSock, error) {
-	// struct nlmsghdr, then struct inet_diag_req_v2.
-	req := make([]byte, 16+56)
-	le := binary.LittleEndian
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], sockDiagByFamily)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	req[16] = byte(family)
-	req[17] = byte(protocol)
-	le.PutUint32(req[20:], states)
+	// struct inet_diag_req_v2.
+	req := make([]byte, 56)
+	req[0] = byte(family)
+	req[1] = byte(protocol)
+	binary.LittleEndian.PutUint32(req[4:], states)
 	var socks []InetSock
-	err := d.ask(req, func(b []byte) (bool, error) {
+	err := d.ask(unix.NLM_F_DUMP, req, func(b []byte) (bool, error) {
 		more, done, err := parseInetDiag(b, family)
 		socks = append(socks, more...)
 		return done, err

@@ -68,16 +68,12 @@ const (
 // Packet finds the packet socket with inode ino among those sock_diag
 // dumps (it answers packet sockets only by dumping them all).
 func (d *SockDiag) Packet(ino uint64) (PacketDiag, error) {
-	// struct nlmsghdr, then struct packet_diag_req.
-	req := make([]byte, 16+20)
-	le := binary.LittleEndian
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], sockDiagByFamily)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	req[16] = unix.AF_PACKET
-	le.PutUint32(req[24:], packetShowInfo|packetShowMclist|packetShowRingCfg|packetShowFanout)
+	// struct packet_diag_req.
+	req := make([]byte, 20)
+	req[0] = unix.AF_PACKET
+	binary.LittleEndian.PutUint32(req[8:], packetShowInfo|packetShowMclist|packetShowRingCfg|packetShowFanout)
 	var found *PacketDiag
-	err := d.ask(req, func(b []byte) (bool, error) {
+	err := d.ask(unix.NLM_F_DUMP, req, func(b []byte) (bool, error) {
 		p, done, err := parsePacketDiag(b, ino)
 		if p != nil {
 			found = p

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 )
 
 // UnixDiag is what sock_diag says of one unix socket.
@@ -80,10 +82,11 @@ func OpenSockDiag(netns int) (*SockDiag, error) {
 // Close closes the connection.
 func (d *SockDiag) Close() error { return d.fd.Close() }
 
-// ask sends the request req (a struct nlmsghdr and what follows), after
+// ask sends a SOCK_DIAG_BY_FAMILY request with flags and body, after
 // dropping what an earlier query that failed left unread, and calls
 // answer with each batch of the reply until it says the reply is done.
-func (d *SockDiag) ask(req []byte, answer func(b []byte) (done bool, err error)) error {
+func (d *SockDiag) ask(flags uint16, body []byte, answer func(b []byte) (done bool, err error)) error {
+	req := nlwire.AppendMessage(nil, nlwire.Message{Type: sockDiagByFamily, Flags: unix.NLM_F_REQUEST | flags, Data: body}, 0)
 	fd := d.fd.Int()
 	buf := make([]byte, 65536)
 	for {
@@ -113,20 +116,17 @@ func (d *SockDiag) ask(req []byte, answer func(b []byte) (done bool, err error))
 // Unix asks about the unix socket with inode ino: its peer and queue
 // length, which /proc does not show.
 func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
-	// struct nlmsghdr, then struct unix_diag_req.
-	req := make([]byte, 16+24)
+	// struct unix_diag_req.
+	req := make([]byte, 24)
 	le := binary.LittleEndian
-	le.PutUint32(req[0:], uint32(len(req)))
-	le.PutUint16(req[4:], sockDiagByFamily)
-	le.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	req[16] = unix.AF_UNIX
-	le.PutUint32(req[20:], ^uint32(0)) // every state
-	le.PutUint32(req[24:], uint32(ino))
-	le.PutUint32(req[28:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
-	le.PutUint32(req[32:], ^uint32(0)) // no cookie
-	le.PutUint32(req[36:], ^uint32(0))
+	req[0] = unix.AF_UNIX
+	le.PutUint32(req[4:], ^uint32(0)) // every state
+	le.PutUint32(req[8:], uint32(ino))
+	le.PutUint32(req[12:], udiagShowName|udiagShowPeer|udiagShowIcons|udiagShowRqlen)
+	le.PutUint32(req[16:], ^uint32(0)) // no cookie
+	le.PutUint32(req[20:], ^uint32(0))
 	var u UnixDiag
-	err := d.ask(req, func(b []byte) (bool, error) {
+	err := d.ask(0, req, func(b []byte) (bool, error) {
 		var err error
 		u, err = parseUnixDiag(b, ino)
 		return true, err
@@ -140,19 +140,14 @@ func (d *SockDiag) Unix(ino uint64) (UnixDiag, error) {
 // query), an NLMSG_DONE ends it with done set, and so does each when it
 // says stop.
 func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err error)) (done bool, err error) {
-	le := binary.LittleEndian
-	for len(b) >= 16 {
-		msgLen := int(le.Uint32(b))
-		typ := le.Uint16(b[4:])
-		if msgLen < 16 || msgLen > len(b) {
-			return false, fmt.Errorf("sock_diag: message of %d bytes in %d", msgLen, len(b))
+	for m, err := range nlwire.Messages(b) {
+		if err != nil {
+			return false, fmt.Errorf("sock_diag: %w", err)
 		}
-		msg := b[16:msgLen]
-		b = b[min((msgLen+3)&^3, len(b)):]
-		switch typ {
+		switch m.Type {
 		case unix.NLMSG_ERROR:
-			if len(msg) >= 4 {
-				if e := int32(le.Uint32(msg)); e != 0 {
+			if len(m.Data) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
 					return false, fmt.Errorf("sock_diag of %s: %w", what, unix.Errno(-e))
 				}
 			}
@@ -160,7 +155,7 @@ func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err e
 		case unix.NLMSG_DONE:
 			return true, nil
 		}
-		if stop, err := each(msg); stop || err != nil {
+		if stop, err := each(m.Data); stop || err != nil {
 			return false, err
 		}
 	}
@@ -170,16 +165,13 @@ func diagMessages(b []byte, what string, each func(msg []byte) (stop bool, err e
 // diagAttrs walks the netlink attributes in b, calling each with every
 // one's type and value; one whose length does not fit is an error.
 func diagAttrs(b []byte, each func(typ uint16, val []byte) error) error {
-	le := binary.LittleEndian
-	for len(b) >= 4 {
-		alen := int(le.Uint16(b))
-		if alen < 4 || alen > len(b) {
-			return fmt.Errorf("sock_diag: attribute of %d bytes in %d", alen, len(b))
+	for a, err := range nlwire.Attrs(b) {
+		if err != nil {
+			return fmt.Errorf("sock_diag: %w", err)
 		}
-		if err := each(le.Uint16(b[2:]), b[4:alen]); err != nil {
+		if err := each(a.Type, a.Value); err != nil {
 			return err
 		}
-		b = b[min((alen+3)&^3, len(b)):]
 	}
 	return nil
 }

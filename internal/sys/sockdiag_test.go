@@ -1,10 +1,14 @@
 package sys
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 
+	"github.com/crsub/crsub/internal/netlink/nlwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -236,5 +240,40 @@ func TestSockDiagInNamespace(t *testing.T) {
 	defer unix.Close(unrelated)
 	if err := unix.Sendto(unrelated, []byte("x"), 0, &unix.SockaddrUnix{Name: name}); err == nil {
 		t.Errorf("sending to %s from our namespace: no error", name)
+	}
+}
+
+// diagMessages ends a walk on sock_diag's own terms: an error the kernel
+// answers, NLMSG_DONE, a message that does not fit.
+func TestDiagMessages(t *testing.T) {
+	answer := nlwire.AppendMessage(nil, nlwire.Message{Type: sockDiagByFamily, Data: []byte{4, 0, 1, 0}}, 0)
+	refusal := nlwire.AppendMessage(nil, nlwire.Message{Type: unix.NLMSG_ERROR, Data: binary.NativeEndian.AppendUint32(nil, ^uint32(unix.ENOENT)+1)}, 0) // -ENOENT
+	done := nlwire.AppendMessage(nil, nlwire.Message{Type: unix.NLMSG_DONE, Data: make([]byte, 4)}, 0)
+	for _, tc := range []struct {
+		name     string
+		in       []byte
+		answers  int
+		wantDone bool
+		wantErr  string
+	}{
+		{name: "an answer, more to come", in: answer, answers: 1},
+		{name: "answers then done", in: slices.Concat(answer, answer, done, answer), answers: 2, wantDone: true},
+		{name: "refused", in: slices.Concat(answer, refusal, answer), answers: 1, wantErr: "sock_diag of the test: no such file or directory"},
+		{name: "cut short", in: answer[:len(answer)-1], wantErr: "sock_diag: message of 20 bytes in 19"},
+		{name: "bad attribute in an answer", in: nlwire.AppendMessage(nil, nlwire.Message{Type: sockDiagByFamily, Data: []byte{9, 0, 1, 0}}, 0), wantErr: "sock_diag: attribute of 9 bytes in 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answers := 0
+			gotDone, err := diagMessages(tc.in, "the test", func(msg []byte) (bool, error) {
+				answers++
+				return false, diagAttrs(msg, func(uint16, []byte) error { return nil })
+			})
+			if got := fmt.Sprint(err); (err != nil || tc.wantErr != "") && got != tc.wantErr {
+				t.Fatalf("err = %q, want %q", got, tc.wantErr)
+			}
+			if tc.wantErr == "" && (gotDone != tc.wantDone || answers != tc.answers) {
+				t.Errorf("done %v after %d answers, want %v after %d", gotDone, answers, tc.wantDone, tc.answers)
+			}
+		})
 	}
 }
