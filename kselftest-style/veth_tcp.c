@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include "cr.h"
+#include "netif.h"
 
 #define PORT 7101
 #define HOSTNAME "crsub-veth"
@@ -218,37 +219,6 @@ report:
 	return 0;
 }
 
-static int link_state(int s, const char *ifname, int *mtu)
-{
-	struct ifreq ifr = { 0 };
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr))
-		return 0;
-	int up = !!(ifr.ifr_flags & IFF_UP);
-	if (mtu && !ioctl(s, SIOCGIFMTU, &ifr))
-		*mtu = ifr.ifr_mtu;
-	return up;
-}
-
-static int has_addr(const char *ifname, const char *addr)
-{
-	struct ifaddrs *ifa, *i;
-	char buf[INET6_ADDRSTRLEN];
-	int found = 0;
-
-	if (getifaddrs(&ifa))
-		return 0;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, ifname))
-			continue;
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof(buf));
-		found |= !strcmp(buf, addr);
-	}
-	freeifaddrs(ifa);
-	return found;
-}
-
 int main(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
@@ -351,8 +321,8 @@ int main(void)
 	cr_wait_sigterm();
 
 	int s = socket(AF_INET, SOCK_DGRAM, 0);
-	ksft_test_result(link_state(s, "lo", NULL) && has_addr("lo", "127.0.0.1"), "lo is up with 127.0.0.1");
-	int eth0_up = link_state(s, "eth0", &mtu);
+	ksft_test_result(link_up(s, "lo", NULL) && has_addr("lo", "127.0.0.1"), "lo is up with 127.0.0.1");
+	int eth0_up = link_up(s, "eth0", &mtu);
 	ksft_test_result(eth0_up && mtu == 1400 && has_addr("eth0", ctraddr), "eth0 is up, MTU 1400 (%d), %s", mtu, ctraddr);
 	snprintf(cmd, sizeof(cmd), "ip route show 192.0.2.0/24 | grep -q 'via %s dev eth0'", hostaddr);
 	ksft_test_result(!system(cmd), "the route to 192.0.2.0/24 via %s", hostaddr);
