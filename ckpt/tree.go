@@ -5,7 +5,8 @@ package ckpt
 // stayed in the session they were in: a process in another session than
 // its parent's, not a session leader, and not an orphan the init of its
 // pid namespace was given, was born before its parent left the session,
-// and so was its parent, up to a process of that session.
+// and so was its parent, up to a process of that session (none: the
+// process is not listed for).
 func (t *Tree) SetsidAfterFork() map[int]bool {
 	byPid := make(map[int]*TreeProcess, len(t.Processes))
 	for i := range t.Processes {
@@ -17,10 +18,18 @@ func (t *Tree) SetsidAfterFork() map[int]bool {
 		if parent == nil || tp.Sid == tp.Pid || parent.Sid == tp.Sid || parent.NsPid == 1 {
 			continue
 		}
-		for p := parent; p != nil && p.Sid != tp.Sid; p = byPid[p.Ppid] {
+		var chain []int
+		p := parent
+		for ; p != nil && p.Sid != tp.Sid; p = byPid[p.Ppid] {
 			if p.Sid == p.Pid {
-				out[p.Pid] = true
+				chain = append(chain, p.Pid)
 			}
+		}
+		if p == nil {
+			continue // no ancestor in its session: not born in it here
+		}
+		for _, pid := range chain {
+			out[pid] = true
 		}
 	}
 	return out
