@@ -953,6 +953,7 @@ func (s *session) collect() (*ckpt.Header, error) {
 	if conns, err := files.LockConnections(s.files); err != nil {
 		s.log.Warn("TCP peers may see their connections change while dumped, or reset until the restart", "connections", len(conns), "err", err)
 	}
+	s.procs = sessionOrder(s.procs, s.zombies)
 	h := s.procs[0].state.header
 	return &h, nil
 }

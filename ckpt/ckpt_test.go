@@ -396,3 +396,24 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestSetsidAfterFork(t *testing.T) {
+	// session00's tree in a pid namespace: 1 is the init, 2 the test.
+	tree := Tree{Processes: []TreeProcess{
+		{Pid: 1, Sid: 1, NsPid: 1},
+		{Pid: 2, Ppid: 1, Sid: 2, NsPid: 2},
+		{Pid: 3, Ppid: 1, Sid: 2, NsPid: 3},     // orphan, given to the init
+		{Pid: 4, Ppid: 2, Sid: 4, NsPid: 4},     // its own session
+		{Pid: 5, Ppid: 4, Sid: 2, NsPid: 5},     // born before 4's setsid
+		{Pid: 6, Ppid: 2, Sid: 6, NsPid: 6},     // setsid after forking 7
+		{Pid: 7, Ppid: 6, Sid: 7, NsPid: 7},     // setsid after forking 8
+		{Pid: 8, Ppid: 7, Sid: 2, NsPid: 8},     // born in 2, twice removed
+		{Pid: 9, Ppid: 2, Sid: 9, NsPid: 9},     // its own session,
+		{Pid: 10, Ppid: 9, Sid: 9, NsPid: 10},   // its children in it
+		{Pid: 11, Ppid: 10, Sid: 12, NsPid: 11}, // no ancestor in its session
+	}}
+	want := map[int]bool{4: true, 6: true, 7: true}
+	if diff := cmp.Diff(want, tree.SetsidAfterFork()); diff != "" {
+		t.Errorf("SetsidAfterFork (-want +got):\n%s", diff)
+	}
+}

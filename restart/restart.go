@@ -108,6 +108,14 @@ type restorer struct {
 	// groupLeaders are the stand-ins, by pgid, for process group leaders
 	// that are gone, while the groups' members join them (tree.go).
 	groupLeaders map[int]*task
+	// sessionHelpers fork the processes born in a session none of their
+	// ancestors is in; sessionMakers, by sid, make such a session when no
+	// live process of the image is in it yet (session.go).
+	sessionHelpers []*sessionHelper
+	sessionMakers  map[int]*task
+	// setsidAfterFork are the session leaders that fork some children
+	// before their setsid (ckpt.Tree.SetsidAfterFork).
+	setsidAfterFork map[int]bool
 	// ns are the image's namespaces (namespaces.go).
 	ns namespaces
 }
@@ -130,6 +138,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.opened = map[ckpt.Objref]*globalFile{}
 	s.shmem = map[uint64]shmemOwner{}
 	s.groupLeaders = map[int]*task{}
+	s.sessionMakers = map[int]*task{}
 	s.ns = namespaces{records: map[ckpt.Objref]*ckpt.Namespace{}, made: map[ckpt.Objref]*ns.Restored{}, supplied: map[string]*os.File{},
 		ctx: &ns.RestoreContext{Log: s.log, Files: s.files, Links: opts.Links, NetworkAsGiven: opts.NetworkAsGiven, PeerWait: opts.PidWait, Root: opts.Root, MountMap: opts.MountMap,
 			MoveToCgroups: func(host int, cgs []ckpt.Cgroup) error { return s.moveToCgroups(host, host, cgs, false) }}}
@@ -279,6 +288,10 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// Zombies, process groups, then signals, process and thread state,
 	// then registers, then release. Groups whose leader is gone get a
 	// stand-in for it while their members, zombies first, join them.
+	fault.Phase("ending the session helpers")
+	if err := s.endSessionHelpers(); err != nil {
+		return nil, err
+	}
 	fault.Phase("standing in for gone group leaders")
 	if err := s.makeGoneLeaders(); err != nil {
 		return nil, err
@@ -379,6 +392,12 @@ func (s *restorer) plan(rd *ckpt.Reader) error {
 	}
 	if len(s.tree.Processes) == 0 {
 		return errors.New("image's task tree is empty")
+	}
+	s.setsidAfterFork = s.tree.SetsidAfterFork()
+	if s.opts.PidNamespace {
+		// The root is the init of the new namespace: its orphans are
+		// forked from their sessions (session.go).
+		delete(s.setsidAfterFork, s.tree.Processes[0].Pid)
 	}
 	return checkTree(&s.tree)
 }
@@ -573,6 +592,12 @@ func (s *restorer) killAll() {
 	}
 	for _, l := range s.groupLeaders {
 		l.kill()
+	}
+	for _, h := range s.sessionHelpers {
+		h.helper.kill()
+	}
+	for _, m := range s.sessionMakers {
+		m.kill()
 	}
 	for _, h := range s.holds {
 		h.Close()

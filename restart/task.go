@@ -69,6 +69,12 @@ type task struct {
 	// close, and the task has none of its own.
 	sharesFdTable bool
 	released      bool
+	// helperPid is, for a helper that is no process of the image
+	// (session.go), its pid in its pid namespace.
+	helperPid int
+	// setsidLater says the task, a session leader, is still in the
+	// session it was born in, for the children it forked there.
+	setsidLater bool
 }
 
 // openFile is a file restored in a task, before and after its fds are
@@ -157,7 +163,12 @@ func newTask(pid, host int, s *restorer) *task {
 
 // inner is the task's pid as it sees itself: in a new pid namespace, the
 // one it gets there.
-func (t *task) inner() int { return t.s.innerPid(t.pid) }
+func (t *task) inner() int {
+	if t.helperPid != 0 {
+		return t.helperPid
+	}
+	return t.s.innerPid(t.pid)
+}
 
 // errPidInUse is what a create function returns when the pid is taken.
 var errPidInUse = errors.New("pid in use")

@@ -79,20 +79,38 @@ func (s *restorer) startProcess(p *ckpt.Process) (*task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: its parent %d has not been restored before it", pid, tp.Ppid)
 	}
-	back, err := s.beforeFork(parent, p)
+	forker, err := s.sessionForker(p, tp)
 	if err != nil {
-		return nil, errors.Join(err, back())
+		return nil, &TaskError{Pid: pid, Phase: "making its session", Err: err}
 	}
-	flags := s.cloneFlags(p, parent)
-	if tp.SharesFdTable {
-		flags |= unix.CLONE_FILES
-	}
-	t, err := parent.fork(pid, unix.SIGCHLD, flags)
-	if err := errors.Join(err, back()); err != nil {
-		if t != nil {
-			t.kill()
+	var t *task
+	var flags uint64
+	if forker != nil && !tp.SharesFdTable {
+		flags = s.cloneFlags(p, forker)
+		if t, err = s.forkInSession(forker, p, pid, flags); err != nil {
+			return nil, err
 		}
-		return nil, err
+	} else {
+		if parent.setsidLater && tp.Sid == parent.pid {
+			if err := parent.leadSession(); err != nil {
+				return nil, &TaskError{Pid: parent.pid, Phase: "making its session", Err: err}
+			}
+		}
+		back, err := s.beforeFork(parent, p)
+		if err != nil {
+			return nil, errors.Join(err, back())
+		}
+		flags = s.cloneFlags(p, parent)
+		if tp.SharesFdTable {
+			flags |= unix.CLONE_FILES
+		}
+		t, err = parent.fork(pid, unix.SIGCHLD, flags)
+		if err := errors.Join(err, back()); err != nil {
+			if t != nil {
+				t.kill()
+			}
+			return nil, err
+		}
 	}
 	t.sharesFdTable = tp.SharesFdTable
 	s.tasks = append(s.tasks, t)
@@ -156,29 +174,11 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 	if tids[0] == 1 {
 		ppid = 0
 	}
-	if err := t.remote.WriteMem(t.codePage+childSpinAt, childSpin(ppid)); err != nil {
-		return nil, err
-	}
-	if err := t.remote.WriteMem(t.codePage+spinOffset, toChildSpin); err != nil {
-		return nil, err
-	}
-	args := make([]byte, cloneArgsSize+4*len(tids))
-	le := binary.LittleEndian
-	le.PutUint64(args[0:], flags)                    // flags
-	le.PutUint64(args[32:], uint64(exitSignal))      // exit_signal
-	le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
-	le.PutUint64(args[72:], uint64(len(tids)))       // set_tid_size
-	for i, tid := range tids {
-		le.PutUint32(args[cloneArgsSize+4*i:], uint32(tid))
-	}
 	inner := tids[0]
-	if err := t.remote.WriteMem(t.scratch, args); err != nil {
-		return nil, err
-	}
 	var got uint64
 	err := t.s.whenPidFree(pid, func() error {
 		var err error
-		got, err = t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
+		got, err = t.clone3(tids, ppid, exitSignal, flags)
 		if errors.Is(err, unix.EEXIST) {
 			return errPidInUse
 		}
@@ -220,6 +220,33 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 	return c, nil
 }
 
+// clone3 runs clone3 in the task, the child getting pids tids (set_tid,
+// innermost first; none: any free pid) and spinning in childSpin(ppid)
+// until seized. It returns the child's pid as the task sees it.
+func (t *task) clone3(tids []int, ppid int, exitSignal unix.Signal, flags uint64) (uint64, error) {
+	if err := t.remote.WriteMem(t.codePage+childSpinAt, childSpin(ppid)); err != nil {
+		return 0, err
+	}
+	if err := t.remote.WriteMem(t.codePage+spinOffset, toChildSpin); err != nil {
+		return 0, err
+	}
+	args := make([]byte, cloneArgsSize+4*len(tids))
+	le := binary.LittleEndian
+	le.PutUint64(args[0:], flags)               // flags
+	le.PutUint64(args[32:], uint64(exitSignal)) // exit_signal
+	if len(tids) > 0 {
+		le.PutUint64(args[64:], t.scratch+cloneArgsSize) // set_tid
+		le.PutUint64(args[72:], uint64(len(tids)))       // set_tid_size
+	}
+	for i, tid := range tids {
+		le.PutUint32(args[cloneArgsSize+4*i:], uint32(tid))
+	}
+	if err := t.remote.WriteMem(t.scratch, args); err != nil {
+		return 0, err
+	}
+	return t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
+}
+
 // hostPid finds, among the children of process parent (pids as crsub sees
 // them), the one whose pid in its own namespace is inner.
 func hostPid(parent, inner int) (int, error) {
@@ -250,15 +277,27 @@ func (t *task) joinSession() error {
 		return nil
 	}
 	if tp.Sid == t.pid {
-		if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
-			return fmt.Errorf("setsid: %w", err)
+		if t.s.setsidAfterFork[t.pid] {
+			// It forks first the children born before its setsid, in the
+			// session it was in (leadSession).
+			t.setsidLater = true
+			return nil
 		}
-		return nil
+		return t.leadSession()
 	}
 	if tp.Pgid == t.pid {
 		if _, err := t.Syscall(unix.SYS_SETPGID, 0, 0); err != nil {
 			return fmt.Errorf("setpgid: %w", err)
 		}
+	}
+	return nil
+}
+
+// leadSession makes the task the leader of a session of its own.
+func (t *task) leadSession() error {
+	t.setsidLater = false
+	if _, err := t.Syscall(unix.SYS_SETSID); err != nil {
+		return fmt.Errorf("setsid: %w", err)
 	}
 	return nil
 }
@@ -278,7 +317,7 @@ func (t *task) joinGroup() error {
 	if int(cur) == pgid {
 		return nil
 	}
-	if t.s.inPidNamespace(t.pid) != t.s.inPidNamespace(tp.Pgid) {
+	if t.s.groupLeaders[tp.Pgid] == nil && t.s.inPidNamespace(t.pid) != t.s.inPidNamespace(tp.Pgid) {
 		// Its group's leader is outside its pid namespace: it keeps the
 		// group it inherited, as it did.
 		return nil
@@ -342,13 +381,16 @@ func (s *restorer) createZombies() error {
 		if !tp.Zombie {
 			continue
 		}
-		parent, err := s.task(tp.Ppid)
-		if err != nil {
-			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
-		}
-		z, err := parent.fork(tp.Pid, unix.SIGCHLD, 0)
-		if err != nil {
-			return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+		z := s.sessionMakers[tp.Pid]
+		delete(s.sessionMakers, tp.Pid)
+		if z == nil {
+			parent, err := s.task(tp.Ppid)
+			if err != nil {
+				return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+			}
+			if z, err = parent.fork(tp.Pid, unix.SIGCHLD, 0); err != nil {
+				return fmt.Errorf("zombie %d: %w", tp.Pid, err)
+			}
 		}
 		s.tasks = append(s.tasks, z)
 		if err := z.die(&tp); err != nil {
@@ -365,17 +407,26 @@ func (s *restorer) createZombies() error {
 // parent.
 func (t *task) die(tp *ckpt.TreeProcess) error {
 	comm, status := tp.Comm, tp.ExitCode
-	r, err := remote.New(t.tracee)
-	if err != nil {
-		return err
+	// A zombie that made its session early (session.go) is in it, and
+	// ready to run system calls, already.
+	early := t.remote != nil
+	if !early {
+		r, err := remote.New(t.tracee)
+		if err != nil {
+			return err
+		}
+		t.remote = r
 	}
-	t.remote = r
+	r := t.remote
 	if _, err := r.MapPage(0); err != nil {
 		return err
 	}
-	if err := t.joinZombieGroup(tp); err != nil {
-		return err
+	if !early {
+		if err := t.joinZombieGroup(tp); err != nil {
+			return err
+		}
 	}
+	var err error
 	if len(comm) > 15 {
 		comm = comm[:15]
 	}
@@ -495,7 +546,9 @@ func (s *restorer) makeGoneLeaders() error {
 			s.log.Warn("process group's leader is not in the image, nor any live process of its session; its members keep the group they inherit", "pgid", pgid)
 			continue
 		}
-		if unix.Kill(-s.innerPid(pgid), 0) == nil {
+		// Only a group in crsub's pid namespace can have members outside
+		// the image; its id there is the last of the stand-in's pids.
+		if levels, inCrsubs := s.pidLevels(pgid); inCrsubs && unix.Kill(-levels[len(levels)-1], 0) == nil {
 			// The group lives on in processes outside the image (a shell's
 			// job whose leader exited): its pid is still the group's, so
 			// no stand-in can have it, and none is needed. The members

@@ -146,7 +146,7 @@ var phaseOrder = func() map[string]int {
 	}
 	for i, p := range []string{"planning", "record namespace", "record cgroups", "creating the root task", "entering its namespaces", "record process", "record thread", "record signals", "record mm",
 		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
-		"standing in for gone group leaders", "creating zombies", "joining its process group", "ending the stand-ins",
+		"ending the session helpers", "standing in for gone group leaders", "creating zombies", "joining its process group", "ending the stand-ins",
 		"restoring the controlling terminal", "rebuilding its state", "releasing", "reading the image", "waiting for its pid"} {
 		m["restart/"+p] = i
 	}
