@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,6 +75,7 @@ func dumpRemovedName(c *DumpContext, fd *Fd, f *ckpt.File, byHandle bool) ([]ckp
 			return nil, err
 		}
 		f.Handle = h
+		linkedName(c, fd, f)
 	}
 	return nil, nil
 }
@@ -98,6 +100,9 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	}
 	if f.Handle != nil {
 		fd, err := openByHandle(c, t, f)
+		if errors.Is(err, unix.ESTALE) && f.Linked != "" {
+			return openLinked(c, t, f)
+		}
 		if err != nil {
 			return -1, fmt.Errorf("%s, removed but linked elsewhere: %w", f.Path, err)
 		}

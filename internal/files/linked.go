@@ -1,0 +1,138 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
+)
+
+// A file removed from the name it was opened by while another link stays
+// is opened again by its handle. That handle is stale when the restart
+// makes its filesystem anew (a tmpfs of a mount namespace of the image,
+// refilled from its contents): then another name, found at checkpoint by
+// walking the mounts of its filesystem, opens it, where CRIU links a
+// link-remap file at checkpoint.
+
+// maxLinkedWalk bounds the entries walked looking for another name.
+const maxLinkedWalk = 100000
+
+var errWalkDone = errors.New("walk done")
+
+// linkedName records in f another name of the file fd is open on, and
+// the mount namespace of the image it is a name in (0 for fd's process's
+// own): on the mount fd was opened on when its process sees it, else on
+// any recorded mount of its filesystem; and the mount point of fd's mount.
+func linkedName(c *DumpContext, fd *Fd, f *ckpt.File) {
+	var views []MountView
+	if mounts, err := procfs.ReadMountinfo(fd.Pid); err == nil && fd.Info.MntID != 0 {
+		if m, ok := procfs.FindMount(mounts, fd.Info.MntID); ok {
+			views = append(views, MountView{Pid: fd.Pid, Path: m.MountPoint})
+			f.LinkedMount = m.MountPoint
+		}
+	}
+	if c.MountsOf != nil {
+		views = append(views, c.MountsOf(fd.Pid, fd.Stat.Dev)...)
+	}
+	for _, v := range views {
+		if name := nameOnMount(v, fd.Stat.Dev, fd.Stat.Ino); name != "" {
+			f.Linked, f.LinkedNamespace = name, v.Namespace
+			return
+		}
+	}
+}
+
+// nameOnMount walks mount v for a name of inode ino of filesystem dev
+// that is not a directory, and returns it from v's namespace's root.
+func nameOnMount(v MountView, dev, ino uint64) string {
+	root := "/proc/" + strconv.Itoa(v.Pid) + "/root" + v.Path
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil || st.Dev != dev {
+		return "" // covered by another mount
+	}
+	found, n := "", 0
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if n++; n > maxLinkedWalk {
+			return errWalkDone
+		}
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) != nil || st.Dev != dev {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if st.Ino == ino && !d.IsDir() {
+			if rel, err := filepath.Rel(root, path); err == nil {
+				found = filepath.Join(v.Path, rel)
+			}
+			return errWalkDone
+		}
+		return nil
+	})
+	return found
+}
+
+// openLinked opens f, whose handle is stale, by its other name, on the
+// mount it was opened on when that is known (by the file's new handle: a
+// file is opened by handle on the mount of the directory given, even
+// outside what that mount shows).
+func openLinked(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
+	host := c.hostPath(t, f.Linked)
+	if f.LinkedNamespace != 0 {
+		var ok bool
+		if c.InMountNamespace != nil {
+			host, ok = c.InMountNamespace(f.LinkedNamespace, f.Linked)
+		}
+		if !ok {
+			return -1, fmt.Errorf("%s, removed, is %s in mount namespace %d: that namespace is not made again here", f.Path, f.Linked, f.LinkedNamespace)
+		}
+	}
+	local, err := unix.Open(host, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%s, removed, by its other name: open %s: %w", f.Path, f.Linked, os.NewSyscallError("open", err))
+	}
+	defer func() { unix.Close(local) }()
+	if f.LinkedMount != "" {
+		if on, err := onMount(local, c.hostPath(t, f.LinkedMount)); err == nil {
+			unix.Close(local)
+			local = on
+		} else {
+			t.Warn("removed file opened on another mount than it was", "path", f.Path, "mount", f.LinkedMount, "err", err)
+		}
+	}
+	fd, err := c.reopen(t, local, reopenFlags(f.Flags))
+	if err != nil {
+		return -1, fmt.Errorf("%s, removed, by its other name %s: %w", f.Path, f.Linked, err)
+	}
+	return fd, seek(t, fd, f.Pos)
+}
+
+// onMount opens the file of fd again on the mount of directory mnt, by
+// its handle, O_PATH (open_by_handle_at takes no O_PATH directory).
+func onMount(fd int, mnt string) (int, error) {
+	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return -1, os.NewSyscallError("name_to_handle_at", err)
+	}
+	dir, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("open", err)
+	}
+	defer unix.Close(dir)
+	on, err := unix.OpenByHandleAt(dir, h, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("open_by_handle_at", err)
+	}
+	return on, nil
+}
