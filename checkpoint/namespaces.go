@@ -359,7 +359,7 @@ func (n *namespaces) mountsOf(pid int, dev uint64) []files.MountView {
 		}
 		for _, m := range r.rec.Mnt.Mounts {
 			if m.Dev == dev && !m.File {
-				out = append(out, files.MountView{Namespace: inode, Pid: r.rec.Pid, Path: m.Path})
+				out = append(out, files.MountView{Namespace: inode, Pid: r.rec.Pid, Path: m.Path, Root: m.Root})
 			}
 		}
 	}

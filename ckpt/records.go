@@ -554,10 +554,11 @@ type File struct {
 	// LinkedNamespace is the mount namespace of the image Linked is a
 	// name in, when that is not its process's.
 	LinkedNamespace uint64 `json:"linked_namespace,omitempty"`
-	// LinkedMount is the mount point, in its process's mount namespace,
-	// of the mount the file was opened on, when that namespace shows it:
-	// the file found by Linked is opened again on that mount.
-	LinkedMount string `json:"linked_mount,omitempty"`
+	// MountPoint is the mount point, in its process's mount namespace,
+	// of the mount a removed file was opened on, when that namespace
+	// shows it: the file found by Linked, or its ghost, is opened again
+	// on that mount.
+	MountPoint string `json:"mount_point,omitempty"`
 	// PipeEnd is "read" or "write" for pipe and FIFO ends.
 	PipeEnd string `json:"pipe_end,omitempty"`
 	// External marks a file whose other side is outside the image (a

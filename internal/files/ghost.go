@@ -45,6 +45,9 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if c.MountNamespaceOf != nil && fd.Info.MntID != 0 {
 		g.MountNamespace, _ = c.MountNamespaceOf(fd.Pid, fd.Info.MntID)
 	}
+	if g.MountNamespace == 0 {
+		g.Path, g.MountNamespace = ghostPlace(c, fd)
+	}
 	if fileType(st) == unix.S_IFLNK {
 		target, err := readlinkFd(fd.Copy)
 		if err != nil {
@@ -67,6 +70,25 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	c.ghosts[key] = ref
 	return ref, nil
+}
+
+// ghostPlace is where the ghost of fd's file is made again, and the mount
+// namespace of the image that path is in (0 for fd's process's): where it
+// was, unless its directory is there but on another filesystem (the mount
+// it was opened on is gone from its process's namespace), then beside a
+// recorded mount of its own filesystem, one showing all of it first.
+func ghostPlace(c *DumpContext, fd *Fd) (string, uint64) {
+	var st unix.Stat_t
+	dir := fmt.Sprintf("/proc/%d/root%s", fd.Pid, filepath.Dir(fd.Link.Path))
+	if err := unix.Stat(dir, &st); err != nil || st.Dev == fd.Stat.Dev {
+		return fd.Link.Path, 0
+	}
+	for _, v := range c.mountsOf(fd) {
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", v.Pid, v.Path), &st); err == nil && st.Dev == fd.Stat.Dev {
+			return filepath.Join(v.Path, filepath.Base(fd.Link.Path)), v.Namespace
+		}
+	}
+	return fd.Link.Path, 0
 }
 
 // dumpGhostData writes a regular ghost with its data extents, read through
@@ -282,6 +304,26 @@ func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, e
 	for _, d := range rec.Deps {
 		if g := c.ghosts[d]; g != nil {
 			return c.reopen(t, int(g.Fd()), flags)
+		}
+	}
+	return -1, errors.New("its ghost record is missing")
+}
+
+// openGhostOn is openGhost on the mount f was opened on (f.MountPoint),
+// when that is known, which need not be the one its ghost was made on.
+func openGhostOn(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File, flags int) (int, error) {
+	if f.MountPoint == "" {
+		return openGhost(c, t, rec, flags)
+	}
+	for _, d := range rec.Deps {
+		if g := c.ghosts[d]; g != nil {
+			local, err := unix.Dup(int(g.Fd()))
+			if err != nil {
+				return -1, os.NewSyscallError("dup", err)
+			}
+			local = onMountOf(c, t, f, local)
+			defer unix.Close(local)
+			return c.reopen(t, local, flags)
 		}
 	}
 	return -1, errors.New("its ghost record is missing")

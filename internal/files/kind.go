@@ -109,11 +109,13 @@ type DumpContext struct {
 }
 
 // MountView is a mount in a mount namespace of the image: the namespace's
-// inode (0 for the process asking), a process in it, and its mount point.
+// inode (0 for the process asking), a process in it, its mount point, and
+// the directory of its filesystem it shows.
 type MountView struct {
 	Namespace uint64
 	Pid       int
 	Path      string
+	Root      string
 }
 
 // Dumped is an fd whose file record is in the image.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -32,21 +33,48 @@ var errWalkDone = errors.New("walk done")
 // any recorded mount of its filesystem; and the mount point of fd's mount.
 func linkedName(c *DumpContext, fd *Fd, f *ckpt.File) {
 	var views []MountView
-	if mounts, err := procfs.ReadMountinfo(fd.Pid); err == nil && fd.Info.MntID != 0 {
-		if m, ok := procfs.FindMount(mounts, fd.Info.MntID); ok {
-			views = append(views, MountView{Pid: fd.Pid, Path: m.MountPoint})
-			f.LinkedMount = m.MountPoint
-		}
+	if point, ok := mountPointOf(fd); ok {
+		views = append(views, MountView{Pid: fd.Pid, Path: point})
+		f.MountPoint = point
 	}
-	if c.MountsOf != nil {
-		views = append(views, c.MountsOf(fd.Pid, fd.Stat.Dev)...)
-	}
+	views = append(views, c.mountsOf(fd)...)
 	for _, v := range views {
 		if name := nameOnMount(v, fd.Stat.Dev, fd.Stat.Ino); name != "" {
 			f.Linked, f.LinkedNamespace = name, v.Namespace
 			return
 		}
 	}
+}
+
+// mountPointOf is the mount point of the mount fd was opened on, when
+// its process's mount namespace shows it.
+func mountPointOf(fd *Fd) (string, bool) {
+	if fd.Info.MntID == 0 {
+		return "", false
+	}
+	mounts, err := procfs.ReadMountinfo(fd.Pid)
+	if err != nil {
+		return "", false
+	}
+	m, ok := procfs.FindMount(mounts, fd.Info.MntID)
+	return m.MountPoint, ok
+}
+
+// mountsOf is MountsOf for fd's filesystem, those showing all of it
+// first; none when unset.
+func (c *DumpContext) mountsOf(fd *Fd) []MountView {
+	if c.MountsOf == nil {
+		return nil
+	}
+	views := c.MountsOf(fd.Pid, fd.Stat.Dev)
+	whole := func(v MountView) int {
+		if v.Root == "/" {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(views, func(a, b MountView) int { return whole(a) - whole(b) })
+	return views
 }
 
 // nameOnMount walks mount v for a name of inode ino of filesystem dev
@@ -103,19 +131,28 @@ func openLinked(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 		return -1, fmt.Errorf("%s, removed, by its other name: open %s: %w", f.Path, f.Linked, os.NewSyscallError("open", err))
 	}
 	defer func() { unix.Close(local) }()
-	if f.LinkedMount != "" {
-		if on, err := onMount(local, c.hostPath(t, f.LinkedMount)); err == nil {
-			unix.Close(local)
-			local = on
-		} else {
-			t.Warn("removed file opened on another mount than it was", "path", f.Path, "mount", f.LinkedMount, "err", err)
-		}
-	}
+	local = onMountOf(c, t, f, local)
 	fd, err := c.reopen(t, local, reopenFlags(f.Flags))
 	if err != nil {
 		return -1, fmt.Errorf("%s, removed, by its other name %s: %w", f.Path, f.Linked, err)
 	}
 	return fd, seek(t, fd, f.Pos)
+}
+
+// onMountOf is local, a removed file, opened again on the mount f was
+// opened on (MountPoint) when it is known, else local itself; it closes
+// the local it replaces.
+func onMountOf(c *RestoreContext, t Target, f *ckpt.File, local int) int {
+	if f.MountPoint == "" {
+		return local
+	}
+	on, err := onMount(local, c.hostPath(t, f.MountPoint))
+	if err != nil {
+		t.Warn("removed file opened on another mount than it was", "path", f.Path, "mount", f.MountPoint, "err", err)
+		return local
+	}
+	unix.Close(local)
+	return on
 }
 
 // onMount opens the file of fd again on the mount of directory mnt, by
