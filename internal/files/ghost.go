@@ -1,17 +1,20 @@
 package files
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A ghost is a file the tree holds open after its last name was removed: a
@@ -194,6 +197,9 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		}
 	}
 	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
+	if errors.Is(err, unix.EROFS) && !keep {
+		f, err = makeGhostOnClone(&g, rec.Payload(), at)
+	}
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
 	}
@@ -211,6 +217,56 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		c.ghostNames[rec.Objref] = name
 	}
 	return nil
+}
+
+// makeGhostOnClone is makeGhost for a file whose mount is read-only now
+// (remounted so after the file was removed): made through a writable
+// copy of that mount, as the filesystem itself may be written. The copy
+// goes when the file crsub holds is closed.
+func makeGhostOnClone(g *ckpt.Ghost, data io.Reader, at string) (*os.File, error) {
+	clone, err := writableClone(filepath.Dir(at))
+	if err != nil {
+		return nil, fmt.Errorf("a writable copy of its read-only mount: %w", err)
+	}
+	defer clone.Close()
+	f, _, err := makeGhost(g, data, false, fmt.Sprintf("/proc/self/fd/%d/%s", clone.Int(), filepath.Base(at)))
+	return f, err
+}
+
+// writableClone is a detached, writable copy of the mount of directory
+// dir, showing dir. open_tree copies only a mount of the caller's mount
+// namespace: one reached through /proc/PID/root (a namespace the restart
+// made, HostPath) is copied from a thread that joined PID's.
+func writableClone(dir string) (*sys.FD, error) {
+	clone := func(path string) (*sys.FD, error) {
+		fd, err := sys.CloneMount(unix.AT_FDCWD, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := sys.SetMountAttr(fd.Int(), 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			fd.Close()
+			return nil, err
+		}
+		return fd, nil
+	}
+	rest, ok := strings.CutPrefix(dir, "/proc/")
+	pid, inside, found := strings.Cut(rest, "/root")
+	n, err := strconv.Atoi(pid)
+	if !ok || !found || err != nil || n <= 0 || !strings.HasPrefix(inside+"/", "/") {
+		return clone(dir)
+	}
+	pidfd, err := sys.PidfdOpen(n)
+	if err != nil {
+		return nil, err
+	}
+	defer pidfd.Close()
+	var fd *sys.FD
+	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+		var err error
+		fd, err = clone(cmp.Or(inside, "/"))
+		return err
+	})
+	return fd, err
 }
 
 // makeGhost creates the file at path at (its path as crsub reaches it) or
