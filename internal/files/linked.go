@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -132,11 +133,43 @@ func openLinked(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 	}
 	defer func() { unix.Close(local) }()
 	local = onMountOf(c, t, f, local)
+	if on, ok := relinkedAt(c, t, f, local); ok {
+		unix.Close(local)
+		local = on
+	}
 	fd, err := c.reopen(t, local, reopenFlags(f.Flags))
 	if err != nil {
 		return -1, fmt.Errorf("%s, removed, by its other name %s: %w", f.Path, f.Linked, err)
 	}
 	return fd, seek(t, fd, f.Pos)
+}
+
+// relinkedAt opens local, a file with another name opened on the mount f
+// was opened on (linkat links on one mount only), again by a name
+// linked for the moment under the name f had (or a hidden one beside it)
+// and removed again, when that directory is still there on the mount f
+// was opened on: the description has the mount and the removed name it
+// had, as CRIU's link-remap file gives it.
+func relinkedAt(c *RestoreContext, t Target, f *ckpt.File, local int) (int, bool) {
+	if f.MountPoint == "" || !strings.HasPrefix(f.Path, strings.TrimSuffix(f.MountPoint, "/")+"/") {
+		return -1, false
+	}
+	at := c.hostPath(t, f.Path)
+	if _, err := os.Stat(filepath.Dir(at)); err != nil {
+		return -1, false
+	}
+	name, _, err := ghostName(at, func(name string) (*os.File, error) {
+		return nil, unix.Linkat(local, "", unix.AT_FDCWD, name, unix.AT_EMPTY_PATH)
+	})
+	if err != nil {
+		return -1, false
+	}
+	defer os.Remove(name)
+	on, err := unix.Open(name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	return on, true
 }
 
 // onMountOf is local, a removed file, opened again on the mount f was
