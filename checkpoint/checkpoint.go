@@ -914,7 +914,7 @@ func (s *session) collect() (*ckpt.Header, error) {
 	s.namespaces = &namespaces{own: s.ownNamespaces, byKey: map[nsKey]*recordedNamespace{}, dump: &ns.DumpContext{Log: s.log, SysVShm: map[ns.SysVKey]ckpt.Objref{}}}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
 		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{},
-		MountNamespaceOf: s.namespaces.mountNamespaceOf}
+		MountNamespaceOf: s.namespaces.mountNamespaceOf, MountsOf: s.namespaces.mountsOf}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/crsub/crsub/internal/files"
+
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/ns"
@@ -334,6 +336,34 @@ func (n *namespaces) mountNamespaceOf(pid, mntID int) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// mountsOf lists the recorded mounts of filesystem dev, the namespace of
+// those in pid's own as 0.
+func (n *namespaces) mountsOf(pid int, dev uint64) []files.MountView {
+	if n == nil {
+		return nil
+	}
+	own, err := ns.Inode(pid, ckpt.NamespaceMnt)
+	if err != nil {
+		return nil
+	}
+	var out []files.MountView
+	for _, r := range n.list {
+		if r.kind.Name != ckpt.NamespaceMnt || r.rec.Mnt == nil {
+			continue
+		}
+		inode := r.rec.Inode
+		if inode == own {
+			inode = 0
+		}
+		for _, m := range r.rec.Mnt.Mounts {
+			if m.Dev == dev && !m.File {
+				out = append(out, files.MountView{Namespace: inode, Pid: r.rec.Pid, Path: m.Path, Root: m.Root})
+			}
+		}
+	}
+	return out
 }
 
 // elsewhere is the identity of the file dev:ino, named path by process

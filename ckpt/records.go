@@ -547,6 +547,18 @@ type File struct {
 	// Handle opens a file whose name was removed while another link
 	// remains (open_by_handle_at on the filesystem of Path's directory).
 	Handle *FileHandle `json:"handle,omitempty"`
+	// Linked is another name of a file opened by Handle, as its process
+	// named it (on the mount it was opened on): it opens the file when its
+	// filesystem was made anew and the handle is stale.
+	Linked string `json:"linked,omitempty"`
+	// LinkedNamespace is the mount namespace of the image Linked is a
+	// name in, when that is not its process's.
+	LinkedNamespace uint64 `json:"linked_namespace,omitempty"`
+	// MountPoint is the mount point, in its process's mount namespace,
+	// of the mount a removed file was opened on, when that namespace
+	// shows it: the file found by Linked, or its ghost, is opened again
+	// on that mount.
+	MountPoint string `json:"mount_point,omitempty"`
 	// PipeEnd is "read" or "write" for pipe and FIFO ends.
 	PipeEnd string `json:"pipe_end,omitempty"`
 	// External marks a file whose other side is outside the image (a

@@ -1,17 +1,20 @@
 package files
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A ghost is a file the tree holds open after its last name was removed: a
@@ -45,6 +48,9 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if c.MountNamespaceOf != nil && fd.Info.MntID != 0 {
 		g.MountNamespace, _ = c.MountNamespaceOf(fd.Pid, fd.Info.MntID)
 	}
+	if g.MountNamespace == 0 {
+		g.Path, g.MountNamespace = ghostPlace(c, fd)
+	}
 	if fileType(st) == unix.S_IFLNK {
 		target, err := readlinkFd(fd.Copy)
 		if err != nil {
@@ -67,6 +73,25 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	c.ghosts[key] = ref
 	return ref, nil
+}
+
+// ghostPlace is where the ghost of fd's file is made again, and the mount
+// namespace of the image that path is in (0 for fd's process's): where it
+// was, unless its directory is there but on another filesystem (the mount
+// it was opened on is gone from its process's namespace), then beside a
+// recorded mount of its own filesystem, one showing all of it first.
+func ghostPlace(c *DumpContext, fd *Fd) (string, uint64) {
+	var st unix.Stat_t
+	dir := fmt.Sprintf("/proc/%d/root%s", fd.Pid, filepath.Dir(fd.Link.Path))
+	if err := unix.Stat(dir, &st); err != nil || st.Dev == fd.Stat.Dev {
+		return fd.Link.Path, 0
+	}
+	for _, v := range c.mountsOf(fd) {
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", v.Pid, v.Path), &st); err == nil && st.Dev == fd.Stat.Dev {
+			return filepath.Join(v.Path, filepath.Base(fd.Link.Path)), v.Namespace
+		}
+	}
+	return fd.Link.Path, 0
 }
 
 // dumpGhostData writes a regular ghost with its data extents, read through
@@ -172,6 +197,9 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		}
 	}
 	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
+	if errors.Is(err, unix.EROFS) && !keep {
+		f, err = makeGhostOnClone(&g, rec.Payload(), at)
+	}
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
 	}
@@ -189,6 +217,56 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 		c.ghostNames[rec.Objref] = name
 	}
 	return nil
+}
+
+// makeGhostOnClone is makeGhost for a file whose mount is read-only now
+// (remounted so after the file was removed): made through a writable
+// copy of that mount, as the filesystem itself may be written. The copy
+// goes when the file crsub holds is closed.
+func makeGhostOnClone(g *ckpt.Ghost, data io.Reader, at string) (*os.File, error) {
+	clone, err := writableClone(filepath.Dir(at))
+	if err != nil {
+		return nil, fmt.Errorf("a writable copy of its read-only mount: %w", err)
+	}
+	defer clone.Close()
+	f, _, err := makeGhost(g, data, false, fmt.Sprintf("/proc/self/fd/%d/%s", clone.Int(), filepath.Base(at)))
+	return f, err
+}
+
+// writableClone is a detached, writable copy of the mount of directory
+// dir, showing dir. open_tree copies only a mount of the caller's mount
+// namespace: one reached through /proc/PID/root (a namespace the restart
+// made, HostPath) is copied from a thread that joined PID's.
+func writableClone(dir string) (*sys.FD, error) {
+	clone := func(path string) (*sys.FD, error) {
+		fd, err := sys.CloneMount(unix.AT_FDCWD, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := sys.SetMountAttr(fd.Int(), 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			fd.Close()
+			return nil, err
+		}
+		return fd, nil
+	}
+	rest, ok := strings.CutPrefix(dir, "/proc/")
+	pid, inside, found := strings.Cut(rest, "/root")
+	n, err := strconv.Atoi(pid)
+	if !ok || !found || err != nil || n <= 0 || !strings.HasPrefix(inside+"/", "/") {
+		return clone(dir)
+	}
+	pidfd, err := sys.PidfdOpen(n)
+	if err != nil {
+		return nil, err
+	}
+	defer pidfd.Close()
+	var fd *sys.FD
+	err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+		var err error
+		fd, err = clone(cmp.Or(inside, "/"))
+		return err
+	})
+	return fd, err
 }
 
 // makeGhost creates the file at path at (its path as crsub reaches it) or
@@ -282,6 +360,26 @@ func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, e
 	for _, d := range rec.Deps {
 		if g := c.ghosts[d]; g != nil {
 			return c.reopen(t, int(g.Fd()), flags)
+		}
+	}
+	return -1, errors.New("its ghost record is missing")
+}
+
+// openGhostOn is openGhost on the mount f was opened on (f.MountPoint),
+// when that is known, which need not be the one its ghost was made on.
+func openGhostOn(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File, flags int) (int, error) {
+	if f.MountPoint == "" {
+		return openGhost(c, t, rec, flags)
+	}
+	for _, d := range rec.Deps {
+		if g := c.ghosts[d]; g != nil {
+			local, err := unix.Dup(int(g.Fd()))
+			if err != nil {
+				return -1, os.NewSyscallError("dup", err)
+			}
+			local = onMountOf(c, t, f, local)
+			defer unix.Close(local)
+			return c.reopen(t, local, flags)
 		}
 	}
 	return -1, errors.New("its ghost record is missing")

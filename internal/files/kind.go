@@ -103,6 +103,19 @@ type DumpContext struct {
 	// the image that mount mntID is in, when that is not process pid's:
 	// a file opened there (ckpt.File.MountNamespace).
 	MountNamespaceOf func(pid, mntID int) (uint64, bool)
+	// MountsOf, if set, lists the mounts of filesystem dev in the mount
+	// namespaces of the image, as process pid's namespace is 0.
+	MountsOf func(pid int, dev uint64) []MountView
+}
+
+// MountView is a mount in a mount namespace of the image: the namespace's
+// inode (0 for the process asking), a process in it, its mount point, and
+// the directory of its filesystem it shows.
+type MountView struct {
+	Namespace uint64
+	Pid       int
+	Path      string
+	Root      string
 }
 
 // Dumped is an fd whose file record is in the image.

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,6 +62,10 @@ func dumpRemovedName(c *DumpContext, fd *Fd, f *ckpt.File, byHandle bool) ([]ckp
 	switch {
 	case isGhost(fd):
 		f.Deleted = true
+		if point, ok := mountPointOf(fd); ok && len(c.mountsOf(fd)) > 0 {
+			// On a mount of a namespace the restart makes again.
+			f.MountPoint = point
+		}
 		ghost, err := dumpGhost(c, fd)
 		if err != nil {
 			return nil, err
@@ -74,6 +79,7 @@ func dumpRemovedName(c *DumpContext, fd *Fd, f *ckpt.File, byHandle bool) ([]ckp
 			return nil, err
 		}
 		f.Handle = h
+		linkedName(c, fd, f)
 	}
 	return nil, nil
 }
@@ -87,7 +93,7 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return fd, seek(t, fd, f.Pos)
 	}
 	if f.Deleted {
-		fd, err := openGhost(c, t, rec, reopenFlags(f.Flags))
+		fd, err := openGhostOn(c, t, rec, f, reopenFlags(f.Flags))
 		if err != nil {
 			return -1, fmt.Errorf("deleted %s: %w", f.Path, err)
 		}
@@ -98,6 +104,9 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	}
 	if f.Handle != nil {
 		fd, err := openByHandle(c, t, f)
+		if errors.Is(err, unix.ESTALE) && f.Linked != "" {
+			return openLinked(c, t, f)
+		}
 		if err != nil {
 			return -1, fmt.Errorf("%s, removed but linked elsewhere: %w", f.Path, err)
 		}
