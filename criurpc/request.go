@@ -314,7 +314,7 @@ var rules = map[protoreflect.Name]rule{
 	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
 	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
 	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
-	"veths":                  both(refuse("crsub does not restore network namespaces yet, so has no veth pair to connect")),
+	"veths":                  both(refuse("crsub makes no veth pair for a restore: it adopts a host link the caller made (crsub restart --link IN=HOSTLINK), which this interface has no field for yet")),
 	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
 	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
 	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
