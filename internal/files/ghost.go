@@ -186,15 +186,9 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	keep := g.Mode&unix.S_IFMT == unix.S_IFLNK
 	// Made where t sees it (through its root, in a mount namespace of its
 	// own), and named as t names it.
-	at := c.hostPath(t, g.Path)
-	if g.MountNamespace != 0 {
-		var ok bool
-		if c.InMountNamespace != nil {
-			at, ok = c.InMountNamespace(g.MountNamespace, g.Path)
-		}
-		if !ok {
-			return fmt.Errorf("deleted %s, removed in mount namespace %d: that namespace is not made again here", g.Path, g.MountNamespace)
-		}
+	at, ok := c.pathIn(t, g.MountNamespace, g.Path)
+	if !ok {
+		return fmt.Errorf("deleted %s, removed in mount namespace %d: that namespace is not made again here", g.Path, g.MountNamespace)
 	}
 	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
 	if errors.Is(err, unix.EROFS) && !keep {

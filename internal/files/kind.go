@@ -333,6 +333,19 @@ func (c *RestoreContext) hostPath(t Target, path string) string {
 	return c.HostPath(t, path)
 }
 
+// pathIn is how crsub reaches path as the image's mount namespace mntns
+// shows it (0: as t sees it); false when that namespace is not made again
+// here.
+func (c *RestoreContext) pathIn(t Target, mntns uint64, path string) (string, bool) {
+	if mntns == 0 {
+		return c.hostPath(t, path), true
+	}
+	if c.InMountNamespace == nil {
+		return "", false
+	}
+	return c.InMountNamespace(mntns, path)
+}
+
 // procPidNamespace is ProcPidNamespace, false when unset.
 func (c *RestoreContext) procPidNamespace(t Target, dev uint64) (*os.File, bool) {
 	if c.ProcPidNamespace == nil {

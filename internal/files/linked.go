@@ -117,15 +117,9 @@ func nameOnMount(v MountView, dev, ino uint64) string {
 // file is opened by handle on the mount of the directory given, even
 // outside what that mount shows).
 func openLinked(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
-	host := c.hostPath(t, f.Linked)
-	if f.LinkedNamespace != 0 {
-		var ok bool
-		if c.InMountNamespace != nil {
-			host, ok = c.InMountNamespace(f.LinkedNamespace, f.Linked)
-		}
-		if !ok {
-			return -1, fmt.Errorf("%s, removed, is %s in mount namespace %d: that namespace is not made again here", f.Path, f.Linked, f.LinkedNamespace)
-		}
+	host, ok := c.pathIn(t, f.LinkedNamespace, f.Linked)
+	if !ok {
+		return -1, fmt.Errorf("%s, removed, is %s in mount namespace %d: that namespace is not made again here", f.Path, f.Linked, f.LinkedNamespace)
 	}
 	local, err := unix.Open(host, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {

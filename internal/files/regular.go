@@ -141,12 +141,8 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 // namespace than t's, in that one, by crsub, and hands it to t: the file
 // is on the mount it was on.
 func openInMountNamespace(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
-	var host string
-	ok := c.InMountNamespace != nil && c.Take != nil
-	if ok {
-		host, ok = c.InMountNamespace(f.MountNamespace, f.Path)
-	}
-	if !ok {
+	host, ok := c.pathIn(t, f.MountNamespace, f.Path)
+	if !ok || c.Take == nil {
 		return -1, fmt.Errorf("%s, opened in mount namespace %d: that namespace is not made again here", f.Path, f.MountNamespace)
 	}
 	local, err := os.OpenFile(host, reopenFlags(f.Flags)|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
