@@ -32,6 +32,9 @@
 // bind-mounted files at their new places (ext_mnt; a cgroup hierarchy's
 // mount follows cg_root), and the namespaces it passes (inherit_fd
 // extRootNetNS, join_ns), a network namespace taken as the runtime
-// configured it. A dump also leaves CRIU's inventory.img beside the image,
+// configured it. Veth pairs a runtime asks for (veths, external
+// veth[IN]:OUT) are made on the host and their inner ends given to the
+// engine as the image's links (veth.go); external netdev[IN]:HOSTLINK
+// gives a host link the runtime made. A dump also leaves CRIU's inventory.img beside the image,
 // which podman takes for a complete checkpoint.
 package criurpc

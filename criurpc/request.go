@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +63,18 @@ type Request struct {
 	// ExtMounts are the ext_mnt entries of a restore: where, outside, the
 	// mount at a path of the tree's mount namespace comes from now.
 	ExtMounts []ExtMount
+	// Veths are veth pairs to make for the restore, their inner ends
+	// taking the places of the image's links (veths, external
+	// veth[IN]:OUT); Links are links of crsub's network namespace that
+	// do (external netdev[IN]:HOSTLINK), by the image's link names.
+	Veths []VethPair
+	Links map[string]string
 }
+
+// VethPair is a veths entry, or an external veth[In]:Out[@Bridge]: a
+// veth pair whose end named Out stays on the host (in Bridge, up, if one
+// is named) and whose other end becomes the image's link In.
+type VethPair struct{ In, Out, Bridge string }
 
 // ExtMount is an ext_mnt entry of a restore: Key is the mount point in
 // the tree's mount namespace (what runc named the mount at the
@@ -276,6 +288,18 @@ var rules = map[protoreflect.Name]rule{
 	"orphan_pts_master": {dump: accept,
 		restore: func(r *Request, v protoreflect.Value) error { r.OrphanPtsMaster = v.Bool(); return nil }},
 	"external": {dump: external(forDump), restore: external(forRestore)},
+	// As for CRIU, the pairs are made on restore; a dump records the
+	// tree's links whatever the runtime will make of them.
+	"veths": {dump: accept,
+		restore: func(r *Request, v protoreflect.Value) error {
+			var err error
+			each(v, func(m protoreflect.Message) {
+				if err == nil {
+					err = r.addVeth(str(m, "if_in"), str(m, "if_out"))
+				}
+			})
+			return err
+		}},
 	// runc always asks for the network namespace to be left empty
 	// (CLONE_NEWNET: "runc doesn't manage network devices"), and CRIU
 	// then restores a bare one, its loopback down. crsub records the
@@ -314,7 +338,6 @@ var rules = map[protoreflect.Name]rule{
 	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
 	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
 	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
-	"veths":                  both(refuse("crsub makes no veth pair for a restore: it adopts a host link the caller made (crsub restart --link IN=HOSTLINK), which this interface has no field for yet")),
 	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
 	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
 	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
@@ -329,13 +352,13 @@ var rules = map[protoreflect.Name]rule{
 }
 
 // external takes CRIU's external-resource keys ("mnt[KEY]:VAL",
-// "net[INODE]:KEY", "tty[RDEV:DEV]", …) by their kind.
+// "net[INODE]:KEY", "tty[RDEV:DEV]", "veth[IN]:OUT", …) by their kind.
 func external(side kind) apply {
-	return func(_ *Request, v protoreflect.Value) error {
+	return func(r *Request, v protoreflect.Value) error {
 		l := v.List()
 		for i := range l.Len() {
 			key := l.Get(i).String()
-			what, _, ok := strings.Cut(key, "[")
+			what, rest, ok := strings.Cut(key, "[")
 			if !ok {
 				return &RefusedError{Reason: fmt.Sprintf("%q is not KIND[ID]…", key)}
 			}
@@ -351,12 +374,94 @@ func external(side kind) apply {
 			case side == forDump && (what == "file" || what == "unix" || what == "tty" || what == "dev"):
 				// crsub records a file whose other side is outside the
 				// tree as external without being told.
+			case side == forDump && (what == "veth" || what == "netdev"):
+				// CRIU reads these only on restore; a dump records
+				// the tree's links as they are.
+			case what == "veth" || what == "netdev":
+				in, out, ok := strings.Cut(rest, "]:")
+				if !ok {
+					return &RefusedError{Reason: fmt.Sprintf("%q is not %s[IFNAME]:OUTNAME", key, what)}
+				}
+				if what == "veth" {
+					if err := r.addVeth(in, out); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := r.addLink(in, out); err != nil {
+					return err
+				}
 			default:
 				return &RefusedError{Reason: fmt.Sprintf("%q: crsub does not handle external %s resources here yet", key, what)}
 			}
 		}
 		return nil
 	}
+}
+
+// addVeth takes a veth pair to make, its host end out ("NAME@BRIDGE" puts
+// it in a bridge, as CRIU's), its other end the image's link in.
+func (r *Request) addVeth(in, out string) error {
+	out, bridge, _ := strings.Cut(out, "@")
+	for _, n := range []string{in, out} {
+		if err := linkName(n); err != nil {
+			return &RefusedError{Reason: fmt.Sprintf("veth %s:%s: %v", in, out, err)}
+		}
+	}
+	if bridge != "" {
+		if err := linkName(bridge); err != nil {
+			return &RefusedError{Reason: fmt.Sprintf("veth %s:%s bridge: %v", in, out, err)}
+		}
+	}
+	if err := r.claimLink(in); err != nil {
+		return err
+	}
+	for _, p := range r.Veths {
+		if p.Out == out {
+			return &RefusedError{Reason: fmt.Sprintf("veth %s:%s: %s is the host end of %s already", in, out, out, p.In)}
+		}
+	}
+	r.Veths = append(r.Veths, VethPair{In: in, Out: out, Bridge: bridge})
+	return nil
+}
+
+// addLink takes a host link to move in as the image's link in.
+func (r *Request) addLink(in, host string) error {
+	for _, n := range []string{in, host} {
+		if err := linkName(n); err != nil {
+			return &RefusedError{Reason: fmt.Sprintf("netdev %s:%s: %v", in, host, err)}
+		}
+	}
+	if err := r.claimLink(in); err != nil {
+		return err
+	}
+	if r.Links == nil {
+		r.Links = map[string]string{}
+	}
+	r.Links[in] = host
+	return nil
+}
+
+// claimLink refuses a link of the image given twice.
+func (r *Request) claimLink(in string) error {
+	_, linked := r.Links[in]
+	if linked || slices.ContainsFunc(r.Veths, func(p VethPair) bool { return p.In == in }) {
+		return &RefusedError{Reason: fmt.Sprintf("link %s is given twice", in)}
+	}
+	return nil
+}
+
+// linkName checks a network interface name as the kernel would.
+func linkName(n string) error {
+	switch {
+	case n == "":
+		return errors.New("an empty interface name")
+	case len(n) >= unix.IFNAMSIZ:
+		return fmt.Errorf("%q is longer than an interface name may be (%d bytes)", n, unix.IFNAMSIZ-1)
+	case strings.ContainsAny(n, "/: \t\n") || n == "." || n == "..":
+		return fmt.Errorf("%q is not an interface name", n)
+	}
+	return nil
 }
 
 // ParseRequest takes a request's options into a Request, refusing by name

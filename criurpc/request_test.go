@@ -136,8 +136,33 @@ func TestParseRequest(t *testing.T) {
 			want: req(restore, func(r *Request) { r.ImagesDirFd = 7 })},
 		{name: "empty mount ns on restore", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x00020000)) }), refused: "empty_ns"},
 		{name: "veth pairs", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}, {IfIn: ptr("eth1"), IfOut: ptr("veth2@br0")}}
+			o.External = []string{"veth[eth2]:veth3", "netdev[eth3]:given0"}
+		}), want: req(restore, func(r *Request) {
+			r.ImagesDirFd = 7
+			r.Veths = []VethPair{{"eth0", "veth1", ""}, {"eth1", "veth2", "br0"}, {"eth2", "veth3", ""}}
+			r.Links = map[string]string{"eth3": "given0"}
+		})},
+		{name: "veth pairs on a dump", typ: dump, opts: with(func(o *rpcpb.CriuOpts) {
 			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}}
+			o.External = []string{"veth[eth0]:veth1"}
+		}), want: req(dump, func(r *Request) { r.ImagesDirFd = 7 })},
+		{name: "veth pair with a link given twice", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}, {IfIn: ptr("eth0"), IfOut: ptr("veth2")}}
 		}), refused: "veths"},
+		{name: "veth pair with one host end twice", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("veth1")}, {IfIn: ptr("eth1"), IfOut: ptr("veth1")}}
+		}), refused: "veths"},
+		{name: "veth pair named too long", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr("a-name-too-long-for-a-link")}}
+		}), refused: "veths"},
+		{name: "veth pair named with a slash", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.Veths = []*rpcpb.CriuVethPair{{IfIn: ptr("../x"), IfOut: ptr("veth1")}}
+		}), refused: "veths"},
+		{name: "veth external and netdev for one link", typ: restore, opts: with(func(o *rpcpb.CriuOpts) {
+			o.External = []string{"veth[eth0]:veth1", "netdev[eth0]:given0"}
+		}), refused: "external"},
+		{name: "veth external without its host end", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"veth[eth0]"} }), refused: "external"},
 		{name: "exec_cmd", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.ExecCmd = []string{"/bin/true"} }), refused: "exec_cmd"},
 		{name: "config file", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ConfigFile = ptr("/etc/passwd") }), refused: "config_file"},
 		{name: "missing config file", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.ConfigFile = ptr("/nonexistent/runc.conf") }),
@@ -153,7 +178,6 @@ func TestParseRequest(t *testing.T) {
 		}), refused: "cg_root"},
 		{name: "no network lock", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.NetworkLock = rpcpb.CriuNetworkLockMethod_SKIP.Enum() }), refused: "network_lock"},
 		{name: "log file in a subdirectory", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.LogFile = ptr("logs/dump.log") }), refused: "log_file"},
-		{name: "veth external", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"veth[eth0]:vethX@br0"} }), refused: "external"},
 		{name: "net external on restore", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"net[1]:k"} }), refused: "external"},
 		{name: "malformed external", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"nonsense"} }), refused: "external"},
 		{name: "leave stopped", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.LeaveStopped = ptr(true) }), refused: "leave_stopped"},

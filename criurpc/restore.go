@@ -109,6 +109,18 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 		return s.notify(r, log, "pre-resume", 0, -1)
 	}
+	made, veths, err := makeVeths(r.Veths)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := veths.remove(); rerr != nil {
+				log.Error("after the failed restore", "err", rerr)
+			}
+		}
+	}()
+	opts.Links = restoreLinks(r.Links, made, log)
 	p, err := restart.Restart(ctx, bufio.NewReader(img), opts)
 	if errors.Is(err, restart.ErrExternal) {
 		return 0, fmt.Errorf("%w; a runtime gives its own fd for it with inherit_fd, keyed as CRIU names the file (pipe:[INODE], socket:[INODE], tty[RDEV:DEV], its path without the leading /)", err)
