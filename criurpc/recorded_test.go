@@ -13,9 +13,10 @@ import (
 )
 
 // recordedRequests are requests a runtime really sent, as crsub swrk logged
-// them (testdata/RUNTIME-VERSION-KIND.txtpb, from runc_criu.sh's dump.log
-// and restore.log): every field each carries must map to a Request, none
-// refused.
+// them (testdata/RUNTIME-VERSION-KIND.txtpb, the request line of the
+// dump.log and restore.log of runc_criu.sh, and of podman.sh, which keeps
+// copies in $CR_DIR/requests): every field each carries must map to a
+// Request, none refused.
 func recordedRequests(t testing.TB) map[string]*rpcpb.CriuReq {
 	files, err := filepath.Glob("testdata/*.txtpb")
 	if err != nil || len(files) == 0 {
@@ -46,6 +47,11 @@ func TestRecordedRequests(t *testing.T) {
 	want := map[string]summary{
 		"runc-1.1.5-dump.txtpb":    {Type: "DUMP", ExtMounts: 17, EmptyNs: true},
 		"runc-1.1.5-restore.txtpb": {Type: "RESTORE", Root: true, ExtMounts: 16, CgroupRoots: 11, Inherit: 3, EmptyNs: true, Orphan: true, Sibling: true},
+		// podman 4.3.1 through runc: checkpoint, restore in place, and
+		// restore --import under a new name (other bind-mount sources).
+		"podman-4.3.1-runc-1.1.5-dump.txtpb":           {Type: "DUMP", ExtMounts: 22, EmptyNs: true},
+		"podman-4.3.1-runc-1.1.5-restore.txtpb":        {Type: "RESTORE", Root: true, ExtMounts: 21, CgroupRoots: 11, Inherit: 3, EmptyNs: true, Orphan: true, Sibling: true},
+		"podman-4.3.1-runc-1.1.5-restore-import.txtpb": {Type: "RESTORE", Root: true, ExtMounts: 21, CgroupRoots: 11, Inherit: 3, EmptyNs: true, Orphan: true, Sibling: true},
 	}
 	got := map[string]summary{}
 	for name, req := range recordedRequests(t) {

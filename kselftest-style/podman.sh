@@ -123,11 +123,15 @@ check() {
 	got=$("${P[@]}" exec "$c" wget -qO- http://127.0.0.1:8080/ 2>&1)
 	result "$([[ $got == "served from a restored container" ]]; echo $?)" "$c: httpd on its loopback answers ($got)"
 }
-# bycrsub LOG: the log in the container's directory is crsub's.
+# bycrsub NAME LOG: the log in the container's directory is crsub's. A
+# copy is kept as $CR_DIR/requests/NAME.LOG (podman removes it with the
+# container): its request line is podman's request as crsub read it, from
+# which criurpc/testdata/podman-*.txtpb were recorded.
 bycrsub() {
 	local log
 	log=$("${P[@]}" inspect -f '{{.StaticDir}}' "$1")/$2
 	result "$(grep -q 'level=DEBUG msg=request' "$log" 2>/dev/null; echo $?)" "$1: $2 is crsub's"
+	mkdir -p "$CR_DIR/requests" && cp "$log" "$CR_DIR/requests/$1.$2" 2>/dev/null
 }
 count() { "${P[@]}" exec "$1" cat /count 2>/dev/null | tail -n1; }
 
