@@ -756,8 +756,10 @@ func (s *session) thaw() error {
 // controllingTerminal describes the controlling terminal of a session
 // leader if it is a pty the tree holds, or a virtual console, serial line
 // or the console the leader holds an fd on, which restart opens again by
-// path (another terminal is someone else's: its fds are external, and
-// restart gives the session none).
+// path, or a pty slave whose master is outside the tree the leader holds
+// an fd on (a container's console), which a restart that makes it a new
+// pty gives back (another terminal is someone else's: its fds are
+// external, and restart gives the session none).
 func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	st, err := procfs.ReadStat(p.pid)
 	if err != nil || st.Session != p.pid || st.TtyNr == 0 {
@@ -765,7 +767,9 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	}
 	rdev := files.TtyDevice(st.TtyNr)
 	pty := s.files.InternalPtySlave(rdev)
-	if !pty && !files.KernelTerminal(rdev) {
+	_, slave := files.PtySlaveIndex(rdev)
+	external := !pty && slave
+	if !pty && !external && !files.KernelTerminal(rdev) {
 		return nil
 	}
 	fds := p.fds
@@ -774,7 +778,7 @@ func (s *session) controllingTerminal(p *proc) *ckpt.Ctty {
 	}
 	for _, fd := range fds {
 		if fd.Stat.Mode&unix.S_IFMT == unix.S_IFCHR && fd.Stat.Rdev == rdev {
-			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid}
+			return &ckpt.Ctty{Fd: fd.Num, Pgrp: st.Tpgid, External: external}
 		}
 	}
 	if !pty {

@@ -587,6 +587,22 @@ type File struct {
 	Fanotify *FanotifyState `json:"fanotify,omitempty"`
 	// Pidfd is the process a pidfd refers to.
 	Pidfd *PidfdState `json:"pidfd,omitempty"`
+	// Terminal is, for an external terminal that is a pty slave (its
+	// master outside the tree: a container's console), its settings,
+	// which a new pty made for it at restart takes
+	// (restart.Options.NewTerminal).
+	Terminal *TerminalSettings `json:"terminal,omitempty"`
+}
+
+// TerminalSettings are a terminal's line settings and window size.
+type TerminalSettings struct {
+	// Termios is its struct termios2 (TCGETS2), raw.
+	Termios []byte `json:"termios"`
+	// Window size (TIOCGWINSZ).
+	Rows   uint16 `json:"rows"`
+	Cols   uint16 `json:"cols"`
+	XPixel uint16 `json:"xpixel,omitempty"`
+	YPixel uint16 `json:"ypixel,omitempty"`
 }
 
 // PidfdState is the process a pidfd refers to: its pid, and its start time
@@ -940,10 +956,14 @@ type PtyOwner struct {
 // controlling terminal again, with Pgrp as the foreground process group.
 // A leader that holds no fd on it has Fd -1 and the pty's number in Pty:
 // restart opens the new slave for the moment it takes.
+// External says the terminal was a pty slave whose master was outside
+// the tree: the session gets it back only on a new pty a restart makes
+// for it (restart.Options.NewTerminal), not on a substitute.
 type Ctty struct {
-	Fd   int `json:"fd"`
-	Pgrp int `json:"pgrp"`
-	Pty  int `json:"pty,omitempty"`
+	Fd       int  `json:"fd"`
+	Pgrp     int  `json:"pgrp"`
+	Pty      int  `json:"pty,omitempty"`
+	External bool `json:"external,omitempty"`
 }
 
 // Memfd is a memfd object (record TypeMemfd): its name, size and seals; its

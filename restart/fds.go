@@ -58,7 +58,7 @@ func (t *task) openNow(g *globalFile, ref ckpt.Objref, rec *ckpt.Record) {
 	case f.Supplied:
 		g.err = errors.New("the image says this file is supplied at restart, and nothing supplied it")
 		return
-	case f.External:
+	case f.External && !t.s.files.NewTerminalFor(f):
 		g.err = fmt.Errorf("%w: %s", files.ErrExternal, f.ExternalReason)
 		return
 	}

@@ -2,6 +2,7 @@ package restart
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/crsub/crsub/substitute"
@@ -109,6 +110,17 @@ type Options struct {
 	// BeforeRelease, if set, runs when every task is fully restored, just
 	// before they run; an error aborts the restart.
 	BeforeRelease func(pids []int) error
+	// NewTerminal, if set, restores each terminal of the image that was
+	// a pty slave whose master was outside the tree (a container's
+	// console, its master held by the runtime's console socket) as a new
+	// pty of the devpts it was on, numbered as it was, with its settings
+	// (termios, window size), instead of needing a substitute: its master
+	// is passed to NewTerminal, which must not keep that *os.File open
+	// after it returns (CRIU's orphan_pts_master; a runtime hands it to
+	// the console socket). An error fails the restart. The session whose
+	// controlling terminal it was gets none. A substitute given for an
+	// fd on it is used instead.
+	NewTerminal func(master *os.File) error
 	// Sibling makes the root process a child of the calling process's
 	// parent instead of the caller's own (CLONE_PARENT), as a container
 	// runtime has CRIU restore its container (rst_sibling): the parent

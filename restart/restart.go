@@ -162,6 +162,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	s.files.ProcPidNamespace = func(t files.Target, dev uint64) (*os.File, bool) { return t.(*task).procPidNamespace(dev) }
 	s.files.Transfer = s.transfer
 	s.files.Take = take
+	s.files.NewTerminal = opts.NewTerminal
 	s.files.Open = s.openFile
 	s.preserved = map[int]bool{}
 	for _, fd := range append(opts.Preserve, preserve.List()...) {

@@ -344,6 +344,9 @@ func (t *task) restoreCtty() {
 		return
 	}
 	c := t.process.Ctty
+	if _, substituted := t.substitutes[c.Fd]; c.External && (substituted || t.s.files.NewTerminal == nil) {
+		return // someone else's terminal, not made again
+	}
 	fd := c.Fd
 	if fd < 0 {
 		path, ok := t.s.files.PtyPaths[c.Pty]

@@ -90,9 +90,10 @@ func charDevFile(fd *Fd) ckpt.File {
 // charDevKind reopens any other character device by path (O_NOCTTY: a
 // session gets its controlling terminal back as it had it, not by an open).
 // A terminal (ptyKind and cttyKind took the tree's own ptys) is someone
-// else's: external, written as a tty record that only a substitute can
-// restore; but the console, a virtual console or a serial line is reopened
-// by path (KernelTerminal), if its node is still that device.
+// else's: external, written as a tty record that a substitute restores,
+// or a new pty made for it (terminal.go); but the console, a
+// virtual console or a serial line is reopened by path (KernelTerminal),
+// if its node is still that device.
 var charDevKind = &Kind{
 	Files:  []string{ckpt.FileCharDev, ckpt.FileTTY},
 	Claims: func(_ *DumpContext, fd *Fd) bool { return isCharDev(fd) },
@@ -104,6 +105,11 @@ var charDevKind = &Kind{
 			f.Kind = ckpt.FileTTY
 			f.External = true
 			f.ExternalReason = "terminal " + fd.Link.Path
+			var err error
+			if f.Terminal, err = terminalSettings(fd); err != nil && c.Log != nil {
+				// A new pty made for it takes the defaults.
+				c.Log.Warn("terminal settings not recorded", "pid", fd.Pid, "fd", fd.Num, "err", err)
+			}
 		case isGhost(fd):
 			// A device node whose name was removed: made again.
 			f.Deleted = true
@@ -117,6 +123,9 @@ var charDevKind = &Kind{
 		return ref, c.WriteFile(fd, ref, deps, &f)
 	},
 	Restore: func(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+		if c.NewTerminalFor(f) {
+			return restoreNewTerminal(c, t, f)
+		}
 		if f.Deleted {
 			fd, err := openGhost(c, t, rec, reopenFlags(f.Flags))
 			if err != nil {

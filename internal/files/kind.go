@@ -302,6 +302,11 @@ type RestoreContext struct {
 	// and gives the pid namespace it shows (nil: crsub's), made again by
 	// the time t's files are restored.
 	ProcPidNamespace func(t Target, dev uint64) (pidns *os.File, ok bool)
+	// NewTerminal, if set, is handed the master of a new pty made for
+	// each external pty slave of the image (terminal.go), which it must
+	// not keep open past its return; newTerminals are the slaves made.
+	NewTerminal  func(master *os.File) error
+	newTerminals map[terminalKey]bool
 	// heldNamespaces are, by inode, the network namespaces other than
 	// crsub's where TCP connections are held still while they are
 	// restored (socket_tcp_netns.go), until every file is.

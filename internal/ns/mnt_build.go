@@ -426,9 +426,8 @@ func (t *mountTree) remove(id int) error {
 
 // makePty makes, for a mount of root, a pty slave of devpts mount
 // devpts, the pty pair it is the slave of, if it is not there: the pty
-// of that number, whose master is kept for the restart of the pty.
-// devpts gives a new pair the lowest number free: those below are taken
-// until it comes, then let go.
+// of that number (sys.OpenPtyIndex), whose master is kept for the
+// restart of the pty.
 func (t *mountTree) makePty(devpts int, root string) error {
 	n, err := strconv.Atoi(strings.TrimPrefix(root, "/"))
 	if err != nil || n < 0 || t.ptys[n] != nil {
@@ -438,33 +437,12 @@ func (t *mountTree) makePty(devpts int, root string) error {
 	if unix.Fstatat(devpts, strconv.Itoa(n), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return nil
 	}
-	var below []*os.File
-	defer func() {
-		for _, f := range below {
-			f.Close()
-		}
-	}()
-	for {
-		fd, err := unix.Openat(devpts, "ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: "ptmx", Err: err}
-		}
-		f := os.NewFile(uintptr(fd), "ptmx")
-		got, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-		if err != nil {
-			f.Close()
-			return os.NewSyscallError("ioctl(TIOCGPTN)", err)
-		}
-		switch {
-		case int(got) == n:
-			t.ptys[n] = f
-			return nil
-		case int(got) > n || len(below) > n:
-			f.Close()
-			return fmt.Errorf("pty %d: a new pty is %d", n, got)
-		}
-		below = append(below, f)
+	f, err := sys.OpenPtyIndex(devpts, "ptmx", n)
+	if err != nil {
+		return err
 	}
+	t.ptys[n] = f
+	return nil
 }
 
 // wholeOf is the mount of the whole of m's filesystem, made anew the first
