@@ -91,7 +91,15 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 			// an error (runc passes all of its container's stdio).
 			log.Info("inherit_fd matches no file of the image", "key", key)
 		}
-		if r.OrphanPtsMaster {
+		switch {
+		case r.OrphanPtsMaster && r.Notify && s.conn != nil:
+			// As CRIU: a new pty for each terminal whose master was
+			// outside, its master sent to the runtime with the
+			// notification (runc passes it to its console socket).
+			opts.NewTerminal = func(master *os.File) error {
+				return s.notify(r, log, "orphan-pts-master", 0, int(master.Fd()))
+			}
+		case r.OrphanPtsMaster:
 			if err := orphanTerminals(inv, opts.Substitutes, opts.ProcessSubstitutes); err != nil {
 				return 0, err
 			}
@@ -280,9 +288,9 @@ func fileKey(fv ckpt.FdView) string {
 }
 
 // orphanTerminals refuses an image with a terminal whose master was
-// outside the tree and no inherited fd for it: CRIU makes a new terminal
-// for it and sends its master to the runtime (orphan-pts-master), which
-// crsub does not do yet.
+// outside the tree and no inherited fd for it, where there is no runtime
+// listening for notifications: CRIU makes a new terminal for it and sends
+// its master to the runtime (orphan-pts-master) in a notification.
 func orphanTerminals(inv *ckpt.Inventory, root map[int]substitute.Source, others map[int]map[int]substitute.Source) error {
 	rootPid := inv.Tree.Processes[0].Pid
 	covered := map[ckpt.Objref]bool{}
@@ -302,7 +310,7 @@ func orphanTerminals(inv *ckpt.Inventory, root map[int]substitute.Source, others
 			if covered[fv.Objref] || fv.File.Kind != ckpt.FileTTY {
 				continue
 			}
-			return &RefusedError{Field: "orphan_pts_master", Reason: fmt.Sprintf("process %d fd %d is the terminal %s, whose master was outside the tree: crsub does not make a new terminal for it yet (pass the terminal with inherit_fd %q)", p.Process.Pid, fv.Fd, fv.File.Path, fileKey(fv))}
+			return &RefusedError{Field: "orphan_pts_master", Reason: fmt.Sprintf("process %d fd %d is the terminal %s, whose master was outside the tree: its new terminal's master goes to the runtime in a notification, and this request asks for none (notify_scripts); or pass the terminal with inherit_fd %q", p.Process.Pid, fv.Fd, fv.File.Path, fileKey(fv))}
 		}
 	}
 	return nil
