@@ -35,6 +35,10 @@
 // configured it. Veth pairs a runtime asks for (veths, external
 // veth[IN]:OUT) are made on the host and their inner ends given to the
 // engine as the image's links (veth.go); external netdev[IN]:HOSTLINK
-// gives a host link the runtime made. A dump also leaves CRIU's inventory.img beside the image,
+// gives a host link the runtime made. With orphan_pts_master, a terminal
+// whose master the runtime held (runc's console socket) comes back as a
+// new pty of the container's devpts, numbered as before, with its
+// settings, and its master goes to the runtime in the orphan-pts-master
+// notification (restart.Options.NewTerminal). A dump also leaves CRIU's inventory.img beside the image,
 // which podman takes for a complete checkpoint.
 package criurpc
