@@ -76,9 +76,9 @@ func crsubLinks(t *testing.T) []string {
 }
 
 // A restore asked for veth pairs (veths, as LXD sends them) makes each:
-// the host end under the runtime's name, the other the container's eth0
-// with its address, MTU and state, and the host reaches the container's
-// server through it. A restore that fails, or is refused for a host name
+// the host end under the runtime's name (in the bridge named with it), the
+// other the container's eth0 with its address, MTU and state, and the host
+// reaches the container's server through it. A restore that fails, or is refused for a host name
 // taken, leaves no link of its own.
 func TestSwrkVeths(t *testing.T) {
 	crtest.RequireRoot(t)
@@ -112,13 +112,13 @@ func TestSwrkVeths(t *testing.T) {
 	// The checkpointed namespace goes with its links a moment later.
 	crtest.WaitFor(t, func() bool { return !linkExists(peer) }, "the original host end gone")
 
-	restore := func(fail string) *rpcpb.CriuResp {
+	restore := func(fail, ifOut string) *rpcpb.CriuResp {
 		t.Helper()
 		rt := startSwrk(t)
 		rt.fail = fail
 		resp := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_RESTORE.Enum(), Opts: &rpcpb.CriuOpts{
 			ImagesDirFd: ptr(int32(images.Fd())), LogFile: ptr("restore.log"), LogLevel: ptr(int32(4)), NotifyScripts: ptr(true),
-			Veths: []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr(out)}}}})
+			Veths: []*rpcpb.CriuVethPair{{IfIn: ptr("eth0"), IfOut: ptr(ifOut)}}}})
 		rt.done()
 		return resp
 	}
@@ -136,7 +136,7 @@ func TestSwrkVeths(t *testing.T) {
 	}
 
 	// The runtime fails the restore once the link is in the container.
-	if resp := restore("post-restore"); resp.GetSuccess() || !strings.Contains(resp.GetCrErrmsg(), "post-restore") {
+	if resp := restore("post-restore", out); resp.GetSuccess() || !strings.Contains(resp.GetCrErrmsg(), "post-restore") {
 		t.Errorf("RESTORE failed by the runtime answered %v", resp)
 	}
 	noneLeft("a failed restore")
@@ -145,7 +145,7 @@ func TestSwrkVeths(t *testing.T) {
 	if b, err := exec.Command("ip", "link", "add", out, "type", "veth", "peer", "name", peer).CombinedOutput(); err != nil {
 		t.Fatalf("ip link add %s: %v: %s", out, err, b)
 	}
-	if resp := restore(""); resp.GetSuccess() || !strings.Contains(resp.GetCrErrmsg(), "veths: ") || !strings.Contains(resp.GetCrErrmsg(), out) {
+	if resp := restore("", out); resp.GetSuccess() || !strings.Contains(resp.GetCrErrmsg(), "veths: ") || !strings.Contains(resp.GetCrErrmsg(), out) {
 		t.Errorf("RESTORE with %s taken answered %v", out, resp)
 	}
 	if !linkExists(out) {
@@ -154,7 +154,22 @@ func TestSwrkVeths(t *testing.T) {
 	exec.Command("ip", "link", "del", out).Run()
 	noneLeft("a refused restore")
 
-	resp := restore("")
+	// A bridge that does not exist: nothing made is left.
+	if resp := restore("", out+"@crsvnone0"); resp.GetSuccess() || !strings.Contains(resp.GetCrErrmsg(), "crsvnone0") {
+		t.Errorf("RESTORE into a missing bridge answered %v", resp)
+	}
+	noneLeft("a restore into a missing bridge")
+
+	// The host end in a bridge the runtime made (OUT@BRIDGE, as LXC
+	// sends it): crsub puts it there, up, as CRIU does.
+	bridge := fmt.Sprintf("crsvb%d", os.Getpid()%100000)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	for _, args := range [][]string{{"link", "add", bridge, "type", "bridge"}, {"addr", "add", "10.73.0.1/24", "dev", bridge}, {"link", "set", bridge, "up"}} {
+		if b, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, b)
+		}
+	}
+	resp := restore("", out+"@"+bridge)
 	if !resp.GetSuccess() || resp.GetRestore().GetPid() != int32(pid) {
 		b, _ := os.ReadFile(filepath.Join(dir, "restore.log"))
 		t.Fatalf("RESTORE answered %v\n%s", resp, b)
@@ -166,6 +181,10 @@ func TestSwrkVeths(t *testing.T) {
 	if l := crsubLinks(t); len(l) > 0 {
 		t.Errorf("inner ends left on the host: %v", l)
 	}
+	if host, err := exec.Command("ip", "-o", "link", "show", "dev", out).CombinedOutput(); err != nil ||
+		!strings.Contains(string(host), "master "+bridge) || !strings.Contains(string(host), ",UP") {
+		t.Errorf("the host end is not up in %s: %v: %s", bridge, err, host)
+	}
 	inside, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(inside), "inet 10.73.0.2/24") {
 		t.Errorf("the container's eth0: %v: %s", err, inside)
@@ -173,12 +192,6 @@ func TestSwrkVeths(t *testing.T) {
 	link, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-n", "ip", "-o", "link", "show", "dev", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(link), "mtu 1400") || !strings.Contains(string(link), ",UP") || !strings.Contains(string(link), "link-netnsid") {
 		t.Errorf("the container's eth0 is not a veth to the host, up, MTU 1400: %v: %s", err, link)
-	}
-	// The host end is the runtime's to configure, as with CRIU.
-	for _, args := range [][]string{{"addr", "add", "10.73.0.1/24", "dev", out}, {"link", "set", out, "up"}} {
-		if b, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, b)
-		}
 	}
 	var line string
 	crtest.WaitFor(t, func() bool {
@@ -190,7 +203,7 @@ func TestSwrkVeths(t *testing.T) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		line, err = bufio.NewReader(c).ReadString('\n')
 		return err == nil
-	}, "the container's server reached through "+out)
+	}, "the container's server reached through "+bridge)
 	if want := fmt.Sprintf("pong %d\n", pid); line != want {
 		t.Errorf("the container's server answered %q, want %q", line, want)
 	}
