@@ -344,11 +344,18 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 // shmExec is SHM_EXEC, which x/sys lacks.
 const shmExec = 0o100000
 
-// attachSysVShm attaches a System V segment where v was (shmat maps it
-// whole, from its start).
+// attachSysVShm attaches a System V segment where v was. shmat maps the
+// whole segment from its start; an area that is a part of an attachment (one
+// mprotect or munmap split) is attached whole where the layout leaves room,
+// its part moved to v's place and the rest detached, as createShmem does.
 func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
-	if v.Pgoff != 0 || v.Flags&unix.MAP_SHARED == 0 {
-		return fmt.Errorf("System V segment %d mapped from offset %#x or privately: not supported", seg.ID, v.Pgoff)
+	if v.Flags&unix.MAP_SHARED == 0 {
+		return fmt.Errorf("System V segment %d mapped privately: not supported", seg.ID)
+	}
+	length := v.End - v.Start
+	size := (seg.Size + pageSize - 1) &^ (pageSize - 1)
+	if v.Pgoff%pageSize != 0 || v.Pgoff+length > size || v.Pgoff+length < v.Pgoff {
+		return fmt.Errorf("System V segment %d of %#x bytes: %#x bytes at offset %#x lie outside it", seg.ID, seg.Size, length, v.Pgoff)
 	}
 	var flags uint64
 	if v.Prot&unix.PROT_WRITE == 0 {
@@ -357,8 +364,12 @@ func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
 	if v.Prot&unix.PROT_EXEC != 0 {
 		flags |= shmExec
 	}
-	if _, err := t.Syscall(unix.SYS_SHMAT, uint64(seg.ID), v.Start, flags); err != nil {
-		return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
+	if v.Pgoff == 0 && length == size {
+		if _, err := t.Syscall(unix.SYS_SHMAT, uint64(seg.ID), v.Start, flags); err != nil {
+			return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
+		}
+	} else if err := t.attachSysVShmPart(v, seg.ID, size, flags); err != nil {
+		return err
 	}
 	if seg.Remove {
 		// Attached now, it lives on until detached, as it did. Removed by
@@ -369,6 +380,33 @@ func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
 		seg.Remove = false
 	}
 	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// attachSysVShmPart attaches segment id (size bytes mapped) at a free
+// place and moves v's part of it to v.
+func (t *task) attachSysVShmPart(v *ckpt.VMA, id int, size, flags uint64) error {
+	length := v.End - v.Start
+	busy := []span{{t.codePage, t.scratch + t.scratchSize}}
+	for _, a := range t.mm.Layout {
+		busy = append(busy, span{a.Start, a.End})
+	}
+	tmp, err := findFree(size, busy)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Syscall(unix.SYS_SHMAT, uint64(id), tmp, flags); err != nil {
+		return fmt.Errorf("shmat of System V segment %d at %#x: %w", id, tmp, err)
+	}
+	if _, err := t.Syscall(unix.SYS_MREMAP, tmp+v.Pgoff, length, length, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+		_, _ = t.Syscall(unix.SYS_MUNMAP, tmp, size)
+		return fmt.Errorf("moving the part of System V segment %d at %#x to %#x: %w", id, v.Pgoff, v.Start, err)
+	}
+	for _, rest := range outside(span{tmp, tmp + size}, []span{{tmp + v.Pgoff, tmp + v.Pgoff + length}}) {
+		if _, err := t.Syscall(unix.SYS_MUNMAP, rest.start, rest.end-rest.start); err != nil {
+			return fmt.Errorf("detaching the rest of System V segment %d: %w", id, err)
+		}
+	}
 	return nil
 }
 
