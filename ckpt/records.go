@@ -644,6 +644,10 @@ type InotifyWatch struct {
 	Inode  uint64      `json:"inode"`
 	Handle *FileHandle `json:"handle,omitempty"`
 	Ghost  Objref      `json:"ghost,omitempty"`
+	// MountNamespace is, for a file on a mount crsub did not see, the
+	// inode at checkpoint of the mount namespace of the image Path is a
+	// name in.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 }
 
 // FanotifyState is a fanotify group: its fanotify_init flags and its
@@ -679,6 +683,8 @@ type FanotifyMark struct {
 	IgnoredMask uint32      `json:"ignored_mask,omitempty"`
 	Handle      *FileHandle `json:"handle,omitempty"`
 	Ghost       Objref      `json:"ghost,omitempty"`
+	// MountNamespace: see InotifyWatch.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 }
 
 // Socket is what a socket file needs beyond a file: its family, type,
