@@ -899,6 +899,24 @@ type UnixPair struct {
 	// Ancillary is what the messages queued for each end carry besides
 	// their bytes; a stream end's Messages are then its chunks.
 	Ancillary [2][]Ancillary `json:"ancillary,omitempty"`
+	// Later says an end's queue is in a UnixQueue record instead, after
+	// the fd table: its messages carry unix sockets, which may be the
+	// pair's own ends.
+	Later [2]bool `json:"later,omitempty"`
+}
+
+// UnixQueue is what is queued for reading at one end of a UnixPair whose
+// messages carry unix sockets (record TypeUnixQueue, after the fd table;
+// depends on the file records of both ends and of what the messages
+// carry). Its payload is the bytes queued; restart sends them again from
+// the other end, once every file they carry exists.
+type UnixQueue struct {
+	Type      int         `json:"type"`
+	Receiver  Objref      `json:"receiver"` // the end the bytes are queued at
+	Sender    Objref      `json:"sender"`   // its peer, which sends them again
+	Bytes     int64       `json:"bytes"`
+	Messages  []int       `json:"messages,omitempty"`
+	Ancillary []Ancillary `json:"ancillary,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;
