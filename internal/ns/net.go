@@ -84,7 +84,7 @@ var netKind = &Kind{
 				host.Close()
 				return err
 			}
-			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs}
+			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs, BeforeRun: c.BeforeRun}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork
@@ -450,6 +450,8 @@ type netRestore struct {
 	given map[string]bool
 	// undo lists, in the order done, what reverts each step.
 	undo []func() error
+	// beforeRun is NetworkTarget.BeforeRun.
+	beforeRun func(func() error)
 }
 
 // RestoreNetwork makes rec again in the network namespace t.NS, which must
@@ -462,7 +464,7 @@ func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err 
 		return nil, err
 	}
 	defer r.close()
-	r.inode, r.pairs = t.Inode, t.Pairs
+	r.inode, r.pairs, r.beforeRun = t.Inode, t.Pairs, t.BeforeRun
 	links := t.Links
 	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 		return nil, err
