@@ -495,6 +495,7 @@ const (
 	FileCharDev    = "chardev"
 	FileTTY        = "tty"  // a terminal outside the image: always external
 	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
+	FileTun        = "tun"  // /dev/net/tun attached to a tun or tap device of a network namespace of the image
 	FilePtyMaster  = "pty-master"
 	FilePtySlave   = "pty-slave"
 	FilePipe       = "pipe"
@@ -584,6 +585,7 @@ type File struct {
 	Timerfd  *TimerfdState  `json:"timerfd,omitempty"`
 	Signalfd *SignalfdState `json:"signalfd,omitempty"`
 	Inotify  *InotifyState  `json:"inotify,omitempty"`
+	Tun      *TunFile       `json:"tun,omitempty"`
 	Fanotify *FanotifyState `json:"fanotify,omitempty"`
 	// Pidfd is the process a pidfd refers to.
 	Pidfd *PidfdState `json:"pidfd,omitempty"`
@@ -648,6 +650,19 @@ type InotifyWatch struct {
 	// inode at checkpoint of the mount namespace of the image Path is a
 	// name in.
 	MountNamespace uint64 `json:"mount_namespace,omitempty"`
+}
+
+// TunFile is the device a /dev/net/tun description is attached to
+// (TUNSETIFF): by name, in the network namespace it was opened in.
+type TunFile struct {
+	Device string `json:"device"`
+	// Flags are what TUNSETIFF was given: IFF_TUN or IFF_TAP, IFF_NO_PI,
+	// IFF_VNET_HDR, IFF_MULTI_QUEUE.
+	Flags uint16 `json:"flags"`
+	// Detached says the queue was detached (TUNSETQUEUE IFF_DETACH_QUEUE).
+	Detached bool `json:"detached,omitempty"`
+	// Persist says the device was persistent (TUNSETPERSIST).
+	Persist bool `json:"persist,omitempty"`
 }
 
 // FanotifyState is a fanotify group: its fanotify_init flags and its

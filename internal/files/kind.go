@@ -477,6 +477,7 @@ var Kinds = []*Kind{
 	symlinkKind,
 	ptyKind,
 	cttyKind,
+	tunKind,
 	charDevKind,
 	pipeKind,
 	fifoKind,

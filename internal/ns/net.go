@@ -249,6 +249,8 @@ func DumpNetwork(nsfd, hostfd int, others map[uint64]int) (*ckpt.Network, error)
 			}
 		case l.Kind == ckpt.LinkBridge || l.Kind == ckpt.LinkDummy:
 			nl.Kind = l.Kind
+		case l.Kind == ckpt.LinkTun && l.Tun != nil:
+			nl.Kind, nl.Tun = ckpt.LinkTun, tunLink(l.Tun)
 		default:
 			nl.DriverKind = l.Kind
 			if fresh == nil {
@@ -616,6 +618,12 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 				return fmt.Errorf("link %s: the kernel did not make it in the new namespace", l.Name)
 			}
 			r.index[l.Name] = e.Index
+			continue
+		}
+		if l.Kind == ckpt.LinkTun {
+			if err := r.makeTun(l); err != nil {
+				return fmt.Errorf("making link %s (tun, index %d): %w", l.Name, l.Index, err)
+			}
 			continue
 		}
 		req := &netlink.LinkRequest{Index: int32(l.Index), Name: l.Name, Kind: l.Kind, MTU: l.MTU, TxQLen: &l.TxQLen}
