@@ -3,12 +3,11 @@ package files
 import (
 	"errors"
 	"fmt"
-	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A /dev/net/tun description attached to a tun or tap device (TUNSETIFF)
@@ -27,60 +26,27 @@ var tunKind = &Kind{
 		if !isCharDev(fd) || fd.Stat.Rdev != tunRdev {
 			return false
 		}
-		_, err := tunGetIff(int(fd.Copy.Fd()))
+		_, _, err := sys.TunGetIff(int(fd.Copy.Fd()))
 		return err == nil
 	},
 	Dump:    dumpTun,
 	Restore: restoreTun,
 }
 
-// tunRdev is /dev/net/tun's device number.
-var tunRdev = unix.Mkdev(10, 200)
-
-// tunAttachFlags are the TUNSETIFF flags a description is attached with.
-const tunAttachFlags = unix.IFF_TUN | unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE
-
-// tunIfreq is struct ifreq with the flags member of its union.
-type tunIfreq struct {
-	name  [unix.IFNAMSIZ]byte
-	flags uint16
-	_     [22]byte
-}
-
-func (r *tunIfreq) device() string {
-	n := 0
-	for n < len(r.name) && r.name[n] != 0 {
-		n++
-	}
-	return string(r.name[:n])
-}
-
-func tunIoctl(fd int, req uintptr, arg unsafe.Pointer, name string) error {
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg)); errno != 0 {
-		return os.NewSyscallError("ioctl("+name+")", errno)
-	}
-	return nil
-}
-
-// tunGetIff is TUNGETIFF: the device fd is attached to and its flags
-// (EBADFD: none).
-func tunGetIff(fd int) (tunIfreq, error) {
-	var r tunIfreq
-	err := tunIoctl(fd, unix.TUNGETIFF, unsafe.Pointer(&r), "TUNGETIFF")
-	return r, err
-}
+// tunRdev is /dev/net/tun's device number, unix.Mkdev(10, 200).
+const tunRdev = 10<<8 | 200
 
 func dumpTun(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
-	r, err := tunGetIff(int(fd.Copy.Fd()))
+	name, flags, err := sys.TunGetIff(int(fd.Copy.Fd()))
 	if err != nil {
 		return 0, err
 	}
-	f := charDevFile(fd)
-	f.Kind = ckpt.FileTun
-	f.Tun = &ckpt.TunFile{Device: r.device(), Flags: r.flags & tunAttachFlags, Detached: r.flags&unix.IFF_DETACH_QUEUE != 0, Persist: r.flags&unix.IFF_PERSIST != 0}
-	if f.Tun.Device == "" {
+	if name == "" {
 		return 0, errors.New("TUNGETIFF names no device")
 	}
+	f := charDevFile(fd)
+	f.Kind = ckpt.FileTun
+	f.Tun = &ckpt.TunFile{Device: name, Flags: flags & sys.TunAttachFlags, Detached: flags&unix.IFF_DETACH_QUEUE != 0, Persist: flags&unix.IFF_PERSIST != 0}
 	ref := c.W.NewObjref()
 	return ref, c.WriteFile(fd, ref, nil, &f)
 }
@@ -88,9 +54,6 @@ func dumpTun(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 func restoreTun(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
 	if f.Tun == nil {
 		return -1, errors.New("a tun file without its device")
-	}
-	if len(f.Tun.Device) >= unix.IFNAMSIZ {
-		return -1, fmt.Errorf("tun device name %q too long", f.Tun.Device)
 	}
 	// Opened by the task: the description is of its network namespace,
 	// where TUNSETIFF finds the device.
@@ -115,26 +78,20 @@ func attachTun(t Target, fd int, tf *ckpt.TunFile) error {
 	}
 	defer local.Close()
 	l := int(local.Fd())
-	var r tunIfreq
-	copy(r.name[:], tf.Device)
-	r.flags = tf.Flags & tunAttachFlags
-	if err := tunIoctl(l, unix.TUNSETIFF, unsafe.Pointer(&r), "TUNSETIFF"); err != nil {
+	if err := sys.TunSetIff(l, tf.Device, tf.Flags&sys.TunAttachFlags); err != nil {
 		return err
 	}
-	now, err := tunGetIff(l)
+	_, now, err := sys.TunGetIff(l)
 	if err != nil {
 		return err
 	}
-	if now.flags&unix.IFF_PERSIST != 0 && !tf.Persist {
-		if err := tunIoctl(l, unix.TUNSETPERSIST, nil, "TUNSETPERSIST"); err != nil {
+	if now&unix.IFF_PERSIST != 0 && !tf.Persist {
+		if err := sys.TunSetPersist(l, false); err != nil {
 			return err
 		}
 	}
 	if tf.Detached {
-		q := tunIfreq{flags: unix.IFF_DETACH_QUEUE}
-		if err := tunIoctl(l, unix.TUNSETQUEUE, unsafe.Pointer(&q), "TUNSETQUEUE"); err != nil {
-			return err
-		}
+		return sys.TunSetQueue(l, unix.IFF_DETACH_QUEUE)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package ns
 import (
 	"fmt"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -28,9 +27,6 @@ const tunDevice = "/dev/net/tun"
 // IFLA_TUN_GROUP show for none.
 const noID = 0xffffffff
 
-// tunFlags are the flags of TunLink.Flags and TunFile.Flags.
-const tunFlags = unix.IFF_TUN | unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE
-
 // tunLink records a tun device's settings.
 func tunLink(t *netlink.TunInfo) *ckpt.TunLink {
 	tl := &ckpt.TunLink{Flags: uint16(t.Type), Owner: -1, Group: -1, Persist: t.Persist}
@@ -52,21 +48,11 @@ func tunLink(t *netlink.TunInfo) *ckpt.TunLink {
 	return tl
 }
 
-// ifreq is struct ifreq with the flags member of its union.
-type ifreq struct {
-	name  [unix.IFNAMSIZ]byte
-	flags uint16
-	_     [22]byte
-}
-
 // makeTun makes tun device l in the namespace, persistent, then gives it
 // its hardware address, MTU and queue length.
 func (r *netRestore) makeTun(l ckpt.NetLink) error {
 	if l.Tun == nil {
 		return fmt.Errorf("a tun device without its settings in the image")
-	}
-	if len(l.Name) >= unix.IFNAMSIZ {
-		return fmt.Errorf("name %q too long", l.Name)
 	}
 	_, err := sys.InNetNS(r.nsfd, func() (struct{}, error) {
 		fd, err := unix.Open(tunDevice, unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -74,31 +60,23 @@ func (r *netRestore) makeTun(l ckpt.NetLink) error {
 			return struct{}{}, &os.PathError{Op: "open", Path: tunDevice, Err: err}
 		}
 		defer unix.Close(fd)
-		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETIFINDEX, l.Index); err != nil {
-			return struct{}{}, os.NewSyscallError("ioctl(TUNSETIFINDEX)", err)
+		if err := sys.TunSetIfindex(fd, int32(l.Index)); err != nil {
+			return struct{}{}, err
 		}
-		var req ifreq
-		copy(req.name[:], l.Name)
-		req.flags = l.Tun.Flags & tunFlags
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
-			return struct{}{}, os.NewSyscallError("ioctl(TUNSETIFF)", errno)
+		if err := sys.TunSetIff(fd, l.Name, l.Tun.Flags&sys.TunAttachFlags); err != nil {
+			return struct{}{}, err
 		}
-		for _, id := range []struct {
-			req uint
-			v   int64
-			nm  string
-		}{{unix.TUNSETOWNER, l.Tun.Owner, "TUNSETOWNER"}, {unix.TUNSETGROUP, l.Tun.Group, "TUNSETGROUP"}} {
-			if id.v < 0 {
-				continue
-			}
-			if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(id.req), uintptr(id.v)); errno != 0 {
-				return struct{}{}, os.NewSyscallError("ioctl("+id.nm+")", errno)
+		if l.Tun.Owner >= 0 {
+			if err := sys.TunSetOwner(fd, uint32(l.Tun.Owner)); err != nil {
+				return struct{}{}, err
 			}
 		}
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETPERSIST, 1); errno != 0 {
-			return struct{}{}, os.NewSyscallError("ioctl(TUNSETPERSIST)", errno)
+		if l.Tun.Group >= 0 {
+			if err := sys.TunSetGroup(fd, uint32(l.Tun.Group)); err != nil {
+				return struct{}{}, err
+			}
 		}
-		return struct{}{}, nil
+		return struct{}{}, sys.TunSetPersist(fd, true)
 	})
 	if err != nil {
 		return err
