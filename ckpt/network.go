@@ -31,6 +31,7 @@ const (
 	LinkVeth     = "veth"
 	LinkBridge   = "bridge"
 	LinkDummy    = "dummy"
+	LinkTun      = "tun" // a tun or tap device, made through /dev/net/tun
 )
 
 // NetLink is one network interface.
@@ -57,6 +58,21 @@ type NetLink struct {
 	Master string `json:"master,omitempty"`
 	// Peer is a veth's other end.
 	Peer *VethPeer `json:"peer,omitempty"`
+	// Tun is a tun or tap device's settings.
+	Tun *TunLink `json:"tun,omitempty"`
+}
+
+// TunLink is what a tun or tap device was made with (IFLA_TUN_*). The
+// descriptions attached to it are files (TunFile).
+type TunLink struct {
+	// Flags are IFF_TUN or IFF_TAP, IFF_NO_PI, IFF_VNET_HDR and
+	// IFF_MULTI_QUEUE.
+	Flags uint16 `json:"flags"`
+	// Owner and Group may use it without CAP_NET_ADMIN; -1: anyone.
+	Owner int64 `json:"owner"`
+	Group int64 `json:"group"`
+	// Persist says it outlives its last description (TUNSETPERSIST).
+	Persist bool `json:"persist,omitempty"`
 }
 
 // Where a veth's peer is (VethPeer.Where).

@@ -495,6 +495,7 @@ const (
 	FileCharDev    = "chardev"
 	FileTTY        = "tty"  // a terminal outside the image: always external
 	FileCtty       = "ctty" // /dev/tty of a process whose controlling terminal is a pty of the image
+	FileTun        = "tun"  // /dev/net/tun attached to a tun or tap device of a network namespace of the image
 	FilePtyMaster  = "pty-master"
 	FilePtySlave   = "pty-slave"
 	FilePipe       = "pipe"
@@ -584,6 +585,7 @@ type File struct {
 	Timerfd  *TimerfdState  `json:"timerfd,omitempty"`
 	Signalfd *SignalfdState `json:"signalfd,omitempty"`
 	Inotify  *InotifyState  `json:"inotify,omitempty"`
+	Tun      *TunFile       `json:"tun,omitempty"`
 	Fanotify *FanotifyState `json:"fanotify,omitempty"`
 	// Pidfd is the process a pidfd refers to.
 	Pidfd *PidfdState `json:"pidfd,omitempty"`
@@ -660,6 +662,23 @@ type InotifyWatch struct {
 	Inode  uint64      `json:"inode"`
 	Handle *FileHandle `json:"handle,omitempty"`
 	Ghost  Objref      `json:"ghost,omitempty"`
+	// MountNamespace is, for a file on a mount crsub did not see, the
+	// inode at checkpoint of the mount namespace of the image Path is a
+	// name in.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
+}
+
+// TunFile is the device a /dev/net/tun description is attached to
+// (TUNSETIFF): by name, in the network namespace it was opened in.
+type TunFile struct {
+	Device string `json:"device"`
+	// Flags are what TUNSETIFF was given: IFF_TUN or IFF_TAP, IFF_NO_PI,
+	// IFF_VNET_HDR, IFF_MULTI_QUEUE.
+	Flags uint16 `json:"flags"`
+	// Detached says the queue was detached (TUNSETQUEUE IFF_DETACH_QUEUE).
+	Detached bool `json:"detached,omitempty"`
+	// Persist says the device was persistent (TUNSETPERSIST).
+	Persist bool `json:"persist,omitempty"`
 }
 
 // FanotifyState is a fanotify group: its fanotify_init flags and its
@@ -695,6 +714,8 @@ type FanotifyMark struct {
 	IgnoredMask uint32      `json:"ignored_mask,omitempty"`
 	Handle      *FileHandle `json:"handle,omitempty"`
 	Ghost       Objref      `json:"ghost,omitempty"`
+	// MountNamespace: see InotifyWatch.
+	MountNamespace uint64 `json:"mount_namespace,omitempty"`
 }
 
 // Socket is what a socket file needs beyond a file: its family, type,
@@ -909,6 +930,24 @@ type UnixPair struct {
 	// Ancillary is what the messages queued for each end carry besides
 	// their bytes; a stream end's Messages are then its chunks.
 	Ancillary [2][]Ancillary `json:"ancillary,omitempty"`
+	// Later says an end's queue is in a UnixQueue record instead, after
+	// the fd table: its messages carry unix sockets, which may be the
+	// pair's own ends.
+	Later [2]bool `json:"later,omitempty"`
+}
+
+// UnixQueue is what is queued for reading at one end of a UnixPair whose
+// messages carry unix sockets (record TypeUnixQueue, after the fd table;
+// depends on the file records of both ends and of what the messages
+// carry). Its payload is the bytes queued; restart sends them again from
+// the other end, once every file they carry exists.
+type UnixQueue struct {
+	Type      int         `json:"type"`
+	Receiver  Objref      `json:"receiver"` // the end the bytes are queued at
+	Sender    Objref      `json:"sender"`   // its peer, which sends them again
+	Bytes     int64       `json:"bytes"`
+	Messages  []int       `json:"messages,omitempty"`
+	Ancillary []Ancillary `json:"ancillary,omitempty"`
 }
 
 // Pty is a pseudo-terminal whose master the tree holds (record TypePty;

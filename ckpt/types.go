@@ -32,6 +32,7 @@ const (
 	TypeFd       Type = 0x0210 // one fd-table entry: a number in a process bound to a file
 
 	TypeEpollWatch Type = 0x0220 // a file registered with an epoll instance (after the fd table)
+	TypeUnixQueue  Type = 0x0221 // what a pair's end has queued when it carries unix sockets (after the fd table): bytes as payload
 
 	TypeMM    Type = 0x0300 // an address space's fields: brk, arg/env, auxv, exe
 	TypeVMA   Type = 0x0301 // one memory area
@@ -65,6 +66,7 @@ var typeNames = map[Type]string{
 	TypeMQueue:     "mqueue",
 	TypeFd:         "fd",
 	TypeEpollWatch: "epoll-watch",
+	TypeUnixQueue:  "unix-queue",
 	TypeMM:         "mm",
 	TypeVMA:        "vma",
 	TypePages:      "pages",

@@ -8,16 +8,20 @@
  * seqpacket pair whose receiver has SO_PASSCRED queues a message with the
  * process's credentials, then a message with an epoll instance the
  * process closed since, watching the pipe's kept write end (zdtm scm05).
+ * A datagram pair bound to abstract names queues, at each end, both of its
+ * own ends (zdtm scm06: sockets in flight that have fds in flight).
  * After restart every message is read back with what it carries: the pipe
  * still connects to the kept write end, the file shares its offset with
  * the kept fd, the credentials are the process's, the epoll instance still
- * watches the write end.
+ * watches the write end; the looped pair's ends come back from each queue,
+ * named as they were, each with what it still has queued.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include "cr.h"
 
 static int send_with(int sk, const char *msg, int *fds, int nfds, int creds)
@@ -74,14 +78,16 @@ static ssize_t recv_with(int sk, char *buf, size_t len, int *fds, int *nfds, str
 
 int main(void)
 {
-	int dg[2], st[2], sq[2], p[2], file, fds[4], nfds, one = 1, ok, ep;
+	int dg[2], st[2], sq[2], lp[2], p[2], file, fds[4], nfds, one = 1, ok, ep;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t alen;
 	struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 0x5eed };
 	char buf[64], path[4096];
 	struct ucred u = { 0 };
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(8);
 
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) || socketpair(AF_UNIX, SOCK_STREAM, 0, st) ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq) || pipe(p))
@@ -102,6 +108,17 @@ int main(void)
 	ep = epoll_create1(0);
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[1], &ev) || send_with(sq[0], "epoll", &ep, 1, 0) || close(ep))
 		ksft_exit_fail_msg("setup: epoll: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, lp))
+		ksft_exit_fail_msg("setup: loop: %s", strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "crsub-scm-%d-%d", getpid(), i);
+		if (bind(lp[i], (struct sockaddr *)&addr, sizeof(addr)))
+			ksft_exit_fail_msg("setup: loop: bind: %s", strerror(errno));
+	}
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++)
+			if (send_with(lp[i], "loop", &lp[j], 1, 0))
+				ksft_exit_fail_msg("setup: loop: %s", strerror(errno));
 	ksft_print_msg("setup ok: fds and credentials queued");
 
 	cr_ready();
@@ -129,5 +146,26 @@ int main(void)
 	ksft_test_result(ok && epoll_wait(fds[0], &ev, 1, 0) == 1 && ev.events == EPOLLOUT && ev.data.u64 == 0x5eed &&
 			 epoll_ctl(fds[0], EPOLL_CTL_DEL, p[1], NULL) == 0,
 			 "seqpacket: the epoll instance a message carries still watches the pipe's write end");
+	/* Each end queues both ends; read end 0's first message (end 0
+	 * itself), then through the end it carries second (end 1), end 1's. */
+	ok = 1;
+	for (int i = 0; i < 2 && ok; i++) {
+		int first, second;
+
+		ok = recv_with(lp[i], buf, sizeof(buf) - 1, &first, &nfds, NULL) == 4 && nfds == 1 &&
+		     recv_with(lp[i], buf, sizeof(buf) - 1, &second, &nfds, NULL) == 4 && nfds == 1;
+		for (int k = 0; k < 2 && ok; k++) {
+			int got = k ? second : first;
+
+			alen = sizeof(addr);
+			memset(&addr, 0, sizeof(addr));
+			ok = getsockname(got, (struct sockaddr *)&addr, &alen) == 0 && addr.sun_path[0] == 0 &&
+			     atoi(strrchr(addr.sun_path + 1, '-') + 1) == k;
+		}
+	}
+	ksft_test_result(ok, "loop: each end's queue carries both ends, named as they were");
+	ok = send_with(lp[0], "again", NULL, 0, 0) == 0 && recv_with(lp[1], buf, sizeof(buf) - 1, fds, &nfds, NULL) == 5 &&
+	     !strcmp(buf, "again") && recv_with(lp[1], buf, sizeof(buf) - 1, fds, &nfds, NULL) < 0 && errno == EAGAIN;
+	ksft_test_result(ok, "loop: the pair still connects its ends, nothing else queued");
 	ksft_finished();
 }

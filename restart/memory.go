@@ -344,21 +344,41 @@ func (t *task) fillFromParent(v *ckpt.VMA) error {
 // shmExec is SHM_EXEC, which x/sys lacks.
 const shmExec = 0o100000
 
-// attachSysVShm attaches a System V segment where v was (shmat maps it
-// whole, from its start).
+// sysvAttachment is one shmat of a segment, by the address it had.
+type sysvAttachment struct {
+	id   int
+	base uint64
+}
+
+// attachSysVShm attaches a System V segment where v was. shmat maps the
+// whole segment from its start; an area that is a part of an attachment (an
+// mprotect split it) is moved out of one attachment made whole at a free
+// place, which its other parts come out of too, so that they are one
+// attachment again (shmdt of its start detaches them all); what is left of
+// it is detached once every area is mapped (detachSysVLeftovers). The
+// attachment is writable if it was (FileWrite), whatever v.Prot is now.
 func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
-	if v.Pgoff != 0 || v.Flags&unix.MAP_SHARED == 0 {
-		return fmt.Errorf("System V segment %d mapped from offset %#x or privately: not supported", seg.ID, v.Pgoff)
+	if v.Flags&unix.MAP_SHARED == 0 {
+		return fmt.Errorf("System V segment %d mapped privately: not supported", seg.ID)
+	}
+	length := v.End - v.Start
+	size := (seg.Size + pageSize - 1) &^ (pageSize - 1)
+	if v.Pgoff%pageSize != 0 || v.Pgoff+length > size || v.Pgoff+length < v.Pgoff || v.Start < v.Pgoff {
+		return fmt.Errorf("System V segment %d of %#x bytes: %#x bytes at offset %#x lie outside it", seg.ID, seg.Size, length, v.Pgoff)
 	}
 	var flags uint64
-	if v.Prot&unix.PROT_WRITE == 0 {
+	if v.Prot&unix.PROT_WRITE == 0 && !v.FileWrite {
 		flags |= unix.SHM_RDONLY
 	}
 	if v.Prot&unix.PROT_EXEC != 0 {
 		flags |= shmExec
 	}
-	if _, err := t.Syscall(unix.SYS_SHMAT, uint64(seg.ID), v.Start, flags); err != nil {
-		return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
+	if v.Pgoff == 0 && length == size {
+		if _, err := t.Syscall(unix.SYS_SHMAT, uint64(seg.ID), v.Start, flags); err != nil {
+			return fmt.Errorf("shmat of System V segment %d at %#x: %w", seg.ID, v.Start, err)
+		}
+	} else if err := t.moveSysVPart(v, seg.ID, size, flags); err != nil {
+		return err
 	}
 	if seg.Remove {
 		// Attached now, it lives on until detached, as it did. Removed by
@@ -369,6 +389,53 @@ func (t *task) attachSysVShm(v *ckpt.VMA, seg *files.RestoredSysVShm) error {
 		seg.Remove = false
 	}
 	t.vmas = append(t.vmas, *v)
+	return nil
+}
+
+// moveSysVPart moves v's part of its attachment of segment id (size bytes
+// mapped) to v, attaching the segment whole at a free place first if no
+// part of that attachment was moved yet.
+func (t *task) moveSysVPart(v *ckpt.VMA, id int, size, flags uint64) error {
+	key := sysvAttachment{id: id, base: v.Start - v.Pgoff}
+	whole, ok := t.sysvParts[key]
+	if !ok {
+		busy := []span{{t.codePage, t.scratch + t.scratchSize}}
+		for _, a := range t.mm.Layout {
+			busy = append(busy, span{a.Start, a.End})
+		}
+		for _, other := range t.sysvParts {
+			busy = append(busy, other)
+		}
+		at, err := findFree(size, busy)
+		if err != nil {
+			return err
+		}
+		if _, err := t.Syscall(unix.SYS_SHMAT, uint64(id), at, flags); err != nil {
+			return fmt.Errorf("shmat of System V segment %d at %#x: %w", id, at, err)
+		}
+		if t.sysvParts == nil {
+			t.sysvParts = map[sysvAttachment]span{}
+		}
+		whole = span{at, at + size}
+		t.sysvParts[key] = whole
+	}
+	at := whole.start
+	length := v.End - v.Start
+	if _, err := t.Syscall(unix.SYS_MREMAP, at+v.Pgoff, length, length, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, v.Start); err != nil {
+		return fmt.Errorf("moving the part of System V segment %d at %#x to %#x: %w", id, v.Pgoff, v.Start, err)
+	}
+	return nil
+}
+
+// detachSysVLeftovers detaches what is left of the attachments the parts
+// of System V segments were moved out of (moveSysVPart).
+func (t *task) detachSysVLeftovers() error {
+	for key, whole := range t.sysvParts {
+		if _, err := t.Syscall(unix.SYS_MUNMAP, whole.start, whole.end-whole.start); err != nil {
+			return fmt.Errorf("detaching the rest of System V segment %d: %w", key.id, err)
+		}
+		delete(t.sysvParts, key)
+	}
 	return nil
 }
 
@@ -604,7 +671,7 @@ func (t *task) writePages(addr uint64, b []byte) error {
 
 // finishMemory gives every area its own protection and sets the mm fields.
 func (t *task) finishMemory() error {
-	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed()); err != nil {
+	if err := errors.Join(t.settleInherited(), t.unmapUnclaimed(), t.detachSysVLeftovers()); err != nil {
 		return err
 	}
 	if err := t.restoreAIORings(); err != nil {

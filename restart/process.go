@@ -32,6 +32,15 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	if err := t.finishMemory(); err != nil {
 		return err
 	}
+	// The files opened late may be handed over by crsub's pidfd, held
+	// until now; the locks come after them, as closing any fd on a file
+	// drops the process's POSIX locks on it.
+	if err := t.openLater(fc); err != nil {
+		return err
+	}
+	if err := t.settleFiles(fc); err != nil {
+		return err
+	}
 	for held := range t.held {
 		if *held >= 0 {
 			if _, err := t.Syscall(unix.SYS_CLOSE, uint64(*held)); err != nil {
@@ -41,12 +50,6 @@ func (t *task) finish(fc *files.RestoreContext) error {
 		delete(t.held, held)
 	}
 	if err := t.restoreLocks(); err != nil {
-		return err
-	}
-	if err := t.openLater(fc); err != nil {
-		return err
-	}
-	if err := t.settleFiles(fc); err != nil {
 		return err
 	}
 	if err := t.restoreProcess(fc); err != nil {

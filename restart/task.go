@@ -50,6 +50,11 @@ type task struct {
 		oflags int
 		fd     int // -1: none
 	}
+	// sysvParts are the System V attachments made whole at a free place
+	// whose parts (an mprotect split them) are moved out to where they
+	// were, by segment and address of the attachment at checkpoint: where
+	// each is attached now (moveSysVPart).
+	sysvParts map[sysvAttachment]span
 
 	scratch     uint64 // scratch buffer inside the task
 	scratchSize uint64

@@ -61,7 +61,7 @@ func dumpFanotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 			if err != nil {
 				return 0, fmt.Errorf("fanotify mark on inode %d on %d:%d: %w", m.Ino, unix.Major(m.Dev), unix.Minor(m.Dev), err)
 			}
-			mark.Path, mark.Handle, mark.Ghost = file.Path, file.Handle, file.Ghost
+			mark.Path, mark.Handle, mark.Ghost, mark.MountNamespace = file.Path, file.Handle, file.Ghost, file.MountNamespace
 			if file.Ghost != 0 && !slices.Contains(deps, file.Ghost) {
 				deps = append(deps, file.Ghost)
 			}
@@ -132,7 +132,7 @@ func addMark(c *RestoreContext, t Target, fd int, m *ckpt.FanotifyMark) error {
 	path := m.Path
 	switch m.Kind {
 	case ckpt.FanotifyInode:
-		p, viaFd, done, err := c.watchedPath(t, watchedFile{Path: m.Path, Handle: m.Handle, Ghost: m.Ghost}, m.Dev, m.Inode)
+		p, viaFd, done, err := c.watchedPath(t, watchedFile{Path: m.Path, Handle: m.Handle, Ghost: m.Ghost, MountNamespace: m.MountNamespace}, m.Dev, m.Inode)
 		if err != nil {
 			return fmt.Errorf("fanotify mark on %s: %w", markName(m), err)
 		}

@@ -59,7 +59,7 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 		if file.Ghost != 0 && !slices.Contains(deps, file.Ghost) {
 			deps = append(deps, file.Ghost)
 		}
-		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: file.Path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino, Handle: file.Handle, Ghost: file.Ghost})
+		st.Watches = append(st.Watches, ckpt.InotifyWatch{WD: w.WD, Path: file.Path, Mask: w.Mask, Dev: w.Dev, Inode: w.Ino, Handle: file.Handle, Ghost: file.Ghost, MountNamespace: file.MountNamespace})
 	}
 	f := ckpt.File{Kind: ckpt.FileInotify, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: fd.Stat.Ino}, Inotify: st}
 	ref := c.W.NewObjref()
@@ -67,6 +67,19 @@ func dumpInotify(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 }
 
 func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File) (int, error) {
+	if f.Inotify != nil {
+		for _, w := range f.Inotify.Watches {
+			if _, made := c.pathIn(t, w.MountNamespace, w.Path); !made {
+				// A watch in the mount namespace of a process made
+				// after this one.
+				return openLater(c, t, rec.Objref, func(t Target) (int, error) { return restoreInotifyNow(c, t, f) })
+			}
+		}
+	}
+	return restoreInotifyNow(c, t, f)
+}
+
+func restoreInotifyNow(c *RestoreContext, t Target, f *ckpt.File) (int, error) {
 	st := f.Inotify
 	if st == nil {
 		return -1, errors.New("inotify: no watches in the image")
@@ -85,7 +98,7 @@ func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return -1, err
 	}
 	add := func(w *ckpt.InotifyWatch) (int, error) {
-		path, viaFd, done, err := c.watchedPath(t, watchedFile{Path: w.Path, Handle: w.Handle, Ghost: w.Ghost}, w.Dev, w.Inode)
+		path, viaFd, done, err := c.watchedPath(t, watchedFile{Path: w.Path, Handle: w.Handle, Ghost: w.Ghost, MountNamespace: w.MountNamespace}, w.Dev, w.Inode)
 		if err != nil {
 			return -1, err
 		}
@@ -119,11 +132,21 @@ func restoreInotify(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		if w.Ghost != 0 || w.Handle != nil {
 			continue // the same inode, by crsub's fd on it
 		}
-		var s unix.Stat_t
-		if err := unix.Lstat(w.Path, &s); err != nil {
-			return fail(fmt.Errorf("inotify watch %d: %w", w.WD, err))
+		path := w.Path
+		if w.MountNamespace != 0 {
+			// Its filesystem may be made anew there: another device,
+			// inodes kept or not. Only its name is checked.
+			host, ok := c.pathIn(t, w.MountNamespace, w.Path)
+			if !ok {
+				return fail(fmt.Errorf("inotify watch %d: %s in mount namespace %d: that namespace is not made again here", w.WD, w.Path, w.MountNamespace))
+			}
+			path = host
 		}
-		if s.Ino != w.Inode || s.Dev != w.Dev {
+		var s unix.Stat_t
+		if err := unix.Lstat(path, &s); err != nil {
+			return fail(fmt.Errorf("inotify watch %d: %w", w.WD, os.NewSyscallError("lstat", err)))
+		}
+		if w.MountNamespace == 0 && (s.Ino != w.Inode || s.Dev != w.Dev) {
 			t.Warn("inotify: watched file was replaced since the checkpoint; watching the new one", "path", w.Path, "wd", w.WD)
 		}
 	}

@@ -482,6 +482,7 @@ var Kinds = []*Kind{
 	symlinkKind,
 	ptyKind,
 	cttyKind,
+	tunKind,
 	charDevKind,
 	pipeKind,
 	fifoKind,

@@ -273,6 +273,8 @@ func restoreMemfdFd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 // with the image's id, still there or made again.
 type RestoredSysVShm struct {
 	ID int
+	// Size is the segment's, in bytes: shmat maps all of it.
+	Size uint64
 	// Remove says the segment was removed (IPC_RMID) when checkpointed:
 	// done once a process of the tree has it attached again.
 	Remove bool
@@ -292,13 +294,13 @@ func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
 	what := fmt.Sprintf("System V shared memory segment %d (key %#x)", sv.ID, uint32(sv.Key))
 	var desc unix.SysvShmDesc
 	if _, err := unix.SysvShmCtl(sv.ID, unix.IPC_STAT, &desc); err == nil && desc.Perm.Key == sv.Key && int64(desc.Segsz) == m.Size && !sv.Removed {
-		c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID}
+		c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID, Size: uint64(m.Size)}
 		return nil
 	}
 	if err := MakeSysVShm(sv, m.Size, rec.Payload()); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID, Remove: sv.Removed}
+	c.SysVShm[rec.Objref] = &RestoredSysVShm{ID: sv.ID, Size: uint64(m.Size), Remove: sv.Removed}
 	return nil
 }
 

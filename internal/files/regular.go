@@ -113,6 +113,10 @@ func restoreRegular(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 		return fd, seek(t, fd, f.Pos)
 	}
 	if f.MountNamespace != 0 {
+		if _, made := c.pathIn(t, f.MountNamespace, f.Path); !made {
+			// The namespace of a process made after this one.
+			return openLater(c, t, rec.Objref, func(t Target) (int, error) { return openInMountNamespace(c, t, f) })
+		}
 		return openInMountNamespace(c, t, f)
 	}
 	var st unix.Stat_t

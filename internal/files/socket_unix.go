@@ -36,7 +36,7 @@ var unixKind = &Kind{
 		}
 		return restoreUnixEnd(c, t, rec, f)
 	},
-	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeUnixPair: restoreUnixPair},
+	Objects: map[ckpt.Type]func(*RestoreContext, Target, *ckpt.Record) error{ckpt.TypeUnixPair: restoreUnixPair, ckpt.TypeUnixQueue: restoreLaterQueue},
 }
 
 func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
@@ -62,6 +62,11 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	}
 	f := ckpt.File{Kind: ckpt.FileUnixSocket, Flags: int(fd.Info.Flags), Mode: fd.Stat.Mode, Identity: ckpt.FileIdentity{Inode: ino},
 		Socket: &ckpt.Socket{Family: unix.AF_UNIX, Type: fd.Socket.Type, State: "connected", PairEnd: end}}
+	if fd.Socket.Type == unix.SOCK_DGRAM && d.Name != "" && d.Name != "@" {
+		// A datagram pair's end bound to a name (a stream end's name may
+		// be its listener's, which accepted it).
+		recordUnixName(fd, d.Name, f.Socket)
+	}
 	readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 	ref := c.W.NewObjref()
 	peer := c.Sockets[d.Peer]
@@ -91,11 +96,23 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 	p := ckpt.UnixPair{Type: typ}
 	var data [2][]byte
 	var deps []ckpt.Objref
+	var later [2][]queuedMessage
 	for i, e := range ends {
 		p.Inodes[i] = e.Link.Inode
 		msgs, err := queueOf(c, e, typ)
 		if err != nil {
 			return 0, err
+		}
+		d, err := c.unixDiag(e, e.Link.Inode)
+		if err != nil {
+			return 0, err
+		}
+		p.Shutdown[i] = d.Shutdown
+		if carriesUnixSocket(msgs) {
+			// Its messages may carry this very pair, whose file
+			// records do not exist yet.
+			p.Later[i], later[i] = true, msgs
+			continue
 		}
 		var carried []ckpt.Objref
 		if data[i], p.Messages[i], p.Ancillary[i], carried, err = dumpQueue(c, typ, msgs); err != nil {
@@ -103,11 +120,15 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 		}
 		deps = append(deps, carried...)
 		p.Bytes[i] = int64(len(data[i]))
-		d, err := c.unixDiag(e, e.Link.Inode)
-		if err != nil {
-			return 0, err
+	}
+	if (p.Later[0] || p.Later[1]) && p.Shutdown != [2]int{} {
+		return 0, errors.New("a pair shut down whose queue carries unix sockets: not supported yet")
+	}
+	for i := range later {
+		if p.Later[i] {
+			msgs, receiver, sender := later[i], ends[i], ends[1-i]
+			c.after = append(c.after, func(c *DumpContext) error { return dumpLaterQueue(c, typ, receiver, sender, msgs) })
 		}
-		p.Shutdown[i] = d.Shutdown
 	}
 	ref := c.W.NewObjref()
 	return ref, c.W.WriteWithPayload(ckpt.TypeUnixPair, ref, deps, &p, p.Bytes[0]+p.Bytes[1], func(w io.Writer) error {
@@ -118,6 +139,91 @@ func dumpUnixPair(c *DumpContext, typ int, ends [2]*Fd) (ckpt.Objref, error) {
 		}
 		return nil
 	})
+}
+
+// carriesUnixSocket reports whether a queued message carries a unix socket.
+func carriesUnixSocket(msgs []queuedMessage) bool {
+	for _, m := range msgs {
+		for _, f := range m.fds {
+			if f.Socket != nil && f.Socket.Family == unix.AF_UNIX {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// carriesQueuingSocket reports whether a queued message carries a unix
+// socket that has fds in flight itself: a socket dumped with its queue in
+// its own record cannot carry one (it may be itself).
+func carriesQueuingSocket(msgs []queuedMessage) bool {
+	for _, m := range msgs {
+		for _, f := range m.fds {
+			if f.Socket != nil && f.Socket.Family == unix.AF_UNIX {
+				if n := f.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// dumpLaterQueue writes what is queued at a pair's end receiver, after the
+// fd table: the pair's ends and the files its messages carry have records
+// by then (or get them here).
+func dumpLaterQueue(c *DumpContext, typ int, receiver, sender *Fd, msgs []queuedMessage) error {
+	if c.DumpFd == nil {
+		return errors.New("a queued message carries files, and the driver dumps none")
+	}
+	what := fmt.Sprintf("unix socket:[%d]", receiver.Link.Inode)
+	recvRef, err := c.DumpFd(receiver)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	sendRef, err := c.DumpFd(sender)
+	if err != nil {
+		return fmt.Errorf("%s: its peer: %w", what, err)
+	}
+	data, sizes, anc, deps, err := dumpQueue(c, typ, msgs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	q := ckpt.UnixQueue{Type: typ, Receiver: recvRef, Sender: sendRef, Bytes: int64(len(data)), Messages: sizes, Ancillary: anc}
+	deps = append([]ckpt.Objref{recvRef, sendRef}, deps...)
+	return c.W.WriteWithPayload(ckpt.TypeUnixQueue, 0, deps, &q, q.Bytes, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// restoreLaterQueue refills what a pair's end had queued (UnixQueue),
+// sent again from its peer, once every file its messages carry exists.
+func restoreLaterQueue(c *RestoreContext, t Target, rec *ckpt.Record) error {
+	var q ckpt.UnixQueue
+	if err := rec.Decode(&q); err != nil {
+		return err
+	}
+	if q.Bytes != rec.PayloadLen {
+		return fmt.Errorf("unix queue of %d bytes, with a payload of %d", q.Bytes, rec.PayloadLen)
+	}
+	data := make([]byte, q.Bytes)
+	if _, err := io.ReadFull(rec.Payload(), data); err != nil {
+		return err
+	}
+	sender, err := fdOrOpen(c, t, q.Sender)
+	if err != nil {
+		return fmt.Errorf("unix queue: the sending end: %w", err)
+	}
+	from, err := t.Copy(sender)
+	if err != nil {
+		return err
+	}
+	defer from.Close()
+	if err := requeue(c, t, int(from.Fd()), q.Type, data, q.Messages, q.Ancillary); err != nil {
+		return fmt.Errorf("unix queue: %w", err)
+	}
+	return nil
 }
 
 // restoreUnixPair recreates a pair record inside t and refills both
@@ -188,6 +294,11 @@ func restoreUnixEnd(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File)
 	pf := *f
 	pf.PipeEnd = which
 	fd, err := restorePipeEnd(c, t, rec, &pf)
+	if err == nil && f.Socket.Local != "" {
+		if err = bindUnix(c, t, fd, f.Identity.Inode, f.Socket); err != nil {
+			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
+		}
+	}
 	if err == nil {
 		if err = setSocketOptions(t, fd, f.Socket); err != nil {
 			_, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd))
@@ -220,6 +331,9 @@ func dumpUnixBound(c *DumpContext, fd *Fd, what string, d sys.UnixDiag) (ckpt.Ob
 		if d.State != tcpClose {
 			sock.State, sock.Shutdown = "disconnected", d.Shutdown
 			msgs, err := queueOf(c, fd, fd.Socket.Type)
+			if err == nil && carriesQueuingSocket(msgs) {
+				return 0, &UnsupportedError{Fd: fd.Num, What: what + " queues a unix socket that has fds in flight itself"}
+			}
 			if err == nil {
 				queued, sock.Messages, sock.Ancillary, deps, err = dumpQueue(c, fd.Socket.Type, msgs)
 			}

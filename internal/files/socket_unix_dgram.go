@@ -44,6 +44,9 @@ func dumpNamed(c *DumpContext, fd *Fd, what, name, peer string, peerIno uint64) 
 		if msgs, err = queueOf(c, fd, fd.Socket.Type); err != nil {
 			return 0, fmt.Errorf("%s: %w", what, err)
 		}
+		if carriesQueuingSocket(msgs) {
+			return 0, &UnsupportedError{Fd: fd.Num, What: what + " queues a unix socket that has fds in flight itself"}
+		}
 	}
 	data, sizes, anc, deps, err := dumpQueue(c, fd.Socket.Type, msgs)
 	if err != nil {

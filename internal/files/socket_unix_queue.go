@@ -74,11 +74,13 @@ func (c *DumpContext) PeekPassed(fd *Fd, examine func(local int) (*Fd, error)) (
 	}
 	c.passedFds = append(c.passedFds, all...)
 	for _, f := range all {
-		if f.Socket != nil && f.Socket.Family == unix.AF_UNIX {
-			if n := f.Info.Extra["scm_fds"]; len(n) > 0 && n[0] != "0" {
-				return nil, &UnsupportedError{Fd: fd.Num, What: fmt.Sprintf("unix socket:[%d] queues a unix socket that has fds in flight itself", ino)}
-			}
+		// A socket carried with fds queued itself (perhaps this one):
+		// what those carry is in the checkpoint too.
+		more, err := c.PeekPassed(f, examine)
+		if err != nil {
+			return nil, err
 		}
+		all = append(all, more...)
 	}
 	return all, nil
 }

@@ -25,14 +25,21 @@ import (
 //     while another link remains, or none of its names is in the dentry
 //     cache: the handle's dentry is then disconnected and reads as "/").
 //
+// A file on a filesystem crsub sees no mount of (a tmpfs mounted in another
+// mount namespace of the image) is found through the recorded mounts of the
+// image's mount namespaces, and named as its namespace shows it.
+//
 // A restart reaches a ghost or a file by handle through crsub's own fd on
-// it (/proc/CRSUB/fd/N), so the watch is added to that very inode.
+// it (/proc/CRSUB/fd/N), so the watch is added to that very inode; a file
+// named in a mount namespace of the image through that namespace's root.
 
 // watchedFile is where a watched file was found.
 type watchedFile struct {
 	Path   string
 	Handle *ckpt.FileHandle
 	Ghost  ckpt.Objref
+	// MountNamespace: see ckpt.InotifyWatch.
+	MountNamespace uint64
 }
 
 // watchedFile finds the file of inode ino on dev, whose handle is h,
@@ -43,11 +50,11 @@ func (c *DumpContext) watchedFile(dev, ino uint64, h *procfs.FileHandle, mounts 
 	if h == nil {
 		return watchedFile{}, errors.New("fdinfo gives no file handle for it (the filesystem cannot export one): not supported yet")
 	}
+	handle := unix.NewFileHandle(h.Type, h.Handle)
 	cands := mountsOf(dev, mounts)
 	if len(cands) == 0 {
-		return watchedFile{}, errors.New("no mount of its filesystem is visible")
+		return c.watchedInNamespace(dev, ino, handle)
 	}
-	handle := unix.NewFileHandle(h.Type, h.Handle)
 	var errs []error
 	for _, m := range cands {
 		w, err := c.watchedThrough(m.MountPoint, handle, dev, ino)
@@ -57,6 +64,54 @@ func (c *DumpContext) watchedFile(dev, ino uint64, h *procfs.FileHandle, mounts 
 		errs = append(errs, fmt.Errorf("through %s: %w", m.MountPoint, err))
 	}
 	return watchedFile{}, errors.Join(errs...)
+}
+
+// watchedInNamespace finds the file of inode ino on dev, whose handle is
+// h, through a recorded mount of its filesystem in a mount namespace of the
+// image, when crsub sees none: its name is the one that namespace shows.
+func (c *DumpContext) watchedInNamespace(dev, ino uint64, h unix.FileHandle) (watchedFile, error) {
+	var views []MountView
+	if c.MountsOf != nil {
+		// Asked as crsub, whose namespace is none of the image's: each
+		// view names its namespace.
+		views = c.MountsOf(os.Getpid(), dev)
+	}
+	if len(views) == 0 {
+		return watchedFile{}, errors.New("no mount of its filesystem is visible")
+	}
+	var errs []error
+	for _, v := range views {
+		root := "/proc/" + strconv.Itoa(v.Pid) + "/root"
+		name, err := nameThrough(root, v.Path, h, dev, ino)
+		if err == nil {
+			return watchedFile{Path: name, MountNamespace: v.Namespace}, nil
+		}
+		errs = append(errs, fmt.Errorf("through %s in mount namespace %d: %w", v.Path, v.Namespace, err))
+	}
+	return watchedFile{}, errors.Join(errs...)
+}
+
+// nameThrough opens handle h through the mount at mountPoint of the mount
+// namespace whose root crsub reaches at root, and names the file as that
+// namespace shows it: a file with a name its root reaches (not removed).
+func nameThrough(root, mountPoint string, h unix.FileHandle, dev, ino uint64) (string, error) {
+	f, err := openHandleAt(root+mountPoint, h)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	// The kernel names a file on a mount crsub's root does not reach
+	// from the root of that mount's namespace.
+	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return "", err
+	}
+	link := procfs.ParseFdTarget(target)
+	var st unix.Stat_t
+	if link.Kind != procfs.FdFile || link.Deleted || unix.Lstat(root+link.Path, &st) != nil || st.Dev != dev || st.Ino != ino {
+		return "", fmt.Errorf("no name of it reaches it (its handle opens %s): not supported yet", target)
+	}
+	return link.Path, nil
 }
 
 func (c *DumpContext) watchedThrough(mountPoint string, h unix.FileHandle, dev, ino uint64) (watchedFile, error) {
@@ -151,6 +206,16 @@ func (c *RestoreContext) watchedPath(t Target, w watchedFile, dev, ino uint64) (
 	apart := c.hostPath(t, "/") != "/" && c.Take != nil
 	var local *os.File
 	switch {
+	case w.MountNamespace != 0:
+		host, ok := c.pathIn(t, w.MountNamespace, w.Path)
+		if !ok {
+			return "", false, done, fmt.Errorf("%s in mount namespace %d: that namespace is not made again here", w.Path, w.MountNamespace)
+		}
+		f, err := os.OpenFile(host, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", false, done, err
+		}
+		local, done = f, func() { f.Close() }
 	case w.Ghost != 0:
 		if local = c.ghosts[w.Ghost]; local == nil {
 			return "", false, done, fmt.Errorf("deleted %s: its ghost record is missing", w.Path)

@@ -35,6 +35,53 @@ type Link struct {
 	ParentNSID int32
 	// OperState is IF_OPER_* (IF_OPER_UP 6, IF_OPER_DOWN 2…).
 	OperState uint8
+	// Tun is a tun or tap device's IFLA_INFO_DATA.
+	Tun *TunInfo
+}
+
+// TunInfo is a tun device's settings (IFLA_TUN_*).
+type TunInfo struct {
+	Owner, Group uint32 // 0xffffffff: none
+	// Type is IFF_TUN or IFF_TAP.
+	Type                     uint8
+	PI, VnetHdr, Persist, MQ bool
+	Queues, DisabledQueues   uint32
+}
+
+func parseTunInfo(attrs []Attr) (*TunInfo, error) {
+	t := &TunInfo{}
+	for _, a := range attrs {
+		var err error
+		var b uint8
+		switch a.Type {
+		case unix.IFLA_TUN_OWNER:
+			t.Owner, err = a.Uint32()
+		case unix.IFLA_TUN_GROUP:
+			t.Group, err = a.Uint32()
+		case unix.IFLA_TUN_TYPE:
+			t.Type, err = a.Uint8()
+		case unix.IFLA_TUN_PI:
+			b, err = a.Uint8()
+			t.PI = b != 0
+		case unix.IFLA_TUN_VNET_HDR:
+			b, err = a.Uint8()
+			t.VnetHdr = b != 0
+		case unix.IFLA_TUN_PERSIST:
+			b, err = a.Uint8()
+			t.Persist = b != 0
+		case unix.IFLA_TUN_MULTI_QUEUE:
+			b, err = a.Uint8()
+			t.MQ = b != 0
+		case unix.IFLA_TUN_NUM_QUEUES:
+			t.Queues, err = a.Uint32()
+		case unix.IFLA_TUN_NUM_DISABLED_QUEUES:
+			t.DisabledQueues, err = a.Uint32()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tun attribute %d: %w", a.Type, err)
+		}
+	}
+	return t, nil
 }
 
 // ParseLink reads an RTM_NEWLINK body.
@@ -75,10 +122,17 @@ func ParseLink(b []byte) (Link, error) {
 		case unix.IFLA_LINKINFO:
 			var info []Attr
 			if info, err = a.Nested(); err == nil {
+				var data []Attr
 				for _, i := range info {
-					if i.Type == unix.IFLA_INFO_KIND {
+					switch i.Type {
+					case unix.IFLA_INFO_KIND:
 						l.Kind = i.String()
+					case unix.IFLA_INFO_DATA:
+						data, err = i.Nested()
 					}
+				}
+				if err == nil && l.Kind == "tun" && data != nil {
+					l.Tun, err = parseTunInfo(data)
 				}
 			}
 		}

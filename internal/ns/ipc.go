@@ -262,7 +262,7 @@ func restoreSysVShm(c *RestoreContext, n *Restored, rec *ckpt.Record) error {
 	if c.Files.SysVShm == nil {
 		c.Files.SysVShm = map[ckpt.Objref]*files.RestoredSysVShm{}
 	}
-	c.Files.SysVShm[rec.Objref] = &files.RestoredSysVShm{ID: seg.ID, Remove: seg.Removed}
+	c.Files.SysVShm[rec.Objref] = &files.RestoredSysVShm{ID: seg.ID, Size: uint64(seg.Size), Remove: seg.Removed}
 	return nil
 }
 

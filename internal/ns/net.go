@@ -84,7 +84,7 @@ var netKind = &Kind{
 				host.Close()
 				return err
 			}
-			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs}
+			t := NetworkTarget{NS: nsfd, Host: int(host.Fd()), Links: c.Links, AsGiven: c.NetworkAsGiven, PeerWait: c.PeerWait, Inode: n.Record.Inode, Pairs: c.vethPairs, BeforeRun: c.BeforeRun}
 			restore := RestoreNetwork
 			if n.Supplied {
 				restore = JoinNetwork
@@ -249,6 +249,8 @@ func DumpNetwork(nsfd, hostfd int, others map[uint64]int) (*ckpt.Network, error)
 			}
 		case l.Kind == ckpt.LinkBridge || l.Kind == ckpt.LinkDummy:
 			nl.Kind = l.Kind
+		case l.Kind == ckpt.LinkTun && l.Tun != nil:
+			nl.Kind, nl.Tun = ckpt.LinkTun, tunLink(l.Tun)
 		default:
 			nl.DriverKind = l.Kind
 			if fresh == nil {
@@ -450,6 +452,8 @@ type netRestore struct {
 	given map[string]bool
 	// undo lists, in the order done, what reverts each step.
 	undo []func() error
+	// beforeRun is NetworkTarget.BeforeRun.
+	beforeRun func(func() error)
 }
 
 // RestoreNetwork makes rec again in the network namespace t.NS, which must
@@ -462,7 +466,7 @@ func RestoreNetwork(t NetworkTarget, rec *ckpt.Network) (undo func() error, err 
 		return nil, err
 	}
 	defer r.close()
-	r.inode, r.pairs = t.Inode, t.Pairs
+	r.inode, r.pairs, r.beforeRun = t.Inode, t.Pairs, t.BeforeRun
 	links := t.Links
 	if err := errors.Join(checkGiven(r.host, rec, links), checkNeeded(rec, links), checkHostPeers(r.host, rec, links, t.PeerWait)); err != nil {
 		return nil, err
@@ -614,6 +618,12 @@ func (r *netRestore) makeLinks(rec *ckpt.Network, links map[string]string) error
 				return fmt.Errorf("link %s: the kernel did not make it in the new namespace", l.Name)
 			}
 			r.index[l.Name] = e.Index
+			continue
+		}
+		if l.Kind == ckpt.LinkTun {
+			if err := r.makeTun(l); err != nil {
+				return fmt.Errorf("making link %s (tun, index %d): %w", l.Name, l.Index, err)
+			}
 			continue
 		}
 		req := &netlink.LinkRequest{Index: int32(l.Index), Name: l.Name, Kind: l.Kind, MTU: l.MTU, TxQLen: &l.TxQLen}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/netlock"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -94,6 +95,11 @@ func (r *netRestore) loadFirewall(rec *ckpt.Network) error {
 			_, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(nft, undo.String(), "-f", "-") })
 			return err
 		})
+		if r.beforeRun != nil {
+			if err := r.passInput(nft, rec.Nftables); err != nil {
+				return err
+			}
+		}
 	}
 	for i, saved := range []string{rec.IPTablesLegacy, rec.IP6TablesLegacy} {
 		if saved == "" {
@@ -104,8 +110,22 @@ func (r *netRestore) loadFirewall(rec *ckpt.Network) error {
 		if err != nil {
 			return fmt.Errorf("the image has legacy iptables tables, and %s is not installed", l.restore)
 		}
-		if _, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(tool, saved) }); err != nil {
+		load := saved
+		pass := r.beforeRun != nil && (strings.Contains(saved, "\n*filter\n") || strings.HasPrefix(saved, "*filter\n"))
+		if pass {
+			load = withPassRule(saved)
+		}
+		if _, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(tool, load) }); err != nil {
 			return fmt.Errorf("loading the legacy iptables tables: %w", err)
+		}
+		if pass {
+			r.beforeRun(func() error {
+				_, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(tool, "*filter\n-D "+passRule+"\nCOMMIT\n", "--noflush") })
+				if err != nil {
+					return fmt.Errorf("removing the rule that let crsub's segments in: %w", err)
+				}
+				return nil
+			})
 		}
 		// Undone by emptying the tables loaded.
 		var empty strings.Builder
@@ -120,6 +140,79 @@ func (r *netRestore) loadFirewall(rec *ckpt.Network) error {
 		})
 	}
 	return nil
+}
+
+// passRule lets in what the restart sends into the namespace on a peer's
+// behalf (a TCP FIN replayed, package files), as CRIU's lock chain does.
+var passRule = fmt.Sprintf("INPUT -m mark --mark %#x -j ACCEPT", netlock.PassMark)
+
+// passInput puts a rule accepting what is marked netlock.PassMark first in
+// each input chain of the nftables tables loaded (nftables), removed before
+// the tasks run: an accept ends only its own chain, so crsub's lock table
+// cannot let those packets past a drop of the image's.
+func (r *netRestore) passInput(nft, nftables string) error {
+	for _, chain := range inputChains(nftables) {
+		args := append(append([]string{"--echo", "--handle", "insert", "rule"}, chain...), "meta", "mark", fmt.Sprintf("%#x", netlock.PassMark), "accept")
+		out, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(nft, "", args...) })
+		if err != nil {
+			return fmt.Errorf("letting crsub's segments in: %w", err)
+		}
+		_, handle, ok := strings.Cut(out, "# handle ")
+		handle, _, _ = strings.Cut(handle, "\n")
+		handle = strings.TrimSpace(handle)
+		if !ok || handle == "" || strings.Trim(handle, "0123456789") != "" {
+			return fmt.Errorf("letting crsub's segments in: nft printed no handle for the rule (%q)", out)
+		}
+		del := append(append([]string{"delete", "rule"}, chain...), "handle", handle)
+		r.beforeRun(func() error {
+			if _, err := sys.InNetNS(r.nsfd, func() (string, error) { return run(nft, "", del...) }); err != nil {
+				return fmt.Errorf("removing the rule that let crsub's segments in: %w", err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// inputChains lists the base chains on the input hook of an nft listing's
+// IP tables, each as its family, table and name.
+func inputChains(listing string) [][]string {
+	var out [][]string
+	var table []string
+	chain := ""
+	for _, line := range strings.Split(listing, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 4 && f[0] == "table" && f[3] == "{":
+			table, chain = nil, ""
+			if f[1] == "ip" || f[1] == "ip6" || f[1] == "inet" {
+				table = f[1:3]
+			}
+		case len(f) == 3 && f[0] == "chain" && f[2] == "{" && !strings.ContainsAny(f[1], `"'`):
+			chain = f[1]
+		case table != nil && chain != "" && strings.Contains(line, " hook input "):
+			out = append(out, []string{table[0], table[1], chain})
+		}
+	}
+	return out
+}
+
+// withPassRule is an iptables-save output with passRule first in the
+// filter table's INPUT chain.
+func withPassRule(saved string) string {
+	var b strings.Builder
+	filter := false
+	for _, line := range strings.SplitAfter(saved, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			filter = strings.TrimSpace(line) == "*filter"
+		case filter && strings.TrimSpace(line) == "COMMIT":
+			b.WriteString("-I " + passRule + "\n")
+			filter = false
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 func withoutComments(s string) string {

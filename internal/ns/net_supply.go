@@ -41,6 +41,11 @@ type NetworkTarget struct {
 	// (shared by the restores of one restart; nil: there are none).
 	Inode uint64
 	Pairs *VethPairs
+	// BeforeRun, if set, takes what is done once the restart cannot fail
+	// any more, before its tasks run: a legacy filter table lets in the
+	// segments crsub makes on a peer's behalf (marked netlock.PassMark)
+	// until then, as the image's own rules may drop them.
+	BeforeRun func(func() error)
 }
 
 // checkGiven checks the links given.
