@@ -6,7 +6,9 @@
  * in it: a tmpfs holding a file it keeps open and mapped shared (and a
  * directory, a symbolic link, a hard link, a FIFO, an extended attribute
  * and a set-gid mode), a bind mount of a directory of the root, read-only,
- * another tmpfs mounted over a directory of the first, and a proc its
+ * another tmpfs mounted over a directory of the first, a file of the
+ * tmpfs bound onto a file of the root and another bound over that one
+ * (a file mount stacked on a file mount), and a proc its
  * init (pid 1 of the pid namespace, its child) mounted for its pid
  * namespace. Checkpointed from the host, it checks from inside after the
  * restart: the file's contents through its fd, its mapping and its path,
@@ -30,7 +32,7 @@
 #define HOSTNAME "crsub-mounts"
 #define SIZE (3 * 4096)
 
-static char dir[3800], tmp[4000], over[4100], src[4000], bind[4000], newroot[4000];
+static char dir[3800], tmp[4000], over[4100], src[4000], bind[4000], newroot[4000], fbind[4000];
 
 static void must(int ok, const char *what)
 {
@@ -122,7 +124,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(10);
+	ksft_set_plan(11);
 	snprintf(dir, sizeof(dir), "%s", cr_dir());
 	if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
 		ksft_print_msg("unshare: %s\n", strerror(errno));
@@ -184,6 +186,15 @@ int main(void)
 	must(mount(src, bind, NULL, MS_BIND, NULL) == 0, "bind src");
 	must(mount(NULL, bind, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0, "remount ro");
 
+	/* A file bind mount bound over again: the second's mount point is
+	 * the first mount's root, a file. */
+	path(fbind, sizeof(fbind), "fbind");
+	write_file(fbind, "root", 0644);
+	snprintf(file, sizeof(file), "%s/hard", tmp);
+	must(mount(file, fbind, NULL, MS_BIND, NULL) == 0, "bind a file");
+	snprintf(file, sizeof(file), "%s/over/top", tmp);
+	must(mount(file, fbind, NULL, MS_BIND, NULL) == 0, "bind a file over it");
+
 	/* The init mounts proc for its pid namespace. */
 	must(pipe(sync_pipe) == 0, "pipe");
 	init = fork();
@@ -236,6 +247,7 @@ int main(void)
 	errno = 0;
 	int rofd = open(over, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	ksft_test_result(read_is(file, "hello") && rofd < 0 && errno == EROFS, "the bind mount shows its directory, read-only");
+	ksft_test_result(read_is(fbind, "top"), "a file bind mount bound over another shows the top one");
 	char link[64] = "";
 	ksft_test_result(readlink("/proc/1/exe", link, sizeof(link) - 1) > 0 && kill(init, 0) == 0 && statfs("/proc", &sfs) == 0 &&
 				 sfs.f_type == PROC_SUPER_MAGIC,

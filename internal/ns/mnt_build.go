@@ -535,6 +535,11 @@ func (t *mountTree) attach(m *ckpt.Mount, fd *sys.FD) error {
 	if err := t.mountPoint(pm, rel, m); err != nil {
 		return err
 	}
+	if rel == "." {
+		// Stacked on its parent's root, which may be a file (a file bind
+		// mount bound over again): no path to resolve beneath it.
+		return sys.AttachMount(fd.Int(), parent.Int())
+	}
 	target, err := sys.OpenBeneath(parent.Int(), rel)
 	if err != nil {
 		return fmt.Errorf("its mount point: %w", err)
