@@ -246,10 +246,11 @@ func checkTarget(pid int) error {
 func (s *session) dumperFor(out io.Writer) *memoryDumper {
 	resident := residentEstimate(s.root)
 	var store *pageStore
+	var file *pageFile
 	if image, ok := out.(*memoryWriter); ok {
-		store = image.pages
+		store, file = image.pages, image.file
 	}
-	mem := newMemoryDumper(s.stats, uint64(resident), store)
+	mem := newMemoryDumper(s.stats, uint64(resident), store, file)
 	mem.progress, mem.expect = s.opts.Progress, resident
 	// The namespaces are met later, collecting the tree.
 	mem.elsewhere = func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool) {

@@ -178,6 +178,9 @@ func writeStatsText(w io.Writer, st *checkpoint.Stats) {
 	if st.PagesCopyOnWrite > 0 {
 		fmt.Fprintf(w, "copy-on-write: %d pages read from the forked copy after the thaw\n", st.PagesCopyOnWrite)
 	}
+	if st.PageStore != "" {
+		fmt.Fprintf(w, "pages held in: %s\n", st.PageStore)
+	}
 }
 
 // statsJSON is --stats json's object.
@@ -192,7 +195,7 @@ func statsJSON(st *checkpoint.Stats) map[string]any {
 		"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
 		"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
 		"pre_copy": rounds, "pre_copy_stopped": st.PreCopyStopped,
-		"pages_copy_on_write": st.PagesCopyOnWrite,
+		"pages_copy_on_write": st.PagesCopyOnWrite, "page_store": st.PageStore,
 	}
 }
 
