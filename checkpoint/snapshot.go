@@ -136,8 +136,12 @@ type memoryWriter struct {
 	file   *pageFile
 	noFile error
 	pages  *pageStore
-	spare  [][]byte // touched, unused chunks
-	tail   []byte   // the last chunk written, which may have room left
+	// resident is the tree's private memory as the writer was sized
+	// for it (treeResidentEstimate): reading it again costs a walk of
+	// every page table.
+	resident int64
+	spare    [][]byte // touched, unused chunks
+	tail     []byte   // the last chunk written, which may have room left
 	// deferred are payloads to produce after the freeze, each standing in
 	// for the placeholder chunk at its index; sealed says the last chunk
 	// is such a placeholder.
@@ -314,6 +318,7 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	}
 	start := time.Now()
 	w := newMemoryWriter(expect, 4<<20)
+	w.resident = resident
 	prepared := time.Since(start)
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)

@@ -132,6 +132,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case st != nil:
 	case img != nil:
+		defer img.Close()
 		if _, err := img.WriteTo(out); err != nil {
 			return fmt.Errorf("writing the image: %w", err)
 		}
