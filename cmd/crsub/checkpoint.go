@@ -21,7 +21,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("checkpoint", "--pid PID -o FILE|- [--leave-running]", stderr)
 	pid := fs.Int("pid", 0, "process to checkpoint")
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
-	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it; the process is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then (where that much is not available, the image is written while the process is frozen)")
+	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it; the process is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then, its pages in a memory file (shmem, not crsub's RSS; --stats says where they were held); where that much is not available, the image is written while the process is frozen")
 	stats := fs.String("stats", "", "report, on standard error, the time of each phase (prepare, frozen, write-back) and of each pre-copy round with the pages it copied and the pages written meanwhile: \"text\" or \"json\"")
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
