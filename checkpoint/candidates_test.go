@@ -51,7 +51,7 @@ func TestCandidatesAnonymous(t *testing.T) {
 	}
 	start := uint64(uintptrOf(&mem[0]))
 	m := &procfs.Mapping{Start: start, End: start + pages*ps, Prot: procfs.ProtRead | procfs.ProtWrite, Kind: procfs.KindAnon}
-	d := newMemoryDumper(&Stats{}, 0, nil)
+	d := newMemoryDumper(&Stats{}, 0, nil, nil)
 	if err := d.open(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestCandidatesDroppable(t *testing.T) {
 	}
 	start := uint64(uintptrOf(&mem[0]))
 	m := &procfs.Mapping{Start: start, End: start + 16*ps, Prot: procfs.ProtRead | procfs.ProtWrite, Kind: procfs.KindAnon}
-	d := newMemoryDumper(&Stats{}, 0, nil)
+	d := newMemoryDumper(&Stats{}, 0, nil, nil)
 	if err := d.open(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}

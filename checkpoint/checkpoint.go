@@ -240,16 +240,21 @@ func checkTarget(pid int) error {
 }
 
 // dumperFor makes the memory dumper while the tree still runs: its copy
-// buffers are sized by what the root holds now and touched before the
+// buffers are sized by what the root holds now (for an in-memory image,
+// what the tree held when the image was sized) and touched before the
 // freeze, and an in-memory image lends it the page store it prepared, so
 // that pages are read straight into the image.
 func (s *session) dumperFor(out io.Writer) *memoryDumper {
-	resident := residentEstimate(s.root)
+	var resident int64
 	var store *pageStore
+	var file *pageFile
 	if image, ok := out.(*memoryWriter); ok {
-		store = image.pages
+		store, file, resident = image.pages, image.file, image.resident
 	}
-	mem := newMemoryDumper(s.stats, uint64(resident), store)
+	if resident == 0 {
+		resident = residentEstimate(s.root)
+	}
+	mem := newMemoryDumper(s.stats, uint64(resident), store, file)
 	mem.progress, mem.expect = s.opts.Progress, resident
 	// The namespaces are met later, collecting the tree.
 	mem.elsewhere = func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool) {

@@ -28,6 +28,10 @@ import (
 // chunkPages bounds one pages record (and each copy buffer): 16 MiB.
 const chunkPages = 4096
 
+// copyBufferPages bounds a copy buffer, and so the pages records of a
+// dump through them (an image streamed to a file): 4 MiB.
+const copyBufferPages = 1024
+
 // minChunkPages is the smallest copy buffer: 256 KiB.
 const minChunkPages = 64
 
@@ -73,6 +77,13 @@ type memoryDumper struct {
 	// into it and the image keeps them there, rather than being read
 	// into bufs and copied into the image.
 	store *pageStore
+	// file, if set, is an in-memory image's page store that crsub never
+	// maps (pageFile): pages are read a piece at a time through
+	// pieceBufs, one for each worker and one for the reader, and written
+	// into it, and the image refers to them there. It is used instead of
+	// store.
+	file      *pageFile
+	pieceBufs chan []byte
 	// shmemDone records the shared memory objects whose contents are
 	// stored already (by inode), across the whole tree.
 	shmemDone map[uint64]bool
@@ -149,12 +160,25 @@ func (d *memoryDumper) closeShmem() {
 // about mapped bytes (a small process does not pay for touching 32 MiB),
 // unless store, an in-memory image's page store, has room prepared: pages
 // are read into that, and the buffers are made only if it runs out.
-func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore) *memoryDumper {
+func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore, file *pageFile) *memoryDumper {
 	ps := uint64(os.Getpagesize())
 	chunk := chunkFor(mapped)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store,
+	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store, file: file,
 		regions: make([]sys.PageRegion, 4096), scan: true, guardCategory: sys.PagemapKnowsGuards()}
+	if file != nil {
+		d.pieceBufs = make(chan []byte, runtime.NumCPU()+1)
+		for range cap(d.pieceBufs) {
+			d.pieceBufs <- kernelTouched(filePiecePages * int(ps))
+		}
+		return d
+	}
 	if !store.prepared() {
+		// Each of the two buffers is touched by the kernel before the
+		// freeze, at 15-30 µs a page here: two of 16 MiB took 0.2-0.6 s
+		// of a default checkpoint, two of 4 MiB a quarter of that, and
+		// a 1 GiB process is then 256 records instead of 64.
+		chunk = min(chunk, copyBufferPages)
+		d.chunk = chunk
 		for b := range d.bufs {
 			d.bufs[b] = kernelTouched(int(chunk * ps))
 		}
@@ -390,7 +414,11 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 			if !kept {
 				continue
 			}
-			it.pages.Runs, it.pieces, it.size = r.kept, [][]byte{r.data}, int64(len(r.data))
+			if r.inFile != nil {
+				it.pages.Runs, it.inFile, it.pending = r.kept, r.inFile, nil
+			} else {
+				it.pages.Runs, it.pieces, it.size = r.kept, [][]byte{r.data}, int64(len(r.data))
+			}
 		}
 		if err := d.writeItem(w, mmRef, &it, q.free); err != nil {
 			return err
@@ -418,9 +446,11 @@ type dumpItem struct {
 	// asks (cowPid), after the thaw
 	cow bool
 	// or, for pages a worker reads into the page store, the read:
-	// once done, its pages are written as pieces
+	// once done, its pages are written as pieces (or as inFile)
 	pending *storeRead
-	err     error
+	// or, for pages in the page file, where they are
+	inFile *fileRange
+	err    error
 }
 
 // dumpQueues connect dumpAll's reader to its writer (items, and free, the
@@ -458,7 +488,17 @@ func (q dumpQueues) send(it dumpItem) bool {
 // nothing of the dumper's state, so one per core run at once.
 func readIntoStore(reads <-chan *storeRead) {
 	for r := range reads {
-		r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
+		if r.file != nil {
+			buf := <-r.pieceBufs
+			var got fileRange
+			got, r.kept, r.err = readIntoFile(r.file, r.runs, buf, r.pageSize, func(piece []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
+				return readPrivate(r.pid, r.m, piece, buf, r.pageSize)
+			})
+			r.pieceBufs <- buf
+			r.inFile = &got
+		} else {
+			r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
+		}
 		close(r.done)
 	}
 }
@@ -563,9 +603,16 @@ func (d *memoryDumper) sendPrecopied(q dumpQueues, m *procfs.Mapping, tracked []
 // writing of the chunk before.
 func (d *memoryDumper) sendRead(q dumpQueues, m *procfs.Mapping) bool {
 	for _, runs := range splitRuns(d.runs, d.chunk) {
-		dst := d.store.take(int(runsCount(runs) * d.pageSize))
+		var dst []byte
+		if d.file == nil {
+			dst = d.store.take(int(runsCount(runs) * d.pageSize))
+		}
 		var ok bool
 		switch {
+		case d.file != nil && (d.shmemFile != nil || d.parent != nil):
+			ok = d.sendReadIntoFile(q, m, runs)
+		case d.file != nil:
+			ok = d.sendWorkerRead(q, m, runs, nil)
 		case dst != nil && (d.shmemFile != nil || d.parent != nil):
 			ok = d.sendReadIntoStore(q, m, runs, dst)
 		case dst != nil:
@@ -594,12 +641,37 @@ func (d *memoryDumper) sendReadIntoStore(q dumpQueues, m *procfs.Mapping, runs [
 	return len(kept) == 0 || q.send(dumpItem{pages: d.pagesOf(m, kept), pieces: [][]byte{data}, size: int64(len(data))})
 }
 
+// sendReadIntoFile reads runs of m into the page file, through a piece
+// buffer, on this goroutine: pages of a shared object, or compared with
+// the parent image's, are read with the dumper's state, which the workers
+// do not share.
+func (d *memoryDumper) sendReadIntoFile(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun) bool {
+	var buf []byte
+	select {
+	case buf = <-d.pieceBufs:
+	case <-q.stop:
+		return false
+	}
+	r, kept, err := readIntoFile(d.file, runs, buf, d.pageSize, func(piece []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
+		return d.read(m, piece, buf)
+	})
+	d.pieceBufs <- buf
+	if err != nil {
+		q.send(dumpItem{err: err})
+		return false
+	}
+	return len(kept) == 0 || q.send(dumpItem{pages: d.pagesOf(m, kept), inFile: &r})
+}
+
 // sendWorkerRead has a worker read runs of m into dst, room of the page
-// store, and sends the read to be waited for in its turn: the reads of
-// private memory run on every core at once, and the records keep their
-// order.
+// store, or (dst nil) into the page file, and sends the read to be waited
+// for in its turn: the reads of private memory run on every core at once,
+// and the records keep their order.
 func (d *memoryDumper) sendWorkerRead(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun, dst []byte) bool {
 	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
+	if dst == nil {
+		r.file, r.pieceBufs = d.file, d.pieceBufs
+	}
 	select {
 	case q.reads <- r:
 	case <-q.stop:
@@ -652,7 +724,7 @@ func (d *memoryDumper) awaitStoreRead(ctx context.Context, r *storeRead) (bool, 
 	if r.err != nil {
 		return false, r.err
 	}
-	atomic.AddUint64(&d.stats.BytesRead, uint64(len(r.buf)))
+	atomic.AddUint64(&d.stats.BytesRead, runsCount(r.runs)*d.pageSize)
 	return len(r.kept) > 0, nil
 }
 
@@ -672,6 +744,13 @@ func (d *memoryDumper) writeItem(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem
 		return w.Write(ckpt.TypeVMA, 0, deps, it.vma)
 	case it.cow:
 		return d.writeFromCopy(w, mmRef, it)
+	case it.inFile != nil:
+		d.stats.PagesStored += it.pages.Count()
+		if d.progress != nil {
+			d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
+		}
+		r := it.inFile
+		return w.WriteFileRange(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, d.file.f, r.off, r.n, r.crc)
 	case it.pieces != nil:
 		return d.writePieces(w, mmRef, it)
 	default:
@@ -767,6 +846,11 @@ type storeRead struct {
 	data     []byte
 	kept     []ckpt.PageRun
 	err      error
+	// file, if set, is the page file to read into instead of buf,
+	// through one of pieceBufs; inFile is where the pages went.
+	file      *pageFile
+	pieceBufs chan []byte
+	inFile    *fileRange
 }
 
 // candidates sets d.runs to the pages of m worth storing, from pagemap (a

@@ -92,6 +92,11 @@ type Stats struct {
 	// PagesCopyOnWrite is how many stored pages were read from a
 	// copy-on-write copy after the thaw (Options.CopyOnWrite).
 	PagesCopyOnWrite uint64
+	// PageStore says where an in-memory image (Snapshot) held the pages
+	// read while frozen: "memory file" (never mapped by crsub, written
+	// out inside the kernel), or "touched memory" and why no memory file
+	// could be made; "" when none was needed.
+	PageStore string
 }
 
 // PreCopyRound is what one pre-copy round did.

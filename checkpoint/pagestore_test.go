@@ -1,10 +1,16 @@
 package checkpoint
 
 import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
 	"testing"
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/crsub/crsub/ckpt"
 )
 
 // The page store hands out room from the first slab that has enough,
@@ -103,4 +109,64 @@ func where(s *pageStore, b []byte) struct{ Slab, Offset int } {
 		}
 	}
 	return struct{ Slab, Offset int }{-2, 0}
+}
+
+// readIntoFile writes the pages read, a piece at a time, into one range of
+// the page file, with the runs of the pages kept merged across pieces and
+// the checksum of what it wrote; the next reservation starts past the
+// whole of the earlier one.
+func TestReadIntoFile(t *testing.T) {
+	const ps = 4096
+	page := func(v byte) []byte { return bytes.Repeat([]byte{v}, ps) }
+	// The pages' contents by index: 0 for a zero page, which is dropped.
+	contents := map[uint64]byte{0: 1, 1: 2, 2: 0, 3: 4, 7: 5, 8: 6}
+	read := func(piece []ckpt.PageRun, buf []byte) ([]byte, []ckpt.PageRun, error) {
+		pos := 0
+		for _, r := range piece {
+			for i := r.Index; i < r.Index+r.Count; i++ {
+				copy(buf[pos:], page(contents[i]))
+				pos += ps
+			}
+		}
+		return compactPages(buf[:pos], piece, ps, func(_ uint64, p []byte) (bool, error) { return !allZero(p), nil })
+	}
+	file, err := newPageFile(64 * ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	runs := []ckpt.PageRun{{Index: 0, Count: 4}, {Index: 7, Count: 2}}
+	// Two pages a piece: the run 0-3 is read in two pieces.
+	got, kept, err := readIntoFile(file, runs, make([]byte, 2*ps), ps, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBytes := slices.Concat(page(1), page(2), page(4), page(5), page(6))
+	want := fileRange{off: 0, n: int64(len(wantBytes)), crc: ckpt.PayloadChecksum(0, wantBytes)}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(fileRange{})); diff != "" {
+		t.Errorf("range (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]ckpt.PageRun{{Index: 0, Count: 2}, {Index: 3, Count: 1}, {Index: 7, Count: 2}}, kept); diff != "" {
+		t.Errorf("kept runs (-want +got):\n%s", diff)
+	}
+	inFile := make([]byte, got.n)
+	if _, err := file.f.ReadAt(inFile, got.off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(inFile, wantBytes) {
+		t.Error("the page file does not hold the pages kept")
+	}
+	next, _, err := readIntoFile(file, []ckpt.PageRun{{Index: 0, Count: 1}}, make([]byte, 2*ps), ps, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.off != 6*ps {
+		t.Errorf("the next range starts at %d, want past the first reservation (%d)", next.off, 6*ps)
+	}
+	// A failed read gives its reservation back and says why.
+	if _, _, err := readIntoFile(file, runs, make([]byte, 2*ps), ps, func([]ckpt.PageRun, []byte) ([]byte, []ckpt.PageRun, error) {
+		return nil, nil, os.ErrClosed
+	}); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("failed read: %v, want %v", err, os.ErrClosed)
+	}
 }

@@ -14,8 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crsub/crsub/internal/fault"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // Image is a checkpoint held in memory: the frozen phase only copies the
@@ -25,6 +28,10 @@ import (
 // an earlier one.
 type Image struct {
 	chunks [][]byte
+	// ranges are the chunks held in the page file, by index: their
+	// chunk is nil.
+	ranges map[int]fileRange
+	file   *pageFile
 	size   int64
 	// Stats tells how long the process was frozen and how long the whole
 	// checkpoint took.
@@ -34,11 +41,30 @@ type Image struct {
 // Size is the image's length in bytes.
 func (im *Image) Size() int64 { return im.size }
 
-// WriteTo writes the image to w.
+// Close lets go of the memory file the image's pages are in, if any,
+// before the image itself is dropped; the image cannot be read after.
+func (im *Image) Close() error {
+	err := im.file.Close()
+	im.file, im.chunks, im.ranges = nil, nil, nil
+	return err
+}
+
+// WriteTo writes the image to w. The pages held in the page file go from
+// there to a file w writes to inside the kernel (sendfile), without
+// passing through crsub's memory.
 func (im *Image) WriteTo(w io.Writer) (int64, error) {
 	fault.Phase("writing out the image")
 	var n int64
-	for _, c := range im.chunks {
+	var buf []byte
+	for i, c := range im.chunks {
+		if r, ok := im.ranges[i]; ok {
+			k, err := im.writeRange(w, r, &buf)
+			n += k
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
 		k, err := w.Write(c)
 		n += int64(k)
 		if err != nil {
@@ -53,11 +79,47 @@ func (im *Image) WriteTo(w io.Writer) (int64, error) {
 	return n, nil
 }
 
+// writeRange writes range r of the page file to w: with sendfile where w
+// is a file that takes it, or else through buf (made on first use).
+func (im *Image) writeRange(w io.Writer, r fileRange, buf *[]byte) (int64, error) {
+	var n int64
+	if f, ok := w.(interface{ Fd() uintptr }); ok && !fault.Enabled {
+		// A file opened to append, or of a kind sendfile cannot
+		// write, refuses it before writing anything (EINVAL).
+		off := r.off
+		for n < r.n {
+			k, err := sys.Sendfile(int(f.Fd()), int(im.file.f.Fd()), &off, int(min(r.n-n, 1<<30)))
+			if err != nil && n == 0 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+			if k == 0 {
+				return n, io.ErrUnexpectedEOF
+			}
+			n += int64(k)
+		}
+		if n == r.n {
+			return n, nil
+		}
+	}
+	if *buf == nil {
+		*buf = make([]byte, 1<<20)
+	}
+	k, err := io.CopyBuffer(struct{ io.Writer }{w}, io.NewSectionReader(im.file.f, r.off+n, r.n-n), *buf)
+	return n + k, err
+}
+
 // Reader returns a reader of the image, for restart.Restart. Each call
 // starts from the beginning; readers do not consume the image.
 func (im *Image) Reader() io.Reader {
 	readers := make([]io.Reader, len(im.chunks))
 	for i, c := range im.chunks {
+		if r, ok := im.ranges[i]; ok {
+			readers[i] = io.NewSectionReader(im.file.f, r.off, r.n)
+			continue
+		}
 		readers[i] = bytes.NewReader(c)
 	}
 	return io.MultiReader(readers...)
@@ -68,10 +130,18 @@ func (im *Image) Reader() io.Reader {
 // room for the records, and a page store, sized from the tree's private
 // memory, that the memory dumper reads pages straight into.
 type memoryWriter struct {
-	im    *Image
-	pages *pageStore
-	spare [][]byte // touched, unused chunks
-	tail  []byte   // the last chunk written, which may have room left
+	im *Image
+	// file is the page store the pages go into, or where no memory
+	// file could be made (noFile says why), pages.
+	file   *pageFile
+	noFile error
+	pages  *pageStore
+	// resident is the tree's private memory as the writer was sized
+	// for it (treeResidentEstimate): reading it again costs a walk of
+	// every page table.
+	resident int64
+	spare    [][]byte // touched, unused chunks
+	tail     []byte   // the last chunk written, which may have room left
 	// deferred are payloads to produce after the freeze, each standing in
 	// for the placeholder chunk at its index; sealed says the last chunk
 	// is such a placeholder.
@@ -90,7 +160,14 @@ const imageChunk = 8 << 20
 // newMemoryWriter prepares room for about pages bytes of pages and
 // records bytes of everything else.
 func newMemoryWriter(pages, records int64) *memoryWriter {
-	w := &memoryWriter{im: &Image{}, pages: newPageStore(int(pages))}
+	w := &memoryWriter{im: &Image{ranges: map[int]fileRange{}}}
+	if pages > 0 {
+		w.file, w.noFile = newPageFile(pages)
+		if w.noFile != nil {
+			w.pages = newPageStore(int(pages))
+		}
+		w.im.file = w.file
+	}
 	for n := int64(0); n < records; n += imageChunk {
 		w.spare = append(w.spare, touched(imageChunk)[:0])
 	}
@@ -127,6 +204,15 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	}
 	w.im.size += int64(n)
 	return n, nil
+}
+
+// TakeRange holds the place of n bytes at off of the page file, where
+// they stay: f is the page file's.
+func (w *memoryWriter) TakeRange(f *os.File, off, n int64) {
+	w.im.ranges[len(w.im.chunks)] = fileRange{off: off, n: n}
+	w.im.chunks = append(w.im.chunks, nil)
+	w.sealed = true
+	w.im.size += n
 }
 
 // Defer holds the place of n bytes that fill produces in resolve.
@@ -174,6 +260,7 @@ func (w *memoryWriter) resolve() error {
 		return err
 	}
 	var chunks [][]byte
+	ranges := map[int]fileRange{}
 	d := 0
 	for i, c := range w.im.chunks {
 		if d < len(w.deferred) && w.deferred[d].at == i {
@@ -181,9 +268,12 @@ func (w *memoryWriter) resolve() error {
 			d++
 			continue
 		}
+		if r, ok := w.im.ranges[i]; ok {
+			ranges[len(chunks)] = r
+		}
 		chunks = append(chunks, c)
 	}
-	w.im.chunks, w.deferred = chunks, nil
+	w.im.chunks, w.im.ranges, w.deferred = chunks, ranges, nil
 	return nil
 }
 
@@ -228,16 +318,26 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	}
 	start := time.Now()
 	w := newMemoryWriter(expect, 4<<20)
+	w.resident = resident
 	prepared := time.Since(start)
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
+		w.file.Close()
 		return nil, err
 	}
 	st.Prepare += prepared
 	st.Total += prepared
 	if err := w.resolve(); err != nil {
+		w.file.Close()
 		return nil, err
+	}
+	switch {
+	case w.file != nil:
+		st.PageStore = "memory file"
+		w.file.trim()
+	case w.pages != nil:
+		st.PageStore = fmt.Sprintf("touched memory (no memory file: %v)", w.noFile)
 	}
 	w.im.Stats = *st
 	// The image keeps what it refers to; the rest goes.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"reflect"
 )
 
@@ -143,6 +144,55 @@ func (w *Writer) WriteDeferredPayload(t Type, objref Objref, deps []Objref, meta
 	})
 	w.offset += n + payloadCRCSize
 	return nil
+}
+
+// A RangeTaker is a destination that takes a payload held in a file by
+// reference rather than as bytes, such as an image kept in memory whose
+// pages are in a memory file crsub never maps: TakeRange stands for n
+// bytes at off of f, which must stay unchanged while the destination
+// holds them.
+type RangeTaker interface {
+	io.Writer
+	TakeRange(f *os.File, off, n int64)
+}
+
+// PayloadChecksum continues crc, a payload's checksum so far, over b: the
+// checksum WriteFileRange is given is this over the whole payload,
+// starting from 0.
+func PayloadChecksum(crc uint32, b []byte) uint32 {
+	return crc32.Update(crc, castagnoli, b)
+}
+
+// WriteFileRange is WriteWithPayload for a payload of n bytes at off of f,
+// whose checksum (PayloadChecksum) the caller computed as it made them. A
+// RangeTaker destination takes the range as it is; any other is given
+// the bytes (through user memory), their checksum checked on the way.
+func (w *Writer) WriteFileRange(t Type, objref Objref, deps []Objref, meta any, f *os.File, off, n int64, crc uint32) error {
+	rt, ok := w.w.(RangeTaker)
+	if !ok || n <= 0 {
+		err := w.WriteWithPayload(t, objref, deps, meta, n, func(pw io.Writer) error {
+			_, err := io.Copy(pw, io.NewSectionReader(f, off, n))
+			if err == nil && pw.(*payloadWriter).crc != crc {
+				err = fmt.Errorf("the checksum of %d bytes at %d of %s is %#x, not %#x as computed", n, off, f.Name(), pw.(*payloadWriter).crc, crc)
+			}
+			return err
+		})
+		return err
+	}
+	if w.closed {
+		return errors.New("write after close")
+	}
+	metaBytes, err := encodeMeta(meta)
+	if err != nil {
+		return fmt.Errorf("encoding %s record: %w", t, err)
+	}
+	if err := w.writeHeader(t, objref, deps, metaBytes, true, uint64(n)); err != nil {
+		return err
+	}
+	rt.TakeRange(f, off, n)
+	w.offset += n
+	binary.LittleEndian.PutUint32(w.crcBytes[:], crc)
+	return w.write(w.crcBytes[:])
 }
 
 // CopyRecord re-emits a record read from another image, with its metadata

@@ -21,7 +21,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("checkpoint", "--pid PID -o FILE|- [--leave-running]", stderr)
 	pid := fs.Int("pid", 0, "process to checkpoint")
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
-	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it; the process is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then (where that much is not available, the image is written while the process is frozen)")
+	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it; the process is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then, its pages in a memory file (shmem, not crsub's RSS; --stats says where they were held); where that much is not available, the image is written while the process is frozen")
 	stats := fs.String("stats", "", "report, on standard error, the time of each phase (prepare, frozen, write-back) and of each pre-copy round with the pages it copied and the pages written meanwhile: \"text\" or \"json\"")
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds)")
@@ -132,6 +132,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case st != nil:
 	case img != nil:
+		defer img.Close()
 		if _, err := img.WriteTo(out); err != nil {
 			return fmt.Errorf("writing the image: %w", err)
 		}
@@ -178,6 +179,9 @@ func writeStatsText(w io.Writer, st *checkpoint.Stats) {
 	if st.PagesCopyOnWrite > 0 {
 		fmt.Fprintf(w, "copy-on-write: %d pages read from the forked copy after the thaw\n", st.PagesCopyOnWrite)
 	}
+	if st.PageStore != "" {
+		fmt.Fprintf(w, "pages held in: %s\n", st.PageStore)
+	}
 }
 
 // statsJSON is --stats json's object.
@@ -192,7 +196,7 @@ func statsJSON(st *checkpoint.Stats) map[string]any {
 		"bytes": st.Bytes, "pages": st.PagesStored, "frozen_read_bytes": st.BytesRead,
 		"pre_copy_rounds": st.PreCopyRounds, "pre_copy_bytes": st.PreCopyBytes, "pages_pre_copied": st.PagesPreCopied,
 		"pre_copy": rounds, "pre_copy_stopped": st.PreCopyStopped,
-		"pages_copy_on_write": st.PagesCopyOnWrite,
+		"pages_copy_on_write": st.PagesCopyOnWrite, "page_store": st.PageStore,
 	}
 }
 
