@@ -143,6 +143,7 @@ var phaseOrder = func() map[string]int {
 	for i, p := range []string{"preparing", "freezing", "collecting", "writing", "committing", "writing out the image", "releasing"} {
 		m["checkpoint/"+p] = i
 		m["checkpoint --leave-running/"+p] = i
+		m["checkpoint --leave-running --copy-on-write/"+p] = i
 	}
 	for i, p := range []string{"planning", "record namespace", "record cgroups", "creating the root task", "entering its namespaces", "record process", "record thread", "record signals", "record mm",
 		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
@@ -189,8 +190,8 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	start := time.Now()
 
 	t.Run("checkpoint", func(t *testing.T) {
-		for _, leave := range []bool{true, false} {
-			checkpointSweep(t, s, img, leave, m)
+		for _, mode := range []checkpointMode{{leave: true}, {}, {leave: true, copyOnWrite: true}} {
+			checkpointSweep(t, s, img, mode, m)
 		}
 	})
 	if t.Failed() {
@@ -232,17 +233,30 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	}
 }
 
+// checkpointMode is how a checkpoint of the sweep is run.
+type checkpointMode struct {
+	leave bool
+	// copyOnWrite writes the copy's pages into the holes the image file
+	// left for them (WriteAt), after the thaw.
+	copyOnWrite bool
+}
+
 // checkpointSweep fails each sampled call and write of a checkpoint, in
 // one mode, and checks after each that the subject is as it was.
-func checkpointSweep(t *testing.T, s *subjectRun, img string, leave bool, m matrix) {
+func checkpointSweep(t *testing.T, s *subjectRun, img string, mode checkpointMode, m matrix) {
 	op := "checkpoint"
 	args := []string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}
+	leave := mode.leave
 	if leave {
 		op += " --leave-running"
 		args = append(args, "--leave-running")
 	}
+	if mode.copyOnWrite {
+		op += " --copy-on-write"
+		args = append(args, "--copy-on-write")
+	}
 	dir := filepath.Dir(img)
-	before, own := s.states(t), ownState(t)
+	before, own := s.settledStates(t), ownState(t)
 	// Counting. A checkpoint that kills the subject once it is written is
 	// made to fail at its very last call, the rename of the image into
 	// place; every run of the sweep keeps that backstop, so that a call
