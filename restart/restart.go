@@ -208,6 +208,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// namespace records. From here on, a failure kills every task and
 	// removes the cgroups made for them.
 	s.removeAbandonedCgroups()
+	s.journalFiles()
 	defer func() {
 		if err == nil {
 			// The cgroups made are the restored tasks' now.
