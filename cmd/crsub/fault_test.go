@@ -173,6 +173,52 @@ func TestNamespaceFaults(t *testing.T) {
 	faultSweeps(t, "crsub-faults-"+strconv.Itoa(os.Getpid()), "TestNamespaceFaults")
 }
 
+// TestSubstituteFaults fails the calls of restarts of TestFaults's image
+// that give the subject substitutes for its standard fds (--fd): a
+// listening unix socket, a file it creates, an exec command. A failed
+// restart must leave none of them: no socket file, no file, no command
+// running. The first three and last two calls of each phase are failed
+// (the phases and records are TestFaults's: its sweep covers them).
+func TestSubstituteFaults(t *testing.T) {
+	crtest.RequireRoot(t)
+	defer fault.Reset()
+	adoptOrphans(t)
+	s := startFaultSubject(t, crtest.Build(t, faultSubject), "")
+	s.selfCheck(t, "at start")
+	img := filepath.Join(t.TempDir(), "img")
+	if err := runCheckpoint([]string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	s.p.Wait()
+	waitPidsGone(t, s.pids, "after the checkpoint")
+	// The command keeps a shell (whose command line names the directory)
+	// until its input ends.
+	s.restoredFiles = []string{"sock", "out"}
+	subs := []string{
+		"--fd", "0=unix-listen:" + filepath.Join(s.dir, "sock"),
+		"--fd", "1=file:" + filepath.Join(s.dir, "out") + ",append",
+		"--fd", "2=exec:while read -r line; do :; done # " + s.dir,
+	}
+	m := matrix{}
+	perPhase := min(perPoint, 5)
+	if perPoint != defaultPerPoint {
+		perPhase = perPoint
+	}
+	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, subs, perPhase, m) })
+	if t.Failed() {
+		return
+	}
+	fault.Reset()
+	if err := runRestart(append([]string{"-i", img, "-q", "--detach"}, subs...), io.Discard, io.Discard); err != nil {
+		t.Fatalf("restart after the sweep: %v", err)
+	}
+	s.selfCheck(t, "restored after the sweep")
+	endRestored(t, s)
+	if perPoint == defaultPerPoint && os.Getenv("CRSUB_FAULTS") == "" {
+		checkMatrix(t, "TestSubstituteFaults", m.table(phaseOrder))
+	}
+}
+
 // faultSweeps runs the sweeps on the subject (in namespaces named
 // hostname, unless empty) and checks the outcomes against the matrix
 // docs/reliability.md has for test.
@@ -207,7 +253,7 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	s.p.Wait()
 	waitPidsGone(t, s.pids, "after the checkpoint")
 	start = time.Now()
-	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, m) })
+	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, nil, perPoint, m) })
 	t.Logf("restart sweep: %v", time.Since(start))
 	start = time.Now()
 	t.Run("cut", func(t *testing.T) { cutSweep(t, s, img, m) })
@@ -365,10 +411,11 @@ func selected(what string) bool {
 	return strings.Contains(what, only)
 }
 
-// restartSweep fails each sampled call of a restart and checks after each
-// that nothing of it is left.
-func restartSweep(t *testing.T, s *subjectRun, img string, m matrix) {
-	args := []string{"-i", img, "-q", "--detach"}
+// restartSweep fails each sampled call of a restart (up to perPhase of
+// each phase), run with extra arguments, and checks after each that
+// nothing of it is left.
+func restartSweep(t *testing.T, s *subjectRun, img string, extra []string, perPhase int, m matrix) {
+	args := append([]string{"-i", img, "-q", "--detach"}, extra...)
 	fault.Reset()
 	if err := runRestart(args, io.Discard, io.Discard); err != nil {
 		t.Fatalf("restart, counting: %v", err)
@@ -378,7 +425,7 @@ func restartSweep(t *testing.T, s *subjectRun, img string, m matrix) {
 	leftovers := newLeftovers(t, s)
 	for _, pt := range points(counts, phaseOrder, "restart") {
 		for _, kind := range kindsAt(pt.Site) {
-			for _, n := range sample(counts[pt], perPoint) {
+			for _, n := range sample(counts[pt], perPhase) {
 				what := fmt.Sprintf("restart, %s #%d of %s", kind.name, n, pt.Phase)
 				if !selected(what) {
 					continue
@@ -462,6 +509,15 @@ func newLeftovers(t *testing.T, s *subjectRun) *leftovers {
 func (l *leftovers) check(t *testing.T, what string) {
 	t.Helper()
 	waitPidsGone(t, l.s.pids, what)
+	// An exec substitute's command names the subject's directory; it
+	// ends with the pipe from the restart.
+	for deadline := time.Now().Add(5 * time.Second); len(helpers(l.s.dir)) != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: exec substitutes' commands left: %v", what, helpers(l.s.dir))
+			killHelpers(l.s.dir)
+			break
+		}
+	}
 	if left := namedUTS(l.s.hostname); len(left) != 0 {
 		t.Errorf("%s: in or holding the restart's uts namespace: %v", what, left)
 	}
@@ -477,12 +533,19 @@ func (l *leftovers) check(t *testing.T, what string) {
 // this process (the restart's).
 func endRestored(t *testing.T, s *subjectRun) {
 	t.Helper()
+	// An exec substitute's command, a child of this process (the
+	// restart's), ends with its input: reaped here.
+	helperPids := helpers(s.dir)
+	defer waitPidsGone(t, helperPids, "the exec substitutes' commands")
 	for _, pid := range s.pids {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 	var ws unix.WaitStatus
 	_, _ = unix.Wait4(s.pids[0], &ws, 0, nil)
 	waitPidsGone(t, s.pids, "killing the restored subject")
+	for _, name := range s.restoredFiles {
+		os.Remove(filepath.Join(s.dir, name))
+	}
 }
 
 // perCut bounds how many records the image is cut at (at the start and

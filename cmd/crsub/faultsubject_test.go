@@ -233,6 +233,9 @@ type subjectRun struct {
 	pids []int // parent, child
 	// hostname names its UTS namespace, if it has one of its own.
 	hostname string
+	// restoredFiles are files in dir a restart that succeeded made for
+	// it (a substitute's socket), which outlive it: removed once it ends.
+	restoredFiles []string
 }
 
 // startFaultSubject starts the subject, in namespaces of its own named
