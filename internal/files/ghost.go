@@ -283,7 +283,14 @@ func makeGhost(j *fsjournal.Journal, g *ckpt.Ghost, data io.Reader, keepName boo
 	}
 	name, f, err := ghostName(at, func(name string) (*os.File, error) {
 		if unnamed != nil {
-			return nil, unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(unnamed.Fd())), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+			if err := j.Making(name, int(unnamed.Fd())); err != nil {
+				return nil, err
+			}
+			err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(unnamed.Fd())), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+			if err != nil {
+				_ = j.Removed(name)
+			}
+			return nil, err
 		}
 		if typ == unix.S_IFREG {
 			return os.OpenFile(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
@@ -308,8 +315,10 @@ func makeGhost(j *fsjournal.Journal, g *ckpt.Ghost, data io.Reader, keepName boo
 			f.Close()
 		}
 	}()
-	if err := j.Made(name); err != nil {
-		return nil, "", err
+	if unnamed == nil {
+		if err := j.Made(name); err != nil {
+			return nil, "", err
+		}
 	}
 	if f != nil {
 		if err := fill(f, g, data); err != nil {

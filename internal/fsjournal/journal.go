@@ -99,6 +99,10 @@ func (j *Journal) Made(path string) error {
 	if err != nil {
 		return fmt.Errorf("listing %s as made: %w", path, err)
 	}
+	return j.list(path, e)
+}
+
+func (j *Journal) list(path string, e entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.write(e); err != nil {
@@ -107,6 +111,32 @@ func (j *Journal) Made(path string) error {
 	j.made++
 	j.listed[path] = j.made
 	return nil
+}
+
+// Making lists path before the file open at fd, which has no name yet
+// (O_TMPFILE), is linked there: no moment has the name unlisted. A link
+// that fails is Removed.
+func (j *Journal) Making(path string, fd int) error {
+	if j == nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("listing %s: %w", path, os.NewSyscallError("fstat", err))
+	}
+	e := entry{Path: path, Dev: st.Dev, Ino: st.Ino}
+	var err error
+	if e.Parent, err = handleOf(filepath.Dir(path), unix.AT_SYMLINK_FOLLOW); err != nil {
+		return fmt.Errorf("listing %s: %w", path, err)
+	}
+	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	switch {
+	case err == nil:
+		e.File = &handle{Type: h.Type(), Bytes: h.Bytes()}
+	case !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOTSUP):
+		return fmt.Errorf("listing %s: %w", path, os.NewSyscallError("name_to_handle_at", err))
+	}
+	return j.list(path, e)
 }
 
 // Removed says path, listed by Made, is removed.

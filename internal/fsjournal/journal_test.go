@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,6 +55,23 @@ func TestRemoveAbandoned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Listed before it has its name: an unnamed file linked in, and one
+	// its maker died before linking.
+	for _, name := range []string{"linked", "never linked"} {
+		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := j.Making(path(name), fd); err != nil {
+			t.Fatal(err)
+		}
+		if name == "linked" {
+			if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path(name), unix.AT_SYMLINK_FOLLOW); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// Removed by the restart, which said so; and one removed by someone
 	// else, unsaid.
 	for _, name := range []string{"removed", "gone"} {
@@ -89,6 +107,7 @@ func TestRemoveAbandoned(t *testing.T) {
 		{Path: path("fifo"), Removed: true},
 		{Path: path("ghost"), Removed: true},
 		{Path: path("link"), Removed: true},
+		{Path: path("linked"), Removed: true},
 		{Path: path("replaced"), Kept: "another file has the name now"},
 	}
 	if diff := cmp.Diff(want, done); diff != "" {
