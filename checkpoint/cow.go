@@ -145,15 +145,22 @@ func (c *cowCopy) reapIn(parent int, held *ptrace.Tracee) error {
 	if err != nil {
 		return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
 	}
+	// A thread whose call failed leaves the copy a zombie child of the
+	// process, one more than it had: the next thread tries again.
+	var errs []error
 	for _, tid := range tids {
 		t, serr := ptrace.Seize(tid, ptrace.SuspendSeccomp)
 		if serr != nil {
 			continue
 		}
-		if err := errors.Join(wait(t, gadget), t.Detach()); err != nil {
-			return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, err)
+		err := errors.Join(wait(t, gadget), t.Detach())
+		if err == nil {
+			return nil
 		}
-		return nil
+		errs = append(errs, fmt.Errorf("thread %d: %w", tid, err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reaping the forked copy %d in pid %d: %w", c.pid, parent, errors.Join(errs...))
 	}
 	return fmt.Errorf("reaping the forked copy %d: no thread of pid %d could be stopped", c.pid, parent)
 }

@@ -268,6 +268,7 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 		return err // an *substitute.OpenError or *SpecError, naming src
 	}
 	defer unix.Close(local)
+	t.s.substitutes = append(t.s.substitutes, opened)
 	if opened.Process != nil {
 		t.s.children = append(t.s.children, opened.Process)
 	}

@@ -127,9 +127,10 @@ type Options struct {
 	// waits for it, and Process.Wait cannot.
 	Sibling bool
 	// StateDir is where a restart lists what it must undo should it be
-	// killed before it can (the cgroups it makes), and where it finds
-	// and removes what killed restarts left (see cgroup.Hierarchies'
-	// Journal). Empty: nowhere.
+	// killed before it can (the cgroups it makes, the names it makes in
+	// the file system while it runs), and where it finds and removes what
+	// killed restarts left (see cgroup.Hierarchies' Journal and package
+	// fsjournal). Empty: nowhere.
 	StateDir string
 }
 

@@ -83,6 +83,9 @@ type restorer struct {
 	// until the tasks are (a crsub killed before leaves none running).
 	children []*os.Process
 	holds    []*substitute.Hold
+	// substitutes are the substitutes opened, whose files (a socket's, a
+	// file created) a failed restart removes.
+	substitutes []substitute.Opened
 	// opened holds every file record by objref.
 	opened map[ckpt.Objref]*globalFile
 	// current is the task whose records are being read.
@@ -209,6 +212,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	// namespace records. From here on, a failure kills every task and
 	// removes the cgroups made for them.
 	s.removeAbandonedCgroups()
+	s.journalFiles()
 	defer func() {
 		if err == nil {
 			// The cgroups made are the restored tasks' now.
@@ -367,6 +371,11 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 		}
 	}
 	s.log.Info("restart complete", "pids", s.pids())
+	// The commands run on, children of the caller; their pidfds go now,
+	// not whenever the collector finds them.
+	for _, p := range s.children {
+		_ = p.Release()
+	}
 	return &Process{Pid: s.tasks[0].host, Pids: s.pids(), Substituted: s.tasks[0].substituted}, nil
 }
 
@@ -606,6 +615,9 @@ func (s *restorer) killAll() {
 	for _, p := range s.children {
 		_ = p.Kill()
 		_, _ = p.Wait()
+	}
+	for _, o := range s.substitutes {
+		o.Undo()
 	}
 }
 

@@ -81,6 +81,18 @@ type Opened struct {
 	// Hold holds Process back from running the command, with
 	// OpenOptions.Held; nil otherwise.
 	Hold *Hold
+	// undo removes what Open made in the file system; nil if nothing.
+	undo func()
+}
+
+// Undo removes what opening made in the file system, if it is still
+// what was made: the socket file a unix-listen bind made, the file a
+// write mode created for a Creator. For a caller that gives the fd up
+// (a restart that fails); the fd is the caller's to close.
+func (o Opened) Undo() {
+	if o.undo != nil {
+		o.undo()
+	}
 }
 
 // Hold is what holds a held exec source's command back: the write end of
@@ -111,10 +123,11 @@ func (h *Hold) Close() {
 type opened struct {
 	fd   int
 	info Opened
-	// sock is the unix-listen socket file bind created, with its identity,
-	// so that a rollback removes it and not a file someone put there later.
-	sock     string
-	sockStat unix.Stat_t
+	// made is the file opening made (the unix-listen socket file bind
+	// created, the file a write mode created), with its identity, so that
+	// a rollback removes it and not a file someone put there later.
+	made     string
+	madeStat unix.Stat_t
 }
 
 // Open opens s for real, shaped after the image fd described by opts, and
@@ -136,6 +149,9 @@ func (s Source) Open(opts OpenOptions) (int, Opened, error) {
 			o.release(0)
 			return -1, Opened{}, &OpenError{Target: -1, Spec: s.String(), Err: err}
 		}
+	}
+	if o.made != "" {
+		o.info.undo = func() { removeMade(o) }
 	}
 	return o.fd, o.info, nil
 }
@@ -196,11 +212,14 @@ func (s Source) openFile(o *opened, acc int, opts OpenOptions) error {
 		flags |= unix.O_TRUNC
 	}
 	create := s.creates(acc)
-	fd, err := openOrCreate(path, flags, create, s.Mode, opts.Creator)
+	fd, made, err := openOrCreate(path, flags, create, s.Mode, opts.Creator)
 	if err != nil {
 		return err
 	}
 	o.fd = fd
+	if made && unix.Fstat(fd, &o.madeStat) == nil {
+		o.made = path
+	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -220,13 +239,14 @@ func (s Source) creates(acc int) bool {
 // openOrCreate opens path with flags, creating it first if create says
 // so. A file it creates for a creator gets the creator's mode and owner,
 // set on the fd before anyone else can open it with another.
-func openOrCreate(path string, flags int, create bool, mode os.FileMode, c *Creator) (int, error) {
+// It says whether it made the file, when it can tell (for a creator).
+func openOrCreate(path string, flags int, create bool, mode os.FileMode, c *Creator) (int, bool, error) {
 	if !create {
 		fd, err := unix.Open(path, flags, 0)
 		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+			return -1, false, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
-		return fd, nil
+		return fd, false, nil
 	}
 	if c == nil {
 		perm := uint32(mode)
@@ -235,9 +255,9 @@ func openOrCreate(path string, flags int, create bool, mode os.FileMode, c *Crea
 		}
 		fd, err := unix.Open(path, flags|unix.O_CREAT, perm)
 		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+			return -1, false, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
-		return fd, nil
+		return fd, false, nil
 	}
 	// O_EXCL tells whether this open made the file, so that an existing
 	// file keeps its mode and owner. A file removed between the two opens
@@ -252,22 +272,22 @@ func openOrCreate(path string, flags int, create bool, mode os.FileMode, c *Crea
 			if err := adopt(fd, perm, c); err != nil {
 				unix.Close(fd)
 				_ = unix.Unlink(path)
-				return -1, &fs.PathError{Op: "create", Path: path, Err: err}
+				return -1, false, &fs.PathError{Op: "create", Path: path, Err: err}
 			}
-			return fd, nil
+			return fd, true, nil
 		}
 		if !errors.Is(err, unix.EEXIST) {
-			return -1, &fs.PathError{Op: "create", Path: path, Err: err}
+			return -1, false, &fs.PathError{Op: "create", Path: path, Err: err}
 		}
 		fd, err = unix.Open(path, flags, 0)
 		if !errors.Is(err, unix.ENOENT) {
 			if err != nil {
-				return -1, &fs.PathError{Op: "open", Path: path, Err: err}
+				return -1, false, &fs.PathError{Op: "open", Path: path, Err: err}
 			}
-			return fd, nil
+			return fd, false, nil
 		}
 	}
-	return -1, &fs.PathError{Op: "create", Path: path, Err: errors.New("removed and made again while being opened, three times")}
+	return -1, false, &fs.PathError{Op: "create", Path: path, Err: errors.New("removed and made again while being opened, three times")}
 }
 
 // adopt gives a file just created for c its mode and owner. With mode=,
@@ -344,8 +364,8 @@ func (s Source) listenUnix(o *opened, opts OpenOptions) error {
 	if err := unix.Bind(o.fd, &unix.SockaddrUnix{Name: s.Path}); err != nil {
 		return err // never unlink what is there: it may be a live server's socket
 	}
-	if !strings.HasPrefix(s.Path, "@") && unix.Lstat(s.Path, &o.sockStat) == nil {
-		o.sock = s.Path
+	if !strings.HasPrefix(s.Path, "@") && unix.Lstat(s.Path, &o.madeStat) == nil {
+		o.made = s.Path
 	}
 	if err := unix.Listen(o.fd, backlog(0)); err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -553,7 +573,7 @@ func (o *opened) release(grace time.Duration) {
 		stop(p, grace)
 		o.info.Process = nil
 	}
-	removeSocket(o)
+	removeMade(o)
 }
 
 // stop waits for p, which sees EOF once every write end is closed, and
@@ -573,13 +593,13 @@ func stop(p *os.Process, grace time.Duration) {
 	}
 }
 
-func removeSocket(o *opened) {
-	if o.sock == "" {
+func removeMade(o *opened) {
+	if o.made == "" {
 		return
 	}
 	var st unix.Stat_t
-	if unix.Lstat(o.sock, &st) == nil && st.Dev == o.sockStat.Dev && st.Ino == o.sockStat.Ino {
-		unix.Unlink(o.sock)
+	if unix.Lstat(o.made, &st) == nil && st.Dev == o.madeStat.Dev && st.Ino == o.madeStat.Ino {
+		unix.Unlink(o.made)
 	}
-	o.sock = ""
+	o.made = ""
 }

@@ -143,6 +143,7 @@ var phaseOrder = func() map[string]int {
 	for i, p := range []string{"preparing", "freezing", "collecting", "writing", "committing", "writing out the image", "releasing"} {
 		m["checkpoint/"+p] = i
 		m["checkpoint --leave-running/"+p] = i
+		m["checkpoint --leave-running --copy-on-write/"+p] = i
 	}
 	for i, p := range []string{"planning", "record namespace", "record cgroups", "creating the root task", "entering its namespaces", "record process", "record thread", "record signals", "record mm",
 		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
@@ -172,6 +173,52 @@ func TestNamespaceFaults(t *testing.T) {
 	faultSweeps(t, "crsub-faults-"+strconv.Itoa(os.Getpid()), "TestNamespaceFaults")
 }
 
+// TestSubstituteFaults fails the calls of restarts of TestFaults's image
+// that give the subject substitutes for its standard fds (--fd): a
+// listening unix socket, a file it creates, an exec command. A failed
+// restart must leave none of them: no socket file, no file, no command
+// running. The first three and last two calls of each phase are failed
+// (the phases and records are TestFaults's: its sweep covers them).
+func TestSubstituteFaults(t *testing.T) {
+	crtest.RequireRoot(t)
+	defer fault.Reset()
+	adoptOrphans(t)
+	s := startFaultSubject(t, crtest.Build(t, faultSubject), "")
+	s.selfCheck(t, "at start")
+	img := filepath.Join(t.TempDir(), "img")
+	if err := runCheckpoint([]string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	s.p.Wait()
+	waitPidsGone(t, s.pids, "after the checkpoint")
+	// The command keeps a shell (whose command line names the directory)
+	// until its input ends.
+	s.restoredFiles = []string{"sock", "out"}
+	subs := []string{
+		"--fd", "0=unix-listen:" + filepath.Join(s.dir, "sock"),
+		"--fd", "1=file:" + filepath.Join(s.dir, "out") + ",append",
+		"--fd", "2=exec:while read -r line; do :; done # " + s.dir,
+	}
+	m := matrix{}
+	perPhase := min(perPoint, 5)
+	if perPoint != defaultPerPoint {
+		perPhase = perPoint
+	}
+	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, subs, perPhase, m) })
+	if t.Failed() {
+		return
+	}
+	fault.Reset()
+	if err := runRestart(append([]string{"-i", img, "-q", "--detach"}, subs...), io.Discard, io.Discard); err != nil {
+		t.Fatalf("restart after the sweep: %v", err)
+	}
+	s.selfCheck(t, "restored after the sweep")
+	endRestored(t, s)
+	if perPoint == defaultPerPoint && os.Getenv("CRSUB_FAULTS") == "" {
+		checkMatrix(t, "TestSubstituteFaults", m.table(phaseOrder))
+	}
+}
+
 // faultSweeps runs the sweeps on the subject (in namespaces named
 // hostname, unless empty) and checks the outcomes against the matrix
 // docs/reliability.md has for test.
@@ -189,8 +236,8 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	start := time.Now()
 
 	t.Run("checkpoint", func(t *testing.T) {
-		for _, leave := range []bool{true, false} {
-			checkpointSweep(t, s, img, leave, m)
+		for _, mode := range []checkpointMode{{leave: true}, {}, {leave: true, copyOnWrite: true}} {
+			checkpointSweep(t, s, img, mode, m)
 		}
 	})
 	if t.Failed() {
@@ -206,7 +253,7 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	s.p.Wait()
 	waitPidsGone(t, s.pids, "after the checkpoint")
 	start = time.Now()
-	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, m) })
+	t.Run("restart", func(t *testing.T) { restartSweep(t, s, img, nil, perPoint, m) })
 	t.Logf("restart sweep: %v", time.Since(start))
 	start = time.Now()
 	t.Run("cut", func(t *testing.T) { cutSweep(t, s, img, m) })
@@ -232,17 +279,30 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	}
 }
 
+// checkpointMode is how a checkpoint of the sweep is run.
+type checkpointMode struct {
+	leave bool
+	// copyOnWrite writes the copy's pages into the holes the image file
+	// left for them (WriteAt), after the thaw.
+	copyOnWrite bool
+}
+
 // checkpointSweep fails each sampled call and write of a checkpoint, in
 // one mode, and checks after each that the subject is as it was.
-func checkpointSweep(t *testing.T, s *subjectRun, img string, leave bool, m matrix) {
+func checkpointSweep(t *testing.T, s *subjectRun, img string, mode checkpointMode, m matrix) {
 	op := "checkpoint"
 	args := []string{"--pid", strconv.Itoa(s.p.Pid), "-o", img, "-q"}
+	leave := mode.leave
 	if leave {
 		op += " --leave-running"
 		args = append(args, "--leave-running")
 	}
+	if mode.copyOnWrite {
+		op += " --copy-on-write"
+		args = append(args, "--copy-on-write")
+	}
 	dir := filepath.Dir(img)
-	before, own := s.states(t), ownState(t)
+	before, own := s.settledStates(t), ownState(t)
 	// Counting. A checkpoint that kills the subject once it is written is
 	// made to fail at its very last call, the rename of the image into
 	// place; every run of the sweep keeps that backstop, so that a call
@@ -351,10 +411,11 @@ func selected(what string) bool {
 	return strings.Contains(what, only)
 }
 
-// restartSweep fails each sampled call of a restart and checks after each
-// that nothing of it is left.
-func restartSweep(t *testing.T, s *subjectRun, img string, m matrix) {
-	args := []string{"-i", img, "-q", "--detach"}
+// restartSweep fails each sampled call of a restart (up to perPhase of
+// each phase), run with extra arguments, and checks after each that
+// nothing of it is left.
+func restartSweep(t *testing.T, s *subjectRun, img string, extra []string, perPhase int, m matrix) {
+	args := append([]string{"-i", img, "-q", "--detach"}, extra...)
 	fault.Reset()
 	if err := runRestart(args, io.Discard, io.Discard); err != nil {
 		t.Fatalf("restart, counting: %v", err)
@@ -364,7 +425,7 @@ func restartSweep(t *testing.T, s *subjectRun, img string, m matrix) {
 	leftovers := newLeftovers(t, s)
 	for _, pt := range points(counts, phaseOrder, "restart") {
 		for _, kind := range kindsAt(pt.Site) {
-			for _, n := range sample(counts[pt], perPoint) {
+			for _, n := range sample(counts[pt], perPhase) {
 				what := fmt.Sprintf("restart, %s #%d of %s", kind.name, n, pt.Phase)
 				if !selected(what) {
 					continue
@@ -448,6 +509,15 @@ func newLeftovers(t *testing.T, s *subjectRun) *leftovers {
 func (l *leftovers) check(t *testing.T, what string) {
 	t.Helper()
 	waitPidsGone(t, l.s.pids, what)
+	// An exec substitute's command names the subject's directory; it
+	// ends with the pipe from the restart.
+	for deadline := time.Now().Add(5 * time.Second); len(helpers(l.s.dir)) != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: exec substitutes' commands left: %v", what, helpers(l.s.dir))
+			killHelpers(l.s.dir)
+			break
+		}
+	}
 	if left := namedUTS(l.s.hostname); len(left) != 0 {
 		t.Errorf("%s: in or holding the restart's uts namespace: %v", what, left)
 	}
@@ -463,12 +533,19 @@ func (l *leftovers) check(t *testing.T, what string) {
 // this process (the restart's).
 func endRestored(t *testing.T, s *subjectRun) {
 	t.Helper()
+	// An exec substitute's command, a child of this process (the
+	// restart's), ends with its input: reaped here.
+	helperPids := helpers(s.dir)
+	defer waitPidsGone(t, helperPids, "the exec substitutes' commands")
 	for _, pid := range s.pids {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 	var ws unix.WaitStatus
 	_, _ = unix.Wait4(s.pids[0], &ws, 0, nil)
 	waitPidsGone(t, s.pids, "killing the restored subject")
+	for _, name := range s.restoredFiles {
+		os.Remove(filepath.Join(s.dir, name))
+	}
 }
 
 // perCut bounds how many records the image is cut at (at the start and

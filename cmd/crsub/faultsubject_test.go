@@ -233,6 +233,9 @@ type subjectRun struct {
 	pids []int // parent, child
 	// hostname names its UTS namespace, if it has one of its own.
 	hostname string
+	// restoredFiles are files in dir a restart that succeeded made for
+	// it (a substitute's socket), which outlive it: removed once it ends.
+	restoredFiles []string
 }
 
 // startFaultSubject starts the subject, in namespaces of its own named
@@ -282,6 +285,9 @@ type processState struct {
 	Maps    string
 	Fds     map[string]string // fd: target, position and flags
 	Threads map[string]string // tid: state, tracer, blocked and pending signals
+	// Children are the process's children, by pid: a copy-on-write copy
+	// not reaped stays one.
+	Children []string
 }
 
 func stateOf(pid int) (processState, error) {
@@ -329,7 +335,13 @@ func stateOf(pid int) (processState, error) {
 			keep = append(keep, field+" "+strings.TrimSpace(v))
 		}
 		st.Threads[e.Name()] = strings.Join(keep, ", ")
+		children, err := os.ReadFile(proc + "/task/" + e.Name() + "/children")
+		if err != nil {
+			return st, err
+		}
+		st.Children = append(st.Children, strings.Fields(string(children))...)
 	}
+	slices.Sort(st.Children)
 	return st, nil
 }
 
@@ -345,6 +357,24 @@ func (s *subjectRun) states(t *testing.T) []processState {
 		out = append(out, st)
 	}
 	return out
+}
+
+// settledStates is states once no thread of the subject runs: a thread
+// that just answered a self-check is on its way back to sleep.
+func (s *subjectRun) settledStates(t *testing.T) []processState {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		st := s.states(t)
+		running := false
+		for _, p := range st {
+			for _, th := range p.Threads {
+				running = running || strings.HasPrefix(th, "State R")
+			}
+		}
+		if !running || time.Now().After(deadline) {
+			return st
+		}
+	}
 }
 
 // expectAsBefore waits until the subject looks from outside as it did

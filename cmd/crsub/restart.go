@@ -37,7 +37,7 @@ func runRestart(args []string, stdout, stderr io.Writer) error {
 	mountMaps := fs.StringArray("mount-map", nil, "an external mount of the image's mount namespace that moved: OLD=NEW, OLD its path as the image has it (repeatable)")
 	netns := fs.String("netns", "", "join this network namespace instead of making the image's again: a file (/run/netns/NAME) or pid:N (process N's); filled from the image if empty, else checked against it (`PATH|pid:N`)")
 	links := fs.StringArray("link", nil, "use a host link for a link of the image: moved into the namespace, renamed, given the image's addresses and routes (`NAME=HOSTLINK`, repeatable)")
-	stateDir := fs.String("state-dir", restart.DefaultStateDir, "`DIR` where a restart lists the cgroups it makes, so that the next restart removes those a killed one left")
+	stateDir := fs.String("state-dir", restart.DefaultStateDir, "`DIR` where a restart lists the cgroups it makes and the files it makes while it runs, so that the next restart removes those a killed one left")
 	pidWait := fs.Duration("pid-wait", restart.DefaultOptions().PidWait, "how long to wait for an original pid still held by a dying or unreaped process")
 	quiet := fs.BoolP("quiet", "q", false, "no progress line on a terminal")
 	verbose := fs.BoolP("verbose", "v", false, "log progress")

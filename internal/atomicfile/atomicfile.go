@@ -110,6 +110,21 @@ func (f *File) Write(b []byte) (int, error) {
 	return k, ferr
 }
 
+// WriteAt writes b at offset off: the holes a copy-on-write checkpoint
+// leaves and fills later. Without it, *os.File's would be promoted, and
+// those writes would go past the faults Write meets.
+func (f *File) WriteAt(b []byte, off int64) (int, error) {
+	if !fault.Enabled {
+		return f.File.WriteAt(b, off)
+	}
+	n, ferr := fault.Write(len(b))
+	k, err := f.File.WriteAt(b[:n], off)
+	if err != nil {
+		return k, err
+	}
+	return k, ferr
+}
+
 // ReadFrom copies r into the file. Without it, *os.File's would be
 // promoted, and io.Copy would write past Write.
 func (f *File) ReadFrom(r io.Reader) (int64, error) {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/fsjournal"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -190,9 +191,9 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 	if !ok {
 		return fmt.Errorf("deleted %s, removed in mount namespace %d: that namespace is not made again here", g.Path, g.MountNamespace)
 	}
-	f, name, err := makeGhost(&g, rec.Payload(), keep, at)
+	f, name, err := makeGhost(c.Journal, &g, rec.Payload(), keep, at)
 	if errors.Is(err, unix.EROFS) && !keep {
-		f, err = makeGhostOnClone(&g, rec.Payload(), at)
+		f, err = makeGhostOnClone(c.Journal, &g, rec.Payload(), at)
 	}
 	if err != nil {
 		return fmt.Errorf("recreating deleted %s: %w", g.Path, err)
@@ -217,13 +218,13 @@ func restoreGhost(c *RestoreContext, t Target, rec *ckpt.Record) error {
 // (remounted so after the file was removed): made through a writable
 // copy of that mount, as the filesystem itself may be written. The copy
 // goes when the file crsub holds is closed.
-func makeGhostOnClone(g *ckpt.Ghost, data io.Reader, at string) (*os.File, error) {
+func makeGhostOnClone(j *fsjournal.Journal, g *ckpt.Ghost, data io.Reader, at string) (*os.File, error) {
 	clone, err := writableClone(filepath.Dir(at))
 	if err != nil {
 		return nil, fmt.Errorf("a writable copy of its read-only mount: %w", err)
 	}
 	defer clone.Close()
-	f, _, err := makeGhost(g, data, false, fmt.Sprintf("/proc/self/fd/%d/%s", clone.Int(), filepath.Base(at)))
+	f, _, err := makeGhost(j, g, data, false, fmt.Sprintf("/proc/self/fd/%d/%s", clone.Int(), filepath.Base(at)))
 	return f, err
 }
 
@@ -265,10 +266,32 @@ func writableClone(dir string) (*sys.FD, error) {
 
 // makeGhost creates the file at path at (its path as crsub reaches it) or
 // under a free name beside it, gives it its contents, owner, mode and
-// times, and removes the name again unless keepName.
-func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool, at string) (_ *os.File, _ string, err error) {
+// times, and removes the name again unless keepName. A regular file is
+// filled before it has a name where the filesystem allows (O_TMPFILE):
+// named only for the moment it is opened by its name, so that /proc
+// shows that name. j lists the name while it is there.
+func makeGhost(j *fsjournal.Journal, g *ckpt.Ghost, data io.Reader, keepName bool, at string) (_ *os.File, _ string, err error) {
 	typ := g.Mode & unix.S_IFMT
+	var unnamed *os.File
+	if typ == unix.S_IFREG {
+		if unnamed, err = filledUnnamed(g, data, ghostDir(at)); err != nil {
+			return nil, "", err
+		}
+		if unnamed != nil {
+			defer unnamed.Close()
+		}
+	}
 	name, f, err := ghostName(at, func(name string) (*os.File, error) {
+		if unnamed != nil {
+			if err := j.Making(name, int(unnamed.Fd())); err != nil {
+				return nil, err
+			}
+			err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(unnamed.Fd())), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+			if err != nil {
+				_ = j.Removed(name)
+			}
+			return nil, err
+		}
 		if typ == unix.S_IFREG {
 			return os.OpenFile(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		}
@@ -284,21 +307,22 @@ func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool, at string) (_ *os.F
 		return nil, "", err
 	}
 	defer func() {
-		if err != nil || !keepName {
-			os.Remove(name)
+		if (err != nil || !keepName) && os.Remove(name) == nil {
+			// Unsaid, the name gone is found gone by the next restart.
+			_ = j.Removed(name)
 		}
 		if err != nil && f != nil {
 			f.Close()
 		}
 	}()
-	if typ == unix.S_IFREG {
-		if err := f.Truncate(g.Size); err != nil {
+	if unnamed == nil {
+		if err := j.Made(name); err != nil {
 			return nil, "", err
 		}
-		for _, e := range g.Extents {
-			if _, err := io.CopyN(io.NewOffsetWriter(f, e.Off), data, e.Len); err != nil {
-				return nil, "", fmt.Errorf("refilling %d bytes at %d: %w", e.Len, e.Off, err)
-			}
+	}
+	if f != nil {
+		if err := fill(f, g, data); err != nil {
+			return nil, "", err
 		}
 	}
 	if err := os.Lchown(name, int(g.UID), int(g.GID)); err != nil {
@@ -327,15 +351,55 @@ func makeGhost(g *ckpt.Ghost, data io.Reader, keepName bool, at string) (_ *os.F
 	return held, name, nil
 }
 
+// filledUnnamed is a regular ghost's file made without a name in dir
+// (O_TMPFILE) and filled, or nil where the filesystem makes no such file.
+func filledUnnamed(g *ckpt.Ghost, data io.Reader, dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+		return nil, nil // what filesystems without O_TMPFILE say
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	if err := fill(f, g, data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// fill gives a regular ghost's file its size and data.
+func fill(f *os.File, g *ckpt.Ghost, data io.Reader) error {
+	if err := f.Truncate(g.Size); err != nil {
+		return err
+	}
+	for _, e := range g.Extents {
+		if _, err := io.CopyN(io.NewOffsetWriter(f, e.Off), data, e.Len); err != nil {
+			return fmt.Errorf("refilling %d bytes at %d: %w", e.Len, e.Off, err)
+		}
+	}
+	return nil
+}
+
+// ghostDir is the directory ghostName makes path's file in.
+func ghostDir(path string) string {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return os.TempDir()
+	}
+	return dir
+}
+
 // ghostName creates a file for path with create: at path itself when it is
 // free (so that /proc shows the name the program had), else under a hidden
 // name beside it, or in the temporary directory if its directory is gone.
 func ghostName(path string, create func(string) (*os.File, error)) (string, *os.File, error) {
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		dir = os.TempDir()
-	} else if f, err := create(path); err == nil || !errors.Is(err, unix.EEXIST) {
-		return path, f, err
+	dir := ghostDir(path)
+	if dir == filepath.Dir(path) {
+		if f, err := create(path); err == nil || !errors.Is(err, unix.EEXIST) {
+			return path, f, err
+		}
 	}
 	for range 100 {
 		name := filepath.Join(dir, fmt.Sprintf(".%s.crsub-ghost-%d", filepath.Base(path), rand.Uint32()))
@@ -403,11 +467,15 @@ func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode
 	if err != nil {
 		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
 	}
+	if err := c.Journal.Made(host); err != nil {
+		os.Remove(host)
+		return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
+	}
 	name := host
 	if prefix != "" {
 		var ok bool
 		if name, ok = strings.CutPrefix(host, prefix); !ok {
-			os.Remove(host)
+			c.remove(host)
 			return "", fmt.Errorf("recreating removed directory %s: its directory is gone too", path)
 		}
 	}
@@ -440,15 +508,37 @@ func (c *RestoreContext) Close() {
 		delete(c.ghosts, ref)
 	}
 	for ref, name := range c.ghostNames {
-		os.Remove(name)
+		c.remove(name)
 		delete(c.ghostNames, ref)
 	}
 	for key, d := range c.dirs {
-		os.Remove(d.host)
+		c.remove(d.host)
 		delete(c.dirs, key)
 	}
 	for ref, f := range c.fifos {
 		f.Close()
 		delete(c.fifos, ref)
+	}
+	if err := c.Journal.Close(); err != nil {
+		c.warn("cannot remove the list of the names made for the restart", "err", err)
+	}
+	c.Journal = nil
+}
+
+func (c *RestoreContext) warn(msg string, args ...any) {
+	if c.Log != nil {
+		c.Log.Warn(msg, args...)
+	}
+}
+
+// remove removes a name the restart made, and says so in the journal;
+// a name it cannot remove stays listed, for the next restart.
+func (c *RestoreContext) remove(name string) {
+	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.warn("cannot remove a name made for the restart", "path", name, "err", err)
+		return
+	}
+	if err := c.Journal.Removed(name); err != nil {
+		c.warn("cannot list a name made for the restart as removed", "path", name, "err", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/fsjournal"
 	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
@@ -232,6 +233,14 @@ type RestoreContext struct {
 	// Take makes the target take a copy of one of crsub's own fds (any
 	// kind of file) and returns the target's fd.
 	Take func(local int, to Target) (int, error)
+	// Journal lists the names made in the file system for the length of
+	// the restart (ghosts, removed directories, names linked for a
+	// moment), so that the next restart removes those a killed crsub
+	// left; nil lists nothing. Close closes it.
+	Journal *fsjournal.Journal
+	// Log takes what a restart should know of and goes on after; nil
+	// drops it.
+	Log *slog.Logger
 	// deadPids maps the inode of a pidfd of a dead process to the
 	// throwaway process its pidfds are opened on, until Close.
 	deadPids map[uint64]int

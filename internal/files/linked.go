@@ -158,7 +158,10 @@ func relinkedAt(c *RestoreContext, t Target, f *ckpt.File, local int) (int, bool
 	if err != nil {
 		return -1, false
 	}
-	defer os.Remove(name)
+	defer c.remove(name)
+	if c.Journal.Made(name) != nil {
+		return -1, false
+	}
 	on, err := unix.Open(name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, false

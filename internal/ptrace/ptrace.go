@@ -203,9 +203,22 @@ func (t *Tracee) TraceClones(on bool) error {
 
 // Adopt takes over tid, a clone of a tracee made while TraceClones was on:
 // it waits for its first stop and makes the kernel kill it if this tracing
-// thread exits, so that it never runs untraced.
-func Adopt(tid int) (*Tracee, error) {
+// thread exits, so that it never runs untraced. On error the clone is
+// killed and its death taken as its tracer's: a dead tracee is its
+// tracer's to be told of before its parent can reap it, and a parent
+// waiting for it would wait for as long as this thread lives.
+func Adopt(tid int) (_ *Tracee, err error) {
 	t := &Tracee{Tid: tid, tracer: unix.Gettid()}
+	defer func() {
+		if err != nil {
+			_ = unix.Kill(tid, unix.SIGKILL)
+			for {
+				if _, werr := t.Wait(); werr != nil {
+					break // its death, or ECHILD: not (or no longer) ours
+				}
+			}
+		}
+	}()
 	ws, err := t.waitStop(StopTimeout)
 	if err != nil {
 		return nil, err
