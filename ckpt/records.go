@@ -135,7 +135,10 @@ type Process struct {
 	Extra      map[string]string `json:"extra,omitempty"`
 }
 
-// Creds are a process's user and group ids and capabilities.
+// Creds are a process's user and group ids and capabilities. The ids are
+// as crsub's user namespace sees them (/proc/PID/status); a process in a
+// user namespace of the image has them through its maps (UserNamespace),
+// and its capabilities are in that namespace.
 type Creds struct {
 	Uid    [4]uint32 `json:"uid"` // real, effective, saved, filesystem
 	Gid    [4]uint32 `json:"gid"`

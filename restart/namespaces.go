@@ -86,7 +86,7 @@ func (s *restorer) openSupplied() error {
 		if err != nil {
 			return err
 		}
-		if k.Name == ckpt.NamespacePid || k.Unsupported != "" {
+		if k.Name == ckpt.NamespacePid || k.Name == ckpt.NamespaceUser || k.Unsupported != "" {
 			return fmt.Errorf("a %s namespace cannot be supplied", kind)
 		}
 		n := 0
@@ -254,8 +254,39 @@ func (s *restorer) madeIn(t *task, k *ns.Kind, name string, ref ckpt.Objref, rec
 		return nil, fmt.Errorf("%s namespace %d made in pid %d: %w", k.Name, rec.Inode, t.pid, err)
 	}
 	n := ns.NewRestored(ref, *rec, k, f, false)
+	n.Task = t.host
 	s.ns.made[ref] = n
+	owner, err := s.userNamespace(rec.Owner)
+	if err == nil {
+		err = ns.CheckOwner(n, owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n, err)
+	}
 	return n, nil
+}
+
+// userNamespace is the user namespace of the image with inode at
+// checkpoint, made again (nil: 0, crsub's).
+func (s *restorer) userNamespace(inode uint64) (*ns.Restored, error) {
+	if inode == 0 {
+		return nil, nil
+	}
+	for _, n := range s.ns.made {
+		if n.Kind.Name == ckpt.NamespaceUser && n.Record.Inode == inode {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("its owner, user namespace %d, is not made", inode)
+}
+
+// userMaps is the record of the user namespace of the image process p is
+// in, nil if it is in crsub's.
+func (s *restorer) userMaps(p *ckpt.Process) *ckpt.UserNamespace {
+	if r := s.ns.records[p.Namespaces[ckpt.NamespaceUser]]; r != nil {
+		return r.User
+	}
+	return nil
 }
 
 // fill restores what a namespace made again held.
