@@ -99,7 +99,11 @@ type Process struct {
 	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
 	// PosixTimers are the process's timer_create(2) timers.
 	PosixTimers []PosixTimer `json:"posix_timers,omitempty"`
-	Dumpable    int          `json:"dumpable,omitempty"`
+	// Dumpable is prctl(PR_GET_DUMPABLE): 1 lets processes of its uid
+	// ptrace it and own its /proc files, 0 or 2 gives them to root (of
+	// the user namespace of its memory); nil in images that did not
+	// record it.
+	Dumpable *int `json:"dumpable,omitempty"`
 	// Stopped says the process was stopped by a signal (SIGSTOP, SIGTSTP…)
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.

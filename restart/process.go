@@ -81,6 +81,13 @@ func (t *task) finish(fc *files.RestoreContext) error {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
+	// After the credentials, whose change of ids made it what
+	// fs.suid_dumpable says (2 cannot be set, and is left so).
+	if d := t.process.Dumpable; d != nil && *d != 2 {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_DUMPABLE, %d): %w", *d, err)
+		}
+	}
 	if err := t.createThreads(t.threads); err != nil {
 		return err
 	}
