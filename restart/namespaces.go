@@ -419,7 +419,52 @@ func (s *restorer) enter(t *task, k *ns.Kind, ref ckpt.Objref, flags uint64) err
 	if err != nil {
 		return err
 	}
-	return s.fill(n)
+	if err := s.fill(n); err != nil {
+		return err
+	}
+	if k.Name == ckpt.NamespaceUser {
+		return t.becomeRootIn(rec.User)
+	}
+	return nil
+}
+
+// becomeRootIn makes task t, just put in user namespace u with its maps
+// written, its root (uid and gid 0, no groups, where u maps them), as CRIU
+// does (prepare_userns_creds): crsub's ids it came with are no one there,
+// and what it makes (sockets, files) until it gets its own is made as
+// root of the namespace, the image's ids coming last (restoreCreds). It is
+// made dumpable again, which the change of ids undid, so that crsub's
+// /proc files of it stay reachable from inside.
+func (t *task) becomeRootIn(u *ckpt.UserNamespace) error {
+	return t.syscalls(func(call syscaller) error {
+		var steps [][]uint64
+		if inside(u.GidMap, 0) {
+			steps = append(steps, []uint64{unix.SYS_SETRESGID, 0, 0, 0})
+			if u.Setgroups == "allow" {
+				steps = append(steps, []uint64{unix.SYS_SETGROUPS, 0, 0})
+			}
+		}
+		if inside(u.UidMap, 0) {
+			steps = append(steps, []uint64{unix.SYS_SETRESUID, 0, 0, 0})
+		}
+		steps = append(steps, []uint64{unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1, 0, 0, 0})
+		for _, st := range steps {
+			if _, err := call(int(st[0]), st[1:]...); err != nil {
+				return fmt.Errorf("pid %d becoming root of its user namespace: syscall %d: %w", t.pid, st[0], err)
+			}
+		}
+		return nil
+	})
+}
+
+// inside says whether id of a user namespace is mapped by m.
+func inside(m []ckpt.IDMap, id uint32) bool {
+	for _, l := range m {
+		if id >= l.Inside && id-l.Inside < l.Count {
+			return true
+		}
+	}
+	return false
 }
 
 // syscaller runs a system call in a task.
