@@ -25,9 +25,9 @@ import (
 var userKind = &Kind{
 	Name:      ckpt.NamespaceUser,
 	CloneFlag: unix.CLONE_NEWUSER,
-	Check:     checkUserParent,
+	Check:     checkUser,
 	Dump: func(_ *DumpContext, n *ckpt.Namespace, pid int) error {
-		if err := checkUserParent(pid); err != nil {
+		if err := checkUser(pid); err != nil {
 			return err
 		}
 		uids, err := procfs.ReadIDMaps(pid, "uid_map")
@@ -37,9 +37,6 @@ var userKind = &Kind{
 		gids, err := procfs.ReadIDMaps(pid, "gid_map")
 		if err != nil {
 			return err
-		}
-		if len(uids) == 0 || len(gids) == 0 {
-			return errors.New("its uid or gid map is not written: its processes have no ids")
 		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/setgroups", pid))
 		if err != nil {
@@ -74,6 +71,24 @@ var userKind = &Kind{
 		}
 		return write("gid_map", procfs.FormatIDMaps(procMaps(u.GidMap)))
 	},
+}
+
+// checkUser refuses a user namespace of process pid whose parent is not
+// crsub's own user namespace, or whose maps are not written yet.
+func checkUser(pid int) error {
+	if err := checkUserParent(pid); err != nil {
+		return err
+	}
+	for _, name := range []string{"uid_map", "gid_map"} {
+		m, err := procfs.ReadIDMaps(pid, name)
+		if err != nil {
+			return err
+		}
+		if len(m) == 0 {
+			return fmt.Errorf("its %s is not written: its processes have no ids", name)
+		}
+	}
+	return nil
 }
 
 // checkUserParent refuses a user namespace of process pid whose parent is
