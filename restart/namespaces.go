@@ -403,9 +403,6 @@ func (s *restorer) enter(t *task, k *ns.Kind, ref ckpt.Objref, flags uint64) err
 			if err := s.unshareFor(t, k, ref); err != nil {
 				return err
 			}
-			if t.inUserNamespace() {
-				return t.joinByPath(k.Name+"_for_children", k)
-			}
 			return t.join(s.ns.made[ref].File(), k)
 		}
 		if err := t.syscalls(func(call syscaller) error {
@@ -490,6 +487,18 @@ func (t *task) syscalls(fn func(call syscaller) error) error {
 // join makes task t join namespace f (crsub's fd on it) of kind k: it
 // takes a copy of the fd through its pidfd of crsub.
 func (t *task) join(f *os.File, k *ns.Kind) error {
+	if t.inUserNamespace() {
+		// Handed over instead (passfd.go).
+		return t.injecting(func(in injection) error {
+			fd, err := t.pass(in, int(f.Fd()))
+			if err != nil {
+				return err
+			}
+			_, err = in.call(unix.SYS_SETNS, uint64(fd), k.CloneFlag)
+			_, cerr := in.call(unix.SYS_CLOSE, uint64(fd))
+			return errors.Join(err, cerr)
+		})
+	}
 	return t.syscalls(func(call syscaller) error {
 		fd, err := call(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(f.Fd()), 0)
 		if err != nil {
@@ -508,53 +517,9 @@ func (t *task) inUserNamespace() bool {
 	return t.process != nil && t.process.Namespaces[ckpt.NamespaceUser] != 0
 }
 
-// joinByPath makes task t join its own namespace
-// /proc/thread-self/ns/NAME of kind k, opened by itself: for a task in a
-// user namespace of the image (inUserNamespace). Its /proc is crsub's
-// still, or one of its own pid namespace, which shows it.
-func (t *task) joinByPath(name string, k *ns.Kind) error {
-	path := append([]byte("/proc/thread-self/ns/"+name), 0)
-	setns := func(call syscaller, addr uint64) error {
-		fd, err := call(unix.SYS_OPENAT, atFdcwd, addr, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", path[:len(path)-1], err)
-		}
-		_, err = call(unix.SYS_SETNS, fd, k.CloneFlag)
-		_, cerr := call(unix.SYS_CLOSE, fd)
-		return errors.Join(err, cerr)
-	}
-	if t.remote != nil {
-		addr, err := t.Scratch(path)
-		if err != nil {
-			return err
-		}
-		return setns(t.Syscall, addr)
-	}
-	// Before its address space is made, a page of its own for the path,
-	// which Restore takes away.
-	r, err := remote.New(t.tracee)
-	if err != nil {
-		return err
-	}
-	_, err = r.MapPage(0)
-	if err == nil {
-		err = r.WriteMem(r.ScratchAddr(), path)
-	}
-	if err == nil {
-		err = setns(r.Syscall, r.ScratchAddr())
-	}
-	if rerr := r.Restore(); err == nil {
-		err = rerr
-	}
-	return err
-}
-
 // joinOwn puts task t back in its own namespace of kind k for its
 // children.
 func (t *task) joinOwn(k *ns.Kind) error {
-	if t.inUserNamespace() {
-		return t.joinByPath(k.Name, k)
-	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", t.host, k.Name))
 	if err != nil {
 		return err
