@@ -29,6 +29,14 @@ import (
 // namespace holds is restored once it is made, from crsub, by a thread
 // that joins it (ns.Restored.Do). A failed restart leaves nothing: the
 // namespaces die with their tasks, and crsub's fds on them are closed.
+//
+// A user namespace comes first (ns.Kinds): made by the clone of its first
+// task, with whatever else that clone makes, its maps written by crsub
+// before the task runs, the task then its root (becomeRootIn); what the
+// task makes from then on, by unshare or for its children, is owned by it,
+// as the image says (checked: madeIn). A task in it has no rights over
+// crsub: it takes crsub's fds handed over (passfd.go), and forks with the
+// pids of the image's pid namespaces only (fork).
 
 // namespaces is the restart's view of the image's namespaces.
 type namespaces struct {
