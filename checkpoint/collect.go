@@ -517,6 +517,10 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 				}
 			})
 		}
+		add("prctl(PR_GET_DUMPABLE)", unix.SYS_PRCTL, 0, func(uint64) []uint64 { return []uint64{unix.PR_GET_DUMPABLE, 0, 0, 0, 0} }, func(ret uint64, _ []byte) {
+			d := int(ret)
+			st.process.Dumpable = &d
+		})
 		add("prctl(PR_GET_CHILD_SUBREAPER)", unix.SYS_PRCTL, 4, func(out uint64) []uint64 { return []uint64{unix.PR_GET_CHILD_SUBREAPER, out} }, func(_ uint64, b []byte) {
 			st.process.ChildSubreaper = binary.LittleEndian.Uint32(b) != 0
 		})

@@ -190,6 +190,9 @@ func (n *namespaces) collect(pid int, root bool, nspid []int) (map[string]uint64
 			continue
 		}
 		r := &recordedNamespace{kind: e.kind, rec: ckpt.Namespace{Kind: e.kind.Name, Inode: ino, Pid: pid}}
+		if err := n.owner(&r.rec, e.name, mine[ckpt.NamespaceUser]); err != nil {
+			return nil, err
+		}
 		if e.kind.Dump != nil {
 			if err := e.kind.Dump(n.dump, &r.rec, pid); err != nil {
 				return nil, fmt.Errorf("%s namespace %d: %w", e.kind.Name, ino, err)
@@ -199,6 +202,36 @@ func (n *namespaces) collect(pid int, root bool, nspid []int) (map[string]uint64
 		n.list = append(n.list, r)
 	}
 	return mine, nil
+}
+
+// owner records which user namespace owns namespace rec, entry name of
+// its first process: a restart makes it in that process, which owns it
+// then to the user namespace it is in (user, 0: crsub's). One owned by
+// another user namespace is refused by name. A user namespace's owner is
+// its parent, crsub's (its kind's Check).
+func (n *namespaces) owner(rec *ckpt.Namespace, name string, user uint64) error {
+	if rec.Kind == ckpt.NamespaceUser {
+		return nil
+	}
+	owner, err := ns.Owner(rec.Pid, name)
+	if err != nil {
+		return fmt.Errorf("%s namespace %d: %w", rec.Kind, rec.Inode, err)
+	}
+	switch owner {
+	case n.own[ckpt.NamespaceUser]:
+		if user == 0 {
+			return nil
+		}
+	case user:
+		rec.Owner = owner
+		return nil
+	}
+	mine := "crsub's"
+	if user != 0 {
+		mine = fmt.Sprintf("%d", user)
+	}
+	return &NamespaceError{Pid: rec.Pid, Kind: rec.Kind, Inode: rec.Inode,
+		Reason: fmt.Sprintf("it is owned by user namespace %d, not by the one its first process is in (%s), in which a restart makes it", owner, mine)}
 }
 
 // checkTree refuses what the namespaces of the collected tree make

@@ -27,6 +27,11 @@ type Namespace struct {
 	// Pid is the first process of the tree (in tree order) in it: the one
 	// a restart creates it with.
 	Pid int `json:"pid"`
+	// Owner is the inode of the user namespace that owns this one, when
+	// that is a user namespace the image records (0: crsub's); for a user
+	// namespace, its parent's. A restart makes the namespace from a task in
+	// that user namespace, which owns it then.
+	Owner uint64 `json:"owner,omitempty"`
 	// What the namespace holds, for the kinds that hold something small
 	// enough to say here; one is set, the one of Kind.
 	UTS    *UTSNamespace    `json:"uts,omitempty"`
@@ -34,6 +39,35 @@ type Namespace struct {
 	Time   *TimeNamespace   `json:"time,omitempty"`
 	Cgroup *CgroupNamespace `json:"cgroup,omitempty"`
 	Mnt    *MountNamespace  `json:"mnt,omitempty"`
+	User   *UserNamespace   `json:"user,omitempty"`
+}
+
+// UserNamespace is what a user namespace holds: how its ids map to those of
+// crsub's user namespace, its parent (/proc/PID/uid_map, gid_map), and
+// whether its processes may call setgroups (/proc/PID/setgroups).
+type UserNamespace struct {
+	UidMap []IDMap `json:"uid_map"`
+	GidMap []IDMap `json:"gid_map"`
+	// Setgroups is "allow" or "deny".
+	Setgroups string `json:"setgroups"`
+}
+
+// IDMap is one line of a uid or gid map: Count ids from Inside in the
+// namespace are Outside and on in its parent.
+type IDMap struct {
+	Inside  uint32 `json:"inside"`
+	Outside uint32 `json:"outside"`
+	Count   uint32 `json:"count"`
+}
+
+// ToInside is the id in the namespace that id of its parent maps to.
+func ToInside(maps []IDMap, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.Outside && id-m.Outside < m.Count {
+			return m.Inside + (id - m.Outside), true
+		}
+	}
+	return 0, false
 }
 
 // IPCNamespace is what an IPC namespace holds beside its objects (records

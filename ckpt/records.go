@@ -99,7 +99,11 @@ type Process struct {
 	Itimers     [3]Itimer `json:"itimers"` // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF
 	// PosixTimers are the process's timer_create(2) timers.
 	PosixTimers []PosixTimer `json:"posix_timers,omitempty"`
-	Dumpable    int          `json:"dumpable,omitempty"`
+	// Dumpable is prctl(PR_GET_DUMPABLE): 1 lets processes of its uid
+	// ptrace it and own its /proc files, 0 or 2 gives them to root (of
+	// the user namespace of its memory); nil in images that did not
+	// record it.
+	Dumpable *int `json:"dumpable,omitempty"`
 	// Stopped says the process was stopped by a signal (SIGSTOP, SIGTSTP…)
 	// when it was checkpointed: it is restored stopped, to be continued
 	// with SIGCONT.
@@ -135,7 +139,10 @@ type Process struct {
 	Extra      map[string]string `json:"extra,omitempty"`
 }
 
-// Creds are a process's user and group ids and capabilities.
+// Creds are a process's user and group ids and capabilities. The ids are
+// as crsub's user namespace sees them (/proc/PID/status); a process in a
+// user namespace of the image has them through its maps (UserNamespace),
+// and its capabilities are in that namespace.
 type Creds struct {
 	Uid    [4]uint32 `json:"uid"` // real, effective, saved, filesystem
 	Gid    [4]uint32 `json:"gid"`

@@ -43,3 +43,38 @@ func TestCredSteps(t *testing.T) {
 		})
 	}
 }
+
+func TestCredsInside(t *testing.T) {
+	ranged := &ckpt.UserNamespace{UidMap: []ckpt.IDMap{{Inside: 0, Outside: 100000, Count: 65536}}, GidMap: []ckpt.IDMap{{Inside: 0, Outside: 200000, Count: 10}, {Inside: 10, Outside: 300000, Count: 5}}, Setgroups: "allow"}
+	denied := &ckpt.UserNamespace{UidMap: []ckpt.IDMap{{Inside: 0, Outside: 1000, Count: 1}}, GidMap: []ckpt.IDMap{{Inside: 0, Outside: 1000, Count: 1}}, Setgroups: "deny"}
+	for _, tc := range []struct {
+		name     string
+		creds    ckpt.Creds
+		cur      []uint32
+		u        *ckpt.UserNamespace
+		want     ckpt.Creds
+		wantKeep bool
+		wantErr  bool
+	}{
+		{"a range map: ids and groups as inside", ckpt.Creds{Uid: [4]uint32{101000, 101000, 100000, 101000}, Gid: [4]uint32{200001, 200001, 300002, 200001}, Groups: []uint32{300004}, CapPrm: 7},
+			[]uint32{0}, ranged, ckpt.Creds{Uid: [4]uint32{1000, 1000, 0, 1000}, Gid: [4]uint32{1, 1, 12, 1}, Groups: []uint32{14}, CapPrm: 7}, false, false},
+		{"setgroups denied, groups as they start: kept", ckpt.Creds{Uid: [4]uint32{1000, 1000, 1000, 1000}, Gid: [4]uint32{1000, 1000, 1000, 1000}, Groups: []uint32{0}},
+			[]uint32{0}, denied, ckpt.Creds{Groups: []uint32{0}}, true, false},
+		{"setgroups denied, other groups: refused", ckpt.Creds{Uid: [4]uint32{1000, 1000, 1000, 1000}, Gid: [4]uint32{1000, 1000, 1000, 1000}, Groups: []uint32{5}},
+			[]uint32{0}, denied, ckpt.Creds{}, false, true},
+		{"an id outside the map", ckpt.Creds{Uid: [4]uint32{99, 100000, 100000, 100000}}, nil, ranged, ckpt.Creds{}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, keep, err := credsInside(tc.creds, tc.cur, tc.u)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if d := cmp.Diff(tc.want, got); d != "" || keep != tc.wantKeep {
+				t.Errorf("creds (-want +got):\n%s; keep %v, want %v", d, keep, tc.wantKeep)
+			}
+		})
+	}
+}

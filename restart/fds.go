@@ -303,6 +303,9 @@ func (t *task) placeSubstitute(fd *ckpt.Fd, image *ckpt.File, src substitute.Sou
 // crsub (a task could not open one inside a new pid namespace, where crsub
 // has no pid).
 func (t *task) takeLocal(local int) (int, error) {
+	if t.inUserNamespace() {
+		return t.passLocal(local) // it may not (passfd.go)
+	}
 	if t.callerPidfd < 0 {
 		return -1, errors.New("the task has no pidfd of crsub")
 	}

@@ -29,6 +29,14 @@ import (
 // namespace holds is restored once it is made, from crsub, by a thread
 // that joins it (ns.Restored.Do). A failed restart leaves nothing: the
 // namespaces die with their tasks, and crsub's fds on them are closed.
+//
+// A user namespace comes first (ns.Kinds): made by the clone of its first
+// task, with whatever else that clone makes, its maps written by crsub
+// before the task runs, the task then its root (becomeRootIn); what the
+// task makes from then on, by unshare or for its children, is owned by it,
+// as the image says (checked: madeIn). A task in it has no rights over
+// crsub: it takes crsub's fds handed over (passfd.go), and forks with the
+// pids of the image's pid namespaces only (fork).
 
 // namespaces is the restart's view of the image's namespaces.
 type namespaces struct {
@@ -86,7 +94,7 @@ func (s *restorer) openSupplied() error {
 		if err != nil {
 			return err
 		}
-		if k.Name == ckpt.NamespacePid || k.Unsupported != "" {
+		if k.Name == ckpt.NamespacePid || k.Name == ckpt.NamespaceUser || k.Unsupported != "" {
 			return fmt.Errorf("a %s namespace cannot be supplied", kind)
 		}
 		n := 0
@@ -254,8 +262,39 @@ func (s *restorer) madeIn(t *task, k *ns.Kind, name string, ref ckpt.Objref, rec
 		return nil, fmt.Errorf("%s namespace %d made in pid %d: %w", k.Name, rec.Inode, t.pid, err)
 	}
 	n := ns.NewRestored(ref, *rec, k, f, false)
+	n.Task = t.host
 	s.ns.made[ref] = n
+	owner, err := s.userNamespace(rec.Owner)
+	if err == nil {
+		err = ns.CheckOwner(n, owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n, err)
+	}
 	return n, nil
+}
+
+// userNamespace is the user namespace of the image with inode at
+// checkpoint, made again (nil: 0, crsub's).
+func (s *restorer) userNamespace(inode uint64) (*ns.Restored, error) {
+	if inode == 0 {
+		return nil, nil
+	}
+	for _, n := range s.ns.made {
+		if n.Kind.Name == ckpt.NamespaceUser && n.Record.Inode == inode {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("its owner, user namespace %d, is not made", inode)
+}
+
+// userMaps is the record of the user namespace of the image process p is
+// in, nil if it is in crsub's.
+func (s *restorer) userMaps(p *ckpt.Process) *ckpt.UserNamespace {
+	if r := s.ns.records[p.Namespaces[ckpt.NamespaceUser]]; r != nil {
+		return r.User
+	}
+	return nil
 }
 
 // fill restores what a namespace made again held.
@@ -385,7 +424,52 @@ func (s *restorer) enter(t *task, k *ns.Kind, ref ckpt.Objref, flags uint64) err
 	if err != nil {
 		return err
 	}
-	return s.fill(n)
+	if err := s.fill(n); err != nil {
+		return err
+	}
+	if k.Name == ckpt.NamespaceUser {
+		return t.becomeRootIn(rec.User)
+	}
+	return nil
+}
+
+// becomeRootIn makes task t, just put in user namespace u with its maps
+// written, its root (uid and gid 0, no groups, where u maps them), as CRIU
+// does (prepare_userns_creds): crsub's ids it came with are no one there,
+// and what it makes (sockets, files) until it gets its own is made as
+// root of the namespace, the image's ids coming last (restoreCreds). It is
+// made dumpable again, which the change of ids undid, so that crsub's
+// /proc files of it stay reachable from inside.
+func (t *task) becomeRootIn(u *ckpt.UserNamespace) error {
+	return t.syscalls(func(call syscaller) error {
+		var steps [][]uint64
+		if inside(u.GidMap, 0) {
+			steps = append(steps, []uint64{unix.SYS_SETRESGID, 0, 0, 0})
+			if u.Setgroups == "allow" {
+				steps = append(steps, []uint64{unix.SYS_SETGROUPS, 0, 0})
+			}
+		}
+		if inside(u.UidMap, 0) {
+			steps = append(steps, []uint64{unix.SYS_SETRESUID, 0, 0, 0})
+		}
+		steps = append(steps, []uint64{unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 1, 0, 0, 0})
+		for _, st := range steps {
+			if _, err := call(int(st[0]), st[1:]...); err != nil {
+				return fmt.Errorf("pid %d becoming root of its user namespace: syscall %d: %w", t.pid, st[0], err)
+			}
+		}
+		return nil
+	})
+}
+
+// inside says whether id of a user namespace is mapped by m.
+func inside(m []ckpt.IDMap, id uint32) bool {
+	for _, l := range m {
+		if id >= l.Inside && id-l.Inside < l.Count {
+			return true
+		}
+	}
+	return false
 }
 
 // syscaller runs a system call in a task.
@@ -411,6 +495,18 @@ func (t *task) syscalls(fn func(call syscaller) error) error {
 // join makes task t join namespace f (crsub's fd on it) of kind k: it
 // takes a copy of the fd through its pidfd of crsub.
 func (t *task) join(f *os.File, k *ns.Kind) error {
+	if t.inUserNamespace() {
+		// Handed over instead (passfd.go).
+		return t.injecting(func(in injection) error {
+			fd, err := t.pass(in, int(f.Fd()))
+			if err != nil {
+				return err
+			}
+			_, err = in.call(unix.SYS_SETNS, uint64(fd), k.CloneFlag)
+			_, cerr := in.call(unix.SYS_CLOSE, uint64(fd))
+			return errors.Join(err, cerr)
+		})
+	}
 	return t.syscalls(func(call syscaller) error {
 		fd, err := call(unix.SYS_PIDFD_GETFD, uint64(t.callerPidfd), uint64(f.Fd()), 0)
 		if err != nil {
@@ -420,6 +516,13 @@ func (t *task) join(f *os.File, k *ns.Kind) error {
 		_, cerr := call(unix.SYS_CLOSE, fd)
 		return errors.Join(err, cerr)
 	})
+}
+
+// inUserNamespace says whether task t is in a user namespace of the image:
+// it cannot take crsub's fds (pidfd_getfd needs ptrace rights over crsub,
+// which nothing in a user namespace below crsub's has).
+func (t *task) inUserNamespace() bool {
+	return t.process != nil && t.process.Namespaces[ckpt.NamespaceUser] != 0
 }
 
 // joinOwn puts task t back in its own namespace of kind k for its

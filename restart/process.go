@@ -84,6 +84,13 @@ func (t *task) finish(fc *files.RestoreContext) error {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
+	// After the credentials, whose change of ids made it what
+	// fs.suid_dumpable says (2 cannot be set, and is left so).
+	if d := t.process.Dumpable; d != nil && *d != 2 {
+		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_DUMPABLE, %d): %w", *d, err)
+		}
+	}
 	if err := t.createThreads(t.threads); err != nil {
 		return err
 	}
@@ -388,9 +395,16 @@ func (t *task) restoreCreds(tid int, call func(nr int, args ...uint64) (uint64, 
 		c.CapInh == cur.CapInh && c.CapPrm == cur.CapPrm && c.CapEff == cur.CapEff && c.CapBnd == cur.CapBnd && c.CapAmb == cur.CapAmb {
 		return nil // as the restart runs
 	}
+	keepGroups := false
+	if u := t.s.userMaps(t.process); u != nil {
+		if c, keepGroups, err = credsInside(c, cur.Groups, u); err != nil {
+			return err
+		}
+	}
 	steps := credSteps(c, cur.CapPrm, cur.CapInh, cur.CapBnd)
 	for _, st := range steps {
 		switch {
+		case st.groups != nil && keepGroups:
 		case st.groups != nil:
 			groups := make([]byte, 4*len(st.groups))
 			for i, g := range st.groups {
@@ -431,6 +445,37 @@ func (t *task) restoreCreds(tid int, call func(nr int, args ...uint64) (uint64, 
 		}
 	}
 	return nil
+}
+
+// credsInside are creds c, as crsub's user namespace sees them, as the
+// process's own user namespace u maps them: what it sets its ids to from
+// inside. keep says its groups are those it has now (cur, as crsub sees
+// them): setgroups is left out, as it must be where u denies it.
+func credsInside(c ckpt.Creds, cur []uint32, u *ckpt.UserNamespace) (in ckpt.Creds, keep bool, err error) {
+	in = c
+	for i := range 4 {
+		var ok bool
+		if in.Uid[i], ok = ckpt.ToInside(u.UidMap, c.Uid[i]); !ok {
+			return c, false, fmt.Errorf("uid %d is not mapped in its user namespace", c.Uid[i])
+		}
+		if in.Gid[i], ok = ckpt.ToInside(u.GidMap, c.Gid[i]); !ok {
+			return c, false, fmt.Errorf("gid %d is not mapped in its user namespace", c.Gid[i])
+		}
+	}
+	if slices.Equal(c.Groups, cur) {
+		return in, true, nil
+	}
+	if u.Setgroups == "deny" {
+		return c, false, fmt.Errorf("its groups %v are not those it starts with (%v), and its user namespace denies setgroups", c.Groups, cur)
+	}
+	in.Groups = make([]uint32, len(c.Groups))
+	for i, g := range c.Groups {
+		var ok bool
+		if in.Groups[i], ok = ckpt.ToInside(u.GidMap, g); !ok {
+			return c, false, fmt.Errorf("group %d is not mapped in its user namespace", g)
+		}
+	}
+	return in, false, nil
 }
 
 // linuxCapabilityVersion3 is _LINUX_CAPABILITY_VERSION_3: 64-bit sets.

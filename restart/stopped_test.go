@@ -151,25 +151,41 @@ func TestChildSubreaperKept(t *testing.T) {
 	}
 }
 
-// A process in a namespace of a kind crsub cannot checkpoint yet is
-// refused by name, before anything is frozen, and left running.
-func TestOtherNamespaceRefused(t *testing.T) {
+// A process in a user namespace crsub cannot checkpoint yet is refused by
+// name and left running: one nested two deep below crsub's, one whose maps
+// are not written (both before anything is frozen), one in a namespace
+// another user namespace than its own owns (made before it unshared its
+// user namespace), which a restart could not make so.
+func TestUserNamespaceRefused(t *testing.T) {
 	crtest.RequireRoot(t)
-	for _, c := range []struct{ kind, flag string }{{"user", "CLONE_NEWUSER"}} {
+	for _, c := range []struct{ name, setup, kind, reason string }{
+		{"nested", `if (unshare(CLONE_NEWUSER) || put("/proc/self/setgroups", "deny") || put("/proc/self/uid_map", "0 0 1") ||
+		put("/proc/self/gid_map", "0 0 1") || unshare(CLONE_NEWUSER)) return 1;`, "user", "nested more than one deep"},
+		{"unmapped", `if (unshare(CLONE_NEWUSER)) return 1;`, "user", "its uid_map is not written"},
+		{"owned by another", `if (unshare(CLONE_NEWUTS) || unshare(CLONE_NEWUSER) || put("/proc/self/setgroups", "deny") ||
+		put("/proc/self/uid_map", "0 0 1") || put("/proc/self/gid_map", "0 0 1")) return 1;`, "uts", "it is owned by user namespace"},
+	} {
 		dir := t.TempDir()
 		p := crtest.Start(t, dir, crtest.Build(t, `#define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
+#include <string.h>
 #include <unistd.h>
+static int put(const char *p, const char *s) {
+	int fd = open(p, O_WRONLY);
+	int bad = fd < 0 || write(fd, s, strlen(s)) != (ssize_t)strlen(s);
+	close(fd);
+	return bad;
+}
 int main(void) {
-	if (unshare(`+c.flag+`)) return 1;
+	`+c.setup+`
 	close(open("ready", O_CREAT | O_WRONLY, 0600));
 	for (;;) pause();
 }`))
 		_, err := checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, checkpoint.DefaultOptions())
 		var nsErr *checkpoint.NamespaceError
-		if !errors.As(err, &nsErr) || nsErr.Kind != c.kind || nsErr.Pid != p.Pid || !strings.Contains(err.Error(), c.kind+" namespace of its own") {
-			t.Fatalf("%s: checkpoint error %v, want the %s namespace named", c.kind, err, c.kind)
+		if !errors.As(err, &nsErr) || nsErr.Kind != c.kind || nsErr.Pid != p.Pid || !strings.Contains(err.Error(), c.reason) {
+			t.Fatalf("%s: checkpoint error %v, want the %s namespace named: %s", c.name, err, c.kind, c.reason)
 		}
 		crtest.WaitFor(t, func() bool {
 			return strings.HasPrefix(crtest.Status(p.Pid, "State"), "S") && crtest.Status(p.Pid, "TracerPid") == "0"

@@ -314,10 +314,27 @@ func (t *task) Open(path string, flags int, mode uint32) (int, error) {
 		return -1, err
 	}
 	fd, err := t.Syscall(unix.SYS_OPENAT, atFdcwd, addr, uint64(flags|unix.O_CLOEXEC), uint64(mode))
+	if err != nil && t.inUserNamespace() && flags&unix.O_CREAT == 0 && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		return t.openForIt(path, flags, err)
+	}
 	if err != nil {
 		return -1, err
 	}
 	return int(fd), nil
+}
+
+// openForIt opens path, an existing file that task t, in a user namespace
+// of the image, may not open itself (what the process had open was often
+// opened for it outside, by whoever started the container: a log on the
+// host, its terminal), as crsub, through t's root and working directory,
+// and hands it over (passfd.go). denied is why t could not.
+func (t *task) openForIt(path string, flags int, denied error) (int, error) {
+	local, err := unix.Open(t.hostPath(path), flags|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, errors.Join(denied, &os.PathError{Op: "open as crsub", Path: t.hostPath(path), Err: err})
+	}
+	defer unix.Close(local)
+	return t.passLocal(local)
 }
 
 // Pipe2 implements files.Target.

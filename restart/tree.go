@@ -169,6 +169,17 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 		return nil, fmt.Errorf("pid %d: its parent %d has no address space yet", pid, t.pid)
 	}
 	tids, inCrsubs := t.s.pidLevels(pid)
+	if t.inUserNamespace() && inCrsubs {
+		// set_tid needs CAP_CHECKPOINT_RESTORE in the user namespace
+		// owning each pid namespace it sets a pid in, which a task in a
+		// user namespace below crsub's has only in its own: the child
+		// gets the pids it had in the image's pid namespace, any pid in
+		// crsub's.
+		if len(tids) < 2 {
+			return nil, fmt.Errorf("pid %d: its parent %d is in a user namespace of the image, but not in a pid namespace of it: its pid cannot be given back", pid, t.pid)
+		}
+		tids, inCrsubs = tids[:len(tids)-1], false
+	}
 	// The init of a new pid namespace sees no parent: getppid gives it 0.
 	ppid := t.inner()
 	if tids[0] == 1 {

@@ -23,7 +23,12 @@ func printNamespaces(w io.Writer, inv *ckpt.Inventory) {
 	for _, nv := range inv.Namespaces {
 		n := nv.Namespace
 		fmt.Fprintf(w, "  %s %d, made with pid %d", n.Kind, n.Inode, n.Pid)
+		if n.Owner != 0 {
+			fmt.Fprintf(w, ", owned by user %d", n.Owner)
+		}
 		switch {
+		case n.User != nil:
+			fmt.Fprintf(w, ": uid map %s, gid map %s, setgroups %s", idMaps(n.User.UidMap), idMaps(n.User.GidMap), n.User.Setgroups)
 		case n.UTS != nil:
 			fmt.Fprintf(w, ": hostname %q, domainname %q", n.UTS.Hostname, n.UTS.Domainname)
 		case n.Time != nil:
@@ -45,6 +50,15 @@ func printNamespaces(w io.Writer, inv *ckpt.Inventory) {
 			printNetwork(w, nv.Network)
 		}
 	}
+}
+
+// idMaps shows a uid or gid map as INSIDE:OUTSIDE:COUNT ranges.
+func idMaps(m []ckpt.IDMap) string {
+	var out []string
+	for _, l := range m {
+		out = append(out, fmt.Sprintf("%d:%d:%d", l.Inside, l.Outside, l.Count))
+	}
+	return strings.Join(out, " ")
 }
 
 func hierarchy(controllers string) string {

@@ -181,7 +181,9 @@ func TestShowNamespaces(t *testing.T) {
 		{ID: 30, Path: "/", FSType: "ext4", Source: "/dev/vda", Root: "/", External: "/srv/ctr/rootfs"},
 		{ID: 31, Parent: 30, Path: "/tmp", FSType: "tmpfs", Source: "tmpfs", Root: "/", Flags: []string{"nosuid", "nodev"}, Shared: 4, Dev: 0x2f},
 	}}}
-	utsns := ckpt.Namespace{Kind: ckpt.NamespaceUTS, Inode: 4026532003, Pid: 77, UTS: &ckpt.UTSNamespace{Hostname: "box"}}
+	userns := ckpt.Namespace{Kind: ckpt.NamespaceUser, Inode: 4026532005, Pid: 77, User: &ckpt.UserNamespace{
+		UidMap: []ckpt.IDMap{{Inside: 0, Outside: 100000, Count: 65536}}, GidMap: []ckpt.IDMap{{Inside: 0, Outside: 100000, Count: 1}, {Inside: 1, Outside: 200000, Count: 10}}, Setgroups: "deny"}}
+	utsns := ckpt.Namespace{Kind: ckpt.NamespaceUTS, Inode: 4026532003, Pid: 77, Owner: 4026532005, UTS: &ckpt.UTSNamespace{Hostname: "box"}}
 	ipcns := ckpt.Namespace{Kind: ckpt.NamespaceIPC, Inode: 4026532004, Pid: 77, IPC: &ckpt.IPCNamespace{Sysctls: map[string]string{"kernel/shmmax": "1"}}}
 	network := ckpt.Network{
 		Links: []ckpt.NetLink{{Index: 1, Name: "lo", Kind: ckpt.LinkLoopback, Builtin: true, Flags: 9, MTU: 65536},
@@ -198,15 +200,16 @@ func TestShowNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nref, mref, uref, iref, pref := w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref()
-	proc := ckpt.Process{Pid: 77, Comm: "ctr", Cwd: "/", Root: "/", Namespaces: map[string]ckpt.Objref{"net": nref, "mnt": mref, "uts": uref, "ipc": iref}}
+	usref, nref, mref, uref, iref, pref := w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref(), w.NewObjref()
+	proc := ckpt.Process{Pid: 77, Comm: "ctr", Cwd: "/", Root: "/", Namespaces: map[string]ckpt.Objref{"user": usref, "net": nref, "mnt": mref, "uts": uref, "ipc": iref}}
 	for i, err := range []error{
 		w.Write(ckpt.TypeTree, 0, nil, &tree),
+		w.Write(ckpt.TypeNamespace, usref, nil, &userns),
 		w.Write(ckpt.TypeNamespace, nref, nil, &netns),
 		w.Write(ckpt.TypeNamespace, mref, nil, &mntns),
 		w.Write(ckpt.TypeNamespace, uref, nil, &utsns),
 		w.Write(ckpt.TypeNamespace, iref, nil, &ipcns),
-		w.Write(ckpt.TypeProcess, pref, []ckpt.Objref{nref, mref, uref, iref}, &proc),
+		w.Write(ckpt.TypeProcess, pref, []ckpt.Objref{usref, nref, mref, uref, iref}, &proc),
 		w.Write(ckpt.TypeNetwork, 0, []ckpt.Objref{nref}, &network),
 		w.WriteWithPayload(ckpt.TypeMountFiles, 0, []ckpt.Objref{mref}, &files, 0, func(io.Writer) error { return nil }),
 		w.WriteWithPayload(ckpt.TypeSysVShm, w.NewObjref(), []ckpt.Objref{iref}, &seg, 0, func(io.Writer) error { return nil }),
@@ -232,9 +235,10 @@ func TestShowNamespaces(t *testing.T) {
 		"nftables (2 lines)",
 		"/tmp         tmpfs  tmpfs     /     nosuid,nodev  shared:4     made anew, 3 file(s), 1024 bytes stored",
 		"external /srv/ctr/rootfs",
-		`uts 4026532003, made with pid 77: hostname "box"`,
+		"user 4026532005, made with pid 77: uid map 0:100000:65536, gid map 0:100000:1 1:200000:10, setgroups deny",
+		`uts 4026532003, made with pid 77, owned by user 4026532005: hostname "box"`,
 		"ipc 4026532004, made with pid 77: 1 System V segment(s), 0 semaphore set(s), 0 message queue(s), 1 setting(s)",
-		"namespaces: uts 4026532003, ipc 4026532004, net 4026532001, mnt 4026532002",
+		"namespaces: user 4026532005, uts 4026532003, ipc 4026532004, net 4026532001, mnt 4026532002",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show output lacks %q:\n%s", want, out)
@@ -245,7 +249,7 @@ func TestShowNamespaces(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &inv); code != 0 || err != nil {
 		t.Fatalf("show --json: exit %d, %v", code, err)
 	}
-	want := []*ckpt.NamespaceView{{Objref: nref, Namespace: netns, Network: &network}, {Objref: mref, Namespace: mntns, MountFiles: []ckpt.MountFiles{files}},
+	want := []*ckpt.NamespaceView{{Objref: usref, Namespace: userns}, {Objref: nref, Namespace: netns, Network: &network}, {Objref: mref, Namespace: mntns, MountFiles: []ckpt.MountFiles{files}},
 		{Objref: uref, Namespace: utsns}, {Objref: iref, Namespace: ipcns, SysVShm: []ckpt.SysVSegment{seg}}}
 	if diff := cmp.Diff(want, inv.Namespaces, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Errorf("show --json namespaces (-want +got):\n%s", diff)

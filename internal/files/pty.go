@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 	"unsafe"
 
@@ -413,11 +414,19 @@ func restorePty(c *RestoreContext, t Target, rec *ckpt.Record) (err error) {
 		slave = int(s)
 	}
 	if o := p.SlaveOwner; o != nil && slave >= 0 {
-		if err := callIn(t, unix.SYS_FCHOWN, "owner of "+path, uint64(slave), uint64(o.UID), uint64(o.GID)); err != nil {
-			return err
+		// By crsub, on its copy: the owner is as crsub's user namespace
+		// sees it, which a process in another could not name.
+		f, err := t.Copy(slave)
+		if err != nil {
+			return fmt.Errorf("owner of %s: %w", path, err)
 		}
-		if err := callIn(t, unix.SYS_FCHMOD, "mode of "+path, uint64(slave), uint64(o.Mode)); err != nil {
-			return err
+		err = os.NewSyscallError("fchown", unix.Fchown(int(f.Fd()), int(o.UID), int(o.GID)))
+		if err == nil {
+			err = os.NewSyscallError("fchmod", unix.Fchmod(int(f.Fd()), o.Mode))
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("owner and mode of %s: %w", path, err)
 		}
 	}
 	if len(p.ToSlave)+len(p.ToMaster) > 0 && slave >= 0 && !p.MasterClosed {

@@ -234,6 +234,9 @@ func optionApplies(o sockOpt, family, typ, protocol int) bool {
 	if strings.HasPrefix(o.name, "IP_MULTICAST_") && typ == unix.SOCK_STREAM {
 		return false // getsockopt answers, setsockopt refuses
 	}
+	if o.name == "IP_HDRINCL" && typ != unix.SOCK_RAW {
+		return false // the same (a ping socket)
+	}
 	switch o.level {
 	case unix.IPPROTO_IP:
 		return family == unix.AF_INET || family == unix.AF_INET6

@@ -1,5 +1,5 @@
-// Package ns holds, for each kind of namespace (uts, ipc, net, pid, time,
-// cgroup, mnt; user is refused by name for now), what a checkpoint
+// Package ns holds, for each kind of namespace (user, one level below
+// crsub's; uts, ipc, net, pid, time, cgroup, mnt), what a checkpoint
 // reads of a namespace, its image record, and what a restart does to make
 // it again and fill it, side by side, as package files does for the kinds
 // of open file.

@@ -237,7 +237,11 @@ type Restored struct {
 	// Supplied says the caller gave the namespace: nothing of the image's
 	// is restored into it.
 	Supplied bool
-	file     *os.File
+	// Task is the pid, as crsub sees it, of the task it was made in (0:
+	// supplied), for what is set through that task's /proc (a user
+	// namespace's maps).
+	Task int
+	file *os.File
 	// mounts is a mount namespace's tree being made (mnt_build.go).
 	mounts *mountTree
 }
@@ -284,7 +288,5 @@ func (n *Restored) String() string {
 // (net*.go). The pid namespace's pids are the task tree's (ckpt.TreeProcess
 // NsPid), given back by clone3's set_tid.
 var (
-	pidKind  = &Kind{Name: ckpt.NamespacePid, CloneFlag: unix.CLONE_NEWPID, ForChildren: true, OpensWhenEntered: true, Restore: mountProcs}
-	userKind = &Kind{Name: ckpt.NamespaceUser, CloneFlag: unix.CLONE_NEWUSER,
-		Unsupported: "its uid and gid maps are not checkpointed yet"}
+	pidKind = &Kind{Name: ckpt.NamespacePid, CloneFlag: unix.CLONE_NEWPID, ForChildren: true, OpensWhenEntered: true, Restore: mountProcs}
 )

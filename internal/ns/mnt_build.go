@@ -145,6 +145,9 @@ func (t *mountTree) build(pidns func(inode uint64) (int, bool), groups peerGroup
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			return fmt.Errorf("making the copy of crsub's mounts private: %w", os.NewSyscallError("mount", err))
 		}
+		if err := t.makeRevealing(pidns); err != nil {
+			return err
+		}
 	}
 	for _, i := range attachOrder(t.mounts) {
 		m := &t.mounts[i]
@@ -179,6 +182,32 @@ func (t *mountTree) build(pidns func(inode uint64) (int, bool), groups peerGroup
 		return nil
 	}
 	return t.share(groups)
+}
+
+// makeRevealing makes the procs and sysfs of the tree (those it can: a
+// proc's pid namespace must be made) before the root replaces the copy of
+// crsub's mounts. In a mount namespace a user namespace below crsub's
+// owns, the kernel makes one only while one of its kind is visible there
+// whole (fsmount's mount_too_revealing), as crsub's /proc and /sys are
+// until then; the mounts are attached later, in their turn.
+func (t *mountTree) makeRevealing(pidns func(inode uint64) (int, bool)) error {
+	for i := 1; i < len(t.mounts); i++ {
+		m := &t.mounts[i]
+		if m.External != "" || (m.FSType != "proc" && m.FSType != "sysfs") {
+			continue
+		}
+		ns := -1
+		if m.FSType == "proc" {
+			var ok bool
+			if ns, ok = pidns(m.PidNamespace); !ok {
+				continue
+			}
+		}
+		if _, err := t.wholeOf(m, ns); err != nil {
+			return fmt.Errorf("mount of %s at %s: %w", m.FSType, m.Path, err)
+		}
+	}
+	return nil
 }
 
 // attachOrder is the order mounts ms (the image's, each after its

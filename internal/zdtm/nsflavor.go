@@ -33,15 +33,22 @@ type NsRoot struct {
 	Root, Dev string
 	// TestDir is CRIU's test directory (the static directory's grandparent).
 	TestDir string
-	tmp     string
+	// UserNS is the uns flavour: the test's init clones into a user
+	// namespace too, whose maps it writes from outside (zdtm's lib/ns.c,
+	// told ZDTM_USERNS=1: uids 0 20000 20000 and 100000 200000 50000, gids
+	// 0 400000 50000 and 50000 500000 100000).
+	UserNS bool
+	tmp    string
 }
 
 // nsRootDirs are the directories a test's root has, made in TestDir.
 var nsRootDirs = []string{"/bin", "/sbin", "/etc", "/lib", "/lib64", "/dev", "/tmp", "/usr", "/proc", "/run"}
 
 // NewNsRoot makes the ns flavour's root and /dev under TMPDIR, for the
-// tests of static directory static.
-func NewNsRoot(static string) (*NsRoot, error) {
+// tests of static directory static; userNS: for the uns flavour, whose
+// root's test directory is opened to everyone, as zdtm.py does (root in
+// the tests' user namespace is no one outside).
+func NewNsRoot(static string, userNS bool) (*NsRoot, error) {
 	abs, err := filepath.Abs(static)
 	if err != nil {
 		return nil, err
@@ -50,7 +57,21 @@ func NewNsRoot(static string) (*NsRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &NsRoot{Root: filepath.Join(tmp, "root", "root"), Dev: filepath.Join(tmp, "dev"), TestDir: filepath.Dir(filepath.Dir(abs)), tmp: tmp}
+	n := &NsRoot{Root: filepath.Join(tmp, "root", "root"), Dev: filepath.Join(tmp, "dev"), TestDir: filepath.Dir(filepath.Dir(abs)), UserNS: userNS, tmp: tmp}
+	if userNS {
+		fi, err := os.Stat(n.TestDir)
+		if err == nil {
+			err = os.Chmod(n.TestDir, fi.Mode().Perm()|0o077)
+		}
+		if err == nil {
+			// The tests' root is reached through tmp (0700 as made).
+			err = os.Chmod(tmp, 0o755)
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+	}
 	for _, d := range []string{n.Root, n.Dev} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			n.Close()
@@ -255,6 +276,9 @@ func (n *NsRoot) env(t *Test) []string {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	if t.Desc.Bind != "" {
 		env = append(env, "ZDTM_BIND="+t.Desc.Bind)
+	}
+	if n.UserNS {
+		env = append(env, "ZDTM_USERNS=1")
 	}
 	return env
 }

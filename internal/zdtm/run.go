@@ -26,12 +26,18 @@ type Mode struct {
 	PreCopy  bool // the checkpoint copies memory while the test runs first
 	Filter   bool // restart through the engine's identity filter
 	NS       bool // the ns flavour: the test in namespaces of its own (NsRoot)
+	// UserNS, with NS, is the uns flavour: a user namespace too, with
+	// zdtm's ranges of ids mapped (ZDTM_USERNS).
+	UserNS bool
 }
 
 // String names the mode in results: plain, iters=3+snapshot, ...
 func (m Mode) String() string {
 	var p []string
-	if m.NS {
+	switch {
+	case m.NS && m.UserNS:
+		p = append(p, "uns")
+	case m.NS:
 		p = append(p, "ns")
 	}
 	if m.Iters > 1 {

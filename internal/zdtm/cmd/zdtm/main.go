@@ -44,7 +44,7 @@ func run() int {
 		leaveRun  = pflag.Bool("leave-running", false, "same as --snapshot")
 		preCopy   = pflag.Bool("pre-copy", false, "checkpoint with --pre-copy (CRIU: a pre-dump first)")
 		filter    = pflag.Bool("filter", false, "restart through `crsub filter` with no rules (crsub only)")
-		flavor    = pflag.String("flavor", "h", "how tests are started: h (on the host) or ns (in namespaces of their own with a root of their own, as zdtm.py's ns flavour)")
+		flavor    = pflag.String("flavor", "h", "how tests are started: h (on the host), ns (in namespaces of their own with a root of their own, as zdtm.py's ns flavour) or uns (ns and a user namespace, as zdtm.py's uns flavour)")
 		results   = pflag.String("results", "", "append each result to FILE as a JSON line")
 		table     = pflag.String("table", "", "write the CRIU/crsub table (docs/zdtm.md) to FILE from the --from results files and this run's")
 		from      = pflag.StringArray("from", nil, "a results file for --table (repeatable)")
@@ -82,7 +82,7 @@ func run() int {
 	if *static != "" {
 		code = runTests(runConfig{
 			static: *static, engine: *engine, crsub: *crsubBin, criu: *criuBin,
-			mode:    zdtm.Mode{Iters: *iters, Snapshot: *snapshot || *leaveRun, PreCopy: *preCopy, Filter: *filter, NS: *flavor == "ns"},
+			mode:    zdtm.Mode{Iters: *iters, Snapshot: *snapshot || *leaveRun, PreCopy: *preCopy, Filter: *filter, NS: *flavor == "ns" || *flavor == "uns", UserNS: *flavor == "uns"},
 			flavor:  *flavor,
 			results: *results, timeout: *timeout, work: *work, keep: *keep, switchUID: *uidSwitch, verbose: *verbose, list: *list,
 			tests: pflag.Args(),
@@ -185,8 +185,8 @@ func runTests(c runConfig) int {
 		fmt.Fprintf(os.Stderr, "zdtm: --iters %d: at least 1\n", c.mode.Iters)
 		return 2
 	}
-	if c.flavor != "h" && c.flavor != "ns" {
-		fmt.Fprintf(os.Stderr, "zdtm: --flavor %q: h or ns\n", c.flavor)
+	if c.flavor != "h" && c.flavor != "ns" && c.flavor != "uns" {
+		fmt.Fprintf(os.Stderr, "zdtm: --flavor %q: h, ns or uns\n", c.flavor)
 		return 2
 	}
 	machine := zdtm.Machine{Arch: zdtm.HostArch(), Flavor: c.flavor}
@@ -231,7 +231,7 @@ func runTests(c runConfig) int {
 	}
 	r := &zdtm.Runner{Engine: eng, Mode: c.mode, Machine: machine, Work: c.work, Timeout: c.timeout, Keep: c.keep, SwitchUID: c.switchUID}
 	if c.mode.NS {
-		if r.Ns, err = zdtm.NewNsRoot(static); err != nil {
+		if r.Ns, err = zdtm.NewNsRoot(static, c.mode.UserNS); err != nil {
 			fmt.Fprintf(os.Stderr, "zdtm: the ns flavour's root: %v\n", err)
 			return 2
 		}
