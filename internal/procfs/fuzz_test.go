@@ -116,7 +116,10 @@ func FuzzParseSmapsFlags(f *testing.F) {
 // declared in file order.
 func formatStat(st Stat) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d (%s) %c", st.Pid, st.Comm, st.State)
+	// The state is the kernel's byte as is (%c would write a byte above
+	// 0x7f as the two bytes of its code point).
+	fmt.Fprintf(&b, "%d (%s) ", st.Pid, st.Comm)
+	b.WriteByte(st.State)
 	v := reflect.ValueOf(st)
 	for i := 3; i < v.NumField(); i++ {
 		fmt.Fprintf(&b, " %d", v.Field(i).Interface())
