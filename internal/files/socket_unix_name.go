@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -150,13 +151,26 @@ func bindIn(t Target, fd int, raw []byte, dir, name string) error {
 		}
 	}
 	addr, err := t.Scratch(raw)
-	if err == nil {
-		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
-	}
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", name, err)
 	}
-	return nil
+	// An abstract name can stay taken after the image's own socket died
+	// with its process: a socket in flight (queued in a message, as on a
+	// pair carrying its own ends) is freed only by the kernel's unix
+	// garbage collector, which a release of some unix socket starts.
+	for wait := time.Millisecond; ; wait *= 2 {
+		_, err = t.Syscall(unix.SYS_BIND, uint64(fd), addr, uint64(len(raw)))
+		if err == nil {
+			return nil
+		}
+		if name[0] != '@' || !errors.Is(err, unix.EADDRINUSE) || wait > time.Second {
+			return fmt.Errorf("bind %s: %w", name, err)
+		}
+		if err := sys.RunUnixGC(); err != nil {
+			return fmt.Errorf("bind %s: %w", name, err)
+		}
+		time.Sleep(wait)
+	}
 }
 
 // keepUnixFile gives the file at path (as crsub reaches it) the bind of
