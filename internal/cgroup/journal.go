@@ -19,13 +19,13 @@ import (
 // runc, in that case, leaves them to "runc delete", which finds them in the
 // container's state file under /run/runc; CRIU leaves them. A Hierarchies
 // with a Journal does as runc: it lists each cgroup it is about to make in
-// a journal of its own there (internal/journal), before making it, and marks each it made with
-// the file's name (the extended attribute markAttr). It holds an flock on
-// the file while it lives, and removes the file once the cgroups are
-// removed again or kept (Keep). The next Hierarchies with the same
-// Journal finds a file no one holds: its maker died. It removes the
-// cgroups listed there that are still marked as that file's and empty
-// (RemoveAbandoned), and then the file.
+// a journal of its own there (internal/journal), before making it, and
+// marks each it made with the journal's name (the extended attribute
+// markAttr). It removes the journal once the cgroups are removed again or
+// kept (Keep). The next Hierarchies with the same Journal finds a journal
+// no one holds: its maker died. It removes the cgroups listed there that
+// are still marked as that journal's and empty (RemoveAbandoned), and then
+// the journal.
 
 // markAttr names the journal file a cgroup was made under (trusted.*:
 // only a privileged process sets or reads it, and cgroupfs keeps it).
