@@ -58,17 +58,10 @@ func (w *Writer) Write(t Type, objref Objref, deps []Objref, meta any) error {
 // produced by fill, which writes it to the io.Writer it is given. The payload
 // streams straight to the destination; nothing is buffered.
 func (w *Writer) WriteWithPayload(t Type, objref Objref, deps []Objref, meta any, n int64, fill func(io.Writer) error) error {
-	if w.closed {
-		return errors.New("write after close")
-	}
-	metaBytes, err := encodeMeta(meta)
-	if err != nil {
-		return fmt.Errorf("encoding %s record: %w", t, err)
-	}
 	if n < 0 || (n > 0 && fill == nil) {
 		return fmt.Errorf("%s record: payload of %d bytes without a source", t, n)
 	}
-	if err := w.writeHeader(t, objref, deps, metaBytes, n > 0, uint64(n)); err != nil {
+	if err := w.begin(t, objref, deps, meta, n); err != nil {
 		return err
 	}
 	if n > 0 {
@@ -119,14 +112,7 @@ func (w *Writer) WriteDeferredPayload(t Type, objref Objref, deps []Objref, meta
 	if !ok || n <= 0 || fill == nil {
 		return w.WriteWithPayload(t, objref, deps, meta, n, fill)
 	}
-	if w.closed {
-		return errors.New("write after close")
-	}
-	metaBytes, err := encodeMeta(meta)
-	if err != nil {
-		return fmt.Errorf("encoding %s record: %w", t, err)
-	}
-	if err := w.writeHeader(t, objref, deps, metaBytes, true, uint64(n)); err != nil {
+	if err := w.begin(t, objref, deps, meta, n); err != nil {
 		return err
 	}
 	d.Defer(n+payloadCRCSize, func(dst io.Writer) error {
@@ -179,14 +165,7 @@ func (w *Writer) WriteFileRange(t Type, objref Objref, deps []Objref, meta any, 
 		})
 		return err
 	}
-	if w.closed {
-		return errors.New("write after close")
-	}
-	metaBytes, err := encodeMeta(meta)
-	if err != nil {
-		return fmt.Errorf("encoding %s record: %w", t, err)
-	}
-	if err := w.writeHeader(t, objref, deps, metaBytes, true, uint64(n)); err != nil {
+	if err := w.begin(t, objref, deps, meta, n); err != nil {
 		return err
 	}
 	rt.TakeRange(f, off, n)
@@ -212,6 +191,19 @@ func (w *Writer) CopyRecord(rec *Record, deps []Objref, meta []byte) error {
 		_, err := io.Copy(pw, rec.Payload())
 		return err
 	})
+}
+
+// begin writes the header of a record with meta and a payload of n bytes
+// (none if 0).
+func (w *Writer) begin(t Type, objref Objref, deps []Objref, meta any, n int64) error {
+	if w.closed {
+		return errors.New("write after close")
+	}
+	metaBytes, err := encodeMeta(meta)
+	if err != nil {
+		return fmt.Errorf("encoding %s record: %w", t, err)
+	}
+	return w.writeHeader(t, objref, deps, metaBytes, n > 0, uint64(n))
 }
 
 func (w *Writer) writeHeader(t Type, objref Objref, deps []Objref, meta []byte, hasPayload bool, payloadLen uint64) error {

@@ -28,6 +28,41 @@ ksft_finished() {
 ksft_exit_skip() { echo "1..0 # SKIP $*"; exit 4; }
 ksft_exit_fail_msg() { echo "Bail out! $*"; exit 1; }
 
+# --- results found before ready: a subject that checkpoints and restores
+# its own work before it is ready (NAME.ready-timeout) writes its results
+# to $CR_DIR/NAME.tap, which NAME.check reports (cr_report_tap NAME).
+# cr_tap NAME LOG: starts them (FAILED says whether any failed); LOG takes
+# the output of the commands cr_timed runs.
+cr_tap() {
+	TAP=$CR_DIR/$1.tap CR_TAP_LOG=$2 FAILED=0 CR_TAP_NUM=0
+	: >"$TAP"
+}
+# cr_result STATUS DESCRIPTION: ok if STATUS is 0.
+cr_result() {
+	CR_TAP_NUM=$((CR_TAP_NUM + 1))
+	if [[ $1 == 0 ]]; then echo "ok $CR_TAP_NUM $2" >>"$TAP"; else echo "not ok $CR_TAP_NUM $2" >>"$TAP"; FAILED=1; fi
+}
+cr_note() { echo "# $*" >>"$TAP"; }
+# cr_timed LABEL CMD...: runs CMD, notes how long it took.
+cr_timed() {
+	local label=$1 t0=$EPOCHREALTIME rc
+	shift
+	"$@" >>"$CR_TAP_LOG" 2>&1
+	rc=$?
+	cr_note "$label: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f s", b - a}') (exit $rc)"
+	return $rc
+}
+# cr_report_tap NAME: NAME.check's report of what NAME.sh found.
+cr_report_tap() {
+	local tap=$CR_DIR/$1.tap
+	ksft_print_header
+	[[ -s $tap ]] || ksft_exit_fail_msg "$1.sh left no results"
+	ksft_set_plan "$(grep -c '^\(not \)\{0,1\}ok ' "$tap")"
+	cat "$tap"
+	grep -q '^not ok ' "$tap" && exit 1
+	exit 0
+}
+
 # --- readiness
 # cr_ready: for a bash subject that blocks right after. Builtins only (no
 # child process may exist at the checkpoint): an empty ready file, so the

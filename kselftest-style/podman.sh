@@ -71,22 +71,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TAP=$CR_DIR/podman.tap
-: >"$TAP"
-N=0 FAILED=0
-result() { # result STATUS DESCRIPTION
-	N=$((N + 1))
-	if [[ $1 == 0 ]]; then echo "ok $N $2" >>"$TAP"; else echo "not ok $N $2" >>"$TAP"; FAILED=1; fi
-}
-note() { echo "# $*" >>"$TAP"; }
-timed() { # timed LABEL CMD...: runs CMD, notes how long it took
-	local label=$1 t0=$EPOCHREALTIME rc
-	shift
-	"$@" >>"$CR_DIR/podman.log" 2>&1
-	rc=$?
-	note "$label: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f s", b - a}') (exit $rc)"
-	return $rc
-}
+cr_tap podman "$CR_DIR/podman.log"
 
 # The image: busybox, its applets, a page to serve.
 root=$CR_DIR/rootfs
@@ -112,16 +97,16 @@ fi
 check() {
 	local c=$1 n0=$2 st seq last got
 	st=$("${P[@]}" inspect -f '{{.State.Status}}' "$c" 2>&1)
-	result "$([[ $st == running ]]; echo $?)" "$c: podman says running ($st)"
+	cr_result "$([[ $st == running ]]; echo $?)" "$c: podman says running ($st)"
 	sleep 0.5
 	seq=$("${P[@]}" exec "$c" cat /count 2>&1)
 	last=$(tail -n1 <<<"$seq")
-	result "$(awk 'NR > 1 && $1 != prev + 1 {bad = 1} {prev = $1} END {exit bad || NR == 0}' <<<"$seq" &&
+	cr_result "$(awk 'NR > 1 && $1 != prev + 1 {bad = 1} {prev = $1} END {exit bad || NR == 0}' <<<"$seq" &&
 		((last > n0)); echo $?)" "$c: counter went on from $n0 to $last, never starting again"
 	got=$("${P[@]}" exec "$c" hostname 2>&1)
-	result "$([[ $got == "$host" ]]; echo $?)" "$c: hostname $got"
+	cr_result "$([[ $got == "$host" ]]; echo $?)" "$c: hostname $got"
 	got=$("${P[@]}" exec "$c" wget -qO- http://127.0.0.1:8080/ 2>&1)
-	result "$([[ $got == "served from a restored container" ]]; echo $?)" "$c: httpd on its loopback answers ($got)"
+	cr_result "$([[ $got == "served from a restored container" ]]; echo $?)" "$c: httpd on its loopback answers ($got)"
 }
 # bycrsub NAME LOG: the log in the container's directory is crsub's. A
 # copy is kept as $CR_DIR/requests/NAME.LOG (podman removes it with the
@@ -130,7 +115,7 @@ check() {
 bycrsub() {
 	local log
 	log=$("${P[@]}" inspect -f '{{.StaticDir}}' "$1")/$2
-	result "$(grep -q 'level=DEBUG msg=request' "$log" 2>/dev/null; echo $?)" "$1: $2 is crsub's"
+	cr_result "$(grep -q 'level=DEBUG msg=request' "$log" 2>/dev/null; echo $?)" "$1: $2 is crsub's"
 	mkdir -p "$CR_DIR/requests" && cp "$log" "$CR_DIR/requests/$1.$2" 2>/dev/null
 }
 count() { "${P[@]}" exec "$1" cat /count 2>/dev/null | tail -n1; }
@@ -142,24 +127,24 @@ done
 
 # 1. checkpoint and restore in place
 n0=$(count "$name")
-timed checkpoint "${P[@]}" container checkpoint --keep "$name"
-result $? "podman container checkpoint $name"
+cr_timed checkpoint "${P[@]}" container checkpoint --keep "$name"
+cr_result $? "podman container checkpoint $name"
 st=$("${P[@]}" inspect -f '{{.State.Status}}' "$name" 2>&1)
-result "$([[ $st == exited ]]; echo $?)" "$name: exited after the checkpoint ($st)"
+cr_result "$([[ $st == exited ]]; echo $?)" "$name: exited after the checkpoint ($st)"
 bycrsub "$name" dump.log
-timed restore "${P[@]}" container restore --keep "$name"
-result $? "podman container restore $name"
+cr_timed restore "${P[@]}" container restore --keep "$name"
+cr_result $? "podman container restore $name"
 bycrsub "$name" restore.log
 check "$name" "$n0"
 
 # 2. export, remove, import under another name
 n0=$(count "$name")
-timed checkpoint "${P[@]}" container checkpoint --export "$CR_DIR/export.tar.gz" "$name"
-result $? "podman container checkpoint --export"
+cr_timed checkpoint "${P[@]}" container checkpoint --export "$CR_DIR/export.tar.gz" "$name"
+cr_result $? "podman container checkpoint --export"
 "${P[@]}" rm "$name" >>"$CR_DIR/podman.log" 2>&1
-result $? "podman rm $name"
-timed restore "${P[@]}" container restore --keep --import "$CR_DIR/export.tar.gz" --name "$name-2"
-result $? "podman container restore --import --name $name-2"
+cr_result $? "podman rm $name"
+cr_timed restore "${P[@]}" container restore --keep --import "$CR_DIR/export.tar.gz" --name "$name-2"
+cr_result $? "podman container restore --import --name $name-2"
 bycrsub "$name-2" restore.log
 check "$name-2" "$n0"
 

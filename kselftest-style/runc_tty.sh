@@ -28,22 +28,7 @@ jq --arg script '(i=0; while :; do echo $i >>/counter; i=$((i+1)); sleep 0.1; do
 	"$bundle/config.json" >"$bundle/config.json.new" && mv "$bundle/config.json.new" "$bundle/config.json" ||
 	ksft_exit_fail_msg "setup: config.json"
 
-TAP=$CR_DIR/runc_tty.tap
-: >"$TAP"
-FAILED=0 N=0
-result() { # result STATUS DESCRIPTION
-	N=$((N + 1))
-	if [[ $1 == 0 ]]; then echo "ok $N $2" >>"$TAP"; else echo "not ok $N $2" >>"$TAP"; FAILED=1; fi
-}
-note() { echo "# $*" >>"$TAP"; }
-timed() { # timed LABEL CMD...: runs CMD, notes how long it took
-	local label=$1 t0=$EPOCHREALTIME rc
-	shift
-	"$@" >>"$CR_DIR/runc.log" 2>&1
-	rc=$?
-	note "$label: $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f s", b - a}') (exit $rc)"
-	return $rc
-}
+cr_tap runc_tty "$CR_DIR/runc.log"
 
 sock=$CR_DIR/console.sock
 "$PY" "${BASH_SOURCE%/*}/console_socket.py" "$sock" "$CR_DIR" </dev/null >"$CR_DIR/console_socket.log" 2>&1 &
@@ -82,30 +67,30 @@ say "stty intr ^G rows 33 cols 77; echo before-$report"
 before=$(answer before-42)
 pid=$(runc_init_pid "$name")
 [[ -n $before && -n $pid ]] || ksft_exit_fail_msg "the container did not answer on its console (pid '${pid}'): $(tr -d '\r' <"$CR_DIR/tty.out")"
-result "$([[ $before == *" 33 77 /dev/pts/0" ]]; echo $?)" "before: the shell answers on its console: $before"
+cr_result "$([[ $before == *" 33 77 /dev/pts/0" ]]; echo $?)" "before: the shell answers on its console: $before"
 ctty=$(awk '{print $7}' "/proc/$pid/stat")
 for _ in $(seq 100); do [[ $(wc -l <rootfs/counter) -ge 5 ]] && break; sleep 0.05; done
 
-timed checkpoint runc --criu "$CRSUB" checkpoint --image-path "$CR_DIR/runc-img" --work-path "$CR_DIR/runc-work" "$name"
-result $? "runc --criu crsub checkpoint"
+cr_timed checkpoint runc --criu "$CRSUB" checkpoint --image-path "$CR_DIR/runc-img" --work-path "$CR_DIR/runc-work" "$name"
+cr_result $? "runc --criu crsub checkpoint"
 n0=$(wc -l <rootfs/counter)
-timed restore runc --criu "$CRSUB" restore -d --console-socket "$sock" --image-path "$CR_DIR/runc-img" --work-path "$CR_DIR/runc-work" "$name"
-result $? "runc --criu crsub restore -d --console-socket"
+cr_timed restore runc --criu "$CRSUB" restore -d --console-socket "$sock" --image-path "$CR_DIR/runc-img" --work-path "$CR_DIR/runc-work" "$name"
+cr_result $? "runc --criu crsub restore -d --console-socket"
 for _ in $(seq 100); do (($(masters) >= 2)) && break; sleep 0.05; done
-result "$( (($(masters) == 2)); echo $?)" "the console socket got a new master ($(masters) in all)"
+cr_result "$( (($(masters) == 2)); echo $?)" "the console socket got a new master ($(masters) in all)"
 got=$(runc_init_pid "$name")
-result "$([[ $got == "$pid" ]]; echo $?)" "runc reports it running as pid ${got:-none} ($pid)"
+cr_result "$([[ $got == "$pid" ]]; echo $?)" "runc reports it running as pid ${got:-none} ($pid)"
 say "echo after-$report"
 after=$(answer after-42)
-result "$([[ -n $after && ${after#after-} == "${before#before-}" ]]; echo $?)" \
+cr_result "$([[ -n $after && ${after#after-} == "${before#before-}" ]]; echo $?)" \
 	"after: the shell answers on the new master, with its termios, window and pty number (${after:-nothing})"
 got=$(awk '{print $7}' "/proc/$pid/stat" 2>/dev/null)
-result "$([[ $got == "$ctty" && $got != 0 ]]; echo $?)" "its controlling terminal is the new pty (tty_nr $got, was $ctty)"
+cr_result "$([[ $got == "$ctty" && $got != 0 ]]; echo $?)" "its controlling terminal is the new pty (tty_nr $got, was $ctty)"
 f=rootfs/counter
 for _ in $(seq 60); do (($(wc -l <"$f") >= n0 + 5)) && break; sleep 0.05; done
 n=$(wc -l <"$f")
 bad=$(awk 'NR - 1 != $1 {print "line " NR ": " $0; exit}' "$f")
-result "$( ((n >= n0 + 5)) && [[ -z $bad ]]; echo $?)" "the counter goes on from 0 by one ($n0 -> $n lines${bad:+; $bad})"
+cr_result "$( ((n >= n0 + 5)) && [[ -z $bad ]]; echo $?)" "the counter goes on from 0 by one ($n0 -> $n lines${bad:+; $bad})"
 
 if ((FAILED)); then
 	{

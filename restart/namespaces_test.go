@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,14 +221,21 @@ func TestSuppliedNamespace(t *testing.T) {
 // they die with its tasks.
 func TestFailedRestartLeavesNoNamespace(t *testing.T) {
 	crtest.RequireRoot(t)
-	dir := t.TempDir()
-	img, _ := checkpointContainer(t, dir)
+	img, _ := checkpointContainer(t, t.TempDir())
+	failedRestartLeavesNone(t, img, "uts", "ipc", "pid")
+}
+
+// failedRestartLeavesNone fails a restart of img once its tasks are made,
+// and checks that none of them, and none of the namespaces of names they
+// were in, is left.
+func failedRestartLeavesNone(t *testing.T, img io.Reader, names ...string) {
+	t.Helper()
 	made := map[string]uint64{}
 	var pids []int
 	opts := restart.DefaultOptions()
 	opts.BeforeRelease = func(p []int) error {
 		pids = p
-		for _, name := range []string{"uts", "ipc", "pid"} {
+		for _, name := range names {
 			made[name] = nsInode(t, p[0], name)
 		}
 		return fmt.Errorf("refused on purpose")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -119,27 +118,5 @@ func TestUserNamespaceContainer(t *testing.T) {
 func TestUserNamespaceFailedRestart(t *testing.T) {
 	crtest.RequireRoot(t)
 	img, _ := checkpointUserContainer(t)
-	var pids []int
-	var user uint64
-	opts := restart.DefaultOptions()
-	opts.BeforeRelease = func(p []int) error {
-		pids = p
-		user = nsInode(t, p[0], "user")
-		return fmt.Errorf("refused on purpose")
-	}
-	if _, err := restart.Restart(context.Background(), img, opts); err == nil || !strings.Contains(err.Error(), "refused on purpose") {
-		t.Fatalf("restart error %v", err)
-	}
-	for _, pid := range pids {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			t.Errorf("pid %d survives the failed restart", pid)
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/ns")
-	for _, dir := range procs {
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
-		if got, err := ns.Inode(pid, "user"); err == nil && got == user {
-			t.Errorf("pid %d is in the user namespace the failed restart made", pid)
-		}
-	}
+	failedRestartLeavesNone(t, img, "user")
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/internal/journal"
 )
 
 // Hierarchies reaches the cgroup hierarchies tasks are moved in. Each is
@@ -27,7 +29,7 @@ type Hierarchies struct {
 	// made are listed, so that the next Hierarchies with the same Journal
 	// removes them should this one's process die (journal.go).
 	Journal string
-	journal *journal
+	journal *journal.File
 	mounts  map[string]mounted // by controllers ("" for the unified hierarchy)
 	created []string           // cgroup directories made, parents first
 }
@@ -84,19 +86,19 @@ func (h *Hierarchies) mkdirAll(controllers, root, path string) error {
 		}
 		if h.Journal != "" {
 			if h.journal == nil {
-				j, err := openJournal(h.Journal)
+				j, err := journal.Create(h.Journal, journalSuffix)
 				if err != nil {
 					return fmt.Errorf("listing the cgroups made: %w", err)
 				}
 				h.journal = j
 			}
-			if err := h.journal.add(journalEntry{Controllers: controllers, Path: strings.TrimPrefix(dir, root)}); err != nil {
+			if err := h.journal.Append(journalEntry{Controllers: controllers, Path: strings.TrimPrefix(dir, root)}); err != nil {
 				return err
 			}
 		}
 		err := os.Mkdir(dir, 0o755)
 		if err == nil && h.journal != nil {
-			if merr := h.journal.mark(dir); merr != nil {
+			if merr := h.mark(dir); merr != nil {
 				unix.Rmdir(dir)
 				return merr
 			}
@@ -266,7 +268,7 @@ func (h *Hierarchies) Close() error {
 	h.mounts = nil
 	if h.journal != nil {
 		// Neither kept nor all removed: left for the next to remove.
-		h.journal.file.Close()
+		h.journal.Close()
 		h.journal = nil
 	}
 	return errors.Join(errs...)

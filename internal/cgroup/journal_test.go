@@ -115,7 +115,7 @@ func TestRemoveAbandoned(t *testing.T) {
 
 	// The maker goes as a killed process does: its fds closed, nothing
 	// removed.
-	made.journal.file.Close()
+	made.journal.Close()
 	made.journal = nil
 	done, err := next.RemoveAbandoned()
 	if err != nil {

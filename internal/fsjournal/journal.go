@@ -2,18 +2,16 @@ package fsjournal
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crsub/crsub/internal/journal"
 	"github.com/crsub/crsub/internal/procfs"
 )
 
@@ -44,42 +42,18 @@ type handle struct {
 // nothing: a restart without a state directory.
 type Journal struct {
 	mu     sync.Mutex
-	file   *os.File
-	name   string
+	file   *journal.File
 	made   int            // the names listed so far
 	listed map[string]int // names made and not removed yet: their number
 }
 
-// Open makes a journal file under dir, locked before it has a name (an
-// O_TMPFILE linked in) so that no one takes it for abandoned.
+// Open makes a journal under dir.
 func Open(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	f, err := journal.Create(dir, suffix)
 	if err != nil {
-		return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), dir)
-	if err := flock(f, unix.LOCK_EX); err != nil {
-		f.Close()
 		return nil, err
 	}
-	name := filepath.Join(dir, fmt.Sprintf("restart-%d-%d%s", os.Getpid(), time.Now().UnixNano(), suffix))
-	if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW); err != nil {
-		f.Close()
-		return nil, &os.LinkError{Op: "linkat", Old: "O_TMPFILE", New: name, Err: err}
-	}
-	return &Journal{file: f, name: name, listed: map[string]int{}}, nil
-}
-
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return os.NewSyscallError("flock", err)
-		}
-	}
+	return &Journal{file: f, listed: map[string]int{}}, nil
 }
 
 // Made lists path, a name just made.
@@ -105,7 +79,7 @@ func (j *Journal) Made(path string) error {
 func (j *Journal) list(path string, e entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.write(e); err != nil {
+	if err := j.file.Append(e); err != nil {
 		return err
 	}
 	j.made++
@@ -151,18 +125,7 @@ func (j *Journal) Removed(path string) error {
 		return nil
 	}
 	delete(j.listed, path)
-	return j.write(entry{Gone: n})
-}
-
-func (j *Journal) write(e entry) error {
-	line, err := json.Marshal(e)
-	if err == nil {
-		_, err = j.file.Write(append(line, '\n'))
-	}
-	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.name, err)
-	}
-	return nil
+	return j.file.Append(entry{Gone: n})
 }
 
 // Close removes the journal once every name it lists is removed; one it
@@ -178,9 +141,10 @@ func (j *Journal) Close() error {
 	}
 	var err error
 	if len(j.listed) == 0 {
-		err = os.Remove(j.name)
+		err = j.file.Remove()
+	} else {
+		j.file.Close()
 	}
-	j.file.Close()
 	j.file = nil
 	return err
 }
@@ -198,37 +162,21 @@ func handleOf(path string, flags int) (*handle, error) {
 	return &handle{Type: h.Type(), Bytes: h.Bytes()}, nil
 }
 
-// parse reads a journal's lines. A last line cut short (its maker killed
-// while writing it) is dropped: that name was listed only after it was
-// made, and is left. Anything else that does not parse is an error.
+// parse reads a journal's lines (journal.Parse). A name is listed only
+// once made, so that a line cut short is a name left.
 func parse(b []byte) ([]entry, error) {
-	lines := bytes.Split(b, []byte{'\n'})
-	lines = lines[:len(lines)-1]
-	out := make([]entry, 0, len(lines))
 	made := 0
-	for i, line := range lines {
-		var e entry
-		dec := json.NewDecoder(bytes.NewReader(line))
-		dec.DisallowUnknownFields()
-		err := dec.Decode(&e)
+	return journal.Parse(b, func(e entry) error {
 		switch {
-		case err != nil:
-		case dec.More():
-			err = errors.New("more than one entry")
 		case e.Gone < 0 || e.Gone > made:
-			err = fmt.Errorf("name %d removed, of %d listed", e.Gone, made)
+			return fmt.Errorf("name %d removed, of %d listed", e.Gone, made)
 		case e.Gone == 0 && (e.Path == "" || !filepath.IsAbs(e.Path) || strings.ContainsRune(e.Path, 0)):
-			err = fmt.Errorf("bad path %q", e.Path)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-		if e.Gone == 0 {
+			return fmt.Errorf("bad path %q", e.Path)
+		case e.Gone == 0:
 			made++
 		}
-		out = append(out, e)
-	}
-	return out, nil
+		return nil
+	})
 }
 
 // Abandoned is what RemoveAbandoned did with a name a dead maker listed.
@@ -244,65 +192,27 @@ type Abandoned struct {
 // made, and then the journals. A name gone, or whose directory is gone,
 // is not reported.
 func RemoveAbandoned(dir string) ([]Abandoned, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var done []Abandoned
-	var errs []error
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), suffix) || !e.Type().IsRegular() {
-			continue
-		}
-		d, err := removeAbandoned(filepath.Join(dir, e.Name()))
-		done = append(done, d...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("journal %s: %w", e.Name(), err))
-		}
-	}
-	return done, errors.Join(errs...)
-}
-
-func removeAbandoned(name string) ([]Abandoned, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
-		return nil, nil // its maker runs
-	} else if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	list, err := parse(b)
-	if err != nil {
-		return nil, err
-	}
-	var made []entry
-	for _, e := range list {
-		if e.Gone > 0 {
-			made[e.Gone-1].Gone = -1
-			continue
-		}
-		made = append(made, e)
-	}
 	var done []Abandoned
 	mounts := mountsOnce()
-	for i := len(made) - 1; i >= 0; i-- {
-		if e := made[i]; e.Gone == 0 {
-			if a, ok := removeName(e, mounts); ok {
-				done = append(done, a)
+	err := journal.Abandoned(dir, suffix, parse, func(_ string, list []entry) (bool, error) {
+		var made []entry
+		for _, e := range list {
+			if e.Gone > 0 {
+				made[e.Gone-1].Gone = -1
+				continue
+			}
+			made = append(made, e)
+		}
+		for i := len(made) - 1; i >= 0; i-- {
+			if e := made[i]; e.Gone == 0 {
+				if a, ok := removeName(e, mounts); ok {
+					done = append(done, a)
+				}
 			}
 		}
-	}
-	return done, os.Remove(name)
+		return false, nil
+	})
+	return done, err
 }
 
 // removeName removes the name e lists if it is still the file made, and

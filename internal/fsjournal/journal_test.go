@@ -1,6 +1,7 @@
 package fsjournal
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -221,4 +222,36 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A journal as an earlier crsub wrote it, by its name and lines alone
+// (one with no file handles, as on a filesystem that gives none), is
+// read and cleaned.
+func TestRemoveAbandonedWritten(t *testing.T) {
+	state, dir := t.TempDir(), t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	lines := fmt.Sprintf(`{"path":%q,"dev":%d,"ino":%d}`+"\n"+`{"path":"/nowhere/g","dev":1,"ino":2}`+"\n"+`{"gone":2}`+"\n", p, st.Dev, st.Ino)
+	if err := os.WriteFile(filepath.Join(state, "restart-1-2.files"), []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done, err := RemoveAbandoned(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Abandoned{{Path: p, Removed: true}}, done); diff != "" {
+		t.Errorf("done (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{}, names(t, dir)); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{}, names(t, state)); diff != "" {
+		t.Errorf("journals left (-want +got):\n%s", diff)
+	}
 }
