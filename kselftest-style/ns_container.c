@@ -8,7 +8,7 @@
  * time) ahead of the parent's; the System V objects it made in its IPC
  * namespace (a segment it has attached, one it has not, a semaphore set, a
  * message queue) and a POSIX message queue are there with their ids, keys
- * and contents. The parent reports what the init found.
+ * and contents, and the id its next message queue gets is the one it set. The parent reports what the init found.
  */
 #define _GNU_SOURCE
 #include <mqueue.h>
@@ -28,8 +28,8 @@
 #define BOOT_OFFSET 2000
 
 enum { PID1 = 1, UTS = 2, CGROUP = 4, OFFSETS = 8, MONO = 16, BOOT = 32, PPID0 = 64,
-       SHM = 128, SHM2 = 256, SEM = 512, MSG = 1024, MQ = 2048 };
-#define ALL 4095
+       SHM = 128, SHM2 = 256, SEM = 512, MSG = 1024, MQ = 2048, NEXTID = 4096 };
+#define ALL 8191
 
 #define SHM_KEY 0x5eed0001
 #define SHM2_KEY 0x5eed0002
@@ -67,6 +67,23 @@ static void make_ipc(void)
 		_exit(133);
 	if ((mq = mq_open(MQ_NAME, O_CREAT | O_RDWR | O_NONBLOCK, 0600, &attr)) < 0 || mq_send(mq, "posix", 6, 3) < 0)
 		_exit(134);
+	int fd = open("/proc/sys/kernel/msg_next_id", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "4242", 4) != 4)
+		_exit(135);
+	close(fd);
+}
+
+/* The namespace's next message queue id (what it set, unused). */
+static int next_msg_id(void)
+{
+	char buf[32] = "";
+	int fd = open("/proc/sys/kernel/msg_next_id", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+		buf[0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return atoi(buf);
 }
 
 /* The objects as made; after the restart, their contents, taken. */
@@ -95,6 +112,8 @@ static int check_ipc(int after)
 			 a.mtype == 5 && !strcmp(a.text, "hello") && b.mtype == 7 && !strcmp(b.text, "world"))
 			found |= MSG;
 	}
+	if (next_msg_id() == 4242)
+		found |= NEXTID;
 	mqd_t byname = mq_open(MQ_NAME, O_RDONLY);
 	if (byname >= 0)
 		mq_close(byname);
@@ -178,7 +197,7 @@ int main(void)
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(12);
+	ksft_set_plan(13);
 	if (unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWTIME) < 0) {
 		ksft_print_msg("unshare: %s\n", strerror(errno));
 		return 4; /* skip: no namespaces here */
@@ -245,5 +264,6 @@ int main(void)
 	ksft_test_result(found & SEM, "its System V semaphore set is there, same id and values");
 	ksft_test_result(found & MSG, "its System V message queue is there, same id, mode and messages");
 	ksft_test_result(found & MQ, "its POSIX message queue is there by name, same attributes and message");
+	ksft_test_result(found & NEXTID, "its next message queue id is the one it set");
 	ksft_finished();
 }

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -311,6 +312,10 @@ func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
 // key; it is removed again once attached (RestoredSysVShm.Remove).
 func MakeSysVShm(sv *ckpt.SysVShm, size int64, contents io.Reader) error {
 	const next = "/proc/sys/kernel/shm_next_id"
+	was, err := os.ReadFile(next) // put back after: the image's own next id
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(next, []byte(fmt.Sprint(sv.ID)), 0); err != nil {
 		return err
 	}
@@ -319,7 +324,7 @@ func MakeSysVShm(sv *ckpt.SysVShm, size int64, contents io.Reader) error {
 		key = unix.IPC_PRIVATE // removed, it has no key any more
 	}
 	id, err := unix.SysvShmGet(key, int(size), unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
-	_ = os.WriteFile(next, []byte("-1"), 0)
+	_ = os.WriteFile(next, bytes.TrimSpace(was), 0)
 	if err != nil {
 		return os.NewSyscallError("shmget", err)
 	}

@@ -43,8 +43,11 @@ var ipcKind = &Kind{
 }
 
 // ipcSysctls are the files of /proc/sys that belong to the IPC namespace
-// of the thread that opens them: its limits.
+// of the thread that opens them: its limits, and the ids its next System V
+// objects get (-1: the lowest free), which making the image's objects
+// again uses and puts back (withNextID).
 var ipcSysctls = []string{
+	"kernel/msg_next_id", "kernel/sem_next_id", "kernel/shm_next_id",
 	"kernel/shmmax", "kernel/shmall", "kernel/shmmni", "kernel/shm_rmid_forced",
 	"kernel/msgmax", "kernel/msgmnb", "kernel/msgmni", "kernel/sem",
 	"fs/mqueue/queues_max", "fs/mqueue/msg_max", "fs/mqueue/msgsize_max",
@@ -233,15 +236,20 @@ func readSysVMessages(r io.Reader, n int, limit uint64) ([]sysvMessage, error) {
 }
 
 // withNextID runs make with the namespace's next id for its kind of object
-// (/proc/sys/kernel/NAME_next_id) set to id, and checks that the object
-// made has it.
+// (/proc/sys/kernel/NAME_next_id) set to id, puts the next id back as it
+// was (the image's, set before its objects are made), and checks that the
+// object made has it.
 func withNextID(name string, id int, make func() (int, error)) error {
 	path := "/proc/sys/kernel/" + name
+	was, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(path, []byte(strconv.Itoa(id)), 0); err != nil {
 		return err
 	}
 	got, err := make()
-	_ = os.WriteFile(path, []byte("-1"), 0)
+	_ = os.WriteFile(path, bytes.TrimSpace(was), 0)
 	if err != nil {
 		return err
 	}
