@@ -1,7 +1,6 @@
 package files
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/procfs"
+	"github.com/crsub/crsub/internal/sys"
 )
 
 // A memfd is an object record with its contents, name, size and seals,
@@ -311,22 +311,16 @@ func restoreSysVShm(c *RestoreContext, rec *ckpt.Record, m *ckpt.Memfd) error {
 // size bytes of contents. A segment that was removed is made without its
 // key; it is removed again once attached (RestoredSysVShm.Remove).
 func MakeSysVShm(sv *ckpt.SysVShm, size int64, contents io.Reader) error {
-	const next = "/proc/sys/kernel/shm_next_id"
-	was, err := os.ReadFile(next) // put back after: the image's own next id
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(next, []byte(fmt.Sprint(sv.ID)), 0); err != nil {
-		return err
-	}
 	key := int(sv.Key)
 	if sv.Removed {
 		key = unix.IPC_PRIVATE // removed, it has no key any more
 	}
-	id, err := unix.SysvShmGet(key, int(size), unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
-	_ = os.WriteFile(next, bytes.TrimSpace(was), 0)
+	id, err := sys.WithNextID("shm_next_id", sv.ID, func() (int, error) {
+		id, err := unix.SysvShmGet(key, int(size), unix.IPC_CREAT|unix.IPC_EXCL|int(sv.Mode&0o777))
+		return id, os.NewSyscallError("shmget", err)
+	})
 	if err != nil {
-		return os.NewSyscallError("shmget", err)
+		return err
 	}
 	if id != sv.ID {
 		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)

@@ -235,21 +235,10 @@ func readSysVMessages(r io.Reader, n int, limit uint64) ([]sysvMessage, error) {
 	return msgs, nil
 }
 
-// withNextID runs make with the namespace's next id for its kind of object
-// (/proc/sys/kernel/NAME_next_id) set to id, puts the next id back as it
-// was (the image's, set before its objects are made), and checks that the
-// object made has it.
+// withNextID makes an object with id (sys.WithNextID) and checks that it
+// got it.
 func withNextID(name string, id int, make func() (int, error)) error {
-	path := "/proc/sys/kernel/" + name
-	was, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(id)), 0); err != nil {
-		return err
-	}
-	got, err := make()
-	_ = os.WriteFile(path, bytes.TrimSpace(was), 0)
+	got, err := sys.WithNextID(name, id, make)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,10 @@
 package sys
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -173,4 +175,23 @@ func errnoErr(e unix.Errno) error {
 		return nil
 	}
 	return e
+}
+
+// WithNextID runs make with the calling thread's IPC namespace's next id
+// for one kind of System V object (/proc/sys/kernel/NAME_next_id: msg, sem
+// or shm) set to id, so that the object it makes gets that id, and puts
+// the next id back as it was afterwards (a restart sets the image's own
+// before making its objects). It returns the id make returned.
+func WithNextID(name string, id int, make func() (int, error)) (int, error) {
+	path := "/proc/sys/kernel/" + name
+	was, err := os.ReadFile(path)
+	if err != nil {
+		return -1, err
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(id)), 0); err != nil {
+		return -1, err
+	}
+	got, err := make()
+	_ = os.WriteFile(path, bytes.TrimSpace(was), 0)
+	return got, err
 }
