@@ -133,7 +133,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		}
 		mem.zeroPFN = zeroPagePFN()
 	}
-	if pc := s.tryPreCopy(); pc != nil {
+	if pc := s.tryPreCopy(out); pc != nil {
 		defer pc.Close()
 		if err := s.preCopyRounds(ctx, pc, mem); err != nil {
 			return nil, err
@@ -304,12 +304,21 @@ func checkCopyOnWrite(opts Options, canDefer bool) error {
 // tryPreCopy starts tracking the tree's writes when Options.PreCopy asks
 // for it, or returns nil. Pre-copy only shortens the freeze: where it
 // cannot be set up, the tree is as it was and is checkpointed the ordinary
-// way rather than refused.
-func (s *session) tryPreCopy() *preCopy {
+// way rather than refused. The copies go into out's page file if it keeps
+// one (out's payloads are produced after the pre-copy ends).
+func (s *session) tryPreCopy(out io.Writer) *preCopy {
 	if s.opts.PreCopy <= 0 {
 		return nil
 	}
-	pc, err := startPreCopy(s.root, s.log)
+	var file *pageFile
+	if h, ok := out.(pageFileHolder); ok {
+		var err error
+		if file, err = h.pagesFile(); err != nil {
+			s.log.Warn("pre-copy is not available; the memory is copied while the tree is frozen", "err", err)
+			return nil
+		}
+	}
+	pc, err := startPreCopy(s.root, s.log, file)
 	if err != nil {
 		s.log.Warn("pre-copy is not available; the memory is copied while the tree is frozen", "err", err)
 	}

@@ -28,6 +28,7 @@ func CheckpointFile(ctx context.Context, pid int, f SeekableFile, opts Options) 
 	w := &fileImage{f: f, w: bufio.NewWriterSize(f, 1<<20)}
 	commit := opts.Commit
 	opts.Commit = nil
+	defer w.pages.Close()
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
 		return st, err
@@ -53,6 +54,21 @@ type fileImage struct {
 	at       int64 // the file offset of the next byte written
 	deferred []filePayload
 	err      error
+	// pages is the page file the deferred payloads may read, made when
+	// asked for.
+	pages *pageFile
+}
+
+// pagesFile returns the file's page file, made now.
+func (w *fileImage) pagesFile() (*pageFile, error) {
+	if w.pages == nil {
+		f, err := newPageFile(0)
+		if err != nil {
+			return nil, err
+		}
+		w.pages = f
+	}
+	return w.pages, nil
 }
 
 type filePayload struct {

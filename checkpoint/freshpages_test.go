@@ -9,9 +9,10 @@ import (
 	"github.com/crsub/crsub/ckpt"
 )
 
-// Pages read in the frozen phase come in segments of the page store; a
-// stretch of the plan may run over from one segment into the next, and
-// its pages must still be stored in order, zero pages left out.
+// Pages read in the frozen phase are kept in the page file a buffer at a
+// time; a stretch of the plan may run over from one buffer's pages into
+// the next, and its pages must still be stored in order, zero pages left
+// out.
 func TestCutAcrossSegments(t *testing.T) {
 	const ps = 4096
 	page := func(v byte) []byte { return bytes.Repeat([]byte{v}, ps) }
@@ -46,12 +47,20 @@ func TestCutAcrossSegments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			file, err := newPageFile(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer file.Close()
+			file.reserve(ps) // the pages are not at the file's start
 			fresh := &freshPages{pageSize: ps}
 			for _, seg := range tt.segs {
-				fresh.segs = append(fresh.segs, bytes.Join(seg, nil))
+				if err := fresh.add(file, bytes.Join(seg, nil), ps); err != nil {
+					t.Fatal(err)
+				}
 			}
 			c := pieceCutter{out: []*precopied{{}}, chunk: 1024, pageSize: ps}
-			err := c.cut(&tracker{}, tt.plan, fresh)
+			err = c.cut(&tracker{}, tt.plan, fresh)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("cut: %v, want an error: %v", err, tt.wantErr)
 			}
@@ -62,9 +71,7 @@ func TestCutAcrossSegments(t *testing.T) {
 			var got []byte
 			for _, o := range c.out {
 				runs = append(runs, o.runs...)
-				for _, p := range o.pieces {
-					got = append(got, p...)
-				}
+				got = append(got, readRanges(t, file, o.ranges)...)
 			}
 			if diff := cmp.Diff(tt.wantRuns, runs); diff != "" {
 				t.Errorf("runs (-want +got):\n%s", diff)

@@ -429,7 +429,7 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 
 // A dumpItem is what dumpAll's reader hands its writer, in the order of
 // the image: a VMA record, the error that ends the dump, or a pages record
-// whose payload is in one of four places. Which place decides how the
+// whose payload is in one of five places. Which place decides how the
 // writer writes it and when the memory may be used again: a copy buffer is
 // handed back once written, pieces stay put for the image to refer to, a
 // copy-on-write copy is read only after the thaw, and a worker's read is
@@ -450,6 +450,9 @@ type dumpItem struct {
 	pending *storeRead
 	// or, for pages in the page file, where they are
 	inFile *fileRange
+	// or, for the pre-copy's pages, where they are in its page file
+	// (deferred: they stay put)
+	ranges []ckpt.FileRange
 	err    error
 }
 
@@ -589,7 +592,7 @@ func (d *memoryDumper) sendPrecopied(q dumpQueues, m *procfs.Mapping, tracked []
 		if len(got.runs) == 0 {
 			continue
 		}
-		if !q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: got.runs}, pieces: got.pieces, size: got.size}) {
+		if !q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start, Runs: got.runs}, ranges: got.ranges, size: got.size}) {
 			return false
 		}
 	}
@@ -753,6 +756,12 @@ func (d *memoryDumper) writeItem(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem
 		return w.WriteFileRange(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, d.file.f, r.off, r.n, r.crc)
 	case it.pieces != nil:
 		return d.writePieces(w, mmRef, it)
+	case it.ranges != nil:
+		d.stats.PagesStored += it.pages.Count()
+		if d.progress != nil {
+			d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
+		}
+		return w.WriteFileRanges(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, d.pre.file.f, it.ranges)
 	default:
 		d.stats.PagesStored += it.pages.Count()
 		if d.progress != nil {

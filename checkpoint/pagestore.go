@@ -184,6 +184,19 @@ func newPageFile(n int64) (*pageFile, error) {
 	return &pageFile{f: fd.File("crsub-pages")}, nil
 }
 
+// preallocate allocates n bytes past the room reserved so far, for the
+// reservations to come.
+func (s *pageFile) preallocate(n int64) error {
+	return sys.Fallocate(int(s.f.Fd()), 0, s.end.Load(), n)
+}
+
+// A pageFileHolder is an image destination that keeps a page file for
+// what it refers to, as long as it needs it: the pre-copy's copies go
+// there.
+type pageFileHolder interface {
+	pagesFile() (*pageFile, error)
+}
+
 // reserve takes n bytes of room and returns where they start.
 func (s *pageFile) reserve(n int64) int64 { return s.end.Add(n) - n }
 

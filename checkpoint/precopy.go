@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
+	"runtime"
 	"time"
 	"unsafe"
 
@@ -42,14 +42,15 @@ import (
 // the frozen phase looks pages up by the block, not one by one.
 const blockPages = 512
 
-// arenaChunkPages is the size of one allocation of the page store (16 MiB).
+// arenaChunkPages is how much of the page file a tracker reserves at a
+// time for its copies (16 MiB).
 const arenaChunkPages = 4096
 
 // zeroSlot marks a page that read as zeros, stored as nothing.
 const zeroSlot = ^uint32(0)
 
 // pageBlock holds, per page of a 2 MiB block, 0 for "no copy", zeroSlot, or
-// the copy's arena slot plus one.
+// the copy's slot in its tracker's room in the page file plus one.
 type pageBlock [blockPages]uint32
 
 // preCopy is the pre-copy state of a whole tree.
@@ -65,10 +66,15 @@ type preCopy struct {
 	lastRound uint64
 	// tracked is how many pages the first round copied: all there were.
 	tracked uint64
-	// fresh holds pages copied in the frozen phase, kept until the image
-	// is resolved; readMapping's parts take from it under freshMu.
-	fresh   *pageStore
-	freshMu sync.Mutex
+	// file holds the copies, those of the rounds and the pages read in the
+	// frozen phase: memory crsub never maps, whose first touch costs
+	// nothing like user memory's (pageFile). It is the image's when the
+	// image keeps one (ownFile false), and outlives the pre-copy then.
+	file    *pageFile
+	ownFile bool
+	// frozenBufs are the buffers the frozen phase reads pages through on
+	// their way into the file, touched before the freeze.
+	frozenBufs chan []byte
 	// rounds and bytes are what the rounds did, for Stats.
 	rounds int
 	bytes  uint64
@@ -88,8 +94,11 @@ type tracker struct {
 	// were write-protected: what the first round copies.
 	populated []sys.PageRegion
 	blocks    map[uint64]*pageBlock
-	arena     [][]byte
-	slots     uint32 // slots handed out
+	file      *pageFile
+	// rooms are where the tracker's slots are in the page file,
+	// arenaChunkPages slots each.
+	rooms []int64
+	slots uint32 // slots handed out
 }
 
 // trackable says whether a mapping's pages are copied ahead: private
@@ -106,13 +115,21 @@ func trackable(m *procfs.Mapping) bool {
 	return true
 }
 
-// startPreCopy sets up write tracking in every process of the tree. The
+// startPreCopy sets up write tracking in every process of the tree, the
+// copies to be kept in file (made and closed by the pre-copy if nil). The
 // tree is frozen only to create each process's userfaultfd. A process where
 // tracking cannot be set up is logged and copied whole in the frozen phase.
-func startPreCopy(root int, log *slog.Logger) (*preCopy, error) {
+func startPreCopy(root int, log *slog.Logger, file *pageFile) (*preCopy, error) {
 	start := time.Now()
 	pc := &preCopy{log: log, pageSize: uint64(os.Getpagesize()), procs: map[int]*tracker{},
-		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096)}
+		buf: make([]byte, chunkPages*os.Getpagesize()), regions: make([]sys.PageRegion, 4096), file: file}
+	if file == nil {
+		f, err := newPageFile(0)
+		if err != nil {
+			return nil, fmt.Errorf("pre-copy: a memory file for the copies: %w", err)
+		}
+		pc.file, pc.ownFile = f, true
+	}
 	s := &session{root: root, log: log, stats: &Stats{}}
 	err := s.freezeTree()
 	if err == nil {
@@ -122,7 +139,7 @@ func startPreCopy(root int, log *slog.Logger) (*preCopy, error) {
 				log.Warn("pre-copy is not available; this process's memory is copied while it is frozen", "pid", p.pid, "err", terr)
 				continue
 			}
-			pc.procs[p.pid] = &tracker{pid: p.pid, uffd: uffd, blocks: map[uint64]*pageBlock{}}
+			pc.procs[p.pid] = &tracker{pid: p.pid, uffd: uffd, blocks: map[uint64]*pageBlock{}, file: pc.file}
 		}
 	}
 	if terr := s.thaw(); err == nil && terr != nil {
@@ -311,19 +328,17 @@ func (pc *preCopy) copyRange(t *tracker, m *procfs.Mapping, start, end uint64) {
 		}
 		if total > 0 {
 			addrs := append([]unix.RemoteIovec(nil), runs...)
-			if err := readRemote(t.pid, pc.buf[:total], runs); err != nil {
-				// Unmapped meanwhile, most likely: the frozen phase decides.
+			err := readRemote(t.pid, pc.buf[:total], runs)
+			if err == nil {
+				err = t.keep(pc.buf[:total], addrs, ps)
+			}
+			if err != nil {
+				// Unmapped meanwhile, most likely, or no room for the
+				// copies: the frozen phase decides.
 				for _, r := range addrs {
 					t.forget(uint64(r.Base), uint64(r.Base)+uint64(r.Len), ps)
 				}
 			} else {
-				pos := 0
-				for _, r := range addrs {
-					for a := uint64(r.Base); a < uint64(r.Base)+uint64(r.Len); a += ps {
-						t.store(a, ps, pc.buf[pos:pos+int(ps)])
-						pos += int(ps)
-					}
-				}
 				pc.bytes += uint64(total)
 				pc.lastRound += uint64(total) / ps
 			}
@@ -375,33 +390,79 @@ func (t *tracker) forget(start, end, pageSize uint64) {
 	}
 }
 
-// store keeps a copy of page, overwriting an earlier copy in place.
-func (t *tracker) store(addr, pageSize uint64, page []byte) {
-	p := t.slot(addr, pageSize, true)
-	if allZero(page) {
-		*p = zeroSlot
-		return
-	}
-	if *p == 0 || *p == zeroSlot {
-		if int(t.slots) == len(t.arena)*arenaChunkPages {
-			t.arena = append(t.arena, make([]byte, arenaChunkPages*pageSize))
+// keep stores copies of the pages read into buf from addrs, in order,
+// overwriting earlier copies in place; a page of zeros is stored as
+// nothing. Pages whose copies sit side by side in the page file are
+// written at once.
+func (t *tracker) keep(buf []byte, addrs []unix.RemoteIovec, pageSize uint64) error {
+	ps := int64(pageSize)
+	var off, from, n int64 // buf[from:from+n] goes at off
+	flush := func() error {
+		if n == 0 {
+			return nil
 		}
-		t.slots++
-		*p = t.slots
+		if _, err := t.file.f.WriteAt(buf[from:from+n], off); err != nil {
+			return fmt.Errorf("the page file: %w", err)
+		}
+		n = 0
+		return nil
 	}
-	copy(t.page(*p, pageSize), page)
+	var pos int64
+	for _, r := range addrs {
+		for a := uint64(r.Base); a < uint64(r.Base)+uint64(r.Len); a, pos = a+pageSize, pos+ps {
+			p := t.slot(a, pageSize, true)
+			if allZero(buf[pos : pos+ps]) {
+				*p = zeroSlot
+				continue
+			}
+			if *p == 0 || *p == zeroSlot {
+				if int(t.slots) == len(t.rooms)*arenaChunkPages {
+					t.rooms = append(t.rooms, t.file.reserve(arenaChunkPages*ps))
+				}
+				t.slots++
+				*p = t.slots
+			}
+			at := t.offset(*p, pageSize)
+			if n > 0 && off+n == at && from+n == pos {
+				n += ps
+				continue
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+			off, from, n = at, pos, ps
+		}
+	}
+	return flush()
 }
 
-// page returns the arena memory of a slot value.
-func (t *tracker) page(v uint32, pageSize uint64) []byte {
+// offset returns where in the page file the copy of a slot value is.
+func (t *tracker) offset(v uint32, pageSize uint64) int64 {
 	s := uint64(v - 1)
-	off := (s % arenaChunkPages) * pageSize
-	// The capacity runs to the chunk's end so neighbouring copies join.
-	return t.arena[s/arenaChunkPages][off : off+pageSize]
+	return t.rooms[s/arenaChunkPages] + int64((s%arenaChunkPages)*pageSize)
 }
 
+// unregisterPiece is how much of a mapping one UFFDIO_UNREGISTER lets go
+// (2 MiB).
+const unregisterPiece = blockPages * 4096
+
+// close ends the tracking. Letting a whole mapping go at once (closing the
+// userfaultfd does) rewrites every page table entry of it under the
+// process's mmap lock, which stops its page faults meanwhile: a writer of a
+// GiB saw 170-400 ms stopped after the thaw, ten times its freeze. Piece by
+// piece, the lock is held for a few hundred pages at a time.
 func (t *tracker) close() {
 	if t.uffd != nil {
+		fd := int(t.uffd.Fd())
+	unregister:
+		for _, m := range t.registered {
+			for at := m.Start; at < m.End; at += unregisterPiece {
+				if err := sys.UffdUnregister(fd, at, min(unregisterPiece, m.End-at)); err != nil && !errors.Is(err, unix.EINVAL) {
+					// Gone (ESRCH): nothing more to let go.
+					break unregister
+				}
+			}
+		}
 		t.uffd.Close()
 		t.uffd = nil
 	}
@@ -412,26 +473,54 @@ func (t *tracker) close() {
 }
 
 // Close ends tracking: closing the userfaultfds lifts every protection. The
-// copies stay readable for an image that still refers to them.
+// copies stay for an image that refers to them, in its page file; a page
+// file of the pre-copy's own is closed.
 func (pc *preCopy) Close() {
 	for _, t := range pc.procs {
 		t.close()
 	}
+	if pc.ownFile {
+		pc.file.Close()
+	}
 }
 
-// prepareFresh touches room for about twice as many pages as the last
-// round copied, before the freeze, and no more than there are: a process
-// that outpaced the rounds may have written all of them again.
+// prepareFresh allocates room in the page file for about twice as many
+// pages as the last round copied, before the freeze, and no more than
+// there are (a process that outpaced the rounds may have written all of
+// them again), and touches a buffer per core to read them through.
 func (pc *preCopy) prepareFresh() {
-	pc.fresh = newPageStore(int(max(min(pc.lastRound*2, pc.tracked+pc.tracked/32), 1024) * pc.pageSize))
+	room := int64(max(min(pc.lastRound*2, pc.tracked+pc.tracked/32), 1024) * pc.pageSize)
+	// What is not allocated now is allocated as it is written: slower.
+	_ = pc.file.preallocate(room)
+	pc.frozenBufs = make(chan []byte, runtime.NumCPU())
+	for range runtime.NumCPU() {
+		pc.frozenBufs <- kernelTouched(filePiecePages * int(pc.pageSize))
+	}
+}
+
+// frozenBuf takes a buffer to read pages through while frozen.
+func (pc *preCopy) frozenBuf() []byte {
+	select {
+	case b := <-pc.frozenBufs:
+		return b
+	default:
+		return make([]byte, filePiecePages*pc.pageSize)
+	}
+}
+
+func (pc *preCopy) giveFrozenBuf(b []byte) {
+	select {
+	case pc.frozenBufs <- b:
+	default:
+	}
 }
 
 // precopied is what the frozen phase found of a tracked mapping, at most a
 // chunk of stored pages: the pages to store, as runs, and their contents
-// as pieces of the page store and of the fresh copies.
+// as ranges of the page file, copies of the rounds and pages read now.
 type precopied struct {
 	runs   []ckpt.PageRun
-	pieces [][]byte
+	ranges []ckpt.FileRange
 	size   int64
 	reused uint64 // pages taken from the rounds
 	read   uint64 // bytes read now
@@ -522,8 +611,8 @@ func (p *framePlanner) read(idx, count uint64) {
 
 // reuse plans pages [idx, idx+count) to be taken from the copies from slot
 // on. Copies that read as zeros are counted but not planned: they are not
-// stored. A stretch of copies is joined to the one before only within an
-// arena chunk, where the copies are side by side in memory.
+// stored. A stretch of copies is joined to the one before only within a
+// room of the tracker's, where the copies are side by side in the file.
 func (p *framePlanner) reuse(idx, count uint64, slot uint32) {
 	p.reused += count
 	if slot == zeroSlot {
@@ -561,7 +650,7 @@ func (p *framePlanner) kept(first, end uint64) {
 				}
 				p.reuse(first+j, k-j, zeroSlot)
 			default:
-				// Side by side in one arena chunk: one piece.
+				// Side by side in one room: one piece.
 				for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%arenaChunkPages != 0 {
 					k++
 				}
@@ -638,13 +727,10 @@ func (pc *preCopy) planPart(pl *framePlanner, t *tracker, m *procfs.Mapping, fro
 	return guards, nil
 }
 
-// readStale reads the pages plan has no copy of into room prepared before
-// the freeze: readRemote makes as few process_vm_readv calls of them as it
-// can, and the room's first touch is paid already. The room comes a slab
-// of the store at most at a time (a part of a mapping may hold more stale
-// pages than a slab: room allocated then would be faulted in while
-// frozen, as slowly as the pages are read). stale is how many pages that
-// is.
+// readStale reads the pages plan has no copy of into the page file, through
+// a buffer touched before the freeze, a piece at a time: readRemote makes
+// as few process_vm_readv calls of a piece as it can. stale is how many
+// pages that is.
 func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (fresh *freshPages, stale uint64, err error) {
 	ps := pc.pageSize
 	var toRead []ckpt.PageRun
@@ -655,38 +741,92 @@ func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (f
 	}
 	stale = runsCount(toRead)
 	fresh = &freshPages{pageSize: ps}
-	for _, runs := range splitRuns(toRead, storeSlab/ps) {
-		n := int(runsCount(runs) * ps)
-		pc.freshMu.Lock()
-		room := pc.fresh.takeOrAllocate(n)
-		pc.freshMu.Unlock()
-		if err := readRemote(t.pid, room, remoteRuns(m, runs, ps)); err != nil {
+	if stale == 0 {
+		return fresh, 0, nil
+	}
+	buf := pc.frozenBuf()
+	defer pc.giveFrozenBuf(buf)
+	for _, runs := range splitRuns(toRead, uint64(len(buf))/ps) {
+		data := buf[:runsCount(runs)*ps]
+		if err := readRemote(t.pid, data, remoteRuns(m, runs, ps)); err != nil {
 			return nil, 0, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 		}
-		fresh.segs = append(fresh.segs, room)
+		if err := fresh.add(pc.file, data, ps); err != nil {
+			return nil, 0, err
+		}
 	}
 	return fresh, stale, nil
 }
 
-// freshPages are the pages read in the frozen phase, in plan order, in
-// segments of the store.
+// freshPages are the pages read in the frozen phase, in plan order: in
+// stretches of the page file, and stretches of zeros kept nowhere.
 type freshPages struct {
-	segs     [][]byte
+	segs     []freshSeg
 	pageSize uint64
 }
 
-// next takes up to n pages, side by side in one segment.
-func (f *freshPages) next(n uint64) []byte {
-	for len(f.segs) > 0 && len(f.segs[0]) == 0 {
+type freshSeg struct {
+	off   int64 // where in the page file; unused for zeros
+	pages uint64
+	zero  bool
+}
+
+// add keeps the pages of data, the next ones read, in the page file: side
+// by side, in room reserved for exactly those that are not all zeros, in
+// one write.
+func (f *freshPages) add(file *pageFile, data []byte, pageSize uint64) error {
+	ps := int(pageSize)
+	var kept [][]byte
+	var keptBytes int64
+	first := len(f.segs)
+	for i := 0; i < len(data); i += ps {
+		page := data[i : i+ps]
+		zero := allZero(page)
+		if k := len(f.segs); k > first && f.segs[k-1].zero == zero {
+			f.segs[k-1].pages++
+		} else {
+			f.segs = append(f.segs, freshSeg{pages: 1, zero: zero})
+		}
+		if zero {
+			continue
+		}
+		if k := len(kept); k > 0 && follows(kept[k-1], page) {
+			kept[k-1] = kept[k-1][:len(kept[k-1])+ps]
+		} else {
+			kept = append(kept, page)
+		}
+		keptBytes += int64(ps)
+	}
+	if keptBytes == 0 {
+		return nil
+	}
+	off := file.reserve(keptBytes)
+	at := off
+	for i := first; i < len(f.segs); i++ {
+		if !f.segs[i].zero {
+			f.segs[i].off = at
+			at += int64(f.segs[i].pages * pageSize)
+		}
+	}
+	if err := sys.PwritevAll(int(file.f.Fd()), kept, off); err != nil {
+		return fmt.Errorf("the page file: %w", err)
+	}
+	return nil
+}
+
+// next takes up to n pages, side by side: in the page file or zeros.
+func (f *freshPages) next(n uint64) (freshSeg, bool) {
+	for len(f.segs) > 0 && f.segs[0].pages == 0 {
 		f.segs = f.segs[1:]
 	}
 	if len(f.segs) == 0 {
-		return nil
+		return freshSeg{}, false
 	}
-	k := min(n*f.pageSize, uint64(len(f.segs[0])))
-	data := f.segs[0][:k]
-	f.segs[0] = f.segs[0][k:]
-	return data
+	s := &f.segs[0]
+	got := freshSeg{off: s.off, pages: min(n, s.pages), zero: s.zero}
+	s.pages -= got.pages
+	s.off += int64(got.pages * f.pageSize)
+	return got, true
 }
 
 // A pieceCutter cuts a plan's pages into precopied of at most chunk pages
@@ -701,40 +841,28 @@ type pieceCutter struct {
 // pages read now in plan's order. Pages read now that hold only zeros are
 // not stored.
 func (c *pieceCutter) cut(t *tracker, plan []framePlan, fresh *freshPages) error {
-	ps := c.pageSize
 	for _, p := range plan {
 		if p.slot != 0 {
-			ch, o := uint64(p.slot-1)/arenaChunkPages, uint64(p.slot-1)%arenaChunkPages
-			c.store(p.idx, p.count, t.arena[ch][o*ps:(o+p.count)*ps])
+			c.store(p.idx, p.count, t.offset(p.slot, c.pageSize))
 			continue
 		}
 		for idx, left := p.idx, p.count; left > 0; {
-			data := fresh.next(left)
-			count := uint64(len(data)) / ps
-			if count == 0 {
+			seg, ok := fresh.next(left)
+			if !ok {
 				return fmt.Errorf("%d pages of the plan from page %d were not read", left, idx)
 			}
-			for i := uint64(0); i < count; {
-				if allZero(data[i*ps : (i+1)*ps]) {
-					i++
-					continue
-				}
-				j := i + 1
-				for j < count && !allZero(data[j*ps:(j+1)*ps]) {
-					j++
-				}
-				c.store(idx+i, j-i, data[i*ps:j*ps])
-				i = j
+			if !seg.zero {
+				c.store(idx, seg.pages, seg.off)
 			}
-			idx, left = idx+count, left-count
+			idx, left = idx+seg.pages, left-seg.pages
 		}
 	}
 	return nil
 }
 
-// store adds count pages from idx, whose contents are data, starting a
-// new precopied when the last is full.
-func (c *pieceCutter) store(idx, count uint64, data []byte) {
+// store adds count pages from idx, whose contents are in the page file at
+// off, starting a new precopied when the last is full.
+func (c *pieceCutter) store(idx, count uint64, off int64) {
 	ps, chunk := c.pageSize, c.chunk
 	for count > 0 {
 		cur := c.out[len(c.out)-1]
@@ -744,14 +872,14 @@ func (c *pieceCutter) store(idx, count uint64, data []byte) {
 		}
 		n := min(count, chunk-uint64(cur.size)/ps)
 		cur.runs = addRun(cur.runs, idx, n)
-		piece := data[:n*ps]
-		if k := len(cur.pieces); k > 0 && follows(cur.pieces[k-1], piece) {
-			cur.pieces[k-1] = cur.pieces[k-1][:len(cur.pieces[k-1])+len(piece)]
+		size := int64(n * ps)
+		if k := len(cur.ranges); k > 0 && cur.ranges[k-1].Off+cur.ranges[k-1].N == off {
+			cur.ranges[k-1].N += size
 		} else {
-			cur.pieces = append(cur.pieces, piece)
+			cur.ranges = append(cur.ranges, ckpt.FileRange{Off: off, N: size})
 		}
-		cur.size += int64(n * ps)
-		idx, count, data = idx+n, count-n, data[n*ps:]
+		cur.size += size
+		idx, count, off = idx+n, count-n, off+size
 	}
 }
 

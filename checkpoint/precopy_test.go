@@ -92,8 +92,14 @@ func trackedFixture(t testing.TB, file bool) (*preCopy, *tracker, *procfs.Mappin
 	if err := sys.UffdRegisterWP(int(ufd), m.Start, m.Size()); err != nil {
 		t.Fatal(err)
 	}
+	store, err := newPageFile(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	tr.file = store
 	pc := &preCopy{pageSize: ps, regions: make([]sys.PageRegion, 64), buf: make([]byte, chunkPages*ps),
-		guardCategory: sys.PagemapKnowsGuards(), procs: map[int]*tracker{tr.pid: tr}}
+		guardCategory: sys.PagemapKnowsGuards(), procs: map[int]*tracker{tr.pid: tr}, file: store}
 	if !pc.guardCategory {
 		t.Skip("PAGEMAP_SCAN does not know guard pages (before Linux 6.15)")
 	}
@@ -129,13 +135,10 @@ func untouched(i uint64) bool { return i >= 5000 && i < 5100 }
 
 // stored is the image of m that the frozen phase's results describe: the
 // contents of every stored page, by index.
-func stored(t *testing.T, got []*precopied, ps, chunk uint64) map[uint64][]byte {
+func stored(t *testing.T, file *pageFile, got []*precopied, ps, chunk uint64) map[uint64][]byte {
 	image := map[uint64][]byte{}
 	for _, p := range got {
-		var data []byte
-		for _, piece := range p.pieces {
-			data = append(data, piece...)
-		}
+		data := readRanges(t, file, p.ranges)
 		if int64(len(data)) != p.size {
 			t.Fatalf("pieces hold %d bytes, size says %d", len(data), p.size)
 		}
@@ -226,14 +229,16 @@ func TestReadMappingFrozen(t *testing.T) {
 			}
 			// Page 20's copy is made to differ from the memory: taken from
 			// the copy, it shows.
-			copy(tr.page(*tr.slot(m.Start+20*ps, ps, false), ps), bytes.Repeat([]byte{0xee}, int(ps)))
+			if _, err := pc.file.f.WriteAt(bytes.Repeat([]byte{0xee}, int(ps)), tr.offset(*tr.slot(m.Start+20*ps, ps, false), ps)); err != nil {
+				t.Fatal(err)
+			}
 
 			const chunk = 1000
 			got, err := pc.readMapping(tr, m, chunk)
 			if err != nil {
 				t.Fatal(err)
 			}
-			image := stored(t, got, ps, chunk)
+			image := stored(t, pc.file, got, ps, chunk)
 			var read, reused uint64
 			for _, p := range got {
 				read += p.read
@@ -284,10 +289,22 @@ func BenchmarkReadMappingFrozen(b *testing.B) {
 		mem[i*ps+1] = 0x5a
 	}
 	for b.Loop() {
-		// The same memory again, all of it room.
-		pc.fresh = &pageStore{slabs: pc.fresh.slabs, used: make([]int, len(pc.fresh.slabs))}
 		if _, err := pc.readMapping(tr, m, chunkPages); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// readRanges reads ranges of file one after another.
+func readRanges(t testing.TB, file *pageFile, ranges []ckpt.FileRange) []byte {
+	t.Helper()
+	var data []byte
+	for _, r := range ranges {
+		b := make([]byte, r.N)
+		if _, err := file.f.ReadAt(b, r.Off); err != nil {
+			t.Fatalf("%d bytes at %d of the page file: %v", r.N, r.Off, err)
+		}
+		data = append(data, b...)
+	}
+	return data
 }

@@ -206,6 +206,19 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// pagesFile returns the image's page file, made now if the image was sized
+// for no pages (a pre-copy keeps its copies there).
+func (w *memoryWriter) pagesFile() (*pageFile, error) {
+	if w.file == nil {
+		f, err := newPageFile(0)
+		if err != nil {
+			return nil, err
+		}
+		w.file, w.im.file = f, f
+	}
+	return w.file, nil
+}
+
 // TakeRange holds the place of n bytes at off of the page file, where
 // they stay: f is the page file's.
 func (w *memoryWriter) TakeRange(f *os.File, off, n int64) {
@@ -241,9 +254,11 @@ func (w *memoryWriter) resolve() error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				col := &collector{}
+				col := &collector{pageFile: w.file}
 				if err := w.deferred[i].fill(col); err != nil {
 					errs[i] = err
+				} else if col.err != nil {
+					errs[i] = col.err
 				} else if col.n != w.deferred[i].n {
 					errs[i] = fmt.Errorf("a deferred payload gave %d bytes, not %d", col.n, w.deferred[i].n)
 				}
@@ -264,7 +279,12 @@ func (w *memoryWriter) resolve() error {
 	d := 0
 	for i, c := range w.im.chunks {
 		if d < len(w.deferred) && w.deferred[d].at == i {
-			chunks = append(chunks, cols[d].chunks...)
+			for j, c := range cols[d].chunks {
+				if r, ok := cols[d].ranges[j]; ok {
+					ranges[len(chunks)] = r
+				}
+				chunks = append(chunks, c)
+			}
 			d++
 			continue
 		}
@@ -278,10 +298,35 @@ func (w *memoryWriter) resolve() error {
 }
 
 // collector keeps what is written to it: large pieces by reference,
-// small ones copied (callers reuse small buffers, such as a checksum's).
+// small ones copied (callers reuse small buffers, such as a checksum's),
+// and ranges of the image's page file as ranges.
 type collector struct {
 	chunks [][]byte
-	n      int64
+	// ranges are the chunks held in pageFile, by index: their chunk is
+	// nil.
+	ranges   map[int]fileRange
+	pageFile *pageFile
+	n        int64
+	err      error // a range of another file that could not be read
+}
+
+// TakeRange keeps n bytes at off of f: by reference if f is the image's
+// page file, else read.
+func (c *collector) TakeRange(f *os.File, off, n int64) {
+	c.n += n
+	if c.pageFile == nil || f != c.pageFile.f {
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, off); err != nil && c.err == nil {
+			c.err = fmt.Errorf("%d bytes at %d of %s: %w", n, off, f.Name(), err)
+		}
+		c.chunks = append(c.chunks, b)
+		return
+	}
+	if c.ranges == nil {
+		c.ranges = map[int]fileRange{}
+	}
+	c.ranges[len(c.chunks)] = fileRange{off: off, n: n}
+	c.chunks = append(c.chunks, nil)
 }
 
 func (c *collector) Write(b []byte) (int, error) {

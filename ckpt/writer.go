@@ -23,6 +23,9 @@ type Writer struct {
 	broken   bool // the destination failed mid-record: nothing more can be written
 	scratch  [recordHeaderSize]byte
 	crcBytes [payloadCRCSize]byte
+	// rangeBufs are buffers WriteFileRanges reads through, kept for the
+	// next payload: each is faulted in once.
+	rangeBufs chan []byte
 }
 
 // NewWriter writes the preamble and the header record.
@@ -174,6 +177,66 @@ func (w *Writer) WriteFileRange(t Type, objref Objref, deps []Objref, meta any, 
 	return w.write(w.crcBytes[:])
 }
 
+// A FileRange is N bytes at Off of a file.
+type FileRange struct{ Off, N int64 }
+
+// rangeBuf is the size of the buffers WriteFileRanges reads through.
+const rangeBuf = 1 << 20
+
+// WriteFileRanges is WriteDeferredPayload for a payload that is ranges of
+// f one after another, such as pages kept in a memory file: a deferring
+// destination that takes ranges (a RangeTaker) is given them by reference
+// when it asks for the payload, their checksum computed then, reading them
+// through a buffer; any other is given the bytes. f must stay open and the
+// ranges unchanged until the payload is produced.
+func (w *Writer) WriteFileRanges(t Type, objref Objref, deps []Objref, meta any, f *os.File, ranges []FileRange) error {
+	var n int64
+	for _, r := range ranges {
+		n += r.N
+	}
+	if w.rangeBufs == nil {
+		w.rangeBufs = make(chan []byte, 8)
+	}
+	bufs := w.rangeBufs
+	return w.WriteDeferredPayload(t, objref, deps, meta, n, func(pw io.Writer) error {
+		var buf []byte
+		select {
+		case buf = <-bufs:
+		default:
+			buf = make([]byte, rangeBuf)
+		}
+		defer func() {
+			select {
+			case bufs <- buf:
+			default:
+			}
+		}()
+		p := pw.(*payloadWriter)
+		rt, byRef := p.w.w.(RangeTaker)
+		for _, r := range ranges {
+			for at := r.Off; at < r.Off+r.N; {
+				k, err := f.ReadAt(buf[:min(int64(len(buf)), r.Off+r.N-at)], at)
+				if err != nil {
+					return fmt.Errorf("%d bytes at %d of %s: %w", r.N, r.Off, f.Name(), err)
+				}
+				if byRef {
+					err = p.account(buf[:k])
+				} else {
+					_, err = p.Write(buf[:k])
+				}
+				if err != nil {
+					return err
+				}
+				at += int64(k)
+			}
+			if byRef {
+				rt.TakeRange(f, r.Off, r.N)
+			}
+		}
+		return nil
+	})
+}
+
 // CopyRecord re-emits a record read from another image, with its metadata
 // replaced by meta when meta is not nil. The payload is copied with io.Copy
 // (its checksum verified on the way by the reader) without being decoded.
@@ -298,6 +361,18 @@ func (p *payloadWriter) Write(b []byte) (int, error) {
 	p.crc = crc32.Update(p.crc, castagnoli, b)
 	p.left -= int64(len(b))
 	return len(b), nil
+}
+
+// account counts b as written, for a destination given b by reference
+// (TakeRange) rather than as bytes: the checksum covers it.
+func (p *payloadWriter) account(b []byte) error {
+	if int64(len(b)) > p.left {
+		return fmt.Errorf("payload longer than the %d bytes announced", p.left)
+	}
+	p.crc = crc32.Update(p.crc, castagnoli, b)
+	p.left -= int64(len(b))
+	p.w.offset += int64(len(b))
+	return nil
 }
 
 func encodeMeta(meta any) ([]byte, error) {

@@ -51,3 +51,31 @@ func Sendfile(out, in int, off *int64, n int) (int, error) {
 	}
 	return c, nil
 }
+
+// PwritevAll writes bufs one after another at off of fd (pwritev(2)),
+// going on after a short write until all are written.
+func PwritevAll(fd int, bufs [][]byte, off int64) error {
+	for len(bufs) > 0 {
+		n, err := retry(func() (int, error) {
+			if err := fault.Call("pwritev"); err != nil {
+				return 0, err
+			}
+			return unix.Pwritev(fd, bufs, off)
+		})
+		if err != nil {
+			return os.NewSyscallError("pwritev", err)
+		}
+		if n == 0 {
+			return os.NewSyscallError("pwritev", unix.EIO)
+		}
+		off += int64(n)
+		for n > 0 {
+			k := min(n, len(bufs[0]))
+			bufs[0], n = bufs[0][k:], n-k
+			if len(bufs[0]) == 0 {
+				bufs = bufs[1:]
+			}
+		}
+	}
+	return nil
+}

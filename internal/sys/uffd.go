@@ -24,6 +24,7 @@ const (
 	uffdFeatureWPAsync     = 1 << 15
 	uffdioAPI              = 0xc018aa3f
 	uffdioRegister         = 0xc020aa00
+	uffdioUnregister       = 0x8010aa01
 	uffdioWriteprotect     = 0xc018aa06
 	uffdioRegisterModeWP   = 1 << 1
 	uffdioWriteprotectMode = 1 << 0
@@ -52,6 +53,10 @@ type uffdioAPIArg struct {
 
 type uffdioRegisterArg struct {
 	Start, Len, Mode, Ioctls uint64
+}
+
+type uffdioRangeArg struct {
+	Start, Len uint64
 }
 
 type uffdioWriteprotectArg struct {
@@ -96,6 +101,16 @@ func UffdRegisterWP(uffd int, start, length uint64) error {
 	arg := uffdioRegisterArg{Start: start, Len: length, Mode: uffdioRegisterModeWP}
 	if _, err := ioctlPtr(uffd, uffdioRegister, unsafe.Pointer(&arg)); err != nil {
 		return os.NewSyscallError("ioctl(UFFDIO_REGISTER)", err)
+	}
+	return nil
+}
+
+// UffdUnregister ends write-protect tracking of [start, start+length),
+// lifting the protection of its pages.
+func UffdUnregister(uffd int, start, length uint64) error {
+	arg := uffdioRangeArg{Start: start, Len: length}
+	if _, err := ioctlPtr(uffd, uffdioUnregister, unsafe.Pointer(&arg)); err != nil {
+		return os.NewSyscallError("ioctl(UFFDIO_UNREGISTER)", err)
 	}
 	return nil
 }
