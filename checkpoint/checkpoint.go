@@ -134,7 +134,15 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		mem.zeroPFN = zeroPagePFN()
 	}
 	if pc := s.tryPreCopy(out); pc != nil {
-		defer pc.Close()
+		defer func() {
+			// Lifting the protection takes a while, paced not to stop
+			// the tree: an image kept in memory is written meanwhile.
+			if later, ok := out.(interface{ closeLater(func()) }); ok && s.opts.LeaveRunning && !pc.ownFile {
+				later.closeLater(pc.Close)
+				return
+			}
+			pc.Close()
+		}()
 		if err := s.preCopyRounds(ctx, pc, mem); err != nil {
 			return nil, err
 		}

@@ -29,8 +29,11 @@ type Options struct {
 	// copied ahead are not copied again into an in-memory image
 	// (Snapshot), so its frozen time follows the memory written, not the
 	// memory held. Where write tracking is not available the process is
-	// copied whole while frozen, and Log says so. Not combined with
-	// Parent yet.
+	// copied whole while frozen, and Log says so. The copies are kept in
+	// a memory file crsub never maps. With LeaveRunning and Snapshot, the
+	// write tracking is lifted in the background after the thaw, paced so
+	// as not to stop the process; the Image's Close waits for it. Not
+	// combined with Parent yet.
 	PreCopy int
 	// PreCopyRound, if set, is called after each pre-copy round with the
 	// round's number (from 1) and the bytes it copied; the next round, or

@@ -33,6 +33,9 @@ type Image struct {
 	ranges map[int]fileRange
 	file   *pageFile
 	size   int64
+	// background is work the checkpoint left running after it returned
+	// (a pre-copy letting its write protection go), waited for by Close.
+	background sync.WaitGroup
 	// Stats tells how long the process was frozen and how long the whole
 	// checkpoint took.
 	Stats Stats
@@ -44,6 +47,7 @@ func (im *Image) Size() int64 { return im.size }
 // Close lets go of the memory file the image's pages are in, if any,
 // before the image itself is dropped; the image cannot be read after.
 func (im *Image) Close() error {
+	im.background.Wait()
 	err := im.file.Close()
 	im.file, im.chunks, im.ranges = nil, nil, nil
 	return err
@@ -204,6 +208,15 @@ func (w *memoryWriter) Write(b []byte) (int, error) {
 	}
 	w.im.size += int64(n)
 	return n, nil
+}
+
+// closeLater runs close in the background; the image's Close waits for it.
+func (w *memoryWriter) closeLater(close func()) {
+	w.im.background.Add(1)
+	go func() {
+		defer w.im.background.Done()
+		close()
+	}()
 }
 
 // pagesFile returns the image's page file, made now if the image was sized
@@ -368,13 +381,13 @@ func Snapshot(ctx context.Context, pid int, opts Options) (*Image, error) {
 	opts.Commit = nil
 	st, err := Checkpoint(ctx, pid, w, opts)
 	if err != nil {
-		w.file.Close()
+		w.im.Close()
 		return nil, err
 	}
 	st.Prepare += prepared
 	st.Total += prepared
 	if err := w.resolve(); err != nil {
-		w.file.Close()
+		w.im.Close()
 		return nil, err
 	}
 	switch {

@@ -141,6 +141,9 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
+		// What the checkpoint left running (a pre-copy lifting its write
+		// protection) is part of its time.
+		img.Close()
 		img.Stats.Total = time.Since(start)
 		img.Stats.WriteBack = img.Stats.Total - img.Stats.Prepare - img.Stats.Frozen
 		st = &img.Stats
