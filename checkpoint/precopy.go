@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -160,7 +161,9 @@ func startPreCopy(root int, log *slog.Logger, file *pageFile) (*preCopy, error) 
 	return pc, nil
 }
 
-// createUffd makes a userfaultfd inside frozen process p and takes it.
+// createUffd makes a userfaultfd inside frozen process p and takes it. A
+// failure leaves the process without it: an injected call that fails to
+// report may have run, so the fds are compared before and after.
 func createUffd(p *proc) (_ *os.File, err error) {
 	r, err := remote.New(p.tracees[0])
 	if err != nil {
@@ -171,8 +174,10 @@ func createUffd(p *proc) (_ *os.File, err error) {
 			err = rerr
 		}
 	}()
+	had := userfaultfds(p.pid)
 	n, err := r.Syscall(sys.SysUserfaultfd, unix.O_CLOEXEC|unix.O_NONBLOCK|sys.UffdUserModeOnly)
 	if err != nil {
+		closeNewUffds(r, p.pid, had)
 		return nil, fmt.Errorf("userfaultfd: %w", err)
 	}
 	pidfd, err := sys.PidfdOpen(p.pid)
@@ -181,7 +186,7 @@ func createUffd(p *proc) (_ *os.File, err error) {
 		fd, err = sys.PidfdGetfd(pidfd, int(n))
 		pidfd.Close()
 	}
-	if _, cerr := r.Syscall(unix.SYS_CLOSE, n); cerr != nil {
+	if _, cerr := r.Syscall(unix.SYS_CLOSE, n); cerr != nil && closeNewUffds(r, p.pid, had) != nil {
 		fd.Close()
 		return nil, fmt.Errorf("closing the userfaultfd in the process: %w", cerr)
 	}
@@ -193,6 +198,35 @@ func createUffd(p *proc) (_ *os.File, err error) {
 		return nil, err
 	}
 	return fd.File("userfaultfd"), nil
+}
+
+// userfaultfds returns the fds of pid that are userfaultfds.
+func userfaultfds(pid int) map[int]bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, _ := os.ReadDir(dir)
+	fds := map[int]bool{}
+	for _, e := range entries {
+		if link, err := os.Readlink(dir + "/" + e.Name()); err == nil && link == "anon_inode:[userfaultfd]" {
+			if fd, err := strconv.Atoi(e.Name()); err == nil {
+				fds[fd] = true
+			}
+		}
+	}
+	return fds
+}
+
+// closeNewUffds closes, inside pid, the userfaultfds it has that are not
+// in had, and returns the last failure.
+func closeNewUffds(r *remote.Remote, pid int, had map[int]bool) error {
+	var err error
+	for fd := range userfaultfds(pid) {
+		if !had[fd] {
+			if _, cerr := r.Syscall(unix.SYS_CLOSE, uint64(fd)); cerr != nil {
+				err = cerr
+			}
+		}
+	}
+	return err
 }
 
 // register write-protects the process's private mappings. It runs while

@@ -144,6 +144,7 @@ var phaseOrder = func() map[string]int {
 		m["checkpoint/"+p] = i
 		m["checkpoint --leave-running/"+p] = i
 		m["checkpoint --leave-running --copy-on-write/"+p] = i
+		m["checkpoint --leave-running --pre-copy/"+p] = i
 	}
 	for i, p := range []string{"planning", "record namespace", "record cgroups", "creating the root task", "entering its namespaces", "record process", "record thread", "record signals", "record mm",
 		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
@@ -236,7 +237,7 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	start := time.Now()
 
 	t.Run("checkpoint", func(t *testing.T) {
-		for _, mode := range []checkpointMode{{leave: true}, {}, {leave: true, copyOnWrite: true}} {
+		for _, mode := range []checkpointMode{{leave: true}, {}, {leave: true, copyOnWrite: true}, {leave: true, preCopy: true}} {
 			checkpointSweep(t, s, img, mode, m)
 		}
 	})
@@ -285,6 +286,9 @@ type checkpointMode struct {
 	// copyOnWrite writes the copy's pages into the holes the image file
 	// left for them (WriteAt), after the thaw.
 	copyOnWrite bool
+	// preCopy copies the memory into the image's memory file while the
+	// subject runs, and lifts the write tracking after the thaw.
+	preCopy bool
 }
 
 // checkpointSweep fails each sampled call and write of a checkpoint, in
@@ -300,6 +304,10 @@ func checkpointSweep(t *testing.T, s *subjectRun, img string, mode checkpointMod
 	if mode.copyOnWrite {
 		op += " --copy-on-write"
 		args = append(args, "--copy-on-write")
+	}
+	if mode.preCopy {
+		op += " --pre-copy"
+		args = append(args, "--pre-copy")
 	}
 	dir := filepath.Dir(img)
 	before, own := s.settledStates(t), ownState(t)
