@@ -63,25 +63,11 @@ func TestWriteFileRange(t *testing.T) {
 	payload := content[4 : len(content)-4]
 	crc := PayloadChecksum(PayloadChecksum(0, payload[:7]), payload[7:])
 	write := func(dst io.Writer, crc uint32) error {
-		w, err := NewWriter(dst, testHeader())
-		if err != nil {
-			return err
-		}
-		if err := w.WriteFileRange(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, f, 4, int64(len(payload)), crc); err != nil {
-			return err
-		}
-		if err := w.WriteWithPayload(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 8}, 3, func(pw io.Writer) error {
-			_, err := pw.Write([]byte("end"))
-			return err
-		}); err != nil {
-			return err
-		}
-		return w.Close()
+		return writeTwoRecords(dst, func(w *Writer) error {
+			return w.WriteFileRange(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, f, 4, int64(len(payload)), crc)
+		})
 	}
-	want := []readRecord{
-		{Type: TypePipe, Objref: 1, Meta: `{"inode":7,"size":0}`, Payload: string(payload)},
-		{Type: TypePipe, Objref: 2, Meta: `{"inode":8,"size":0}`, Payload: "end"},
-	}
+	want := twoRecords(payload)
 	var plain bytes.Buffer
 	if err := write(&plain, crc); err != nil {
 		t.Fatal(err)
@@ -186,25 +172,11 @@ func TestWriteFileRanges(t *testing.T) {
 		payload = append(payload, content[r.Off:r.Off+r.N]...)
 	}
 	write := func(dst io.Writer) error {
-		w, err := NewWriter(dst, testHeader())
-		if err != nil {
-			return err
-		}
-		if err := w.WriteFileRanges(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, f, ranges); err != nil {
-			return err
-		}
-		if err := w.WriteWithPayload(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 8}, 3, func(pw io.Writer) error {
-			_, err := pw.Write([]byte("end"))
-			return err
-		}); err != nil {
-			return err
-		}
-		return w.Close()
+		return writeTwoRecords(dst, func(w *Writer) error {
+			return w.WriteFileRanges(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, f, ranges)
+		})
 	}
-	want := []readRecord{
-		{Type: TypePipe, Objref: 1, Meta: `{"inode":7,"size":0}`, Payload: string(payload)},
-		{Type: TypePipe, Objref: 2, Meta: `{"inode":8,"size":0}`, Payload: "end"},
-	}
+	want := twoRecords(payload)
 	var plain bytes.Buffer
 	if err := write(&plain); err != nil {
 		t.Fatal(err)
@@ -230,5 +202,34 @@ func TestWriteFileRanges(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: records (-want +got):\n%s", name, diff)
 		}
+	}
+}
+
+// writeTwoRecords writes an image to dst: the record first writes, then a
+// pipe record whose payload is "end", which shows the first one's end is
+// where the reader expects it.
+func writeTwoRecords(dst io.Writer, first func(*Writer) error) error {
+	w, err := NewWriter(dst, testHeader())
+	if err != nil {
+		return err
+	}
+	if err := first(w); err != nil {
+		return err
+	}
+	if err := w.WriteWithPayload(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 8}, 3, func(pw io.Writer) error {
+		_, err := pw.Write([]byte("end"))
+		return err
+	}); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// twoRecords is what writeTwoRecords' image reads back as, its first
+// record a pipe record with payload.
+func twoRecords(payload []byte) []readRecord {
+	return []readRecord{
+		{Type: TypePipe, Objref: 1, Meta: `{"inode":7,"size":0}`, Payload: string(payload)},
+		{Type: TypePipe, Objref: 2, Meta: `{"inode":8,"size":0}`, Payload: "end"},
 	}
 }
