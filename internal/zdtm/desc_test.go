@@ -236,3 +236,20 @@ func TestRestartTCPClose(t *testing.T) {
 		}
 	}
 }
+
+// A crsub mode is counted against CRIU's results in the same mode, else in
+// its flavour, else against CRIU's plain results.
+func TestCriuBaseline(t *testing.T) {
+	criuOther := map[string]bool{"ns": true, "uns": true}
+	for _, tt := range []struct{ mode, want string }{
+		{"ns", "ns"},
+		{"ns+snapshot+pre-copy", "ns"},
+		{"uns+iters=3", "uns"},
+		{"snapshot", ""},
+		{"pre-copy+ns", ""},
+	} {
+		if got := criuBaseline(criuOther, tt.mode); got != tt.want {
+			t.Errorf("criuBaseline(%q) = %q, want %q", tt.mode, got, tt.want)
+		}
+	}
+}

@@ -143,8 +143,8 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 		r := rows[n]
 		for _, o := range r.others {
 			criu := r.criu
-			if criuOther[o.Mode] != nil {
-				criu = criuOther[o.Mode][n]
+			if b := criuBaseline(criuOther, o.Mode); b != "" {
+				criu = criuOther[b][n]
 			}
 			if criu != nil && criu.Status == Pass && o.Status == Pass {
 				ofCriu[o.Mode]++
@@ -203,6 +203,10 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 			fmt.Fprintf(bw, "- crsub, mode %s: %s; CRIU, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], m, c, c.Passed, m, ofCriu[m])
 			continue
 		}
+		if b := criuBaseline(criuOther, m); b != "" {
+			fmt.Fprintf(bw, "- crsub, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], criuOtherCounts[b].Passed, b, ofCriu[m])
+			continue
+		}
 		fmt.Fprintf(bw, "- crsub, mode %s: %s; of the %d CRIU passes (%s), %d\n", m, otherModes[m], cc.Passed, mode, ofCriu[m])
 	}
 	fmt.Fprintln(bw)
@@ -221,7 +225,7 @@ func WriteTable(w io.Writer, results []Result, mode string, sources []string) er
 					continue
 				}
 				what := o.Mode
-				if criu := criuOther[o.Mode][n]; criu != nil && criu.Status != Pass {
+				if criu := criuOther[criuBaseline(criuOther, o.Mode)][n]; criu != nil && criu.Status != Pass {
 					what += " (CRIU " + criu.Status + " too)"
 				}
 				fails = append(fails, what+": "+describeResult(o))
@@ -281,4 +285,19 @@ func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "|", "\\|")
 	s = strings.ReplaceAll(s, "\n", " ")
 	return s
+}
+
+// criuBaseline is the mode of CRIU's results a crsub mode is counted
+// against: the same mode, or its flavour (the first part of "ns+snapshot"),
+// or "" for CRIU's plain results.
+func criuBaseline[T any](criuOther map[string]T, mode string) string {
+	if _, ok := criuOther[mode]; ok {
+		return mode
+	}
+	if flavour, _, ok := strings.Cut(mode, "+"); ok {
+		if _, ok := criuOther[flavour]; ok {
+			return flavour
+		}
+	}
+	return ""
 }
