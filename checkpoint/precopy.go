@@ -43,9 +43,9 @@ import (
 // the frozen phase looks pages up by the block, not one by one.
 const blockPages = 512
 
-// arenaChunkPages is how much of the page file a tracker reserves at a
+// roomPages is how much of the page file a tracker reserves at a
 // time for its copies (16 MiB).
-const arenaChunkPages = 4096
+const roomPages = 4096
 
 // zeroSlot marks a page that read as zeros, stored as nothing.
 const zeroSlot = ^uint32(0)
@@ -97,7 +97,7 @@ type tracker struct {
 	blocks    map[uint64]*pageBlock
 	file      *pageFile
 	// rooms are where the tracker's slots are in the page file,
-	// arenaChunkPages slots each.
+	// roomPages slots each.
 	rooms []int64
 	slots uint32 // slots handed out
 }
@@ -450,8 +450,8 @@ func (t *tracker) keep(buf []byte, addrs []unix.RemoteIovec, pageSize uint64) er
 				continue
 			}
 			if *p == 0 || *p == zeroSlot {
-				if int(t.slots) == len(t.rooms)*arenaChunkPages {
-					t.rooms = append(t.rooms, t.file.reserve(arenaChunkPages*ps))
+				if int(t.slots) == len(t.rooms)*roomPages {
+					t.rooms = append(t.rooms, t.file.reserve(roomPages*ps))
 				}
 				t.slots++
 				*p = t.slots
@@ -473,7 +473,7 @@ func (t *tracker) keep(buf []byte, addrs []unix.RemoteIovec, pageSize uint64) er
 // offset returns where in the page file the copy of a slot value is.
 func (t *tracker) offset(v uint32, pageSize uint64) int64 {
 	s := uint64(v - 1)
-	return t.rooms[s/arenaChunkPages] + int64((s%arenaChunkPages)*pageSize)
+	return t.rooms[s/roomPages] + int64((s%roomPages)*pageSize)
 }
 
 // unregisterPiece is how much of a mapping one UFFDIO_UNREGISTER lets go
@@ -657,7 +657,7 @@ func (p *framePlanner) reuse(idx, count uint64, slot uint32) {
 		return
 	}
 	if k := len(p.plan); k > 0 && p.plan[k-1].slot != 0 && p.plan[k-1].idx+p.plan[k-1].count == idx &&
-		p.plan[k-1].slot+uint32(p.plan[k-1].count) == slot && uint64(slot-1)%arenaChunkPages != 0 {
+		p.plan[k-1].slot+uint32(p.plan[k-1].count) == slot && uint64(slot-1)%roomPages != 0 {
 		p.plan[k-1].count += count
 		return
 	}
@@ -689,7 +689,7 @@ func (p *framePlanner) kept(first, end uint64) {
 				p.reuse(first+j, k-j, zeroSlot)
 			default:
 				// Side by side in one room: one piece.
-				for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%arenaChunkPages != 0 {
+				for k < n && slots[k] == s+uint32(k-j) && uint64(slots[k]-1)%roomPages != 0 {
 					k++
 				}
 				p.reuse(first+j, k-j, s)
