@@ -494,11 +494,17 @@ func (t *tracker) close() {
 	unregister:
 		for _, m := range t.registered {
 			for at := m.Start; at < m.End; at += unregisterPiece {
-				if err := sys.UffdUnregister(fd, at, min(unregisterPiece, m.End-at)); err != nil && !errors.Is(err, unix.EINVAL) {
+				err := sys.UffdUnregister(fd, at, min(unregisterPiece, m.End-at))
+				switch {
+				case errors.Is(err, unix.EINVAL):
+					// Not tracked here (unmapped, or moved): nothing
+					// to let go.
+				case err != nil:
 					// Gone (ESRCH): nothing more to let go.
 					break unregister
+				default:
+					time.Sleep(20 * time.Microsecond)
 				}
-				time.Sleep(20 * time.Microsecond)
 			}
 		}
 		t.uffd.Close()
