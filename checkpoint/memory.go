@@ -438,7 +438,8 @@ type dumpItem struct {
 	vma   *ckpt.VMA  // a VMA record to write, or
 	pages ckpt.Pages // a pages record, its payload in data
 	data  []byte
-	buf   int // which buffer data lives in, to hand back
+	crc   uint32 // data's checksum (ckpt.PayloadChecksum)
+	buf   int    // which buffer data lives in, to hand back
 	// or, for memory copied ahead, in pieces (deferred: they stay put)
 	pieces [][]byte
 	size   int64
@@ -706,7 +707,9 @@ func (d *memoryDumper) sendReadIntoBuffer(q dumpQueues, m *procfs.Mapping, runs 
 		q.free <- b
 		return true
 	}
-	return q.send(dumpItem{pages: d.pagesOf(m, kept), data: data, buf: b})
+	// The checksum is computed here, beside the reads, not by the writer
+	// the records wait for.
+	return q.send(dumpItem{pages: d.pagesOf(m, kept), data: data, crc: ckpt.PayloadChecksum(0, data), buf: b})
 }
 
 // pagesOf is the pages record of runs of m, read by the reader: pages of
@@ -767,10 +770,7 @@ func (d *memoryDumper) writeItem(w *ckpt.Writer, mmRef ckpt.Objref, it *dumpItem
 		if d.progress != nil {
 			d.progress(int64(atomic.LoadUint64(&d.stats.BytesRead)), d.expect)
 		}
-		err := w.WriteWithPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, int64(len(it.data)), func(pw io.Writer) error {
-			_, err := pw.Write(it.data)
-			return err
-		})
+		err := w.WriteChecksummed(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.data, it.crc)
 		free <- it.buf
 		return err
 	}

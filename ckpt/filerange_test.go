@@ -233,3 +233,43 @@ func twoRecords(payload []byte) []readRecord {
 		{Type: TypePipe, Objref: 2, Meta: `{"inode":8,"size":0}`, Payload: "end"},
 	}
 }
+
+// TestWriteChecksummed writes a payload whose checksum the caller
+// computed: the image reads back as one written with WriteWithPayload,
+// and a checksum that does not match the bytes is what the reader
+// reports.
+func TestWriteChecksummed(t *testing.T) {
+	payload := bytes.Repeat([]byte("pages "), 1000)
+	write := func(crc uint32) []byte {
+		var img bytes.Buffer
+		if err := writeTwoRecords(&img, func(w *Writer) error {
+			return w.WriteChecksummed(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, payload, crc)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return img.Bytes()
+	}
+	var plain bytes.Buffer
+	if err := writeTwoRecords(&plain, func(w *Writer) error {
+		return w.WriteWithPayload(TypePipe, w.NewObjref(), nil, &Pipe{Inode: 7}, int64(len(payload)), func(pw io.Writer) error {
+			_, err := pw.Write(payload)
+			return err
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	img := write(PayloadChecksum(0, payload))
+	if !bytes.Equal(img, plain.Bytes()) {
+		t.Error("the image differs from one written with WriteWithPayload")
+	}
+	got, err := readAll(t, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(twoRecords(payload), got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if _, err := readAll(t, write(PayloadChecksum(0, payload)+1)); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("wrong checksum: %v, want a checksum error", err)
+	}
+}

@@ -177,6 +177,24 @@ func (w *Writer) WriteFileRange(t Type, objref Objref, deps []Objref, meta any, 
 	return w.write(w.crcBytes[:])
 }
 
+// WriteChecksummed is WriteWithPayload for a payload held whole in data,
+// whose checksum (PayloadChecksum) the caller computed as it made it: a
+// writer that is the slow side of a pipeline is spared computing it.
+func (w *Writer) WriteChecksummed(t Type, objref Objref, deps []Objref, meta any, data []byte, crc uint32) error {
+	if len(data) == 0 {
+		return w.Write(t, objref, deps, meta)
+	}
+	if err := w.begin(t, objref, deps, meta, int64(len(data))); err != nil {
+		return err
+	}
+	if err := w.write(data); err != nil {
+		w.broken = true
+		return fmt.Errorf("%s record payload: %w", t, err)
+	}
+	binary.LittleEndian.PutUint32(w.crcBytes[:], crc)
+	return w.write(w.crcBytes[:])
+}
+
 // A FileRange is N bytes at Off of a file.
 type FileRange struct{ Off, N int64 }
 
