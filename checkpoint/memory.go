@@ -72,7 +72,9 @@ type memoryDumper struct {
 	regions       []sys.PageRegion
 	scan          bool
 	guardCategory bool
-	bufs          [2][]byte // chunk pages each, touched before the freeze
+	// bufs are the copy buffers, chunk pages each, touched before the
+	// freeze: one per worker reading and one being written.
+	bufs [][]byte
 	// store, if set, is an in-memory image's page store: pages are read
 	// into it and the image keeps them there, rather than being read
 	// into bufs and copied into the image.
@@ -163,7 +165,7 @@ func (d *memoryDumper) closeShmem() {
 func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore, file *pageFile) *memoryDumper {
 	ps := uint64(os.Getpagesize())
 	chunk := chunkFor(mapped)
-	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store, file: file,
+	d := &memoryDumper{pageSize: ps, chunk: chunk, stats: stats, shmemDone: map[uint64]bool{}, store: store, file: file, bufs: make([][]byte, runtime.NumCPU()+1),
 		regions: make([]sys.PageRegion, 4096), scan: true, guardCategory: sys.PagemapKnowsGuards()}
 	if file != nil {
 		d.pieceBufs = make(chan []byte, runtime.NumCPU()+1)
@@ -173,10 +175,10 @@ func newMemoryDumper(stats *Stats, mapped uint64, store *pageStore, file *pageFi
 		return d
 	}
 	if !store.prepared() {
-		// Each of the two buffers is touched by the kernel before the
-		// freeze, at 15-30 µs a page here: two of 16 MiB took 0.2-0.6 s
-		// of a default checkpoint, two of 4 MiB a quarter of that, and
-		// a 1 GiB process is then 256 records instead of 64.
+		// Each buffer is touched by the kernel before the freeze, at
+		// 15-30 µs a page here: two of 16 MiB took 0.2-0.6 s of a
+		// default checkpoint, two of 4 MiB a quarter of that, and a 1
+		// GiB process is then 256 records instead of 64.
 		chunk = min(chunk, copyBufferPages)
 		d.chunk = chunk
 		for b := range d.bufs {
@@ -412,11 +414,17 @@ func (d *memoryDumper) dumpAll(ctx context.Context, w *ckpt.Writer, mmRef ckpt.O
 				return err
 			}
 			if !kept {
+				if r.copyBuf >= 0 {
+					q.free <- r.copyBuf
+				}
 				continue
 			}
-			if r.inFile != nil {
+			switch {
+			case r.copyBuf >= 0:
+				it.pages.Runs, it.data, it.crc, it.buf, it.pending = r.kept, r.data, r.crc, r.copyBuf, nil
+			case r.inFile != nil:
 				it.pages.Runs, it.inFile, it.pending = r.kept, r.inFile, nil
-			} else {
+			default:
 				it.pages.Runs, it.pieces, it.size = r.kept, [][]byte{r.data}, int64(len(r.data))
 			}
 		}
@@ -502,6 +510,9 @@ func readIntoStore(reads <-chan *storeRead) {
 			r.inFile = &got
 		} else {
 			r.data, r.kept, r.err = readPrivate(r.pid, r.m, r.runs, r.buf, r.pageSize)
+			if r.copyBuf >= 0 && r.err == nil {
+				r.crc = ckpt.PayloadChecksum(0, r.data)
+			}
 		}
 		close(r.done)
 	}
@@ -621,8 +632,10 @@ func (d *memoryDumper) sendRead(q dumpQueues, m *procfs.Mapping) bool {
 			ok = d.sendReadIntoStore(q, m, runs, dst)
 		case dst != nil:
 			ok = d.sendWorkerRead(q, m, runs, dst)
-		default:
+		case d.shmemFile != nil || d.parent != nil:
 			ok = d.sendReadIntoBuffer(q, m, runs)
+		default:
+			ok = d.sendWorkerBufferRead(q, m, runs)
 		}
 		if !ok {
 			return false
@@ -672,10 +685,33 @@ func (d *memoryDumper) sendReadIntoFile(q dumpQueues, m *procfs.Mapping, runs []
 // for in its turn: the reads of private memory run on every core at once,
 // and the records keep their order.
 func (d *memoryDumper) sendWorkerRead(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun, dst []byte) bool {
-	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, pageSize: d.pageSize, done: make(chan struct{})}
+	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: dst, copyBuf: -1, pageSize: d.pageSize, done: make(chan struct{})}
 	if dst == nil {
 		r.file, r.pieceBufs = d.file, d.pieceBufs
 	}
+	select {
+	case q.reads <- r:
+	case <-q.stop:
+		return false
+	}
+	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r})
+}
+
+// sendWorkerBufferRead has a worker read runs of m into a free copy
+// buffer, waiting for the writer to hand one back, and sends the read to
+// be waited for in its turn: the reads, and their checksums, run on every
+// core while the image is written.
+func (d *memoryDumper) sendWorkerBufferRead(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun) bool {
+	var b int
+	select {
+	case b = <-q.free:
+	case <-q.stop:
+		return false
+	}
+	if d.bufs[b] == nil {
+		d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
+	}
+	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: d.bufs[b], copyBuf: b, pageSize: d.pageSize, done: make(chan struct{})}
 	select {
 	case q.reads <- r:
 	case <-q.stop:
@@ -860,6 +896,10 @@ type storeRead struct {
 	file      *pageFile
 	pieceBufs chan []byte
 	inFile    *fileRange
+	// copyBuf, if not -1, is the copy buffer buf is, handed back once
+	// written; crc is then the checksum of data.
+	copyBuf int
+	crc     uint32
 }
 
 // candidates sets d.runs to the pages of m worth storing, from pagemap (a
