@@ -100,6 +100,8 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		return nil, err
 	}
 	encoders := prepareEncoding()
+	tracepoint := holdTracepoint()
+	defer tracepoint.Close()
 	fault.Phase("preparing")
 	var err error
 	if s.ownNamespaces, err = ownNamespaces(); err != nil {
@@ -171,7 +173,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 			s.files.Close()
 		}
 	}()
-	s.early = prepareFreeze(pid)
+	s.early = prepareFreeze(pid, tracepoint)
 	// The counters that tell whether smaps still holds are closed after
 	// the tree runs again: letting the last counter on a tracepoint go
 	// waits for an RCU grace period (~20 ms here).
@@ -385,10 +387,10 @@ func outpaced(rounds []PreCopyRound) string {
 // prepareFreeze does, while the tree runs, work the freeze would otherwise
 // wait for: a sleeping process's page tables are brought into line (wake),
 // and smaps is read, to be used if it still holds once frozen.
-func prepareFreeze(root int) *earlyMadvise {
+func prepareFreeze(root int, tp *tracepointHold) *earlyMadvise {
 	pids := listTree(root)
 	wake(pids)
-	return readMadviseEarly(pids)
+	return readMadviseEarly(pids, tp)
 }
 
 // prepareEncoding readies, in the background while the tree runs, the
