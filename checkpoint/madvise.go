@@ -136,14 +136,51 @@ type earlyRead struct {
 	adv       madvise
 }
 
+// mmapLockTracepoint is the tracepoint the counters count.
+const mmapLockTracepoint = "mmap_lock/mmap_lock_acquire_returned"
+
+// A tracepointHold is mmapLockTracepoint's id and the fd that keeps it
+// registered for perf (sys.HoldTracepoint), found and made in the
+// background from the start of a checkpoint: finding the id may mount
+// tracefs, and registering the tracepoint took 7-10 ms here, which the
+// counters opened just before the freeze would otherwise pay, with the
+// tree writing to its memory meanwhile.
+type tracepointHold struct {
+	done chan struct{}
+	id   uint64
+	err  error
+	fd   *sys.FD // nil if it could not be held: the counters register it
+}
+
+func holdTracepoint() *tracepointHold {
+	h := &tracepointHold{done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		if h.id, h.err = sys.TracepointID(mmapLockTracepoint); h.err == nil {
+			h.fd, _ = sys.HoldTracepoint(h.id)
+		}
+	}()
+	return h
+}
+
+// Close lets the tracepoint go, after the counters: the last event on it
+// waits for an RCU grace period.
+func (h *tracepointHold) Close() {
+	<-h.done
+	if h.fd != nil {
+		h.fd.Close()
+	}
+}
+
 // readMadviseEarly reads smaps of pids, processes of the tree, which is
 // running. Processes it cannot watch are left out, to be read while frozen.
-func readMadviseEarly(pids []int) *earlyMadvise {
+func readMadviseEarly(pids []int, tp *tracepointHold) *earlyMadvise {
 	e := &earlyMadvise{procs: map[int]*earlyRead{}}
-	id, err := sys.TracepointID("mmap_lock/mmap_lock_acquire_returned")
-	if err != nil {
+	<-tp.done
+	if tp.err != nil {
 		return e
 	}
+	id := tp.id
 	for _, pid := range pids {
 		if r, err := watch(id, pid); err == nil {
 			e.procs[pid] = r

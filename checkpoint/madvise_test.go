@@ -57,7 +57,7 @@ int main(void) {
 // later process with the same pid.
 func TestEarlyMadvise(t *testing.T) {
 	crtest.RequireRoot(t)
-	if _, err := sys.TracepointID("mmap_lock/mmap_lock_acquire_returned"); err != nil {
+	if _, err := sys.TracepointID(mmapLockTracepoint); err != nil {
 		t.Skipf("no mmap_lock tracepoint: %v", err)
 	}
 	bin := crtest.Build(t, madviser)
@@ -78,7 +78,9 @@ func TestEarlyMadvise(t *testing.T) {
 			dir := t.TempDir()
 			p := crtest.Start(t, dir, bin)
 			defer func() { p.Kill(); p.Wait() }()
-			early := readMadviseEarly([]int{p.Pid})
+			tp := holdTracepoint()
+			defer tp.Close()
+			early := readMadviseEarly([]int{p.Pid}, tp)
 			defer early.Close()
 			if early.procs[p.Pid] == nil {
 				t.Fatal("smaps not read before the freeze")

@@ -63,8 +63,13 @@ type memoryDumper struct {
 	pid      int
 	pageSize uint64
 	pagemap  *os.File
-	entries  []uint64
-	runs     []ckpt.PageRun
+	// files are the files the current process maps, by path: stat'd once
+	// for all its mappings of each (a library has four or five), from
+	// root (rootOf).
+	files   map[string]mappedFile
+	root    string
+	entries []uint64
+	runs    []ckpt.PageRun
 	// guards are the guard pages of the mapping candidates went over.
 	guards []ckpt.PageRun
 	// regions is room for PAGEMAP_SCAN's results; scan says the kernel
@@ -214,7 +219,24 @@ func (d *memoryDumper) open(pid int) error {
 		return err
 	}
 	d.pid, d.pagemap, d.track = pid, pm, nil
+	d.files, d.root = map[string]mappedFile{}, rootOf(pid)
 	return nil
+}
+
+// mappedFile is what identity said of a path.
+type mappedFile struct {
+	id  ckpt.FileIdentity
+	err error
+}
+
+// identity is identity(d.pid, path), asked once for each path.
+func (d *memoryDumper) identity(path string) (ckpt.FileIdentity, error) {
+	f, ok := d.files[path]
+	if !ok {
+		f.id, f.err = identityFrom(d.root, path)
+		d.files[path] = f
+	}
+	return f.id, f.err
 }
 
 // Close lets go of the current process's pagemap.
@@ -228,11 +250,11 @@ func (d *memoryDumper) Close() error {
 	return err
 }
 
-// vmaRecord describes a mapping; file mappings are named by identity so a
-// restart can refuse a file that changed. elsewhere, if set, finds a
-// mapped file pid's root does not show in another mount namespace of the
-// image (namespaces.elsewhere).
-func vmaRecord(pid int, m *procfs.Mapping, elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)) (*ckpt.VMA, error) {
+// vmaRecord describes a mapping; file mappings are named by their
+// identity (what identify says of the path) so a restart can refuse a file
+// that changed. elsewhere, if set, finds a mapped file pid's root does not
+// show in another mount namespace of the image (namespaces.elsewhere).
+func vmaRecord(pid int, m *procfs.Mapping, identify func(path string) (ckpt.FileIdentity, error), elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)) (*ckpt.VMA, error) {
 	v := &ckpt.VMA{Pid: pid, Start: m.Start, End: m.End, Kind: areaKind(m)}
 	if m.Prot&procfs.ProtRead != 0 {
 		v.Prot |= unix.PROT_READ
@@ -253,7 +275,7 @@ func vmaRecord(pid int, m *procfs.Mapping, elsewhere func(pid int, path string, 
 	}
 	switch {
 	case m.Kind == procfs.KindFile && !m.Deleted:
-		id, err := identity(pid, m.Path)
+		id, err := identify(m.Path)
 		if (err != nil || id.Inode != m.Inode || id.Dev != m.Dev) && elsewhere != nil {
 			if other, ok := elsewhere(pid, m.Path, m.Dev, m.Inode); ok {
 				id, err = other, nil
@@ -330,23 +352,28 @@ func (s *session) packetRingsHeld(p *proc) error {
 }
 
 func identity(pid int, path string) (ckpt.FileIdentity, error) {
+	return identityFrom(rootOf(pid), path)
+}
+
+// identityFrom is identity of path as seen from root (rootOf).
+func identityFrom(root, path string) (ckpt.FileIdentity, error) {
 	var st unix.Stat_t
-	if err := unix.Stat(pathOf(pid, path), &st); err != nil {
+	if err := unix.Stat(root+path, &st); err != nil {
 		return ckpt.FileIdentity{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return ckpt.FileIdentity{Path: path, Dev: st.Dev, Inode: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
 }
 
-// pathOf is how crsub reaches path as /proc/PID/maps and fd links name
-// it for process pid: from the root of its mount namespace when it is in
-// one of its own (they name paths from there), which is its root
-// (/proc/PID/root) or as many directories above as that is below it, if
-// it chrooted; as it is otherwise.
-func pathOf(pid int, path string) string {
+// rootOf is where crsub reaches a path as /proc/PID/maps and fd links
+// name it for process pid from (root+path): the root of its mount
+// namespace when it is in one of its own (they name paths from there),
+// which is its root (/proc/PID/root) or as many directories above as that
+// is below it, if it chrooted; crsub's own ("") otherwise.
+func rootOf(pid int) string {
 	mine, err1 := ns.Inode(pid, ckpt.NamespaceMnt)
 	ours, err2 := ns.Inode(os.Getpid(), ckpt.NamespaceMnt)
 	if err1 != nil || err2 != nil || mine == ours {
-		return path
+		return ""
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	if below, err := os.Readlink(root); err == nil && strings.HasPrefix(below, "/") {
@@ -356,7 +383,7 @@ func pathOf(pid int, path string) string {
 			}
 		}
 	}
-	return root + path
+	return root
 }
 
 // wantPage says whether a page must be stored: memory that only this
@@ -553,7 +580,7 @@ func (d *memoryDumper) sendMappings(q dumpQueues, maps []procfs.Mapping) {
 // pages found on the way go into the record, not among the pages: they
 // hold nothing, and restart installs them again.
 func (d *memoryDumper) findPages(m *procfs.Mapping) (*ckpt.VMA, []*precopied, error) {
-	v, err := vmaRecord(d.pid, m, d.elsewhere)
+	v, err := vmaRecord(d.pid, m, d.identity, d.elsewhere)
 	if err == nil {
 		vmaFlags(v, d.madvise[m.Start])
 	}

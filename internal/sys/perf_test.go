@@ -9,7 +9,9 @@ import (
 )
 
 // A counter on the mmap lock taken for writing sees a madvise that changes
-// a mapping's flags, and not the page faults of writing to it.
+// a mapping's flags, and not the page faults of writing to it; the same
+// with the tracepoint held (HoldTracepoint), whose own event counts
+// nothing of the counter's.
 func TestTracepointCounter(t *testing.T) {
 	id, err := TracepointID("mmap_lock/mmap_lock_acquire_returned")
 	if err != nil {
@@ -18,6 +20,21 @@ func TestTracepointCounter(t *testing.T) {
 	if _, err := TracepointID("mmap_lock/no_such_event"); err == nil {
 		t.Error("TracepointID of a tracepoint that does not exist: no error")
 	}
+	t.Run("alone", func(t *testing.T) { testTracepointCounter(t, id) })
+	t.Run("held", func(t *testing.T) {
+		hold, err := HoldTracepoint(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hold.Close()
+		testTracepointCounter(t, id)
+		if n, err := ReadCounter(hold); err != nil || n != 0 {
+			t.Errorf("the hold's own event: count %d, %v; want 0, nil", n, err)
+		}
+	})
+}
+
+func testTracepointCounter(t *testing.T, id uint64) {
 	// A thread of its own, so that nothing else this test binary does is
 	// counted; Go creates the threads it needs from a locked thread
 	// elsewhere.
