@@ -716,12 +716,32 @@ func (d *memoryDumper) sendWorkerRead(q dumpQueues, m *procfs.Mapping, runs []ck
 	if dst == nil {
 		r.file, r.pieceBufs = d.file, d.pieceBufs
 	}
+	return d.dispatch(q, r)
+}
+
+// dispatch hands read r to a worker and sends it to be waited for.
+func (d *memoryDumper) dispatch(q dumpQueues, r *storeRead) bool {
 	select {
 	case q.reads <- r:
 	case <-q.stop:
 		return false
 	}
-	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r})
+	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: r.m.Start}, pending: r})
+}
+
+// takeCopyBuf waits for the writer to hand back a copy buffer, and
+// returns it made (touched) if it was not yet.
+func (d *memoryDumper) takeCopyBuf(q dumpQueues) (int, bool) {
+	var b int
+	select {
+	case b = <-q.free:
+	case <-q.stop:
+		return 0, false
+	}
+	if d.bufs[b] == nil {
+		d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
+	}
+	return b, true
 }
 
 // sendWorkerBufferRead has a worker read runs of m into a free copy
@@ -729,37 +749,22 @@ func (d *memoryDumper) sendWorkerRead(q dumpQueues, m *procfs.Mapping, runs []ck
 // be waited for in its turn: the reads, and their checksums, run on every
 // core while the image is written.
 func (d *memoryDumper) sendWorkerBufferRead(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun) bool {
-	var b int
-	select {
-	case b = <-q.free:
-	case <-q.stop:
+	b, ok := d.takeCopyBuf(q)
+	if !ok {
 		return false
 	}
-	if d.bufs[b] == nil {
-		d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
-	}
-	r := &storeRead{pid: d.pid, m: m, runs: runs, buf: d.bufs[b], copyBuf: b, pageSize: d.pageSize, done: make(chan struct{})}
-	select {
-	case q.reads <- r:
-	case <-q.stop:
-		return false
-	}
-	return q.send(dumpItem{pages: ckpt.Pages{Pid: d.pid, VMAStart: m.Start}, pending: r})
+	return d.dispatch(q, &storeRead{pid: d.pid, m: m, runs: runs, buf: d.bufs[b], copyBuf: b, pageSize: d.pageSize, done: make(chan struct{})})
 }
 
-// sendReadIntoBuffer reads runs of m into a free copy buffer, waiting for
-// the writer to hand one back: the two buffers bound the memory a dump
-// without page store holds. A buffer that kept no page is free again at
-// once.
+// sendReadIntoBuffer reads runs of m into a free copy buffer on this
+// goroutine (pages of a shared object, or compared with the parent
+// image's, are read with the dumper's state), waiting for the writer to
+// hand one back: the buffers bound the memory a dump without page store
+// holds. A buffer that kept no page is free again at once.
 func (d *memoryDumper) sendReadIntoBuffer(q dumpQueues, m *procfs.Mapping, runs []ckpt.PageRun) bool {
-	var b int
-	select {
-	case b = <-q.free:
-	case <-q.stop:
+	b, ok := d.takeCopyBuf(q)
+	if !ok {
 		return false
-	}
-	if d.bufs[b] == nil {
-		d.bufs[b] = kernelTouched(int(d.chunk * d.pageSize))
 	}
 	data, kept, err := d.read(m, runs, d.bufs[b])
 	if err != nil {
