@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"time"
 	"unsafe"
 
@@ -202,14 +201,11 @@ func createUffd(p *proc) (_ *os.File, err error) {
 
 // userfaultfds returns the fds of pid that are userfaultfds.
 func userfaultfds(pid int) map[int]bool {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	entries, _ := os.ReadDir(dir)
 	fds := map[int]bool{}
-	for _, e := range entries {
-		if link, err := os.Readlink(dir + "/" + e.Name()); err == nil && link == "anon_inode:[userfaultfd]" {
-			if fd, err := strconv.Atoi(e.Name()); err == nil {
-				fds[fd] = true
-			}
+	all, _ := procfs.Fds(pid)
+	for _, fd := range all {
+		if link, err := procfs.FdTarget(pid, fd); err == nil && link == "anon_inode:[userfaultfd]" {
+			fds[fd] = true
 		}
 	}
 	return fds
