@@ -92,15 +92,6 @@ func (s *pageStore) giveBack(b []byte, keep int) {
 	}
 }
 
-// takeOrAllocate is take, allocating (unprepared) memory when the prepared
-// memory is used up.
-func (s *pageStore) takeOrAllocate(n int) []byte {
-	if b := s.take(n); b != nil {
-		return b
-	}
-	return make([]byte, n)
-}
-
 // touched allocates n bytes and touches every page: first-touch page faults
 // are slow on this kind of machine and must not be paid while the target
 // is frozen, so memory the frozen phase writes is prepared before it.
