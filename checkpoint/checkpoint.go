@@ -277,7 +277,7 @@ func (s *session) dumperFor(out io.Writer) *memoryDumper {
 		return s.namespaces.elsewhere(pid, path, dev, ino)
 	}
 	if streams(out) {
-		mem.copyBufs = make(chan []byte, runtime.NumCPU())
+		mem.copyBufs = newBufPool(runtime.NumCPU(), copyPiecePages*os.Getpagesize(), false)
 	}
 	return mem
 }

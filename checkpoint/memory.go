@@ -129,7 +129,7 @@ type memoryDumper struct {
 	// through, a piece at a time: the image copies what it is given
 	// (streams). Otherwise each payload is read whole into memory the
 	// image keeps.
-	copyBufs chan []byte
+	copyBufs *bufPool
 	// elsewhere finds a mapped file in another mount namespace of the
 	// image (namespaces.elsewhere).
 	elsewhere func(pid int, path string, dev, ino uint64) (ckpt.FileIdentity, bool)
@@ -853,20 +853,9 @@ func (d *memoryDumper) writeFromCopy(w *ckpt.Writer, mmRef ckpt.Objref, it *dump
 	mem, start, runs, size, pageSize := d.cowMem, it.pages.VMAStart, it.pages.Runs, it.size, d.pageSize
 	if bufs := d.copyBufs; bufs != nil {
 		return w.WriteDeferredPayload(ckpt.TypePages, 0, []ckpt.Objref{mmRef}, &it.pages, it.size, func(pw io.Writer) error {
-			// A buffer per payload being read at once, used
-			// again and again: its pages are faulted in once.
-			var buf []byte
-			select {
-			case buf = <-bufs:
-			default:
-				buf = make([]byte, copyPiecePages*pageSize)
-			}
-			defer func() {
-				select {
-				case bufs <- buf:
-				default:
-				}
-			}()
+			// A buffer per payload being read at once.
+			buf := bufs.take()
+			defer bufs.put(buf)
 			for _, piece := range splitRuns(runs, copyPiecePages) {
 				n := runsCount(piece) * pageSize
 				if err := readRunsAt(mem, buf[:n], start, piece, pageSize); err != nil {

@@ -143,6 +143,44 @@ func touchByKernel(b []byte) {
 	}
 }
 
+// A bufPool keeps buffers of one size that are used again and again, so
+// that their pages are faulted in once: take makes a new one when none is
+// free, put keeps a buffer while there is room.
+type bufPool struct {
+	bufs chan []byte
+	size int
+}
+
+// newBufPool keeps up to keep buffers of size bytes; with touched, that
+// many are made now and touched by the kernel (kernelTouched), for reads
+// while the tree is frozen.
+func newBufPool(keep, size int, touched bool) *bufPool {
+	p := &bufPool{bufs: make(chan []byte, keep), size: size}
+	for range keep {
+		if !touched {
+			break
+		}
+		p.bufs <- kernelTouched(size)
+	}
+	return p
+}
+
+func (p *bufPool) take() []byte {
+	select {
+	case b := <-p.bufs:
+		return b
+	default:
+		return make([]byte, p.size)
+	}
+}
+
+func (p *bufPool) put(b []byte) {
+	select {
+	case p.bufs <- b:
+	default:
+	}
+}
+
 // pageFile is an in-memory image's page store that crsub never maps: a
 // memory file (memfd), allocated before the freeze, that pages read while
 // the tree is frozen are written into, through a small buffer, and that

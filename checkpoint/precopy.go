@@ -74,7 +74,7 @@ type preCopy struct {
 	ownFile bool
 	// frozenBufs are the buffers the frozen phase reads pages through on
 	// their way into the file, touched before the freeze.
-	frozenBufs chan []byte
+	frozenBufs *bufPool
 	// rounds and bytes are what the rounds did, for Stats.
 	rounds int
 	bytes  uint64
@@ -532,27 +532,7 @@ func (pc *preCopy) prepareFresh() {
 	room := int64(max(min(pc.lastRound*2, pc.tracked+pc.tracked/32), 1024) * pc.pageSize)
 	// What is not allocated now is allocated as it is written: slower.
 	_ = pc.file.preallocate(room)
-	pc.frozenBufs = make(chan []byte, runtime.NumCPU())
-	for range runtime.NumCPU() {
-		pc.frozenBufs <- kernelTouched(filePiecePages * int(pc.pageSize))
-	}
-}
-
-// frozenBuf takes a buffer to read pages through while frozen.
-func (pc *preCopy) frozenBuf() []byte {
-	select {
-	case b := <-pc.frozenBufs:
-		return b
-	default:
-		return make([]byte, filePiecePages*pc.pageSize)
-	}
-}
-
-func (pc *preCopy) giveFrozenBuf(b []byte) {
-	select {
-	case pc.frozenBufs <- b:
-	default:
-	}
+	pc.frozenBufs = newBufPool(runtime.NumCPU(), filePiecePages*int(pc.pageSize), true)
 }
 
 // precopied is what the frozen phase found of a tracked mapping, at most a
@@ -784,8 +764,8 @@ func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (f
 	if stale == 0 {
 		return fresh, 0, nil
 	}
-	buf := pc.frozenBuf()
-	defer pc.giveFrozenBuf(buf)
+	buf := pc.frozenBufs.take()
+	defer pc.frozenBufs.put(buf)
 	for _, runs := range splitRuns(toRead, uint64(len(buf))/ps) {
 		data := buf[:runsCount(runs)*ps]
 		if err := readRemote(t.pid, data, remoteRuns(m, runs, ps)); err != nil {
