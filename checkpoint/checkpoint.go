@@ -33,6 +33,11 @@ import (
 // opts.LeaveRunning, let go exactly as it was. On error, or when ctx is
 // cancelled, it is left running.
 //
+// Into an empty regular file (an *os.File), room for about the tree's
+// private memory is allocated before the freeze, and what the image did not
+// use given back after: the freeze then costs about what copying the tree
+// into memory would, and the image is written once.
+//
 // If pid is a child of the calling process, nothing else in the process
 // may wait for it (os/exec's Cmd.Wait, wait4) during the checkpoint: a
 // wait by any thread takes the ptrace stops the checkpoint waits for, and
@@ -184,6 +189,11 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	s.mountCgroups()
 	defer s.unmountCgroups()
 	<-encoders
+	room, err := makeRoom(out, pid)
+	if err != nil {
+		s.log.Debug("no room allocated in the image file before the freeze", "err", err)
+	}
+	defer room.trim()
 	if err := s.lastPreCopyRound(ctx, pc); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,75 @@
+package checkpoint
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func allocated(t *testing.T, f *os.File) int64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// TestImageRoom allocates room past the end of an empty image file on a
+// filesystem that has fallocate (tmpfs), and gives back what the image
+// did not use; anything else gets none.
+func TestImageRoom(t *testing.T) {
+	f, err := os.CreateTemp("/dev/shm", "crsub-room-test")
+	if err != nil {
+		t.Skip("no /dev/shm:", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	// The test binary's own private memory: a few MiB at least.
+	keep := bytes.Repeat([]byte{1}, 8<<20)
+	pid := os.Getpid()
+	room, err := makeRoom(f, pid)
+	if room == nil {
+		t.Fatal("no room made in an empty tmpfs file:", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := allocated(t, f); got < int64(len(keep)) {
+		t.Fatalf("%d bytes allocated, want at least %d", got, len(keep))
+	}
+	if fi, _ := f.Stat(); fi.Size() != 0 {
+		t.Fatalf("the room changed the file's size to %d", fi.Size())
+	}
+	if _, err := f.Write(keep[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	room.trim()
+	if got := allocated(t, f); got > 1<<20+1<<16 {
+		t.Errorf("%d bytes still allocated after the trim of a 1 MiB image", got)
+	}
+	if fi, _ := f.Stat(); fi.Size() != 1<<20 {
+		t.Errorf("the trim changed the file's size to %d", fi.Size())
+	}
+
+	// The file is no longer empty: what is there is not the checkpoint's.
+	if room, _ := makeRoom(f, pid); room != nil {
+		t.Error("room made in a file that holds data")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, out := range map[string]io.Writer{"pipe": w, "buffer": &bytes.Buffer{}, "memory image": newMemoryWriter(0, 0)} {
+		if room, _ := makeRoom(out, pid); room != nil {
+			t.Errorf("room made in a %s", name)
+		}
+	}
+	var nilRoom *imageRoom
+	nilRoom.trim()
+}
