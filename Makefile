@@ -26,7 +26,7 @@ vet:
 unit: deps
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags faultinject ./internal/fault
-	$(GO) test -count=1 -tags faultinject -run 'TestFaults$$|TestNamespaceFaults$$|TestSubstituteFaults$$|TestSample$$' ./cmd/crsub
+	$(GO) test -count=1 -tags faultinject -run 'TestFaults$$|TestNamespaceFaults$$|TestSubstituteFaults$$|TestSample$$|TestMatrixWithin$$' ./cmd/crsub
 
 kselftest: build deps
 	$(MAKE) -C kselftest-style run_tests CRSUB=$(CRSUB)

@@ -519,3 +519,55 @@ func TestSample(t *testing.T) {
 		}
 	}
 }
+
+// TestMatrixWithin reads back the table a matrix writes and accepts a sweep
+// that saw some of a row's outcomes, not one the table lacks, nor a row
+// more or less.
+func TestMatrixWithin(t *testing.T) {
+	const (
+		fails = "fails; the target runs on as before, no image"
+		works = "no effect: the checkpoint works around it"
+		lost  = "the target is gone"
+	)
+	doc := matrix{}
+	doc.add("checkpoint", "writing", "image write short, no error", fails)
+	doc.add("checkpoint", "writing", "image write short, no error", works)
+	doc.add("checkpoint", "freezing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+	order := map[string]int{"checkpoint/freezing": 1, "checkpoint/writing": 2}
+	if diff := cmp.Diff(doc, parseTable(doc.table(order))); diff != "" {
+		t.Fatalf("the table read back differs (-written +read):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		name string
+		seen func(matrix)
+		want bool
+	}{
+		{"every outcome", func(m matrix) {
+			m.add("checkpoint", "writing", "image write short, no error", fails)
+			m.add("checkpoint", "writing", "image write short, no error", works)
+			m.add("checkpoint", "freezing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+		}, true},
+		{"one of a row's two", func(m matrix) {
+			m.add("checkpoint", "writing", "image write short, no error", works)
+			m.add("checkpoint", "freezing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+		}, true},
+		{"an outcome not listed", func(m matrix) {
+			m.add("checkpoint", "writing", "image write short, no error", lost)
+			m.add("checkpoint", "freezing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+		}, false},
+		{"a row missing", func(m matrix) {
+			m.add("checkpoint", "writing", "image write short, no error", fails)
+		}, false},
+		{"a row more", func(m matrix) {
+			m.add("checkpoint", "writing", "image write short, no error", fails)
+			m.add("checkpoint", "freezing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+			m.add("checkpoint", "committing", "crsub's own call fails (ENOTRECOVERABLE)", fails)
+		}, false},
+	} {
+		seen := matrix{}
+		tc.seen(seen)
+		if got := seen.within(parseTable(doc.table(order))); got != tc.want {
+			t.Errorf("%s: within = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
