@@ -8,6 +8,8 @@ import (
 	"io"
 	"runtime"
 	"sync"
+
+	"github.com/crsub/crsub/internal/fault"
 )
 
 // SeekableFile is an image file written in place: sequentially, with holes
@@ -39,6 +41,7 @@ func CheckpointFile(ctx context.Context, pid int, f SeekableFile, opts Options) 
 		return st, err
 	}
 	if commit != nil {
+		fault.Phase("committing")
 		if err := commit(); err != nil {
 			return st, err
 		}

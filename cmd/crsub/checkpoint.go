@@ -15,6 +15,7 @@ import (
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/atomicfile"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/internal/fault"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
@@ -151,11 +152,26 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		img.Stats.WriteBack = img.Stats.Total - img.Stats.Prepare - img.Stats.Frozen
 		st = &img.Stats
 	default:
-		// The process is killed (or, left running, let go) only once the
-		// image is safely written, so it stays frozen until then.
+		// The process is killed only once the image is safely written,
+		// so it stays frozen until then. One left running goes on
+		// whatever becomes of the image: it is let go first, and the
+		// image synced and named after (on a disk, the sync can take
+		// longer than the checkpoint).
+		commit := opts.Commit
+		if opts.LeaveRunning {
+			opts.Commit = nil
+		}
 		var err error
 		if st, err = checkpoint.Checkpoint(ctx, *pid, out, opts); err != nil {
 			return err
+		}
+		if opts.LeaveRunning && commit != nil {
+			fault.Phase("committing")
+			if err := commit(); err != nil {
+				return err
+			}
+			st.Total = time.Since(start)
+			st.WriteBack = st.Total - st.Prepare - st.Frozen
 		}
 	}
 	switch *stats {
