@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * mem_snapshot: checkpointed with --leave-running (no copy-on-write), the
- * memory is read straight into the image's memory by a reader per core
- * while the process is frozen, zero pages left out. A 64 MiB private
+ * memory is read by a reader per core while the process is frozen, into
+ * the image file's room (mem_snapshot.checkpoint) or a memory file the image
+ * is written from after the thaw (mem_snapshot_memory, to a pipe), zero
+ * pages left out. A 64 MiB private
  * region (several chunks of a pages record), every fifth page zeros and the
  * others a pattern of their index, and an 8 MiB shared anonymous region
  * (read from its object) must come back page for page.
