@@ -55,9 +55,15 @@ func (im *Image) Close() error {
 
 // WriteTo writes the image to w. The pages held in the page file go from
 // there to a file w writes to inside the kernel (sendfile), without
-// passing through crsub's memory.
-func (im *Image) WriteTo(w io.Writer) (int64, error) {
+// passing through crsub's memory. The tree runs meanwhile, and comes
+// first: the writing yields the CPU to it (sys.Yielding).
+func (im *Image) WriteTo(w io.Writer) (n int64, err error) {
 	fault.Phase("writing out the image")
+	sys.Yielding(func() { n, err = im.writeTo(w) })
+	return n, err
+}
+
+func (im *Image) writeTo(w io.Writer) (int64, error) {
 	var n int64
 	var buf []byte
 	for i, c := range im.chunks {
@@ -215,7 +221,7 @@ func (w *memoryWriter) closeLater(close func()) {
 	w.im.background.Add(1)
 	go func() {
 		defer w.im.background.Done()
-		close()
+		sys.Yielding(close)
 	}()
 }
 
