@@ -197,6 +197,9 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 		if room, err = makeRoom(out, pid); err != nil {
 			s.log.Debug("no room allocated in the image file before the freeze", "err", err)
 		}
+		if room != nil {
+			s.stats.PageStore = "image file, room allocated before the freeze"
+		}
 		defer room.trim()
 	}
 	if err := s.lastPreCopyRound(ctx, pc); err != nil {

@@ -95,10 +95,12 @@ type Stats struct {
 	// PagesCopyOnWrite is how many stored pages were read from a
 	// copy-on-write copy after the thaw (Options.CopyOnWrite).
 	PagesCopyOnWrite uint64
-	// PageStore says where an in-memory image (Snapshot) held the pages
-	// read while frozen: "memory file" (never mapped by crsub, written
-	// out inside the kernel), or "touched memory" and why no memory file
-	// could be made; "" when none was needed.
+	// PageStore says where the pages read while frozen went when not
+	// simply into the image as it streamed: for an in-memory image
+	// (Snapshot) "memory file" (never mapped by crsub, written out inside
+	// the kernel), or "touched memory" and why no memory file could be
+	// made; for a tree left running, "image file, room allocated before
+	// the freeze".
 	PageStore string
 }
 
