@@ -16,13 +16,14 @@ import (
 	"github.com/crsub/crsub/internal/atomicfile"
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/fault"
+	"golang.org/x/sys/unix"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("checkpoint", "--pid PID -o FILE|- [--leave-running]", stderr)
 	pid := fs.Int("pid", 0, "process to checkpoint")
 	output := fs.StringP("output", "o", "", "image file to write, or - for standard output")
-	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it. With -o FILE the process is frozen while its state is written into the file, into room allocated for its pages before the freeze; nothing is held in memory. To - or a device, and with --pre-copy, it is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then, its pages in a memory file (shmem, not crsub's RSS; --stats says where they were held); where that much is not available, the image is written while the process is frozen")
+	leave := fs.Bool("leave-running", false, "let the process run on after the checkpoint instead of killing it. With -o FILE on tmpfs the process is frozen while its state is written into the file, into room allocated for its pages before the freeze; nothing is held in memory. Elsewhere (a disk, -, a device), and with --pre-copy, it is frozen only while its state is copied into memory, and the image is written from there after it runs again, so crsub holds about as much memory as the process's private memory until then, its pages in a memory file (shmem, not crsub's RSS; --stats says where they were held); where that much is not available, the image is written while the process is frozen")
 	stats := fs.String("stats", "", "report, on standard error, the time of each phase (prepare, frozen, write-back) and of each pre-copy round with the pages it copied and the pages written meanwhile: \"text\" or \"json\"")
 	parent := fs.String("parent", "", "store only the pages that changed since this earlier image of the same process (restart then needs it too)")
 	preCopy := fs.Int("pre-copy", 0, "copy memory while the process runs, ROUNDS times, before freezing it to copy only what was written since (--pre-copy alone: 2 rounds); the copies are held in a memory file (shmem) about the size of the private memory until the image is written")
@@ -117,12 +118,13 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		}
 		st.Total = time.Since(start)
 		st.WriteBack = st.Total - st.Prepare - st.Frozen
-	case *leave && (file == nil || opts.PreCopy > 0):
+	case *leave && (file == nil || opts.PreCopy > 0 || !inMemory(file.File)):
 		// The process runs on, so freeze it only to copy its state into
-		// memory, and write the image after it was let go. A file is
-		// written in place instead, into room allocated before the
-		// freeze: as short a freeze as a copy into memory, and the
-		// pages written once. A pre-copy's copies are in memory already.
+		// memory, and write the image after it was let go: a disk's
+		// speed does not lengthen the freeze. A file in memory (tmpfs)
+		// is written in place instead, into room allocated before the
+		// freeze: as short a freeze as a copy into memory, and the pages
+		// written once. A pre-copy's copies are in memory already.
 		var err error
 		img, err = checkpoint.Snapshot(ctx, *pid, opts)
 		if errors.As(err, &memErr) && !opts.CopyOnWrite {
@@ -236,4 +238,15 @@ func parseCgroupRoots(specs []string) (map[string]string, error) {
 		roots[h] = path
 	}
 	return roots, nil
+}
+
+// inMemory says whether f is on a filesystem that keeps its files in
+// memory (tmpfs, ramfs): written there while the process is frozen, an image
+// costs what a copy into crsub's memory would.
+func inMemory(f *os.File) bool {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil {
+		return false
+	}
+	return fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC
 }

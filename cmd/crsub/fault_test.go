@@ -185,6 +185,7 @@ var phaseOrder = func() map[string]int {
 		m["checkpoint --leave-running/"+p] = i
 		m["checkpoint --leave-running --copy-on-write/"+p] = i
 		m["checkpoint --leave-running --pre-copy/"+p] = i
+		m["checkpoint --leave-running, into tmpfs/"+p] = i
 	}
 	for i, p := range []string{"planning", "record namespace", "record cgroups", "creating the root task", "entering its namespaces", "record process", "record thread", "record signals", "record mm",
 		"record vma", "record pages", "record file", "record pipe", "record unix-pair", "record fd", "rebuilding its memory",
@@ -277,7 +278,7 @@ func faultSweeps(t *testing.T, hostname, test string) {
 	start := time.Now()
 
 	t.Run("checkpoint", func(t *testing.T) {
-		for _, mode := range []checkpointMode{{leave: true}, {}, {leave: true, copyOnWrite: true}, {leave: true, preCopy: true}} {
+		for _, mode := range []checkpointMode{{leave: true}, {leave: true, tmpfs: true}, {}, {leave: true, copyOnWrite: true}, {leave: true, preCopy: true}} {
 			checkpointSweep(t, s, img, mode, m)
 		}
 	})
@@ -329,6 +330,9 @@ type checkpointMode struct {
 	// preCopy copies the memory into the image's memory file while the
 	// subject runs, and lifts the write tracking after the thaw.
 	preCopy bool
+	// tmpfs writes the image into /dev/shm: left running, it is written
+	// in place while frozen rather than held in memory.
+	tmpfs bool
 }
 
 // checkpointSweep fails each sampled call and write of a checkpoint, in
@@ -348,6 +352,16 @@ func checkpointSweep(t *testing.T, s *subjectRun, img string, mode checkpointMod
 	if mode.preCopy {
 		op += " --pre-copy"
 		args = append(args, "--pre-copy")
+	}
+	if mode.tmpfs {
+		shm, err := os.MkdirTemp("/dev/shm", "crsub-faults")
+		if err != nil {
+			t.Skip("no /dev/shm:", err)
+		}
+		defer os.RemoveAll(shm)
+		op += ", into tmpfs"
+		img = filepath.Join(shm, "img")
+		args[3] = img
 	}
 	dir := filepath.Dir(img)
 	before, own := s.settledStates(t), ownState(t)
