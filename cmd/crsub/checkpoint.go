@@ -12,11 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/internal/atomicfile"
 	"github.com/crsub/crsub/internal/cgroup"
 	"github.com/crsub/crsub/internal/fault"
-	"golang.org/x/sys/unix"
 )
 
 func runCheckpoint(args []string, stdout, stderr io.Writer) error {
