@@ -58,18 +58,25 @@ func Nap(d time.Duration) {
 // lifting a pre-copy's tracking) then takes the cores the process leaves,
 // not the ones it needs. On a two-core machine a process rewriting its
 // memory saw stops of 76-178 ms while crsub wrote its image at normal
-// priority, 33-52 ms with crsub at the lowest. The thread ends with f, so
-// the priority goes with it; threads the runtime starts meanwhile are not
-// cloned from a locked thread, and keep theirs.
+// priority, 33-52 ms with crsub at the lowest. The thread gets its
+// priority back after (CAP_SYS_NICE); where it cannot, it stays locked to
+// the goroutine and goes with it (the runtime parks the main thread for
+// good instead), so the priority runs nothing else either way. Threads the
+// runtime starts meanwhile are not cloned from a locked thread.
 func Yielding(f func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Not unlocked: the thread exits with this goroutine.
 		runtime.LockOSThread()
+		tid := unix.Gettid()
+		// The system call's value is 20 - nice, to keep clear of -1.
+		before, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
 		// Failing, f runs at the priority it would have had.
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, 19)
 		f()
+		if err == nil && unix.Setpriority(unix.PRIO_PROCESS, tid, 20-before) == nil {
+			runtime.UnlockOSThread()
+		}
 	}()
 	<-done
 }
