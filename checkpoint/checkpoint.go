@@ -194,7 +194,7 @@ func run(ctx context.Context, pid int, out io.Writer, opts Options) (*Stats, err
 	<-encoders
 	var room *imageRoom
 	if opts.LeaveRunning {
-		if room, err = makeRoom(out, pid); err != nil {
+		if room, err = makeRoom(out, s.early.privateMemory); err != nil {
 			s.log.Debug("no room allocated in the image file before the freeze", "err", err)
 		}
 		if room != nil {

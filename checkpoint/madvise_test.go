@@ -1,8 +1,10 @@
 package checkpoint
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -147,4 +149,23 @@ func TestVmaFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadMadviseAnonymous sums smaps' Anonymous to what smaps_rollup says
+// of the same process (residentEstimate), which the room in an image file
+// is sized by when smaps was not read before the freeze.
+func TestReadMadviseAnonymous(t *testing.T) {
+	keep := bytes.Repeat([]byte{1}, 16<<20)
+	adv := readMadvise(os.Getpid())
+	rollup := residentEstimate(os.Getpid())
+	if adv.err != nil {
+		t.Fatal(adv.err)
+	}
+	if adv.anonymous < int64(len(keep)) {
+		t.Fatalf("smaps says %d bytes of private memory, less than the %d touched", adv.anonymous, len(keep))
+	}
+	if d := adv.anonymous - rollup; d > 4<<20 || d < -4<<20 {
+		t.Errorf("smaps says %d bytes of private memory, smaps_rollup %d", adv.anonymous, rollup)
+	}
+	runtime.KeepAlive(keep)
 }

@@ -20,11 +20,12 @@ type imageRoom struct {
 	n  int64
 }
 
-// makeRoom allocates the room in out if out is an empty regular file, or
-// returns nil: anything else (a pipe, a device, an image kept in memory) is
-// written as it comes. A filesystem that cannot allocate ahead, or has not
-// that much room, gets the image as it comes too: the error says why.
-func makeRoom(out io.Writer, pid int) (*imageRoom, error) {
+// makeRoom allocates room in out for as many bytes as size says (asked
+// only then) if out is an empty regular file, or returns nil: anything
+// else (a pipe, a device, an image kept in memory) is written as it comes.
+// A filesystem that cannot allocate ahead, or has not that much room, gets
+// the image as it comes too: the error says why.
+func makeRoom(out io.Writer, size func() int64) (*imageRoom, error) {
 	f, ok := out.(interface{ Fd() uintptr })
 	if !ok {
 		return nil, nil
@@ -34,8 +35,8 @@ func makeRoom(out io.Writer, pid int) (*imageRoom, error) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
 		return nil, nil
 	}
-	n := treeResidentEstimate(pid)
-	if n == 0 {
+	n := size()
+	if n <= 0 {
 		return nil, nil
 	}
 	room := &imageRoom{fd: fd, n: n}

@@ -26,6 +26,7 @@ func TestImageRoom(t *testing.T) {
 	// The test binary's own private memory: a few MiB at least.
 	keep := bytes.Repeat([]byte{1}, 8<<20)
 	pid := os.Getpid()
+	estimate := func() int64 { return treeResidentEstimate(pid) }
 	var f *os.File
 	for _, dir := range []string{"/dev/shm", t.TempDir()} {
 		var err error
@@ -34,7 +35,7 @@ func TestImageRoom(t *testing.T) {
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
-		room, err := makeRoom(f, pid)
+		room, err := makeRoom(f, estimate)
 		if err != nil {
 			var fs unix.Statfs_t
 			_ = unix.Fstatfs(int(f.Fd()), &fs)
@@ -63,7 +64,7 @@ func TestImageRoom(t *testing.T) {
 	}
 
 	// The file is no longer empty: what is there is not the checkpoint's.
-	if room, _ := makeRoom(f, pid); room != nil {
+	if room, _ := makeRoom(f, estimate); room != nil {
 		t.Error("room made in a file that holds data")
 	}
 	r, w, err := os.Pipe()
@@ -73,7 +74,7 @@ func TestImageRoom(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	for name, out := range map[string]io.Writer{"pipe": w, "buffer": &bytes.Buffer{}, "memory image": newMemoryWriter(0, 0)} {
-		if room, _ := makeRoom(out, pid); room != nil {
+		if room, _ := makeRoom(out, estimate); room != nil {
 			t.Errorf("room made in a %s", name)
 		}
 	}

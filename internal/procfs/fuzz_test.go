@@ -89,7 +89,7 @@ func FuzzParseSmaps(f *testing.F) {
 			t.Fatalf("ParseSmapsFlags: %d mappings, ParseSmaps %d", len(fs), len(es))
 		}
 		for i := range es {
-			if diff := cmp.Diff(MappingFlags{Mapping: es[i].Mapping, VmFlags: es[i].VmFlags}, fs[i]); diff != "" {
+			if diff := cmp.Diff(MappingFlags{Mapping: es[i].Mapping, VmFlags: es[i].VmFlags, Anonymous: es[i].Anonymous}, fs[i]); diff != "" {
 				t.Fatalf("mapping %d (-ParseSmaps +ParseSmapsFlags):\n%s", i, diff)
 			}
 		}

@@ -89,15 +89,18 @@ func ReadSmaps(pid int) ([]SmapsEntry, error) {
 	return es, fileError(path, err)
 }
 
-// MappingFlags is a mapping with its VmFlags, all ReadSmapsFlags reads.
+// MappingFlags is a mapping with its VmFlags and its anonymous memory, all
+// ReadSmapsFlags reads.
 type MappingFlags struct {
 	Mapping
-	VmFlags VmFlags
+	VmFlags   VmFlags
+	Anonymous uint64 // bytes
 }
 
 // ReadSmapsFlags reads the mappings of /proc/PID/smaps with their VmFlags
-// and nothing else: for a process with many mappings, parsing every
-// counter of every mapping costs more than the kernel's page walk.
+// and Anonymous and nothing else: for a process with many mappings,
+// parsing every counter of every mapping costs more than the kernel's page
+// walk.
 func ReadSmapsFlags(pid int) ([]MappingFlags, error) {
 	path := pidPath(pid, "smaps")
 	f, err := os.Open(path)
@@ -123,9 +126,17 @@ func parseSmapsFlags(r io.Reader) ([]MappingFlags, error) {
 	err := scanSmaps(r, func(m Mapping) {
 		out = append(out, MappingFlags{Mapping: m})
 	}, func(first, line string) error {
-		if first == "VmFlags:" {
-			e := &out[len(out)-1]
+		e := &out[len(out)-1]
+		switch first {
+		case "VmFlags:":
 			e.VmFlags = appendVmFlags(e.VmFlags, line[len(first):])
+		case "Anonymous:":
+			// A value ParseSmaps would refuse is left 0: only the
+			// flags are this parse's to check.
+			num, unit, _ := strings.Cut(strings.TrimSpace(line[len(first):]), " ")
+			if v, err := parseUint(num, 10, 64); err == nil && strings.TrimSpace(unit) == "kB" && v <= ^uint64(0)>>10 {
+				e.Anonymous = v << 10
+			}
 		}
 		return nil
 	})
