@@ -117,8 +117,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		if st, err = checkpoint.CheckpointFile(ctx, *pid, file, opts); err != nil {
 			return err
 		}
-		st.Total = time.Since(start)
-		st.WriteBack = st.Total - st.Prepare - st.Frozen
+		countUntilNow(st, start)
 	case *leave && (file == nil || opts.PreCopy > 0 || !inMemory(file.File)):
 		// The process runs on, so freeze it only to copy its state into
 		// memory, and write the image after it was let go: a disk's
@@ -151,8 +150,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 		// What the checkpoint left running (a pre-copy lifting its write
 		// protection) is part of its time.
 		img.Close()
-		img.Stats.Total = time.Since(start)
-		img.Stats.WriteBack = img.Stats.Total - img.Stats.Prepare - img.Stats.Frozen
+		countUntilNow(&img.Stats, start)
 		st = &img.Stats
 	default:
 		// The process is killed only once the image is safely written,
@@ -173,8 +171,7 @@ func runCheckpoint(args []string, stdout, stderr io.Writer) error {
 			if err := commit(); err != nil {
 				return err
 			}
-			st.Total = time.Since(start)
-			st.WriteBack = st.Total - st.Prepare - st.Frozen
+			countUntilNow(st, start)
 		}
 	}
 	switch *stats {
@@ -239,6 +236,14 @@ func parseCgroupRoots(specs []string) (map[string]string, error) {
 		roots[h] = path
 	}
 	return roots, nil
+}
+
+// countUntilNow makes st's whole time run from start to now, what crsub did
+// after the checkpoint returned (writing an image held in memory, naming
+// the file) counted in its write-back.
+func countUntilNow(st *checkpoint.Stats, start time.Time) {
+	st.Total = time.Since(start)
+	st.WriteBack = st.Total - st.Prepare - st.Frozen
 }
 
 // inMemory says whether f is on a filesystem that keeps its files in
