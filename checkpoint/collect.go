@@ -473,6 +473,14 @@ func (s *session) inject(st *processState, t *ptrace.Tracee, th *ckpt.Thread, ma
 			err = fmt.Errorf("restoring the process after system calls in it: %w", rerr)
 		}
 	}()
+	// A thread stopped inside an rseq critical section goes back at the
+	// section's abort handler (Remote.Regs), in the image as in the running
+	// process: the calls below return to user mode outside the section, and
+	// the kernel then clears the section's descriptor in memory, which the
+	// image holds as it is after. Restarted in the section with it cleared,
+	// the thread would commit whatever it had begun, unguarded.
+	regs := r.Regs()
+	th.Regs = regsToWords(&regs)
 	r.Know(remote.Known{Maps: st.maps, Signals: true, Ignored: st.ignored, Pending: st.sharedPending | signalMask(th.Pending)})
 	if _, err := r.MapPage(0); err != nil {
 		return fmt.Errorf("mapping a scratch page in the process: %w", err)

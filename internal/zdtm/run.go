@@ -214,6 +214,11 @@ func testEnv(t *Test, switchUID bool) []string {
 		env = append(env, "TMPDIR=/tmp")
 	}
 	env = append(env, "ZDTM_THREAD_BOMB=5")
+	if t.Desc.HasFlag("pre-dump-notify") {
+		// The test waits on fd 100 for word of each pre-dump, and reads
+		// EINTR there when told to stop: without the fds it fails at once.
+		env = append(env, "ZDTM_NOTIFY_FDIN=100", "ZDTM_NOTIFY_FDOUT=101")
+	}
 	if switchUID && !t.Desc.HasFlag("suid") {
 		env = append(env, "ZDTM_UID=18943", "ZDTM_GID=58467", "ZDTM_GROUPS=27495 48244")
 	}
