@@ -171,7 +171,7 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	if p.SeccompFilters, err = seccompFilters(pr.tracees[0], status.Seccomp); err != nil {
 		return err
 	}
-	p.Creds = ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm, CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
+	p.Creds = credsOf(*status)
 	if p.Cwd, err = procfs.Cwd(pid); err != nil {
 		return err
 	}
@@ -395,6 +395,12 @@ func settleMadvise(pid int, adv madvise, late <-chan madvise, maps []procfs.Mapp
 	return adv.flags, nil
 }
 
+// credsOf are the credentials /proc shows in status.
+func credsOf(status procfs.Status) ckpt.Creds {
+	return ckpt.Creds{Uid: status.Uid, Gid: status.Gid, Groups: status.Groups, CapInh: status.CapInh, CapPrm: status.CapPrm,
+		CapEff: status.CapEff, CapBnd: status.CapBnd, CapAmb: status.CapAmb}
+}
+
 // collectThread reads one thread's registers and per-thread state. The
 // main thread also answers for the process: dispositions, timers, brk.
 func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, main bool) (*ckpt.Thread, error) {
@@ -445,6 +451,11 @@ func (s *session) collectThread(st *processState, pid int, t *ptrace.Tracee, mai
 		return nil, err
 	}
 	th.Seccomp = ts.Seccomp
+	// Credentials are per thread too: a raw setresuid(2) changes the
+	// calling thread's alone (the C library's wrapper changes them all).
+	if c := credsOf(ts); !main && !c.Equal(st.process.Creds) {
+		th.Creds = &c
+	}
 	if !main {
 		cgs, err := readCgroups(pid, t.Tid)
 		if err != nil {

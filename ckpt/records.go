@@ -1,6 +1,9 @@
 package ckpt
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Header is the metadata of the first record: enough for a reader to decide
 // whether it can restart the image on this machine.
@@ -154,6 +157,12 @@ type Creds struct {
 	CapAmb uint64    `json:"cap_amb"`
 }
 
+// Equal reports whether c and o are the same credentials.
+func (c Creds) Equal(o Creds) bool {
+	return c.Uid == o.Uid && c.Gid == o.Gid && slices.Equal(c.Groups, o.Groups) && c.CapInh == o.CapInh &&
+		c.CapPrm == o.CapPrm && c.CapEff == o.CapEff && c.CapBnd == o.CapBnd && c.CapAmb == o.CapAmb
+}
+
 // Rlimit is one resource limit.
 type Rlimit struct {
 	Resource int    `json:"resource"`
@@ -211,6 +220,10 @@ type Thread struct {
 	// thread's): a thread installs filters of its own. nil: the process's
 	// if Seccomp is 2 (filters), none otherwise.
 	SeccompFilters [][]byte `json:"seccomp_filters,omitempty"`
+	// Creds are the thread's credentials when they are not its process's
+	// (Process.Creds, the main thread's): a thread that changed its ids
+	// with a raw setresuid(2). nil: the process's.
+	Creds *Creds `json:"creds,omitempty"`
 	// Cgroups are the thread's cgroups that differ from its process's
 	// (a v1 hierarchy's tasks file, a threaded v2 subtree).
 	Cgroups []Cgroup `json:"cgroups,omitempty"`

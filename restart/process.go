@@ -68,19 +68,27 @@ func (t *task) finish(fc *files.RestoreContext) error {
 	// so the system calls still to run in them are not filtered. The
 	// threads whose filters are not the main thread's are made on the way
 	// (seccomp.go).
-	apart, err := t.installSeccomp()
-	if err != nil {
+	if err := t.installSeccomp(); err != nil {
 		return err
 	}
-	// The credentials go after the seccomp filters (installing one needs
-	// CAP_SYS_ADMIN without no_new_privs) and before the other threads,
-	// which inherit them: they are per thread, and the threads made
-	// already get theirs each.
-	if err := t.restoreCreds(t.host, t.Syscall); err != nil {
+	// The other threads next, before the credentials: making a thread with
+	// its id (clone3's set_tid) needs CAP_CHECKPOINT_RESTORE, which the
+	// image's credentials seldom have. They are per thread: each thread
+	// gets its own.
+	if err := t.createThreads(t.threads); err != nil {
 		return err
 	}
-	for _, x := range apart {
-		if err := t.restoreCreds(x.tracee.Tid, x.remote.Syscall); err != nil {
+	// The credentials go after the seccomp filters: installing one needs
+	// CAP_SYS_ADMIN without no_new_privs.
+	if err := t.restoreCreds(t.host, t.Syscall, t.process.Creds); err != nil {
+		return err
+	}
+	for _, x := range t.threads {
+		c := t.process.Creds
+		if x.image.Creds != nil {
+			c = *x.image.Creds
+		}
+		if err := t.restoreCreds(x.tracee.Tid, x.remote.Syscall, c); err != nil {
 			return fmt.Errorf("thread %d: %w", x.image.Tid, err)
 		}
 	}
@@ -90,9 +98,6 @@ func (t *task) finish(fc *files.RestoreContext) error {
 		if _, err := t.Syscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, uint64(*d), 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl(PR_SET_DUMPABLE, %d): %w", *d, err)
 		}
-	}
-	if err := t.createThreads(t.threads); err != nil {
-		return err
 	}
 	if err := t.joinThreadCgroups(); err != nil {
 		return err
@@ -379,14 +384,13 @@ func (t *task) restoreLoginUID() error {
 	return nil
 }
 
-// restoreCreds gives the process its user and group ids and capabilities
+// restoreCreds gives thread tid user and group ids and capabilities c
 // (permitted, effective, inheritable, bounding, ambient), in the order the
 // kernel allows from the root task it starts as: ids with the permitted set
 // kept (PR_SET_KEEPCAPS), the inheritable set while it may still grow, the
 // ambient set (a subset of permitted and inheritable), the bounding set
 // (dropping needs CAP_SETPCAP), and last the permitted and effective sets.
-func (t *task) restoreCreds(tid int, call func(nr int, args ...uint64) (uint64, error)) error {
-	c := t.process.Creds
+func (t *task) restoreCreds(tid int, call func(nr int, args ...uint64) (uint64, error), c ckpt.Creds) error {
 	cur, err := procfs.ReadTaskStatus(t.host, tid)
 	if err != nil {
 		return err

@@ -51,9 +51,8 @@ func commonFilters(a, b [][]byte) int {
 // as the process itself would have (with no_new_privs already restored,
 // or as root), and creates the threads whose filters are not the main
 // thread's, each where its filters part from the main thread's; each then
-// installs its own. It returns those threads: they are created before the
-// credentials are restored, and get theirs each.
-func (t *task) installSeccomp() ([]*thread, error) {
+// installs its own.
+func (t *task) installSeccomp() error {
 	main := t.process.SeccompFilters
 	var apart []*thread
 	partAt := map[int][]*thread{}
@@ -68,24 +67,24 @@ func (t *task) installSeccomp() ([]*thread, error) {
 	}
 	for i := 0; i <= len(main); i++ {
 		if err := t.createThreads(partAt[i]); err != nil {
-			return nil, err
+			return err
 		}
 		if i == len(main) {
 			break
 		}
 		if err := t.installFilter(t.remote, main[i]); err != nil {
-			return nil, fmt.Errorf("seccomp filter %d: %w", i, err)
+			return fmt.Errorf("seccomp filter %d: %w", i, err)
 		}
 	}
 	for _, x := range apart {
 		own := threadFilters(t.process, x.image)
 		for i := commonFilters(own, main); i < len(own); i++ {
 			if err := t.installFilter(x.remote, own[i]); err != nil {
-				return nil, fmt.Errorf("thread %d: seccomp filter %d: %w", x.image.Tid, i, err)
+				return fmt.Errorf("thread %d: seccomp filter %d: %w", x.image.Tid, i, err)
 			}
 		}
 	}
-	return apart, nil
+	return nil
 }
 
 // installFilter installs BPF program f in thread r.

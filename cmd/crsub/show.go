@@ -195,6 +195,9 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView, namespaces st
 		if t.Syscall != nil {
 			state = fmt.Sprintf("in syscall %d, returned %d", t.Syscall.Nr, t.Syscall.Ret)
 		}
+		if c := t.Creds; c != nil {
+			state += fmt.Sprintf("; uid %v, gid %v of its own", c.Uid, c.Gid)
+		}
 		fmt.Fprintf(tw, "    %d\t%#x\t%#x\t%s\t%d\t%s\n", t.Tid, rip, rsp, sigset(t.SigMask), len(t.Pending), state)
 	}
 	tw.Flush()
