@@ -748,7 +748,7 @@ func (pc *preCopy) planPart(pl *framePlanner, t *tracker, m *procfs.Mapping, fro
 }
 
 // readStale reads the pages plan has no copy of into the page file, through
-// a buffer touched before the freeze, a piece at a time: readRemote makes
+// a buffer touched before the freeze, a piece at a time: readProcess makes
 // as few process_vm_readv calls of a piece as it can. stale is how many
 // pages that is.
 func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (fresh *freshPages, stale uint64, err error) {
@@ -768,7 +768,9 @@ func (pc *preCopy) readStale(t *tracker, m *procfs.Mapping, plan []framePlan) (f
 	defer pc.frozenBufs.put(buf)
 	for _, runs := range splitRuns(toRead, uint64(len(buf))/ps) {
 		data := buf[:runsCount(runs)*ps]
-		if err := readRemote(t.pid, data, remoteRuns(m, runs, ps)); err != nil {
+		// readProcess: a mapping without PROT_READ (written, then made
+		// PROT_NONE or write-only) is read past its protection.
+		if err := readProcess(t.pid, m, data, runs, ps); err != nil {
 			return nil, 0, fmt.Errorf("reading %#x-%#x: %w", m.Start, m.End, err)
 		}
 		if err := fresh.add(pc.file, data, ps); err != nil {

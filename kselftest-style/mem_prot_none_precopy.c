@@ -1,0 +1,1 @@
+mem_prot_none.c
