@@ -66,24 +66,28 @@ func TestParseDescErrors(t *testing.T) {
 func TestSkipReason(t *testing.T) {
 	m := Machine{Arch: "x86_64", Feature: func(f string) bool { return f != "missing" }}
 	for _, tc := range []struct {
-		desc string
-		want string
+		desc  string
+		named bool
+		want  string
 	}{
-		{"", ""},
-		{"{'flavor': 'h'}", ""},
-		{"{'flavor': 'ns uns'}", "no host flavour (ns uns only)"},
-		{"{'flags': 'noauto'}", "noauto: manual run only"},
-		{"{'flags': 'suid crfail'}", "crfail: CRIU is expected to fail"},
-		{"{'arch': 's390x'}", "arch s390x"},
-		{"{'arch': 'x86_64 aarch64'}", ""},
-		{"{'feature': 'present missing'}", "no missing feature"},
+		{"", false, ""},
+		{"{'flavor': 'h'}", false, ""},
+		{"{'flavor': 'ns uns'}", false, "no host flavour (ns uns only)"},
+		{"{'flags': 'noauto'}", false, "noauto: manual run only"},
+		{"{'flags': 'noauto'}", true, ""},
+		{"{'flags': 'noauto', 'flavor': 'ns'}", true, "no host flavour (ns only)"},
+		{"{'flags': 'suid crfail'}", false, "crfail: CRIU is expected to fail"},
+		{"{'arch': 's390x'}", false, "arch s390x"},
+		{"{'arch': 'x86_64 aarch64'}", false, ""},
+		{"{'feature': 'present missing'}", false, "no missing feature"},
 	} {
 		d, err := ParseDesc(tc.desc)
 		if err != nil {
 			t.Fatal(err)
 		}
+		m.Named = tc.named
 		if got := SkipReason(&Test{Name: "x", Desc: d}, m); got != tc.want {
-			t.Errorf("SkipReason(%q) = %q, want %q", tc.desc, got, tc.want)
+			t.Errorf("SkipReason(%q, named %v) = %q, want %q", tc.desc, tc.named, got, tc.want)
 		}
 	}
 }

@@ -135,6 +135,9 @@ type Machine struct {
 	Arch    string                 // zdtm.py's arch: x86_64 for amd64
 	Feature func(name string) bool // criu check --feature NAME; nil: every feature present
 	Flavor  string                 // the flavour tests run in: h (host, also when empty) or ns
+	// Named says the tests were named one by one: noauto tests run then,
+	// as with zdtm.py's -t.
+	Named bool
 }
 
 // GoArchToZdtm maps GOARCH to the names .desc files use.
@@ -155,7 +158,8 @@ func HostArch() string { return GoArchToZdtm(runtime.GOARCH) }
 
 // SkipReason tells why the flavour of t does not run here, or "" if it
 // does. It follows zdtm.py's run_tests for the flavour, and also skips
-// crfail tests (CRIU is expected to refuse them).
+// crfail tests (CRIU is expected to refuse them), and noauto tests unless
+// they were named.
 func SkipReason(t *Test, m Machine) string {
 	if t.DescErr != nil {
 		return "unreadable .desc: " + t.DescErr.Error()
@@ -164,7 +168,7 @@ func SkipReason(t *Test, m Machine) string {
 	if len(d.Arch) > 0 && !contains(d.Arch, m.Arch) {
 		return "arch " + strings.Join(d.Arch, " ")
 	}
-	if d.HasFlag("noauto") {
+	if d.HasFlag("noauto") && !m.Named {
 		return "noauto: manual run only"
 	}
 	flavor := m.Flavor

@@ -189,7 +189,7 @@ func runTests(c runConfig) int {
 		fmt.Fprintf(os.Stderr, "zdtm: --flavor %q: h, ns or uns\n", c.flavor)
 		return 2
 	}
-	machine := zdtm.Machine{Arch: zdtm.HostArch(), Flavor: c.flavor}
+	machine := zdtm.Machine{Arch: zdtm.HostArch(), Flavor: c.flavor, Named: len(c.tests) > 0}
 	if _, err := os.Stat(c.criu); err == nil {
 		machine.Feature = zdtm.CriuFeatures(c.criu)
 	} else {
