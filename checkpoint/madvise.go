@@ -45,6 +45,7 @@ var madviseFlags = []struct {
 	{procfs.VmRandRead, ckpt.MadvRandom},
 	{procfs.VmNoReserve, mapNoReserve},
 	{procfs.VmDroppable, mapDroppable},
+	{procfs.VmGrowsDown, mapGrowsDown},
 }
 
 // What smaps shows of mmap(2)'s flags goes with the madvise state, under
@@ -53,6 +54,7 @@ const (
 	mapNoReserve = "map_noreserve" // MAP_NORESERVE: no swap space accounted
 	mapDroppable = "map_droppable" // MAP_DROPPABLE: pages the kernel may drop
 	mapMayWrite  = "map_maywrite"  // a shared mapping of a file open for writing
+	mapGrowsDown = "map_growsdown" // MAP_GROWSDOWN: grows down when touched below, as a stack
 )
 
 // vmaFlags sets v's madvise state from names, smaps' flags as madviseFlags
@@ -64,6 +66,8 @@ func vmaFlags(v *ckpt.VMA, names []string) {
 		switch n {
 		case mapNoReserve:
 			v.Flags |= unix.MAP_NORESERVE
+		case mapGrowsDown:
+			v.Flags |= unix.MAP_GROWSDOWN
 		case mapDroppable:
 			v.Flags = v.Flags&^unix.MAP_PRIVATE | unix.MAP_DROPPABLE
 		case mapMayWrite:

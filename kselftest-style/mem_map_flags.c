@@ -6,8 +6,10 @@
  * MAP_DROPPABLE one (its pages are not kept, as CRIU does not keep them:
  * the kernel may drop them any time), MADV_SEQUENTIAL and MADV_RANDOM; and
  * a read-only MAP_SHARED mapping of a file opened O_RDWR, which the program
- * may still mprotect writable; and prctl(PR_SET_THP_DISABLE), which belongs
- * to the address space and leaves the mappings' VmFlags as they were.
+ * may still mprotect writable; a MAP_GROWSDOWN mapping that is no stack,
+ * which must still grow when touched below; and prctl(PR_SET_THP_DISABLE),
+ * which belongs to the address space and leaves the mappings' VmFlags as
+ * they were.
  */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -61,12 +63,13 @@ static unsigned char *region(size_t len, int flags)
 int main(void)
 {
 	size_t huge = (size_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) * 4;
-	unsigned char *nr, *seq, *rnd, *drop, *ro, b = 0;
+	unsigned char *nr, *seq, *rnd, *drop, *ro, *gd, b = 0;
+	volatile unsigned char *below;
 	int fd;
 
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(6);
+	ksft_set_plan(7);
 	fd = open(cr_path("shared"), O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, 4096))
 		ksft_exit_fail_msg("setup: %s", strerror(errno));
@@ -89,6 +92,17 @@ int main(void)
 	cr_fill(rnd, LEN, 4);
 	if (drop)
 		drop[0] = 0x5a;
+	/* One page at the top of a hole larger than the stack guard gap. */
+	gd = mmap(NULL, 8UL << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (gd == MAP_FAILED || munmap(gd, 8UL << 20))
+		ksft_exit_fail_msg("setup: a hole: %s", strerror(errno));
+	gd = mmap(gd + (8UL << 20) - 4096, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN,
+		  -1, 0);
+	if (gd == MAP_FAILED)
+		ksft_exit_fail_msg("setup: MAP_GROWSDOWN: %s", strerror(errno));
+	cr_fill(gd, 4096, 5);
+	if (!has_flag(gd, "gd"))
+		ksft_exit_fail_msg("setup: smaps lacks gd");
 	if (!has_flag(nr, "nr") || !has_flag(seq, "sr") || !has_flag(rnd, "rr") || (drop && !has_flag(drop, "dp")))
 		ksft_exit_fail_msg("setup: smaps lacks a flag");
 	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) || prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) != 1)
@@ -116,6 +130,10 @@ int main(void)
 			b = 0;
 	}
 	ksft_test_result(b == 0x42, "a read-only shared mapping of a file opened O_RDWR can be made writable");
+	below = gd - 4096;
+	*below = 0x17; /* SIGSEGV unless the mapping grows */
+	ksft_test_result(has_flag(gd - 4096, "gd") && *below == 0x17 && cr_check(gd, 4096, 5) < 0,
+			 "MAP_GROWSDOWN: VmFlags has gd, contents kept, grows when touched below");
 	ksft_test_result(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 && !has_flag(seq, "nh"),
 			 "PR_SET_THP_DISABLE kept for the address space, no nh on its mappings");
 	ksft_finished();

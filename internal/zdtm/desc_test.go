@@ -172,7 +172,7 @@ func TestTable(t *testing.T) {
 		{Test: "b", Engine: "crsub", Mode: "ns", Status: Pass},
 	}
 	var b strings.Builder
-	if err := WriteTable(&b, res, "plain", nil); err != nil {
+	if err := WriteTable(&b, res, "plain", "static", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{

@@ -49,6 +49,7 @@ func run() int {
 		table     = pflag.String("table", "", "write the CRIU/crsub table (docs/zdtm.md) to FILE from the --from results files and this run's")
 		from      = pflag.StringArray("from", nil, "a results file for --table (repeatable)")
 		tableMode = pflag.String("table-mode", "plain", "the mode whose results --table shows")
+		suite     = pflag.String("suite", "static", "the zdtm directory the results of --table are from: static or transition")
 		timeout   = pflag.Duration("timeout", 30*time.Second, "timeout of each step (a .desc timeout above it wins)")
 		work      = pflag.String("work", "", "directory for images and logs (default: a new one under $TMPDIR)")
 		keep      = pflag.Bool("keep", false, "keep the images and logs of passing tests too")
@@ -96,7 +97,7 @@ func run() int {
 		if *results != "" && !contains(srcs, *results) {
 			srcs = append(srcs, *results)
 		}
-		if err := writeTable(*table, *tableMode, srcs); err != nil {
+		if err := writeTable(*table, *tableMode, *suite, srcs); err != nil {
 			fmt.Fprintf(os.Stderr, "zdtm: %v\n", err)
 			return 2
 		}
@@ -276,7 +277,7 @@ func runTests(c runConfig) int {
 	return 0
 }
 
-func writeTable(path, mode string, srcs []string) error {
+func writeTable(path, mode, suite string, srcs []string) error {
 	if len(srcs) == 0 {
 		return fmt.Errorf("--table needs results: --from FILE or --results FILE")
 	}
@@ -289,7 +290,7 @@ func writeTable(path, mode string, srcs []string) error {
 		names = append(names, "`"+filepath.Base(s)+"`")
 	}
 	var b bytes.Buffer
-	if err := zdtm.WriteTable(&b, res, mode, names); err != nil {
+	if err := zdtm.WriteTable(&b, res, mode, suite, names); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
