@@ -63,8 +63,10 @@ type session struct {
 	files   *files.DumpContext
 	// early is smaps of the tree's processes, read before the freeze.
 	early *earlyMadvise
-	// descriptions index the open file descriptions written so far.
+	// descriptions index the open file descriptions written so far, and
+	// copies those examined so far, by the fd whose copy stands for them.
 	descriptions descriptions
+	copies       descriptions
 	// ownNamespaces are crsub's, by kind; namespaces those of the tree
 	// that are not.
 	ownNamespaces map[string]uint64
@@ -85,6 +87,9 @@ type proc struct {
 	tracees []*ptrace.Tracee
 	state   *processState
 	fds     []*files.Fd
+	// copies are the copies of fds this process holds: of the open file
+	// descriptions first seen in it. Its other fds share earlier copies.
+	copies []*os.File
 	// cow is the process's copy-on-write copy (Options.CopyOnWrite).
 	cow *cowCopy
 	// fdTable is the process whose fd table this one shares (its
@@ -638,7 +643,7 @@ func (s *session) release() error {
 	if s.files != nil {
 		s.files.Close()
 	}
-	s.procs, s.zombies, s.files = nil, nil, nil
+	s.procs, s.zombies, s.files, s.copies = nil, nil, nil, nil
 	return err
 }
 

@@ -26,10 +26,29 @@ func (s *session) examineFds(p *proc) error {
 	if err != nil {
 		return err
 	}
+	if s.copies == nil {
+		s.copies = descriptions{}
+	}
 	for _, n := range nums {
 		fd, err := s.examineFd(p.pid, pidfd, n)
 		if err != nil {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
+		}
+		// One copy per open file description, whichever fds share it: a
+		// tree may hold more fds than crsub may open (a socket pair
+		// inherited by hundreds of processes), and any copy of a
+		// description stands for all of them.
+		first, found, at, err := s.copies.lookup(fd)
+		switch {
+		case err != nil:
+			fd.Copy.Close()
+			return &FdError{Pid: p.pid, Fd: n, Err: err}
+		case found:
+			fd.Copy.Close()
+			fd.Copy = first.Fd.Copy
+		default:
+			s.copies.insert(at, files.Dumped{Fd: fd})
+			p.copies = append(p.copies, fd.Copy)
 		}
 		p.fds = append(p.fds, fd)
 		s.note(fd)
@@ -121,11 +140,13 @@ func (s *session) dumpDescription(fd *files.Fd) (ckpt.Objref, *files.Kind, error
 	return ref, kind, nil
 }
 
+// closeFds closes the copies of the process's fds it holds: those of the
+// descriptions first seen in it.
 func (p *proc) closeFds() {
-	for _, fd := range p.fds {
-		fd.Copy.Close()
+	for _, c := range p.copies {
+		c.Close()
 	}
-	p.fds = nil
+	p.fds, p.copies = nil, nil
 }
 
 // dumpFiles writes a process's fd table: one file record per open file
@@ -167,6 +188,16 @@ func descriptionKey(fd *files.Fd) [2]uint64 { return [2]uint64{fd.Stat.Dev, fd.S
 // find returns the objref of the description fd refers to if it was
 // dumped, else 0 and where insert puts it.
 func (d descriptions) find(fd *files.Fd) (ckpt.Objref, int, error) {
+	e, found, at, err := d.lookup(fd)
+	if !found {
+		return 0, at, err
+	}
+	return e.Ref, at, nil
+}
+
+// lookup returns the entry of the description fd refers to, if there is
+// one, else where insert puts it.
+func (d descriptions) lookup(fd *files.Fd) (files.Dumped, bool, int, error) {
 	list := d[descriptionKey(fd)]
 	lo, hi := 0, len(list)
 	for lo < hi {
@@ -174,20 +205,20 @@ func (d descriptions) find(fd *files.Fd) (ckpt.Objref, int, error) {
 		e := list[mid]
 		order, err := sys.Kcmp(e.Fd.Pid, fd.Pid, sys.KcmpFile, uintptr(e.Fd.Num), uintptr(fd.Num))
 		if err != nil {
-			return 0, 0, fmt.Errorf("comparing with fd %d of pid %d: %w", e.Fd.Num, e.Fd.Pid, err)
+			return files.Dumped{}, false, 0, fmt.Errorf("comparing with fd %d of pid %d: %w", e.Fd.Num, e.Fd.Pid, err)
 		}
 		switch order {
 		case sys.KcmpEqual:
-			return e.Ref, mid, nil
+			return e, true, mid, nil
 		case sys.KcmpLess:
 			lo = mid + 1
 		case sys.KcmpGreater:
 			hi = mid
 		default:
-			return 0, 0, fmt.Errorf("kcmp with fd %d of pid %d gave no order (%d)", e.Fd.Num, e.Fd.Pid, order)
+			return files.Dumped{}, false, 0, fmt.Errorf("kcmp with fd %d of pid %d gave no order (%d)", e.Fd.Num, e.Fd.Pid, order)
 		}
 	}
-	return 0, lo, nil
+	return files.Dumped{}, false, lo, nil
 }
 
 func (d descriptions) insert(at int, e files.Dumped) {
