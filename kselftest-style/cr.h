@@ -184,4 +184,23 @@ static inline long cr_check(const void *buf, size_t len, uint64_t seed)
 	return -1;
 }
 
+/*
+ * The credential lines (Uid..CapAmb) of status file path, /proc/self/status
+ * or a thread's /proc/self/task/TID/status, one after another in out.
+ */
+static inline void cr_cred_lines(const char *path, char *out, size_t n)
+{
+	static const char *keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
+	char line[512];
+	FILE *f = fopen(path, "r");
+
+	out[0] = 0;
+	while (f && fgets(line, sizeof(line), f))
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strncmp(line, keys[i], strlen(keys[i])) && strlen(out) + strlen(line) < n)
+				strcat(out, line);
+	if (f)
+		fclose(f);
+}
+
 #endif /* CRSUB_CR_H */

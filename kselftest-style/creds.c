@@ -11,22 +11,6 @@
 #include <sys/prctl.h>
 #include "cr.h"
 
-/* The Uid..CapAmb lines of /proc/self/status, each a line. */
-static void status_lines(char *out, size_t n)
-{
-	static const char *keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
-	char line[512];
-	FILE *f = fopen("/proc/self/status", "r");
-
-	out[0] = 0;
-	while (f && fgets(line, sizeof(line), f))
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (!strncmp(line, keys[i], strlen(keys[i])) && strlen(out) + strlen(line) < n)
-				strcat(out, line);
-	if (f)
-		fclose(f);
-}
-
 static long loginuid(void)
 {
 	char buf[32] = "";
@@ -69,13 +53,13 @@ int main(void)
 		ksft_exit_fail_msg("setup: capset: %s", strerror(errno));
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL, 0, 0))
 		ksft_exit_fail_msg("setup: ambient: %s", strerror(errno));
-	status_lines(before, sizeof(before));
+	cr_cred_lines("/proc/self/status", before, sizeof(before));
 	ksft_print_msg("setup ok: loginuid %ld\n", loginuid());
 
 	cr_ready();
 	cr_wait_sigterm();
 
-	status_lines(after, sizeof(after));
+	cr_cred_lines("/proc/self/status", after, sizeof(after));
 	ksft_test_result(!strncmp(before, after, strstr(before, "CapInh:") - before), "ids and groups kept");
 	if (strcmp(before, after))
 		ksft_print_msg("before:\n%s\nafter:\n%s\n", before, after);

@@ -34,22 +34,13 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int go_on;
 
-/* The Uid..CapAmb lines of the calling thread's status. */
+/* The credential lines of the calling thread's status. */
 static void own_status(char *out, size_t n)
 {
-	static const char *keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:" };
-	char path[64], line[512];
-	FILE *f;
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", gettid());
-	f = fopen(path, "r");
-	out[0] = 0;
-	while (f && fgets(line, sizeof(line), f))
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (!strncmp(line, keys[i], strlen(keys[i])) && strlen(out) + strlen(line) < n)
-				strcat(out, line);
-	if (f)
-		fclose(f);
+	cr_cred_lines(path, out, n);
 }
 
 /* Whether the calling thread's ids are all uid and gid, asked of itself. */
