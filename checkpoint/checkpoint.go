@@ -289,7 +289,20 @@ func checkTarget(pid int) error {
 		return err
 	}
 	if stat.State == 'Z' {
+		if err := leaderGone(pid); err != nil {
+			return err
+		}
 		return fmt.Errorf("pid %d is a zombie", pid)
+	}
+	return nil
+}
+
+// leaderGone returns a *LeaderGoneError if pid, which /proc shows as a
+// zombie, has threads that run on: recorded as a zombie, they would be
+// lost.
+func leaderGone(pid int) error {
+	if tids, err := procfs.Tids(pid); err == nil && len(tids) > 1 {
+		return &LeaderGoneError{Pid: pid, Threads: len(tids) - 1}
 	}
 	return nil
 }
@@ -692,6 +705,9 @@ func (s *session) freezeTree() error {
 				return fmt.Errorf("child %d of pid %d: %w", k, p.pid, err)
 			}
 			if st.State == 'Z' {
+				if err := leaderGone(k); err != nil {
+					return err
+				}
 				z := zombie(k, p.pid, st)
 				// In a pid namespace of its own, a restart gives it its
 				// pid there too.

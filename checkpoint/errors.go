@@ -50,3 +50,15 @@ func (e *TracedError) Error() string {
 }
 
 func (e *TracedError) Unwrap() error { return e.Err }
+
+// LeaderGoneError is a process whose main thread has exited while its
+// other threads run on (pthread_exit from main): /proc shows it as a
+// zombie, and a thread group without its leader cannot be made again.
+type LeaderGoneError struct {
+	Pid     int
+	Threads int // the threads that run on
+}
+
+func (e *LeaderGoneError) Error() string {
+	return fmt.Sprintf("pid %d: its main thread has exited and %d other threads run on (pthread_exit from main): a thread group without its leader cannot be checkpointed", e.Pid, e.Threads)
+}
