@@ -320,6 +320,7 @@ func run(ctx context.Context, src io.Reader, opts Options) (_ *Process, err erro
 	if err := s.endGoneLeaders(); err != nil {
 		return nil, err
 	}
+	s.warnOtherSessions()
 	// Sessions get their terminals back before any task's files that
 	// open them (/dev/tty) are.
 	fault.Phase("restoring the controlling terminal")

@@ -235,3 +235,27 @@ func (t *task) exitReaped() error {
 	}
 	return nil
 }
+
+// warnOtherSessions says which processes are in another session than the
+// image gives them: a tree whose session no process can make again from
+// where the process is (its leader gone, the process not its parent's
+// orphan) leaves them in their parent's. The session the root was in
+// outside the tree is not the image's to keep.
+func (s *restorer) warnOtherSessions() {
+	root := s.tree.Processes[0]
+	outer := 0
+	if s.treeProcess(root.Sid) == nil {
+		outer = root.Sid
+	}
+	for _, t := range s.live() {
+		tp := s.treeProcess(t.pid)
+		if tp == nil || tp.Sid <= 0 || tp.Sid == outer {
+			continue
+		}
+		got, err := t.Syscall(unix.SYS_GETSID, 0)
+		if err != nil || int(got) == s.innerPid(tp.Sid) {
+			continue
+		}
+		s.log.Warn("process restarted in another session than it had: the tree gives no process that can make its session again from where it is", "pid", t.pid, "sid", tp.Sid, "now", int(got))
+	}
+}
