@@ -46,8 +46,8 @@ var nsRootDirs = []string{"/bin", "/sbin", "/etc", "/lib", "/lib64", "/dev", "/t
 
 // NewNsRoot makes the ns flavour's root and /dev under TMPDIR, for the
 // tests of static directory static; userNS: for the uns flavour, whose
-// root's test directory is opened to everyone, as zdtm.py does (root in
-// the tests' user namespace is no one outside).
+// root's test directory and the tests' own are opened to everyone, as
+// zdtm.py does (root in the tests' user namespace is no one outside).
 func NewNsRoot(static string, userNS bool) (*NsRoot, error) {
 	abs, err := filepath.Abs(static)
 	if err != nil {
@@ -59,9 +59,17 @@ func NewNsRoot(static string, userNS bool) (*NsRoot, error) {
 	}
 	n := &NsRoot{Root: filepath.Join(tmp, "root", "root"), Dev: filepath.Join(tmp, "dev"), TestDir: filepath.Dir(filepath.Dir(abs)), UserNS: userNS, tmp: tmp}
 	if userNS {
-		fi, err := os.Stat(n.TestDir)
-		if err == nil {
-			err = os.Chmod(n.TestDir, fi.Mode().Perm()|0o077)
+		// The tests write their .pid and .out files in their own
+		// directory (static, transition) too.
+		var err error
+		for _, d := range []string{n.TestDir, abs} {
+			var fi os.FileInfo
+			if fi, err = os.Stat(d); err == nil {
+				err = os.Chmod(d, fi.Mode().Perm()|0o077)
+			}
+			if err != nil {
+				break
+			}
 		}
 		if err == nil {
 			// The tests' root is reached through tmp (0700 as made).
