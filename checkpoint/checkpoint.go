@@ -1175,8 +1175,17 @@ func (s *session) writeProcess(ctx context.Context, cw *ckpt.Writer, p *proc, me
 	if err := cw.Write(ckpt.TypeSignals, 0, []ckpt.Objref{procRef}, &st.signals); err != nil {
 		return err
 	}
+	mmDeps := []ckpt.Objref{procRef}
+	if st.exeRemoved != nil {
+		ref, err := s.files.ExeGhost(p.pid, st.mm.Exe.Path, st.exeRemoved)
+		if err != nil {
+			return fmt.Errorf("executable %s, removed: %w", st.mm.Exe.Path, err)
+		}
+		st.mm.ExeGhost = ref
+		mmDeps = append(mmDeps, ref)
+	}
 	mmRef := cw.NewObjref()
-	if err := cw.Write(ckpt.TypeMM, mmRef, []ckpt.Objref{procRef}, &st.mm); err != nil {
+	if err := cw.Write(ckpt.TypeMM, mmRef, mmDeps, &st.mm); err != nil {
 		return err
 	}
 	if err := mem.open(p.pid); err != nil {

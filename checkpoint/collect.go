@@ -30,7 +30,10 @@ type processState struct {
 	threads []ckpt.Thread
 	signals ckpt.Signals
 	mm      ckpt.MM
-	maps    []procfs.Mapping
+	// exeRemoved is the stat of the executable when its last name was
+	// removed: its file is kept as a ghost.
+	exeRemoved *unix.Stat_t
+	maps       []procfs.Mapping
 	// madvise holds, by VMA start, the madvise/mlock state of the VMAs
 	// that have any (from smaps' VmFlags).
 	madvise map[uint64][]string
@@ -679,7 +682,13 @@ func collectMM(pid int, st *processState, stat *procfs.Stat, elsewhere func(pid 
 	if err != nil {
 		return err
 	}
-	if mm.Exe, err = identity(pid, exe); err != nil {
+	var exeStat unix.Stat_t
+	if link := procfs.ParseFdTarget(exe); link.Deleted && unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &exeStat) == nil && exeStat.Nlink == 0 {
+		// Its last name was removed: kept whole in the image (ExeGhost,
+		// written with the mm record).
+		st.exeRemoved = &exeStat
+		mm.Exe = ckpt.FileIdentity{Path: link.Path, Dev: exeStat.Dev, Inode: exeStat.Ino, Size: exeStat.Size, Mtime: exeStat.Mtim.Nano()}
+	} else if mm.Exe, err = identity(pid, exe); err != nil {
 		var st unix.Stat_t
 		other, ok := ckpt.FileIdentity{}, false
 		if unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &st) == nil {

@@ -356,6 +356,11 @@ type MM struct {
 	EnvEnd     uint64       `json:"env_end"`
 	Auxv       []uint64     `json:"auxv"` // type, value pairs, ending with AT_NULL
 	Exe        FileIdentity `json:"exe"`
+	// ExeGhost is the ghost record of the executable when its last name
+	// was removed (a binary replaced by an upgrade; Exe.Path is the name
+	// it had): restart makes the file again from it and makes it the
+	// executable, shown as removed in /proc/PID/exe as before.
+	ExeGhost Objref `json:"exe_ghost,omitempty"`
 	// Layout lists every area of the address space, in address order, so
 	// that a restart can plan (choose scratch memory free in the target,
 	// place the vDSO) before the first VMA record arrives.

@@ -758,12 +758,20 @@ func (t *task) restoreMadvise(v *ckpt.VMA) {
 // CAP_SYS_RESOURCE.
 func (t *task) setMM() error {
 	mm := t.mm
-	if err := t.checkIdentity(&mm.Exe, "executable"); err != nil {
-		return err
-	}
-	exeFd, err := t.opener(&mm.Exe)(mm.Exe.Path, unix.O_RDONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open executable %s: %w", mm.Exe.Path, err)
+	var exeFd int
+	var err error
+	if mm.ExeGhost != 0 {
+		// Its name was removed: the file made again from the image.
+		if exeFd, err = t.s.files.OpenGhost(t, mm.ExeGhost, unix.O_RDONLY); err != nil {
+			return fmt.Errorf("open removed executable %s: %w", mm.Exe.Path, err)
+		}
+	} else {
+		if err := t.checkIdentity(&mm.Exe, "executable"); err != nil {
+			return err
+		}
+		if exeFd, err = t.opener(&mm.Exe)(mm.Exe.Path, unix.O_RDONLY, 0); err != nil {
+			return fmt.Errorf("open executable %s: %w", mm.Exe.Path, err)
+		}
 	}
 	defer t.Syscall(unix.SYS_CLOSE, uint64(exeFd))
 	const mapSize = 104

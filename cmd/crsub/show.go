@@ -180,7 +180,11 @@ func printProcess(w io.Writer, pageSize int, pv *ckpt.ProcessView, namespaces st
 			time.Duration(pt.ValueNsec), time.Duration(pt.IntervalNsec))
 	}
 	if pv.MM != nil {
-		fmt.Fprintf(w, "  exe %s\n  brk %#x-%#x, args %#x-%#x, env %#x-%#x\n", pv.MM.Exe.Path, pv.MM.StartBrk, pv.MM.Brk, pv.MM.ArgStart, pv.MM.ArgEnd, pv.MM.EnvStart, pv.MM.EnvEnd)
+		exe := pv.MM.Exe.Path
+		if pv.MM.ExeGhost != 0 {
+			exe += " (removed; kept in the image)"
+		}
+		fmt.Fprintf(w, "  exe %s\n  brk %#x-%#x, args %#x-%#x, env %#x-%#x\n", exe, pv.MM.StartBrk, pv.MM.Brk, pv.MM.ArgStart, pv.MM.ArgEnd, pv.MM.EnvStart, pv.MM.EnvEnd)
 	}
 
 	fmt.Fprintln(w, "  Threads:")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/fsjournal"
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/sys"
 )
 
@@ -39,6 +40,21 @@ type inodeKey struct{ dev, ino uint64 }
 // dumpGhost writes the ghost record of the file fd is open on, once per
 // inode, and returns its objref.
 func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
+	return dumpGhostFrom(c, fd, fmt.Sprintf("/proc/%d/fd/%d", fd.Pid, fd.Num))
+}
+
+// ExeGhost writes the ghost record of the executable of process pid, whose
+// last name, path, was removed (a binary replaced by an upgrade), once per
+// inode, and returns its objref: restart makes the file again, and it is
+// the process's executable again (/proc/PID/exe). st is the file's stat.
+func (c *DumpContext) ExeGhost(pid int, path string, st *unix.Stat_t) (ckpt.Objref, error) {
+	fd := &Fd{Pid: pid, Num: -1, Link: procfs.FdLink{Kind: procfs.FdFile, Path: path, Deleted: true}, Stat: *st}
+	return dumpGhostFrom(c, fd, fmt.Sprintf("/proc/%d/exe", pid))
+}
+
+// dumpGhostFrom is dumpGhost reading a regular file's data through source,
+// a /proc link to it.
+func dumpGhostFrom(c *DumpContext, fd *Fd, source string) (ckpt.Objref, error) {
 	key := inodeKey{fd.Stat.Dev, fd.Stat.Ino}
 	if ref, ok := c.ghosts[key]; ok {
 		return ref, nil
@@ -64,7 +80,7 @@ func dumpGhost(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	if fileType(st) != unix.S_IFREG {
 		err = c.W.Write(ckpt.TypeGhost, ref, nil, &g)
 	} else {
-		err = dumpGhostData(c, fd, ref, &g)
+		err = dumpGhostData(c, fd, ref, &g, source)
 	}
 	if err != nil {
 		return 0, err
@@ -96,13 +112,12 @@ func ghostPlace(c *DumpContext, fd *Fd) (string, uint64) {
 }
 
 // dumpGhostData writes a regular ghost with its data extents, read through
-// a description of crsub's own (the target's may be write-only, and its
-// offset must not move).
-func dumpGhostData(c *DumpContext, fd *Fd, ref ckpt.Objref, g *ckpt.Ghost) error {
-	proc := fmt.Sprintf("/proc/%d/fd/%d", fd.Pid, fd.Num)
-	r, err := os.OpenFile(proc, unix.O_RDONLY|unix.O_NOATIME|unix.O_CLOEXEC, 0)
+// a description of crsub's own opened on source (the target's may be
+// write-only, and its offset must not move).
+func dumpGhostData(c *DumpContext, fd *Fd, ref ckpt.Objref, g *ckpt.Ghost, source string) error {
+	r, err := os.OpenFile(source, unix.O_RDONLY|unix.O_NOATIME|unix.O_CLOEXEC, 0)
 	if err != nil {
-		r, err = os.OpenFile(proc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		r, err = os.OpenFile(source, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return fmt.Errorf("reopening deleted %s to read it: %w", fd.Link.Path, err)
@@ -421,6 +436,16 @@ func openGhost(c *RestoreContext, t Target, rec *ckpt.Record, flags int) (int, e
 		}
 	}
 	return -1, errors.New("its ghost record is missing")
+}
+
+// OpenGhost opens the file ghost ref made again in t, with flags (as for
+// an executable whose name was removed, ExeGhost), and returns t's fd.
+func (c *RestoreContext) OpenGhost(t Target, ref ckpt.Objref, flags int) (int, error) {
+	g := c.ghosts[ref]
+	if g == nil {
+		return -1, fmt.Errorf("ghost record %d is missing", ref)
+	}
+	return c.reopen(t, int(g.Fd()), flags)
 }
 
 // openGhostOn is openGhost on the mount f was opened on (f.MountPoint),
