@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -31,6 +32,11 @@ func (s *session) examineFds(p *proc) error {
 	}
 	for _, n := range nums {
 		fd, err := s.examineFd(p.pid, pidfd, n)
+		if errors.Is(err, unix.EMFILE) {
+			var lim unix.Rlimit
+			_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+			err = fmt.Errorf("%w: crsub holds a copy of each open file description of the tree while it checkpoints, and may open %d files (RLIMIT_NOFILE): raise its limit", err, lim.Cur)
+		}
 		if err != nil {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		}

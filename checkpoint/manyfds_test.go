@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -12,9 +13,9 @@ import (
 )
 
 // A tree may hold far more fds than crsub may open: here a socket pair
-// inherited by four processes, each end dup'd 800 times, 6400 fds on two
-// open file descriptions, checkpointed with a limit of 1024 open files.
-// crsub holds one copy per description, not one per fd.
+// inherited by four processes, each end dup'd 800 times, and 150 pipes:
+// 7600 fds on 302 open file descriptions, checkpointed with a limit of 1024
+// open files. crsub holds one copy per description, not one per fd.
 func TestManyFdsOneDescription(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
@@ -30,6 +31,9 @@ int main(void) {
 		exit(1);
 	for (int i = 0; i < 800; i++)
 		if (dup(sv[0]) < 0 || dup(sv[1]) < 0)
+			exit(1);
+	for (int i = 0; i < 150; i++)
+		if (pipe(sv))
 			exit(1);
 	for (int i = 0; i < 3; i++)
 		if (fork() == 0)
@@ -54,6 +58,19 @@ int main(void) {
 		t.Fatal(rerr)
 	}
 	if err != nil {
-		t.Fatalf("checkpoint of 6400 fds on two descriptions with 1024 open files allowed: %v", err)
+		t.Fatalf("checkpoint of 7600 fds on 302 descriptions with 1024 open files allowed: %v", err)
+	}
+	// With fewer files allowed than the tree has descriptions, the error
+	// says what to raise.
+	few := unix.Rlimit{Cur: 128, Max: old.Max}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &few); err != nil {
+		t.Fatal(err)
+	}
+	_, err = checkpoint.Checkpoint(context.Background(), p.Pid, io.Discard, opts)
+	if rerr := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "RLIMIT_NOFILE") {
+		t.Errorf("checkpoint with 128 open files allowed: %v, want an error naming RLIMIT_NOFILE", err)
 	}
 }
