@@ -188,6 +188,7 @@ func processRecord(pr *proc, stat *procfs.Stat, status *procfs.Status, p *ckpt.P
 	} else if err := unix.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err == nil && cwd.Nlink == 0 {
 		p.Cwd, p.CwdDeleted = strings.TrimSuffix(p.Cwd, " (deleted)"), true
 		p.CwdDev, p.CwdInode = cwd.Dev, cwd.Ino
+		p.CwdMode, p.CwdUID, p.CwdGID = cwd.Mode, cwd.Uid, cwd.Gid
 	}
 	if p.Root, err = procfs.Root(pid); err != nil {
 		return err

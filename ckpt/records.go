@@ -88,6 +88,12 @@ type Process struct {
 	// the proc, by which a restart knows whose pid namespace it shows.
 	CwdDev   uint64 `json:"cwd_dev,omitempty"`
 	CwdInode uint64 `json:"cwd_inode,omitempty"`
+	// CwdMode, CwdUID and CwdGID are a removed working directory's
+	// permissions and owner (as crsub's user namespace sees them), which
+	// the empty directory restart gives the process has too.
+	CwdMode uint32 `json:"cwd_mode,omitempty"`
+	CwdUID  uint32 `json:"cwd_uid,omitempty"`
+	CwdGID  uint32 `json:"cwd_gid,omitempty"`
 	// CwdDeadPid says the working directory is /proc/PID (Cwd, or a
 	// directory under it) of a process that had exited: restart makes a
 	// process with that pid (any pid if it is taken) for the time of the
@@ -560,6 +566,11 @@ type File struct {
 	Rdev     uint64       `json:"rdev,omitempty"`
 	Identity FileIdentity `json:"identity"`
 	Deleted  bool         `json:"deleted,omitempty"`
+	// UID and GID are a removed directory's owner (as crsub's user
+	// namespace sees them), which the empty directory restart opens in
+	// its stead has too.
+	UID uint32 `json:"uid,omitempty"`
+	GID uint32 `json:"gid,omitempty"`
 	// MountNamespace is, for a file opened in another mount namespace of
 	// the image than its process's (on a mount of that one), that
 	// namespace's inode at checkpoint: the file is opened there again.

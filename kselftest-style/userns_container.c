@@ -10,12 +10,13 @@
  * directory with /usr, the subject's directories and a proc of its pid
  * namespace bound in), makes a tmpfs with a file it chowns to uid 1000, a
  * file in a directory of the host it owns, and forks a child that becomes
- * uid and gid 1000 with groups 1000 and 2000. Before and after the
+ * uid and gid 1000 with groups 1000 and 2000, in a working directory of
+ * its own (mode 0700) that the init then removes. Before and after the
  * restart it checks from inside: it is pid 1, root with the groups it set,
  * its uid_map, gid_map and setgroups as written, its capability sets, the
  * hostname, both files with their owners as seen inside, the child's ids
- * as its /proc shows them, and that it may still do what root of its
- * namespace may (sethostname, chown). The .poke checks from outside: the
+ * as its /proc shows them, its removed working directory, and that it may
+ * still do what root of its namespace may (sethostname, chown). The .poke checks from outside: the
  * restored init's maps are the original's, its ids are those of the host
  * the maps say, the file in the host directory is owned by 100000.
  */
@@ -36,8 +37,8 @@
 #define OUTSIDE 100000
 
 enum { PID1 = 1, IDS = 2, GROUPS = 4, UIDMAP = 8, GIDMAP = 16, SETGROUPS = 32, CAPS = 64, UTS = 128,
-       TMPFILE = 256, HOSTFILE = 512, CHILD = 1024, ADMIN = 2048 };
-#define ALL 4095
+       TMPFILE = 256, HOSTFILE = 512, CHILD = 1024, ADMIN = 2048, AWAY = 4096 };
+#define ALL 8191
 
 static char dir[3000], root[3100], exedir[3000];
 
@@ -172,6 +173,10 @@ static int inspect(void)
 		found |= CHILD;
 	if (sethostname(HOSTNAME, strlen(HOSTNAME)) == 0 && chown("/data/owned", 1000, 1000) == 0)
 		found |= ADMIN;
+	char cwd[256] = "";
+	snprintf(p, sizeof(p), "/proc/%d/cwd", child);
+	if (readlink(p, cwd, sizeof(cwd) - 1) > 0 && !strcmp(cwd, "/data/away (deleted)"))
+		found |= AWAY;
 	return found;
 }
 
@@ -207,7 +212,7 @@ static void container(int go)
 	must(setresgid(0, 0, 0) == 0 && setgroups(2, groups) == 0 && setresuid(0, 0, 0) == 0, "ids");
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(12);
+	ksft_set_plan(13);
 	must(prctl(PR_CAPBSET_DROP, CAP_SYS_BOOT) == 0, "PR_CAPBSET_DROP");
 	{
 		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -258,7 +263,11 @@ static void container(int go)
 		sigset_t none;
 
 		close(ready[0]);
-		if (setgroups(2, g) || setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000))
+		if (mkdir("/data/away", 0700) || chown("/data/away", 1000, 1000))
+			_exit(122);
+		/* Dumpable again after the change of ids, for the init to read its cwd. */
+		if (setgroups(2, g) || setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000) ||
+		    prctl(PR_SET_DUMPABLE, 1) || chdir("/data/away"))
 			_exit(121);
 		close(ready[1]);
 		sigemptyset(&none);
@@ -268,6 +277,7 @@ static void container(int go)
 	close(ready[1]);
 	must(read(ready[0], &c, 1) == 0, "the child's ids");
 	close(ready[0]);
+	must(rmdir("/data/away") == 0, "removing the child's working directory");
 
 	int before = inspect();
 	if (before != ALL)
@@ -291,6 +301,7 @@ static void container(int go)
 	ksft_test_result(found & HOSTFILE, "the file it made in the host's directory is there, owned by root inside");
 	ksft_test_result(found & CHILD, "its child is uid and gid 1000 with groups 1000 and 2000");
 	ksft_test_result(found & ADMIN, "it is still root of its namespace (sethostname, chown)");
+	ksft_test_result(found & AWAY, "its child's working directory, which the child owns and the init removed, is a removed one still");
 	ksft_finished();
 }
 

@@ -152,7 +152,7 @@ func (t *task) restoreProcess(fc *files.RestoreContext) error {
 	switch {
 	case p.CwdDeleted:
 		var err error
-		if cwd, err = fc.RemovedDir(t, p.Cwd, p.CwdDev, p.CwdInode, 0); err != nil {
+		if cwd, err = fc.RemovedDir(t, p.Cwd, p.CwdDev, p.CwdInode, p.CwdMode, int(p.CwdUID), int(p.CwdGID)); err != nil {
 			return err
 		}
 	case p.CwdDeadPid > 0:

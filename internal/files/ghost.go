@@ -472,9 +472,11 @@ func openGhostOn(c *RestoreContext, t Target, rec *ckpt.Record, f *ckpt.File, fl
 // directory path (of inode ino on dev) of target t, once for every use of
 // that inode in the restart (a working directory, directory fds): under
 // its own name when it is free, else a hidden one beside it, where t sees
-// it (through its root, in a mount namespace of its own), and returns its
-// name as t names it. Close removes it.
-func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode uint32) (string, error) {
+// it (through its root, in a mount namespace of its own), with the
+// permissions of mode and owner uid, gid (a task root only in a user
+// namespace of its own may not enter a directory crsub's root owns), and
+// returns its name as t names it. Close removes it.
+func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode uint32, uid, gid int) (string, error) {
 	key := inodeKey{dev, ino}
 	if d, ok := c.dirs[key]; ok && ino != 0 {
 		return d.name, nil
@@ -506,6 +508,12 @@ func (c *RestoreContext) RemovedDir(t Target, path string, dev, ino uint64, mode
 	}
 	if mode&0o7777 != 0 {
 		_ = os.Chmod(host, os.FileMode(mode&0o777))
+	}
+	if uid != 0 || gid != 0 {
+		if err := os.Lchown(host, uid, gid); err != nil {
+			c.remove(host)
+			return "", fmt.Errorf("recreating removed directory %s: %w", path, err)
+		}
 	}
 	if c.dirs == nil {
 		c.dirs = map[inodeKey]removedDir{}

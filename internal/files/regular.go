@@ -284,6 +284,9 @@ var directoryKind = &Kind{
 		// A removed directory is empty (rmdir wants it so): an empty one,
 		// removed again, is all it takes.
 		f.Deleted = fd.Link.Deleted
+		if f.Deleted {
+			f.UID, f.GID = fd.Stat.Uid, fd.Stat.Gid
+		}
 		if pid, ok := deadProcPid(fd); ok {
 			f.DeadPid, f.Deleted = pid, false
 		}
@@ -304,7 +307,7 @@ var directoryKind = &Kind{
 		path := f.Path
 		if f.Deleted {
 			var err error
-			if path, err = c.RemovedDir(t, f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode); err != nil {
+			if path, err = c.RemovedDir(t, f.Path, f.Identity.Dev, f.Identity.Inode, f.Mode, int(f.UID), int(f.GID)); err != nil {
 				return -1, err
 			}
 		}
