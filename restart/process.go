@@ -361,6 +361,9 @@ func (t *task) sharedPending(sig int) bool {
 
 // restoreLoginUID writes the audit login uid back: the kernel takes it only
 // from the process itself, through /proc/self/loginuid.
+// unsetLoginUID is the audit login uid of a task no login set one for.
+const unsetLoginUID = 1<<32 - 1
+
 func (t *task) restoreLoginUID() error {
 	want := t.process.LoginUID
 	if want == nil {
@@ -369,16 +372,28 @@ func (t *task) restoreLoginUID() error {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/loginuid", t.host)); err == nil && strings.TrimSpace(string(b)) == strconv.FormatUint(uint64(*want), 10) {
 		return nil // inherited from crsub as it was
 	}
+	// The task writes it in its user namespace, where the uid has the
+	// number the namespace's map gives it (the image has crsub's).
+	value := *want
+	if u := t.s.userMaps(t.process); u != nil && value != unsetLoginUID {
+		in, ok := ckpt.ToInside(u.UidMap, value)
+		if !ok {
+			t.Warn("the audit login uid is not mapped in the process's user namespace; it keeps the one it inherits", "loginuid", value)
+			return nil
+		}
+		value = in
+	}
+	text := strconv.FormatUint(uint64(value), 10)
 	fd, err := t.Open("/proc/self/loginuid", unix.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("loginuid: %w", err)
 	}
 	defer func() { _, _ = t.Syscall(unix.SYS_CLOSE, uint64(fd)) }()
-	addr, err := t.Scratch([]byte(strconv.FormatUint(uint64(*want), 10)))
+	addr, err := t.Scratch([]byte(text))
 	if err != nil {
 		return err
 	}
-	if _, err := t.Syscall(unix.SYS_WRITE, uint64(fd), addr, uint64(len(strconv.FormatUint(uint64(*want), 10)))); err != nil {
+	if _, err := t.Syscall(unix.SYS_WRITE, uint64(fd), addr, uint64(len(text))); err != nil {
 		return fmt.Errorf("loginuid %d: %w", *want, err)
 	}
 	return nil
