@@ -241,15 +241,18 @@ func (c *RestoreContext) closeUnixFiles() {
 	}
 }
 
-// makeDirs makes dir and any directory above it that is missing, and
-// returns the topmost one it made ("" if dir was there).
+// makeDirs makes dir and any directory above it that is missing, owned as
+// the directory they are made in is (the task binding there, root only in
+// a user namespace of its own, may not write in a directory crsub's root
+// owns), and returns the topmost one it made ("" if dir was there).
 func makeDirs(dir string) (string, error) {
 	top := ""
+	var parent unix.Stat_t
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
+		if err := unix.Lstat(d, &parent); err == nil {
 			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", err
+		} else if !errors.Is(err, unix.ENOENT) {
+			return "", &os.PathError{Op: "lstat", Path: d, Err: err}
 		}
 		top = d
 		if d == filepath.Dir(d) {
@@ -261,6 +264,15 @@ func makeDirs(dir string) (string, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if err := os.Lchown(d, int(parent.Uid), int(parent.Gid)); err != nil {
+			removeDirs(dir, top)
+			return "", err
+		}
+		if d == top {
+			break
+		}
 	}
 	return top, nil
 }

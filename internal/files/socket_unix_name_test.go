@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A removed socket name's directories are made for the bind and removed
@@ -24,8 +26,18 @@ func TestRemovedNameClearing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
+			// The directories made are owned as the one they are made in.
+			const uid, gid = 4242, 4243
+			if os.Geteuid() == 0 {
+				if err := os.Chown(root, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for _, d := range tc.exists {
 				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(filepath.Join(root, d), uid, gid); err != nil && os.Geteuid() == 0 {
 					t.Fatal(err)
 				}
 			}
@@ -41,6 +53,18 @@ func TestRemovedNameClearing(t *testing.T) {
 			}
 			if top != want {
 				t.Errorf("makeDirs made %q up, want %q", top, want)
+			}
+			for d := dir; top != "" && os.Geteuid() == 0; d = filepath.Dir(d) {
+				var st unix.Stat_t
+				if err := unix.Stat(d, &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Uid != uid || st.Gid != gid {
+					t.Errorf("%s made owned by %d:%d, want %d:%d as the directory it is in", d, st.Uid, st.Gid, uid, gid)
+				}
+				if d == top {
+					break
+				}
 			}
 			if tc.occupied {
 				if err := os.WriteFile(path, []byte("fifo"), 0o600); err != nil {
