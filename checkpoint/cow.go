@@ -31,13 +31,21 @@ import (
 // only a parent can reap its child. Between the fork and that wait4, a
 // program that lists its children, or waits with __WALL, can see it.
 type cowCopy struct {
-	pid    int
-	tracee *ptrace.Tracee
-	mem    *os.File // /proc/PID/mem of the copy
+	// pid is the copy's pid as crsub sees it (0 if it could not be
+	// found), inner as its parent sees it, in its pid namespace.
+	pid, inner int
+	tracee     *ptrace.Tracee
+	mem        *os.File // /proc/PID/mem of the copy
 }
 
 // forkCopy forks a copy of frozen process p's memory.
 func forkCopy(p *proc) (copied *cowCopy, err error) {
+	return forkHeld(p, unix.CLONE_FILES|unix.CLONE_FS|unix.CLONE_SYSVSEM)
+}
+
+// forkHeld forks a child of frozen process p with clone flags (and no exit
+// signal) inside p, and holds it stopped under trace.
+func forkHeld(p *proc, flags uint64) (copied *cowCopy, err error) {
 	t := p.tracees[0]
 	if err := t.TraceClones(true); err != nil {
 		return nil, err
@@ -63,7 +71,6 @@ func forkCopy(p *proc) (copied *cowCopy, err error) {
 	if _, err := r.MapPage(0); err != nil {
 		return nil, errors.Join(fmt.Errorf("mapping a scratch page in the process: %w", err), r.Restore())
 	}
-	const flags = unix.CLONE_FILES | unix.CLONE_FS | unix.CLONE_SYSVSEM // exit signal 0
 	child, cerr := r.Syscall(unix.SYS_CLONE, flags, 0, 0, 0, 0)
 	if rerr := r.Restore(); rerr != nil && cerr == nil {
 		cerr = rerr
@@ -74,18 +81,26 @@ func forkCopy(p *proc) (copied *cowCopy, err error) {
 		}
 		return nil, fmt.Errorf("fork inside the process: %w", cerr)
 	}
-	tr, aerr := ptrace.Adopt(int(child))
-	if aerr != nil {
+	// clone gives the child's pid in p's pid namespace, which need not be
+	// crsub's.
+	c := &cowCopy{inner: int(child)}
+	host, herr := procfs.ChildWithNsPid(p.pid, c.inner)
+	var aerr error
+	if herr == nil {
+		c.pid = host
+		c.tracee, aerr = ptrace.Adopt(host)
+	}
+	if err := errors.Join(herr, aerr); err != nil {
 		// A child that is not ours to hold must not run the process's
 		// code: kill it (it is still a child of p, which the kernel reaps
 		// for us only if p dies; reap it in p).
-		_ = unix.Kill(int(child), unix.SIGKILL)
-		c := &cowCopy{pid: int(child)}
-		return nil, errors.Join(fmt.Errorf("holding the forked copy %d: %w", child, aerr), c.reapIn(p.pid, t))
+		if c.pid != 0 {
+			_ = unix.Kill(c.pid, unix.SIGKILL)
+		}
+		return nil, errors.Join(fmt.Errorf("holding the forked copy %d: %w", child, err), c.reapIn(p.pid, t))
 	}
-	c := &cowCopy{pid: int(child), tracee: tr}
 	if cerr == nil {
-		c.mem, cerr = os.Open(fmt.Sprintf("/proc/%d/mem", child))
+		c.mem, cerr = os.Open(fmt.Sprintf("/proc/%d/mem", c.pid))
 	}
 	if cerr != nil {
 		return nil, errors.Join(cerr, c.discard(p.pid, t))
@@ -98,6 +113,9 @@ func forkCopy(p *proc) (copied *cowCopy, err error) {
 func (c *cowCopy) discard(parent int, held *ptrace.Tracee) error {
 	if c.mem != nil {
 		c.mem.Close()
+	}
+	if c.pid == 0 {
+		return c.reapIn(parent, held) // killed there
 	}
 	if err := unix.Kill(c.pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("killing the forked copy %d: %w", c.pid, os.NewSyscallError("kill", err))
@@ -124,7 +142,11 @@ func (c *cowCopy) reapIn(parent int, held *ptrace.Tracee) error {
 		if gadget != 0 {
 			r.UseSyscallAt(gadget)
 		}
-		_, err = r.Syscall(unix.SYS_WAIT4, uint64(c.pid), 0, unix.WALL, 0)
+		if c.pid == 0 {
+			// Not found from here: killed from inside too.
+			_, _ = r.Syscall(unix.SYS_KILL, uint64(c.inner), uint64(unix.SIGKILL))
+		}
+		_, err = r.Syscall(unix.SYS_WAIT4, uint64(c.inner), 0, unix.WALL, 0)
 		if errors.Is(err, unix.ECHILD) {
 			err = nil // the program reaped it itself
 		}

@@ -9,6 +9,7 @@
  * effective set, names its host, pivot_roots into a root of its own (a
  * directory with /usr, the subject's directories and a proc of its pid
  * namespace bound in), makes a tmpfs with a file it chowns to uid 1000, a
+ * tmpfs with a file that another tmpfs mounted on it covers, a
  * file in a directory of the host it owns, and forks a child that becomes
  * uid and gid 1000 with groups 1000 and 2000, in a working directory of
  * its own (mode 0700) that the init then removes. Before and after the
@@ -212,7 +213,7 @@ static void container(int go)
 	must(setresgid(0, 0, 0) == 0 && setgroups(2, groups) == 0 && setresuid(0, 0, 0) == 0, "ids");
 	cr_init();
 	ksft_print_header();
-	ksft_set_plan(13);
+	ksft_set_plan(14);
 	must(prctl(PR_CAPBSET_DROP, CAP_SYS_BOOT) == 0, "PR_CAPBSET_DROP");
 	{
 		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -250,6 +251,10 @@ static void container(int go)
 
 	write_file("/data/owned", "tmpfs");
 	must(chown("/data/owned", 1000, 1000) == 0, "chown");
+	/* A tmpfs with a file, covered by another mounted on it. */
+	must(mkdir("/data/under", 0755) == 0 && mount("ctr-under", "/data/under", "tmpfs", 0, "size=1m") == 0, "under");
+	write_file("/data/under/hidden", "covered");
+	must(mount("ctr-over", "/data/under", "tmpfs", 0, "size=1m") == 0, "over");
 	char hostfile[3200];
 	snprintf(hostfile, sizeof(hostfile), "%s/host/made", dir);
 	write_file(hostfile, "host");
@@ -287,6 +292,8 @@ static void container(int go)
 	cr_wait_sigterm();
 
 	int found = inspect();
+	/* What the covering mount hid is there under it. */
+	int hidden = umount2("/data/under", 0) == 0 && file_is("/data/under/hidden", "covered", 0, 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	ksft_test_result(found & PID1, "the init is pid 1 in its namespace");
@@ -302,6 +309,7 @@ static void container(int go)
 	ksft_test_result(found & CHILD, "its child is uid and gid 1000 with groups 1000 and 2000");
 	ksft_test_result(found & ADMIN, "it is still root of its namespace (sethostname, chown)");
 	ksft_test_result(found & AWAY, "its child's working directory, which the child owns and the init removed, is a removed one still");
+	ksft_test_result(hidden, "a file of a tmpfs another tmpfs covers is there once the cover is unmounted");
 	ksft_finished();
 }
 

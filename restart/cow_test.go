@@ -90,6 +90,42 @@ func TestCopyOnWriteWhileWriting(t *testing.T) {
 	}
 }
 
+// The copy of a process in a pid namespace of its own is found by the pid
+// crsub sees (clone, run inside the process, returns the one it has in the
+// namespace), held and reaped: it spares the frozen phase, and the
+// original is left without it, running on.
+func TestCopyOnWriteInPidNamespace(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	u := crtest.Start(t, dir, "/usr/bin/unshare", "--pid", "--fork", crtest.Build(t, writer), "64")
+	kids, err := procfs.Children(u.Pid, u.Pid)
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("unshare's children: %v (%v)", kids, err)
+	}
+	pid := kids[0]
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // unshare's end leaves it
+	opts := checkpoint.DefaultOptions()
+	opts.LeaveRunning = true
+	opts.CopyOnWrite = true
+	img, err := checkpoint.Snapshot(context.Background(), pid, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if st := img.Stats; st.PagesCopyOnWrite < 16384 || st.BytesRead >= 8<<20 {
+		t.Errorf("%d pages read from the copy, %d bytes read while frozen: no copy was made", st.PagesCopyOnWrite, st.BytesRead)
+	}
+	if kids, err := procfs.Children(pid, pid); err != nil || len(kids) != 0 {
+		t.Errorf("after the checkpoint the original has children %v (%v): the copy was not reaped", kids, err)
+	}
+	if got := crtest.Status(pid, "TracerPid"); got != "0" {
+		t.Errorf("the original is still traced by %s", got)
+	}
+	if v := verdict(t, pid, dir); !strings.HasPrefix(v, "ok") {
+		t.Errorf("the original after the checkpoint: %s", v)
+	}
+}
+
 // Copy-on-write is refused where it cannot work, naming why, and the
 // process is untouched.
 func TestCopyOnWriteRefused(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crsub/crsub/ckpt"
+	"github.com/crsub/crsub/internal/procfs"
 	"github.com/crsub/crsub/internal/ptrace"
 	"github.com/crsub/crsub/internal/remote"
 	"github.com/crsub/crsub/internal/sys"
@@ -146,7 +147,7 @@ func (s *restorer) forkInSession(forker *task, p *ckpt.Process, pid int, flags u
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: forking a helper in %d: %w", pid, forker.pid, err)
 	}
-	host, err := hostPid(forker.host, int(got))
+	host, err := procfs.ChildWithNsPid(forker.host, int(got))
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: its helper: %w", pid, err)
 	}

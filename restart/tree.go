@@ -208,7 +208,7 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 	}
 	host := tids[len(tids)-1]
 	if !inCrsubs {
-		if host, err = hostPid(t.host, inner); err != nil {
+		if host, err = procfs.ChildWithNsPid(t.host, inner); err != nil {
 			return nil, fmt.Errorf("pid %d: %w", pid, err)
 		}
 	}
@@ -256,27 +256,6 @@ func (t *task) clone3(tids []int, ppid int, exitSignal unix.Signal, flags uint64
 		return 0, err
 	}
 	return t.Syscall(unix.SYS_CLONE3, t.scratch, cloneArgsSize)
-}
-
-// hostPid finds, among the children of process parent (pids as crsub sees
-// them), the one whose pid in its own namespace is inner.
-func hostPid(parent, inner int) (int, error) {
-	tids, err := procfs.Tids(parent)
-	if err != nil {
-		return 0, err
-	}
-	for _, tid := range tids {
-		kids, err := procfs.Children(parent, tid)
-		if err != nil {
-			continue
-		}
-		for _, k := range kids {
-			if st, err := procfs.ReadStatus(k); err == nil && len(st.NSpid) > 0 && st.NSpid[len(st.NSpid)-1] == inner {
-				return k, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("no child of %d has pid %d in its namespace", parent, inner)
 }
 
 // joinSession makes the task a session or process-group leader if it was

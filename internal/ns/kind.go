@@ -117,6 +117,13 @@ type DumpContext struct {
 	// namespace to its record, once written: the mappings of it refer to
 	// it.
 	SysVShm map[SysVKey]ckpt.Objref
+	// Uncover, if set, forks a helper inside frozen process pid, in its
+	// namespaces, that makes its mount namespace a private copy of its own
+	// and unmounts paths there, in order; it returns the helper's pid and
+	// release, which ends the helper. The files of a tmpfs other mounts
+	// cover are read in the helper's namespace when crsub's own copy of
+	// the namespace cannot unmount them (mnt_covered.go).
+	Uncover func(pid int, paths []string) (helper int, release func() error, err error)
 	// mountFiles are the filesystems whose files are written (MountFiles),
 	// by device number: a filesystem mounted in more than one mount
 	// namespace has its files written once, by the first.

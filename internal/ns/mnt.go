@@ -186,11 +186,40 @@ func dumpMountFiles(c *DumpContext, n *ckpt.Namespace, ref ckpt.Objref) error {
 			defer own.Close()
 			return dumpFilesOf(c, m, int(own.Fd()), 0, ref)
 		})
+		if errors.Is(err, unix.EINVAL) && c.Uncover != nil && covered(n.Mnt.Mounts, m) {
+			// Locked in crsub's copy: uncovered by a helper of the tree.
+			err = dumpUncovered(c, n.Pid, n.Mnt.Mounts, m, ref)
+		}
 		if err != nil {
 			return fmt.Errorf("files of the %s at %s: %w", m.FSType, m.Path, err)
 		}
 	}
 	return nil
+}
+
+// dumpUncovered writes the files of m, which other mounts of ms cover,
+// read in a helper's copy of the namespace of process pid with what covers
+// m unmounted.
+func dumpUncovered(c *DumpContext, pid int, ms []ckpt.Mount, m *ckpt.Mount, ref ckpt.Objref) error {
+	helper, release, err := c.Uncover(pid, covering(ms, m))
+	if err != nil {
+		return err
+	}
+	pidfd, err := sys.PidfdOpen(helper)
+	if err == nil {
+		// In its namespace: a detached copy is made of a mount of the
+		// calling thread's namespace only.
+		err = sys.InMountNamespace(pidfd.Int(), unix.CLONE_NEWNS, nil, func() error {
+			own, err := os.Open("/")
+			if err != nil {
+				return err
+			}
+			defer own.Close()
+			return dumpFilesOf(c, m, int(own.Fd()), 0, ref)
+		})
+		pidfd.Close()
+	}
+	return errors.Join(err, release())
 }
 
 // dumpFilesOf writes the MountFiles record of m's filesystem, read from a

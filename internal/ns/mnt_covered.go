@@ -15,7 +15,9 @@ import (
 // or of a mount above it). Its files are then read in a copy of the
 // namespace the thread reading them makes for itself, private, in which
 // what covers the mount is unmounted, in the order it is seen, as CRIU
-// does.
+// does. In a mount namespace a user namespace of the tree owns, a copy made
+// from crsub's user namespace has every mount locked: there a helper forked
+// inside a process of the namespace does it (DumpContext.Uncover).
 
 // covered says whether another mount of ms covers mount m.
 func covered(ms []ckpt.Mount, m *ckpt.Mount) bool {
@@ -58,23 +60,29 @@ func uncoverInCopy(ms []ckpt.Mount, m *ckpt.Mount) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return os.NewSyscallError("mount", fmt.Errorf("making the copy private: %w", err))
 	}
-	if err := uncoverSiblings(ms, m); err != nil {
-		return err
+	for _, p := range covering(ms, m) {
+		if err := unmount(p); err != nil {
+			return err
+		}
 	}
-	return uncoverChildren(ms, m)
+	return nil
 }
 
-// uncoverSiblings unmounts the mounts on m's parent, and on those above
-// it, whose mount points hold m's: the one seen first (the shortest
-// path) first, with what covers it.
-func uncoverSiblings(ms []ckpt.Mount, m *ckpt.Mount) error {
+// covering lists the mount points to unmount, in order, for nothing to
+// cover m: the mounts on m's parent, and on those above it, whose mount
+// points hold m's, the one seen first (the shortest path) first, each
+// after what covers it; then those on m at its own mount point, the last
+// of them first.
+func covering(ms []ckpt.Mount, m *ckpt.Mount) []string {
+	return append(coveringSiblings(ms, m), coveringChildren(ms, m)...)
+}
+
+func coveringSiblings(ms []ckpt.Mount, m *ckpt.Mount) []string {
 	p := mountByID(ms, m.Parent)
 	if m.Parent == 0 || p == nil {
 		return nil
 	}
-	if err := uncoverSiblings(ms, p); err != nil {
-		return err
-	}
+	paths := coveringSiblings(ms, p)
 	shortest := 0
 	for {
 		var next *ckpt.Mount
@@ -86,21 +94,15 @@ func uncoverSiblings(ms []ckpt.Mount, m *ckpt.Mount) error {
 			}
 		}
 		if next == nil {
-			return nil
+			return paths
 		}
 		shortest = len(next.Path)
-		if err := uncoverChildren(ms, next); err != nil {
-			return err
-		}
-		if err := unmount(next.Path); err != nil {
-			return err
-		}
+		paths = append(paths, coveringChildren(ms, next)...)
+		paths = append(paths, next.Path)
 	}
 }
 
-// uncoverChildren unmounts the mounts on m at its own mount point, the
-// last of them first.
-func uncoverChildren(ms []ckpt.Mount, m *ckpt.Mount) error {
+func coveringChildren(ms []ckpt.Mount, m *ckpt.Mount) []string {
 	var chain []*ckpt.Mount
 	for top := m; ; {
 		var c *ckpt.Mount
@@ -115,12 +117,11 @@ func uncoverChildren(ms []ckpt.Mount, m *ckpt.Mount) error {
 		chain = append(chain, c)
 		top = c
 	}
+	var paths []string
 	for i := len(chain) - 1; i >= 0; i-- {
-		if err := unmount(chain[i].Path); err != nil {
-			return err
-		}
+		paths = append(paths, chain[i].Path)
 	}
-	return nil
+	return paths
 }
 
 func unmount(p string) error {

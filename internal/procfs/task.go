@@ -141,3 +141,25 @@ func ParseSyscall(raw []byte) (Blocked, bool, error) {
 	}
 	return b, true, nil
 }
+
+// ChildWithNsPid finds, among the children of process parent (pids as
+// this process sees them), the one whose pid in its own pid namespace is
+// inner: what a clone run inside parent returned.
+func ChildWithNsPid(parent, inner int) (int, error) {
+	tids, err := Tids(parent)
+	if err != nil {
+		return 0, err
+	}
+	for _, tid := range tids {
+		kids, err := Children(parent, tid)
+		if err != nil {
+			continue
+		}
+		for _, k := range kids {
+			if st, err := ReadStatus(k); err == nil && len(st.NSpid) > 0 && st.NSpid[len(st.NSpid)-1] == inner {
+				return k, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no child of %d has pid %d in its namespace", parent, inner)
+}
