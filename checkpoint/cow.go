@@ -16,7 +16,8 @@ import (
 	"github.com/crsub/crsub/internal/remote"
 )
 
-// A cowCopy is a copy-on-write copy of a frozen process's memory: a child
+// A cowCopy is a copy-on-write copy of a frozen process's memory (or, held
+// the same way, a helper forked in it: uncover.go): a child
 // forked inside the process while it is frozen, held stopped under trace
 // and never let run. Its private pages stay as they were at the fork while
 // the process runs on, so they can be read after the thaw: the frozen

@@ -11,9 +11,9 @@ import (
 
 // uncover forks a helper inside frozen process pid, in its namespaces,
 // which makes its mount namespace a private copy of its own and unmounts
-// paths there, in order; it returns the helper's root and release, which
+// paths there, in order; it returns the helper's pid and release, which
 // kills and reaps it. The files of a tmpfs that other mounts cover are read
-// there (ns.DumpContext.Uncover) when crsub's own copy of the namespace
+// in its namespace (ns.DumpContext.Uncover) when crsub's own copy of the namespace
 // cannot unmount them: a copy made from crsub's user namespace of a mount
 // namespace a user namespace of the tree owns has every mount locked, and
 // a thread of crsub (a process with threads) may not join a user namespace.
@@ -46,6 +46,8 @@ func (c *cowCopy) uncover(paths []string) error {
 	if err != nil {
 		return err
 	}
+	// Nothing to put back: the helper is killed once read.
+	defer r.Close()
 	if _, err := r.MapPage(0); err != nil {
 		return err
 	}
