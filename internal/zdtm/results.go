@@ -195,7 +195,8 @@ func WriteTable(w io.Writer, results []Result, mode, suite string, sources []str
 	fmt.Fprintf(bw, "them too) so that their ports and pids meet no other run's. Mode ns is zdtm.py's ns flavour\n")
 	fmt.Fprintf(bw, "(`--flavor ns`: each test started in new pid, mount, UTS, network, IPC and time namespaces with\n")
 	fmt.Fprintf(bw, "a root of its own, checkpointed from outside them); CRIU's results in it, where there are,\n")
-	fmt.Fprintf(bw, "are counted against crsub's in it.\n\n")
+	fmt.Fprintf(bw, "are counted against crsub's in it. Mode uns is zdtm.py's uns flavour: ns in a user namespace\n")
+	fmt.Fprintf(bw, "of its own too, likewise counted against CRIU's.\n\n")
 	if len(sources) > 0 {
 		fmt.Fprintf(bw, "Results: %s.\n\n", strings.Join(sources, ", "))
 	}
