@@ -32,18 +32,13 @@ func (s *session) examineFds(p *proc) error {
 	}
 	for _, n := range nums {
 		fd, err := s.examineFd(p.pid, pidfd, n)
-		if errors.Is(err, unix.EMFILE) {
-			var lim unix.Rlimit
-			_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-			err = fmt.Errorf("%w: crsub holds a copy of each open file description of the tree while it checkpoints, and may open %d files (RLIMIT_NOFILE): raise its limit", err, lim.Cur)
-		}
 		if err != nil {
-			return &FdError{Pid: p.pid, Fd: n, Err: err}
+			return &FdError{Pid: p.pid, Fd: n, Err: fileLimitHint(err)}
 		}
 		// One copy per open file description, whichever fds share it: a
 		// tree may hold more fds than crsub may open (a socket pair
 		// inherited by hundreds of processes), and any copy of a
-		// description stands for all of them.
+		// description, and what was asked of it, stands for all of them.
 		first, found, at, err := s.copies.lookup(fd)
 		switch {
 		case err != nil:
@@ -51,15 +46,29 @@ func (s *session) examineFds(p *proc) error {
 			return &FdError{Pid: p.pid, Fd: n, Err: err}
 		case found:
 			fd.Copy.Close()
-			fd.Copy = first.Fd.Copy
+			fd.Copy, fd.Socket = first.Fd.Copy, first.Fd.Socket
 		default:
 			s.copies.insert(at, files.Dumped{Fd: fd})
 			p.copies = append(p.copies, fd.Copy)
+			if err := s.examineSocket(fd); err != nil {
+				return &FdError{Pid: p.pid, Fd: n, Err: fileLimitHint(err)}
+			}
 		}
 		p.fds = append(p.fds, fd)
 		s.note(fd)
 	}
 	return nil
+}
+
+// fileLimitHint says, of a checkpoint that ran out of files, why crsub
+// needs so many and what to raise.
+func fileLimitHint(err error) error {
+	if !errors.Is(err, unix.EMFILE) {
+		return err
+	}
+	var lim unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	return fmt.Errorf("%w: crsub holds a copy of each open file description of the tree while it checkpoints, and may open %d files (RLIMIT_NOFILE): raise its limit", err, lim.Cur)
 }
 
 // note counts an fd among those of the tree: pty masters and slaves, sockets, pipe
@@ -104,6 +113,10 @@ func (s *session) examinePassed() error {
 		defer unix.Close(local)
 		fd, err := s.examineFd(self, pidfd, local)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.examineSocket(fd); err != nil {
+			fd.Copy.Close()
 			return nil, err
 		}
 		fd.Num = int(fd.Copy.Fd()) // the copy outlives the peek's fd
@@ -233,7 +246,8 @@ func (d descriptions) insert(at int, e files.Dumped) {
 }
 
 // examineFd gathers what the kinds need about one fd: its /proc link and
-// fdinfo, and a copy of it in this process.
+// fdinfo, and a copy of it in this process; a socket's copy is asked the
+// rest by examineSocket.
 func (s *session) examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 	target, err := procfs.FdTarget(pid, n)
 	if err != nil {
@@ -255,11 +269,14 @@ func (s *session) examineFd(pid int, pidfd *sys.FD, n int) (*files.Fd, error) {
 		copyFile.Close()
 		return nil, fmt.Errorf("%s: %w", target, os.NewSyscallError("fstat", err))
 	}
-	if fd.Link.Kind == procfs.FdSocket {
-		if err := s.files.ExamineSocket(fd); err != nil {
-			copyFile.Close()
-			return nil, err
-		}
-	}
 	return fd, nil
+}
+
+// examineSocket asks a socket's copy what the kinds claim sockets by
+// (files.SocketInfo): once per open file description.
+func (s *session) examineSocket(fd *files.Fd) error {
+	if fd.Link.Kind != procfs.FdSocket {
+		return nil
+	}
+	return s.files.ExamineSocket(fd)
 }
