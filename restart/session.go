@@ -240,23 +240,26 @@ func (t *task) exitReaped() error {
 // warnOtherSessions says which processes are in another session than the
 // image gives them: a tree whose session no process can make again from
 // where the process is (its leader gone, the process not its parent's
-// orphan) leaves them in their parent's. The session the root was in
-// outside the tree is not the image's to keep.
+// orphan) leaves them in their parent's. Only a process whose session is
+// not its parent's, nor its own, can be left so, and the children of one
+// that was: the others are not asked (a call injected each). The session
+// the root was in outside the tree is not the image's to keep.
 func (s *restorer) warnOtherSessions() {
-	root := s.tree.Processes[0]
-	outer := 0
-	if s.treeProcess(root.Sid) == nil {
-		outer = root.Sid
-	}
+	elsewhere := map[int]bool{}
 	for _, t := range s.live() {
 		tp := s.treeProcess(t.pid)
-		if tp == nil || tp.Sid <= 0 || tp.Sid == outer {
+		if tp == nil || tp.Sid <= 0 || tp.Sid == tp.Pid {
+			continue
+		}
+		ptp := s.treeProcess(tp.Ppid)
+		if ptp == nil || ptp.Sid == tp.Sid && !elsewhere[ptp.Pid] {
 			continue
 		}
 		got, err := t.Syscall(unix.SYS_GETSID, 0)
 		if err != nil || int(got) == s.innerPid(tp.Sid) {
 			continue
 		}
+		elsewhere[tp.Pid] = true
 		s.log.Warn("process restarted in another session than it had: the tree gives no process that can make its session again from where it is", "pid", t.pid, "sid", tp.Sid, "now", int(got))
 	}
 }
