@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/crsub/crsub/criurpc/rpcpb"
@@ -29,9 +30,11 @@ type Request struct {
 	ImagesDirFd int
 	ImagesDir   string
 	WorkDirFd   int
-	// LogFile is a name in the work directory; LogLevel is CRIU's (0
-	// none … 4 debug).
+	// LogFile is a name in the work directory, or any path if a CRIU
+	// configuration file gave it (logPath); LogLevel is CRIU's (0 none
+	// … 4 debug).
 	LogFile     string
+	logPath     bool
 	LogLevel    int
 	LogToStderr bool
 	// Notify asks for a NOTIFY message at each phase, which the runtime
@@ -311,14 +314,9 @@ var rules = map[protoreflect.Name]rule{
 		}
 		return nil
 	}),
-	// runc names /etc/criu/runc.conf whether it exists or not; CRIU
-	// skips a missing one.
-	"config_file": both(func(_ *Request, v protoreflect.Value) error {
-		if _, err := os.Stat(v.String()); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return &RefusedError{Reason: fmt.Sprintf("%s exists: crsub reads no CRIU configuration file (remove it, or set the container's org.criu.config annotation to \"\")", v.String())}
-	}),
+	// Read before the other fields (withConfigFile), whose values it
+	// overrides.
+	"config_file": both(accept),
 
 	"auto_ext_mnt":           both(refuse("crsub does not checkpoint mount namespaces yet")),
 	"ext_sharing":            both(refuse("crsub does not checkpoint mount namespaces yet")),
@@ -478,6 +476,13 @@ func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
 	if err := unknownFields("criu_opts", opts.ProtoReflect().GetUnknown()); err != nil {
 		return nil, err
 	}
+	logPath := ""
+	if path := opts.GetConfigFile(); path != "" {
+		var err error
+		if opts, logPath, err = withConfigFile(t, opts, path); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	opts.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		ru, ok := rules[fd.Name()]
@@ -501,11 +506,61 @@ func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
+	if logPath != "" {
+		r.LogFile, r.logPath = logPath, true
+	}
 	// The default of a required field a runtime always sends: -1 (none).
 	if r.ImagesDirFd < -1 {
 		return nil, &RefusedError{Field: "images_dir_fd", Reason: fmt.Sprintf("%d is not an fd", r.ImagesDirFd)}
 	}
 	return r, nil
+}
+
+// withConfigFile returns opts with the options of the CRIU configuration
+// file at path over them, as CRIU takes them (after the request's fields,
+// which they override), and the log file the configuration names, if any:
+// a path, which a request's log_file may not be (the file is the
+// administrator's, not the runtime's). Each option is refused or taken as
+// its field would be, the refusal naming the file, line and option.
+func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rpcpb.CriuOpts, string, error) {
+	refused := func(format string, a ...any) error {
+		return &RefusedError{Field: "config_file", Reason: path + ": " + fmt.Sprintf(format, a...)}
+	}
+	merged := proto.Clone(opts).(*rpcpb.CriuOpts)
+	merged.ConfigFile = nil
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// runc names /etc/criu/runc.conf whether it exists or not;
+		// CRIU skips a missing one.
+		return merged, "", nil
+	}
+	if err != nil {
+		return nil, "", refused("%v", err)
+	}
+	options, err := parseConfig(data)
+	if err != nil {
+		return nil, "", refused("%v", err)
+	}
+	logPath := ""
+	for _, o := range options {
+		if o.name == "log-file" || o.name == "o" {
+			if !o.hasValue || o.value == "" {
+				return nil, "", refused("line %d: %s needs a value", o.line, o.name)
+			}
+			logPath = o.value
+			continue
+		}
+		one := &rpcpb.CriuOpts{}
+		err := applyConfig(one, o)
+		if err == nil {
+			_, err = ParseRequest(t, one)
+		}
+		if err != nil {
+			return nil, "", refused("line %d: %s: %v", o.line, o.name, err)
+		}
+		proto.Merge(merged, one)
+	}
+	return merged, logPath, nil
 }
 
 // unknownFields refuses the fields of a message that rpc.proto does not

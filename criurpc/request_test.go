@@ -201,7 +201,7 @@ func TestParseRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(Request{})); diff != "" {
 				t.Errorf("ParseRequest (-want +got):\n%s", diff)
 			}
 		})

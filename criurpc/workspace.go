@@ -73,7 +73,12 @@ func (s *session) workspace(r *Request) (_ *workspace, err error) {
 		if name == "" {
 			name = defaultLogFile
 		}
-		if w.logFile, err = w.create(name); err != nil {
+		if r.logPath {
+			w.logFile, err = w.createPath(name)
+		} else {
+			w.logFile, err = w.create(name)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("log_file: %w", err)
 		}
 		out = w.logFile
@@ -104,11 +109,17 @@ func (w *workspace) create(name string) (*os.File, error) {
 	if name != filepath.Base(name) || name == "." || name == ".." {
 		return nil, fmt.Errorf("%q is not a file name", name)
 	}
-	fd, err := unix.Openat(int(w.work.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	return w.createPath(name)
+}
+
+// createPath creates the file at path, relative to the work directory if
+// it is not absolute: a log a CRIU configuration file names.
+func (w *workspace) createPath(path string) (*os.File, error) {
+	fd, err := unix.Openat(int(w.work.Fd()), path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, &os.PathError{Op: "create", Path: name, Err: err}
+		return nil, &os.PathError{Op: "create", Path: path, Err: err}
 	}
-	return os.NewFile(uintptr(fd), name), nil
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // failed puts a request's error in the log as a line a runtime finds:

@@ -77,7 +77,7 @@ type criuFlags struct {
 	shellJob, tcpEstablished, extUnixSk *bool
 	fileLocks, displayStats             *bool
 	external                            *[]string
-	manageCgroups                       *string
+	manageCgroups, config               *string
 }
 
 func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
@@ -101,6 +101,8 @@ func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
 	f.external = fs.StringArray("external", nil, "an external resource, KIND[ID]:VALUE (repeatable)")
 	f.manageCgroups = fs.String("manage-cgroups", "", "cgroup mode: soft or default (crsub puts the tree back in its cgroups, making missing ones)")
 	fs.Lookup("manage-cgroups").NoOptDefVal = "soft"
+	f.config = fs.String("config", "", "a CRIU configuration file whose options override these")
+	fs.Bool("no-default-config", false, "accepted: crsub reads no default configuration file")
 	return f
 }
 
@@ -153,6 +155,9 @@ func (f *criuFlags) parse(args []string, stdout io.Writer) (*rpcpb.CriuOpts, err
 	}
 	if *f.root != "" {
 		o.Root = f.root
+	}
+	if *f.config != "" {
+		o.ConfigFile = f.config
 	}
 	switch *f.manageCgroups {
 	case "":
