@@ -283,7 +283,7 @@ func checkTarget(pid int) error {
 	}
 	stat, err := procfs.ReadStat(pid)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no process has pid %d", pid)
+		return &NoProcessError{Pid: pid}
 	}
 	if err != nil {
 		return err

@@ -2,9 +2,18 @@ package checkpoint
 
 import (
 	"fmt"
+	"syscall"
 
 	"github.com/crsub/crsub/internal/files"
 )
+
+// NoProcessError is a checkpoint of a pid no process has. It is ESRCH
+// (errors.Is(err, syscall.ESRCH)), which is how CRIU's RPC reports it.
+type NoProcessError struct{ Pid int }
+
+func (e *NoProcessError) Error() string { return fmt.Sprintf("no process has pid %d", e.Pid) }
+
+func (e *NoProcessError) Unwrap() error { return syscall.ESRCH }
 
 // ProcessError is a checkpoint that failed on one process of the tree.
 type ProcessError struct {

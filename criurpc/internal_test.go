@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/cgroup"
+	"github.com/crsub/crsub/restart"
 	"github.com/crsub/crsub/substitute"
 )
 
@@ -137,5 +139,27 @@ func TestInheritSubstitutes(t *testing.T) {
 	var re *RefusedError
 	if err := orphanTerminals(inv, root, others); !errors.As(err, &re) || re.Field != "orphan_pts_master" {
 		t.Errorf("a terminal left without master: %v, want orphan_pts_master refused", err)
+	}
+}
+
+// A failure's errno is what CRIU's would be, for libcriu's callers that
+// branch on it (criu_get_last_errno; CRIU's test_errno).
+func TestFailureErrno(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int32
+	}{
+		{"no such process", fmt.Errorf("checkpoint: %w", &checkpoint.NoProcessError{Pid: 7}), int32(syscall.ESRCH)},
+		{"pid in use", fmt.Errorf("restart: %w", &restart.PidInUseError{Pid: 7, Comm: "sh", State: 'S'}), int32(syscall.EEXIST)},
+		{"refused", &RefusedError{Field: "log_file", Reason: "not a name"}, int32(syscall.EBADRQC)},
+		{"other", errors.New("something"), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := failure(rpcpb.CriuReqType_DUMP, tc.err)
+			if resp.GetSuccess() || resp.GetCrErrno() != tc.want || resp.GetCrErrmsg() != tc.err.Error() {
+				t.Errorf("failure(%v) = success %v, errno %d, %q; want errno %d", tc.err, resp.GetSuccess(), resp.GetCrErrno(), resp.GetCrErrmsg(), tc.want)
+			}
+		})
 	}
 }

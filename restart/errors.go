@@ -3,6 +3,7 @@ package restart
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/crsub/crsub/ckpt"
 	"github.com/crsub/crsub/internal/files"
@@ -138,3 +139,7 @@ type PidInUseError struct {
 func (e *PidInUseError) Error() string {
 	return fmt.Sprintf("pid %d is in use by %q (state %c); it must be free to restore the checkpointed process", e.Pid, e.Comm, e.State)
 }
+
+// Unwrap makes the error EEXIST, which is how CRIU's RPC reports it
+// (errors.Is(err, syscall.EEXIST)).
+func (e *PidInUseError) Unwrap() error { return syscall.EEXIST }
