@@ -1049,7 +1049,8 @@ func (s *session) collect() (*ckpt.Header, error) {
 	s.namespaces = &namespaces{own: s.ownNamespaces, byKey: map[nsKey]*recordedNamespace{}, dump: &ns.DumpContext{Log: s.log, SysVShm: map[ns.SysVKey]ckpt.Objref{}, Uncover: s.uncover}}
 	s.files = &files.DumpContext{Log: s.log, Pipes: map[uint64]ckpt.Objref{}, PipeEnds: map[uint64]*files.PipeEnds{},
 		Sockets: map[uint64]*files.Fd{}, Pairs: map[uint64]ckpt.Objref{}, PtyMasters: map[int]*files.Fd{}, Ptys: map[int]ckpt.Objref{}, PtySlaves: map[int]*files.Fd{},
-		MountNamespaceOf: s.namespaces.mountNamespaceOf, MountsOf: s.namespaces.mountsOf}
+		MountNamespaceOf: s.namespaces.mountNamespaceOf, MountsOf: s.namespaces.mountsOf,
+		Caller: s.opts.Caller, CallerReply: s.opts.CallerReply}
 	for _, p := range s.procs {
 		st, err := s.collectProcess(p)
 		if err != nil {

@@ -56,6 +56,14 @@ type Options struct {
 	// records them with their owners, modes and settings; a restart makes
 	// them again.
 	CgroupRoots map[string]string
+	// Caller, for a tree that checkpoints itself through a socket to the
+	// program calling Checkpoint (CRIU's self-dump: libcriu's criu_dump()
+	// without a pid), is that program's end of the socket, by inode. The
+	// tree's end is recorded as a socket whose peer is gone with
+	// CallerReply queued on it: what the tree reads there after a
+	// restart, as if the checkpoint had answered it.
+	Caller      uint64
+	CallerReply []byte
 	// Commit, if set, runs once the whole image has been written and before
 	// the process is killed: the place to flush, fsync and rename an image
 	// file. If it fails, the process is left running and Checkpoint fails.

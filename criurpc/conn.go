@@ -62,6 +62,24 @@ func (c *conn) peerPid() (int, error) {
 	return int(cred.Pid), nil
 }
 
+// inode is the inode of crsub's end of the socket: what the other end's
+// peer is, in the tree of a runtime that checkpoints itself.
+func (c *conn) inode() (uint64, error) {
+	raw, err := c.c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var st unix.Stat_t
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, os.NewSyscallError("fstat", serr)
+	}
+	return st.Ino, nil
+}
+
 // errMalformed wraps what makes a message unreadable.
 var errMalformed = errors.New("malformed request")
 

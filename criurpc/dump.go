@@ -10,6 +10,7 @@ import (
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/atomicfile"
+	"google.golang.org/protobuf/proto"
 )
 
 // dump serves DUMP and PRE_DUMP. A pre-dump is a whole checkpoint of the
@@ -23,8 +24,23 @@ import (
 // external resources), and post-dump once the image is complete, before
 // the tree is killed; a failure there leaves it running.
 func (s *session) dump(ctx context.Context, r *Request) (err error) {
-	if r.Pid <= 0 {
-		return &RefusedError{Field: "pid", Reason: "crsub checkpoints a given tree: the caller itself cannot be, its end of this socket being outside the tree"}
+	self := r.Pid <= 0
+	if self && s.conn == nil {
+		return &RefusedError{Field: "pid", Reason: "needs a tree to checkpoint"}
+	}
+	var caller uint64
+	var reply []byte
+	if self {
+		// The runtime checkpoints itself (libcriu's criu_dump() without
+		// a pid). After a restart it reads, on its end of this socket, the
+		// answer CRIU's restore gives it: dumped, and restored.
+		if caller, err = s.conn.inode(); err != nil {
+			return err
+		}
+		if reply, err = proto.Marshal(&rpcpb.CriuResp{Type: r.Type.Enum(), Success: ptr(true), Dump: &rpcpb.CriuDumpResp{Restored: ptr(true)}}); err != nil {
+			return err
+		}
+		r.Pid = s.peer
 	}
 	w, err := s.workspace(r)
 	if err != nil {
@@ -68,6 +84,7 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 	opts := checkpoint.DefaultOptions()
 	opts.Log = log
 	opts.LeaveRunning = r.LeaveRunning || preDump
+	opts.Caller, opts.CallerReply = caller, reply
 	if r.ParentImage != "" {
 		// Relative to the images directory, crsub's working directory:
 		// the image records it so, and the two directories can move
@@ -94,6 +111,10 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 	st, err := checkpoint.Checkpoint(ctx, r.Pid, img.File, opts)
 	if err != nil {
 		return err
+	}
+	if self && !opts.LeaveRunning {
+		// Killed with the tree: no one to answer.
+		s.callerGone = true
 	}
 	if r.DisplayStats {
 		log.Warn(fmt.Sprintf("Frozen time: %d us, total %d us, %d pages written", st.Frozen.Microseconds(), st.Total.Microseconds(), st.PagesStored))

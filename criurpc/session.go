@@ -32,6 +32,9 @@ type session struct {
 	peer int
 	// req is the request being served, for the log.
 	req *rpcpb.CriuReq
+	// callerGone says the runtime checkpointed itself and was killed
+	// with its tree: nobody is left to answer.
+	callerGone bool
 }
 
 // Serve answers the requests of the runtime at the other end of sock, a
@@ -78,6 +81,9 @@ func Serve(ctx context.Context, sock *os.File, cfg Config) error {
 			resp = failure(req.GetType(), last)
 		default:
 			resp, last = s.Handle(ctx, req)
+		}
+		if s.callerGone {
+			return nil
 		}
 		if err := s.reply(resp); err != nil {
 			return err

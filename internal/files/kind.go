@@ -107,6 +107,12 @@ type DumpContext struct {
 	// MountsOf, if set, lists the mounts of filesystem dev in the mount
 	// namespaces of the image, as process pid's namespace is 0.
 	MountsOf func(pid int, dev uint64) []MountView
+	// Caller, if not 0, is the inode of the checkpointing program's end
+	// of a socket the tree asked it to checkpoint through (a self-dump):
+	// the tree's end is recorded as one whose peer is gone, CallerReply
+	// queued on it (socket_unix_caller.go).
+	Caller      uint64
+	CallerReply []byte
 }
 
 // MountView is a mount in a mount namespace of the image: the namespace's

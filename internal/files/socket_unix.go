@@ -70,6 +70,9 @@ func dumpUnixEnd(c *DumpContext, fd *Fd) (ckpt.Objref, error) {
 	readSocketOptions(int(fd.Copy.Fd()), f.Socket)
 	ref := c.W.NewObjref()
 	peer := c.Sockets[d.Peer]
+	if peer == nil && c.Caller != 0 && d.Peer == c.Caller {
+		return dumpCallerEnd(c, fd, what, d)
+	}
 	if peer == nil {
 		f.External = true
 		f.ExternalReason = fmt.Sprintf("%s is connected to a process outside the checkpoint (peer socket:[%d])", what, d.Peer)
