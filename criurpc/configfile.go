@@ -239,20 +239,18 @@ func listEntry(e protoreflect.Message, option, value string) error {
 		set("key", key)
 		set("val", val)
 	case "inherit-fd":
-		n, key, ok := strings.Cut(value, ":")
-		num, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "fd["), "]"))
-		if !ok || !strings.HasPrefix(n, "fd[") || err != nil || num < 0 {
-			return fmt.Errorf("%q is not fd[N]:KEY", value)
+		in, err := ParseInheritFd(value)
+		if err != nil {
+			return err
 		}
-		set("key", key)
-		e.Set(e.Descriptor().Fields().ByName("fd"), protoreflect.ValueOfInt32(int32(num)))
+		e.Set(e.Descriptor().Fields().ByName("key"), protoreflect.ValueOfString(in.GetKey()))
+		e.Set(e.Descriptor().Fields().ByName("fd"), protoreflect.ValueOfInt32(in.GetFd()))
 	case "cgroup-root":
-		if ctrl, path, ok := strings.Cut(value, ":"); ok {
-			set("ctrl", ctrl)
-			set("path", path)
-		} else {
-			set("path", value)
+		r := ParseCgroupRoot(value)
+		if r.Ctrl != nil {
+			set("ctrl", r.GetCtrl())
 		}
+		set("path", r.GetPath())
 	case "join-ns":
 		ns, file, ok := strings.Cut(value, ":")
 		if !ok {
@@ -264,6 +262,26 @@ func listEntry(e protoreflect.Message, option, value string) error {
 		return fmt.Errorf("not taken from a configuration file by crsub")
 	}
 	return nil
+}
+
+// ParseInheritFd parses CRIU's --inherit-fd fd[N]:KEY: fd N of the
+// runtime takes the place of the image's file KEY.
+func ParseInheritFd(spec string) (*rpcpb.InheritFd, error) {
+	n, key, ok := strings.Cut(spec, ":")
+	num, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "fd["), "]"))
+	if !ok || !strings.HasPrefix(n, "fd[") || err != nil || num < 0 {
+		return nil, fmt.Errorf("%q is not fd[N]:KEY", spec)
+	}
+	return &rpcpb.InheritFd{Key: &key, Fd: ptr(int32(num))}, nil
+}
+
+// ParseCgroupRoot parses CRIU's --cgroup-root [CONTROLLER:]PATH; without
+// a controller it is every hierarchy's.
+func ParseCgroupRoot(spec string) *rpcpb.CgroupRoot {
+	if ctrl, path, ok := strings.Cut(spec, ":"); ok {
+		return &rpcpb.CgroupRoot{Ctrl: &ctrl, Path: &path}
+	}
+	return &rpcpb.CgroupRoot{Path: &spec}
 }
 
 // parseSize parses a number with an optional K, M or G suffix (CRIU's

@@ -234,19 +234,14 @@ func criuRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	for _, spec := range *inherit {
-		n, key, ok := strings.Cut(spec, ":")
-		num, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(n, "fd["), "]"))
-		if !ok || !strings.HasPrefix(n, "fd[") || err != nil || num < 0 {
-			return usageError{fmt.Sprintf("--inherit-fd %q: want fd[N]:KEY", spec)}
+		in, err := criurpc.ParseInheritFd(spec)
+		if err != nil {
+			return usageError{"--inherit-fd " + err.Error()}
 		}
-		o.InheritFd = append(o.InheritFd, &rpcpb.InheritFd{Key: &key, Fd: ptr(int32(num))})
+		o.InheritFd = append(o.InheritFd, in)
 	}
 	for _, spec := range *cgRoots {
-		r := &rpcpb.CgroupRoot{Path: &spec}
-		if ctrl, path, ok := strings.Cut(spec, ":"); ok {
-			r.Ctrl, r.Path = &ctrl, &path
-		}
-		o.CgRoot = append(o.CgRoot, r)
+		o.CgRoot = append(o.CgRoot, criurpc.ParseCgroupRoot(spec))
 	}
 	dir, workDir, err := f.openWorkDir(o)
 	if err != nil {
