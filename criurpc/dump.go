@@ -24,15 +24,20 @@ import (
 // external resources), and post-dump once the image is complete, before
 // the tree is killed; a failure there leaves it running.
 func (s *session) dump(ctx context.Context, r *Request) (err error) {
-	self := r.Pid <= 0
-	if self && s.conn == nil {
-		return &RefusedError{Field: "pid", Reason: "needs a tree to checkpoint"}
+	if r.Pid <= 0 {
+		if s.conn == nil {
+			return &RefusedError{Field: "pid", Reason: "needs a tree to checkpoint"}
+		}
+		// The runtime checkpoints itself (libcriu's criu_dump() without
+		// a pid).
+		r.Pid = s.peer
 	}
+	self := s.conn != nil && r.Pid == s.peer
 	var caller uint64
 	var reply []byte
-	if self {
-		// The runtime checkpoints itself (libcriu's criu_dump() without
-		// a pid). After a restart it reads, on its end of this socket, the
+	if s.conn != nil {
+		// A tree holding the runtime's end of this socket (itself, or a
+		// child it gave the socket to) reads there, after a restart, the
 		// answer CRIU's restore gives it: dumped, and restored.
 		if caller, err = s.conn.inode(); err != nil {
 			return err
@@ -40,7 +45,6 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		if reply, err = proto.Marshal(&rpcpb.CriuResp{Type: r.Type.Enum(), Success: ptr(true), Dump: &rpcpb.CriuDumpResp{Restored: ptr(true)}}); err != nil {
 			return err
 		}
-		r.Pid = s.peer
 	}
 	w, err := s.workspace(r)
 	if err != nil {
