@@ -103,6 +103,10 @@ func TestConfigFile(t *testing.T) {
 		{name: "leave running", typ: dump, conf: "leave-running\ntimeout=5\nghost-limit 1M\n", want: req(dump, func(r *Request) {
 			r.LeaveRunning, r.Timeout = true, 5*time.Second
 		})},
+		{name: "action scripts", typ: dump, conf: "action-script /a.sh\naction-script \"/b c.sh\"\n", want: req(dump, func(r *Request) {
+			r.ActionScripts = []string{"/a.sh", "/b c.sh"}
+		})},
+		{name: "action script without a path", typ: dump, conf: "action-script", refused: "action-script needs a value"},
 		{name: "overrides the request", typ: dump, leave: true, conf: "no-leave-running\nverbosity 2\n", want: req(dump, func(r *Request) { r.LogLevel = 2 })},
 		{name: "log file relative to the work directory", typ: dump, conf: "log-file logs/d.log", want: req(dump, func(r *Request) {
 			r.LogFile, r.logPath = "logs/d.log", true

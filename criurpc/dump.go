@@ -33,6 +33,7 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		r.Pid = s.peer
 	}
 	self := s.conn != nil && r.Pid == s.peer
+	s.initPid = r.Pid
 	var caller uint64
 	var reply []byte
 	if s.conn != nil {

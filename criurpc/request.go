@@ -40,6 +40,9 @@ type Request struct {
 	// Notify asks for a NOTIFY message at each phase, which the runtime
 	// acknowledges before the phase goes on.
 	Notify bool
+	// ActionScripts are programs a CRIU configuration file names
+	// (action-script), run at each phase as Config.ActionScripts are.
+	ActionScripts []string
 	// LeaveRunning lets the tree run on after a checkpoint.
 	LeaveRunning bool
 	// ParentImage is the directory, relative to the images directory, of
@@ -476,10 +479,10 @@ func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
 	if err := unknownFields("criu_opts", opts.ProtoReflect().GetUnknown()); err != nil {
 		return nil, err
 	}
-	logPath := ""
+	var fileOnly configOnly
 	if path := opts.GetConfigFile(); path != "" {
 		var err error
-		if opts, logPath, err = withConfigFile(t, opts, path); err != nil {
+		if opts, fileOnly, err = withConfigFile(t, opts, path); err != nil {
 			return nil, err
 		}
 	}
@@ -506,9 +509,10 @@ func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if logPath != "" {
-		r.LogFile, r.logPath = logPath, true
+	if fileOnly.logPath != "" {
+		r.LogFile, r.logPath = fileOnly.logPath, true
 	}
+	r.ActionScripts = fileOnly.actionScripts
 	// The default of a required field a runtime always sends: -1 (none).
 	if r.ImagesDirFd < -1 {
 		return nil, &RefusedError{Field: "images_dir_fd", Reason: fmt.Sprintf("%d is not an fd", r.ImagesDirFd)}
@@ -516,13 +520,22 @@ func ParseRequest(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
 	return r, nil
 }
 
+// configOnly is what a CRIU configuration file may set that no criu_opts
+// field holds: a log file given as a path, which a request's log_file may
+// not be (the file is the administrator's, not the runtime's), and action
+// scripts.
+type configOnly struct {
+	logPath       string
+	actionScripts []string
+}
+
 // withConfigFile returns opts with the options of the CRIU configuration
 // file at path over them, as CRIU takes them (after the request's fields,
-// which they override), and the log file the configuration names, if any:
-// a path, which a request's log_file may not be (the file is the
-// administrator's, not the runtime's). Each option is refused or taken as
-// its field would be, the refusal naming the file, line and option.
-func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rpcpb.CriuOpts, string, error) {
+// which they override), and what the file sets that no field holds. Each
+// option is refused or taken as its field would be, the refusal naming
+// the file, line and option.
+func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rpcpb.CriuOpts, configOnly, error) {
+	var only configOnly
 	refused := func(format string, a ...any) error {
 		return &RefusedError{Field: "config_file", Reason: path + ": " + fmt.Sprintf(format, a...)}
 	}
@@ -532,22 +545,26 @@ func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rp
 	if errors.Is(err, os.ErrNotExist) {
 		// runc names /etc/criu/runc.conf whether it exists or not;
 		// CRIU skips a missing one.
-		return merged, "", nil
+		return merged, only, nil
 	}
 	if err != nil {
-		return nil, "", refused("%v", err)
+		return nil, only, refused("%v", err)
 	}
 	options, err := parseConfig(data)
 	if err != nil {
-		return nil, "", refused("%v", err)
+		return nil, only, refused("%v", err)
 	}
-	logPath := ""
 	for _, o := range options {
-		if o.name == "log-file" || o.name == "o" {
+		switch o.name {
+		case "log-file", "o", "action-script":
 			if !o.hasValue || o.value == "" {
-				return nil, "", refused("line %d: %s needs a value", o.line, o.name)
+				return nil, only, refused("line %d: %s needs a value", o.line, o.name)
 			}
-			logPath = o.value
+			if o.name == "action-script" {
+				only.actionScripts = append(only.actionScripts, o.value)
+			} else {
+				only.logPath = o.value
+			}
 			continue
 		}
 		one := &rpcpb.CriuOpts{}
@@ -556,11 +573,11 @@ func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rp
 			_, err = ParseRequest(t, one)
 		}
 		if err != nil {
-			return nil, "", refused("line %d: %s: %v", o.line, o.name, err)
+			return nil, only, refused("line %d: %s: %v", o.line, o.name, err)
 		}
 		proto.Merge(merged, one)
 	}
-	return merged, logPath, nil
+	return merged, only, nil
 }
 
 // unknownFields refuses the fields of a message that rpc.proto does not

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +27,9 @@ import (
 //
 // The runtime hears of each phase as from CRIU: pre-restore before
 // anything, setup-namespaces and post-setup-namespaces once every task
-// exists (with the root's pid), post-restore and pre-resume when all is
-// restored and nothing runs yet, post-resume after.
+// exists (with the root's pid), post-restore, network-unlock (a tree in a
+// network namespace of its own) and pre-resume when all is restored and
+// nothing runs yet, post-resume after.
 func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) {
 	start := time.Now()
 	w, err := s.workspace(r)
@@ -41,6 +43,7 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 	}()
 	log := w.log
+	s.initPid = 0
 	if err := s.notify(r, log, "pre-restore", 0, -1); err != nil {
 		return 0, err
 	}
@@ -111,9 +114,17 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		}
 		return s.notify(r, log, "post-setup-namespaces", 0, -1)
 	}
+	ownNet := slices.ContainsFunc(inv.Namespaces, func(n *ckpt.NamespaceView) bool { return n.Namespace.Kind == ckpt.NamespaceNet })
 	opts.BeforeRelease = func(pids []int) error {
 		if err := s.notify(r, log, "post-restore", pids[0], -1); err != nil {
 			return err
+		}
+		if ownNet {
+			// As CRIU: the connections of a tree in a network
+			// namespace of its own may go on.
+			if err := s.notify(r, log, "network-unlock", 0, -1); err != nil {
+				return err
+			}
 		}
 		return s.notify(r, log, "pre-resume", 0, -1)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,8 +19,14 @@ import (
 // Config is what a session needs from the program running it.
 type Config struct {
 	// Stderr receives the log of a request that asks for it there
-	// (log_to_stderr), and nothing else.
+	// (log_to_stderr), and the output of action scripts.
 	Stderr io.Writer
+	// ActionScripts are programs run at each phase a runtime is notified
+	// of (CRIU's --action-script), before it is: the phase's name in
+	// CRTOOLS_SCRIPT_ACTION, the images directory in CRTOOLS_IMAGE_DIR,
+	// the tree's root pid, once there is one, in CRTOOLS_INIT_PID. A
+	// script that fails fails the phase.
+	ActionScripts []string
 }
 
 // session answers one runtime's requests.
@@ -35,6 +43,9 @@ type session struct {
 	// callerGone says the runtime checkpointed itself and was killed
 	// with its tree: nobody is left to answer.
 	callerGone bool
+	// initPid is the root of the tree being checkpointed or restored, once
+	// known: what action scripts are told.
+	initPid int
 }
 
 // Serve answers the requests of the runtime at the other end of sock, a
@@ -233,6 +244,12 @@ func failure(t rpcpb.CriuReqType, err error) *rpcpb.CriuResp {
 // RPC) and waits for its answer; a runtime that reports failure fails the
 // phase. pid is sent when not 0, fd passed along when not negative.
 func (s *session) notify(r *Request, log *slog.Logger, script string, pid, fd int) error {
+	if pid != 0 {
+		s.initPid = pid
+	}
+	if err := s.runActionScripts(r, log, script); err != nil {
+		return err
+	}
 	if !r.Notify || s.conn == nil {
 		return nil
 	}
@@ -255,6 +272,32 @@ func (s *session) notify(r *Request, log *slog.Logger, script string, pid, fd in
 		// The runtime may answer with more external resources.
 		if _, err := ParseRequest(r.Type, &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(-1)), External: ack.GetOpts().GetExternal()}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// runActionScripts runs the action scripts of the session and of the
+// request for phase action, one after the other, in the images directory
+// (crsub's working directory while it serves a request).
+func (s *session) runActionScripts(r *Request, log *slog.Logger, action string) error {
+	scripts := append(slices.Clip(s.cfg.ActionScripts), r.ActionScripts...)
+	if len(scripts) == 0 || action == "query-ext-files" || action == "orphan-pts-master" {
+		// As CRIU: those two ask the runtime for something (files,
+		// a terminal's master), which a script cannot answer.
+		return nil
+	}
+	env := append(os.Environ(), "CRTOOLS_SCRIPT_ACTION="+action, fmt.Sprintf("CRTOOLS_IMAGE_DIR=/proc/%d/cwd", os.Getpid()))
+	if s.initPid != 0 {
+		env = append(env, "CRTOOLS_INIT_PID="+strconv.Itoa(s.initPid))
+	}
+	for _, path := range scripts {
+		log.Debug("running an action script", "action", action, "script", path)
+		cmd := exec.Command(path)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = s.cfg.Stderr, s.cfg.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("action script %s for %s: %w", path, action, err)
 		}
 	}
 	return nil

@@ -76,7 +76,7 @@ type criuFlags struct {
 	verbosity                           *int
 	shellJob, tcpEstablished, extUnixSk *bool
 	fileLocks, displayStats             *bool
-	external                            *[]string
+	external, actionScripts             *[]string
 	manageCgroups, config               *string
 }
 
@@ -102,6 +102,7 @@ func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
 	f.manageCgroups = fs.String("manage-cgroups", "", "cgroup mode: soft or default (crsub puts the tree back in its cgroups, making missing ones)")
 	fs.Lookup("manage-cgroups").NoOptDefVal = "soft"
 	f.config = fs.String("config", "", "a CRIU configuration file whose options override these")
+	f.actionScripts = fs.StringArray("action-script", nil, "run `PROGRAM` at each phase, named in CRTOOLS_SCRIPT_ACTION (repeatable)")
 	fs.Bool("no-default-config", false, "accepted: crsub reads no default configuration file")
 	return f
 }
@@ -219,7 +220,7 @@ func criuDump(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
-	_, err = criurpc.NewCommandLine(criurpc.Config{Stderr: stderr}).Handle(ctx, &rpcpb.CriuReq{Type: &t, Opts: o})
+	_, err = criurpc.NewCommandLine(criurpc.Config{Stderr: stderr, ActionScripts: *f.actionScripts}).Handle(ctx, &rpcpb.CriuReq{Type: &t, Opts: o})
 	return err
 }
 
@@ -252,7 +253,7 @@ func criuRestore(args []string, stdout, stderr io.Writer) error {
 		*pidfile = filepath.Join(workDir, *pidfile)
 	}
 	t := rpcpb.CriuReqType_RESTORE
-	resp, err := criurpc.NewCommandLine(criurpc.Config{Stderr: stderr}).Handle(context.Background(), &rpcpb.CriuReq{Type: &t, Opts: o})
+	resp, err := criurpc.NewCommandLine(criurpc.Config{Stderr: stderr, ActionScripts: *f.actionScripts}).Handle(context.Background(), &rpcpb.CriuReq{Type: &t, Opts: o})
 	if err != nil {
 		return err
 	}

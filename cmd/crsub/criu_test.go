@@ -62,15 +62,38 @@ func TestCriuCommandLine(t *testing.T) {
 	if err := os.Mkdir(images, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "-o", "dump.log", "-v4", "--shell-job", "--tcp-established", "--file-locks").CombinedOutput(); err != nil {
+	// Action scripts: one that fails at post-dump fails the dump and
+	// leaves the tree running; one that notes each phase sees CRIU's.
+	script := filepath.Join(dir, "action.sh")
+	actions := filepath.Join(dir, "actions")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n[ \"$CRTOOLS_SCRIPT_ACTION\" = post-dump ] && [ -e "+dir+"/fail ] && exit 3\n"+
+		"[ -d \"$CRTOOLS_IMAGE_DIR\" ] || exit 4\necho \"$CRTOOLS_SCRIPT_ACTION $CRTOOLS_INIT_PID\" >> "+actions+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fail"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "--action-script", script).CombinedOutput(); err == nil || !strings.Contains(string(out), "action script "+script+" for post-dump: exit status 3") {
+		t.Fatalf("criu dump with a failing action script: %v: %s", err, out)
+	}
+	if err := unix.Kill(p.Pid, 0); err != nil {
+		t.Fatalf("the tree is gone after a failed dump: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "fail"))
+	os.Remove(actions)
+	if out, err := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "-o", "dump.log", "-v4", "--shell-job", "--tcp-established", "--file-locks", "--action-script", script).CombinedOutput(); err != nil {
 		t.Fatalf("criu dump: %v: %s", err, out)
 	}
 	p.Wait()
+	config := filepath.Join(dir, "criu.conf")
+	if err := os.WriteFile(config, []byte("# as a CRIU configuration file says it\naction-script "+script+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	w := openPipeWriter(t, pipe)
 	defer w.Close()
 	key := "fd[3]:pipe:[" + strconv.FormatUint(pipeInode(t, pipe), 10) + "]"
-	cmd = criu("restore", "-D", images, "-d", "--pidfile", "restored.pid", "-o", "restore.log", "--inherit-fd", key)
+	cmd = criu("restore", "-D", images, "-d", "--pidfile", "restored.pid", "-o", "restore.log", "--inherit-fd", key, "--config", config)
 	cmd.ExtraFiles = []*os.File{w}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(images, "restore.log"))
@@ -81,6 +104,12 @@ func TestCriuCommandLine(t *testing.T) {
 		t.Fatalf("pidfile: %q, %v; want %d", b, err, p.Pid)
 	}
 	t.Cleanup(func() { unix.Kill(p.Pid, unix.SIGKILL) })
+	pid := strconv.Itoa(p.Pid)
+	want := "pre-dump " + pid + "\npost-dump " + pid + "\npre-restore \nsetup-namespaces " + pid + "\npost-setup-namespaces " + pid +
+		"\npost-restore " + pid + "\npre-resume " + pid + "\npost-resume " + pid + "\n"
+	if got, err := os.ReadFile(actions); err != nil || string(got) != want {
+		t.Errorf("action scripts ran as\n%s(%v)\nwant\n%s", got, err, want)
+	}
 	counting(t, dir)
 	unix.Kill(p.Pid, unix.SIGUSR1)
 	line, err := bufio.NewReader(pipe).ReadString('\n')
