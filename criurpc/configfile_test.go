@@ -147,3 +147,63 @@ func TestConfigFile(t *testing.T) {
 		})
 	}
 }
+
+// Default configuration files lie beneath a request, in CRIU's order; the
+// request's own config_file is over it.
+func TestDefaultConfigFiles(t *testing.T) {
+	t.Setenv("HOME", "/home/u")
+	t.Setenv("CRIU_CONFIG_FILE", "/env.conf")
+	if diff := cmp.Diff([]string{"/etc/criu/default.conf", "/home/u/.criu/default.conf", "/env.conf"}, DefaultConfigFiles(false)); diff != "" {
+		t.Errorf("DefaultConfigFiles(false) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"/env.conf"}, DefaultConfigFiles(true)); diff != "" {
+		t.Errorf("DefaultConfigFiles(true) (-want +got):\n%s", diff)
+	}
+
+	dir := t.TempDir()
+	write := func(name, conf string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	global := write("global.conf", "leave-running\nlog-file /g.log\naction-script /g.sh\ntimeout 3\n")
+	user := write("user.conf", "timeout 4\naction-script /u.sh\n")
+	rpcConf := write("rpc.conf", "timeout 9\naction-script /r.sh\n")
+	s := &session{cfg: Config{ConfigFiles: []string{global, user, filepath.Join(dir, "missing.conf")}}}
+	dump := rpcpb.CriuReqType_DUMP
+	for _, tc := range []struct {
+		name string
+		opts *rpcpb.CriuOpts
+		want func(r *Request)
+	}{
+		{"beneath an empty request", &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(7))}, func(r *Request) {
+			r.LeaveRunning, r.Timeout, r.LogFile, r.logPath = true, 4*time.Second, "/g.log", true
+			r.ActionScripts = []string{"/g.sh", "/u.sh"}
+		}},
+		{"the request's fields win", &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(7)), LeaveRunning: ptr(false), LogFile: ptr("d.log"), Timeout: ptr(uint32(5))}, func(r *Request) {
+			r.Timeout, r.LogFile = 5*time.Second, "d.log"
+			r.ActionScripts = []string{"/g.sh", "/u.sh"}
+		}},
+		{"and its config file wins over them", &rpcpb.CriuOpts{ImagesDirFd: ptr(int32(7)), Timeout: ptr(uint32(5)), ConfigFile: &rpcConf}, func(r *Request) {
+			r.LeaveRunning, r.Timeout, r.LogFile, r.logPath = true, 9*time.Second, "/g.log", true
+			r.ActionScripts = []string{"/g.sh", "/u.sh", "/r.sh"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.parse(dump, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &Request{Type: dump, ImagesDirFd: 7, WorkDirFd: -1, LogLevel: 2}
+			tc.want(want)
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(Request{})); diff != "" {
+				t.Errorf("parse (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if err := CheckConfigFiles([]string{write("bad.conf", "no-such-option\n")}); err == nil || !strings.Contains(err.Error(), "no-such-option") {
+		t.Errorf("CheckConfigFiles of a bad file: %v", err)
+	}
+}

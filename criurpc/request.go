@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -530,22 +531,34 @@ type configOnly struct {
 }
 
 // withConfigFile returns opts with the options of the CRIU configuration
-// file at path over them, as CRIU takes them (after the request's fields,
-// which they override), and what the file sets that no field holds. Each
-// option is refused or taken as its field would be, the refusal naming
-// the file, line and option.
+// file at path over them, as CRIU takes a request's config_file (after the
+// request's fields, which it overrides), and what the file sets that no
+// field holds.
 func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rpcpb.CriuOpts, configOnly, error) {
+	merged := proto.Clone(opts).(*rpcpb.CriuOpts)
+	merged.ConfigFile = nil
+	file, only, err := readConfig(t, path)
+	if err != nil {
+		return nil, only, err
+	}
+	proto.Merge(merged, file)
+	return merged, only, nil
+}
+
+// readConfig reads the CRIU configuration file at path into the options
+// of a request of type t, and what it sets that no field holds; a missing
+// file sets nothing (runc names /etc/criu/runc.conf whether it exists or
+// not, and CRIU skips a missing one). Each option is refused or taken as
+// its field would be, the refusal naming the file, line and option.
+func readConfig(t rpcpb.CriuReqType, path string) (*rpcpb.CriuOpts, configOnly, error) {
 	var only configOnly
 	refused := func(format string, a ...any) error {
 		return &RefusedError{Field: "config_file", Reason: path + ": " + fmt.Sprintf(format, a...)}
 	}
-	merged := proto.Clone(opts).(*rpcpb.CriuOpts)
-	merged.ConfigFile = nil
+	file := &rpcpb.CriuOpts{}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		// runc names /etc/criu/runc.conf whether it exists or not;
-		// CRIU skips a missing one.
-		return merged, only, nil
+		return file, only, nil
 	}
 	if err != nil {
 		return nil, only, refused("%v", err)
@@ -575,9 +588,56 @@ func withConfigFile(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, path string) (*rp
 		if err != nil {
 			return nil, only, refused("line %d: %s: %v", o.line, o.name, err)
 		}
-		proto.Merge(merged, one)
+		proto.Merge(file, one)
 	}
-	return merged, only, nil
+	return file, only, nil
+}
+
+// DefaultConfigFiles are the CRIU configuration files CRIU reads beneath
+// every request and command line, in its order: /etc/criu/default.conf
+// and $HOME/.criu/default.conf (unless noDefault, criu's
+// --no-default-config), and $CRIU_CONFIG_FILE.
+func DefaultConfigFiles(noDefault bool) []string {
+	var files []string
+	if !noDefault {
+		files = append(files, "/etc/criu/default.conf")
+		if home := os.Getenv("HOME"); home != "" {
+			files = append(files, filepath.Join(home, ".criu", "default.conf"))
+		}
+	}
+	if env := os.Getenv("CRIU_CONFIG_FILE"); env != "" {
+		files = append(files, env)
+	}
+	return files
+}
+
+// withDefaults puts the options of configuration files beneath a
+// request's: a field the request sets is the request's.
+func withDefaults(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts, files []string) (*rpcpb.CriuOpts, configOnly, error) {
+	var only configOnly
+	base := &rpcpb.CriuOpts{}
+	for _, path := range files {
+		file, o, err := readConfig(t, path)
+		if err != nil {
+			return nil, only, err
+		}
+		proto.Merge(base, file)
+		if o.logPath != "" {
+			only.logPath = o.logPath
+		}
+		only.actionScripts = append(only.actionScripts, o.actionScripts...)
+	}
+	if opts != nil {
+		proto.Merge(base, opts)
+	}
+	return base, only, nil
+}
+
+// CheckConfigFiles reads the configuration files as a request would,
+// for a server to refuse to start with one it cannot read, as CRIU does.
+func CheckConfigFiles(files []string) error {
+	_, _, err := withDefaults(rpcpb.CriuReqType_DUMP, nil, files)
+	return err
 }
 
 // unknownFields refuses the fields of a message that rpc.proto does not

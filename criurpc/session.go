@@ -21,6 +21,10 @@ type Config struct {
 	// Stderr receives the log of a request that asks for it there
 	// (log_to_stderr), and the output of action scripts.
 	Stderr io.Writer
+	// ConfigFiles are CRIU configuration files whose options lie beneath
+	// every request's (DefaultConfigFiles, then the criu command line's
+	// --config), in order; a request's config_file is over them.
+	ConfigFiles []string
 	// ActionScripts are programs run at each phase a runtime is notified
 	// of (CRIU's --action-script), before it is: the phase's name in
 	// CRTOOLS_SCRIPT_ACTION, the images directory in CRTOOLS_IMAGE_DIR,
@@ -193,8 +197,16 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 // parse is ParseRequest, with a refusal also in the log the request asks
 // for, where the runtime looks for what went wrong.
 func (s *session) parse(t rpcpb.CriuReqType, opts *rpcpb.CriuOpts) (*Request, error) {
-	r, err := ParseRequest(t, opts)
+	merged, defaults, err := withDefaults(t, opts, s.cfg.ConfigFiles)
+	var r *Request
 	if err == nil {
+		r, err = ParseRequest(t, merged)
+	}
+	if err == nil {
+		if defaults.logPath != "" && opts.GetLogFile() == "" && !r.logPath {
+			r.LogFile, r.logPath = defaults.logPath, true
+		}
+		r.ActionScripts = append(defaults.actionScripts, r.ActionScripts...)
 		return r, nil
 	}
 	logOnly := &Request{Type: t, ImagesDirFd: int(opts.GetImagesDirFd()), ImagesDir: opts.GetImagesDir(), WorkDirFd: -1,

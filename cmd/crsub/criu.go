@@ -78,6 +78,7 @@ type criuFlags struct {
 	fileLocks, displayStats             *bool
 	external, actionScripts             *[]string
 	manageCgroups, config               *string
+	noDefaultConfig                     *bool
 }
 
 func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
@@ -101,9 +102,9 @@ func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
 	f.external = fs.StringArray("external", nil, "an external resource, KIND[ID]:VALUE (repeatable)")
 	f.manageCgroups = fs.String("manage-cgroups", "", "cgroup mode: soft or default (crsub puts the tree back in its cgroups, making missing ones)")
 	fs.Lookup("manage-cgroups").NoOptDefVal = "soft"
-	f.config = fs.String("config", "", "a CRIU configuration file whose options override these")
+	f.config = fs.String("config", "", "a CRIU configuration file, beneath these options and over the default ones")
 	f.actionScripts = fs.StringArray("action-script", nil, "run `PROGRAM` at each phase, named in CRTOOLS_SCRIPT_ACTION (repeatable)")
-	fs.Bool("no-default-config", false, "accepted: crsub reads no default configuration file")
+	f.noDefaultConfig = fs.Bool("no-default-config", false, "read neither /etc/criu/default.conf nor ~/.criu/default.conf")
 	return f
 }
 
@@ -139,26 +140,33 @@ func (f *criuFlags) parse(args []string, stdout io.Writer) (*rpcpb.CriuOpts, err
 	if err != nil {
 		return nil, err
 	}
+	// Only what the command line says: a configuration file gives the
+	// rest (criu.Config.ConfigFiles).
 	o := &rpcpb.CriuOpts{
-		ImagesDirFd:    ptr(int32(-1)),
-		ImagesDir:      &images,
-		LogLevel:       ptr(int32(*f.verbosity)),
-		LogToStderr:    ptr(*f.logFile == ""),
-		ShellJob:       f.shellJob,
-		TcpEstablished: f.tcpEstablished,
-		ExtUnixSk:      f.extUnixSk,
-		FileLocks:      f.fileLocks,
-		DisplayStats:   f.displayStats,
-		External:       *f.external,
+		ImagesDirFd: ptr(int32(-1)),
+		ImagesDir:   &images,
+		LogToStderr: ptr(*f.logFile == ""),
+		External:    *f.external,
+	}
+	changed := func(name string) bool { return f.fs.Changed(name) }
+	if changed("verbosity") {
+		o.LogLevel = ptr(int32(*f.verbosity))
+	}
+	for _, b := range []struct {
+		name  string
+		flag  *bool
+		field **bool
+	}{{"shell-job", f.shellJob, &o.ShellJob}, {"tcp-established", f.tcpEstablished, &o.TcpEstablished},
+		{"ext-unix-sk", f.extUnixSk, &o.ExtUnixSk}, {"file-locks", f.fileLocks, &o.FileLocks}, {"display-stats", f.displayStats, &o.DisplayStats}} {
+		if changed(b.name) {
+			*b.field = b.flag
+		}
 	}
 	if *f.logFile != "" {
 		o.LogFile = f.logFile
 	}
 	if *f.root != "" {
 		o.Root = f.root
-	}
-	if *f.config != "" {
-		o.ConfigFile = f.config
 	}
 	switch *f.manageCgroups {
 	case "":
@@ -170,6 +178,17 @@ func (f *criuFlags) parse(args []string, stdout io.Writer) (*rpcpb.CriuOpts, err
 		return nil, usageError{fmt.Sprintf("--manage-cgroups %s: crsub has the soft mode only (it puts the tree back in its cgroups, making missing ones)", *f.manageCgroups)}
 	}
 	return o, nil
+}
+
+// session is the configuration of the command's session: the
+// configuration files CRIU reads beneath its command line, in CRIU's
+// order, and the action scripts.
+func (f *criuFlags) session(stderr io.Writer) criurpc.Config {
+	files := criurpc.DefaultConfigFiles(*f.noDefaultConfig)
+	if *f.config != "" {
+		files = append(files, *f.config)
+	}
+	return criurpc.Config{Stderr: stderr, ConfigFiles: files, ActionScripts: *f.actionScripts}
 }
 
 // workDir opens the work directory, for the request to name as crsub's
@@ -220,7 +239,7 @@ func criuDump(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
-	_, err = criurpc.NewCommandLine(criurpc.Config{Stderr: stderr, ActionScripts: *f.actionScripts}).Handle(ctx, &rpcpb.CriuReq{Type: &t, Opts: o})
+	_, err = criurpc.NewCommandLine(f.session(stderr)).Handle(ctx, &rpcpb.CriuReq{Type: &t, Opts: o})
 	return err
 }
 
@@ -253,7 +272,7 @@ func criuRestore(args []string, stdout, stderr io.Writer) error {
 		*pidfile = filepath.Join(workDir, *pidfile)
 	}
 	t := rpcpb.CriuReqType_RESTORE
-	resp, err := criurpc.NewCommandLine(criurpc.Config{Stderr: stderr, ActionScripts: *f.actionScripts}).Handle(context.Background(), &rpcpb.CriuReq{Type: &t, Opts: o})
+	resp, err := criurpc.NewCommandLine(f.session(stderr)).Handle(context.Background(), &rpcpb.CriuReq{Type: &t, Opts: o})
 	if err != nil {
 		return err
 	}

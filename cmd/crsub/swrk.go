@@ -35,7 +35,13 @@ func runSwrk(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
-	err = criurpc.Serve(ctx, os.NewFile(uintptr(fd), "criu-swrk"), criurpc.Config{Stderr: stderr})
+	// As CRIU's swrk: the default configuration files lie beneath every
+	// request, and one that cannot be read stops it at once.
+	cfg := criurpc.Config{Stderr: stderr, ConfigFiles: criurpc.DefaultConfigFiles(false)}
+	if err := criurpc.CheckConfigFiles(cfg.ConfigFiles); err != nil {
+		return err
+	}
+	err = criurpc.Serve(ctx, os.NewFile(uintptr(fd), "criu-swrk"), cfg)
 	var failed *criurpc.RequestError
 	if errors.As(err, &failed) {
 		return exitStatus(exitFailure)
