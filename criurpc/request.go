@@ -186,7 +186,7 @@ var rules = map[protoreflect.Name]rule{
 	"log_level":     both(func(r *Request, v protoreflect.Value) error { r.LogLevel = int(v.Int()); return nil }),
 	"log_file": both(func(r *Request, v protoreflect.Value) error {
 		if strings.Contains(v.String(), "/") {
-			return &RefusedError{Reason: fmt.Sprintf("%q is not a file name: the log is written in the work directory, as CRIU's", v.String())}
+			return &RefusedError{Reason: fmt.Sprintf("%q: No subdirs are allowed in log_file name (the log is written in the work directory, as CRIU's)", v.String())}
 		}
 		r.LogFile = v.String()
 		return nil
@@ -245,13 +245,11 @@ var rules = map[protoreflect.Name]rule{
 			})
 			return nil
 		}},
-	// crsub locks TCP connections with nftables, whichever is asked.
-	"network_lock": both(func(_ *Request, v protoreflect.Value) error {
-		if rpcpb.CriuNetworkLockMethod(v.Enum()) == rpcpb.CriuNetworkLockMethod_SKIP {
-			return &RefusedError{Reason: "crsub always holds the tree's TCP connections still while it works (nftables)"}
-		}
-		return nil
-	}),
+	// crsub holds the tree's TCP connections still with nftables while it
+	// works, whichever method is asked; a caller that asks to skip the
+	// lock (it locks them itself, or the tree has none) loses nothing by
+	// it: the lock is crsub's own table, gone when crsub is done.
+	"network_lock": both(accept),
 	"manage_cgroups": both(func(_ *Request, v protoreflect.Value) error {
 		if !v.Bool() {
 			return &RefusedError{Reason: "crsub always records the tree's cgroups and puts it back in them (CRIU's soft mode)"}

@@ -176,7 +176,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "cgroup root on dump", typ: dump, opts: with(func(o *rpcpb.CriuOpts) {
 			o.CgRoot = []*rpcpb.CgroupRoot{{Path: ptr("/x")}}
 		}), refused: "cg_root"},
-		{name: "no network lock", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.NetworkLock = rpcpb.CriuNetworkLockMethod_SKIP.Enum() }), refused: "network_lock"},
+		{name: "no network lock", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.NetworkLock = rpcpb.CriuNetworkLockMethod_SKIP.Enum() }),
+			want: req(dump, func(r *Request) { r.ImagesDirFd = 7 })},
 		{name: "log file in a subdirectory", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.LogFile = ptr("logs/dump.log") }), refused: "log_file"},
 		{name: "net external on restore", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"net[1]:k"} }), refused: "external"},
 		{name: "malformed external", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.External = []string{"nonsense"} }), refused: "external"},

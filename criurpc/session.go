@@ -160,6 +160,10 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 	case rpcpb.CriuReqType_FEATURE_CHECK:
 		return &rpcpb.CriuResp{Type: t.Enum(), Success: ptr(true), Features: features(req.GetFeatures())}, nil
 	case rpcpb.CriuReqType_CHECK:
+		// Its options are refused or taken as any request's, as CRIU's.
+		if _, err := s.parse(t, req.GetOpts()); err != nil {
+			return failure(t, err), err
+		}
 		if err := check(); err != nil {
 			return failure(t, err), err
 		}
@@ -191,6 +195,10 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 		return resp, err
 	}
 	err := &RefusedError{Field: "type", Reason: fmt.Sprintf("%s requests are not supported by crsub", t)}
+	if t == rpcpb.CriuReqType_EMPTY || t == rpcpb.CriuReqType_NOTIFY {
+		// Not a request at all: answered as CRIU answers an invalid one.
+		return failure(rpcpb.CriuReqType_EMPTY, err), err
+	}
 	return failure(t, err), err
 }
 

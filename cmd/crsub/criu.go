@@ -31,13 +31,14 @@ var criuCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 	"pre-dump": criuDump,
 	"restore":  criuRestore,
 	"check":    criuCheck,
+	"service":  criuService,
 	"swrk":     func(args []string, stdout, stderr io.Writer) error { return runSwrk(args[1:], stdout, stderr) },
 }
 
 // runCriu is main for crsub run as criu.
 func runCriu(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk [OPTIONS] (crsub's CRIU command line)")
+		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk|service [OPTIONS] (crsub's CRIU command line)")
 		return exitUsage
 	}
 	switch args[0] {
@@ -45,12 +46,12 @@ func runCriu(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Version: %d.%d\ncrsub %s, answering CRIU's interface\n", criurpc.InterfaceMajor, criurpc.InterfaceMinor, buildinfo.Version)
 		return exitOK
 	case "-h", "--help":
-		fmt.Fprintln(stdout, "usage: criu dump|pre-dump|restore|check|swrk [OPTIONS]\n\ncrsub answering as CRIU; 'criu COMMAND --help' lists a command's options.")
+		fmt.Fprintln(stdout, "usage: criu dump|pre-dump|restore|check|swrk|service [OPTIONS]\n\ncrsub answering as CRIU; 'criu COMMAND --help' lists a command's options.")
 		return exitOK
 	}
 	run, ok := criuCommands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk and --version, the command first)\n", args[0])
+		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk, service and --version, the command first)\n", args[0])
 		return exitUsage
 	}
 	err := run(args, stdout, stderr)
@@ -102,6 +103,7 @@ func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
 	f.external = fs.StringArray("external", nil, "an external resource, KIND[ID]:VALUE (repeatable)")
 	f.manageCgroups = fs.String("manage-cgroups", "", "cgroup mode: soft or default (crsub puts the tree back in its cgroups, making missing ones)")
 	fs.Lookup("manage-cgroups").NoOptDefVal = "soft"
+	fs.String("network-lock", "", "accepted (iptables, nftables, skip): crsub holds the tree's TCP connections still with a table of its own while it works")
 	f.config = fs.String("config", "", "a CRIU configuration file, beneath these options and over the default ones")
 	f.actionScripts = fs.StringArray("action-script", nil, "run `PROGRAM` at each phase, named in CRTOOLS_SCRIPT_ACTION (repeatable)")
 	f.noDefaultConfig = fs.Bool("no-default-config", false, "read neither /etc/criu/default.conf nor ~/.criu/default.conf")

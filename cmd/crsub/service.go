@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// criuService is `criu service`: CRIU's RPC served on a listening unix
+// socket (SOCK_SEQPACKET) instead of one given socket, each connection a
+// session of its own, served by a `crsub swrk` of its own (as CRIU forks a
+// worker per connection): the fds a request names are the connecting
+// process's, as with swrk. -d lets the service run on in the background,
+// its pid in --pidfile; --status-fd gets a \0 once connections are taken.
+// SIGTERM stops it; sessions under way finish.
+func criuService(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("criu service", "[--address SOCKET] [-W DIR] [-d] [--pidfile F] [-o LOG] [--status-fd FD]", stderr)
+	address := fs.String("address", "criu_service.socket", "the socket to listen on (relative to the work directory)")
+	workDir := fs.StringP("work-dir", "W", "", "directory for the socket, pidfile and log")
+	daemon := fs.BoolP("daemon", "d", false, "run on in the background once listening")
+	pidfile := fs.String("pidfile", "", "write the service's pid to FILE (relative to the work directory)")
+	logFile := fs.StringP("log-file", "o", "", "write the sessions' standard error to FILE (relative to the work directory)")
+	statusFd := fs.Int("status-fd", -1, "write a \\0 to FD once listening")
+	fs.IntP("verbosity", "v", 2, "accepted: each request names its own log and level")
+	listenFd := fs.Int("listen-fd", -1, "")
+	fs.MarkHidden("listen-fd")
+	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *workDir != "" {
+		if err := os.Chdir(*workDir); err != nil {
+			return fmt.Errorf("work directory: %w", err)
+		}
+	}
+	var l *net.UnixListener
+	if *listenFd >= 0 {
+		// The background service, started by -d with the socket made.
+		fl, err := net.FileListener(os.NewFile(uintptr(*listenFd), "criu-service"))
+		if err != nil {
+			return fmt.Errorf("fd %d: %w", *listenFd, err)
+		}
+		l = fl.(*net.UnixListener)
+	} else {
+		// A socket left by a service that was killed stands in the way.
+		if st, err := os.Lstat(*address); err == nil && st.Mode()&os.ModeSocket != 0 {
+			os.Remove(*address)
+		}
+		var err error
+		if l, err = net.ListenUnix("unixpacket", &net.UnixAddr{Name: *address, Net: "unixpacket"}); err != nil {
+			return err
+		}
+	}
+	defer l.Close()
+	log := stderr
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer f.Close()
+		log = f
+	}
+	if *daemon {
+		return startService(l, args[1:], *pidfile, *statusFd)
+	}
+	if *pidfile != "" {
+		if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return fmt.Errorf("pidfile: %w", err)
+		}
+	}
+	if *statusFd >= 0 {
+		if err := ready(*statusFd); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := l.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			if *listenFd >= 0 {
+				os.Remove(*address)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := serveConnection(self, c, log); err != nil {
+			fmt.Fprintf(log, "criu service: %v\n", err)
+		}
+	}
+}
+
+// serveConnection hands one connection to a swrk of its own, and reaps it
+// in the background.
+func serveConnection(self string, c *net.UnixConn, log io.Writer) error {
+	f, err := c.File()
+	c.Close()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command(self, "swrk", "3")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting a session: %w", err)
+	}
+	go cmd.Wait()
+	return nil
+}
+
+// startService runs the service on in the background, a process of its
+// own session taking the listening socket l, and returns once it runs:
+// its pid in pidfile, then the \0 on statusFd.
+func startService(l *net.UnixListener, args []string, pidfile string, statusFd int) error {
+	// The socket is the background service's from now on.
+	l.SetUnlinkOnClose(false)
+	f, err := l.File()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var rest []string
+	for _, a := range args {
+		if a != "-d" && a != "--daemon" {
+			rest = append(rest, a)
+		}
+	}
+	// Run as criu service again (CRIU's command line answers by the name
+	// it is run as), in the work directory already.
+	cmd := exec.Command(self, append(append([]string{"service"}, rest...), "--listen-fd", "3", "--status-fd", "-1", "--pidfile", "", "-W", ".")...)
+	cmd.Args[0] = "criu"
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the service: %w", err)
+	}
+	if pidfile != "" {
+		if err := os.WriteFile(pidfile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+			cmd.Process.Kill()
+			return fmt.Errorf("pidfile: %w", err)
+		}
+	}
+	if statusFd >= 0 {
+		return ready(statusFd)
+	}
+	return nil
+}
+
+// ready writes CRIU's \0 to the status fd and closes it.
+func ready(fd int) error {
+	f := os.NewFile(uintptr(fd), "status-fd")
+	defer f.Close()
+	if _, err := f.Write([]byte{0}); err != nil {
+		return fmt.Errorf("status fd %d: %w", fd, err)
+	}
+	return nil
+}
