@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -415,5 +416,41 @@ func TestSetsidAfterFork(t *testing.T) {
 	want := map[int]bool{4: true, 6: true, 7: true}
 	if diff := cmp.Diff(want, tree.SetsidAfterFork()); diff != "" {
 		t.Errorf("SetsidAfterFork (-want +got):\n%s", diff)
+	}
+}
+
+// An image followed by more of the stream is corrupt, unless the reader is
+// told the stream goes on (StopAtTrailer), when it ends at the trailer
+// without reading further: on a socket that stays open, a read past it
+// would wait for good.
+func TestStopAtTrailer(t *testing.T) {
+	img := buildImage(t)
+	if _, err := readAll(t, append(slices.Clip(img), 'x')); err == nil || !strings.Contains(err.Error(), "data after the trailer") {
+		t.Errorf("an image followed by a byte: %v, want data after the trailer", err)
+	}
+	pr, pw := io.Pipe()
+	go pw.Write(img) // and never closed: the stream goes on
+	r, err := NewReader(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.StopAtTrailer()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			_, err := r.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if err != io.EOF {
+			t.Errorf("StopAtTrailer: Next = %v, want io.EOF at the trailer", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("StopAtTrailer: Next waits past the trailer")
 	}
 }

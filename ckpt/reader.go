@@ -83,7 +83,15 @@ type Reader struct {
 	scratch [recordHeaderSize]byte
 	// copyBuf moves payloads for WriteTo, one payload at a time.
 	copyBuf []byte
+	// goesOn says the stream may carry more after the image.
+	goesOn bool
 }
+
+// StopAtTrailer makes Next end at a verified trailer without looking
+// further: the stream may go on after the image (a socket carrying one
+// image after another, or an answer to it), and the end of the stream
+// may never come.
+func (r *Reader) StopAtTrailer() { r.goesOn = true }
 
 // NewReader reads the preamble and the header record.
 func NewReader(r io.Reader) (*Reader, error) {
@@ -230,8 +238,10 @@ func (r *Reader) finish(rec *Record, start int64) error {
 			return err
 		}
 	}
-	if _, err := r.r.Peek(1); err != io.EOF {
-		return r.corrupt(rec.Index+1, 0, errors.New("data after the trailer"))
+	if !r.goesOn {
+		if _, err := r.r.Peek(1); err != io.EOF {
+			return r.corrupt(rec.Index+1, 0, errors.New("data after the trailer"))
+		}
 	}
 	r.done = true
 	return io.EOF

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -90,18 +91,41 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 	opts.Log = log
 	opts.LeaveRunning = r.LeaveRunning || preDump
 	opts.Caller, opts.CallerReply = caller, reply
+	name := ImageName
+	var send *sending
+	if r.PageServer != nil {
+		// The image goes to the page server; the copy kept here is for
+		// the next dump to compare with.
+		name = SentImageName
+		conn, err := s.pageServerConn(r.PageServer, false)
+		if err != nil {
+			return fmt.Errorf("page server: %w", err)
+		}
+		defer conn.Close()
+		send = &sending{conn: conn}
+	}
 	if r.ParentImage != "" {
 		// Relative to the images directory, crsub's working directory:
 		// the image records it so, and the two directories can move
 		// together (podman exports both).
-		opts.Parent = filepath.Join(r.ParentImage, ImageName)
+		opts.Parent = filepath.Join(r.ParentImage, name)
 	}
-	img, err := atomicfile.Create(ImageName)
+	img, err := atomicfile.Create(name)
 	if err != nil {
 		return err
 	}
 	defer img.Abort()
+	var out io.Writer = img.File
+	if send != nil {
+		send.local = img.File
+		out = send
+	}
 	opts.Commit = func() error {
+		if send != nil {
+			if err := send.finish(); err != nil {
+				return err
+			}
+		}
 		if err := img.Commit(); err != nil {
 			return err
 		}
@@ -113,7 +137,7 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		}
 		return s.notify(r, log, "post-dump", 0, -1)
 	}
-	st, err := checkpoint.Checkpoint(ctx, r.Pid, img.File, opts)
+	st, err := checkpoint.Checkpoint(ctx, r.Pid, out, opts)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Request struct {
 	// Notify asks for a NOTIFY message at each phase, which the runtime
 	// acknowledges before the phase goes on.
 	Notify bool
+	// PageServer is where a dump sends its image (and keeps a copy,
+	// SentImageName), or where a page server takes one from.
+	PageServer *PageServer
 	// ActionScripts are programs a CRIU configuration file names
 	// (action-script), run at each phase as Config.ActionScripts are.
 	ActionScripts []string
@@ -333,22 +336,23 @@ var rules = map[protoreflect.Name]rule{
 	"cgroup_yard":            both(refuse("crsub reaches cgroup hierarchies through mounts of its own")),
 	"tcp_skip_in_flight":     both(refuse("crsub restores connections waiting to be accepted whose clients are in the tree, and fails on others; it drops none")),
 	"tcp_close":              both(refuse("crsub restores TCP connections; it does not close them")),
-	"ps":                     both(refuse("crsub writes its image in the images directory; it has no page server")),
-	"lazy_pages":             both(refuse("crsub restores every page before the tree runs; it has no lazy pages")),
-	"status_fd":              both(refuse("there is no page server or lazy-pages daemon to report the start of")),
-	"auto_dedup":             both(refuse("crsub keeps parent images whole")),
-	"exec_cmd":               both(refuse("crsub runs no command in place of itself after a restore")),
-	"lsm_profile":            both(refuse("crsub does not change the tree's LSM profile")),
-	"lsm_mount_context":      both(refuse("crsub does not change mounts' LSM context")),
-	"tls":                    both(refuse("crsub has no page server to talk TLS to")),
-	"tls_cacert":             both(refuse("crsub has no page server to talk TLS to")),
-	"tls_cacrl":              both(refuse("crsub has no page server to talk TLS to")),
-	"tls_cert":               both(refuse("crsub has no page server to talk TLS to")),
-	"tls_key":                both(refuse("crsub has no page server to talk TLS to")),
-	"tls_no_cn_verify":       both(refuse("crsub has no page server to talk TLS to")),
-	"pidfd_store_sk":         both(refuse("crsub does not keep pidfds between pre-dumps")),
-	"unprivileged":           both(refuse("crsub needs CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE")),
-	"leave_stopped":          both(refuse("crsub kills the tree after a checkpoint or lets it run; it cannot leave it stopped")),
+	"ps": {dump: pageServerRule,
+		restore: refuse("a restore reads its image from the images directory, where the page server put it")},
+	"lazy_pages":        both(refuse("crsub restores every page before the tree runs; it has no lazy pages")),
+	"status_fd":         both(refuse("the answer to a page server request says it runs, with its pid")),
+	"auto_dedup":        both(refuse("crsub keeps parent images whole")),
+	"exec_cmd":          both(refuse("crsub runs no command in place of itself after a restore")),
+	"lsm_profile":       both(refuse("crsub does not change the tree's LSM profile")),
+	"lsm_mount_context": both(refuse("crsub does not change mounts' LSM context")),
+	"tls":               both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"tls_cacert":        both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"tls_cacrl":         both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"tls_cert":          both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"tls_key":           both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"tls_no_cn_verify":  both(refuse("crsub's page server does not talk TLS: give it a socket (fd) the runtime secured")),
+	"pidfd_store_sk":    both(refuse("crsub does not keep pidfds between pre-dumps")),
+	"unprivileged":      both(refuse("crsub needs CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE")),
+	"leave_stopped":     both(refuse("crsub kills the tree after a checkpoint or lets it run; it cannot leave it stopped")),
 }
 
 // external takes CRIU's external-resource keys ("mnt[KEY]:VAL",

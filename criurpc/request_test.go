@@ -129,7 +129,11 @@ func TestParseRequest(t *testing.T) {
 		{name: "lazy pages", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.LazyPages = ptr(true) }), refused: "lazy_pages"},
 		{name: "page server", typ: dump, opts: with(func(o *rpcpb.CriuOpts) {
 			o.Ps = &rpcpb.CriuPageServerInfo{Address: ptr("10.0.0.1"), Port: ptr(int32(1234))}
-		}), refused: "ps"},
+		}), want: req(dump, func(r *Request) { r.ImagesDirFd, r.PageServer = 7, &PageServer{Fd: -1, Address: "10.0.0.1", Port: 1234} })},
+		{name: "page server socket", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.Ps = &rpcpb.CriuPageServerInfo{Fd: ptr(int32(5))} }),
+			want: req(dump, func(r *Request) { r.ImagesDirFd, r.PageServer = 7, &PageServer{Fd: 5} })},
+		{name: "page server without fd or port", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.Ps = &rpcpb.CriuPageServerInfo{Address: ptr("10.0.0.1")} }), refused: "ps"},
+		{name: "page server on restore", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.Ps = &rpcpb.CriuPageServerInfo{Fd: ptr(int32(5))} }), refused: "ps"},
 		{name: "status fd", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.StatusFd = ptr(int32(3)) }), refused: "status_fd"},
 		// runc always sends it: crsub restores the network namespace as it was.
 		{name: "empty net ns", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.EmptyNs = ptr(uint32(0x40000000)) }),

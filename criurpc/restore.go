@@ -65,6 +65,8 @@ func (s *session) restore(ctx context.Context, r *Request) (pid int, err error) 
 		return 0, err
 	}
 	opts.PidNamespace = newPidNamespace(inv)
+	// As CRIU: a container's init gets its pid back only if it is free.
+	opts.AnyRootPid = true
 	if r.Root != "" || len(r.ExtMounts) > 0 || len(r.JoinNamespaces) > 0 || len(r.InheritFds) > 0 || r.OrphanPtsMaster {
 		if err := containerRoot(&opts, inv, r.Root); err != nil {
 			return 0, err

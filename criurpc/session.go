@@ -181,6 +181,19 @@ func (s *session) Handle(ctx context.Context, req *rpcpb.CriuReq) (*rpcpb.CriuRe
 			resp.Dump = &rpcpb.CriuDumpResp{Restored: ptr(false)}
 		}
 		return resp, nil
+	case rpcpb.CriuReqType_PAGE_SERVER, rpcpb.CriuReqType_PAGE_SERVER_CHLD:
+		r, err := s.parse(t, req.GetOpts())
+		if err == nil {
+			var pid, port int
+			if pid, port, err = s.startPageServer(r); err == nil {
+				ps := &rpcpb.CriuPageServerInfo{Pid: ptr(int32(pid))}
+				if port != 0 {
+					ps.Port = ptr(int32(port))
+				}
+				return &rpcpb.CriuResp{Type: t.Enum(), Success: ptr(true), Ps: ps}, nil
+			}
+		}
+		return failure(t, err), err
 	case rpcpb.CriuReqType_RESTORE:
 		r, err := s.parse(t, req.GetOpts())
 		if err == nil {

@@ -98,6 +98,12 @@ type Options struct {
 	// Progress, if set, is called as the image is read, with the bytes read
 	// so far.
 	Progress func(done int64)
+	// AnyRootPid lets the root of a tree that is the init of a pid
+	// namespace of its own take another pid in crsub's namespace when its
+	// own is held (the original still frozen: a migration restoring on
+	// the same machine before the checkpoint ends), as CRIU gives it one:
+	// no process of the tree sees that pid. Process.Pid says which.
+	AnyRootPid bool
 	// PidWait bounds how long a restart waits for an original pid still
 	// held by a zombie that is about to be reaped.
 	PidWait time.Duration

@@ -119,9 +119,17 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 		return nil
 	}
 	var err error
-	if inCrsubs {
+	switch {
+	case s.opts.AnyRootPid && len(s.tasks) == 0 && len(tids) == 2 && tids[0] == 1:
+		// The init of its own pid namespace: its pid in crsub's is its
+		// own if free, else any.
+		if err = create(); errors.Is(err, errPidInUse) {
+			tids = tids[:1]
+			err = create()
+		}
+	case inCrsubs:
 		err = s.whenPidFree(pid, create)
-	} else {
+	default:
 		err = create()
 	}
 	if err != nil {

@@ -27,18 +27,19 @@ import (
 // sends, and served as those are; an option crsub does not know is refused
 // by name.
 var criuCommands = map[string]func(args []string, stdout, stderr io.Writer) error{
-	"dump":     criuDump,
-	"pre-dump": criuDump,
-	"restore":  criuRestore,
-	"check":    criuCheck,
-	"service":  criuService,
-	"swrk":     func(args []string, stdout, stderr io.Writer) error { return runSwrk(args[1:], stdout, stderr) },
+	"dump":        criuDump,
+	"pre-dump":    criuDump,
+	"restore":     criuRestore,
+	"check":       criuCheck,
+	"service":     criuService,
+	"page-server": criuPageServer,
+	"swrk":        func(args []string, stdout, stderr io.Writer) error { return runSwrk(args[1:], stdout, stderr) },
 }
 
 // runCriu is main for crsub run as criu.
 func runCriu(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk|service [OPTIONS] (crsub's CRIU command line)")
+		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk|service|page-server [OPTIONS] (crsub's CRIU command line)")
 		return exitUsage
 	}
 	switch args[0] {
@@ -46,12 +47,12 @@ func runCriu(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Version: %d.%d\ncrsub %s, answering CRIU's interface\n", criurpc.InterfaceMajor, criurpc.InterfaceMinor, buildinfo.Version)
 		return exitOK
 	case "-h", "--help":
-		fmt.Fprintln(stdout, "usage: criu dump|pre-dump|restore|check|swrk|service [OPTIONS]\n\ncrsub answering as CRIU; 'criu COMMAND --help' lists a command's options.")
+		fmt.Fprintln(stdout, "usage: criu dump|pre-dump|restore|check|swrk|service|page-server [OPTIONS]\n\ncrsub answering as CRIU; 'criu COMMAND --help' lists a command's options.")
 		return exitOK
 	}
 	run, ok := criuCommands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk, service and --version, the command first)\n", args[0])
+		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk, service, page-server and --version, the command first)\n", args[0])
 		return exitUsage
 	}
 	err := run(args, stdout, stderr)
@@ -217,6 +218,9 @@ func criuDump(args []string, stdout, stderr io.Writer) error {
 	leave := f.fs.BoolP("leave-running", "R", false, "let the tree run on after the checkpoint")
 	prev := f.fs.String("prev-images-dir", "", "directory of an earlier (pre-)dump, relative to the images directory: only pages changed since are stored")
 	f.fs.Bool("track-mem", false, "accepted: crsub compares pages with the earlier image instead of tracking writes")
+	pageServer := f.fs.Bool("page-server", false, "send the image to a criu page-server at --address and --port (a copy stays here, "+criurpc.SentImageName+")")
+	psAddress := f.fs.String("address", "", "the page server's address")
+	psPort := f.fs.Int("port", 0, "the page server's port")
 	o, err := f.parse(args, stdout)
 	if err != nil {
 		return err
@@ -225,6 +229,12 @@ func criuDump(args []string, stdout, stderr io.Writer) error {
 		return usageError{"needs -t PID"}
 	}
 	o.Pid = ptr(int32(*pid))
+	if *pageServer {
+		if *psPort <= 0 {
+			return usageError{"--page-server needs --port"}
+		}
+		o.Ps = &rpcpb.CriuPageServerInfo{Address: psAddress, Port: ptr(int32(*psPort))}
+	}
 	o.LeaveRunning = leave
 	if *prev != "" {
 		o.ParentImg = prev

@@ -15,6 +15,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == "criu" {
+		// Run again as criu by crsub itself (a page server, a service
+		// in the background), as main does.
+		os.Exit(runCriu(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	if os.Getenv(asCrsub) != "" {
 		// The test binary standing in for crsub, for tests that kill it.
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crsub/crsub/criurpc"
 )
 
 // criuService is `criu service`: CRIU's RPC served on a listening unix
@@ -179,6 +181,99 @@ func ready(fd int) error {
 	defer f.Close()
 	if _, err := f.Write([]byte{0}); err != nil {
 		return fmt.Errorf("status fd %d: %w", fd, err)
+	}
+	return nil
+}
+
+// criuPageServer is `criu page-server`: it takes one dump's image, sent by
+// `criu dump --page-server` (or a runtime's dump with ps), into the images
+// directory, where the restore is made. With -d it goes on in the
+// background once listening.
+func criuPageServer(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("criu page-server", "-D DIR --port PORT [--address ADDR] [--prev-images-dir DIR] [-d]", stderr)
+	images := fs.StringP("images-dir", "D", ".", "directory to write the image in ("+criurpc.ImageName+")")
+	address := fs.String("address", "", "address to listen on (default: every one)")
+	port := fs.Int("port", 0, "TCP port to listen on")
+	prev := fs.String("prev-images-dir", "", "directory of the image taken before, relative to the images directory: the parent of an incremental dump")
+	daemon := fs.BoolP("daemon", "d", false, "go on in the background once listening")
+	logFile := fs.StringP("log-file", "o", "", "write errors to FILE")
+	fs.IntP("verbosity", "v", 2, "accepted")
+	connFd := fs.Int("fd", -1, "")
+	fs.MarkHidden("fd")
+	listenFd := fs.Int("listen-fd", -1, "")
+	fs.MarkHidden("listen-fd")
+	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer f.Close()
+		stderr = f
+	}
+	var conn *os.File
+	switch {
+	case *connFd >= 0:
+		conn = os.NewFile(uintptr(*connFd), "page-server")
+	case *port <= 0 && *listenFd < 0:
+		return usageError{"needs --port"}
+	default:
+		var l net.Listener
+		var err error
+		if *listenFd >= 0 {
+			l, err = net.FileListener(os.NewFile(uintptr(*listenFd), "page-server"))
+		} else {
+			l, err = net.Listen("tcp", net.JoinHostPort(*address, strconv.Itoa(*port)))
+		}
+		if err != nil {
+			return err
+		}
+		if *daemon && *listenFd < 0 {
+			// The listening socket is the background server's.
+			f, err := l.(*net.TCPListener).File()
+			l.Close()
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cmd := exec.Command(self, "page-server", "-D", *images, "--prev-images-dir", *prev, "--listen-fd", "3")
+			cmd.Args[0] = "criu"
+			cmd.ExtraFiles = []*os.File{f}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if *logFile != "" {
+				cmd.Args = append(cmd.Args, "-o", *logFile)
+			}
+			return cmd.Start()
+		}
+		c, err := l.Accept()
+		l.Close()
+		if err != nil {
+			return err
+		}
+		if conn, err = c.(*net.TCPConn).File(); err != nil {
+			return err
+		}
+		c.Close()
+	}
+	defer conn.Close()
+	// In the directory: a parent named relative to it is found from there
+	// (its path may be a magic link, /proc/self/fd/N, which joining
+	// paths would break).
+	if err := os.Chdir(*images); err != nil {
+		return fmt.Errorf("images directory: %w", err)
+	}
+	if err := criurpc.ServePages(".", conn, *prev); err != nil {
+		fmt.Fprintf(stderr, "Error (crsub page server): %v\n", err)
+		return exitStatus(exitFailure)
 	}
 	return nil
 }

@@ -405,7 +405,7 @@ func TestSwrkFailures(t *testing.T) {
 			o.LazyPages = ptr(true)
 			return o
 		}()}, want: "lazy_pages: "},
-		{name: "page server", req: &rpcpb.CriuReq{Type: rpcpb.CriuReqType_PAGE_SERVER.Enum(), Opts: opts()}, want: "PAGE_SERVER requests are not supported"},
+		{name: "cpuinfo dump", req: &rpcpb.CriuReq{Type: rpcpb.CriuReqType_CPUINFO_DUMP.Enum(), Opts: opts()}, want: "CPUINFO_DUMP requests are not supported"},
 		{name: "keep_open dump", req: &rpcpb.CriuReq{Type: rpcpb.CriuReqType_DUMP.Enum(), Opts: opts(), KeepOpen: ptr(true)}, want: "keep_open: "},
 		{name: "empty request", raw: []byte{0x08, 0x00}, want: "type: EMPTY requests are not supported"},
 		{name: "unknown type", raw: []byte{0x08, 0x63}, want: "type: 99 requests are not supported"},
