@@ -129,7 +129,9 @@ func TestParseRequest(t *testing.T) {
 		{name: "lazy pages", typ: restore, opts: with(func(o *rpcpb.CriuOpts) { o.LazyPages = ptr(true) }), refused: "lazy_pages"},
 		{name: "page server", typ: dump, opts: with(func(o *rpcpb.CriuOpts) {
 			o.Ps = &rpcpb.CriuPageServerInfo{Address: ptr("10.0.0.1"), Port: ptr(int32(1234))}
-		}), want: req(dump, func(r *Request) { r.ImagesDirFd, r.PageServer = 7, &PageServer{Fd: -1, Address: "10.0.0.1", Port: 1234} })},
+		}), want: req(dump, func(r *Request) {
+			r.ImagesDirFd, r.PageServer = 7, &PageServer{Fd: -1, Address: "10.0.0.1", Port: 1234}
+		})},
 		{name: "page server socket", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.Ps = &rpcpb.CriuPageServerInfo{Fd: ptr(int32(5))} }),
 			want: req(dump, func(r *Request) { r.ImagesDirFd, r.PageServer = 7, &PageServer{Fd: 5} })},
 		{name: "page server without fd or port", typ: dump, opts: with(func(o *rpcpb.CriuOpts) { o.Ps = &rpcpb.CriuPageServerInfo{Address: ptr("10.0.0.1")} }), refused: "ps"},
