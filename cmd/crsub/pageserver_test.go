@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -186,5 +189,73 @@ func TestCriuPageServer(t *testing.T) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(pid)+" ") {
 		t.Fatalf("the restored counter says %q (%v)", line, err)
+	}
+}
+
+// A migration on one machine restores at post-dump, while the original
+// is still frozen: the init of a pid namespace of its own then takes
+// another pid outside it (its own still held), pid 1 inside, as CRIU's.
+func TestSwrkRestoreAtPostDump(t *testing.T) {
+	crtest.RequireRoot(t)
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	if err := os.Mkdir(images, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	imagesDir, err := os.Open(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imagesDir.Close()
+	// unshare's child is the init of the new namespace, and the tree.
+	cmd := exec.Command("unshare", "--pid", "--fork", "sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var init int
+	for i := 0; i < 200 && init == 0; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		init, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if init == 0 {
+		t.Fatal("no init in the new pid namespace")
+	}
+	crtest.WaitBlocked(t, init)
+
+	var restored int
+	rt := startSwrk(t)
+	rt.on = func(script string) {
+		if script != "post-dump" {
+			return
+		}
+		rs := startSwrk(t)
+		resp := rs.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_RESTORE.Enum(), Opts: &rpcpb.CriuOpts{
+			ImagesDirFd: ptr(int32(imagesDir.Fd())), LogFile: ptr("restore.log"), LogLevel: ptr(int32(4)), RstSibling: ptr(true)}})
+		if !resp.GetSuccess() {
+			b, _ := os.ReadFile(filepath.Join(images, "restore.log"))
+			t.Errorf("RESTORE at post-dump answered %v\n%s", resp, b)
+		}
+		restored = int(resp.GetRestore().GetPid())
+		rs.done()
+	}
+	resp := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_DUMP.Enum(), Opts: &rpcpb.CriuOpts{
+		ImagesDirFd: ptr(int32(imagesDir.Fd())), Pid: ptr(int32(init)), LogFile: ptr("dump.log"), LogLevel: ptr(int32(4)), NotifyScripts: ptr(true)}})
+	if !resp.GetSuccess() {
+		b, _ := os.ReadFile(filepath.Join(images, "dump.log"))
+		t.Fatalf("DUMP answered %v\n%s", resp, b)
+	}
+	rt.done()
+	if restored <= 0 || restored == init {
+		t.Fatalf("restored as pid %d, the original was %d: want another", restored, init)
+	}
+	defer unix.Kill(restored, unix.SIGKILL)
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", restored)); err != nil || string(comm) != "sleep\n" {
+		t.Errorf("restored pid %d: comm %q, %v", restored, comm, err)
+	}
+	if nspid := crtest.Status(restored, "NSpid"); !strings.HasSuffix(nspid, "\t1") {
+		t.Errorf("restored pid %d: NSpid %q, want 1 inside", restored, nspid)
 	}
 }

@@ -69,6 +69,8 @@ type fakeRuntime struct {
 	notified []string
 	// fail names a script to answer with notify_success false.
 	fail string
+	// on, if set, runs at each notification before it is answered.
+	on func(script string)
 }
 
 // startSwrk starts crsub swrk with extra files from fd 4 on.
@@ -139,6 +141,9 @@ func (r *fakeRuntime) response() *rpcpb.CriuResp {
 			script += ":" + strconv.Itoa(int(resp.GetNotify().GetPid()))
 		}
 		r.notified = append(r.notified, script)
+		if r.on != nil {
+			r.on(resp.GetNotify().GetScript())
+		}
 		r.send(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_NOTIFY.Enum(), NotifySuccess: ptr(resp.GetNotify().GetScript() != r.fail)})
 	}
 }
