@@ -8,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/crsub/crsub/checkpoint"
 	"github.com/crsub/crsub/criurpc/rpcpb"
 	"github.com/crsub/crsub/internal/atomicfile"
-	"google.golang.org/protobuf/proto"
 )
 
 // dump serves DUMP and PRE_DUMP. A pre-dump is a whole checkpoint of the
@@ -97,7 +98,7 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		// The image goes to the page server; the copy kept here is for
 		// the next dump to compare with.
 		name = SentImageName
-		conn, err := s.pageServerConn(r.PageServer, false)
+		conn, err := s.pageServerConn(r.PageServer)
 		if err != nil {
 			return fmt.Errorf("page server: %w", err)
 		}

@@ -68,9 +68,8 @@ func pageServerRule(r *Request, v protoreflect.Value) error {
 // pageServerConn returns the socket ps names: the runtime's fd (as
 // images_dir_fd is), or crsub's own at that number where the runtime has
 // none (CRIU's swrk takes the one it inherited; on the command line the
-// fd is crsub's), or a TCP connection made to it (to connect), or
-// accepted on it (to listen).
-func (s *session) pageServerConn(ps *PageServer, listen bool) (*os.File, error) {
+// fd is crsub's), or a TCP connection made to its address and port.
+func (s *session) pageServerConn(ps *PageServer) (*os.File, error) {
 	if ps.Fd >= 0 {
 		if s.conn != nil {
 			f, err := peerFd(s.peer, ps.Fd)
@@ -92,19 +91,6 @@ func (s *session) pageServerConn(ps *PageServer, listen bool) (*os.File, error) 
 		return os.NewFile(uintptr(fd), "page-server"), nil
 	}
 	addr := net.JoinHostPort(ps.Address, strconv.Itoa(ps.Port))
-	if listen {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		c, err := l.Accept()
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		return c.(*net.TCPConn).File()
-	}
 	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
 	if err != nil {
 		return nil, err
@@ -164,7 +150,7 @@ func (s *session) startPageServer(r *Request) (pid, port int, err error) {
 	args := []string{"page-server", "-D", "/proc/self/fd/3"}
 	files := []*os.File{w.images}
 	if ps := r.PageServer; ps != nil && ps.Fd >= 0 {
-		conn, err := s.pageServerConn(ps, false)
+		conn, err := s.pageServerConn(ps)
 		if err != nil {
 			return 0, 0, err
 		}
