@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,10 +109,5 @@ func TestCriuCommandLine(t *testing.T) {
 	if got, err := os.ReadFile(actions); err != nil || string(got) != want {
 		t.Errorf("action scripts ran as\n%s(%v)\nwant\n%s", got, err, want)
 	}
-	counting(t, dir)
-	unix.Kill(p.Pid, unix.SIGUSR1)
-	line, err := bufio.NewReader(pipe).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(p.Pid)+" ") {
-		t.Fatalf("the restored counter says %q (%v)", line, err)
-	}
+	restoredCounter(t, dir, p.Pid, pipe)
 }

@@ -122,12 +122,7 @@ func TestSwrkPageServer(t *testing.T) {
 		t.Fatalf("RESTORE answered %v\n%s", resp, b)
 	}
 	rt.done()
-	counting(t, dir)
-	unix.Kill(pid, unix.SIGUSR1)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(pid)+" ") {
-		t.Fatalf("the restored counter says %q (%v)", line, err)
-	}
+	restoredCounter(t, dir, pid, out)
 }
 
 // criu page-server and criu pre-dump/dump --page-server over TCP, the dump
@@ -184,12 +179,7 @@ func TestCriuPageServer(t *testing.T) {
 	if o, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("criu restore from the page server's directory: %v: %s", err, o)
 	}
-	counting(t, dir)
-	unix.Kill(pid, unix.SIGUSR1)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(pid)+" ") {
-		t.Fatalf("the restored counter says %q (%v)", line, err)
-	}
+	restoredCounter(t, dir, pid, out)
 }
 
 // A migration on one machine restores at post-dump, while the original

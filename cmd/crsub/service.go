@@ -67,9 +67,9 @@ func criuService(args []string, stdout, stderr io.Writer) error {
 	defer l.Close()
 	log := stderr
 	if *logFile != "" {
-		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+		f, err := openLog(*logFile)
 		if err != nil {
-			return fmt.Errorf("log file: %w", err)
+			return err
 		}
 		defer f.Close()
 		log = f
@@ -144,23 +144,15 @@ func startService(l *net.UnixListener, args []string, pidfile string, statusFd i
 		return err
 	}
 	defer f.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	var rest []string
 	for _, a := range args {
 		if a != "-d" && a != "--daemon" {
 			rest = append(rest, a)
 		}
 	}
-	// Run as criu service again (CRIU's command line answers by the name
-	// it is run as), in the work directory already.
-	cmd := exec.Command(self, append(append([]string{"service"}, rest...), "--listen-fd", "3", "--status-fd", "-1", "--pidfile", "", "-W", ".")...)
-	cmd.Args[0] = "criu"
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	// In the work directory already.
+	cmd, err := inBackground(f, append(append([]string{"service"}, rest...), "--status-fd", "-1", "--pidfile", "", "-W", ".")...)
+	if err != nil {
 		return fmt.Errorf("starting the service: %w", err)
 	}
 	if pidfile != "" {
@@ -173,6 +165,31 @@ func startService(l *net.UnixListener, args []string, pidfile string, statusFd i
 		return ready(statusFd)
 	}
 	return nil
+}
+
+// inBackground runs crsub as criu with args, in a session of its own,
+// handing it the listening socket l (--listen-fd 3): CRIU's -d, the
+// listening done before the caller returns.
+func inBackground(l *os.File, args ...string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, append(args, "--listen-fd", "3")...)
+	// CRIU's command line answers by the name it is run as.
+	cmd.Args[0] = "criu"
+	cmd.ExtraFiles = []*os.File{l}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd, cmd.Start()
+}
+
+// openLog opens a log file to append to.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	return f, nil
 }
 
 // ready writes CRIU's \0 to the status fd and closes it.
@@ -209,9 +226,9 @@ func criuPageServer(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *logFile != "" {
-		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+		f, err := openLog(*logFile)
 		if err != nil {
-			return fmt.Errorf("log file: %w", err)
+			return err
 		}
 		defer f.Close()
 		stderr = f
@@ -241,18 +258,12 @@ func criuPageServer(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer f.Close()
-			self, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			cmd := exec.Command(self, "page-server", "-D", *images, "--prev-images-dir", *prev, "--listen-fd", "3")
-			cmd.Args[0] = "criu"
-			cmd.ExtraFiles = []*os.File{f}
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			args := []string{"page-server", "-D", *images, "--prev-images-dir", *prev}
 			if *logFile != "" {
-				cmd.Args = append(cmd.Args, "-o", *logFile)
+				args = append(args, "-o", *logFile)
 			}
-			return cmd.Start()
+			_, err = inBackground(f, args...)
+			return err
 		}
 		c, err := l.Accept()
 		l.Close()

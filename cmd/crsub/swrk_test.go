@@ -201,6 +201,18 @@ func counting(t *testing.T, dir string) {
 	crtest.WaitFor(t, func() bool { return count(t, dir) > n+2 }, "the count to go on")
 }
 
+// restoredCounter checks that the counter restored as pid counts on, and
+// that it says on out, asked, that its memory and pid are its own.
+func restoredCounter(t *testing.T, dir string, pid int, out *os.File) {
+	t.Helper()
+	counting(t, dir)
+	unix.Kill(pid, unix.SIGUSR1)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(pid)+" ") {
+		t.Fatalf("the restored counter says %q (%v)", line, err)
+	}
+}
+
 func pipeInode(t *testing.T, f *os.File) uint64 {
 	t.Helper()
 	var st unix.Stat_t
@@ -295,12 +307,7 @@ func TestSwrkDumpRestore(t *testing.T) {
 	if cg := cgroupOf(t, pid, "pids"); cg != "" && cg != cgroup {
 		t.Errorf("restored process is in pids cgroup %s, want %s", cg, cgroup)
 	}
-	counting(t, dir)
-	unix.Kill(pid, unix.SIGUSR1)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(pid)+" ") {
-		t.Fatalf("the restored counter says %q (%v) on its inherited stdout", line, err)
-	}
+	restoredCounter(t, dir, pid, out)
 	// And the runtime reaps it, as its parent.
 	unix.Kill(pid, unix.SIGKILL)
 	var ws unix.WaitStatus
@@ -518,10 +525,5 @@ func TestSwrkPreDump(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Kill(p.Pid, unix.SIGKILL) })
 	rt.done()
-	counting(t, dir)
-	unix.Kill(p.Pid, unix.SIGUSR1)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "verified pid="+strconv.Itoa(p.Pid)+" ") {
-		t.Fatalf("the restored counter says %q (%v)", line, err)
-	}
+	restoredCounter(t, dir, p.Pid, out)
 }
