@@ -122,11 +122,14 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 	switch {
 	case s.opts.AnyRootPid && len(s.tasks) == 0 && len(tids) == 2 && tids[0] == 1:
 		// The init of its own pid namespace: its pid in crsub's is its
-		// own if free, else any.
-		if err = create(); errors.Is(err, errPidInUse) {
+		// own once free (the original, killed, may not be reaped yet),
+		// another if a live process holds it.
+		s.heldElsewhere = func() error {
 			tids = tids[:1]
-			err = create()
+			return create()
 		}
+		err = s.whenPidFree(pid, create)
+		s.heldElsewhere = nil
 	case inCrsubs:
 		err = s.whenPidFree(pid, create)
 	default:
@@ -202,6 +205,8 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 		case serr != nil || st.State == 'Z' || st.State == 'X' || st.Flags&pfExiting != 0 || dying(pid):
 			// Gone or dying (a checkpointer killed it a moment ago): about
 			// to be free.
+		case s.heldElsewhere != nil:
+			return s.heldElsewhere()
 		case st.State == 't':
 			// Frozen by a checkpointer, which kills it once its image is
 			// written: for a streaming checkpoint, that is this image.
