@@ -84,12 +84,7 @@ type criuFlags struct {
 }
 
 func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
-	fs := flag.NewFlagSet("criu "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: criu %s %s\n\n%s", cmd, synopsis, flagUsages(fs))
-	}
+	fs := newProgramFlags("criu", cmd, synopsis, stderr)
 	f := &criuFlags{fs: fs}
 	f.imagesDir = fs.StringP("images-dir", "D", ".", "directory of the image (crsub's one file, "+criurpc.ImageName+")")
 	f.workDir = fs.StringP("work-dir", "W", "", "directory for the log, pidfile and statistics (default: the images directory)")
@@ -312,8 +307,7 @@ func criuRestore(args []string, stdout, stderr io.Writer) error {
 }
 
 func criuCheck(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("criu check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newProgramFlags("criu", "check", "[--feature NAME]", stderr)
 	feature := fs.String("feature", "", "say whether crsub has feature NAME (mem_dirty_track, lazy_pages, uffd-noncoop…)")
 	fs.Bool("all", false, "accepted: crsub's check is one")
 	fs.Bool("extra", false, "accepted: crsub's check is one")

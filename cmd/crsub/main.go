@@ -118,11 +118,17 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // newFlags makes a subcommand's flag set: GNU-style long flags, --help, and
 // errors returned rather than printed and exited.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("crsub "+name, flag.ContinueOnError)
+	return newProgramFlags("crsub", name, synopsis, stderr)
+}
+
+// newProgramFlags is newFlags for a command of program: crsub's, or
+// CRIU's (crsub run as criu).
+func newProgramFlags(program, name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(program+" "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: crsub %s %s\n\n%s", name, synopsis, flagUsages(fs))
+		fmt.Fprintf(fs.Output(), "usage: %s %s %s\n\n%s", program, name, synopsis, flagUsages(fs))
 	}
 	return fs
 }

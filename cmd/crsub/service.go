@@ -25,7 +25,7 @@ import (
 // its pid in --pidfile; --status-fd gets a \0 once connections are taken.
 // SIGTERM stops it; sessions under way finish.
 func criuService(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("criu service", "[--address SOCKET] [-W DIR] [-d] [--pidfile F] [-o LOG] [--status-fd FD]", stderr)
+	fs := newProgramFlags("criu", "service", "[--address SOCKET] [-W DIR] [-d] [--pidfile F] [-o LOG] [--status-fd FD]", stderr)
 	address := fs.String("address", "criu_service.socket", "the socket to listen on (relative to the work directory)")
 	workDir := fs.StringP("work-dir", "W", "", "directory for the socket, pidfile and log")
 	daemon := fs.BoolP("daemon", "d", false, "run on in the background once listening")
@@ -207,7 +207,7 @@ func ready(fd int) error {
 // directory, where the restore is made. With -d it goes on in the
 // background once listening.
 func criuPageServer(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("criu page-server", "-D DIR --port PORT [--address ADDR] [--prev-images-dir DIR] [-d]", stderr)
+	fs := newProgramFlags("criu", "page-server", "-D DIR --port PORT [--address ADDR] [--prev-images-dir DIR] [-d]", stderr)
 	images := fs.StringP("images-dir", "D", ".", "directory to write the image in ("+criurpc.ImageName+")")
 	address := fs.String("address", "", "address to listen on (default: every one)")
 	port := fs.Int("port", 0, "TCP port to listen on")
