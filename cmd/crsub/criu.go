@@ -36,11 +36,13 @@ var criuCommands = map[string]func(args []string, stdout, stderr io.Writer) erro
 	"swrk":        func(args []string, stdout, stderr io.Writer) error { return runSwrk(args[1:], stdout, stderr) },
 }
 
-// runCriu is main for crsub run as criu.
+// runCriu is main for crsub run as criu. As CRIU's, every failure exits 1,
+// a command line it cannot parse included (crsub's own commands exit 2
+// for those).
 func runCriu(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: criu dump|pre-dump|restore|check|swrk|service|page-server [OPTIONS] (crsub's CRIU command line)")
-		return exitUsage
+		return exitFailure
 	}
 	switch args[0] {
 	case "-V", "--version":
@@ -53,7 +55,7 @@ func runCriu(args []string, stdout, stderr io.Writer) int {
 	run, ok := criuCommands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "criu: crsub does not answer %q (it answers dump, pre-dump, restore, check, swrk, service, page-server and --version, the command first)\n", args[0])
-		return exitUsage
+		return exitFailure
 	}
 	err := run(args, stdout, stderr)
 	var ue usageError
@@ -63,7 +65,7 @@ func runCriu(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "criu %s: %s\n", args[0], ue.msg)
-		return exitUsage
+		return exitFailure
 	case errors.As(err, &ex):
 		return int(ex)
 	}

@@ -55,7 +55,7 @@ func TestCriuCommandLine(t *testing.T) {
 	p, pipe := startCounter(t, dir)
 	crtest.WaitBlocked(t, p.Pid)
 	cmd := criu("dump", "-t", strconv.Itoa(p.Pid), "-D", images, "--lazy-pages")
-	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "unknown flag: --lazy-pages") {
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != exitFailure || !strings.Contains(string(out), "unknown flag: --lazy-pages") {
 		t.Errorf("criu dump --lazy-pages: %q, %v", out, err)
 	}
 	if err := os.Mkdir(images, 0o700); err != nil {
