@@ -110,6 +110,11 @@ func (s *session) dump(ctx context.Context, r *Request) (err error) {
 		// the image records it so, and the two directories can move
 		// together (podman exports both).
 		opts.Parent = filepath.Join(r.ParentImage, name)
+		if same, err := os.Stat(r.ParentImage); err == nil {
+			if here, err := os.Stat("."); err == nil && os.SameFile(same, here) {
+				return &RefusedError{Field: "parent_img", Reason: fmt.Sprintf("%s is the images directory itself: its image is the one this dump replaces", r.ParentImage)}
+			}
+		}
 	}
 	img, err := atomicfile.Create(name)
 	if err != nil {

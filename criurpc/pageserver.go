@@ -213,9 +213,9 @@ func peerFd(pid, n int) (*os.File, error) {
 // ServePages is a page server's work: it reads one image from conn into
 // ImageName in directory dir and answers "ok" once it is whole and named,
 // or the error. An image incremental to a parent is recorded as
-// incremental to parent (a directory, relative to dir, holding the image
-// the server took before), which must be the image the dump compared
-// with.
+// incremental to the server's image in parent (a directory relative to
+// dir; see serverParent when none is given), which must be the image the
+// dump compared with.
 func ServePages(dir string, conn *os.File, parent string) (err error) {
 	defer func() {
 		answer := "ok\n"
@@ -232,17 +232,10 @@ func ServePages(dir string, conn *os.File, parent string) (err error) {
 	}
 	rd.StopAtTrailer()
 	h := rd.Header()
-	switch {
-	case h.Parent != "" && parent == "":
-		return errors.New("the dump is incremental to an earlier image, and this page server was given none (parent_img)")
-	case h.Parent != "":
-		path := filepath.Join(parent, ImageName)
-		size, created, err := imageIdentity(filepath.Join(dir, path))
+	if h.Parent != "" {
+		path, size, err := serverParent(dir, parent, h)
 		if err != nil {
-			return fmt.Errorf("parent image: %w", err)
-		}
-		if !created.Equal(h.ParentCreated) {
-			return fmt.Errorf("parent image %s (made %s) is not the one the dump was made against (made %s)", path, created.Format(time.RFC3339Nano), h.ParentCreated.Format(time.RFC3339Nano))
+			return err
 		}
 		h.Parent, h.ParentSize = path, size
 	}
@@ -275,6 +268,37 @@ func ServePages(dir string, conn *os.File, parent string) (err error) {
 		return err
 	}
 	return out.Commit()
+}
+
+// serverParent finds, for an incremental image h, the image of the
+// server's directory dir it is incremental to: the server's earlier image
+// in directory parent (relative to dir) when it was given one; else the
+// image the dump names, found from dir (the server's own image beside
+// it first): a page server writing into the dump's own directories, as
+// CRIU's snapshot tests make it. It must be the image the dump compared
+// with (its creation time), and is recorded relative to dir as given.
+func serverParent(dir, parent string, h ckpt.Header) (path string, size int64, err error) {
+	candidates := []string{filepath.Join(filepath.Dir(h.Parent), ImageName), h.Parent}
+	if parent != "" {
+		candidates = []string{filepath.Join(parent, ImageName)}
+	}
+	var tried []string
+	for _, c := range candidates {
+		at := c
+		if !filepath.IsAbs(at) {
+			at = filepath.Join(dir, at)
+		}
+		size, created, err := imageIdentity(at)
+		switch {
+		case err != nil:
+			tried = append(tried, err.Error())
+		case !created.Equal(h.ParentCreated):
+			tried = append(tried, fmt.Sprintf("%s (made %s) is not the one the dump was made against (made %s)", c, created.Format(time.RFC3339Nano), h.ParentCreated.Format(time.RFC3339Nano)))
+		default:
+			return c, size, nil
+		}
+	}
+	return "", 0, fmt.Errorf("parent image: %s", strings.Join(tried, "; "))
 }
 
 // imageIdentity is what a child image knows its parent by: its size and

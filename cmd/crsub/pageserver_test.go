@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -97,14 +94,8 @@ func TestSwrkPageServer(t *testing.T) {
 	if local.Size() >= first.Size()/2 {
 		t.Errorf("the dump after the pre-dump is %d bytes, the pre-dump %d: not incremental", local.Size(), first.Size())
 	}
-	f, err := os.Open(filepath.Join(dir, "remote/1", criurpc.ImageName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ckpt.NewReader(bufio.NewReader(f))
-	f.Close()
-	if err != nil || rd.Header().Parent != "../0/"+criurpc.ImageName {
-		t.Fatalf("the page server's image: %v; parent %q, want ../0/%s", err, rd.Header().Parent, criurpc.ImageName)
+	if h := imageHeader(t, filepath.Join(dir, "remote/1", criurpc.ImageName)); h.Parent != "../0/"+criurpc.ImageName {
+		t.Fatalf("the page server's image names parent %q, want ../0/%s", h.Parent, criurpc.ImageName)
 	}
 	if err := os.Link(filepath.Join(dir, "local/1/inventory.img"), filepath.Join(dir, "remote/1/inventory.img")); err != nil {
 		t.Fatal(err)
@@ -125,19 +116,20 @@ func TestSwrkPageServer(t *testing.T) {
 	restoredCounter(t, dir, pid, out)
 }
 
-// criu page-server and criu pre-dump/dump --page-server over TCP, the dump
-// incremental to the pre-dump on both sides; a dump whose page server
-// fails fails, and leaves the tree running.
+// criu page-server and criu pre-dump/dump --page-server over TCP, each
+// dump incremental to the one before on both sides, the server writing into
+// the dump's own directories as CRIU's snapshot tests run it; a dump whose
+// page server fails fails, and leaves the tree running.
 func TestCriuPageServer(t *testing.T) {
 	crtest.RequireRoot(t)
 	dir := t.TempDir()
-	for _, d := range []string{"local0", "local1", "remote0", "remote1", "remote2"} {
+	for _, d := range []string{"a0", "a1", "b1", "c2"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
 	at := func(d string) string { return filepath.Join(dir, d) }
-	pageServer := func(d string, args ...string) string {
+	pageServer := func(d string, args ...string) []string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -147,105 +139,65 @@ func TestCriuPageServer(t *testing.T) {
 		if o, err := criu(append([]string{"page-server", "-D", at(d), "--address", "127.0.0.1", "--port", port, "-d"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("criu page-server -d: %v: %s", err, o)
 		}
-		return port
+		return []string{"--page-server", "--address", "127.0.0.1", "--port", port}
 	}
 	p, out := startCounter(t, dir)
-	pid := p.Pid
-	crtest.WaitBlocked(t, pid)
-	defer unix.Kill(pid, unix.SIGKILL)
+	pid := strconv.Itoa(p.Pid)
+	crtest.WaitBlocked(t, p.Pid)
+	defer unix.Kill(p.Pid, unix.SIGKILL)
+	alive := func(after string) {
+		t.Helper()
+		if err := unix.Kill(p.Pid, 0); err != nil {
+			t.Fatalf("the counter is gone after %s: %v", after, err)
+		}
+	}
 
-	port := pageServer("remote0")
-	if o, err := criu("pre-dump", "-t", strconv.Itoa(pid), "-D", at("local0"), "--page-server", "--address", "127.0.0.1", "--port", port).CombinedOutput(); err != nil {
+	if o, err := criu(append([]string{"pre-dump", "-t", pid, "-D", at("a0")}, pageServer("a0")...)...).CombinedOutput(); err != nil {
 		t.Fatalf("criu pre-dump --page-server: %v: %s", err, o)
 	}
-	// A page server told of a parent it does not have refuses the dump.
-	port = pageServer("remote1", "--prev-images-dir", "../nowhere")
-	o, err := criu("dump", "-t", strconv.Itoa(pid), "-D", at("local1"), "--prev-images-dir", "../local0", "--page-server", "--address", "127.0.0.1", "--port", port).CombinedOutput()
+	if o, err := criu("pre-dump", "-t", pid, "-D", at("a0"), "--prev-images-dir", "../a0").CombinedOutput(); err == nil || !strings.Contains(string(o), "is the images directory itself") {
+		t.Fatalf("criu pre-dump incremental to the image it replaces: %v: %s", err, o)
+	}
+	alive("a refused pre-dump")
+	// Told of no parent, the server finds the one the dump names, its own
+	// image beside the dump's copy first.
+	if o, err := criu(append([]string{"pre-dump", "-t", pid, "-D", at("a1"), "--prev-images-dir", "../a0"}, pageServer("a1")...)...).CombinedOutput(); err != nil {
+		t.Fatalf("criu pre-dump --page-server, incremental: %v: %s", err, o)
+	}
+	if h := imageHeader(t, filepath.Join(at("a1"), criurpc.ImageName)); h.Parent != "../a0/"+criurpc.ImageName {
+		t.Errorf("the page server's image names parent %q, want ../a0/%s", h.Parent, criurpc.ImageName)
+	}
+	// Told of a parent it does not have, it refuses the image.
+	o, err := criu(append([]string{"dump", "-t", pid, "-D", at("b1"), "--prev-images-dir", "../a1"}, pageServer("b1", "--prev-images-dir", "../nowhere")...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(o), "the page server: error: parent image") {
 		t.Fatalf("criu dump to a page server without the parent: %v: %s", err, o)
 	}
-	if err := unix.Kill(pid, 0); err != nil {
-		t.Fatalf("the counter is gone after a failed dump: %v", err)
-	}
-	port = pageServer("remote2", "--prev-images-dir", "../remote0")
-	if o, err := criu("dump", "-t", strconv.Itoa(pid), "-D", at("local1"), "--prev-images-dir", "../local0", "--page-server", "--address", "127.0.0.1", "--port", port).CombinedOutput(); err != nil {
+	alive("a failed dump")
+	if o, err := criu(append([]string{"dump", "-t", pid, "-D", at("c2"), "--prev-images-dir", "../a1"}, pageServer("c2", "--prev-images-dir", "../a1")...)...).CombinedOutput(); err != nil {
 		t.Fatalf("criu dump --page-server: %v: %s", err, o)
 	}
 	p.Wait()
 	w := openPipeWriter(t, out)
 	defer w.Close()
-	cmd := criu("restore", "-D", at("remote2"), "-d", "--inherit-fd", "fd[3]:pipe:["+strconv.FormatUint(pipeInode(t, out), 10)+"]")
+	cmd := criu("restore", "-D", at("c2"), "-d", "--inherit-fd", "fd[3]:pipe:["+strconv.FormatUint(pipeInode(t, out), 10)+"]")
 	cmd.ExtraFiles = []*os.File{w}
 	if o, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("criu restore from the page server's directory: %v: %s", err, o)
 	}
-	restoredCounter(t, dir, pid, out)
+	restoredCounter(t, dir, p.Pid, out)
 }
 
-// A migration on one machine restores at post-dump, while the original
-// is still frozen: the init of a pid namespace of its own then takes
-// another pid outside it (its own still held), pid 1 inside, as CRIU's.
-func TestSwrkRestoreAtPostDump(t *testing.T) {
-	crtest.RequireRoot(t)
-	dir := t.TempDir()
-	images := filepath.Join(dir, "images")
-	if err := os.Mkdir(images, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	imagesDir, err := os.Open(images)
+// imageHeader reads the header of the image at path.
+func imageHeader(t *testing.T, path string) ckpt.Header {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer imagesDir.Close()
-	// unshare's child is the init of the new namespace, and the tree.
-	cmd := exec.Command("unshare", "--pid", "--fork", "sleep", "1000")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	defer f.Close()
+	rd, err := ckpt.NewReader(bufio.NewReader(f))
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	var init int
-	for i := 0; i < 200 && init == 0; i++ {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-		init, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		time.Sleep(10 * time.Millisecond)
-	}
-	if init == 0 {
-		t.Fatal("no init in the new pid namespace")
-	}
-	crtest.WaitBlocked(t, init)
-
-	var restored int
-	rt := startSwrk(t)
-	rt.on = func(script string) {
-		if script != "post-dump" {
-			return
-		}
-		rs := startSwrk(t)
-		resp := rs.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_RESTORE.Enum(), Opts: &rpcpb.CriuOpts{
-			ImagesDirFd: ptr(int32(imagesDir.Fd())), LogFile: ptr("restore.log"), LogLevel: ptr(int32(4)), RstSibling: ptr(true)}})
-		if !resp.GetSuccess() {
-			b, _ := os.ReadFile(filepath.Join(images, "restore.log"))
-			t.Errorf("RESTORE at post-dump answered %v\n%s", resp, b)
-		}
-		restored = int(resp.GetRestore().GetPid())
-		rs.done()
-	}
-	resp := rt.call(&rpcpb.CriuReq{Type: rpcpb.CriuReqType_DUMP.Enum(), Opts: &rpcpb.CriuOpts{
-		ImagesDirFd: ptr(int32(imagesDir.Fd())), Pid: ptr(int32(init)), LogFile: ptr("dump.log"), LogLevel: ptr(int32(4)), NotifyScripts: ptr(true)}})
-	if !resp.GetSuccess() {
-		b, _ := os.ReadFile(filepath.Join(images, "dump.log"))
-		t.Fatalf("DUMP answered %v\n%s", resp, b)
-	}
-	rt.done()
-	if restored <= 0 || restored == init {
-		t.Fatalf("restored as pid %d, the original was %d: want another", restored, init)
-	}
-	defer unix.Kill(restored, unix.SIGKILL)
-	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", restored)); err != nil || string(comm) != "sleep\n" {
-		t.Errorf("restored pid %d: comm %q, %v", restored, comm, err)
-	}
-	if nspid := crtest.Status(restored, "NSpid"); !strings.HasSuffix(nspid, "\t1") {
-		t.Errorf("restored pid %d: NSpid %q, want 1 inside", restored, nspid)
-	}
+	return rd.Header()
 }
