@@ -70,33 +70,57 @@ func pageServerRule(r *Request, v protoreflect.Value) error {
 // none (CRIU's swrk takes the one it inherited; on the command line the
 // fd is crsub's), or a TCP connection made to its address and port.
 func (s *session) pageServerConn(ps *PageServer) (*os.File, error) {
+	f, runtimes, err := s.pageServerSocket(ps)
+	if err != nil || runtimes {
+		// The runtime's socket keeps its own settings.
+		return f, err
+	}
+	// The dump writes to it while the tree is frozen: a server that stops
+	// taking the image must not hold the tree so for good.
+	tv := unix.NsecToTimeval(pageServerTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(int(f.Fd()), unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		f.Close()
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
+	return f, nil
+}
+
+// pageServerTimeout bounds each write of the image to a page server crsub
+// connected to, and the wait for any page server's answer (which comes
+// once the image is written and synced on its side).
+const pageServerTimeout = 5 * time.Minute
+
+// pageServerSocket returns the socket ps names, and whether it is the
+// runtime's.
+func (s *session) pageServerSocket(ps *PageServer) (_ *os.File, runtimes bool, _ error) {
 	if ps.Fd >= 0 {
 		if s.conn != nil {
 			f, err := peerFd(s.peer, ps.Fd)
 			if err == nil {
-				return f, nil
+				return f, true, nil
 			}
 			if !errors.Is(err, unix.EBADF) {
-				return nil, fmt.Errorf("ps fd %d: %w", ps.Fd, err)
+				return nil, false, fmt.Errorf("ps fd %d: %w", ps.Fd, err)
 			}
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(ps.Fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-			return nil, fmt.Errorf("ps fd %d is not a socket of the runtime's, nor of crsub's", ps.Fd)
+			return nil, false, fmt.Errorf("ps fd %d is not a socket of the runtime's, nor of crsub's", ps.Fd)
 		}
 		fd, err := unix.FcntlInt(uintptr(ps.Fd), unix.F_DUPFD_CLOEXEC, 3)
 		if err != nil {
-			return nil, os.NewSyscallError("fcntl", err)
+			return nil, false, os.NewSyscallError("fcntl", err)
 		}
-		return os.NewFile(uintptr(fd), "page-server"), nil
+		return os.NewFile(uintptr(fd), "page-server"), false, nil
 	}
 	addr := net.JoinHostPort(ps.Address, strconv.Itoa(ps.Port))
 	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer c.Close()
-	return c.(*net.TCPConn).File()
+	f, err := c.(*net.TCPConn).File()
+	return f, false, err
 }
 
 // sending is a dump's image on its way to a page server: written to the
@@ -117,13 +141,27 @@ func (w *sending) Write(b []byte) (int, error) {
 // named. The image ends itself (its trailer): the socket stays open both
 // ways, as a runtime sends each of its dumps over the one socket.
 func (w *sending) finish() error {
+	fds := []unix.PollFd{{Fd: int32(w.conn.Fd()), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(pageServerTimeout.Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("poll", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("the page server did not answer in %v", pageServerTimeout)
+		}
+		break
+	}
 	// One line: the runtime may hold the other end open too, so the
 	// end of the stream may never come.
 	answer, err := bufio.NewReader(io.LimitReader(w.conn, 4096)).ReadString('\n')
 	if err != nil && answer == "" {
 		return fmt.Errorf("waiting for the page server: %w", err)
 	}
-	if a := strings.TrimSpace(string(answer)); a != "ok" {
+	if a := strings.TrimSpace(answer); a != "ok" {
 		if a == "" {
 			a = "closed without an answer"
 		}
