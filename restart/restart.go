@@ -67,15 +67,12 @@ func Restart(ctx context.Context, r io.Reader, opts Options) (*Process, error) {
 
 // restorer is one restart in progress.
 type restorer struct {
-	// heldElsewhere, while the root is created with Options.AnyRootPid,
-	// creates it with another pid when a live process holds its own.
-	heldElsewhere func() error
-	opts          Options
-	log           *slog.Logger
-	header        ckpt.Header
-	tree          ckpt.Tree
-	tasks         []*task
-	files         *files.RestoreContext
+	opts   Options
+	log    *slog.Logger
+	header ckpt.Header
+	tree   ckpt.Tree
+	tasks  []*task
+	files  *files.RestoreContext
 	// pageBuf carries page data from the image to a task; cmpBuf holds
 	// what an inherited mapping has there, to compare.
 	pageBuf, cmpBuf []byte

@@ -124,14 +124,12 @@ func createTask(pid int, flags uint64, s *restorer) (*task, error) {
 		// The init of its own pid namespace: its pid in crsub's is its
 		// own once free (the original, killed, may not be reaped yet),
 		// another if a live process holds it.
-		s.heldElsewhere = func() error {
+		err = s.whenPidFree(pid, create, func() error {
 			tids = tids[:1]
 			return create()
-		}
-		err = s.whenPidFree(pid, create)
-		s.heldElsewhere = nil
+		})
 	case inCrsubs:
-		err = s.whenPidFree(pid, create)
+		err = s.whenPidFree(pid, create, nil)
 	default:
 		err = create()
 	}
@@ -192,8 +190,9 @@ var errPidInUse = errors.New("pid in use")
 // whenPidFree runs create until it stops reporting errPidInUse: a pid held
 // by a zombie about to be reaped (pid 1 reaps slowly on some machines) is
 // waited for, up to Options.PidWait; a pid held by a live process is an
-// error naming it.
-func (s *restorer) whenPidFree(pid int, create func() error) error {
+// error naming it, unless heldElsewhere is given, which then creates the
+// task instead (with another pid).
+func (s *restorer) whenPidFree(pid int, create, heldElsewhere func() error) error {
 	deadline := time.Now().Add(s.opts.PidWait)
 	for {
 		err := create()
@@ -205,8 +204,8 @@ func (s *restorer) whenPidFree(pid int, create func() error) error {
 		case serr != nil || st.State == 'Z' || st.State == 'X' || st.Flags&pfExiting != 0 || dying(pid):
 			// Gone or dying (a checkpointer killed it a moment ago): about
 			// to be free.
-		case s.heldElsewhere != nil:
-			return s.heldElsewhere()
+		case heldElsewhere != nil:
+			return heldElsewhere()
 		case st.State == 't':
 			// Frozen by a checkpointer, which kills it once its image is
 			// written: for a streaming checkpoint, that is this image.

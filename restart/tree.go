@@ -197,7 +197,7 @@ func (t *task) fork(pid int, exitSignal unix.Signal, flags uint64) (*task, error
 			return fmt.Errorf("pid %d: clone3 in its parent %d: %w", pid, t.pid, err)
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
