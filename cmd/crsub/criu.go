@@ -108,6 +108,18 @@ func newCriuFlags(cmd, synopsis string, stderr io.Writer) *criuFlags {
 	return f
 }
 
+// parseCriu parses a criu command's arguments (the command first), CRIU's
+// -v forms included; criu commands take no operands.
+func parseCriu(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
 // verbosityArgs turns CRIU's -v forms (-v4, -vvv, -v) into pflag's
 // --verbosity=N, counting each v above the default level 2 as CRIU does.
 var repeatedV = regexp.MustCompile(`^-(v+)$`)
@@ -130,11 +142,8 @@ func verbosityArgs(args []string) []string {
 
 // parse parses args (command first) and fills the options they share.
 func (f *criuFlags) parse(args []string, stdout io.Writer) (*rpcpb.CriuOpts, error) {
-	if err := parse(f.fs, verbosityArgs(args[1:]), stdout); err != nil {
+	if err := parseCriu(f.fs, args, stdout); err != nil {
 		return nil, err
-	}
-	if f.fs.NArg() != 0 {
-		return nil, usageError{fmt.Sprintf("unexpected argument %q", f.fs.Arg(0))}
 	}
 	images, err := filepath.Abs(*f.imagesDir)
 	if err != nil {
@@ -313,11 +322,8 @@ func criuCheck(args []string, stdout, stderr io.Writer) error {
 	feature := fs.String("feature", "", "say whether crsub has feature NAME (mem_dirty_track, lazy_pages, uffd-noncoop…)")
 	fs.Bool("all", false, "accepted: crsub's check is one")
 	fs.Bool("extra", false, "accepted: crsub's check is one")
-	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+	if err := parseCriu(fs, args, stdout); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *feature != "" {
 		ok, err := criurpc.Feature(*feature)

@@ -35,11 +35,8 @@ func criuService(args []string, stdout, stderr io.Writer) error {
 	fs.IntP("verbosity", "v", 2, "accepted: each request names its own log and level")
 	listenFd := fs.Int("listen-fd", -1, "")
 	fs.MarkHidden("listen-fd")
-	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+	if err := parseCriu(fs, args, stdout); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *workDir != "" {
 		if err := os.Chdir(*workDir); err != nil {
@@ -219,11 +216,8 @@ func criuPageServer(args []string, stdout, stderr io.Writer) error {
 	fs.MarkHidden("fd")
 	listenFd := fs.Int("listen-fd", -1, "")
 	fs.MarkHidden("listen-fd")
-	if err := parse(fs, verbosityArgs(args[1:]), stdout); err != nil {
+	if err := parseCriu(fs, args, stdout); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *logFile != "" {
 		f, err := openLog(*logFile)
